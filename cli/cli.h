@@ -1,0 +1,36 @@
+/* cli.h — shared pieces of the onebit command line (option parsing, loading, exit codes). */
+#ifndef OB_CLI_H
+#define OB_CLI_H
+
+#include <stdio.h>
+
+#include "onebit.h"
+
+#define CLI_MAX_STOP 16
+
+typedef struct cli_opts {
+    const char *model, *prompt, *prompt_file, *system, *backend, *tokens, *out;
+    int max_tokens, n_ctx, n_threads, think, raw, no_special, decode, verbose, stats, json;
+    int reps, pp, tg;
+    int n_stop;
+    const char *stop[CLI_MAX_STOP + 1];
+    ob_sampling sampling;
+} cli_opts;
+
+void cli_opts_init(cli_opts *o);
+int cli_parse(int argc, char **argv, cli_opts *o, const char *usage);
+int cli_load(const cli_opts *o, ob_model **m);
+int cli_exit_code(ob_status st);
+int cli_fail(ob_status st, const char *what);
+char *cli_read_all(FILE *f, size_t *len);
+char *cli_prompt_text(const cli_opts *o, size_t *len);
+ob_status cli_tokenize(const ob_model *m, const char *text, size_t len, int special, ob_token **out, size_t *n);
+
+int cmd_run(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

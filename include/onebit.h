@@ -1,0 +1,204 @@
+/* onebit.h — the public API of the onebit engine.
+ *
+ * onebit runs 1-bit large language models (GGUF, type Q1_0; Qwen3 architecture) on the user's own
+ * device. This header is all an embedder needs: load a model, open a context (KV cache + run state),
+ * tokenize, evaluate, sample, render chat prompts.
+ *
+ * Conventions:
+ *  - Every fallible call returns an ob_status (0 = OB_OK). On failure a human-readable message is
+ *    available from ob_last_error() on the same thread until the next failing call.
+ *  - The library never exits or aborts on bad input: hostile model files, invalid UTF-8 and prompts
+ *    longer than the context all come back as error codes.
+ *  - Objects are not internally synchronised: use one ob_context per thread. An ob_model is
+ *    immutable after loading and may be shared by several contexts.
+ */
+#ifndef ONEBIT_H
+#define ONEBIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ONEBIT_VERSION "0.1.0"
+
+typedef enum ob_status {
+    OB_OK = 0,
+    OB_ERR_ARG = 1,          /* invalid argument from the caller */
+    OB_ERR_IO = 2,           /* file could not be opened, read or mapped */
+    OB_ERR_FORMAT = 3,       /* malformed or inconsistent model file */
+    OB_ERR_UNSUPPORTED = 4,  /* well-formed, but an architecture/type/feature we do not run */
+    OB_ERR_NOMEM = 5,        /* out of memory */
+    OB_ERR_CONTEXT = 6,      /* tokens do not fit in the context window */
+    OB_ERR_BACKEND = 7,      /* compute backend failure (e.g. GPU device lost) */
+    OB_ERR_CANCELLED = 8     /* stopped by the caller's callback */
+} ob_status;
+
+typedef int32_t ob_token;
+
+typedef struct ob_model ob_model;     /* weights, hyperparameters, tokenizer: immutable */
+typedef struct ob_context ob_context; /* KV cache, activations, logits: one per conversation */
+
+/* Message of the most recent failure on this thread ("" if none). */
+const char *ob_last_error(void);
+/* Short name of a status code, e.g. "format error". */
+const char *ob_status_str(ob_status s);
+
+/* ---- models --------------------------------------------------------------------------------- */
+
+/* Called while a model loads; fraction in [0,1]. Return non-zero to cancel (OB_ERR_CANCELLED). */
+typedef int (*ob_progress_fn)(float fraction, void *user);
+
+typedef struct ob_model_params {
+    const char *backend;      /* "scalar", "cpu" (SIMD + threads), ... ; NULL = best available */
+    int n_threads;            /* 0 = number of physical cores */
+    ob_progress_fn progress;  /* optional */
+    void *progress_user;
+} ob_model_params;
+
+ob_model_params ob_model_default_params(void);
+
+/* Memory-maps a GGUF file. */
+ob_status ob_model_load_file(const char *path, const ob_model_params *params, ob_model **out);
+/* Uses a caller-owned buffer holding the whole file; it must outlive the model. */
+ob_status ob_model_load_memory(const void *data, size_t size, const ob_model_params *params,
+                               ob_model **out);
+void ob_model_free(ob_model *model);
+
+typedef struct ob_model_info {
+    const char *arch;        /* "qwen3" */
+    const char *name;        /* general.name or "" */
+    const char *backend;     /* name of the backend that runs it */
+    int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train;
+    float rope_theta, rms_eps;
+    int tied_embeddings;
+    uint64_t n_params;       /* number of weights in all tensors */
+    uint64_t file_size;      /* bytes */
+    uint64_t weight_bytes;   /* bytes of tensor data */
+    ob_token bos, eos, eot;  /* -1 when absent; eot = end of turn (<|im_end|>) */
+} ob_model_info;
+
+void ob_model_get_info(const ob_model *model, ob_model_info *out);
+
+/* GGUF metadata lookup, rendered as text ("" for arrays of more than a few values). Returns NULL
+ * when the key is absent. The string lives as long as the model. */
+const char *ob_model_meta(const ob_model *model, const char *key);
+
+/* ---- tokenizer ------------------------------------------------------------------------------ */
+
+/* Encodes UTF-8 text (invalid bytes are kept as byte tokens). With parse_special, the text of
+ * added/special tokens such as "<|im_start|>" becomes their id; without it such text is ordinary.
+ * Writes at most cap ids into out (may be NULL when cap is 0) and the full count to *n_out: call
+ * again with a larger buffer when *n_out > cap. */
+ob_status ob_tokenize(const ob_model *model, const char *text, size_t len, int parse_special,
+                      ob_token *out, size_t cap, size_t *n_out);
+
+/* The raw bytes a token stands for (not NUL-terminated). Returns OB_ERR_ARG for a bad id. */
+ob_status ob_token_bytes(const ob_model *model, ob_token tok, const char **bytes, size_t *len);
+
+/* Is tok an end-of-generation token (eos, <|im_end|>, <|endoftext|>)? */
+int ob_token_is_eog(const ob_model *model, ob_token tok);
+
+/* Streaming detokenizer: turns a stream of tokens into complete UTF-8 text, never emitting half a
+ * character; bytes that can never form a valid character are emitted as U+FFFD. */
+typedef struct ob_detok { unsigned char pend[4]; int n_pend; } ob_detok;
+void ob_detok_init(ob_detok *d);
+/* Appends the text produced by tok to out (capacity cap, at least 16 + longest token); returns the
+ * number of bytes written, or -1 for a bad token id. */
+int ob_detok_push(const ob_model *model, ob_detok *d, ob_token tok, char *out, size_t cap);
+/* Flushes what is pending at end of stream (as U+FFFD). Returns bytes written. */
+int ob_detok_flush(ob_detok *d, char *out, size_t cap);
+
+/* ---- chat ----------------------------------------------------------------------------------- */
+
+typedef struct ob_chat_message {
+    const char *role;     /* "system", "user", "assistant" */
+    const char *content;
+} ob_chat_message;
+
+/* Renders messages with the model's chat template (Qwen3 ChatML semantics, as its Jinja template
+ * does). enable_thinking = 0 is Qwen3's enable_thinking=False. *out is malloc'ed; free() it. */
+ob_status ob_chat_render(const ob_model *model, const ob_chat_message *msgs, size_t n_msgs,
+                         int add_generation_prompt, int enable_thinking, char **out);
+
+/* ---- contexts and evaluation ---------------------------------------------------------------- */
+
+typedef struct ob_context_params {
+    int n_ctx;          /* 0 = min(model's training context, 4096) */
+} ob_context_params;
+
+ob_context_params ob_context_default_params(void);
+ob_status ob_context_new(ob_model *model, const ob_context_params *params, ob_context **out);
+void ob_context_free(ob_context *ctx);
+
+int ob_context_n_ctx(const ob_context *ctx);
+/* Number of tokens already in the KV cache. */
+int ob_context_n_past(const ob_context *ctx);
+/* Keeps the first n tokens of the cache and forgets the rest (n <= n_past). */
+ob_status ob_context_truncate(ob_context *ctx, int n);
+/* Tokens currently in the cache (n_past of them), for prefix reuse. */
+const ob_token *ob_context_tokens(const ob_context *ctx);
+
+/* Appends n tokens to the cache and computes logits. With all_logits, logits for every one of the
+ * n positions are kept (n * n_vocab floats), else only the last position's. Returns OB_ERR_CONTEXT
+ * (and changes nothing) when n_past + n would exceed n_ctx. */
+ob_status ob_eval(ob_context *ctx, const ob_token *tokens, int n, int all_logits);
+/* Logits of position i of the last ob_eval (i = -1: last position). NULL if not kept. */
+const float *ob_logits(const ob_context *ctx, int i);
+
+/* ---- sampling ------------------------------------------------------------------------------- */
+
+typedef struct ob_sampling {
+    float temperature;       /* <= 0: greedy */
+    int top_k;               /* <= 0: off */
+    float top_p;             /* >= 1: off */
+    float min_p;             /* <= 0: off */
+    float repeat_penalty;    /* 1: off; divides positive logits, multiplies negative ones */
+    int repeat_last_n;       /* window for the penalties; 0: off, -1: whole context */
+    float presence_penalty;  /* 0: off */
+    float frequency_penalty; /* 0: off */
+    uint64_t seed;
+} ob_sampling;
+
+ob_sampling ob_sampling_default(void);  /* temperature 0.7, top_k 20, top_p 0.8, min_p 0, seed 0 */
+
+typedef struct ob_sampler ob_sampler;
+ob_status ob_sampler_new(const ob_sampling *params, int n_vocab, ob_sampler **out);
+void ob_sampler_free(ob_sampler *s);
+/* Picks the next token from logits (not modified) given the recent history of tokens. */
+ob_token ob_sampler_sample(ob_sampler *s, const float *logits, const ob_token *history,
+                           size_t n_history);
+
+/* ---- generation (convenience over the calls above) ------------------------------------------ */
+
+/* Receives each piece of generated text; return non-zero to stop (not an error). */
+typedef int (*ob_text_fn)(const char *text, size_t len, void *user);
+
+typedef struct ob_generate_params {
+    ob_sampling sampling;
+    int max_tokens;           /* <= 0: until the context is full */
+    const char *const *stop;  /* stop strings (not emitted), NULL-terminated list or NULL */
+    ob_text_fn on_text;
+    void *user;
+} ob_generate_params;
+
+typedef struct ob_generate_result {
+    int n_prompt;             /* prompt tokens evaluated (after reusing the cached prefix) */
+    int n_reused;             /* prompt tokens found already in the KV cache */
+    int n_generated;
+    int finish;               /* 0 = stop token/string, 1 = max_tokens, 2 = context full, 3 = callback */
+    double t_prompt_ms, t_gen_ms;
+} ob_generate_result;
+
+/* Evaluates prompt tokens (reusing the longest common prefix already in the cache) and samples
+ * until an end-of-generation token, a stop string, max_tokens, the end of the context, or the
+ * callback says stop. Generated tokens stay in the cache so a chat can continue. */
+ob_status ob_generate(ob_context *ctx, const ob_token *prompt, size_t n_prompt,
+                      const ob_generate_params *params, ob_generate_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

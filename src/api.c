@@ -1,0 +1,522 @@
+/* api.c — the public API (onebit.h): model and context lifetimes, tokenizer and chat wrappers,
+ * evaluation with KV-cache bookkeeping, and the generation loop.
+ *
+ * This file owns policy (which backend, context limits, prefix reuse, stop strings); arithmetic
+ * lives in the backends and the tokenizer, chat and sampling modules.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "chat.h"
+#include "model.h"
+#include "util.h"
+
+struct ob_context {
+    struct ob_model *m;
+    void *bstate;            /* backend per-context state */
+    int n_ctx, n_past;
+    ob_token *tokens;        /* [n_ctx] tokens in the cache */
+    float *logits;           /* [logits_rows][n_vocab] */
+    size_t logits_cap;       /* floats allocated */
+    int logits_rows;         /* rows held by the last eval (n when all_logits, else 1) */
+};
+
+/* ---- models --------------------------------------------------------------------------------- */
+
+ob_model_params ob_model_default_params(void) {
+    ob_model_params p = {0};
+    return p;
+}
+
+static const ob_backend *pick_backend(const char *name) {
+    for (int i = 0; ob_backends[i]; i++) {
+        const ob_backend *b = ob_backends[i];
+        if (name && *name && strcmp(name, "auto") != 0 && strcmp(b->name, name) != 0) continue;
+        if (b->supported()) return b;
+    }
+    return NULL;
+}
+
+/* Touches every weight page once so that loading shows real progress and the first token does
+ * not pay for page faults. Returns non-zero if the caller cancelled. */
+static int prefault(struct ob_model *m, const ob_model_params *p) {
+    if (!p || !p->progress) return 0;
+    uint64_t total = 0, done = 0;
+    for (int i = 0; i < m->n_weights; i++) total += (uint64_t)m->weights[i].rows * m->weights[i].row_bytes;
+    volatile uint8_t sink = 0;
+    for (int i = 0; i < m->n_weights; i++) {
+        const ob_weight *w = &m->weights[i];
+        size_t bytes = (size_t)w->rows * w->row_bytes;
+        for (size_t off = 0; off < bytes; off += 4096) sink ^= w->data[off];
+        done += bytes;
+        if (p->progress((float)((double)done / (double)(total ? total : 1)), p->progress_user)) return 1;
+    }
+    (void)sink;
+    return 0;
+}
+
+static ob_status load_common(struct ob_model *m, const ob_model_params *p, ob_model **out) {
+    ob_model_params def = ob_model_default_params();
+    if (!p) p = &def;
+    ob_status st = model_load(m, p);
+    if (st == OB_OK && prefault(m, p)) st = ob_fail(OB_ERR_CANCELLED, "loading cancelled");
+    if (st == OB_OK) {
+        m->backend = pick_backend(p->backend);
+        if (!m->backend) st = ob_fail(OB_ERR_UNSUPPORTED, "backend '%s' is not available on this machine", p->backend);
+    }
+    if (st == OB_OK) {
+        for (int i = 0; i < m->n_weights; i++)
+            if (!m->weights[i].data) {
+                st = ob_fail(OB_ERR_ARG, "weights lie outside the loaded part of the file");
+                break;
+            }
+    }
+    if (st == OB_OK) {
+        int threads = p->n_threads > 0 ? p->n_threads : ob_default_threads();
+        st = m->backend->model_init(m, threads, &m->bstate);
+    }
+    if (st != OB_OK) {
+        model_release(m);
+        free(m);
+        return st;
+    }
+    *out = m;
+    return OB_OK;
+}
+
+ob_status ob_model_load_file(const char *path, const ob_model_params *p, ob_model **out) {
+    if (!path || !out) return ob_fail(OB_ERR_ARG, "ob_model_load_file: NULL argument");
+    *out = NULL;
+    struct ob_model *m = calloc(1, sizeof *m);
+    if (!m) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    char err[512];
+    if (gguf_open_file(&m->file, path, err, sizeof err) != 0) {
+        free(m);
+        return ob_fail(strncmp(err, "cannot", 6) == 0 || strstr(err, "regular file") ? OB_ERR_IO : OB_ERR_FORMAT,
+                       "%s", err);
+    }
+    return load_common(m, p, out);
+}
+
+ob_status ob_model_load_memory(const void *data, size_t size, const ob_model_params *p, ob_model **out) {
+    if (!data || !out) return ob_fail(OB_ERR_ARG, "ob_model_load_memory: NULL argument");
+    *out = NULL;
+    struct ob_model *m = calloc(1, sizeof *m);
+    if (!m) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    char err[512];
+    if (gguf_open_memory(&m->file, data, size, size, err, sizeof err) != 0) {
+        free(m);
+        return ob_fail(OB_ERR_FORMAT, "%s", err);
+    }
+    return load_common(m, p, out);
+}
+
+void ob_model_free(ob_model *m) {
+    if (!m) return;
+    if (m->backend && m->bstate) m->backend->model_free(m->bstate);
+    model_release(m);
+    free(m);
+}
+
+void ob_model_get_info(const ob_model *m, ob_model_info *o) {
+    memset(o, 0, sizeof *o);
+    o->arch = m->arch;
+    o->name = m->name;
+    o->backend = m->backend->name;
+    o->n_vocab = m->hp.n_vocab;
+    o->n_embd = m->hp.n_embd;
+    o->n_layer = m->hp.n_layer;
+    o->n_head = m->hp.n_head;
+    o->n_head_kv = m->hp.n_head_kv;
+    o->head_dim = m->hp.head_dim;
+    o->n_ff = m->hp.n_ff;
+    o->n_ctx_train = m->hp.n_ctx_train;
+    o->rope_theta = m->hp.rope_theta;
+    o->rms_eps = m->hp.rms_eps;
+    o->tied_embeddings = m->tied;
+    o->n_params = m->n_params;
+    o->file_size = m->file.size;
+    o->weight_bytes = m->weight_bytes;
+    o->bos = m->bos;
+    o->eos = m->eos;
+    o->eot = m->eot;
+}
+
+/* Renders one scalar value at p of type t. */
+static int render_scalar(char *buf, size_t cap, uint32_t t, const uint8_t *p) {
+    union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32; float f32;
+            uint64_t u64; int64_t i64; double f64; } v;
+    memset(&v, 0, sizeof v);
+    switch (t) {
+    case GGUF_UINT8: memcpy(&v, p, 1); return snprintf(buf, cap, "%u", v.u8);
+    case GGUF_INT8: memcpy(&v, p, 1); return snprintf(buf, cap, "%d", v.i8);
+    case GGUF_UINT16: memcpy(&v, p, 2); return snprintf(buf, cap, "%u", v.u16);
+    case GGUF_INT16: memcpy(&v, p, 2); return snprintf(buf, cap, "%d", v.i16);
+    case GGUF_UINT32: memcpy(&v, p, 4); return snprintf(buf, cap, "%u", v.u32);
+    case GGUF_INT32: memcpy(&v, p, 4); return snprintf(buf, cap, "%d", v.i32);
+    case GGUF_FLOAT32: memcpy(&v, p, 4); return snprintf(buf, cap, "%g", v.f32);
+    case GGUF_BOOL: return snprintf(buf, cap, "%s", p[0] ? "true" : "false");
+    case GGUF_UINT64: memcpy(&v, p, 8); return snprintf(buf, cap, "%llu", (unsigned long long)v.u64);
+    case GGUF_INT64: memcpy(&v, p, 8); return snprintf(buf, cap, "%lld", (long long)v.i64);
+    case GGUF_FLOAT64: memcpy(&v, p, 8); return snprintf(buf, cap, "%g", v.f64);
+    }
+    return snprintf(buf, cap, "?");
+}
+
+const char *ob_model_meta(const ob_model *cm, const char *key) {
+    struct ob_model *m = (struct ob_model *)cm; /* the cache is logically const */
+    for (uint64_t i = 0; i < m->file.n_kv; i++) {
+        const gguf_kv *kv = &m->file.kv[i];
+        if (!gguf_str_eq(kv->key, key)) continue;
+        if (m->meta_cache[i]) return m->meta_cache[i];
+        char buf[256];
+        size_t len;
+        const char *src = buf;
+        if (kv->type == GGUF_STRING) {
+            uint64_t n;
+            memcpy(&n, kv->val, 8);
+            src = (const char *)kv->val + 8;
+            len = (size_t)n;
+        } else if (kv->type == GGUF_ARRAY) {
+            if (kv->arr_type != GGUF_STRING && kv->arr_n <= 8) {
+                static const uint8_t w[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+                size_t o = (size_t)snprintf(buf, sizeof buf, "[");
+                for (uint64_t j = 0; j < kv->arr_n; j++) {
+                    o += (size_t)snprintf(buf + o, sizeof buf - o, j ? ", " : "");
+                    o += (size_t)render_scalar(buf + o, sizeof buf - o, kv->arr_type, kv->val + j * w[kv->arr_type]);
+                }
+                snprintf(buf + o, sizeof buf - o, "]");
+            } else {
+                snprintf(buf, sizeof buf, "[%llu x %s]", (unsigned long long)kv->arr_n, gguf_vtype_name(kv->arr_type));
+            }
+            len = strlen(buf);
+        } else {
+            render_scalar(buf, sizeof buf, kv->type, kv->val);
+            len = strlen(buf);
+        }
+        char *s = malloc(len + 1);
+        if (!s) return NULL;
+        memcpy(s, src, len);
+        s[len] = 0;
+        m->meta_cache[i] = s;
+        return s;
+    }
+    return NULL;
+}
+
+/* ---- tokenizer ------------------------------------------------------------------------------ */
+
+ob_status ob_tokenize(const ob_model *m, const char *text, size_t len, int parse_special, ob_token *out, size_t cap,
+                      size_t *n_out) {
+    if (!m || (!text && len) || !n_out || (!out && cap)) return ob_fail(OB_ERR_ARG, "ob_tokenize: bad arguments");
+    if (tok_encode(m->tok, text ? text : "", len, parse_special, out, cap, n_out) != 0)
+        return ob_fail(OB_ERR_NOMEM, "out of memory while tokenizing");
+    return OB_OK;
+}
+
+ob_status ob_token_bytes(const ob_model *m, ob_token tok, const char **bytes, size_t *len) {
+    if (tok_piece(m->tok, tok, bytes, len) != 0) return ob_fail(OB_ERR_ARG, "token id %d is out of range", (int)tok);
+    return OB_OK;
+}
+
+int ob_token_is_eog(const ob_model *m, ob_token tok) {
+    return tok >= 0 && (tok == m->eos || tok == m->eot || tok == m->eot2);
+}
+
+void ob_detok_init(ob_detok *d) { memset(d, 0, sizeof *d); }
+
+/* Length of the UTF-8 sequence a lead byte starts (0 if it cannot start one). */
+static int utf8_len(unsigned char b) {
+    if (b < 0x80) return 1;
+    if (b >= 0xc2 && b <= 0xdf) return 2;
+    if (b >= 0xe0 && b <= 0xef) return 3;
+    if (b >= 0xf0 && b <= 0xf4) return 4;
+    return 0;
+}
+
+/* May byte b follow pend[0..n) inside one well-formed sequence? (RFC 3629 ranges) */
+static int utf8_ok_next(const unsigned char *pend, int n, unsigned char b) {
+    if ((b & 0xc0) != 0x80) return 0;
+    if (n == 1) {
+        switch (pend[0]) {
+        case 0xe0: return b >= 0xa0;
+        case 0xed: return b <= 0x9f;
+        case 0xf0: return b >= 0x90;
+        case 0xf4: return b <= 0x8f;
+        }
+    }
+    return 1;
+}
+
+static const char REPLACEMENT[3] = {(char)0xef, (char)0xbf, (char)0xbd};
+
+int ob_detok_push(const ob_model *m, ob_detok *d, ob_token tok, char *out, size_t cap) {
+    const char *p;
+    size_t len;
+    if (tok_piece(m->tok, tok, &p, &len) != 0) return -1;
+    if (cap < len * 3 + 8) return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)p[i];
+        if (d->n_pend > 0) {
+            if (utf8_ok_next(d->pend, d->n_pend, b)) {
+                d->pend[d->n_pend++] = b;
+                if (d->n_pend == utf8_len(d->pend[0])) {
+                    memcpy(out + o, d->pend, (size_t)d->n_pend);
+                    o += (size_t)d->n_pend;
+                    d->n_pend = 0;
+                }
+                continue;
+            }
+            memcpy(out + o, REPLACEMENT, 3); /* an interrupted sequence is one replacement */
+            o += 3;
+            d->n_pend = 0;
+        }
+        int n = utf8_len(b);
+        if (n == 1) out[o++] = (char)b;
+        else if (n == 0) { memcpy(out + o, REPLACEMENT, 3); o += 3; }
+        else d->pend[d->n_pend++] = b;
+    }
+    return (int)o;
+}
+
+int ob_detok_flush(ob_detok *d, char *out, size_t cap) {
+    if (d->n_pend == 0 || cap < 3) return 0;
+    d->n_pend = 0;
+    memcpy(out, REPLACEMENT, 3);
+    return 3;
+}
+
+/* ---- chat ----------------------------------------------------------------------------------- */
+
+ob_status ob_chat_render(const ob_model *m, const ob_chat_message *msgs, size_t n, int add_generation_prompt,
+                         int enable_thinking, char **out) {
+    if (!m || (!msgs && n) || !out) return ob_fail(OB_ERR_ARG, "ob_chat_render: bad arguments");
+    char err[256];
+    if (chat_render(m->chat_kind, msgs, n, add_generation_prompt, enable_thinking, out, err, sizeof err) != 0)
+        return ob_fail(OB_ERR_ARG, "%s", err);
+    return OB_OK;
+}
+
+/* ---- contexts ------------------------------------------------------------------------------- */
+
+ob_context_params ob_context_default_params(void) {
+    ob_context_params p = {0};
+    return p;
+}
+
+ob_status ob_context_new(ob_model *m, const ob_context_params *p, ob_context **out) {
+    if (!m || !out) return ob_fail(OB_ERR_ARG, "ob_context_new: NULL argument");
+    *out = NULL;
+    int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
+    if (p && p->n_ctx < 0) return ob_fail(OB_ERR_ARG, "context size must be positive");
+    if (n_ctx > (1 << 22)) return ob_fail(OB_ERR_ARG, "context size %d is too large", n_ctx);
+    ob_context *c = calloc(1, sizeof *c);
+    if (!c) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    c->m = m;
+    c->n_ctx = n_ctx;
+    c->tokens = malloc((size_t)n_ctx * sizeof *c->tokens);
+    c->logits_cap = (size_t)m->hp.n_vocab;
+    c->logits = malloc(c->logits_cap * sizeof *c->logits);
+    if (!c->tokens || !c->logits) {
+        ob_context_free(c);
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    }
+    ob_status st = m->backend->ctx_init(m->bstate, n_ctx, &c->bstate);
+    if (st) {
+        ob_context_free(c);
+        return st;
+    }
+    *out = c;
+    return OB_OK;
+}
+
+void ob_context_free(ob_context *c) {
+    if (!c) return;
+    if (c->bstate) c->m->backend->ctx_free(c->bstate);
+    free(c->tokens);
+    free(c->logits);
+    free(c);
+}
+
+int ob_context_n_ctx(const ob_context *c) { return c->n_ctx; }
+int ob_context_n_past(const ob_context *c) { return c->n_past; }
+const ob_token *ob_context_tokens(const ob_context *c) { return c->tokens; }
+
+ob_status ob_context_truncate(ob_context *c, int n) {
+    if (n < 0 || n > c->n_past) return ob_fail(OB_ERR_ARG, "cannot truncate to %d tokens (%d cached)", n, c->n_past);
+    c->n_past = n;
+    c->logits_rows = 0;
+    return OB_OK;
+}
+
+ob_status ob_eval(ob_context *c, const ob_token *tokens, int n, int all_logits) {
+    if (!c || !tokens || n <= 0) return ob_fail(OB_ERR_ARG, "ob_eval: nothing to evaluate");
+    if (n > c->n_ctx - c->n_past)
+        return ob_fail(OB_ERR_CONTEXT, "%d tokens do not fit: %d of %d context positions are free", n,
+                       c->n_ctx - c->n_past, c->n_ctx);
+    const int V = c->m->hp.n_vocab;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return ob_fail(OB_ERR_ARG, "token id %d at index %d is out of range (vocabulary %d)", (int)tokens[i], i, V);
+    size_t need = (size_t)(all_logits ? n : 1) * (size_t)V;
+    if (need > c->logits_cap) {
+        float *nl = realloc(c->logits, need * sizeof *nl);
+        if (!nl) return ob_fail(OB_ERR_NOMEM, "out of memory for %d rows of logits", n);
+        c->logits = nl;
+        c->logits_cap = need;
+    }
+    ob_status st = c->m->backend->forward(c->bstate, tokens, n, c->n_past, c->logits, all_logits);
+    if (st) {
+        c->logits_rows = 0;
+        return st;
+    }
+    memcpy(c->tokens + c->n_past, tokens, (size_t)n * sizeof *tokens);
+    c->n_past += n;
+    c->logits_rows = all_logits ? n : 1;
+    return OB_OK;
+}
+
+const float *ob_logits(const ob_context *c, int i) {
+    if (c->logits_rows == 0) return NULL;
+    if (i < 0) i = c->logits_rows - 1;
+    if (i >= c->logits_rows) return NULL;
+    return c->logits + (size_t)i * c->m->hp.n_vocab;
+}
+
+/* ---- generation ----------------------------------------------------------------------------- */
+
+/* Holds back generated text that might be the start of a stop string. */
+typedef struct stop_buf {
+    char *s;
+    size_t len, cap;
+} stop_buf;
+
+static int sb_append(stop_buf *b, const char *p, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t nc = (b->len + n + 1) * 2;
+        char *ns = realloc(b->s, nc);
+        if (!ns) return -1;
+        b->s = ns;
+        b->cap = nc;
+    }
+    memcpy(b->s + b->len, p, n);
+    b->len += n;
+    b->s[b->len] = 0;
+    return 0;
+}
+
+/* Finds the earliest stop string in b; returns its offset or -1. */
+static long find_stop(const stop_buf *b, const char *const *stop) {
+    long best = -1;
+    for (int i = 0; stop && stop[i]; i++) {
+        size_t sl = strlen(stop[i]);
+        if (sl == 0 || sl > b->len) continue;
+        for (size_t o = 0; o + sl <= b->len; o++)
+            if (memcmp(b->s + o, stop[i], sl) == 0) {
+                if (best < 0 || (long)o < best) best = (long)o;
+                break;
+            }
+    }
+    return best;
+}
+
+/* How many trailing bytes of b could still grow into a stop string. */
+static size_t stop_holdback(const stop_buf *b, const char *const *stop) {
+    size_t hold = 0;
+    for (int i = 0; stop && stop[i]; i++) {
+        size_t sl = strlen(stop[i]);
+        for (size_t k = sl > 1 ? sl - 1 : 0; k > hold; k--)
+            if (k <= b->len && memcmp(b->s + b->len - k, stop[i], k) == 0) {
+                hold = k;
+                break;
+            }
+    }
+    return hold;
+}
+
+ob_status ob_generate(ob_context *c, const ob_token *prompt, size_t n_prompt, const ob_generate_params *gp,
+                      ob_generate_result *res) {
+    if (!c || !gp || (!prompt && n_prompt)) return ob_fail(OB_ERR_ARG, "ob_generate: bad arguments");
+    if (n_prompt == 0) return ob_fail(OB_ERR_ARG, "ob_generate: the prompt is empty");
+    ob_generate_result r = {0};
+    if (n_prompt > (size_t)c->n_ctx)
+        return ob_fail(OB_ERR_CONTEXT, "the prompt is %zu tokens but the context holds %d", n_prompt, c->n_ctx);
+    /* Reuse the longest cached prefix, but always evaluate at least the last prompt token so that
+     * fresh logits exist. */
+    size_t keep = 0;
+    while (keep < (size_t)c->n_past && keep < n_prompt - 1 && c->tokens[keep] == prompt[keep]) keep++;
+    ob_context_truncate(c, (int)keep);
+    r.n_reused = (int)keep;
+    r.n_prompt = (int)(n_prompt - keep);
+    double t0 = ob_now_ms();
+    ob_status st = ob_eval(c, prompt + keep, (int)(n_prompt - keep), 0);
+    if (st) return st;
+    double t1 = ob_now_ms();
+    r.t_prompt_ms = t1 - t0;
+
+    ob_sampler *smp = NULL;
+    if ((st = ob_sampler_new(&gp->sampling, c->m->hp.n_vocab, &smp))) return st;
+    stop_buf sb = {0};
+    ob_detok dt;
+    ob_detok_init(&dt);
+    size_t piece_cap = tok_max_piece(c->m->tok) * 3 + 16;
+    char *piece = malloc(piece_cap);
+    if (!piece) {
+        ob_sampler_free(smp);
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    }
+    int limit = gp->max_tokens > 0 ? gp->max_tokens : c->n_ctx;
+    r.finish = 1;
+    while (r.n_generated < limit) {
+        int win = gp->sampling.repeat_last_n < 0 ? c->n_past
+                  : (gp->sampling.repeat_last_n < c->n_past ? gp->sampling.repeat_last_n : c->n_past);
+        ob_token tok = ob_sampler_sample(smp, ob_logits(c, -1), c->tokens + c->n_past - win, (size_t)win);
+        r.n_generated++;
+        int eog = ob_token_is_eog(c->m, tok);
+        /* The end token enters the cache too, so the next turn's prompt matches it. */
+        if (c->n_past < c->n_ctx && eog) ob_eval(c, &tok, 1, 0);
+        if (eog) {
+            r.finish = 0;
+            break;
+        }
+        int np = ob_detok_push(c->m, &dt, tok, piece, piece_cap);
+        if (np > 0 && sb_append(&sb, piece, (size_t)np) != 0) {
+            st = ob_fail(OB_ERR_NOMEM, "out of memory");
+            break;
+        }
+        long at = find_stop(&sb, gp->stop);
+        size_t emit = at >= 0 ? (size_t)at : sb.len - stop_holdback(&sb, gp->stop);
+        if (emit > 0 && gp->on_text && gp->on_text(sb.s, emit, gp->user)) {
+            r.finish = 3;
+            break;
+        }
+        memmove(sb.s, sb.s + emit, sb.len - emit);
+        sb.len -= emit;
+        if (at >= 0) {
+            r.finish = 0;
+            break;
+        }
+        if (c->n_past >= c->n_ctx) {
+            r.finish = 2;
+            break;
+        }
+        if ((st = ob_eval(c, &tok, 1, 0))) break;
+    }
+    if (st == OB_OK && r.finish != 0 && r.finish != 3) {
+        /* Flush what was held back for stop strings and any incomplete character. */
+        int nf = ob_detok_flush(&dt, piece, piece_cap);
+        if (nf > 0) sb_append(&sb, piece, (size_t)nf);
+        if (sb.len && gp->on_text) gp->on_text(sb.s, sb.len, gp->user);
+    }
+    r.t_gen_ms = ob_now_ms() - t1;
+    free(piece);
+    free(sb.s);
+    ob_sampler_free(smp);
+    if (res) *res = r;
+    return st;
+}

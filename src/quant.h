@@ -1,0 +1,29 @@
+/* quant.h — scalar element formats: fp16/bf16 conversion and row dequantisation.
+ *
+ * Q1_0: blocks of 128 weights, 18 bytes each: an fp16 scale d, then 16 bytes of sign bits;
+ * weight j of the block is +d when bit (j % 8) of byte (j / 8) is set, else -d.
+ * These are the reference definitions; fast kernels are tested against them.
+ */
+#ifndef OB_QUANT_H
+#define OB_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QK1_0 128
+typedef struct { uint16_t d; uint8_t qs[QK1_0 / 8]; } block_q1_0;   /* 18 bytes */
+#define QK8_0 32
+typedef struct { uint16_t d; int8_t qs[QK8_0]; } block_q8_0;       /* 34 bytes */
+
+float ob_fp16_to_f32(uint16_t h);
+uint16_t ob_f32_to_fp16(float f);          /* round to nearest even */
+float ob_bf16_to_f32(uint16_t h);
+
+/* Dequantises n elements (a multiple of the type's block size) of type starting at src. Returns
+ * 0, or -1 for a type this module does not decode (supported: F32, F16, BF16, Q8_0, Q1_0). */
+int ob_dequant_row(uint32_t type, const void *src, float *dst, size_t n);
+
+/* Quantises n floats (multiple of 128) to Q1_0: d = mean |x| of the block, sign bit = x >= 0. */
+void ob_quant_q1_0(const float *src, block_q1_0 *dst, size_t n);
+
+#endif

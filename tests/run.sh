@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs every test of onebit and ends with one line "N passed, N failed".
+#   C unit tests (build/test_*), the same under AddressSanitizer + UBSan (build/asan/test_*), and the
+#   Node tests (tests/*.test.mjs: tokenizer and chat parity, logits vs references, CLI behaviour).
+# Test models are generated first (tools/make-models.sh). Set ONEBIT_TEST_FILTER=regex to run a subset.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+B=build
+filter=${ONEBIT_TEST_FILTER:-.}
+pass=0
+fail=0
+failed=()
+log=$B/test-logs
+mkdir -p "$log"
+
+note() { printf '%s\n' "$*"; }
+run_one() { # name, command...
+    local name=$1; shift
+    [[ $name =~ $filter ]] || return 0
+    local f="$log/$(echo "$name" | tr '/ ' '__').log" t0=$SECONDS
+    if "$@" >"$f" 2>&1; then
+        pass=$((pass + 1)); note "ok    $name ($((SECONDS - t0)) s)"
+    else
+        fail=$((fail + 1)); failed+=("$name"); note "FAIL  $name ($((SECONDS - t0)) s)"; tail -n 40 "$f" | sed 's/^/      /'
+    fi
+}
+
+note "== build"
+if ! make -s -j2 all >"$log/build.log" 2>&1; then
+    cat "$log/build.log"; echo "0 passed, 1 failed"; exit 1
+fi
+note "== test models"
+if ! bash tools/make-models.sh "$B" >"$log/models.log" 2>&1; then
+    cat "$log/models.log"; echo "0 passed, 1 failed"; exit 1
+fi
+
+note "== C unit tests"
+for t in "$B"/test_*; do [ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"; done
+
+note "== C unit tests under AddressSanitizer and UBSan"
+if make -s -j2 asan >"$log/asan-build.log" 2>&1; then
+    for t in "$B"/asan/test_*; do
+        [ -x "$t" ] && run_one "asan/$(basename "$t")" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 "$t"
+    done
+else
+    fail=$((fail + 1)); failed+=("asan build"); tail -n 40 "$log/asan-build.log"
+fi
+
+note "== Node tests"
+mapfile -t node_tests < <(ls tests/*.test.mjs 2>/dev/null | grep -E "$filter" || true)
+if [ ${#node_tests[@]} -gt 0 ]; then
+    node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
+        --test-reporter=tap --test-reporter-destination="$log/node.tap" "${node_tests[@]}"
+    np=$(grep -E '^# pass ' "$log/node.tap" | awk '{print $3}' | tail -1)
+    nf=$(grep -E '^# fail ' "$log/node.tap" | awk '{print $3}' | tail -1)
+    pass=$((pass + ${np:-0}))
+    fail=$((fail + ${nf:-1}))
+    [ "${nf:-1}" = 0 ] || failed+=("node tests")
+fi
+
+echo
+[ ${#failed[@]} -eq 0 ] || note "failed: ${failed[*]}"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
