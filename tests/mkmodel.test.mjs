@@ -1,0 +1,138 @@
+// mkmodel.test.mjs — the test-model generator (tools/mkmodel.c) and, through it, the GGUF writer.
+//
+// Checks that generation is deterministic (same seed, same bytes), that a third GGUF reader
+// (node-llama-cpp's JavaScript parser) sees the layout we meant to write, and that --weights
+// round-trips: build/models/tiny.gguf decoded to float32 files plus a manifest and fed back
+// through `mkmodel --weights` gives the very same bytes (a Q1_0 block dequantised to +-d has
+// mean |w| = d and the same signs, so re-quantisation is exact). Also that bad manifests are
+// refused. Not a test of model quality.
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { readGgufFileInfo } from "node-llama-cpp";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const MKMODEL = join(root, "build", "mkmodel");
+const TINY = join(root, "build", "models", "tiny.gguf");
+const tmp = mkdtempSync(join(tmpdir(), "onebit-mkmodel-"));
+process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
+
+function mkmodel(args) {
+  const r = spawnSync(MKMODEL, args, { cwd: root, encoding: "utf8" });
+  return { status: r.status, stderr: r.stderr };
+}
+
+before(() => {
+  assert.ok(existsSync(MKMODEL), `${MKMODEL} missing: run make`);
+  if (!existsSync(TINY)) spawnSync("bash", ["tools/make-models.sh", join(root, "build")], { cwd: root });
+  assert.ok(existsSync(TINY), "build/models/tiny.gguf missing");
+});
+
+test("same seed gives the same bytes; another seed does not", () => {
+  const a = join(tmp, "a.gguf"), b = join(tmp, "b.gguf"), c = join(tmp, "c.gguf");
+  for (const [out, seed] of [[a, "5"], [b, "5"], [c, "6"]])
+    assert.equal(mkmodel(["--preset", "tiny", "--layers", "1", "--seed", seed, "-o", out]).status, 0);
+  assert.ok(readFileSync(a).equals(readFileSync(b)), "same seed, different files");
+  assert.ok(!readFileSync(a).equals(readFileSync(c)), "different seeds, same file");
+});
+
+test("node-llama-cpp's GGUF parser reads the layout we wrote", async () => {
+  const info = await readGgufFileInfo(TINY, { readTensorInfo: true });
+  assert.equal(info.version, 3);
+  const m = info.metadata;
+  assert.equal(m.general.architecture, "qwen3");
+  assert.equal(m.general.file_type, 40);
+  assert.equal(m.tokenizer.ggml.model, "gpt2");
+  assert.equal(m.tokenizer.ggml.pre, "qwen2");
+  assert.equal(m.tokenizer.ggml.add_bos_token, false);
+  assert.equal(m.tokenizer.ggml.token_type[151645], 3); // <|im_end|>: control
+  assert.equal(m.tokenizer.ggml.token_type[151667], 4); // <think>: user-defined
+  assert.equal(m.tokenizer.ggml.token_type[151669], 5); // [PAD151669]: unused
+  assert.equal(m.tokenizer.ggml.token_type[9707], 1);   // "Hello": normal
+  assert.equal(m.tokenizer.ggml.merges[0], "Ġ Ġ");
+  const names = info.tensorInfo.map((t) => t.name);
+  assert.equal(names.length, 1 + 2 * 11 + 1); // tied: no output.weight
+  assert.ok(!names.includes("output.weight"));
+  const byName = Object.fromEntries(info.tensorInfo.map((t) => [t.name, t]));
+  assert.deepEqual(byName["token_embd.weight"].dimensions.map(Number), [256, 151936]);
+  assert.deepEqual(byName["blk.1.attn_k.weight"].dimensions.map(Number), [256, 128]);
+  assert.deepEqual(byName["blk.1.attn_output.weight"].dimensions.map(Number), [256, 256]);
+  assert.deepEqual(byName["blk.1.ffn_down.weight"].dimensions.map(Number), [768, 256]);
+  assert.deepEqual(byName["blk.1.attn_q_norm.weight"].dimensions.map(Number), [64]);
+  assert.equal(byName["blk.1.ffn_up.weight"].ggmlType, 41);
+  assert.equal(byName["output_norm.weight"].ggmlType, 0);
+  for (const t of info.tensorInfo) assert.equal(Number(t.fileOffset) % 32, 0, `${t.name} not aligned`);
+});
+
+/** Decodes tiny.gguf's tensors to float32 files and a manifest in dir; returns the manifest. */
+async function exportWeights(dir) {
+  const info = await readGgufFileInfo(TINY, { readTensorInfo: true });
+  const file = readFileSync(TINY);
+  const m = info.metadata, q = m.qwen3;
+  const manifest = {
+    hparams: {
+      name: m.general.name, n_embd: q.embedding_length, n_layer: q.block_count,
+      n_head: q.attention.head_count, n_head_kv: q.attention.head_count_kv,
+      head_dim: q.attention.key_length, n_ff: q.feed_forward_length, n_ctx: q.context_length,
+      rope_theta: q.rope.freq_base, rms_eps: q.attention.layer_norm_rms_epsilon, tied: true,
+    },
+    tensors: [],
+  };
+  mkdirSync(dir, { recursive: true });
+  for (const t of info.tensorInfo) {
+    const ne = t.dimensions.map(Number);
+    const n = ne.reduce((a, b) => a * b, 1);
+    const out = Buffer.alloc(4 * n);
+    const off = Number(t.fileOffset);
+    if (t.ggmlType === 0) {
+      file.copy(out, 0, off, off + 4 * n);
+    } else {
+      assert.equal(t.ggmlType, 41);
+      for (let b = 0; b < n / 128; b++) {
+        const blk = off + 18 * b;
+        // fp16 -> float: through a Float32 bit pattern (normal numbers only: our scales are).
+        const h = file.readUInt16LE(blk);
+        const bits = ((h & 0x8000) << 16) | ((((h >> 10) & 31) + 112) << 23) | ((h & 1023) << 13);
+        const d = new Float32Array(new Uint32Array([bits >>> 0]).buffer)[0];
+        assert.ok(((h >> 10) & 31) !== 0 && ((h >> 10) & 31) !== 31, "unexpected fp16 scale");
+        for (let j = 0; j < 128; j++) {
+          const bit = (file[blk + 2 + (j >> 3)] >> (j & 7)) & 1;
+          out.writeFloatLE(bit ? d : -d, 4 * (128 * b + j));
+        }
+      }
+    }
+    writeFileSync(join(dir, `${t.name}.f32`), out);
+    manifest.tensors.push({ name: t.name, shape: ne, file: `${t.name}.f32` });
+  }
+  writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest, null, 1));
+  return manifest;
+}
+
+test("--weights re-creates tiny.gguf byte for byte from its float weights", async () => {
+  const dir = join(tmp, "weights");
+  const manifest = await exportWeights(dir);
+  const out = join(tmp, "roundtrip.gguf");
+  const r = mkmodel(["--weights", dir, "-o", out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(readFileSync(out).equals(readFileSync(TINY)), "round-trip differs from tiny.gguf");
+
+  // Refusals: a wrong shape, a missing tensor, a short data file.
+  const bad = (mutate, expect) => {
+    const m = structuredClone(manifest);
+    mutate(m);
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify(m));
+    const res = mkmodel(["--weights", dir, "-o", join(tmp, "bad.gguf")]);
+    assert.notEqual(res.status, 0);
+    assert.match(res.stderr, expect);
+    assert.ok(!existsSync(join(tmp, "bad.gguf")));
+  };
+  bad((m) => { m.tensors[3].shape = [256, 64]; }, /shape/);
+  bad((m) => { m.tensors.pop(); }, /missing/);
+  bad((m) => { m.hparams.n_ff = 700; }, /multiples of 128/);
+  writeFileSync(join(dir, "blk.0.attn_norm.weight.f32"), Buffer.alloc(12));
+  bad(() => {}, /bytes, expected/);
+});
