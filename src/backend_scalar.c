@@ -20,8 +20,10 @@ float scalar_dot_row(const ob_weight *w, int r, const float *x) {
             memcpy(&dh, blk, 2);
             const uint8_t *qs = blk + 2;
             const float *xb = x + b * QK1_0;
+            /* Branch-free sign select: random sign bits would mispredict every other branch. */
+            static const float sign[2] = {-1.0f, 1.0f};
             float s = 0.0f;
-            for (int j = 0; j < QK1_0; j++) s += (qs[j >> 3] >> (j & 7)) & 1 ? xb[j] : -xb[j];
+            for (int j = 0; j < QK1_0; j++) s += sign[(qs[j >> 3] >> (j & 7)) & 1] * xb[j];
             sum += ob_fp16_to_f32(dh) * s;
         }
         return sum;
