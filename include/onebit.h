@@ -89,7 +89,9 @@ const char *ob_model_meta(const ob_model *model, const char *key);
 /* ---- tokenizer ------------------------------------------------------------------------------ */
 
 /* Encodes UTF-8 text (invalid bytes are kept as byte tokens). With parse_special, the text of
- * added/special tokens such as "<|im_start|>" becomes their id; without it such text is ordinary.
+ * added/special tokens such as "<|im_start|>" becomes their id; without it only control tokens'
+ * text (<|im_start|> ...) is ordinary, while user-defined tokens (<think>, <tool_call>) still match,
+ * like Hugging Face's split_special_tokens=True. Text is NFC-normalised as the Qwen3 tokenizer does.
  * Writes at most cap ids into out (may be NULL when cap is 0) and the full count to *n_out: call
  * again with a larger buffer when *n_out > cap. */
 ob_status ob_tokenize(const ob_model *model, const char *text, size_t len, int parse_special,

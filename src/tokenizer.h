@@ -18,15 +18,21 @@ enum { TOK_NORMAL = 1, TOK_UNKNOWN = 2, TOK_CONTROL = 3, TOK_USER_DEFINED = 4, T
 
 typedef struct tok_tokenizer tok_tokenizer;
 
-/* vocab[i] is token i's string in byte-level form ("Ġthe"); types may be NULL (all normal);
- * merges are "left right" strings in rank order. Copies what it needs. 0, or -1 with err. */
+/* vocab[i] is token i's string in byte-level form ("Ġthe"; control and user-defined tokens as
+ * their raw text); types may be NULL (all normal); merges are "left right" strings in rank order.
+ * Copies what it needs. 0, or -1 with err: no vocabulary, a byte with no byte-level token, a
+ * merge that is not "left right" or whose halves or result are not (non-added) tokens. Empty and
+ * duplicated strings are accepted (the lowest id wins lookups). */
 int tok_new(tok_tokenizer **out, const tok_bytes *vocab, const int32_t *types, uint32_t n_vocab,
             const tok_bytes *merges, uint32_t n_merges, char *err, size_t errlen);
 void tok_free(tok_tokenizer *t);
 
-/* Encodes text (any bytes; invalid UTF-8 is encoded byte by byte). With parse_special, the
- * strings of control and user-defined tokens are matched first (longest match) and become
- * their ids. Writes up to cap ids, the total count to *n_out. 0, or -1 on out of memory. */
+/* Encodes text (any bytes; invalid UTF-8 is encoded byte by byte). The strings of added tokens
+ * are matched first (leftmost, longest) and become their ids: with parse_special control and
+ * user-defined tokens, without it user-defined ones only (<think>, <tool_call>: Hugging Face's
+ * split_special_tokens=True). The pieces of the ids concatenate to text with each stretch
+ * between added tokens in NFC (text itself when it is NFC). Writes up to cap ids, the total
+ * count to *n_out. 0, or -1 on out of memory or bad arguments. */
 int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int parse_special,
                int32_t *out, size_t cap, size_t *n_out);
 
