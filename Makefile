@@ -17,7 +17,7 @@ TOOLS    := $(patsubst tools/%.c,$(B)/%,$(wildcard tools/*.c))
 UNIT     := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))
 TESTBINS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/*.c))
 
-.PHONY: all lib cli tools tests run test asan fuzz clean deps format models
+.PHONY: all lib cli tools tests run test asan fuzz clean deps deps-run format models
 all: $(B)/onebit $(TOOLS) $(UNIT) $(TESTBINS)
 
 lib: $(B)/libonebit.a
@@ -30,7 +30,7 @@ $(B)/%.o: %.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(B)/onebit: $(CLI_OBJ) $(B)/libonebit.a
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lmicrohttpd -lcjson
 
 # tools/X.c -> build/X (tools may use cJSON for reading tokenizer.json)
 $(B)/%: $(B)/tools/%.o $(B)/libonebit.a
@@ -43,14 +43,24 @@ $(B)/test_%: $(B)/tests/unit/test_%.o $(B)/libonebit.a
 $(B)/%: $(B)/tests/%.o $(B)/libonebit.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcjson
 
+# per-ISA kernel flags: each SIMD kernel file gets its instruction set; the CPU backend checks the
+# CPU at run time before using it. Other architectures build these files as empty tables.
+ifneq ($(filter x86_64%,$(shell $(CC) -dumpmachine 2>/dev/null)),)
+$(B)/src/cpu_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mfma -mf16c
+$(B)/src/cpu_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+endif
+
 # Installs missing Debian packages and npm packages (idempotent, quick when all is present).
 deps:
-	@bash tools/deps.sh
+	@bash tools/deps.sh test
+
+deps-run:
+	@bash tools/deps.sh run
 
 models: all
 	@bash tools/make-models.sh $(B)
 
-run: deps all models
+run: deps-run all
 	@bash tools/run-demo.sh $(B)
 
 test: deps
@@ -67,5 +77,36 @@ format:
 
 clean:
 	rm -rf build
+
+# wasm build: `make wasm` -> build/wasm/onebit.wasm + onebit-core.mjs (the C core as an ES module
+# for web/engine.mjs, which hands it the wasm bytes, so Node needs no node environment: every
+# src/*.c, ISA-specific files compile to empty tables) and kernels.mjs
+# (web/kernels/*.wgsl embedded by tools/embed-wgsl.mjs). Needs Debian's emscripten.
+EMCC         ?= NODE_PATH=/usr/share/nodejs emcc
+WB           := $(B)/wasm
+WASM_OBJ     := $(patsubst src/%.c,$(WB)/obj/%.o,$(wildcard src/*.c))
+WASM_CFLAGS  := -O3 -msimd128 -std=c11 -Wall -Wextra -Werror -Iinclude -Isrc -D_DEFAULT_SOURCE -MMD -MP
+WASM_EXPORTS := _malloc _free _ob_last_error _ob_status_str _ob_model_free _ob_model_meta _ob_tokenize \
+                _ob_token_bytes _ob_token_is_eog _ob_detok_init _ob_detok_push _ob_detok_flush _ob_chat_render \
+                _ob_context_free _ob_context_n_past _ob_context_n_ctx _ob_context_truncate _ob_context_tokens \
+                _ob_eval _ob_logits _ob_sampler_free _ob_sampler_sample
+WASM_COMMA   := ,
+WASM_EMPTY   :=
+WASM_SPACE   := $(WASM_EMPTY) $(WASM_EMPTY)
+WASM_LDFLAGS := -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createOnebitCore -sALLOW_MEMORY_GROWTH=1 \
+                -sMAXIMUM_MEMORY=4GB -sENVIRONMENT=web,worker -sFILESYSTEM=0 \
+                -sEXPORTED_FUNCTIONS=$(subst $(WASM_SPACE),$(WASM_COMMA),$(strip $(WASM_EXPORTS))) \
+                -sEXPORTED_RUNTIME_METHODS=HEAPU8,HEAP32,HEAPU32,HEAPF32,UTF8ToString,stringToUTF8,lengthBytesUTF8
+.PHONY: wasm
+wasm: $(WB)/onebit.wasm $(WB)/kernels.mjs
+$(WB)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(EMCC) $(WASM_CFLAGS) -c $< -o $@
+$(WB)/onebit.wasm: $(WASM_OBJ)
+	$(EMCC) $(WASM_CFLAGS) $(WASM_LDFLAGS) $^ -o $(WB)/onebit-core.mjs
+	mv -f $(WB)/onebit-core.wasm $@
+$(WB)/kernels.mjs: tools/embed-wgsl.mjs $(wildcard web/kernels/*.wgsl)
+	node tools/embed-wgsl.mjs web/kernels $@
+-include $(WASM_OBJ:.o=.d)
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -1,18 +1,35 @@
 #!/usr/bin/env bash
-# Installs what onebit's build and tests need and are missing: Debian packages with apt-get, npm
-# packages locally under node_modules/. Quick and silent when everything is present.
+# Installs what onebit needs and is missing: Debian packages with apt-get, npm packages locally under
+# node_modules/. Quick and silent when everything is present.
+#   tools/deps.sh run    what `make run` needs (compiler, HTTP and JSON libraries)
+#   tools/deps.sh test   everything the tests use (adds Node, clang + libFuzzer, Emscripten, Chromium,
+#                        the aarch64 cross compiler and qemu for the NEON tests, npm packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+what=${1:-test}
 
 need=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
-have_hdr() { [ -f "/usr/include/$1" ]; }
-have_cmd cc       || need+=(gcc)
-have_cmd make     || need+=(make)
-have_cmd node     || need+=(nodejs)
-have_cmd npm      || need+=(npm)
-have_cmd clang    || need+=(clang)
-have_hdr cjson/cJSON.h || need+=(libcjson-dev)
+have_file() { [ -e "$1" ]; }
+want() { # package, test command...
+    local pkg=$1; shift
+    "$@" || need+=("$pkg")
+}
+want gcc               have_cmd cc
+want make              have_cmd make
+want libcjson-dev      have_file /usr/include/cjson/cJSON.h
+want libmicrohttpd-dev have_file /usr/include/microhttpd.h
+want nodejs            have_cmd node
+if [ "$what" = test ]; then
+    want npm                  have_cmd npm
+    want clang                have_cmd clang
+    want libclang-rt-14-dev   have_file /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
+    want emscripten           have_cmd emcc
+    want chromium             have_cmd chromium
+    want curl                 have_cmd curl
+    want gcc-aarch64-linux-gnu have_cmd aarch64-linux-gnu-gcc
+    want qemu-user            have_cmd qemu-aarch64
+fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "deps: installing Debian packages: ${need[*]}"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -21,9 +38,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # npm packages: reinstall when package.json changed since the last install.
-stamp=node_modules/.onebit-stamp
-if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ]; then
-    echo "deps: installing npm packages"
-    npm install --no-audit --no-fund --loglevel=error >/dev/null
-    touch "$stamp"
+if [ "$what" = test ]; then
+    stamp=node_modules/.onebit-stamp
+    if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ]; then
+        echo "deps: installing npm packages"
+        npm install --no-audit --no-fund --loglevel=error >/dev/null
+        touch "$stamp"
+    fi
 fi
