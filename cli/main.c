@@ -1,4 +1,4 @@
-/* main.c — the `onebit` command line: run, chat, info, tokenize, logits, bench.
+/* main.c — the `onebit` command line: run, chat, info, tokenize, logits, bench, serve.
  *
  * The only place (with the server) that prints and exits. Each subcommand parses its own flags,
  * calls the library, and maps failures to an exit code:
@@ -475,6 +475,7 @@ static const char MAIN_USAGE[] =
     "  tokenize  text to token ids (--decode: ids to text)\n"
     "  logits    raw logits of a token list, for tests\n"
     "  bench     prompt and generation speed (pp/tg, like llama-bench)\n"
+    "  serve     OpenAI-compatible HTTP server and web app\n"
     "\n"
     "exit codes: 0 ok, 1 failure, 2 usage, 3 unreadable file, 4 invalid or unsupported model,\n"
     "            5 prompt too long for the context, 6 out of memory, 130 interrupted\n";
@@ -490,6 +491,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(cmd, "logits")) return cmd_logits(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 2, argv + 2);
     fprintf(stderr, "onebit: unknown command '%s'\n\n%s", cmd, MAIN_USAGE);
     return 2;
 }
