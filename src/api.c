@@ -44,7 +44,7 @@ static const ob_backend *pick_backend(const char *name) {
 /* Touches every weight page once so that loading shows real progress and the first token does
  * not pay for page faults. Returns non-zero if the caller cancelled. */
 static int prefault(struct ob_model *m, const ob_model_params *p) {
-    if (!p || !p->progress) return 0;
+    if (!p || !p->progress || m->partial) return 0;
     uint64_t total = 0, done = 0;
     for (int i = 0; i < m->n_weights; i++) total += (uint64_t)m->weights[i].rows * m->weights[i].row_bytes;
     volatile uint8_t sink = 0;
@@ -68,7 +68,7 @@ static ob_status load_common(struct ob_model *m, const ob_model_params *p, ob_mo
         m->backend = pick_backend(p->backend);
         if (!m->backend) st = ob_fail(OB_ERR_UNSUPPORTED, "backend '%s' is not available on this machine", p->backend);
     }
-    if (st == OB_OK) {
+    if (st == OB_OK && !m->partial) {
         for (int i = 0; i < m->n_weights; i++)
             if (!m->weights[i].data) {
                 st = ob_fail(OB_ERR_ARG, "weights lie outside the loaded part of the file");
@@ -109,6 +109,29 @@ ob_status ob_model_load_memory(const void *data, size_t size, const ob_model_par
     if (!m) return ob_fail(OB_ERR_NOMEM, "out of memory");
     char err[512];
     if (gguf_open_memory(&m->file, data, size, size, err, sizeof err) != 0) {
+        free(m);
+        return ob_fail(OB_ERR_FORMAT, "%s", err);
+    }
+    return load_common(m, p, out);
+}
+
+ob_status ob_model_load_partial(void *image, size_t avail, uint64_t file_size, const ob_model_params *p,
+                                ob_model **out) {
+    if (!image || !out) {
+        free(image);
+        return ob_fail(OB_ERR_ARG, "ob_model_load_partial: NULL argument");
+    }
+    *out = NULL;
+    struct ob_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        free(image);
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    }
+    m->partial = 1;
+    m->image = image;
+    char err[512];
+    if (gguf_open_memory(&m->file, image, avail, file_size, err, sizeof err) != 0) {
+        free(image);
         free(m);
         return ob_fail(OB_ERR_FORMAT, "%s", err);
     }

@@ -173,6 +173,11 @@ static int parse(gguf_file *g, char *err, size_t errlen) {
     if (memcmp(magic, "GGUF", 4) != 0) return cfail(&c, "not a GGUF file (bad magic)");
     g->version = rd_u32(&c, "version");
     if (c.failed) return -1;
+    /* Messages of legitimate files we do not read start with "unsupported" (see api.c). A
+     * big-endian file shows its version byte-swapped. */
+    if (g->version == 0) return cfail(&c, "not a GGUF file (version 0)");
+    if (g->version >= 0x01000000u && (g->version & 0xffffu) == 0 && (g->version >> 24) <= 3)
+        return cfail(&c, "unsupported big-endian GGUF file (onebit reads little-endian files)");
     if (g->version != 2 && g->version != 3)
         return cfail(&c, "unsupported GGUF version %u (onebit reads 2 and 3)", g->version);
     g->n_tensors = rd_u64(&c, "tensor count");
@@ -258,6 +263,10 @@ static int parse(gguf_file *g, char *err, size_t errlen) {
         uint64_t rel = rd_u64(&c, "tensor offset");
         if (c.failed) return -1;
         const gguf_type_info *ti = gguf_type(t->type);
+        /* An id inside ggml's range is a real format we cannot size (IQ*, TQ*, MXFP4...). */
+        if (!ti && t->type < GGML_TYPE_COUNT)
+            return cfail(&c, "unsupported tensor type %u of '%.*s' (a ggml type onebit cannot read)", t->type, nl,
+                         t->name.ptr);
         if (!ti) return cfail(&c, "tensor '%.*s' has unknown type %u", nl, t->name.ptr, t->type);
         if (t->ne[0] % ti->blck != 0)
             return cfail(&c, "tensor '%.*s': row length %llu is not a multiple of the %s block size %u", nl,
@@ -335,6 +344,11 @@ int gguf_open_file(gguf_file *g, const char *path, char *err, size_t errlen) {
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "'%s' is not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    if ((uint64_t)st.st_size > SIZE_MAX) { /* 32-bit hosts: the mapping could not cover the file */
+        snprintf(err, errlen, "cannot map '%s': too large for this machine's address space", path);
         close(fd);
         return -1;
     }

@@ -103,9 +103,27 @@ static ob_status get_vector(struct ob_model *m, const char *name, int n, float *
                        (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], n);
     if (t->type != GGML_F32 && t->type != GGML_F16 && t->type != GGML_BF16)
         return ob_fail(OB_ERR_UNSUPPORTED, "tensor '%s' must be f32, f16 or bf16", name);
-    if (!t->data) return ob_fail(OB_ERR_ARG, "tensor '%s' is outside the loaded part of the file", name);
-    float *v = malloc((size_t)n * sizeof *v);
+    if (!t->data && !m->partial) return ob_fail(OB_ERR_ARG, "tensor '%s' is outside the loaded part of the file", name);
+    float *v = calloc((size_t)n, sizeof *v);
     if (!v) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    if (!t->data) {
+        /* Partial load: the host supplies the bytes later (model_complete converts them). The
+         * pending array was sized in model_load for every vector the model has. */
+        ob_pending_vec *pv = &m->pending[m->n_pending];
+        pv->raw = malloc((size_t)t->nbytes);
+        if (!pv->raw) {
+            free(v);
+            return ob_fail(OB_ERR_NOMEM, "out of memory");
+        }
+        pv->t = t;
+        pv->dst = v;
+        pv->n = n;
+        m->n_pending++;
+        m->n_params += (uint64_t)n;
+        m->weight_bytes += t->nbytes;
+        *out = v;
+        return OB_OK;
+    }
     ob_dequant_row(t->type, t->data, v, (size_t)n);
     for (int i = 0; i < n; i++)
         if (!isfinite(v[i])) {
@@ -146,8 +164,9 @@ static ob_status load_hparams(struct ob_model *m) {
 
 static ob_status load_tokenizer(struct ob_model *m) {
     gguf_str model_name;
-    if (gguf_get_str(&m->file, "tokenizer.ggml.model", &model_name) != 0)
-        return ob_fail(OB_ERR_FORMAT, "missing tokenizer (tokenizer.ggml.model)");
+    int r = gguf_get_str(&m->file, "tokenizer.ggml.model", &model_name);
+    if (r == -1) return ob_fail(OB_ERR_FORMAT, "missing tokenizer (tokenizer.ggml.model)");
+    if (r != 0) return ob_fail(OB_ERR_FORMAT, "metadata 'tokenizer.ggml.model' must be a string");
     if (!gguf_str_eq(model_name, "gpt2"))
         return ob_fail(OB_ERR_UNSUPPORTED, "tokenizer model '%.*s' is not supported (onebit runs byte-level BPE, 'gpt2')",
                        (int)(model_name.len > 32 ? 32 : model_name.len), model_name.ptr);
@@ -212,8 +231,9 @@ ob_status model_load(struct ob_model *m, const ob_model_params *p) {
     (void)p;
     ob_status st;
     gguf_str s;
-    if (gguf_get_str(&m->file, "general.architecture", &s) != 0)
-        return ob_fail(OB_ERR_FORMAT, "missing metadata key 'general.architecture'");
+    int r = gguf_get_str(&m->file, "general.architecture", &s);
+    if (r == -1) return ob_fail(OB_ERR_FORMAT, "missing metadata key 'general.architecture'");
+    if (r != 0) return ob_fail(OB_ERR_FORMAT, "metadata 'general.architecture' must be a string");
     if (!(m->arch = dup_str(s))) return ob_fail(OB_ERR_NOMEM, "out of memory");
     if (strlen(m->arch) != s.len || strcmp(m->arch, "qwen3") != 0)
         return ob_fail(OB_ERR_UNSUPPORTED, "architecture '%.32s' is not supported (onebit runs qwen3)", m->arch);
@@ -235,8 +255,12 @@ ob_status model_load(struct ob_model *m, const ob_model_params *p) {
     m->weights = calloc((size_t)hp->n_layer * 7 + 2, sizeof *m->weights);
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->weights || !m->layers) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    /* Partial load: room for every vector (4 per layer + output_norm) to be pending. */
+    if (m->partial && !(m->pending = calloc((size_t)hp->n_layer * 4 + 1, sizeof *m->pending)))
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
     if ((st = get_matrix(m, "token_embd.weight", hp->n_vocab, hp->n_embd, &m->tok_embd))) return st;
-    if (!m->tok_embd->data) return ob_fail(OB_ERR_ARG, "token embeddings are outside the loaded part of the file");
+    if (!m->tok_embd->data && !m->partial)
+        return ob_fail(OB_ERR_ARG, "token embeddings are outside the loaded part of the file");
     for (int l = 0; l < hp->n_layer; l++) {
         ob_layer *L = &m->layers[l];
         char n[96];
@@ -276,7 +300,25 @@ ob_status model_load(struct ob_model *m, const ob_model_params *p) {
     return OB_OK;
 }
 
+ob_status model_complete(struct ob_model *m) {
+    for (int i = 0; i < m->n_pending; i++) {
+        ob_pending_vec *pv = &m->pending[i];
+        ob_dequant_row(pv->t->type, pv->raw, pv->dst, (size_t)pv->n);
+        for (int j = 0; j < pv->n; j++)
+            if (!isfinite(pv->dst[j]))
+                return ob_fail(OB_ERR_FORMAT, "tensor '%.*s' contains a non-finite value", (int)pv->t->name.len,
+                               pv->t->name.ptr);
+    }
+    for (int i = 0; i < m->n_pending; i++) free(m->pending[i].raw);
+    free(m->pending);
+    m->pending = NULL;
+    m->n_pending = 0;
+    return OB_OK;
+}
+
 void model_release(struct ob_model *m) {
+    for (int i = 0; i < m->n_pending; i++) free(m->pending[i].raw);
+    free(m->pending);
     if (m->layers)
         for (int l = 0; l < m->hp.n_layer; l++) {
             free(m->layers[l].attn_norm);
@@ -295,4 +337,5 @@ void model_release(struct ob_model *m) {
     free(m->name);
     free(m->chat_template);
     gguf_close(&m->file);
+    free(m->image); /* after gguf_close: the parsed file points into it */
 }

@@ -44,6 +44,15 @@ typedef struct ob_layer {
 
 struct ob_backend;
 
+/* A vector whose bytes lie beyond the in-memory prefix of a partially loaded model: the host copies
+ * the file bytes [t->offset, t->offset + t->nbytes) into raw, then model_complete converts them. */
+typedef struct ob_pending_vec {
+    const gguf_tensor *t;
+    uint8_t *raw;           /* [t->nbytes] filled by the host */
+    float *dst;             /* [n] the model's vector */
+    int n;
+} ob_pending_vec;
+
 struct ob_model {
     gguf_file file;
     ob_hparams hp;
@@ -65,10 +74,27 @@ struct ob_model {
 
     const struct ob_backend *backend;
     void *bstate;           /* the backend's per-model state */
+
+    /* Partial loading (ob_model_load_partial): only a prefix of the file is in memory and the
+     * backend uploads the weights itself (WebGPU). */
+    int partial;
+    void *image;            /* the malloc'ed prefix, owned by the model (NULL otherwise) */
+    int n_pending;
+    ob_pending_vec *pending; /* [n_pending] vectors the host still has to supply */
 };
 
 /* Loads and validates everything except the backend. On failure sets ob_last_error. */
 ob_status model_load(struct ob_model *m, const ob_model_params *p);
 void model_release(struct ob_model *m);
+/* Partial loading: converts and checks the pending vectors once the host has filled their raw
+ * bytes; afterwards the model is complete (n_pending = 0). */
+ob_status model_complete(struct ob_model *m);
+
+/* Opens a model of which only the first avail bytes of a file_size-byte file are in memory, at
+ * image (malloc'ed; the model takes it over, also on failure). Weights may lie beyond the prefix
+ * (data == NULL) and norm vectors beyond it are left pending: for backends that stream weights to
+ * their own memory. Defined in api.c. */
+ob_status ob_model_load_partial(void *image, size_t avail, uint64_t file_size, const ob_model_params *p,
+                                ob_model **out);
 
 #endif

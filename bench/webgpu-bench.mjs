@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// webgpu-bench.mjs — the WebGPU engine (web/engine.mjs on Dawn) against llama.cpp's Vulkan build
+// (through node-llama-cpp) on the same GGUF file, measured like llama-bench: pp = tokens/s of one
+// batch of --pp prompt tokens from an empty cache, tg = tokens/s generating --tg tokens one at a
+// time (greedy). Prints both, the ratios against the targets (tg >= 2x llama.cpp, pp >= 1x), the
+// dispatches per generated token, and a per-kernel profile of one decode step and one prompt chunk.
+//   node bench/webgpu-bench.mjs -m FILE [--pp 512] [--tg 128] [-r 3] [--no-llama] [--no-ours]
+//                               [--kv-f16] [--no-subgroups] [--no-profile] [--json OUT]
+// Needs the npm packages `webgpu` and (for the comparison) `node-llama-cpp` with its Vulkan
+// binaries; bench/gpu.sh sets all of that up on a GPU host. Random token ids, as llama-bench uses.
+import { writeFileSync } from 'node:fs';
+
+const args = process.argv.slice(2);
+const opt = { pp: 512, tg: 128, reps: 3, llama: true, ours: true, profile: true };
+for (let i = 0; i < args.length; i++) {
+  const a = args[i], v = () => args[++i];
+  if (a === '-m') opt.model = v();
+  else if (a === '--pp') opt.pp = Number(v());
+  else if (a === '--tg') opt.tg = Number(v());
+  else if (a === '-r') opt.reps = Number(v());
+  else if (a === '--no-llama') opt.llama = false;
+  else if (a === '--no-ours') opt.ours = false;
+  else if (a === '--kv-f16') opt.kvF16 = true;
+  else if (a === '--no-subgroups') opt.noSg = true;
+  else if (a === '--no-profile') opt.profile = false;
+  else if (a === '--json') opt.json = v();
+  else {
+    console.error(`unknown option ${a}`);
+    process.exit(2);
+  }
+}
+if (!opt.model) {
+  console.error('usage: node bench/webgpu-bench.mjs -m FILE [--pp N] [--tg N] [-r N] [--no-llama] [--json OUT]');
+  process.exit(2);
+}
+
+const result = { model: opt.model, pp: opt.pp, tg: opt.tg };
+const median = (a) => a.slice().sort((x, y) => x - y)[a.length >> 1];
+const fmt = (x) => (x ? x.toFixed(1) : '-');
+
+async function benchOurs() {
+  const { create, globals } = await import('webgpu');
+  Object.assign(globalThis, globals);
+  const gpu = create([]);
+  const { Engine } = await import('../web/engine.mjs');
+  const eng = await Engine.create({ backend: 'webgpu', gpu, subgroups: !opt.noSg });
+  const a = eng.gpuInfo.adapter;
+  console.log(`webgpu adapter: ${a.vendor} ${a.architecture} ${a.description} (subgroups: ${eng.gpuInfo.subgroupSize || 'off'})`);
+  const t0 = performance.now();
+  const info = await eng.load(opt.model, { nCtx: Math.max(1024, opt.pp + opt.tg + 16), kvF16: opt.kvF16 });
+  const loadMs = performance.now() - t0;
+  console.log(`webgpu: loaded ${info.nLayer} layers, vocab ${info.nVocab} in ${loadMs.toFixed(0)} ms`);
+  const r = await eng.bench({ pp: opt.pp, tg: opt.tg, reps: opt.reps });
+  result.ours = { ...r, loadMs, subgroups: eng.gpuInfo.subgroupSize, kvF16: !!opt.kvF16 };
+  console.log(`webgpu: pp${opt.pp} ${fmt(r.ppTps)} tok/s, tg${opt.tg} ${fmt(r.tgTps)} tok/s, ${r.dispatchesPerToken} dispatches per token`);
+  if (opt.profile) {
+    // One decode step and one prompt chunk, each dispatch submitted and waited for alone.
+    const M = eng.M;
+    M._ob_wgpu_set_sampling(eng.ctx, 0, 0, 1, 0, 1, 0, 0, 0, 0);
+    const prof = {};
+    for (const n of [1, Math.min(opt.pp, 512)]) {
+      eng.reset();
+      const tp = eng.buf('evaltok', n * 4);
+      for (let i = 0; i < n; i++) M.HEAP32[(tp >>> 2) + i] = (i * 7919) % info.nVocab;
+      if (M._ob_wgpu_step(eng.ctx, tp, n, 8) < 0) throw new Error('profile step failed');
+      const { times } = await eng.bridge.execProfiled(M, M._ob_wgpu_cmds(), M._ob_wgpu_cmds_len());
+      const total = [...times.values()].reduce((s, v) => s + v.ms, 0);
+      prof[n] = Object.fromEntries([...times].map(([k, v]) => [k, { ms: +v.ms.toFixed(3), count: v.count }]));
+      console.log(`profile n=${n} (one submit per dispatch, ${total.toFixed(2)} ms): ` +
+        [...times].sort((x, y) => y[1].ms - x[1].ms).map(([k, v]) => `${k} ${v.ms.toFixed(2)}ms/${v.count}`).join(', '));
+    }
+    result.ours.profile = prof;
+  }
+  eng.close();
+}
+
+async function benchLlama() {
+  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+  const llama = await getLlama({ gpu: 'vulkan', build: 'never', logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: opt.model, gpuLayers: 'max' });
+  const ctx = await model.createContext({ contextSize: Math.max(1024, opt.pp + opt.tg + 16), batchSize: Math.max(opt.pp, 1), sequences: 1 });
+  const seq = ctx.getSequence();
+  const nv = 151000; // random ids below the Qwen3 vocabulary
+  let s = 12345;
+  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 8) % nv;
+  const prompt = Array.from({ length: opt.pp }, rnd);
+  const runPP = async () => {
+    await seq.clearHistory();
+    const t0 = performance.now();
+    await seq.evaluateWithoutGeneratingNewTokens(prompt);
+    return performance.now() - t0;
+  };
+  const runTG = async () => {
+    await seq.clearHistory();
+    let n = 0;
+    const t0 = performance.now();
+    for await (const _ of seq.evaluate([prompt[0] ?? 1], { temperature: 0 })) if (++n >= opt.tg) break;
+    return performance.now() - t0;
+  };
+  if (opt.pp > 0) await runPP();
+  if (opt.tg > 0) await runTG();
+  const tpp = [], ttg = [];
+  for (let r = 0; r < opt.reps; r++) {
+    if (opt.pp > 0) tpp.push(await runPP());
+    if (opt.tg > 0) ttg.push(await runTG());
+  }
+  result.llama = {
+    gpu: llama.gpu, gpuLayers: model.gpuLayers,
+    ppTps: opt.pp > 0 ? opt.pp / (median(tpp) / 1000) : 0, tgTps: opt.tg > 0 ? opt.tg / (median(ttg) / 1000) : 0,
+  };
+  console.log(`llama.cpp (${llama.gpu}, ${model.gpuLayers} layers on GPU): pp${opt.pp} ${fmt(result.llama.ppTps)} tok/s, ` +
+    `tg${opt.tg} ${fmt(result.llama.tgTps)} tok/s`);
+  await ctx.dispose();
+  await model.dispose();
+  await llama.dispose();
+}
+
+let failed = false;
+for (const [on, name, fn] of [[opt.ours, 'webgpu', benchOurs], [opt.llama, 'llama.cpp', benchLlama]]) {
+  if (!on) continue;
+  try {
+    await fn();
+  } catch (e) {
+    failed = true;
+    result[name === 'webgpu' ? 'oursError' : 'llamaError'] = String(e.stack ?? e);
+    console.error(`${name} bench failed: ${e.stack ?? e}`);
+  }
+}
+if (result.ours && result.llama) {
+  const tg = result.ours.tgTps / result.llama.tgTps, pp = result.ours.ppTps / result.llama.ppTps;
+  result.ratio = { tg, pp };
+  console.log(`ratio webgpu / llama.cpp: tg ${tg.toFixed(2)}x (target >= 2x: ${tg >= 2 ? 'met' : 'not met'}), ` +
+    `pp ${pp.toFixed(2)}x (target >= 1x: ${pp >= 1 ? 'met' : 'not met'})`);
+}
+if (opt.json) writeFileSync(opt.json, JSON.stringify(result, null, 2));
+process.exit(failed ? 1 : 0);

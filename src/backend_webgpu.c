@@ -1,0 +1,1022 @@
+/* backend_webgpu.c — the WebGPU backend: C plans every GPU buffer, pipeline and dispatch; JS runs them.
+ *
+ * Compiled for WebAssembly only. The C side owns the model and the decisions: which GPU buffers
+ * hold which bytes of the file, which kernel (a .wgsl file of web/kernels) runs with which parameters, in
+ * which order. It never touches WebGPU itself: each call below writes a compact command list of
+ * 32-bit words into wasm memory (the wg_op list), and web/gpu.mjs replays it — creating objects
+ * once, and for a forward step recording every dispatch into one compute pass, submitting, and
+ * reading back only what was asked for (the sampled token id, or logits). WebGPU readback is
+ * asynchronous and the public ob_eval is synchronous, so ob_eval does not run here; the host
+ * drives ob_wgpu_step instead (no ASYNCIFY). GPU objects are named by numbers that C hands out.
+ *
+ * Loading: ob_model_load_partial parses the header from a prefix of the file; wg_model_init plans
+ * one GPU buffer per layer (all seven matrices in their file layout, Q/K/V and gate/up back to
+ * back so that each group is one matrix to the kernels), the token embedding (and an untied output
+ * matrix) split by rows into parts that each fit one storage binding, and one buffer of f32 norm
+ * vectors. ob_wgpu_uploads lists the file ranges the host streams into those buffers (and the
+ * norm vectors it copies into wasm memory); the wasm heap never holds the weights.
+ *
+ * Per token, decode runs 5 dispatches a layer (fused RMSNorm+QKV+QK-norm+RoPE+cache write;
+ * attention; Wo+residual; fused RMSNorm+gate/up+SwiGLU; down+residual), plus embedding, output
+ * head and sampler: 5 * n_layer + 3 for a model whose embedding fits one binding. Prompts run
+ * in chunks through tiled matrix-matrix kernels. Only Q1_0 weights run here.
+ */
+#ifdef __EMSCRIPTEN__
+
+#include <emscripten.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "forward.h"
+#include "model.h"
+#include "quant.h"
+#include "util.h"
+
+#define WG_API EMSCRIPTEN_KEEPALIVE
+
+/* ---- the command list (read by web/gpu.mjs; keep the numbers in step) ----------------------- */
+
+enum wg_op {
+    WG_BUFFER = 1,    /* id, size_lo, size_hi, usage */
+    WG_PIPELINE = 2,  /* id, kernel_ptr, kernel_len, n, n x {name_ptr, name_len, value} */
+    WG_BINDGROUP = 3, /* id, pipeline, n, n x {binding, buffer, offset, size (0 = whole)} */
+    WG_WRITE = 4,     /* buffer, offset, ptr, len: queue.writeBuffer from wasm memory */
+    WG_DISPATCH = 5,  /* pipeline, bindgroup, x, y, z */
+    WG_READ = 6,      /* buffer, offset, size: copied back to the host after the pass */
+    WG_FREE = 7       /* first, count: destroy / forget objects first .. first + count - 1 */
+};
+enum wg_usage { WG_STORAGE = 1, WG_UNIFORM = 2, WG_COPY_SRC = 4 };
+
+/* matmul.wgsl's tile: 256 invocations as (256 / tt) rows x tt tokens, each 4 rows x 8 tokens,
+ * with tt chosen by the chunk's size. The kernel applies the same rule. */
+static uint32_t mm_tok_threads(uint32_t n) { return n <= 8 ? 1 : n <= 32 ? 4 : 16; }
+
+static void gpu_dispatch(uint32_t pipeline, uint32_t bg, uint32_t x, uint32_t y);
+
+static void mm_dispatch(uint32_t pipeline, uint32_t bg, uint32_t rows, uint32_t n) {
+    uint32_t tt = mm_tok_threads(n), bm = 256 / tt * 4, bn = tt * 8;
+    gpu_dispatch(pipeline, bg, (rows + bm - 1) / bm, (n + bn - 1) / bn);
+}
+
+/* Flags of ob_wgpu_step. */
+enum {
+    WG_STEP_FEED = 1,   /* the input token is the one the previous step sampled on the GPU */
+    WG_STEP_LOGITS = 2, /* read back the logits of the last position */
+    WG_STEP_ALL = 4,    /* ... of every position (chunks are smaller then) */
+    WG_STEP_SAMPLE = 8  /* sample on the GPU and read back the token id */
+};
+
+static struct {
+    uint32_t *w; /* [cap] */
+    size_t n, cap;
+    int oom;
+} wg_cmd;
+
+static uint32_t wg_next_id = 1;
+
+/* Device limits and features, from the host (ob_wgpu_attach). */
+static struct {
+    int attached;
+    uint64_t max_binding;   /* maxStorageBufferBindingSize */
+    uint64_t max_buffer;    /* maxBufferSize */
+    uint32_t max_groups;    /* maxComputeWorkgroupsPerDimension */
+    uint32_t sg_size;       /* subgroup size the kernels may rely on; 0: no subgroups */
+} wg_lim;
+
+static void cmd_put(const uint32_t *w, size_t n) {
+    if (wg_cmd.oom) return;
+    if (wg_cmd.n + n > wg_cmd.cap) {
+        size_t cap = (wg_cmd.n + n) * 2 + 256;
+        uint32_t *nw = realloc(wg_cmd.w, cap * sizeof *nw);
+        if (!nw) {
+            wg_cmd.oom = 1;
+            return;
+        }
+        wg_cmd.w = nw;
+        wg_cmd.cap = cap;
+    }
+    memcpy(wg_cmd.w + wg_cmd.n, w, n * sizeof *w);
+    wg_cmd.n += n;
+}
+
+static void cmd_reset(void) {
+    wg_cmd.n = 0;
+    wg_cmd.oom = 0;
+}
+
+static ob_status cmd_status(void) {
+    return wg_cmd.oom ? ob_fail(OB_ERR_NOMEM, "out of memory for the GPU command list") : OB_OK;
+}
+
+static uint32_t ptr32(const void *p) { return (uint32_t)(uintptr_t)p; }
+
+static uint64_t round4(uint64_t n) { return (n + 3) & ~(uint64_t)3; }
+static uint64_t round256(uint64_t n) { return (n + 255) & ~(uint64_t)255; }
+
+static uint32_t gpu_buffer(uint64_t size, uint32_t usage) {
+    uint32_t id = wg_next_id++;
+    size = round4(size ? size : 4);
+    uint32_t w[5] = {WG_BUFFER, id, (uint32_t)size, (uint32_t)(size >> 32), usage};
+    cmd_put(w, 5);
+    return id;
+}
+
+static void gpu_free_range(uint32_t first, uint32_t end) {
+    if (!first || end <= first) return;
+    uint32_t w[3] = {WG_FREE, first, end - first};
+    cmd_put(w, 3);
+}
+
+/* Override constants of a pipeline: names are string literals (static in wasm memory). */
+typedef struct wg_const {
+    const char *name;
+    uint32_t value;
+} wg_const;
+
+/* Every pipeline also gets TPR: the invocations per matrix row. The subgroup variant of the
+ * reductions (web/kernels/red_sg.wgsl) needs it to be the subgroup size; the workgroup-memory
+ * variant uses 8 (fewer barrier rounds per row than a wider split). */
+static uint32_t gpu_pipeline(const char *kernel, int n, const wg_const *c) {
+    static const char tpr_name[] = "TPR";
+    uint32_t id = wg_next_id++;
+    uint32_t w[5] = {WG_PIPELINE, id, ptr32(kernel), (uint32_t)strlen(kernel), (uint32_t)n + 1};
+    cmd_put(w, 5);
+    for (int i = 0; i < n; i++) {
+        uint32_t e[3] = {ptr32(c[i].name), (uint32_t)strlen(c[i].name), c[i].value};
+        cmd_put(e, 3);
+    }
+    uint32_t t[3] = {ptr32(tpr_name), 3, wg_lim.sg_size ? wg_lim.sg_size : 8};
+    cmd_put(t, 3);
+    return id;
+}
+
+typedef struct wg_bind {
+    uint32_t binding, buffer, offset, size;
+} wg_bind;
+
+static uint32_t gpu_bindgroup(uint32_t pipeline, int n, const wg_bind *b) {
+    uint32_t id = wg_next_id++;
+    uint32_t w[4] = {WG_BINDGROUP, id, pipeline, (uint32_t)n};
+    cmd_put(w, 4);
+    for (int i = 0; i < n; i++) cmd_put(&b[i].binding, 4);
+    return id;
+}
+
+static void gpu_write(uint32_t buffer, uint32_t offset, const void *p, uint32_t len) {
+    uint32_t w[5] = {WG_WRITE, buffer, offset, ptr32(p), len};
+    cmd_put(w, 5);
+}
+
+static void gpu_dispatch(uint32_t pipeline, uint32_t bg, uint32_t x, uint32_t y) {
+    uint32_t w[6] = {WG_DISPATCH, pipeline, bg, x, y, 1};
+    cmd_put(w, 6);
+}
+
+static void gpu_read(uint32_t buffer, uint32_t offset, uint32_t size) {
+    uint32_t w[4] = {WG_READ, buffer, offset, size};
+    cmd_put(w, 4);
+}
+
+/* ---- parameters (mirrors of the WGSL structs in web/kernels/common.wgsl) -------------------- */
+
+typedef struct wg_params {
+    uint32_t rows, cols, row_bytes, w_off;   /* matrix W[rows][cols] of Q1_0 rows at byte w_off */
+    uint32_t row0, in_off, in_stride, out_off; /* first row of a part; input offset/stride (floats) */
+    uint32_t out_stride, norm_off, norm2_off, flags; /* output row stride; norm vectors (floats) */
+    uint32_t n_head, n_head_kv, head_dim, kv_dim;
+    uint32_t q_off, q_stride, n_ctx, v_off;  /* q in the qkv buffer; V's first word in a kv buffer */
+    float eps, scale;
+    uint32_t n_ff, pad;
+} wg_params; /* 96 bytes */
+
+typedef struct wg_step {
+    uint32_t n, pos, last, kv_len; /* tokens of the step; first position; n - 1; pos + n */
+} wg_step;
+
+typedef struct wg_samp {
+    float temp;
+    uint32_t mode;   /* 0 greedy, 1 top-k (then temperature, top-p, min-p, draw) */
+    uint32_t top_k;
+    float top_p, min_p, rep, pres, freq;
+    int32_t last_n;  /* penalty window; 0 off, -1 whole history */
+    uint32_t pen_on;
+    float u;         /* the uniform draw of this token */
+    uint32_t pad;
+} wg_samp;           /* 48 bytes */
+
+#define WG_SLOT 256  /* uniform binding offsets must be multiples of 256 */
+
+/* ---- per-model state ------------------------------------------------------------------------ */
+
+typedef struct wg_part {
+    uint32_t buf;
+    int row0, rows;
+} wg_part;
+
+typedef struct wg_model {
+    const struct ob_model *m;
+    uint32_t *layer_buf;          /* [n_layer] one buffer of weights per layer */
+    uint64_t layer_bytes;
+    uint32_t off_qkv, off_o, off_gu, off_down; /* byte offsets of the groups in a layer buffer */
+    uint32_t rb_e, rb_q, rb_f;    /* row bytes of matrices with n_embd, q_dim, n_ff columns */
+    wg_part *emb, *out;           /* [n_emb], [n_out]: row parts (out == emb when tied) */
+    int n_emb, n_out;
+    uint32_t norm_buf;
+    uint32_t norm_stride;         /* floats per layer in the norm buffer */
+    uint32_t norm_out;            /* offset of output_norm */
+    float *norm_host;             /* [norm_floats] staging for the upload */
+    uint32_t norm_floats;
+    uint32_t *plan;               /* [n_plan][6] upload ranges */
+    int n_plan, cap_plan;
+    int ready;
+    uint32_t id_first, id_end;    /* the GPU objects of the model: ids [id_first, id_end) */
+} wg_model;
+
+/* Norm vectors in the norm buffer: per layer attn (E), q (HD), k (HD), ffn (E), each padded to a
+ * multiple of 4 floats so that kernels can read them as vec4. */
+static uint32_t pad4u(uint32_t n) { return (n + 3u) & ~3u; }
+static uint32_t norm_attn(const wg_model *wm, int l) { return (uint32_t)l * wm->norm_stride; }
+static uint32_t norm_q(const wg_model *wm, int l) { return norm_attn(wm, l) + pad4u((uint32_t)wm->m->hp.n_embd); }
+static uint32_t norm_k(const wg_model *wm, int l) { return norm_q(wm, l) + pad4u((uint32_t)wm->m->hp.head_dim); }
+static uint32_t norm_ffn(const wg_model *wm, int l) { return norm_k(wm, l) + pad4u((uint32_t)wm->m->hp.head_dim); }
+
+static int plan_add(wg_model *wm, uint32_t kind, uint64_t file_off, uint64_t len, uint32_t dst, uint32_t dst_off) {
+    if (wm->n_plan == wm->cap_plan) {
+        int cap = wm->cap_plan * 2 + 64;
+        uint32_t *np = realloc(wm->plan, (size_t)cap * 6 * sizeof *np);
+        if (!np) return -1;
+        wm->plan = np;
+        wm->cap_plan = cap;
+    }
+    uint32_t *e = wm->plan + (size_t)wm->n_plan++ * 6;
+    e[0] = kind; /* 0: GPU buffer dst at byte dst_off; 1: wasm memory at dst */
+    e[1] = (uint32_t)file_off;
+    e[2] = (uint32_t)(file_off >> 32);
+    e[3] = (uint32_t)len;
+    e[4] = dst;
+    e[5] = dst_off;
+    return 0;
+}
+
+/* The largest buffer one binding may cover. Kernels address bytes with 32-bit offsets: 2 GiB at
+ * most keeps every offset and offset + row far from wrapping. */
+static uint64_t binding_cap(void) {
+    uint64_t cap = wg_lim.max_binding < wg_lim.max_buffer ? wg_lim.max_binding : wg_lim.max_buffer;
+    return cap < (1ull << 31) ? cap : (1ull << 31);
+}
+
+/* Splits a [rows][cols] Q1_0 matrix into parts of whole rows, each fitting one binding. */
+static ob_status plan_parts(wg_model *wm, const ob_weight *w, wg_part **out, int *n_out) {
+    uint64_t per = binding_cap() / w->row_bytes;
+    if (per > (uint64_t)w->rows) per = (uint64_t)w->rows;
+    if (per == 0) return ob_fail(OB_ERR_UNSUPPORTED, "a row of %zu bytes exceeds the GPU's storage binding size", w->row_bytes);
+    int n = (int)(((uint64_t)w->rows + per - 1) / per);
+    wg_part *p = calloc((size_t)n, sizeof *p);
+    if (!p) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        p[i].row0 = (int)((uint64_t)i * per);
+        p[i].rows = (int)((uint64_t)(i + 1) * per > (uint64_t)w->rows ? (uint64_t)w->rows - (uint64_t)p[i].row0 : per);
+        uint64_t bytes = (uint64_t)p[i].rows * w->row_bytes;
+        p[i].buf = 0; /* created by ob_wgpu_model_setup */
+        if (plan_add(wm, 0, w->offset + (uint64_t)p[i].row0 * w->row_bytes, bytes, 0, 0)) {
+            free(p);
+            return ob_fail(OB_ERR_NOMEM, "out of memory");
+        }
+        /* The buffer id is filled in at setup: remember which plan entry belongs to this part. */
+        p[i].buf = (uint32_t)(wm->n_plan - 1) | 0x80000000u;
+    }
+    *out = p;
+    *n_out = n;
+    return OB_OK;
+}
+
+static void wg_model_free(void *mstate);
+
+static ob_status wg_model_init(const struct ob_model *m, int n_threads, void **mstate) {
+    (void)n_threads;
+    if (!wg_lim.attached) return ob_fail(OB_ERR_UNSUPPORTED, "no WebGPU device is attached");
+    if (!m->partial)
+        return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend loads models through the streaming loader (web/engine.mjs)");
+    const ob_hparams *hp = &m->hp;
+    for (int i = 0; i < m->n_weights; i++) {
+        const ob_weight *w = &m->weights[i];
+        if (w->type != GGML_Q1_0 || w->cols % QK1_0 != 0)
+            return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend runs Q1_0 weights only (weight %d has type %u)", i,
+                           w->type);
+    }
+    if (hp->head_dim > 1024) return ob_fail(OB_ERR_UNSUPPORTED, "head dimension %d > 1024 is not supported on the GPU", hp->head_dim);
+
+    wg_model *wm = calloc(1, sizeof *wm);
+    if (!wm) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    wm->m = m;
+    ob_status st = OB_OK;
+    const uint64_t E = (uint64_t)hp->n_embd, QD = (uint64_t)hp->q_dim, KD = (uint64_t)hp->kv_dim, F = (uint64_t)hp->n_ff;
+    wm->rb_e = (uint32_t)(E / QK1_0 * sizeof(block_q1_0));
+    wm->rb_q = (uint32_t)(QD / QK1_0 * sizeof(block_q1_0));
+    wm->rb_f = (uint32_t)(F / QK1_0 * sizeof(block_q1_0));
+    /* Layer buffer: [q|k|v] [o] [gate|up] [down]; groups start at multiples of 256 bytes and the
+     * matrices inside a group follow each other, so each group is one matrix to the kernels. The
+     * host writes whole matrices at their offsets: those must be multiples of 4. */
+    uint64_t qkv = (QD + 2 * KD) * wm->rb_e, o = E * wm->rb_q, gu = 2 * F * wm->rb_e, down = E * wm->rb_f;
+    if ((QD * wm->rb_e) % 4 || (KD * wm->rb_e) % 4 || (F * wm->rb_e) % 4) {
+        st = ob_fail(OB_ERR_UNSUPPORTED, "matrix sizes not a multiple of 4 bytes are not supported on the GPU");
+        goto fail;
+    }
+    wm->off_qkv = 0;
+    wm->off_o = (uint32_t)round256(qkv);
+    wm->off_gu = (uint32_t)round256(wm->off_o + o);
+    wm->off_down = (uint32_t)round256(wm->off_gu + gu);
+    wm->layer_bytes = round4(wm->off_down + down);
+    if (wm->layer_bytes > binding_cap()) {
+        st = ob_fail(OB_ERR_UNSUPPORTED, "a layer's weights (%llu bytes) exceed the GPU's storage binding size",
+                     (unsigned long long)wm->layer_bytes);
+        goto fail;
+    }
+    if (!(wm->layer_buf = calloc((size_t)hp->n_layer, sizeof *wm->layer_buf))) {
+        st = ob_fail(OB_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    /* Plan entries of layer weights name the layer (dst = layer index | 0x40000000) until setup
+     * has buffer ids. */
+    for (int l = 0; l < hp->n_layer; l++) {
+        const ob_layer *L = &m->layers[l];
+        uint32_t tag = 0x40000000u | (uint32_t)l;
+        const struct { const ob_weight *w; uint64_t off; } mats[7] = {
+            {L->wq, wm->off_qkv},
+            {L->wk, wm->off_qkv + QD * wm->rb_e},
+            {L->wv, wm->off_qkv + (QD + KD) * wm->rb_e},
+            {L->wo, wm->off_o},
+            {L->w_gate, wm->off_gu},
+            {L->w_up, wm->off_gu + F * wm->rb_e},
+            {L->w_down, wm->off_down},
+        };
+        for (int i = 0; i < 7; i++)
+            if (plan_add(wm, 0, mats[i].w->offset, (uint64_t)mats[i].w->rows * mats[i].w->row_bytes, tag,
+                         (uint32_t)mats[i].off)) {
+                st = ob_fail(OB_ERR_NOMEM, "out of memory");
+                goto fail;
+            }
+    }
+    if ((st = plan_parts(wm, m->tok_embd, &wm->emb, &wm->n_emb))) goto fail;
+    if (m->tied) {
+        wm->out = wm->emb;
+        wm->n_out = wm->n_emb;
+    } else if ((st = plan_parts(wm, m->output, &wm->out, &wm->n_out))) {
+        goto fail;
+    }
+    for (int i = 0; i < wm->n_out; i++)
+        if ((uint64_t)wm->out[i].rows / 16 + 1 > wg_lim.max_groups) {
+            st = ob_fail(OB_ERR_UNSUPPORTED, "the output matrix has too many rows for one dispatch");
+            goto fail;
+        }
+    wm->norm_stride = 2 * pad4u((uint32_t)E) + 2 * pad4u((uint32_t)hp->head_dim);
+    wm->norm_out = (uint32_t)hp->n_layer * wm->norm_stride;
+    wm->norm_floats = wm->norm_out + pad4u((uint32_t)E);
+    /* Norm vectors beyond the prefix: the host copies their bytes into wasm memory. */
+    for (int i = 0; i < m->n_pending; i++)
+        if (plan_add(wm, 1, m->pending[i].t->offset, m->pending[i].t->nbytes, ptr32(m->pending[i].raw), 0)) {
+            st = ob_fail(OB_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+    *mstate = wm;
+    return OB_OK;
+fail:
+    wg_model_free(wm);
+    return st;
+}
+
+/* Frees the model's GPU objects through the command list (the host runs it after the call). */
+static void wg_model_free(void *mstate) {
+    wg_model *wm = mstate;
+    if (!wm) return;
+    cmd_reset();
+    gpu_free_range(wm->id_first, wm->id_end);
+    if (wm->out != wm->emb) free(wm->out);
+    free(wm->emb);
+    free(wm->layer_buf);
+    free(wm->norm_host);
+    free(wm->plan);
+    free(wm);
+}
+
+/* ---- per-context state ---------------------------------------------------------------------- */
+
+enum wg_kernel {
+    K_EMBED, K_RMSNORM, K_MV_RES, K_MV_HEAD, K_QKV, K_GATEUP, K_ATTN, K_MM, K_MM_RES, K_QKROPE, K_SWIGLU, K_SAMPLE,
+    K_COUNT
+};
+
+enum wg_layer_bg {
+    BG_QKV, BG_ATTN, BG_WO, BG_GU, BG_DOWN,                       /* decode */
+    BG_N1, BG_MQKV, BG_ROPE, BG_MO, BG_N2, BG_MGU, BG_MDOWN,      /* prompt */
+    BG_PER_LAYER
+};
+
+typedef struct wg_ctx {
+    wg_model *wm;
+    int n_ctx, B, Lrows, kv_f16;
+    int n_past;
+    int mv_rows;                  /* rows per workgroup of the matrix-vector kernels */
+    int head_rows;                /* ... of the output head (larger: it re-reduces the norm) */
+    uint32_t pipe[K_COUNT];
+    uint32_t x, h, qkv, att, gu, logits, tok, hist, rope, step, samp, params;
+    uint32_t *kv;                 /* [n_layer] K then V of one layer */
+    uint32_t *bg;                 /* [n_layer][BG_PER_LAYER] */
+    uint32_t bg_swiglu, bg_nout, bg_sample;
+    uint32_t *bg_embed, *bg_head, *bg_mhead; /* [n_emb], [n_out], [n_out] */
+    wg_params *slots;             /* [n_slots] (each WG_SLOT bytes apart) */
+    int n_slots, cap_slots;
+    float *rope_host;             /* [n_ctx][head_dim/2][2] cos, sin */
+    wg_step step_host;
+    wg_samp samp_host;
+    ob_sampling sp;
+    int sp_set;
+    uint64_t rng[4];              /* xoshiro256**, seeded as src/sample.c seeds it */
+    uint32_t id_first, id_end;    /* the GPU objects of the context */
+} wg_ctx;
+
+/* Parameter slots are laid out WG_SLOT bytes apart; wg_params is smaller. */
+static wg_params *slot_at(wg_ctx *c, int i) { return (wg_params *)((uint8_t *)c->slots + (size_t)i * WG_SLOT); }
+
+static int new_slot(wg_ctx *c) {
+    if (c->n_slots == c->cap_slots) {
+        int cap = c->cap_slots * 2 + 32;
+        void *ns = realloc(c->slots, (size_t)cap * WG_SLOT);
+        if (!ns) return -1;
+        c->slots = ns;
+        c->cap_slots = cap;
+    }
+    memset(slot_at(c, c->n_slots), 0, WG_SLOT);
+    return c->n_slots++;
+}
+
+static void wg_ctx_free(void *cstate);
+
+/* Base parameters every slot starts from. */
+static wg_params base_params(const wg_ctx *c) {
+    const ob_hparams *hp = &c->wm->m->hp;
+    wg_params p;
+    memset(&p, 0, sizeof p);
+    p.n_head = (uint32_t)hp->n_head;
+    p.n_head_kv = (uint32_t)hp->n_head_kv;
+    p.head_dim = (uint32_t)hp->head_dim;
+    p.kv_dim = (uint32_t)hp->kv_dim;
+    p.q_off = 0;
+    p.q_stride = (uint32_t)(hp->q_dim + 2 * hp->kv_dim);
+    p.n_ctx = (uint32_t)c->n_ctx;
+    p.v_off = (uint32_t)((uint64_t)c->n_ctx * (uint64_t)hp->kv_dim / (c->kv_f16 ? 2 : 1));
+    p.eps = hp->rms_eps;
+    p.scale = 1.0f / sqrtf((float)hp->head_dim);
+    p.n_ff = (uint32_t)hp->n_ff;
+    return p;
+}
+
+/* A bind group with its own parameter slot; the slot's binding is always the last two entries
+ * (params, step) as the kernels declare them. Returns 0 on failure (reported by ctx_init). */
+static uint32_t make_bg(wg_ctx *c, int kernel, const wg_params *p, int n, const wg_bind *b, int *ok) {
+    int s = new_slot(c);
+    if (s < 0 || n > 8) {
+        *ok = 0;
+        return 0;
+    }
+    *slot_at(c, s) = *p;
+    wg_bind all[11];
+    memcpy(all, b, (size_t)n * sizeof *b);
+    all[n] = (wg_bind){(uint32_t)n, c->params, (uint32_t)s * WG_SLOT, (uint32_t)sizeof(wg_params)};
+    all[n + 1] = (wg_bind){(uint32_t)n + 1, c->step, 0, (uint32_t)sizeof(wg_step)};
+    int total = n + 2;
+    if (kernel == K_SAMPLE) /* the sampler's settings follow */
+        all[total++] = (wg_bind){(uint32_t)n + 2, c->samp, 0, (uint32_t)sizeof(wg_samp)};
+    return gpu_bindgroup(c->pipe[kernel], total, all);
+}
+
+static void sample_seed(uint64_t s[4], uint64_t seed) {
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++) {
+        uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        s[i] = z ^ (z >> 31);
+    }
+}
+
+static uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+/* The same stream as src/sample.c: uniform in [0, 1) from the top 53 bits of xoshiro256**. */
+static double sample_uniform(uint64_t s[4]) {
+    uint64_t r = rotl64(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl64(s[3], 45);
+    return (double)(r >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* ob_context_new: a webgpu model's contexts come from ob_wgpu_ctx_new instead. */
+static ob_status wg_ctx_init(void *mstate, int n_ctx, void **cstate) {
+    (void)mstate, (void)n_ctx, (void)cstate;
+    return ob_fail(OB_ERR_UNSUPPORTED, "webgpu contexts are created with ob_wgpu_ctx_new (web/engine.mjs)");
+}
+
+static ob_status wg_forward(void *cstate, const ob_token *tokens, int n, int pos, float *logits, int all_logits) {
+    (void)cstate, (void)tokens, (void)n, (void)pos, (void)logits, (void)all_logits;
+    return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend runs asynchronously: use web/engine.mjs (ob_wgpu_step)");
+}
+
+static int wg_supported(void) { return wg_lim.attached; }
+
+const ob_backend ob_backend_webgpu = {
+    .name = "webgpu",
+    .supported = wg_supported,
+    .model_init = wg_model_init,
+    .model_free = wg_model_free,
+    .ctx_init = wg_ctx_init,
+    .ctx_free = wg_ctx_free,
+    .forward = wg_forward,
+};
+
+/* ---- the host-facing API (exported to JS) --------------------------------------------------- */
+
+/* The command list of the last call. */
+WG_API const uint32_t *ob_wgpu_cmds(void) { return wg_cmd.w; }
+WG_API int ob_wgpu_cmds_len(void) { return wg_cmd.oom ? 0 : (int)wg_cmd.n; }
+
+/* Tells C what the device allows. sg_size: a subgroup size that every pipeline of this device
+ * uses with invocations laid out contiguously (the host probes it), 0 for none. */
+WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups, int sg_size) {
+    wg_lim.attached = 1;
+    wg_lim.max_binding = max_binding > 0 ? (uint64_t)max_binding : 128u << 20;
+    wg_lim.max_buffer = max_buffer > 0 ? (uint64_t)max_buffer : 256u << 20;
+    wg_lim.max_groups = max_groups > 0 ? (uint32_t)max_groups : 65535;
+    wg_lim.sg_size = sg_size >= 4 && sg_size <= 128 && (sg_size & (sg_size - 1)) == 0 ? (uint32_t)sg_size : 0;
+}
+
+WG_API void ob_wgpu_detach(void) { wg_lim.attached = 0; }
+
+/* Opens a model from the first avail bytes (at image, malloc'ed; taken over) of a file of
+ * file_size bytes. A message starting with "truncated" means: the header needs a longer prefix. */
+WG_API int ob_wgpu_model_open(void *image, double avail, double file_size, ob_model **out) {
+    ob_model_params p = ob_model_default_params();
+    p.backend = "webgpu";
+    p.n_threads = 1;
+    if (!(avail >= 0 && file_size >= avail && file_size < 9.0e15)) {
+        free(image);
+        return ob_fail(OB_ERR_ARG, "bad prefix or file size");
+    }
+    return ob_model_load_partial(image, (size_t)avail, (uint64_t)file_size, &p, out);
+}
+
+/* Creates the model's GPU buffers (command list). */
+WG_API int ob_wgpu_model_setup(ob_model *m) {
+    wg_model *wm = m->bstate;
+    if (wm->id_first) return ob_fail(OB_ERR_ARG, "ob_wgpu_model_setup: called twice");
+    cmd_reset();
+    wm->id_first = wg_next_id;
+    for (int l = 0; l < m->hp.n_layer; l++) wm->layer_buf[l] = gpu_buffer(wm->layer_bytes, WG_STORAGE);
+    wg_part *lists[2] = {wm->emb, wm->out};
+    int counts[2] = {wm->n_emb, m->tied ? 0 : wm->n_out};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < counts[k]; i++) {
+            wg_part *p = &lists[k][i];
+            if (!(p->buf & 0x80000000u)) continue;
+            uint32_t *e = wm->plan + (size_t)(p->buf & 0x7fffffffu) * 6;
+            p->buf = gpu_buffer((uint64_t)p->rows * (k ? m->output : m->tok_embd)->row_bytes, WG_STORAGE);
+            e[4] = p->buf;
+        }
+    for (int i = 0; i < wm->n_plan; i++) {
+        uint32_t *e = wm->plan + (size_t)i * 6;
+        if (e[0] == 0 && (e[4] & 0xc0000000u) == 0x40000000u) e[4] = wm->layer_buf[e[4] & 0x3fffffffu];
+    }
+    wm->norm_buf = gpu_buffer((uint64_t)wm->norm_floats * 4, WG_STORAGE);
+    wm->id_end = wg_next_id;
+    return cmd_status();
+}
+
+/* The upload plan: n entries of 6 words {kind, file_off_lo, file_off_hi, len, dst, dst_off};
+ * kind 0: bytes go to GPU buffer dst at dst_off; kind 1: into wasm memory at address dst. */
+WG_API const uint32_t *ob_wgpu_uploads(ob_model *m, int *n) {
+    wg_model *wm = m->bstate;
+    *n = wm->n_plan;
+    return wm->plan;
+}
+
+/* After the host streamed every range: converts the norm vectors and uploads them. */
+WG_API int ob_wgpu_model_ready(ob_model *m) {
+    wg_model *wm = m->bstate;
+    ob_status st = model_complete(m);
+    if (st) return st;
+    cmd_reset();
+    free(wm->norm_host);
+    if (!(wm->norm_host = calloc(wm->norm_floats, sizeof(float)))) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    const ob_hparams *hp = &m->hp;
+    for (int l = 0; l < hp->n_layer; l++) {
+        const ob_layer *L = &m->layers[l];
+        memcpy(wm->norm_host + norm_attn(wm, l), L->attn_norm, (size_t)hp->n_embd * 4);
+        memcpy(wm->norm_host + norm_q(wm, l), L->q_norm, (size_t)hp->head_dim * 4);
+        memcpy(wm->norm_host + norm_k(wm, l), L->k_norm, (size_t)hp->head_dim * 4);
+        memcpy(wm->norm_host + norm_ffn(wm, l), L->ffn_norm, (size_t)hp->n_embd * 4);
+    }
+    memcpy(wm->norm_host + wm->norm_out, m->output_norm, (size_t)hp->n_embd * 4);
+    gpu_write(wm->norm_buf, 0, wm->norm_host, wm->norm_floats * 4);
+    wm->ready = 1;
+    return cmd_status();
+}
+
+static int ctx_pipelines(wg_ctx *c) {
+    const ob_hparams *hp = &c->wm->m->hp;
+    uint32_t hd = (uint32_t)hp->head_dim;
+    uint32_t f16 = (uint32_t)c->kv_f16, rows = (uint32_t)c->mv_rows;
+    const wg_const mv_res[] = {{"ROWS", rows}, {"RESID", 1}};
+    const wg_const mv_head[] = {{"ROWS", (uint32_t)c->head_rows}, {"NORM", 1}, {"LASTROW", 1}};
+    const wg_const qkv[] = {{"HD", hd}, {"KV16", f16}};
+    const wg_const gateup[] = {{"ROWS", rows}};
+    const wg_const attn[] = {{"HD", hd}, {"KV16", f16}};
+    const wg_const mm_res[] = {{"RESID", 1}};
+    const wg_const rope[] = {{"HD", hd}, {"KV16", f16}};
+    c->pipe[K_EMBED] = gpu_pipeline("embed", 0, NULL);
+    c->pipe[K_RMSNORM] = gpu_pipeline("rmsnorm", 0, NULL);
+    c->pipe[K_MV_RES] = gpu_pipeline("matvec", 2, mv_res);
+    c->pipe[K_MV_HEAD] = gpu_pipeline("matvec", 3, mv_head);
+    c->pipe[K_QKV] = gpu_pipeline("qkv", 2, qkv);
+    c->pipe[K_GATEUP] = gpu_pipeline("gateup", 1, gateup);
+    c->pipe[K_ATTN] = gpu_pipeline("attention", 2, attn);
+    c->pipe[K_MM] = gpu_pipeline("matmul", 0, NULL);
+    c->pipe[K_MM_RES] = gpu_pipeline("matmul", 1, mm_res);
+    c->pipe[K_QKROPE] = gpu_pipeline("qk_rope", 2, rope);
+    c->pipe[K_SWIGLU] = gpu_pipeline("swiglu", 0, NULL);
+    c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
+    return 1;
+}
+
+static wg_params mat_params(const wg_ctx *c, uint32_t rows, uint32_t cols, uint32_t row_bytes, uint32_t w_off) {
+    wg_params p = base_params(c);
+    p.rows = rows;
+    p.cols = cols;
+    p.row_bytes = row_bytes;
+    p.w_off = w_off;
+    return p;
+}
+
+static void ctx_bindgroups(wg_ctx *c, int *ok) {
+    const wg_model *wm = c->wm;
+    const struct ob_model *m = wm->m;
+    const ob_hparams *hp = &m->hp;
+    const uint32_t E = (uint32_t)hp->n_embd, QD = (uint32_t)hp->q_dim, KD = (uint32_t)hp->kv_dim, F = (uint32_t)hp->n_ff;
+    const uint32_t V = (uint32_t)hp->n_vocab, QS = QD + 2 * KD;
+    for (int l = 0; l < hp->n_layer; l++) {
+        uint32_t W = wm->layer_buf[l], *bg = c->bg + (size_t)l * BG_PER_LAYER;
+        wg_params p;
+        /* decode: fused norm + QKV + QK-norm + RoPE + cache write */
+        p = mat_params(c, QS, E, wm->rb_e, wm->off_qkv);
+        p.norm_off = norm_attn(wm, l);
+        p.norm2_off = norm_q(wm, l);
+        p.flags = norm_k(wm, l); /* k_norm offset */
+        bg[BG_QKV] = make_bg(c, K_QKV, &p, 6,
+                             (wg_bind[]){{0, W, 0, 0}, {1, c->x, 0, 0}, {2, wm->norm_buf, 0, 0}, {3, c->qkv, 0, 0},
+                                         {4, c->kv[l], 0, 0}, {5, c->rope, 0, 0}}, ok);
+        p = base_params(c);
+        bg[BG_ATTN] = make_bg(c, K_ATTN, &p, 3, (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}}, ok);
+        p = mat_params(c, E, QD, wm->rb_q, wm->off_o);
+        bg[BG_WO] = make_bg(c, K_MV_RES, &p, 4,
+                            (wg_bind[]){{0, W, 0, 0}, {1, c->att, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0}}, ok);
+        p = mat_params(c, F, E, wm->rb_e, wm->off_gu);
+        p.norm_off = norm_ffn(wm, l);
+        bg[BG_GU] = make_bg(c, K_GATEUP, &p, 4,
+                            (wg_bind[]){{0, W, 0, 0}, {1, c->x, 0, 0}, {2, c->gu, 0, 0}, {3, wm->norm_buf, 0, 0}}, ok);
+        p = mat_params(c, E, F, wm->rb_f, wm->off_down);
+        bg[BG_DOWN] = make_bg(c, K_MV_RES, &p, 4,
+                              (wg_bind[]){{0, W, 0, 0}, {1, c->gu, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0}}, ok);
+        /* prompt chunks */
+        p = base_params(c);
+        p.cols = E;
+        p.norm_off = norm_attn(wm, l);
+        bg[BG_N1] = make_bg(c, K_RMSNORM, &p, 3, (wg_bind[]){{0, c->x, 0, 0}, {1, c->h, 0, 0}, {2, wm->norm_buf, 0, 0}}, ok);
+        p.norm_off = norm_ffn(wm, l);
+        bg[BG_N2] = make_bg(c, K_RMSNORM, &p, 3, (wg_bind[]){{0, c->x, 0, 0}, {1, c->h, 0, 0}, {2, wm->norm_buf, 0, 0}}, ok);
+        p = mat_params(c, QS, E, wm->rb_e, wm->off_qkv);
+        p.in_stride = E;
+        p.out_stride = QS;
+        bg[BG_MQKV] = make_bg(c, K_MM, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->h, 0, 0}, {2, c->qkv, 0, 0}}, ok);
+        p = base_params(c);
+        p.norm_off = norm_q(wm, l);
+        p.norm2_off = norm_k(wm, l);
+        bg[BG_ROPE] = make_bg(c, K_QKROPE, &p, 4,
+                              (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, wm->norm_buf, 0, 0}, {3, c->rope, 0, 0}}, ok);
+        p = mat_params(c, E, QD, wm->rb_q, wm->off_o);
+        p.in_stride = QD;
+        p.out_stride = E;
+        bg[BG_MO] = make_bg(c, K_MM_RES, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->att, 0, 0}, {2, c->x, 0, 0}}, ok);
+        p = mat_params(c, 2 * F, E, wm->rb_e, wm->off_gu);
+        p.in_stride = E;
+        p.out_stride = 2 * F;
+        bg[BG_MGU] = make_bg(c, K_MM, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->h, 0, 0}, {2, c->gu, 0, 0}}, ok);
+        p = mat_params(c, E, F, wm->rb_f, wm->off_down);
+        p.in_stride = 2 * F;
+        p.out_stride = E;
+        bg[BG_MDOWN] = make_bg(c, K_MM_RES, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->gu, 0, 0}, {2, c->x, 0, 0}}, ok);
+    }
+    wg_params p = base_params(c);
+    c->bg_swiglu = make_bg(c, K_SWIGLU, &p, 1, (wg_bind[]){{0, c->gu, 0, 0}}, ok);
+    p.cols = E;
+    p.norm_off = wm->norm_out;
+    c->bg_nout = make_bg(c, K_RMSNORM, &p, 3, (wg_bind[]){{0, c->x, 0, 0}, {1, c->h, 0, 0}, {2, wm->norm_buf, 0, 0}}, ok);
+    for (int i = 0; i < wm->n_emb; i++) {
+        p = mat_params(c, (uint32_t)wm->emb[i].rows, E, (uint32_t)m->tok_embd->row_bytes, 0);
+        p.row0 = (uint32_t)wm->emb[i].row0;
+        p.flags = i == 0; /* the first part records the tokens in the history */
+        c->bg_embed[i] = make_bg(c, K_EMBED, &p, 4,
+                                 (wg_bind[]){{0, wm->emb[i].buf, 0, 0}, {1, c->tok, 0, 0}, {2, c->x, 0, 0}, {3, c->hist, 0, 0}}, ok);
+    }
+    for (int i = 0; i < wm->n_out; i++) {
+        p = mat_params(c, (uint32_t)wm->out[i].rows, E, (uint32_t)m->output->row_bytes, 0);
+        p.row0 = (uint32_t)wm->out[i].row0;
+        p.norm_off = wm->norm_out;
+        p.in_stride = E;
+        c->bg_head[i] = make_bg(c, K_MV_HEAD, &p, 4,
+                                (wg_bind[]){{0, wm->out[i].buf, 0, 0}, {1, c->x, 0, 0}, {2, c->logits, 0, 0}, {3, wm->norm_buf, 0, 0}}, ok);
+        p.in_stride = E;
+        p.out_stride = V;
+        c->bg_mhead[i] = make_bg(c, K_MM, &p, 3, (wg_bind[]){{0, wm->out[i].buf, 0, 0}, {1, c->h, 0, 0}, {2, c->logits, 0, 0}}, ok);
+    }
+    p = base_params(c);
+    p.rows = V;
+    c->bg_sample = make_bg(c, K_SAMPLE, &p, 3, (wg_bind[]){{0, c->logits, 0, 0}, {1, c->hist, 0, 0}, {2, c->tok, 0, 0}}, ok);
+}
+
+/* Creates a context of n_ctx positions (kv_f16: the KV cache in f16; max_batch > 0 caps the
+ * tokens of a prompt chunk). Command list: buffers, pipelines, bind groups, parameters and the
+ * RoPE table. */
+WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg_ctx **out) {
+    *out = NULL;
+    if (!m || m->backend != &ob_backend_webgpu) return ob_fail(OB_ERR_ARG, "not a webgpu model");
+    wg_model *wm = m->bstate;
+    if (!wm->ready) return ob_fail(OB_ERR_ARG, "the model's weights are not uploaded yet");
+    const ob_hparams *hp = &m->hp;
+    if (n_ctx <= 0) n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (n_ctx > (1 << 22)) return ob_fail(OB_ERR_ARG, "context size %d is too large", n_ctx);
+    uint64_t cap = binding_cap();
+    uint64_t kv_bytes = 2ull * (uint64_t)n_ctx * (uint64_t)hp->kv_dim * (kv_f16 ? 2 : 4);
+    if (kv_bytes > cap)
+        return ob_fail(OB_ERR_UNSUPPORTED, "a KV cache of %d positions does not fit one GPU storage binding%s", n_ctx,
+                       kv_f16 ? "" : " (try the f16 cache)");
+    const uint64_t E = (uint64_t)hp->n_embd, QD = (uint64_t)hp->q_dim, KD = (uint64_t)hp->kv_dim, F = (uint64_t)hp->n_ff;
+    const uint64_t V = (uint64_t)hp->n_vocab;
+    /* Tokens per prompt chunk: as many as fit every scratch binding, at most 512. */
+    uint64_t widest = 2 * F > QD + 2 * KD ? 2 * F : QD + 2 * KD;
+    if (widest < E) widest = E;
+    uint64_t B = cap / (widest * 4);
+    if (B > 512) B = 512;
+    if (max_batch > 0 && B > (uint64_t)max_batch) B = (uint64_t)max_batch;
+    if (B > (uint64_t)n_ctx) B = (uint64_t)n_ctx;
+    if (B < 1) return ob_fail(OB_ERR_UNSUPPORTED, "the model is too wide for the GPU's storage bindings");
+    uint64_t L = cap / (V * 4);
+    if (L > B) L = B;
+    if (L < 1) return ob_fail(OB_ERR_UNSUPPORTED, "the vocabulary is too large for the GPU's storage bindings");
+
+    wg_ctx *c = calloc(1, sizeof *c);
+    if (!c) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    c->wm = wm;
+    c->n_ctx = n_ctx;
+    c->B = (int)B;
+    c->Lrows = (int)L;
+    c->kv_f16 = kv_f16 != 0;
+    c->mv_rows = 32;
+    c->head_rows = 128;
+    c->kv = calloc((size_t)hp->n_layer, sizeof *c->kv);
+    c->bg = calloc((size_t)hp->n_layer * BG_PER_LAYER, sizeof *c->bg);
+    c->bg_embed = calloc((size_t)wm->n_emb, sizeof *c->bg_embed);
+    c->bg_head = calloc((size_t)wm->n_out, sizeof *c->bg_head);
+    c->bg_mhead = calloc((size_t)wm->n_out, sizeof *c->bg_mhead);
+    int half = hp->head_dim / 2;
+    c->rope_host = malloc((size_t)n_ctx * (size_t)half * 2 * sizeof(float));
+    if (!c->kv || !c->bg || !c->bg_embed || !c->bg_head || !c->bg_mhead || !c->rope_host) {
+        wg_ctx_free(c);
+        return ob_fail(OB_ERR_NOMEM, "out of memory for a context of %d positions", n_ctx);
+    }
+    /* RoPE angles exactly as forward.c computes them: in double, then rounded to float. */
+    for (int i = 0; i < half; i++) {
+        double inv = pow((double)hp->rope_theta, -2.0 * i / hp->head_dim);
+        for (int p = 0; p < n_ctx; p++) {
+            double ang = (double)p * inv;
+            c->rope_host[((size_t)p * half + i) * 2] = (float)cos(ang);
+            c->rope_host[((size_t)p * half + i) * 2 + 1] = (float)sin(ang);
+        }
+    }
+    cmd_reset();
+    c->id_first = wg_next_id;
+    c->x = gpu_buffer(B * E * 4, WG_STORAGE);
+    c->h = gpu_buffer(B * E * 4, WG_STORAGE);
+    c->qkv = gpu_buffer(B * (QD + 2 * KD) * 4, WG_STORAGE);
+    c->att = gpu_buffer(B * QD * 4, WG_STORAGE);
+    c->gu = gpu_buffer(B * 2 * F * 4, WG_STORAGE);
+    c->logits = gpu_buffer(L * V * 4, WG_STORAGE | WG_COPY_SRC);
+    c->tok = gpu_buffer(B * 4, WG_STORAGE | WG_COPY_SRC);
+    c->hist = gpu_buffer((uint64_t)n_ctx * 4, WG_STORAGE);
+    c->rope = gpu_buffer((uint64_t)n_ctx * half * 8, WG_STORAGE);
+    c->step = gpu_buffer(sizeof(wg_step), WG_UNIFORM);
+    c->samp = gpu_buffer(sizeof(wg_samp), WG_UNIFORM);
+    for (int l = 0; l < hp->n_layer; l++) c->kv[l] = gpu_buffer(kv_bytes, WG_STORAGE);
+    /* Parameter slots: count them first so that the uniform buffer can be created before the
+     * bind groups that point into it. */
+    int n_slots = hp->n_layer * BG_PER_LAYER + 3 + wm->n_emb + 2 * wm->n_out;
+    c->params = gpu_buffer((uint64_t)n_slots * WG_SLOT, WG_UNIFORM);
+    ctx_pipelines(c);
+    int ok = 1;
+    ctx_bindgroups(c, &ok);
+    c->id_end = wg_next_id;
+    if (ok && c->n_slots == n_slots) {
+        gpu_write(c->params, 0, c->slots, (uint32_t)n_slots * WG_SLOT);
+        gpu_write(c->rope, 0, c->rope_host, (uint32_t)((size_t)n_ctx * half * 8));
+        wg_step s0 = {0, 0, 0, 0};
+        c->step_host = s0;
+        gpu_write(c->step, 0, &c->step_host, sizeof c->step_host);
+    } else {
+        ok = 0;
+    }
+    if (!ok || wg_cmd.oom) {
+        /* The host does not run this list, so nothing was created on the GPU. */
+        c->id_first = c->id_end = 0;
+        wg_ctx_free(c);
+        return ob_fail(OB_ERR_NOMEM, "out of memory creating a GPU context");
+    }
+    c->sp = ob_sampling_default();
+    c->sp.temperature = 0;
+    *out = c;
+    return OB_OK;
+}
+
+static void wg_ctx_free(void *cstate) {
+    wg_ctx *c = cstate;
+    if (!c) return;
+    cmd_reset();
+    gpu_free_range(c->id_first, c->id_end);
+    free(c->kv);
+    free(c->bg);
+    free(c->bg_embed);
+    free(c->bg_head);
+    free(c->bg_mhead);
+    free(c->slots);
+    free(c->rope_host);
+    free(c);
+}
+
+WG_API void ob_wgpu_ctx_free(wg_ctx *c) { wg_ctx_free(c); }
+
+WG_API int ob_wgpu_ctx_n_past(const wg_ctx *c) { return c->n_past; }
+WG_API int ob_wgpu_ctx_n_ctx(const wg_ctx *c) { return c->n_ctx; }
+WG_API int ob_wgpu_ctx_batch(const wg_ctx *c) { return c->B; }
+
+WG_API int ob_wgpu_truncate(wg_ctx *c, int n) {
+    if (n < 0 || n > c->n_past) return ob_fail(OB_ERR_ARG, "cannot truncate to %d tokens (%d cached)", n, c->n_past);
+    c->n_past = n;
+    return OB_OK;
+}
+
+/* Sampling settings for WG_STEP_SAMPLE (same meaning as ob_sampling; the seed restarts the
+ * random stream). The GPU samples greedily, or with top-k in 1..256 (then temperature, top-p,
+ * min-p); for other settings the host samples from read-back logits. */
+WG_API int ob_wgpu_set_sampling(wg_ctx *c, float temp, int top_k, float top_p, float min_p, float rep, int last_n,
+                                float pres, float freq, double seed) {
+    ob_sampling p = {temp, top_k, top_p, min_p, rep, last_n, pres, freq, (uint64_t)(seed >= 0 ? seed : 0)};
+    ob_sampler *probe = NULL;
+    ob_status st = ob_sampler_new(&p, 1, &probe); /* the same validation as the CPU sampler */
+    ob_sampler_free(probe);
+    if (st) return st;
+    c->sp = p;
+    c->sp_set = 1;
+    sample_seed(c->rng, p.seed);
+    return OB_OK;
+}
+
+/* 1 if the GPU sampler implements the current settings. */
+WG_API int ob_wgpu_gpu_samples(const wg_ctx *c) {
+    const ob_sampling *p = &c->sp;
+    return p->temperature <= 0 || (p->top_k >= 1 && p->top_k <= 256 && p->top_k < c->wm->m->hp.n_vocab);
+}
+
+/* One forward step over up to a chunk of tokens at position n_past. Returns how many tokens it
+ * took (call again for the rest) or a negative ob_status. The command list: parameter writes, the
+ * dispatches of one compute pass, then the reads (in order: logits if asked, the sampled token if
+ * asked; GPU sampling happens only on the step that takes the last of the n tokens). With
+ * WG_STEP_FEED the input is the token the previous step sampled (tokens is ignored, n = 1). */
+WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
+    const wg_model *wm = c->wm;
+    const struct ob_model *m = wm->m;
+    const ob_hparams *hp = &m->hp;
+    const int feed = flags & WG_STEP_FEED, all = flags & WG_STEP_ALL;
+    if (n <= 0 || (!feed && !tokens) || (feed && n != 1)) return -(int)ob_fail(OB_ERR_ARG, "ob_wgpu_step: bad arguments");
+    int k = n < c->B ? n : c->B;
+    if (all && k > c->Lrows) k = c->Lrows;
+    if (k > c->n_ctx - c->n_past)
+        return -(int)ob_fail(OB_ERR_CONTEXT, "%d tokens do not fit: %d of %d context positions are free", k,
+                             c->n_ctx - c->n_past, c->n_ctx);
+    if (!feed)
+        for (int i = 0; i < k; i++)
+            if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+                return -(int)ob_fail(OB_ERR_ARG, "token id %d at index %d is out of range (vocabulary %d)", (int)tokens[i], i,
+                                     hp->n_vocab);
+    const int last_chunk = k == n;
+    const int sample = (flags & WG_STEP_SAMPLE) && last_chunk && !all;
+    if (sample && !ob_wgpu_gpu_samples(c))
+        return -(int)ob_fail(OB_ERR_UNSUPPORTED, "these sampling settings run on the host (read the logits back)");
+    const int want_logits = (flags & (WG_STEP_LOGITS | WG_STEP_ALL)) && (all || last_chunk);
+    const uint32_t pos = (uint32_t)c->n_past, nk = (uint32_t)k;
+
+    cmd_reset();
+    c->step_host = (wg_step){nk, pos, nk - 1, pos + nk};
+    gpu_write(c->step, 0, &c->step_host, sizeof c->step_host);
+    if (!feed) gpu_write(c->tok, 0, tokens, nk * 4);
+    if (sample) {
+        const ob_sampling *p = &c->sp;
+        wg_samp s;
+        memset(&s, 0, sizeof s);
+        s.temp = p->temperature;
+        s.mode = p->temperature > 0;
+        s.top_k = p->top_k > 0 ? (uint32_t)p->top_k : 0;
+        s.top_p = p->top_p;
+        s.min_p = p->min_p;
+        s.rep = p->repeat_penalty;
+        s.pres = p->presence_penalty;
+        s.freq = p->frequency_penalty;
+        s.last_n = p->repeat_last_n;
+        s.pen_on = p->repeat_last_n != 0 &&
+                   (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f);
+        /* One draw per sampled token, as src/sample.c draws. */
+        s.u = p->temperature > 0 ? (float)sample_uniform(c->rng) : 0.0f;
+        c->samp_host = s;
+        gpu_write(c->samp, 0, &c->samp_host, sizeof c->samp_host);
+    }
+    const uint32_t E = (uint32_t)hp->n_embd, QD = (uint32_t)hp->q_dim, KD = (uint32_t)hp->kv_dim, F = (uint32_t)hp->n_ff;
+    const uint32_t QS = QD + 2 * KD, R = (uint32_t)c->mv_rows;
+    const uint32_t *P = c->pipe;
+    for (int i = 0; i < wm->n_emb; i++) gpu_dispatch(P[K_EMBED], c->bg_embed[i], E / QK1_0, nk);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const uint32_t *bg = c->bg + (size_t)l * BG_PER_LAYER;
+        if (k == 1) {
+            gpu_dispatch(P[K_QKV], bg[BG_QKV], (uint32_t)(hp->n_head + 2 * hp->n_head_kv), 1);
+            gpu_dispatch(P[K_ATTN], bg[BG_ATTN], (uint32_t)hp->n_head, 1);
+            gpu_dispatch(P[K_MV_RES], bg[BG_WO], (E + R - 1) / R, 1);
+            gpu_dispatch(P[K_GATEUP], bg[BG_GU], (F + R - 1) / R, 1);
+            gpu_dispatch(P[K_MV_RES], bg[BG_DOWN], (E + R - 1) / R, 1);
+        } else {
+            gpu_dispatch(P[K_RMSNORM], bg[BG_N1], nk, 1);
+            mm_dispatch(P[K_MM], bg[BG_MQKV], QS, nk);
+            gpu_dispatch(P[K_QKROPE], bg[BG_ROPE], (uint32_t)(hp->n_head + 2 * hp->n_head_kv), nk);
+            gpu_dispatch(P[K_ATTN], bg[BG_ATTN], (uint32_t)hp->n_head, nk);
+            mm_dispatch(P[K_MM_RES], bg[BG_MO], E, nk);
+            gpu_dispatch(P[K_RMSNORM], bg[BG_N2], nk, 1);
+            mm_dispatch(P[K_MM], bg[BG_MGU], 2 * F, nk);
+            gpu_dispatch(P[K_SWIGLU], c->bg_swiglu, (F + 255) / 256, nk);
+            mm_dispatch(P[K_MM_RES], bg[BG_MDOWN], E, nk);
+        }
+    }
+    if (all) {
+        gpu_dispatch(P[K_RMSNORM], c->bg_nout, nk, 1);
+        for (int i = 0; i < wm->n_out; i++)
+            mm_dispatch(P[K_MM], c->bg_mhead[i], (uint32_t)wm->out[i].rows, nk);
+    } else if (want_logits || sample) {
+        for (int i = 0; i < wm->n_out; i++) {
+            uint32_t HR = (uint32_t)c->head_rows;
+            gpu_dispatch(P[K_MV_HEAD], c->bg_head[i], ((uint32_t)wm->out[i].rows + HR - 1) / HR, 1);
+        }
+    }
+    if (want_logits) gpu_read(c->logits, 0, (all ? nk : 1) * (uint32_t)hp->n_vocab * 4);
+    if (sample) {
+        gpu_dispatch(P[K_SAMPLE], c->bg_sample, 1, 1);
+        gpu_read(c->tok, 0, 4);
+    }
+    if (wg_cmd.oom) return -(int)cmd_status();
+    c->n_past += k;
+    return k;
+}
+
+/* ---- test hooks: the scalar reference, for the kernel tests (tests/webgpu.test.mjs) ----------- */
+
+/* y[t] = W x[t] for a Q1_0 matrix of rows x cols at w (cols a multiple of 128), t < n. */
+WG_API void ob_wgpu_ref_matmul(const uint8_t *w, int rows, int cols, const float *x, float *y, int n) {
+    ob_weight wt;
+    memset(&wt, 0, sizeof wt);
+    wt.type = GGML_Q1_0;
+    wt.rows = rows;
+    wt.cols = cols;
+    wt.row_bytes = (size_t)(cols / QK1_0) * sizeof(block_q1_0);
+    wt.data = w;
+    scalar_matmul(NULL, &wt, x, y, n);
+}
+
+/* Causal attention of n tokens at positions pos.. over caches k, v ([pos + n][kv_dim]). */
+WG_API void ob_wgpu_ref_attention(const float *q, const float *k, const float *v, float *out, int n, int pos, int n_head,
+                                  int n_head_kv, int head_dim) {
+    ob_attn_args a = {q, k, v, out, n, pos, n_head, n_head_kv, head_dim, 1.0f / sqrtf((float)head_dim)};
+    scalar_attention(NULL, &a);
+}
+
+#else
+/* Native builds have no WebGPU backend. */
+typedef int ob_backend_webgpu_unused;
+#endif

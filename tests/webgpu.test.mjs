@@ -1,0 +1,602 @@
+// webgpu.test.mjs — the WebGPU engine on Dawn (the `webgpu` npm package) over SwiftShader, so it
+// runs without a GPU: every WGSL kernel against the C scalar reference on random inputs (both
+// reduction variants: subgroups and workgroup memory), whole-model logits of the prompt and the
+// decode paths against the CPU reference (relative RMS <= 1e-3), greedy and sampled generation
+// equal to the CPU path's, and device loss (a clear error, then a new engine that works).
+// Needs `make wasm` and build/models/tiny.gguf (tools/make-models.sh). Skips, saying why, only
+// when Dawn cannot create an adapter.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+
+const root = new URL('../', import.meta.url);
+const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
+
+const WASM = new URL('build/wasm/onebit.wasm', root);
+const TINY = new URL('build/models/tiny.gguf', root);
+assert.ok(existsSync(WASM), 'build/wasm/onebit.wasm is missing: run `make wasm`');
+assert.ok(existsSync(TINY), 'build/models/tiny.gguf is missing: run tools/make-models.sh');
+
+const { Engine, OnebitError, Status } = await import('../web/engine.mjs');
+const { GpuBridge, openDevice } = await import('../web/gpu.mjs');
+const { KERNELS } = await import('../build/wasm/kernels.mjs');
+const { default: createCore } = await import('../build/wasm/onebit-core.mjs');
+
+let gpu = null, skip = false;
+try {
+  const { create, globals } = await import('webgpu');
+  Object.assign(globalThis, globals);
+  gpu = create([]);
+  const ad = await gpu.requestAdapter();
+  if (!ad) skip = 'Dawn (npm webgpu) found no WebGPU adapter: install libvulkan1 and a Vulkan driver (e.g. SwiftShader from Debian chromium)';
+} catch (e) {
+  skip = `Dawn (npm webgpu) cannot start: ${e.message}`;
+}
+if (skip) console.log(`# SKIP webgpu tests: ${skip}`);
+
+// ---- helpers -------------------------------------------------------------------------------
+
+function rng(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randn(r, n, scale = 1) {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale;
+  return a;
+}
+
+function f16ToF32(h) {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, m = h & 1023;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+// Random Q1_0 rows: per block an f16 scale of either sign in [2^-6, 2^-3), then random bits.
+function q1Matrix(r, rows, cols) {
+  const rb = (cols / 128) * 18, b = new Uint8Array(rows * rb);
+  for (let i = 0; i < b.length; i++) b[i] = (r() * 256) | 0;
+  for (let row = 0; row < rows; row++)
+    for (let k = 0; k < cols / 128; k++) {
+      const o = row * rb + k * 18, h = ((r() < 0.5 ? 1 : 0) << 15) | ((9 + ((r() * 3) | 0)) << 10) | ((r() * 1024) | 0);
+      b[o] = h & 255;
+      b[o + 1] = h >> 8;
+    }
+  return { bytes: b, rb };
+}
+
+function q1Row(m, row, cols) {
+  const out = new Float32Array(cols);
+  for (let k = 0; k < cols / 128; k++) {
+    const o = row * m.rb + k * 18, d = Math.fround(f16ToF32(m.bytes[o] | (m.bytes[o + 1] << 8)));
+    for (let j = 0; j < 128; j++) out[k * 128 + j] = (m.bytes[o + 2 + (j >> 3)] >> (j & 7)) & 1 ? d : -d;
+  }
+  return out;
+}
+
+// Each element within tol of the expected value, relative to its size or (where sums cancel to
+// near zero) to the RMS of the whole expected vector.
+function close(actual, expect, tol, what) {
+  assert.equal(actual.length, expect.length, `${what}: length`);
+  let worst = 0, at = -1, ss = 0;
+  for (const v of expect) ss += v * v;
+  const rms = Math.sqrt(ss / expect.length);
+  for (let i = 0; i < expect.length; i++) {
+    const e = Math.abs(actual[i] - expect[i]) / (Math.abs(expect[i]) + rms + 1e-30);
+    if (!(e <= worst)) { worst = e; at = i; }
+  }
+  assert.ok(worst <= tol, `${what}: worst relative error ${worst} at ${at} (got ${actual[at]}, want ${expect[at]})`);
+}
+
+function relRms(a, b) {
+  let d = 0, s = 0;
+  for (let i = 0; i < a.length; i++) { d += (a[i] - b[i]) ** 2; s += b[i] ** 2; }
+  return Math.sqrt(d / s);
+}
+
+function argmax(a, off, n) {
+  let m = -Infinity, k = 0;
+  for (let i = 0; i < n; i++) if (a[off + i] > m) { m = a[off + i]; k = i; }
+  return k;
+}
+
+function rmsnorm(x, w, eps) {
+  let ss = 0;
+  for (const v of x) ss += v * v;
+  const r = 1 / Math.sqrt(ss / x.length + eps);
+  return Float32Array.from(x, (v, i) => v * r * w[i]);
+}
+
+function ropeTable(nCtx, hd, theta) {
+  const half = hd / 2, t = new Float32Array(nCtx * half * 2);
+  for (let i = 0; i < half; i++) {
+    const inv = Math.pow(theta, (-2 * i) / hd);
+    for (let p = 0; p < nCtx; p++) {
+      t[(p * half + i) * 2] = Math.cos(p * inv);
+      t[(p * half + i) * 2 + 1] = Math.sin(p * inv);
+    }
+  }
+  return t;
+}
+
+function rope(v, tab, pos, hd) {
+  const half = hd / 2, o = Float32Array.from(v);
+  for (let i = 0; i < half; i++) {
+    const c = tab[(pos * half + i) * 2], s = tab[(pos * half + i) * 2 + 1];
+    o[i] = v[i] * c - v[i + half] * s;
+    o[i + half] = v[i] * s + v[i + half] * c;
+  }
+  return o;
+}
+
+const f16round = (x) => Float32Array.from(x, (v) => f16ToF32(f32ToF16(v)));
+
+// The uniform draw the C sampler makes first for a seed (src/sample.c's xoshiro256**).
+function firstDraw(seed) {
+  const M = (1n << 64n) - 1n, rotl = (x, k) => ((x << BigInt(k)) | (x >> BigInt(64 - k))) & M;
+  let x = BigInt(seed);
+  const s = [];
+  for (let i = 0; i < 4; i++) {
+    x = (x + 0x9e3779b97f4a7c15n) & M;
+    let z = x;
+    z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
+    z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & M;
+    s.push(z ^ (z >> 31n));
+  }
+  const r = (rotl((s[1] * 5n) & M, 7) * 9n) & M;
+  return Number(r >> 11n) / 2 ** 53;
+}
+
+// Params/Step/Samp packed by the field order of web/kernels/common.wgsl.
+const FIELDS = Object.fromEntries(['Params', 'Step', 'Samp'].map((n) => {
+  const body = KERNELS.common.match(new RegExp(`struct ${n} \\{([^}]*)\\}`))[1];
+  return [n, [...body.matchAll(/(\w+):\s*(u32|f32|i32)/g)].map((m) => [m[1], m[2]])];
+}));
+function pack(name, vals) {
+  const f = FIELDS[name], b = new ArrayBuffer(Math.ceil((f.length * 4) / 16) * 16), dv = new DataView(b);
+  f.forEach(([k, t], i) => {
+    const v = vals[k] ?? 0;
+    if (t === 'f32') dv.setFloat32(i * 4, v, true);
+    else if (t === 'i32') dv.setInt32(i * 4, v, true);
+    else dv.setUint32(i * 4, v, true);
+  });
+  return new Uint8Array(b);
+}
+
+// ---- the kernel harness: one device per reduction variant ------------------------------------
+
+class Harness {
+  static async open(subgroups) {
+    const d = await openDevice(gpu, { subgroups });
+    const h = new Harness();
+    h.dev = d.device;
+    h.sg = d.sgSize;
+    h.bridge = new GpuBridge(d.device, KERNELS, d.sgSize);
+    h.pipes = new Map();
+    return h;
+  }
+  pipeline(name, constants) {
+    const key = name + JSON.stringify(constants);
+    if (!this.pipes.has(key))
+      this.pipes.set(key, this.dev.createComputePipeline({
+        layout: 'auto', compute: { module: this.bridge.module(name), entryPoint: 'main', constants: { TPR: this.sg || 8, ...constants } },
+      }));
+    return this.pipes.get(key);
+  }
+  // storage: typed arrays (or byte counts) in binding order; returns their contents afterwards.
+  async run(name, constants, storage, params, step, grid, samp) {
+    const dev = this.dev;
+    dev.pushErrorScope('validation');
+    const bufs = storage.map((s) => {
+      const bytes = typeof s === 'number' ? new Uint8Array(s) : new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
+      const size = Math.max(16, Math.ceil(bytes.length / 4) * 4);
+      const b = dev.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      const padded = new Uint8Array(size);
+      padded.set(bytes);
+      dev.queue.writeBuffer(b, 0, padded);
+      return b;
+    });
+    const unis = [pack('Params', params), pack('Step', step)];
+    if (samp) unis.push(pack('Samp', samp));
+    const ubufs = unis.map((u) => {
+      const b = dev.createBuffer({ size: u.length, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      dev.queue.writeBuffer(b, 0, u);
+      return b;
+    });
+    const pipe = this.pipeline(name, constants);
+    const entries = [...bufs, ...ubufs].map((b, i) => ({ binding: i, resource: { buffer: b } }));
+    const enc = dev.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, dev.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }));
+    pass.dispatchWorkgroups(grid[0], grid[1] ?? 1);
+    pass.end();
+    const reads = bufs.map((b) => {
+      const r = dev.createBuffer({ size: b.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      enc.copyBufferToBuffer(b, 0, r, 0, b.size);
+      return r;
+    });
+    dev.queue.submit([enc.finish()]);
+    const err = await dev.popErrorScope();
+    assert.equal(err, null, `${name}: ${err?.message}`);
+    const out = [];
+    for (const r of reads) {
+      await r.mapAsync(GPUMapMode.READ);
+      out.push(r.getMappedRange().slice(0));
+      r.unmap();
+      r.destroy();
+    }
+    [...bufs, ...ubufs].forEach((b) => b.destroy());
+    return out;
+  }
+  close() {
+    this.dev.destroy();
+  }
+}
+
+let core;
+async function refCore() {
+  core ??= await createCore({ wasmBinary: readFileSync(WASM) });
+  return core;
+}
+function heapF32(M, a) {
+  const p = M._malloc(a.length * 4) >>> 0;
+  M.HEAPF32.set(a, p >>> 2);
+  return p;
+}
+async function refMatmul(m, rows, cols, x, n) {
+  const M = await refCore();
+  const wp = M._malloc(m.bytes.length) >>> 0;
+  M.HEAPU8.set(m.bytes, wp);
+  const xp = heapF32(M, x), yp = M._malloc(rows * n * 4) >>> 0;
+  M._ob_wgpu_ref_matmul(wp, rows, cols, xp, yp, n);
+  const y = M.HEAPF32.slice(yp >>> 2, (yp >>> 2) + rows * n);
+  [wp, xp, yp].forEach((p) => M._free(p));
+  return y;
+}
+async function refAttention(q, k, v, n, pos, nh, nkv, hd) {
+  const M = await refCore();
+  const ps = [q, k, v].map((a) => heapF32(M, a)), op = M._malloc(n * nh * hd * 4) >>> 0;
+  M._ob_wgpu_ref_attention(ps[0], ps[1], ps[2], op, n, pos, nh, nkv, hd);
+  const o = M.HEAPF32.slice(op >>> 2, (op >>> 2) + n * nh * hd);
+  [...ps, op].forEach((p) => M._free(p));
+  return o;
+}
+
+// ---- kernel tests ----------------------------------------------------------------------------
+
+for (const sg of [true, false]) {
+  const variant = sg ? 'subgroups' : 'workgroup memory';
+  test(`kernels vs the scalar reference (${variant})`, { skip }, async (t) => {
+    const H = await Harness.open(sg);
+    if (sg && !H.sg) {
+      H.close();
+      t.skip('this adapter offers no usable subgroups');
+      return;
+    }
+    const r = rng(sg ? 7 : 8);
+    const eps = 1e-6;
+    try {
+      await t.test('matvec: plain, residual, norm + last row + part offset', async () => {
+        const rows = 300, cols = 384; // 3 blocks a row: rows start at 2 mod 4 bytes
+        const W = q1Matrix(r, rows, cols), x = randn(r, 2 * cols), nw = randn(r, cols, 2);
+        const base = { rows, cols, row_bytes: W.rb, eps, in_stride: cols };
+        const ref0 = await refMatmul(W, rows, cols, x.subarray(0, cols), 1);
+        let [, , y] = await H.run('matvec', { ROWS: 32 }, [W.bytes, x, rows * 4, nw], base, { n: 1 }, [Math.ceil(rows / 32)]);
+        close(new Float32Array(y), ref0, 1e-4, 'matvec');
+        const y0 = randn(r, rows);
+        [, , y] = await H.run('matvec', { ROWS: 32, RESID: 1 }, [W.bytes, x, y0, nw], base, { n: 1 }, [Math.ceil(rows / 32)]);
+        close(new Float32Array(y), ref0.map((v, i) => v + y0[i]), 1e-4, 'matvec residual');
+        const h = rmsnorm(x.subarray(cols), nw, eps), ref1 = await refMatmul(W, rows, cols, h, 1);
+        [, , y] = await H.run('matvec', { ROWS: 128, NORM: 1, LASTROW: 1 }, [W.bytes, x, (rows + 5) * 4, nw],
+          { ...base, row0: 5 }, { n: 2, last: 1 }, [Math.ceil(rows / 128)]);
+        close(new Float32Array(y).subarray(5), ref1, 1e-4, 'matvec norm/lastrow');
+      });
+
+      await t.test('gateup: norm, gate and up, SwiGLU', async () => {
+        const F = 200, cols = 256;
+        const W = q1Matrix(r, 2 * F, cols), x = randn(r, cols), nw = randn(r, cols, 2);
+        const h = rmsnorm(x, nw, eps), gu = await refMatmul(W, 2 * F, cols, h, 1);
+        const want = Float32Array.from({ length: F }, (_, i) => (gu[i] / (1 + Math.exp(-gu[i]))) * gu[F + i]);
+        const [, , y] = await H.run('gateup', { ROWS: 32 }, [W.bytes, x, F * 4, nw], { rows: F, cols, row_bytes: W.rb, eps }, { n: 1 }, [Math.ceil(F / 32)]);
+        close(new Float32Array(y), want, 1e-4, 'gateup');
+      });
+
+      const nh = 4, nkv = 2, hd = 64, E = 256, QD = nh * hd, KD = nkv * hd, nCtx = 400;
+      const tab = ropeTable(nCtx, hd, 1e6);
+      for (const kv16 of [0, 1]) {
+        await t.test(`qkv (decode, fused) and qk_rope (prompt), ${kv16 ? 'f16' : 'f32'} cache`, async () => {
+          const W = q1Matrix(r, QD + 2 * KD, E), x = randn(r, E);
+          // norms buffer: attn (E), q (hd), k (hd)
+          const nw = randn(r, E + 2 * hd, 2), pos = 3;
+          const h = rmsnorm(x, nw.subarray(0, E), eps), y = await refMatmul(W, QD + 2 * KD, E, h, 1);
+          const head = (i) => y.subarray(i * hd, (i + 1) * hd);
+          const qn = nw.subarray(E, E + hd), kn = nw.subarray(E + hd);
+          const words = (2 * nCtx * KD) / (kv16 ? 2 : 1), vOff = words / 2;
+          const params = { cols: E, row_bytes: W.rb, eps, norm_off: 0, norm2_off: E, flags: E + hd, n_head: nh, n_head_kv: nkv,
+            head_dim: hd, kv_dim: KD, q_stride: QD + 2 * KD, n_ctx: nCtx, v_off: vOff, rows: QD + 2 * KD };
+          const [, , , qkv, kv] = await H.run('qkv', { HD: hd, KV16: kv16 }, [W.bytes, x, nw, (QD + 2 * KD) * 4, words * 4, tab],
+            params, { n: 1, pos }, [nh + 2 * nkv]);
+          const kvf = kv16 ? null : new Float32Array(kv), kvh = kv16 ? new Uint16Array(kv) : null;
+          const cache = (base, e) => (kv16 ? f16ToF32(kvh[base * 2 + e]) : kvf[base + e]);
+          const round = kv16 ? f16round : (a) => a;
+          for (let i = 0; i < nh; i++)
+            close(new Float32Array(qkv).subarray(i * hd, (i + 1) * hd), rope(rmsnorm(head(i), qn, eps), tab, pos, hd), 1e-4, `q head ${i}`);
+          for (let i = 0; i < nkv; i++) {
+            const k = Float32Array.from({ length: hd }, (_, e) => cache(0, pos * KD + i * hd + e));
+            const v = Float32Array.from({ length: hd }, (_, e) => cache(vOff, pos * KD + i * hd + e));
+            close(k, round(rope(rmsnorm(head(nh + i), kn, eps), tab, pos, hd)), kv16 ? 2e-3 : 1e-4, `k head ${i}`);
+            close(v, round(head(nh + nkv + i)), kv16 ? 2e-3 : 1e-4, `v head ${i}`);
+          }
+          // qk_rope: the same epilogue for a chunk of 3 tokens at positions 5..7
+          const n = 3, p0 = 5, qkvIn = randn(r, n * (QD + 2 * KD));
+          const nw2 = nw.subarray(E); // q norm at 0, k norm at hd
+          const [q2, kv2] = await H.run('qk_rope', { HD: hd, KV16: kv16 }, [qkvIn, words * 4, nw2, tab],
+            { ...params, norm_off: 0, norm2_off: hd }, { n, pos: p0 }, [nh + 2 * nkv, n]);
+          const kvf2 = kv16 ? null : new Float32Array(kv2), kvh2 = kv16 ? new Uint16Array(kv2) : null;
+          const cache2 = (base, e) => (kv16 ? f16ToF32(kvh2[base * 2 + e]) : kvf2[base + e]);
+          for (let t2 = 0; t2 < n; t2++) {
+            const row = qkvIn.subarray(t2 * (QD + 2 * KD));
+            for (let i = 0; i < nh; i++)
+              close(new Float32Array(q2).subarray(t2 * (QD + 2 * KD) + i * hd).subarray(0, hd),
+                rope(rmsnorm(row.subarray(i * hd, (i + 1) * hd), qn, eps), tab, p0 + t2, hd), 1e-4, `qk_rope q ${t2}/${i}`);
+            for (let i = 0; i < nkv; i++) {
+              const k = Float32Array.from({ length: hd }, (_, e) => cache2(0, (p0 + t2) * KD + i * hd + e));
+              const kin = row.subarray(QD + i * hd, QD + (i + 1) * hd);
+              close(k, round(rope(rmsnorm(kin, kn, eps), tab, p0 + t2, hd)), kv16 ? 2e-3 : 1e-4, `qk_rope k ${t2}/${i}`);
+            }
+          }
+        });
+
+        await t.test(`attention, ${kv16 ? 'f16' : 'f32'} cache, prompt chunk and a long decode`, async () => {
+          for (const [n, pos] of [[3, 5], [1, 300]]) {
+            const len = pos + n, qs = QD + 2 * KD;
+            const q = randn(r, n * QD), k = randn(r, len * KD), v = randn(r, len * KD);
+            const qkvb = new Float32Array(n * qs);
+            for (let t2 = 0; t2 < n; t2++) qkvb.set(q.subarray(t2 * QD, (t2 + 1) * QD), t2 * qs);
+            const kr = kv16 ? f16round(k) : k, vr = kv16 ? f16round(v) : v;
+            let cache;
+            const words = (2 * nCtx * KD) / (kv16 ? 2 : 1);
+            if (kv16) {
+              cache = new Uint32Array(words);
+              const put = (base, a) => { for (let i = 0; i < a.length; i += 2) cache[base + i / 2] = (f32ToF16(a[i]) | (f32ToF16(a[i + 1]) << 16)) >>> 0; };
+              put(0, k);
+              put(words / 2, v);
+            } else {
+              cache = new Float32Array(words);
+              cache.set(k, 0);
+              cache.set(v, words / 2);
+            }
+            const want = await refAttention(q, kr, vr, n, pos, nh, nkv, hd);
+            const [, , o] = await H.run('attention', { HD: hd, KV16: kv16 }, [qkvb, cache, n * QD * 4],
+              { n_head: nh, n_head_kv: nkv, head_dim: hd, kv_dim: KD, q_stride: qs, n_ctx: nCtx, v_off: words / 2, scale: 1 / Math.sqrt(hd) },
+              { n, pos }, [nh, n]);
+            close(new Float32Array(o), want, 1e-3, `attention n=${n} pos=${pos}`);
+          }
+        });
+      }
+
+      await t.test('matmul: three tile shapes, strides, residual, part offset', async () => {
+        const rows = 200, cols = 384, stride = cols + 128;
+        const W = q1Matrix(r, rows, cols);
+        for (const n of [3, 20, 70]) {
+          const x = randn(r, n * stride), xs = new Float32Array(n * cols);
+          for (let t2 = 0; t2 < n; t2++) xs.set(x.subarray(t2 * stride, t2 * stride + cols), t2 * cols);
+          const want = await refMatmul(W, rows, cols, xs, n);
+          const ostride = rows + 8, y0 = randn(r, n * ostride);
+          for (const resid of [0, 1]) {
+            const [, , y] = await H.run('matmul', { RESID: resid }, [W.bytes, x, y0], { rows, cols, row_bytes: W.rb, in_stride: stride,
+              out_stride: ostride, row0: 4 }, { n }, gridMM(rows, n));
+            const got = new Float32Array(y), g = [], w = [];
+            for (let t2 = 0; t2 < n; t2++)
+              for (let i = 0; i < rows; i++) {
+                g.push(got[t2 * ostride + 4 + i]);
+                w.push(want[t2 * rows + i] + (resid ? y0[t2 * ostride + 4 + i] : 0));
+              }
+            close(Float32Array.from(g), Float32Array.from(w), 1e-4, `matmul n=${n} resid=${resid}`);
+          }
+        }
+      });
+
+      await t.test('rmsnorm and swiglu (prompt chunks)', async () => {
+        const n = 3, cols = 256, x = randn(r, n * cols, 3), nw = randn(r, cols + 8, 2);
+        const [, y] = await H.run('rmsnorm', {}, [x, n * cols * 4, nw], { cols, eps, norm_off: 8 }, { n }, [n]);
+        const want = new Float32Array(n * cols);
+        for (let t2 = 0; t2 < n; t2++) want.set(rmsnorm(x.subarray(t2 * cols, (t2 + 1) * cols), nw.subarray(8), eps), t2 * cols);
+        close(new Float32Array(y), want, 1e-5, 'rmsnorm');
+        const F = 300, gu = randn(r, 2 * 2 * F, 4);
+        const [o] = await H.run('swiglu', {}, [gu], { n_ff: F }, { n: 2 }, [Math.ceil(F / 256), 2]);
+        const got = new Float32Array(o);
+        for (let t2 = 0; t2 < 2; t2++)
+          for (let i = 0; i < F; i++) {
+            const g = gu[t2 * 2 * F + i], u = gu[t2 * 2 * F + F + i];
+            assert.ok(Math.abs(got[t2 * 2 * F + i] - (g / (1 + Math.exp(-g))) * u) < 1e-5, `swiglu ${t2}/${i}`);
+          }
+      });
+
+      await t.test('embed: rows of a part, history', async () => {
+        const rows = 50, cols = 256, W = q1Matrix(r, rows, cols);
+        const tok = new Uint32Array([12, 59, 3, 10]); // ids of the part [10, 60); 3 is not
+        const x0 = randn(r, 4 * cols);
+        const [, , x, hist] = await H.run('embed', {}, [W.bytes, tok, x0, 64 * 4],
+          { rows, cols, row_bytes: W.rb, row0: 10, flags: 1, n_ctx: 64 }, { n: 4, pos: 7 }, [cols / 128, 4]);
+        const got = new Float32Array(x);
+        for (const [t2, id] of [[0, 12], [1, 59], [3, 10]]) assert.deepEqual(got.subarray(t2 * cols, (t2 + 1) * cols), q1Row(W, id - 10, cols), `embed ${id}`);
+        assert.deepEqual(got.subarray(2 * cols, 3 * cols), x0.subarray(2 * cols, 3 * cols), 'a token of another part is left alone');
+        assert.deepEqual(Array.from(new Uint32Array(hist).subarray(7, 11)), [12, 59, 3, 10]);
+      });
+
+      await t.test('sample: greedy and top-k/top-p/min-p with penalties, vs ob_sampler_sample', async () => {
+        const M = await refCore();
+        const V = 5000;
+        const cases = [
+          { temp: 0, top_k: 0, top_p: 1, min_p: 0, rep: 1, last_n: 0, pres: 0, freq: 0 },
+          { temp: 0, top_k: 0, top_p: 1, min_p: 0, rep: 1.3, last_n: 16, pres: 0.5, freq: 0.25 },
+          { temp: 0.7, top_k: 20, top_p: 0.8, min_p: 0, rep: 1, last_n: 0, pres: 0, freq: 0 },
+          { temp: 1.2, top_k: 50, top_p: 0.95, min_p: 0.05, rep: 1.1, last_n: -1, pres: 0.2, freq: 0.1 },
+          { temp: 0.5, top_k: 256, top_p: 1, min_p: 0, rep: 1, last_n: 0, pres: 0, freq: 0 },
+          { temp: 1, top_k: 1, top_p: 1, min_p: 0, rep: 1, last_n: 0, pres: 0, freq: 0 },
+        ];
+        let k = 0;
+        for (const c of cases)
+          for (let trial = 0; trial < 4; trial++, k++) {
+            const logits = randn(r, V, 4);
+            // ties, NaN and infinities where the rules matter
+            logits[17] = logits[4000] = Math.max(...logits.subarray(0, 100)) + 1;
+            logits[99] = NaN;
+            if (trial === 3) logits[123] = -Infinity;
+            const hist = Uint32Array.from({ length: 24 }, () => (r() * 200) | 0);
+            hist[5] = hist[9] = 17;
+            const seed = 1000 + k;
+            const pen = c.last_n !== 0 && (c.rep !== 1 || c.pres !== 0 || c.freq !== 0);
+            const [, , tok] = await H.run('sample', {}, [Float32Array.from(logits), hist, 16], { rows: V, n_ctx: 64 }, { n: 1, kv_len: hist.length },
+              [1], { temp: c.temp, mode: c.temp > 0 ? 1 : 0, top_k: c.top_k, top_p: c.top_p, min_p: c.min_p, rep: c.rep, pres: c.pres,
+                freq: c.freq, last_n: c.last_n, pen_on: pen ? 1 : 0, u: c.temp > 0 ? firstDraw(seed) : 0 });
+            const op = M._malloc(8) >>> 0;
+            assert.equal(M._ob_js_sampler_new(c.temp, c.top_k, c.top_p, c.min_p, c.rep, c.last_n, c.pres, c.freq, seed, V, op), 0);
+            const s = M.HEAPU32[op >>> 2];
+            const lp = heapF32(M, logits), hp = M._malloc(hist.length * 4) >>> 0;
+            M.HEAP32.set(Int32Array.from(hist), hp >>> 2);
+            const want = M._ob_sampler_sample(s, lp, hp, hist.length);
+            M._ob_sampler_free(s);
+            [op, lp, hp].forEach((p) => M._free(p));
+            assert.equal(new Uint32Array(tok)[0], want, `case ${JSON.stringify(c)} trial ${trial}`);
+          }
+      });
+    } finally {
+      H.close();
+    }
+  });
+}
+
+function gridMM(rows, n) {
+  const tt = n <= 8 ? 1 : n <= 32 ? 4 : 16;
+  return [Math.ceil(rows / ((256 / tt) * 4)), Math.ceil(n / (tt * 8))];
+}
+
+// f32 -> f16 bits, round to nearest (values here are far below the f16 range's top).
+function f32ToF16(v) {
+  const s = v < 0 || Object.is(v, -0) ? 0x8000 : 0, a = Math.abs(v);
+  if (a < 2 ** -14) return s | Math.round(a / 2 ** -24); // subnormal (1024 rounds up to the smallest normal)
+  const e = Math.floor(Math.log2(a));
+  const m = Math.round((a / 2 ** e - 1) * 1024);
+  return m === 1024 ? s | ((e + 16) << 10) : s | ((e + 15) << 10) | m;
+}
+
+// ---- whole model -----------------------------------------------------------------------------
+
+let ref = null;   // the scalar CPU engine (the C reference compiled to wasm)
+let eng = null;   // the WebGPU engine
+async function reference() {
+  if (!ref) {
+    ref = await Engine.create({ backend: 'cpu', cpuBackend: 'scalar' });
+    await ref.load(TINY.pathname);
+  }
+  return ref;
+}
+async function gpuEngine() {
+  if (!eng) {
+    eng = await Engine.create({ backend: 'webgpu', gpu });
+    await eng.load(TINY.pathname, { nCtx: 512 });
+  }
+  return eng;
+}
+test.after(() => {
+  ref?.close();
+  eng?.close();
+});
+const PROMPT = Array.from({ length: 24 }, (_, i) => (i * 7919 + 11) % 151000);
+
+test('whole-model logits: WebGPU prompt path vs the CPU reference', { skip }, async () => {
+  await reference();
+  const info = (await gpuEngine()).info;
+  assert.equal(info.backend, 'webgpu');
+  const want = await ref.logits(PROMPT), got = await eng.logits(PROMPT);
+  const e = relRms(got, want);
+  assert.ok(e <= 1e-3, `relative RMS ${e}`);
+  for (let t = 0; t < PROMPT.length; t++)
+    assert.equal(argmax(got, t * info.nVocab, info.nVocab), argmax(want, t * info.nVocab, info.nVocab), `argmax at ${t}`);
+});
+
+test('whole-model logits: WebGPU decode path (one token a step) vs the CPU reference', { skip }, async () => {
+  await gpuEngine();
+  const V = eng.info.nVocab, toks = PROMPT.slice(0, 4);
+  const want = await (await reference()).logits(toks);
+  eng.reset();
+  for (let t = 0; t < toks.length; t++) {
+    const [l] = await eng.gpuEval([toks[t]], 2 /* LOGITS */);
+    const row = new Float32Array(l);
+    const e = relRms(row, want.subarray(t * V, (t + 1) * V));
+    assert.ok(e <= 1e-3, `position ${t}: relative RMS ${e}`);
+  }
+});
+
+test('prompts in several chunks, f16 KV cache', { skip }, async () => {
+  const e2 = await Engine.create({ backend: 'webgpu', gpu });
+  try {
+    await e2.load(TINY.pathname, { nCtx: 64, kvF16: true, batch: 8 });
+    const got = await e2.logits(PROMPT), want = await (await reference()).logits(PROMPT);
+    const e = relRms(got, want);
+    assert.ok(e <= 1e-2, `relative RMS ${e} with an f16 cache`);
+    assert.equal(e2.nPast, PROMPT.length);
+  } finally {
+    e2.close();
+  }
+});
+
+test('an embedding split over several bindings (prompt, logits chunks, decode)', { skip }, async () => {
+  // 2 MiB bindings: the 5.5 MB token embedding (and tied output) in 3 parts, 3 rows of logits a chunk
+  const e3 = await Engine.create({ backend: 'webgpu', gpu, maxBindingSize: 2 << 20 });
+  try {
+    await e3.load(TINY.pathname, { nCtx: 64 });
+    const toks = PROMPT.slice(0, 7);
+    const got = await e3.logits(toks), want = await (await reference()).logits(toks);
+    assert.ok(relRms(got, want) <= 1e-3, `relative RMS ${relRms(got, want)}`);
+    const opts = { maxTokens: 2, sampling: { temperature: 0 } };
+    const a = await (await reference()).generate(toks, opts), b = await e3.generate(toks, opts);
+    assert.deepEqual(b.tokens, a.tokens);
+  } finally {
+    e3.close();
+  }
+});
+
+test('greedy generation on WebGPU equals the CPU path', { skip }, async () => {
+  const prompt = 'Hello world, this is';
+  const opts = { maxTokens: 5, sampling: { temperature: 0 } };
+  const a = await (await reference()).generate(prompt, opts), b = await (await gpuEngine()).generate(prompt, opts);
+  assert.deepEqual(b.tokens, a.tokens);
+  assert.equal(b.text, a.text);
+  assert.equal(b.finish, 'length');
+});
+
+test('sampled generation (top-k, top-p, penalties) on the GPU equals the CPU sampler', { skip }, async () => {
+  const opts = { maxTokens: 4, sampling: { temperature: 0.9, topK: 40, topP: 0.9, repeatPenalty: 1.1, repeatLastN: 64, seed: 7 } };
+  const a = await (await reference()).generate(PROMPT.slice(0, 6), opts), b = await (await gpuEngine()).generate(PROMPT.slice(0, 6), opts);
+  assert.deepEqual(b.tokens, a.tokens);
+  // settings the GPU sampler does not cover fall back to host sampling of read-back logits
+  const opts2 = { maxTokens: 2, sampling: { temperature: 0.8, topK: 0, topP: 0.9, seed: 3 } };
+  const c = await ref.generate(PROMPT.slice(0, 3), opts2), d = await eng.generate(PROMPT.slice(0, 3), opts2);
+  assert.deepEqual(d.tokens, c.tokens);
+});
+
+test('device loss becomes an error; a new engine runs again', { skip }, async () => {
+  await reference();
+  await gpuEngine();
+  eng.dev.device.destroy();
+  await assert.rejects(eng.logits([1, 2]), (e) => e instanceof OnebitError && e.status === Status.ERR_BACKEND && /lost|destroy/i.test(e.message));
+  eng.close();
+  eng = await Engine.create({ backend: 'webgpu', gpu });
+  await eng.load(TINY.pathname, { nCtx: 64 });
+  const V = eng.info.nVocab, got = await eng.logits([9707, 11]), want = await ref.logits([9707, 11]);
+  assert.ok(relRms(got, want) <= 1e-3);
+  assert.equal(argmax(got, V, V), argmax(want, V, V));
+});

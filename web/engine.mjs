@@ -1,0 +1,738 @@
+// engine.mjs — the onebit engine for JavaScript (browsers and Node): loads the C core
+// (build/wasm/onebit-core.mjs + onebit.wasm), streams a model into the GPU and generates text.
+//
+//   const eng = await Engine.create();            // WebGPU when there is an adapter, else CPU
+//   await eng.load('model.gguf');                 // URL, File/Blob, ArrayBuffer, or a Node path
+//   const r = await eng.generate('Hello', { maxTokens: 32, onText: (t) => out(t) });
+//
+// With WebGPU the C core decides every GPU buffer and dispatch (src/backend_webgpu.c) and this
+// file carries its command lists out through web/gpu.mjs; weights go from the file straight
+// into GPU buffers in chunks, never through the wasm heap. Decoding keeps one step in flight:
+// the GPU samples the token, embeds it for the next step, and only the token id comes back.
+// Without WebGPU the whole file is read into wasm memory and the core's CPU backend runs it
+// synchronously. See docs/WEBGPU.md for the API. Not a server and not a chat UI.
+
+import { GpuBridge, GpuError, openDevice } from './gpu.mjs';
+
+const isNode = typeof process === 'object' && !!process.versions?.node;
+const BUILD = new URL('../build/wasm/', import.meta.url);
+
+export const Status = Object.freeze({
+  OK: 0, ERR_ARG: 1, ERR_IO: 2, ERR_FORMAT: 3, ERR_UNSUPPORTED: 4, ERR_NOMEM: 5, ERR_CONTEXT: 6,
+  ERR_BACKEND: 7, ERR_CANCELLED: 8,
+});
+
+export class OnebitError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.name = 'OnebitError';
+    this.status = status;
+  }
+}
+
+// Flags of ob_wgpu_step (src/backend_webgpu.c).
+const STEP = { FEED: 1, LOGITS: 2, ALL: 4, SAMPLE: 8 };
+
+async function readUrlBytes(url) {
+  if (isNode && url.protocol === 'file:') {
+    const { readFile } = await import('node:fs/promises');
+    return new Uint8Array(await readFile(url));
+  }
+  const r = await fetch(url);
+  if (!r.ok) throw new OnebitError(Status.ERR_IO, `cannot fetch ${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+// ---- model sources: random-access readers over a file, a Blob, a buffer or a URL ----------
+
+async function openSource(src) {
+  if (src instanceof ArrayBuffer) src = new Uint8Array(src);
+  if (ArrayBuffer.isView(src)) {
+    const u8 = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+    return { size: u8.length, name: 'buffer', read: async (o, n) => u8.subarray(o, o + n), close() {} };
+  }
+  if (typeof Blob !== 'undefined' && src instanceof Blob) {
+    return {
+      size: src.size, name: src.name ?? 'blob',
+      read: async (o, n) => new Uint8Array(await src.slice(o, o + n).arrayBuffer()), close() {},
+    };
+  }
+  let url = null;
+  if (src instanceof URL) url = src;
+  else if (typeof src === 'string' && /^(https?|file|blob|data):/i.test(src)) url = new URL(src);
+  else if (typeof src === 'string' && !isNode) url = new URL(src, globalThis.location?.href);
+  if (isNode && (url === null || url.protocol === 'file:')) {
+    const { open } = await import('node:fs/promises');
+    const fh = await open(url ?? src, 'r');
+    const st = await fh.stat();
+    return {
+      size: st.size, name: String(url ?? src),
+      async read(o, n) {
+        const b = new Uint8Array(n);
+        let got = 0;
+        while (got < n) {
+          const { bytesRead } = await fh.read(b, got, n - got, o + got);
+          if (bytesRead === 0) throw new OnebitError(Status.ERR_IO, 'unexpected end of file');
+          got += bytesRead;
+        }
+        return b;
+      },
+      close: () => fh.close(),
+    };
+  }
+  // HTTP: ranges when the server serves them, else the whole body once.
+  const probe = await fetch(url, { headers: { Range: 'bytes=0-0' } });
+  if (!probe.ok) throw new OnebitError(Status.ERR_IO, `cannot fetch ${url}: HTTP ${probe.status}`);
+  const cr = probe.headers.get('content-range');
+  if (probe.status === 206 && cr && /\/(\d+)$/.test(cr)) {
+    await probe.arrayBuffer();
+    const size = Number(cr.match(/\/(\d+)$/)[1]);
+    return {
+      size, name: String(url),
+      async read(o, n) {
+        const r = await fetch(url, { headers: { Range: `bytes=${o}-${o + n - 1}` } });
+        const b = new Uint8Array(await r.arrayBuffer());
+        if (r.status !== 206 || b.length !== n) throw new OnebitError(Status.ERR_IO, `range read of ${url} failed`);
+        return b;
+      },
+      close() {},
+    };
+  }
+  const all = new Uint8Array(await probe.arrayBuffer());
+  return { size: all.length, name: String(url), read: async (o, n) => all.subarray(o, o + n), close() {} };
+}
+
+// ---- the engine ---------------------------------------------------------------------------
+
+export class Engine {
+  // options: backend 'auto' | 'webgpu' | 'cpu'; gpu: a navigator.gpu-like object (default
+  // globalThis.navigator.gpu); subgroups: allow subgroup kernels (default true); cpuBackend: the
+  // core's CPU backend ('cpu', the SIMD one, by default; 'scalar' is the reference); wasm /
+  // wasmUrl / coreUrl / kernelsUrl: where the core lives (default ../build/wasm/ next to this file).
+  static async create(options = {}) {
+    const { backend = 'auto', subgroups = true } = options;
+    const coreUrl = options.coreUrl ?? new URL('onebit-core.mjs', BUILD);
+    const { default: createCore } = await import(String(coreUrl));
+    const wasmBinary = options.wasm ?? (await readUrlBytes(options.wasmUrl ?? new URL('onebit.wasm', BUILD)));
+    const M = await createCore({ wasmBinary, print() {}, printErr() {} });
+    const eng = new Engine(M);
+    eng.cpuBackend = options.cpuBackend ?? 'cpu';
+    if (backend !== 'cpu') {
+      const gpu = options.gpu ?? globalThis.navigator?.gpu;
+      let dev = null;
+      try {
+        dev = await openDevice(gpu, { subgroups });
+      } catch (e) {
+        if (backend === 'webgpu') throw new OnebitError(Status.ERR_BACKEND, `WebGPU: ${e.message ?? e}`);
+      }
+      if (!dev && backend === 'webgpu') throw new OnebitError(Status.ERR_UNSUPPORTED, 'no WebGPU adapter');
+      if (dev) {
+        eng.gpu = gpu; // Dawn for Node crashes if the GPU object is collected while in use
+        const { KERNELS } = await import(String(options.kernelsUrl ?? new URL('kernels.mjs', BUILD)));
+        eng.dev = dev;
+        eng.bridge = new GpuBridge(dev.device, KERNELS, dev.sgSize);
+        const L = dev.device.limits;
+        // maxBindingSize (tests): plan as if bindings were smaller, e.g. to split matrices.
+        const bind = Math.min(L.maxStorageBufferBindingSize, options.maxBindingSize ?? Infinity);
+        M._ob_wgpu_attach(bind, L.maxBufferSize, L.maxComputeWorkgroupsPerDimension, dev.sgSize);
+      }
+    }
+    return eng;
+  }
+
+  constructor(M) {
+    this.M = M;
+    this.dev = null;
+    this.bridge = null;
+    this.model = 0;
+    this.ctx = 0;
+    this.cached = [];       // tokens in the KV cache
+    this.info = null;
+    this.scratch = new Map(); // name -> { ptr, size } reusable wasm allocations
+    this.imageBuf = 0;      // CPU path: the whole file in wasm memory
+  }
+
+  // 'webgpu' or 'cpu' (what load() will use / used).
+  get backend() {
+    return this.bridge ? 'webgpu' : 'cpu';
+  }
+
+  // ---- wasm helpers ----
+  err(status) {
+    const M = this.M;
+    return new OnebitError(status, M.UTF8ToString(M._ob_last_error()) || `onebit error ${status}`);
+  }
+  buf(name, bytes) {
+    const s = this.scratch.get(name);
+    if (s && s.size >= bytes) return s.ptr;
+    if (s) this.M._free(s.ptr);
+    const size = Math.max(bytes, 64);
+    const ptr = this.M._malloc(size) >>> 0;
+    if (!ptr) throw new OnebitError(Status.ERR_NOMEM, 'out of wasm memory');
+    this.scratch.set(name, { ptr, size });
+    return ptr;
+  }
+  i32(ptr) { return this.M.HEAP32[ptr >>> 2]; }
+  cstr(s, name = 'str') {
+    const M = this.M;
+    const n = M.lengthBytesUTF8(s) + 1;
+    const p = this.buf(name, n);
+    M.stringToUTF8(s, p, n);
+    return p;
+  }
+  async run(ret, what) {
+    if (ret) throw this.err(ret);
+    return this.exec(what);
+  }
+  // Runs the command list of the last C call; returns the promise of its reads.
+  exec() {
+    const M = this.M;
+    try {
+      return this.bridge.exec(M, M._ob_wgpu_cmds(), M._ob_wgpu_cmds_len());
+    } catch (e) {
+      throw this.gpuErr(e);
+    }
+  }
+  gpuErr(e) {
+    if (e instanceof OnebitError) return e;
+    if (e instanceof GpuError) return new OnebitError(Status.ERR_BACKEND, e.message);
+    return e;
+  }
+  async wait(p) {
+    try {
+      return await p;
+    } catch (e) {
+      throw this.gpuErr(e);
+    }
+  }
+
+  // ---- loading ----
+
+  // source: URL string/URL, File/Blob, ArrayBuffer/Uint8Array, or (Node) a file path.
+  // options: nCtx (0 = min(training context, 4096)), kvF16 (GPU cache in f16), batch (GPU: at
+  // most this many prompt tokens a chunk; 0 = as many as fit, up to 512), onProgress(f).
+  async load(source, options = {}) {
+    if (this.model) this.unload();
+    const src = await openSource(source);
+    try {
+      if (this.bridge) await this.loadGpu(src, options);
+      else await this.loadCpu(src, options);
+    } finally {
+      await src.close();
+    }
+    const M = this.M;
+    const ip = this.buf('info', 64);
+    M._ob_js_model_info(this.model, ip);
+    const v = Array.from(M.HEAP32.subarray(ip >>> 2, (ip >>> 2) + 12));
+    this.info = {
+      arch: M.UTF8ToString(M._ob_js_model_str(this.model, 0)), name: M.UTF8ToString(M._ob_js_model_str(this.model, 1)),
+      backend: M.UTF8ToString(M._ob_js_model_str(this.model, 2)),
+      nVocab: v[0], nEmbd: v[1], nLayer: v[2], nHead: v[3], nHeadKv: v[4], headDim: v[5], nFf: v[6], nCtxTrain: v[7],
+      tied: !!v[8], bos: v[9], eos: v[10], eot: v[11],
+      nCtx: this.bridge ? M._ob_wgpu_ctx_n_ctx(this.ctx) : M._ob_context_n_ctx(this.ctx),
+      fileSize: src.size,
+    };
+    return this.info;
+  }
+
+  async loadGpu(src, { nCtx = 0, kvF16 = false, batch = 0, onProgress } = {}) {
+    const M = this.M;
+    const outp = this.buf('out', 8);
+    let avail = Math.min(src.size, 8 << 20);
+    for (;;) {
+      const head = await src.read(0, avail);
+      const p = M._malloc(Math.max(avail, 1)) >>> 0;
+      if (!p) throw new OnebitError(Status.ERR_NOMEM, 'out of wasm memory for the model header');
+      M.HEAPU8.set(head, p);
+      const st = M._ob_wgpu_model_open(p, avail, src.size, outp); // takes p over
+      if (st === 0) break;
+      const e = this.err(st);
+      if (/^truncated/.test(e.message) && avail < src.size) {
+        avail = Math.min(src.size, avail * 4);
+        continue;
+      }
+      throw e;
+    }
+    this.model = this.i32(outp) >>> 0;
+    await this.wait(this.run(M._ob_wgpu_model_setup(this.model)));
+    // The upload plan: {kind, off_lo, off_hi, len, dst, dst_off} per range, streamed in file order.
+    const np = this.buf('n', 4);
+    const pp = M._ob_wgpu_uploads(this.model, np) >>> 0;
+    const n = this.i32(np);
+    const plan = [];
+    for (let i = 0; i < n; i++) {
+      const e = M.HEAPU32.subarray((pp >>> 2) + i * 6, (pp >>> 2) + i * 6 + 6);
+      plan.push({ kind: e[0], off: e[2] * 4294967296 + e[1], len: e[3], dst: e[4], dstOff: e[5] });
+    }
+    plan.sort((a, b) => a.off - b.off);
+    const total = plan.reduce((s, e) => s + e.len, 0);
+    const WIN = 16 << 20, PIECE = 4 << 20;
+    let win = null, winOff = 0, done = 0, synced = 0;
+    const bytes = async (o, l) => {
+      if (!win || o < winOff || o + l > winOff + win.length) {
+        win = await src.read(o, Math.max(l, Math.min(WIN, src.size - o)));
+        winOff = o;
+      }
+      return win.subarray(o - winOff, o - winOff + l);
+    };
+    for (const e of plan) {
+      if (e.off + e.len > src.size) throw new OnebitError(Status.ERR_FORMAT, 'tensor data runs past the end of the file');
+      for (let d = 0; d < e.len; d += PIECE) {
+        const l = Math.min(PIECE, e.len - d);
+        let b = await bytes(e.off + d, l);
+        if (e.kind === 0) {
+          if (l % 4) {
+            const padded = new Uint8Array((l + 3) & ~3);
+            padded.set(b);
+            b = padded;
+          }
+          try {
+            this.bridge.write(e.dst, e.dstOff + d, b);
+          } catch (err) {
+            throw this.gpuErr(err);
+          }
+        } else {
+          M.HEAPU8.set(b, (e.dst >>> 0) + d);
+        }
+        done += l;
+        if (done - synced > (64 << 20)) {
+          synced = done;
+          await this.wait(this.bridge.idle()); // bounds the staging memory of queued writes
+        }
+        onProgress?.(done / total);
+      }
+    }
+    await this.wait(this.run(M._ob_wgpu_model_ready(this.model)));
+    const cp = this.buf('out', 8);
+    const st = M._ob_wgpu_ctx_new(this.model, nCtx, kvF16 ? 1 : 0, batch, cp);
+    if (st) throw this.err(st);
+    this.ctx = this.i32(cp) >>> 0;
+    await this.wait(this.exec());
+    await this.wait(this.bridge.idle());
+    this.cached = [];
+  }
+
+  async loadCpu(src, { nCtx = 0, onProgress } = {}) {
+    const M = this.M;
+    const p = M._malloc(src.size) >>> 0;
+    if (!p) throw new OnebitError(Status.ERR_NOMEM, `out of wasm memory for a ${src.size}-byte model`);
+    const CH = 16 << 20;
+    for (let o = 0; o < src.size; o += CH) {
+      const l = Math.min(CH, src.size - o);
+      M.HEAPU8.set(await src.read(o, l), p + o);
+      onProgress?.((o + l) / src.size);
+    }
+    const outp = this.buf('out', 8);
+    let st = M._ob_js_load_memory(p, src.size, this.cstr(this.cpuBackend, 'backend'), outp);
+    if (st === Status.ERR_UNSUPPORTED && this.cpuBackend === 'cpu')
+      st = M._ob_js_load_memory(p, src.size, this.cstr('scalar', 'backend'), outp);
+    if (st) {
+      M._free(p);
+      throw this.err(st);
+    }
+    this.imageBuf = p;
+    this.model = this.i32(outp) >>> 0;
+    st = M._ob_js_context_new(this.model, nCtx, outp);
+    if (st) throw this.err(st);
+    this.ctx = this.i32(outp) >>> 0;
+    this.cached = [];
+  }
+
+  unload() {
+    const M = this.M;
+    if (this.bridge) {
+      const lost = !!this.bridge.lost;
+      if (this.ctx) {
+        M._ob_wgpu_ctx_free(this.ctx);
+        if (!lost) this.exec();
+      }
+      if (this.model) {
+        M._ob_model_free(this.model);
+        if (!lost) this.exec();
+      }
+    } else {
+      if (this.ctx) M._ob_context_free(this.ctx);
+      if (this.model) M._ob_model_free(this.model);
+      if (this.imageBuf) M._free(this.imageBuf);
+    }
+    this.ctx = this.model = this.imageBuf = 0;
+    this.cached = [];
+    this.info = null;
+  }
+
+  // Frees the model and, with WebGPU, the device. A new engine can be created afterwards (also
+  // after a lost device).
+  close() {
+    try {
+      this.unload();
+    } catch {}
+    if (this.bridge) {
+      this.bridge.destroy();
+      try {
+        this.dev.device.destroy();
+      } catch {}
+      this.M._ob_wgpu_detach();
+    }
+    this.bridge = null;
+    this.dev = null;
+  }
+
+  // Kernel statistics of the device: subgroup size in use (0: none).
+  get gpuInfo() {
+    return this.dev ? { subgroupSize: this.dev.sgSize, adapter: this.dev.info } : null;
+  }
+
+  // ---- tokens and text ----
+
+  tokenize(text, { special = true } = {}) {
+    const M = this.M;
+    const n = M.lengthBytesUTF8(text);
+    const tp = this.buf('text', n + 1);
+    M.stringToUTF8(text, tp, n + 1);
+    const np = this.buf('n', 8);
+    let cap = n + 16;
+    for (;;) {
+      const op = this.buf('toks', cap * 4);
+      const st = M._ob_tokenize(this.model, tp, n, special ? 1 : 0, op, cap, np);
+      if (st) throw this.err(st);
+      const got = M.HEAPU32[np >>> 2];
+      if (got <= cap) return Array.from(M.HEAP32.subarray(op >>> 2, (op >>> 2) + got));
+      cap = got;
+    }
+  }
+
+  // Text of a token list (whole characters; bytes that never form one become U+FFFD).
+  detokenize(tokens) {
+    const d = this.detokenizer();
+    return tokens.map((t) => d.push(t)).join('') + d.flush();
+  }
+
+  detokenizer() {
+    const M = this.M, eng = this;
+    const dp = M._malloc(8) >>> 0;
+    M._ob_detok_init(dp);
+    const cap = 1 << 18;
+    const dec = new TextDecoder();
+    return {
+      push(tok) {
+        const op = eng.buf('piece', cap);
+        const n = M._ob_detok_push(eng.model, dp, tok, op, cap);
+        return n > 0 ? dec.decode(M.HEAPU8.subarray(op, op + n)) : '';
+      },
+      flush() {
+        const op = eng.buf('piece', cap);
+        const n = M._ob_detok_flush(dp, op, cap);
+        M._free(dp);
+        return n > 0 ? dec.decode(M.HEAPU8.subarray(op, op + n)) : '';
+      },
+    };
+  }
+
+  isEog(tok) {
+    return this.M._ob_token_is_eog(this.model, tok) !== 0;
+  }
+
+  // The model's chat template applied to [{role, content}] (Qwen3 ChatML).
+  chat(messages, { addGenerationPrompt = true, enableThinking = false } = {}) {
+    const M = this.M;
+    const ptrs = [];
+    const mp = M._malloc(messages.length * 8 + 8) >>> 0;
+    try {
+      messages.forEach((m, i) => {
+        for (const [k, s] of [[0, m.role], [1, m.content]]) {
+          const n = M.lengthBytesUTF8(s) + 1;
+          const p = M._malloc(n) >>> 0;
+          M.stringToUTF8(s, p, n);
+          ptrs.push(p);
+          M.HEAPU32[(mp >>> 2) + i * 2 + k] = p;
+        }
+      });
+      const op = this.buf('out', 8);
+      const st = M._ob_chat_render(this.model, mp, messages.length, addGenerationPrompt ? 1 : 0, enableThinking ? 1 : 0, op);
+      if (st) throw this.err(st);
+      const sp = M.HEAPU32[op >>> 2];
+      const s = M.UTF8ToString(sp);
+      M._free(sp);
+      return s;
+    } finally {
+      ptrs.forEach((p) => M._free(p));
+      M._free(mp);
+    }
+  }
+
+  // ---- evaluation ----
+
+  get nPast() {
+    return this.bridge ? this.M._ob_wgpu_ctx_n_past(this.ctx) : this.M._ob_context_n_past(this.ctx);
+  }
+
+  truncate(n) {
+    const st = this.bridge ? this.M._ob_wgpu_truncate(this.ctx, n) : this.M._ob_context_truncate(this.ctx, n);
+    if (st) throw this.err(st);
+    this.cached.length = n;
+  }
+
+  // Clears the KV cache.
+  reset() {
+    if (this.ctx) this.truncate(0);
+  }
+
+  // GPU: runs tokens through ob_wgpu_step chunk by chunk; returns the reads of every chunk.
+  async gpuEval(tokens, flags) {
+    const M = this.M;
+    const n = tokens.length;
+    const tp = this.buf('evaltok', n * 4);
+    M.HEAP32.set(tokens, tp >>> 2);
+    const pending = [];
+    for (let done = 0; done < n;) {
+      const k = M._ob_wgpu_step(this.ctx, tp + done * 4, n - done, flags);
+      if (k < 0) throw this.err(-k);
+      pending.push(this.exec());
+      done += k;
+    }
+    const out = [];
+    for (const p of pending) out.push(...(await this.wait(p)));
+    this.cached.push(...tokens);
+    return out;
+  }
+
+  // Issues one decode step fed with the token the GPU sampled last; returns the promise of the
+  // next sampled token without waiting for it.
+  gpuFeed(tok) {
+    const k = this.M._ob_wgpu_step(this.ctx, 0, 1, STEP.FEED | STEP.SAMPLE);
+    if (k < 0) throw this.err(-k);
+    this.cached.push(tok);
+    const p = this.exec();
+    return p.then((r) => new Int32Array(r[0])[0], (e) => Promise.reject(this.gpuErr(e)));
+  }
+
+  // Logits of every position of tokens, evaluated from an empty cache: Float32Array(n * nVocab).
+  async logits(tokens) {
+    const V = this.info.nVocab;
+    this.reset();
+    if (this.bridge) {
+      const parts = await this.gpuEval(tokens, STEP.LOGITS | STEP.ALL);
+      const out = new Float32Array(tokens.length * V);
+      let o = 0;
+      for (const p of parts) {
+        out.set(new Float32Array(p), o);
+        o += p.byteLength / 4;
+      }
+      return out;
+    }
+    const M = this.M;
+    const tp = this.buf('evaltok', tokens.length * 4);
+    M.HEAP32.set(tokens, tp >>> 2);
+    const st = M._ob_eval(this.ctx, tp, tokens.length, 1);
+    if (st) throw this.err(st);
+    this.cached.push(...tokens);
+    const out = new Float32Array(tokens.length * V);
+    for (let i = 0; i < tokens.length; i++) {
+      const lp = M._ob_logits(this.ctx, i) >>> 0;
+      out.set(M.HEAPF32.subarray(lp >>> 2, (lp >>> 2) + V), i * V);
+    }
+    return out;
+  }
+
+  // ---- generation ----
+
+  // prompt: text (tokenized with special tokens) or token ids. options: maxTokens (default 256;
+  // <= 0: until the context is full), sampling {temperature, topK, topP, minP, repeatPenalty,
+  // repeatLastN, presencePenalty, frequencyPenalty, seed} (defaults: Qwen3's, as
+  // ob_sampling_default), stop: strings, onText(text) -> true to stop, onToken(id).
+  // Returns {text, tokens, nPrompt, nReused, nGenerated, finish, tPromptMs, tGenMs}; finish is
+  // 'stop' | 'length' | 'context' | 'callback' as ob_generate's 0..3. The cache keeps the
+  // conversation, so a longer prompt that starts the same reuses it.
+  async generate(prompt, options = {}) {
+    const M = this.M;
+    const toks = typeof prompt === 'string' ? this.tokenize(prompt) : Array.from(prompt);
+    if (toks.length === 0) throw new OnebitError(Status.ERR_ARG, 'the prompt is empty');
+    const nCtx = this.info.nCtx;
+    if (toks.length > nCtx) throw new OnebitError(Status.ERR_CONTEXT, `the prompt is ${toks.length} tokens but the context holds ${nCtx}`);
+    const s = { temperature: 0.7, topK: 20, topP: 0.8, minP: 0, repeatPenalty: 1, repeatLastN: 64, presencePenalty: 0,
+      frequencyPenalty: 0, seed: 0, ...(options.sampling ?? {}) };
+    const limit = options.maxTokens > 0 ? options.maxTokens : nCtx;
+    const stops = (options.stop ?? []).filter((x) => x.length > 0);
+
+    let keep = 0;
+    while (keep < this.cached.length && keep < toks.length - 1 && this.cached[keep] === toks[keep]) keep++;
+    this.truncate(keep);
+    const rest = toks.slice(keep);
+
+    // How the next token is chosen: on the GPU (only its id comes back), or by the C sampler.
+    let gpuSample = false, sampler = 0;
+    const args = [s.temperature, s.topK, s.topP, s.minP, s.repeatPenalty, s.repeatLastN, s.presencePenalty, s.frequencyPenalty, s.seed];
+    if (this.bridge) {
+      const st = M._ob_wgpu_set_sampling(this.ctx, ...args);
+      if (st) throw this.err(st);
+      gpuSample = M._ob_wgpu_gpu_samples(this.ctx) !== 0;
+    }
+    if (!gpuSample) {
+      const op = this.buf('out', 8);
+      const st = M._ob_js_sampler_new(...args, this.info.nVocab, op);
+      if (st) throw this.err(st);
+      sampler = this.i32(op) >>> 0;
+    }
+    const hostSample = (logitsPtr) => {
+      const hp = this.buf('hist', Math.max(1, this.cached.length) * 4);
+      M.HEAP32.set(this.cached, hp >>> 2);
+      return M._ob_sampler_sample(sampler, logitsPtr, hp, this.cached.length);
+    };
+    const V = this.info.nVocab;
+    // Appends the given tokens to the cache and returns (a promise of) the next token.
+    const advance = async (tokens, feed) => {
+      if (this.bridge) {
+        if (gpuSample) {
+          if (feed) return this.gpuFeed(tokens[0]);
+          return new Int32Array((await this.gpuEval(tokens, STEP.SAMPLE))[0])[0];
+        }
+        const r = await this.gpuEval(tokens, STEP.LOGITS);
+        const lp = this.buf('logits', V * 4);
+        M.HEAPF32.set(new Float32Array(r[0]), lp >>> 2);
+        return hostSample(lp);
+      }
+      const tp = this.buf('evaltok', tokens.length * 4);
+      M.HEAP32.set(tokens, tp >>> 2);
+      const st = M._ob_eval(this.ctx, tp, tokens.length, 0);
+      if (st) throw this.err(st);
+      this.cached.push(...tokens);
+      return hostSample(M._ob_logits(this.ctx, -1) >>> 0);
+    };
+
+    const res = { text: '', tokens: [], nPrompt: rest.length, nReused: keep, nGenerated: 0, finish: 'length', tPromptMs: 0, tGenMs: 0 };
+    const det = this.detokenizer();
+    let held = '';
+    const emit = (t) => {
+      res.text += t;
+      return options.onText ? !!options.onText(t) : false;
+    };
+    const t0 = performance.now();
+    try {
+      let cur = await advance(rest, false);
+      const t1 = performance.now();
+      res.tPromptMs = t1 - t0;
+      for (;;) {
+        res.nGenerated++;
+        res.tokens.push(cur);
+        options.onToken?.(cur);
+        const eog = this.isEog(cur);
+        const room = this.nPast < nCtx;
+        // One step in flight: the next step is issued before this token's text is handled.
+        let pending = room ? advance([cur], true) : null;
+        pending?.catch(() => {});
+        if (eog) {
+          if (pending) await pending; // the end token enters the cache, as ob_generate does
+          res.finish = 'stop';
+          break;
+        }
+        held += det.push(cur);
+        let at = -1;
+        for (const st of stops) {
+          const i = held.indexOf(st);
+          if (i >= 0 && (at < 0 || i < at)) at = i;
+        }
+        let hold = 0;
+        if (at < 0)
+          for (const st of stops)
+            for (let k = Math.min(st.length - 1, held.length); k > hold; k--)
+              if (held.endsWith(st.slice(0, k))) { hold = k; break; }
+        const cut = at >= 0 ? at : held.length - hold;
+        const stopCb = cut > 0 && emit(held.slice(0, cut));
+        held = held.slice(cut);
+        if (at >= 0 || stopCb) {
+          // This token is not part of the conversation (ob_generate does not evaluate it).
+          if (pending) {
+            await pending;
+            this.truncate(this.nPast - 1);
+          }
+          res.finish = at >= 0 ? 'stop' : 'callback';
+          break;
+        }
+        if (!room) {
+          res.finish = 'context';
+          break;
+        }
+        if (res.nGenerated >= limit) {
+          await pending;
+          res.finish = 'length';
+          break;
+        }
+        cur = await pending;
+      }
+      if (res.finish === 'length' || res.finish === 'context') {
+        const tail = held + det.flush();
+        if (tail) emit(tail);
+      }
+      res.tGenMs = performance.now() - t1;
+    } finally {
+      if (sampler) M._ob_sampler_free(sampler);
+    }
+    return res;
+  }
+
+  // ---- benchmark ----
+
+  // Like llama-bench: pp = one batch of `pp` prompt tokens from an empty cache, tg = `tg`
+  // tokens generated one at a time (greedy, sampled on the GPU, one step in flight). Returns
+  // tokens/s medians over `reps` runs and, for WebGPU, dispatches per generated token.
+  async bench({ pp = 512, tg = 128, reps = 3, warmup = true } = {}) {
+    const V = this.info.nVocab;
+    let seed = 12345;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % V;
+    const prompt = Array.from({ length: pp }, rnd);
+    const median = (a) => a.slice().sort((x, y) => x - y)[a.length >> 1];
+    const res = { backend: this.backend, pp, tg, ppTps: 0, tgTps: 0, dispatchesPerToken: 0 };
+    const M = this.M;
+    if (this.bridge) M._ob_wgpu_set_sampling(this.ctx, 0, 0, 1, 0, 1, 0, 0, 0, 0);
+    const runPP = async () => {
+      this.reset();
+      const t0 = performance.now();
+      if (this.bridge) {
+        await this.gpuEval(prompt, 0);
+        await this.wait(this.bridge.idle());
+      } else {
+        const tp = this.buf('evaltok', pp * 4);
+        M.HEAP32.set(prompt, tp >>> 2);
+        const st = M._ob_eval(this.ctx, tp, pp, 0);
+        if (st) throw this.err(st);
+      }
+      return performance.now() - t0;
+    };
+    const runTG = async () => {
+      this.reset();
+      const t0 = performance.now();
+      if (this.bridge) {
+        let p = this.gpuEval([prompt[0]], STEP.SAMPLE);
+        let inflight = [];
+        for (let i = 1; i < tg; i++) {
+          inflight.push(this.gpuFeed(0));
+          if (i === 1) res.dispatchesPerToken = this.bridge.dispatches;
+          if (inflight.length > 2) await inflight.shift();
+        }
+        await p;
+        for (const q of inflight) await q;
+      } else {
+        const tp = this.buf('evaltok', 4);
+        for (let i = 0; i < tg; i++) {
+          M.HEAP32[tp >>> 2] = prompt[i % pp];
+          const st = M._ob_eval(this.ctx, tp, 1, 0);
+          if (st) throw this.err(st);
+        }
+      }
+      return performance.now() - t0;
+    };
+    if (warmup) {
+      if (pp > 0) await runPP();
+      if (tg > 0) await runTG();
+    }
+    const tpp = [], ttg = [];
+    for (let r = 0; r < reps; r++) {
+      if (pp > 0) tpp.push(await runPP());
+      if (tg > 0) ttg.push(await runTG());
+    }
+    if (pp > 0) res.ppTps = pp / (median(tpp) / 1000);
+    if (tg > 0) res.tgTps = tg / (median(ttg) / 1000);
+    this.reset();
+    return res;
+  }
+}

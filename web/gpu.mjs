@@ -1,0 +1,360 @@
+// gpu.mjs — the WebGPU half of the engine: opens a device and replays the command lists that the
+// C core writes into wasm memory (src/backend_webgpu.c decides every buffer, pipeline and
+// dispatch; this file only carries them out). One list = parameter writes, then every dispatch
+// in ONE compute pass, then copies of what must be read back; one submit. Objects are created
+// once, when a list says so, and named by the numbers C hands out. Errors (validation,
+// out-of-memory) and device loss are caught here and reported at the next sync point, the
+// promise a list's execution returns. This is not a WebGPU wrapper: it knows seven commands.
+
+const OP = { BUFFER: 1, PIPELINE: 2, BINDGROUP: 3, WRITE: 4, DISPATCH: 5, READ: 6, FREE: 7 };
+const U = { STORAGE: 1, UNIFORM: 2, COPY_SRC: 4 };
+
+// Kernels that read Q1_0 weights get web/kernels/q1.wgsl.
+const Q1_KERNELS = new Set(['embed', 'matvec', 'gateup', 'qkv', 'matmul']);
+
+export class GpuError extends Error {
+  constructor(message, { lost = false } = {}) {
+    super(message);
+    this.name = 'GpuError';
+    this.lost = lost;
+  }
+}
+
+// Asks for an adapter and a device with the adapter's largest buffer limits. Returns null when
+// there is no adapter. Subgroups are used only when the device promises one subgroup size for
+// every pipeline and a probe shows subgroups laid out contiguously (red_sg.wgsl relies on it).
+export async function openDevice(gpu, { subgroups = true, powerPreference = 'high-performance' } = {}) {
+  if (!gpu) return null;
+  const adapter = await gpu.requestAdapter({ powerPreference });
+  if (!adapter) return null;
+  const L = adapter.limits;
+  const requiredLimits = {
+    maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
+    maxBufferSize: L.maxBufferSize,
+    maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
+    maxStorageBuffersPerShaderStage: Math.min(L.maxStorageBuffersPerShaderStage, 10),
+  };
+  const info = adapter.info ?? {};
+  const canSg = subgroups && adapter.features.has('subgroups') && info.subgroupMinSize > 0 &&
+    info.subgroupMinSize === info.subgroupMaxSize;
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: canSg ? ['subgroups'] : [] });
+  let sgSize = 0;
+  if (canSg) {
+    try {
+      sgSize = await probeSubgroups(device, info.subgroupMinSize);
+    } catch {
+      sgSize = 0;
+    }
+  }
+  return { adapter, device, sgSize, info };
+}
+
+async function probeSubgroups(device, expect) {
+  const code = `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> o: array<u32>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) i: u32, @builtin(subgroup_size) s: u32,
+        @builtin(subgroup_invocation_id) l: u32) { o[i] = s | (l << 16u); }`;
+  const pipe = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
+  const buf = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const rd = device.createBuffer({ size: 1024, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipe);
+  pass.setBindGroup(0, device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: buf } }] }));
+  pass.dispatchWorkgroups(1);
+  pass.end();
+  enc.copyBufferToBuffer(buf, 0, rd, 0, 1024);
+  device.queue.submit([enc.finish()]);
+  await rd.mapAsync(GPUMapMode.READ);
+  const v = new Uint32Array(rd.getMappedRange().slice(0));
+  rd.unmap();
+  buf.destroy();
+  rd.destroy();
+  const s = v[0] & 0xffff;
+  if (s !== expect || s < 4 || s > 128 || (s & (s - 1)) !== 0) return 0;
+  for (let i = 0; i < 256; i++) if ((v[i] & 0xffff) !== s || v[i] >>> 16 !== i % s) return 0;
+  return s;
+}
+
+export class GpuBridge {
+  // kernels: { name: WGSL source } (build/wasm/kernels.mjs); sgSize: from openDevice.
+  constructor(device, kernels, sgSize = 0) {
+    this.device = device;
+    this.kernels = kernels;
+    this.sgSize = sgSize;
+    this.objects = new Map(); // id -> GPUBuffer | { pipeline, layout } | GPUBindGroup
+    this.modules = new Map();
+    this.staging = new Map(); // size -> [GPUBuffer] free MAP_READ buffers
+    this.lost = null;
+    this.uncaptured = null;
+    this.dispatches = 0;      // dispatches in the last list (for reporting)
+    device.lost.then((info) => {
+      this.lost = `GPU device lost${info?.message ? ': ' + info.message : ''}`;
+    });
+    device.onuncapturederror = (ev) => {
+      this.uncaptured ??= ev.error?.message ?? String(ev.error);
+    };
+  }
+
+  // The WGSL of a kernel: the reductions for this device, the shared declarations, the Q1_0
+  // readers where needed, and the kernel itself.
+  source(name) {
+    const k = this.kernels;
+    if (!k[name]) throw new GpuError(`unknown kernel '${name}'`);
+    const head = this.sgSize ? 'enable subgroups;\n' + k.red_sg : k.red_wg;
+    return head + '\n' + k.common + '\n' + (Q1_KERNELS.has(name) ? k.q1 + '\n' : '') + k[name];
+  }
+
+  module(name) {
+    let m = this.modules.get(name);
+    if (!m) {
+      m = this.device.createShaderModule({ code: this.source(name), label: name });
+      this.modules.set(name, m);
+    }
+    return m;
+  }
+
+  check() {
+    if (this.lost) throw new GpuError(this.lost, { lost: true });
+    if (this.uncaptured) {
+      const e = this.uncaptured;
+      this.uncaptured = null;
+      throw new GpuError(`GPU error: ${e}`);
+    }
+  }
+
+  // Runs the command list of `len` words at `ptr` in the wasm memory of module M. Returns a
+  // promise of the read-back data (one ArrayBuffer per READ, in order) that also carries every
+  // error of this list. The promise may be awaited later (the next list can be issued first).
+  exec(M, ptr, len) {
+    this.check();
+    const dev = this.device;
+    const w = new Uint32Array(M.HEAPU8.buffer, ptr >>> 0, len).slice();
+    const heap = M.HEAPU8;
+    const str = (p, n) => new TextDecoder().decode(heap.subarray(p >>> 0, (p >>> 0) + n));
+    const get = (id) => {
+      const o = this.objects.get(id);
+      if (!o) throw new GpuError(`command list names unknown object ${id}`);
+      return o;
+    };
+    dev.pushErrorScope('out-of-memory');
+    dev.pushErrorScope('validation');
+    let enc = null, pass = null, curPipe = -1, nd = 0;
+    const reads = [];
+    let thrown = null;
+    try {
+      for (let i = 0; i < w.length;) {
+        const op = w[i];
+        switch (op) {
+          case OP.BUFFER: {
+            const [id, lo, hi, use] = [w[i + 1], w[i + 2], w[i + 3], w[i + 4]];
+            let usage = GPUBufferUsage.COPY_DST;
+            if (use & U.STORAGE) usage |= GPUBufferUsage.STORAGE;
+            if (use & U.UNIFORM) usage |= GPUBufferUsage.UNIFORM;
+            if (use & U.COPY_SRC) usage |= GPUBufferUsage.COPY_SRC;
+            this.objects.set(id, dev.createBuffer({ size: hi * 4294967296 + lo, usage }));
+            i += 5;
+            break;
+          }
+          case OP.PIPELINE: {
+            const [id, np, nl, nc] = [w[i + 1], w[i + 2], w[i + 3], w[i + 4]];
+            const name = str(np, nl);
+            const constants = {};
+            for (let c = 0; c < nc; c++) {
+              const b = i + 5 + c * 3;
+              constants[str(w[b], w[b + 1])] = w[b + 2];
+            }
+            const pipeline = dev.createComputePipeline({
+              layout: 'auto', label: name, compute: { module: this.module(name), entryPoint: 'main', constants },
+            });
+            this.objects.set(id, { pipeline, layout: pipeline.getBindGroupLayout(0), name });
+            i += 5 + nc * 3;
+            break;
+          }
+          case OP.BINDGROUP: {
+            const [id, pid, n] = [w[i + 1], w[i + 2], w[i + 3]];
+            const p = get(pid);
+            const entries = [];
+            for (let e = 0; e < n; e++) {
+              const b = i + 4 + e * 4;
+              const resource = { buffer: get(w[b + 1]), offset: w[b + 2] };
+              if (w[b + 3]) resource.size = w[b + 3];
+              entries.push({ binding: w[b], resource });
+            }
+            this.objects.set(id, dev.createBindGroup({ layout: p.layout, entries, label: p.name }));
+            i += 4 + n * 4;
+            break;
+          }
+          case OP.WRITE: {
+            if (pass) throw new GpuError('command list writes after a dispatch');
+            dev.queue.writeBuffer(get(w[i + 1]), w[i + 2], heap, w[i + 3] >>> 0, w[i + 4]);
+            i += 5;
+            break;
+          }
+          case OP.DISPATCH: {
+            if (!pass) {
+              enc = dev.createCommandEncoder();
+              pass = enc.beginComputePass();
+            }
+            if (w[i + 1] !== curPipe) {
+              pass.setPipeline(get(w[i + 1]).pipeline);
+              curPipe = w[i + 1];
+            }
+            pass.setBindGroup(0, get(w[i + 2]));
+            pass.dispatchWorkgroups(w[i + 3], w[i + 4], w[i + 5]);
+            nd++;
+            i += 6;
+            break;
+          }
+          case OP.READ: {
+            reads.push({ buf: get(w[i + 1]), off: w[i + 2], size: w[i + 3] });
+            i += 4;
+            break;
+          }
+          case OP.FREE: {
+            for (let id = w[i + 1], end = w[i + 1] + w[i + 2]; id < end; id++) {
+              const o = this.objects.get(id);
+              if (o && typeof o.destroy === 'function') o.destroy();
+              this.objects.delete(id);
+            }
+            i += 3;
+            break;
+          }
+          default:
+            throw new GpuError(`bad command ${op} at word ${i}`);
+        }
+      }
+      if (pass) pass.end();
+      const stag = [];
+      if (reads.length) {
+        enc ??= dev.createCommandEncoder();
+        for (const r of reads) {
+          const s = this.takeStaging(r.size);
+          enc.copyBufferToBuffer(r.buf, r.off, s, 0, r.size);
+          stag.push(s);
+        }
+      }
+      if (enc) dev.queue.submit([enc.finish()]);
+      this.dispatches = nd;
+      var staged = stag;
+    } catch (e) {
+      thrown = e;
+    }
+    const scopes = Promise.all([dev.popErrorScope(), dev.popErrorScope()]);
+    const done = (async () => {
+      let errs;
+      try {
+        errs = await scopes;
+      } catch (e) {
+        errs = [];
+        if (!this.lost) throw new GpuError(`GPU error: ${e.message ?? e}`);
+      }
+      if (thrown) throw thrown instanceof GpuError ? thrown : new GpuError(String(thrown.message ?? thrown));
+      this.check();
+      const err = errs.find((e) => e);
+      if (err) {
+        const oom = err.constructor?.name === 'GPUOutOfMemoryError' || /out of memory/i.test(err.message);
+        throw new GpuError(`${oom ? 'GPU out of memory' : 'GPU validation error'}: ${err.message}`);
+      }
+      const out = [];
+      for (let k = 0; k < staged.length; k++) {
+        const s = staged[k];
+        try {
+          await s.mapAsync(GPUMapMode.READ, 0, reads[k].size);
+        } catch (e) {
+          this.check();
+          throw new GpuError(`GPU readback failed: ${e.message ?? e}`, { lost: !!this.lost });
+        }
+        out.push(s.getMappedRange(0, reads[k].size).slice(0));
+        s.unmap();
+        this.giveStaging(s);
+      }
+      return out;
+    })();
+    done.catch(() => {}); // handled by whoever awaits it; never an unhandled rejection
+    return done;
+  }
+
+  // Profiling: runs a command list with one submit per dispatch and waits for each, so the
+  // wall time of every kernel can be attributed (slow; for finding the expensive kernel).
+  // Returns { reads, times: Map(kernel name -> {ms, count}) }.
+  async execProfiled(M, ptr, len) {
+    this.check();
+    const dev = this.device;
+    const w = new Uint32Array(M.HEAPU8.buffer, ptr >>> 0, len).slice();
+    const times = new Map();
+    let rest = [];
+    for (let i = 0; i < w.length;) {
+      const op = w[i];
+      const size = op === OP.WRITE ? 5 : op === OP.DISPATCH ? 6 : op === OP.READ ? 4 : 0;
+      if (!size) throw new GpuError('execProfiled runs step lists only (writes, dispatches, reads)');
+      if (op === OP.DISPATCH) {
+        const p = this.objects.get(w[i + 1]);
+        const enc = dev.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        pass.setPipeline(p.pipeline);
+        pass.setBindGroup(0, this.objects.get(w[i + 2]));
+        pass.dispatchWorkgroups(w[i + 3], w[i + 4], w[i + 5]);
+        pass.end();
+        const t0 = performance.now();
+        dev.queue.submit([enc.finish()]);
+        await dev.queue.onSubmittedWorkDone();
+        const e = times.get(p.name) ?? { ms: 0, count: 0 };
+        e.ms += performance.now() - t0;
+        e.count++;
+        times.set(p.name, e);
+      } else if (op === OP.WRITE) {
+        dev.queue.writeBuffer(this.objects.get(w[i + 1]), w[i + 2], M.HEAPU8, w[i + 3] >>> 0, w[i + 4]);
+      } else {
+        rest.push(...w.subarray(i, i + size));
+      }
+      i += size;
+    }
+    const ptr2 = M._malloc(rest.length * 4 + 4) >>> 0;
+    M.HEAPU32.set(rest, ptr2 >>> 2);
+    const reads = await this.exec(M, ptr2, rest.length);
+    M._free(ptr2);
+    return { reads, times };
+  }
+
+  takeStaging(size) {
+    const sz = Math.max(4, Math.ceil(size / 4) * 4);
+    const free = this.staging.get(sz);
+    if (free && free.length) return free.pop();
+    const b = this.device.createBuffer({ size: sz, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    b._obSize = sz;
+    return b;
+  }
+
+  giveStaging(b) {
+    const list = this.staging.get(b._obSize) ?? [];
+    if (list.length < 4) {
+      list.push(b);
+      this.staging.set(b._obSize, list);
+    } else {
+      b.destroy();
+    }
+  }
+
+  // Writes bytes straight into a buffer C created (the weight upload path).
+  write(id, offset, bytes) {
+    this.check();
+    const b = this.objects.get(id);
+    if (!b) throw new GpuError(`upload to unknown buffer ${id}`);
+    this.device.queue.writeBuffer(b, offset, bytes, 0, bytes.length);
+  }
+
+  async idle() {
+    this.check();
+    await this.device.queue.onSubmittedWorkDone();
+    this.check();
+  }
+
+  destroy() {
+    for (const o of this.objects.values()) if (o && typeof o.destroy === 'function') o.destroy();
+    for (const l of this.staging.values()) for (const b of l) b.destroy();
+    this.objects.clear();
+    this.staging.clear();
+  }
+}

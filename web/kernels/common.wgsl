@@ -1,0 +1,34 @@
+// common.wgsl — prepended to every kernel: the parameter blocks and small helpers.
+// Params, Step and Samp mirror wg_params, wg_step and wg_samp in src/backend_webgpu.c field for
+// field (all 32-bit); change them together. No bindings live here.
+
+struct Params {
+  rows: u32, cols: u32, row_bytes: u32, w_off: u32,    // W[rows][cols], Q1_0 rows at byte w_off
+  row0: u32, in_off: u32, in_stride: u32, out_off: u32, // first row of a part; input offset, row stride
+  out_stride: u32, norm_off: u32, norm2_off: u32, flags: u32,
+  n_head: u32, n_head_kv: u32, head_dim: u32, kv_dim: u32,
+  q_off: u32, q_stride: u32, n_ctx: u32, v_off: u32,   // q rows in the qkv buffer; V's first word
+  eps: f32, scale: f32, n_ff: u32, pad: u32,
+}
+
+struct Step { n: u32, pos: u32, last: u32, kv_len: u32 }  // tokens, first position, n - 1, pos + n
+
+struct Samp {
+  temp: f32, mode: u32, top_k: u32, top_p: f32,
+  min_p: f32, rep: f32, pres: f32, freq: f32,
+  last_n: i32, pen_on: u32, u: f32, pad: u32,
+}
+
+// Sum of +x[i] where bit i of nib is set, -x[i] where it is clear: four Q1_0 weights of sign only.
+fn sdot4(x: vec4<f32>, nib: u32) -> f32 {
+  let on = (vec4<u32>(nib) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u);
+  let s = select(-x, x, on == vec4<u32>(1u));
+  return (s.x + s.y) + (s.z + s.w);
+}
+
+// Sum over one 32-weight word: x holds the 32 activations, bits the 32 signs.
+fn sdot32(x: array<vec4<f32>, 8>, bits: u32) -> f32 {
+  var s = 0.0;
+  for (var i = 0u; i < 8u; i++) { s += sdot4(x[i], bits >> (4u * i)); }
+  return s;
+}

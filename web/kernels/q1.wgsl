@@ -1,0 +1,16 @@
+// q1.wgsl — reading Q1_0 weights in their file layout from `W: array<u32>` (declared by the kernel).
+// A block is 18 bytes: an f16 scale d, then 128 sign bits (bit j of byte j/8: +d if set, -d if
+// clear). Blocks start at even byte offsets, so a 32-bit word may straddle two array words.
+
+// 32 bits at byte offset a (even) of W. W's size is padded to 4 bytes, so W[i + 1] exists.
+fn w32(a: u32) -> u32 {
+  let i = a >> 2u;
+  if ((a & 2u) == 0u) { return W[i]; }
+  return (W[i] >> 16u) | (W[i + 1u] << 16u);
+}
+
+// The f16 scale at byte offset a (even).
+fn wscale(a: u32) -> f32 {
+  let v = unpack2x16float(W[a >> 2u]);
+  return select(v.x, v.y, (a & 2u) != 0u);
+}
