@@ -1,0 +1,163 @@
+// cli.test.mjs — the `onebit` command on bad input: exit codes and messages.
+//
+// Writes malformed model files to a temporary directory and checks that build/onebit refuses each
+// with exit code 4 (invalid or unsupported model) and a one-line reason on stderr; that a missing
+// or unreadable file gives 3 and usage errors (unknown option, missing -m, missing value) give 2;
+// and that --help succeeds. The GGUF bytes are written by hand here, independently of the C
+// writer. Not a test of generation (see logits.test.mjs and chat.test.mjs).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, openSync, readSync, closeSync, rmSync, writeFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const ONEBIT = join(root, "build", "onebit");
+const TINY = join(root, "build", "models", "tiny.gguf");
+const tmp = mkdtempSync(join(tmpdir(), "onebit-cli-"));
+process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
+
+function onebit(...args) {
+  assert.ok(existsSync(ONEBIT), `${ONEBIT} is missing: run make first`);
+  const r = spawnSync(ONEBIT, args, { encoding: "utf8", timeout: 60_000, stdio: ["ignore", "pipe", "pipe"] });
+  assert.equal(r.error, undefined, `could not run onebit: ${r.error}`);
+  assert.equal(r.signal, null, `onebit died of ${r.signal}; stderr: ${r.stderr}`);
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+// ---- hand-written GGUF bytes (little-endian) ----------------------------------------------------
+
+const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32LE(v >>> 0); return b; };
+const u64 = (v) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); return b; };
+const str = (s) => { const b = Buffer.from(s, "utf8"); return Buffer.concat([u64(b.length), b]); };
+const GGUF_STRING = 8, GGUF_UINT32 = 4, GGML_F32 = 0;
+
+function gguf({ version = 3, kv = [], tensors = [], data = Buffer.alloc(0) } = {}) {
+  const parts = [Buffer.from("GGUF"), u32(version), u64(tensors.length), u64(kv.length)];
+  for (const [key, type, value] of kv) {
+    parts.push(str(key), u32(type), type === GGUF_STRING ? str(value) : u32(value));
+  }
+  for (const t of tensors) {
+    parts.push(str(t.name), u32(t.ne.length), ...t.ne.map(u64), u32(t.type), u64(t.offset));
+  }
+  let head = Buffer.concat(parts);
+  if (tensors.length) head = Buffer.concat([head, Buffer.alloc((32 - (head.length % 32)) % 32)]);
+  return Buffer.concat([head, data]);
+}
+
+function file(name, bytes) {
+  const p = join(tmp, name);
+  writeFileSync(p, bytes);
+  return p;
+}
+
+const arch = (a) => ["general.architecture", GGUF_STRING, a];
+
+// Each: name, bytes, a pattern the message must match.
+const malformed = [
+  ["empty.gguf", Buffer.alloc(0), /too small|truncated/i],
+  ["text.gguf", Buffer.from("this is not a model file, just some text\n"), /magic/i],
+  ["version1.gguf", gguf({ version: 1, kv: [arch("qwen3")] }), /version/i],
+  ["bigendian.gguf", Buffer.concat([Buffer.from("GGUF"), Buffer.from([0, 0, 0, 3]), u64(0), u64(0)]), /endian/i],
+  ["no-arch.gguf", gguf({ kv: [["general.name", GGUF_STRING, "x"]] }), /general\.architecture/],
+  ["llama.gguf", gguf({ kv: [arch("llama")] }), /llama.*not supported/i],
+  ["no-hparams.gguf", gguf({ kv: [arch("qwen3")] }), /qwen3\.embedding_length/],
+  ["huge-count.gguf", Buffer.concat([Buffer.from("GGUF"), u32(3), u64(2n ** 62n), u64(0)]), /tensor count/i],
+  ["bad-alignment.gguf", gguf({ kv: [arch("qwen3"), ["general.alignment", GGUF_UINT32, 48]] }), /alignment/i],
+  [
+    "no-data.gguf",
+    gguf({ kv: [arch("qwen3")], tensors: [{ name: "token_embd.weight", ne: [128, 4], type: GGML_F32, offset: 0 }] }),
+    /past the end|truncated/i,
+  ],
+  [
+    "bad-shape.gguf",
+    gguf({
+      kv: [arch("qwen3")],
+      tensors: [{ name: "t", ne: [2 ** 40, 2 ** 40], type: GGML_F32, offset: 0 }],
+      data: Buffer.alloc(64),
+    }),
+    /shape/i,
+  ],
+];
+
+function expectInvalid(code, err, re) {
+  assert.equal(code, 4, `exit code ${code}, stderr: ${err}`);
+  assert.match(err, /^onebit: /, err);
+  assert.match(err, re);
+  assert.ok(err.trim().split("\n").length <= 2, `expected a short message, got: ${err}`);
+}
+
+for (const [name, bytes, re] of malformed) {
+  test(`invalid model ${name}: run and info exit 4 with a reason`, () => {
+    const p = file(name, bytes);
+    let r = onebit("run", "-m", p, "-p", "hello", "-n", "2");
+    expectInvalid(r.code, r.err, re);
+    assert.ok(r.err.includes(p), `the message should name the file: ${r.err}`);
+    // info inspects what it can: a readable container is listed on stdout with the reason it
+    // cannot run; an unreadable one is refused on stderr. Either way the exit code is 4.
+    r = onebit("info", "-m", p);
+    assert.equal(r.code, 4, `info: exit ${r.code}, stderr: ${r.err}`);
+    assert.match(r.out + r.err, re);
+  });
+}
+
+test("a truncated copy of the tiny test model exits 4", (t) => {
+  if (!existsSync(TINY)) return t.skip("build/models/tiny.gguf not generated (tools/make-models.sh)");
+  const size = statSync(TINY).size;
+  const fd = openSync(TINY, "r");
+  const head = Buffer.alloc(Math.min(size, 1 << 20));
+  readSync(fd, head, 0, head.length, 0);
+  closeSync(fd);
+  const p = file("tiny-truncated.gguf", head.subarray(0, Math.floor(head.length / 2)));
+  const r = onebit("run", "-m", p, "-p", "hello", "-n", "2");
+  expectInvalid(r.code, r.err, /past the end|truncated/i);
+});
+
+test("a missing model file exits 3", () => {
+  const p = join(tmp, "does-not-exist.gguf");
+  for (const cmd of ["run", "info"]) {
+    const r = onebit(cmd, "-m", p, "-p", "hi");
+    assert.equal(r.code, 3, `${cmd}: exit ${r.code}, stderr: ${r.err}`);
+    assert.match(r.err, /does-not-exist\.gguf/);
+    assert.match(r.err, /no such file/i);
+  }
+});
+
+test("a directory given as the model exits 3", () => {
+  const r = onebit("info", "-m", tmp);
+  assert.equal(r.code, 3, r.err);
+  assert.match(r.err, /not a regular file/);
+});
+
+test("usage errors exit 2 with a message", () => {
+  const cases = [
+    [["run", "-p", "hi"], /no model/i],
+    [["info"], /no model/i],
+    [["run", "-m", join(tmp, "x.gguf"), "-p", "hi", "--no-such-option"], /unknown option '--no-such-option'/],
+    [["run", "--bogus"], /unknown option/],
+    [["run", "-m"], /needs a value/],
+    [["run", "-m", join(tmp, "x.gguf"), "-p", "hi", "-n", "many"], /-n expects an integer/],
+    [["frobnicate"], /./],
+    [[], /usage/i],
+  ];
+  for (const [args, re] of cases) {
+    const r = onebit(...args);
+    assert.equal(r.code, 2, `onebit ${args.join(" ")}: exit ${r.code}, stderr: ${r.err}`);
+    assert.match(r.err, re, `onebit ${args.join(" ")}`);
+  }
+});
+
+test("--help exits 0 and prints usage", () => {
+  let r = onebit("--help");
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /usage: onebit COMMAND/);
+  r = onebit("run", "--help");
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /usage: onebit run/);
+  assert.match(r.out, /--model/);
+  r = onebit("info", "--help");
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /usage: onebit info/);
+});

@@ -1,0 +1,621 @@
+// app.js — the chat page (web/index.html): model download and storage, the engine worker
+// (web/worker.js), the conversation and its rendering. Plain DOM, no framework.
+//
+// Storage: models live in the Origin Private File System (folder "models"), or in the Cache API
+// where OPFS is missing; their names, sizes, source URLs and SHA-256 digests live in
+// localStorage ("onebit.models"), and every load from storage checks the digest first, so a
+// damaged file is reported instead of loaded. Downloads commit every few MiB and resume with an
+// HTTP Range request after an interruption. The conversation and settings live in localStorage
+// ("onebit.chat"). Model output is untrusted: every piece of it is HTML-escaped before the small
+// Markdown renderer below adds its own tags. Not here: the engine (web/onebit.js, web/engine.mjs).
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const BACKEND = ['cpu', 'webgpu', 'auto'].includes(params.get('backend')) ? params.get('backend') : 'auto';
+const DEMO_URL = new URL('models/demo.gguf', location.href).href;
+const COMMIT_EVERY = 8 << 20; // bytes between commits of a download to storage (resume points)
+
+// ---- persistent state ---------------------------------------------------------------------
+
+const load = (k, d) => { try { return JSON.parse(localStorage.getItem(k)) ?? d; } catch { return d; } };
+const save = (k, v) => { try { localStorage.setItem(k, JSON.stringify(v)); } catch { /* full: keep going */ } };
+const chat = Object.assign({ messages: [], system: '', thinking: false, temperature: 0.7, topP: 0.8, maxTokens: 512, seed: '' },
+  load('onebit.chat', {}));
+const saveChat = () => save('onebit.chat', chat);
+let models = load('onebit.models', []); // [{name, size, sha256, url, partial, done}]
+const saveModels = () => save('onebit.models', models);
+
+// ---- formatting ---------------------------------------------------------------------------
+
+function bytes(n) {
+  if (!Number.isFinite(n)) return '?';
+  const u = ['B', 'KB', 'MB', 'GB'];
+  let i = 0;
+  while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
+  return `${n.toFixed(i && n < 10 ? 1 : 0)} ${u[i]}`;
+}
+const secs = (s) => (s < 90 ? `${Math.ceil(s)} s` : `${Math.floor(s / 60)} min ${Math.ceil(s % 60)} s`);
+const esc = (s) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+
+// Markdown subset (code fences, inline code, bold, italic, headings, lists, http(s) links) over
+// text that is escaped first: no tag or attribute of the model's making survives.
+function inline(s) {
+  return s
+    .replace(/`([^`]+)`/g, '<code>$1</code>')
+    .replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>')
+    .replace(/(^|[^*])\*([^*\s][^*]*)\*/g, '$1<em>$2</em>')
+    .replace(/\[([^\]]+)\]\((https?:\/\/[^\s)]+)\)/g, '<a href="$2" rel="noopener noreferrer nofollow" target="_blank">$1</a>');
+}
+export function markdown(src) {
+  const out = [];
+  const parts = esc(src).split(/^```[^\n]*\n?/m);
+  parts.forEach((part, i) => {
+    if (i % 2) { out.push(`<pre><code>${part.replace(/\n$/, '')}</code></pre>`); return; }
+    let list = null, para = [];
+    const flush = () => {
+      if (para.length) out.push(`<p>${inline(para.join('<br>'))}</p>`);
+      para = [];
+      if (list) { out.push(`</${list}>`); list = null; }
+    };
+    for (const line of part.split('\n')) {
+      let m;
+      if (!line.trim()) flush();
+      else if ((m = /^(#{1,4})\s+(.*)$/.exec(line))) { flush(); out.push(`<h${m[1].length + 2}>${inline(m[2])}</h${m[1].length + 2}>`); }
+      else if ((m = /^\s*(?:[-*]|(\d+)\.)\s+(.*)$/.exec(line))) {
+        const kind = m[1] ? 'ol' : 'ul';
+        if (para.length) { out.push(`<p>${inline(para.join('<br>'))}</p>`); para = []; }
+        if (list !== kind) { if (list) out.push(`</${list}>`); out.push(`<${kind}>`); list = kind; }
+        out.push(`<li>${inline(m[2])}</li>`);
+      } else {
+        if (list) { out.push(`</${list}>`); list = null; }
+        para.push(line);
+      }
+    }
+    flush();
+  });
+  return out.join('');
+}
+
+// An answer: Qwen3's <think>…</think> block folded, then the reply.
+function renderAnswer(text) {
+  const m = /^\s*<think>([\s\S]*?)(<\/think>|$)/.exec(text);
+  if (!m) return markdown(text);
+  const think = m[1].trim();
+  const rest = text.slice(m[0].length);
+  return (think ? `<details class="think"><summary>Thinking${m[2] ? '' : '…'}</summary>${markdown(think)}</details>` : '') + markdown(rest);
+}
+
+// ---- UI helpers ---------------------------------------------------------------------------
+
+const setStatus = (s) => { $('status').textContent = s; };
+function banner(text, { recover = false } = {}) {
+  $('banner-text').textContent = text;
+  $('recover').hidden = !recover;
+  $('banner').hidden = false;
+}
+const clearBanner = () => { $('banner').hidden = true; };
+
+function figures(f) {
+  for (const [k, v] of Object.entries(f)) $(`f-${k}`).textContent = v;
+}
+
+// ---- storage: OPFS, or the Cache API ------------------------------------------------------
+
+let opfs = null;
+async function storageDir() {
+  if (opfs === null) {
+    try {
+      opfs = await (await navigator.storage.getDirectory()).getDirectoryHandle('models', { create: true });
+    } catch {
+      opfs = false;
+    }
+  }
+  return opfs || null;
+}
+const CACHE = 'onebit-models';
+const cacheKey = (name) => new URL(`onebit-stored-model/${encodeURIComponent(name)}`, location.href).href;
+
+async function storedFile(name) {
+  const dir = await storageDir();
+  if (dir) return (await dir.getFileHandle(name)).getFile();
+  const r = await (await caches.open(CACHE)).match(cacheKey(name));
+  if (!r) throw new Error('not in storage');
+  return r.blob();
+}
+async function storedSize(name) {
+  try {
+    return (await storedFile(name)).size;
+  } catch {
+    return 0;
+  }
+}
+async function removeStored(name) {
+  const dir = await storageDir();
+  try {
+    if (dir) await dir.removeEntry(name);
+    else await (await caches.open(CACHE)).delete(cacheKey(name));
+  } catch { /* already gone */ }
+}
+
+// A writer that appends to a stored model and commits every COMMIT_EVERY bytes, so that an
+// interrupted download keeps what it had (OPFS); the Cache API keeps the parts in memory and
+// stores them once at the end.
+async function openWriter(name, offset) {
+  const dir = await storageDir();
+  if (!dir) {
+    const parts = offset ? [await storedFile(name)] : [];
+    return {
+      write: async (b) => { parts.push(b); },
+      commit: async () => {},
+      close: async () => { await (await caches.open(CACHE)).put(cacheKey(name), new Response(new Blob(parts))); },
+    };
+  }
+  const fh = await dir.getFileHandle(name, { create: true });
+  let w = null, pos = offset, since = 0;
+  const open = async () => {
+    w = await fh.createWritable({ keepExistingData: pos > 0 });
+    if (pos > 0) await w.seek(pos);
+    if (pos === 0) await w.truncate(0);
+  };
+  await open();
+  return {
+    async write(b) {
+      await w.write(b);
+      pos += b.length;
+      since += b.length;
+      if (since >= COMMIT_EVERY) { since = 0; await w.close(); await open(); }
+    },
+    async commit() { await w.close(); w = null; },
+    async close() { if (w) await w.close(); w = null; },
+  };
+}
+
+async function sha256(blob) {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()));
+  return Array.from(d, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+function quotaError(e) {
+  return e?.name === 'QuotaExceededError' || /quota/i.test(String(e?.message));
+}
+
+async function checkQuota(need) {
+  const est = await navigator.storage?.estimate?.();
+  if (est && est.quota && need > est.quota - est.usage)
+    throw Object.assign(new Error(`Not enough storage for this model: it needs ${bytes(need)}, this site may use ${bytes(est.quota - est.usage)} more. ` +
+      'Delete stored models or free disk space.'), { quota: true });
+}
+
+async function refreshStored() {
+  const ul = $('stored');
+  ul.textContent = '';
+  if (!models.length) ul.innerHTML = '<li class="small">None yet.</li>';
+  for (const m of models) {
+    const li = document.createElement('li');
+    const span = document.createElement('span');
+    span.textContent = `${m.name} — ${bytes(m.partial ? m.have : m.size)}${m.partial ? ` of ${bytes(m.size)} (interrupted)` : ''}`;
+    li.append(span);
+    const act = document.createElement('button');
+    act.type = 'button';
+    act.textContent = m.partial ? 'Resume' : 'Load';
+    act.setAttribute('aria-label', `${act.textContent} ${m.name}`);
+    act.onclick = () => (m.partial ? downloadAndLoad(m.url, m.name) : loadStored(m.name));
+    const del = document.createElement('button');
+    del.type = 'button';
+    del.textContent = 'Delete';
+    del.setAttribute('aria-label', `Delete ${m.name}`);
+    del.onclick = async () => {
+      await removeStored(m.name);
+      models = models.filter((x) => x.name !== m.name);
+      saveModels();
+      refreshStored();
+    };
+    li.append(act, del);
+    ul.append(li);
+  }
+  const est = await navigator.storage?.estimate?.().catch(() => null);
+  $('storage-info').textContent = (est ? `Storage used ${bytes(est.usage)} of ${bytes(est.quota)}` : '') +
+    ((await storageDir()) ? ' (private file system)' : ' (Cache API)');
+}
+
+// ---- downloads ----------------------------------------------------------------------------
+
+let downloading = null; // AbortController of the running download
+
+function progress(show, fraction, text) {
+  $('progress').hidden = !show;
+  if (fraction !== undefined) $('progress-bar').value = fraction;
+  if (text !== undefined) $('progress-text').textContent = text;
+}
+
+// Downloads url into storage as `name` (resuming a partial file) and returns its entry.
+async function download(url, name) {
+  let entry = models.find((m) => m.name === name);
+  let offset = entry?.partial && entry.url === url ? await storedSize(name) : 0;
+  const ac = new AbortController();
+  downloading = ac;
+  $('cancel-download').hidden = false;
+  progress(true, 0, `Connecting to ${new URL(url).host}…`);
+  const r = await fetch(url, { signal: ac.signal, headers: offset ? { Range: `bytes=${offset}-` } : {} });
+  if (!r.ok) throw new Error(`Download failed: HTTP ${r.status} from ${url}`);
+  if (offset && r.status !== 206) offset = 0; // no ranges here: start again
+  const len = Number(r.headers.get('content-length')) || NaN;
+  const total = offset + len;
+  await checkQuota(Number.isFinite(len) ? len : 0);
+  entry = { name, url, size: total, have: offset, partial: true };
+  models = models.filter((m) => m.name !== name).concat(entry);
+  saveModels();
+  const w = await openWriter(name, offset);
+  const t0 = performance.now();
+  let got = 0, shown = 0;
+  try {
+    const reader = r.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      await w.write(value);
+      got += value.length;
+      entry.have = offset + got;
+      const now = performance.now();
+      if (now - shown > 200) {
+        shown = now;
+        saveModels();
+        const speed = got / ((now - t0) / 1000);
+        progress(true, total ? entry.have / total : 0, `${bytes(entry.have)} of ${bytes(total)} · ${bytes(speed)}/s` +
+          (Number.isFinite(total) && speed > 0 ? ` · ${secs((total - entry.have) / speed)} left` : ''));
+      }
+    }
+    await w.close();
+  } catch (e) {
+    await w.close().catch(() => {});
+    saveModels();
+    refreshStored();
+    if (quotaError(e)) throw new Error('Storage is full: the browser refused to store more of this model. Delete stored models or free disk space.');
+    if (e.name === 'AbortError') throw new Error(`Download cancelled at ${bytes(entry.have)}; “Resume” in the stored list continues it.`);
+    throw new Error(`Download interrupted at ${bytes(entry.have)} of ${bytes(total)} (${e.message}); “Resume” in the stored list continues it.`);
+  } finally {
+    downloading = null;
+  }
+  if (Number.isFinite(total) && entry.have !== total) throw new Error(`Download incomplete: ${bytes(entry.have)} of ${bytes(total)}`);
+  progress(true, 1, 'Verifying (SHA-256)…');
+  const file = await storedFile(name);
+  Object.assign(entry, { size: file.size, have: file.size, partial: false, sha256: await sha256(file), stored: Date.now() });
+  saveModels();
+  refreshStored();
+  return entry;
+}
+
+async function storeFile(file) {
+  const name = file.name.replace(/[^\w.\-]+/g, '_') || 'model.gguf';
+  await checkQuota(file.size);
+  progress(true, 0, `Storing ${name}…`);
+  const w = await openWriter(name, 0);
+  try {
+    for (let o = 0; o < file.size; o += COMMIT_EVERY) {
+      await w.write(new Uint8Array(await file.slice(o, o + COMMIT_EVERY).arrayBuffer()));
+      progress(true, Math.min(1, (o + COMMIT_EVERY) / file.size), `Storing ${name}: ${bytes(Math.min(file.size, o + COMMIT_EVERY))} of ${bytes(file.size)}`);
+    }
+    await w.close();
+  } catch (e) {
+    await w.close().catch(() => {});
+    await removeStored(name);
+    throw quotaError(e) ? new Error('Storage is full: delete stored models or free disk space.') : e;
+  }
+  const entry = { name, url: null, size: file.size, have: file.size, partial: false, sha256: await sha256(file), stored: Date.now() };
+  models = models.filter((m) => m.name !== name).concat(entry);
+  saveModels();
+  refreshStored();
+  return entry;
+}
+
+// ---- the engine worker --------------------------------------------------------------------
+
+let worker = null, current = null, busy = false, loaded = false, pending = null, nextId = 1;
+
+function startWorker() {
+  worker?.terminate();
+  worker = new Worker('worker.js', { type: 'module' });
+  worker.onmessage = ({ data: m }) => onWorker(m);
+  worker.onerror = (e) => {
+    e.preventDefault?.();
+    failLoad(`The engine failed to start: ${e.message || 'worker error'}`);
+  };
+  loaded = false;
+}
+
+function failLoad(msg) {
+  progress(false);
+  setStatus('No model loaded');
+  banner(msg);
+  if (pending?.reject) pending.reject(new Error(msg));
+  pending = null;
+  updateButtons();
+}
+
+function explain(code, message) {
+  if (code === 'device_lost') return 'The GPU device was lost (driver reset or the GPU was needed elsewhere). Recover reloads the model; the conversation is kept.';
+  if (code === 'out_of_memory') return `Out of memory: ${message}. Try a smaller model, a shorter context, or close other tabs.`;
+  if (code === 'invalid_model') return `This file is not a model onebit can run: ${message}`;
+  if (code === 'backend') return `GPU error: ${message}. Recover reloads the model; the conversation is kept.`;
+  return message;
+}
+
+function onWorker(m) {
+  if (m.type === 'ready') {
+    if (!m.webgpu && BACKEND !== 'cpu') $('f-backend').textContent = 'no WebGPU: CPU (WebAssembly)';
+  } else if (m.type === 'progress') {
+    progress(true, m.fraction, `Loading the model into the engine: ${Math.round(m.fraction * 100)}%`);
+  } else if (m.type === 'loaded') {
+    loaded = true;
+    progress(false);
+    const gpuNote = m.backend === 'cpu' && BACKEND === 'auto'
+      ? (m.webgpu ? ' (no usable WebGPU adapter: CPU fallback)' : ' (this browser has no WebGPU: CPU fallback)') : '';
+    setStatus(`Ready: ${current} on ${m.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)'}${gpuNote}`);
+    figures({ backend: (m.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)') + gpuNote, adapter: m.adapter, model: `${m.model} (${m.nLayer} layers, context ${m.nCtx})`,
+      load: `${(m.loadMs / 1000).toFixed(2)} s` });
+    document.body.dataset.state = 'ready';
+    pending?.resolve();
+    pending = null;
+    updateButtons();
+  } else if (m.type === 'delta') {
+    const msg = chat.messages.at(-1);
+    if (msg?.id === m.id) { msg.content += m.text; scheduleRender(); }
+  } else if (m.type === 'done') {
+    const msg = chat.messages.at(-1);
+    if (msg?.id === m.id) {
+      msg.streaming = false;
+      msg.note = m.finish === 'aborted' ? 'stopped' : m.finish === 'length' ? 'cut at the token limit' : '';
+      if (m.timings && m.finish !== 'aborted') {
+        const t = m.timings;
+        figures({
+          pp: t.prompt_n && t.prompt_ms ? `${(t.prompt_n / (t.prompt_ms / 1000)).toFixed(1)} tok/s (${t.prompt_n} tokens)` : '–',
+          tg: t.predicted_n && t.predicted_ms ? `${(t.predicted_n / (t.predicted_ms / 1000)).toFixed(1)} tok/s (${t.predicted_n} tokens)` : '–',
+          ctx: `${t.n_past} of ${t.n_ctx} tokens`,
+        });
+      }
+    }
+    busy = false;
+    saveChat();
+    renderMessages();
+    updateButtons();
+  } else if (m.type === 'error') {
+    if (m.id === undefined) return failLoad(explain(m.code, m.message));
+    const msg = chat.messages.at(-1);
+    if (msg?.id === m.id && msg.role === 'assistant') {
+      msg.streaming = false;
+      msg.note = 'failed';
+      if (!msg.content) chat.messages.pop();
+    }
+    busy = false;
+    saveChat();
+    renderMessages();
+    const recover = ['device_lost', 'backend', 'out_of_memory', 'internal'].includes(m.code);
+    if (recover) {
+      loaded = false;
+      setStatus(`The engine stopped (${m.code.replace('_', ' ')}): press Recover`);
+    }
+    banner(explain(m.code, m.message), { recover });
+    updateButtons();
+  }
+}
+
+// Loads a stored model: check its digest, then hand the file to the worker.
+async function loadStored(name) {
+  clearBanner();
+  const entry = models.find((m) => m.name === name);
+  if (!entry) throw new Error(`${name} is not stored`);
+  let file;
+  try {
+    file = await storedFile(name);
+  } catch {
+    throw new Error(`${name} is missing from storage (the browser may have evicted it): download it again.`);
+  }
+  progress(true, 0, `Verifying ${name} (SHA-256)…`);
+  setStatus(`Verifying ${name}…`);
+  const digest = await sha256(file);
+  if (file.size !== entry.size || digest !== entry.sha256) {
+    progress(false);
+    setStatus('No model loaded');
+    throw new Error(`The stored copy of ${name} is corrupted (its SHA-256 does not match the one recorded when it was stored). Delete it and download it again.`);
+  }
+  current = name;
+  save('onebit.last', name);
+  setStatus(`Loading ${name}…`);
+  document.body.dataset.state = 'loading';
+  if (!worker) startWorker();
+  loaded = false;
+  updateButtons();
+  const done = new Promise((resolve, reject) => { pending = { resolve, reject }; });
+  worker.postMessage({ type: 'load', source: file, backend: BACKEND });
+  return done;
+}
+
+async function downloadAndLoad(url, name) {
+  clearBanner();
+  try {
+    const stored = models.find((m) => m.name === name && !m.partial && m.url === url);
+    if (!stored) await download(url, name);
+    await loadStored(name);
+  } catch (e) {
+    progress(false);
+    banner(e.message);
+    refreshStored();
+  }
+}
+
+function nameFromUrl(url) {
+  const last = decodeURIComponent(new URL(url).pathname.split('/').pop() || 'model.gguf');
+  return last.replace(/[^\w.\-]+/g, '_');
+}
+
+// ---- the conversation ---------------------------------------------------------------------
+
+let renderQueued = false;
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => { renderQueued = false; renderLast(); });
+}
+
+function messageItem(m) {
+  const li = document.createElement('li');
+  li.className = m.role + (m.streaming ? ' streaming' : '');
+  fillItem(li, m);
+  return li;
+}
+function fillItem(li, m) {
+  const who = `<span class="who">${m.role === 'user' ? 'You' : 'Model'}</span>`;
+  const body = m.role === 'user' ? esc(m.content) : renderAnswer(m.content);
+  const note = m.note ? `<span class="note">(${esc(m.note)})</span>` : '';
+  li.innerHTML = who + body + note;
+  li.className = m.role + (m.streaming ? ' streaming' : '');
+}
+
+function renderMessages() {
+  const ol = $('messages');
+  ol.textContent = '';
+  for (const m of chat.messages) ol.append(messageItem(m));
+  ol.scrollTop = ol.scrollHeight;
+}
+function renderLast() {
+  const ol = $('messages');
+  const li = ol.lastElementChild;
+  const m = chat.messages.at(-1);
+  if (li && m) fillItem(li, m);
+  ol.scrollTop = ol.scrollHeight;
+}
+
+function updateButtons() {
+  $('send').disabled = !loaded || busy;
+  $('stop').disabled = !busy;
+  $('regen').disabled = !loaded || busy || !chat.messages.some((m) => m.role === 'user');
+  $('new-chat').disabled = busy;
+}
+
+function requestParams() {
+  const p = { temperature: Number(chat.temperature), top_p: Number(chat.topP), enable_thinking: !!chat.thinking };
+  const n = Number(chat.maxTokens);
+  if (Number.isSafeInteger(n) && n >= 1) p.max_tokens = n;
+  if (chat.seed !== '' && Number.isSafeInteger(Number(chat.seed)) && Number(chat.seed) >= 0) p.seed = Number(chat.seed);
+  return p;
+}
+
+function generate() {
+  const history = chat.messages.filter((m) => m.content || m.role === 'user').map(({ role, content }) => ({ role, content }));
+  if (chat.system.trim()) history.unshift({ role: 'system', content: chat.system });
+  const id = nextId++;
+  chat.messages.push({ id, role: 'assistant', content: '', streaming: true });
+  busy = true;
+  renderMessages();
+  updateButtons();
+  worker.postMessage({ type: 'chat', id, messages: history, params: requestParams() });
+}
+
+function send() {
+  const text = $('prompt').value.trim();
+  if (!text || !loaded || busy) return;
+  clearBanner();
+  chat.messages.push({ role: 'user', content: text });
+  $('prompt').value = '';
+  saveChat();
+  generate();
+}
+
+function regenerate() {
+  if (!loaded || busy) return;
+  while (chat.messages.length && chat.messages.at(-1).role === 'assistant') chat.messages.pop();
+  if (!chat.messages.length) return;
+  generate();
+}
+
+// After a lost device or an engine failure: a fresh worker, the same model, the same conversation.
+async function recover() {
+  clearBanner();
+  startWorker();
+  const name = current ?? load('onebit.last', null);
+  if (name) await loadStored(name).catch((e) => banner(e.message));
+}
+
+// ---- wiring -------------------------------------------------------------------------------
+
+function bindSetting(id, key, { num = false } = {}) {
+  const el = $(id);
+  const out = $(`${id}-v`);
+  if (el.type === 'checkbox') el.checked = !!chat[key];
+  else el.value = chat[key];
+  if (out) out.textContent = el.value;
+  el.addEventListener('input', () => {
+    chat[key] = el.type === 'checkbox' ? el.checked : num ? Number(el.value) : el.value;
+    if (out) out.textContent = el.value;
+    saveChat();
+  });
+}
+
+async function main() {
+  bindSetting('system', 'system');
+  bindSetting('thinking', 'thinking');
+  bindSetting('temperature', 'temperature', { num: true });
+  bindSetting('top-p', 'topP', { num: true });
+  bindSetting('max-tokens', 'maxTokens');
+  bindSetting('seed', 'seed');
+  for (const m of chat.messages) if (m.streaming) { m.streaming = false; m.note = 'interrupted'; }
+  renderMessages();
+  updateButtons();
+
+  $('url-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const url = $('model-url').value.trim();
+    try {
+      downloadAndLoad(url, nameFromUrl(url));
+    } catch {
+      banner('That is not a valid URL.');
+    }
+  });
+  $('demo').onclick = () => downloadAndLoad(DEMO_URL, 'demo.gguf');
+  $('cancel-download').onclick = () => downloading?.abort();
+  const takeFile = async (file) => {
+    if (!file) return;
+    clearBanner();
+    try {
+      const entry = await storeFile(file);
+      await loadStored(entry.name);
+    } catch (e) {
+      progress(false);
+      banner(e.message);
+    }
+  };
+  $('file').addEventListener('change', (e) => takeFile(e.target.files[0]));
+  const drop = $('drop');
+  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); takeFile(e.dataTransfer.files[0]); });
+  drop.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); $('file').click(); } });
+
+  $('composer').addEventListener('submit', (e) => { e.preventDefault(); send(); });
+  $('prompt').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
+  });
+  $('stop').onclick = () => worker?.postMessage({ type: 'stop' });
+  $('regen').onclick = regenerate;
+  $('new-chat').onclick = () => { chat.messages = []; saveChat(); renderMessages(); updateButtons(); $('prompt').focus(); };
+  $('recover').onclick = recover;
+  $('banner-close').onclick = clearBanner;
+
+  if (!('gpu' in navigator)) figures({ backend: 'this browser has no WebGPU: CPU (WebAssembly)' });
+  if (!crypto?.subtle) banner('This page needs a secure context (https or localhost) to verify models.');
+  await refreshStored();
+  startWorker();
+  const last = load('onebit.last', null);
+  if (last && models.some((m) => m.name === last && !m.partial)) {
+    try {
+      await loadStored(last);
+    } catch (e) {
+      banner(e.message);
+    }
+  } else setStatus('Choose a model: download one, open a local file, or try the demo model.');
+}
+
+// Test hooks for tests/browser-app.test.mjs: state to read, the renderer, and a simulated GPU loss.
+window.onebitApp = { get loaded() { return loaded; }, get busy() { return busy; }, get chat() { return chat; }, markdown,
+  loseDevice: () => worker?.postMessage({ type: 'lose-device' }) };
+main();

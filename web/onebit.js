@@ -1,0 +1,320 @@
+// onebit.js — the onebit engine behind an API shaped like the OpenAI client, for pages, Web
+// Workers and Node.js:
+//
+//   import { OneBit } from './onebit.js';
+//   const ai = await OneBit.load('model.gguf', { onProgress: (p) => {}, backend: 'auto' });
+//   const r = await ai.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }] });
+//   for await (const c of await ai.chat.completions.create({ messages, stream: true, signal }))
+//     out(c.choices[0]?.delta?.content ?? '');
+//
+// It is a thin layer over web/engine.mjs (tokenizer, chat template, generation): it checks the
+// request, renders the messages with the model's template, runs one generation at a time and
+// shapes the answer as OpenAI's chat.completion / chat.completion.chunk objects. It is not an
+// HTTP client and holds no conversation state beyond the engine's KV cache (which it reuses when
+// a request extends the previous one). Errors are OneBitError with an OpenAI-like `code`.
+
+import { Engine, OnebitError, Status } from './engine.mjs';
+
+const isNode = typeof process === 'object' && !!process.versions?.node;
+
+export class OneBitError extends Error {
+  // code: 'invalid_request' | 'invalid_model' | 'io' | 'out_of_memory' | 'context_length_exceeded'
+  //       | 'backend' | 'device_lost' | 'unsupported' | 'internal'; param: the request field at fault.
+  constructor(message, { code = 'internal', param = null, status = null, cause } = {}) {
+    super(message, cause ? { cause } : undefined);
+    this.name = 'OneBitError';
+    this.code = code;
+    this.param = param;
+    this.status = status;
+  }
+}
+
+function abortError() {
+  if (typeof DOMException === 'function') return new DOMException('The request was aborted', 'AbortError');
+  const e = new Error('The request was aborted');
+  e.name = 'AbortError';
+  return e;
+}
+
+// Maps engine and platform errors to OneBitError with a message a person can act on.
+function wrapError(e, during) {
+  if (e instanceof OneBitError || e?.name === 'AbortError') return e;
+  if (e instanceof OnebitError) {
+    const code = {
+      [Status.ERR_ARG]: 'invalid_request', [Status.ERR_IO]: 'io', [Status.ERR_FORMAT]: 'invalid_model',
+      [Status.ERR_UNSUPPORTED]: 'unsupported', [Status.ERR_NOMEM]: 'out_of_memory',
+      [Status.ERR_CONTEXT]: 'context_length_exceeded', [Status.ERR_BACKEND]: 'backend',
+    }[e.status] ?? 'internal';
+    const lost = code === 'backend' && /lost/i.test(e.message);
+    const what = code === 'invalid_model' ? 'not a valid onebit model (GGUF, Qwen3, Q1_0): ' : '';
+    return new OneBitError(`${during}: ${what}${e.message}`, { code: lost ? 'device_lost' : code, status: e.status, cause: e });
+  }
+  if (e instanceof RangeError || /out of memory|allocation failed|Array buffer allocation/i.test(String(e?.message)))
+    return new OneBitError(`${during}: out of memory (${e.message})`, { code: 'out_of_memory', cause: e });
+  if (e?.code === 'ENOENT' || e?.code === 'EACCES' || e?.code === 'EISDIR' || e instanceof TypeError)
+    return new OneBitError(`${during}: cannot read the model (${e.message})`, { code: 'io', cause: e });
+  return new OneBitError(`${during}: ${e?.message ?? e}`, { code: 'internal', cause: e });
+}
+
+const ROLES = new Set(['system', 'developer', 'user', 'assistant']);
+
+function bad(param, message) {
+  return new OneBitError(message, { code: 'invalid_request', param });
+}
+
+// Checks a chat request; returns the normalised settings or throws OneBitError.
+function checkRequest(p) {
+  if (p === null || typeof p !== 'object') throw bad(null, 'the request must be an object');
+  const { messages } = p;
+  if (!Array.isArray(messages) || messages.length === 0) throw bad('messages', 'messages must be a non-empty array');
+  const msgs = messages.map((m, i) => {
+    if (m === null || typeof m !== 'object') throw bad(`messages[${i}]`, `messages[${i}] must be an object`);
+    if (!ROLES.has(m.role)) throw bad(`messages[${i}].role`, `messages[${i}].role must be one of system, developer, user, assistant`);
+    let content = m.content;
+    if (Array.isArray(content))
+      content = content.map((part, j) => {
+        if (part?.type !== 'text' || typeof part.text !== 'string')
+          throw bad(`messages[${i}].content[${j}]`, 'only text content parts are supported');
+        return part.text;
+      }).join('');
+    if (content === null && m.role === 'assistant') content = '';
+    if (typeof content !== 'string') throw bad(`messages[${i}].content`, `messages[${i}].content must be a string`);
+    return { role: m.role === 'developer' ? 'system' : m.role, content };
+  });
+  const num = (name, lo, hi, dflt) => {
+    const v = p[name];
+    if (v === undefined || v === null) return dflt;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi) throw bad(name, `${name} must be a number in ${lo}..${hi}`);
+    return v;
+  };
+  const int = (name, lo, dflt) => {
+    const v = p[name];
+    if (v === undefined || v === null) return dflt;
+    if (!Number.isSafeInteger(v) || v < lo) throw bad(name, `${name} must be an integer >= ${lo}`);
+    return v;
+  };
+  let stop = p.stop ?? [];
+  if (typeof stop === 'string') stop = [stop];
+  if (!Array.isArray(stop) || stop.length > 16 || stop.some((s) => typeof s !== 'string'))
+    throw bad('stop', 'stop must be a string or an array of up to 16 strings');
+  if (p.stream !== undefined && p.stream !== null && typeof p.stream !== 'boolean') throw bad('stream', 'stream must be a boolean');
+  if (p.n !== undefined && p.n !== null && p.n !== 1) throw bad('n', 'only n = 1 is supported');
+  const sig = p.signal;
+  if (sig !== undefined && sig !== null && (typeof sig !== 'object' || typeof sig.aborted !== 'boolean'))
+    throw bad('signal', 'signal must be an AbortSignal');
+  const think = p.enable_thinking ?? p.chat_template_kwargs?.enable_thinking ?? false;
+  if (typeof think !== 'boolean') throw bad('enable_thinking', 'enable_thinking must be a boolean');
+  const maxTokens = int('max_completion_tokens', 1, int('max_tokens', 1, 0));
+  const seed = int('seed', 0, null);
+  return {
+    msgs, stop: stop.filter((s) => s.length > 0), stream: !!p.stream, signal: sig ?? null, think, maxTokens,
+    sampling: {
+      temperature: num('temperature', 0, 2, 0.7), topP: num('top_p', 0, 1, 0.8), topK: int('top_k', 0, 20),
+      minP: num('min_p', 0, 1, 0), repeatPenalty: num('repeat_penalty', 0.01, 100, 1),
+      presencePenalty: num('presence_penalty', -2, 2, 0), frequencyPenalty: num('frequency_penalty', -2, 2, 0),
+      seed: seed ?? Math.floor(Math.random() * 2 ** 31),
+    },
+  };
+}
+
+// The earliest index of any stop string in s, or -1.
+function firstStop(s, stops) {
+  let at = -1;
+  for (const st of stops) {
+    const i = s.indexOf(st);
+    if (i >= 0 && (at < 0 || i < at)) at = i;
+  }
+  return at;
+}
+
+// How many trailing characters of s could begin a stop string (held back until known).
+function stopPrefix(s, stops) {
+  let hold = 0;
+  for (const st of stops)
+    for (let k = Math.min(st.length - 1, s.length); k > hold; k--)
+      if (s.endsWith(st.slice(0, k))) { hold = k; break; }
+  return hold;
+}
+
+let nextId = 1;
+const newId = () => `chatcmpl-${Date.now().toString(36)}${(nextId++).toString(36)}`;
+
+// Node has no navigator.gpu; the `webgpu` npm package (Dawn) provides one when installed.
+async function nodeGpu() {
+  try {
+    const { create, globals } = await import('webgpu');
+    Object.assign(globalThis, globals);
+    return create([]);
+  } catch {
+    return null;
+  }
+}
+
+export class OneBit {
+  // source: URL (string or URL), File/Blob, ArrayBuffer/Uint8Array, or (Node) a file path.
+  // options: backend 'auto' (WebGPU when there is an adapter, else the wasm CPU path) | 'webgpu'
+  // | 'cpu'; onProgress({fraction}); nCtx (0 = the model's, at most 4096); gpu (a navigator.gpu-like
+  // object); engine (extra Engine.create options, e.g. coreUrl / wasmUrl / kernelsUrl).
+  static async load(source, options = {}) {
+    const { backend = 'auto', onProgress, nCtx = 0 } = options;
+    if (!['auto', 'webgpu', 'cpu'].includes(backend)) throw bad('backend', "backend must be 'auto', 'webgpu' or 'cpu'");
+    if (source === undefined || source === null || source === '') throw bad('source', 'no model given');
+    let gpu = options.gpu;
+    if (gpu === undefined && backend !== 'cpu') gpu = globalThis.navigator?.gpu ?? (isNode ? await nodeGpu() : undefined);
+    let eng;
+    try {
+      eng = await Engine.create({ ...(options.engine ?? {}), backend, gpu: gpu ?? undefined });
+    } catch (e) {
+      throw wrapError(e, 'cannot start the engine');
+    }
+    const t0 = performance.now();
+    try {
+      const info = await eng.load(source, { nCtx, onProgress: onProgress && ((f) => onProgress({ fraction: f })) });
+      return new OneBit(eng, info, performance.now() - t0);
+    } catch (e) {
+      eng.close();
+      throw wrapError(e, 'cannot load the model');
+    }
+  }
+
+  constructor(eng, info, loadMs) {
+    this.engine = eng;
+    this.info = info;
+    this.loadMs = loadMs;
+    this.backend = eng.backend;
+    const a = eng.gpuInfo?.adapter;
+    this.adapter = a ? [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' ') || 'WebGPU adapter' : 'WebAssembly CPU';
+    this.model = info.name || info.arch;
+    this.last = null; // figures of the last request: {promptTokens, cachedTokens, completionTokens, promptMs, genMs, nPast, nCtx}
+    this.queue = Promise.resolve();
+    this.closed = false;
+    this.chat = { completions: { create: (params) => this.create(params) } };
+  }
+
+  // Frees the model (and the GPU device). Later requests are rejected.
+  close() {
+    this.closed = true;
+    this.engine.close();
+  }
+
+  // Resolves to a chat.completion object, or (stream: true) to an async iterable of
+  // chat.completion.chunk objects. Requests run one at a time in call order.
+  async create(params) {
+    const req = checkRequest(params);
+    if (this.closed) throw new OneBitError('the model has been closed', { code: 'invalid_request' });
+    if (req.signal?.aborted) throw abortError();
+    const id = newId(), created = Math.floor(Date.now() / 1000), model = this.model;
+    const chunk = (delta, finish) => ({ id, object: 'chat.completion.chunk', created, model,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+    if (!req.stream) {
+      let text = '';
+      const r = await this.enqueue(req, (t) => { text += t; });
+      return { id, object: 'chat.completion', created, model,
+        choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: r.finish }],
+        usage: r.usage, timings: r.timings };
+    }
+    // Streaming: the generation runs on; chunks wait in a queue for the consumer.
+    const items = [chunk({ role: 'assistant', content: '' }, null)];
+    let wake = null, done = false, failure = null, cancelled = false;
+    const notify = () => { if (wake) { wake(); wake = null; } };
+    const run = this.enqueue(req, (t) => { items.push(chunk({ content: t }, null)); notify(); }, () => cancelled);
+    run.then((r) => { items.push({ ...chunk({}, r.finish), usage: r.usage }); }, (e) => { failure = e; })
+      .finally(() => { done = true; notify(); });
+    return {
+      [Symbol.asyncIterator]() { return this; },
+      async next() {
+        for (;;) {
+          if (req.signal?.aborted && !done) { cancelled = true; items.length = 0; await run.catch(() => {}); done = true; failure = null; throw abortError(); }
+          if (items.length) return { value: items.shift(), done: false };
+          if (failure) { const e = failure; failure = null; done = true; throw e; }
+          if (done) return { value: undefined, done: true };
+          await new Promise((r) => { wake = r; });
+        }
+      },
+      async return() { cancelled = true; await run.catch(() => {}); items.length = 0; return { value: undefined, done: true }; },
+      // Collects the whole stream as text (convenience, not in OpenAI's API).
+      async text() { let s = ''; for await (const c of this) s += c.choices[0]?.delta?.content ?? ''; return s; },
+    };
+  }
+
+  enqueue(req, onText, isCancelled = () => false) {
+    const p = this.queue.then(() => this.generate(req, onText, isCancelled));
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  // One generation. The CPU path runs synchronously inside the engine, so it is driven in
+  // slices of a few tokens with a macrotask in between: that lets an AbortSignal (or a Worker
+  // message) be seen while generating. Each slice's prompt is the previous one plus its tokens,
+  // which the engine's KV cache reuses. Stop strings and text decoding are done here, across slices.
+  async generate(req, onText, isCancelled) {
+    const eng = this.engine;
+    if (this.closed) throw new OneBitError('the model has been closed', { code: 'invalid_request' });
+    if (req.signal?.aborted) throw abortError();
+    let prompt;
+    try {
+      prompt = eng.tokenize(eng.chat(req.msgs, { enableThinking: req.think }));
+    } catch (e) {
+      throw wrapError(e, 'cannot render the chat');
+    }
+    const nCtx = this.info.nCtx;
+    if (prompt.length >= nCtx)
+      throw new OneBitError(`the conversation is ${prompt.length} tokens but the context holds ${nCtx}: start a new chat or shorten it`,
+        { code: 'context_length_exceeded', param: 'messages' });
+    const room = nCtx - prompt.length;
+    const limit = req.maxTokens > 0 ? Math.min(req.maxTokens, room) : room;
+    const slice = eng.backend === 'cpu' ? 8 : limit;
+    const det = eng.detokenizer();
+    const gen = [];
+    let held = '', finish = 'length', stopNow = false, cached = -1, promptMs = 0, genMs = 0, eog = false;
+    const stopped = () => stopNow || isCancelled() || !!req.signal?.aborted;
+    const emit = (t) => { if (t) onText(t); };
+    try {
+      while (gen.length < limit) {
+        const toks = prompt.concat(gen);
+        const r = await eng.generate(toks, {
+          maxTokens: Math.min(slice, limit - gen.length),
+          sampling: { ...req.sampling, seed: (req.sampling.seed + gen.length) >>> 0 },
+          onToken: (id) => {
+            if (stopNow) return;
+            gen.push(id);
+            if (eng.isEog(id)) { eog = true; return; }
+            held += det.push(id);
+            const at = firstStop(held, req.stop);
+            if (at >= 0) {
+              emit(held.slice(0, at));
+              held = '';
+              stopNow = true;
+              return;
+            }
+            const cut = held.length - stopPrefix(held, req.stop);
+            emit(held.slice(0, cut));
+            held = held.slice(cut);
+          },
+          onText: () => stopped(),
+        });
+        if (cached < 0) { cached = r.nReused; promptMs = r.tPromptMs; } else genMs += r.tPromptMs;
+        genMs += r.tGenMs;
+        if (eog || stopNow) { finish = 'stop'; break; }
+        if (stopped()) break;
+        if (r.finish === 'context' || eng.nPast >= nCtx) break;
+        if (eng.backend === 'cpu') await new Promise((res) => setTimeout(res, 0));
+        if (stopped()) break;
+      }
+    } catch (e) {
+      throw wrapError(e, 'generation failed');
+    }
+    if (!stopNow) emit(held + det.flush());
+    if (isCancelled() || req.signal?.aborted) {
+      if (req.signal?.aborted) throw abortError();
+    }
+    const usage = { prompt_tokens: prompt.length, completion_tokens: gen.length, total_tokens: prompt.length + gen.length,
+      prompt_tokens_details: { cached_tokens: Math.max(0, cached) } };
+    const timings = { prompt_n: prompt.length - Math.max(0, cached), prompt_ms: promptMs, predicted_n: gen.length,
+      predicted_ms: genMs, n_past: eng.nPast, n_ctx: nCtx };
+    this.last = timings;
+    return { finish, usage, timings };
+  }
+}
+
+export default OneBit;
