@@ -122,7 +122,7 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     static_site site = {0};
-    if (static_init(&site, so.web)) return 2;
+    if (static_init(&site, so.web, o.model)) return 2;
     ob_model *m = NULL;
     if ((r = cli_load(&o, &m))) {
         static_free(&site);

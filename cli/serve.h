@@ -166,12 +166,16 @@ struct MHD_Connection;
 
 /* Resolved web root (realpath) or NULL for the built-in page. */
 typedef struct static_site {
-    char *root;
+    char *root;             /* the web app folder (realpath) or NULL */
+    char *wasm_root;        /* realpath of build/wasm beside it, served at /build/wasm/, or NULL */
+    char *model_path;       /* realpath of the served model, served at /models/<model_name> */
+    const char *model_name; /* basename of model_path */
 } static_site;
 
-/* dir: --web DIR, or NULL for the default (../web or ../../web next to the executable). Returns 0,
- * or -1 when an explicitly given dir is not a readable folder. */
-int static_init(static_site *s, const char *dir);
+/* dir: --web DIR, or NULL for the default (../web or ../../web next to the executable); model: the
+ * served GGUF file, which the page can download as /models/<its name>. Returns 0, or -1 when an
+ * explicitly given dir is not a readable folder. */
+int static_init(static_site *s, const char *dir, const char *model);
 void static_free(static_site *s);
 /* Answers a GET/HEAD for url (already percent-decoded by MHD). Returns an MHD_Result. */
 int static_serve(const static_site *s, struct MHD_Connection *c, const char *url);

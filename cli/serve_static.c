@@ -6,7 +6,10 @@
  * segments are refused (MHD has already decoded %2e%2e into ".."), hidden names and control bytes
  * are refused, and the realpath of what is finally opened must still lie under the root's realpath,
  * so a symlink pointing outside is refused too. Without a web folder (or without its index.html)
- * a small built-in page at / says the API is up. This is not a general file server: no ranges, no caching validators.
+ * a small built-in page at / says the API is up. Two read-only mounts complete the app: the wasm
+ * engine (build/wasm beside the web folder) at /build/wasm/, confined like the root, and the served
+ * model file itself at /models/<its file name> (that one exact name, nothing else under /models/).
+ * This is not a general file server: no ranges, no caching validators.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,7 +29,31 @@ static int is_dir(const char *p) {
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int static_init(static_site *s, const char *dir) {
+/* The mounts that complete the app: build/wasm next to the web root, and the model file. */
+static void add_mounts(static_site *s, const char *model) {
+    if (s->root) {
+        char cand[PATH_MAX + 32];
+        snprintf(cand, sizeof cand, "%s/../build/wasm", s->root);
+        char *w = realpath(cand, NULL);
+        if (w && is_dir(w)) s->wasm_root = w;
+        else free(w);
+    }
+    if (model && (s->model_path = realpath(model, NULL))) {
+        const char *b = strrchr(s->model_path, '/');
+        s->model_name = b ? b + 1 : s->model_path;
+    }
+}
+
+static int find_root(static_site *s, const char *dir);
+
+int static_init(static_site *s, const char *dir, const char *model) {
+    memset(s, 0, sizeof *s);
+    if (find_root(s, dir)) return -1;
+    add_mounts(s, model);
+    return 0;
+}
+
+static int find_root(static_site *s, const char *dir) {
     s->root = NULL;
     if (dir) {
         char *r = realpath(dir, NULL);
@@ -63,7 +90,9 @@ int static_init(static_site *s, const char *dir) {
 
 void static_free(static_site *s) {
     free(s->root);
-    s->root = NULL;
+    free(s->wasm_root);
+    free(s->model_path);
+    memset(s, 0, sizeof *s);
 }
 
 void static_isolation_headers(struct MHD_Response *r) {
@@ -147,16 +176,26 @@ static int check_path(const char *url) {
     return 0;
 }
 
+static int send_file(struct MHD_Connection *c, const char *real);
+
 int static_serve(const static_site *s, struct MHD_Connection *c, const char *url) {
     int bad = check_path(url);
     if (bad == 403) return plain(c, MHD_HTTP_FORBIDDEN, "403 forbidden\n");
     if (bad) return plain(c, MHD_HTTP_NOT_FOUND, "404 not found\n");
-    int home = !strcmp(url, "/") || !strcmp(url, "/index.html");
+    if (!strncmp(url, "/models/", 8) && s->model_path && !strcmp(url + 8, s->model_name))
+        return send_file(c, s->model_path);
+    const char *root = s->root;
+    static const char WASM[] = "/build/wasm/";
+    if (!strncmp(url, WASM, sizeof WASM - 1) && s->wasm_root) {
+        root = s->wasm_root;
+        url += sizeof WASM - 2; /* keep the slash */
+    }
+    int home = root == s->root && (!strcmp(url, "/") || !strcmp(url, "/index.html"));
     char path[PATH_MAX];
     size_t ul = strlen(url);
-    int n = s->root ? snprintf(path, sizeof path, "%s%s%s", s->root, url, url[ul - 1] == '/' ? "index.html" : "") : 0;
+    int n = root ? snprintf(path, sizeof path, "%s%s%s", root, url, url[ul - 1] == '/' ? "index.html" : "") : 0;
     if (n < 0 || (size_t)n >= sizeof path) return plain(c, MHD_HTTP_NOT_FOUND, "404 not found\n");
-    if (!s->root || (home && access(path, F_OK) != 0)) { /* no web app (yet): say the API is up */
+    if (!root || (home && access(path, F_OK) != 0)) { /* no web app (yet): say the API is up */
         if (!home) return plain(c, MHD_HTTP_NOT_FOUND, "404 not found\n");
         struct MHD_Response *r =
             MHD_create_response_from_buffer(sizeof BUILTIN_PAGE - 1, (void *)BUILTIN_PAGE, MHD_RESPMEM_PERSISTENT);
@@ -170,20 +209,25 @@ int static_serve(const static_site *s, struct MHD_Connection *c, const char *url
     }
     char *real = realpath(path, NULL);
     if (!real) return plain(c, MHD_HTTP_NOT_FOUND, "404 not found\n");
-    size_t rl = strlen(s->root);
-    if (strncmp(real, s->root, rl) != 0 || real[rl] != '/') { /* a symlink out of the root */
+    size_t rl = strlen(root);
+    if (strncmp(real, root, rl) != 0 || real[rl] != '/') { /* a symlink out of the root */
         free(real);
         return plain(c, MHD_HTTP_FORBIDDEN, "403 forbidden\n");
     }
+    int r = send_file(c, real);
+    free(real);
+    return r;
+}
+
+/* Sends a regular file (never a folder) with its type and the isolation headers. */
+static int send_file(struct MHD_Connection *c, const char *real) {
     int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { /* folders are never listed */
         if (fd >= 0) close(fd);
-        free(real);
         return plain(c, MHD_HTTP_NOT_FOUND, "404 not found\n");
     }
     const char *type = content_type(real);
-    free(real);
     struct MHD_Response *r = MHD_create_response_from_fd((size_t)st.st_size, fd); /* MHD closes fd */
     if (!r) {
         close(fd);

@@ -59,6 +59,13 @@ static int prefault(struct ob_model *m, const ob_model_params *p) {
     return 0;
 }
 
+/* The reader's messages say what kind of failure it was: unreadable, or well-formed but unsupported. */
+static ob_status reader_status(const char *err) {
+    if (strncmp(err, "cannot", 6) == 0 || strstr(err, "regular file")) return OB_ERR_IO;
+    if (strncmp(err, "unsupported", 11) == 0) return OB_ERR_UNSUPPORTED;
+    return OB_ERR_FORMAT;
+}
+
 static ob_status load_common(struct ob_model *m, const ob_model_params *p, ob_model **out) {
     ob_model_params def = ob_model_default_params();
     if (!p) p = &def;
@@ -96,8 +103,7 @@ ob_status ob_model_load_file(const char *path, const ob_model_params *p, ob_mode
     char err[512];
     if (gguf_open_file(&m->file, path, err, sizeof err) != 0) {
         free(m);
-        return ob_fail(strncmp(err, "cannot", 6) == 0 || strstr(err, "regular file") ? OB_ERR_IO : OB_ERR_FORMAT,
-                       "%s", err);
+        return ob_fail(reader_status(err), "%s", err);
     }
     return load_common(m, p, out);
 }
@@ -110,7 +116,7 @@ ob_status ob_model_load_memory(const void *data, size_t size, const ob_model_par
     char err[512];
     if (gguf_open_memory(&m->file, data, size, size, err, sizeof err) != 0) {
         free(m);
-        return ob_fail(OB_ERR_FORMAT, "%s", err);
+        return ob_fail(reader_status(err), "%s", err);
     }
     return load_common(m, p, out);
 }
@@ -133,7 +139,7 @@ ob_status ob_model_load_partial(void *image, size_t avail, uint64_t file_size, c
     if (gguf_open_memory(&m->file, image, avail, file_size, err, sizeof err) != 0) {
         free(image);
         free(m);
-        return ob_fail(OB_ERR_FORMAT, "%s", err);
+        return ob_fail(reader_status(err), "%s", err);
     }
     return load_common(m, p, out);
 }

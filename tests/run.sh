@@ -46,6 +46,11 @@ else
     fail=$((fail + 1)); failed+=("asan build"); tail -n 40 "$log/asan-build.log"
 fi
 
+note "== WebAssembly build"
+if ! make -s wasm >"$log/wasm.log" 2>&1; then
+    tail -n 40 "$log/wasm.log"; fail=$((fail + 1)); failed+=("wasm build")
+fi
+
 note "== Node tests"
 mapfile -t node_tests < <(ls tests/*.test.mjs 2>/dev/null | grep -E "$filter" || true)
 if [ ${#node_tests[@]} -gt 0 ]; then

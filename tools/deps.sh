@@ -26,6 +26,7 @@ if [ "$what" = test ]; then
     want libclang-rt-14-dev   have_file /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
     want emscripten           have_cmd emcc
     want chromium             have_cmd chromium
+    want libvulkan1           have_file /usr/lib/x86_64-linux-gnu/libvulkan.so.1
     want curl                 have_cmd curl
     want gcc-aarch64-linux-gnu have_cmd aarch64-linux-gnu-gcc
     want qemu-user            have_cmd qemu-aarch64
