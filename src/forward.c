@@ -27,7 +27,7 @@ typedef struct cpu_model {
 typedef struct cpu_ctx {
     cpu_model *cm;
     int n_ctx, B;            /* positions in the cache; tokens per chunk */
-    float *k_cache, *v_cache;/* [n_layer][n_ctx][kv_dim] */
+    void *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim] floats, or IEEE halves for kv_f16 tables */
     float *x;                /* [B][n_embd] residual stream */
     float *h;                /* [B][n_embd] normed input of a product */
     float *o;                /* [B][n_embd] product output */
@@ -78,13 +78,15 @@ void cpu_ctx_free(void *cstate) {
     free(c);
 }
 
-static float *alloc_f(size_t a, size_t b, int *ok) {
-    float *p = NULL;
+static void *alloc_n(size_t a, size_t b, size_t size, int *ok) {
+    void *p = NULL;
     uint64_t n;
-    if (ob_mul_u64(a, b, &n) == 0 && n <= SIZE_MAX / sizeof(float)) p = calloc((size_t)n ? (size_t)n : 1, sizeof(float));
+    if (ob_mul_u64(a, b, &n) == 0 && n <= SIZE_MAX / size) p = calloc((size_t)n ? (size_t)n : 1, size);
     if (!p) *ok = 0;
     return p;
 }
+
+static float *alloc_f(size_t a, size_t b, int *ok) { return alloc_n(a, b, sizeof(float), ok); }
 
 ob_status cpu_ctx_init(void *mstate, int n_ctx, void **cstate) {
     cpu_model *cm = mstate;
@@ -97,8 +99,9 @@ ob_status cpu_ctx_init(void *mstate, int n_ctx, void **cstate) {
     size_t B = (size_t)c->B;
     int ok = 1;
     /* calloc'ed: pages of the cache become resident only as positions are used. */
-    c->k_cache = alloc_f((size_t)hp->n_layer * (size_t)n_ctx, (size_t)hp->kv_dim, &ok);
-    c->v_cache = alloc_f((size_t)hp->n_layer * (size_t)n_ctx, (size_t)hp->kv_dim, &ok);
+    const size_t es = cm->k->kv_f16 ? sizeof(uint16_t) : sizeof(float);
+    c->k_cache = alloc_n((size_t)hp->n_layer * (size_t)n_ctx, (size_t)hp->kv_dim, es, &ok);
+    c->v_cache = alloc_n((size_t)hp->n_layer * (size_t)n_ctx, (size_t)hp->kv_dim, es, &ok);
     c->x = alloc_f(B, (size_t)hp->n_embd, &ok);
     c->h = alloc_f(B, (size_t)hp->n_embd, &ok);
     c->o = alloc_f(B, (size_t)hp->n_embd, &ok);
@@ -124,6 +127,23 @@ static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) 
     for (int i = 0; i < n; i++) ss += x[i] * x[i];
     float r = 1.0f / sqrtf(ss / (float)n + eps);
     for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
+}
+
+/* rmsnorm over n rows of len floats, by the kernel table when it has one. */
+static void rmsnorm_rows(const ob_kernels *K, void *ks, float *y, const float *x, const float *w, int n, int len, float eps) {
+    if (K->rmsnorm) K->rmsnorm(ks, y, x, w, n, len, eps);
+    else for (int t = 0; t < n; t++) rmsnorm(y + (size_t)t * len, x + (size_t)t * len, w, len, eps);
+}
+
+/* Stores n floats into the cache: as they are, or as IEEE halves for kv_f16 tables. */
+static void kv_put(const ob_kernels *K, void *ks, void *cache, size_t at, const float *src, size_t n) {
+    if (!K->kv_f16) {
+        memcpy((float *)cache + at, src, n * sizeof(float));
+        return;
+    }
+    uint16_t *dst = (uint16_t *)cache + at;
+    if (K->to_f16) K->to_f16(ks, dst, src, n);
+    else for (size_t i = 0; i < n; i++) dst[i] = ob_f32_to_fp16(src[i]);
 }
 
 /* NeoX-style rotation: element i pairs with element i + half. */
@@ -153,8 +173,8 @@ static void forward_chunk(cpu_ctx *c, const ob_token *tokens, int n, int pos, fl
     }
     for (int l = 0; l < hp->n_layer; l++) {
         const ob_layer *L = &m->layers[l];
-        float *kc = c->k_cache + (size_t)l * c->n_ctx * KD, *vc = c->v_cache + (size_t)l * c->n_ctx * KD;
-        for (int t = 0; t < n; t++) rmsnorm(c->h + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm, E, hp->rms_eps);
+        const size_t layer0 = (size_t)l * c->n_ctx * KD; /* this layer's first cache entry */
+        rmsnorm_rows(K, ks, c->h, c->x, L->attn_norm, n, E, hp->rms_eps);
         K->matmul(ks, L->wq, c->h, c->q, n);
         K->matmul(ks, L->wk, c->h, c->kb, n);
         K->matmul(ks, L->wv, c->h, c->vb, n);
@@ -170,18 +190,25 @@ static void forward_chunk(cpu_ctx *c, const ob_token *tokens, int n, int pos, fl
                 rmsnorm(kh, kh, L->k_norm, HD, hp->rms_eps);
                 rope(kh, cs, sn, half);
             }
-            memcpy(kc + (size_t)(pos + t) * KD, c->kb + (size_t)t * KD, (size_t)KD * sizeof(float));
-            memcpy(vc + (size_t)(pos + t) * KD, c->vb + (size_t)t * KD, (size_t)KD * sizeof(float));
+            kv_put(K, ks, c->k_cache, layer0 + (size_t)(pos + t) * KD, c->kb + (size_t)t * KD, (size_t)KD);
+            kv_put(K, ks, c->v_cache, layer0 + (size_t)(pos + t) * KD, c->vb + (size_t)t * KD, (size_t)KD);
         }
-        ob_attn_args a = {c->q, kc, vc, c->att, n, pos, hp->n_head, hp->n_head_kv, HD, 1.0f / sqrtf((float)HD)};
-        K->attention(ks, &a);
+        ob_attn_args a = {c->q, NULL, NULL, c->att, n, pos, hp->n_head, hp->n_head_kv, HD, 1.0f / sqrtf((float)HD)};
+        if (K->kv_f16) {
+            K->attention_f16(ks, &a, (const uint16_t *)c->k_cache + layer0, (const uint16_t *)c->v_cache + layer0);
+        } else {
+            a.k_cache = (const float *)c->k_cache + layer0;
+            a.v_cache = (const float *)c->v_cache + layer0;
+            K->attention(ks, &a);
+        }
         K->matmul(ks, L->wo, c->att, c->o, n);
         for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->o[i];
 
-        for (int t = 0; t < n; t++) rmsnorm(c->h + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm, E, hp->rms_eps);
+        rmsnorm_rows(K, ks, c->h, c->x, L->ffn_norm, n, E, hp->rms_eps);
         K->matmul(ks, L->w_gate, c->h, c->g, n);
         K->matmul(ks, L->w_up, c->h, c->u, n);
-        for (size_t i = 0; i < (size_t)n * F; i++) {
+        if (K->swiglu) K->swiglu(ks, c->g, c->u, (size_t)n * F);
+        else for (size_t i = 0; i < (size_t)n * F; i++) {
             float g = c->g[i];
             c->g[i] = g / (1.0f + expf(-g)) * c->u[i];
         }
@@ -190,8 +217,7 @@ static void forward_chunk(cpu_ctx *c, const ob_token *tokens, int n, int pos, fl
     }
     /* Output head only where logits are wanted: it is the largest matrix of a small model. */
     int first = all_logits ? 0 : n - 1, n_out = n - first;
-    for (int t = first; t < n; t++)
-        rmsnorm(c->h + (size_t)(t - first) * E, c->x + (size_t)t * E, m->output_norm, E, hp->rms_eps);
+    rmsnorm_rows(K, ks, c->h, c->x + (size_t)first * E, m->output_norm, n_out, E, hp->rms_eps);
     if (logits) K->matmul(ks, m->output, c->h, logits, n_out);
 }
 

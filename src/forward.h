@@ -30,6 +30,18 @@ typedef struct ob_kernels {
     void (*matmul)(void *kstate, const ob_weight *w, const float *x, float *y, int n);
     /* Causal grouped-query attention over the cache, see ob_attn_args. */
     void (*attention)(void *kstate, const ob_attn_args *a);
+    /* Optional elementwise stages, so that a table can spread them over its threads (NULL: the
+     * forward pass's own loops). y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w for rows t < n of len
+     * floats; g[i] = silu(g[i]) * u[i] for i < n. */
+    void (*rmsnorm)(void *kstate, float *y, const float *x, const float *w, int n, int len, float eps);
+    void (*swiglu)(void *kstate, float *g, const float *u, size_t n);
+    /* kv_f16 = 1: the KV cache holds IEEE halves (rounded to nearest even as keys and values are
+     * stored), which halves its memory and the bytes attention reads. Attention then goes to
+     * attention_f16 with the caches as k16, v16 ([n_ctx][kv_dim] of the layer; a->k_cache and
+     * a->v_cache are NULL). to_f16 converts n floats (optional; NULL: ob_f32_to_fp16 each). */
+    int kv_f16;
+    void (*attention_f16)(void *kstate, const ob_attn_args *a, const uint16_t *k16, const uint16_t *v16);
+    void (*to_f16)(void *kstate, uint16_t *dst, const float *src, size_t n);
 } ob_kernels;
 
 ob_status cpu_model_init(const ob_kernels *k, const struct ob_model *m, int n_threads, void **mstate);

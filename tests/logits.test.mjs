@@ -200,7 +200,10 @@ test("onebit scalar backend matches the double reference on the Bonsai-shaped mo
 
 for (const [name, model, tokens] of [["tiny", TINY, TINY_TOKENS], ["the Bonsai-shaped model", BONSAI, BONSAI_TOKENS]]) {
   test(`onebit default backend agrees with the double reference on ${name}`, (t) => {
-    diag(t, expectAgree(engineLogits(model, tokens, FAST), refLogits(model, tokens), tokens, "default vs ref"));
+    // The fast path's own bar (issue 4): relative RMS <= 1 % and argmax >= 95 % against exact maths.
+    const c = expectClose(engineLogits(model, tokens, FAST), refLogits(model, tokens), tokens, 0.01, "default vs ref");
+    assert.ok(c.agree >= 0.95, `default vs ref: argmax agrees at only ${(100 * c.agree).toFixed(1)}% of positions`);
+    diag(t, c);
   });
   test(`onebit default backend agrees with llama.cpp on ${name}`, async (t) => {
     diag(t, expectAgree(engineLogits(model, tokens, FAST), await oracleLogits(model, tokens), tokens, "default vs llama.cpp"));

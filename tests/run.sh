@@ -46,6 +46,10 @@ else
     fail=$((fail + 1)); failed+=("asan build"); tail -n 40 "$log/asan-build.log"
 fi
 
+note "== cross-ISA kernel tests (AArch64 NEON under qemu, wasm SIMD128 under Node)"
+run_one "neon/test_kernels" bash tests/neon.sh
+run_one "wasm/test_kernels" bash tests/wasm-kernels.sh
+
 note "== WebAssembly build"
 if ! make -s wasm >"$log/wasm.log" 2>&1; then
     tail -n 40 "$log/wasm.log"; fail=$((fail + 1)); failed+=("wasm build")

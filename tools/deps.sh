@@ -29,6 +29,7 @@ if [ "$what" = test ]; then
     want libvulkan1           have_file /usr/lib/x86_64-linux-gnu/libvulkan.so.1
     want curl                 have_cmd curl
     want gcc-aarch64-linux-gnu have_cmd aarch64-linux-gnu-gcc
+    want libc6-dev-arm64-cross have_file /usr/aarch64-linux-gnu/include/stdio.h
     want qemu-user            have_cmd qemu-aarch64
 fi
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,0 +1,489 @@
+/* backend_cpu.c — the fast CPU backend: SIMD 1-bit kernels and a thread pool under the generic
+ * forward pass (forward.c).
+ *
+ * At model load the best kernel table for this CPU is chosen (cpu_kern.h: AVX-512 VNNI, AVX2,
+ * NEON, wasm SIMD128, else portable C), a persistent thread pool is started, and every Q1_0
+ * matrix the forward pass multiplies by is repacked into 16-row tiles. Repacking replaces the
+ * file's pages rather than adding to them: as each slab is repacked its pages of the memory-mapped
+ * file are dropped (madvise), so resident memory stays near the file size. A model loaded from a
+ * caller's buffer keeps that buffer, so there the repacked copy does come on top.
+ *
+ * A product quantises the activations (int16 as two int8 planes: int8 alone loses ~3% of the
+ * logits over 28 layers, see cpu_kern.h), then the threads claim chunks of row tiles until none
+ * are left. The KV cache holds IEEE halves (half the memory and the bytes read per token; the
+ * logits move by ~0.04%); attention runs one task per KV head and group of tokens, which widens
+ * the rows it needs to floats once and reads each key and value row once for all the queries of
+ * the task. RMSNorm and SwiGLU are spread over the threads too. Weights of other types (F32, F16, BF16, Q8_0) go through the scalar reference's
+ * row dot, rows split over the threads. Every job is a parallel loop whose items any thread may
+ * take (threadpool.h), and each item is computed the same way whoever takes it: results do not
+ * depend on the number of threads. This backend is not the specification: backend_scalar.c is,
+ * and the tests compare against it.
+ *
+ * ONEBIT_CPU_ISA=generic|avx2|avx512|neon|wasm in the environment forces a kernel table (when it is
+ * built in and this CPU runs it), for comparisons and tests.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
+#include "cpu_kern.h"
+#include "forward.h"
+#include "quant.h"
+#include "threadpool.h"
+#include "util.h"
+
+#define CPUK_MAX_BATCH 64                  /* tokens per chunk of the forward pass */
+#define CPUK_SLAB_BYTES (4u << 20)         /* source bytes repacked between page drops */
+#define CPUK_PLANES 2                      /* activation precision: int16 as two int8 planes */
+
+typedef struct cpuk_state {
+    const ck_isa *isa;
+    tp_pool *pool;
+    int nth;                               /* threads of the pool, caller included */
+    pthread_mutex_t mu;                    /* one job at a time: contexts may share the model */
+    ck_q1 *packed;                         /* [n_weights]; data NULL where not repacked */
+    int n_weights;
+    int max_cols, max_nb;
+    int8_t *xq, *xl;                       /* [CPUK_MAX_BATCH][max_cols] quantised activations */
+    float *xa, *xc;                        /* [CPUK_MAX_BATCH][max_nb] */
+    float **attn_scratch;                  /* [nth][attn_floats]: scores, then keys and values */
+    size_t attn_floats;
+} cpuk_state;
+
+/* Chunk size giving each thread about `per` claims of a loop of n items. */
+static int cpuk_chunk(const cpuk_state *s, int n, int per) {
+    int c = n / (s->nth * per);
+    return c < 1 ? 1 : c;
+}
+
+/* ---- kernel table choice --------------------------------------------------------------------- */
+
+static int cpuk_usable(const ck_isa *isa) { return isa->compiled && isa->supported && isa->supported(); }
+
+static const ck_isa *cpuk_pick_isa(void) {
+    static const ck_isa *const order[] = {&ck_isa_avx512, &ck_isa_avx2, &ck_isa_neon, &ck_isa_wasm, &ck_isa_generic};
+    const char *want = getenv("ONEBIT_CPU_ISA");
+    if (want && *want)
+        for (size_t i = 0; i < sizeof order / sizeof *order; i++)
+            if (strcmp(order[i]->name, want) == 0 && cpuk_usable(order[i])) return order[i];
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++)
+        if (cpuk_usable(order[i])) return order[i];
+    return &ck_isa_generic;
+}
+
+const char *cpuk_isa_name(const void *kstate) { return kstate ? ((const cpuk_state *)kstate)->isa->name : ""; }
+
+/* ---- repacking at load ----------------------------------------------------------------------- */
+
+typedef struct cpuk_repack_job {
+    const ob_weight *w;
+    uint8_t *dst;
+    int tile0;
+} cpuk_repack_job;
+
+static void cpuk_repack_run(void *arg, int begin, int end, int ith) {
+    (void)ith;
+    const cpuk_repack_job *j = arg;
+    ck_q1_repack(j->w->data, j->w->row_bytes, j->w->rows, j->w->cols, j->dst, j->tile0 + begin, j->tile0 + end);
+}
+
+/* Drops the resident pages of the mapped file that lie wholly inside [from, to); returns where
+ * the next drop should start (the start of the page holding to, which may be partly beyond). */
+static const uint8_t *cpuk_drop_pages(const uint8_t *from, const uint8_t *to) {
+#if defined(MADV_DONTNEED) && (defined(__unix__) || defined(__APPLE__))
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)from + pg - 1) & ~(pg - 1), b = (uintptr_t)to & ~(pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+    return b > (uintptr_t)from ? (const uint8_t *)b : from;
+#else
+    (void)to;
+    return from;
+#endif
+}
+
+static ob_status cpuk_repack_weight(cpuk_state *s, const struct ob_model *m, const ob_weight *w, ck_q1 *out) {
+    size_t bytes = ck_q1_packed_size(w->rows, w->cols);
+    if (!bytes) return ob_fail(OB_ERR_FORMAT, "Q1_0 matrix of %d x %d cannot be repacked", w->rows, w->cols);
+    uint8_t *dst = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!dst) return ob_fail(OB_ERR_NOMEM, "out of memory repacking weights");
+#if defined(MADV_HUGEPAGE)
+    madvise(dst, bytes, MADV_HUGEPAGE); /* fewer TLB misses while streaming; a hint only */
+#endif
+    const int n_tiles = (w->rows + CK_TILE - 1) / CK_TILE;
+    const size_t tile_src = (size_t)CK_TILE * w->row_bytes;
+    int step = (int)(CPUK_SLAB_BYTES / tile_src);
+    if (step < 1) step = 1;
+    const uint8_t *dropped = w->data;
+    for (int t0 = 0; t0 < n_tiles; t0 += step) {
+        const int t1 = t0 + step < n_tiles ? t0 + step : n_tiles;
+        cpuk_repack_job j = {w, dst, t0};
+        tp_for(s->pool, t1 - t0, cpuk_chunk(s, t1 - t0, 4), cpuk_repack_run, &j);
+        if (m->file.mapped) {
+            const int row_end = t1 * CK_TILE < w->rows ? t1 * CK_TILE : w->rows;
+            dropped = cpuk_drop_pages(dropped, w->data + (size_t)row_end * w->row_bytes);
+        }
+    }
+    out->data = dst;
+    out->rows = w->rows;
+    out->cols = w->cols;
+    out->nb = w->cols / CK_BLK;
+    out->n_tiles = n_tiles;
+    return OB_OK;
+}
+
+static void cpuk_free(void *kstate);
+
+static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstate) {
+    cpuk_state *s = calloc(1, sizeof *s);
+    if (!s) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&s->mu, NULL);
+    s->isa = cpuk_pick_isa();
+    s->pool = tp_new(n_threads > 0 ? n_threads : 1);
+    s->packed = calloc((size_t)(m->n_weights > 0 ? m->n_weights : 1), sizeof *s->packed);
+    if (!s->pool || !s->packed) {
+        cpuk_free(s);
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    }
+    s->nth = tp_threads(s->pool);
+    s->n_weights = m->n_weights;
+    s->max_cols = CK_BLK;
+    for (int i = 0; i < m->n_weights; i++) {
+        const ob_weight *w = &m->weights[i];
+        if (!w->data) {
+            cpuk_free(s);
+            return ob_fail(OB_ERR_UNSUPPORTED, "the cpu backend needs the whole model file in memory");
+        }
+        if (w->cols > s->max_cols) s->max_cols = w->cols;
+        /* The token embedding of an untied model is only looked up by row, never multiplied. */
+        if (w->type != GGML_Q1_0 || (w == m->tok_embd && w != m->output)) continue;
+        ob_status st = cpuk_repack_weight(s, m, w, &s->packed[i]);
+        if (st) {
+            cpuk_free(s);
+            return st;
+        }
+    }
+    s->max_cols = (s->max_cols + CK_BLK - 1) / CK_BLK * CK_BLK;
+    s->max_nb = s->max_cols / CK_BLK;
+    s->xq = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
+    s->xl = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
+    s->xa = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
+    s->xc = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
+    s->attn_scratch = calloc((size_t)s->nth, sizeof *s->attn_scratch);
+    if (!s->xq || !s->xl || !s->xa || !s->xc || !s->attn_scratch) {
+        cpuk_free(s);
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    }
+    *kstate = s;
+    return OB_OK;
+}
+
+static void cpuk_free(void *kstate) {
+    cpuk_state *s = kstate;
+    if (!s) return;
+    tp_free(s->pool);
+    for (int i = 0; s->packed && i < s->n_weights; i++) free((void *)s->packed[i].data);
+    free(s->packed);
+    free(s->xq);
+    free(s->xl);
+    free(s->xa);
+    free(s->xc);
+    if (s->attn_scratch)
+        for (int i = 0; i < s->nth; i++) free(s->attn_scratch[i]);
+    free(s->attn_scratch);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* ---- matrix products ------------------------------------------------------------------------- */
+
+typedef struct cpuk_quant_job {
+    const ck_isa *isa;
+    const float *x;                        /* [n][cols] */
+    int cols, nb;
+    int8_t *q, *ql;                        /* ql NULL: int8 */
+    float *a, *c;
+} cpuk_quant_job;
+
+static void cpuk_quant_run(void *arg, int begin, int end, int ith) {
+    (void)ith;
+    const cpuk_quant_job *j = arg;
+    for (int t = begin; t < end; t++)
+        j->isa->quant(j->x + (size_t)t * j->cols, j->cols, j->q + (size_t)t * j->cols,
+                      j->ql ? j->ql + (size_t)t * j->cols : NULL, j->a + (size_t)t * j->nb, j->c + (size_t)t * j->nb);
+}
+
+typedef struct cpuk_gemm_job {
+    const ck_isa *isa;
+    const ck_q1 *w;
+    ck_act x;
+    int n;
+    float *y;
+    size_t ys;
+} cpuk_gemm_job;
+
+static void cpuk_gemm_run(void *arg, int begin, int end, int ith) {
+    (void)ith;
+    const cpuk_gemm_job *j = arg;
+    j->isa->gemm(j->w, begin, end, &j->x, j->n, j->y, j->ys);
+}
+
+/* Other weight types: the reference row dot. */
+typedef struct cpuk_rowdot_job {
+    const ob_weight *w;
+    const float *x;
+    float *y;
+    int n;
+} cpuk_rowdot_job;
+
+static void cpuk_rowdot_run(void *arg, int begin, int end, int ith) {
+    (void)ith;
+    const cpuk_rowdot_job *j = arg;
+    const int rows = j->w->rows;
+    for (int r = begin; r < end; r++)
+        for (int t = 0; t < j->n; t++)
+            j->y[(size_t)t * rows + r] = scalar_dot_row(j->w, r, j->x + (size_t)t * j->w->cols);
+}
+
+static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float *y, int n) {
+    cpuk_state *s = kstate;
+    const ck_q1 *pw = w->id >= 0 && w->id < s->n_weights ? &s->packed[w->id] : NULL;
+    pthread_mutex_lock(&s->mu);
+    if (!pw || !pw->data) {
+        cpuk_rowdot_job j = {w, x, y, n};
+        tp_for(s->pool, w->rows, cpuk_chunk(s, w->rows, 8), cpuk_rowdot_run, &j);
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    const int nb = pw->nb;
+    int8_t *xl = CPUK_PLANES == 2 ? s->xl : NULL;
+    for (int t0 = 0; t0 < n; t0 += CPUK_MAX_BATCH) {
+        const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
+        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc};
+        tp_for(s->pool, nt, 1, cpuk_quant_run, &qj);
+        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb}, nt, y + (size_t)t0 * pw->rows,
+                            (size_t)pw->rows};
+        /* About 8 claims per thread (16 for one token, where a tile is quick and the last claim
+         * decides how long the others wait): enough to even out threads slowed by other work. */
+        tp_for(s->pool, pw->n_tiles, cpuk_chunk(s, pw->n_tiles, nt == 1 ? 16 : 8), cpuk_gemm_run, &gj);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- attention ------------------------------------------------------------------------------- */
+
+typedef struct cpuk_attn_job {
+    const ck_isa *isa;
+    const ob_attn_args *a;
+    const uint16_t *k16, *v16;             /* a half cache, or NULL */
+    float **scratch;                       /* [nth] */
+    size_t cap;                            /* positions the scratch has room for */
+    int tok_per_task;                      /* tokens of one task (all sharing its KV head) */
+} cpuk_attn_job;
+
+static void cpuk_attn_run(void *arg, int begin, int end, int ith) {
+    const cpuk_attn_job *j = arg;
+    const ob_attn_args *a = j->a;
+    const int HD = a->head_dim, QD = a->n_head * HD, KD = a->n_head_kv * HD, group = a->n_head / a->n_head_kv;
+    const int blocks = (a->n + j->tok_per_task - 1) / j->tok_per_task;
+    float *scores = j->scratch[ith];
+    for (int task = begin; task < end; task++) {
+        const int kvh = task / blocks, t0 = task % blocks * j->tok_per_task;
+        const int t1 = t0 + j->tok_per_task < a->n ? t0 + j->tok_per_task : a->n;
+        const float *k, *v;
+        size_t stride = (size_t)KD;
+        if (j->k16) {
+            /* Half cache: this head's rows the task needs, as floats, next to each other. */
+            const size_t rows = (size_t)(a->pos + t1);
+            float *kf = scores + (size_t)CK_ATTN_MAXQ * j->cap, *vf = kf + (size_t)j->cap * HD;
+            void (*cvt)(float *, const uint16_t *, size_t) = j->isa->f16_to_f32 ? j->isa->f16_to_f32 : ck_f16_to_f32_generic;
+            for (size_t r = 0; r < rows; r++) {
+                cvt(kf + r * HD, j->k16 + r * KD + (size_t)kvh * HD, (size_t)HD);
+                cvt(vf + r * HD, j->v16 + r * KD + (size_t)kvh * HD, (size_t)HD);
+            }
+            k = kf, v = vf, stride = (size_t)HD;
+        } else {
+            k = a->k_cache + (size_t)kvh * HD, v = a->v_cache + (size_t)kvh * HD;
+        }
+        const float *qs[CK_ATTN_MAXQ];
+        float *outs[CK_ATTN_MAXQ];
+        int npos[CK_ATTN_MAXQ], nq = 0;
+        for (int t = t0; t < t1; t++)
+            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+                const float *q = a->q + (size_t)t * QD + (size_t)h * HD;
+                float *out = a->out + (size_t)t * QD + (size_t)h * HD;
+                if (!j->isa->attn_multi || group > CK_ATTN_MAXQ) {
+                    j->isa->attn(q, k, v, stride, a->pos + t + 1, HD, a->scale, out, scores);
+                    continue;
+                }
+                qs[nq] = q;
+                outs[nq] = out;
+                npos[nq++] = a->pos + t + 1;
+            }
+        if (nq) j->isa->attn_multi(qs, outs, npos, nq, k, v, stride, HD, a->scale, scores);
+    }
+}
+
+/* Attention without scratch memory (the fast path could not get its buffers): the reference's
+ * online softmax, reading a half cache directly when there is one. */
+static void cpuk_attention_plain(const ob_attn_args *a, const uint16_t *k16, const uint16_t *v16) {
+    if (!k16) {
+        scalar_attention(NULL, a);
+        return;
+    }
+    const int HD = a->head_dim, QD = a->n_head * HD, KD = a->n_head_kv * HD, group = a->n_head / a->n_head_kv;
+    for (int t = 0; t < a->n; t++)
+        for (int h = 0; h < a->n_head; h++) {
+            const float *q = a->q + (size_t)t * QD + (size_t)h * HD;
+            float *out = a->out + (size_t)t * QD + (size_t)h * HD;
+            const size_t off = (size_t)(h / group) * HD;
+            float mx = -INFINITY, denom = 0.0f;
+            memset(out, 0, (size_t)HD * sizeof(float));
+            for (int p = 0; p <= a->pos + t; p++) {
+                const uint16_t *k = k16 + (size_t)p * KD + off, *v = v16 + (size_t)p * KD + off;
+                float sc = 0.0f;
+                for (int i = 0; i < HD; i++) sc += q[i] * ob_fp16_to_f32(k[i]);
+                sc *= a->scale;
+                if (sc > mx) {
+                    const float corr = expf(mx - sc);
+                    denom *= corr;
+                    for (int i = 0; i < HD; i++) out[i] *= corr;
+                    mx = sc;
+                }
+                const float e = expf(sc - mx);
+                denom += e;
+                for (int i = 0; i < HD; i++) out[i] += e * ob_fp16_to_f32(v[i]);
+            }
+            for (int i = 0; i < HD; i++) out[i] /= denom;
+        }
+}
+
+static void cpuk_attention_any(cpuk_state *s, const ob_attn_args *a, const uint16_t *k16, const uint16_t *v16) {
+    pthread_mutex_lock(&s->mu);
+    /* Per thread: scores of up to CK_ATTN_MAXQ queries, and for a half cache one head's keys
+     * and values as floats. Grown with the context, with room to spare. */
+    const size_t need = (size_t)(a->pos + a->n), cap = need + 1024;
+    const size_t per = (size_t)CK_ATTN_MAXQ + (k16 ? 2 * (size_t)a->head_dim : 0);
+    int ok = cap <= SIZE_MAX / sizeof(float) / per;
+    if (ok && need * per > s->attn_floats) {
+        for (int i = 0; i < s->nth && ok; i++) {
+            float *p = realloc(s->attn_scratch[i], cap * per * sizeof(float));
+            if (p) s->attn_scratch[i] = p;
+            else ok = 0;
+        }
+        if (ok) s->attn_floats = cap * per;
+    }
+    if (!ok) {
+        cpuk_attention_plain(a, k16, v16);
+    } else {
+        /* Tasks of one KV head are next to each other, so its cache rows stay in L2. */
+        const int group = a->n_head / a->n_head_kv;
+        cpuk_attn_job j = {s->isa, a, k16, v16, s->attn_scratch, s->attn_floats / per,
+                           group < CK_ATTN_MAXQ ? CK_ATTN_MAXQ / group : 1};
+        tp_for(s->pool, a->n_head_kv * ((a->n + j.tok_per_task - 1) / j.tok_per_task), 1, cpuk_attn_run, &j);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void cpuk_attention(void *kstate, const ob_attn_args *a) { cpuk_attention_any(kstate, a, NULL, NULL); }
+
+static void cpuk_attention_f16(void *kstate, const ob_attn_args *a, const uint16_t *k16, const uint16_t *v16) {
+    cpuk_attention_any(kstate, a, k16, v16);
+}
+
+/* ---- elementwise stages ---------------------------------------------------------------------- */
+
+typedef struct cpuk_norm_job {
+    float *y;
+    const float *x, *w;
+    int len;
+    float eps;
+} cpuk_norm_job;
+
+static void cpuk_norm_run(void *arg, int begin, int end, int ith) {
+    (void)ith;
+    const cpuk_norm_job *j = arg;
+    for (int t = begin; t < end; t++)
+        ck_rmsnorm_row(j->y + (size_t)t * j->len, j->x + (size_t)t * j->len, j->w, j->len, j->eps);
+}
+
+static void cpuk_rmsnorm(void *kstate, float *y, const float *x, const float *w, int n, int len, float eps) {
+    cpuk_state *s = kstate;
+    cpuk_norm_job j = {y, x, w, len, eps};
+    pthread_mutex_lock(&s->mu);
+    tp_for(s->pool, n, cpuk_chunk(s, n, 2), cpuk_norm_run, &j);
+    pthread_mutex_unlock(&s->mu);
+}
+
+typedef struct cpuk_swiglu_job {
+    const ck_isa *isa;
+    float *g;
+    const float *u;
+    size_t n;
+} cpuk_swiglu_job;
+
+#define CPUK_SWIGLU_PIECE 1024             /* elements per loop item */
+
+static void cpuk_swiglu_run(void *arg, int begin, int end, int ith) {
+    (void)ith;
+    const cpuk_swiglu_job *j = arg;
+    const size_t a = (size_t)begin * CPUK_SWIGLU_PIECE, b0 = (size_t)end * CPUK_SWIGLU_PIECE, b = b0 < j->n ? b0 : j->n;
+    if (j->isa->swiglu) j->isa->swiglu(j->g + a, j->u + a, b - a);
+    else ck_swiglu_generic(j->g + a, j->u + a, b - a);
+}
+
+static void cpuk_swiglu(void *kstate, float *g, const float *u, size_t n) {
+    cpuk_state *s = kstate;
+    cpuk_swiglu_job j = {s->isa, g, u, n};
+    const size_t pieces = (n + CPUK_SWIGLU_PIECE - 1) / CPUK_SWIGLU_PIECE;
+    if (pieces > INT32_MAX) { /* not from the forward pass; stay correct anyway */
+        ck_swiglu_generic(g, u, n);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    /* One token (6 pieces for Qwen3-1.7B) is done by the caller: not worth a handover. */
+    tp_for(s->pool, (int)pieces, pieces <= 16 ? 16 : cpuk_chunk(s, (int)pieces, 4), cpuk_swiglu_run, &j);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void cpuk_to_f16(void *kstate, uint16_t *dst, const float *src, size_t n) {
+    const cpuk_state *s = kstate;
+    if (s->isa->f32_to_f16) s->isa->f32_to_f16(dst, src, n);
+    else ck_f32_to_f16_generic(dst, src, n);
+}
+
+/* ---- the backend ----------------------------------------------------------------------------- */
+
+const ob_kernels cpuk_kernels = {
+    .name = "cpu",
+    .max_batch = CPUK_MAX_BATCH,
+    .init = cpuk_init,
+    .free = cpuk_free,
+    .matmul = cpuk_matmul,
+    .attention = cpuk_attention,
+    .rmsnorm = cpuk_rmsnorm,
+    .swiglu = cpuk_swiglu,
+    .kv_f16 = 1,
+    .attention_f16 = cpuk_attention_f16,
+    .to_f16 = cpuk_to_f16,
+};
+
+static int cpuk_supported(void) { return 1; } /* the portable table runs anywhere */
+
+static ob_status cpuk_model_init(const struct ob_model *m, int n_threads, void **mstate) {
+    return cpu_model_init(&cpuk_kernels, m, n_threads, mstate);
+}
+
+const ob_backend ob_backend_cpu = {
+    .name = "cpu",
+    .supported = cpuk_supported,
+    .model_init = cpuk_model_init,
+    .model_free = cpu_model_free,
+    .ctx_init = cpu_ctx_init,
+    .ctx_free = cpu_ctx_free,
+    .forward = cpu_forward,
+};

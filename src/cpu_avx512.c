@@ -1,0 +1,498 @@
+/* cpu_avx512.c — the CPU kernels for x86-64 with AVX-512 BW/VL and VNNI (Zen 4+, Ice Lake+).
+ *
+ * Q1_0 product, per 16-row tile and per group of 4 columns: the tile's 64-bit sign mask becomes
+ * 64 bytes of 0/1 (one masked move), and one vpdpbusd per token and activation plane adds the int8
+ * activations of the 4 columns, broadcast to all lanes, where the row's bit is set: lane r = sum
+ * over the set bits of row r. Weight bits are expanded once and reused across up to 8 tokens, so
+ * a batch costs about one vpdpbusd per 64 weights per token and plane (~85% of the core's vpdpbusd
+ * rate on Zen 5); one token (generation) takes two tiles at a time so that its broadcasts serve
+ * both. Per 128 columns the integer sums are converted and scaled in float (cpu_kern.h gives the
+ * algebra). Also here: the activation quantisation, attention (several queries of a KV head per
+ * pass over its keys and values), SwiGLU and half <-> float conversion. Built with the flags of
+ * the "per-ISA kernel flags" block of the Makefile; without them (other compilers, other CPUs)
+ * this file only defines an empty table.
+ */
+#include "cpu_kern.h"
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512VNNI__) && defined(__FMA__) && defined(__F16C__)
+#define AVX512_ON 1
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define AVX512_INLINE static inline __attribute__((always_inline))
+
+static int avx512_supported(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+           __builtin_cpu_supports("fma");
+}
+
+/* ---- activation quantisation ----------------------------------------------------------------- */
+
+static void avx512_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
+    const float K = ql ? CK_K16 : CK_K8;
+    for (int b = 0; b < cols / CK_BLK; b++) {
+        const float *xb = x + (size_t)b * CK_BLK;
+        __m512 v[8], mx = _mm512_setzero_ps();
+        for (int i = 0; i < 8; i++) {
+            v[i] = _mm512_loadu_ps(xb + 16 * i);
+            mx = _mm512_max_ps(mx, _mm512_abs_ps(v[i]));
+        }
+        const float amax = _mm512_reduce_max_ps(mx);
+        if (amax == 0.0f) {
+            memset(q + (size_t)b * CK_BLK, 0, CK_BLK);
+            if (ql) memset(ql + (size_t)b * CK_BLK, 0, CK_BLK);
+            a[b] = c[b] = 0.0f;
+            continue;
+        }
+        const float sx = amax / K;
+        const __m512 inv = _mm512_set1_ps(K / amax);
+        const __m512i kmax = _mm512_set1_epi32((int)K), kmin = _mm512_set1_epi32(-(int)K);
+        __m512i sum = _mm512_setzero_si512();
+        for (int i = 0; i < 8; i++) {
+            /* cvtps2dq rounds to nearest even (default MXCSR); |x * inv| <= K (+ rounding). */
+            __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(v[i], inv));
+            qi = _mm512_max_epi32(_mm512_min_epi32(qi, kmax), kmin);
+            sum = _mm512_add_epi32(sum, qi);
+            if (ql) {
+                const __m512i h = _mm512_srai_epi32(_mm512_add_epi32(qi, _mm512_set1_epi32(64)), 7);
+                _mm_storeu_si128((__m128i *)(q + (size_t)b * CK_BLK + 16 * i), _mm512_cvtepi32_epi8(h));
+                _mm_storeu_si128((__m128i *)(ql + (size_t)b * CK_BLK + 16 * i),
+                                 _mm512_cvtepi32_epi8(_mm512_sub_epi32(qi, _mm512_slli_epi32(h, 7))));
+            } else {
+                _mm_storeu_si128((__m128i *)(q + (size_t)b * CK_BLK + 16 * i), _mm512_cvtepi32_epi8(qi));
+            }
+        }
+        a[b] = 2.0f * sx;
+        c[b] = -sx * (float)_mm512_reduce_add_epi32(sum);
+    }
+}
+
+/* ---- Q1_0 product ---------------------------------------------------------------------------- */
+
+AVX512_INLINE __m512i avx512_bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* One tile (16 rows) times T tokens (T <= 8, a compile-time constant after inlining), P planes.
+ * With few tokens the sums are split over U accumulators so that vpdpbusd latency is not the
+ * limit. */
+AVX512_INLINE void avx512_tile(const uint8_t *tile, int nb, const ck_act *x, size_t t0, float *y, size_t ys,
+                               __mmask16 km, const int T, const int P) {
+    const int U = P == 2 ? (T == 1 ? 2 : 1) : (T == 1 ? 4 : T == 2 ? 2 : 1);
+    const size_t xs = (size_t)x->cols, ns = (size_t)x->nb;
+    const int8_t *xq = x->q + t0 * xs, *xl = P == 2 ? x->ql + t0 * xs : NULL;
+    const float *xa = x->a + t0 * ns, *xc = x->c + t0 * ns;
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *tb = tile + (size_t)b * CK_TB_BYTES;
+        const uint64_t *m = (const uint64_t *)(const void *)(tb + 32);
+        const int8_t *xb = xq + (size_t)b * CK_BLK, *lb = P == 2 ? xl + (size_t)b * CK_BLK : NULL;
+        __m512i s[8][4], sl[8][2];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+#pragma GCC unroll 4
+            for (int u = 0; u < U; u++) s[t][u] = _mm512_setzero_si512();
+            if (P == 2)
+#pragma GCC unroll 2
+                for (int u = 0; u < U; u++) sl[t][u] = _mm512_setzero_si512();
+        }
+#pragma GCC unroll 32
+        for (int g = 0; g < CK_TB_MASKS; g++) {
+            const __m512i w = _mm512_maskz_mov_epi8(_cvtu64_mask64(m[g]), ones);
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                s[t][g % U] = _mm512_dpbusd_epi32(s[t][g % U], w, avx512_bcast4(xb + t * xs + 4 * g));
+                if (P == 2) sl[t][g % U] = _mm512_dpbusd_epi32(sl[t][g % U], w, avx512_bcast4(lb + t * xs + 4 * g));
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)tb));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            __m512i st = s[t][0];
+#pragma GCC unroll 4
+            for (int u = 1; u < U; u++) st = _mm512_add_epi32(st, s[t][u]);
+            if (P == 2) {
+                __m512i lt = sl[t][0];
+#pragma GCC unroll 2
+                for (int u = 1; u < U; u++) lt = _mm512_add_epi32(lt, sl[t][u]);
+                st = _mm512_add_epi32(_mm512_slli_epi32(st, 7), lt); /* S = 128 S_h + S_l */
+            }
+            const __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_set1_ps(xa[t * ns + b]),
+                                             _mm512_set1_ps(xc[t * ns + b]));
+            acc[t] = _mm512_fmadd_ps(d, f, acc[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, km, acc[t]);
+}
+
+#define AVX512_CASES(P)                                                                                 \
+    switch (n - t0 < 8 ? n - t0 : 8) {                                                                  \
+    case 1: avx512_tile(td, nb, x, (size_t)t0, yy, ys, km, 1, P); break;                                \
+    case 2: avx512_tile(td, nb, x, (size_t)t0, yy, ys, km, 2, P); break;                                \
+    case 3: avx512_tile(td, nb, x, (size_t)t0, yy, ys, km, 3, P); break;                                \
+    case 4: avx512_tile(td, nb, x, (size_t)t0, yy, ys, km, 4, P); break;                                \
+    case 5: avx512_tile(td, nb, x, (size_t)t0, yy, ys, km, 5, P); break;                                \
+    case 6: avx512_tile(td, nb, x, (size_t)t0, yy, ys, km, 6, P); break;                                \
+    case 7: avx512_tile(td, nb, x, (size_t)t0, yy, ys, km, 7, P); break;                                \
+    default: avx512_tile(td, nb, x, (size_t)t0, yy, ys, km, 8, P); break;                               \
+    }
+
+/* One token, two tiles at once: the token's broadcast activations serve both tiles, which
+ * matters when one token is all there is (generation) and the loop is short of instructions to
+ * keep memory streaming. */
+AVX512_INLINE void avx512_tile2_t1(const uint8_t *ta, const uint8_t *tb, int nb, const ck_act *x, size_t t0, float *ya,
+                                   float *yb, __mmask16 kb, const int P) {
+    const int8_t *xq = x->q + t0 * (size_t)x->cols, *xl = P == 2 ? x->ql + t0 * (size_t)x->cols : NULL;
+    const float *xa = x->a + t0 * (size_t)x->nb, *xc = x->c + t0 * (size_t)x->nb;
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint64_t *m0 = (const uint64_t *)(const void *)(ta + (size_t)b * CK_TB_BYTES + 32);
+        const uint64_t *m1 = (const uint64_t *)(const void *)(tb + (size_t)b * CK_TB_BYTES + 32);
+        const int8_t *xb = xq + (size_t)b * CK_BLK, *lb = P == 2 ? xl + (size_t)b * CK_BLK : NULL;
+        __m512i h0[2], h1[2], l0[2], l1[2];
+#pragma GCC unroll 2
+        for (int u = 0; u < 2; u++) h0[u] = h1[u] = l0[u] = l1[u] = _mm512_setzero_si512();
+#pragma GCC unroll 32
+        for (int g = 0; g < CK_TB_MASKS; g++) {
+            const __m512i w0 = _mm512_maskz_mov_epi8(_cvtu64_mask64(m0[g]), ones);
+            const __m512i w1 = _mm512_maskz_mov_epi8(_cvtu64_mask64(m1[g]), ones);
+            const __m512i xh = avx512_bcast4(xb + 4 * g);
+            h0[g % 2] = _mm512_dpbusd_epi32(h0[g % 2], w0, xh);
+            h1[g % 2] = _mm512_dpbusd_epi32(h1[g % 2], w1, xh);
+            if (P == 2) {
+                const __m512i xlo = avx512_bcast4(lb + 4 * g);
+                l0[g % 2] = _mm512_dpbusd_epi32(l0[g % 2], w0, xlo);
+                l1[g % 2] = _mm512_dpbusd_epi32(l1[g % 2], w1, xlo);
+            }
+        }
+        __m512i s0 = _mm512_add_epi32(h0[0], h0[1]), s1 = _mm512_add_epi32(h1[0], h1[1]);
+        if (P == 2) {
+            s0 = _mm512_add_epi32(_mm512_slli_epi32(s0, 7), _mm512_add_epi32(l0[0], l0[1]));
+            s1 = _mm512_add_epi32(_mm512_slli_epi32(s1, 7), _mm512_add_epi32(l1[0], l1[1]));
+        }
+        const __m512 va = _mm512_set1_ps(xa[b]), vc = _mm512_set1_ps(xc[b]);
+        const __m512 d0 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(ta + (size_t)b * CK_TB_BYTES)));
+        const __m512 d1 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)(tb + (size_t)b * CK_TB_BYTES)));
+        acc0 = _mm512_fmadd_ps(d0, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), va, vc), acc0);
+        acc1 = _mm512_fmadd_ps(d1, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), va, vc), acc1);
+    }
+    _mm512_storeu_ps(ya, acc0);
+    _mm512_mask_storeu_ps(yb, kb, acc1);
+}
+
+static void avx512_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
+    const int nb = w->nb;
+    if (n == 1) /* pairs of tiles; an odd one left over goes through the general path */
+        for (; tile0 + 1 < tile1; tile0 += 2) {
+            const uint8_t *td = w->data + (size_t)tile0 * nb * CK_TB_BYTES;
+            const int left = w->rows - (tile0 + 1) * CK_TILE;
+            const __mmask16 kb = left >= CK_TILE ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            float *ya = y + (size_t)tile0 * CK_TILE;
+            if (x->ql) avx512_tile2_t1(td, td + (size_t)nb * CK_TB_BYTES, nb, x, 0, ya, ya + CK_TILE, kb, 2);
+            else avx512_tile2_t1(td, td + (size_t)nb * CK_TB_BYTES, nb, x, 0, ya, ya + CK_TILE, kb, 1);
+        }
+    for (int tile = tile0; tile < tile1; tile++) {
+        const uint8_t *td = w->data + (size_t)tile * nb * CK_TB_BYTES;
+        const int left = w->rows - tile * CK_TILE;
+        const __mmask16 km = left >= CK_TILE ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        for (int t0 = 0; t0 < n; t0 += 8) {
+            float *yy = y + (size_t)tile * CK_TILE + (size_t)t0 * ys;
+            if (x->ql) AVX512_CASES(2) else AVX512_CASES(1)
+        }
+    }
+}
+
+/* ---- attention ------------------------------------------------------------------------------- */
+
+/* e^x for x <= 88: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial for e^r, 2^n applied with
+ * vscalefps; relative error ~2e-7; x below -87 gives ~0. */
+AVX512_INLINE __m512 avx512_exp(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* Lane j of the result = sum of the lanes of v[j], for 16 vectors. */
+AVX512_INLINE __m512 avx512_hsum16(const __m512 *v) {
+    __m512 w[8], x[4], y[2];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+        w[k] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]));
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        const __m512d p = _mm512_castps_pd(w[2 * k]), q = _mm512_castps_pd(w[2 * k + 1]);
+        x[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(p, q)), _mm512_castpd_ps(_mm512_unpackhi_pd(p, q)));
+    }
+#pragma GCC unroll 2
+    for (int k = 0; k < 2; k++)
+        y[k] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * k], x[2 * k + 1], 0x88),
+                             _mm512_shuffle_f32x4(x[2 * k], x[2 * k + 1], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(y[0], y[1], 0x88), _mm512_shuffle_f32x4(y[0], y[1], 0xDD));
+}
+
+/* head_dim 128 (Qwen3): q and the output stay in registers. */
+static void avx512_attn128(const float *q, const float *k, const float *v, size_t stride, int npos,
+                           float scale, float *out, float *sc) {
+    __m512 qv[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) qv[i] = _mm512_loadu_ps(q + 16 * i);
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 16 <= npos; j += 16) {
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (int jj = 0; jj < 16; jj++) {
+            const float *kj = k + (size_t)(j + jj) * stride;
+            __m512 a0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kj));
+            __m512 a1 = _mm512_mul_ps(qv[1], _mm512_loadu_ps(kj + 16));
+            a0 = _mm512_fmadd_ps(qv[2], _mm512_loadu_ps(kj + 32), a0);
+            a1 = _mm512_fmadd_ps(qv[3], _mm512_loadu_ps(kj + 48), a1);
+            a0 = _mm512_fmadd_ps(qv[4], _mm512_loadu_ps(kj + 64), a0);
+            a1 = _mm512_fmadd_ps(qv[5], _mm512_loadu_ps(kj + 80), a1);
+            a0 = _mm512_fmadd_ps(qv[6], _mm512_loadu_ps(kj + 96), a0);
+            a1 = _mm512_fmadd_ps(qv[7], _mm512_loadu_ps(kj + 112), a1);
+            acc[jj] = _mm512_add_ps(a0, a1);
+        }
+        const __m512 s = _mm512_mul_ps(avx512_hsum16(acc), _mm512_set1_ps(scale));
+        _mm512_storeu_ps(sc + j, s);
+        vmax = _mm512_max_ps(vmax, s);
+    }
+    float mx = _mm512_reduce_max_ps(vmax);
+    for (; j < npos; j++) {
+        const float *kj = k + (size_t)j * stride;
+        __m512 a = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kj));
+#pragma GCC unroll 8
+        for (int i = 1; i < 8; i++) a = _mm512_fmadd_ps(qv[i], _mm512_loadu_ps(kj + 16 * i), a);
+        sc[j] = _mm512_reduce_add_ps(a) * scale;
+        mx = sc[j] > mx ? sc[j] : mx;
+    }
+    /* Probabilities, unnormalised. */
+    const __m512 vm = _mm512_set1_ps(mx);
+    __m512 vden = _mm512_setzero_ps();
+    for (j = 0; j + 16 <= npos; j += 16) {
+        const __m512 e = avx512_exp(_mm512_sub_ps(_mm512_loadu_ps(sc + j), vm));
+        _mm512_storeu_ps(sc + j, e);
+        vden = _mm512_add_ps(vden, e);
+    }
+    if (j < npos) {
+        const __mmask16 km = (__mmask16)((1u << (npos - j)) - 1);
+        const __m512 e = avx512_exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(km, sc + j), vm));
+        _mm512_mask_storeu_ps(sc + j, km, e);
+        vden = _mm512_add_ps(vden, _mm512_maskz_mov_ps(km, e));
+    }
+    const float inv = 1.0f / _mm512_reduce_add_ps(vden);
+    __m512 o[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) o[i] = _mm512_setzero_ps();
+    for (j = 0; j < npos; j++) {
+        const float *vj = v + (size_t)j * stride;
+        const __m512 p = _mm512_set1_ps(sc[j]);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) o[i] = _mm512_fmadd_ps(p, _mm512_loadu_ps(vj + 16 * i), o[i]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) _mm512_storeu_ps(out + 16 * i, _mm512_mul_ps(o[i], _mm512_set1_ps(inv)));
+}
+
+static void avx512_attn(const float *q, const float *k, const float *v, size_t stride, int npos, int hd,
+                        float scale, float *out, float *scratch) {
+    if (hd == 128) avx512_attn128(q, k, v, stride, npos, scale, out, scratch);
+    else ck_attn_generic(q, k, v, stride, npos, hd, scale, out, scratch);
+}
+
+/* Several queries of one KV head (head_dim 128). Keys and values are taken 16 rows (8 KB) at a
+ * time and used by every query before moving on, so they are read from memory once and from L1
+ * by the other queries. The 16 rows are first copied next to each other: in the cache they lie
+ * kv_dim floats apart (4 KB for Qwen3-1.7B), which maps them all onto the same L1 sets and evicts
+ * them before the next query. Pass 1 writes the scaled scores, pass 2 turns them into
+ * unnormalised probabilities, pass 3 accumulates the values. */
+static void avx512_attn_multi(const float *const *q, float *const *out, const int *npos, int nq, const float *k,
+                              const float *v, size_t stride, int hd, float scale, float *sc) {
+    if (hd != 128) {
+        for (int i = 0; i < nq; i++) avx512_attn(q[i], k, v, stride, npos[i], hd, scale, out[i], sc);
+        return;
+    }
+    int maxn = 0;
+    for (int i = 0; i < nq; i++) maxn = npos[i] > maxn ? npos[i] : maxn;
+    const __m512 vscale = _mm512_set1_ps(scale);
+    __attribute__((aligned(64))) float blk[16 * 128]; /* 16 key or value rows, contiguous */
+    int jb = 0;
+    for (; jb + 16 <= maxn; jb += 16) {
+        for (int jj = 0; jj < 16; jj++)
+#pragma GCC unroll 8
+            for (int d = 0; d < 8; d++)
+                _mm512_store_ps(blk + 128 * jj + 16 * d, _mm512_loadu_ps(k + (size_t)(jb + jj) * stride + 16 * d));
+        for (int i = 0; i < nq; i++) {
+            if (jb >= npos[i]) continue; /* keys past the query's position: masked below */
+            __m512 qv[8], acc[16];
+#pragma GCC unroll 8
+            for (int d = 0; d < 8; d++) qv[d] = _mm512_loadu_ps(q[i] + 16 * d);
+#pragma GCC unroll 16
+            for (int jj = 0; jj < 16; jj++) {
+                const float *kj = blk + 128 * jj;
+                __m512 a0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kj));
+                __m512 a1 = _mm512_mul_ps(qv[1], _mm512_loadu_ps(kj + 16));
+                a0 = _mm512_fmadd_ps(qv[2], _mm512_loadu_ps(kj + 32), a0);
+                a1 = _mm512_fmadd_ps(qv[3], _mm512_loadu_ps(kj + 48), a1);
+                a0 = _mm512_fmadd_ps(qv[4], _mm512_loadu_ps(kj + 64), a0);
+                a1 = _mm512_fmadd_ps(qv[5], _mm512_loadu_ps(kj + 80), a1);
+                a0 = _mm512_fmadd_ps(qv[6], _mm512_loadu_ps(kj + 96), a0);
+                a1 = _mm512_fmadd_ps(qv[7], _mm512_loadu_ps(kj + 112), a1);
+                acc[jj] = _mm512_add_ps(a0, a1);
+            }
+            _mm512_storeu_ps(sc + (size_t)i * maxn + jb, _mm512_mul_ps(avx512_hsum16(acc), vscale));
+        }
+    }
+    for (; jb < maxn; jb++) { /* the last < 16 keys */
+        const float *kj = k + (size_t)jb * stride;
+        for (int i = 0; i < nq; i++) {
+            if (jb >= npos[i]) continue;
+            __m512 a = _mm512_mul_ps(_mm512_loadu_ps(q[i]), _mm512_loadu_ps(kj));
+#pragma GCC unroll 8
+            for (int d = 1; d < 8; d++) a = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + 16 * d), _mm512_loadu_ps(kj + 16 * d), a);
+            sc[(size_t)i * maxn + jb] = _mm512_reduce_add_ps(a) * scale;
+        }
+    }
+    float inv[CK_ATTN_MAXQ];
+    for (int i = 0; i < nq; i++) {
+        float *si = sc + (size_t)i * maxn;
+        const int n = npos[i];
+        __m512 vmax = _mm512_set1_ps(-INFINITY);
+        int j = 0;
+        for (; j + 16 <= n; j += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(si + j));
+        if (j < n) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(vmax, (__mmask16)((1u << (n - j)) - 1), si + j));
+        const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+        __m512 vden = _mm512_setzero_ps();
+        for (j = 0; j + 16 <= n; j += 16) {
+            const __m512 e = avx512_exp(_mm512_sub_ps(_mm512_loadu_ps(si + j), vm));
+            _mm512_storeu_ps(si + j, e);
+            vden = _mm512_add_ps(vden, e);
+        }
+        if (j < n) {
+            const __mmask16 km = (__mmask16)((1u << (n - j)) - 1);
+            const __m512 e = _mm512_maskz_mov_ps(km, avx512_exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(km, si + j), vm)));
+            _mm512_mask_storeu_ps(si + j, km, e);
+            vden = _mm512_add_ps(vden, e);
+        }
+        inv[i] = 1.0f / _mm512_reduce_add_ps(vden);
+        memset(out[i], 0, 128 * sizeof(float));
+    }
+    for (jb = 0; jb < maxn; jb += 16) {
+        const int jn = maxn - jb < 16 ? maxn - jb : 16;
+        for (int jj = 0; jj < jn; jj++)
+#pragma GCC unroll 8
+            for (int d = 0; d < 8; d++)
+                _mm512_store_ps(blk + 128 * jj + 16 * d, _mm512_loadu_ps(v + (size_t)(jb + jj) * stride + 16 * d));
+        /* Two queries at a time: 16 independent accumulator chains keep the FMA units busy. */
+        for (int i = 0; i < nq; i += 2) {
+            const int n0 = npos[i] - jb < jn ? npos[i] - jb : jn;
+            const int n1 = i + 1 < nq ? (npos[i + 1] - jb < jn ? npos[i + 1] - jb : jn) : 0;
+            const float *s0 = sc + (size_t)i * maxn + jb, *s1 = sc + (size_t)(i + 1) * maxn + jb;
+            __m512 o0[8], o1[8];
+#pragma GCC unroll 8
+            for (int d = 0; d < 8; d++) {
+                o0[d] = n0 > 0 ? _mm512_loadu_ps(out[i] + 16 * d) : _mm512_setzero_ps();
+                o1[d] = n1 > 0 ? _mm512_loadu_ps(out[i + 1] + 16 * d) : _mm512_setzero_ps();
+            }
+            const int nboth = n0 < n1 ? n0 : n1;
+            int jj = 0;
+            for (; jj < nboth; jj++) {
+                const float *vj = blk + 128 * jj;
+                const __m512 p0 = _mm512_set1_ps(s0[jj]), p1 = _mm512_set1_ps(s1[jj]);
+#pragma GCC unroll 8
+                for (int d = 0; d < 8; d++) {
+                    const __m512 vv = _mm512_load_ps(vj + 16 * d);
+                    o0[d] = _mm512_fmadd_ps(p0, vv, o0[d]);
+                    o1[d] = _mm512_fmadd_ps(p1, vv, o1[d]);
+                }
+            }
+            for (int j0 = jj; j0 < n0; j0++) {
+                const __m512 p0 = _mm512_set1_ps(s0[j0]);
+#pragma GCC unroll 8
+                for (int d = 0; d < 8; d++) o0[d] = _mm512_fmadd_ps(p0, _mm512_load_ps(blk + 128 * j0 + 16 * d), o0[d]);
+            }
+            for (int j1 = jj; j1 < n1; j1++) {
+                const __m512 p1 = _mm512_set1_ps(s1[j1]);
+#pragma GCC unroll 8
+                for (int d = 0; d < 8; d++) o1[d] = _mm512_fmadd_ps(p1, _mm512_load_ps(blk + 128 * j1 + 16 * d), o1[d]);
+            }
+            if (n0 > 0)
+#pragma GCC unroll 8
+                for (int d = 0; d < 8; d++) _mm512_storeu_ps(out[i] + 16 * d, o0[d]);
+            if (n1 > 0)
+#pragma GCC unroll 8
+                for (int d = 0; d < 8; d++) _mm512_storeu_ps(out[i + 1] + 16 * d, o1[d]);
+        }
+    }
+    for (int i = 0; i < nq; i++) {
+        const __m512 s = _mm512_set1_ps(inv[i]);
+#pragma GCC unroll 8
+        for (int d = 0; d < 8; d++) _mm512_storeu_ps(out[i] + 16 * d, _mm512_mul_ps(_mm512_loadu_ps(out[i] + 16 * d), s));
+    }
+}
+
+/* ---- elementwise ----------------------------------------------------------------------------- */
+
+static void avx512_swiglu(float *g, const float *u, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 x = _mm512_loadu_ps(g + i);
+        /* silu(x) = x / (1 + e^-x); e^-x is capped at e^88 (finite), where silu is ~0 anyway */
+        const __m512 e = avx512_exp(_mm512_min_ps(_mm512_sub_ps(_mm512_setzero_ps(), x), _mm512_set1_ps(88.0f)));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), _mm512_loadu_ps(u + i)));
+    }
+    ck_swiglu_generic(g + i, u + i, n - i);
+}
+
+static void avx512_f16_to_f32(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(src + i))));
+    ck_f16_to_f32_generic(dst + i, src + i, n - i);
+}
+
+static void avx512_f32_to_f16(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(void *)(dst + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    ck_f32_to_f16_generic(dst + i, src + i, n - i);
+}
+
+#endif
+
+#ifdef AVX512_ON
+const ck_isa ck_isa_avx512 = {
+    .name = "avx512",
+    .compiled = 1,
+    .supported = avx512_supported,
+    .quant = avx512_quant,
+    .gemm = avx512_gemm,
+    .attn = avx512_attn,
+    .attn_multi = avx512_attn_multi,
+    .swiglu = avx512_swiglu,
+    .f16_to_f32 = avx512_f16_to_f32,
+    .f32_to_f16 = avx512_f32_to_f16,
+};
+#else
+const ck_isa ck_isa_avx512 = {.name = "avx512", .compiled = 0};
+#endif

@@ -1,0 +1,112 @@
+/* cpu_kern.h — the fast CPU kernels' data layouts and the per-instruction-set kernel tables.
+ *
+ * Used by backend_cpu.c (which picks a table at run time) and by the per-ISA files cpu_avx512.c,
+ * cpu_avx2.c, cpu_neon.c, cpu_wasm.c (each compiled with its own flags). cpu_kern.c holds the
+ * repacking and the portable C versions, which define the arithmetic the SIMD versions must match.
+ * Not part of the core: only the CPU backend and its tests include this header.
+ *
+ * Q1_0 weights are repacked at load time into tiles of 16 rows, one tile-block per 128 columns:
+ *   [16] fp16 scales d of the 16 rows (32 bytes), then [32] uint64 sign masks (256 bytes);
+ *   mask g holds bit 4*r + c = sign bit of W[row r][column 4*g + c] (set = +d).
+ * So a 64-bit mask expanded to 64 bytes puts row r's 4 columns in bytes 4r..4r+3: one int32 lane
+ * per row, exactly the shape of a 4-way byte dot product (vpdpbusd, sdot). Tile-blocks of a tile
+ * are contiguous (columns inner), so one tile is a sequential stream. 288 bytes per 16 x 128
+ * weights: the same size as Q1_0. Rows past the end of the matrix are padded with d = 0.
+ *
+ * Activations are quantised per token in blocks of 128 (the weight block) to integers Q with
+ * |Q| <= K, sx = amax / K, Q = round-to-nearest-even(x / sx), in one of two precisions:
+ *   int8:  K = 127, one plane q = Q;
+ *   int16: K = 127 * 128, two int8 planes Q = 128 h + l, h in [-127, 127], l in [-64, 63].
+ * Per row r, token t, block b with S = sum of Q over the set bits of the row's block:
+ * dot = d * (2 S - sum(Q)) * sx = d * (a * S + c), with a = 2 sx and c = -sx * sum(Q) precomputed
+ * per token and block. Only integer sums are computed in the inner loop (S = 128 S_h + S_l for
+ * two planes: one byte dot product per plane); the weights are never dequantised. int8 costs a
+ * relative error of about 0.65% per product on Gaussian-like input, which compounds to a few
+ * percent over a model's layers; int16 (twice the integer work) brings it to ~0.005%, so the
+ * backend uses two planes (see backend_cpu.c and tests/unit/test_kernels.c).
+ */
+#ifndef OB_CPU_KERN_H
+#define OB_CPU_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CK_TILE 16                 /* rows per tile */
+#define CK_BLK 128                 /* columns per block (= QK1_0) */
+#define CK_TB_BYTES 288            /* bytes per tile-block: 16 x fp16 + 32 x uint64 */
+#define CK_TB_MASKS 32             /* uint64 masks per tile-block */
+
+/* A repacked Q1_0 matrix. */
+typedef struct ck_q1 {
+    const uint8_t *data;           /* [n_tiles][nb][CK_TB_BYTES], 64-byte aligned */
+    int rows, cols;
+    int nb;                        /* cols / 128 */
+    int n_tiles;                   /* ceil(rows / 16) */
+} ck_q1;
+
+#define CK_K8 127.0f               /* largest |Q| with one plane */
+#define CK_K16 16256.0f            /* largest |Q| with two planes: 127 * 128 */
+
+/* Quantised activations of n tokens. */
+typedef struct ck_act {
+    const int8_t *q;               /* [n][cols] Q (int8) or its high plane h (int16) */
+    const int8_t *ql;              /* [n][cols] low plane l (int16), NULL for int8 */
+    const float *a, *c;            /* [n][nb]: 2 sx, -sx * sum(Q) per block */
+    int cols, nb;
+} ck_act;
+
+/* One instruction set's kernels. */
+typedef struct ck_isa {
+    const char *name;
+    int compiled;                  /* 0 when its file was built without the instruction set */
+    int (*supported)(void);        /* does this CPU run it? */
+    /* Quantises one token: x[cols] -> q[cols] (and ql[cols] when ql is not NULL: int16), a[nb],
+     * c[nb]; cols a multiple of 128. */
+    void (*quant)(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
+    /* y[t][r] = W[r] . x[t] for rows r of tiles [tile0, tile1) and tokens t < n; y rows have stride
+     * ystride. Rows >= w->rows are not written. */
+    void (*gemm)(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ystride);
+    /* One head of attention: out[hd] = sum_j softmax_j(scale * q . k_j) v_j over j < npos, with
+     * k_j = k + j * stride (v likewise). scratch holds npos floats. */
+    void (*attn)(const float *q, const float *k, const float *v, size_t stride, int npos, int hd,
+                 float scale, float *out, float *scratch);
+    /* Optional (NULL: attn per query): nq <= CK_ATTN_MAXQ queries sharing one KV head, query i
+     * seeing keys j < npos[i], so that each key and value row is read once for all of them.
+     * scratch holds nq * max(npos) floats. */
+    void (*attn_multi)(const float *const *q, float *const *out, const int *npos, int nq, const float *k,
+                       const float *v, size_t stride, int hd, float scale, float *scratch);
+    /* Optional (NULL: the portable loop): g[i] = silu(g[i]) * u[i] for i < n. */
+    void (*swiglu)(float *g, const float *u, size_t n);
+    /* Optional (NULL: quant.h's scalar conversions, which these must equal bit for bit): IEEE
+     * half <-> float for n values, rounding to nearest even. */
+    void (*f16_to_f32)(float *dst, const uint16_t *src, size_t n);
+    void (*f32_to_f16)(uint16_t *dst, const float *src, size_t n);
+} ck_isa;
+
+#define CK_ATTN_MAXQ 16
+
+extern const ck_isa ck_isa_generic, ck_isa_avx512, ck_isa_avx2, ck_isa_neon, ck_isa_wasm;
+
+/* Bytes of the repacked form of a rows x cols Q1_0 matrix; 0 on overflow or bad shape. */
+size_t ck_q1_packed_size(int rows, int cols);
+/* Repacks tiles [tile0, tile1) from Q1_0 rows (row_bytes apart) into dst (the whole matrix). */
+void ck_q1_repack(const uint8_t *src, size_t row_bytes, int rows, int cols, uint8_t *dst, int tile0, int tile1);
+
+/* Portable versions (also the reference for the SIMD ones in the tests). */
+void ck_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
+void ck_gemm_generic(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ystride);
+void ck_attn_generic(const float *q, const float *k, const float *v, size_t stride, int npos, int hd,
+                     float scale, float *out, float *scratch);
+void ck_swiglu_generic(float *g, const float *u, size_t n);
+void ck_f16_to_f32_generic(float *dst, const uint16_t *src, size_t n);
+void ck_f32_to_f16_generic(uint16_t *dst, const float *src, size_t n);
+/* y = x / sqrt(mean(x^2) + eps) * w over len floats (8 partial sums: no long dependency chain). */
+void ck_rmsnorm_row(float *y, const float *x, const float *w, int len, float eps);
+
+/* backend_cpu.c: the "cpu" backend's kernel table (exported for the tests), and the name of the
+ * table a kernel state chose. */
+struct ob_kernels;
+extern const struct ob_kernels cpuk_kernels;
+const char *cpuk_isa_name(const void *kstate);
+
+#endif

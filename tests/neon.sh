@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# neon.sh — builds tests/unit/test_kernels for AArch64 (static) and runs it under qemu-user, once
+# with plain NEON and once with the ARMv8.2 dot-product instructions. Exit 0 on success; skips
+# (exit 0, with a message) when the cross tools are not installed.
+# Needs the Debian packages gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CC=${AARCH64_CC:-aarch64-linux-gnu-gcc}
+QEMU=${QEMU_AARCH64:-qemu-aarch64}
+if ! command -v "$CC" >/dev/null 2>&1 || ! command -v "$QEMU" >/dev/null 2>&1; then
+    echo "neon.sh: skipped: $CC or $QEMU not found (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)"
+    exit 0
+fi
+out=build/aarch64
+mkdir -p "$out"
+# The library minus the WebGPU backend (a wasm-only file), plus the test.
+srcs=$(ls src/*.c | grep -v webgpu)
+status=0
+for variant in armv8-a armv8.2-a+dotprod; do
+    bin="$out/test_kernels-${variant//[.+]/_}"
+    $CC -O2 -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude -Isrc \
+        -march="$variant" -static -o "$bin" tests/unit/test_kernels.c $srcs -lm -lpthread
+    echo "neon.sh: running $bin under $QEMU"
+    # "-" skips the whole-model comparison: the scalar reference is too slow under emulation.
+    if "$QEMU" "$bin" - | tee "$bin.log" | grep -E "^(FAIL|skip|neon|generic|[0-9]+ checks)"; then :; fi
+    if [ "${PIPESTATUS[0]}" -ne 0 ] || grep -q "^FAIL" "$bin.log"; then status=1; fi
+    grep -q "^neon:" "$bin.log" || { echo "neon.sh: the NEON kernels did not run"; status=1; }
+done
+[ $status -eq 0 ] && echo "neon.sh: ok"
+exit $status

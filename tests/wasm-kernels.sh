@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# wasm-kernels.sh — builds tests/unit/test_kernels for WebAssembly with SIMD128 (emcc) and runs it
+# under Node, so the wasm kernels are checked against the scalar reference like the native ones.
+# Exit 0 on success; skips (exit 0, with a message) when emcc or node is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v emcc >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    echo "wasm-kernels.sh: skipped: emcc or node not found"
+    exit 0
+fi
+out=build/wasm-test
+mkdir -p "$out"
+srcs=$(ls src/*.c)
+NODE_PATH=/usr/share/nodejs emcc -O2 -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -Iinclude -Isrc -msimd128 \
+    -sALLOW_MEMORY_GROWTH=1 -sENVIRONMENT=node -sSINGLE_FILE=1 -o "$out/test_kernels.cjs" tests/unit/test_kernels.c $srcs
+# "-" skips the whole-model comparison (no model file inside the wasm file system).
+node "$out/test_kernels.cjs" - > "$out/test_kernels.log" 2>&1 && status=0 || status=$?
+grep -E "^(FAIL|skip|wasm|generic|[0-9]+ checks)" "$out/test_kernels.log" || true
+grep -q "^wasm:" "$out/test_kernels.log" || { echo "wasm-kernels.sh: the wasm kernels did not run"; status=1; }
+[ "$status" -eq 0 ] && echo "wasm-kernels.sh: ok"
+exit "$status"
