@@ -25,6 +25,19 @@ for (const backend of ["scalar", "cpu"]) {
   });
 }
 
+// The WebAssembly engine: its CPU path and WebGPU (Dawn on SwiftShader here) must agree too.
+const SWIFTSHADER = "/usr/lib/chromium/vk_swiftshader_icd.json";
+for (const [name, flag] of [["wasm CPU", "--cpu"], ["WebGPU", "--gpu"]]) {
+  test(`demo model: greedy text is exact on the ${name} path of the wasm engine`, () => {
+    for (const [prompt, expect] of GOLDEN) {
+      const out = execFileSync("node", ["web/cli.mjs", "run", "-m", MODEL, flag, "--temp", "0", "-n", "12", "-p", prompt], {
+        encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER },
+      });
+      assert.equal(prompt + out.trimEnd(), expect);
+    }
+  });
+}
+
 test("demo model: sampled continuation is English in the style of the corpus", () => {
   const out = run(["run", "-m", MODEL, "--raw", "--temp", "0.8", "--seed", "7", "-n", "40", "-p", "And it came to pass"]);
   const words = out.toLowerCase().match(/[a-z]+/g) ?? [];
