@@ -178,6 +178,8 @@ static int parse(gguf_file *g, char *err, size_t errlen) {
     if (g->version == 0) return cfail(&c, "not a GGUF file (version 0)");
     if (g->version >= 0x01000000u && (g->version & 0xffffu) == 0 && (g->version >> 24) <= 3)
         return cfail(&c, "unsupported big-endian GGUF file (onebit reads little-endian files)");
+    /* Versions 1 and a few beyond 3 are real formats we do not read; anything larger is damage. */
+    if (g->version > 255) return cfail(&c, "not a valid GGUF file (version field %u)", g->version);
     if (g->version != 2 && g->version != 3)
         return cfail(&c, "unsupported GGUF version %u (onebit reads 2 and 3)", g->version);
     g->n_tensors = rd_u64(&c, "tensor count");

@@ -336,6 +336,7 @@ function explain(code, message) {
   if (code === 'device_lost') return 'The GPU device was lost (driver reset or the GPU was needed elsewhere). Recover reloads the model; the conversation is kept.';
   if (code === 'out_of_memory') return `Out of memory: ${message}. Try a smaller model, a shorter context, or close other tabs.`;
   if (code === 'invalid_model') return `This file is not a model onebit can run: ${message}`;
+  if (code === 'unsupported') return `This model uses a format onebit does not run yet: ${message}`;
   if (code === 'backend') return `GPU error: ${message}. Recover reloads the model; the conversation is kept.`;
   return message;
 }

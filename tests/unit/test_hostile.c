@@ -825,7 +825,7 @@ static void test_patches(const uint8_t *buf, size_t len, const layout *L) {
     PATCH("version 0", OB_ERR_FORMAT, "version", put_u32(p + 4, 0))
     PATCH("version 1", -1, "version", put_u32(p + 4, 1))
     PATCH("version 4", -1, "version", put_u32(p + 4, 4))
-    PATCH("version 0xffffffff", -1, "version", put_u32(p + 4, 0xffffffffu))
+    PATCH("version 0xffffffff", OB_ERR_FORMAT, "version", put_u32(p + 4, 0xffffffffu))
     PATCH("big-endian version 3", -1, "endian", put_u32(p + 4, 0x03000000u))
 
     PATCH("tensor count 2^62", OB_ERR_FORMAT, "tensor count", put_u64(p + 8, (uint64_t)1 << 62))
