@@ -60,7 +60,7 @@ deps-run:
 models: all
 	@bash tools/make-models.sh $(B)
 
-run: deps-run all
+run: deps-run all wasm
 	@bash tools/run-demo.sh $(B)
 
 test: deps

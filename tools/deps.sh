@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what onebit needs and is missing: Debian packages with apt-get, npm packages locally under
 # node_modules/. Quick and silent when everything is present.
-#   tools/deps.sh run    what `make run` needs (compiler, HTTP and JSON libraries)
-#   tools/deps.sh test   everything the tests use (adds Node, clang + libFuzzer, Emscripten, Chromium,
+#   tools/deps.sh run    what `make run` needs (compiler, HTTP and JSON libraries, Emscripten for the
+#                        page's wasm engine)
+#   tools/deps.sh test   everything the tests use (adds npm, clang + libFuzzer, Chromium,
 #                        the aarch64 cross compiler and qemu for the NEON tests, npm packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +21,11 @@ want make              have_cmd make
 want libcjson-dev      have_file /usr/include/cjson/cJSON.h
 want libmicrohttpd-dev have_file /usr/include/microhttpd.h
 want nodejs            have_cmd node
+want emscripten        have_cmd emcc
 if [ "$what" = test ]; then
     want npm                  have_cmd npm
     want clang                have_cmd clang
     want libclang-rt-14-dev   have_file /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
-    want emscripten           have_cmd emcc
     want chromium             have_cmd chromium
     want libvulkan1           have_file /usr/lib/x86_64-linux-gnu/libvulkan.so.1
     want curl                 have_cmd curl

@@ -16,7 +16,7 @@ if [ ! -x "$BIN" ]; then
 fi
 MODEL="${ONEBIT_MODEL:-models/demo.gguf}"
 if [ ! -f "$MODEL" ]; then
-    echo "run-demo: NOTE: $MODEL does not exist yet (the demo model is still being trained)."
+    echo "run-demo: NOTE: $MODEL is missing (it is committed in the repository: check your checkout)."
     MODEL="$B/models/tiny.gguf"
     echo "run-demo: NOTE: using $MODEL instead: random weights, so the replies are gibberish,"
     echo "run-demo:       but the server, the API and the web app all work."
