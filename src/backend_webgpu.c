@@ -492,31 +492,6 @@ static uint32_t make_bg(wg_ctx *c, int kernel, const wg_params *p, int n, const 
     return gpu_bindgroup(c->pipe[kernel], total, all);
 }
 
-static void sample_seed(uint64_t s[4], uint64_t seed) {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) {
-        uint64_t z = (x += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        s[i] = z ^ (z >> 31);
-    }
-}
-
-static uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-/* The same stream as src/sample.c: uniform in [0, 1) from the top 53 bits of xoshiro256**. */
-static double sample_uniform(uint64_t s[4]) {
-    uint64_t r = rotl64(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return (double)(r >> 11) * (1.0 / 9007199254740992.0);
-}
-
 /* ob_context_new: a webgpu model's contexts come from ob_wgpu_ctx_new instead. */
 static ob_status wg_ctx_init(void *mstate, int n_ctx, void **cstate) {
     (void)mstate, (void)n_ctx, (void)cstate;
@@ -889,7 +864,7 @@ WG_API int ob_wgpu_set_sampling(wg_ctx *c, float temp, int top_k, float top_p, f
     if (st) return st;
     c->sp = p;
     c->sp_set = 1;
-    sample_seed(c->rng, p.seed);
+    ob_rng_seed(c->rng, p.seed);
     return OB_OK;
 }
 
@@ -947,7 +922,7 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
         s.pen_on = p->repeat_last_n != 0 &&
                    (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f);
         /* One draw per sampled token, as src/sample.c draws. */
-        s.u = p->temperature > 0 ? (float)sample_uniform(c->rng) : 0.0f;
+        s.u = p->temperature > 0 ? (float)ob_rng_uniform(c->rng) : 0.0f;
         c->samp_host = s;
         gpu_write(c->samp, 0, &c->samp_host, sizeof c->samp_host);
     }

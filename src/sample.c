@@ -62,34 +62,6 @@ ob_sampling ob_sampling_default(void) {
     return p;
 }
 
-/* ---- PRNG ---------------------------------------------------------------------------------- */
-
-static uint64_t sample_splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t sample_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t sample_next(uint64_t s[4]) {
-    uint64_t r = sample_rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = sample_rotl(s[3], 45);
-    return r;
-}
-
-/* Uniform in [0, 1) with 53 random bits: exact in double everywhere. */
-static double sample_uniform(uint64_t s[4]) {
-    return (double)(sample_next(s) >> 11) * (1.0 / 9007199254740992.0);
-}
-
 /* ---- construction -------------------------------------------------------------------------- */
 
 static void *sample_alloc(int n, size_t elem) {
@@ -131,8 +103,7 @@ ob_status ob_sampler_new(const ob_sampling *params, int n_vocab, ob_sampler **ou
         return ob_fail(OB_ERR_NOMEM, "ob_sampler_new: out of memory (n_vocab %d)", n_vocab);
     }
     memset(s->count, 0, (size_t)n_vocab * sizeof *s->count);
-    uint64_t x = p.seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = sample_splitmix64(&x);
+    ob_rng_seed(s->rng, p.seed);
     *out = s;
     return OB_OK;
 }
@@ -343,7 +314,7 @@ ob_token ob_sampler_sample(ob_sampler *s, const float *logits, const ob_token *h
     ob_token best = sample_argmax(s->logit, n, max);
     if (p->temperature <= 0) return best;
 
-    double u = sample_uniform(s->rng); /* one draw per sampled token, whatever the cuts keep */
+    double u = ob_rng_uniform(s->rng); /* one draw per sampled token, whatever the cuts keep */
     if (max == -INFINITY) return best; /* nothing is possible; ties go to the lowest id */
 
     int nc;

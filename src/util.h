@@ -28,6 +28,11 @@ static inline int ob_add_u64(uint64_t a, uint64_t b, uint64_t *out) {
 
 double ob_now_ms(void);
 
+/* The sampling PRNG, shared by every sampler so CPU and GPU draws follow one stream:
+ * xoshiro256** seeded through splitmix64; uniform doubles in [0, 1) from the top 53 bits. */
+void ob_rng_seed(uint64_t s[4], uint64_t seed);
+double ob_rng_uniform(uint64_t s[4]);
+
 /* Number of physical cores (at least 1). */
 int ob_default_threads(void);
 
