@@ -75,6 +75,9 @@ static ob_status load_common(struct ob_model *m, const ob_model_params *p, ob_mo
         m->backend = pick_backend(p->backend);
         if (!m->backend) st = ob_fail(OB_ERR_UNSUPPORTED, "backend '%s' is not available on this machine", p->backend);
     }
+    if (st == OB_OK && m->partial && !m->backend->streams_weights)
+        st = ob_fail(OB_ERR_ARG, "backend '%s' needs the whole file in memory; only a prefix was given",
+                     m->backend->name);
     if (st == OB_OK && !m->partial) {
         for (int i = 0; i < m->n_weights; i++)
             if (!m->weights[i].data) {

@@ -12,6 +12,9 @@
 
 typedef struct ob_backend {
     const char *name;
+    /* 1 if it reads weights from the file itself (streams them to its own memory), so it can run
+     * a model of which only the header is in memory (ob_model_load_partial). */
+    int streams_weights;
     /* 1 if it can run on this machine. */
     int (*supported)(void);
     /* Per-model state (repacked weights, thread pool, GPU buffers). */

@@ -507,6 +507,7 @@ static int wg_supported(void) { return wg_lim.attached; }
 
 const ob_backend ob_backend_webgpu = {
     .name = "webgpu",
+    .streams_weights = 1,
     .supported = wg_supported,
     .model_init = wg_model_init,
     .model_free = wg_model_free,

@@ -105,8 +105,8 @@ static void run_model(ob_model *m) {
 }
 
 /* The streaming path (model.h): the first half of the file in memory, the norm vectors beyond it
- * supplied afterwards from the file bytes the way a host would, then completed. Not evaluated:
- * weights beyond the prefix are for backends that upload them themselves. */
+ * supplied afterwards from the file bytes the way a host would, then completed. Native backends
+ * refuse partial models (only the WebGPU one streams weights), so here that refusal is what runs. */
 static void load_partial(const uint8_t *data, size_t size, const ob_model_params *mp) {
     size_t avail = size / 2;
     void *image = malloc(avail ? avail : 1);

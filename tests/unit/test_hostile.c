@@ -19,6 +19,7 @@
 
 #include "gguf.h"
 #include "gguf_write.h"
+#include "model.h"
 #include "onebit.h"
 #include "quant.h"
 
@@ -1013,6 +1014,16 @@ static void test_prefix(const uint8_t *buf, size_t len, const layout *L) {
     CHECK(gguf_open_memory(&g, cut, L->header_end - 1, L->header_end - 2, err, sizeof err) != 0 && err[0]);
     CHECK(gguf_open_memory(&g, NULL, 0, 0, err, sizeof err) != 0 && err[0]);
     free(cut);
+    /* a header-only partial load is for backends that stream weights themselves: the CPU
+     * backends must refuse it instead of later reading weights that are not in memory */
+    for (int b = 0; b < 2; b++) {
+        ob_model_params pp = ob_model_default_params();
+        pp.backend = b ? "scalar" : "cpu";
+        uint8_t *img = patched(buf, L->header_end + 64 < len ? L->header_end + 64 : len);
+        ob_model *pm = (ob_model *)0x1;
+        CHECK(ob_model_load_partial(img, L->header_end + 64 < len ? L->header_end + 64 : len, len, &pp, &pm) ==
+                  OB_ERR_ARG && contains_ci(ob_last_error(), "whole file") && pm == NULL);
+    }
     ob_model *m = (ob_model *)0x1;
     CHECK(ob_model_load_memory(NULL, 10, NULL, &m) == OB_ERR_ARG && ob_last_error()[0]);
     CHECK(ob_model_load_memory(buf, len, NULL, NULL) == OB_ERR_ARG);
