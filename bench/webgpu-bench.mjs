@@ -41,9 +41,9 @@ const fmt = (x) => (x ? x.toFixed(1) : '-');
 async function benchOurs() {
   const { create, globals } = await import('webgpu');
   Object.assign(globalThis, globals);
-  const gpu = create([]);
+  const gpu = create(opt.profile ? ['disable-dawn-features=timestamp_quantization'] : []);
   const { Engine } = await import('../web/engine.mjs');
-  const eng = await Engine.create({ backend: 'webgpu', gpu, subgroups: !opt.noSg });
+  const eng = await Engine.create({ backend: 'webgpu', gpu, subgroups: !opt.noSg, timestamps: opt.profile });
   const a = eng.gpuInfo.adapter;
   console.log(`webgpu adapter: ${a.vendor} ${a.architecture} ${a.description} (subgroups: ${eng.gpuInfo.subgroupSize || 'off'})`);
   const t0 = performance.now();
@@ -54,21 +54,56 @@ async function benchOurs() {
   result.ours = { ...r, loadMs, subgroups: eng.gpuInfo.subgroupSize, kvF16: !!opt.kvF16 };
   console.log(`webgpu: pp${opt.pp} ${fmt(r.ppTps)} tok/s, tg${opt.tg} ${fmt(r.tgTps)} tok/s, ${r.dispatchesPerToken} dispatches per token`);
   if (opt.profile) {
-    // One decode step and one prompt chunk, each dispatch submitted and waited for alone.
+    // One decode step and one prompt chunk: GPU time per kernel from timestamp queries (each
+    // dispatch in a pass of its own), and the whole list replayed in one pass (wall clock).
     const M = eng.M;
     M._ob_wgpu_set_sampling(eng.ctx, 0, 0, 1, 0, 1, 0, 0, 0, 0);
     const prof = {};
-    for (const n of [1, Math.min(opt.pp, 512)]) {
+    for (const [n, pos] of [[1, 0], [1, 256], [Math.min(opt.pp, 512), 0]]) {
       eng.reset();
+      if (pos) {
+        const tp = eng.buf('evaltok', pos * 4);
+        for (let i = 0; i < pos; i++) M.HEAP32[(tp >>> 2) + i] = (i * 31) % info.nVocab;
+        for (let done = 0; done < pos;) {
+          const k = M._ob_wgpu_step(eng.ctx, tp + done * 4, pos - done, 0);
+          if (k < 0) throw new Error('profile prefill failed');
+          await eng.bridge.exec(M, M._ob_wgpu_cmds(), M._ob_wgpu_cmds_len());
+          done += k;
+        }
+      }
       const tp = eng.buf('evaltok', n * 4);
       for (let i = 0; i < n; i++) M.HEAP32[(tp >>> 2) + i] = (i * 7919) % info.nVocab;
       if (M._ob_wgpu_step(eng.ctx, tp, n, 8) < 0) throw new Error('profile step failed');
-      const { times } = await eng.bridge.execProfiled(M, M._ob_wgpu_cmds(), M._ob_wgpu_cmds_len());
-      const total = [...times.values()].reduce((s, v) => s + v.ms, 0);
-      prof[n] = Object.fromEntries([...times].map(([k, v]) => [k, { ms: +v.ms.toFixed(3), count: v.count }]));
-      console.log(`profile n=${n} (one submit per dispatch, ${total.toFixed(2)} ms): ` +
-        [...times].sort((x, y) => y[1].ms - x[1].ms).map(([k, v]) => `${k} ${v.ms.toFixed(2)}ms/${v.count}`).join(', '));
+      const r = await eng.bridge.execTimed(M, M._ob_wgpu_cmds(), M._ob_wgpu_cmds_len(), n === 1 ? 50 : 3);
+      const key = `n${n}_pos${pos}`;
+      prof[key] = { gpuMs: +r.gpuMs.toFixed(4), passMs: +r.passMs.toFixed(4), hostMs: +r.hostMs.toFixed(4),
+        kernels: Object.fromEntries([...r.times].map(([k, v]) => [k, { ms: +v.ms.toFixed(4), count: v.count }])) };
+      console.log(`profile ${key}: kernels ${r.gpuMs.toFixed(3)} ms GPU, one pass ${r.passMs.toFixed(3)} ms, recording ${r.hostMs.toFixed(3)} ms; ` +
+        [...r.times].sort((x, y) => y[1].ms - x[1].ms).map(([k, v]) => `${k} ${v.ms.toFixed(3)}ms/${v.count} (${(1000 * v.ms / v.count).toFixed(1)}us)`).join(', '));
     }
+    // The floor: dependent empty dispatches (each writes one word the next reads) in one pass.
+    const dev = eng.bridge.device;
+    const code = `@group(0) @binding(0) var<storage, read_write> b: array<u32>;
+@compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3<u32>) { if (g.x == 0u) { b[0] = b[0] + 1u; } }`;
+    const pipe = dev.createComputePipeline({ layout: 'auto', compute: { module: dev.createShaderModule({ code }), entryPoint: 'main' } });
+    const buf = dev.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE });
+    const bg = dev.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: buf } }] });
+    for (const groups of [1, 132, 1024]) {
+      const N = 2000;
+      const enc = dev.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipe);
+      for (let i = 0; i < N; i++) { pass.setBindGroup(0, bg); pass.dispatchWorkgroups(groups); }
+      pass.end();
+      await dev.queue.onSubmittedWorkDone();
+      const t0 = performance.now();
+      dev.queue.submit([enc.finish()]);
+      await dev.queue.onSubmittedWorkDone();
+      const us = (1000 * (performance.now() - t0)) / N;
+      prof[`emptyDispatchUs_${groups}`] = +us.toFixed(2);
+      console.log(`floor: ${us.toFixed(2)} us per dependent empty dispatch of ${groups} workgroups`);
+    }
+    buf.destroy();
     result.ours.profile = prof;
   }
   eng.close();

@@ -82,6 +82,7 @@ static struct {
     uint64_t max_binding;   /* maxStorageBufferBindingSize */
     uint64_t max_buffer;    /* maxBufferSize */
     uint32_t max_groups;    /* maxComputeWorkgroupsPerDimension */
+    uint32_t max_wg_mem;    /* maxComputeWorkgroupStorageSize */
     uint32_t sg_size;       /* subgroup size the kernels may rely on; 0: no subgroups */
 } wg_lim;
 
@@ -193,6 +194,7 @@ typedef struct wg_params {
 
 typedef struct wg_step {
     uint32_t n, pos, last, kv_len; /* tokens of the step; first position; n - 1; pos + n */
+    uint32_t splits, pad[3];       /* workgroups per head of the decode attention */
 } wg_step;
 
 typedef struct wg_samp {
@@ -207,6 +209,8 @@ typedef struct wg_samp {
 } wg_samp;           /* 48 bytes */
 
 #define WG_SLOT 256  /* uniform binding offsets must be multiples of 256 */
+#define ATT_TILE 64    /* keys per tile of attn_dec.wgsl */
+#define ATT_SPLITS 32  /* most workgroups per head of attn_dec.wgsl */
 
 /* ---- per-model state ------------------------------------------------------------------------ */
 
@@ -271,6 +275,9 @@ static uint64_t binding_cap(void) {
 static ob_status plan_parts(wg_model *wm, const ob_weight *w, wg_part **out, int *n_out) {
     uint64_t per = binding_cap() / w->row_bytes;
     if (per > (uint64_t)w->rows) per = (uint64_t)w->rows;
+    /* Parts start at multiples of 256 rows: the output head's per-workgroup results are indexed
+     * by row0 / head_rows. */
+    if (per < (uint64_t)w->rows && per >= 256) per -= per % 256;
     if (per == 0) return ob_fail(OB_ERR_UNSUPPORTED, "a row of %zu bytes exceeds the GPU's storage binding size", w->row_bytes);
     int n = (int)(((uint64_t)w->rows + per - 1) / per);
     wg_part *p = calloc((size_t)n, sizeof *p);
@@ -306,7 +313,18 @@ static ob_status wg_model_init(const struct ob_model *m, int n_threads, void **m
             return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend runs Q1_0 weights only (weight %d has type %u)", i,
                            w->type);
     }
-    if (hp->head_dim > 1024) return ob_fail(OB_ERR_UNSUPPORTED, "head dimension %d > 1024 is not supported on the GPU", hp->head_dim);
+    if (hp->head_dim < 8 || 256 % hp->head_dim)
+        return ob_fail(OB_ERR_UNSUPPORTED, "head dimension %d is not supported on the GPU (8 .. 256, dividing 256)", hp->head_dim);
+    /* The decode products stage their input quantised in workgroup memory (qx.wgsl: 2.25 bytes
+     * an element) beside reduction buffers (at most about 8 KiB). */
+    {
+        uint64_t widest = (uint64_t)hp->n_embd;
+        if ((uint64_t)hp->n_ff > widest) widest = (uint64_t)hp->n_ff;
+        if ((uint64_t)hp->q_dim > widest) widest = (uint64_t)hp->q_dim;
+        if (widest * 9 / 4 + 8192 > wg_lim.max_wg_mem)
+            return ob_fail(OB_ERR_UNSUPPORTED, "a width of %llu needs more workgroup memory than this GPU's %u bytes",
+                           (unsigned long long)widest, wg_lim.max_wg_mem);
+    }
 
     wg_model *wm = calloc(1, sizeof *wm);
     if (!wm) return ob_fail(OB_ERR_NOMEM, "out of memory");
@@ -404,13 +422,14 @@ static void wg_model_free(void *mstate) {
 /* ---- per-context state ---------------------------------------------------------------------- */
 
 enum wg_kernel {
-    K_EMBED, K_RMSNORM, K_MV_RES, K_MV_HEAD, K_QKV, K_GATEUP, K_ATTN, K_MM, K_MM_RES, K_QKROPE, K_SWIGLU, K_SAMPLE,
+    K_EMBED, K_RMSNORM, K_MV_RES, K_MV_HEAD, K_MV_NORM, K_MV_COMB, K_ADEC, K_GATEUP, K_ATTN, K_MM, K_MM_RES, K_QKROPE,
+    K_SWIGLU, K_SAMPLE,
     K_COUNT
 };
 
 enum wg_layer_bg {
-    BG_QKV, BG_ATTN, BG_WO, BG_GU, BG_DOWN,                       /* decode */
-    BG_N1, BG_MQKV, BG_ROPE, BG_MO, BG_N2, BG_MGU, BG_MDOWN,      /* prompt */
+    BG_QKV, BG_ADEC, BG_WO, BG_GU, BG_DOWN,                       /* decode */
+    BG_N1, BG_MQKV, BG_ROPE, BG_ATTN, BG_MO, BG_N2, BG_MGU, BG_MDOWN, /* prompt */
     BG_PER_LAYER
 };
 
@@ -422,6 +441,8 @@ typedef struct wg_ctx {
     int head_rows;                /* ... of the output head (larger: it re-reduces the norm) */
     uint32_t pipe[K_COUNT];
     uint32_t x, h, qkv, att, gu, logits, tok, hist, rope, step, samp, params;
+    uint32_t apart;               /* decode attention partials [n_head][ATT_SPLITS][head_dim + 4] */
+    uint32_t am;                  /* the output head's best logit per head_rows rows [slots][2] */
     uint32_t *kv;                 /* [n_layer] K then V of one layer */
     uint32_t *bg;                 /* [n_layer][BG_PER_LAYER] */
     uint32_t bg_swiglu, bg_nout, bg_sample;
@@ -524,11 +545,12 @@ WG_API int ob_wgpu_cmds_len(void) { return wg_cmd.oom ? 0 : (int)wg_cmd.n; }
 
 /* Tells C what the device allows. sg_size: a subgroup size that every pipeline of this device
  * uses with invocations laid out contiguously (the host probes it), 0 for none. */
-WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups, int sg_size) {
+WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups, int sg_size, int max_wg_mem) {
     wg_lim.attached = 1;
     wg_lim.max_binding = max_binding > 0 ? (uint64_t)max_binding : 128u << 20;
     wg_lim.max_buffer = max_buffer > 0 ? (uint64_t)max_buffer : 256u << 20;
     wg_lim.max_groups = max_groups > 0 ? (uint32_t)max_groups : 65535;
+    wg_lim.max_wg_mem = max_wg_mem >= 16384 ? (uint32_t)max_wg_mem : 16384;
     wg_lim.sg_size = sg_size >= 4 && sg_size <= 128 && (sg_size & (sg_size - 1)) == 0 ? (uint32_t)sg_size : 0;
 }
 
@@ -607,19 +629,26 @@ static int ctx_pipelines(wg_ctx *c) {
     const ob_hparams *hp = &c->wm->m->hp;
     uint32_t hd = (uint32_t)hp->head_dim;
     uint32_t f16 = (uint32_t)c->kv_f16, rows = (uint32_t)c->mv_rows;
-    const wg_const mv_res[] = {{"ROWS", rows}, {"RESID", 1}};
-    const wg_const mv_head[] = {{"ROWS", (uint32_t)c->head_rows}, {"NORM", 1}, {"LASTROW", 1}};
-    const wg_const qkv[] = {{"HD", hd}, {"KV16", f16}};
-    const wg_const gateup[] = {{"ROWS", rows}};
+    const uint32_t qe = (uint32_t)hp->n_embd / 4, qf = (uint32_t)hp->n_ff / 4, qq = (uint32_t)hp->q_dim / 4;
+    const uint32_t ke = qe / 8, kf = qf / 8, kq = qq / 8; /* 32-weight words a row */
+    const wg_const mv_res[] = {{"ROWS", rows}, {"RESID", 1}, {"QXW", qf}, {"KW", kf}};
+    const wg_const mv_head[] = {{"ROWS", (uint32_t)c->head_rows}, {"NORM", 1}, {"LASTROW", 1}, {"ARGMAX", 1}, {"QXW", qe},
+                                {"KW", ke}};
+    const wg_const mv_norm[] = {{"ROWS", rows}, {"NORM", 1}, {"QXW", qe}, {"KW", ke}};
+    const wg_const mv_comb[] = {{"ROWS", rows}, {"RESID", 1}, {"COMBINE", 1}, {"QXW", qq}, {"HD", hd}, {"KW", kq}};
+    const wg_const adec[] = {{"HD", hd}, {"KV16", f16}};
+    const wg_const gateup[] = {{"ROWS", rows}, {"QXW", qe}, {"KW", ke}};
     const wg_const attn[] = {{"HD", hd}, {"KV16", f16}};
     const wg_const mm_res[] = {{"RESID", 1}};
     const wg_const rope[] = {{"HD", hd}, {"KV16", f16}};
     c->pipe[K_EMBED] = gpu_pipeline("embed", 0, NULL);
     c->pipe[K_RMSNORM] = gpu_pipeline("rmsnorm", 0, NULL);
-    c->pipe[K_MV_RES] = gpu_pipeline("matvec", 2, mv_res);
-    c->pipe[K_MV_HEAD] = gpu_pipeline("matvec", 3, mv_head);
-    c->pipe[K_QKV] = gpu_pipeline("qkv", 2, qkv);
-    c->pipe[K_GATEUP] = gpu_pipeline("gateup", 1, gateup);
+    c->pipe[K_MV_RES] = gpu_pipeline("matvec", 4, mv_res);
+    c->pipe[K_MV_HEAD] = gpu_pipeline("matvec", 6, mv_head);
+    c->pipe[K_MV_NORM] = gpu_pipeline("matvec", 4, mv_norm);
+    c->pipe[K_MV_COMB] = gpu_pipeline("matvec", 6, mv_comb);
+    c->pipe[K_ADEC] = gpu_pipeline("attn_dec", 2, adec);
+    c->pipe[K_GATEUP] = gpu_pipeline("gateup", 3, gateup);
     c->pipe[K_ATTN] = gpu_pipeline("attention", 2, attn);
     c->pipe[K_MM] = gpu_pipeline("matmul", 0, NULL);
     c->pipe[K_MM_RES] = gpu_pipeline("matmul", 1, mm_res);
@@ -647,26 +676,34 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
     for (int l = 0; l < hp->n_layer; l++) {
         uint32_t W = wm->layer_buf[l], *bg = c->bg + (size_t)l * BG_PER_LAYER;
         wg_params p;
-        /* decode: fused norm + QKV + QK-norm + RoPE + cache write */
+        /* decode: norm + [q|k|v]; attention split over the keys (QK-norm, RoPE, cache write);
+         * merge + Wo + residual */
         p = mat_params(c, QS, E, wm->rb_e, wm->off_qkv);
         p.norm_off = norm_attn(wm, l);
-        p.norm2_off = norm_q(wm, l);
-        p.flags = norm_k(wm, l); /* k_norm offset */
-        bg[BG_QKV] = make_bg(c, K_QKV, &p, 6,
-                             (wg_bind[]){{0, W, 0, 0}, {1, c->x, 0, 0}, {2, wm->norm_buf, 0, 0}, {3, c->qkv, 0, 0},
-                                         {4, c->kv[l], 0, 0}, {5, c->rope, 0, 0}}, ok);
+        bg[BG_QKV] = make_bg(c, K_MV_NORM, &p, 5,
+                             (wg_bind[]){{0, W, 0, 0}, {1, c->x, 0, 0}, {2, c->qkv, 0, 0}, {3, wm->norm_buf, 0, 0}, {4, c->am, 0, 0}},
+                             ok);
+        p = base_params(c);
+        p.norm_off = norm_q(wm, l);
+        p.norm2_off = norm_k(wm, l);
+        bg[BG_ADEC] = make_bg(c, K_ADEC, &p, 5,
+                              (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->apart, 0, 0}, {3, wm->norm_buf, 0, 0},
+                                          {4, c->rope, 0, 0}},
+                              ok);
         p = base_params(c);
         bg[BG_ATTN] = make_bg(c, K_ATTN, &p, 3, (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}}, ok);
         p = mat_params(c, E, QD, wm->rb_q, wm->off_o);
-        bg[BG_WO] = make_bg(c, K_MV_RES, &p, 4,
-                            (wg_bind[]){{0, W, 0, 0}, {1, c->att, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0}}, ok);
+        bg[BG_WO] = make_bg(c, K_MV_COMB, &p, 5,
+                            (wg_bind[]){{0, W, 0, 0}, {1, c->apart, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0}, {4, c->am, 0, 0}},
+                            ok);
         p = mat_params(c, F, E, wm->rb_e, wm->off_gu);
         p.norm_off = norm_ffn(wm, l);
         bg[BG_GU] = make_bg(c, K_GATEUP, &p, 4,
                             (wg_bind[]){{0, W, 0, 0}, {1, c->x, 0, 0}, {2, c->gu, 0, 0}, {3, wm->norm_buf, 0, 0}}, ok);
         p = mat_params(c, E, F, wm->rb_f, wm->off_down);
-        bg[BG_DOWN] = make_bg(c, K_MV_RES, &p, 4,
-                              (wg_bind[]){{0, W, 0, 0}, {1, c->gu, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0}}, ok);
+        bg[BG_DOWN] = make_bg(c, K_MV_RES, &p, 5,
+                              (wg_bind[]){{0, W, 0, 0}, {1, c->gu, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0}, {4, c->am, 0, 0}},
+                              ok);
         /* prompt chunks */
         p = base_params(c);
         p.cols = E;
@@ -713,15 +750,19 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p.row0 = (uint32_t)wm->out[i].row0;
         p.norm_off = wm->norm_out;
         p.in_stride = E;
-        c->bg_head[i] = make_bg(c, K_MV_HEAD, &p, 4,
-                                (wg_bind[]){{0, wm->out[i].buf, 0, 0}, {1, c->x, 0, 0}, {2, c->logits, 0, 0}, {3, wm->norm_buf, 0, 0}}, ok);
+        c->bg_head[i] = make_bg(c, K_MV_HEAD, &p, 5,
+                                (wg_bind[]){{0, wm->out[i].buf, 0, 0}, {1, c->x, 0, 0}, {2, c->logits, 0, 0}, {3, wm->norm_buf, 0, 0},
+                                            {4, c->am, 0, 0}},
+                                ok);
         p.in_stride = E;
         p.out_stride = V;
         c->bg_mhead[i] = make_bg(c, K_MM, &p, 3, (wg_bind[]){{0, wm->out[i].buf, 0, 0}, {1, c->h, 0, 0}, {2, c->logits, 0, 0}}, ok);
     }
     p = base_params(c);
     p.rows = V;
-    c->bg_sample = make_bg(c, K_SAMPLE, &p, 3, (wg_bind[]){{0, c->logits, 0, 0}, {1, c->hist, 0, 0}, {2, c->tok, 0, 0}}, ok);
+    p.cols = (uint32_t)c->head_rows; /* rows per slot of c->am */
+    c->bg_sample = make_bg(c, K_SAMPLE, &p, 4,
+                           (wg_bind[]){{0, c->logits, 0, 0}, {1, c->hist, 0, 0}, {2, c->tok, 0, 0}, {3, c->am, 0, 0}}, ok);
 }
 
 /* Creates a context of n_ctx positions (kv_f16: the KV cache in f16; max_batch > 0 caps the
@@ -789,6 +830,8 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     c->h = gpu_buffer(B * E * 4, WG_STORAGE);
     c->qkv = gpu_buffer(B * (QD + 2 * KD) * 4, WG_STORAGE);
     c->att = gpu_buffer(B * QD * 4, WG_STORAGE);
+    c->apart = gpu_buffer((uint64_t)hp->n_head * ATT_SPLITS * ((uint64_t)hp->head_dim + 4) * 4, WG_STORAGE);
+    c->am = gpu_buffer(((V + (uint64_t)c->head_rows - 1) / (uint64_t)c->head_rows + 1) * 8, WG_STORAGE);
     c->gu = gpu_buffer(B * 2 * F * 4, WG_STORAGE);
     c->logits = gpu_buffer(L * V * 4, WG_STORAGE | WG_COPY_SRC);
     c->tok = gpu_buffer(B * 4, WG_STORAGE | WG_COPY_SRC);
@@ -808,7 +851,7 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     if (ok && c->n_slots == n_slots) {
         gpu_write(c->params, 0, c->slots, (uint32_t)n_slots * WG_SLOT);
         gpu_write(c->rope, 0, c->rope_host, (uint32_t)((size_t)n_ctx * half * 8));
-        wg_step s0 = {0, 0, 0, 0};
+        wg_step s0 = {0, 0, 0, 0, 1, {0, 0, 0}};
         c->step_host = s0;
         gpu_write(c->step, 0, &c->step_host, sizeof c->step_host);
     } else {
@@ -904,7 +947,10 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
     const uint32_t pos = (uint32_t)c->n_past, nk = (uint32_t)k;
 
     cmd_reset();
-    c->step_host = (wg_step){nk, pos, nk - 1, pos + nk};
+    /* Decode attention: ranges of at least ATT_TILE keys, at most ATT_SPLITS of them. */
+    uint32_t splits = (pos + 1 + ATT_TILE - 1) / ATT_TILE;
+    if (splits > ATT_SPLITS) splits = ATT_SPLITS;
+    c->step_host = (wg_step){nk, pos, nk - 1, pos + nk, splits, {0, 0, 0}};
     gpu_write(c->step, 0, &c->step_host, sizeof c->step_host);
     if (!feed) gpu_write(c->tok, 0, tokens, nk * 4);
     if (sample) {
@@ -934,9 +980,9 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
     for (int l = 0; l < hp->n_layer; l++) {
         const uint32_t *bg = c->bg + (size_t)l * BG_PER_LAYER;
         if (k == 1) {
-            gpu_dispatch(P[K_QKV], bg[BG_QKV], (uint32_t)(hp->n_head + 2 * hp->n_head_kv), 1);
-            gpu_dispatch(P[K_ATTN], bg[BG_ATTN], (uint32_t)hp->n_head, 1);
-            gpu_dispatch(P[K_MV_RES], bg[BG_WO], (E + R - 1) / R, 1);
+            gpu_dispatch(P[K_MV_NORM], bg[BG_QKV], (QS + R - 1) / R, 1);
+            gpu_dispatch(P[K_ADEC], bg[BG_ADEC], (uint32_t)hp->n_head, c->step_host.splits);
+            gpu_dispatch(P[K_MV_COMB], bg[BG_WO], (E + R - 1) / R, 1);
             gpu_dispatch(P[K_GATEUP], bg[BG_GU], (F + R - 1) / R, 1);
             gpu_dispatch(P[K_MV_RES], bg[BG_DOWN], (E + R - 1) / R, 1);
         } else {

@@ -291,15 +291,44 @@ for (const sg of [true, false]) {
         const W = q1Matrix(r, rows, cols), x = randn(r, 2 * cols), nw = randn(r, cols, 2);
         const base = { rows, cols, row_bytes: W.rb, eps, in_stride: cols };
         const ref0 = await refMatmul(W, rows, cols, x.subarray(0, cols), 1);
-        let [, , y] = await H.run('matvec', { ROWS: 32 }, [W.bytes, x, rows * 4, nw], base, { n: 1 }, [Math.ceil(rows / 32)]);
+        let [, , y] = await H.run('matvec', { ROWS: 32 }, [W.bytes, x, rows * 4, nw, 16], base, { n: 1 }, [Math.ceil(rows / 32)]);
         close(new Float32Array(y), ref0, 1e-4, 'matvec');
         const y0 = randn(r, rows);
-        [, , y] = await H.run('matvec', { ROWS: 32, RESID: 1 }, [W.bytes, x, y0, nw], base, { n: 1 }, [Math.ceil(rows / 32)]);
+        [, , y] = await H.run('matvec', { ROWS: 32, RESID: 1 }, [W.bytes, x, y0, nw, 16], base, { n: 1 }, [Math.ceil(rows / 32)]);
         close(new Float32Array(y), ref0.map((v, i) => v + y0[i]), 1e-4, 'matvec residual');
         const h = rmsnorm(x.subarray(cols), nw, eps), ref1 = await refMatmul(W, rows, cols, h, 1);
-        [, , y] = await H.run('matvec', { ROWS: 128, NORM: 1, LASTROW: 1 }, [W.bytes, x, (rows + 5) * 4, nw],
+        [, , y] = await H.run('matvec', { ROWS: 128, NORM: 1, LASTROW: 1 }, [W.bytes, x, (rows + 5) * 4, nw, 16],
           { ...base, row0: 5 }, { n: 2, last: 1 }, [Math.ceil(rows / 128)]);
         close(new Float32Array(y).subarray(5), ref1, 1e-4, 'matvec norm/lastrow');
+        // ARGMAX (the output head): the best row of every 64 rows, part offset 128 = 2 slots
+        let am;
+        [, , y, , am] = await H.run('matvec', { ROWS: 64, NORM: 1, ARGMAX: 1 }, [W.bytes, x, (rows + 128) * 4, nw, 8 * 8],
+          { ...base, row0: 128 }, { n: 1 }, [Math.ceil(rows / 64)]);
+        const yv = new Float32Array(y), amv = new Uint32Array(am);
+        for (let sl = 0; sl < Math.ceil(rows / 64); sl++) {
+          let best = -1;
+          for (let i = sl * 64; i < Math.min(rows, sl * 64 + 64); i++) if (best < 0 || yv[128 + i] > yv[128 + best]) best = i;
+          assert.equal(amv[2 * (sl + 2) + 1], 128 + best, `argmax slot ${sl}`);
+        }
+        // COMBINE: the input is 2 heads x 3 split partials {m, l, 0, 0, o[HD]} of attention
+        const HDc = 192, ns = 3, part = new Float32Array(2 * ns * (HDc + 4)), merged = new Float32Array(cols);
+        for (let hh = 0; hh < 2; hh++) {
+          const recs = [];
+          for (let sp = 0; sp < ns; sp++) {
+            const b = (hh * ns + sp) * (HDc + 4), m = r() * 4 - 2, l = 0.5 + r() * 3;
+            part[b] = sp === 1 && hh === 1 ? -3e38 : m; // an empty split
+            part[b + 1] = sp === 1 && hh === 1 ? 0 : l;
+            for (let d = 0; d < HDc; d++) part[b + 4 + d] = part[b + 1] ? r() * 2 - 1 : 0;
+            recs.push(b);
+          }
+          const mx = Math.max(...recs.map((b) => part[b]));
+          const den = recs.reduce((a, b) => a + Math.exp(part[b] - mx) * part[b + 1], 0);
+          for (let d = 0; d < HDc; d++) merged[hh * HDc + d] = recs.reduce((a, b) => a + Math.exp(part[b] - mx) * part[b + 4 + d], 0) / den;
+        }
+        const ref2 = await refMatmul(W, rows, cols, merged, 1);
+        [, , y] = await H.run('matvec', { ROWS: 32, RESID: 1, COMBINE: 1, HD: HDc }, [W.bytes, part, y0, nw, 16],
+          base, { n: 1, splits: ns }, [Math.ceil(rows / 32)]);
+        close(new Float32Array(y), ref2.map((v, i) => v + y0[i]), 1e-4, 'matvec combine');
       });
 
       await t.test('gateup: norm, gate and up, SwiGLU', async () => {
@@ -314,34 +343,67 @@ for (const sg of [true, false]) {
       const nh = 4, nkv = 2, hd = 64, E = 256, QD = nh * hd, KD = nkv * hd, nCtx = 400;
       const tab = ropeTable(nCtx, hd, 1e6);
       for (const kv16 of [0, 1]) {
-        await t.test(`qkv (decode, fused) and qk_rope (prompt), ${kv16 ? 'f16' : 'f32'} cache`, async () => {
-          const W = q1Matrix(r, QD + 2 * KD, E), x = randn(r, E);
-          // norms buffer: attn (E), q (hd), k (hd)
-          const nw = randn(r, E + 2 * hd, 2), pos = 3;
-          const h = rmsnorm(x, nw.subarray(0, E), eps), y = await refMatmul(W, QD + 2 * KD, E, h, 1);
-          const head = (i) => y.subarray(i * hd, (i + 1) * hd);
+        await t.test(`attn_dec (decode: QK-norm, RoPE, cache write, split keys) and qk_rope (prompt), ${kv16 ? 'f16' : 'f32'} cache`, async () => {
+          const nw = randn(r, E + 2 * hd, 2);
           const qn = nw.subarray(E, E + hd), kn = nw.subarray(E + hd);
           const words = (2 * nCtx * KD) / (kv16 ? 2 : 1), vOff = words / 2;
-          const params = { cols: E, row_bytes: W.rb, eps, norm_off: 0, norm2_off: E, flags: E + hd, n_head: nh, n_head_kv: nkv,
-            head_dim: hd, kv_dim: KD, q_stride: QD + 2 * KD, n_ctx: nCtx, v_off: vOff, rows: QD + 2 * KD };
-          const [, , , qkv, kv] = await H.run('qkv', { HD: hd, KV16: kv16 }, [W.bytes, x, nw, (QD + 2 * KD) * 4, words * 4, tab],
-            params, { n: 1, pos }, [nh + 2 * nkv]);
-          const kvf = kv16 ? null : new Float32Array(kv), kvh = kv16 ? new Uint16Array(kv) : null;
-          const cache = (base, e) => (kv16 ? f16ToF32(kvh[base * 2 + e]) : kvf[base + e]);
+          const params = { cols: E, eps, norm_off: E, norm2_off: E + hd, n_head: nh, n_head_kv: nkv,
+            head_dim: hd, kv_dim: KD, q_stride: QD + 2 * KD, n_ctx: nCtx, v_off: vOff, scale: 1 / Math.sqrt(hd) };
           const round = kv16 ? f16round : (a) => a;
-          for (let i = 0; i < nh; i++)
-            close(new Float32Array(qkv).subarray(i * hd, (i + 1) * hd), rope(rmsnorm(head(i), qn, eps), tab, pos, hd), 1e-4, `q head ${i}`);
-          for (let i = 0; i < nkv; i++) {
-            const k = Float32Array.from({ length: hd }, (_, e) => cache(0, pos * KD + i * hd + e));
-            const v = Float32Array.from({ length: hd }, (_, e) => cache(vOff, pos * KD + i * hd + e));
-            close(k, round(rope(rmsnorm(head(nh + i), kn, eps), tab, pos, hd)), kv16 ? 2e-3 : 1e-4, `k head ${i}`);
-            close(v, round(head(nh + nkv + i)), kv16 ? 2e-3 : 1e-4, `v head ${i}`);
+          for (const [pos, ns] of [[0, 1], [5, 1], [5, 4], [300, 5], [130, 3]]) {
+            const raw = randn(r, QD + 2 * KD);
+            // the cache before this step: random rows below pos (already normed and rotated)
+            const kOld = randn(r, nCtx * KD), vOld = randn(r, nCtx * KD);
+            let cache;
+            if (kv16) {
+              cache = new Uint32Array(words);
+              const put = (base, a) => { for (let i = 0; i < a.length; i += 2) cache[base + i / 2] = (f32ToF16(a[i]) | (f32ToF16(a[i + 1]) << 16)) >>> 0; };
+              put(0, kOld);
+              put(vOff, vOld);
+            } else {
+              cache = new Float32Array(words);
+              cache.set(kOld, 0);
+              cache.set(vOld, vOff);
+            }
+            const [, kv, part] = await H.run('attn_dec', { HD: hd, KV16: kv16 }, [raw, cache, nh * ns * (hd + 4) * 4, nw, tab],
+              params, { n: 1, pos, splits: ns }, [nh, ns]);
+            const kvf = kv16 ? null : new Float32Array(kv), kvh = kv16 ? new Uint16Array(kv) : null;
+            const at = (base, e) => (kv16 ? f16ToF32(kvh[base * 2 + e]) : kvf[base + e]);
+            const K = new Float32Array((pos + 1) * KD), Vv = new Float32Array((pos + 1) * KD);
+            K.set(round(kOld.subarray(0, pos * KD)));
+            Vv.set(round(vOld.subarray(0, pos * KD)));
+            for (let i = 0; i < nkv; i++) {
+              const kNew = rope(rmsnorm(raw.subarray(QD + i * hd, QD + (i + 1) * hd), kn, eps), tab, pos, hd);
+              const vNew = raw.subarray(QD + KD + i * hd, QD + KD + (i + 1) * hd);
+              K.set(kNew, pos * KD + i * hd);
+              Vv.set(vNew, pos * KD + i * hd);
+              const kc = Float32Array.from({ length: hd }, (_, e) => at(0, pos * KD + i * hd + e));
+              const vc = Float32Array.from({ length: hd }, (_, e) => at(vOff, pos * KD + i * hd + e));
+              close(kc, round(kNew), kv16 ? 2e-3 : 1e-4, `cache k head ${i} pos ${pos}`);
+              close(vc, round(vNew), kv16 ? 2e-3 : 1e-4, `cache v head ${i} pos ${pos}`);
+              if (pos > 0) close(Float32Array.from({ length: hd }, (_, e) => at(0, (pos - 1) * KD + i * hd + e)),
+                round(kOld.subarray((pos - 1) * KD + i * hd, (pos - 1) * KD + (i + 1) * hd)), 1e-6, 'older rows untouched');
+            }
+            const q = new Float32Array(QD);
+            for (let i = 0; i < nh; i++) q.set(rope(rmsnorm(raw.subarray(i * hd, (i + 1) * hd), qn, eps), tab, pos, hd), i * hd);
+            // the new key is used unrounded by the step that computes it
+            const Kr = K.slice(), Vr = Vv.slice();
+            const want = await refAttention(q, Kr, Vr, 1, pos, nh, nkv, hd);
+            const pv = new Float32Array(part), got = new Float32Array(QD);
+            for (let i = 0; i < nh; i++) {
+              const recs = Array.from({ length: ns }, (_, sp) => (i * ns + sp) * (hd + 4));
+              const mx = Math.max(...recs.map((b) => pv[b]));
+              const den = recs.reduce((a, b) => a + Math.exp(pv[b] - mx) * pv[b + 1], 0);
+              for (let d = 0; d < hd; d++) got[i * hd + d] = recs.reduce((a, b) => a + Math.exp(pv[b] - mx) * pv[b + 4 + d], 0) / den;
+            }
+            close(got, want, 1e-3, `attn_dec pos=${pos} splits=${ns}`);
           }
+          const params2 = { ...params, norm_off: 0, norm2_off: hd };
           // qk_rope: the same epilogue for a chunk of 3 tokens at positions 5..7
           const n = 3, p0 = 5, qkvIn = randn(r, n * (QD + 2 * KD));
           const nw2 = nw.subarray(E); // q norm at 0, k norm at hd
           const [q2, kv2] = await H.run('qk_rope', { HD: hd, KV16: kv16 }, [qkvIn, words * 4, nw2, tab],
-            { ...params, norm_off: 0, norm2_off: hd }, { n, pos: p0 }, [nh + 2 * nkv, n]);
+            params2, { n, pos: p0 }, [nh + 2 * nkv, n]);
           const kvf2 = kv16 ? null : new Float32Array(kv2), kvh2 = kv16 ? new Uint16Array(kv2) : null;
           const cache2 = (base, e) => (kv16 ? f16ToF32(kvh2[base * 2 + e]) : kvf2[base + e]);
           for (let t2 = 0; t2 < n; t2++) {
@@ -458,7 +520,14 @@ for (const sg of [true, false]) {
             hist[5] = hist[9] = 17;
             const seed = 1000 + k;
             const pen = c.last_n !== 0 && (c.rep !== 1 || c.pres !== 0 || c.freq !== 0);
-            const [, , tok] = await H.run('sample', {}, [Float32Array.from(logits), hist, 16], { rows: V, n_ctx: 64 }, { n: 1, kv_len: hist.length },
+            const HR = 128, am = new Uint32Array(2 * Math.ceil(V / HR));
+            for (let sl = 0; sl < am.length / 2; sl++) {
+              let bk = -1, bi = -1;
+              for (let i = sl * HR; i < Math.min(V, sl * HR + HR); i++) if (bi < 0 || keyOf(logits[i]) > bk) { bk = keyOf(logits[i]); bi = i; }
+              am[2 * sl] = bk;
+              am[2 * sl + 1] = bi;
+            }
+            const [, , tok] = await H.run('sample', {}, [Float32Array.from(logits), hist, 16, am], { rows: V, cols: HR, n_ctx: 64 }, { n: 1, kv_len: hist.length },
               [1], { temp: c.temp, mode: c.temp > 0 ? 1 : 0, top_k: c.top_k, top_p: c.top_p, min_p: c.min_p, rep: c.rep, pres: c.pres,
                 freq: c.freq, last_n: c.last_n, pen_on: pen ? 1 : 0, u: c.temp > 0 ? firstDraw(seed) : 0 });
             const op = M._malloc(8) >>> 0;
@@ -476,6 +545,14 @@ for (const sg of [true, false]) {
       H.close();
     }
   });
+}
+
+// The order-preserving key of a logit (common.wgsl key_of).
+function keyOf(v) {
+  const b = new Uint32Array(Float32Array.of(v).buffer)[0];
+  if ((b & 0x7fffffff) > 0x7f800000) return 0x007fffff;
+  const c = b === 0x7f800000 ? 0x7f7fffff : b;
+  return c >>> 31 ? ~c >>> 0 : (c | 0x80000000) >>> 0;
 }
 
 function gridMM(rows, n) {

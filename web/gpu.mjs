@@ -10,7 +10,9 @@ const OP = { BUFFER: 1, PIPELINE: 2, BINDGROUP: 3, WRITE: 4, DISPATCH: 5, READ: 
 const U = { STORAGE: 1, UNIFORM: 2, COPY_SRC: 4 };
 
 // Kernels that read Q1_0 weights get web/kernels/q1.wgsl.
-const Q1_KERNELS = new Set(['embed', 'matvec', 'gateup', 'qkv', 'matmul']);
+const Q1_KERNELS = new Set(['embed', 'matvec', 'gateup', 'matmul']);
+// ... and the decode products also web/kernels/qx.wgsl (the quantised input).
+const QX_KERNELS = new Set(['matvec', 'gateup']);
 
 export class GpuError extends Error {
   constructor(message, { lost = false } = {}) {
@@ -23,7 +25,7 @@ export class GpuError extends Error {
 // Asks for an adapter and a device with the adapter's largest buffer limits. Returns null when
 // there is no adapter. Subgroups are used only when the device promises one subgroup size for
 // every pipeline and a probe shows subgroups laid out contiguously (red_sg.wgsl relies on it).
-export async function openDevice(gpu, { subgroups = true, powerPreference = 'high-performance' } = {}) {
+export async function openDevice(gpu, { subgroups = true, powerPreference = 'high-performance', timestamps = false } = {}) {
   if (!gpu) return null;
   const adapter = await gpu.requestAdapter({ powerPreference });
   if (!adapter) return null;
@@ -37,7 +39,9 @@ export async function openDevice(gpu, { subgroups = true, powerPreference = 'hig
   const info = adapter.info ?? {};
   const canSg = subgroups && adapter.features.has('subgroups') && info.subgroupMinSize > 0 &&
     info.subgroupMinSize === info.subgroupMaxSize;
-  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: canSg ? ['subgroups'] : [] });
+  const requiredFeatures = canSg ? ['subgroups'] : [];
+  if (timestamps && adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   let sgSize = 0;
   if (canSg) {
     try {
@@ -103,7 +107,8 @@ export class GpuBridge {
     const k = this.kernels;
     if (!k[name]) throw new GpuError(`unknown kernel '${name}'`);
     const head = this.sgSize ? 'enable subgroups;\n' + k.red_sg : k.red_wg;
-    return head + '\n' + k.common + '\n' + (Q1_KERNELS.has(name) ? k.q1 + '\n' : '') + k[name];
+    return head + '\n' + k.common + '\n' + (Q1_KERNELS.has(name) ? k.q1 + '\n' : '') +
+      (QX_KERNELS.has(name) ? k.qx + '\n' : '') + k[name];
   }
 
   module(name) {
@@ -276,46 +281,84 @@ export class GpuBridge {
     return done;
   }
 
-  // Profiling: runs a command list with one submit per dispatch and waits for each, so the
-  // wall time of every kernel can be attributed (slow; for finding the expensive kernel).
-  // Returns { reads, times: Map(kernel name -> {ms, count}) }.
-  async execProfiled(M, ptr, len) {
+  // Profiling: runs a step's command list with every dispatch in a compute pass of its own,
+  // bracketed by timestamp queries, so the GPU time of each kernel can be attributed. Needs a
+  // device opened with { timestamps: true } on an adapter with 'timestamp-query'. Also replays
+  // the list's dispatches `reps` times in ONE pass (as exec records them) and times that with
+  // the wall clock. Returns { reads, times: Map('kernel@gridXxgridY' -> {ms, count}), gpuMs, passMs, hostMs }:
+  // gpuMs = the sum of the per-kernel times, passMs = wall time per replay of the whole list in
+  // one pass (includes inter-dispatch barriers), hostMs = the time to record it.
+  async execTimed(M, ptr, len, reps = 20) {
     this.check();
     const dev = this.device;
+    if (!dev.features.has('timestamp-query')) throw new GpuError('execTimed needs the timestamp-query feature');
     const w = new Uint32Array(M.HEAPU8.buffer, ptr >>> 0, len).slice();
-    const times = new Map();
-    let rest = [];
+    const disp = [];
+    const rest = [];
     for (let i = 0; i < w.length;) {
       const op = w[i];
       const size = op === OP.WRITE ? 5 : op === OP.DISPATCH ? 6 : op === OP.READ ? 4 : 0;
-      if (!size) throw new GpuError('execProfiled runs step lists only (writes, dispatches, reads)');
-      if (op === OP.DISPATCH) {
-        const p = this.objects.get(w[i + 1]);
-        const enc = dev.createCommandEncoder();
-        const pass = enc.beginComputePass();
-        pass.setPipeline(p.pipeline);
-        pass.setBindGroup(0, this.objects.get(w[i + 2]));
-        pass.dispatchWorkgroups(w[i + 3], w[i + 4], w[i + 5]);
-        pass.end();
-        const t0 = performance.now();
-        dev.queue.submit([enc.finish()]);
-        await dev.queue.onSubmittedWorkDone();
-        const e = times.get(p.name) ?? { ms: 0, count: 0 };
-        e.ms += performance.now() - t0;
-        e.count++;
-        times.set(p.name, e);
-      } else if (op === OP.WRITE) {
-        dev.queue.writeBuffer(this.objects.get(w[i + 1]), w[i + 2], M.HEAPU8, w[i + 3] >>> 0, w[i + 4]);
-      } else {
-        rest.push(...w.subarray(i, i + size));
-      }
+      if (!size) throw new GpuError('execTimed runs step lists only (writes, dispatches, reads)');
+      if (op === OP.DISPATCH) disp.push(w.slice(i + 1, i + 6));
+      else if (op === OP.WRITE) dev.queue.writeBuffer(this.objects.get(w[i + 1]), w[i + 2], M.HEAPU8, w[i + 3] >>> 0, w[i + 4]);
+      else rest.push(...w.subarray(i, i + size));
       i += size;
     }
+    const n = disp.length;
+    const qs = dev.createQuerySet({ type: 'timestamp', count: 2 * n });
+    const res = dev.createBuffer({ size: 16 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const rd = dev.createBuffer({ size: 16 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = dev.createCommandEncoder();
+    disp.forEach((d, k) => {
+      const pass = enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 } });
+      pass.setPipeline(this.objects.get(d[0]).pipeline);
+      pass.setBindGroup(0, this.objects.get(d[1]));
+      pass.dispatchWorkgroups(d[2], d[3], d[4]);
+      pass.end();
+    });
+    enc.resolveQuerySet(qs, 0, 2 * n, res, 0);
+    enc.copyBufferToBuffer(res, 0, rd, 0, 16 * n);
+    dev.queue.submit([enc.finish()]);
+    await rd.mapAsync(GPUMapMode.READ);
+    const t = new BigUint64Array(rd.getMappedRange().slice(0));
+    rd.unmap();
+    const times = new Map();
+    let gpuMs = 0;
+    disp.forEach((d, k) => {
+      const ms = Number(t[2 * k + 1] - t[2 * k]) / 1e6;
+      const name = `${this.objects.get(d[0]).name}@${d[2]}x${d[3]}`;
+      const e = times.get(name) ?? { ms: 0, count: 0 };
+      e.ms += ms;
+      e.count++;
+      times.set(name, e);
+      gpuMs += ms;
+    });
+    qs.destroy();
+    res.destroy();
+    rd.destroy();
+    // The whole list in one pass, reps times.
+    await dev.queue.onSubmittedWorkDone();
+    const h0 = performance.now();
+    const enc2 = dev.createCommandEncoder();
+    const pass = enc2.beginComputePass();
+    for (let r = 0; r < reps; r++)
+      for (const d of disp) {
+        pass.setPipeline(this.objects.get(d[0]).pipeline);
+        pass.setBindGroup(0, this.objects.get(d[1]));
+        pass.dispatchWorkgroups(d[2], d[3], d[4]);
+      }
+    pass.end();
+    const cb = enc2.finish();
+    const hostMs = (performance.now() - h0) / reps;
+    const p0 = performance.now();
+    dev.queue.submit([cb]);
+    await dev.queue.onSubmittedWorkDone();
+    const passMs = (performance.now() - p0) / reps;
     const ptr2 = M._malloc(rest.length * 4 + 4) >>> 0;
     M.HEAPU32.set(rest, ptr2 >>> 2);
     const reads = await this.exec(M, ptr2, rest.length);
     M._free(ptr2);
-    return { reads, times };
+    return { reads, times, gpuMs, passMs, hostMs };
   }
 
   takeStaging(size) {

@@ -11,7 +11,8 @@ struct Params {
   eps: f32, scale: f32, n_ff: u32, pad: u32,
 }
 
-struct Step { n: u32, pos: u32, last: u32, kv_len: u32 }  // tokens, first position, n - 1, pos + n
+// tokens, first position, n - 1, pos + n; splits: workgroups per head of attn_dec.wgsl
+struct Step { n: u32, pos: u32, last: u32, kv_len: u32, splits: u32, pad0: u32, pad1: u32, pad2: u32 }
 
 struct Samp {
   temp: f32, mode: u32, top_k: u32, top_p: f32,
@@ -31,4 +32,48 @@ fn sdot32(x: array<vec4<f32>, 8>, bits: u32) -> f32 {
   var s = 0.0;
   for (var i = 0u; i < 8u; i++) { s += sdot4(x[i], bits >> (4u * i)); }
   return s;
+}
+
+const KEY_NEG_INF: u32 = 0x007fffffu;  // the key of -inf (and of NaN)
+
+// Order-preserving key of a logit: larger float, larger key. NaN ranks as -inf, +inf as the
+// largest finite float (as src/sample.c treats them).
+fn key_of(v: f32) -> u32 {
+  let b = bitcast<u32>(v);
+  if ((b & 0x7fffffffu) > 0x7f800000u) { return KEY_NEG_INF; }
+  var c = b;
+  if (c == 0x7f800000u) { c = 0x7f7fffffu; }
+  if ((c >> 31u) == 1u) { return ~c; }
+  return c | 0x80000000u;
+}
+
+fn val_of(k: u32) -> f32 {
+  if (k >= 0x80000000u) { return bitcast<f32>(k & 0x7fffffffu); }
+  return bitcast<f32>(~k);
+}
+
+// a ranks above b: higher key, or the same key and a lower id.
+fn better(ak: u32, ai: u32, bk: u32, bi: u32) -> bool {
+  return ak > bk || (ak == bk && ai < bi);
+}
+
+var<workgroup> am_k: array<u32, 256>;
+var<workgroup> am_i: array<u32, 256>;
+
+// The best (key, id) over a 256-invocation workgroup (id 0xffffffff: none); uniform control flow.
+fn wg_argmax(k: u32, i: u32, tid: u32) -> vec2<u32> {
+  am_k[tid] = k;
+  am_i[tid] = i;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s = s >> 1u) {
+    if (tid < s && am_i[tid + s] != 0xffffffffu &&
+        (am_i[tid] == 0xffffffffu || better(am_k[tid + s], am_i[tid + s], am_k[tid], am_i[tid]))) {
+      am_k[tid] = am_k[tid + s];
+      am_i[tid] = am_i[tid + s];
+    }
+    workgroupBarrier();
+  }
+  let r = vec2<u32>(am_k[0], am_i[0]);
+  workgroupBarrier();
+  return r;
 }

@@ -1,41 +1,74 @@
-// matvec.wgsl — y = W h for one input row (decode): Q1_0 weights, f32 activations.
-// A workgroup computes ROWS rows. Invocations form groups of TPR that share rows: a group takes
-// 4 rows at a time, each invocation loads its 32-activation chunk of a word once and applies it
-// to the 4 rows, and lanes_sum4 adds the group's partial sums. NORM: h = RMSNorm(x) * norm
-// weights, computed here (no separate norm pass: every workgroup reduces x itself). RESID:
-// y += W h (the residual add, in place). LASTROW: the input row is S.last (the last token of a
-// prompt chunk). Output row r goes to Y[out_off + row0 + r] (row0: first row of this part of a
-// split matrix).
+// matvec.wgsl — y = W h for one input row (decode): Q1_0 weights against the input quantised to
+// 16 bits per element in workgroup memory (qx.wgsl: two dot4I8Packed per 4 weights instead of
+// a float select and add per weight). Every workgroup first stages the whole input: NORM: h =
+// RMSNorm(x) * norm weights (the norm is reduced here: no separate pass); COMBINE: the input is
+// the attention of one token as split partials (attn_dec.wgsl: PART[h][s] = {m, l, 0, 0, o[HD]},
+// HD + 4 floats, S = the step's splits), merged here. Then a workgroup computes ROWS rows:
+// invocations form groups of TPR that share rows, a group takes 4 rows at a time, each lane
+// takes every TPR-th 32-weight word and loads its quantised inputs once for the 4 rows, and
+// lanes_sum4 adds the group's partial sums. RESID: y += W h (the residual add, in place).
+// LASTROW: the input row is S.last (the last token of a prompt chunk). Output row r goes to
+// Y[out_off + row0 + r] (row0: first row of this part of a split matrix). ARGMAX: the workgroup
+// also writes the best (order-preserving key, row) of its rows to AM[row0 / ROWS + workgroup]
+// (the output head: sample.wgsl reduces these instead of scanning the whole vocabulary).
 
 override ROWS: u32 = 32u;
 override NORM: bool = false;
 override RESID: bool = false;
 override LASTROW: bool = false;
+override COMBINE: bool = false;
+override HD: u32 = 128u;    // head dimension (COMBINE)
+override ARGMAX: bool = false;
+override KW: u32 = 0u;      // 32-weight words a row when fixed (cols / 32), 0: from P.cols. A
+                            // constant trip count lets the compiler unroll the word loop and
+                            // issue all its weight loads at once (the loop is latency-bound).
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(3) var<storage, read> NW: array<vec4<f32>>;
-@group(0) @binding(4) var<uniform> P: Params;
-@group(0) @binding(5) var<uniform> S: Step;
+@group(0) @binding(4) var<storage, read_write> AM: array<u32>;  // [slot][2] (ARGMAX)
+@group(0) @binding(5) var<uniform> P: Params;
+@group(0) @binding(6) var<uniform> S: Step;
+
+var<workgroup> ys: array<f32, ROWS>;
+
+// Input elements 4i .. 4i + 3, merged from the attention partials.
+fn merged4(i: u32) -> vec4<f32> {
+  let ns = S.splits;
+  let rec = HD / 4u + 1u;  // vec4s per partial
+  let h = (i * 4u) / HD;
+  let d4 = i % (HD / 4u);
+  var mx = -3.0e38;
+  for (var s = 0u; s < ns; s++) { mx = max(mx, X[(h * ns + s) * rec].x); }
+  var num = vec4<f32>(0.0);
+  var den = 0.0;
+  for (var s = 0u; s < ns; s++) {
+    let b = (h * ns + s) * rec;
+    let ml = X[b];
+    let f = exp(ml.x - mx);
+    den += f * ml.y;
+    num += f * X[b + 1u + d4];
+  }
+  return num / den;
+}
 
 // This lane's share of dot(W[r], h) for rows r0 .. r0 + 3 (clamped to the matrix).
-fn rows_part(r0: u32, lane: u32, x4: u32) -> vec4<f32> {
-  let nw = P.cols / 32u;
+fn rows_part(r0: u32, lane: u32) -> vec4<f32> {
+  let nw = select(P.cols / 32u, KW, KW != 0u);
   let last = P.rows - 1u;
   let a = vec4<u32>(min(r0, last), min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * P.row_bytes + P.w_off;
   var acc = vec4<f32>(0.0);
-  for (var w = lane; w < nw; w += TPR) {
-    var xs: array<vec4<f32>, 8>;
-    for (var i = 0u; i < 8u; i++) {
-      var xv = X[x4 + w * 8u + i];
-      if (NORM) { xv *= NW[P.norm_off / 4u + w * 8u + i]; }
-      xs[i] = xv;
-    }
+  for (var it = 0u; it < (nw + TPR - 1u) / TPR; it++) {
+    let w = lane + it * TPR;
+    if (w >= nw) { break; }
+    let q = qx_load(w);
     let bo = (w >> 2u) * 18u;
     let wo = bo + 2u + (w & 3u) * 4u;
-    acc += vec4<f32>(wscale(a.x + bo) * sdot32(xs, w32(a.x + wo)), wscale(a.y + bo) * sdot32(xs, w32(a.y + wo)),
-                     wscale(a.z + bo) * sdot32(xs, w32(a.z + wo)), wscale(a.w + bo) * sdot32(xs, w32(a.w + wo)));
+    let d = vec4<f32>(wscale(a.x + bo), wscale(a.y + bo), wscale(a.z + bo), wscale(a.w + bo));
+    let s = vec4<f32>(f32(qdot(w32(a.x + wo), q)), f32(qdot(w32(a.y + wo), q)), f32(qdot(w32(a.z + wo), q)),
+                      f32(qdot(w32(a.w + wo), q)));
+    acc += d * s * q.d;
   }
   return acc;
 }
@@ -51,12 +84,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     ss = wg_sum(ss, tid);
     rs = inverseSqrt(ss / f32(P.cols) + P.eps);
   }
+  for (var b = tid; b < P.cols / 32u; b += 256u) {
+    var xs: array<vec4<f32>, 8>;
+    for (var i = 0u; i < 8u; i++) {
+      let k = b * 8u + i;
+      if (COMBINE) {
+        xs[i] = merged4(k);
+      } else if (NORM) {
+        xs[i] = X[x4 + k] * rs * NW[P.norm_off / 4u + k];
+      } else {
+        xs[i] = X[x4 + k];
+      }
+    }
+    qx_block(b, xs);
+  }
+  workgroupBarrier();
   let groups = 256u / TPR;
   let lane = tid % TPR;
   let grp = tid / TPR;
   for (var k = 0u; k < (ROWS + groups * 4u - 1u) / (groups * 4u); k++) {
     let rl = (k * groups + grp) * 4u;
-    let tot = lanes_sum4(rows_part(wg.x * ROWS + rl, lane, x4), tid) * rs;
+    let tot = lanes_sum4(rows_part(wg.x * ROWS + rl, lane), tid);
     for (var j = 0u; j < 4u; j++) {
       let r = wg.x * ROWS + rl + j;
       if (lane == 0u && rl + j < ROWS && r < P.rows) {
@@ -64,7 +112,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
         var y = tot[j];
         if (RESID) { y += Y[o]; }
         Y[o] = y;
+        if (ARGMAX) { ys[rl + j] = y; }
       }
+    }
+  }
+  if (ARGMAX) {
+    // best (key, row) of the workgroup's rows, ties to the lower row
+    workgroupBarrier();
+    var bk = 0u;
+    var bi = 0xffffffffu;
+    for (var i = tid; i < ROWS; i += 256u) {
+      let r = wg.x * ROWS + i;
+      if (r < P.rows) {
+        let k = key_of(ys[i]);
+        if (bi == 0xffffffffu || k > bk) { bk = k; bi = P.row0 + r; }
+      }
+    }
+    let best = wg_argmax(bk, bi, tid);
+    if (tid == 0u) {
+      let slot = P.row0 / ROWS + wg.x;
+      AM[2u * slot] = best.x;
+      AM[2u * slot + 1u] = best.y;
     }
   }
 }

@@ -1,6 +1,7 @@
 // sample.wgsl — picks the next token from the logits on the GPU, so only its id is read back and
-// the next step can embed it without a round trip. One workgroup; src/sample.c's steps in its
-// order: penalties over the last last_n tokens of the history (repeat: divide a positive logit,
+// the next step can embed it without a round trip. One workgroup, after the output head
+// (matvec.wgsl with ARGMAX) left the best logit of every HR = P.cols rows in AM; src/sample.c's
+// steps in its order: penalties over the last last_n tokens of the history (repeat: divide a positive logit,
 // multiply a negative one; presence; frequency — once per distinct token), then greedy argmax
 // (ties to the lowest id), or top-k (1..256, here by radix select on order-preserving keys, then
 // a bitonic sort best first), softmax with temperature, top-p (smallest best-first prefix
@@ -11,11 +12,10 @@
 @group(0) @binding(0) var<storage, read_write> L: array<f32>;
 @group(0) @binding(1) var<storage, read> HIST: array<u32>;
 @group(0) @binding(2) var<storage, read_write> TOK: array<u32>;
-@group(0) @binding(3) var<uniform> P: Params;
-@group(0) @binding(4) var<uniform> S: Step;
-@group(0) @binding(5) var<uniform> SP: Samp;
-
-const KEY_NEG_INF: u32 = 0x007fffffu;  // the key of -inf (and of NaN)
+@group(0) @binding(3) var<storage, read_write> AM: array<u32>;  // the head's best per P.cols rows
+@group(0) @binding(4) var<uniform> P: Params;
+@group(0) @binding(5) var<uniform> S: Step;
+@group(0) @binding(6) var<uniform> SP: Samp;
 
 var<workgroup> rk: array<u32, 256>;        // reduction keys, then candidate keys
 var<workgroup> ri: array<u32, 256>;        // reduction ids, then candidate ids
@@ -23,26 +23,6 @@ var<workgroup> cnt: array<atomic<u32>, 256>;
 var<workgroup> sh: array<u32, 4>;
 var<workgroup> ncand: atomic<u32>;
 var<workgroup> cw: array<f32, 256>;
-
-// Order-preserving key of a logit: larger float, larger key.
-fn key_of(v: f32) -> u32 {
-  let b = bitcast<u32>(v);
-  if ((b & 0x7fffffffu) > 0x7f800000u) { return KEY_NEG_INF; }
-  var c = b;
-  if (c == 0x7f800000u) { c = 0x7f7fffffu; }
-  if ((c >> 31u) == 1u) { return ~c; }
-  return c | 0x80000000u;
-}
-
-fn val_of(k: u32) -> f32 {
-  if (k >= 0x80000000u) { return bitcast<f32>(k & 0x7fffffffu); }
-  return bitcast<f32>(~k);
-}
-
-// a ranks above b: higher key, or the same key and a lower id.
-fn better(ak: u32, ai: u32, bk: u32, bi: u32) -> bool {
-  return ak > bk || (ak == bk && ai < bi);
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) tid: u32) {
@@ -75,12 +55,36 @@ fn main(@builtin(local_invocation_index) tid: u32) {
   storageBarrier();
   workgroupBarrier();
 
-  // 2. argmax, ties to the lowest id
+  // 2. argmax, ties to the lowest id: over the output head's per-workgroup bests (AM[slot] for
+  // rows slot * HR ..), after re-scanning the slots that hold a penalised token.
+  let HR = P.cols;
+  let nslots = (V + HR - 1u) / HR;
+  if (SP.pen_on != 0u) {
+    var win = kv_len;
+    if (SP.last_n >= 0 && u32(SP.last_n) < win) { win = u32(SP.last_n); }
+    let start = kv_len - win;
+    for (var i = tid; i < win; i += 256u) {
+      let t = HIST[start + i];
+      if (t >= V) { continue; }
+      let r0 = (t / HR) * HR;
+      var k0 = 0u;
+      var i0 = 0xffffffffu;
+      for (var r = r0; r < min(r0 + HR, V); r++) {
+        let k = key_of(L[r]);
+        if (i0 == 0xffffffffu || k > k0) { k0 = k; i0 = r; }
+      }
+      AM[2u * (t / HR)] = k0;
+      AM[2u * (t / HR) + 1u] = i0;
+    }
+    storageBarrier();
+    workgroupBarrier();
+  }
   var bk = 0u;
   var bi = 0xffffffffu;
-  for (var i = tid; i < V; i += 256u) {
-    let k = key_of(L[i]);
-    if (bi == 0xffffffffu || k > bk) { bk = k; bi = i; }
+  for (var i = tid; i < nslots; i += 256u) {
+    let k = AM[2u * i];
+    let id = AM[2u * i + 1u];
+    if (id != 0xffffffffu && (bi == 0xffffffffu || better(k, id, bk, bi))) { bk = k; bi = id; }
   }
   rk[tid] = bk;
   ri[tid] = bi;

@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+// kernel-bench.mjs — times single WGSL kernels of web/kernels on the GPU at Bonsai-1.7B sizes:
+// each configuration is dispatched N times in one compute pass (each dispatch depends on the
+// previous one through its output buffer, as in a forward pass) and the wall time per dispatch
+// is reported, next to an empty kernel's (the floor). For tuning kernel shapes on a real GPU;
+// correctness is tests/webgpu.test.mjs's job. Random weights and inputs.
+//   node bench/kernel-bench.mjs [--n 400] [--no-subgroups] [--only SUBSTRING]
+import { KERNELS } from '../build/wasm/kernels.mjs';
+import { GpuBridge, openDevice } from '../web/gpu.mjs';
+
+const args = process.argv.slice(2);
+const opt = { n: 400, sg: true, only: '' };
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === '--n') opt.n = Number(args[++i]);
+  else if (args[i] === '--no-subgroups') opt.sg = false;
+  else if (args[i] === '--only') opt.only = args[++i];
+}
+const { create, globals } = await import('webgpu');
+Object.assign(globalThis, globals);
+const gpu = create([]);
+const d = await openDevice(gpu, { subgroups: opt.sg });
+const dev = d.device;
+const br = new GpuBridge(dev, KERNELS, d.sgSize);
+console.log(`adapter: ${d.info.vendor} ${d.info.description} subgroups ${d.sgSize}`);
+
+const FIELDS = Object.fromEntries(['Params', 'Step'].map((n) => {
+  const body = KERNELS.common.match(new RegExp(`struct ${n} \\{([^}]*)\\}`))[1];
+  return [n, [...body.matchAll(/(\w+):\s*(u32|f32|i32)/g)].map((m) => [m[1], m[2]])];
+}));
+function pack(name, vals) {
+  const f = FIELDS[name], b = new ArrayBuffer(Math.ceil((f.length * 4) / 16) * 16), dv = new DataView(b);
+  f.forEach(([k, t], i) => (t === 'f32' ? dv.setFloat32(i * 4, vals[k] ?? 0, true) : dv.setUint32(i * 4, vals[k] ?? 0, true)));
+  return new Uint8Array(b);
+}
+function buffer(bytes, fill = 'rand') {
+  const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+  const b = dev.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  if (fill === 'rand') {
+    const a = new Float32Array(size / 4);
+    for (let i = 0; i < a.length; i++) a[i] = Math.random() * 0.02 - 0.01;
+    dev.queue.writeBuffer(b, 0, a);
+  }
+  return b;
+}
+function q1(rows, cols) {
+  const rb = (cols / 128) * 18, bytes = new Uint8Array(Math.ceil((rows * rb) / 4) * 4);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (Math.random() * 256) | 0;
+  for (let r = 0; r < rows; r++) for (let b = 0; b < cols / 128; b++) { bytes[r * rb + b * 18] = 0x00; bytes[r * rb + b * 18 + 1] = 0x20; }
+  const buf = dev.createBuffer({ size: bytes.length, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  dev.queue.writeBuffer(buf, 0, bytes);
+  return { buf, rb };
+}
+
+async function time(name, constants, storage, params, step, grid) {
+  const pipe = dev.createComputePipeline({ layout: 'auto', compute: { module: br.module(name), entryPoint: 'main', constants: { TPR: d.sgSize || 8, ...constants } } });
+  const ub = [pack('Params', params), pack('Step', step)].map((u) => {
+    const b = dev.createBuffer({ size: u.length, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    dev.queue.writeBuffer(b, 0, u);
+    return b;
+  });
+  const bg = dev.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [...storage, ...ub].map((b, i) => ({ binding: i, resource: { buffer: b } })) });
+  const run = async (n) => {
+    const enc = dev.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipe);
+    for (let i = 0; i < n; i++) { pass.setBindGroup(0, bg); pass.dispatchWorkgroups(grid[0], grid[1] ?? 1); }
+    pass.end();
+    const cb = enc.finish();
+    await dev.queue.onSubmittedWorkDone();
+    const t0 = performance.now();
+    dev.queue.submit([cb]);
+    await dev.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  await run(20);
+  const ms = Math.min(await run(opt.n), await run(opt.n));
+  return (1000 * ms) / opt.n;
+}
+
+const E = 2048, F = 6144, QD = 2048, QS = 4096, V = 151936, HD = 128, NH = 16;
+const x = buffer(F * 4 * 4), y = buffer(V * 4), nw = buffer(F * 4), am = buffer(V * 8);
+const Wo = q1(E, QD), Wd = q1(E, F), Wqkv = q1(QS, E), Wgu = q1(2 * F, E), Wh = q1(V, E);
+const part = buffer(NH * 32 * (HD + 4) * 4);
+const results = [];
+async function cfg(label, ...a) {
+  if (opt.only && !label.includes(opt.only)) return;
+  try {
+    const us = await time(...a);
+    results.push([label, us]);
+    console.log(`${label.padEnd(48)} ${us.toFixed(2)} us`);
+  } catch (e) {
+    console.log(`${label}: failed ${e.message}`);
+  }
+}
+const mp = (rows, cols, W, extra = {}) => ({ rows, cols, row_bytes: W.rb, eps: 1e-6, in_stride: cols, ...extra });
+
+const Wt = q1(256, 128);
+await cfg('matvec tiny 256x128 ROWS=32', 'matvec', { ROWS: 32, RESID: 1 }, [Wt.buf, x, y, nw, am], mp(256, 128, Wt), { n: 1 }, [8]);
+await cfg('rmsnorm 1 row (near-empty kernel)', 'rmsnorm', {}, [x, y, nw], { cols: 2048, eps: 1e-6 }, { n: 1 }, [1]);
+for (const R of [8, 16, 32, 64]) {
+  await cfg(`matvec o-proj 2048x2048 resid ROWS=${R}`, 'matvec', { ROWS: R, RESID: 1, KW: 64 }, [Wo.buf, x, y, nw, am], mp(E, QD, Wo), { n: 1 }, [Math.ceil(E / R)]);
+}
+for (const R of [16, 32, 64]) {
+  await cfg(`matvec down 2048x6144 resid ROWS=${R}`, 'matvec', { ROWS: R, RESID: 1, QXW: F / 4, KW: 192 }, [Wd.buf, x, y, nw, am], mp(E, F, Wd), { n: 1 }, [Math.ceil(E / R)]);
+  await cfg(`matvec qkv 4096x2048 norm ROWS=${R}`, 'matvec', { ROWS: R, NORM: 1, KW: 64 }, [Wqkv.buf, x, y, nw, am], mp(QS, E, Wqkv), { n: 1 }, [Math.ceil(QS / R)]);
+  await cfg(`gateup 2x6144x2048 ROWS=${R}`, 'gateup', { ROWS: R, KW: 64 }, [Wgu.buf, x, y, nw], mp(F, E, Wgu), { n: 1 }, [Math.ceil(F / R)]);
+}
+for (const R of [32, 64, 128, 256]) {
+  await cfg(`matvec head 151936x2048 ROWS=${R}`, 'matvec', { ROWS: R, NORM: 1, LASTROW: 1, ARGMAX: 1, KW: 64 }, [Wh.buf, x, y, nw, am], mp(V, E, Wh), { n: 1 }, [Math.ceil(V / R)]);
+}
+await cfg('matvec o-proj combine S=1 ROWS=32', 'matvec', { ROWS: 32, RESID: 1, COMBINE: 1, HD, KW: 64 }, [Wo.buf, part, y, nw, am], mp(E, QD, Wo), { n: 1, splits: 1 }, [E / 32]);
+await cfg('matvec o-proj combine S=8 ROWS=32', 'matvec', { ROWS: 32, RESID: 1, COMBINE: 1, HD, KW: 64 }, [Wo.buf, part, y, nw, am], mp(E, QD, Wo), { n: 1, splits: 8 }, [E / 32]);
+const kv = buffer(2 * 4096 * 1024 * 4), rope = buffer(4096 * 64 * 8), qkv = buffer(QS * 4);
+const ap = { n_head: 16, n_head_kv: 8, head_dim: HD, kv_dim: 1024, n_ctx: 4096, v_off: 4096 * 1024, eps: 1e-6, scale: 0.088, norm_off: 0, norm2_off: 128 };
+for (const [pos, S] of [[0, 1], [127, 2], [255, 4], [1023, 16], [4000, 32]])
+  await cfg(`attn_dec pos=${pos} splits=${S}`, 'attn_dec', { HD, KV16: 0 }, [qkv, kv, part, nw, rope], ap, { n: 1, pos, splits: S }, [16, S]);

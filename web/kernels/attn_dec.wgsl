@@ -1,0 +1,178 @@
+// attn_dec.wgsl — attention of ONE token (decode), split over the keys ("flash decoding"): the
+// grid is n_head x S; workgroup (h, s) takes the s-th of S equal ranges of the n_keys = pos + 1
+// positions and writes a partial result: its running max m, its sum of weights l and its
+// unnormalised output o, to PART[h][s] = {m, l, 0, 0, o[HD]} (HD + 4 floats). The consumer
+// (matvec.wgsl with COMBINE, the Wo product) merges the S partials of a head, so the split
+// costs no dispatch of its own. Splitting keeps every SM busy at long contexts where one
+// workgroup per head (16 of them) left most of the GPU idle.
+//
+// The input is the raw [q|k|v] row of the token (the fused norm+QKV product): each workgroup
+// applies QK-norm and NeoX RoPE to its q head, and the workgroups whose range holds the new
+// position also to the new key, which they use from workgroup memory rather than from the cache
+// (no workgroup reads a cache row another one writes in this dispatch). The first q head of each
+// KV group writes the new key and value into the layer's cache for the steps that follow.
+// Keys go in tiles of 64: 4 invocations a key for the scores (HD / 4 dims each), then every
+// invocation owns one output dim for a quarter of the tile's keys (HD = 64 or 128) or for the
+// whole tile (HD = 256), with an online softmax across tiles.
+
+override HD: u32 = 128u;       // head dimension: 64, 128 or 256
+override KV16: bool = false;   // KV cache as f16 pairs (else f32)
+
+const TK: u32 = 64u;           // keys per tile
+
+@group(0) @binding(0) var<storage, read> QKV: array<f32>;
+@group(0) @binding(1) var<storage, read_write> KV: array<u32>;
+@group(0) @binding(2) var<storage, read_write> PART: array<f32>;
+@group(0) @binding(3) var<storage, read> NW: array<f32>;
+@group(0) @binding(4) var<storage, read> ROPE: array<vec2<f32>>;
+@group(0) @binding(5) var<uniform> P: Params;
+@group(0) @binding(6) var<uniform> S: Step;
+
+var<workgroup> raw: array<f32, HD>;
+var<workgroup> qs: array<f32, HD>;   // q, normed and rotated
+var<workgroup> kc: array<f32, HD>;   // the new key, normed and rotated
+var<workgroup> vc: array<f32, HD>;   // the new value
+var<workgroup> sc: array<f32, TK>;   // scores of the tile
+var<workgroup> part: array<f32, 256>;
+
+fn kv_at(base: u32, e: u32) -> f32 {
+  if (KV16) {
+    let v = unpack2x16float(KV[base + e / 2u]);
+    return select(v.x, v.y, (e & 1u) != 0u);
+  }
+  return bitcast<f32>(KV[base + e]);
+}
+
+// QK-norm (weights at NW[noff]) and RoPE at pos of the head in `raw`, into `dst` (by the caller's
+// choice, through the return of one element per call: WGSL has no pointers to pick the array).
+fn norm_rope(noff: u32, pos: u32, tid: u32, i: u32, r2: f32) -> f32 {
+  let half = HD / 2u;
+  let j = i % half;
+  let a = raw[j] * r2 * NW[noff + j];
+  let b = raw[j + half] * r2 * NW[noff + j + half];
+  let cs = ROPE[pos * half + j];
+  return select(a * cs.y + b * cs.x, a * cs.x - b * cs.y, i < half);
+}
+
+fn head_rs(tid: u32) -> f32 {
+  var s2 = 0.0;
+  for (var i = tid; i < HD; i += 256u) { s2 += raw[i] * raw[i]; }
+  s2 = wg_sum(s2, tid);
+  return inverseSqrt(s2 / f32(HD) + P.eps);
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) tid: u32) {
+  let h = wg.x;
+  let s = wg.y;
+  let ns = nwg.y;
+  let pos = S.pos;
+  if (h >= P.n_head || pos >= P.n_ctx) { return; }
+  let n_keys = pos + 1u;
+  let grp = P.n_head / P.n_head_kv;
+  let kvh = h / grp;
+  let kd = P.kv_dim;
+  let qd = P.n_head * HD;
+  let range = (n_keys + ns - 1u) / ns;
+  let j0 = min(s * range, n_keys);
+  let j1 = min(j0 + range, n_keys);
+  let has_new = j1 == n_keys && j0 < j1;
+
+  // q: norm and rotate
+  for (var i = tid; i < HD; i += 256u) { raw[i] = QKV[h * HD + i]; }
+  workgroupBarrier();
+  var r2 = head_rs(tid);
+  for (var i = tid; i < HD; i += 256u) { qs[i] = norm_rope(P.norm_off, pos, tid, i, r2); }
+  workgroupBarrier();
+  // the new key and value
+  if (has_new) {
+    for (var i = tid; i < HD; i += 256u) { raw[i] = QKV[qd + kvh * HD + i]; }
+    workgroupBarrier();
+    r2 = head_rs(tid);
+    for (var i = tid; i < HD; i += 256u) {
+      kc[i] = norm_rope(P.norm2_off, pos, tid, i, r2);
+      vc[i] = QKV[qd + kd + kvh * HD + i];
+    }
+    workgroupBarrier();
+    if (h % grp == 0u) {
+      let e0 = pos * kd + kvh * HD;
+      if (KV16) {
+        for (var j = tid; j < HD / 2u; j += 256u) {
+          KV[e0 / 2u + j] = pack2x16float(vec2<f32>(kc[2u * j], kc[2u * j + 1u]));
+          KV[P.v_off + e0 / 2u + j] = pack2x16float(vec2<f32>(vc[2u * j], vc[2u * j + 1u]));
+        }
+      } else {
+        for (var i = tid; i < HD; i += 256u) {
+          KV[e0 + i] = bitcast<u32>(kc[i]);
+          KV[P.v_off + e0 + i] = bitcast<u32>(vc[i]);
+        }
+      }
+    }
+  }
+
+  // online softmax over tiles of TK keys
+  let dq = HD / 4u;            // dims per scoring invocation
+  let kq = tid / 4u;           // the tile's key this invocation scores
+  let quarter = tid % 4u;
+  let ng = 256u / min(HD, 256u); // invocations per output dim
+  let od = tid % HD;           // output dim (valid when tid < ng * HD)
+  let og = tid / HD;           // which keys of the tile: og, og + ng, ...
+  var m = -3.0e38;
+  var l = 0.0;
+  var acc = 0.0;
+  for (var t0 = j0; t0 < j1; t0 += TK) {
+    let j = t0 + kq;
+    var d = 0.0;
+    if (j < j1) {
+      if (j == pos) {
+        for (var i = 0u; i < dq; i++) { d += qs[quarter * dq + i] * kc[quarter * dq + i]; }
+      } else {
+        let kb = j * kd + kvh * HD + quarter * dq;
+        for (var i = 0u; i < dq; i++) { d += qs[quarter * dq + i] * kv_at(0u, kb + i); }
+      }
+    }
+    part[tid] = d;
+    workgroupBarrier();
+    if (quarter == 0u) {
+      var sv = -3.0e38;
+      if (j < j1) { sv = (part[tid] + part[tid + 1u] + part[tid + 2u] + part[tid + 3u]) * P.scale; }
+      sc[kq] = sv;
+    }
+    workgroupBarrier();
+    // Constant trip counts (masked) so that the loops unroll and their loads issue together.
+    let cnt = min(TK, j1 - t0);
+    var mt = m;
+    for (var c = 0u; c < TK; c++) { mt = max(mt, sc[c]); }
+    let corr = exp(m - mt);
+    var lt = 0.0;
+    for (var c = 0u; c < TK; c++) { lt += select(0.0, exp(sc[c] - mt), c < cnt); }
+    l = l * corr + lt;
+    acc *= corr;
+    if (og < ng) {
+      for (var i = 0u; i < TK / ng; i++) {
+        let c = og + i * ng;
+        let jj = t0 + min(c, cnt - 1u);
+        let p = select(0.0, exp(sc[min(c, TK - 1u)] - mt), c < cnt);
+        let v = select(kv_at(P.v_off, jj * kd + kvh * HD + od), vc[od], jj == pos);
+        acc += p * v;
+      }
+    }
+    m = mt;
+    workgroupBarrier();
+  }
+  part[tid] = acc;
+  workgroupBarrier();
+  let base = (h * ns + s) * (HD + 4u);
+  if (tid < HD) {
+    var o = 0.0;
+    for (var g = 0u; g < ng; g++) { o += part[g * HD + tid]; }
+    PART[base + 4u + tid] = o;
+  }
+  if (tid == 0u) {
+    PART[base] = m;
+    PART[base + 1u] = l;
+    PART[base + 2u] = 0.0;
+    PART[base + 3u] = 0.0;
+  }
+}
