@@ -7,9 +7,9 @@
 // workgroup per head (16 of them) left most of the GPU idle.
 //
 // The input is the raw [q|k|v] row of the token (the fused norm+QKV product): each workgroup
-// applies QK-norm and NeoX RoPE to its q head, and the workgroups whose range holds the new
-// position also to the new key, which they use from workgroup memory rather than from the cache
-// (no workgroup reads a cache row another one writes in this dispatch). The first q head of each
+// applies QK-norm and NeoX RoPE to its q head and to the new key, which it uses from workgroup
+// memory rather than from the cache (no workgroup reads a cache row another one writes in this
+// dispatch); all global reads of that prologue are issued together (the kernel is latency-bound). The first q head of each
 // KV group writes the new key and value into the layer's cache for the steps that follow.
 // Keys go in tiles of 64: 4 invocations a key for the scores (HD / 4 dims each), then every
 // invocation owns one output dim for a quarter of the tile's keys (HD = 64 or 128) or for the
@@ -28,7 +28,8 @@ const TK: u32 = 64u;           // keys per tile
 @group(0) @binding(5) var<uniform> P: Params;
 @group(0) @binding(6) var<uniform> S: Step;
 
-var<workgroup> raw: array<f32, HD>;
+var<workgroup> raw: array<f32, HD>;   // q * norm weights (before the 1/rms scale)
+var<workgroup> kraw: array<f32, HD>;  // the new key * norm weights
 var<workgroup> qs: array<f32, HD>;   // q, normed and rotated
 var<workgroup> kc: array<f32, HD>;   // the new key, normed and rotated
 var<workgroup> vc: array<f32, HD>;   // the new value
@@ -41,24 +42,6 @@ fn kv_at(base: u32, e: u32) -> f32 {
     return select(v.x, v.y, (e & 1u) != 0u);
   }
   return bitcast<f32>(KV[base + e]);
-}
-
-// QK-norm (weights at NW[noff]) and RoPE at pos of the head in `raw`, into `dst` (by the caller's
-// choice, through the return of one element per call: WGSL has no pointers to pick the array).
-fn norm_rope(noff: u32, pos: u32, tid: u32, i: u32, r2: f32) -> f32 {
-  let half = HD / 2u;
-  let j = i % half;
-  let a = raw[j] * r2 * NW[noff + j];
-  let b = raw[j + half] * r2 * NW[noff + j + half];
-  let cs = ROPE[pos * half + j];
-  return select(a * cs.y + b * cs.x, a * cs.x - b * cs.y, i < half);
-}
-
-fn head_rs(tid: u32) -> f32 {
-  var s2 = 0.0;
-  for (var i = tid; i < HD; i += 256u) { s2 += raw[i] * raw[i]; }
-  s2 = wg_sum(s2, tid);
-  return inverseSqrt(s2 / f32(HD) + P.eps);
 }
 
 @compute @workgroup_size(256)
@@ -79,34 +62,45 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let j1 = min(j0 + range, n_keys);
   let has_new = j1 == n_keys && j0 < j1;
 
-  // q: norm and rotate
-  for (var i = tid; i < HD; i += 256u) { raw[i] = QKV[h * HD + i]; }
+  // q, the new key and value: every global read of the prologue issued at once (one
+  // invocation an element), then QK-norm and RoPE from workgroup memory.
+  let half = HD / 2u;
+  var sq = 0.0;
+  var sk = 0.0;
+  var cs = vec2<f32>(1.0, 0.0);
+  if (tid < HD) {
+    let qv = QKV[h * HD + tid];
+    let kv = QKV[qd + kvh * HD + tid];
+    vc[tid] = QKV[qd + kd + kvh * HD + tid];
+    cs = ROPE[pos * half + tid % half];
+    raw[tid] = qv * NW[P.norm_off + tid];
+    kraw[tid] = kv * NW[P.norm2_off + tid];
+    sq = qv * qv;
+    sk = kv * kv;
+  }
+  let rq = inverseSqrt(wg_sum(sq, tid) / f32(HD) + P.eps);
+  let rk = inverseSqrt(wg_sum(sk, tid) / f32(HD) + P.eps);  // its barriers publish raw, kraw, vc
+  if (tid < HD) {
+    let j = tid % half;
+    let qa = raw[j] * rq;
+    let qb = raw[j + half] * rq;
+    let ka = kraw[j] * rk;
+    let kb = kraw[j + half] * rk;
+    qs[tid] = select(qa * cs.y + qb * cs.x, qa * cs.x - qb * cs.y, tid < half);
+    kc[tid] = select(ka * cs.y + kb * cs.x, ka * cs.x - kb * cs.y, tid < half);
+  }
   workgroupBarrier();
-  var r2 = head_rs(tid);
-  for (var i = tid; i < HD; i += 256u) { qs[i] = norm_rope(P.norm_off, pos, tid, i, r2); }
-  workgroupBarrier();
-  // the new key and value
-  if (has_new) {
-    for (var i = tid; i < HD; i += 256u) { raw[i] = QKV[qd + kvh * HD + i]; }
-    workgroupBarrier();
-    r2 = head_rs(tid);
-    for (var i = tid; i < HD; i += 256u) {
-      kc[i] = norm_rope(P.norm2_off, pos, tid, i, r2);
-      vc[i] = QKV[qd + kd + kvh * HD + i];
-    }
-    workgroupBarrier();
-    if (h % grp == 0u) {
-      let e0 = pos * kd + kvh * HD;
-      if (KV16) {
-        for (var j = tid; j < HD / 2u; j += 256u) {
-          KV[e0 / 2u + j] = pack2x16float(vec2<f32>(kc[2u * j], kc[2u * j + 1u]));
-          KV[P.v_off + e0 / 2u + j] = pack2x16float(vec2<f32>(vc[2u * j], vc[2u * j + 1u]));
-        }
-      } else {
-        for (var i = tid; i < HD; i += 256u) {
-          KV[e0 + i] = bitcast<u32>(kc[i]);
-          KV[P.v_off + e0 + i] = bitcast<u32>(vc[i]);
-        }
+  if (has_new && h % grp == 0u) {
+    let e0 = pos * kd + kvh * HD;
+    if (KV16) {
+      for (var j = tid; j < HD / 2u; j += 256u) {
+        KV[e0 / 2u + j] = pack2x16float(vec2<f32>(kc[2u * j], kc[2u * j + 1u]));
+        KV[P.v_off + e0 / 2u + j] = pack2x16float(vec2<f32>(vc[2u * j], vc[2u * j + 1u]));
+      }
+    } else {
+      for (var i = tid; i < HD; i += 256u) {
+        KV[e0 + i] = bitcast<u32>(kc[i]);
+        KV[P.v_off + e0 + i] = bitcast<u32>(vc[i]);
       }
     }
   }
