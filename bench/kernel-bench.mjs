@@ -108,8 +108,8 @@ for (const R of [16, 32, 64]) {
 for (const R of [32, 64, 128, 256]) {
   await cfg(`matvec head 151936x2048 ROWS=${R}`, 'matvec', { ROWS: R, NORM: 1, LASTROW: 1, ARGMAX: 1, KW: 64 }, [Wh.buf, x, y, nw, am], mp(V, E, Wh), { n: 1 }, [Math.ceil(V / R)]);
 }
-await cfg('matvec o-proj combine S=1 ROWS=32', 'matvec', { ROWS: 32, RESID: 1, COMBINE: 1, HD, KW: 64 }, [Wo.buf, part, y, nw, am], mp(E, QD, Wo), { n: 1, splits: 1 }, [E / 32]);
-await cfg('matvec o-proj combine S=8 ROWS=32', 'matvec', { ROWS: 32, RESID: 1, COMBINE: 1, HD, KW: 64 }, [Wo.buf, part, y, nw, am], mp(E, QD, Wo), { n: 1, splits: 8 }, [E / 32]);
+await cfg('matvec o-proj combine S=1 ROWS=32', 'matvec', { ROWS: 32, RESID: 1, COMBINE: 1, HD, KW: 64, CW: 512 }, [Wo.buf, part, y, nw, am], mp(E, QD, Wo), { n: 1, splits: 1 }, [E / 32]);
+await cfg('matvec o-proj combine S=8 ROWS=32', 'matvec', { ROWS: 32, RESID: 1, COMBINE: 1, HD, KW: 64, CW: 512 }, [Wo.buf, part, y, nw, am], mp(E, QD, Wo), { n: 1, splits: 8 }, [E / 32]);
 const kv = buffer(2 * 4096 * 1024 * 4), rope = buffer(4096 * 64 * 8), qkv = buffer(QS * 4);
 const ap = { n_head: 16, n_head_kv: 8, head_dim: HD, kv_dim: 1024, n_ctx: 4096, v_off: 4096 * 1024, eps: 1e-6, scale: 0.088, norm_off: 0, norm2_off: 128 };
 for (const [pos, S] of [[0, 1], [127, 2], [255, 4], [1023, 16], [4000, 32]])

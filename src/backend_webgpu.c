@@ -313,15 +313,15 @@ static ob_status wg_model_init(const struct ob_model *m, int n_threads, void **m
             return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend runs Q1_0 weights only (weight %d has type %u)", i,
                            w->type);
     }
-    if (hp->head_dim < 8 || 256 % hp->head_dim)
-        return ob_fail(OB_ERR_UNSUPPORTED, "head dimension %d is not supported on the GPU (8 .. 256, dividing 256)", hp->head_dim);
+    if (hp->head_dim < 32 || 256 % hp->head_dim)
+        return ob_fail(OB_ERR_UNSUPPORTED, "head dimension %d is not supported on the GPU (32, 64, 128 or 256)", hp->head_dim);
     /* The decode products stage their input quantised in workgroup memory (qx.wgsl: 2.25 bytes
      * an element) beside reduction buffers (at most about 8 KiB). */
     {
         uint64_t widest = (uint64_t)hp->n_embd;
         if ((uint64_t)hp->n_ff > widest) widest = (uint64_t)hp->n_ff;
         if ((uint64_t)hp->q_dim > widest) widest = (uint64_t)hp->q_dim;
-        if (widest * 9 / 4 + 8192 > wg_lim.max_wg_mem)
+        if (widest * 9 / 4 + 8192 + (uint64_t)hp->n_head * ATT_SPLITS * 4 > wg_lim.max_wg_mem)
             return ob_fail(OB_ERR_UNSUPPORTED, "a width of %llu needs more workgroup memory than this GPU's %u bytes",
                            (unsigned long long)widest, wg_lim.max_wg_mem);
     }
@@ -635,7 +635,8 @@ static int ctx_pipelines(wg_ctx *c) {
     const wg_const mv_head[] = {{"ROWS", (uint32_t)c->head_rows}, {"NORM", 1}, {"LASTROW", 1}, {"ARGMAX", 1}, {"QXW", qe},
                                 {"KW", ke}};
     const wg_const mv_norm[] = {{"ROWS", rows}, {"NORM", 1}, {"QXW", qe}, {"KW", ke}};
-    const wg_const mv_comb[] = {{"ROWS", rows}, {"RESID", 1}, {"COMBINE", 1}, {"QXW", qq}, {"HD", hd}, {"KW", kq}};
+    const wg_const mv_comb[] = {{"ROWS", rows},  {"RESID", 1}, {"COMBINE", 1}, {"QXW", qq},
+                                {"HD", hd},      {"KW", kq},    {"CW", (uint32_t)hp->n_head * ATT_SPLITS}};
     const wg_const adec[] = {{"HD", hd}, {"KV16", f16}};
     const wg_const gateup[] = {{"ROWS", rows}, {"QXW", qe}, {"KW", ke}};
     const wg_const attn[] = {{"HD", hd}, {"KV16", f16}};
@@ -646,7 +647,7 @@ static int ctx_pipelines(wg_ctx *c) {
     c->pipe[K_MV_RES] = gpu_pipeline("matvec", 4, mv_res);
     c->pipe[K_MV_HEAD] = gpu_pipeline("matvec", 6, mv_head);
     c->pipe[K_MV_NORM] = gpu_pipeline("matvec", 4, mv_norm);
-    c->pipe[K_MV_COMB] = gpu_pipeline("matvec", 6, mv_comb);
+    c->pipe[K_MV_COMB] = gpu_pipeline("matvec", 7, mv_comb);
     c->pipe[K_ADEC] = gpu_pipeline("attn_dec", 2, adec);
     c->pipe[K_GATEUP] = gpu_pipeline("gateup", 3, gateup);
     c->pipe[K_ATTN] = gpu_pipeline("attention", 2, attn);

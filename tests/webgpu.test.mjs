@@ -326,7 +326,7 @@ for (const sg of [true, false]) {
           for (let d = 0; d < HDc; d++) merged[hh * HDc + d] = recs.reduce((a, b) => a + Math.exp(part[b] - mx) * part[b + 4 + d], 0) / den;
         }
         const ref2 = await refMatmul(W, rows, cols, merged, 1);
-        [, , y] = await H.run('matvec', { ROWS: 32, RESID: 1, COMBINE: 1, HD: HDc }, [W.bytes, part, y0, nw, 16],
+        [, , y] = await H.run('matvec', { ROWS: 32, RESID: 1, COMBINE: 1, HD: HDc, CW: 2 * ns }, [W.bytes, part, y0, nw, 16],
           base, { n: 1, splits: ns }, [Math.ceil(rows / 32)]);
         close(new Float32Array(y), ref2.map((v, i) => v + y0[i]), 1e-4, 'matvec combine');
       });

@@ -15,13 +15,13 @@
 // invocation owns one output dim for a quarter of the tile's keys (HD = 64 or 128) or for the
 // whole tile (HD = 256), with an online softmax across tiles.
 
-override HD: u32 = 128u;       // head dimension: 64, 128 or 256
+override HD: u32 = 128u;       // head dimension: 32, 64, 128 or 256
 override KV16: bool = false;   // KV cache as f16 pairs (else f32)
 
 const TK: u32 = 64u;           // keys per tile
 
 @group(0) @binding(0) var<storage, read> QKV: array<f32>;
-@group(0) @binding(1) var<storage, read_write> KV: array<u32>;
+@group(0) @binding(1) var<storage, read_write> KV: array<vec4<u32>>;  // 16-byte reads of key rows
 @group(0) @binding(2) var<storage, read_write> PART: array<f32>;
 @group(0) @binding(3) var<storage, read> NW: array<f32>;
 @group(0) @binding(4) var<storage, read> ROPE: array<vec2<f32>>;
@@ -36,12 +36,35 @@ var<workgroup> vc: array<f32, HD>;   // the new value
 var<workgroup> sc: array<f32, TK>;   // scores of the tile
 var<workgroup> part: array<f32, 256>;
 
+// Element e of the cache half that starts at 32-bit word `base` (a multiple of 4).
 fn kv_at(base: u32, e: u32) -> f32 {
   if (KV16) {
-    let v = unpack2x16float(KV[base + e / 2u]);
+    let w = base + e / 2u;
+    let v = unpack2x16float(KV[w / 4u][w % 4u]);
     return select(v.x, v.y, (e & 1u) != 0u);
   }
-  return bitcast<f32>(KV[base + e]);
+  let w = base + e;
+  return bitcast<f32>(KV[w / 4u][w % 4u]);
+}
+
+// dot(qs[i0 .. i0 + HD / 4], key elements e0 ..) of the K half; e0 a multiple of HD / 4 (of 8).
+fn kdot(i0: u32, e0: u32) -> f32 {
+  var d = 0.0;
+  if (KV16) {
+    for (var i = 0u; i < HD / 32u; i++) {
+      let v = KV[e0 / 8u + i];
+      let b = i0 + i * 8u;
+      d += dot(vec4<f32>(qs[b], qs[b + 1u], qs[b + 2u], qs[b + 3u]), vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)));
+      d += dot(vec4<f32>(qs[b + 4u], qs[b + 5u], qs[b + 6u], qs[b + 7u]), vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)));
+    }
+  } else {
+    for (var i = 0u; i < HD / 16u; i++) {
+      let v = bitcast<vec4<f32>>(KV[e0 / 4u + i]);
+      let b = i0 + i * 4u;
+      d += dot(vec4<f32>(qs[b], qs[b + 1u], qs[b + 2u], qs[b + 3u]), v);
+    }
+  }
+  return d;
 }
 
 @compute @workgroup_size(256)
@@ -93,14 +116,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (has_new && h % grp == 0u) {
     let e0 = pos * kd + kvh * HD;
     if (KV16) {
-      for (var j = tid; j < HD / 2u; j += 256u) {
-        KV[e0 / 2u + j] = pack2x16float(vec2<f32>(kc[2u * j], kc[2u * j + 1u]));
-        KV[P.v_off + e0 / 2u + j] = pack2x16float(vec2<f32>(vc[2u * j], vc[2u * j + 1u]));
+      for (var j = tid; j < HD / 8u; j += 256u) {
+        let b = 8u * j;
+        KV[e0 / 8u + j] = vec4<u32>(pack2x16float(vec2<f32>(kc[b], kc[b + 1u])), pack2x16float(vec2<f32>(kc[b + 2u], kc[b + 3u])),
+                                    pack2x16float(vec2<f32>(kc[b + 4u], kc[b + 5u])), pack2x16float(vec2<f32>(kc[b + 6u], kc[b + 7u])));
+        KV[(P.v_off + e0 / 2u) / 4u + j] = vec4<u32>(pack2x16float(vec2<f32>(vc[b], vc[b + 1u])), pack2x16float(vec2<f32>(vc[b + 2u], vc[b + 3u])),
+                                                     pack2x16float(vec2<f32>(vc[b + 4u], vc[b + 5u])), pack2x16float(vec2<f32>(vc[b + 6u], vc[b + 7u])));
       }
     } else {
-      for (var i = tid; i < HD; i += 256u) {
-        KV[e0 + i] = bitcast<u32>(kc[i]);
-        KV[P.v_off + e0 + i] = bitcast<u32>(vc[i]);
+      for (var j = tid; j < HD / 4u; j += 256u) {
+        let b = 4u * j;
+        KV[e0 / 4u + j] = bitcast<vec4<u32>>(vec4<f32>(kc[b], kc[b + 1u], kc[b + 2u], kc[b + 3u]));
+        KV[(P.v_off + e0) / 4u + j] = bitcast<vec4<u32>>(vec4<f32>(vc[b], vc[b + 1u], vc[b + 2u], vc[b + 3u]));
       }
     }
   }
@@ -117,14 +144,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   var acc = 0.0;
   for (var t0 = j0; t0 < j1; t0 += TK) {
     let j = t0 + kq;
-    var d = 0.0;
-    if (j < j1) {
-      if (j == pos) {
-        for (var i = 0u; i < dq; i++) { d += qs[quarter * dq + i] * kc[quarter * dq + i]; }
-      } else {
-        let kb = j * kd + kvh * HD + quarter * dq;
-        for (var i = 0u; i < dq; i++) { d += qs[quarter * dq + i] * kv_at(0u, kb + i); }
-      }
+    // unconditional loads of a valid row (no branch around them), the new key from kc
+    let jc = min(j, j1 - 1u);
+    var d = kdot(quarter * dq, jc * kd + kvh * HD + quarter * dq);
+    if (jc == pos) {
+      d = 0.0;
+      for (var i = 0u; i < dq; i++) { d += qs[quarter * dq + i] * kc[quarter * dq + i]; }
     }
     part[tid] = d;
     workgroupBarrier();

@@ -18,6 +18,7 @@ override RESID: bool = false;
 override LASTROW: bool = false;
 override COMBINE: bool = false;
 override HD: u32 = 128u;    // head dimension (COMBINE)
+override CW: u32 = 1u;      // n_head * the most splits (COMBINE): the merge weights' room
 override ARGMAX: bool = false;
 override KW: u32 = 0u;      // 32-weight words a row when fixed (cols / 32), 0: from P.cols. A
                             // constant trip count lets the compiler unroll the word loop and
@@ -32,25 +33,31 @@ override KW: u32 = 0u;      // 32-weight words a row when fixed (cols / 32), 0: 
 @group(0) @binding(6) var<uniform> S: Step;
 
 var<workgroup> ys: array<f32, ROWS>;
+var<workgroup> cw: array<f32, CW>;  // [h][s] e^(m_s - M) / sum_s e^(m_s - M) l_s
+
+// The merge weights of head h's partials (called once per head, before merged4).
+fn merge_weights(h: u32) {
+  let ns = S.splits;
+  let rec = HD / 4u + 1u;  // vec4s per partial
+  var mx = -3.0e38;
+  for (var s = 0u; s < ns; s++) { mx = max(mx, X[(h * ns + s) * rec].x); }
+  var den = 0.0;
+  for (var s = 0u; s < ns; s++) {
+    let ml = X[(h * ns + s) * rec];
+    den += exp(ml.x - mx) * ml.y;
+  }
+  for (var s = 0u; s < ns; s++) { cw[h * ns + s] = exp(X[(h * ns + s) * rec].x - mx) / den; }
+}
 
 // Input elements 4i .. 4i + 3, merged from the attention partials.
 fn merged4(i: u32) -> vec4<f32> {
   let ns = S.splits;
-  let rec = HD / 4u + 1u;  // vec4s per partial
+  let rec = HD / 4u + 1u;
   let h = (i * 4u) / HD;
   let d4 = i % (HD / 4u);
-  var mx = -3.0e38;
-  for (var s = 0u; s < ns; s++) { mx = max(mx, X[(h * ns + s) * rec].x); }
   var num = vec4<f32>(0.0);
-  var den = 0.0;
-  for (var s = 0u; s < ns; s++) {
-    let b = (h * ns + s) * rec;
-    let ml = X[b];
-    let f = exp(ml.x - mx);
-    den += f * ml.y;
-    num += f * X[b + 1u + d4];
-  }
-  return num / den;
+  for (var s = 0u; s < ns; s++) { num += cw[h * ns + s] * X[(h * ns + s) * rec + 1u + d4]; }
+  return num;
 }
 
 // This lane's share of dot(W[r], h) for rows r0 .. r0 + 3 (clamped to the matrix).
@@ -83,6 +90,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     for (var i = tid; i < P.cols / 4u; i += 256u) { let v = X[x4 + i]; ss += dot(v, v); }
     ss = wg_sum(ss, tid);
     rs = inverseSqrt(ss / f32(P.cols) + P.eps);
+  }
+  if (COMBINE) {
+    for (var h = tid; h < P.cols / HD; h += 256u) { merge_weights(h); }
+    workgroupBarrier();
   }
   for (var b = tid; b < P.cols / 32u; b += 256u) {
     var xs: array<vec4<f32>, 8>;
