@@ -121,7 +121,7 @@ export class Engine {
       const gpu = options.gpu ?? globalThis.navigator?.gpu;
       let dev = null;
       try {
-        dev = await openDevice(gpu, { subgroups });
+        dev = await openDevice(gpu, { subgroups, timestamps: !!options.timestamps });
       } catch (e) {
         if (backend === 'webgpu') throw new OnebitError(Status.ERR_BACKEND, `WebGPU: ${e.message ?? e}`);
       }
@@ -134,7 +134,7 @@ export class Engine {
         const L = dev.device.limits;
         // maxBindingSize (tests): plan as if bindings were smaller, e.g. to split matrices.
         const bind = Math.min(L.maxStorageBufferBindingSize, options.maxBindingSize ?? Infinity);
-        M._ob_wgpu_attach(bind, L.maxBufferSize, L.maxComputeWorkgroupsPerDimension, dev.sgSize);
+        M._ob_wgpu_attach(bind, L.maxBufferSize, L.maxComputeWorkgroupsPerDimension, dev.sgSize, L.maxComputeWorkgroupStorageSize);
       }
     }
     return eng;
