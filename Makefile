@@ -80,7 +80,8 @@ clean:
 
 # wasm build: `make wasm` -> build/wasm/onebit.wasm + onebit-core.mjs (the C core as an ES module
 # for web/engine.mjs, which hands it the wasm bytes, so Node needs no node environment: every
-# src/*.c, ISA-specific files compile to empty tables) and kernels.mjs
+# src/*.c, ISA-specific files compile to empty tables), the threaded CPU variant onebit-mt.wasm +
+# onebit-mt-core.mjs + onebit-mt-core.worker.js (below) and kernels.mjs
 # (web/kernels/*.wgsl embedded by tools/embed-wgsl.mjs). Needs Debian's emscripten.
 EMCC         ?= NODE_PATH=/usr/share/nodejs emcc
 WB           := $(B)/wasm
@@ -98,7 +99,7 @@ WASM_LDFLAGS := -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createOnebitCore -sA
                 -sEXPORTED_FUNCTIONS=$(subst $(WASM_SPACE),$(WASM_COMMA),$(strip $(WASM_EXPORTS))) \
                 -sEXPORTED_RUNTIME_METHODS=HEAPU8,HEAP32,HEAPU32,HEAPF32,UTF8ToString,stringToUTF8,lengthBytesUTF8
 .PHONY: wasm
-wasm: $(WB)/onebit.wasm $(WB)/kernels.mjs
+wasm: $(WB)/onebit.wasm $(WB)/onebit-mt.wasm $(WB)/kernels.mjs
 $(WB)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(EMCC) $(WASM_CFLAGS) -c $< -o $@
@@ -108,5 +109,33 @@ $(WB)/onebit.wasm: $(WASM_OBJ)
 $(WB)/kernels.mjs: tools/embed-wgsl.mjs $(wildcard web/kernels/*.wgsl)
 	node tools/embed-wgsl.mjs web/kernels $@
 -include $(WASM_OBJ:.o=.d)
+
+# The threaded CPU variant, for pages and workers that are cross-origin isolated (web/engine.mjs
+# picks it; WebGPU and Node stay on the module above). Objects are compiled apart: -pthread makes
+# atomics real instructions and memory shared. Emscripten 3.1.6 also writes
+# onebit-mt-core.worker.js, the classic script each pthread's Web Worker runs; it finds itself
+# next to onebit-mt-core.mjs (import.meta.url) and imports it from there, so both stay in
+# build/wasm/. The pool of workers is started with the module (PTHREAD_POOL_SIZE, a JS expression:
+# the count engine.mjs passes as Module.obWorkers), because a worker created later would need
+# the event loop, which the synchronous ob_eval never returns to; with POOL_SIZE_STRICT=2 a
+# pthread_create beyond the pool fails (the thread pool runs with fewer threads) instead of
+# waiting for one. Memory is shared and grows up to 4 GB like the single-threaded module: browsers
+# reserve the maximum of a shared memory up front (address space, not RAM) and never move it, so
+# growth is cheap; its cost is that JS views go stale when another thread grows it, which
+# engine.mjs handles. Where 4 GB cannot be reserved the module fails to start and engine.mjs
+# falls back to the single-threaded one. No file system (FILESYSTEM=0: half the JS, 13 KB
+# gzipped, which keeps this variant within the engine's download budget): the engine hands the
+# core whole files in memory, and the C paths that open files (ob_model_load_file, gguf_write,
+# the /sys reads of ob_default_threads) are not reachable from JS.
+WASM_MT_OBJ     := $(patsubst src/%.c,$(WB)/obj-mt/%.o,$(wildcard src/*.c))
+WASM_MT_LDFLAGS := $(WASM_LDFLAGS) -pthread -sPTHREAD_POOL_SIZE='(Module.obWorkers|0)' -sPTHREAD_POOL_SIZE_STRICT=2 \
+                   -sDEFAULT_PTHREAD_STACK_SIZE=256KB -sFILESYSTEM=0 -Wno-pthreads-mem-growth
+$(WB)/obj-mt/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(EMCC) $(WASM_CFLAGS) -pthread -c $< -o $@
+$(WB)/onebit-mt.wasm: $(WASM_MT_OBJ)
+	$(EMCC) $(WASM_CFLAGS) -pthread $(WASM_MT_LDFLAGS) $^ -o $(WB)/onebit-mt-core.mjs
+	mv -f $(WB)/onebit-mt-core.wasm $@
+-include $(WASM_MT_OBJ:.o=.d)
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

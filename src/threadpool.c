@@ -24,6 +24,11 @@
  * spins without getting to join takes time from the caller. After such a wait, or after many jobs
  * in a row that no worker took part in, the caller runs jobs alone for a while (50 ms, doubling
  * up to 1.6 s while it keeps happening; the workers go to sleep), then tries the workers again.
+ *
+ * WebAssembly (the threaded build, build/wasm/onebit-mt): workers are Web Workers that Emscripten
+ * starts with the module, and a pthread_create beyond them fails, so the pool has fewer threads.
+ * Only workers ever sleep; the caller spins and never waits on the condition variable, which
+ * matters where the caller is a browser's main thread, which may not block.
  */
 #include "threadpool.h"
 
@@ -48,6 +53,10 @@ static inline void tp_relax(void) {}
 #define TP_SOLO_MIN_NS 50000000LL /* first period of working alone after a stall */
 #define TP_SOLO_MAX_NS 1600000000LL
 
+/* tp_stats: threads of the last pool started, most threads seen running items of one job. */
+static atomic_int tp_stat_threads = 1;
+static atomic_int tp_stat_peak = 0;
+
 /* A thread's share of a job's items: [lo, hi) packed as lo << 32 | hi, claimed by compare and
  * swap: the owner from the front, others from the back. One cache line each. */
 typedef struct tp_slot {
@@ -66,6 +75,7 @@ struct tp_pool {
     atomic_uint gen;         /* bumped once per job */
     atomic_uint closed;      /* generation of the last job that was closed */
     atomic_int joined;       /* workers registered in the current job */
+    atomic_int helpers;      /* workers that ran items of the current job (tp_stats) */
     atomic_int sleepers;     /* workers blocked (or about to block) on cv */
     atomic_int quit;
     pthread_mutex_t mu;
@@ -170,7 +180,9 @@ static void *tp_worker(void *v) {
             atomic_fetch_sub(&p->joined, 1);
             break;
         }
-        if (atomic_load(&p->closed) != cur) tp_work(p, wa.ith);
+        /* Counted before joined falls, which the caller waits for: its count is complete. */
+        if (atomic_load(&p->closed) != cur && tp_work(p, wa.ith) > 0)
+            atomic_fetch_add_explicit(&p->helpers, 1, memory_order_relaxed);
         seen = cur;
         atomic_fetch_sub_explicit(&p->joined, 1, memory_order_release);
     }
@@ -196,6 +208,7 @@ tp_pool *tp_new(int n_threads) {
     atomic_init(&p->gen, 0);
     atomic_init(&p->closed, 0);
     atomic_init(&p->joined, 0);
+    atomic_init(&p->helpers, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->quit, 0);
     pthread_mutex_init(&p->mu, NULL);
@@ -212,6 +225,7 @@ tp_pool *tp_new(int n_threads) {
         }
         p->n++;
     }
+    atomic_store_explicit(&tp_stat_threads, p->n, memory_order_relaxed);
     return p;
 }
 
@@ -228,6 +242,7 @@ void tp_for(tp_pool *p, int n, int chunk, tp_fn fn, void *arg) {
     p->fn = fn;
     p->arg = arg;
     p->chunk = chunk;
+    atomic_store_explicit(&p->helpers, 0, memory_order_relaxed); /* no worker is registered now */
     /* Contiguous shares: each thread streams through one part of the weights, which the
      * hardware prefetchers follow far better than interleaved pieces. */
     for (int i = 0; i < p->n; i++)
@@ -259,6 +274,10 @@ void tp_for(tp_pool *p, int n, int chunk, tp_fn fn, void *arg) {
          * costs more than the job. */
         solo |= tp_now_ns() - t0 >= TP_STALL_NS;
     }
+    const int ran = (mine > 0) + atomic_load_explicit(&p->helpers, memory_order_relaxed);
+    for (int peak = atomic_load_explicit(&tp_stat_peak, memory_order_relaxed); ran > peak;)
+        if (atomic_compare_exchange_weak_explicit(&tp_stat_peak, &peak, ran, memory_order_relaxed, memory_order_relaxed))
+            break;
     p->since_solo++;
     /* Work alone for a while, then give the workers another chance; if they fail again soon,
      * stay alone twice as long next time. */
@@ -269,6 +288,12 @@ void tp_for(tp_pool *p, int n, int chunk, tp_fn fn, void *arg) {
         p->since_solo = 0;
         p->absent = 0;
     }
+}
+
+void tp_stats(int out[2], int reset) {
+    out[0] = atomic_load_explicit(&tp_stat_threads, memory_order_relaxed);
+    out[1] = atomic_load_explicit(&tp_stat_peak, memory_order_relaxed);
+    if (reset) atomic_store_explicit(&tp_stat_peak, 0, memory_order_relaxed);
 }
 
 void tp_free(tp_pool *p) {

@@ -31,4 +31,10 @@ int tp_threads(const tp_pool *p);
  * or a NULL pool: runs on the caller only. */
 void tp_for(tp_pool *p, int n, int chunk, tp_fn fn, void *arg);
 
+/* Process-wide figures for tests and diagnostics (the wasm engine reports them: a threaded build
+ * that silently ran on one thread must be visible). out[0]: threads the most recently started
+ * pool got, caller included (1 before any); out[1]: the most threads that ran items of one job
+ * (0 before any parallel job). reset: after reading, set the latter back to 0. */
+void tp_stats(int out[2], int reset);
+
 #endif

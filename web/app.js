@@ -351,8 +351,12 @@ function onWorker(m) {
     progress(false);
     const gpuNote = m.backend === 'cpu' && BACKEND === 'auto'
       ? (m.webgpu ? ' (no usable WebGPU adapter: CPU fallback)' : ' (this browser has no WebGPU: CPU fallback)') : '';
-    setStatus(`Ready: ${current} on ${m.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)'}${gpuNote}`);
-    figures({ backend: (m.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)') + gpuNote, adapter: m.adapter, model: `${m.model} (${m.nLayer} layers, context ${m.nCtx})`,
+    // e.g. "CPU (WebAssembly SIMD, 2 threads)"; threadsNote says why there is one (no isolation).
+    const threads = m.threads ?? 1;
+    const where = m.backend === 'webgpu' ? 'WebGPU'
+      : `CPU (WebAssembly${m.simd ? ' SIMD' : ''}, ${threads} thread${threads === 1 ? '' : 's'})`;
+    setStatus(`Ready: ${current} on ${where}${gpuNote}`);
+    figures({ backend: where + gpuNote + (m.backend !== 'webgpu' && m.threadsNote ? ` (${m.threadsNote})` : ''), adapter: m.adapter, model: `${m.model} (${m.nLayer} layers, context ${m.nCtx})`,
       load: `${(m.loadMs / 1000).toFixed(2)} s` });
     document.body.dataset.state = 'ready';
     pending?.resolve();

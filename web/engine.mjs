@@ -11,6 +11,13 @@
 // the GPU samples the token, embeds it for the next step, and only the token id comes back.
 // Without WebGPU the whole file is read into wasm memory and the core's CPU backend runs it
 // synchronously. See docs/WEBGPU.md for the API. Not a server and not a chat UI.
+//
+// Two builds of the core: onebit-core.mjs + onebit.wasm (single-threaded, unshared memory) and
+// onebit-mt-core.mjs + onebit-mt.wasm (+ onebit-mt-core.worker.js; pthreads on Web Workers,
+// shared memory). The threaded one runs the CPU path where it can: a cross-origin isolated Web
+// Worker (SharedArrayBuffer available). Everything else uses the single-threaded one: WebGPU
+// (gpu.mjs decodes and copies out of wasm memory, which a shared memory would break), Node, and a
+// page's main thread, where waiting is not allowed and the pool's caller would spin the UI.
 
 import { GpuBridge, GpuError, openDevice } from './gpu.mjs';
 
@@ -102,6 +109,64 @@ async function openSource(src) {
   return { size: all.length, name: String(url), read: async (o, n) => all.subarray(o, o + n), close() {} };
 }
 
+// ---- the two cores --------------------------------------------------------------------------
+
+// How many CPU threads to run with: {n, note}; note says why there is only one.
+function threadPlan(requested) {
+  if (requested === 1) return { n: 1, note: '' };
+  if (isNode) return { n: 1, note: 'Node runs the single-threaded core' };
+  if (!globalThis.crossOriginIsolated || typeof SharedArrayBuffer !== 'function')
+    return { n: 1, note: 'not cross-origin isolated (the page needs COOP/COEP headers)' };
+  // Atomics.wait throws on a page's main thread: the core would spin there and freeze the page.
+  if (typeof WorkerGlobalScope === 'undefined') return { n: 1, note: 'threads need the engine in a Web Worker' };
+  const cores = Math.max(1, Math.floor(globalThis.navigator?.hardwareConcurrency ?? 1));
+  const n = requested > 0 ? Math.min(requested, 64) : Math.min(cores, 8);
+  return { n, note: n > 1 ? '' : 'one CPU core' };
+}
+
+// The threaded core with n - 1 pthread workers, started with it (Module.obWorkers is its
+// PTHREAD_POOL_SIZE): ob_eval runs synchronously, so a worker could not be started later. Rejects
+// rather than hangs when a worker fails to load (the runtime says so through printErr) or the
+// pool does not come up in time.
+async function startThreaded(options, n) {
+  const coreUrl = options.mtCoreUrl ?? new URL('onebit-mt-core.mjs', BUILD);
+  const [{ default: createCore }, wasmBinary] = await Promise.all([
+    import(String(coreUrl)), readUrlBytes(options.mtWasmUrl ?? new URL('onebit-mt.wasm', BUILD))]);
+  let fail = null, timer = 0;
+  const failed = new Promise((_, reject) => {
+    fail = reject;
+    timer = setTimeout(() => reject(new Error('its workers did not start within 30 s')), 30000);
+  });
+  const printErr = (s) => {
+    if (/worker sent an error|uncaught exception/i.test(String(s))) fail(new Error(String(s)));
+  };
+  try {
+    return await Promise.race([createCore({ wasmBinary, obWorkers: n - 1, print() {}, printErr }), failed]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// Emscripten refreshes Module.HEAP* only when the calling thread grows the memory; a pthread that
+// grows it (its stack or TLS) would leave them short. These views follow the memory instead.
+function liveViews(M) {
+  const mem = M.wasmMemory;
+  if (!mem) return;
+  for (const [name, T] of [['HEAP8', Int8Array], ['HEAPU8', Uint8Array], ['HEAP32', Int32Array], ['HEAPU32', Uint32Array],
+    ['HEAPF32', Float32Array]]) {
+    let view = null;
+    Object.defineProperty(M, name, {
+      configurable: true,
+      get() {
+        const b = mem.buffer;
+        if (!view || view.buffer !== b) view = new T(b);
+        return view;
+      },
+      set() {}, // the runtime's own refresh: the getter already follows the memory
+    });
+  }
+}
+
 // ---- the engine ---------------------------------------------------------------------------
 
 export class Engine {
@@ -109,23 +174,55 @@ export class Engine {
   // globalThis.navigator.gpu); subgroups: allow subgroup kernels (default true); cpuBackend: the
   // core's CPU backend ('cpu', the SIMD one, by default; 'scalar' is the reference); wasm /
   // wasmUrl / coreUrl / kernelsUrl: where the core lives (default ../build/wasm/ next to this file).
+  // threads: CPU threads, caller included (0 = min(navigator.hardwareConcurrency, 8)); 1 where the
+  // threaded core cannot run (see above; threadsNote says why). mtCoreUrl / mtWasmUrl: where the
+  // threaded core lives.
   static async create(options = {}) {
     const { backend = 'auto', subgroups = true } = options;
-    const coreUrl = options.coreUrl ?? new URL('onebit-core.mjs', BUILD);
-    const { default: createCore } = await import(String(coreUrl));
-    const wasmBinary = options.wasm ?? (await readUrlBytes(options.wasmUrl ?? new URL('onebit.wasm', BUILD)));
-    const M = await createCore({ wasmBinary, print() {}, printErr() {} });
-    const eng = new Engine(M);
-    eng.cpuBackend = options.cpuBackend ?? 'cpu';
+    const req = options.threads ?? 0;
+    if (!Number.isSafeInteger(req) || req < 0)
+      throw new OnebitError(Status.ERR_ARG, 'threads must be a non-negative integer (0 = default)');
+    // The device first: it decides which core to load.
+    let gpu = null, dev = null;
     if (backend !== 'cpu') {
-      const gpu = options.gpu ?? globalThis.navigator?.gpu;
-      let dev = null;
+      gpu = options.gpu ?? globalThis.navigator?.gpu;
       try {
         dev = await openDevice(gpu, { subgroups, timestamps: !!options.timestamps });
       } catch (e) {
         if (backend === 'webgpu') throw new OnebitError(Status.ERR_BACKEND, `WebGPU: ${e.message ?? e}`);
       }
       if (!dev && backend === 'webgpu') throw new OnebitError(Status.ERR_UNSUPPORTED, 'no WebGPU adapter');
+    }
+    const cpuBackend = options.cpuBackend ?? 'cpu';
+    const plan = dev ? { n: 1, note: 'WebGPU' }
+      : cpuBackend !== 'cpu' ? { n: 1, note: `the ${cpuBackend} backend runs on one thread` } : threadPlan(req);
+    let M = null;
+    if (plan.n > 1) {
+      try {
+        M = await startThreaded(options, plan.n);
+      } catch (e) {
+        plan.n = 1;
+        plan.note = `the threaded core did not start (${e?.message ?? e})`;
+      }
+    }
+    if (!M) {
+      try {
+        const coreUrl = options.coreUrl ?? new URL('onebit-core.mjs', BUILD);
+        const { default: createCore } = await import(String(coreUrl));
+        const wasmBinary = options.wasm ?? (await readUrlBytes(options.wasmUrl ?? new URL('onebit.wasm', BUILD)));
+        M = await createCore({ wasmBinary, print() {}, printErr() {} });
+      } catch (e) {
+        try {
+          dev?.device.destroy();
+        } catch {}
+        throw e;
+      }
+    }
+    const eng = new Engine(M);
+    eng.cpuBackend = cpuBackend;
+    eng.threads = plan.n;
+    eng.threadsNote = plan.note;
+    if (backend !== 'cpu') {
       if (dev) {
         eng.gpu = gpu; // Dawn for Node crashes if the GPU object is collected while in use
         const { KERNELS } = await import(String(options.kernelsUrl ?? new URL('kernels.mjs', BUILD)));
@@ -150,6 +247,20 @@ export class Engine {
     this.info = null;
     this.scratch = new Map(); // name -> { ptr, size } reusable wasm allocations
     this.imageBuf = 0;      // CPU path: the whole file in wasm memory
+    this.threads = 1;       // CPU threads, caller included: planned, then (after load) what the core got
+    this.threadsNote = '';  // why there is only one, when that is not what was asked for
+    this.shared = typeof SharedArrayBuffer === 'function' && M.HEAPU8.buffer instanceof SharedArrayBuffer;
+    if (this.shared) liveViews(M);
+  }
+
+  // {threads, peak}: threads the loaded model's CPU backend got, and the most of them that have
+  // run parts of one job since the load or the last reset (tests: threads really used).
+  threadStats({ reset = false } = {}) {
+    if (this.bridge || !this.model) return { threads: 1, peak: 0 };
+    const M = this.M;
+    const p = this.buf('tstats', 8);
+    M._ob_js_thread_stats(reset ? 1 : 0, p);
+    return { threads: M.HEAP32[p >>> 2], peak: M.HEAP32[(p >>> 2) + 1] };
   }
 
   // 'webgpu' or 'cpu' (what load() will use / used).
@@ -323,15 +434,19 @@ export class Engine {
       onProgress?.((o + l) / src.size);
     }
     const outp = this.buf('out', 8);
-    let st = M._ob_js_load_memory(p, src.size, this.cstr(this.cpuBackend, 'backend'), outp);
+    let st = M._ob_js_load_memory(p, src.size, this.cstr(this.cpuBackend, 'backend'), this.threads, outp);
     if (st === Status.ERR_UNSUPPORTED && this.cpuBackend === 'cpu')
-      st = M._ob_js_load_memory(p, src.size, this.cstr('scalar', 'backend'), outp);
+      st = M._ob_js_load_memory(p, src.size, this.cstr('scalar', 'backend'), 1, outp);
     if (st) {
       M._free(p);
       throw this.err(st);
     }
     this.imageBuf = p;
     this.model = this.i32(outp) >>> 0;
+    // What the core got: fewer threads than planned when workers could not be had.
+    const got = this.threadStats().threads;
+    if (got < this.threads && !this.threadsNote) this.threadsNote = `${this.threads} threads asked for, ${got} started`;
+    this.threads = got;
     st = M._ob_js_context_new(this.model, nCtx, outp);
     if (st) throw this.err(st);
     this.ctx = this.i32(outp) >>> 0;
@@ -375,6 +490,8 @@ export class Engine {
     }
     this.bridge = null;
     this.dev = null;
+    // The threaded core's workers keep its memory (and the model in it) alive: end them too.
+    if (this.shared) this.M.PThread?.terminateAllThreads();
   }
 
   // Kernel statistics of the device: subgroup size in use (0: none).
@@ -413,17 +530,18 @@ export class Engine {
     M._ob_detok_init(dp);
     const cap = 1 << 18;
     const dec = new TextDecoder();
+    // TextDecoder refuses views of shared memory (the threaded core): it decodes a copy there.
+    const text = (op, n) => (n > 0 ? dec.decode(eng.shared ? M.HEAPU8.slice(op, op + n) : M.HEAPU8.subarray(op, op + n)) : '');
     return {
       push(tok) {
         const op = eng.buf('piece', cap);
-        const n = M._ob_detok_push(eng.model, dp, tok, op, cap);
-        return n > 0 ? dec.decode(M.HEAPU8.subarray(op, op + n)) : '';
+        return text(op, M._ob_detok_push(eng.model, dp, tok, op, cap));
       },
       flush() {
         const op = eng.buf('piece', cap);
         const n = M._ob_detok_flush(dp, op, cap);
         M._free(dp);
-        return n > 0 ? dec.decode(M.HEAPU8.subarray(op, op + n)) : '';
+        return text(op, n);
       },
     };
   }

@@ -154,16 +154,20 @@ export class OneBit {
   // source: URL (string or URL), File/Blob, ArrayBuffer/Uint8Array, or (Node) a file path.
   // options: backend 'auto' (WebGPU when there is an adapter, else the wasm CPU path) | 'webgpu'
   // | 'cpu'; onProgress({fraction}); nCtx (0 = the model's, at most 4096); gpu (a navigator.gpu-like
-  // object); engine (extra Engine.create options, e.g. coreUrl / wasmUrl / kernelsUrl).
+  // object); threads (CPU path: threads to compute on, 0 = min(hardwareConcurrency, 8); more than
+  // one needs a cross-origin isolated Web Worker, see engine.mjs); engine (extra Engine.create
+  // options, e.g. coreUrl / wasmUrl / kernelsUrl).
   static async load(source, options = {}) {
     const { backend = 'auto', onProgress, nCtx = 0 } = options;
     if (!['auto', 'webgpu', 'cpu'].includes(backend)) throw bad('backend', "backend must be 'auto', 'webgpu' or 'cpu'");
+    const threads = options.threads ?? 0;
+    if (!Number.isSafeInteger(threads) || threads < 0 || threads > 64) throw bad('threads', 'threads must be an integer in 0..64 (0 = default)');
     if (source === undefined || source === null || source === '') throw bad('source', 'no model given');
     let gpu = options.gpu;
     if (gpu === undefined && backend !== 'cpu') gpu = globalThis.navigator?.gpu ?? (isNode ? await nodeGpu() : undefined);
     let eng;
     try {
-      eng = await Engine.create({ ...(options.engine ?? {}), backend, gpu: gpu ?? undefined });
+      eng = await Engine.create({ ...(options.engine ?? {}), backend, gpu: gpu ?? undefined, threads });
     } catch (e) {
       throw wrapError(e, 'cannot start the engine');
     }
@@ -182,6 +186,9 @@ export class OneBit {
     this.info = info;
     this.loadMs = loadMs;
     this.backend = eng.backend;
+    // CPU threads the engine computes on (1 with WebGPU), and why only one where more were possible.
+    this.threads = eng.backend === 'cpu' ? eng.threads : 1;
+    this.threadsNote = eng.backend === 'cpu' ? eng.threadsNote : '';
     const a = eng.gpuInfo?.adapter;
     this.adapter = a ? [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' ') || 'WebGPU adapter' : 'WebAssembly CPU';
     this.model = info.name || info.arch;

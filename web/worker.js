@@ -3,9 +3,10 @@
 // engine here keeps the page responsive while a model loads or the CPU path generates. It holds
 // no storage and no conversation: the page sends the whole message list with every request.
 //
-// Messages in:  {type:'load', source, backend, nCtx} | {type:'chat', id, messages, params}
+// Messages in:  {type:'load', source, backend, nCtx, threads} | {type:'chat', id, messages, params}
 //               | {type:'stop'} | {type:'close'} | {type:'lose-device'} (tests)
-// Messages out: {type:'progress', fraction} | {type:'loaded', ...figures} | {type:'delta', id, text}
+// Messages out: {type:'progress', fraction} | {type:'loaded', ...figures (threads, threadsNote: CPU
+//               threads and why only one)} | {type:'delta', id, text}
 //               | {type:'done', id, finish, usage, timings} | {type:'error', id?, code, message}
 
 import { OneBit } from './onebit.js';
@@ -39,7 +40,7 @@ onmessage = async ({ data: m }) => {
       ai = null;
       let last = 0;
       ai = await OneBit.load(m.source, {
-        backend: m.backend ?? 'auto', nCtx: m.nCtx ?? 0,
+        backend: m.backend ?? 'auto', nCtx: m.nCtx ?? 0, threads: m.threads ?? 0,
         onProgress: ({ fraction }) => {
           if (fraction - last >= 0.01 || fraction === 1) {
             last = fraction;
@@ -48,7 +49,8 @@ onmessage = async ({ data: m }) => {
         },
       });
       postMessage({ type: 'loaded', backend: ai.backend, adapter: ai.adapter, loadMs: ai.loadMs, model: ai.model,
-        nCtx: ai.info.nCtx, nLayer: ai.info.nLayer, webgpu: !!globalThis.navigator?.gpu });
+        nCtx: ai.info.nCtx, nLayer: ai.info.nLayer, webgpu: !!globalThis.navigator?.gpu, threads: ai.threads,
+        threadsNote: ai.threadsNote, simd: ai.info.backend === 'cpu' });
     } catch (e) {
       fail(undefined, e);
     }
