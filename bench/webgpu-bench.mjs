@@ -5,7 +5,9 @@
 // time (greedy). Prints both, the ratios against the targets (tg >= 2x llama.cpp, pp >= 1x), the
 // dispatches per generated token, and a per-kernel profile of one decode step and one prompt chunk.
 //   node bench/webgpu-bench.mjs -m FILE [--pp 512] [--tg 128] [-r 3] [--no-llama] [--no-ours]
-//                               [--kv-f16] [--no-subgroups] [--no-profile] [--json OUT]
+//                               [--kv-f16] [--no-subgroups] [--no-subgroup-matrix] [--no-profile] [--json OUT]
+// Dawn runs with allow_unsafe_apis so that experimental features (subgroup matrices for the prompt
+// products) are offered where the GPU has them; --no-subgroup-matrix measures without them.
 // Needs the npm packages `webgpu` and (for the comparison) `node-llama-cpp` with its Vulkan
 // binaries; bench/gpu.sh sets all of that up on a GPU host. Random token ids, as llama-bench uses.
 import { writeFileSync } from 'node:fs';
@@ -22,6 +24,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--no-ours') opt.ours = false;
   else if (a === '--kv-f16') opt.kvF16 = true;
   else if (a === '--no-subgroups') opt.noSg = true;
+  else if (a === '--no-subgroup-matrix') opt.noMat = true;
   else if (a === '--no-profile') opt.profile = false;
   else if (a === '--json') opt.json = v();
   else {
@@ -41,17 +44,21 @@ const fmt = (x) => (x ? x.toFixed(1) : '-');
 async function benchOurs() {
   const { create, globals } = await import('webgpu');
   Object.assign(globalThis, globals);
-  const gpu = create(opt.profile ? ['disable-dawn-features=timestamp_quantization'] : []);
+  const flags = opt.noMat ? [] : ['enable-dawn-features=allow_unsafe_apis'];
+  if (opt.profile) flags.push('disable-dawn-features=timestamp_quantization');
+  const gpu = create(flags);
   const { Engine } = await import('../web/engine.mjs');
-  const eng = await Engine.create({ backend: 'webgpu', gpu, subgroups: !opt.noSg, timestamps: opt.profile });
+  const eng = await Engine.create({ backend: 'webgpu', gpu, subgroups: !opt.noSg, subgroupMatrix: !opt.noMat,
+    timestamps: opt.profile });
   const a = eng.gpuInfo.adapter;
-  console.log(`webgpu adapter: ${a.vendor} ${a.architecture} ${a.description} (subgroups: ${eng.gpuInfo.subgroupSize || 'off'})`);
+  console.log(`webgpu adapter: ${a.vendor} ${a.architecture} ${a.description} (subgroups: ${eng.gpuInfo.subgroupSize || 'off'}, ` +
+    `subgroup matrices: ${eng.gpuInfo.subgroupMatrix ? 'on' : 'off'})`);
   const t0 = performance.now();
   const info = await eng.load(opt.model, { nCtx: Math.max(1024, opt.pp + opt.tg + 16), kvF16: opt.kvF16 });
   const loadMs = performance.now() - t0;
   console.log(`webgpu: loaded ${info.nLayer} layers, vocab ${info.nVocab} in ${loadMs.toFixed(0)} ms`);
   const r = await eng.bench({ pp: opt.pp, tg: opt.tg, reps: opt.reps });
-  result.ours = { ...r, loadMs, subgroups: eng.gpuInfo.subgroupSize, kvF16: !!opt.kvF16 };
+  result.ours = { ...r, loadMs, subgroups: eng.gpuInfo.subgroupSize, subgroupMatrix: eng.gpuInfo.subgroupMatrix, kvF16: !!opt.kvF16 };
   console.log(`webgpu: pp${opt.pp} ${fmt(r.ppTps)} tok/s, tg${opt.tg} ${fmt(r.tgTps)} tok/s, ${r.dispatchesPerToken} dispatches per token`);
   if (opt.profile) {
     // One decode step and one prompt chunk: GPU time per kernel from timestamp queries (each

@@ -84,6 +84,7 @@ static struct {
     uint32_t max_groups;    /* maxComputeWorkgroupsPerDimension */
     uint32_t max_wg_mem;    /* maxComputeWorkgroupStorageSize */
     uint32_t sg_size;       /* subgroup size the kernels may rely on; 0: no subgroups */
+    int sgmat;              /* int8 16x16x32 subgroup matrices on 32-wide subgroups (mm_sg.wgsl) */
 } wg_lim;
 
 static void cmd_put(const uint32_t *w, size_t n) {
@@ -211,6 +212,7 @@ typedef struct wg_samp {
 #define WG_SLOT 256  /* uniform binding offsets must be multiples of 256 */
 #define ATT_TILE 64    /* keys per tile of attn_dec.wgsl */
 #define ATT_SPLITS 32  /* most workgroups per head of attn_dec.wgsl */
+#define MMS_WG_MEM 14208 /* workgroup memory of mm_sg.wgsl */
 
 /* ---- per-model state ------------------------------------------------------------------------ */
 
@@ -423,13 +425,14 @@ static void wg_model_free(void *mstate) {
 
 enum wg_kernel {
     K_EMBED, K_RMSNORM, K_MV_RES, K_MV_HEAD, K_MV_NORM, K_MV_COMB, K_ADEC, K_GATEUP, K_ATTN, K_MM, K_MM_RES, K_QKROPE,
-    K_SWIGLU, K_SAMPLE,
+    K_SWIGLU, K_SAMPLE, K_QUANT, K_MMS, K_MMS_RES,
     K_COUNT
 };
 
 enum wg_layer_bg {
     BG_QKV, BG_ADEC, BG_WO, BG_GU, BG_DOWN,                       /* decode */
     BG_N1, BG_MQKV, BG_ROPE, BG_ATTN, BG_MO, BG_N2, BG_MGU, BG_MDOWN, /* prompt */
+    BG_SQKV, BG_SMO, BG_SMGU, BG_SMDOWN,                          /* prompt, on subgroup matrices */
     BG_PER_LAYER
 };
 
@@ -446,6 +449,10 @@ typedef struct wg_ctx {
     uint32_t *kv;                 /* [n_layer] K then V of one layer */
     uint32_t *bg;                 /* [n_layer][BG_PER_LAYER] */
     uint32_t bg_swiglu, bg_nout, bg_sample;
+    int sgmm;                     /* prompt products on subgroup matrices (quant + mm_sg) */
+    uint32_t xq, xq_lo, xq_sc;    /* their quantised input; word offsets of the lo plane, scales */
+    uint32_t bg_qh, bg_qatt, bg_qgu; /* quant of c->h, c->att, the SwiGLU half of c->gu */
+    uint32_t *bg_shead;           /* [n_out] all-logits head on subgroup matrices */
     uint32_t *bg_embed, *bg_head, *bg_mhead; /* [n_emb], [n_out], [n_out] */
     wg_params *slots;             /* [n_slots] (each WG_SLOT bytes apart) */
     int n_slots, cap_slots;
@@ -544,14 +551,17 @@ WG_API const uint32_t *ob_wgpu_cmds(void) { return wg_cmd.w; }
 WG_API int ob_wgpu_cmds_len(void) { return wg_cmd.oom ? 0 : (int)wg_cmd.n; }
 
 /* Tells C what the device allows. sg_size: a subgroup size that every pipeline of this device
- * uses with invocations laid out contiguously (the host probes it), 0 for none. */
-WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups, int sg_size, int max_wg_mem) {
+ * uses with invocations laid out contiguously (the host probes it), 0 for none. sgmat: the device
+ * has int8 16x16x32 subgroup matrices (web/gpu.mjs checks the adapter's configurations). */
+WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups, int sg_size, int max_wg_mem,
+                           int sgmat) {
     wg_lim.attached = 1;
     wg_lim.max_binding = max_binding > 0 ? (uint64_t)max_binding : 128u << 20;
     wg_lim.max_buffer = max_buffer > 0 ? (uint64_t)max_buffer : 256u << 20;
     wg_lim.max_groups = max_groups > 0 ? (uint32_t)max_groups : 65535;
     wg_lim.max_wg_mem = max_wg_mem >= 16384 ? (uint32_t)max_wg_mem : 16384;
     wg_lim.sg_size = sg_size >= 4 && sg_size <= 128 && (sg_size & (sg_size - 1)) == 0 ? (uint32_t)sg_size : 0;
+    wg_lim.sgmat = sgmat != 0 && wg_lim.sg_size == 32;
 }
 
 WG_API void ob_wgpu_detach(void) { wg_lim.attached = 0; }
@@ -656,6 +666,13 @@ static int ctx_pipelines(wg_ctx *c) {
     c->pipe[K_QKROPE] = gpu_pipeline("qk_rope", 2, rope);
     c->pipe[K_SWIGLU] = gpu_pipeline("swiglu", 0, NULL);
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
+    if (c->sgmm) {
+        const wg_const q[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}};
+        const wg_const qr[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}, {"RESID", 1}};
+        c->pipe[K_QUANT] = gpu_pipeline("quant", 2, q);
+        c->pipe[K_MMS] = gpu_pipeline("mm_sg", 2, q);
+        c->pipe[K_MMS_RES] = gpu_pipeline("mm_sg", 3, qr);
+    }
     return 1;
 }
 
@@ -733,6 +750,39 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p.in_stride = 2 * F;
         p.out_stride = E;
         bg[BG_MDOWN] = make_bg(c, K_MM_RES, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->gu, 0, 0}, {2, c->x, 0, 0}}, ok);
+        if (c->sgmm) {
+            p = mat_params(c, QS, E, wm->rb_e, wm->off_qkv);
+            p.out_stride = QS;
+            bg[BG_SQKV] = make_bg(c, K_MMS, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->xq, 0, 0}, {2, c->qkv, 0, 0}}, ok);
+            p = mat_params(c, E, QD, wm->rb_q, wm->off_o);
+            p.out_stride = E;
+            bg[BG_SMO] = make_bg(c, K_MMS_RES, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->xq, 0, 0}, {2, c->x, 0, 0}}, ok);
+            p = mat_params(c, 2 * F, E, wm->rb_e, wm->off_gu);
+            p.out_stride = 2 * F;
+            bg[BG_SMGU] = make_bg(c, K_MMS, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->xq, 0, 0}, {2, c->gu, 0, 0}}, ok);
+            p = mat_params(c, E, F, wm->rb_f, wm->off_down);
+            p.out_stride = E;
+            bg[BG_SMDOWN] = make_bg(c, K_MMS_RES, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->xq, 0, 0}, {2, c->x, 0, 0}}, ok);
+        }
+    }
+    if (c->sgmm) {
+        wg_params p = base_params(c);
+        p.cols = E;
+        p.in_stride = E;
+        c->bg_qh = make_bg(c, K_QUANT, &p, 2, (wg_bind[]){{0, c->h, 0, 0}, {1, c->xq, 0, 0}}, ok);
+        p.cols = QD;
+        p.in_stride = QD;
+        c->bg_qatt = make_bg(c, K_QUANT, &p, 2, (wg_bind[]){{0, c->att, 0, 0}, {1, c->xq, 0, 0}}, ok);
+        p.cols = F;
+        p.in_stride = 2 * F;
+        c->bg_qgu = make_bg(c, K_QUANT, &p, 2, (wg_bind[]){{0, c->gu, 0, 0}, {1, c->xq, 0, 0}}, ok);
+        for (int i = 0; i < wm->n_out; i++) {
+            p = mat_params(c, (uint32_t)wm->out[i].rows, E, (uint32_t)m->output->row_bytes, 0);
+            p.row0 = (uint32_t)wm->out[i].row0;
+            p.out_stride = V;
+            c->bg_shead[i] = make_bg(c, K_MMS, &p, 3, (wg_bind[]){{0, wm->out[i].buf, 0, 0}, {1, c->xq, 0, 0}, {2, c->logits, 0, 0}},
+                                     ok);
+        }
     }
     wg_params p = base_params(c);
     c->bg_swiglu = make_bg(c, K_SWIGLU, &p, 1, (wg_bind[]){{0, c->gu, 0, 0}}, ok);
@@ -805,14 +855,25 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     c->kv_f16 = kv_f16 != 0;
     c->mv_rows = 32;
     c->head_rows = 128;
+    /* Prompt products on subgroup matrices: the quantised input holds the widest input's two
+     * int8 planes and scales for the chunk's tokens rounded up to mm_sg's 64-token tile. */
+    {
+        uint64_t cap64 = (B + 63) / 64 * 64, maxc = E > QD ? E : QD;
+        if (F > maxc) maxc = F;
+        uint64_t lo = cap64 * maxc / 4, words = 2 * lo + cap64 * maxc / 128;
+        c->sgmm = wg_lim.sgmat && wg_lim.max_wg_mem >= MMS_WG_MEM && words * 4 <= cap;
+        c->xq_lo = (uint32_t)lo;
+        c->xq_sc = (uint32_t)(2 * lo);
+    }
     c->kv = calloc((size_t)hp->n_layer, sizeof *c->kv);
     c->bg = calloc((size_t)hp->n_layer * BG_PER_LAYER, sizeof *c->bg);
     c->bg_embed = calloc((size_t)wm->n_emb, sizeof *c->bg_embed);
     c->bg_head = calloc((size_t)wm->n_out, sizeof *c->bg_head);
     c->bg_mhead = calloc((size_t)wm->n_out, sizeof *c->bg_mhead);
+    c->bg_shead = calloc((size_t)wm->n_out, sizeof *c->bg_shead);
     int half = hp->head_dim / 2;
     c->rope_host = malloc((size_t)n_ctx * (size_t)half * 2 * sizeof(float));
-    if (!c->kv || !c->bg || !c->bg_embed || !c->bg_head || !c->bg_mhead || !c->rope_host) {
+    if (!c->kv || !c->bg || !c->bg_embed || !c->bg_head || !c->bg_mhead || !c->bg_shead || !c->rope_host) {
         wg_ctx_free(c);
         return ob_fail(OB_ERR_NOMEM, "out of memory for a context of %d positions", n_ctx);
     }
@@ -835,6 +896,7 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     c->am = gpu_buffer(((V + (uint64_t)c->head_rows - 1) / (uint64_t)c->head_rows + 1) * 8, WG_STORAGE);
     c->gu = gpu_buffer(B * 2 * F * 4, WG_STORAGE);
     c->logits = gpu_buffer(L * V * 4, WG_STORAGE | WG_COPY_SRC);
+    if (c->sgmm) c->xq = gpu_buffer(((uint64_t)c->xq_sc + (uint64_t)c->xq_lo / 32) * 4, WG_STORAGE);
     c->tok = gpu_buffer(B * 4, WG_STORAGE | WG_COPY_SRC);
     c->hist = gpu_buffer((uint64_t)n_ctx * 4, WG_STORAGE);
     c->rope = gpu_buffer((uint64_t)n_ctx * half * 8, WG_STORAGE);
@@ -843,7 +905,8 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     for (int l = 0; l < hp->n_layer; l++) c->kv[l] = gpu_buffer(kv_bytes, WG_STORAGE);
     /* Parameter slots: count them first so that the uniform buffer can be created before the
      * bind groups that point into it. */
-    int n_slots = hp->n_layer * BG_PER_LAYER + 3 + wm->n_emb + 2 * wm->n_out;
+    int n_slots = hp->n_layer * (BG_PER_LAYER - (c->sgmm ? 0 : 4)) + 3 + wm->n_emb + 2 * wm->n_out;
+    if (c->sgmm) n_slots += 3 + wm->n_out;
     c->params = gpu_buffer((uint64_t)n_slots * WG_SLOT, WG_UNIFORM);
     ctx_pipelines(c);
     int ok = 1;
@@ -880,6 +943,7 @@ static void wg_ctx_free(void *cstate) {
     free(c->bg_embed);
     free(c->bg_head);
     free(c->bg_mhead);
+    free(c->bg_shead);
     free(c->slots);
     free(c->rope_host);
     free(c);
@@ -917,6 +981,16 @@ WG_API int ob_wgpu_set_sampling(wg_ctx *c, float temp, int top_k, float top_p, f
 WG_API int ob_wgpu_gpu_samples(const wg_ctx *c) {
     const ob_sampling *p = &c->sp;
     return p->temperature <= 0 || (p->top_k >= 1 && p->top_k <= 256 && p->top_k < c->wm->m->hp.n_vocab);
+}
+
+/* quant.wgsl: one 32-wide subgroup per (token, 128-block), four a workgroup. */
+static void quant_dispatch(const wg_ctx *c, uint32_t bg, uint32_t cols, uint32_t n) {
+    gpu_dispatch(c->pipe[K_QUANT], bg, (n * (cols / QK1_0) + 3) / 4, 1);
+}
+
+/* mm_sg.wgsl: tiles of 32 rows x 32 tokens. */
+static void mms_dispatch(const wg_ctx *c, int kernel, uint32_t bg, uint32_t rows, uint32_t n) {
+    gpu_dispatch(c->pipe[kernel], bg, (rows + 31) / 32, (n + 31) / 32);
 }
 
 /* One forward step over up to a chunk of tokens at position n_past. Returns how many tokens it
@@ -987,21 +1061,45 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
             gpu_dispatch(P[K_GATEUP], bg[BG_GU], (F + R - 1) / R, 1);
             gpu_dispatch(P[K_MV_RES], bg[BG_DOWN], (E + R - 1) / R, 1);
         } else {
+            const int sm = c->sgmm;
             gpu_dispatch(P[K_RMSNORM], bg[BG_N1], nk, 1);
-            mm_dispatch(P[K_MM], bg[BG_MQKV], QS, nk);
+            if (sm) {
+                quant_dispatch(c, c->bg_qh, E, nk);
+                mms_dispatch(c, K_MMS, bg[BG_SQKV], QS, nk);
+            } else {
+                mm_dispatch(P[K_MM], bg[BG_MQKV], QS, nk);
+            }
             gpu_dispatch(P[K_QKROPE], bg[BG_ROPE], (uint32_t)(hp->n_head + 2 * hp->n_head_kv), nk);
             gpu_dispatch(P[K_ATTN], bg[BG_ATTN], (uint32_t)hp->n_head, nk);
-            mm_dispatch(P[K_MM_RES], bg[BG_MO], E, nk);
+            if (sm) {
+                quant_dispatch(c, c->bg_qatt, QD, nk);
+                mms_dispatch(c, K_MMS_RES, bg[BG_SMO], E, nk);
+            } else {
+                mm_dispatch(P[K_MM_RES], bg[BG_MO], E, nk);
+            }
             gpu_dispatch(P[K_RMSNORM], bg[BG_N2], nk, 1);
-            mm_dispatch(P[K_MM], bg[BG_MGU], 2 * F, nk);
+            if (sm) {
+                quant_dispatch(c, c->bg_qh, E, nk);
+                mms_dispatch(c, K_MMS, bg[BG_SMGU], 2 * F, nk);
+            } else {
+                mm_dispatch(P[K_MM], bg[BG_MGU], 2 * F, nk);
+            }
             gpu_dispatch(P[K_SWIGLU], c->bg_swiglu, (F + 255) / 256, nk);
-            mm_dispatch(P[K_MM_RES], bg[BG_MDOWN], E, nk);
+            if (sm) {
+                quant_dispatch(c, c->bg_qgu, F, nk);
+                mms_dispatch(c, K_MMS_RES, bg[BG_SMDOWN], E, nk);
+            } else {
+                mm_dispatch(P[K_MM_RES], bg[BG_MDOWN], E, nk);
+            }
         }
     }
     if (all) {
         gpu_dispatch(P[K_RMSNORM], c->bg_nout, nk, 1);
-        for (int i = 0; i < wm->n_out; i++)
-            mm_dispatch(P[K_MM], c->bg_mhead[i], (uint32_t)wm->out[i].rows, nk);
+        if (c->sgmm) quant_dispatch(c, c->bg_qh, E, nk);
+        for (int i = 0; i < wm->n_out; i++) {
+            if (c->sgmm) mms_dispatch(c, K_MMS, c->bg_shead[i], (uint32_t)wm->out[i].rows, nk);
+            else mm_dispatch(P[K_MM], c->bg_mhead[i], (uint32_t)wm->out[i].rows, nk);
+        }
     } else if (want_logits || sample) {
         for (int i = 0; i < wm->n_out; i++) {
             uint32_t HR = (uint32_t)c->head_rows;

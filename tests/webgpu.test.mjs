@@ -27,7 +27,8 @@ let gpu = null, skip = false;
 try {
   const { create, globals } = await import('webgpu');
   Object.assign(globalThis, globals);
-  gpu = create([]);
+  // allow_unsafe_apis exposes experimental features (subgroup matrices) where the GPU has them.
+  gpu = create(['enable-dawn-features=allow_unsafe_apis']);
   const ad = await gpu.requestAdapter();
   if (!ad) skip = 'Dawn (npm webgpu) found no WebGPU adapter: install libvulkan1 and a Vulkan driver (e.g. SwiftShader from Debian chromium)';
 } catch (e) {
@@ -180,6 +181,7 @@ class Harness {
     const h = new Harness();
     h.dev = d.device;
     h.sg = d.sgSize;
+    h.sgMat = d.sgMat;
     h.bridge = new GpuBridge(d.device, KERNELS, d.sgSize);
     h.pipes = new Map();
     return h;
@@ -469,6 +471,35 @@ for (const sg of [true, false]) {
         }
       });
 
+      await t.test('quant + mm_sg (subgroup matrices): tiles, strides, residual, part offset', { skip: !H.sgMat && 'no int8 subgroup matrices on this adapter' }, async () => {
+        const rows = 200, cols = 384, stride = cols + 128, cap = 128;
+        const LO = (cap * cols) / 4, SC = 2 * LO, xqBytes = (SC + (cap * cols) / 128) * 4;
+        const W = q1Matrix(r, rows, cols);
+        for (const n of [3, 70]) {
+          const x = randn(r, n * stride), xs = new Float32Array(n * cols);
+          for (let t2 = 0; t2 < n; t2++) xs.set(x.subarray(t2 * stride, t2 * stride + cols), t2 * cols);
+          x[3] = 40; // an outlier in the first block of token 0
+          xs[3] = 40;
+          const want = await refMatmul(W, rows, cols, xs, n);
+          const [, xq] = await H.run('quant', { LO, SC }, [x, xqBytes], { cols, in_stride: stride }, { n }, [Math.ceil((n * cols) / 128 / 4)]);
+          const ostride = rows + 8, y0 = randn(r, n * ostride);
+          for (const resid of [0, 1]) {
+            const [, , y] = await H.run('mm_sg', { RESID: resid, LO, SC }, [W.bytes, new Uint8Array(xq), y0],
+              { rows, cols, row_bytes: W.rb, out_stride: ostride, row0: 4 }, { n }, [Math.ceil(rows / 32), Math.ceil(n / 32)]);
+            const got = new Float32Array(y), g = [], w = [];
+            for (let t2 = 0; t2 < n; t2++)
+              for (let i = 0; i < rows; i++) {
+                g.push(got[t2 * ostride + 4 + i]);
+                w.push(want[t2 * rows + i] + (resid ? y0[t2 * ostride + 4 + i] : 0));
+              }
+            close(Float32Array.from(g), Float32Array.from(w), 1e-3, `mm_sg n=${n} resid=${resid}`);
+            assert.ok(relRms(Float32Array.from(g), Float32Array.from(w)) < 1e-4, `mm_sg n=${n} relative RMS`);
+            // outside the product: the rows' padding and the tokens past n stay as they were
+            for (let t2 = 0; t2 < n; t2++) for (const i of [0, 1, 2, 3, rows + 4, rows + 5]) assert.equal(got[t2 * ostride + i], y0[t2 * ostride + i]);
+          }
+        }
+      });
+
       await t.test('rmsnorm and swiglu (prompt chunks)', async () => {
         const n = 3, cols = 256, x = randn(r, n * cols, 3), nw = randn(r, cols + 8, 2);
         const [, y] = await H.run('rmsnorm', {}, [x, n * cols * 4, nw], { cols, eps, norm_off: 8 }, { n }, [n]);
@@ -614,6 +645,24 @@ test('whole-model logits: WebGPU decode path (one token a step) vs the CPU refer
     const row = new Float32Array(l);
     const e = relRms(row, want.subarray(t * V, (t + 1) * V));
     assert.ok(e <= 1e-3, `position ${t}: relative RMS ${e}`);
+  }
+});
+
+test('whole-model logits: the prompt path without subgroup matrices equals the CPU reference too', { skip }, async (t) => {
+  // Where the adapter has subgroup matrices, the engine above used them: check the other product.
+  await gpuEngine();
+  if (!eng.dev.sgMat) {
+    t.skip('no subgroup matrices here: the test above covered the other product');
+    return;
+  }
+  const e4 = await Engine.create({ backend: 'webgpu', gpu, subgroupMatrix: false });
+  try {
+    await e4.load(TINY.pathname, { nCtx: 64 });
+    assert.equal(e4.dev.sgMat, false);
+    const got = await e4.logits(PROMPT), want = await (await reference()).logits(PROMPT);
+    assert.ok(relRms(got, want) <= 1e-3, `relative RMS ${relRms(got, want)}`);
+  } finally {
+    e4.close();
   }
 });
 

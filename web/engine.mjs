@@ -171,14 +171,15 @@ function liveViews(M) {
 
 export class Engine {
   // options: backend 'auto' | 'webgpu' | 'cpu'; gpu: a navigator.gpu-like object (default
-  // globalThis.navigator.gpu); subgroups: allow subgroup kernels (default true); cpuBackend: the
+  // globalThis.navigator.gpu); subgroups: allow subgroup kernels (default true); subgroupMatrix:
+  // allow the prompt products on experimental subgroup matrices where offered (default true); cpuBackend: the
   // core's CPU backend ('cpu', the SIMD one, by default; 'scalar' is the reference); wasm /
   // wasmUrl / coreUrl / kernelsUrl: where the core lives (default ../build/wasm/ next to this file).
   // threads: CPU threads, caller included (0 = min(navigator.hardwareConcurrency, 8)); 1 where the
   // threaded core cannot run (see above; threadsNote says why). mtCoreUrl / mtWasmUrl: where the
   // threaded core lives.
   static async create(options = {}) {
-    const { backend = 'auto', subgroups = true } = options;
+    const { backend = 'auto', subgroups = true, subgroupMatrix = true } = options;
     const req = options.threads ?? 0;
     if (!Number.isSafeInteger(req) || req < 0)
       throw new OnebitError(Status.ERR_ARG, 'threads must be a non-negative integer (0 = default)');
@@ -187,7 +188,7 @@ export class Engine {
     if (backend !== 'cpu') {
       gpu = options.gpu ?? globalThis.navigator?.gpu;
       try {
-        dev = await openDevice(gpu, { subgroups, timestamps: !!options.timestamps });
+        dev = await openDevice(gpu, { subgroups, subgroupMatrix, timestamps: !!options.timestamps });
       } catch (e) {
         if (backend === 'webgpu') throw new OnebitError(Status.ERR_BACKEND, `WebGPU: ${e.message ?? e}`);
       }
@@ -231,7 +232,8 @@ export class Engine {
         const L = dev.device.limits;
         // maxBindingSize (tests): plan as if bindings were smaller, e.g. to split matrices.
         const bind = Math.min(L.maxStorageBufferBindingSize, options.maxBindingSize ?? Infinity);
-        M._ob_wgpu_attach(bind, L.maxBufferSize, L.maxComputeWorkgroupsPerDimension, dev.sgSize, L.maxComputeWorkgroupStorageSize);
+        M._ob_wgpu_attach(bind, L.maxBufferSize, L.maxComputeWorkgroupsPerDimension, dev.sgSize, L.maxComputeWorkgroupStorageSize,
+          dev.sgMat ? 1 : 0);
       }
     }
     return eng;
@@ -494,9 +496,10 @@ export class Engine {
     if (this.shared) this.M.PThread?.terminateAllThreads();
   }
 
-  // Kernel statistics of the device: subgroup size in use (0: none).
+  // Kernel statistics of the device: subgroup size in use (0: none), whether the prompt products
+  // run on subgroup matrices.
   get gpuInfo() {
-    return this.dev ? { subgroupSize: this.dev.sgSize, adapter: this.dev.info } : null;
+    return this.dev ? { subgroupSize: this.dev.sgSize, subgroupMatrix: !!this.dev.sgMat, adapter: this.dev.info } : null;
   }
 
   // ---- tokens and text ----

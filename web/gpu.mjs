@@ -10,9 +10,13 @@ const OP = { BUFFER: 1, PIPELINE: 2, BINDGROUP: 3, WRITE: 4, DISPATCH: 5, READ: 
 const U = { STORAGE: 1, UNIFORM: 2, COPY_SRC: 4 };
 
 // Kernels that read Q1_0 weights get web/kernels/q1.wgsl.
-const Q1_KERNELS = new Set(['embed', 'matvec', 'gateup', 'matmul']);
+const Q1_KERNELS = new Set(['embed', 'matvec', 'gateup', 'matmul', 'mm_sg']);
 // ... and the decode products also web/kernels/qx.wgsl (the quantised input).
 const QX_KERNELS = new Set(['matvec', 'gateup']);
+// ... and the prompt product on subgroup matrices needs WGSL's experimental extension.
+const SGMAT_KERNELS = new Set(['mm_sg']);
+// The one subgroup-matrix shape mm_sg.wgsl is written for.
+const SGMAT_CONFIG = { componentType: 'i8', resultComponentType: 'i32', M: 16, N: 16, K: 32 };
 
 export class GpuError extends Error {
   constructor(message, { lost = false } = {}) {
@@ -25,7 +29,11 @@ export class GpuError extends Error {
 // Asks for an adapter and a device with the adapter's largest buffer limits. Returns null when
 // there is no adapter. Subgroups are used only when the device promises one subgroup size for
 // every pipeline and a probe shows subgroups laid out contiguously (red_sg.wgsl relies on it).
-export async function openDevice(gpu, { subgroups = true, powerPreference = 'high-performance', timestamps = false } = {}) {
+// Subgroup matrices (the experimental 'chromium-experimental-subgroup-matrix' feature: Chrome
+// behind a flag, Dawn with allow_unsafe_apis) are used when the adapter offers int8 16 x 16 x 32
+// products on 32-wide subgroups; `sgMat` says whether the device has them.
+export async function openDevice(gpu, { subgroups = true, subgroupMatrix = true, powerPreference = 'high-performance',
+  timestamps = false } = {}) {
   if (!gpu) return null;
   const adapter = await gpu.requestAdapter({ powerPreference });
   if (!adapter) return null;
@@ -40,6 +48,10 @@ export async function openDevice(gpu, { subgroups = true, powerPreference = 'hig
   const canSg = subgroups && adapter.features.has('subgroups') && info.subgroupMinSize > 0 &&
     info.subgroupMinSize === info.subgroupMaxSize;
   const requiredFeatures = canSg ? ['subgroups'] : [];
+  const canMat = canSg && subgroupMatrix && info.subgroupMinSize === 32 &&
+    adapter.features.has('chromium-experimental-subgroup-matrix') &&
+    [...(info.subgroupMatrixConfigs ?? [])].some((c) => Object.entries(SGMAT_CONFIG).every(([k, v]) => c[k] === v));
+  if (canMat) requiredFeatures.push('chromium-experimental-subgroup-matrix');
   if (timestamps && adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   let sgSize = 0;
@@ -50,7 +62,7 @@ export async function openDevice(gpu, { subgroups = true, powerPreference = 'hig
       sgSize = 0;
     }
   }
-  return { adapter, device, sgSize, info };
+  return { adapter, device, sgSize, sgMat: canMat && sgSize === 32, info };
 }
 
 async function probeSubgroups(device, expect) {
@@ -106,7 +118,8 @@ export class GpuBridge {
   source(name) {
     const k = this.kernels;
     if (!k[name]) throw new GpuError(`unknown kernel '${name}'`);
-    const head = this.sgSize ? 'enable subgroups;\n' + k.red_sg : k.red_wg;
+    const en = SGMAT_KERNELS.has(name) ? 'enable chromium_experimental_subgroup_matrix;\n' : '';
+    const head = en + (this.sgSize ? 'enable subgroups;\n' + k.red_sg : k.red_wg);
     return head + '\n' + k.common + '\n' + (Q1_KERNELS.has(name) ? k.q1 + '\n' : '') +
       (QX_KERNELS.has(name) ? k.qx + '\n' : '') + k[name];
   }
