@@ -4,8 +4,9 @@
 //   node web/cli.mjs run    -m FILE -p TEXT [--gpu|--cpu] [-n N] [--temp T] [--top-k K] [--seed S] [--chat]
 //   node web/cli.mjs logits -m FILE --tokens 1,2,3 --out F [--gpu|--cpu]   (raw float32, like `onebit logits`)
 //   node web/cli.mjs bench  -m FILE [--gpu|--cpu] [--pp 512] [--tg 128] [-r 3] [--json]
-// WebGPU in Node comes from the `webgpu` npm package (Dawn); without it, or without an
-// adapter, the CPU path runs. It prints errors and exits non-zero; it is not library code.
+// WebGPU in Node comes from the `webgpu` npm package (Dawn, started with allow_unsafe_apis so that
+// experimental features such as subgroup matrices are offered where the GPU has them; off with
+// --no-subgroup-matrix); without it, or without an adapter, the CPU path runs. It prints errors and exits non-zero; it is not library code.
 
 import { writeFileSync } from 'node:fs';
 import { Engine, OnebitError } from './engine.mjs';
@@ -14,7 +15,8 @@ const USAGE = `usage: node web/cli.mjs run|logits|bench -m FILE [options]
   run     -p TEXT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] [--chat] [-c N_CTX]
   logits  --tokens 1,2,3 --out FILE      raw little-endian float32 logits of every position
   bench   [--pp 512] [--tg 128] [-r REPS] [--json]
-common: --gpu (WebGPU, fail without it) | --cpu (wasm CPU path); --kv-f16; --no-subgroups; -v`;
+common: --gpu (WebGPU, fail without it) | --cpu (wasm CPU path); --kv-f16; --no-subgroups;
+        --no-subgroup-matrix (prompt products without the experimental subgroup matrices); -v`;
 
 function parse(argv) {
   const o = { cmd: argv[0], backend: 'auto', n: 128, pp: 512, tg: 128, reps: 3, ctx: 0 };
@@ -48,6 +50,7 @@ function parse(argv) {
       case '--cpu': o.backend = 'cpu'; break;
       case '--kv-f16': o.kvF16 = true; break;
       case '--no-subgroups': o.noSg = true; break;
+      case '--no-subgroup-matrix': o.noMat = true; break;
       case '-v': case '--verbose': o.verbose = true; break;
       case '-h': case '--help': console.log(USAGE); process.exit(0);
       default: die(`unknown option ${a}\n${USAGE}`);
@@ -62,11 +65,11 @@ function die(msg) {
 }
 
 // navigator.gpu for Node: Dawn from the `webgpu` package, when it is installed.
-async function nodeGpu() {
+async function nodeGpu(unsafeApis) {
   try {
     const { create, globals } = await import('webgpu');
     Object.assign(globalThis, globals);
-    return create([]);
+    return create(unsafeApis ? ['enable-dawn-features=allow_unsafe_apis'] : []);
   } catch {
     return null;
   }
@@ -76,14 +79,14 @@ async function main() {
   const o = parse(process.argv.slice(2));
   if (!['run', 'logits', 'bench'].includes(o.cmd)) die(USAGE);
   if (!o.model) die('-m FILE is required');
-  const gpu = o.backend === 'cpu' ? null : await nodeGpu();
+  const gpu = o.backend === 'cpu' ? null : await nodeGpu(!o.noMat);
   if (o.backend === 'webgpu' && !gpu) die("--gpu needs the 'webgpu' npm package");
-  const eng = await Engine.create({ backend: o.backend, gpu, subgroups: !o.noSg });
+  const eng = await Engine.create({ backend: o.backend, gpu, subgroups: !o.noSg, subgroupMatrix: !o.noMat });
   const t0 = performance.now();
   const info = await eng.load(o.model, { nCtx: o.ctx, kvF16: o.kvF16 });
   if (o.verbose)
     console.error(`loaded ${info.name || info.arch} (${info.nLayer} layers) on ${eng.backend}` +
-      (eng.gpuInfo ? ` (subgroups: ${eng.gpuInfo.subgroupSize || 'off'})` : '') + ` in ${(performance.now() - t0).toFixed(0)} ms`);
+      (eng.gpuInfo ? ` (subgroups: ${eng.gpuInfo.subgroupSize || 'off'}, subgroup matrices: ${eng.gpuInfo.subgroupMatrix ? 'on' : 'off'})` : '') + ` in ${(performance.now() - t0).toFixed(0)} ms`);
   try {
     if (o.cmd === 'run') {
       if (o.prompt === undefined) die('run needs -p TEXT');
@@ -108,7 +111,8 @@ async function main() {
       const r = await eng.bench({ pp: o.pp, tg: o.tg, reps: o.reps });
       if (o.json) console.log(JSON.stringify({ model: o.model, ...r }));
       else {
-        console.log(`backend ${r.backend}` + (eng.gpuInfo ? ` (subgroups: ${eng.gpuInfo.subgroupSize || 'off'})` : ''));
+        console.log(`backend ${r.backend}` + (eng.gpuInfo ? ` (subgroups: ${eng.gpuInfo.subgroupSize || 'off'}, ` +
+          `subgroup matrices: ${eng.gpuInfo.subgroupMatrix ? 'on' : 'off'})` : ''));
         if (o.pp > 0) console.log(`pp${o.pp}: ${r.ppTps.toFixed(1)} tok/s`);
         if (o.tg > 0) console.log(`tg${o.tg}: ${r.tgTps.toFixed(1)} tok/s`);
         if (r.dispatchesPerToken) console.log(`dispatches per generated token: ${r.dispatchesPerToken}`);

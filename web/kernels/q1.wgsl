@@ -14,3 +14,16 @@ fn wscale(a: u32) -> f32 {
   let v = unpack2x16float(W[a >> 2u]);
   return select(v.x, v.y, (a & 2u) != 0u);
 }
+
+// Reads one word of every 32-weight word a lane of gateup.wgsl will take from rows at byte
+// offsets a (nw words a row, every TPR-th word from `lane`), so that those weights are on their
+// way from memory while the kernel stages its input; the result only keeps the loads alive.
+fn w_touch(a: vec4<u32>, nw: u32, lane: u32) -> u32 {
+  var t = 0u;
+  for (var it = 0u; it < (nw + TPR - 1u) / TPR; it++) {
+    let w = min(lane + it * TPR, nw - 1u);
+    let wo = (w >> 2u) * 18u + 2u + (w & 3u) * 4u;
+    t ^= W[(a.x + wo) >> 2u] ^ W[(a.y + wo) >> 2u] ^ W[(a.z + wo) >> 2u] ^ W[(a.w + wo) >> 2u];
+  }
+  return t;
+}
