@@ -635,6 +635,15 @@ WG_API int ob_wgpu_model_ready(ob_model *m) {
     return cmd_status();
 }
 
+/* attention.wgsl (prompt chunks) takes 32 rows a workgroup: qh q heads of one KV group x 32 / qh
+ * tokens, qh the largest power of two <= 8 dividing n_head / n_head_kv. Its workgroup memory
+ * (14,976 bytes) fits WebGPU's default 16 KiB for every head dimension. */
+static uint32_t attn_heads(const ob_hparams *hp) {
+    uint32_t g = (uint32_t)(hp->n_head / hp->n_head_kv), qh = 1;
+    while (qh < 8 && g % (qh * 2) == 0) qh *= 2;
+    return qh;
+}
+
 static int ctx_pipelines(wg_ctx *c) {
     const ob_hparams *hp = &c->wm->m->hp;
     uint32_t hd = (uint32_t)hp->head_dim;
@@ -649,7 +658,7 @@ static int ctx_pipelines(wg_ctx *c) {
                                 {"HD", hd},      {"KW", kq},    {"CW", (uint32_t)hp->n_head * ATT_SPLITS}};
     const wg_const adec[] = {{"HD", hd}, {"KV16", f16}};
     const wg_const gateup[] = {{"ROWS", rows}, {"QXW", qe}, {"KW", ke}};
-    const wg_const attn[] = {{"HD", hd}, {"KV16", f16}};
+    const wg_const attn[] = {{"HD", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}};
     const wg_const mm_res[] = {{"RESID", 1}};
     const wg_const rope[] = {{"HD", hd}, {"KV16", f16}};
     c->pipe[K_EMBED] = gpu_pipeline("embed", 0, NULL);
@@ -660,7 +669,7 @@ static int ctx_pipelines(wg_ctx *c) {
     c->pipe[K_MV_COMB] = gpu_pipeline("matvec", 7, mv_comb);
     c->pipe[K_ADEC] = gpu_pipeline("attn_dec", 2, adec);
     c->pipe[K_GATEUP] = gpu_pipeline("gateup", 3, gateup);
-    c->pipe[K_ATTN] = gpu_pipeline("attention", 2, attn);
+    c->pipe[K_ATTN] = gpu_pipeline("attention", 3, attn);
     c->pipe[K_MM] = gpu_pipeline("matmul", 0, NULL);
     c->pipe[K_MM_RES] = gpu_pipeline("matmul", 1, mm_res);
     c->pipe[K_QKROPE] = gpu_pipeline("qk_rope", 2, rope);
@@ -1070,7 +1079,8 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
                 mm_dispatch(P[K_MM], bg[BG_MQKV], QS, nk);
             }
             gpu_dispatch(P[K_QKROPE], bg[BG_ROPE], (uint32_t)(hp->n_head + 2 * hp->n_head_kv), nk);
-            gpu_dispatch(P[K_ATTN], bg[BG_ATTN], (uint32_t)hp->n_head, nk);
+            const uint32_t qh = attn_heads(hp), bt = 32 / qh; /* q heads, tokens a workgroup */
+            gpu_dispatch(P[K_ATTN], bg[BG_ATTN], (uint32_t)hp->n_head / qh, (nk + bt - 1) / bt);
             if (sm) {
                 quant_dispatch(c, c->bg_qatt, QD, nk);
                 mms_dispatch(c, K_MMS_RES, bg[BG_SMO], E, nk);

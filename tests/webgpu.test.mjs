@@ -421,15 +421,18 @@ for (const sg of [true, false]) {
           }
         });
 
-        await t.test(`attention, ${kv16 ? 'f16' : 'f32'} cache, prompt chunk and a long decode`, async () => {
-          for (const [n, pos] of [[3, 5], [1, 300]]) {
-            const len = pos + n, qs = QD + 2 * KD;
-            const q = randn(r, n * QD), k = randn(r, len * KD), v = randn(r, len * KD);
+        await t.test(`attention, ${kv16 ? 'f16' : 'f32'} cache: chunks over several tiles, head dims 32-256, one token late`, async () => {
+          // [n, pos, n_head, n_head_kv, head_dim, QH (0: the engine's choice)]; n_ctx = pos + n
+          const cases = [[3, 5, nh, nkv, hd, 0], [1, 300, nh, nkv, hd, 0], [70, 45, nh, nkv, hd, 0], [33, 0, nh, nkv, hd, 0],
+            [70, 45, nh, nkv, hd, 1], [40, 7, 8, 2, 128, 0], [33, 30, 2, 2, 32, 0], [20, 13, 2, 1, 256, 0]];
+          for (const [n, pos, nh2, nkv2, hd2, qh0] of cases) {
+            const QD2 = nh2 * hd2, KD2 = nkv2 * hd2, len = pos + n, qs = QD2 + 2 * KD2;
+            const q = randn(r, n * QD2), k = randn(r, len * KD2), v = randn(r, len * KD2);
             const qkvb = new Float32Array(n * qs);
-            for (let t2 = 0; t2 < n; t2++) qkvb.set(q.subarray(t2 * QD, (t2 + 1) * QD), t2 * qs);
+            for (let t2 = 0; t2 < n; t2++) qkvb.set(q.subarray(t2 * QD2, (t2 + 1) * QD2), t2 * qs);
             const kr = kv16 ? f16round(k) : k, vr = kv16 ? f16round(v) : v;
             let cache;
-            const words = (2 * nCtx * KD) / (kv16 ? 2 : 1);
+            const words = (2 * len * KD2) / (kv16 ? 2 : 1);
             if (kv16) {
               cache = new Uint32Array(words);
               const put = (base, a) => { for (let i = 0; i < a.length; i += 2) cache[base + i / 2] = (f32ToF16(a[i]) | (f32ToF16(a[i + 1]) << 16)) >>> 0; };
@@ -440,11 +443,12 @@ for (const sg of [true, false]) {
               cache.set(k, 0);
               cache.set(v, words / 2);
             }
-            const want = await refAttention(q, kr, vr, n, pos, nh, nkv, hd);
-            const [, , o] = await H.run('attention', { HD: hd, KV16: kv16 }, [qkvb, cache, n * QD * 4],
-              { n_head: nh, n_head_kv: nkv, head_dim: hd, kv_dim: KD, q_stride: qs, n_ctx: nCtx, v_off: words / 2, scale: 1 / Math.sqrt(hd) },
-              { n, pos }, [nh, n]);
-            close(new Float32Array(o), want, 1e-3, `attention n=${n} pos=${pos}`);
+            const want = await refAttention(q, kr, vr, n, pos, nh2, nkv2, hd2);
+            const qh = qh0 || attnHeads(nh2, nkv2);
+            const [, , o] = await H.run('attention', { HD: hd2, KV16: kv16, QH: qh }, [qkvb, cache, n * QD2 * 4],
+              { n_head: nh2, n_head_kv: nkv2, head_dim: hd2, kv_dim: KD2, q_stride: qs, n_ctx: len, v_off: words / 2, scale: 1 / Math.sqrt(hd2) },
+              { n, pos }, gridAttn(nh2, n, qh));
+            close(new Float32Array(o), want, 1e-3, `attention n=${n} pos=${pos} heads ${nh2}/${nkv2} hd ${hd2} QH ${qh}`);
           }
         });
       }
@@ -578,12 +582,40 @@ for (const sg of [true, false]) {
   });
 }
 
+// The engine requests the adapter's limit, but only WebGPU's default is promised everywhere.
+test('attention fits the default 16 KiB of workgroup memory (every head dim, both caches)', { skip }, async () => {
+  const dev = await (await gpu.requestAdapter()).requestDevice();
+  try {
+    assert.equal(dev.limits.maxComputeWorkgroupStorageSize, 16384);
+    const module = new GpuBridge(dev, KERNELS, 0).module('attention');
+    for (const HD of [32, 64, 128, 256])
+      for (const KV16 of [0, 1]) {
+        dev.pushErrorScope('validation');
+        dev.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main', constants: { TPR: 8, HD, KV16, QH: 2 } } });
+        const err = await dev.popErrorScope();
+        assert.equal(err, null, `HD ${HD} KV16 ${KV16}: ${err?.message}`);
+      }
+  } finally {
+    dev.destroy();
+  }
+});
+
 // The order-preserving key of a logit (common.wgsl key_of).
 function keyOf(v) {
   const b = new Uint32Array(Float32Array.of(v).buffer)[0];
   if ((b & 0x7fffffff) > 0x7f800000) return 0x007fffff;
   const c = b === 0x7f800000 ? 0x7f7fffff : b;
   return c >>> 31 ? ~c >>> 0 : (c | 0x80000000) >>> 0;
+}
+
+// attention.wgsl: q heads per workgroup and the grid, as src/backend_webgpu.c's attn_heads().
+function attnHeads(nh, nkv) {
+  let qh = 1;
+  while (qh < 8 && (nh / nkv) % (qh * 2) === 0) qh *= 2;
+  return qh;
+}
+function gridAttn(nh, n, qh) {
+  return [nh / qh, Math.ceil(n / (32 / qh))];
 }
 
 function gridMM(rows, n) {
