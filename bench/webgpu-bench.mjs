@@ -6,7 +6,7 @@
 // dispatches per generated token, and a per-kernel profile of one decode step and one prompt chunk.
 //   node bench/webgpu-bench.mjs -m FILE [--pp 512] [--tg 128] [-r 3] [--no-llama] [--no-ours]
 //                               [--kv-f16] [--no-subgroups] [--no-subgroup-matrix] [--no-profile] [--json OUT]
-//                               [--dawn FLAG]... (extra Dawn instance flags, e.g. enable-dawn-features=X)
+//                               [--dawn-enable TOGGLE]... (more Dawn toggles, e.g. disable_robustness)
 // Dawn runs with allow_unsafe_apis so that experimental features (subgroup matrices for the prompt
 // products) are offered where the GPU has them; --no-subgroup-matrix measures without them.
 // Needs the npm packages `webgpu` and (for the comparison) `node-llama-cpp` with its Vulkan
@@ -26,7 +26,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--kv-f16') opt.kvF16 = true;
   else if (a === '--no-subgroups') opt.noSg = true;
   else if (a === '--no-subgroup-matrix') opt.noMat = true;
-  else if (a === '--dawn') (opt.dawn ??= []).push(v());
+  else if (a === '--dawn-enable') (opt.dawn ??= []).push(v());
   else if (a === '--no-profile') opt.profile = false;
   else if (a === '--json') opt.json = v();
   else {
@@ -46,9 +46,10 @@ const fmt = (x) => (x ? x.toFixed(1) : '-');
 async function benchOurs() {
   const { create, globals } = await import('webgpu');
   Object.assign(globalThis, globals);
-  const flags = opt.noMat ? [] : ['enable-dawn-features=allow_unsafe_apis'];
+  // One flag per kind: a second enable-dawn-features= would replace the first.
+  const enable = [...(opt.noMat ? [] : ['allow_unsafe_apis']), ...(opt.dawn ?? [])];
+  const flags = enable.length ? [`enable-dawn-features=${enable.join(',')}`] : [];
   if (opt.profile) flags.push('disable-dawn-features=timestamp_quantization');
-  for (const f of opt.dawn ?? []) flags.push(f);
   const gpu = create(flags);
   const { Engine } = await import('../web/engine.mjs');
   const eng = await Engine.create({ backend: 'webgpu', gpu, subgroups: !opt.noSg, subgroupMatrix: !opt.noMat,

@@ -432,7 +432,6 @@ enum wg_kernel {
 enum wg_layer_bg {
     BG_QKV, BG_ADEC, BG_WO, BG_GU, BG_DOWN,                       /* decode */
     BG_N1, BG_MQKV, BG_ROPE, BG_ATTN, BG_MO, BG_N2, BG_MGU, BG_MDOWN, /* prompt */
-    BG_SQKV, BG_SMO, BG_SMGU, BG_SMDOWN,                          /* prompt, on subgroup matrices */
     BG_PER_LAYER
 };
 
@@ -452,7 +451,6 @@ typedef struct wg_ctx {
     int sgmm;                     /* prompt products on subgroup matrices (quant + mm_sg) */
     uint32_t xq, xq_lo, xq_sc;    /* their quantised input; word offsets of the lo plane, scales */
     uint32_t bg_qh, bg_qatt, bg_qgu; /* quant of c->h, c->att, the SwiGLU half of c->gu */
-    uint32_t *bg_shead;           /* [n_out] all-logits head on subgroup matrices */
     uint32_t *bg_embed, *bg_head, *bg_mhead; /* [n_emb], [n_out], [n_out] */
     wg_params *slots;             /* [n_slots] (each WG_SLOT bytes apart) */
     int n_slots, cap_slots;
@@ -670,8 +668,6 @@ static int ctx_pipelines(wg_ctx *c) {
     c->pipe[K_ADEC] = gpu_pipeline("attn_dec", 2, adec);
     c->pipe[K_GATEUP] = gpu_pipeline("gateup", 3, gateup);
     c->pipe[K_ATTN] = gpu_pipeline("attention", 3, attn);
-    c->pipe[K_MM] = gpu_pipeline("matmul", 0, NULL);
-    c->pipe[K_MM_RES] = gpu_pipeline("matmul", 1, mm_res);
     c->pipe[K_QKROPE] = gpu_pipeline("qk_rope", 2, rope);
     c->pipe[K_SWIGLU] = gpu_pipeline("swiglu", 0, NULL);
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
@@ -681,6 +677,9 @@ static int ctx_pipelines(wg_ctx *c) {
         c->pipe[K_QUANT] = gpu_pipeline("quant", 2, q);
         c->pipe[K_MMS] = gpu_pipeline("mm_sg", 2, q);
         c->pipe[K_MMS_RES] = gpu_pipeline("mm_sg", 3, qr);
+    } else {
+        c->pipe[K_MM] = gpu_pipeline("matmul", 0, NULL);
+        c->pipe[K_MM_RES] = gpu_pipeline("matmul", 1, mm_res);
     }
     return 1;
 }
@@ -692,6 +691,13 @@ static wg_params mat_params(const wg_ctx *c, uint32_t rows, uint32_t cols, uint3
     p.row_bytes = row_bytes;
     p.w_off = w_off;
     return p;
+}
+
+/* A prompt chunk's product Y (+)= W X: the f32 matmul reads X itself; mm_sg reads it quantised
+ * (c->xq, written by quant.wgsl just before). */
+static uint32_t mm_bg(wg_ctx *c, int resid, const wg_params *p, uint32_t w, uint32_t x, uint32_t y, int *ok) {
+    int k = c->sgmm ? (resid ? K_MMS_RES : K_MMS) : (resid ? K_MM_RES : K_MM);
+    return make_bg(c, k, p, 3, (wg_bind[]){{0, w, 0, 0}, {1, c->sgmm ? c->xq : x, 0, 0}, {2, y, 0, 0}}, ok);
 }
 
 static void ctx_bindgroups(wg_ctx *c, int *ok) {
@@ -741,7 +747,7 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p = mat_params(c, QS, E, wm->rb_e, wm->off_qkv);
         p.in_stride = E;
         p.out_stride = QS;
-        bg[BG_MQKV] = make_bg(c, K_MM, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->h, 0, 0}, {2, c->qkv, 0, 0}}, ok);
+        bg[BG_MQKV] = mm_bg(c, 0, &p, W, c->h, c->qkv, ok);
         p = base_params(c);
         p.norm_off = norm_q(wm, l);
         p.norm2_off = norm_k(wm, l);
@@ -750,29 +756,15 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p = mat_params(c, E, QD, wm->rb_q, wm->off_o);
         p.in_stride = QD;
         p.out_stride = E;
-        bg[BG_MO] = make_bg(c, K_MM_RES, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->att, 0, 0}, {2, c->x, 0, 0}}, ok);
+        bg[BG_MO] = mm_bg(c, 1, &p, W, c->att, c->x, ok);
         p = mat_params(c, 2 * F, E, wm->rb_e, wm->off_gu);
         p.in_stride = E;
         p.out_stride = 2 * F;
-        bg[BG_MGU] = make_bg(c, K_MM, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->h, 0, 0}, {2, c->gu, 0, 0}}, ok);
+        bg[BG_MGU] = mm_bg(c, 0, &p, W, c->h, c->gu, ok);
         p = mat_params(c, E, F, wm->rb_f, wm->off_down);
         p.in_stride = 2 * F;
         p.out_stride = E;
-        bg[BG_MDOWN] = make_bg(c, K_MM_RES, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->gu, 0, 0}, {2, c->x, 0, 0}}, ok);
-        if (c->sgmm) {
-            p = mat_params(c, QS, E, wm->rb_e, wm->off_qkv);
-            p.out_stride = QS;
-            bg[BG_SQKV] = make_bg(c, K_MMS, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->xq, 0, 0}, {2, c->qkv, 0, 0}}, ok);
-            p = mat_params(c, E, QD, wm->rb_q, wm->off_o);
-            p.out_stride = E;
-            bg[BG_SMO] = make_bg(c, K_MMS_RES, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->xq, 0, 0}, {2, c->x, 0, 0}}, ok);
-            p = mat_params(c, 2 * F, E, wm->rb_e, wm->off_gu);
-            p.out_stride = 2 * F;
-            bg[BG_SMGU] = make_bg(c, K_MMS, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->xq, 0, 0}, {2, c->gu, 0, 0}}, ok);
-            p = mat_params(c, E, F, wm->rb_f, wm->off_down);
-            p.out_stride = E;
-            bg[BG_SMDOWN] = make_bg(c, K_MMS_RES, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->xq, 0, 0}, {2, c->x, 0, 0}}, ok);
-        }
+        bg[BG_MDOWN] = mm_bg(c, 1, &p, W, c->gu, c->x, ok);
     }
     if (c->sgmm) {
         wg_params p = base_params(c);
@@ -785,13 +777,6 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p.cols = F;
         p.in_stride = 2 * F;
         c->bg_qgu = make_bg(c, K_QUANT, &p, 2, (wg_bind[]){{0, c->gu, 0, 0}, {1, c->xq, 0, 0}}, ok);
-        for (int i = 0; i < wm->n_out; i++) {
-            p = mat_params(c, (uint32_t)wm->out[i].rows, E, (uint32_t)m->output->row_bytes, 0);
-            p.row0 = (uint32_t)wm->out[i].row0;
-            p.out_stride = V;
-            c->bg_shead[i] = make_bg(c, K_MMS, &p, 3, (wg_bind[]){{0, wm->out[i].buf, 0, 0}, {1, c->xq, 0, 0}, {2, c->logits, 0, 0}},
-                                     ok);
-        }
     }
     wg_params p = base_params(c);
     c->bg_swiglu = make_bg(c, K_SWIGLU, &p, 1, (wg_bind[]){{0, c->gu, 0, 0}}, ok);
@@ -816,7 +801,7 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
                                 ok);
         p.in_stride = E;
         p.out_stride = V;
-        c->bg_mhead[i] = make_bg(c, K_MM, &p, 3, (wg_bind[]){{0, wm->out[i].buf, 0, 0}, {1, c->h, 0, 0}, {2, c->logits, 0, 0}}, ok);
+        c->bg_mhead[i] = mm_bg(c, 0, &p, wm->out[i].buf, c->h, c->logits, ok);
     }
     p = base_params(c);
     p.rows = V;
@@ -865,11 +850,11 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     c->mv_rows = 32;
     c->head_rows = 128;
     /* Prompt products on subgroup matrices: the quantised input holds the widest input's two
-     * int8 planes and scales for the chunk's tokens rounded up to mm_sg's 64-token tile. */
+     * int8 planes and scales for the chunk's tokens rounded up to mm_sg's 32-token tile. */
     {
-        uint64_t cap64 = (B + 63) / 64 * 64, maxc = E > QD ? E : QD;
+        uint64_t toks = (B + 31) / 32 * 32, maxc = E > QD ? E : QD;
         if (F > maxc) maxc = F;
-        uint64_t lo = cap64 * maxc / 4, words = 2 * lo + cap64 * maxc / 128;
+        uint64_t lo = toks * maxc / 4, words = 2 * lo + toks * maxc / 128;
         c->sgmm = wg_lim.sgmat && wg_lim.max_wg_mem >= MMS_WG_MEM && words * 4 <= cap;
         c->xq_lo = (uint32_t)lo;
         c->xq_sc = (uint32_t)(2 * lo);
@@ -879,10 +864,9 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     c->bg_embed = calloc((size_t)wm->n_emb, sizeof *c->bg_embed);
     c->bg_head = calloc((size_t)wm->n_out, sizeof *c->bg_head);
     c->bg_mhead = calloc((size_t)wm->n_out, sizeof *c->bg_mhead);
-    c->bg_shead = calloc((size_t)wm->n_out, sizeof *c->bg_shead);
     int half = hp->head_dim / 2;
     c->rope_host = malloc((size_t)n_ctx * (size_t)half * 2 * sizeof(float));
-    if (!c->kv || !c->bg || !c->bg_embed || !c->bg_head || !c->bg_mhead || !c->bg_shead || !c->rope_host) {
+    if (!c->kv || !c->bg || !c->bg_embed || !c->bg_head || !c->bg_mhead || !c->rope_host) {
         wg_ctx_free(c);
         return ob_fail(OB_ERR_NOMEM, "out of memory for a context of %d positions", n_ctx);
     }
@@ -914,8 +898,7 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     for (int l = 0; l < hp->n_layer; l++) c->kv[l] = gpu_buffer(kv_bytes, WG_STORAGE);
     /* Parameter slots: count them first so that the uniform buffer can be created before the
      * bind groups that point into it. */
-    int n_slots = hp->n_layer * (BG_PER_LAYER - (c->sgmm ? 0 : 4)) + 3 + wm->n_emb + 2 * wm->n_out;
-    if (c->sgmm) n_slots += 3 + wm->n_out;
+    int n_slots = hp->n_layer * BG_PER_LAYER + 3 + wm->n_emb + 2 * wm->n_out + (c->sgmm ? 3 : 0);
     c->params = gpu_buffer((uint64_t)n_slots * WG_SLOT, WG_UNIFORM);
     ctx_pipelines(c);
     int ok = 1;
@@ -952,7 +935,6 @@ static void wg_ctx_free(void *cstate) {
     free(c->bg_embed);
     free(c->bg_head);
     free(c->bg_mhead);
-    free(c->bg_shead);
     free(c->slots);
     free(c->rope_host);
     free(c);
@@ -992,14 +974,17 @@ WG_API int ob_wgpu_gpu_samples(const wg_ctx *c) {
     return p->temperature <= 0 || (p->top_k >= 1 && p->top_k <= 256 && p->top_k < c->wm->m->hp.n_vocab);
 }
 
-/* quant.wgsl: one 32-wide subgroup per (token, 128-block), four a workgroup. */
-static void quant_dispatch(const wg_ctx *c, uint32_t bg, uint32_t cols, uint32_t n) {
-    gpu_dispatch(c->pipe[K_QUANT], bg, (n * (cols / QK1_0) + 3) / 4, 1);
-}
-
-/* mm_sg.wgsl: tiles of 32 rows x 32 tokens. */
-static void mms_dispatch(const wg_ctx *c, int kernel, uint32_t bg, uint32_t rows, uint32_t n) {
-    gpu_dispatch(c->pipe[kernel], bg, (rows + 31) / 32, (n + 31) / 32);
+/* A prompt chunk's product (bind group from mm_bg) of rows x cols over n tokens. On subgroup
+ * matrices quant.wgsl first quantises the input through bind group qbg (0: already done; one
+ * 32-wide subgroup per (token, 128-block), four a workgroup), then mm_sg.wgsl takes tiles of 32
+ * rows x 32 tokens. */
+static void mm_step(const wg_ctx *c, int resid, uint32_t bg, uint32_t qbg, uint32_t rows, uint32_t cols, uint32_t n) {
+    if (!c->sgmm) {
+        mm_dispatch(c->pipe[resid ? K_MM_RES : K_MM], bg, rows, n);
+        return;
+    }
+    if (qbg) gpu_dispatch(c->pipe[K_QUANT], qbg, (n * (cols / QK1_0) + 3) / 4, 1);
+    gpu_dispatch(c->pipe[resid ? K_MMS_RES : K_MMS], bg, (rows + 31) / 32, (n + 31) / 32);
 }
 
 /* One forward step over up to a chunk of tokens at position n_past. Returns how many tokens it
@@ -1070,46 +1055,22 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
             gpu_dispatch(P[K_GATEUP], bg[BG_GU], (F + R - 1) / R, 1);
             gpu_dispatch(P[K_MV_RES], bg[BG_DOWN], (E + R - 1) / R, 1);
         } else {
-            const int sm = c->sgmm;
             gpu_dispatch(P[K_RMSNORM], bg[BG_N1], nk, 1);
-            if (sm) {
-                quant_dispatch(c, c->bg_qh, E, nk);
-                mms_dispatch(c, K_MMS, bg[BG_SQKV], QS, nk);
-            } else {
-                mm_dispatch(P[K_MM], bg[BG_MQKV], QS, nk);
-            }
+            mm_step(c, 0, bg[BG_MQKV], c->bg_qh, QS, E, nk);
             gpu_dispatch(P[K_QKROPE], bg[BG_ROPE], (uint32_t)(hp->n_head + 2 * hp->n_head_kv), nk);
             const uint32_t qh = attn_heads(hp), bt = 32 / qh; /* q heads, tokens a workgroup */
             gpu_dispatch(P[K_ATTN], bg[BG_ATTN], (uint32_t)hp->n_head / qh, (nk + bt - 1) / bt);
-            if (sm) {
-                quant_dispatch(c, c->bg_qatt, QD, nk);
-                mms_dispatch(c, K_MMS_RES, bg[BG_SMO], E, nk);
-            } else {
-                mm_dispatch(P[K_MM_RES], bg[BG_MO], E, nk);
-            }
+            mm_step(c, 1, bg[BG_MO], c->bg_qatt, E, QD, nk);
             gpu_dispatch(P[K_RMSNORM], bg[BG_N2], nk, 1);
-            if (sm) {
-                quant_dispatch(c, c->bg_qh, E, nk);
-                mms_dispatch(c, K_MMS, bg[BG_SMGU], 2 * F, nk);
-            } else {
-                mm_dispatch(P[K_MM], bg[BG_MGU], 2 * F, nk);
-            }
+            mm_step(c, 0, bg[BG_MGU], c->bg_qh, 2 * F, E, nk);
             gpu_dispatch(P[K_SWIGLU], c->bg_swiglu, (F + 255) / 256, nk);
-            if (sm) {
-                quant_dispatch(c, c->bg_qgu, F, nk);
-                mms_dispatch(c, K_MMS_RES, bg[BG_SMDOWN], E, nk);
-            } else {
-                mm_dispatch(P[K_MM_RES], bg[BG_MDOWN], E, nk);
-            }
+            mm_step(c, 1, bg[BG_MDOWN], c->bg_qgu, E, F, nk);
         }
     }
     if (all) {
         gpu_dispatch(P[K_RMSNORM], c->bg_nout, nk, 1);
-        if (c->sgmm) quant_dispatch(c, c->bg_qh, E, nk);
-        for (int i = 0; i < wm->n_out; i++) {
-            if (c->sgmm) mms_dispatch(c, K_MMS, c->bg_shead[i], (uint32_t)wm->out[i].rows, nk);
-            else mm_dispatch(P[K_MM], c->bg_mhead[i], (uint32_t)wm->out[i].rows, nk);
-        }
+        for (int i = 0; i < wm->n_out; i++) /* the parts share one quantised input */
+            mm_step(c, 0, c->bg_mhead[i], i == 0 ? c->bg_qh : 0, (uint32_t)wm->out[i].rows, E, nk);
     } else if (want_logits || sample) {
         for (int i = 0; i < wm->n_out; i++) {
             uint32_t HR = (uint32_t)c->head_rows;

@@ -486,7 +486,7 @@ for (const sg of [true, false]) {
           xs[3] = 40;
           const want = await refMatmul(W, rows, cols, xs, n);
           const [, xq] = await H.run('quant', { LO, SC }, [x, xqBytes], { cols, in_stride: stride }, { n }, [Math.ceil((n * cols) / 128 / 4)]);
-          const ostride = rows + 8, y0 = randn(r, n * ostride);
+          const ostride = rows + 8, y0 = randn(r, (n + 1) * ostride); // one token row more than n
           for (const resid of [0, 1]) {
             const [, , y] = await H.run('mm_sg', { RESID: resid, LO, SC }, [W.bytes, new Uint8Array(xq), y0],
               { rows, cols, row_bytes: W.rb, out_stride: ostride, row0: 4 }, { n }, [Math.ceil(rows / 32), Math.ceil(n / 32)]);
@@ -498,8 +498,9 @@ for (const sg of [true, false]) {
               }
             close(Float32Array.from(g), Float32Array.from(w), 1e-3, `mm_sg n=${n} resid=${resid}`);
             assert.ok(relRms(Float32Array.from(g), Float32Array.from(w)) < 1e-4, `mm_sg n=${n} relative RMS`);
-            // outside the product: the rows' padding and the tokens past n stay as they were
+            // outside the product: the rows' padding and the token past n stay as they were
             for (let t2 = 0; t2 < n; t2++) for (const i of [0, 1, 2, 3, rows + 4, rows + 5]) assert.equal(got[t2 * ostride + i], y0[t2 * ostride + i]);
+            for (let i = 0; i < ostride; i++) assert.equal(got[n * ostride + i], y0[n * ostride + i], `token ${n} row ${i}`);
           }
         }
       });

@@ -12,7 +12,7 @@
 // a matrix; the sums leave through workgroup memory too, so that the writes of Y are coalesced.
 // RESID: Y += W X. Rows go to Y[out_off + t * out_stride + row0 + r].
 // Bounds: rows past P.rows are read as row P.rows - 1 and never written; tokens past S.n read
-// XQ rows the host allocated (tokens rounded up to 64) and are never written.
+// XQ rows the host allocated (tokens rounded up to 32) and are never written.
 
 override RESID: bool = false;
 override LO: u32 = 0u;

@@ -5,7 +5,7 @@
 // One 32-wide subgroup per (token, block), four a workgroup (this kernel runs only where
 // mm_sg.wgsl does: 32-wide subgroups laid out contiguously). XQ: the hi plane [tokens][cols] bytes
 // from word 0, the lo plane from word LO, the scales [tokens][cols / 128] from word SC (the host
-// sizes XQ for the widest input and the chunk's tokens rounded up to 64).
+// sizes XQ for the widest input and the chunk's tokens rounded up to 32).
 
 override LO: u32 = 0u;
 override SC: u32 = 0u;

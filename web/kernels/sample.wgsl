@@ -24,6 +24,12 @@ var<workgroup> sh: array<u32, 4>;
 var<workgroup> ncand: atomic<u32>;
 var<workgroup> cw: array<f32, 256>;
 
+// Tokens of the penalty window: the last repeat_last_n of the history (-1: all of it).
+fn pen_window(kv_len: u32) -> u32 {
+  if (SP.last_n >= 0 && u32(SP.last_n) < kv_len) { return u32(SP.last_n); }
+  return kv_len;
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) tid: u32) {
   let V = P.rows;
@@ -31,8 +37,7 @@ fn main(@builtin(local_invocation_index) tid: u32) {
 
   // 1. penalties, once per distinct token of the window (the first occurrence applies them)
   if (SP.pen_on != 0u) {
-    var win = kv_len;
-    if (SP.last_n >= 0 && u32(SP.last_n) < win) { win = u32(SP.last_n); }
+    let win = pen_window(kv_len);
     let start = kv_len - win;
     for (var i = tid; i < win; i += 256u) {
       let t = HIST[start + i];
@@ -60,8 +65,7 @@ fn main(@builtin(local_invocation_index) tid: u32) {
   let HR = P.cols;
   let nslots = (V + HR - 1u) / HR;
   if (SP.pen_on != 0u) {
-    var win = kv_len;
-    if (SP.last_n >= 0 && u32(SP.last_n) < win) { win = u32(SP.last_n); }
+    let win = pen_window(kv_len);
     let start = kv_len - win;
     for (var i = tid; i < win; i += 256u) {
       let t = HIST[start + i];
