@@ -424,8 +424,8 @@ static void wg_model_free(void *mstate) {
 /* ---- per-context state ---------------------------------------------------------------------- */
 
 enum wg_kernel {
-    K_EMBED, K_RMSNORM, K_MV_RES, K_MV_HEAD, K_MV_NORM, K_MV_COMB, K_ADEC, K_GATEUP, K_ATTN, K_MM, K_MM_RES, K_QKROPE,
-    K_SWIGLU, K_SAMPLE, K_QUANT, K_MMS, K_MMS_RES,
+    K_EMBED, K_EMBED_Q, K_RMSNORM, K_MV_DOWN, K_MV_HEAD, K_MV_HEAD_Q, K_MV_QKV, K_MV_WO, K_ADEC, K_GATEUP, K_ATTN, K_MM,
+    K_MM_RES, K_QKROPE, K_SWIGLU, K_SAMPLE, K_QUANT, K_MMS, K_MMS_RES,
     K_COUNT
 };
 
@@ -451,7 +451,11 @@ typedef struct wg_ctx {
     int sgmm;                     /* prompt products on subgroup matrices (quant + mm_sg) */
     uint32_t xq, xq_lo, xq_sc;    /* their quantised input; word offsets of the lo plane, scales */
     uint32_t bg_qh, bg_qatt, bg_qgu; /* quant of c->h, c->att, the SwiGLU half of c->gu */
-    uint32_t *bg_embed, *bg_head, *bg_mhead; /* [n_emb], [n_out], [n_out] */
+    /* Decode vectors pre-quantised between kernels (qx.wgsl's block form, 80 bytes a block of 32):
+     * qe the n_embd input of [q|k|v], gate/up and the head, qf the n_ff input of down; qdum takes
+     * the writes of kernels that produce none. */
+    uint32_t qe, qf, qdum;
+    uint32_t *bg_embed, *bg_head, *bg_mhead; /* [2][n_emb] (prompt, decode), [2][n_out], [n_out] */
     wg_params *slots;             /* [n_slots] (each WG_SLOT bytes apart) */
     int n_slots, cap_slots;
     float *rope_host;             /* [n_ctx][head_dim/2][2] cos, sin */
@@ -648,25 +652,49 @@ static int ctx_pipelines(wg_ctx *c) {
     uint32_t f16 = (uint32_t)c->kv_f16, rows = (uint32_t)c->mv_rows;
     const uint32_t qe = (uint32_t)hp->n_embd / 4, qf = (uint32_t)hp->n_ff / 4, qq = (uint32_t)hp->q_dim / 4;
     const uint32_t ke = qe / 8, kf = qf / 8, kq = qq / 8; /* 32-weight words a row */
-    const wg_const mv_res[] = {{"ROWS", rows}, {"RESID", 1}, {"QXW", qf}, {"KW", kf}};
+    /* QIN kernels stage nothing: QXW 8 keeps their (unused) staging arrays small. QOUT needs 32
+     * rows a workgroup (one output block): mv_rows is 32. */
+    /* The decode products and attention also get their shapes as constants (F_*, A_*: their first
+     * loads then wait for no uniform load). */
+    const wg_model *wm = c->wm;
+    const uint32_t E = (uint32_t)hp->n_embd, F = (uint32_t)hp->n_ff, QS = (uint32_t)(hp->q_dim + 2 * hp->kv_dim);
+    const uint32_t orb = (uint32_t)wm->m->output->row_bytes;
+    const wg_const mv_down[] = {{"ROWS", rows},      {"RESID", 1},  {"QIN", 1},   {"QOUT", 1},
+                                {"QXW", 8},          {"KW", kf},    {"F_ROWS", E}, {"F_COLS", F},
+                                {"F_RB", wm->rb_f}, {"F_WOFF", wm->off_down},       {"F_OUT", 0}};
     const wg_const mv_head[] = {{"ROWS", (uint32_t)c->head_rows}, {"NORM", 1}, {"LASTROW", 1}, {"ARGMAX", 1}, {"QXW", qe},
                                 {"KW", ke}};
-    const wg_const mv_norm[] = {{"ROWS", rows}, {"NORM", 1}, {"QXW", qe}, {"KW", ke}};
-    const wg_const mv_comb[] = {{"ROWS", rows},  {"RESID", 1}, {"COMBINE", 1}, {"QXW", qq},
-                                {"HD", hd},      {"KW", kq},    {"CW", (uint32_t)hp->n_head * ATT_SPLITS}};
-    const wg_const adec[] = {{"HD", hd}, {"KV16", f16}};
-    const wg_const gateup[] = {{"ROWS", rows}, {"QXW", qe}, {"KW", ke}};
+    const wg_const mv_headq[] = {{"ROWS", (uint32_t)c->head_rows}, {"NORM", 1}, {"QIN", 1},      {"ARGMAX", 1}, {"QXW", 8},
+                                 {"KW", ke},                       {"F_COLS", E}, {"F_RB", orb}, {"F_WOFF", 0}};
+    const wg_const mv_qkv[] = {{"ROWS", rows},       {"NORM", 1},   {"QIN", 1},     {"QXW", 8},
+                               {"KW", ke},           {"F_ROWS", QS}, {"F_COLS", E}, {"F_RB", wm->rb_e},
+                               {"F_WOFF", wm->off_qkv}, {"F_OUT", 0}};
+    const wg_const mv_wo[] = {{"ROWS", rows},      {"RESID", 1},   {"COMBINE", 1},  {"QOUT", 1},
+                              {"QXW", qq},         {"HD", hd},     {"KW", kq},      {"CW", (uint32_t)hp->n_head * ATT_SPLITS},
+                              {"F_ROWS", E},       {"F_COLS", (uint32_t)hp->q_dim}, {"F_RB", wm->rb_q},
+                              {"F_WOFF", wm->off_o}, {"F_OUT", 0}};
+    const wg_const adec[] = {{"HD", hd},
+                             {"KV16", f16},
+                             {"A_NH", (uint32_t)hp->n_head},
+                             {"A_NKV", (uint32_t)hp->n_head_kv},
+                             {"A_KD", (uint32_t)hp->kv_dim},
+                             {"A_NCTX", (uint32_t)c->n_ctx}};
+    const wg_const gateup[] = {{"ROWS", rows}, {"KW", ke},          {"F_ROWS", F},         {"F_COLS", E},
+                               {"F_RB", wm->rb_e}, {"F_WOFF", wm->off_gu}};
+    const wg_const embq[] = {{"QOUT", 1}, {"QVB", QK1_0 / 32}};
     const wg_const attn[] = {{"HD", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}};
     const wg_const mm_res[] = {{"RESID", 1}};
     const wg_const rope[] = {{"HD", hd}, {"KV16", f16}};
     c->pipe[K_EMBED] = gpu_pipeline("embed", 0, NULL);
+    c->pipe[K_EMBED_Q] = gpu_pipeline("embed", 2, embq);
     c->pipe[K_RMSNORM] = gpu_pipeline("rmsnorm", 0, NULL);
-    c->pipe[K_MV_RES] = gpu_pipeline("matvec", 4, mv_res);
+    c->pipe[K_MV_DOWN] = gpu_pipeline("matvec", 11, mv_down);
     c->pipe[K_MV_HEAD] = gpu_pipeline("matvec", 6, mv_head);
-    c->pipe[K_MV_NORM] = gpu_pipeline("matvec", 4, mv_norm);
-    c->pipe[K_MV_COMB] = gpu_pipeline("matvec", 7, mv_comb);
-    c->pipe[K_ADEC] = gpu_pipeline("attn_dec", 2, adec);
-    c->pipe[K_GATEUP] = gpu_pipeline("gateup", 3, gateup);
+    c->pipe[K_MV_HEAD_Q] = gpu_pipeline("matvec", 9, mv_headq);
+    c->pipe[K_MV_QKV] = gpu_pipeline("matvec", 10, mv_qkv);
+    c->pipe[K_MV_WO] = gpu_pipeline("matvec", 13, mv_wo);
+    c->pipe[K_ADEC] = gpu_pipeline("attn_dec", 6, adec);
+    c->pipe[K_GATEUP] = gpu_pipeline("gateup", 6, gateup);
     c->pipe[K_ATTN] = gpu_pipeline("attention", 3, attn);
     c->pipe[K_QKROPE] = gpu_pipeline("qk_rope", 2, rope);
     c->pipe[K_SWIGLU] = gpu_pipeline("swiglu", 0, NULL);
@@ -711,10 +739,12 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         wg_params p;
         /* decode: norm + [q|k|v]; attention split over the keys (QK-norm, RoPE, cache write);
          * merge + Wo + residual */
+        /* decode: the products read their input pre-quantised (qe, qf): embed, Wo and down each
+         * write the next one's input (x times the next norm's weights), gate/up writes qf */
         p = mat_params(c, QS, E, wm->rb_e, wm->off_qkv);
-        p.norm_off = norm_attn(wm, l);
-        bg[BG_QKV] = make_bg(c, K_MV_NORM, &p, 5,
-                             (wg_bind[]){{0, W, 0, 0}, {1, c->x, 0, 0}, {2, c->qkv, 0, 0}, {3, wm->norm_buf, 0, 0}, {4, c->am, 0, 0}},
+        bg[BG_QKV] = make_bg(c, K_MV_QKV, &p, 7,
+                             (wg_bind[]){{0, W, 0, 0}, {1, c->x, 0, 0}, {2, c->qkv, 0, 0}, {3, wm->norm_buf, 0, 0},
+                                         {4, c->am, 0, 0}, {5, c->qe, 0, 0}, {6, c->qdum, 0, 0}},
                              ok);
         p = base_params(c);
         p.norm_off = norm_q(wm, l);
@@ -726,16 +756,18 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p = base_params(c);
         bg[BG_ATTN] = make_bg(c, K_ATTN, &p, 3, (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}}, ok);
         p = mat_params(c, E, QD, wm->rb_q, wm->off_o);
-        bg[BG_WO] = make_bg(c, K_MV_COMB, &p, 5,
-                            (wg_bind[]){{0, W, 0, 0}, {1, c->apart, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0}, {4, c->am, 0, 0}},
+        p.norm2_off = norm_ffn(wm, l);
+        bg[BG_WO] = make_bg(c, K_MV_WO, &p, 7,
+                            (wg_bind[]){{0, W, 0, 0}, {1, c->apart, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0},
+                                        {4, c->am, 0, 0}, {5, c->qf, 0, 0}, {6, c->qe, 0, 0}},
                             ok);
         p = mat_params(c, F, E, wm->rb_e, wm->off_gu);
-        p.norm_off = norm_ffn(wm, l);
-        bg[BG_GU] = make_bg(c, K_GATEUP, &p, 4,
-                            (wg_bind[]){{0, W, 0, 0}, {1, c->x, 0, 0}, {2, c->gu, 0, 0}, {3, wm->norm_buf, 0, 0}}, ok);
+        bg[BG_GU] = make_bg(c, K_GATEUP, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->qe, 0, 0}, {2, c->qf, 0, 0}}, ok);
         p = mat_params(c, E, F, wm->rb_f, wm->off_down);
-        bg[BG_DOWN] = make_bg(c, K_MV_RES, &p, 5,
-                              (wg_bind[]){{0, W, 0, 0}, {1, c->gu, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0}, {4, c->am, 0, 0}},
+        p.norm2_off = l + 1 < hp->n_layer ? norm_attn(wm, l + 1) : wm->norm_out;
+        bg[BG_DOWN] = make_bg(c, K_MV_DOWN, &p, 7,
+                              (wg_bind[]){{0, W, 0, 0}, {1, c->gu, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0},
+                                          {4, c->am, 0, 0}, {5, c->qf, 0, 0}, {6, c->qe, 0, 0}},
                               ok);
         /* prompt chunks */
         p = base_params(c);
@@ -787,18 +819,25 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p = mat_params(c, (uint32_t)wm->emb[i].rows, E, (uint32_t)m->tok_embd->row_bytes, 0);
         p.row0 = (uint32_t)wm->emb[i].row0;
         p.flags = i == 0; /* the first part records the tokens in the history */
-        c->bg_embed[i] = make_bg(c, K_EMBED, &p, 4,
-                                 (wg_bind[]){{0, wm->emb[i].buf, 0, 0}, {1, c->tok, 0, 0}, {2, c->x, 0, 0}, {3, c->hist, 0, 0}}, ok);
+        p.norm_off = norm_attn(wm, 0);
+        for (int q = 0; q < 2; q++)
+            c->bg_embed[q * wm->n_emb + i] =
+                make_bg(c, q ? K_EMBED_Q : K_EMBED, &p, 6,
+                        (wg_bind[]){{0, wm->emb[i].buf, 0, 0}, {1, c->tok, 0, 0}, {2, c->x, 0, 0}, {3, c->hist, 0, 0},
+                                    {4, wm->norm_buf, 0, 0}, {5, q ? c->qe : c->qdum, 0, 0}},
+                        ok);
     }
     for (int i = 0; i < wm->n_out; i++) {
         p = mat_params(c, (uint32_t)wm->out[i].rows, E, (uint32_t)m->output->row_bytes, 0);
         p.row0 = (uint32_t)wm->out[i].row0;
         p.norm_off = wm->norm_out;
         p.in_stride = E;
-        c->bg_head[i] = make_bg(c, K_MV_HEAD, &p, 5,
-                                (wg_bind[]){{0, wm->out[i].buf, 0, 0}, {1, c->x, 0, 0}, {2, c->logits, 0, 0}, {3, wm->norm_buf, 0, 0},
-                                            {4, c->am, 0, 0}},
-                                ok);
+        for (int q = 0; q < 2; q++)
+            c->bg_head[q * wm->n_out + i] =
+                make_bg(c, q ? K_MV_HEAD_Q : K_MV_HEAD, &p, 7,
+                        (wg_bind[]){{0, wm->out[i].buf, 0, 0}, {1, c->x, 0, 0}, {2, c->logits, 0, 0}, {3, wm->norm_buf, 0, 0},
+                                    {4, c->am, 0, 0}, {5, c->qe, 0, 0}, {6, c->qdum, 0, 0}},
+                        ok);
         p.in_stride = E;
         p.out_stride = V;
         c->bg_mhead[i] = mm_bg(c, 0, &p, wm->out[i].buf, c->h, c->logits, ok);
@@ -861,8 +900,8 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     }
     c->kv = calloc((size_t)hp->n_layer, sizeof *c->kv);
     c->bg = calloc((size_t)hp->n_layer * BG_PER_LAYER, sizeof *c->bg);
-    c->bg_embed = calloc((size_t)wm->n_emb, sizeof *c->bg_embed);
-    c->bg_head = calloc((size_t)wm->n_out, sizeof *c->bg_head);
+    c->bg_embed = calloc(2 * (size_t)wm->n_emb, sizeof *c->bg_embed);
+    c->bg_head = calloc(2 * (size_t)wm->n_out, sizeof *c->bg_head);
     c->bg_mhead = calloc((size_t)wm->n_out, sizeof *c->bg_mhead);
     int half = hp->head_dim / 2;
     c->rope_host = malloc((size_t)n_ctx * (size_t)half * 2 * sizeof(float));
@@ -888,6 +927,9 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     c->apart = gpu_buffer((uint64_t)hp->n_head * ATT_SPLITS * ((uint64_t)hp->head_dim + 4) * 4, WG_STORAGE);
     c->am = gpu_buffer(((V + (uint64_t)c->head_rows - 1) / (uint64_t)c->head_rows + 1) * 8, WG_STORAGE);
     c->gu = gpu_buffer(B * 2 * F * 4, WG_STORAGE);
+    c->qe = gpu_buffer(E / 32 * 80, WG_STORAGE);
+    c->qf = gpu_buffer(F / 32 * 80, WG_STORAGE);
+    c->qdum = gpu_buffer(80, WG_STORAGE);
     c->logits = gpu_buffer(L * V * 4, WG_STORAGE | WG_COPY_SRC);
     if (c->sgmm) c->xq = gpu_buffer(((uint64_t)c->xq_sc + (uint64_t)c->xq_lo / 32) * 4, WG_STORAGE);
     c->tok = gpu_buffer(B * 4, WG_STORAGE | WG_COPY_SRC);
@@ -898,7 +940,7 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     for (int l = 0; l < hp->n_layer; l++) c->kv[l] = gpu_buffer(kv_bytes, WG_STORAGE);
     /* Parameter slots: count them first so that the uniform buffer can be created before the
      * bind groups that point into it. */
-    int n_slots = hp->n_layer * BG_PER_LAYER + 3 + wm->n_emb + 2 * wm->n_out + (c->sgmm ? 3 : 0);
+    int n_slots = hp->n_layer * BG_PER_LAYER + 3 + 2 * wm->n_emb + 3 * wm->n_out + (c->sgmm ? 3 : 0);
     c->params = gpu_buffer((uint64_t)n_slots * WG_SLOT, WG_UNIFORM);
     ctx_pipelines(c);
     int ok = 1;
@@ -1045,15 +1087,17 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
     const uint32_t E = (uint32_t)hp->n_embd, QD = (uint32_t)hp->q_dim, KD = (uint32_t)hp->kv_dim, F = (uint32_t)hp->n_ff;
     const uint32_t QS = QD + 2 * KD, R = (uint32_t)c->mv_rows;
     const uint32_t *P = c->pipe;
-    for (int i = 0; i < wm->n_emb; i++) gpu_dispatch(P[K_EMBED], c->bg_embed[i], E / QK1_0, nk);
+    const int dec = k == 1; /* decode kernels (pre-quantised inputs) */
+    for (int i = 0; i < wm->n_emb; i++)
+        gpu_dispatch(P[dec ? K_EMBED_Q : K_EMBED], c->bg_embed[dec * wm->n_emb + i], E / QK1_0, nk);
     for (int l = 0; l < hp->n_layer; l++) {
         const uint32_t *bg = c->bg + (size_t)l * BG_PER_LAYER;
-        if (k == 1) {
-            gpu_dispatch(P[K_MV_NORM], bg[BG_QKV], (QS + R - 1) / R, 1);
+        if (dec) {
+            gpu_dispatch(P[K_MV_QKV], bg[BG_QKV], (QS + R - 1) / R, 1);
             gpu_dispatch(P[K_ADEC], bg[BG_ADEC], (uint32_t)hp->n_head, c->step_host.splits);
-            gpu_dispatch(P[K_MV_COMB], bg[BG_WO], (E + R - 1) / R, 1);
+            gpu_dispatch(P[K_MV_WO], bg[BG_WO], (E + R - 1) / R, 1);
             gpu_dispatch(P[K_GATEUP], bg[BG_GU], (F + R - 1) / R, 1);
-            gpu_dispatch(P[K_MV_RES], bg[BG_DOWN], (E + R - 1) / R, 1);
+            gpu_dispatch(P[K_MV_DOWN], bg[BG_DOWN], (E + R - 1) / R, 1);
         } else {
             gpu_dispatch(P[K_RMSNORM], bg[BG_N1], nk, 1);
             mm_step(c, 0, bg[BG_MQKV], c->bg_qh, QS, E, nk);
@@ -1074,7 +1118,8 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
     } else if (want_logits || sample) {
         for (int i = 0; i < wm->n_out; i++) {
             uint32_t HR = (uint32_t)c->head_rows;
-            gpu_dispatch(P[K_MV_HEAD], c->bg_head[i], ((uint32_t)wm->out[i].rows + HR - 1) / HR, 1);
+            gpu_dispatch(P[dec ? K_MV_HEAD_Q : K_MV_HEAD], c->bg_head[dec * wm->n_out + i],
+                         ((uint32_t)wm->out[i].rows + HR - 1) / HR, 1);
         }
     }
     if (want_logits) gpu_read(c->logits, 0, (all ? nk : 1) * (uint32_t)hp->n_vocab * 4);

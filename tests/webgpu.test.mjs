@@ -110,6 +110,48 @@ function argmax(a, off, n) {
   return k;
 }
 
+// A decode vector in the pre-quantised block form of web/kernels/qx.wgsl (20 words a block of
+// 32: hi and lo int8 halves of q = round(v / d), d = max|v| / 32767, then d, sum of q, sum of
+// squares of the raw values): v = values (times the next norm's weights), raw = the values.
+function qvPack(v, raw = v) {
+  const nb = v.length / 32, out = new Uint32Array(nb * 20), f = new Float32Array(out.buffer), i32 = new Int32Array(out.buffer);
+  for (let b = 0; b < nb; b++) {
+    let amax = 0, sum = 0, ss = 0;
+    for (let k = 0; k < 32; k++) amax = Math.max(amax, Math.abs(v[b * 32 + k]));
+    const d = Math.fround(amax / 32767), inv = d > 0 ? Math.fround(1 / d) : 0;
+    for (let k = 0; k < 32; k++) {
+      const q = Math.max(-32767, Math.min(32767, Math.round(Math.fround(v[b * 32 + k] * inv))));
+      sum += q;
+      ss += raw[b * 32 + k] ** 2;
+      out[b * 20 + (k >> 2)] |= ((q >> 8) & 255) << (8 * (k & 3));
+      out[b * 20 + 8 + (k >> 2)] |= (((q & 255) - 128) & 255) << (8 * (k & 3));
+    }
+    f[b * 20 + 16] = d;
+    i32[b * 20 + 17] = sum;
+    f[b * 20 + 18] = ss;
+  }
+  return out;
+}
+// Back from that form: {v, ss, sum, q} (q recomputed from the bytes, to check the stored sum).
+function qvUnpack(buf, n) {
+  const w = new Uint32Array(buf), f = new Float32Array(buf), i32 = new Int32Array(buf);
+  const v = new Float32Array(n), ss = [], sums = [], qsums = [];
+  for (let b = 0; b < n / 32; b++) {
+    let qs = 0;
+    for (let k = 0; k < 32; k++) {
+      const hi = ((w[b * 20 + (k >> 2)] >>> (8 * (k & 3))) << 24) >> 24;
+      const lo = ((w[b * 20 + 8 + (k >> 2)] >>> (8 * (k & 3))) << 24) >> 24;
+      const q = 256 * hi + lo + 128;
+      qs += q;
+      v[b * 32 + k] = f[b * 20 + 16] * q;
+    }
+    ss.push(f[b * 20 + 18]);
+    sums.push(i32[b * 20 + 17]);
+    qsums.push(qs);
+  }
+  return { v, ss, sums, qsums };
+}
+
 function rmsnorm(x, w, eps) {
   let ss = 0;
   for (const v of x) ss += v * v;
@@ -293,18 +335,18 @@ for (const sg of [true, false]) {
         const W = q1Matrix(r, rows, cols), x = randn(r, 2 * cols), nw = randn(r, cols, 2);
         const base = { rows, cols, row_bytes: W.rb, eps, in_stride: cols };
         const ref0 = await refMatmul(W, rows, cols, x.subarray(0, cols), 1);
-        let [, , y] = await H.run('matvec', { ROWS: 32 }, [W.bytes, x, rows * 4, nw, 16], base, { n: 1 }, [Math.ceil(rows / 32)]);
+        let [, , y] = await H.run('matvec', { ROWS: 32 }, [W.bytes, x, rows * 4, nw, 16, 16, 4], base, { n: 1 }, [Math.ceil(rows / 32)]);
         close(new Float32Array(y), ref0, 1e-4, 'matvec');
         const y0 = randn(r, rows);
-        [, , y] = await H.run('matvec', { ROWS: 32, RESID: 1 }, [W.bytes, x, y0, nw, 16], base, { n: 1 }, [Math.ceil(rows / 32)]);
+        [, , y] = await H.run('matvec', { ROWS: 32, RESID: 1 }, [W.bytes, x, y0, nw, 16, 16, 4], base, { n: 1 }, [Math.ceil(rows / 32)]);
         close(new Float32Array(y), ref0.map((v, i) => v + y0[i]), 1e-4, 'matvec residual');
         const h = rmsnorm(x.subarray(cols), nw, eps), ref1 = await refMatmul(W, rows, cols, h, 1);
-        [, , y] = await H.run('matvec', { ROWS: 128, NORM: 1, LASTROW: 1 }, [W.bytes, x, (rows + 5) * 4, nw, 16],
+        [, , y] = await H.run('matvec', { ROWS: 128, NORM: 1, LASTROW: 1 }, [W.bytes, x, (rows + 5) * 4, nw, 16, 16, 4],
           { ...base, row0: 5 }, { n: 2, last: 1 }, [Math.ceil(rows / 128)]);
         close(new Float32Array(y).subarray(5), ref1, 1e-4, 'matvec norm/lastrow');
         // ARGMAX (the output head): the best row of every 64 rows, part offset 128 = 2 slots
         let am;
-        [, , y, , am] = await H.run('matvec', { ROWS: 64, NORM: 1, ARGMAX: 1 }, [W.bytes, x, (rows + 128) * 4, nw, 8 * 8],
+        [, , y, , am] = await H.run('matvec', { ROWS: 64, NORM: 1, ARGMAX: 1 }, [W.bytes, x, (rows + 128) * 4, nw, 8 * 8, 16, 4],
           { ...base, row0: 128 }, { n: 1 }, [Math.ceil(rows / 64)]);
         const yv = new Float32Array(y), amv = new Uint32Array(am);
         for (let sl = 0; sl < Math.ceil(rows / 64); sl++) {
@@ -328,18 +370,63 @@ for (const sg of [true, false]) {
           for (let d = 0; d < HDc; d++) merged[hh * HDc + d] = recs.reduce((a, b) => a + Math.exp(part[b] - mx) * part[b + 4 + d], 0) / den;
         }
         const ref2 = await refMatmul(W, rows, cols, merged, 1);
-        [, , y] = await H.run('matvec', { ROWS: 32, RESID: 1, COMBINE: 1, HD: HDc, CW: 2 * ns }, [W.bytes, part, y0, nw, 16],
-          base, { n: 1, splits: ns }, [Math.ceil(rows / 32)]);
-        close(new Float32Array(y), ref2.map((v, i) => v + y0[i]), 1e-4, 'matvec combine');
+        // ... and, as the Wo kernel does, its output times norm weights (at norm2_off) pre-quantised
+        const nw2 = randn(r, 8 + 320, 2);
+        let qo;
+        [, , y, , , , qo] = await H.run('matvec', { ROWS: 32, RESID: 1, COMBINE: 1, QOUT: 1, HD: HDc, CW: 2 * ns },
+          [W.bytes, part, y0, nw2, 16, 16, 10 * 80], { ...base, norm2_off: 8 }, { n: 1, splits: ns }, [Math.ceil(rows / 32)]);
+        const yc = ref2.map((v, i) => v + y0[i]);
+        close(new Float32Array(y), yc, 1e-4, 'matvec combine');
+        const u = qvUnpack(qo, 288);
+        close(u.v, yc.subarray(0, 288).map((v, i) => v * nw2[8 + i]), 1e-4, 'matvec combine: quantised output');
+        assert.deepEqual(u.sums, u.qsums, 'matvec combine: block sums');
+        close(Float32Array.from(u.ss), Float32Array.from({ length: 9 }, (_, b) => yc.subarray(32 * b, 32 * b + 32).reduce((a, v) => a + v * v, 0)), 1e-5, 'matvec combine: sums of squares');
       });
 
-      await t.test('gateup: norm, gate and up, SwiGLU', async () => {
-        const F = 200, cols = 256;
+      await t.test('matvec on pre-quantised inputs: norm, residual + quantised output, head', async () => {
+        const rows = 256, cols = 384;
+        const W = q1Matrix(r, rows, cols), x = randn(r, cols, 3), nw = randn(r, cols, 2);
+        const base = { rows, cols, row_bytes: W.rb, eps, in_stride: cols };
+        // NORM (the [q|k|v] product): the input holds x * norm weights, 1 / rms from its sums of squares
+        const qx = qvPack(x.map((v, i) => v * nw[i]), x);
+        const ref1 = await refMatmul(W, rows, cols, rmsnorm(x, nw, eps), 1);
+        let [, , y] = await H.run('matvec', { ROWS: 32, NORM: 1, QIN: 1, QXW: 8 }, [W.bytes, 16, rows * 4, 16, 16, qx, 4], base, { n: 1 }, [rows / 32]);
+        close(new Float32Array(y), ref1, 1e-4, 'matvec QIN norm');
+        // RESID + QOUT (the down product): plain input, output pre-quantised with the next norm
+        const qp = qvPack(x), ref0 = await refMatmul(W, rows, cols, x, 1), y0 = randn(r, rows), nw2 = randn(r, 4 + rows, 2);
+        let qo;
+        [, , y, , , , qo] = await H.run('matvec', { ROWS: 32, RESID: 1, QIN: 1, QOUT: 1, QXW: 8 }, [W.bytes, 16, y0, nw2, 16, qp, (rows / 32) * 80],
+          { ...base, norm2_off: 4 }, { n: 1 }, [rows / 32]);
+        const yr = ref0.map((v, i) => v + y0[i]);
+        close(new Float32Array(y), yr, 1e-4, 'matvec QIN residual');
+        const u = qvUnpack(qo, rows);
+        close(u.v, yr.map((v, i) => v * nw2[4 + i]), 1e-4, 'matvec QOUT values');
+        assert.deepEqual(u.sums, u.qsums, 'matvec QOUT block sums');
+        close(Float32Array.from(u.ss), Float32Array.from({ length: rows / 32 }, (_, b) => yr.subarray(32 * b, 32 * b + 32).reduce((a, v) => a + v * v, 0)), 1e-5, 'matvec QOUT sums of squares');
+        // the head: NORM + ARGMAX from a pre-quantised input
+        let am;
+        [, , y, , am] = await H.run('matvec', { ROWS: 64, NORM: 1, QIN: 1, ARGMAX: 1, QXW: 8 }, [W.bytes, 16, rows * 4, 16, 8 * 4, qx, 4], base, { n: 1 }, [rows / 64]);
+        close(new Float32Array(y), ref1, 1e-4, 'matvec QIN head');
+        const yv = new Float32Array(y), amv = new Uint32Array(am);
+        for (let sl = 0; sl < rows / 64; sl++) {
+          let best = sl * 64;
+          for (let i = sl * 64; i < sl * 64 + 64; i++) if (yv[i] > yv[best]) best = i;
+          assert.equal(amv[2 * sl + 1], best, `QIN argmax slot ${sl}`);
+        }
+      });
+
+      await t.test('gateup: norm, gate and up, SwiGLU, pre-quantised in and out', async () => {
+        const F = 224, cols = 256;
         const W = q1Matrix(r, 2 * F, cols), x = randn(r, cols), nw = randn(r, cols, 2);
         const h = rmsnorm(x, nw, eps), gu = await refMatmul(W, 2 * F, cols, h, 1);
         const want = Float32Array.from({ length: F }, (_, i) => (gu[i] / (1 + Math.exp(-gu[i]))) * gu[F + i]);
-        const [, , y] = await H.run('gateup', { ROWS: 32 }, [W.bytes, x, F * 4, nw], { rows: F, cols, row_bytes: W.rb, eps }, { n: 1 }, [Math.ceil(F / 32)]);
-        close(new Float32Array(y), want, 1e-4, 'gateup');
+        const [, , qo] = await H.run('gateup', { ROWS: 32 }, [W.bytes, qvPack(x.map((v, i) => v * nw[i]), x), (F / 32) * 80],
+          { rows: F, cols, row_bytes: W.rb, eps }, { n: 1 }, [F / 32]);
+        const u = qvUnpack(qo, F);
+        // the output's own 16-bit rounding comes on top of the input's: worst case 3e-4, RMS 1e-4
+        close(u.v, want, 3e-4, 'gateup');
+        assert.ok(relRms(u.v, want) < 1e-4, `gateup relative RMS ${relRms(u.v, want)}`);
+        assert.deepEqual(u.sums, u.qsums, 'gateup block sums');
       });
 
       const nh = 4, nkv = 2, hd = 64, E = 256, QD = nh * hd, KD = nkv * hd, nCtx = 400;
@@ -525,12 +612,25 @@ for (const sg of [true, false]) {
         const rows = 50, cols = 256, W = q1Matrix(r, rows, cols);
         const tok = new Uint32Array([12, 59, 3, 10]); // ids of the part [10, 60); 3 is not
         const x0 = randn(r, 4 * cols);
-        const [, , x, hist] = await H.run('embed', {}, [W.bytes, tok, x0, 64 * 4],
+        const [, , x, hist] = await H.run('embed', {}, [W.bytes, tok, x0, 64 * 4, 16, 4],
           { rows, cols, row_bytes: W.rb, row0: 10, flags: 1, n_ctx: 64 }, { n: 4, pos: 7 }, [cols / 128, 4]);
         const got = new Float32Array(x);
         for (const [t2, id] of [[0, 12], [1, 59], [3, 10]]) assert.deepEqual(got.subarray(t2 * cols, (t2 + 1) * cols), q1Row(W, id - 10, cols), `embed ${id}`);
         assert.deepEqual(got.subarray(2 * cols, 3 * cols), x0.subarray(2 * cols, 3 * cols), 'a token of another part is left alone');
         assert.deepEqual(Array.from(new Uint32Array(hist).subarray(7, 11)), [12, 59, 3, 10]);
+        // QOUT (decode): the row times the first attention norm, pre-quantised; nothing from a
+        // part that does not hold the token
+        const nw = randn(r, 16 + cols, 2);
+        for (const [id, mine] of [[33, true], [5, false]]) {
+          const qo0 = new Uint8Array((cols / 32) * 80).fill(7);
+          const [, , , , , qo] = await H.run('embed', { QOUT: 1, QVB: 4 }, [W.bytes, new Uint32Array([id]), cols * 4, 64 * 4, nw, qo0],
+            { rows, cols, row_bytes: W.rb, row0: 10, n_ctx: 64, norm_off: 16 }, { n: 1 }, [cols / 128, 1]);
+          if (!mine) { assert.deepEqual(new Uint8Array(qo), qo0, 'embed QOUT: another part writes nothing'); continue; }
+          const row = q1Row(W, id - 10, cols), u = qvUnpack(qo, cols);
+          close(u.v, row.map((v, i) => v * nw[16 + i]), 1e-4, 'embed QOUT');
+          assert.deepEqual(u.sums, u.qsums, 'embed QOUT block sums');
+          close(Float32Array.from(u.ss), Float32Array.from({ length: cols / 32 }, (_, b) => row.subarray(32 * b, 32 * b + 32).reduce((a, v) => a + v * v, 0)), 1e-5, 'embed QOUT sums of squares');
+        }
       });
 
       await t.test('sample: greedy and top-k/top-p/min-p with penalties, vs ob_sampler_sample', async () => {

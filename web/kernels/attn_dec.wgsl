@@ -18,6 +18,11 @@
 override HD: u32 = 128u;       // head dimension: 32, 64, 128 or 256
 override KV16: bool = false;   // KV cache as f16 pairs (else f32)
 
+override A_NH: u32 = 0u;       // n_head, n_head_kv, kv_dim, n_ctx fixed at pipeline creation
+override A_NKV: u32 = 0u;      // (0: from P), so that the first loads wait for no uniform load
+override A_KD: u32 = 0u;
+override A_NCTX: u32 = 0u;
+
 const TK: u32 = 64u;           // keys per tile
 
 @group(0) @binding(0) var<storage, read> QKV: array<f32>;
@@ -73,34 +78,41 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let h = wg.x;
   let s = wg.y;
   let ns = nwg.y;
-  let pos = S.pos;
-  if (h >= P.n_head || pos >= P.n_ctx) { return; }
-  let n_keys = pos + 1u;
-  let grp = P.n_head / P.n_head_kv;
+  let n_head = select(P.n_head, A_NH, A_NH != 0u);
+  if (h >= n_head) { return; }
+  let grp = n_head / select(P.n_head_kv, A_NKV, A_NKV != 0u);
   let kvh = h / grp;
-  let kd = P.kv_dim;
-  let qd = P.n_head * HD;
+  let kd = select(P.kv_dim, A_KD, A_KD != 0u);
+  let qd = n_head * HD;
+
+  // q, the new key and value: every global read of the prologue issued at once (one
+  // invocation an element; the ones that need no step data before the position is known),
+  // then QK-norm and RoPE from workgroup memory.
+  let half = HD / 2u;
+  var sq = 0.0;
+  var sk = 0.0;
+  var qv = 0.0;
+  var kv = 0.0;
+  if (tid < HD) {
+    qv = QKV[h * HD + tid];
+    kv = QKV[qd + kvh * HD + tid];
+    vc[tid] = QKV[qd + kd + kvh * HD + tid];
+    sq = qv * qv;
+    sk = kv * kv;
+  }
+  let pos = S.pos;
+  if (pos >= select(P.n_ctx, A_NCTX, A_NCTX != 0u)) { return; }
+  var cs = vec2<f32>(1.0, 0.0);
+  if (tid < HD) {
+    cs = ROPE[pos * half + tid % half];
+    raw[tid] = qv * NW[P.norm_off + tid];
+    kraw[tid] = kv * NW[P.norm2_off + tid];
+  }
+  let n_keys = pos + 1u;
   let range = (n_keys + ns - 1u) / ns;
   let j0 = min(s * range, n_keys);
   let j1 = min(j0 + range, n_keys);
   let has_new = j1 == n_keys && j0 < j1;
-
-  // q, the new key and value: every global read of the prologue issued at once (one
-  // invocation an element), then QK-norm and RoPE from workgroup memory.
-  let half = HD / 2u;
-  var sq = 0.0;
-  var sk = 0.0;
-  var cs = vec2<f32>(1.0, 0.0);
-  if (tid < HD) {
-    let qv = QKV[h * HD + tid];
-    let kv = QKV[qd + kvh * HD + tid];
-    vc[tid] = QKV[qd + kd + kvh * HD + tid];
-    cs = ROPE[pos * half + tid % half];
-    raw[tid] = qv * NW[P.norm_off + tid];
-    kraw[tid] = kv * NW[P.norm2_off + tid];
-    sq = qv * qv;
-    sk = kv * kv;
-  }
   let rq = inverseSqrt(wg_sum(sq, tid) / f32(HD) + P.eps);
   let rk = inverseSqrt(wg_sum(sk, tid) / f32(HD) + P.eps);  // its barriers publish raw, kraw, vc
   if (tid < HD) {

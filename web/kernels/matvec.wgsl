@@ -1,16 +1,21 @@
 // matvec.wgsl — y = W h for one input row (decode): Q1_0 weights against the input quantised to
-// 16 bits per element in workgroup memory (qx.wgsl: two dot4I8Packed per 4 weights instead of
-// a float select and add per weight). Every workgroup first stages the whole input: NORM: h =
-// RMSNorm(x) * norm weights (the norm is reduced here: no separate pass); COMBINE: the input is
-// the attention of one token as split partials (attn_dec.wgsl: PART[h][s] = {m, l, 0, 0, o[HD]},
-// HD + 4 floats, S = the step's splits), merged here. Then a workgroup computes ROWS rows:
-// invocations form groups of TPR that share rows, a group takes 4 rows at a time, each lane
-// takes every TPR-th 32-weight word and loads its quantised inputs once for the 4 rows, and
-// lanes_sum4 adds the group's partial sums. RESID: y += W h (the residual add, in place).
-// LASTROW: the input row is S.last (the last token of a prompt chunk). Output row r goes to
-// Y[out_off + row0 + r] (row0: first row of this part of a split matrix). ARGMAX: the workgroup
-// also writes the best (order-preserving key, row) of its rows to AM[row0 / ROWS + workgroup]
-// (the output head: sample.wgsl reduces these instead of scanning the whole vocabulary).
+// 16 bits per element (qx.wgsl: two dot4I8Packed per 4 weights instead of a float select and add
+// per weight). The input comes either pre-quantised (QIN: the producer wrote it in qx.wgsl's
+// block form, each lane loads the blocks it needs straight into registers; with NORM the 1 / rms
+// comes from the blocks' sums of squares, the norm weights are already in) or is staged whole by
+// every workgroup in workgroup memory: NORM: h = RMSNorm(x) * norm weights (reduced here: no
+// separate pass); COMBINE: the input is the attention of one token as split partials
+// (attn_dec.wgsl: PART[h][s] = {m, l, 0, 0, o[HD]}, HD + 4 floats, S = the step's splits),
+// merged here. Then a workgroup computes ROWS rows: invocations form groups of TPR that share
+// rows, a group takes 4 rows at a time, each lane takes every TPR-th 32-weight word and loads its
+// quantised inputs once for the 4 rows, and lanes_sum4 adds the group's partial sums. RESID:
+// y += W h (the residual add, in place). QOUT (ROWS = 32, rows a multiple of 32): the workgroup's
+// 32 outputs times the norm weights at norm2_off are also written pre-quantised to QO, as block
+// (row0 + first row) / 32, for the next product (qo.wgsl). LASTROW: the input row is S.last (the
+// last token of a prompt chunk). Output row r goes to Y[out_off + row0 + r] (row0: first row of
+// this part of a split matrix). ARGMAX: the workgroup also writes the best (order-preserving
+// key, row) of its rows to AM[row0 / ROWS + workgroup] (the output head: sample.wgsl reduces
+// these instead of scanning the whole vocabulary).
 
 override ROWS: u32 = 32u;
 override NORM: bool = false;
@@ -20,6 +25,8 @@ override COMBINE: bool = false;
 override HD: u32 = 128u;    // head dimension (COMBINE)
 override CW: u32 = 1u;      // n_head * the most splits (COMBINE): the merge weights' room
 override ARGMAX: bool = false;
+override QIN: bool = false;
+override QOUT: bool = false;
 override KW: u32 = 0u;      // 32-weight words a row when fixed (cols / 32), 0: from P.cols. A
                             // constant trip count lets the compiler unroll the word loop and
                             // issue all its weight loads at once (the loop is latency-bound).
@@ -29,8 +36,10 @@ override KW: u32 = 0u;      // 32-weight words a row when fixed (cols / 32), 0: 
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(3) var<storage, read> NW: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> AM: array<u32>;  // [slot][2] (ARGMAX)
-@group(0) @binding(5) var<uniform> P: Params;
-@group(0) @binding(6) var<uniform> S: Step;
+@group(0) @binding(5) var<storage, read> QI: array<vec4<u32>>;    // pre-quantised input (QIN)
+@group(0) @binding(6) var<storage, read_write> QO: array<u32>;    // pre-quantised output (QOUT)
+@group(0) @binding(7) var<uniform> P: Params;
+@group(0) @binding(8) var<uniform> S: Step;
 
 var<workgroup> ys: array<f32, ROWS>;
 var<workgroup> cw: array<f32, CW>;  // [h][s] e^(m_s - M) / sum_s e^(m_s - M) l_s
@@ -60,22 +69,28 @@ fn merged4(i: u32) -> vec4<f32> {
   return num;
 }
 
-// This lane's share of dot(W[r], h) for rows r0 .. r0 + 3 (clamped to the matrix).
+// The quantised input block of word w: staged in workgroup memory, or pre-quantised (QIN).
+fn qblock(w: u32) -> QBlock {
+  if (QIN) { return qv_load(w); }
+  return qx_load(w);
+}
+
+// This lane's share of dot(W[r], h) for rows r0 .. r0 + 3 (clamped to the matrix). No early exit:
+// every iteration's loads can be issued before the first product.
 fn rows_part(r0: u32, lane: u32) -> vec4<f32> {
-  let nw = select(P.cols / 32u, KW, KW != 0u);
-  let last = P.rows - 1u;
-  let a = vec4<u32>(min(r0, last), min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * P.row_bytes + P.w_off;
+  let nw = select(p_cols() / 32u, KW, KW != 0u);
+  let last = p_rows() - 1u;
+  let a = vec4<u32>(min(r0, last), min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * p_rb() + p_woff();
   var acc = vec4<f32>(0.0);
   for (var it = 0u; it < (nw + TPR - 1u) / TPR; it++) {
-    let w = lane + it * TPR;
-    if (w >= nw) { break; }
-    let q = qx_load(w);
+    let w = min(lane + it * TPR, nw - 1u);
+    let q = qblock(w);
     let bo = (w >> 2u) * 18u;
     let wo = bo + 2u + (w & 3u) * 4u;
     let d = vec4<f32>(wscale(a.x + bo), wscale(a.y + bo), wscale(a.z + bo), wscale(a.w + bo));
     let s = vec4<f32>(f32(qdot(w32(a.x + wo), q)), f32(qdot(w32(a.y + wo), q)), f32(qdot(w32(a.z + wo), q)),
                       f32(qdot(w32(a.w + wo), q)));
-    acc += d * s * q.d;
+    acc += select(vec4<f32>(0.0), d * s * q.d, lane + it * TPR < nw);
   }
   return acc;
 }
@@ -85,47 +100,76 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   var x4 = P.in_off / 4u;
   if (LASTROW) { x4 += S.last * (P.in_stride / 4u); }
   var rs = 1.0;
-  if (NORM) {
-    var ss = 0.0;
-    for (var i = tid; i < P.cols / 4u; i += 256u) { let v = X[x4 + i]; ss += dot(v, v); }
-    ss = wg_sum(ss, tid);
-    rs = inverseSqrt(ss / f32(P.cols) + P.eps);
-  }
-  if (COMBINE) {
-    for (var h = tid; h < P.cols / HD; h += 256u) { merge_weights(h); }
-    workgroupBarrier();
-  }
-  for (var b = tid; b < P.cols / 32u; b += 256u) {
-    var xs: array<vec4<f32>, 8>;
-    for (var i = 0u; i < 8u; i++) {
-      let k = b * 8u + i;
-      if (COMBINE) {
-        xs[i] = merged4(k);
-      } else if (NORM) {
-        xs[i] = X[x4 + k] * rs * NW[P.norm_off / 4u + k];
-      } else {
-        xs[i] = X[x4 + k];
-      }
-    }
-    qx_block(b, xs);
-  }
-  workgroupBarrier();
-  let groups = 256u / TPR;
   let lane = tid % TPR;
+  var touched = 0u;
+  if (QIN) {
+    if (NORM) {  // 1 / rms from the sums of squares of the blocks (each group covers them all)
+      let nw = p_cols() / 32u;
+      var ss = 0.0;
+      for (var w = lane; w < nw; w += TPR) { ss += qv_ssq(w); }
+      rs = inverseSqrt(lanes_sum(ss, tid) / f32(p_cols()) + P.eps);
+    }
+  } else {
+    // the weights' loads first, so that they are on their way while the input is staged
+    let groups = 256u / TPR;
+    for (var k = 0u; k < (ROWS + groups * 4u - 1u) / (groups * 4u); k++) {
+      let r0 = wg.x * ROWS + (k * groups + tid / TPR) * 4u;
+      let last = p_rows() - 1u;
+      let a = vec4<u32>(min(r0, last), min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * p_rb() + p_woff();
+      touched ^= w_touch(a, select(p_cols() / 32u, KW, KW != 0u), lane);
+    }
+    if (NORM) {
+      var ss = 0.0;
+      for (var i = tid; i < p_cols() / 4u; i += 256u) { let v = X[x4 + i]; ss += dot(v, v); }
+      ss = wg_sum(ss, tid);
+      rs = inverseSqrt(ss / f32(p_cols()) + P.eps);
+    }
+    if (COMBINE) {
+      for (var h = tid; h < p_cols() / HD; h += 256u) { merge_weights(h); }
+      workgroupBarrier();
+    }
+    for (var b = tid; b < p_cols() / 32u; b += 256u) {
+      var xs: array<vec4<f32>, 8>;
+      for (var i = 0u; i < 8u; i++) {
+        let k = b * 8u + i;
+        if (COMBINE) {
+          xs[i] = merged4(k);
+        } else if (NORM) {
+          xs[i] = X[x4 + k] * rs * NW[P.norm_off / 4u + k];
+        } else {
+          xs[i] = X[x4 + k];
+        }
+      }
+      qx_block(b, xs);
+    }
+    workgroupBarrier();
+    rs = 1.0;  // applied while staging
+  }
+  let groups = 256u / TPR;
   let grp = tid / TPR;
   for (var k = 0u; k < (ROWS + groups * 4u - 1u) / (groups * 4u); k++) {
     let rl = (k * groups + grp) * 4u;
-    let tot = lanes_sum4(rows_part(wg.x * ROWS + rl, lane), tid);
+    let tot = lanes_sum4(rows_part(wg.x * ROWS + rl, lane), tid) * rs;
+    var y4 = vec4<f32>(0.0);
     for (var j = 0u; j < 4u; j++) {
       let r = wg.x * ROWS + rl + j;
-      if (lane == 0u && rl + j < ROWS && r < P.rows) {
-        let o = P.out_off + P.row0 + r;
+      if (lane == 0u && rl + j < ROWS && r < p_rows()) {
+        let o = p_out() + r;
         var y = tot[j];
         if (RESID) { y += Y[o]; }
         Y[o] = y;
+        y4[j] = y;
         if (ARGMAX) { ys[rl + j] = y; }
       }
     }
+    if (QOUT && lane == 0u && rl < 32u) {
+      qv_r[rl / 4u] = y4;
+      qv_y[rl / 4u] = y4 * NW[(P.norm2_off + wg.x * 32u + rl) / 4u];
+    }
+  }
+  if (QOUT) {
+    workgroupBarrier();
+    if (tid < 8u) { qv_put(tid, (P.row0 + wg.x * 32u) / 32u); }
   }
   if (ARGMAX) {
     // best (key, row) of the workgroup's rows, ties to the lower row
@@ -134,7 +178,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     var bi = 0xffffffffu;
     for (var i = tid; i < ROWS; i += 256u) {
       let r = wg.x * ROWS + i;
-      if (r < P.rows) {
+      if (r < p_rows()) {
         let k = key_of(ys[i]);
         if (bi == 0xffffffffu || k > bk) { bk = k; bi = P.row0 + r; }
       }
@@ -146,4 +190,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
       AM[2u * slot + 1u] = best.y;
     }
   }
+  if (p_rows() == 0u && touched == 1u) { Y[0] = 0.0; }  // never: keeps the touch loads
 }

@@ -27,3 +27,18 @@ fn w_touch(a: vec4<u32>, nw: u32, lane: u32) -> u32 {
   }
   return t;
 }
+
+// Shapes fixed when the pipeline is created, where the host knows them (the decode products):
+// then a kernel's first weight loads wait for no uniform load (each dependent round trip counts
+// at batch 1). 0xffffffff (the default): the field comes from P.
+override F_ROWS: u32 = 0xffffffffu;
+override F_COLS: u32 = 0xffffffffu;
+override F_RB: u32 = 0xffffffffu;    // row_bytes
+override F_WOFF: u32 = 0xffffffffu;  // w_off
+override F_OUT: u32 = 0xffffffffu;   // out_off + row0
+
+fn p_rows() -> u32 { return select(P.rows, F_ROWS, F_ROWS != 0xffffffffu); }
+fn p_cols() -> u32 { return select(P.cols, F_COLS, F_COLS != 0xffffffffu); }
+fn p_rb() -> u32 { return select(P.row_bytes, F_RB, F_RB != 0xffffffffu); }
+fn p_woff() -> u32 { return select(P.w_off, F_WOFF, F_WOFF != 0xffffffffu); }
+fn p_out() -> u32 { return select(P.out_off + P.row0, F_OUT, F_OUT != 0xffffffffu); }

@@ -69,3 +69,21 @@ fn qdot(bits: u32, q: QBlock) -> i32 {
   let on = 256 * hs + ls + 128 * i32(countOneBits(bits));
   return 2 * on - q.s;
 }
+
+// ---- pre-quantised inputs (decode) ----------------------------------------------------------
+// Between the decode kernels a vector travels already quantised in this form, so that the
+// consumer loads the blocks its lanes need straight into registers instead of every workgroup
+// staging (and norming) the whole input first. Block b (32 elements) is 20 words at word 20 b:
+// 8 hi words, 8 lo words, the scale d, the sum of q (i32), the sum of squares of the raw values
+// (f32), 0. The producer (qo.wgsl) quantises y * norm weights, so a consumer that norms only
+// multiplies by 1 / rms, which the sums of squares give it. The kernel declares
+// `QI: array<vec4<u32>>`.
+
+fn qv_load(b: u32) -> QBlock {
+  let o = b * 5u;
+  let m = QI[o + 4u];
+  return QBlock(QI[o], QI[o + 1u], QI[o + 2u], QI[o + 3u], bitcast<f32>(m.x), bitcast<i32>(m.y));
+}
+
+// Sum of squares of the raw values of block b.
+fn qv_ssq(b: u32) -> f32 { return bitcast<f32>(QI[b * 5u + 4u].z); }
