@@ -11,9 +11,10 @@
 // memory rather than from the cache (no workgroup reads a cache row another one writes in this
 // dispatch); all global reads of that prologue are issued together (the kernel is latency-bound). The first q head of each
 // KV group writes the new key and value into the layer's cache for the steps that follow.
-// Keys go in tiles of 64: 4 invocations a key for the scores (HD / 4 dims each), then every
-// invocation owns one output dim for a quarter of the tile's keys (HD = 64 or 128) or for the
-// whole tile (HD = 256), with an online softmax across tiles.
+// Keys go in tiles of 64: 4 invocations a key for the scores (HD / 4 dims each); each group of
+// TPR lanes then takes the tile's max and sum itself (no barrier), and every invocation owns 4
+// output dims of every (1024 / HD)-th key of the tile, its value rows loaded at once as 16-byte
+// reads before the softmax, with an online softmax across tiles.
 
 override HD: u32 = 128u;       // head dimension: 32, 64, 128 or 256
 override KV16: bool = false;   // KV cache as f16 pairs (else f32)
@@ -40,16 +41,17 @@ var<workgroup> kc: array<f32, HD>;   // the new key, normed and rotated
 var<workgroup> vc: array<f32, HD>;   // the new value
 var<workgroup> sc: array<f32, TK>;   // scores of the tile
 var<workgroup> part: array<f32, 256>;
+var<workgroup> part4: array<vec4<f32>, 256>;  // the P.V partial sums of the key groups
 
-// Element e of the cache half that starts at 32-bit word `base` (a multiple of 4).
-fn kv_at(base: u32, e: u32) -> f32 {
+// Value elements e .. e + 3 of the cache (e a multiple of 4).
+fn v_row(e: u32) -> vec4<f32> {
   if (KV16) {
-    let w = base + e / 2u;
-    let v = unpack2x16float(KV[w / 4u][w % 4u]);
-    return select(v.x, v.y, (e & 1u) != 0u);
+    let w = P.v_off + e / 2u;
+    let v = KV[w / 4u];
+    let h = select(v.xy, v.zw, (w % 4u) != 0u);
+    return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
   }
-  let w = base + e;
-  return bitcast<f32>(KV[w / 4u][w % 4u]);
+  return bitcast<vec4<f32>>(KV[(P.v_off + e) / 4u]);
 }
 
 // dot(qs[i0 .. i0 + HD / 4], key elements e0 ..) of the K half; e0 a multiple of HD / 4 (of 8).
@@ -148,12 +150,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let dq = HD / 4u;            // dims per scoring invocation
   let kq = tid / 4u;           // the tile's key this invocation scores
   let quarter = tid % 4u;
-  let ng = 256u / min(HD, 256u); // invocations per output dim
-  let od = tid % HD;           // output dim (valid when tid < ng * HD)
-  let og = tid / HD;           // which keys of the tile: og, og + ng, ...
+  let lane = tid % TPR;
+  let v4 = HD / 4u;            // invocations per value row (4 dims each)
+  let ng = 256u / v4;          // key groups of the P.V product: keys og, og + ng, ...
+  let od = (tid % v4) * 4u;    // this invocation's 4 output dims
+  let og = tid / v4;
+  let vbase = kvh * HD + od;
   var m = -3.0e38;
   var l = 0.0;
-  var acc = 0.0;
+  var acc = vec4<f32>(0.0);
   for (var t0 = j0; t0 < j1; t0 += TK) {
     let j = t0 + kq;
     // unconditional loads of a valid row (no branch around them), the new key from kc
@@ -171,34 +176,37 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       sc[kq] = sv;
     }
     workgroupBarrier();
-    // Constant trip counts (masked) so that the loops unroll and their loads issue together.
+    // The value rows of this invocation's keys first (their loads overlap the softmax), then the
+    // tile's max and sum, each group of TPR lanes reducing the TK scores itself.
     let cnt = min(TK, j1 - t0);
-    var mt = m;
-    for (var c = 0u; c < TK; c++) { mt = max(mt, sc[c]); }
+    var vr: array<vec4<f32>, 16>;  // TK / ng = HD / 16 of them
+    for (var i = 0u; i < TK / ng; i++) {
+      let jj = t0 + min(og + i * ng, cnt - 1u);
+      vr[i] = v_row(vbase + jj * kd);
+      if (jj == pos) { vr[i] = vec4<f32>(vc[od], vc[od + 1u], vc[od + 2u], vc[od + 3u]); }
+    }
+    var lm = -3.0e38;
+    for (var c = lane; c < TK; c += TPR) { lm = max(lm, sc[c]); }
+    let mt = max(m, lanes_max(lm, tid));
+    var ls = 0.0;
+    for (var c = lane; c < TK; c += TPR) { ls += select(0.0, exp(sc[c] - mt), c < cnt); }
     let corr = exp(m - mt);
-    var lt = 0.0;
-    for (var c = 0u; c < TK; c++) { lt += select(0.0, exp(sc[c] - mt), c < cnt); }
-    l = l * corr + lt;
+    l = l * corr + lanes_sum(ls, tid);
     acc *= corr;
-    if (og < ng) {
-      for (var i = 0u; i < TK / ng; i++) {
-        let c = og + i * ng;
-        let jj = t0 + min(c, cnt - 1u);
-        let p = select(0.0, exp(sc[min(c, TK - 1u)] - mt), c < cnt);
-        let v = select(kv_at(P.v_off, jj * kd + kvh * HD + od), vc[od], jj == pos);
-        acc += p * v;
-      }
+    for (var i = 0u; i < TK / ng; i++) {
+      let c = og + i * ng;
+      acc += select(0.0, exp(sc[c] - mt), c < cnt) * vr[i];
     }
     m = mt;
     workgroupBarrier();
   }
-  part[tid] = acc;
+  part4[tid] = acc;
   workgroupBarrier();
   let base = (h * ns + s) * (HD + 4u);
-  if (tid < HD) {
-    var o = 0.0;
-    for (var g = 0u; g < ng; g++) { o += part[g * HD + tid]; }
-    PART[base + 4u + tid] = o;
+  if (tid < v4) {
+    var o = vec4<f32>(0.0);
+    for (var g = 0u; g < ng; g++) { o += part4[g * v4 + tid]; }
+    for (var e = 0u; e < 4u; e++) { PART[base + 4u + tid * 4u + e] = o[e]; }
   }
   if (tid == 0u) {
     PART[base] = m;

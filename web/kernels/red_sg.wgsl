@@ -14,6 +14,10 @@ fn lanes_sum4(v: vec4<f32>, tid: u32) -> vec4<f32> {
   return subgroupAdd(v);
 }
 
+fn lanes_max(v: f32, tid: u32) -> f32 {
+  return subgroupMax(v);
+}
+
 fn wg_sum(v: f32, tid: u32) -> f32 {
   let s = subgroupAdd(v);
   if (tid % TPR == 0u) { red_buf[tid / TPR] = s; }

@@ -23,6 +23,22 @@ fn lanes_sum(v: f32, tid: u32) -> f32 {
   return r;
 }
 
+// The largest v over the TPR consecutive invocations of tid's row group.
+fn lanes_max(v: f32, tid: u32) -> f32 {
+  red_buf[tid] = v;
+  workgroupBarrier();
+  var s = TPR / 2u;
+  loop {
+    if (s == 0u) { break; }
+    if ((tid % TPR) < s) { red_buf[tid] = max(red_buf[tid], red_buf[tid + s]); }
+    workgroupBarrier();
+    s = s >> 1u;
+  }
+  let r = red_buf[tid - tid % TPR];
+  workgroupBarrier();
+  return r;
+}
+
 // lanes_sum of four values at once.
 fn lanes_sum4(v: vec4<f32>, tid: u32) -> vec4<f32> {
   red_buf4[tid] = v;
