@@ -425,7 +425,7 @@ static void wg_model_free(void *mstate) {
 
 enum wg_kernel {
     K_EMBED, K_EMBED_Q, K_RMSNORM, K_MV_DOWN, K_MV_HEAD, K_MV_HEAD_Q, K_MV_QKV, K_MV_WO, K_ADEC, K_GATEUP, K_ATTN, K_MM,
-    K_MM_RES, K_QKROPE, K_SWIGLU, K_SAMPLE, K_QUANT, K_MMS, K_MMS_RES,
+    K_MM_RES, K_QKROPE, K_SWIGLU, K_SAMPLE, K_QUANT, K_MMS, K_MMS_RES, K_RMSNORM_Q, K_SWIGLU_Q,
     K_COUNT
 };
 
@@ -450,7 +450,7 @@ typedef struct wg_ctx {
     uint32_t bg_swiglu, bg_nout, bg_sample;
     int sgmm;                     /* prompt products on subgroup matrices (quant + mm_sg) */
     uint32_t xq, xq_lo, xq_sc;    /* their quantised input; word offsets of the lo plane, scales */
-    uint32_t bg_qh, bg_qatt, bg_qgu; /* quant of c->h, c->att, the SwiGLU half of c->gu */
+    uint32_t bg_qatt;             /* quant of c->att (rmsnorm and swiglu write theirs: K_*_Q) */
     /* Decode vectors pre-quantised between kernels (qx.wgsl's block form, 80 bytes a block of 32):
      * qe the n_embd input of [q|k|v], gate/up and the head, qf the n_ff input of down; qdum takes
      * the writes of kernels that produce none. */
@@ -702,7 +702,10 @@ static int ctx_pipelines(wg_ctx *c) {
     if (c->sgmm) {
         const wg_const q[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}};
         const wg_const qr[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}, {"RESID", 1}};
+        const wg_const qo[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}, {"QOUT", 1}};
         c->pipe[K_QUANT] = gpu_pipeline("quant", 2, q);
+        c->pipe[K_RMSNORM_Q] = gpu_pipeline("rmsnorm", 3, qo);
+        c->pipe[K_SWIGLU_Q] = gpu_pipeline("swiglu", 3, qo);
         c->pipe[K_MMS] = gpu_pipeline("mm_sg", 2, q);
         c->pipe[K_MMS_RES] = gpu_pipeline("mm_sg", 3, qr);
     } else {
@@ -734,6 +737,9 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
     const ob_hparams *hp = &m->hp;
     const uint32_t E = (uint32_t)hp->n_embd, QD = (uint32_t)hp->q_dim, KD = (uint32_t)hp->kv_dim, F = (uint32_t)hp->n_ff;
     const uint32_t V = (uint32_t)hp->n_vocab, QS = QD + 2 * KD;
+    /* On subgroup matrices rmsnorm and swiglu write the products' quantised input themselves. */
+    const int k_norm = c->sgmm ? K_RMSNORM_Q : K_RMSNORM, k_glu = c->sgmm ? K_SWIGLU_Q : K_SWIGLU;
+    const uint32_t XQ = c->sgmm ? c->xq : c->qdum;
     for (int l = 0; l < hp->n_layer; l++) {
         uint32_t W = wm->layer_buf[l], *bg = c->bg + (size_t)l * BG_PER_LAYER;
         wg_params p;
@@ -773,9 +779,9 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p = base_params(c);
         p.cols = E;
         p.norm_off = norm_attn(wm, l);
-        bg[BG_N1] = make_bg(c, K_RMSNORM, &p, 3, (wg_bind[]){{0, c->x, 0, 0}, {1, c->h, 0, 0}, {2, wm->norm_buf, 0, 0}}, ok);
+        bg[BG_N1] = make_bg(c, k_norm, &p, 4, (wg_bind[]){{0, c->x, 0, 0}, {1, c->h, 0, 0}, {2, wm->norm_buf, 0, 0}, {3, XQ, 0, 0}}, ok);
         p.norm_off = norm_ffn(wm, l);
-        bg[BG_N2] = make_bg(c, K_RMSNORM, &p, 3, (wg_bind[]){{0, c->x, 0, 0}, {1, c->h, 0, 0}, {2, wm->norm_buf, 0, 0}}, ok);
+        bg[BG_N2] = make_bg(c, k_norm, &p, 4, (wg_bind[]){{0, c->x, 0, 0}, {1, c->h, 0, 0}, {2, wm->norm_buf, 0, 0}, {3, XQ, 0, 0}}, ok);
         p = mat_params(c, QS, E, wm->rb_e, wm->off_qkv);
         p.in_stride = E;
         p.out_stride = QS;
@@ -800,21 +806,15 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
     }
     if (c->sgmm) {
         wg_params p = base_params(c);
-        p.cols = E;
-        p.in_stride = E;
-        c->bg_qh = make_bg(c, K_QUANT, &p, 2, (wg_bind[]){{0, c->h, 0, 0}, {1, c->xq, 0, 0}}, ok);
         p.cols = QD;
         p.in_stride = QD;
         c->bg_qatt = make_bg(c, K_QUANT, &p, 2, (wg_bind[]){{0, c->att, 0, 0}, {1, c->xq, 0, 0}}, ok);
-        p.cols = F;
-        p.in_stride = 2 * F;
-        c->bg_qgu = make_bg(c, K_QUANT, &p, 2, (wg_bind[]){{0, c->gu, 0, 0}, {1, c->xq, 0, 0}}, ok);
     }
     wg_params p = base_params(c);
-    c->bg_swiglu = make_bg(c, K_SWIGLU, &p, 1, (wg_bind[]){{0, c->gu, 0, 0}}, ok);
+    c->bg_swiglu = make_bg(c, k_glu, &p, 2, (wg_bind[]){{0, c->gu, 0, 0}, {1, XQ, 0, 0}}, ok);
     p.cols = E;
     p.norm_off = wm->norm_out;
-    c->bg_nout = make_bg(c, K_RMSNORM, &p, 3, (wg_bind[]){{0, c->x, 0, 0}, {1, c->h, 0, 0}, {2, wm->norm_buf, 0, 0}}, ok);
+    c->bg_nout = make_bg(c, k_norm, &p, 4, (wg_bind[]){{0, c->x, 0, 0}, {1, c->h, 0, 0}, {2, wm->norm_buf, 0, 0}, {3, XQ, 0, 0}}, ok);
     for (int i = 0; i < wm->n_emb; i++) {
         p = mat_params(c, (uint32_t)wm->emb[i].rows, E, (uint32_t)m->tok_embd->row_bytes, 0);
         p.row0 = (uint32_t)wm->emb[i].row0;
@@ -940,7 +940,7 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     for (int l = 0; l < hp->n_layer; l++) c->kv[l] = gpu_buffer(kv_bytes, WG_STORAGE);
     /* Parameter slots: count them first so that the uniform buffer can be created before the
      * bind groups that point into it. */
-    int n_slots = hp->n_layer * BG_PER_LAYER + 3 + 2 * wm->n_emb + 3 * wm->n_out + (c->sgmm ? 3 : 0);
+    int n_slots = hp->n_layer * BG_PER_LAYER + 3 + 2 * wm->n_emb + 3 * wm->n_out + (c->sgmm ? 1 : 0);
     c->params = gpu_buffer((uint64_t)n_slots * WG_SLOT, WG_UNIFORM);
     ctx_pipelines(c);
     int ok = 1;
@@ -1099,22 +1099,26 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
             gpu_dispatch(P[K_GATEUP], bg[BG_GU], (F + R - 1) / R, 1);
             gpu_dispatch(P[K_MV_DOWN], bg[BG_DOWN], (E + R - 1) / R, 1);
         } else {
-            gpu_dispatch(P[K_RMSNORM], bg[BG_N1], nk, 1);
-            mm_step(c, 0, bg[BG_MQKV], c->bg_qh, QS, E, nk);
+            const uint32_t norm_pipe = P[c->sgmm ? K_RMSNORM_Q : K_RMSNORM];
+            gpu_dispatch(norm_pipe, bg[BG_N1], nk, 1);
+            mm_step(c, 0, bg[BG_MQKV], 0, QS, E, nk);
             gpu_dispatch(P[K_QKROPE], bg[BG_ROPE], (uint32_t)(hp->n_head + 2 * hp->n_head_kv), nk);
             const uint32_t qh = attn_heads(hp), bt = 32 / qh; /* q heads, tokens a workgroup */
             gpu_dispatch(P[K_ATTN], bg[BG_ATTN], (uint32_t)hp->n_head / qh, (nk + bt - 1) / bt);
             mm_step(c, 1, bg[BG_MO], c->bg_qatt, E, QD, nk);
-            gpu_dispatch(P[K_RMSNORM], bg[BG_N2], nk, 1);
-            mm_step(c, 0, bg[BG_MGU], c->bg_qh, 2 * F, E, nk);
-            gpu_dispatch(P[K_SWIGLU], c->bg_swiglu, (F + 255) / 256, nk);
-            mm_step(c, 1, bg[BG_MDOWN], c->bg_qgu, E, F, nk);
+            gpu_dispatch(norm_pipe, bg[BG_N2], nk, 1);
+            mm_step(c, 0, bg[BG_MGU], 0, 2 * F, E, nk);
+            if (c->sgmm) /* 8 blocks of 128 a workgroup, written quantised */
+                gpu_dispatch(P[K_SWIGLU_Q], c->bg_swiglu, (F / QK1_0 + 7) / 8, nk);
+            else
+                gpu_dispatch(P[K_SWIGLU], c->bg_swiglu, (F + 255) / 256, nk);
+            mm_step(c, 1, bg[BG_MDOWN], 0, E, F, nk);
         }
     }
     if (all) {
-        gpu_dispatch(P[K_RMSNORM], c->bg_nout, nk, 1);
-        for (int i = 0; i < wm->n_out; i++) /* the parts share one quantised input */
-            mm_step(c, 0, c->bg_mhead[i], i == 0 ? c->bg_qh : 0, (uint32_t)wm->out[i].rows, E, nk);
+        gpu_dispatch(P[c->sgmm ? K_RMSNORM_Q : K_RMSNORM], c->bg_nout, nk, 1);
+        for (int i = 0; i < wm->n_out; i++) /* the parts share one input */
+            mm_step(c, 0, c->bg_mhead[i], 0, (uint32_t)wm->out[i].rows, E, nk);
     } else if (want_logits || sample) {
         for (int i = 0; i < wm->n_out; i++) {
             uint32_t HR = (uint32_t)c->head_rows;

@@ -592,14 +592,30 @@ for (const sg of [true, false]) {
         }
       });
 
+      await t.test('rmsnorm and swiglu writing the quantised input of mm_sg (QOUT) equal quant of their output', { skip: !H.sgMat && 'no int8 subgroup matrices on this adapter' }, async () => {
+        const n = 5, cols = 1280, F = 1152, cap = 8;  // 10 and 9 blocks: partial workgroups
+        const LO = (cap * cols) / 4, SC = 2 * LO, xqBytes = (SC + (cap * cols) / 128) * 4;
+        const x = randn(r, n * cols, 3), nw = randn(r, cols + 8, 2);
+        const [, h] = await H.run('rmsnorm', {}, [x, n * cols * 4, nw, 4], { cols, eps, norm_off: 8 }, { n }, [n]);
+        const [, want] = await H.run('quant', { LO, SC }, [new Float32Array(h), xqBytes], { cols, in_stride: cols }, { n }, [Math.ceil((n * cols) / 128 / 4)]);
+        const [, , , got] = await H.run('rmsnorm', { QOUT: 1, LO, SC }, [x, 16, nw, xqBytes], { cols, eps, norm_off: 8 }, { n }, [n]);
+        assert.deepEqual(new Uint32Array(got), new Uint32Array(want), 'rmsnorm QOUT');
+        const LOf = (cap * F) / 4, SCf = 2 * LOf, xqf = (SCf + (cap * F) / 128) * 4;
+        const gu = randn(r, n * 2 * F, 2);
+        const [y] = await H.run('swiglu', {}, [gu, 4], { n_ff: F }, { n }, [Math.ceil(F / 256), n]);
+        const [, wantF] = await H.run('quant', { LO: LOf, SC: SCf }, [new Float32Array(y), xqf], { cols: F, in_stride: 2 * F }, { n }, [Math.ceil((n * F) / 128 / 4)]);
+        const [, gotF] = await H.run('swiglu', { QOUT: 1, LO: LOf, SC: SCf }, [gu, xqf], { n_ff: F }, { n }, [Math.ceil(F / 1024), n]);
+        assert.deepEqual(new Uint32Array(gotF), new Uint32Array(wantF), 'swiglu QOUT');
+      });
+
       await t.test('rmsnorm and swiglu (prompt chunks)', async () => {
         const n = 3, cols = 256, x = randn(r, n * cols, 3), nw = randn(r, cols + 8, 2);
-        const [, y] = await H.run('rmsnorm', {}, [x, n * cols * 4, nw], { cols, eps, norm_off: 8 }, { n }, [n]);
+        const [, y] = await H.run('rmsnorm', {}, [x, n * cols * 4, nw, 4], { cols, eps, norm_off: 8 }, { n }, [n]);
         const want = new Float32Array(n * cols);
         for (let t2 = 0; t2 < n; t2++) want.set(rmsnorm(x.subarray(t2 * cols, (t2 + 1) * cols), nw.subarray(8), eps), t2 * cols);
         close(new Float32Array(y), want, 1e-5, 'rmsnorm');
         const F = 300, gu = randn(r, 2 * 2 * F, 4);
-        const [o] = await H.run('swiglu', {}, [gu], { n_ff: F }, { n: 2 }, [Math.ceil(F / 256), 2]);
+        const [o] = await H.run('swiglu', {}, [gu, 4], { n_ff: F }, { n: 2 }, [Math.ceil(F / 256), 2]);
         const got = new Float32Array(o);
         for (let t2 = 0; t2 < 2; t2++)
           for (let i = 0; i < F; i++) {

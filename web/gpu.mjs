@@ -15,6 +15,8 @@ const Q1_KERNELS = new Set(['embed', 'matvec', 'gateup', 'matmul', 'mm_sg']);
 const QX_KERNELS = new Set(['matvec', 'gateup']);
 // ... and the kernels that write a pre-quantised decode vector web/kernels/qo.wgsl.
 const QO_KERNELS = new Set(['matvec', 'gateup', 'embed']);
+// ... and the kernels that write mm_sg.wgsl's quantised input web/kernels/xq.wgsl.
+const XQ_KERNELS = new Set(['quant', 'rmsnorm', 'swiglu']);
 // ... and the prompt product on subgroup matrices needs WGSL's experimental extension.
 const SGMAT_KERNELS = new Set(['mm_sg']);
 // The one subgroup-matrix shape mm_sg.wgsl is written for.
@@ -123,7 +125,8 @@ export class GpuBridge {
     const en = SGMAT_KERNELS.has(name) ? 'enable chromium_experimental_subgroup_matrix;\n' : '';
     const head = en + (this.sgSize ? 'enable subgroups;\n' + k.red_sg : k.red_wg);
     return head + '\n' + k.common + '\n' + (Q1_KERNELS.has(name) ? k.q1 + '\n' : '') +
-      (QX_KERNELS.has(name) ? k.qx + '\n' : '') + (QO_KERNELS.has(name) ? k.qo + '\n' : '') + k[name];
+      (QX_KERNELS.has(name) ? k.qx + '\n' : '') + (QO_KERNELS.has(name) ? k.qo + '\n' : '') +
+      (XQ_KERNELS.has(name) ? k.xq + '\n' : '') + k[name];
   }
 
   module(name) {

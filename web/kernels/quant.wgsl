@@ -5,10 +5,7 @@
 // One 32-wide subgroup per (token, block), four a workgroup (this kernel runs only where
 // mm_sg.wgsl does: 32-wide subgroups laid out contiguously). XQ: the hi plane [tokens][cols] bytes
 // from word 0, the lo plane from word LO, the scales [tokens][cols / 128] from word SC (the host
-// sizes XQ for the widest input and the chunk's tokens rounded up to 32).
-
-override LO: u32 = 0u;
-override SC: u32 = 0u;
+// sizes XQ for the widest input and the chunk's tokens rounded up to 32). The writing is xq.wgsl's.
 
 @group(0) @binding(0) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> XQ: array<u32>;
@@ -25,16 +22,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let ok = t < S.n;
   var x = vec4<f32>(0.0);
   if (ok) { x = X[(P.in_off + t * P.in_stride) / 4u + b * 32u + lane]; }
-  let a = abs(x);
-  let amax = subgroupMax(max(max(a.x, a.y), max(a.z, a.w)));
-  let d = amax / 32767.0;
-  var inv = 0.0;
-  if (d > 0.0) { inv = 1.0 / d; }
-  if (ok) {
-    let q = clamp(vec4<i32>(round(x * inv)), vec4<i32>(-32767), vec4<i32>(32767));
-    let o = t * (P.cols / 4u) + b * 32u + lane;
-    XQ[o] = pack4xI8(q >> vec4<u32>(8u));
-    XQ[LO + o] = pack4xI8((q & vec4<i32>(255)) - vec4<i32>(128));
-    if (lane == 0u) { XQ[SC + t * nb + b] = bitcast<u32>(d); }
-  }
+  xq_put(x, t, b, P.cols, lane, ok, tid);
 }
