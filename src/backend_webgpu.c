@@ -653,9 +653,8 @@ static int ctx_pipelines(wg_ctx *c) {
     const uint32_t qe = (uint32_t)hp->n_embd / 4, qf = (uint32_t)hp->n_ff / 4, qq = (uint32_t)hp->q_dim / 4;
     const uint32_t ke = qe / 8, kf = qf / 8, kq = qq / 8; /* 32-weight words a row */
     /* QIN kernels stage nothing: QXW 8 keeps their (unused) staging arrays small. QOUT needs 32
-     * rows a workgroup (one output block): mv_rows is 32. */
-    /* The decode products and attention also get their shapes as constants (F_*, A_*: their first
-     * loads then wait for no uniform load). */
+     * rows a workgroup (one output block): mv_rows is 32. The decode products and attention also
+     * get their shapes as constants (F_*, A_*: their first loads then wait for no uniform load). */
     const wg_model *wm = c->wm;
     const uint32_t E = (uint32_t)hp->n_embd, F = (uint32_t)hp->n_ff, QS = (uint32_t)(hp->q_dim + 2 * hp->kv_dim);
     const uint32_t orb = (uint32_t)wm->m->output->row_bytes;
@@ -744,9 +743,9 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         uint32_t W = wm->layer_buf[l], *bg = c->bg + (size_t)l * BG_PER_LAYER;
         wg_params p;
         /* decode: norm + [q|k|v]; attention split over the keys (QK-norm, RoPE, cache write);
-         * merge + Wo + residual */
-        /* decode: the products read their input pre-quantised (qe, qf): embed, Wo and down each
-         * write the next one's input (x times the next norm's weights), gate/up writes qf */
+         * merge + Wo + residual; gate/up; down + residual. The products read their input
+         * pre-quantised (qe, qf): embed, Wo and down each write the next one's input (x times the
+         * next norm's weights), gate/up writes qf. */
         p = mat_params(c, QS, E, wm->rb_e, wm->off_qkv);
         bg[BG_QKV] = make_bg(c, K_MV_QKV, &p, 7,
                              (wg_bind[]){{0, W, 0, 0}, {1, c->x, 0, 0}, {2, c->qkv, 0, 0}, {3, wm->norm_buf, 0, 0},
@@ -1088,6 +1087,8 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
     const uint32_t QS = QD + 2 * KD, R = (uint32_t)c->mv_rows;
     const uint32_t *P = c->pipe;
     const int dec = k == 1; /* decode kernels (pre-quantised inputs) */
+    /* on subgroup matrices rmsnorm writes the products' quantised input */
+    const uint32_t norm_pipe = P[c->sgmm ? K_RMSNORM_Q : K_RMSNORM];
     for (int i = 0; i < wm->n_emb; i++)
         gpu_dispatch(P[dec ? K_EMBED_Q : K_EMBED], c->bg_embed[dec * wm->n_emb + i], E / QK1_0, nk);
     for (int l = 0; l < hp->n_layer; l++) {
@@ -1099,7 +1100,6 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
             gpu_dispatch(P[K_GATEUP], bg[BG_GU], (F + R - 1) / R, 1);
             gpu_dispatch(P[K_MV_DOWN], bg[BG_DOWN], (E + R - 1) / R, 1);
         } else {
-            const uint32_t norm_pipe = P[c->sgmm ? K_RMSNORM_Q : K_RMSNORM];
             gpu_dispatch(norm_pipe, bg[BG_N1], nk, 1);
             mm_step(c, 0, bg[BG_MQKV], 0, QS, E, nk);
             gpu_dispatch(P[K_QKROPE], bg[BG_ROPE], (uint32_t)(hp->n_head + 2 * hp->n_head_kv), nk);
@@ -1116,7 +1116,7 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
         }
     }
     if (all) {
-        gpu_dispatch(P[c->sgmm ? K_RMSNORM_Q : K_RMSNORM], c->bg_nout, nk, 1);
+        gpu_dispatch(norm_pipe, c->bg_nout, nk, 1);
         for (int i = 0; i < wm->n_out; i++) /* the parts share one input */
             mm_step(c, 0, c->bg_mhead[i], 0, (uint32_t)wm->out[i].rows, E, nk);
     } else if (want_logits || sample) {

@@ -34,6 +34,21 @@ fn sdot32(x: array<vec4<f32>, 8>, bits: u32) -> f32 {
   return s;
 }
 
+// The 16-bit quantisation of the products' inputs (decode: qx.wgsl, qo.wgsl; prompt: xq.wgsl): a
+// block's scale d = max|x| / 32767 and 1 / d (0 for an all-zero block), q = round(x / d), and q
+// as two int8 planes, hi = q >> 8 and lo = (q & 255) - 128 (q = 256 hi + lo + 128).
+fn q16_scale(amax: f32) -> vec2<f32> {
+  let d = amax / 32767.0;
+  var inv = 0.0;
+  if (d > 0.0) { inv = 1.0 / d; }
+  return vec2<f32>(d, inv);
+}
+fn q16(x: vec4<f32>, inv: f32) -> vec4<i32> {
+  return clamp(vec4<i32>(round(x * inv)), vec4<i32>(-32767), vec4<i32>(32767));
+}
+fn q16_hi(q: vec4<i32>) -> u32 { return pack4xI8(q >> vec4<u32>(8u)); }
+fn q16_lo(q: vec4<i32>) -> u32 { return pack4xI8((q & vec4<i32>(255)) - vec4<i32>(128)); }
+
 const KEY_NEG_INF: u32 = 0x007fffffu;  // the key of -inf (and of NaN)
 
 // Order-preserving key of a logit: larger float, larger key. NaN ranks as -inf, +inf as the

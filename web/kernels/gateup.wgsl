@@ -20,8 +20,7 @@ override KW: u32 = 0u;      // 32-weight words a row when fixed (cols / 32), 0: 
 // exit, so that every iteration's loads can be issued at once.
 fn rows_part(r0: u32, lane: u32) -> array<vec4<f32>, 2> {
   let nw = select(p_cols() / 32u, KW, KW != 0u);
-  let last = p_rows() - 1u;
-  let g = vec4<u32>(min(r0, last), min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * p_rb() + p_woff();
+  let g = rows4(r0);
   let u = g + vec4<u32>(p_rows() * p_rb());
   var ag = vec4<f32>(0.0);
   var au = vec4<f32>(0.0);

@@ -79,8 +79,7 @@ fn qblock(w: u32) -> QBlock {
 // every iteration's loads can be issued before the first product.
 fn rows_part(r0: u32, lane: u32) -> vec4<f32> {
   let nw = select(p_cols() / 32u, KW, KW != 0u);
-  let last = p_rows() - 1u;
-  let a = vec4<u32>(min(r0, last), min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * p_rb() + p_woff();
+  let a = rows4(r0);
   var acc = vec4<f32>(0.0);
   for (var it = 0u; it < (nw + TPR - 1u) / TPR; it++) {
     let w = min(lane + it * TPR, nw - 1u);
@@ -113,10 +112,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     // the weights' loads first, so that they are on their way while the input is staged
     let groups = 256u / TPR;
     for (var k = 0u; k < (ROWS + groups * 4u - 1u) / (groups * 4u); k++) {
-      let r0 = wg.x * ROWS + (k * groups + tid / TPR) * 4u;
-      let last = p_rows() - 1u;
-      let a = vec4<u32>(min(r0, last), min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * p_rb() + p_woff();
-      touched ^= w_touch(a, select(p_cols() / 32u, KW, KW != 0u), lane);
+      touched ^= w_touch(rows4(wg.x * ROWS + (k * groups + tid / TPR) * 4u), select(p_cols() / 32u, KW, KW != 0u), lane);
     }
     if (NORM) {
       var ss = 0.0;

@@ -42,3 +42,9 @@ fn p_cols() -> u32 { return select(P.cols, F_COLS, F_COLS != 0xffffffffu); }
 fn p_rb() -> u32 { return select(P.row_bytes, F_RB, F_RB != 0xffffffffu); }
 fn p_woff() -> u32 { return select(P.w_off, F_WOFF, F_WOFF != 0xffffffffu); }
 fn p_out() -> u32 { return select(P.out_off + P.row0, F_OUT, F_OUT != 0xffffffffu); }
+
+// Byte offsets of rows r0 .. r0 + 3 of the matrix, clamped to its last row.
+fn rows4(r0: u32) -> vec4<u32> {
+  let last = p_rows() - 1u;
+  return vec4<u32>(min(r0, last), min(r0 + 1u, last), min(r0 + 2u, last), min(r0 + 3u, last)) * p_rb() + p_woff();
+}

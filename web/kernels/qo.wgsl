@@ -1,6 +1,6 @@
 // qo.wgsl — the producer side of a pre-quantised decode vector (format: qx.wgsl, "pre-quantised
 // inputs"): a kernel that computes whole 32-element blocks of a vector writes them quantised for
-// the next product as well, exactly as qx_block would (16-bit q, d = max|x| / 32767). The kernel
+// the next product as well, exactly as qx_block would (common.wgsl's q16). The kernel
 // declares `QO: array<u32>` (read_write), puts each block's values times the next norm's weights
 // in qv_y and the raw values in qv_r, and after a barrier calls qv_put from the invocations
 // tid < 8 * blocks.
@@ -19,23 +19,21 @@ fn qv_put(tid: u32, b: u32) {
     let a = abs(qv_y[i + k]);
     amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
   }
-  let d = amax / 32767.0;
-  var inv = 0.0;
-  if (d > 0.0) { inv = 1.0 / d; }
-  let q = clamp(vec4<i32>(round(qv_y[i + j] * inv)), vec4<i32>(-32767), vec4<i32>(32767));
+  let sc = q16_scale(amax);
+  let q = q16(qv_y[i + j], sc.y);
   let o = b * 20u;
-  QO[o + j] = pack4xI8(q >> vec4<u32>(8u));
-  QO[o + 8u + j] = pack4xI8((q & vec4<i32>(255)) - vec4<i32>(128));
+  QO[o + j] = q16_hi(q);
+  QO[o + 8u + j] = q16_lo(q);
   if (j == 0u) {
     var sum = 0;
     var ss = 0.0;
     for (var k = 0u; k < 8u; k++) {
-      let qk = clamp(vec4<i32>(round(qv_y[i + k] * inv)), vec4<i32>(-32767), vec4<i32>(32767));
+      let qk = q16(qv_y[i + k], sc.y);
       sum += qk.x + qk.y + qk.z + qk.w;
       let r = qv_r[i + k];
       ss += dot(r, r);
     }
-    QO[o + 16u] = bitcast<u32>(d);
+    QO[o + 16u] = bitcast<u32>(sc.x);
     QO[o + 17u] = bitcast<u32>(sum);
     QO[o + 18u] = bitcast<u32>(ss);
     QO[o + 19u] = 0u;

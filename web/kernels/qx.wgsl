@@ -20,23 +20,21 @@ fn qx_block(b: u32, x: array<vec4<f32>, 8>) {
     let a = abs(x[i]);
     amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
   }
-  let d = amax / 32767.0;
-  var inv = 0.0;
-  if (d > 0.0) { inv = 1.0 / d; }
+  let sc = q16_scale(amax);
   var sum = 0;
   var hw: array<u32, 8>;
   var lw: array<u32, 8>;
   for (var i = 0u; i < 8u; i++) {
-    let q = clamp(vec4<i32>(round(x[i] * inv)), vec4<i32>(-32767), vec4<i32>(32767));
+    let q = q16(x[i], sc.y);
     sum += q.x + q.y + q.z + q.w;
-    hw[i] = pack4xI8(q >> vec4<u32>(8u));
-    lw[i] = pack4xI8((q & vec4<i32>(255)) - vec4<i32>(128));
+    hw[i] = q16_hi(q);
+    lw[i] = q16_lo(q);
   }
   qh[2u * b] = vec4<u32>(hw[0], hw[1], hw[2], hw[3]);
   qh[2u * b + 1u] = vec4<u32>(hw[4], hw[5], hw[6], hw[7]);
   ql[2u * b] = vec4<u32>(lw[0], lw[1], lw[2], lw[3]);
   ql[2u * b + 1u] = vec4<u32>(lw[4], lw[5], lw[6], lw[7]);
-  qd[b] = d;
+  qd[b] = sc.x;
   qsum[b] = sum;
 }
 

@@ -13,14 +13,12 @@ override SC: u32 = 0u;
 fn xq_put(x: vec4<f32>, t: u32, b: u32, cols: u32, lane: u32, ok: bool, tid: u32) {
   let a = abs(x);
   let amax = lanes_max(max(max(a.x, a.y), max(a.z, a.w)), tid);
-  let d = amax / 32767.0;
-  var inv = 0.0;
-  if (d > 0.0) { inv = 1.0 / d; }
+  let sc = q16_scale(amax);
   if (ok) {
-    let q = clamp(vec4<i32>(round(x * inv)), vec4<i32>(-32767), vec4<i32>(32767));
+    let q = q16(x, sc.y);
     let o = t * (cols / 4u) + b * 32u + lane;
-    XQ[o] = pack4xI8(q >> vec4<u32>(8u));
-    XQ[LO + o] = pack4xI8((q & vec4<i32>(255)) - vec4<i32>(128));
-    if (lane == 0u) { XQ[SC + t * (cols / 128u) + b] = bitcast<u32>(d); }
+    XQ[o] = q16_hi(q);
+    XQ[LO + o] = q16_lo(q);
+    if (lane == 0u) { XQ[SC + t * (cols / 128u) + b] = bitcast<u32>(sc.x); }
   }
 }
