@@ -4,24 +4,32 @@
 // previous one through its output buffer, as in a forward pass) and the wall time per dispatch
 // is reported, next to an empty kernel's (the floor). For tuning kernel shapes on a real GPU;
 // correctness is tests/webgpu.test.mjs's job. Random weights and inputs.
-//   node bench/kernel-bench.mjs [--n 400] [--no-subgroups] [--only SUBSTRING]
+// With subgroup matrices (Dawn's allow_unsafe_apis): the prompt product web/kernels/mm_sg.wgsl at
+// the shapes of a 512-token chunk, and candidate files with the same bindings (--mm-variant FILE,
+// its tile from a line `// tile: R x T`; --mm 1x1,2x2 runs it once for each SGR x SGT, rewriting
+// its consts SGR and SGT and the tile). Every output is compared with the shipped kernel's (the
+// candidates compute the same integers, so they agree to float rounding).
+//   node bench/kernel-bench.mjs [--n 400] [--no-subgroups] [--only SUBSTRING] [--mm-variant FILE [--mm 1x1,2x2]]
+import { readFileSync } from 'node:fs';
 import { KERNELS } from '../build/wasm/kernels.mjs';
 import { GpuBridge, openDevice } from '../web/gpu.mjs';
 
 const args = process.argv.slice(2);
-const opt = { n: 400, sg: true, only: '' };
+const opt = { n: 400, sg: true, only: '', mm: '', mmVariants: [] };
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--n') opt.n = Number(args[++i]);
   else if (args[i] === '--no-subgroups') opt.sg = false;
   else if (args[i] === '--only') opt.only = args[++i];
+  else if (args[i] === '--mm') opt.mm = args[++i];
+  else if (args[i] === '--mm-variant') opt.mmVariants.push(args[++i]);
 }
 const { create, globals } = await import('webgpu');
 Object.assign(globalThis, globals);
-const gpu = create([]);
+const gpu = create(['enable-dawn-features=allow_unsafe_apis']);
 const d = await openDevice(gpu, { subgroups: opt.sg });
 const dev = d.device;
 const br = new GpuBridge(dev, KERNELS, d.sgSize);
-console.log(`adapter: ${d.info.vendor} ${d.info.description} subgroups ${d.sgSize}`);
+console.log(`adapter: ${d.info.vendor} ${d.info.description} subgroups ${d.sgSize} subgroup matrices ${d.sgMat}`);
 
 const FIELDS = Object.fromEntries(['Params', 'Step'].map((n) => {
   const body = KERNELS.common.match(new RegExp(`struct ${n} \\{([^}]*)\\}`))[1];
@@ -51,8 +59,11 @@ function q1(rows, cols) {
   return { buf, rb };
 }
 
+// name: a kernel of web/kernels, or { code } for a whole WGSL source.
 async function time(name, constants, storage, params, step, grid) {
-  const pipe = dev.createComputePipeline({ layout: 'auto', compute: { module: br.module(name), entryPoint: 'main', constants: { TPR: d.sgSize || 8, ...constants } } });
+  const module = typeof name === 'string' ? br.module(name) : dev.createShaderModule({ code: name.code });
+  const tpr = typeof name === 'string' ? { TPR: d.sgSize || 8 } : {};
+  const pipe = dev.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main', constants: { ...tpr, ...constants } } });
   const ub = [pack('Params', params), pack('Step', step)].map((u) => {
     const b = dev.createBuffer({ size: u.length, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     dev.queue.writeBuffer(b, 0, u);
@@ -119,3 +130,57 @@ const qkvP = buffer(512 * QS * 4), att = buffer(512 * QD * 4);
 for (const [pos, kv16] of [[0, 0], [512, 0], [3584, 0], [0, 1]])
   await cfg(`attention prompt n=512 pos=${pos}${kv16 ? ' f16' : ''}`, 'attention', { HD, KV16: kv16, QH: 2 }, [qkvP, kv, att],
     { ...ap, q_stride: QS, v_off: kv16 ? 2048 * 1024 : 4096 * 1024 }, { n: 512, pos }, [NH / 2, 512 / 16]);
+
+// The prompt product on subgroup matrices, 512 tokens, Bonsai shapes.
+async function readBack(buf, bytes) {
+  const rd = dev.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const enc = dev.createCommandEncoder();
+  enc.copyBufferToBuffer(buf, 0, rd, 0, bytes);
+  dev.queue.submit([enc.finish()]);
+  await rd.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(rd.getMappedRange().slice(0));
+  rd.unmap();
+  rd.destroy();
+  return out;
+}
+if (d.sgMat && (!opt.only || opt.only.includes('mm_sg'))) {
+  const NT = 512, TP = 512, maxc = F, LO = (TP * maxc) / 4, SC = 2 * LO;
+  const xq = buffer((SC + (TP * maxc) / 128) * 4);  // random planes; scales: small random floats
+  const ym = dev.createBuffer({ size: NT * 2 * F * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const base = br.source('mm_sg');
+  // Candidates place a subgroup's matrices by its index in the workgroup: the uniformity
+  // diagnostic for subgroup matrices goes off after the enables.
+  const open = base.replace(/^((?:enable [^\n]*\n)+)/, '$1diagnostic(off, chromium.subgroup_matrix_uniformity);\n');
+  const cfgs = [{ label: 'mm_sg', code: base, tr: 32, tt: 32 }];
+  for (const f of opt.mmVariants) {
+    const src = readFileSync(f, 'utf8');
+    const m = src.match(/^\/\/ tile: (\d+) x (\d+)/m);
+    const one = (label, s2, tr, tt) => cfgs.push({ label, code: open.replace(KERNELS.mm_sg, () => s2), tr, tt });
+    if (!opt.mm) one(f, src, Number(m?.[1] ?? 32), Number(m?.[2] ?? 32));
+    for (const sh of opt.mm.split(',').filter(Boolean)) {
+      const [r, t] = sh.split('x').map(Number);
+      one(`${f} ${r}x${t}`, src.replace(/const SGR = \d+u;/, `const SGR = ${r}u;`).replace(/const SGT = \d+u;/, `const SGT = ${t}u;`), 32 * r, 32 * t);
+    }
+  }
+  const shapes = [['qkv', QS, E, Wqkv], ['wo', E, QD, Wo], ['gate/up', 2 * F, E, Wgu], ['down', E, F, Wd]];
+  const ref = {};
+  for (const c of cfgs) {
+    let sum = 0;
+    for (const [k, rows, cols, W] of shapes) {
+      const label = `${c.label} ${k} ${rows}x${cols} n=${NT}`;
+      const us = await time({ code: c.code }, { LO, SC }, [W.buf, xq, ym], mp(rows, cols, W, { out_stride: rows }), { n: NT },
+        [Math.ceil(rows / c.tr), Math.ceil(NT / c.tt)]);
+      const y = await readBack(ym, NT * rows * 4);
+      let note = '';
+      if (!ref[k]) ref[k] = y;
+      else {
+        let e2 = 0, r2 = 0;
+        for (let i = 0; i < y.length; i++) { e2 += (y[i] - ref[k][i]) ** 2; r2 += ref[k][i] ** 2; }
+        if (!(Math.sqrt(e2 / r2) < 1e-5)) note = ` WRONG (relative RMS ${Math.sqrt(e2 / r2).toExponential(2)} against ${cfgs[0].label})`;
+      }
+      console.log(`${label.padEnd(48)} ${us.toFixed(2)} us${note}`);
+      sum += us;
+    }
+    console.log(`${(c.label + ': a layer\'s four products').padEnd(48)} ${sum.toFixed(2)} us`);
+  }
+}
