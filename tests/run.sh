@@ -62,9 +62,12 @@ if [ ${#node_tests[@]} -gt 0 ]; then
         --test-reporter=tap --test-reporter-destination="$log/node.tap" "${node_tests[@]}"
     np=$(grep -E '^# pass ' "$log/node.tap" | awk '{print $3}' | tail -1)
     nf=$(grep -E '^# fail ' "$log/node.tap" | awk '{print $3}' | tail -1)
+    # a test that ran past its timeout is reported as cancelled, not failed: count it as failed
+    nc=$(grep -E '^# cancelled ' "$log/node.tap" | awk '{print $3}' | tail -1)
+    nf=$(( ${nf:-1} + ${nc:-0} ))
     pass=$((pass + ${np:-0}))
-    fail=$((fail + ${nf:-1}))
-    [ "${nf:-1}" = 0 ] || failed+=("node tests")
+    fail=$((fail + nf))
+    [ "$nf" = 0 ] || failed+=("node tests")
 fi
 
 echo
