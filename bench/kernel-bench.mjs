@@ -23,6 +23,25 @@ for (let i = 0; i < args.length; i++) {
   else if (args[i] === '--mm') opt.mm = args[++i];
   else if (args[i] === '--mm-variant') opt.mmVariants.push(args[++i]);
 }
+function die(msg) {
+  console.error(`kernel-bench: ${msg}`);
+  process.exit(2);
+}
+// --mm: workgroup shapes SGR x SGT, each 1, 2 or 4 subgroups (the candidate's staging splits a
+// 128-byte row or the 16 vec4s of a block that way); only with a candidate file.
+const mmShapes = opt.mm.split(',').filter(Boolean).map((sh) => {
+  const m = sh.match(/^([124])x([124])$/);
+  if (!m) die(`--mm wants shapes like 1x1,2x2 (each side 1, 2 or 4), not '${sh}'`);
+  return [Number(m[1]), Number(m[2])];
+});
+if (mmShapes.length && !opt.mmVariants.length) die('--mm rewrites a candidate kernel: give it with --mm-variant FILE');
+const mmSources = opt.mmVariants.map((f) => {
+  try {
+    return readFileSync(f, 'utf8');
+  } catch (e) {
+    return die(`cannot read --mm-variant ${f}: ${e.message}`);
+  }
+});
 const { create, globals } = await import('webgpu');
 Object.assign(globalThis, globals);
 const gpu = create(['enable-dawn-features=allow_unsafe_apis']);
@@ -152,16 +171,15 @@ if (d.sgMat && (!opt.only || opt.only.includes('mm_sg'))) {
   // diagnostic for subgroup matrices goes off after the enables.
   const open = base.replace(/^((?:enable [^\n]*\n)+)/, '$1diagnostic(off, chromium.subgroup_matrix_uniformity);\n');
   const cfgs = [{ label: 'mm_sg', code: base, tr: 32, tt: 32 }];
-  for (const f of opt.mmVariants) {
-    const src = readFileSync(f, 'utf8');
+  opt.mmVariants.forEach((f, i) => {
+    const src = mmSources[i];
     const m = src.match(/^\/\/ tile: (\d+) x (\d+)/m);
     const one = (label, s2, tr, tt) => cfgs.push({ label, code: open.replace(KERNELS.mm_sg, () => s2), tr, tt });
-    if (!opt.mm) one(f, src, Number(m?.[1] ?? 32), Number(m?.[2] ?? 32));
-    for (const sh of opt.mm.split(',').filter(Boolean)) {
-      const [r, t] = sh.split('x').map(Number);
+    if (!mmShapes.length) one(f, src, Number(m?.[1] ?? 32), Number(m?.[2] ?? 32));
+    for (const [r, t] of mmShapes) {
       one(`${f} ${r}x${t}`, src.replace(/const SGR = \d+u;/, `const SGR = ${r}u;`).replace(/const SGT = \d+u;/, `const SGT = ${t}u;`), 32 * r, 32 * t);
     }
-  }
+  });
   const shapes = [['qkv', QS, E, Wqkv], ['wo', E, QD, Wo], ['gate/up', 2 * F, E, Wgu], ['down', E, F, Wd]];
   const ref = {};
   for (const c of cfgs) {
