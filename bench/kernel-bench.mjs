@@ -6,35 +6,28 @@
 // correctness is tests/webgpu.test.mjs's job. Random weights and inputs.
 // With subgroup matrices (Dawn's allow_unsafe_apis): the prompt product web/kernels/mm_sg.wgsl at
 // the shapes of a 512-token chunk, and candidate files with the same bindings (--mm-variant FILE,
-// its tile from a line `// tile: R x T`; --mm 1x1,2x2 runs it once for each SGR x SGT, rewriting
-// its consts SGR and SGT and the tile). Every output is compared with the shipped kernel's (the
-// candidates compute the same integers, so they agree to float rounding).
-//   node bench/kernel-bench.mjs [--n 400] [--no-subgroups] [--only SUBSTRING] [--mm-variant FILE [--mm 1x1,2x2]]
+// its tile from a line `// tile: R x T`, the shipped kernel's from its consts TR and TT; the host
+// adds the same directives, so a candidate may rely on the subgroup-matrix uniformity diagnostic
+// being off). Every output is compared with the shipped kernel's (the candidates compute the same
+// integers, so they agree to float rounding). Dawn's Node binding can abort after a few dozen
+// pipelines in one process (futex / mutex assertion failures): time one candidate a process.
+//   node bench/kernel-bench.mjs [--n 400] [--no-subgroups] [--only SUBSTRING] [--mm-variant FILE]...
 import { readFileSync } from 'node:fs';
 import { KERNELS } from '../build/wasm/kernels.mjs';
 import { GpuBridge, openDevice } from '../web/gpu.mjs';
 
 const args = process.argv.slice(2);
-const opt = { n: 400, sg: true, only: '', mm: '', mmVariants: [] };
+const opt = { n: 400, sg: true, only: '', mmVariants: [] };
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--n') opt.n = Number(args[++i]);
   else if (args[i] === '--no-subgroups') opt.sg = false;
   else if (args[i] === '--only') opt.only = args[++i];
-  else if (args[i] === '--mm') opt.mm = args[++i];
   else if (args[i] === '--mm-variant') opt.mmVariants.push(args[++i]);
 }
 function die(msg) {
   console.error(`kernel-bench: ${msg}`);
   process.exit(2);
 }
-// --mm: workgroup shapes SGR x SGT, each 1, 2 or 4 subgroups (the candidate's staging splits a
-// 128-byte row or the 16 vec4s of a block that way); only with a candidate file.
-const mmShapes = opt.mm.split(',').filter(Boolean).map((sh) => {
-  const m = sh.match(/^([124])x([124])$/);
-  if (!m) die(`--mm wants shapes like 1x1,2x2 (each side 1, 2 or 4), not '${sh}'`);
-  return [Number(m[1]), Number(m[2])];
-});
-if (mmShapes.length && !opt.mmVariants.length) die('--mm rewrites a candidate kernel: give it with --mm-variant FILE');
 const mmSources = opt.mmVariants.map((f) => {
   try {
     return readFileSync(f, 'utf8');
@@ -167,19 +160,14 @@ if (d.sgMat && (!opt.only || opt.only.includes('mm_sg'))) {
   const xq = buffer((SC + (TP * maxc) / 128) * 4);  // random planes; scales: small random floats
   const ym = dev.createBuffer({ size: NT * 2 * F * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const base = br.source('mm_sg');
-  // Candidates place a subgroup's matrices by its index in the workgroup: the uniformity
-  // diagnostic for subgroup matrices goes off after the enables.
-  const open = base.replace(/^((?:enable [^\n]*\n)+)/, '$1diagnostic(off, chromium.subgroup_matrix_uniformity);\n');
-  const cfgs = [{ label: 'mm_sg', code: base, tr: 32, tt: 32 }];
+  const tile = (src, re) => Number(src.match(re)?.[1] ?? 0);
+  const cfgs = [{ label: 'mm_sg', code: base, tr: tile(KERNELS.mm_sg, /const TR = (\d+)u;/), tt: tile(KERNELS.mm_sg, /const TT = (\d+)u;/) }];
   opt.mmVariants.forEach((f, i) => {
-    const src = mmSources[i];
-    const m = src.match(/^\/\/ tile: (\d+) x (\d+)/m);
-    const one = (label, s2, tr, tt) => cfgs.push({ label, code: open.replace(KERNELS.mm_sg, () => s2), tr, tt });
-    if (!mmShapes.length) one(f, src, Number(m?.[1] ?? 32), Number(m?.[2] ?? 32));
-    for (const [r, t] of mmShapes) {
-      one(`${f} ${r}x${t}`, src.replace(/const SGR = \d+u;/, `const SGR = ${r}u;`).replace(/const SGT = \d+u;/, `const SGT = ${t}u;`), 32 * r, 32 * t);
-    }
+    const src = mmSources[i], m = src.match(/^\/\/ tile: (\d+) x (\d+)/m);
+    if (!m) die(`${f}: no line '// tile: ROWS x TOKENS'`);
+    cfgs.push({ label: f, code: base.replace(KERNELS.mm_sg, () => src), tr: Number(m[1]), tt: Number(m[2]) });
   });
+  if (!cfgs[0].tr || !cfgs[0].tt) die('web/kernels/mm_sg.wgsl: no const TR / TT');
   const shapes = [['qkv', QS, E, Wqkv], ['wo', E, QD, Wo], ['gate/up', 2 * F, E, Wgu], ['down', E, F, Wd]];
   const ref = {};
   for (const c of cfgs) {

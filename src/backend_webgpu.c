@@ -212,7 +212,9 @@ typedef struct wg_samp {
 #define WG_SLOT 256  /* uniform binding offsets must be multiples of 256 */
 #define ATT_TILE 64    /* keys per tile of attn_dec.wgsl */
 #define ATT_SPLITS 32  /* most workgroups per head of attn_dec.wgsl */
-#define MMS_WG_MEM 14208 /* workgroup memory of mm_sg.wgsl */
+#define MMS_TR 64       /* rows of an mm_sg.wgsl tile (its const TR) */
+#define MMS_TT 32       /* tokens of an mm_sg.wgsl tile (its const TT) */
+#define MMS_WG_MEM 19072 /* workgroup memory of mm_sg.wgsl: 4 (SMW + 2 TR + TT) bytes */
 
 /* ---- per-model state ------------------------------------------------------------------------ */
 
@@ -888,9 +890,9 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     c->mv_rows = 32;
     c->head_rows = 128;
     /* Prompt products on subgroup matrices: the quantised input holds the widest input's two
-     * int8 planes and scales for the chunk's tokens rounded up to mm_sg's 32-token tile. */
+     * int8 planes and scales for the chunk's tokens rounded up to mm_sg's tile. */
     {
-        uint64_t toks = (B + 31) / 32 * 32, maxc = E > QD ? E : QD;
+        uint64_t toks = (B + MMS_TT - 1) / MMS_TT * MMS_TT, maxc = E > QD ? E : QD;
         if (F > maxc) maxc = F;
         uint64_t lo = toks * maxc / 4, words = 2 * lo + toks * maxc / 128;
         c->sgmm = wg_lim.sgmat && wg_lim.max_wg_mem >= MMS_WG_MEM && words * 4 <= cap;
@@ -1017,15 +1019,15 @@ WG_API int ob_wgpu_gpu_samples(const wg_ctx *c) {
 
 /* A prompt chunk's product (bind group from mm_bg) of rows x cols over n tokens. On subgroup
  * matrices quant.wgsl first quantises the input through bind group qbg (0: already done; one
- * 32-wide subgroup per (token, 128-block), four a workgroup), then mm_sg.wgsl takes tiles of 32
- * rows x 32 tokens. */
+ * 32-wide subgroup per (token, 128-block), four a workgroup), then mm_sg.wgsl takes tiles of
+ * MMS_TR rows x MMS_TT tokens. */
 static void mm_step(const wg_ctx *c, int resid, uint32_t bg, uint32_t qbg, uint32_t rows, uint32_t cols, uint32_t n) {
     if (!c->sgmm) {
         mm_dispatch(c->pipe[resid ? K_MM_RES : K_MM], bg, rows, n);
         return;
     }
     if (qbg) gpu_dispatch(c->pipe[K_QUANT], qbg, (n * (cols / QK1_0) + 3) / 4, 1);
-    gpu_dispatch(c->pipe[resid ? K_MMS_RES : K_MMS], bg, (rows + 31) / 32, (n + 31) / 32);
+    gpu_dispatch(c->pipe[resid ? K_MMS_RES : K_MMS], bg, (rows + MMS_TR - 1) / MMS_TR, (n + MMS_TT - 1) / MMS_TT);
 }
 
 /* One forward step over up to a chunk of tokens at position n_past. Returns how many tokens it

@@ -21,6 +21,8 @@ assert.ok(existsSync(TINY), 'build/models/tiny.gguf is missing: run tools/make-m
 const { Engine, OnebitError, Status } = await import('../web/engine.mjs');
 const { GpuBridge, openDevice } = await import('../web/gpu.mjs');
 const { KERNELS } = await import('../build/wasm/kernels.mjs');
+// mm_sg.wgsl's tile and workgroup memory, as its consts say (the C host's copies are tested below).
+const MMS = Object.fromEntries(['TR', 'TT', 'SMW'].map((k) => [k, Number(KERNELS.mm_sg.match(new RegExp(`const ${k} = (\\d+)u;`))?.[1])]));
 const { default: createCore } = await import('../build/wasm/onebit-core.mjs');
 
 let gpu = null, skip = false;
@@ -576,7 +578,7 @@ for (const sg of [true, false]) {
           const ostride = rows + 8, y0 = randn(r, (n + 1) * ostride); // one token row more than n
           for (const resid of [0, 1]) {
             const [, , y] = await H.run('mm_sg', { RESID: resid, LO, SC }, [W.bytes, new Uint8Array(xq), y0],
-              { rows, cols, row_bytes: W.rb, out_stride: ostride, row0: 4 }, { n }, [Math.ceil(rows / 32), Math.ceil(n / 32)]);
+              { rows, cols, row_bytes: W.rb, out_stride: ostride, row0: 4 }, { n }, [Math.ceil(rows / MMS.TR), Math.ceil(n / MMS.TT)]);
             const got = new Float32Array(y), g = [], w = [];
             for (let t2 = 0; t2 < n; t2++)
               for (let i = 0; i < rows; i++) {
@@ -700,6 +702,18 @@ for (const sg of [true, false]) {
 }
 
 // The engine requests the adapter's limit, but only WebGPU's default is promised everywhere.
+test('mm_sg: the host grid, token rounding and workgroup memory follow the kernel', () => {
+  const src = readFileSync(new URL('src/backend_webgpu.c', root), 'utf8');
+  const def = (n) => Number(src.match(new RegExp(`#define ${n} (\\d+)`))?.[1]);
+  assert.equal(def('MMS_TR'), MMS.TR, 'MMS_TR is mm_sg.wgsl TR');
+  assert.equal(def('MMS_TT'), MMS.TT, 'MMS_TT is mm_sg.wgsl TT');
+  // sm holds the staged block ([TR][36] weights, [2][TT][36] input planes) and later 8 matrices
+  // of 16 x 16 per 32-row subgroup; then the f32 scales wd, ws [TR] and xd [TT].
+  assert.ok(MMS.SMW >= MMS.TR * 36 + 2 * MMS.TT * 36 && MMS.SMW >= (MMS.TR / 32) * 2048, 'SMW holds the block and the results');
+  assert.equal(def('MMS_WG_MEM'), 4 * (MMS.SMW + 2 * MMS.TR + MMS.TT), 'MMS_WG_MEM is the kernel\'s workgroup memory');
+  assert.match(KERNELS.mm_sg, new RegExp(`@workgroup_size\\(${(MMS.TR / 32) * 32}\\)`), 'one 32-wide subgroup per 32 rows');
+});
+
 test('attention fits the default 16 KiB of workgroup memory (every head dim, both caches)', { skip }, async () => {
   const dev = await (await gpu.requestAdapter()).requestDevice();
   try {

@@ -122,8 +122,13 @@ export class GpuBridge {
   source(name) {
     const k = this.kernels;
     if (!k[name]) throw new GpuError(`unknown kernel '${name}'`);
-    const en = SGMAT_KERNELS.has(name) ? 'enable chromium_experimental_subgroup_matrix;\n' : '';
-    const head = en + (this.sgSize ? 'enable subgroups;\n' + k.red_sg : k.red_wg);
+    // Subgroup-matrix kernels place a subgroup's matrices by its index in the workgroup, which
+    // WGSL's uniformity analysis cannot see is uniform across the subgroup: that diagnostic goes
+    // off (after every enable: directives come first).
+    const sgm = SGMAT_KERNELS.has(name);
+    const en = (sgm ? 'enable chromium_experimental_subgroup_matrix;\n' : '') + (this.sgSize ? 'enable subgroups;\n' : '') +
+      (sgm ? 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n' : '');
+    const head = en + (this.sgSize ? k.red_sg : k.red_wg);
     return head + '\n' + k.common + '\n' + (Q1_KERNELS.has(name) ? k.q1 + '\n' : '') +
       (QX_KERNELS.has(name) ? k.qx + '\n' : '') + (QO_KERNELS.has(name) ? k.qo + '\n' : '') +
       (XQ_KERNELS.has(name) ? k.xq + '\n' : '') + k[name];

@@ -1,22 +1,37 @@
 // mm_sg.wgsl — Y[t][r] = W[r] . X[t] for a prompt chunk on the GPU's matrix units (WebGPU's
 // experimental subgroup matrices: 16 x 16 x 32 int8 products into int32, 32-wide subgroups). The
 // input comes quantised by quant.wgsl (per token and 128-block: hi and lo int8 planes, scale d);
-// each weight is +-1 as int8. Per 128-block of K a tile of 32 rows x 32 tokens gets
+// each weight is +-1 as int8. Per 128-block of K a subgroup's tile of 32 rows x 32 tokens gets
 //   sum_k w_k q_k = 256 (W . hi) + (W . lo) + 128 sum_k w_k
-// from int8 products (2 x 2 matrices of 16 x 16, hi and lo), and the block's scales d_w[r] * d_x[t]
-// are applied in f32 before the next block. A workgroup is one subgroup (the builtins want their
-// operands uniform across the workgroup). The block's weights are expanded to bytes in workgroup
-// memory, the tile's input planes copied there with 16-byte loads (subgroup-matrix loads straight
-// from a storage buffer are ~4x slower on an H100). Integer results go through workgroup memory
-// (row-major, where the input tile was) to be scaled, each lane owning one token and eight rows of
-// a matrix; the sums leave through workgroup memory too, so that the writes of Y are coalesced.
+// from int8 products (2 x 2 matrices of 16 x 16, hi and lo apart: eight independent int32
+// matrices), and the block's scales d_w[r] * d_x[t] are applied in f32 before the next block.
+// A workgroup is two subgroups over TR = 64 rows x TT = 32 tokens: the block's weights of its 64
+// rows are expanded to bytes and the tile's input planes copied into workgroup memory once for
+// both (subgroup-matrix loads straight from a storage buffer are ~4x slower on an H100; one
+// subgroup a workgroup staged the input twice as often: 26% slower). Integer results go through
+// workgroup memory over the staged block (row-major, per subgroup) to be scaled, each lane owning
+// one token and eight rows of a matrix; the sums leave through workgroup memory too, so that the
+// writes of Y are coalesced.
+// Each subgroup's matrices sit at offsets that are literals (a switch on the subgroup): offsets
+// computed from the subgroup index made the loads ~45% slower on an NVIDIA H200. The switch is
+// uniform across each subgroup (sg_size 32, invocations laid out contiguously, probed by the
+// host) but not provably so to WGSL's uniformity analysis: the host switches that diagnostic off
+// (chromium.subgroup_matrix_uniformity).
 // RESID: Y += W X. Rows go to Y[out_off + t * out_stride + row0 + r].
 // Bounds: rows past P.rows are read as row P.rows - 1 and never written; tokens past S.n read
-// XQ rows the host allocated (tokens rounded up to 32) and are never written.
+// XQ rows the host allocated (tokens rounded up to TT) and are never written.
+// The host's grid is (rows / TR, tokens / TT) rounded up, its workgroup memory check
+// 4 (SMW + 2 TR + TT) bytes (src/backend_webgpu.c MMS_TR, MMS_TT, MMS_WG_MEM).
 
 override RESID: bool = false;
 override LO: u32 = 0u;
 override SC: u32 = 0u;
+
+const TR = 64u;                 // rows of a tile: 32 a subgroup
+const TT = 32u;                 // tokens of a tile
+const AS = 36u;                 // words per staged row of 128 bytes (with padding)
+const XO = 2304u;               // TR * AS: where the input planes start in sm
+const SMW = 4608u;              // TR * AS + 2 * TT * AS staged, >= 2 * 2048 of results
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> XQ: array<vec4<i32>>;
@@ -24,136 +39,175 @@ override SC: u32 = 0u;
 @group(0) @binding(3) var<uniform> P: Params;
 @group(0) @binding(4) var<uniform> S: Step;
 
-const AS = 36u;                               // words per staged weight row (128 bytes + padding)
-var<workgroup> wa: array<i32, 1152>;          // [32 rows][AS]: the block's weights, int8 +-1
-var<workgroup> xr: array<i32, 2304>;          // [hi, lo][32 tokens][AS]: the tile's input, then
-                                              // [8 matrices][16 tokens][16 rows]: the results
-var<workgroup> wd: array<f32, 32>;            // weight scales of the block's rows
-var<workgroup> ws: array<f32, 32>;            // 128 * sum of the rows' +-1 over the block
-var<workgroup> xd: array<f32, 32>;            // input scales of the tile's tokens
+// [TR rows][AS] weights, int8 +-1, then [hi, lo][TT tokens][AS] input planes; after the products
+// per subgroup [8 matrices][16 rows][16 tokens] of results; at the end [token][33] sums.
+var<workgroup> sm: array<i32, SMW>;
+var<workgroup> wd: array<f32, TR>;            // weight scales of the block's rows
+var<workgroup> ws: array<f32, TR>;            // 128 * sum of the rows' +-1 over the block
+var<workgroup> xd: array<f32, TT>;            // input scales of the tile's tokens
 
 alias LM = subgroup_matrix_left<i8, 32, 16>;
 alias RM = subgroup_matrix_right<i8, 16, 32>;
 alias CM = subgroup_matrix_result<i32, 16, 16>;
 
-fn ldw(off: u32) -> LM { return subgroupMatrixLoad<LM, row_major>(&wa, off, AS); }
-fn ldx(off: u32) -> RM { return subgroupMatrixLoad<RM, col_major>(&xr, off, AS); }
+fn ldw(off: u32) -> LM { return subgroupMatrixLoad<LM, row_major>(&sm, off, AS); }
+fn ldx(off: u32) -> RM { return subgroupMatrixLoad<RM, col_major>(&sm, off, AS); }
 
-// What one lane loads from global memory for one block: its row's 18 bytes (5 words cover them),
-// its share of the tile's input planes, its token's input scale. Loaded a block ahead.
-struct Pre { w: array<u32, 5>, x: array<vec4<i32>, 16>, d: f32 }
+// What one invocation loads from global memory for one block: its row's 18 bytes (5 words cover
+// them), its half of the tile's input planes, its token's input scale. Loaded a block ahead.
+struct Pre { w: array<u32, 5>, x: array<vec4<i32>, 8>, d: f32 }
 
-fn fetch(b: u32, blk: u32, t0: u32, lane: u32, nb: u32, kv: u32) -> Pre {
+fn fetch(b: u32, blk: u32, t0: u32, tid: u32, nb: u32, kv: u32) -> Pre {
   var f: Pre;
   let w0 = blk / 4u;
   for (var i = 0u; i < 5u; i++) { f.w[i] = W[w0 + i]; }  // W is padded: word w0 + 4 exists
-  for (var k = 0u; k < 16u; k++) {
-    let i = lane + 32u * k;               // [plane 2][token 32][vec4 8]
+  for (var k = 0u; k < 8u; k++) {
+    let i = tid + 64u * k;              // [plane 2][token 32][vec4 8]
     f.x[k] = XQ[(i / 256u) * (LO / 4u) + (t0 + (i / 8u) % 32u) * kv + b * 8u + i % 8u];
   }
-  let si = SC + (t0 + lane) * nb + b;
+  let si = SC + (t0 + tid % 32u) * nb + b;
   f.d = bitcast<f32>(XQ[si / 4u][si % 4u]);
   return f;
 }
 
-@compute @workgroup_size(32)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-  let r0 = wg.x * 32u;
-  let t0 = wg.y * 32u;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let t0 = wg.y * TT;
   let nb = P.cols / 128u;
   let kv = P.cols / 16u;        // vec4s per token row of a plane
-  let rbase = P.w_off + min(r0 + lane, P.rows - 1u) * P.row_bytes;  // staging: one row per lane
-  var acc: array<f32, 32>;      // [row tile 2][token tile 2][8 tokens]
+  let rbase = P.w_off + min(wg.x * TR + tid, P.rows - 1u) * P.row_bytes;  // staging: one row each
+  let sg = tid / 32u;           // subgroup: rows 32 sg .. 32 sg + 31 of the tile
+  let lane = tid % 32u;
+  let rb = sg * 2048u;          // its results in sm
+  var acc: array<f32, 32>;      // [row tile 2][token tile 2][8 rows]
   for (var i = 0u; i < 32u; i++) { acc[i] = 0.0; }
-  var f = fetch(0u, rbase, t0, lane, nb, kv);
+  var f = fetch(0u, rbase, t0, tid, nb, kv);
   for (var b = 0u; b < nb; b++) {
     // the block's scale and sign words from the 5 words (the block starts at an even byte)
     let odd = ((rbase + b * 18u) & 2u) != 0u;
     let sv = unpack2x16float(f.w[0]);
-    wd[lane] = select(sv.x, sv.y, odd);
+    wd[tid] = select(sv.x, sv.y, odd);
     var pc = 0u;
     for (var wi = 0u; wi < 4u; wi++) {
-      var bits = (f.w[wi] >> 16u) | (f.w[wi + 1u] << 16u);
-      if (odd) { bits = f.w[wi + 1u]; }
+      let bits = select((f.w[wi] >> 16u) | (f.w[wi + 1u] << 16u), f.w[wi + 1u], odd);
       pc += countOneBits(bits);
       for (var nib = 0u; nib < 8u; nib++) {
         let e = (((bits >> (4u * nib)) & 15u) * 0x00204081u) & 0x01010101u;  // 0/1 bytes
-        wa[lane * AS + wi * 8u + nib] = bitcast<i32>(0xFFFFFFFFu ^ (e * 0xFEu));  // +1 / -1 bytes
+        sm[tid * AS + wi * 8u + nib] = bitcast<i32>(0xFFFFFFFFu ^ (e * 0xFEu));  // +1 / -1 bytes
       }
     }
-    ws[lane] = 128.0 * f32(2 * i32(pc) - 128);
-    xd[lane] = f.d;
-    for (var k = 0u; k < 16u; k++) {
-      let i = lane + 32u * k;
-      let o = (i / 256u) * 1152u + ((i / 8u) % 32u) * AS + (i % 8u) * 4u;
+    ws[tid] = 128.0 * f32(2 * i32(pc) - 128);
+    for (var k = 0u; k < 8u; k++) {
+      let i = tid + 64u * k;
+      let o = XO + (i / 256u) * (TT * AS) + ((i / 8u) % 32u) * AS + (i % 8u) * 4u;
       let v = f.x[k];
-      xr[o] = v.x;
-      xr[o + 1u] = v.y;
-      xr[o + 2u] = v.z;
-      xr[o + 3u] = v.w;
+      sm[o] = v.x;
+      sm[o + 1u] = v.y;
+      sm[o + 2u] = v.z;
+      sm[o + 3u] = v.w;
     }
+    if (tid < TT) { xd[tid] = f.d; }
     workgroupBarrier();
-    if (b + 1u < nb) { f = fetch(b + 1u, rbase + (b + 1u) * 18u, t0, lane, nb, kv); }
+    if (b + 1u < nb) { f = fetch(b + 1u, rbase + (b + 1u) * 18u, t0, tid, nb, kv); }
     var c0 = CM(); var c1 = CM(); var c2 = CM(); var c3 = CM();
     var c4 = CM(); var c5 = CM(); var c6 = CM(); var c7 = CM();
-    for (var ks = 0u; ks < 4u; ks++) {
-      let a0 = ldw(ks * 8u);
-      let a1 = ldw(16u * AS + ks * 8u);
-      let h0 = ldx(ks * 8u);
-      let l0 = ldx(1152u + ks * 8u);
-      let h1 = ldx(16u * AS + ks * 8u);
-      let l1 = ldx(1152u + 16u * AS + ks * 8u);
-      c0 = subgroupMatrixMultiplyAccumulate(a0, h0, c0);
-      c1 = subgroupMatrixMultiplyAccumulate(a0, l0, c1);
-      c2 = subgroupMatrixMultiplyAccumulate(a0, h1, c2);
-      c3 = subgroupMatrixMultiplyAccumulate(a0, l1, c3);
-      c4 = subgroupMatrixMultiplyAccumulate(a1, h0, c4);
-      c5 = subgroupMatrixMultiplyAccumulate(a1, l0, c5);
-      c6 = subgroupMatrixMultiplyAccumulate(a1, h1, c6);
-      c7 = subgroupMatrixMultiplyAccumulate(a1, l1, c7);
+    // Matrices: weights a0, a1 (rows 0-15, 16-31 of the subgroup's), input hi h0, h1 and lo l0,
+    // l1 (tokens 0-15, 16-31); the same code with the subgroup's weight offset as a literal.
+    switch (sg) {
+      case 0u: {
+        for (var ks = 0u; ks < 4u; ks++) {
+          let a0 = ldw(ks * 8u);
+          let a1 = ldw(16u * AS + ks * 8u);
+          let h0 = ldx(XO + ks * 8u);
+          let h1 = ldx(XO + 16u * AS + ks * 8u);
+          let l0 = ldx(XO + TT * AS + ks * 8u);
+          let l1 = ldx(XO + TT * AS + 16u * AS + ks * 8u);
+          c0 = subgroupMatrixMultiplyAccumulate(a0, h0, c0);
+          c1 = subgroupMatrixMultiplyAccumulate(a0, l0, c1);
+          c2 = subgroupMatrixMultiplyAccumulate(a0, h1, c2);
+          c3 = subgroupMatrixMultiplyAccumulate(a0, l1, c3);
+          c4 = subgroupMatrixMultiplyAccumulate(a1, h0, c4);
+          c5 = subgroupMatrixMultiplyAccumulate(a1, l0, c5);
+          c6 = subgroupMatrixMultiplyAccumulate(a1, h1, c6);
+          c7 = subgroupMatrixMultiplyAccumulate(a1, l1, c7);
+        }
+      }
+      default: {
+        for (var ks = 0u; ks < 4u; ks++) {
+          let a0 = ldw(32u * AS + ks * 8u);
+          let a1 = ldw(48u * AS + ks * 8u);
+          let h0 = ldx(XO + ks * 8u);
+          let h1 = ldx(XO + 16u * AS + ks * 8u);
+          let l0 = ldx(XO + TT * AS + ks * 8u);
+          let l1 = ldx(XO + TT * AS + 16u * AS + ks * 8u);
+          c0 = subgroupMatrixMultiplyAccumulate(a0, h0, c0);
+          c1 = subgroupMatrixMultiplyAccumulate(a0, l0, c1);
+          c2 = subgroupMatrixMultiplyAccumulate(a0, h1, c2);
+          c3 = subgroupMatrixMultiplyAccumulate(a0, l1, c3);
+          c4 = subgroupMatrixMultiplyAccumulate(a1, h0, c4);
+          c5 = subgroupMatrixMultiplyAccumulate(a1, l0, c5);
+          c6 = subgroupMatrixMultiplyAccumulate(a1, h1, c6);
+          c7 = subgroupMatrixMultiplyAccumulate(a1, l1, c7);
+        }
+      }
     }
     workgroupBarrier();
-    subgroupMatrixStore<row_major>(&xr, 0u, c0, 16u);
-    subgroupMatrixStore<row_major>(&xr, 256u, c1, 16u);
-    subgroupMatrixStore<row_major>(&xr, 512u, c2, 16u);
-    subgroupMatrixStore<row_major>(&xr, 768u, c3, 16u);
-    subgroupMatrixStore<row_major>(&xr, 1024u, c4, 16u);
-    subgroupMatrixStore<row_major>(&xr, 1280u, c5, 16u);
-    subgroupMatrixStore<row_major>(&xr, 1536u, c6, 16u);
-    subgroupMatrixStore<row_major>(&xr, 1792u, c7, 16u);
+    // Matrix m = rt * 4 + tt * 2 + (0 hi, 1 lo) at rb + m * 256, element (row i, token j) + i * 16 + j.
+    switch (sg) {
+      case 0u: {
+        subgroupMatrixStore<row_major>(&sm, 0u, c0, 16u);
+        subgroupMatrixStore<row_major>(&sm, 256u, c1, 16u);
+        subgroupMatrixStore<row_major>(&sm, 512u, c2, 16u);
+        subgroupMatrixStore<row_major>(&sm, 768u, c3, 16u);
+        subgroupMatrixStore<row_major>(&sm, 1024u, c4, 16u);
+        subgroupMatrixStore<row_major>(&sm, 1280u, c5, 16u);
+        subgroupMatrixStore<row_major>(&sm, 1536u, c6, 16u);
+        subgroupMatrixStore<row_major>(&sm, 1792u, c7, 16u);
+      }
+      default: {
+        subgroupMatrixStore<row_major>(&sm, 2048u, c0, 16u);
+        subgroupMatrixStore<row_major>(&sm, 2304u, c1, 16u);
+        subgroupMatrixStore<row_major>(&sm, 2560u, c2, 16u);
+        subgroupMatrixStore<row_major>(&sm, 2816u, c3, 16u);
+        subgroupMatrixStore<row_major>(&sm, 3072u, c4, 16u);
+        subgroupMatrixStore<row_major>(&sm, 3328u, c5, 16u);
+        subgroupMatrixStore<row_major>(&sm, 3584u, c6, 16u);
+        subgroupMatrixStore<row_major>(&sm, 3840u, c7, 16u);
+      }
+    }
     workgroupBarrier();
-    // Matrix m = rt * 4 + tt * 2 + (0 hi, 1 lo); element (row i, token j) at m * 256 + i * 16 + j.
     // Lane: token j = lane % 16, rows i = lane / 16 + 2 e (one bank each).
     let j = lane % 16u;
     for (var tt = 0u; tt < 2u; tt++) {
       let dx = xd[tt * 16u + j];
       for (var rt = 0u; rt < 2u; rt++) {
-        let m = (rt * 4u + tt * 2u) * 256u + j;
+        let m = rb + (rt * 4u + tt * 2u) * 256u + j;
+        let r = sg * 32u + rt * 16u;
         for (var e = 0u; e < 8u; e++) {
           let i = lane / 16u + 2u * e;
-          let v = 256.0 * f32(xr[m + i * 16u]) + f32(xr[m + 256u + i * 16u]) + ws[rt * 16u + i];
-          acc[(rt * 2u + tt) * 8u + e] += wd[rt * 16u + i] * dx * v;
+          let v = 256.0 * f32(sm[m + i * 16u]) + f32(sm[m + 256u + i * 16u]) + ws[r + i];
+          acc[(rt * 2u + tt) * 8u + e] += wd[r + i] * dx * v;
         }
       }
     }
     workgroupBarrier();
   }
-  // Out through workgroup memory ([token][33]) so that a lane writes one row of each token.
+  // Out through this subgroup's part of sm ([token][33]) so that a lane writes one row of each token.
   for (var tt = 0u; tt < 2u; tt++) {
     for (var rt = 0u; rt < 2u; rt++) {
       for (var e = 0u; e < 8u; e++) {
-        xr[(tt * 16u + lane % 16u) * 33u + rt * 16u + lane / 16u + 2u * e] = bitcast<i32>(acc[(rt * 2u + tt) * 8u + e]);
+        sm[rb + (tt * 16u + lane % 16u) * 33u + rt * 16u + lane / 16u + 2u * e] = bitcast<i32>(acc[(rt * 2u + tt) * 8u + e]);
       }
     }
   }
   workgroupBarrier();
-  let r = r0 + lane;
+  let r = wg.x * TR + sg * 32u + lane;
   if (r < P.rows) {
     for (var tl = 0u; tl < 32u; tl++) {
       let t = t0 + tl;
       if (t < S.n) {
         let o = P.out_off + t * P.out_stride + P.row0 + r;
-        var y = bitcast<f32>(xr[tl * 33u + lane]);
+        var y = bitcast<f32>(sm[rb + tl * 33u + lane]);
         if (RESID) { y += Y[o]; }
         Y[o] = y;
       }
