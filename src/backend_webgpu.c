@@ -85,6 +85,7 @@ static struct {
     uint32_t max_wg_mem;    /* maxComputeWorkgroupStorageSize */
     uint32_t sg_size;       /* subgroup size the kernels may rely on; 0: no subgroups */
     int sgmat;              /* int8 16x16x32 subgroup matrices on 32-wide subgroups (mm_sg.wgsl) */
+    int cpu;                /* a CPU implementation (SwiftShader): each workgroup has a high fixed cost */
 } wg_lim;
 
 static void cmd_put(const uint32_t *w, size_t n) {
@@ -212,6 +213,7 @@ typedef struct wg_samp {
 #define WG_SLOT 256  /* uniform binding offsets must be multiples of 256 */
 #define ATT_TILE 64    /* keys per tile of attn_dec.wgsl */
 #define ATT_SPLITS 32  /* most workgroups per head of attn_dec.wgsl */
+#define HEAD_ROWS_MAX 512 /* the most rows a workgroup of the output head takes (ctx head_rows) */
 #define MMS_TR 64       /* rows of an mm_sg.wgsl tile (its const TR) */
 #define MMS_TT 32       /* tokens of an mm_sg.wgsl tile (its const TT) */
 #define MMS_WG_MEM 19072 /* workgroup memory of mm_sg.wgsl: 4 (SMW + 2 TR + TT) bytes */
@@ -279,9 +281,9 @@ static uint64_t binding_cap(void) {
 static ob_status plan_parts(wg_model *wm, const ob_weight *w, wg_part **out, int *n_out) {
     uint64_t per = binding_cap() / w->row_bytes;
     if (per > (uint64_t)w->rows) per = (uint64_t)w->rows;
-    /* Parts start at multiples of 256 rows: the output head's per-workgroup results are indexed
-     * by row0 / head_rows. */
-    if (per < (uint64_t)w->rows && per >= 256) per -= per % 256;
+    /* Parts start at multiples of HEAD_ROWS_MAX rows: the output head's per-workgroup results are
+     * indexed by row0 / head_rows. */
+    if (per < (uint64_t)w->rows && per >= HEAD_ROWS_MAX) per -= per % HEAD_ROWS_MAX;
     if (per == 0) return ob_fail(OB_ERR_UNSUPPORTED, "a row of %zu bytes exceeds the GPU's storage binding size", w->row_bytes);
     int n = (int)(((uint64_t)w->rows + per - 1) / per);
     wg_part *p = calloc((size_t)n, sizeof *p);
@@ -556,9 +558,11 @@ WG_API int ob_wgpu_cmds_len(void) { return wg_cmd.oom ? 0 : (int)wg_cmd.n; }
 
 /* Tells C what the device allows. sg_size: a subgroup size that every pipeline of this device
  * uses with invocations laid out contiguously (the host probes it), 0 for none. sgmat: the device
- * has int8 16x16x32 subgroup matrices (web/gpu.mjs checks the adapter's configurations). */
+ * has int8 16x16x32 subgroup matrices (web/gpu.mjs checks the adapter's configurations). cpu: the
+ * adapter is a CPU implementation (SwiftShader), where a workgroup costs ~2 ms whatever it does:
+ * the output head then takes HEAD_ROWS_MAX rows a workgroup (151,936 rows of 256: 2.8 -> 0.8 s). */
 WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups, int sg_size, int max_wg_mem,
-                           int sgmat) {
+                           int sgmat, int cpu) {
     wg_lim.attached = 1;
     wg_lim.max_binding = max_binding > 0 ? (uint64_t)max_binding : 128u << 20;
     wg_lim.max_buffer = max_buffer > 0 ? (uint64_t)max_buffer : 256u << 20;
@@ -566,6 +570,7 @@ WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups
     wg_lim.max_wg_mem = max_wg_mem >= 16384 ? (uint32_t)max_wg_mem : 16384;
     wg_lim.sg_size = sg_size >= 4 && sg_size <= 128 && (sg_size & (sg_size - 1)) == 0 ? (uint32_t)sg_size : 0;
     wg_lim.sgmat = sgmat != 0 && wg_lim.sg_size == 32;
+    wg_lim.cpu = cpu != 0;
 }
 
 WG_API void ob_wgpu_detach(void) { wg_lim.attached = 0; }
@@ -888,7 +893,7 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     c->Lrows = (int)L;
     c->kv_f16 = kv_f16 != 0;
     c->mv_rows = 32;
-    c->head_rows = 128;
+    c->head_rows = wg_lim.cpu ? HEAD_ROWS_MAX : 128;
     /* Prompt products on subgroup matrices: the quantised input holds the widest input's two
      * int8 planes and scales for the chunk's tokens rounded up to mm_sg's tile. */
     {

@@ -233,7 +233,7 @@ export class Engine {
         // maxBindingSize (tests): plan as if bindings were smaller, e.g. to split matrices.
         const bind = Math.min(L.maxStorageBufferBindingSize, options.maxBindingSize ?? Infinity);
         M._ob_wgpu_attach(bind, L.maxBufferSize, L.maxComputeWorkgroupsPerDimension, dev.sgSize, L.maxComputeWorkgroupStorageSize,
-          dev.sgMat ? 1 : 0);
+          dev.sgMat ? 1 : 0, dev.cpu ? 1 : 0);
       }
     }
     return eng;

@@ -66,7 +66,11 @@ export async function openDevice(gpu, { subgroups = true, subgroupMatrix = true,
       sgSize = 0;
     }
   }
-  return { adapter, device, sgSize, sgMat: canMat && sgSize === 32, info };
+  // A CPU implementation of WebGPU (SwiftShader, Chrome's fallback adapter): the engine shapes
+  // some dispatches for it (fewer, larger workgroups).
+  const cpu = !!(adapter.isFallbackAdapter || info.isFallbackAdapter ||
+    /swiftshader|llvmpipe|lavapipe/i.test(`${info.vendor ?? ''} ${info.architecture ?? ''} ${info.description ?? ''}`));
+  return { adapter, device, sgSize, sgMat: canMat && sgSize === 32, info, cpu };
 }
 
 async function probeSubgroups(device, expect) {
