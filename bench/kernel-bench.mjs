@@ -9,8 +9,7 @@
 // its tile from a line `// tile: R x T`, the shipped kernel's from its consts TR and TT; the host
 // adds the same directives, so a candidate may rely on the subgroup-matrix uniformity diagnostic
 // being off). Every output is compared with the shipped kernel's (the candidates compute the same
-// integers, so they agree to float rounding). Dawn's Node binding can abort after a few dozen
-// pipelines in one process (futex / mutex assertion failures): time one candidate a process.
+// integers, so they agree to float rounding).
 //   node bench/kernel-bench.mjs [--n 400] [--no-subgroups] [--only SUBSTRING] [--mm-variant FILE]...
 import { readFileSync } from 'node:fs';
 import { KERNELS } from '../build/wasm/kernels.mjs';
@@ -38,6 +37,9 @@ const mmSources = opt.mmVariants.map((f) => {
 const { create, globals } = await import('webgpu');
 Object.assign(globalThis, globals);
 const gpu = create(['enable-dawn-features=allow_unsafe_apis']);
+// Dawn for Node aborts (futex / mutex assertion failures, std::system_error) once the GPU object
+// is collected while its device is in use: keep it reachable for the whole run.
+globalThis.onebitGpu = gpu;
 const d = await openDevice(gpu, { subgroups: opt.sg });
 const dev = d.device;
 const br = new GpuBridge(dev, KERNELS, d.sgSize);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of onebit and ends with one line "N passed, N failed".
 #   C unit tests (build/test_*), the same under AddressSanitizer + UBSan (build/asan/test_*), and the
-#   Node tests (tests/*.test.mjs: tokenizer and chat parity, logits vs references, CLI behaviour),
-#   which run in the background beside the C tests (their report is printed when they end).
+#   Node tests (tests/*.test.mjs: tokenizer and chat parity, logits vs references, CLI behaviour);
+#   the WebGPU and Chromium ones run in the background beside everything else (two cores).
 # Test models are generated first (tools/make-models.sh). Set ONEBIT_TEST_FILTER=regex to run a subset.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,15 +40,39 @@ if ! make -s wasm >"$log/wasm.log" 2>&1; then
     tail -n 40 "$log/wasm.log"; fail=$((fail + 1)); failed+=("wasm build")
 fi
 
-# The Node tests (mostly one process busy at a time: WebGPU on SwiftShader, Chromium, the CLI) run
-# in the background beside the C tests, which need the other core.
+# Node tests in two lanes that run at once: the WebGPU ones (SwiftShader, Chromium: most of the
+# time) start now in the background; the rest follow the C tests in the foreground.
 mapfile -t node_tests < <(ls tests/*.test.mjs 2>/dev/null | grep -E "$filter" || true)
-node_pid=""
-rm -f "$log/node.out" "$log/node.tap"
-if [ ${#node_tests[@]} -gt 0 ]; then
-    node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination="$log/node.out" \
-        --test-reporter=tap --test-reporter-destination="$log/node.tap" "${node_tests[@]}" >/dev/null 2>&1 &
-    node_pid=$!
+gpu_lane=() cpu_lane=()
+for f in "${node_tests[@]}"; do
+    case $(basename "$f") in
+        webgpu.test.mjs | browser-*.test.mjs | demo.test.mjs) gpu_lane+=("$f") ;;
+        *) cpu_lane+=("$f") ;;
+    esac
+done
+node_lane() { # name, files...
+    local name=$1; shift
+    rm -f "$log/node-$name.out" "$log/node-$name.tap"
+    node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination="$log/node-$name.out" \
+        --test-reporter=tap --test-reporter-destination="$log/node-$name.tap" "$@" >/dev/null 2>&1
+}
+lane_result() { # name: prints the lane's report and adds its counts
+    local name=$1
+    cat "$log/node-$name.out" 2>/dev/null || note "(the Node test runner wrote no report)"
+    local np nf nc
+    np=$(grep -E '^# pass ' "$log/node-$name.tap" 2>/dev/null | awk '{print $3}' | tail -1)
+    nf=$(grep -E '^# fail ' "$log/node-$name.tap" 2>/dev/null | awk '{print $3}' | tail -1)
+    # a test that ran past its timeout is reported as cancelled, not failed: count it as failed
+    nc=$(grep -E '^# cancelled ' "$log/node-$name.tap" 2>/dev/null | awk '{print $3}' | tail -1)
+    nf=$(( ${nf:-1} + ${nc:-0} ))
+    pass=$((pass + ${np:-0}))
+    fail=$((fail + nf))
+    [ "$nf" = 0 ] || failed+=("node tests ($name)")
+}
+gpu_pid=""
+if [ ${#gpu_lane[@]} -gt 0 ]; then
+    node_lane gpu "${gpu_lane[@]}" &
+    gpu_pid=$!
 fi
 
 note "== C unit tests"
@@ -67,18 +91,15 @@ note "== cross-ISA kernel tests (AArch64 NEON under qemu, wasm SIMD128 under Nod
 run_one "neon/test_kernels" bash tests/neon.sh
 run_one "wasm/test_kernels" bash tests/wasm-kernels.sh
 
-note "== Node tests (run beside the C tests)"
-if [ -n "$node_pid" ]; then
-    wait "$node_pid"
-    cat "$log/node.out" 2>/dev/null || note "(the Node test runner wrote no report)"
-    np=$(grep -E '^# pass ' "$log/node.tap" | awk '{print $3}' | tail -1)
-    nf=$(grep -E '^# fail ' "$log/node.tap" | awk '{print $3}' | tail -1)
-    # a test that ran past its timeout is reported as cancelled, not failed: count it as failed
-    nc=$(grep -E '^# cancelled ' "$log/node.tap" | awk '{print $3}' | tail -1)
-    nf=$(( ${nf:-1} + ${nc:-0} ))
-    pass=$((pass + ${np:-0}))
-    fail=$((fail + nf))
-    [ "$nf" = 0 ] || failed+=("node tests")
+note "== Node tests: $(basename -a "${cpu_lane[@]}" 2>/dev/null | tr '\n' ' ')"
+if [ ${#cpu_lane[@]} -gt 0 ]; then
+    node_lane cpu "${cpu_lane[@]}"
+    lane_result cpu
+fi
+note "== Node tests (WebGPU, Chromium; run beside the others): $(basename -a "${gpu_lane[@]}" 2>/dev/null | tr '\n' ' ')"
+if [ -n "$gpu_pid" ]; then
+    wait "$gpu_pid"
+    lane_result gpu
 fi
 
 echo
