@@ -281,10 +281,15 @@ static uint64_t binding_cap(void) {
 static ob_status plan_parts(wg_model *wm, const ob_weight *w, wg_part **out, int *n_out) {
     uint64_t per = binding_cap() / w->row_bytes;
     if (per > (uint64_t)w->rows) per = (uint64_t)w->rows;
+    if (per == 0) return ob_fail(OB_ERR_UNSUPPORTED, "a row of %zu bytes exceeds the GPU's storage binding size", w->row_bytes);
     /* Parts start at multiples of HEAD_ROWS_MAX rows: the output head's per-workgroup results are
      * indexed by row0 / head_rows. */
-    if (per < (uint64_t)w->rows && per >= HEAD_ROWS_MAX) per -= per % HEAD_ROWS_MAX;
-    if (per == 0) return ob_fail(OB_ERR_UNSUPPORTED, "a row of %zu bytes exceeds the GPU's storage binding size", w->row_bytes);
+    if (per < (uint64_t)w->rows) {
+        if (per < HEAD_ROWS_MAX)
+            return ob_fail(OB_ERR_UNSUPPORTED, "the GPU's storage binding size holds only %llu rows of %zu bytes (%d needed)",
+                           (unsigned long long)per, w->row_bytes, HEAD_ROWS_MAX);
+        per -= per % HEAD_ROWS_MAX;
+    }
     int n = (int)(((uint64_t)w->rows + per - 1) / per);
     wg_part *p = calloc((size_t)n, sizeof *p);
     if (!p) return ob_fail(OB_ERR_NOMEM, "out of memory");
