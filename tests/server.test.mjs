@@ -570,7 +570,8 @@ describe("API", { timeout: 300000 }, () => {
   });
 
   test("load: 8 concurrent streaming clients for ~10 s, every answer complete", async () => {
-    const before = await health(srv);
+    // idle first: a request an earlier test left running must not complete inside this count
+    const before = await waitHealth(srv, (s) => s.generating === 0 && s.queued === 0);
     const end = Date.now() + 10000;
     let done = 0;
     const client1 = async (k) => {
