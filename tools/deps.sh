@@ -32,6 +32,11 @@ if [ "$what" = test ]; then
     want gcc-aarch64-linux-gnu have_cmd aarch64-linux-gnu-gcc
     want libc6-dev-arm64-cross have_file /usr/aarch64-linux-gnu/include/stdio.h
     want qemu-user            have_cmd qemu-aarch64
+    want git                  have_cmd git
+    want python3-numpy        python3 -c 'import numpy' 2>/dev/null
+    want python3-jinja2       python3 -c 'import jinja2' 2>/dev/null
+    want cmake                have_cmd cmake
+    want g++                  have_cmd g++
 fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "deps: installing Debian packages: ${need[*]}"
