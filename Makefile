@@ -1,15 +1,21 @@
 # onebit — the front door. `make` builds, `make run` runs the demo, `make test` runs every test.
-# Output goes to build/. Sources: src/ (library), cli/ (the onebit command), tools/ (generators),
-# tests/unit/ (C unit tests, one binary each), tests/*.test.mjs (Node tests).
+# Output goes to build/. Sources: src/ (library, one folder a layer: core/ models/ cpu/ webgpu/
+# wasm/ gen/), cli/ (the onebit command), tools/ (generators), tests/unit/ (C unit tests, one binary
+# each), tests/*.test.mjs (Node tests).
 
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -Wall -Wextra -Werror -Iinclude -Isrc -MMD -MP -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64
+CFLAGS  += -std=c11 -Wall -Wextra -Werror -Iinclude -MMD -MP -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64
+# Include paths per layer: the core (and the model families) see only core headers, so the core
+# cannot include a backend's header; a backend sees the core and its own folder; the CLI sees only
+# the public header; tools and tests see everything.
+CORE_INC := -Isrc/core -Isrc/gen
+ALL_INC  := $(CORE_INC) -Isrc/models -Isrc/cpu -Isrc/webgpu
 LDLIBS  += -lm -lpthread
 B       ?= build
 
-LIB_SRC  := $(wildcard src/*.c)
+LIB_SRC  := $(wildcard src/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
@@ -27,7 +33,13 @@ $(B)/libonebit.a: $(LIB_OBJ)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(INC) -c $< -o $@
+
+$(B)/src/core/%.o $(B)/src/gen/%.o $(B)/src/models/%.o: INC = $(CORE_INC)
+$(B)/src/cpu/%.o $(B)/src/wasm/%.o: INC = $(CORE_INC) -Isrc/cpu
+$(B)/src/webgpu/%.o: INC = $(CORE_INC) -Isrc/cpu -Isrc/webgpu
+$(B)/tools/%.o $(B)/tests/%.o: INC = $(ALL_INC)
+$(B)/cli/%.o: INC = $(CORE_INC)
 
 $(B)/onebit: $(CLI_OBJ) $(B)/libonebit.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lmicrohttpd -lcjson
@@ -46,8 +58,8 @@ $(B)/%: $(B)/tests/%.o $(B)/libonebit.a
 # per-ISA kernel flags: each SIMD kernel file gets its instruction set; the CPU backend checks the
 # CPU at run time before using it. Other architectures build these files as empty tables.
 ifneq ($(filter x86_64%,$(shell $(CC) -dumpmachine 2>/dev/null)),)
-$(B)/src/cpu_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mfma -mf16c
-$(B)/src/cpu_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+$(B)/src/cpu/cpu_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mfma -mf16c
+$(B)/src/cpu/cpu_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 endif
 
 # Installs missing Debian packages and npm packages (idempotent, quick when all is present).
@@ -73,7 +85,7 @@ fuzz:
 	@bash tests/fuzz/run.sh
 
 format:
-	clang-format -i include/*.h src/*.[ch] cli/*.[ch] tools/*.c tests/unit/*.c
+	clang-format -i include/*.h src/*/*.[ch] cli/*.[ch] tools/*.c tests/unit/*.c
 
 clean:
 	rm -rf build
@@ -82,11 +94,11 @@ clean:
 # for web/engine.mjs, which hands it the wasm bytes, so Node needs no node environment: every
 # src/*.c, ISA-specific files compile to empty tables), the threaded CPU variant onebit-mt.wasm +
 # onebit-mt-core.mjs + onebit-mt-core.worker.js (below) and kernels.mjs
-# (web/kernels/*.wgsl embedded by tools/embed-wgsl.mjs). Needs Debian's emscripten.
+# (src/webgpu/kernels/*.wgsl embedded by tools/embed-wgsl.mjs). Needs Debian's emscripten.
 EMCC         ?= NODE_PATH=/usr/share/nodejs emcc
 WB           := $(B)/wasm
-WASM_OBJ     := $(patsubst src/%.c,$(WB)/obj/%.o,$(wildcard src/*.c))
-WASM_CFLAGS  := -O3 -msimd128 -std=c11 -Wall -Wextra -Werror -Iinclude -Isrc -D_DEFAULT_SOURCE -MMD -MP
+WASM_OBJ     := $(patsubst src/%.c,$(WB)/obj/%.o,$(LIB_SRC))
+WASM_CFLAGS  := -O3 -msimd128 -std=c11 -Wall -Wextra -Werror -Iinclude $(ALL_INC) -D_DEFAULT_SOURCE -MMD -MP
 WASM_EXPORTS := _malloc _free _ob_last_error _ob_status_str _ob_model_free _ob_model_meta _ob_tokenize \
                 _ob_token_bytes _ob_token_is_eog _ob_detok_init _ob_detok_push _ob_detok_flush _ob_chat_render \
                 _ob_context_free _ob_context_n_past _ob_context_n_ctx _ob_context_truncate _ob_context_tokens \
@@ -106,8 +118,8 @@ $(WB)/obj/%.o: src/%.c
 $(WB)/onebit.wasm: $(WASM_OBJ)
 	$(EMCC) $(WASM_CFLAGS) $(WASM_LDFLAGS) $^ -o $(WB)/onebit-core.mjs
 	mv -f $(WB)/onebit-core.wasm $@
-$(WB)/kernels.mjs: tools/embed-wgsl.mjs $(wildcard web/kernels/*.wgsl)
-	node tools/embed-wgsl.mjs web/kernels $@
+$(WB)/kernels.mjs: tools/embed-wgsl.mjs $(wildcard src/webgpu/kernels/*.wgsl)
+	node tools/embed-wgsl.mjs src/webgpu/kernels $@
 -include $(WASM_OBJ:.o=.d)
 
 # The threaded CPU variant, for pages and workers that are cross-origin isolated (web/engine.mjs
@@ -127,7 +139,7 @@ $(WB)/kernels.mjs: tools/embed-wgsl.mjs $(wildcard web/kernels/*.wgsl)
 # gzipped, which keeps this variant within the engine's download budget): the engine hands the
 # core whole files in memory, and the C paths that open files (ob_model_load_file, gguf_write,
 # the /sys reads of ob_default_threads) are not reachable from JS.
-WASM_MT_OBJ     := $(patsubst src/%.c,$(WB)/obj-mt/%.o,$(wildcard src/*.c))
+WASM_MT_OBJ     := $(patsubst src/%.c,$(WB)/obj-mt/%.o,$(LIB_SRC))
 WASM_MT_LDFLAGS := $(WASM_LDFLAGS) -pthread -sPTHREAD_POOL_SIZE='(Module.obWorkers|0)' -sPTHREAD_POOL_SIZE_STRICT=2 \
                    -sDEFAULT_PTHREAD_STACK_SIZE=256KB -sFILESYSTEM=0 -Wno-pthreads-mem-growth
 $(WB)/obj-mt/%.o: src/%.c

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// kernel-bench.mjs — times single WGSL kernels of web/kernels on the GPU at Bonsai-1.7B sizes:
+// kernel-bench.mjs — times single WGSL kernels of src/webgpu/kernels on the GPU at Bonsai-1.7B sizes:
 // each configuration is dispatched N times in one compute pass (each dispatch depends on the
 // previous one through its output buffer, as in a forward pass) and the wall time per dispatch
 // is reported, next to an empty kernel's (the floor). For tuning kernel shapes on a real GPU;
 // correctness is tests/webgpu.test.mjs's job. Random weights and inputs.
-// With subgroup matrices (Dawn's allow_unsafe_apis): the prompt product web/kernels/mm_sg.wgsl at
+// With subgroup matrices (Dawn's allow_unsafe_apis): the prompt product src/webgpu/kernels/mm_sg.wgsl at
 // the shapes of a 512-token chunk, and candidate files with the same bindings (--mm-variant FILE,
 // its tile from a line `// tile: R x T`, the shipped kernel's from its consts TR and TT; the host
 // adds the same directives, so a candidate may rely on the subgroup-matrix uniformity diagnostic
@@ -73,7 +73,7 @@ function q1(rows, cols) {
   return { buf, rb };
 }
 
-// name: a kernel of web/kernels, or { code } for a whole WGSL source.
+// name: a kernel of src/webgpu/kernels, or { code } for a whole WGSL source.
 async function time(name, constants, storage, params, step, grid) {
   const module = typeof name === 'string' ? br.module(name) : dev.createShaderModule({ code: name.code });
   const tpr = typeof name === 'string' ? { TPR: d.sgSize || 8 } : {};
@@ -169,7 +169,7 @@ if (d.sgMat && (!opt.only || opt.only.includes('mm_sg'))) {
     if (!m) die(`${f}: no line '// tile: ROWS x TOKENS'`);
     cfgs.push({ label: f, code: base.replace(KERNELS.mm_sg, () => src), tr: Number(m[1]), tt: Number(m[2]) });
   });
-  if (!cfgs[0].tr || !cfgs[0].tt) die('web/kernels/mm_sg.wgsl: no const TR / TT');
+  if (!cfgs[0].tr || !cfgs[0].tt) die('src/webgpu/kernels/mm_sg.wgsl: no const TR / TT');
   const shapes = [['qkv', QS, E, Wqkv], ['wo', E, QD, Wo], ['gate/up', 2 * F, E, Wgu], ['down', E, F, Wd]];
   const ref = {};
   for (const c of cfgs) {

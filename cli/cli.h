@@ -1,7 +1,9 @@
-/* cli.h — shared pieces of the onebit command line (option parsing, loading, exit codes). */
+/* cli.h — shared pieces of the onebit command line (opts.c: option parsing, loading, exit codes) and
+ * the subcommands (run.c, tools.c, serve.c), dispatched by main.c. */
 #ifndef OB_CLI_H
 #define OB_CLI_H
 
+#include <signal.h>
 #include <stdio.h>
 
 #include "onebit.h"
@@ -16,6 +18,10 @@ typedef struct cli_opts {
     const char *stop[CLI_MAX_STOP + 1];
     ob_sampling sampling;
 } cli_opts;
+
+/* Set by Ctrl-C once cli_install_sigint ran; a generation callback returns it to stop. */
+extern volatile sig_atomic_t cli_interrupted;
+void cli_install_sigint(void);
 
 void cli_opts_init(cli_opts *o);
 int cli_parse(int argc, char **argv, cli_opts *o, const char *usage);

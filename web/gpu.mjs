@@ -9,13 +9,13 @@
 const OP = { BUFFER: 1, PIPELINE: 2, BINDGROUP: 3, WRITE: 4, DISPATCH: 5, READ: 6, FREE: 7 };
 const U = { STORAGE: 1, UNIFORM: 2, COPY_SRC: 4 };
 
-// Kernels that read Q1_0 weights get web/kernels/q1.wgsl.
+// Kernels that read Q1_0 weights get src/webgpu/kernels/q1.wgsl.
 const Q1_KERNELS = new Set(['embed', 'matvec', 'gateup', 'matmul', 'mm_sg']);
-// ... and the decode products also web/kernels/qx.wgsl (the quantised input).
+// ... and the decode products also src/webgpu/kernels/qx.wgsl (the quantised input).
 const QX_KERNELS = new Set(['matvec', 'gateup']);
-// ... and the kernels that write a pre-quantised decode vector web/kernels/qo.wgsl.
+// ... and the kernels that write a pre-quantised decode vector src/webgpu/kernels/qo.wgsl.
 const QO_KERNELS = new Set(['matvec', 'gateup', 'embed']);
-// ... and the kernels that write mm_sg.wgsl's quantised input web/kernels/xq.wgsl.
+// ... and the kernels that write mm_sg.wgsl's quantised input src/webgpu/kernels/xq.wgsl.
 const XQ_KERNELS = new Set(['quant', 'rmsnorm', 'swiglu']);
 // ... and the prompt product on subgroup matrices needs WGSL's experimental extension.
 const SGMAT_KERNELS = new Set(['mm_sg']);

@@ -2,7 +2,7 @@
 # Builds and runs every libFuzzer target tests/fuzz/fuzz_*.c (`make fuzz`).
 #
 # Each target is compiled with `clang -g -O1 -fsanitize=fuzzer,address,undefined` together with the
-# library sources (src/*.c) into build/fuzz/NAME and run for FUZZ_SECONDS (default 30) seconds on
+# library sources (src/*/*.c) into build/fuzz/NAME and run for FUZZ_SECONDS (default 30) seconds on
 # its corpus build/fuzz/corpus/NAME, which persists between runs. Seeds: the files under
 # tests/fuzz/seeds/NAME/ if that folder exists, and for fuzz_gguf a few small valid models written
 # by the hostile-file test (build/test_hostile --write-seeds). A dictionary tests/fuzz/NAME.dict is
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 CLANG=${CLANG:-clang}
 SECONDS_EACH=${FUZZ_SECONDS:-30}
 B=build/fuzz
-STD="-std=c11 -Wall -Wextra -Werror -Iinclude -Isrc -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64"
+STD="-std=c11 -Wall -Wextra -Werror -Iinclude -Isrc/core -Isrc/gen -Isrc/models -Isrc/cpu -Isrc/webgpu -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64"
 SAN="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
 mkdir -p "$B/obj"
 
@@ -47,7 +47,7 @@ if [ ! -f "$lib" ] || [ -n "$(find src include -newer "$lib" -name '*.[ch]' | he
         *) echo "$SAN" ;;
         esac
     }
-    for f in src/*.c; do echo "$f $(flags_of "$(basename "$f")")"; done > "$B/sources"
+    for f in src/*/*.c; do echo "$f $(flags_of "$(basename "$f")")"; done > "$B/sources"
     if ! xargs -P 2 -L 1 sh -c \
         'o='"$B"'/obj/$(basename "$0" .c).o; exec '"$CLANG $STD"' -fsanitize=fuzzer-no-link "$@" -c "$0" -o "$o"' \
         < "$B/sources"; then
@@ -75,7 +75,7 @@ for name in $targets; do
     if [ "$name" = fuzz_gguf ]; then
         # Seed models come from the hostile-file test's builder, compiled without instrumentation.
         # shellcheck disable=SC2086
-        "$CLANG" $STD -O1 tests/unit/test_hostile.c src/*.c -lm -lpthread -o "$B/seed_writer"
+        "$CLANG" $STD -O1 tests/unit/test_hostile.c src/*/*.c -lm -lpthread -o "$B/seed_writer"
         "$B/seed_writer" --write-seeds "$corpus"
     fi
     dict=()

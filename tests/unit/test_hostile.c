@@ -974,8 +974,8 @@ static void test_raw(void) {
     raw_head(&r, 2, 0, 1);
     raw_str(&r, "general.architecture");
     raw_u32(&r, GGUF_STRING);
-    raw_str(&r, "llama");
-    expect_load("llama container (v2)", r.p, r.len, OB_ERR_UNSUPPORTED, "llama");
+    raw_str(&r, "mamba");
+    expect_load("mamba container (v2)", r.p, r.len, OB_ERR_UNSUPPORTED, "mamba");
     free(r.p);
 }
 
@@ -1046,12 +1046,15 @@ static void test_metadata(void) {
     ONE("no general.architecture", OB_ERR_FORMAT, "general.architecture", KEY("general.architecture", K_OMIT))
     ONE("general.architecture is an integer", OB_ERR_FORMAT, "must be a string",
         KEY("general.architecture", K_INT))
-    ONE("architecture llama", OB_ERR_UNSUPPORTED, "llama",
+    ONE("architecture mamba", OB_ERR_UNSUPPORTED, "mamba",
+        s.key[0] = (key_mut){"general.architecture", K_SVALUE, 0, "mamba"})
+    /* a runnable family, but the file's keys are under qwen3.*: llama.* keys are missing */
+    ONE("architecture llama with qwen3 keys", OB_ERR_FORMAT, "llama.embedding_length",
         s.key[0] = (key_mut){"general.architecture", K_SVALUE, 0, "llama"})
     ONE("architecture qwen3 with a NUL", OB_ERR_UNSUPPORTED, "architecture",
         s.key[0] = (key_mut){"general.architecture", K_SVALUE, 0, "qwen3"})
-    ONE("architecture qwen2", OB_ERR_UNSUPPORTED, "qwen2",
-        s.key[0] = (key_mut){"general.architecture", K_SVALUE, 0, "qwen2"})
+    ONE("architecture gpt-j", OB_ERR_UNSUPPORTED, "gptj",
+        s.key[0] = (key_mut){"general.architecture", K_SVALUE, 0, "gptj"})
     ONE("duplicate general.architecture", OB_ERR_FORMAT, "duplicate", KEY("general.architecture", K_DUP))
     ONE("duplicate block_count", OB_ERR_FORMAT, "duplicate", KEY("qwen3.block_count", K_DUP))
     ONE("general.alignment 0", OB_ERR_FORMAT, "alignment", s.key[0] = (key_mut){"general.alignment", K_VALUE, 0, NULL})

@@ -11,35 +11,9 @@
 #include "quant.h"
 
 float scalar_dot_row(const ob_weight *w, int r, const float *x) {
-    const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-    float sum = 0.0f;
-    if (w->type == GGML_Q1_0) {
-        for (int b = 0; b < w->cols / QK1_0; b++) {
-            const uint8_t *blk = row + (size_t)b * sizeof(block_q1_0);
-            uint16_t dh;
-            memcpy(&dh, blk, 2);
-            const uint8_t *qs = blk + 2;
-            const float *xb = x + b * QK1_0;
-            /* Branch-free sign select: random sign bits would mispredict every other branch. */
-            static const float sign[2] = {-1.0f, 1.0f};
-            float s = 0.0f;
-            for (int j = 0; j < QK1_0; j++) s += sign[(qs[j >> 3] >> (j & 7)) & 1] * xb[j];
-            sum += ob_fp16_to_f32(dh) * s;
-        }
-        return sum;
-    }
-    /* Other types: dequantise a block at a time (32 elements covers Q8_0; f32/f16/bf16 are 1). */
-    float tmp[32];
-    for (int c0 = 0; c0 < w->cols; c0 += 32) {
-        int len = w->cols - c0 < 32 ? w->cols - c0 : 32;
-        size_t off;
-        if (w->type == GGML_Q8_0) off = (size_t)(c0 / 32) * sizeof(block_q8_0);
-        else if (w->type == GGML_F32) off = (size_t)c0 * 4;
-        else off = (size_t)c0 * 2;
-        ob_dequant_row(w->type, row + off, tmp, (size_t)len);
-        for (int j = 0; j < len; j++) sum += tmp[j] * x[c0 + j];
-    }
-    return sum;
+    /* The type table's reference dot (quant.c): Q1_0 works on the sign bits, other types a block
+     * at a time through their dequantisation. The loader only admits types that have a row. */
+    return ob_type_find(w->type)->dot(w->data + (size_t)r * w->row_bytes, x, (size_t)w->cols);
 }
 
 void scalar_matmul(void *kstate, const ob_weight *w, const float *x, float *y, int n) {

@@ -19,6 +19,26 @@ float ob_fp16_to_f32(uint16_t h);
 uint16_t ob_f32_to_fp16(float f);          /* round to nearest even */
 float ob_bf16_to_f32(uint16_t h);
 
+/* ---- the weight type table ------------------------------------------------------------------
+ * One row per GGML type onebit runs: block size, bytes per block, row dequantisation and the
+ * reference dot product. The scalar backend is built on these rows alone; fast paths are keyed by
+ * (type, instruction set) and fall back to them. */
+typedef struct ob_type_row {
+    uint32_t type;           /* enum ggml_type */
+    const char *name;        /* "q4_K" */
+    int block;               /* elements per block */
+    int bytes;               /* bytes per block */
+    /* dst[0..n) = the values of n elements (n a multiple of block) starting at src */
+    void (*dequant)(const void *src, float *dst, size_t n);
+    /* sum over j < n of w[j] * x[j], w being n elements (a multiple of block) of this type */
+    float (*dot)(const void *w, const float *x, size_t n);
+} ob_type_row;
+
+/* The row of a type, or NULL when onebit does not run it. */
+const ob_type_row *ob_type_find(uint32_t type);
+/* Comma-separated names of the types onebit runs, for messages. */
+const char *ob_type_names(void);
+
 /* Dequantises n elements (a multiple of the type's block size) of type starting at src. Returns
  * 0, or -1 for a type this module does not decode (supported: F32, F16, BF16, Q8_0, Q1_0). */
 int ob_dequant_row(uint32_t type, const void *src, float *dst, size_t n);

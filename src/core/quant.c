@@ -101,3 +101,60 @@ void ob_quant_q1_0(const float *src, block_q1_0 *dst, size_t n) {
         dst[b].d = ob_f32_to_fp16((float)(sum / QK1_0));
     }
 }
+
+/* ---- the type table ------------------------------------------------------------------------- */
+
+static void dq_f32(const void *src, float *dst, size_t n) { ob_dequant_row(GGML_F32, src, dst, n); }
+static void dq_f16(const void *src, float *dst, size_t n) { ob_dequant_row(GGML_F16, src, dst, n); }
+static void dq_bf16(const void *src, float *dst, size_t n) { ob_dequant_row(GGML_BF16, src, dst, n); }
+static void dq_q8_0(const void *src, float *dst, size_t n) { ob_dequant_row(GGML_Q8_0, src, dst, n); }
+static void dq_q1_0(const void *src, float *dst, size_t n) { ob_dequant_row(GGML_Q1_0, src, dst, n); }
+
+/* Reference dot of any type: a block at a time through its dequantisation. */
+#define DOT_VIA(fn, dq, blk, bytes)                                                                   \
+    static float fn(const void *w, const float *x, size_t n) {                                     \
+        float tmp[blk], sum = 0.0f;                                                                 \
+        for (size_t b = 0; b < n / (blk); b++) {                                                    \
+            dq((const uint8_t *)w + b * (bytes), tmp, blk);                                         \
+            for (int j = 0; j < (blk); j++) sum += tmp[j] * x[b * (blk) + j];                       \
+        }                                                                                           \
+        return sum;                                                                                 \
+    }
+DOT_VIA(dot_f32, dq_f32, 1, 4)
+DOT_VIA(dot_f16, dq_f16, 1, 2)
+DOT_VIA(dot_bf16, dq_bf16, 1, 2)
+DOT_VIA(dot_q8_0, dq_q8_0, QK8_0, 34)
+
+/* Q1_0 on the sign bits: per block d * sum(+-x), branch-free (random signs mispredict). */
+static float dot_q1_0(const void *w, const float *x, size_t n) {
+    static const float sign[2] = {-1.0f, 1.0f};
+    const uint8_t *row = w;
+    float sum = 0.0f;
+    for (size_t b = 0; b < n / QK1_0; b++) {
+        const uint8_t *blk = row + b * sizeof(block_q1_0);
+        uint16_t dh;
+        memcpy(&dh, blk, 2);
+        const uint8_t *qs = blk + 2;
+        const float *xb = x + b * QK1_0;
+        float s = 0.0f;
+        for (int j = 0; j < QK1_0; j++) s += sign[(qs[j >> 3] >> (j & 7)) & 1] * xb[j];
+        sum += ob_fp16_to_f32(dh) * s;
+    }
+    return sum;
+}
+
+static const ob_type_row TYPES[] = {
+    {GGML_F32, "f32", 1, 4, dq_f32, dot_f32},
+    {GGML_F16, "f16", 1, 2, dq_f16, dot_f16},
+    {GGML_BF16, "bf16", 1, 2, dq_bf16, dot_bf16},
+    {GGML_Q8_0, "q8_0", QK8_0, 34, dq_q8_0, dot_q8_0},
+    {GGML_Q1_0, "q1_0", QK1_0, 18, dq_q1_0, dot_q1_0},
+};
+
+const ob_type_row *ob_type_find(uint32_t type) {
+    for (size_t i = 0; i < sizeof TYPES / sizeof *TYPES; i++)
+        if (TYPES[i].type == type) return &TYPES[i];
+    return NULL;
+}
+
+const char *ob_type_names(void) { return "f32, f16, bf16, q8_0, q1_0"; }

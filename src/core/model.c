@@ -1,17 +1,20 @@
-/* model.c — turns a parsed GGUF file into a validated ob_model (Qwen3 architecture).
+/* model.c — turns a parsed GGUF file into a validated ob_model, for every family of family.h.
  *
- * Reads hyperparameters from the `<arch>.*` keys, finds every tensor the architecture needs, checks
- * its type and exact shape, and builds the tokenizer from the tokenizer.ggml.* keys. A file that
+ * Reads hyperparameters from the `<arch>.*` keys over the family's flags, finds every tensor of the
+ * tensor table that the flags require (and the optional ones the file has), checks its type and
+ * exact shape, and builds the tokenizer (vocab.c). A file that
  * passes here can be run by any backend without further checks: shapes drive every loop bound.
  * It does no arithmetic on weights.
  */
 #include "model.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "family.h"
 #include "quant.h"
 #include "util.h"
 
@@ -73,12 +76,14 @@ static ob_status get_matrix(struct ob_model *m, const char *name, int rows, int 
         return ob_fail(OB_ERR_FORMAT, "tensor '%s' has shape [%llu, %llu, %llu, %llu], expected [%d, %d]", name,
                        (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], (unsigned long long)t->ne[2],
                        (unsigned long long)t->ne[3], cols, rows);
-    if (t->type != GGML_Q1_0 && t->type != GGML_F32 && t->type != GGML_F16 && t->type != GGML_BF16 &&
-        t->type != GGML_Q8_0) {
+    const ob_type_row *tr = ob_type_find(t->type);
+    if (!tr) {
         const gguf_type_info *ti = gguf_type(t->type);
-        return ob_fail(OB_ERR_UNSUPPORTED, "tensor '%s' has type %s; onebit runs q1_0, q8_0, f16, bf16, f32", name,
-                       ti ? ti->name : "?");
+        return ob_fail(OB_ERR_UNSUPPORTED, "tensor '%s' has type %s, which onebit does not run (it runs %s)", name,
+                       ti ? ti->name : "?", ob_type_names());
     }
+    if (cols % tr->block != 0)
+        return ob_fail(OB_ERR_FORMAT, "tensor '%s': %d columns are not a whole number of %s blocks", name, cols, tr->name);
     ob_weight *w = &m->weights[m->n_weights];
     w->id = m->n_weights++;
     w->type = t->type;
@@ -136,9 +141,16 @@ static ob_status get_vector(struct ob_model *m, const char *name, int n, float *
     return OB_OK;
 }
 
-static ob_status load_hparams(struct ob_model *m) {
+static ob_status load_hparams(struct ob_model *m, const ob_family *fam) {
     ob_hparams *hp = &m->hp;
     ob_status st;
+    hp->norm = fam->norm;
+    hp->act = fam->act;
+    hp->ffn_gated = fam->ffn_gated;
+    hp->parallel = fam->parallel;
+    hp->qk_norm = fam->qk_norm;
+    hp->rope = fam->rope;
+    hp->sub_norm = fam->sub_norm;
     if ((st = hp_u32(m, "embedding_length", 1, 0, MAX_DIM, &hp->n_embd)) ||
         (st = hp_u32(m, "block_count", 1, 0, MAX_LAYERS, &hp->n_layer)) ||
         (st = hp_u32(m, "feed_forward_length", 1, 0, MAX_DIM, &hp->n_ff)) ||
@@ -147,101 +159,152 @@ static ob_status load_hparams(struct ob_model *m) {
     if ((st = hp_u32(m, "attention.head_count_kv", 0, (uint32_t)hp->n_head, 4096, &hp->n_head_kv)) ||
         (st = hp_u32(m, "attention.key_length", 0, (uint32_t)(hp->n_embd / hp->n_head), 4096, &hp->head_dim)) ||
         (st = hp_u32(m, "context_length", 0, 4096, 1u << 24, &hp->n_ctx_train)) ||
-        (st = hp_f32(m, "rope.freq_base", 10000.0f, &hp->rope_theta)) ||
-        (st = hp_f32(m, "attention.layer_norm_rms_epsilon", 1e-6f, &hp->rms_eps)))
+        (st = hp_f32(m, "rope.freq_base", 10000.0f, &hp->rope_theta)))
         return st;
+    if (hp->norm == OB_NORM_LAYER) st = hp_f32(m, "attention.layer_norm_epsilon", 1e-5f, &hp->norm_eps);
+    else st = hp_f32(m, "attention.layer_norm_rms_epsilon", 1e-6f, &hp->norm_eps);
+    if (st) return st;
     int vlen = hp->head_dim;
     if ((st = hp_u32(m, "attention.value_length", 0, (uint32_t)hp->head_dim, 4096, &vlen))) return st;
     if (vlen != hp->head_dim) return ob_fail(OB_ERR_UNSUPPORTED, "value_length != key_length is not supported");
     if (hp->n_head % hp->n_head_kv != 0)
         return ob_fail(OB_ERR_FORMAT, "head_count %d is not a multiple of head_count_kv %d", hp->n_head, hp->n_head_kv);
-    if (hp->head_dim % 2 != 0) return ob_fail(OB_ERR_FORMAT, "head dimension %d must be even for RoPE", hp->head_dim);
     if ((int64_t)hp->n_head * hp->head_dim > MAX_DIM) return ob_fail(OB_ERR_FORMAT, "attention width is too large");
+    if ((st = hp_u32(m, "rope.dimension_count", 0, (uint32_t)hp->head_dim, 4096, &hp->n_rot))) return st;
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
+        return ob_fail(OB_ERR_FORMAT, "rope.dimension_count %d must be even and at most the head dimension %d", hp->n_rot,
+                       hp->head_dim);
+    /* Context-extension schemes change RoPE; onebit runs plain and linear scaling only. */
+    gguf_str sc;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", m->arch);
+    hp->rope_scale = 1.0f;
+    if (gguf_get_str(&m->file, key, &sc) == 0 && !gguf_str_eq(sc, "none")) {
+        if (!gguf_str_eq(sc, "linear"))
+            return ob_fail(OB_ERR_UNSUPPORTED, "RoPE scaling '%.*s' is not supported (onebit runs none and linear)",
+                           (int)(sc.len > 32 ? 32 : sc.len), sc.ptr);
+        float factor = 1.0f;
+        if ((st = hp_f32(m, "rope.scaling.factor", 1.0f, &factor))) return st;
+        hp->rope_scale = 1.0f / factor;
+    }
     hp->q_dim = hp->n_head * hp->head_dim;
     hp->kv_dim = hp->n_head_kv * hp->head_dim;
+    hp->embd_scale = fam->embd_scale_sqrt ? sqrtf((float)hp->n_embd) : 1.0f;
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    if (fam->adjust && (st = fam->adjust(&m->file, hp))) return st;
     return OB_OK;
 }
 
-static ob_status load_tokenizer(struct ob_model *m) {
-    gguf_str model_name;
-    int r = gguf_get_str(&m->file, "tokenizer.ggml.model", &model_name);
-    if (r == -1) return ob_fail(OB_ERR_FORMAT, "missing tokenizer (tokenizer.ggml.model)");
-    if (r != 0) return ob_fail(OB_ERR_FORMAT, "metadata 'tokenizer.ggml.model' must be a string");
-    if (!gguf_str_eq(model_name, "gpt2"))
-        return ob_fail(OB_ERR_UNSUPPORTED, "tokenizer model '%.*s' is not supported (onebit runs byte-level BPE, 'gpt2')",
-                       (int)(model_name.len > 32 ? 32 : model_name.len), model_name.ptr);
-    gguf_str pre;
-    if (gguf_get_str(&m->file, "tokenizer.ggml.pre", &pre) == 0 && !gguf_str_eq(pre, "qwen2"))
-        return ob_fail(OB_ERR_UNSUPPORTED, "pre-tokenizer '%.*s' is not supported (onebit runs 'qwen2')",
-                       (int)(pre.len > 32 ? 32 : pre.len), pre.ptr);
-    const gguf_kv *tk = gguf_find(&m->file, "tokenizer.ggml.tokens");
-    const gguf_kv *mk = gguf_find(&m->file, "tokenizer.ggml.merges");
-    const gguf_kv *ty = gguf_find(&m->file, "tokenizer.ggml.token_type");
-    if (!tk || tk->type != GGUF_ARRAY || tk->arr_type != GGUF_STRING)
-        return ob_fail(OB_ERR_FORMAT, "missing or malformed tokenizer.ggml.tokens");
-    if (!mk || mk->type != GGUF_ARRAY || mk->arr_type != GGUF_STRING)
-        return ob_fail(OB_ERR_FORMAT, "missing or malformed tokenizer.ggml.merges");
-    if (tk->arr_n == 0 || tk->arr_n > MAX_VOCAB) return ob_fail(OB_ERR_FORMAT, "vocabulary size %llu is out of range",
-                                                                (unsigned long long)tk->arr_n);
-    if (mk->arr_n > MAX_VOCAB * 4ull) return ob_fail(OB_ERR_FORMAT, "too many merges");
-    if (ty && (ty->type != GGUF_ARRAY || ty->arr_n != tk->arr_n))
-        return ob_fail(OB_ERR_FORMAT, "tokenizer.ggml.token_type does not match the vocabulary");
-    uint32_t nv = (uint32_t)tk->arr_n, nm = (uint32_t)mk->arr_n;
-    ob_status st = OB_OK;
-    gguf_str *sv = malloc(((size_t)nv + nm) * sizeof *sv);
-    tok_bytes *tb = malloc(((size_t)nv + nm) * sizeof *tb);
-    int32_t *types = ty ? malloc((size_t)nv * sizeof *types) : NULL;
-    if (!sv || !tb || (ty && !types)) {
-        st = ob_fail(OB_ERR_NOMEM, "out of memory loading the tokenizer");
-        goto done;
+/* ---- the tensor table -----------------------------------------------------------------------
+ * Every tensor a layer may have, its shape in terms of the hyperparameters, and when it is
+ * required (a function of the family's flags). Entries not required are optional: loaded when the
+ * file has them, NULL otherwise. */
+enum { T_MAT, T_VEC };
+enum { D_1, D_E, D_QD, D_KD, D_QKV, D_F, D_HD };
+enum { N_OPT, N_ALWAYS, N_SPLIT, N_QKNORM, N_LN, N_SEQ, N_SEQ_LN, N_GATED, N_SUBNORM };
+
+typedef struct layer_tensor {
+    const char *name;        /* blk.N.<name> */
+    int kind, rows, cols;    /* D_* (a vector's length is rows) */
+    size_t off;              /* offsetof(ob_layer, field) */
+    int need;                /* N_* */
+} layer_tensor;
+
+#define LT(name, kind, rows, cols, field, need) {name, kind, rows, cols, offsetof(ob_layer, field), need}
+static const layer_tensor LAYER_TENSORS[] = {
+    LT("attn_norm.weight", T_VEC, D_E, D_1, attn_norm, N_ALWAYS),
+    LT("attn_norm.bias", T_VEC, D_E, D_1, attn_norm_b, N_LN),
+    LT("attn_qkv.weight", T_MAT, D_QKV, D_E, wqkv, N_OPT),
+    LT("attn_qkv.bias", T_VEC, D_QKV, D_1, bqkv, N_OPT),
+    LT("attn_q.weight", T_MAT, D_QD, D_E, wq, N_SPLIT),
+    LT("attn_k.weight", T_MAT, D_KD, D_E, wk, N_SPLIT),
+    LT("attn_v.weight", T_MAT, D_KD, D_E, wv, N_SPLIT),
+    LT("attn_q.bias", T_VEC, D_QD, D_1, bq, N_OPT),
+    LT("attn_k.bias", T_VEC, D_KD, D_1, bk, N_OPT),
+    LT("attn_v.bias", T_VEC, D_KD, D_1, bv, N_OPT),
+    LT("attn_q_norm.weight", T_VEC, D_HD, D_1, q_norm, N_QKNORM),
+    LT("attn_k_norm.weight", T_VEC, D_HD, D_1, k_norm, N_QKNORM),
+    LT("attn_sub_norm.weight", T_VEC, D_QD, D_1, attn_sub_norm, N_SUBNORM),
+    LT("attn_output.weight", T_MAT, D_E, D_QD, wo, N_ALWAYS),
+    LT("attn_output.bias", T_VEC, D_E, D_1, bo, N_OPT),
+    LT("ffn_norm.weight", T_VEC, D_E, D_1, ffn_norm, N_SEQ),
+    LT("ffn_norm.bias", T_VEC, D_E, D_1, ffn_norm_b, N_SEQ_LN),
+    LT("ffn_gate.weight", T_MAT, D_F, D_E, w_gate, N_GATED),
+    LT("ffn_gate.bias", T_VEC, D_F, D_1, b_gate, N_OPT),
+    LT("ffn_up.weight", T_MAT, D_F, D_E, w_up, N_ALWAYS),
+    LT("ffn_up.bias", T_VEC, D_F, D_1, b_up, N_OPT),
+    LT("ffn_sub_norm.weight", T_VEC, D_F, D_1, ffn_sub_norm, N_SUBNORM),
+    LT("ffn_down.weight", T_MAT, D_E, D_F, w_down, N_ALWAYS),
+    LT("ffn_down.bias", T_VEC, D_E, D_1, b_down, N_OPT),
+};
+#undef LT
+#define N_LAYER_TENSORS (sizeof LAYER_TENSORS / sizeof *LAYER_TENSORS)
+
+static int dim_of(const ob_hparams *hp, int d) {
+    switch (d) {
+    case D_E: return hp->n_embd;
+    case D_QD: return hp->q_dim;
+    case D_KD: return hp->kv_dim;
+    case D_QKV: return hp->q_dim + 2 * hp->kv_dim;
+    case D_F: return hp->n_ff;
+    case D_HD: return hp->head_dim;
+    default: return 1;
     }
-    gguf_get_str_array(tk, sv);
-    gguf_get_str_array(mk, sv + nv);
-    for (size_t i = 0; i < (size_t)nv + nm; i++) {
-        if (sv[i].len > 65536) {
-            st = ob_fail(OB_ERR_FORMAT, "tokenizer string %zu is too long", i);
-            goto done;
-        }
-        tb[i].s = sv[i].ptr;
-        tb[i].len = (uint32_t)sv[i].len;
+}
+
+static int is_needed(const ob_hparams *hp, int need, int fused) {
+    switch (need) {
+    case N_ALWAYS: return 1;
+    case N_SPLIT: return !fused;
+    case N_QKNORM: return hp->qk_norm;
+    case N_LN: return hp->norm == OB_NORM_LAYER;
+    case N_SEQ: return !hp->parallel;
+    case N_SEQ_LN: return !hp->parallel && hp->norm == OB_NORM_LAYER;
+    case N_GATED: return hp->ffn_gated;
+    case N_SUBNORM: return hp->sub_norm;
+    default: return 0;
     }
-    if (ty && gguf_get_i32_array(ty, types) != 0) {
-        st = ob_fail(OB_ERR_FORMAT, "tokenizer.ggml.token_type must be an integer array");
-        goto done;
+}
+
+/* A tensor is used by the family when required, or optional (biases, fused qkv). A tensor that the
+ * family's flags exclude (a gate in an ungated FFN) is an error: running without it would compute
+ * something else than the file's author meant. */
+static int is_excluded(const ob_hparams *hp, int need, int fused) {
+    switch (need) {
+    case N_SPLIT: return fused;
+    case N_QKNORM: case N_LN: case N_SEQ: case N_SEQ_LN: case N_GATED: case N_SUBNORM:
+        return !is_needed(hp, need, fused);
+    default: return 0;
     }
-    char err[256];
-    if (tok_new(&m->tok, tb, types, nv, tb + nv, nm, err, sizeof err) != 0) {
-        st = ob_fail(OB_ERR_FORMAT, "bad tokenizer: %s", err);
-        goto done;
-    }
-    uint32_t id;
-    m->bos = m->eos = m->eot = m->eot2 = -1;
-    if (gguf_get_u32(&m->file, "tokenizer.ggml.bos_token_id", &id) == 0 && id < nv) m->bos = (ob_token)id;
-    if (gguf_get_u32(&m->file, "tokenizer.ggml.eos_token_id", &id) == 0 && id < nv) m->eos = (ob_token)id;
-    m->eot = tok_find(m->tok, "<|im_end|>", 10);
-    m->eot2 = tok_find(m->tok, "<|endoftext|>", 13);
-done:
-    free(sv);
-    free(tb);
-    free(types);
-    return st;
 }
 
 ob_status model_load(struct ob_model *m, const ob_model_params *p) {
-    (void)p;
     ob_status st;
     gguf_str s;
+    m->vocab_only = p && p->vocab_only;
     int r = gguf_get_str(&m->file, "general.architecture", &s);
-    if (r == -1) return ob_fail(OB_ERR_FORMAT, "missing metadata key 'general.architecture'");
-    if (r != 0) return ob_fail(OB_ERR_FORMAT, "metadata 'general.architecture' must be a string");
-    if (!(m->arch = dup_str(s))) return ob_fail(OB_ERR_NOMEM, "out of memory");
-    if (strlen(m->arch) != s.len || strcmp(m->arch, "qwen3") != 0)
-        return ob_fail(OB_ERR_UNSUPPORTED, "architecture '%.32s' is not supported (onebit runs qwen3)", m->arch);
+    if (r == -1 && !m->vocab_only) return ob_fail(OB_ERR_FORMAT, "missing metadata key 'general.architecture'");
+    if (r == -2 || (r != 0 && r != -1)) return ob_fail(OB_ERR_FORMAT, "metadata 'general.architecture' must be a string");
+    if (!(m->arch = r == 0 ? dup_str(s) : dup_str((gguf_str){"", 0}))) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    const int arch_clean = r != 0 || strlen(m->arch) == s.len; /* no NUL inside the name */
     m->name = gguf_get_str(&m->file, "general.name", &s) == 0 ? dup_str(s) : dup_str((gguf_str){"", 0});
     m->chat_template = gguf_get_str(&m->file, "tokenizer.chat_template", &s) == 0 ? dup_str(s) : NULL;
     if (!m->name) return ob_fail(OB_ERR_NOMEM, "out of memory");
     m->chat_kind = chat_detect(m->chat_template);
-    if ((st = load_hparams(m))) return st;
+    m->meta_cache = calloc(m->file.n_kv ? (size_t)m->file.n_kv : 1, sizeof *m->meta_cache);
+    if (!m->meta_cache) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    if (m->vocab_only) {
+        /* Tokenizer and metadata only (llama.cpp's ggml-vocab-*.gguf files have no weights). */
+        if ((st = model_load_vocab(m))) return st;
+        m->hp.n_vocab = (int)tok_n_vocab(m->tok);
+        return OB_OK;
+    }
+    const ob_family *fam = ob_family_find(m->arch, strlen(m->arch));
+    if (!arch_clean || !fam)
+        return ob_fail(OB_ERR_UNSUPPORTED, "architecture '%.32s' is not supported (onebit runs %s)", m->arch,
+                       ob_family_names());
+    m->family = fam;
+    if ((st = load_hparams(m, fam))) return st;
     ob_hparams *hp = &m->hp;
 
     /* token_embd fixes n_vocab; the tokenizer must agree. */
@@ -252,11 +315,12 @@ ob_status model_load(struct ob_model *m, const ob_model_params *p) {
                        (unsigned long long)te->ne[0], (unsigned long long)te->ne[1], hp->n_embd);
     hp->n_vocab = (int)te->ne[1];
 
-    m->weights = calloc((size_t)hp->n_layer * 7 + 2, sizeof *m->weights);
+    m->weights = calloc((size_t)hp->n_layer * N_LAYER_TENSORS + 2, sizeof *m->weights);
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->weights || !m->layers) return ob_fail(OB_ERR_NOMEM, "out of memory");
-    /* Partial load: room for every vector (4 per layer + output_norm) to be pending. */
-    if (m->partial && !(m->pending = calloc((size_t)hp->n_layer * 4 + 1, sizeof *m->pending)))
+    /* Partial load: room for every vector to be pending. */
+    m->cap_pending = hp->n_layer * (int)N_LAYER_TENSORS + 4;
+    if (m->partial && !(m->pending = calloc((size_t)m->cap_pending, sizeof *m->pending)))
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     if ((st = get_matrix(m, "token_embd.weight", hp->n_vocab, hp->n_embd, &m->tok_embd))) return st;
     if (!m->tok_embd->data && !m->partial)
@@ -264,39 +328,39 @@ ob_status model_load(struct ob_model *m, const ob_model_params *p) {
     for (int l = 0; l < hp->n_layer; l++) {
         ob_layer *L = &m->layers[l];
         char n[96];
-#define MAT(field, suffix, rows, cols)                                                            \
-        snprintf(n, sizeof n, "blk.%d.%s.weight", l, suffix);                                     \
-        if ((st = get_matrix(m, n, rows, cols, &L->field))) return st;
-#define VEC(field, suffix, len)                                                                   \
-        snprintf(n, sizeof n, "blk.%d.%s.weight", l, suffix);                                     \
-        if ((st = get_vector(m, n, len, &L->field))) return st;
-        VEC(attn_norm, "attn_norm", hp->n_embd)
-        MAT(wq, "attn_q", hp->q_dim, hp->n_embd)
-        MAT(wk, "attn_k", hp->kv_dim, hp->n_embd)
-        MAT(wv, "attn_v", hp->kv_dim, hp->n_embd)
-        MAT(wo, "attn_output", hp->n_embd, hp->q_dim)
-        VEC(q_norm, "attn_q_norm", hp->head_dim)
-        VEC(k_norm, "attn_k_norm", hp->head_dim)
-        VEC(ffn_norm, "ffn_norm", hp->n_embd)
-        MAT(w_gate, "ffn_gate", hp->n_ff, hp->n_embd)
-        MAT(w_up, "ffn_up", hp->n_ff, hp->n_embd)
-        MAT(w_down, "ffn_down", hp->n_embd, hp->n_ff)
-#undef MAT
-#undef VEC
+        snprintf(n, sizeof n, "blk.%d.attn_qkv.weight", l);
+        const int fused = gguf_find_tensor(&m->file, n) != NULL;
+        for (size_t i = 0; i < N_LAYER_TENSORS; i++) {
+            const layer_tensor *lt = &LAYER_TENSORS[i];
+            snprintf(n, sizeof n, "blk.%d.%s", l, lt->name);
+            const int present = gguf_find_tensor(&m->file, n) != NULL;
+            if (!present && !is_needed(hp, lt->need, fused)) continue;
+            if (present && is_excluded(hp, lt->need, fused))
+                return ob_fail(OB_ERR_FORMAT, "tensor '%s' does not belong in a %s model", n, m->arch);
+            void *field = (char *)L + lt->off;
+            const int rows = dim_of(hp, lt->rows), cols = dim_of(hp, lt->cols);
+            st = lt->kind == T_MAT ? get_matrix(m, n, rows, cols, (ob_weight **)field)
+                                   : get_vector(m, n, rows, (float **)field);
+            if (st) return st;
+        }
     }
     if ((st = get_vector(m, "output_norm.weight", hp->n_embd, &m->output_norm))) return st;
+    if (hp->norm == OB_NORM_LAYER && (st = get_vector(m, "output_norm.bias", hp->n_embd, &m->output_norm_b))) return st;
     if (gguf_find_tensor(&m->file, "output.weight")) {
         if ((st = get_matrix(m, "output.weight", hp->n_vocab, hp->n_embd, &m->output))) return st;
     } else {
         m->output = m->tok_embd;
         m->tied = 1;
     }
-    if ((st = load_tokenizer(m))) return st;
+    if (gguf_find_tensor(&m->file, "output.bias") && (st = get_vector(m, "output.bias", hp->n_vocab, &m->output_b)))
+        return st;
+    if (gguf_find_tensor(&m->file, "rope_freqs.weight")) {
+        if ((st = get_vector(m, "rope_freqs.weight", hp->n_rot / 2, &m->rope_freqs))) return st;
+    }
+    if ((st = model_load_vocab(m))) return st;
     if (tok_n_vocab(m->tok) > (uint32_t)hp->n_vocab)
         return ob_fail(OB_ERR_FORMAT, "the tokenizer has %u tokens but the embedding only %d rows",
                        tok_n_vocab(m->tok), hp->n_vocab);
-    m->meta_cache = calloc(m->file.n_kv ? (size_t)m->file.n_kv : 1, sizeof *m->meta_cache);
-    if (!m->meta_cache) return ob_fail(OB_ERR_NOMEM, "out of memory");
     return OB_OK;
 }
 
@@ -320,15 +384,16 @@ void model_release(struct ob_model *m) {
     for (int i = 0; i < m->n_pending; i++) free(m->pending[i].raw);
     free(m->pending);
     if (m->layers)
-        for (int l = 0; l < m->hp.n_layer; l++) {
-            free(m->layers[l].attn_norm);
-            free(m->layers[l].q_norm);
-            free(m->layers[l].k_norm);
-            free(m->layers[l].ffn_norm);
-        }
+        for (int l = 0; l < m->hp.n_layer; l++)
+            for (size_t i = 0; i < N_LAYER_TENSORS; i++)
+                if (LAYER_TENSORS[i].kind == T_VEC) free(*(float **)((char *)&m->layers[l] + LAYER_TENSORS[i].off));
     free(m->layers);
     free(m->weights);
     free(m->output_norm);
+    free(m->output_norm_b);
+    free(m->output_b);
+    free(m->rope_freqs);
+    free(m->eog);
     if (m->tok) tok_free(m->tok);
     if (m->meta_cache)
         for (uint64_t i = 0; i < m->file.n_kv; i++) free(m->meta_cache[i]);

@@ -1,7 +1,7 @@
 /* backend_webgpu.c — the WebGPU backend: C plans every GPU buffer, pipeline and dispatch; JS runs them.
  *
  * Compiled for WebAssembly only. The C side owns the model and the decisions: which GPU buffers
- * hold which bytes of the file, which kernel (a .wgsl file of web/kernels) runs with which parameters, in
+ * hold which bytes of the file, which kernel (a .wgsl file of src/webgpu/kernels) runs with which parameters, in
  * which order. It never touches WebGPU itself: each call below writes a compact command list of
  * 32-bit words into wasm memory (the wg_op list), and web/gpu.mjs replays it — creating objects
  * once, and for a forward step recording every dispatch into one compute pass, submitting, and
@@ -139,7 +139,7 @@ typedef struct wg_const {
 } wg_const;
 
 /* Every pipeline also gets TPR: the invocations per matrix row. The subgroup variant of the
- * reductions (web/kernels/red_sg.wgsl) needs it to be the subgroup size; the workgroup-memory
+ * reductions (src/webgpu/kernels/red_sg.wgsl) needs it to be the subgroup size; the workgroup-memory
  * variant uses 8 (fewer barrier rounds per row than a wider split). */
 static uint32_t gpu_pipeline(const char *kernel, int n, const wg_const *c) {
     static const char tpr_name[] = "TPR";
@@ -182,7 +182,7 @@ static void gpu_read(uint32_t buffer, uint32_t offset, uint32_t size) {
     cmd_put(w, 4);
 }
 
-/* ---- parameters (mirrors of the WGSL structs in web/kernels/common.wgsl) -------------------- */
+/* ---- parameters (mirrors of the WGSL structs in src/webgpu/kernels/common.wgsl) -------------------- */
 
 typedef struct wg_params {
     uint32_t rows, cols, row_bytes, w_off;   /* matrix W[rows][cols] of Q1_0 rows at byte w_off */
@@ -318,6 +318,16 @@ static ob_status wg_model_init(const struct ob_model *m, int n_threads, void **m
     if (!m->partial)
         return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend loads models through the streaming loader (web/engine.mjs)");
     const ob_hparams *hp = &m->hp;
+    /* The kernels are Qwen3's fused pass: the family's flags must be exactly those. */
+    if (hp->norm != OB_NORM_RMS || hp->act != OB_ACT_SILU || !hp->ffn_gated || hp->parallel || !hp->qk_norm ||
+        hp->rope != OB_ROPE_NEOX || hp->n_rot != hp->head_dim || hp->sub_norm || hp->embd_scale != 1.0f ||
+        hp->rope_scale != 1.0f || m->rope_freqs || m->output_b)
+        return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend runs the Qwen3 layer only (this is a %s model)", m->arch);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const ob_layer *L = &m->layers[l];
+        if (L->wqkv || L->bq || L->bk || L->bv || L->bo || L->b_gate || L->b_up || L->b_down)
+            return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend runs the Qwen3 layer only (no biases)");
+    }
     for (int i = 0; i < m->n_weights; i++) {
         const ob_weight *w = &m->weights[i];
         if (w->type != GGML_Q1_0 || w->cols % QK1_0 != 0)
@@ -506,7 +516,7 @@ static wg_params base_params(const wg_ctx *c) {
     p.q_stride = (uint32_t)(hp->q_dim + 2 * hp->kv_dim);
     p.n_ctx = (uint32_t)c->n_ctx;
     p.v_off = (uint32_t)((uint64_t)c->n_ctx * (uint64_t)hp->kv_dim / (c->kv_f16 ? 2 : 1));
-    p.eps = hp->rms_eps;
+    p.eps = hp->norm_eps;
     p.scale = 1.0f / sqrtf((float)hp->head_dim);
     p.n_ff = (uint32_t)hp->n_ff;
     return p;

@@ -70,6 +70,10 @@ static ob_status load_common(struct ob_model *m, const ob_model_params *p, ob_mo
     ob_model_params def = ob_model_default_params();
     if (!p) p = &def;
     ob_status st = model_load(m, p);
+    if (st == OB_OK && m->vocab_only) {
+        *out = m; /* no weights, no backend: tokenizer and metadata calls only */
+        return OB_OK;
+    }
     if (st == OB_OK && prefault(m, p)) st = ob_fail(OB_ERR_CANCELLED, "loading cancelled");
     if (st == OB_OK) {
         m->backend = pick_backend(p->backend);
@@ -158,7 +162,7 @@ void ob_model_get_info(const ob_model *m, ob_model_info *o) {
     memset(o, 0, sizeof *o);
     o->arch = m->arch;
     o->name = m->name;
-    o->backend = m->backend->name;
+    o->backend = m->backend ? m->backend->name : "";
     o->n_vocab = m->hp.n_vocab;
     o->n_embd = m->hp.n_embd;
     o->n_layer = m->hp.n_layer;
@@ -168,7 +172,7 @@ void ob_model_get_info(const ob_model *m, ob_model_info *o) {
     o->n_ff = m->hp.n_ff;
     o->n_ctx_train = m->hp.n_ctx_train;
     o->rope_theta = m->hp.rope_theta;
-    o->rms_eps = m->hp.rms_eps;
+    o->norm_eps = m->hp.norm_eps;
     o->tied_embeddings = m->tied;
     o->n_params = m->n_params;
     o->file_size = m->file.size;
@@ -256,7 +260,9 @@ ob_status ob_token_bytes(const ob_model *m, ob_token tok, const char **bytes, si
 }
 
 int ob_token_is_eog(const ob_model *m, ob_token tok) {
-    return tok >= 0 && (tok == m->eos || tok == m->eot || tok == m->eot2);
+    for (int i = 0; i < m->n_eog; i++)
+        if (m->eog[i] == tok) return 1;
+    return 0;
 }
 
 void ob_detok_init(ob_detok *d) { memset(d, 0, sizeof *d); }

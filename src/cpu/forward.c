@@ -1,0 +1,340 @@
+/* forward.c — the forward pass on the CPU: one layer loop for every family and CPU backend.
+ *
+ * The family's flags (ob_hparams, model.h) choose each step; absent optional tensors (biases) are
+ * NULL and skipped. Tokens are processed in chunks (kernels->max_batch at a time) so that each
+ * weight matrix is read once per chunk, not once per token. Per layer:
+ *   h = norm(x) (RMSNorm, or LayerNorm with bias)
+ *   q, k, v = Wq h + bq, Wk h + bk, Wv h + bv   (or one fused Wqkv)
+ *   QK-norm: per-head RMSNorm of q and k;  RoPE on the first n_rot dims of each head (NeoX halves
+ *   or adjacent pairs; Llama 3.1 frequency factors; linear position scaling)
+ *   k, v -> cache;  a = causal GQA attention;  sub-norm: a = RMSNorm(a)
+ *   o = Wo a + bo
+ *   sequential block: x += o;  h = norm(x);  x += ffn(h)
+ *   parallel block:   x += o + ffn(h)   (the same h as attention)
+ *   ffn(h) = Wdown g + bdown,  g = act(Wgate h + bgate) * (Wup h + bup)  (gated)  or  act(Wup h + bup);
+ *   sub-norm: g = RMSNorm(g) first
+ * then logits = output * norm(x) (+ output bias) for the positions asked for.
+ */
+#include "forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quant.h"
+#include "util.h"
+
+typedef struct cpu_model {
+    const ob_kernels *k;
+    void *kstate;
+    const struct ob_model *m;
+    double *inv_freq;        /* [n_rot/2] RoPE frequencies theta^(-2i/n_rot) / freq_factor[i] */
+} cpu_model;
+
+typedef struct cpu_ctx {
+    cpu_model *cm;
+    int n_ctx, B;            /* positions in the cache; tokens per chunk */
+    void *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim] floats, or IEEE halves for kv_f16 tables */
+    float *x;                /* [B][n_embd] residual stream */
+    float *h;                /* [B][n_embd] normed input of a product */
+    float *o;                /* [B][n_embd] product output */
+    float *q;                /* [B][q_dim] */
+    float *qkv;              /* [B][q_dim + 2 kv_dim] fused product output (families with Wqkv) */
+    float *kb, *vb;          /* [B][kv_dim] */
+    float *att;              /* [B][q_dim] attention output */
+    float *g, *u;            /* [B][n_ff] */
+    float *rope_cos, *rope_sin; /* [B][n_rot/2] for the chunk's positions */
+} cpu_ctx;
+
+ob_status cpu_model_init(const ob_kernels *k, const struct ob_model *m, int n_threads, void **mstate) {
+    cpu_model *cm = calloc(1, sizeof *cm);
+    if (!cm) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    cm->k = k;
+    cm->m = m;
+    int half = m->hp.n_rot / 2;
+    cm->inv_freq = malloc((size_t)(half ? half : 1) * sizeof *cm->inv_freq);
+    if (!cm->inv_freq) {
+        free(cm);
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < half; i++) {
+        cm->inv_freq[i] = pow((double)m->hp.rope_theta, -2.0 * i / m->hp.n_rot);
+        if (m->rope_freqs) cm->inv_freq[i] /= (double)m->rope_freqs[i];
+    }
+    if (k->init) {
+        ob_status st = k->init(m, n_threads, &cm->kstate);
+        if (st) {
+            free(cm->inv_freq);
+            free(cm);
+            return st;
+        }
+    }
+    *mstate = cm;
+    return OB_OK;
+}
+
+void cpu_model_free(void *mstate) {
+    cpu_model *cm = mstate;
+    if (!cm) return;
+    if (cm->k->free) cm->k->free(cm->kstate);
+    free(cm->inv_freq);
+    free(cm);
+}
+
+void cpu_ctx_free(void *cstate) {
+    cpu_ctx *c = cstate;
+    if (!c) return;
+    free(c->k_cache); free(c->v_cache); free(c->x); free(c->h); free(c->o); free(c->q); free(c->qkv);
+    free(c->kb); free(c->vb); free(c->att); free(c->g); free(c->u); free(c->rope_cos); free(c->rope_sin);
+    free(c);
+}
+
+static void *alloc_n(size_t a, size_t b, size_t size, int *ok) {
+    void *p = NULL;
+    uint64_t n;
+    if (ob_mul_u64(a, b, &n) == 0 && n <= SIZE_MAX / size) p = calloc((size_t)n ? (size_t)n : 1, size);
+    if (!p) *ok = 0;
+    return p;
+}
+
+static float *alloc_f(size_t a, size_t b, int *ok) { return alloc_n(a, b, sizeof(float), ok); }
+
+ob_status cpu_ctx_init(void *mstate, int n_ctx, void **cstate) {
+    cpu_model *cm = mstate;
+    const ob_hparams *hp = &cm->m->hp;
+    cpu_ctx *c = calloc(1, sizeof *c);
+    if (!c) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    c->cm = cm;
+    c->n_ctx = n_ctx;
+    c->B = cm->k->max_batch > 0 ? cm->k->max_batch : 1;
+    size_t B = (size_t)c->B;
+    int ok = 1;
+    /* calloc'ed: pages of the cache become resident only as positions are used. */
+    const size_t es = cm->k->kv_f16 ? sizeof(uint16_t) : sizeof(float);
+    c->k_cache = alloc_n((size_t)hp->n_layer * (size_t)n_ctx, (size_t)hp->kv_dim, es, &ok);
+    c->v_cache = alloc_n((size_t)hp->n_layer * (size_t)n_ctx, (size_t)hp->kv_dim, es, &ok);
+    c->x = alloc_f(B, (size_t)hp->n_embd, &ok);
+    c->h = alloc_f(B, (size_t)hp->n_embd, &ok);
+    c->o = alloc_f(B, (size_t)hp->n_embd, &ok);
+    c->q = alloc_f(B, (size_t)hp->q_dim, &ok);
+    c->kb = alloc_f(B, (size_t)hp->kv_dim, &ok);
+    c->vb = alloc_f(B, (size_t)hp->kv_dim, &ok);
+    c->att = alloc_f(B, (size_t)hp->q_dim, &ok);
+    c->g = alloc_f(B, (size_t)hp->n_ff, &ok);
+    c->u = alloc_f(B, (size_t)hp->n_ff, &ok);
+    c->qkv = alloc_f(B, (size_t)hp->q_dim + 2 * (size_t)hp->kv_dim, &ok);
+    c->rope_cos = alloc_f(B, (size_t)hp->n_rot / 2 + 1, &ok);
+    c->rope_sin = alloc_f(B, (size_t)hp->n_rot / 2 + 1, &ok);
+    if (!ok) {
+        cpu_ctx_free(c);
+        return ob_fail(OB_ERR_NOMEM, "out of memory allocating a context of %d positions", n_ctx);
+    }
+    *cstate = c;
+    return OB_OK;
+}
+
+/* y = x / sqrt(mean(x^2) + eps) * w, over n elements. */
+static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    float ss = 0.0f;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    float r = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++) y[i] = x[i] * r * w[i];
+}
+
+/* rmsnorm over n rows of len floats, by the kernel table when it has one. */
+static void rmsnorm_rows(const ob_kernels *K, void *ks, float *y, const float *x, const float *w, int n, int len, float eps) {
+    if (K->rmsnorm) K->rmsnorm(ks, y, x, w, n, len, eps);
+    else for (int t = 0; t < n; t++) rmsnorm(y + (size_t)t * len, x + (size_t)t * len, w, len, eps);
+}
+
+/* y = (x - mean) / sqrt(var + eps) * w + b, over n elements. */
+static void layernorm(float *y, const float *x, const float *w, const float *b, int n, float eps) {
+    float mean = 0.0f, var = 0.0f;
+    for (int i = 0; i < n; i++) mean += x[i];
+    mean /= (float)n;
+    for (int i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    float r = 1.0f / sqrtf(var / (float)n + eps);
+    for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * r * w[i] + (b ? b[i] : 0.0f);
+}
+
+/* The family's norm over n rows of E floats. */
+static void norm_rows(const cpu_ctx *c, float *y, const float *x, const float *w, const float *b, int n) {
+    const ob_hparams *hp = &c->cm->m->hp;
+    const int E = hp->n_embd;
+    if (hp->norm == OB_NORM_LAYER)
+        for (int t = 0; t < n; t++) layernorm(y + (size_t)t * E, x + (size_t)t * E, w, b, E, hp->norm_eps);
+    else rmsnorm_rows(c->cm->k, c->cm->kstate, y, x, w, n, E, hp->norm_eps);
+}
+
+/* y[t] += b for n rows of len floats (b NULL: nothing). */
+static void add_bias(float *y, const float *b, int n, int len) {
+    if (!b) return;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < len; i++) y[(size_t)t * len + i] += b[i];
+}
+
+/* y = W x + b for n rows. */
+static void linear(const cpu_ctx *c, const ob_weight *w, const float *b, const float *x, float *y, int n) {
+    c->cm->k->matmul(c->cm->kstate, w, x, y, n);
+    add_bias(y, b, n, w->rows);
+}
+
+/* Stores n floats into the cache: as they are, or as IEEE halves for kv_f16 tables. */
+static void kv_put(const ob_kernels *K, void *ks, void *cache, size_t at, const float *src, size_t n) {
+    if (!K->kv_f16) {
+        memcpy((float *)cache + at, src, n * sizeof(float));
+        return;
+    }
+    uint16_t *dst = (uint16_t *)cache + at;
+    if (K->to_f16) K->to_f16(ks, dst, src, n);
+    else for (size_t i = 0; i < n; i++) dst[i] = ob_f32_to_fp16(src[i]);
+}
+
+/* Rotates the first 2*half dims of a head: NeoX pairs element i with i + half, the adjacent
+ * layout (llama.cpp's ROPE_NORM) pairs 2i with 2i + 1. */
+static void rope(float *v, const float *cs, const float *sn, int half, int neox) {
+    for (int i = 0; i < half; i++) {
+        const int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+        float a = v[i0], b = v[i1];
+        v[i0] = a * cs[i] - b * sn[i];
+        v[i1] = a * sn[i] + b * cs[i];
+    }
+}
+
+/* tanh-approximated GELU, as llama.cpp computes it. */
+static float gelu(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+/* g = act(g) * u (gated) or act(g) over n floats. */
+static void activate(const cpu_ctx *c, float *g, const float *u, size_t n) {
+    const ob_hparams *hp = &c->cm->m->hp;
+    const ob_kernels *K = c->cm->k;
+    if (hp->act == OB_ACT_SILU && u && K->swiglu) {
+        K->swiglu(c->cm->kstate, g, u, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        float x = g[i], a;
+        if (hp->act == OB_ACT_GELU) a = gelu(x);
+        else if (hp->act == OB_ACT_RELU2) a = x > 0.0f ? x * x : 0.0f;
+        else a = x / (1.0f + expf(-x));
+        g[i] = u ? a * u[i] : a;
+    }
+}
+
+/* The FFN of layer L on n rows of h into c->o. */
+static void ffn(cpu_ctx *c, const ob_layer *L, const float *h, int n) {
+    const ob_hparams *hp = &c->cm->m->hp;
+    const int F = hp->n_ff;
+    if (hp->ffn_gated) {
+        linear(c, L->w_gate, L->b_gate, h, c->g, n);
+        linear(c, L->w_up, L->b_up, h, c->u, n);
+        activate(c, c->g, c->u, (size_t)n * F);
+    } else {
+        linear(c, L->w_up, L->b_up, h, c->g, n);
+        activate(c, c->g, NULL, (size_t)n * F);
+    }
+    if (L->ffn_sub_norm) rmsnorm_rows(c->cm->k, c->cm->kstate, c->g, c->g, L->ffn_sub_norm, n, F, hp->norm_eps);
+    linear(c, L->w_down, L->b_down, c->g, c->o, n);
+}
+
+static void forward_chunk(cpu_ctx *c, const ob_token *tokens, int n, int pos, float *logits, int all_logits) {
+    const struct ob_model *m = c->cm->m;
+    const ob_hparams *hp = &m->hp;
+    const ob_kernels *K = c->cm->k;
+    void *ks = c->cm->kstate;
+    const int E = hp->n_embd, QD = hp->q_dim, KD = hp->kv_dim, HD = hp->head_dim, half = hp->n_rot / 2;
+    const int neox = hp->rope == OB_ROPE_NEOX;
+
+    for (int t = 0; t < n; t++) {
+        const ob_weight *te = m->tok_embd;
+        float *x = c->x + (size_t)t * E;
+        ob_dequant_row(te->type, te->data + (size_t)tokens[t] * te->row_bytes, x, (size_t)E);
+        if (hp->embd_scale != 1.0f)
+            for (int i = 0; i < E; i++) x[i] *= hp->embd_scale;
+        for (int i = 0; i < half; i++) {
+            double ang = (double)(pos + t) * (double)hp->rope_scale * c->cm->inv_freq[i];
+            c->rope_cos[t * half + i] = (float)cos(ang);
+            c->rope_sin[t * half + i] = (float)sin(ang);
+        }
+    }
+    for (int l = 0; l < hp->n_layer; l++) {
+        const ob_layer *L = &m->layers[l];
+        const size_t layer0 = (size_t)l * c->n_ctx * KD; /* this layer's first cache entry */
+        norm_rows(c, c->h, c->x, L->attn_norm, L->attn_norm_b, n);
+        if (L->wqkv) {
+            /* One fused product, then the rows split into q, k, v. */
+            const int W = QD + 2 * KD;
+            linear(c, L->wqkv, L->bqkv, c->h, c->qkv, n);
+            for (int t = 0; t < n; t++) {
+                const float *r = c->qkv + (size_t)t * W;
+                memcpy(c->q + (size_t)t * QD, r, (size_t)QD * sizeof(float));
+                memcpy(c->kb + (size_t)t * KD, r + QD, (size_t)KD * sizeof(float));
+                memcpy(c->vb + (size_t)t * KD, r + QD + KD, (size_t)KD * sizeof(float));
+            }
+        } else {
+            linear(c, L->wq, L->bq, c->h, c->q, n);
+            linear(c, L->wk, L->bk, c->h, c->kb, n);
+            linear(c, L->wv, L->bv, c->h, c->vb, n);
+        }
+        for (int t = 0; t < n; t++) {
+            const float *cs = c->rope_cos + t * half, *sn = c->rope_sin + t * half;
+            for (int h = 0; h < hp->n_head; h++) {
+                float *qh = c->q + (size_t)t * QD + (size_t)h * HD;
+                if (L->q_norm) rmsnorm(qh, qh, L->q_norm, HD, hp->norm_eps);
+                rope(qh, cs, sn, half, neox);
+            }
+            for (int h = 0; h < hp->n_head_kv; h++) {
+                float *kh = c->kb + (size_t)t * KD + (size_t)h * HD;
+                if (L->k_norm) rmsnorm(kh, kh, L->k_norm, HD, hp->norm_eps);
+                rope(kh, cs, sn, half, neox);
+            }
+            kv_put(K, ks, c->k_cache, layer0 + (size_t)(pos + t) * KD, c->kb + (size_t)t * KD, (size_t)KD);
+            kv_put(K, ks, c->v_cache, layer0 + (size_t)(pos + t) * KD, c->vb + (size_t)t * KD, (size_t)KD);
+        }
+        ob_attn_args a = {c->q, NULL, NULL, c->att, n, pos, hp->n_head, hp->n_head_kv, HD, hp->attn_scale};
+        if (K->kv_f16) {
+            K->attention_f16(ks, &a, (const uint16_t *)c->k_cache + layer0, (const uint16_t *)c->v_cache + layer0);
+        } else {
+            a.k_cache = (const float *)c->k_cache + layer0;
+            a.v_cache = (const float *)c->v_cache + layer0;
+            K->attention(ks, &a);
+        }
+        if (L->attn_sub_norm) rmsnorm_rows(K, ks, c->att, c->att, L->attn_sub_norm, n, QD, hp->norm_eps);
+        if (hp->parallel) {
+            /* Attention and FFN both read h: the FFN's output goes to o after Wo's is added. */
+            linear(c, L->wo, L->bo, c->att, c->o, n);
+            for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->o[i];
+            ffn(c, L, c->h, n);
+            for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->o[i];
+            continue;
+        }
+        linear(c, L->wo, L->bo, c->att, c->o, n);
+        for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->o[i];
+
+        norm_rows(c, c->h, c->x, L->ffn_norm, L->ffn_norm_b, n);
+        ffn(c, L, c->h, n);
+        for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->o[i];
+    }
+    /* Output head only where logits are wanted: it is the largest matrix of a small model. */
+    int first = all_logits ? 0 : n - 1, n_out = n - first;
+    norm_rows(c, c->h, c->x + (size_t)first * E, m->output_norm, m->output_norm_b, n_out);
+    if (logits) linear(c, m->output, m->output_b, c->h, logits, n_out);
+}
+
+ob_status cpu_forward(void *cstate, const ob_token *tokens, int n, int pos, float *logits, int all_logits) {
+    cpu_ctx *c = cstate;
+    const int V = c->cm->m->hp.n_vocab;
+    for (int done = 0; done < n;) {
+        int step = n - done < c->B ? n - done : c->B;
+        int last = done + step == n;
+        float *out = NULL;
+        if (all_logits) out = logits + (size_t)done * V;
+        else if (last) out = logits;
+        /* Chunks before the last need no logits unless all were asked for. */
+        forward_chunk(c, tokens + done, step, pos + done, out, all_logits);
+        done += step;
+    }
+    return OB_OK;
+}
