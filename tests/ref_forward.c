@@ -1,18 +1,22 @@
-/* ref_forward.c — an independent double-precision Qwen3 forward pass, the reference for logits.
+/* ref_forward.c — an independent double-precision forward pass, the reference for logits.
  *
  *   build/ref_forward -m FILE --tokens 1,2,3 --out FILE
  *
  * Writes float32 little-endian logits [n_tokens][n_vocab] (position-major) for every position of
  * the token list, evaluated as one causal sequence starting at position 0. It shares only the GGUF
- * container reader (src/gguf.c) with the engine: the fp16 and Q1_0 decoding, the hyperparameter
- * handling and all of the math are written here again, straightforwardly, with every product and
- * sum in double. It is slow and meant to be: a specification to compare against, not an engine.
+ * container reader (src/core/gguf.c) with the engine: the element decoding of every weight type,
+ * the architectures' flags, the hyperparameter handling and all of the math are written here
+ * again, straightforwardly, with every product and sum in double. It is slow and meant to be: a
+ * specification to compare against, not an engine.
  *
- * Qwen3, per layer:  h = rmsnorm(x) * attn_norm;  q, k, v = Wq h, Wk h, Wv h;
- *   q, k = per-head rmsnorm with attn_q_norm / attn_k_norm;  rope (NeoX: pairs (i, i + hd/2));
- *   causal GQA attention, scale 1/sqrt(hd);  x += Wo att;
- *   h = rmsnorm(x) * ffn_norm;  x += Wdown (silu(Wgate h) * Wup h).
- * Finally logits = Wout (rmsnorm(x) * output_norm), Wout = output.weight or token_embd.weight.
+ * Per layer, as the family's flags say (see the table below):
+ *   h = norm(x) (RMSNorm, or LayerNorm with bias);  q, k, v = Wq h + bq, ... (or fused Wqkv);
+ *   QK-norm (per-head RMSNorm);  RoPE on the first n_rot dims (NeoX halves or adjacent pairs,
+ *   frequency factors from rope_freqs, linear scaling);  causal GQA attention, scale 1/sqrt(hd);
+ *   sub-norm of the attention output;  o = Wo att + bo;
+ *   sequential: x += o; h = norm(x); x += ffn(h)    parallel: x += o + ffn(h)
+ *   ffn(h) = Wdown(subnorm(act(Wgate h + bg) * (Wup h + bu))) + bd  (or act(Wup h + bu) ungated)
+ * Finally logits = Wout norm(x) + bout, Wout = output.weight or token_embd.weight.
  */
 #include <errno.h>
 #include <math.h>
@@ -39,7 +43,7 @@ static void *xcalloc(size_t n, size_t size) {
     return p;
 }
 
-/* ---- element decoding (deliberately not shared with src/quant.c) ---------------------------- */
+/* ---- element decoding (deliberately not shared with src/core/quant.c) ----------------------- */
 
 static double half_to_double(uint16_t h) {
     int sign = h >> 15, exp = (h >> 10) & 31, man = h & 1023;
@@ -62,34 +66,142 @@ typedef struct mat {
     size_t row_bytes;
 } mat;
 
+/* Block geometry of the types the reference decodes: elements and bytes per block. */
+static int type_geom(uint32_t type, int *blk, int *bytes) {
+    switch (type) {
+    case GGML_F32: *blk = 1; *bytes = 4; return 0;
+    case GGML_F16: case GGML_BF16: *blk = 1; *bytes = 2; return 0;
+    case GGML_Q4_0: *blk = 32; *bytes = 18; return 0;
+    case GGML_Q4_1: *blk = 32; *bytes = 20; return 0;
+    case GGML_Q5_0: *blk = 32; *bytes = 22; return 0;
+    case GGML_Q5_1: *blk = 32; *bytes = 24; return 0;
+    case GGML_Q8_0: *blk = 32; *bytes = 34; return 0;
+    case GGML_Q4_K: *blk = 256; *bytes = 144; return 0;
+    case GGML_Q5_K: *blk = 256; *bytes = 176; return 0;
+    case GGML_Q6_K: *blk = 256; *bytes = 210; return 0;
+    case GGML_Q1_0: *blk = 128; *bytes = 18; return 0;
+    default: return -1;
+    }
+}
+
+/* The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block's 12 scale bytes. */
+static void kscale(const uint8_t *q, int j, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *mn = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* Decodes one block of type at p into out[blk]. */
+static void decode_block(uint32_t type, const uint8_t *p, double *out) {
+    switch (type) {
+    case GGML_F32: {
+        uint32_t u = le32(p);
+        float f;
+        memcpy(&f, &u, 4);
+        out[0] = f;
+        break;
+    }
+    case GGML_F16: out[0] = half_to_double(le16(p)); break;
+    case GGML_BF16: {
+        uint32_t u = (uint32_t)le16(p) << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        out[0] = f;
+        break;
+    }
+    case GGML_Q4_0: case GGML_Q4_1: {
+        /* d (, m), then 16 bytes: element j low nibble, element j + 16 high nibble */
+        const int has_m = type == GGML_Q4_1;
+        double d = half_to_double(le16(p)), m = has_m ? half_to_double(le16(p + 2)) : 0;
+        const uint8_t *qs = p + (has_m ? 4 : 2);
+        for (int j = 0; j < 16; j++) {
+            out[j] = has_m ? d * (qs[j] & 15) + m : d * ((qs[j] & 15) - 8);
+            out[j + 16] = has_m ? d * (qs[j] >> 4) + m : d * ((qs[j] >> 4) - 8);
+        }
+        break;
+    }
+    case GGML_Q5_0: case GGML_Q5_1: {
+        /* d (, m), 32 high bits, 16 bytes of low nibbles */
+        const int has_m = type == GGML_Q5_1;
+        double d = half_to_double(le16(p)), m = has_m ? half_to_double(le16(p + 2)) : 0;
+        uint32_t qh = le32(p + (has_m ? 4 : 2));
+        const uint8_t *qs = p + (has_m ? 8 : 6);
+        for (int j = 0; j < 16; j++) {
+            int lo = (qs[j] & 15) | (int)((qh >> j) & 1) << 4, hi = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+            out[j] = has_m ? d * lo + m : d * (lo - 16);
+            out[j + 16] = has_m ? d * hi + m : d * (hi - 16);
+        }
+        break;
+    }
+    case GGML_Q8_0: {
+        double d = half_to_double(le16(p));
+        for (int j = 0; j < 32; j++) out[j] = d * (int8_t)p[2 + j];
+        break;
+    }
+    case GGML_Q4_K: case GGML_Q5_K: {
+        /* d, dmin, 12 bytes of 6-bit scales/mins for 8 sub-blocks of 32, (Q5_K: 32 bytes of high
+         * bits), 128 bytes of nibbles: 64 elements per 32 bytes, low nibbles first */
+        const int five = type == GGML_Q5_K;
+        double d = half_to_double(le16(p)), dmin = half_to_double(le16(p + 2));
+        const uint8_t *sc = p + 4, *qh = p + 16, *qs = p + (five ? 48 : 16);
+        for (int g = 0; g < 4; g++) {
+            int s0, m0, s1, m1;
+            kscale(sc, 2 * g, &s0, &m0);
+            kscale(sc, 2 * g + 1, &s1, &m1);
+            for (int l = 0; l < 32; l++) {
+                int lo = qs[32 * g + l] & 15, hi = qs[32 * g + l] >> 4;
+                if (five) {
+                    lo += (qh[l] >> (2 * g) & 1) << 4;
+                    hi += (qh[l] >> (2 * g + 1) & 1) << 4;
+                }
+                out[64 * g + l] = d * s0 * lo - dmin * m0;
+                out[64 * g + 32 + l] = d * s1 * hi - dmin * m1;
+            }
+        }
+        break;
+    }
+    case GGML_Q6_K: {
+        /* 128 bytes of low nibbles, 64 bytes of 2-bit highs, 16 int8 scales, d */
+        const uint8_t *ql = p, *qh = p + 128;
+        const int8_t *sc = (const int8_t *)(p + 192);
+        double d = half_to_double(le16(p + 208));
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *l4 = ql + 64 * half, *h2 = qh + 32 * half;
+            const int8_t *s = sc + 8 * half;
+            double *y = out + 128 * half;
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int q1 = ((l4[l] & 15) | ((h2[l] >> 0) & 3) << 4) - 32;
+                int q2 = ((l4[l + 32] & 15) | ((h2[l] >> 2) & 3) << 4) - 32;
+                int q3 = ((l4[l] >> 4) | ((h2[l] >> 4) & 3) << 4) - 32;
+                int q4 = ((l4[l + 32] >> 4) | ((h2[l] >> 6) & 3) << 4) - 32;
+                y[l] = d * s[is] * q1;
+                y[l + 32] = d * s[is + 2] * q2;
+                y[l + 64] = d * s[is + 4] * q3;
+                y[l + 96] = d * s[is + 6] * q4;
+            }
+        }
+        break;
+    }
+    case GGML_Q1_0: {
+        /* Blocks of 128: fp16 scale d, then 16 bytes of signs; bit j%8 of byte j/8 set = +d. */
+        double d = half_to_double(le16(p));
+        for (int j = 0; j < 128; j++) out[j] = (p[2 + j / 8] >> (j % 8)) & 1 ? d : -d;
+        break;
+    }
+    }
+}
+
 /* Decodes row r of m into out[ne0]. */
 static void decode_row(const mat *m, int r, double *out) {
     const uint8_t *p = (const uint8_t *)m->t->data + (size_t)r * m->row_bytes;
-    switch (m->t->type) {
-    case GGML_F32:
-        for (int i = 0; i < m->ne0; i++) {
-            uint32_t u = le32(p + 4 * i);
-            float f;
-            memcpy(&f, &u, 4);
-            out[i] = f;
-        }
-        break;
-    case GGML_F16:
-        for (int i = 0; i < m->ne0; i++) out[i] = half_to_double(le16(p + 2 * i));
-        break;
-    case GGML_Q1_0:
-        /* Blocks of 128: fp16 scale d, then 16 bytes of signs; bit j%8 of byte j/8 set = +d. */
-        for (int b = 0; b < m->ne0 / 128; b++) {
-            const uint8_t *blk = p + (size_t)b * 18;
-            double d = half_to_double(le16(blk));
-            for (int j = 0; j < 128; j++)
-                out[b * 128 + j] = (blk[2 + j / 8] >> (j % 8)) & 1 ? d : -d;
-        }
-        break;
-    default:
-        die("tensor %.*s: type %u not supported by the reference", (int)m->t->name.len,
-            m->t->name.ptr, m->t->type);
-    }
+    int blk, bytes;
+    type_geom(m->t->type, &blk, &bytes);
+    for (int b = 0; b < m->ne0 / blk; b++) decode_block(m->t->type, p + (size_t)b * bytes, out + (size_t)b * blk);
 }
 
 static mat get_mat(const gguf_file *g, const char *name, int ne0, int ne1) {
@@ -100,15 +212,10 @@ static mat get_mat(const gguf_file *g, const char *name, int ne0, int ne1) {
             (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], ne0, ne1);
     if (!t->data) die("tensor %s has no data", name);
     mat m = {.t = t, .ne0 = ne0, .ne1 = ne1};
-    switch (t->type) {
-    case GGML_F32: m.row_bytes = (size_t)ne0 * 4; break;
-    case GGML_F16: m.row_bytes = (size_t)ne0 * 2; break;
-    case GGML_Q1_0:
-        if (ne0 % 128) die("tensor %s: Q1_0 row of %d is not a multiple of 128", name, ne0);
-        m.row_bytes = (size_t)ne0 / 128 * 18;
-        break;
-    default: die("tensor %s: type %u not supported by the reference", name, t->type);
-    }
+    int blk, bytes;
+    if (type_geom(t->type, &blk, &bytes)) die("tensor %s: type %u not supported by the reference", name, t->type);
+    if (ne0 % blk) die("tensor %s: a row of %d is not a whole number of blocks of %d", name, ne0, blk);
+    m.row_bytes = (size_t)ne0 / blk * bytes;
     if ((uint64_t)m.row_bytes * (uint64_t)ne1 != t->nbytes) die("tensor %s: size mismatch", name);
     return m;
 }
@@ -157,30 +264,80 @@ static void rmsnorm(double *out, const double *x, const double *weight, int n, d
     for (int i = 0; i < n; i++) out[i] = x[i] * s * weight[i];
 }
 
-/* NeoX rotation of one head vector v[hd] at position pos. */
-static void rope(double *v, int hd, int pos, double theta) {
-    for (int i = 0; i < hd / 2; i++) {
-        double freq = pow(theta, -2.0 * i / hd), a = pos * freq;
-        double c = cos(a), s = sin(a), x0 = v[i], x1 = v[i + hd / 2];
-        v[i] = x0 * c - x1 * s;
-        v[i + hd / 2] = x0 * s + x1 * c;
+/* out[i] = (x[i] - mean) / sqrt(var + eps) * weight[i] + bias[i] */
+static void layernorm(double *out, const double *x, const double *weight, const double *bias, int n, double eps) {
+    double mean = 0, var = 0;
+    for (int i = 0; i < n; i++) mean += x[i];
+    mean /= n;
+    for (int i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    double s = 1.0 / sqrt(var / n + eps);
+    for (int i = 0; i < n; i++) out[i] = (x[i] - mean) * s * weight[i] + (bias ? bias[i] : 0);
+}
+
+/* Rotation of the first n_rot dims of one head vector at position pos: NeoX pairs (i, i + n_rot/2),
+ * the adjacent layout pairs (2i, 2i + 1). Frequency i: theta^(-2i/n_rot) / factor[i]. */
+static void rope(double *v, int n_rot, double pos, double theta, const double *factors, int neox) {
+    for (int i = 0; i < n_rot / 2; i++) {
+        double freq = pow(theta, -2.0 * i / n_rot) / (factors ? factors[i] : 1.0), a = pos * freq;
+        int i0 = neox ? i : 2 * i, i1 = neox ? i + n_rot / 2 : 2 * i + 1;
+        double c = cos(a), s = sin(a), x0 = v[i0], x1 = v[i1];
+        v[i0] = x0 * c - x1 * s;
+        v[i1] = x0 * s + x1 * c;
     }
 }
 
 /* ---- model ---------------------------------------------------------------------------------- */
 
-static int get_int(const gguf_file *g, const char *key, int dflt) {
+/* The families, written again from their definitions (not shared with src/models/families.c). */
+enum { ACT_SILU, ACT_GELU, ACT_RELU2 };
+typedef struct family {
+    const char *arch;
+    int layernorm, act, gated, parallel, qk_norm, neox, sub_norm, embd_sqrt;
+} family;
+static const family FAMILIES[] = {
+    {"qwen3", 0, ACT_SILU, 1, 0, 1, 1, 0, 0},
+    {"qwen2", 0, ACT_SILU, 1, 0, 0, 1, 0, 0},
+    {"llama", 0, ACT_SILU, 1, 0, 0, 0, 0, 0},
+};
+
+static const gguf_file *G;
+static char KEY[160];
+static const char *key(const char *arch, const char *suffix) {
+    snprintf(KEY, sizeof KEY, "%s.%s", arch, suffix);
+    return KEY;
+}
+
+static int get_int(const gguf_file *g, const char *k, int dflt) {
     uint32_t v;
-    int rc = gguf_get_u32(g, key, &v);
+    int rc = gguf_get_u32(g, k, &v);
     if (rc == -1 && dflt >= 0) return dflt;
-    if (rc != 0 || v == 0 || v > (1u << 30)) die("metadata %s missing or invalid", key);
+    if (rc != 0 || v == 0 || v > (1u << 30)) die("metadata %s missing or invalid", k);
     return (int)v;
 }
 
-static double get_float(const gguf_file *g, const char *key) {
+static double get_float(const gguf_file *g, const char *k, double dflt) {
     float v;
-    if (gguf_get_f32(g, key, &v) != 0) die("metadata %s missing or invalid", key);
+    int rc = gguf_get_f32(g, k, &v);
+    if (rc == -1 && dflt >= 0) return dflt;
+    if (rc != 0) die("metadata %s missing or invalid", k);
     return v;
+}
+
+/* An optional vector (NULL when the file lacks it). */
+static double *opt_vec(const char *name, int n) {
+    return gguf_find_tensor(G, name) ? get_vec(G, name, n) : NULL;
+}
+
+static void add_bias(double *y, const double *b, int T, int n) {
+    if (!b) return;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < n; i++) y[(size_t)t * n + i] += b[i];
+}
+
+static double act(int kind, double x) {
+    if (kind == ACT_GELU) return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+    if (kind == ACT_RELU2) return x > 0 ? x * x : 0;
+    return x / (1.0 + exp(-x));
 }
 
 int main(int argc, char **argv) {
@@ -197,26 +354,38 @@ int main(int argc, char **argv) {
     gguf_file g;
     char err[256];
     if (gguf_open_file(&g, path, err, sizeof err) != 0) die("%s: %s", path, err);
-    gguf_str arch;
-    if (gguf_get_str(&g, "general.architecture", &arch) != 0 || !gguf_str_eq(arch, "qwen3"))
-        die("%s: not a qwen3 model", path);
+    G = &g;
+    gguf_str arch_s;
+    if (gguf_get_str(&g, "general.architecture", &arch_s) != 0) die("%s: no architecture", path);
+    const family *F = NULL;
+    for (size_t i = 0; i < sizeof FAMILIES / sizeof *FAMILIES; i++)
+        if (gguf_str_eq(arch_s, FAMILIES[i].arch)) F = &FAMILIES[i];
+    if (!F) die("%s: architecture %.*s is not known to the reference", path, (int)arch_s.len, arch_s.ptr);
+    const char *A = F->arch;
 
-    int n_embd = get_int(&g, "qwen3.embedding_length", -1);
-    int n_layer = get_int(&g, "qwen3.block_count", -1);
-    int n_head = get_int(&g, "qwen3.attention.head_count", -1);
-    int n_kv = get_int(&g, "qwen3.attention.head_count_kv", n_head);
-    int n_ff = get_int(&g, "qwen3.feed_forward_length", -1);
-    int hd = get_int(&g, "qwen3.attention.key_length", n_embd / n_head);
-    if (get_int(&g, "qwen3.attention.value_length", hd) != hd) die("value_length != key_length");
-    double eps = get_float(&g, "qwen3.attention.layer_norm_rms_epsilon");
-    double theta = get_float(&g, "qwen3.rope.freq_base");
-    if (n_head % n_kv || hd % 2) die("bad head configuration");
+    int n_embd = get_int(&g, key(A, "embedding_length"), -1);
+    int n_layer = get_int(&g, key(A, "block_count"), -1);
+    int n_head = get_int(&g, key(A, "attention.head_count"), -1);
+    int n_kv = get_int(&g, key(A, "attention.head_count_kv"), n_head);
+    int n_ff = get_int(&g, key(A, "feed_forward_length"), -1);
+    int hd = get_int(&g, key(A, "attention.key_length"), n_embd / n_head);
+    if (get_int(&g, key(A, "attention.value_length"), hd) != hd) die("value_length != key_length");
+    int n_rot = get_int(&g, key(A, "rope.dimension_count"), hd);
+    double eps = F->layernorm ? get_float(&g, key(A, "attention.layer_norm_epsilon"), 1e-5)
+                              : get_float(&g, key(A, "attention.layer_norm_rms_epsilon"), 1e-6);
+    double theta = get_float(&g, key(A, "rope.freq_base"), 10000.0);
+    double pos_scale = 1.0;
+    gguf_str sc;
+    if (gguf_get_str(&g, key(A, "rope.scaling.type"), &sc) == 0 && gguf_str_eq(sc, "linear"))
+        pos_scale = 1.0 / get_float(&g, key(A, "rope.scaling.factor"), 1.0);
+    if (n_head % n_kv || n_rot % 2 || n_rot > hd) die("bad head configuration");
     const gguf_tensor *te = gguf_find_tensor(&g, "token_embd.weight");
     if (!te) die("token_embd.weight missing");
     int n_vocab = (int)te->ne[1];
     mat embd = get_mat(&g, "token_embd.weight", n_embd, n_vocab);
     mat wout = gguf_find_tensor(&g, "output.weight") ? get_mat(&g, "output.weight", n_embd, n_vocab)
                                                      : embd;
+    double *factors = opt_vec("rope_freqs.weight", n_rot / 2);
     int q_dim = n_head * hd, kv_dim = n_kv * hd;
 
     /* Tokens. */
@@ -239,6 +408,7 @@ int main(int argc, char **argv) {
     /* Activations, all positions at once. */
     double *x = xcalloc((size_t)T * n_embd, sizeof *x);       /* [T][n_embd] residual stream */
     double *h = xcalloc((size_t)T * n_embd, sizeof *h);       /* [T][n_embd] normed input */
+    double *qkv = xcalloc((size_t)T * (q_dim + 2 * kv_dim), sizeof *qkv); /* [T][q_dim + 2 kv_dim] */
     double *q = xcalloc((size_t)T * q_dim, sizeof *q);        /* [T][n_head][hd] */
     double *k = xcalloc((size_t)T * kv_dim, sizeof *k);       /* [T][n_kv][hd] */
     double *v = xcalloc((size_t)T * kv_dim, sizeof *v);       /* [T][n_kv][hd] */
@@ -248,40 +418,75 @@ int main(int argc, char **argv) {
     double *up = xcalloc((size_t)T * n_ff, sizeof *up);       /* [T][n_ff] */
     double *p = xcalloc((size_t)T, sizeof *p);                /* [T] attention weights */
 
-    for (int t = 0; t < T; t++) decode_row(&embd, tok[t], x + (size_t)t * n_embd);
+    double escale = F->embd_sqrt ? sqrt((double)n_embd) : 1.0;
+    for (int t = 0; t < T; t++) {
+        decode_row(&embd, tok[t], x + (size_t)t * n_embd);
+        for (int i = 0; i < n_embd; i++) x[(size_t)t * n_embd + i] *= escale;
+    }
 
     char nm[96];
-#define W(fmt, a, b) (snprintf(nm, sizeof nm, fmt, l), get_mat(&g, nm, a, b))
-#define V(fmt, n) (snprintf(nm, sizeof nm, fmt, l), get_vec(&g, nm, n))
+#define NM(suffix) (snprintf(nm, sizeof nm, "blk.%d." suffix, l), nm)
     for (int l = 0; l < n_layer; l++) {
-        double *attn_norm = V("blk.%d.attn_norm.weight", n_embd);
-        double *q_norm = V("blk.%d.attn_q_norm.weight", hd);
-        double *k_norm = V("blk.%d.attn_k_norm.weight", hd);
-        double *ffn_norm = V("blk.%d.ffn_norm.weight", n_embd);
-        mat wq = W("blk.%d.attn_q.weight", n_embd, q_dim);
-        mat wk = W("blk.%d.attn_k.weight", n_embd, kv_dim);
-        mat wv = W("blk.%d.attn_v.weight", n_embd, kv_dim);
-        mat wo = W("blk.%d.attn_output.weight", q_dim, n_embd);
-        mat wg = W("blk.%d.ffn_gate.weight", n_embd, n_ff);
-        mat wu = W("blk.%d.ffn_up.weight", n_embd, n_ff);
-        mat wd = W("blk.%d.ffn_down.weight", n_ff, n_embd);
+        double *attn_norm = get_vec(&g, NM("attn_norm.weight"), n_embd);
+        double *attn_norm_b = F->layernorm ? get_vec(&g, NM("attn_norm.bias"), n_embd) : NULL;
+        double *q_norm = F->qk_norm ? get_vec(&g, NM("attn_q_norm.weight"), hd) : NULL;
+        double *k_norm = F->qk_norm ? get_vec(&g, NM("attn_k_norm.weight"), hd) : NULL;
+        double *attn_sub = F->sub_norm ? get_vec(&g, NM("attn_sub_norm.weight"), q_dim) : NULL;
+        double *ffn_sub = F->sub_norm ? get_vec(&g, NM("ffn_sub_norm.weight"), n_ff) : NULL;
+        double *ffn_norm = F->parallel ? NULL : get_vec(&g, NM("ffn_norm.weight"), n_embd);
+        double *ffn_norm_b = F->parallel || !F->layernorm ? NULL : get_vec(&g, NM("ffn_norm.bias"), n_embd);
+        double *bq = opt_vec(NM("attn_q.bias"), q_dim), *bk = opt_vec(NM("attn_k.bias"), kv_dim);
+        double *bv = opt_vec(NM("attn_v.bias"), kv_dim), *bqkv = opt_vec(NM("attn_qkv.bias"), q_dim + 2 * kv_dim);
+        double *bo = opt_vec(NM("attn_output.bias"), n_embd);
+        double *bg = opt_vec(NM("ffn_gate.bias"), n_ff), *bu = opt_vec(NM("ffn_up.bias"), n_ff);
+        double *bd = opt_vec(NM("ffn_down.bias"), n_embd);
+        const int fused = gguf_find_tensor(&g, NM("attn_qkv.weight")) != NULL;
+        mat wqkv = {0}, wq = {0}, wk = {0}, wv = {0}, wg = {0};
+        if (fused) wqkv = get_mat(&g, NM("attn_qkv.weight"), n_embd, q_dim + 2 * kv_dim);
+        else {
+            wq = get_mat(&g, NM("attn_q.weight"), n_embd, q_dim);
+            wk = get_mat(&g, NM("attn_k.weight"), n_embd, kv_dim);
+            wv = get_mat(&g, NM("attn_v.weight"), n_embd, kv_dim);
+        }
+        mat wo = get_mat(&g, NM("attn_output.weight"), q_dim, n_embd);
+        if (F->gated) wg = get_mat(&g, NM("ffn_gate.weight"), n_embd, n_ff);
+        mat wu = get_mat(&g, NM("ffn_up.weight"), n_embd, n_ff);
+        mat wd = get_mat(&g, NM("ffn_down.weight"), n_ff, n_embd);
 
         /* Attention. */
-        for (int t = 0; t < T; t++)
-            rmsnorm(h + (size_t)t * n_embd, x + (size_t)t * n_embd, attn_norm, n_embd, eps);
-        matmul(&wq, h, q, T);
-        matmul(&wk, h, k, T);
-        matmul(&wv, h, v, T);
+        for (int t = 0; t < T; t++) {
+            if (F->layernorm) layernorm(h + (size_t)t * n_embd, x + (size_t)t * n_embd, attn_norm, attn_norm_b, n_embd, eps);
+            else rmsnorm(h + (size_t)t * n_embd, x + (size_t)t * n_embd, attn_norm, n_embd, eps);
+        }
+        if (fused) {
+            int W = q_dim + 2 * kv_dim;
+            matmul(&wqkv, h, qkv, T);
+            add_bias(qkv, bqkv, T, W);
+            for (int t = 0; t < T; t++)
+                for (int i = 0; i < W; i++) {
+                    double val = qkv[(size_t)t * W + i];
+                    if (i < q_dim) q[(size_t)t * q_dim + i] = val;
+                    else if (i < q_dim + kv_dim) k[(size_t)t * kv_dim + i - q_dim] = val;
+                    else v[(size_t)t * kv_dim + i - q_dim - kv_dim] = val;
+                }
+        } else {
+            matmul(&wq, h, q, T);
+            matmul(&wk, h, k, T);
+            matmul(&wv, h, v, T);
+            add_bias(q, bq, T, q_dim);
+            add_bias(k, bk, T, kv_dim);
+            add_bias(v, bv, T, kv_dim);
+        }
         for (int t = 0; t < T; t++) {
             for (int hh = 0; hh < n_head; hh++) {
                 double *qh = q + (size_t)t * q_dim + (size_t)hh * hd;
-                rmsnorm(qh, qh, q_norm, hd, eps);
-                rope(qh, hd, t, theta);
+                if (q_norm) rmsnorm(qh, qh, q_norm, hd, eps);
+                rope(qh, n_rot, t * pos_scale, theta, factors, F->neox);
             }
             for (int hh = 0; hh < n_kv; hh++) {
                 double *kh = k + (size_t)t * kv_dim + (size_t)hh * hd;
-                rmsnorm(kh, kh, k_norm, hd, eps);
-                rope(kh, hd, t, theta);
+                if (k_norm) rmsnorm(kh, kh, k_norm, hd, eps);
+                rope(kh, n_rot, t * pos_scale, theta, factors, F->neox);
             }
         }
         double scale = 1.0 / sqrt((double)hd);
@@ -303,33 +508,51 @@ int main(int argc, char **argv) {
                 }
             }
         }
+        if (attn_sub)
+            for (int t = 0; t < T; t++) rmsnorm(att + (size_t)t * q_dim, att + (size_t)t * q_dim, attn_sub, q_dim, eps);
         matmul(&wo, att, o, T);
+        add_bias(o, bo, T, n_embd);
         for (size_t i = 0; i < (size_t)T * n_embd; i++) x[i] += o[i];
 
-        /* Feed-forward (SwiGLU). */
-        for (int t = 0; t < T; t++)
-            rmsnorm(h + (size_t)t * n_embd, x + (size_t)t * n_embd, ffn_norm, n_embd, eps);
-        matmul(&wg, h, gate, T);
+        /* Feed-forward: from the same normed input in a parallel block, else from norm(x). */
+        if (!F->parallel)
+            for (int t = 0; t < T; t++) {
+                if (F->layernorm)
+                    layernorm(h + (size_t)t * n_embd, x + (size_t)t * n_embd, ffn_norm, ffn_norm_b, n_embd, eps);
+                else rmsnorm(h + (size_t)t * n_embd, x + (size_t)t * n_embd, ffn_norm, n_embd, eps);
+            }
         matmul(&wu, h, up, T);
-        for (size_t i = 0; i < (size_t)T * n_ff; i++)
-            gate[i] = gate[i] / (1.0 + exp(-gate[i])) * up[i]; /* silu(gate) * up */
+        add_bias(up, bu, T, n_ff);
+        if (F->gated) {
+            matmul(&wg, h, gate, T);
+            add_bias(gate, bg, T, n_ff);
+            for (size_t i = 0; i < (size_t)T * n_ff; i++) gate[i] = act(F->act, gate[i]) * up[i];
+        } else {
+            for (size_t i = 0; i < (size_t)T * n_ff; i++) gate[i] = act(F->act, up[i]);
+        }
+        if (ffn_sub)
+            for (int t = 0; t < T; t++) rmsnorm(gate + (size_t)t * n_ff, gate + (size_t)t * n_ff, ffn_sub, n_ff, eps);
         matmul(&wd, gate, o, T);
+        add_bias(o, bd, T, n_embd);
         for (size_t i = 0; i < (size_t)T * n_embd; i++) x[i] += o[i];
 
-        free(attn_norm);
-        free(q_norm);
-        free(k_norm);
-        free(ffn_norm);
+        free(attn_norm); free(attn_norm_b); free(q_norm); free(k_norm); free(attn_sub); free(ffn_sub);
+        free(ffn_norm); free(ffn_norm_b); free(bq); free(bk); free(bv); free(bqkv); free(bo); free(bg);
+        free(bu); free(bd);
     }
-#undef W
-#undef V
+#undef NM
 
     /* Output. */
     double *out_norm = get_vec(&g, "output_norm.weight", n_embd);
-    for (int t = 0; t < T; t++)
-        rmsnorm(h + (size_t)t * n_embd, x + (size_t)t * n_embd, out_norm, n_embd, eps);
+    double *out_norm_b = F->layernorm ? get_vec(&g, "output_norm.bias", n_embd) : NULL;
+    double *out_b = opt_vec("output.bias", n_vocab);
+    for (int t = 0; t < T; t++) {
+        if (F->layernorm) layernorm(h + (size_t)t * n_embd, x + (size_t)t * n_embd, out_norm, out_norm_b, n_embd, eps);
+        else rmsnorm(h + (size_t)t * n_embd, x + (size_t)t * n_embd, out_norm, n_embd, eps);
+    }
     double *logits = xcalloc((size_t)T * n_vocab, sizeof *logits); /* [T][n_vocab] */
     matmul(&wout, h, logits, T);
+    add_bias(logits, out_b, T, n_vocab);
 
     FILE *f = fopen(out_path, "wb");
     if (!f) die("cannot create %s: %s", out_path, strerror(errno));
@@ -342,9 +565,8 @@ int main(int argc, char **argv) {
     }
     if (fclose(f) != 0) die("write error on %s", out_path);
 
-    free(logits);
-    free(out_norm);
-    free(x); free(h); free(q); free(k); free(v); free(att); free(o); free(gate); free(up); free(p);
+    free(logits); free(out_norm); free(out_norm_b); free(out_b); free(factors);
+    free(x); free(h); free(qkv); free(q); free(k); free(v); free(att); free(o); free(gate); free(up); free(p);
     free(tok);
     gguf_close(&g);
     return 0;
