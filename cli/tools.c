@@ -118,10 +118,23 @@ int cmd_info(int argc, char **argv) {
     ob_model_info mi;
     ob_model_get_info(m, &mi);
     printf("model:      %s \"%s\": %d layers, embedding %d, feed-forward %d, heads %d (kv %d) x %d,\n"
-           "            vocabulary %d, context %d, rope theta %g, rms eps %g, %s embeddings\n",
+           "            vocabulary %d, context %d, rope theta %g, norm eps %g, %s embeddings\n",
            mi.arch, mi.name, mi.n_layer, mi.n_embd, mi.n_ff, mi.n_head, mi.n_head_kv, mi.head_dim, mi.n_vocab,
            mi.n_ctx_train, mi.rope_theta, mi.norm_eps, mi.tied_embeddings ? "tied" : "separate output");
-    printf("runnable:   yes, backend %s; special tokens bos %d eos %d end-of-turn %d\n", mi.backend, mi.bos, mi.eos, mi.eot);
+    printf("family:     %s\n", ob_model_describe(m));
+    int n_eog = 0;
+    const ob_token *eog = ob_model_eog(m, &n_eog);
+    printf("tokens:     bos %d, eos %d, end of generation:", mi.bos, mi.eos);
+    for (int i = 0; i < n_eog; i++) {
+        const char *b;
+        size_t len;
+        ob_token_bytes(m, eog[i], &b, &len);
+        printf(" %d (%.*s)", eog[i], (int)(len > 24 ? 24 : len), b);
+    }
+    const char *tmpl = ob_model_chat_template(m);
+    printf("\ntemplate:   %s", tmpl ? "" : "none: plain completion only (chat commands render no prompt)\n");
+    if (tmpl) printf("%zu bytes of Jinja (tokenizer.chat_template)\n", strlen(tmpl));
+    printf("runnable:   yes, backend %s\n", mi.backend);
     ob_model_free(m);
     return 0;
 }

@@ -85,6 +85,14 @@ typedef struct ob_model_info {
 
 void ob_model_get_info(const ob_model *model, ob_model_info *out);
 
+/* One line on how the model is run: its family and the flags that shape its layers, e.g.
+ * "Qwen3: RMSNorm, gated SiLU, sequential block, QK-norm, RoPE NeoX 128/128 dims, tied output". */
+const char *ob_model_describe(const ob_model *model);
+/* The end-of-generation tokens (the file's eos/eot/eom ids and its end-of-turn special tokens). */
+const ob_token *ob_model_eog(const ob_model *model, int *n);
+/* The model's Jinja chat template (tokenizer.chat_template), or NULL when it has none. */
+const char *ob_model_chat_template(const ob_model *model);
+
 /* GGUF metadata lookup, rendered as text ("" for arrays of more than a few values). Returns NULL
  * when the key is absent. The string lives as long as the model. */
 const char *ob_model_meta(const ob_model *model, const char *key);

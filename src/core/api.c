@@ -182,6 +182,17 @@ void ob_model_get_info(const ob_model *m, ob_model_info *o) {
     o->eot = m->eot;
 }
 
+const char *ob_model_describe(const ob_model *m) {
+    return m->desc ? m->desc : "vocabulary only";
+}
+
+const ob_token *ob_model_eog(const ob_model *m, int *n) {
+    *n = m->n_eog;
+    return m->eog;
+}
+
+const char *ob_model_chat_template(const ob_model *m) { return m->chat_template; }
+
 /* Renders one scalar value at p of type t. */
 static int render_scalar(char *buf, size_t cap, uint32_t t, const uint8_t *p) {
     union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32; float f32;

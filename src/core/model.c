@@ -278,6 +278,27 @@ static int is_excluded(const ob_hparams *hp, int need, int fused) {
     }
 }
 
+/* One line saying how the model is run: the family and the flags that shape its layer. */
+static ob_status describe(struct ob_model *m) {
+    const ob_hparams *hp = &m->hp;
+    const ob_layer *L0 = &m->layers[0];
+    static const char *const acts[] = {"SiLU", "GELU", "ReLU\xc2\xb2"};
+    char buf[512];
+    int k = snprintf(buf, sizeof buf, "%s: %s, %s%s, %s block%s, RoPE %s %d/%d dims%s%s", m->family->title,
+                     hp->norm == OB_NORM_LAYER ? "LayerNorm" : "RMSNorm", hp->ffn_gated ? "gated " : "",
+                     acts[hp->act], hp->parallel ? "parallel" : "sequential", hp->qk_norm ? ", QK-norm" : "",
+                     hp->rope == OB_ROPE_NEOX ? "NeoX" : "adjacent-pair", hp->n_rot, hp->head_dim,
+                     m->rope_freqs ? " with frequency factors" : "", hp->rope_scale != 1.0f ? ", linear scaling" : "");
+    if (L0->wqkv) k += snprintf(buf + k, sizeof buf - (size_t)k, ", fused qkv");
+    if (L0->bq || L0->bqkv) k += snprintf(buf + k, sizeof buf - (size_t)k, ", q/k/v biases");
+    if (L0->bo || L0->b_up || L0->b_down) k += snprintf(buf + k, sizeof buf - (size_t)k, ", output/FFN biases");
+    if (hp->sub_norm) k += snprintf(buf + k, sizeof buf - (size_t)k, ", sub-norms");
+    if (hp->embd_scale != 1.0f) k += snprintf(buf + k, sizeof buf - (size_t)k, ", embeddings x %.4g", hp->embd_scale);
+    snprintf(buf + k, sizeof buf - (size_t)k, "%s", m->tied ? ", tied output" : "");
+    if (!(m->desc = dup_str((gguf_str){buf, strlen(buf)}))) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    return OB_OK;
+}
+
 ob_status model_load(struct ob_model *m, const ob_model_params *p) {
     ob_status st;
     gguf_str s;
@@ -358,6 +379,7 @@ ob_status model_load(struct ob_model *m, const ob_model_params *p) {
         if ((st = get_vector(m, "rope_freqs.weight", hp->n_rot / 2, &m->rope_freqs))) return st;
     }
     if ((st = model_load_vocab(m))) return st;
+    if ((st = describe(m))) return st;
     if (tok_n_vocab(m->tok) > (uint32_t)hp->n_vocab)
         return ob_fail(OB_ERR_FORMAT, "the tokenizer has %u tokens but the embedding only %d rows",
                        tok_n_vocab(m->tok), hp->n_vocab);
@@ -394,6 +416,7 @@ void model_release(struct ob_model *m) {
     free(m->output_b);
     free(m->rope_freqs);
     free(m->eog);
+    free(m->desc);
     if (m->tok) tok_free(m->tok);
     if (m->meta_cache)
         for (uint64_t i = 0; i < m->file.n_kv; i++) free(m->meta_cache[i]);

@@ -110,6 +110,7 @@ struct ob_model {
     chat_template_kind chat_kind;
     char *arch, *name, *chat_template;
     const struct ob_family *family; /* family.h; NULL for vocabulary-only models */
+    char *desc;             /* one line: the family and its flags as run (ob_model_describe) */
 
     char **meta_cache;      /* [n_kv] rendered metadata values, filled on demand */
 
