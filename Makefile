@@ -10,6 +10,7 @@ LDLIBS  += -lm -lpthread
 B       ?= build
 
 LIB_SRC  := $(wildcard src/*.c)
+LIB_SRC  += src/core/jinja.c
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
 CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
