@@ -83,23 +83,38 @@ function render(cmd, args) {
   return { ok: r.status === 0, out: r.stdout, err: (r.stderr ?? "").toString() };
 }
 
-function compare(name, convName) {
-  const tpl = `${llama}/models/templates/${name}.jinja`;
-  const ctx = join(dir, `${convName}.json`);
-  writeFileSync(ctx, JSON.stringify({ ...base, ...CONVERSATIONS[convName] }));
-  const want = render("python3", [oracle, tpl, ctx, NOW]);
-  const got = render(driver, [tpl, ctx, NOW]);
-  return { want, got };
+// All oracle renders of a set of templates in one Python process: Map "name/conv" -> result.
+function oracleBatch(names) {
+  const jobs = [], keys = [];
+  for (const name of names)
+    for (const conv of Object.keys(CONVERSATIONS)) {
+      jobs.push({ template: `${llama}/models/templates/${name}.jinja`, context: { ...base, ...CONVERSATIONS[conv] } });
+      keys.push(`${name}/${conv}`);
+    }
+  const file = join(dir, "jobs.json");
+  writeFileSync(file, JSON.stringify(jobs));
+  const r = spawnSync("python3", [oracle, "--batch", file, NOW], { env, maxBuffer: 1 << 28, timeout: 120000 });
+  assert.equal(r.status, 0, `oracle failed: ${r.stderr}`);
+  const res = JSON.parse(r.stdout.toString("utf8"));
+  return new Map(keys.map((k, i) => [k, { ok: res[i].ok, out: Buffer.from(res[i].out ?? "", "utf8"), err: res[i].err ?? "" }]));
 }
 
-for (const conv of Object.keys(CONVERSATIONS)) writeFileSync(join(dir, `${conv}.json`), "");
+function compare(want, name, convName) {
+  const tpl = `${llama}/models/templates/${name}.jinja`;
+  const ctx = join(dir, `${convName}.json`);
+  const got = render(driver, [tpl, ctx, NOW]);
+  return { want: want.get(`${name}/${convName}`), got };
+}
+
+for (const conv of Object.keys(CONVERSATIONS)) writeFileSync(join(dir, `${conv}.json`), JSON.stringify({ ...base, ...CONVERSATIONS[conv] }));
 
 test("required templates render byte-identically to Jinja2", { skip }, () => {
   assert.ok(existsSync(driver), `${driver} missing: run make first`);
   let outputs = 0, errors = 0;
+  const want0 = oracleBatch(REQUIRED);
   for (const name of REQUIRED) {
     for (const conv of Object.keys(CONVERSATIONS)) {
-      const { want, got } = compare(name, conv);
+      const { want, got } = compare(want0, name, conv);
       const label = `${name} / ${conv}`;
       if (!want.ok) {
         assert.ok(!got.ok, `${label}: Jinja2 fails (${want.err.trim()}) but jinja.c rendered`);
@@ -121,10 +136,11 @@ test("every other llama.cpp template (report only)", { skip: skip || (!process.e
   const names = readdirSync(`${llama}/models/templates`).filter((f) => f.endsWith(".jinja")).map((f) => f.slice(0, -6));
   let match = 0;
   const bad = [];
+  const want0 = oracleBatch(names);
   for (const name of names) {
     let ok = true, why = "";
     for (const conv of Object.keys(CONVERSATIONS)) {
-      const { want, got } = compare(name, conv);
+      const { want, got } = compare(want0, name, conv);
       if (want.ok !== got.ok || (want.ok && !got.out.equals(want.out))) {
         ok = false;
         why = `${conv}: ${want.ok ? "" : "py " + want.err.trim().slice(0, 80)} ${got.ok ? "" : "c " + got.err.trim().slice(0, 120)}`;

@@ -83,12 +83,16 @@ static void ar_free(arena *a) {
 
 enum { V_UNDEF, V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_LIST, V_DICT, V_NS, V_FUNC, V_METHOD, V_MACRO, V_LOOP };
 
+/* V_LIST kinds: a generator (select, map, unique, items, reverse: always true, no len, not JSON)
+ * and a dict view (.items(), .keys(), .values(): a len, not indexable, not JSON) act like Python's */
+enum { LK_LIST, LK_TUPLE, LK_GEN, LK_VIEW };
+
 typedef struct jlist jlist;
 typedef struct jdict jdict;
 
 typedef struct jv {
     int t;
-    int tuple;     /* V_LIST: a Python tuple (repr with parentheses) */
+    int tuple;     /* V_LIST: LK_LIST, LK_TUPLE, or what Python would hold instead of a list */
     size_t n;      /* V_STR / V_UNDEF: bytes of s */
     union {
         int64_t i; /* V_BOOL, V_INT, V_FUNC (builtin id) */
@@ -261,6 +265,9 @@ typedef struct {
     tok *toks; /* (ntok) */
     size_t ntok, cap, pos;
     int depth;
+    int soft; /* inside an if or a conditional expression: unknown filters/tests fail at run time */
+    struct unk { int line, col, soft; } *unk; /* (nunk) filters/tests with unknown names, as Jinja2 */
+    size_t nunk, unkcap;
 } P;
 
 static void perr(P *p, int line, int col, const char *fmt, ...) {
@@ -566,6 +573,22 @@ static int find_name(const char *const *tab, int n, const char *s, size_t len) {
     return -1;
 }
 
+/* Jinja2 fails at compile time on an unknown filter or test, except inside an if statement or a
+ * conditional expression ("soft" frames), where only running it fails. */
+static void note_unknown(P *p, tok *nm) {
+    if (p->nunk == p->unkcap) {
+        size_t nc = p->unkcap ? p->unkcap * 2 : 8;
+        struct unk *nu = ar_alloc(p->A, nc * sizeof *nu);
+        if (!nu) longjmp(p->jb, 1);
+        if (p->nunk) memcpy(nu, p->unk, p->nunk * sizeof *nu);
+        p->unk = nu;
+        p->unkcap = nc;
+    }
+    p->unk[p->nunk].line = nm->line;
+    p->unk[p->nunk].col = nm->col;
+    p->unk[p->nunk++].soft = p->soft;
+}
+
 /* ---------------------------------------------------------------- parser */
 
 static tok *cur(P *p) { return &p->toks[p->pos]; }
@@ -674,7 +697,7 @@ static node *parse_filters_tests(P *p, node *x) {
             f->s = nm->s;
             f->n = nm->n;
             f->fid = find_name(filter_names, F_N, nm->s, nm->n);
-            if (f->fid < 0) perr(p, nm->line, nm->col, "no filter named '%.*s'", (int)nm->n, nm->s);
+            if (f->fid < 0) note_unknown(p, nm);
             f->a = x;
             if (is_op(cur(p), "(")) parse_args(p, f);
             x = f;
@@ -689,7 +712,7 @@ static node *parse_filters_tests(P *p, node *x) {
             t->s = nm->s;
             t->n = nm->n;
             t->fid = find_name(test_names, TS_N, nm->s, nm->n);
-            if (t->fid < 0) perr(p, nm->line, nm->col, "no test named '%.*s'", (int)nm->n, nm->s);
+            if (t->fid < 0) note_unknown(p, nm);
             t->a = x;
             tok *c = cur(p);
             if (is_op(c, "(")) parse_args(p, t);
@@ -986,8 +1009,12 @@ static node *parse_or(P *p) {
 
 static node *parse_expr(P *p) {
     enter(p);
+    size_t unk0 = p->nunk;
     node *x = parse_or(p);
     while (is_name(cur(p), "if")) {
+        int soft = p->soft;
+        p->soft = 1;
+        for (size_t i = unk0; i < p->nunk; i++) p->unk[i].soft = 1;
         tok *k = cur(p);
         p->pos++;
         node *c = mk(p, E_COND, k);
@@ -997,6 +1024,7 @@ static node *parse_expr(P *p) {
             p->pos++;
             c->c = parse_expr(p);
         }
+        p->soft = soft;
         x = c;
     }
     p->depth--;
@@ -1078,6 +1106,8 @@ static node *parse_stmt(P *p, tok *open) {
     node *x = NULL;
     if (is_name(k, "if")) {
         x = mk(p, S_IF, k);
+        int soft = p->soft;
+        p->soft = 1;
         x->a = parse_or(p);
         end_tag(p);
         static const char *const ends[] = {"elif", "else", "endif"};
@@ -1108,6 +1138,7 @@ static node *parse_stmt(P *p, tok *open) {
             last->nels = b3.n;
         }
         end_tag(p);
+        p->soft = soft;
     } else if (is_name(k, "for")) {
         x = mk(p, S_FOR, k);
         x->a = parse_target(p, 0);
@@ -1122,6 +1153,8 @@ static node *parse_stmt(P *p, tok *open) {
         }
         if (is_name(cur(p), "recursive")) perr(p, cur(p)->line, cur(p)->col, "recursive loops are not supported");
         end_tag(p);
+        int soft = p->soft;
+        p->soft = 0;
         static const char *const ends[] = {"else", "endfor"};
         nvec body = {0};
         int e = body_until(p, &body, ends, 2);
@@ -1136,6 +1169,7 @@ static node *parse_stmt(P *p, tok *open) {
             x->nels = b2.n;
         }
         end_tag(p);
+        p->soft = soft;
     } else if (is_name(k, "set")) {
         node *target = parse_target(p, 1);
         if (is_op(cur(p), "=")) {
@@ -1186,7 +1220,10 @@ static node *parse_stmt(P *p, tok *open) {
         x->nels = params.n;
         static const char *const ends[] = {"endmacro"};
         nvec body = {0};
+        int soft = p->soft;
+        p->soft = 0;
         body_until(p, &body, ends, 1);
+        p->soft = soft;
         x->kids = body.v;
         x->nkids = body.n;
         if (cur(p)->t == T_NAME) p->pos++; /* {% endmacro name %} */
@@ -1307,6 +1344,8 @@ int jinja_parse(const char *src, size_t len, jinja_tmpl **out, char *err, size_t
     lex(&p);
     nvec body = {0};
     parse_body(&p, &body, NULL, 0);
+    for (size_t i = 0; i < p.nunk; i++)
+        if (!p.unk[i].soft) perr(&p, p.unk[i].line, p.unk[i].col, "no filter or test of that name");
     t->body = body.v;
     t->nbody = body.n;
     *out = t;
@@ -1753,6 +1792,7 @@ static void repr(R *r, sb *b, jv v, int depth) {
     case V_FLOAT: fmt_float(r, b, v.u.f, 0); return;
     case V_STR: repr_str(r, b, v.u.s, v.n); return;
     case V_LIST:
+        if (v.tuple >= LK_GEN) rerr(r, "cannot print a generator or dict view (Python prints its address)");
         sb_puts(r, b, v.tuple ? "(" : "[");
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i) sb_puts(r, b, ", ");
@@ -1787,12 +1827,12 @@ static jv str_of(R *r, jv v) {
 typedef struct {
     int indent; /* -1: none */
     const char *item_sep, *key_sep;
-    int sort_keys;
+    int sort_keys, ensure_ascii;
 } jopts;
 
 static int py_lt(R *r, jv a, jv b);
 
-static void json_str(R *r, sb *b, const char *s, size_t n) {
+static void json_str(R *r, sb *b, const char *s, size_t n, int ascii) {
     sb_put(r, b, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1807,6 +1847,18 @@ static void json_str(R *r, sb *b, const char *s, size_t n) {
         else if (c == '\b') e = "\\b";
         else if (c == '\f') e = "\\f";
         else if (c < 0x20) { snprintf(u, sizeof u, "\\u%04x", c); e = u; }
+        else if (c >= 0x80 && ascii) {
+            sb_put(r, b, s + run, i - run);
+            size_t j = i;
+            uint32_t cp = u8_dec(s, n, &j);
+            char w[16];
+            if (cp >= 0x10000) snprintf(w, sizeof w, "\\u%04x\\u%04x", 0xD800 + ((cp - 0x10000) >> 10), 0xDC00 + ((cp - 0x10000) & 0x3FF));
+            else snprintf(w, sizeof w, "\\u%04x", cp);
+            sb_puts(r, b, w);
+            run = j;
+            i = j - 1;
+            continue;
+        }
         if (e) {
             sb_put(r, b, s + run, i - run);
             sb_puts(r, b, e);
@@ -1830,8 +1882,9 @@ static void to_json(R *r, sb *b, jv v, const jopts *o, int level) {
     case V_BOOL: sb_puts(r, b, v.u.i ? "true" : "false"); return;
     case V_INT: put_int(r, b, v.u.i); return;
     case V_FLOAT: fmt_float(r, b, v.u.f, 1); return;
-    case V_STR: json_str(r, b, v.u.s, v.n); return;
+    case V_STR: json_str(r, b, v.u.s, v.n, o->ensure_ascii); return;
     case V_LIST:
+        if (v.tuple >= LK_GEN) rerr(r, "Object of type %s is not JSON serializable", v.tuple == LK_GEN ? "generator" : "dict_items");
         if (!v.u.l->n) { sb_puts(r, b, "[]"); return; }
         sb_puts(r, b, "[");
         for (size_t i = 0; i < v.u.l->n; i++) {
@@ -1857,11 +1910,11 @@ static void to_json(R *r, sb *b, jv v, const jopts *o, int level) {
             jv k = d->k[ord[i]];
             if (i) sb_puts(r, b, o->item_sep);
             if (o->indent >= 0) json_nl(r, b, o, level + 1);
-            if (k.t == V_STR) json_str(r, b, k.u.s, k.n);
+            if (k.t == V_STR) json_str(r, b, k.u.s, k.n, o->ensure_ascii);
             else if (k.t == V_INT || k.t == V_FLOAT || k.t == V_BOOL || k.t == V_NONE) {
                 sb kb = {0};
                 to_json(r, &kb, k, o, level + 1);
-                json_str(r, b, kb.p, kb.n);
+                json_str(r, b, kb.p, kb.n, 0);
             } else rerr(r, "tojson: keys must be str, int, float, bool or None");
             sb_puts(r, b, o->key_sep);
             to_json(r, b, d->v[ord[i]], o, level + 1);
@@ -1886,7 +1939,7 @@ static const char *type_name(jv v) {
     case V_INT: return "int";
     case V_FLOAT: return "float";
     case V_STR: return "str";
-    case V_LIST: return v.tuple ? "tuple" : "list";
+    case V_LIST: return v.tuple == LK_TUPLE ? "tuple" : v.tuple == LK_GEN ? "generator" : v.tuple == LK_VIEW ? "dict_items" : "list";
     case V_DICT: return "dict";
     case V_NS: return "Namespace";
     case V_LOOP: return "LoopContext";
@@ -1905,7 +1958,7 @@ static int truthy(jv v) {
     case V_BOOL: case V_INT: return v.u.i != 0;
     case V_FLOAT: return v.u.f != 0;
     case V_STR: return v.n != 0;
-    case V_LIST: return v.u.l->n != 0;
+    case V_LIST: return v.tuple == LK_GEN || v.u.l->n != 0;
     case V_DICT: return v.u.d->n != 0;
     default: return 1;
     }
@@ -1924,6 +1977,7 @@ static int py_eq(R *r, jv a, jv b) {
     case V_UNDEF: case V_NONE: return 1;
     case V_STR: return a.n == b.n && memcmp(a.u.s, b.u.s, a.n) == 0;
     case V_LIST:
+        if (a.tuple >= LK_GEN || b.tuple >= LK_GEN) return a.u.l == b.u.l;
         if (a.u.l->n != b.u.l->n || a.tuple != b.tuple) return 0;
         for (size_t i = 0; i < a.u.l->n; i++)
             if (!py_eq(r, a.u.l->v[i], b.u.l->v[i])) return 0;
@@ -2025,7 +2079,9 @@ static jv py_len(R *r, jv v) {
     switch (v.t) {
     case V_UNDEF: return mk_int(0);
     case V_STR: return mk_int((int64_t)u8_len(v.u.s, v.n));
-    case V_LIST: return mk_int((int64_t)v.u.l->n);
+    case V_LIST:
+        if (v.tuple == LK_GEN) rerr(r, "object of type 'generator' has no len()");
+        return mk_int((int64_t)v.u.l->n);
     case V_DICT: return mk_int((int64_t)v.u.d->n);
     default: rerr(r, "object of type '%s' has no len()", type_name(v));
     }
@@ -2097,7 +2153,7 @@ static jv arith(R *r, int op, jv a, jv b) {
         sb_put(r, &s, b.u.s, b.n);
         return sb_val(&s);
     }
-    if (op == OP_ADD && a.t == V_LIST && b.t == V_LIST) {
+    if (op == OP_ADD && a.t == V_LIST && b.t == V_LIST && a.tuple < LK_GEN && b.tuple < LK_GEN && a.tuple == b.tuple) {
         jlist *l = list_new(r, a.u.l->n + b.u.l->n + 1);
         for (size_t i = 0; i < a.u.l->n; i++) list_push(r, l, a.u.l->v[i]);
         for (size_t i = 0; i < b.u.l->n; i++) list_push(r, l, b.u.l->v[i]);
@@ -2392,6 +2448,7 @@ static jv join_list(R *r, jlist *l, jv sep) {
 /* Python's slice.indices + gather, for lists and strings (code points) */
 static jv do_slice(R *r, jv obj, jv *lo, jv *hi, jv *st) {
     if (obj.t == V_UNDEF) undef_fail(r, obj);
+    if (obj.t == V_LIST && obj.tuple >= LK_GEN) return mk_undef(NULL, 0);
     if (obj.t != V_LIST && obj.t != V_STR) rerr(r, "'%s' object is not subscriptable", type_name(obj));
     int64_t len = obj.t == V_LIST ? (int64_t)obj.u.l->n : (int64_t)u8_len(obj.u.s, obj.n);
     int64_t stepv = 1, start, stop;
@@ -2498,7 +2555,7 @@ static jv getattr_v(R *r, jv obj, const char *s, size_t n) {
         if (in_tab(str_methods, s, n)) return mk_method(r, obj, s, n);
         break;
     case V_LIST:
-        if (in_tab(list_methods, s, n)) return mk_method(r, obj, s, n);
+        if (obj.tuple < LK_GEN && in_tab(list_methods, s, n)) return mk_method(r, obj, s, n);
         break;
     case V_LOOP: return loop_attr(r, obj.u.p, s, n);
     default: break;
@@ -2516,6 +2573,7 @@ static jv getitem_v(R *r, jv obj, jv key) {
         break;
     }
     case V_LIST: case V_STR:
+        if (obj.t == V_LIST && obj.tuple >= LK_GEN) return mk_undef(NULL, 0);
         if (key.t == V_INT || key.t == V_BOOL) {
             int64_t len = obj.t == V_LIST ? (int64_t)obj.u.l->n : (int64_t)u8_len(obj.u.s, obj.n);
             int64_t i = key.u.i < 0 ? key.u.i + len : key.u.i;
@@ -2650,7 +2708,9 @@ static jv call_method(R *r, struct jmeth *m, const args *a) {
                     list_push(r, l, t);
                 }
             }
-            return mk_list(l);
+            jv view = mk_list(l);
+            view.tuple = LK_VIEW;
+            return view;
         }
         if (IS("get")) {
             jv k, dflt = mk_none();
@@ -2862,7 +2922,7 @@ static jv html_escape(R *r, jv s) {
 
 /* select/reject/selectattr/rejectattr/map share the argument shifting of Jinja2's prepare_map */
 static jv select_like(R *r, int id, jv seq, const args *a) {
-    jlist *src = iter_list(r, seq), *out = list_new(r, src->n + 1);
+    jlist *src = truthy(seq) ? iter_list(r, seq) : list_new(r, 1), *out = list_new(r, src->n + 1);
     int attr_mode = id == F_SELECTATTR || id == F_REJECTATTR;
     int first = 0;
     jv attr = {0};
@@ -2887,7 +2947,9 @@ static jv select_like(R *r, int id, jv seq, const args *a) {
         if (ok == want) list_push(r, out, it);
         step(r);
     }
-    return mk_list(out);
+    jv g = mk_list(out);
+    g.tuple = LK_GEN;
+    return g;
 }
 
 static jv run_filter(R *r, int id, jv v, const args *a, frame *f) {
@@ -2895,7 +2957,7 @@ static jv run_filter(R *r, int id, jv v, const args *a, frame *f) {
     step(r);
     switch (id) {
     case F_TOJSON: {
-        jopts o = {-1, ", ", ": ", 0};
+        jopts o = {-1, ", ", ": ", 0, 0};
         if (arg(a, 1, "indent", &x) && x.t != V_NONE) {
             if (x.t != V_INT) rerr(r, "tojson: indent must be an integer");
             o.indent = x.u.i < 0 ? 0 : x.u.i > 64 ? 64 : (int)x.u.i;
@@ -2908,7 +2970,7 @@ static jv run_filter(R *r, int id, jv v, const args *a, frame *f) {
             o.key_sep = str_copy(r, x.u.l->v[1].u.s, x.u.l->v[1].n).u.s;
         }
         o.sort_keys = arg_bool(a, 3, "sort_keys", 0);
-        if (arg_bool(a, 0, "ensure_ascii", 0)) rerr(r, "tojson: ensure_ascii=True is not supported");
+        o.ensure_ascii = arg_bool(a, 0, "ensure_ascii", 0);
         sb b = {0};
         to_json(r, &b, v, &o, 0);
         return sb_val(&b);
@@ -2946,6 +3008,7 @@ static jv run_filter(R *r, int id, jv v, const args *a, frame *f) {
         return join_list(r, l, sep);
     }
     case F_FIRST: case F_LAST: {
+        if (id == F_LAST && v.t == V_LIST && v.tuple == LK_GEN) rerr(r, "'generator' object is not reversible");
         jlist *l = iter_list(r, v);
         if (!l->n) return mk_undef("no first item", 13);
         return l->v[id == F_FIRST ? 0 : l->n - 1];
@@ -2959,14 +3022,18 @@ static jv run_filter(R *r, int id, jv v, const args *a, frame *f) {
         if (v.t == V_STR) { jv m1 = mk_int(-1); return do_slice(r, v, NULL, NULL, &m1); }
         jlist *l = iter_list(r, v), *c = list_new(r, l->n + 1);
         for (size_t i = l->n; i-- > 0;) list_push(r, c, l->v[i]);
-        return mk_list(c);
+        jv rv = mk_list(c);
+        rv.tuple = v.t == V_LIST && v.tuple == LK_GEN ? LK_LIST : LK_GEN;
+        return rv;
     }
     case F_ITEMS: {
         if (v.t == V_UNDEF) return mk_list(list_new(r, 1));
         if (v.t != V_DICT) rerr(r, "Can only get item pairs from a mapping.");
         struct jmeth m = {v, "items", 5};
         args none = {0};
-        return call_method(r, &m, &none);
+        jv g = call_method(r, &m, &none);
+        g.tuple = LK_GEN;
+        return g;
     }
     case F_DICTSORT: {
         if (v.t != V_DICT) rerr(r, "dictsort: expected a mapping");
@@ -2998,7 +3065,9 @@ static jv run_filter(R *r, int id, jv v, const args *a, frame *f) {
                 list_push(r, seen, keys[i]);
                 list_push(r, o, l->v[i]);
             }
-            return mk_list(o);
+            jv g = mk_list(o);
+            g.tuple = LK_GEN;
+            return g;
         }
         if (!l->n) return mk_undef("No aggregated item, sequence was empty.", 39);
         size_t best = 0;
@@ -3010,7 +3079,9 @@ static jv run_filter(R *r, int id, jv v, const args *a, frame *f) {
     }
     case F_SELECT: case F_REJECT: case F_SELECTATTR: case F_REJECTATTR: return select_like(r, id, v, a);
     case F_MAP: {
-        jlist *src = iter_list(r, v), *out = list_new(r, src->n + 1);
+        jlist *src = truthy(v) ? iter_list(r, v) : list_new(r, 1), *out = list_new(r, src->n + 1);
+        jv g = mk_list(out);
+        g.tuple = LK_GEN;
         if (arg(a, -1, "attribute", &x)) {
             jv dflt;
             int hasd = arg(a, -1, "default", &dflt);
@@ -3018,7 +3089,7 @@ static jv run_filter(R *r, int id, jv v, const args *a, frame *f) {
                 jv y = attr_path(r, src->v[i], x);
                 list_push(r, out, hasd && y.t == V_UNDEF ? dflt : y);
             }
-            return mk_list(out);
+            return g;
         }
         jv fname;
         if (!arg(a, 0, NULL, &fname) || fname.t != V_STR) rerr(r, "map: expected a filter name or attribute=");
@@ -3028,7 +3099,7 @@ static jv run_filter(R *r, int id, jv v, const args *a, frame *f) {
         rest.pos = a->pos + 1;
         rest.npos = a->npos - 1;
         for (size_t i = 0; i < src->n; i++) list_push(r, out, run_filter(r, fid, src->v[i], &rest, f));
-        return mk_list(out);
+        return g;
     }
     case F_REPLACE: {
         jv s = str_of(r, v);
@@ -3158,7 +3229,7 @@ static int run_test(R *r, int id, jv v, const args *a) {
     case TS_STRING: return v.t == V_STR;
     case TS_MAPPING: return v.t == V_DICT;
     case TS_ITERABLE: return v.t == V_UNDEF || v.t == V_STR || v.t == V_LIST || v.t == V_DICT;
-    case TS_SEQUENCE: return v.t == V_STR || v.t == V_LIST || v.t == V_DICT;
+    case TS_SEQUENCE: return v.t == V_STR || (v.t == V_LIST && v.tuple < LK_GEN) || v.t == V_DICT;
     case TS_NUMBER: return is_num(v);
     case TS_INTEGER: return v.t == V_INT;
     case TS_FLOAT: return v.t == V_FLOAT;
@@ -3306,6 +3377,7 @@ static jv eval_hole(R *r, node *x, frame *f, jv hole) {
     args a;
     eval_args(r, x, f, &a);
     r->line = x->line;
+    if (x->fid < 0) rerr(r, "No %s named '%.*s' found.", x->k == E_FILTER ? "filter" : "test", (int)x->n, x->s);
     if (x->k == E_FILTER) return run_filter(r, x->fid, v, &a, f);
     return mk_bool(run_test(r, x->fid, v, &a) != x->neg);
 }

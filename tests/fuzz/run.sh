@@ -31,7 +31,7 @@ if ! "$CLANG" -fsanitize=fuzzer,address "$probe.c" -o "$probe" 2>"$probe.log"; t
     exit 1
 fi
 
-# Library objects, rebuilt when any source or header is newer than the archive.
+# Library objects (src/*.c and src/core/*.c), rebuilt when any source or header is newer than the archive.
 lib=$B/libonebit-fuzz.a
 if [ ! -f "$lib" ] || [ -n "$(find src include -newer "$lib" -name '*.[ch]' | head -1)" ]; then
     echo "fuzz: building the library with sanitizer coverage"
@@ -47,7 +47,7 @@ if [ ! -f "$lib" ] || [ -n "$(find src include -newer "$lib" -name '*.[ch]' | he
         *) echo "$SAN" ;;
         esac
     }
-    for f in src/*.c; do echo "$f $(flags_of "$(basename "$f")")"; done > "$B/sources"
+    for f in src/*.c src/core/*.c; do echo "$f $(flags_of "$(basename "$f")")"; done > "$B/sources"
     if ! xargs -P 2 -L 1 sh -c \
         'o='"$B"'/obj/$(basename "$0" .c).o; exec '"$CLANG $STD"' -fsanitize=fuzzer-no-link "$@" -c "$0" -o "$o"' \
         < "$B/sources"; then

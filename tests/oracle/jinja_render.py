@@ -4,6 +4,9 @@ does, the oracle for src/core/jinja.c (tests/template.test.mjs).
 
 Usage: jinja_render.py TEMPLATE_FILE CONTEXT_JSON_FILE [NOW_EPOCH_SECONDS]
 Prints the render to stdout (raw bytes, no newline added), or "error: ..." to stderr with exit 1.
+       jinja_render.py --batch JOBS_JSON_FILE [NOW_EPOCH_SECONDS]
+JOBS_JSON_FILE holds [{"template": PATH, "context": {...}}, ...]; prints a JSON list of
+{"ok": bool, "out": str} / {"ok": false, "err": str}, one per job (one Python start for many renders).
 
 The environment mirrors transformers' chat_template_utils._compile_jinja_template:
 ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True) with the loopcontrols extension,
@@ -39,14 +42,7 @@ class GenerationTag(Extension):
         return caller()
 
 
-def main():
-    tmpl_path, ctx_path = sys.argv[1], sys.argv[2]
-    now = float(sys.argv[3]) if len(sys.argv) > 3 else None
-    with open(tmpl_path, encoding="utf-8") as f:
-        source = f.read()
-    with open(ctx_path, encoding="utf-8") as f:
-        context = json.load(f)
-
+def make_env(now):
     def raise_exception(message):
         raise TemplateError(message)
 
@@ -61,12 +57,40 @@ def main():
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
+    return env
+
+
+def render(env, tmpl_path, context):
+    """(True, text) or (False, message); every failure, template or type error, counts."""
+    with open(tmpl_path, encoding="utf-8") as f:
+        source = f.read()
     try:
-        out = env.from_string(source).render(**context)
-    except Exception as e:  # every failure, template or type error, is an "error:" line
-        sys.stderr.write("error: %s: %s\n" % (type(e).__name__, e))
+        return True, env.from_string(source).render(**context)
+    except Exception as e:
+        return False, "%s: %s" % (type(e).__name__, e)
+
+
+def main():
+    if sys.argv[1] == "--batch":
+        now = float(sys.argv[3]) if len(sys.argv) > 3 else None
+        env = make_env(now)
+        with open(sys.argv[2], encoding="utf-8") as f:
+            jobs = json.load(f)
+        results = []
+        for job in jobs:
+            ok, text = render(env, job["template"], job["context"])
+            results.append({"ok": True, "out": text} if ok else {"ok": False, "err": text})
+        sys.stdout.write(json.dumps(results, ensure_ascii=True))
+        return
+    tmpl_path, ctx_path = sys.argv[1], sys.argv[2]
+    now = float(sys.argv[3]) if len(sys.argv) > 3 else None
+    with open(ctx_path, encoding="utf-8") as f:
+        context = json.load(f)
+    ok, text = render(make_env(now), tmpl_path, context)
+    if not ok:
+        sys.stderr.write("error: %s\n" % text)
         sys.exit(1)
-    sys.stdout.buffer.write(out.encode("utf-8"))
+    sys.stdout.buffer.write(text.encode("utf-8"))
 
 
 if __name__ == "__main__":
