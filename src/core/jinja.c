@@ -92,7 +92,8 @@ typedef struct jdict jdict;
 
 typedef struct jv {
     int t;
-    int tuple;     /* V_LIST: LK_LIST, LK_TUPLE, or what Python would hold instead of a list */
+    int tuple;     /* V_LIST: LK_LIST, LK_TUPLE, or what Python would hold instead of a list;
+                      V_STR: 1 for markupsafe.Markup (the safe filter) */
     size_t n;      /* V_STR / V_UNDEF: bytes of s */
     union {
         int64_t i; /* V_BOOL, V_INT, V_FUNC (builtin id) */
@@ -2093,6 +2094,8 @@ static int64_t ck(R *r, int ok, int64_t v) {
     return v;
 }
 
+static jv html_escape(R *r, jv s);
+
 static jv arith(R *r, int op, jv a, jv b) {
     if (a.t == V_UNDEF && op != OP_CAT) undef_fail(r, a);
     if (b.t == V_UNDEF && op != OP_CAT) undef_fail(r, b);
@@ -2148,6 +2151,17 @@ static jv arith(R *r, int op, jv a, jv b) {
         }
     }
     if (op == OP_ADD && a.t == V_STR && b.t == V_STR) {
+        int markup = a.tuple == 1 || b.tuple == 1; /* Markup + str escapes the str, as markupsafe */
+        if (markup && a.tuple != 1) a = html_escape(r, a);
+        if (markup && b.tuple != 1) b = html_escape(r, b);
+        sb s = {0};
+        sb_put(r, &s, a.u.s, a.n);
+        sb_put(r, &s, b.u.s, b.n);
+        jv v = sb_val(&s);
+        v.tuple = markup;
+        return v;
+    }
+    if (0) {
         sb s = {0};
         sb_put(r, &s, a.u.s, a.n);
         sb_put(r, &s, b.u.s, b.n);
@@ -2983,7 +2997,11 @@ static jv run_filter(R *r, int id, jv v, const args *a, frame *f) {
         return py_strip(s, has ? &x : NULL, 1, 1);
     }
     case F_STRING: return str_of(r, v);
-    case F_SAFE: return str_of(r, v);
+    case F_SAFE: {
+        jv m = str_of(r, v);
+        m.tuple = 1;
+        return m;
+    }
     case F_UPPER: return ascii_case(r, str_of(r, v), 1);
     case F_LOWER: return ascii_case(r, str_of(r, v), 0);
     case F_CAPITALIZE: return ascii_case(r, str_of(r, v), 2);
