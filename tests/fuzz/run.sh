@@ -31,7 +31,7 @@ if ! "$CLANG" -fsanitize=fuzzer,address "$probe.c" -o "$probe" 2>"$probe.log"; t
     exit 1
 fi
 
-# Library objects, rebuilt when any source or header is newer than the archive.
+# Library objects (src/*/*.c), rebuilt when any source or header is newer than the archive.
 lib=$B/libonebit-fuzz.a
 if [ ! -f "$lib" ] || [ -n "$(find src include -newer "$lib" -name '*.[ch]' | head -1)" ]; then
     echo "fuzz: building the library with sanitizer coverage"
