@@ -1,4 +1,4 @@
-/* main.c — the `onebit` command line: run, chat, info, tokenize, logits, bench, serve.
+/* main.c — the `onebit` command line: run, chat, info, tokenize, template, logits, bench, serve.
  *
  * The only place (with the server) that prints and exits. Each subcommand parses its own flags,
  * calls the library, and maps failures to an exit code:
@@ -18,6 +18,7 @@ static const char MAIN_USAGE[] =
     "  chat      interactive chat\n"
     "  info      show a model's metadata, tensors and sizes\n"
     "  tokenize  text to token ids (--decode: ids to text)\n"
+    "  template  the prompt the model's chat template renders for messages in JSON\n"
     "  logits    raw logits of a token list, for tests\n"
     "  bench     prompt and generation speed (pp/tg, like llama-bench)\n"
     "  serve     OpenAI-compatible HTTP server and web app\n"
@@ -37,6 +38,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "logits")) return cmd_logits(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 2, argv + 2);
+    if (!strcmp(cmd, "template")) return cmd_template(argc - 2, argv + 2);
     fprintf(stderr, "onebit: unknown command '%s'\n\n%s", cmd, MAIN_USAGE);
     return 2;
 }

@@ -39,7 +39,7 @@ void cli_opts_init(cli_opts *o) {
     memset(o, 0, sizeof *o);
     o->sampling = ob_sampling_default();
     o->max_tokens = -1;
-    o->think = 1;
+    o->think = -1; /* the template's default (Qwen3: thinking on) */
 }
 
 static int parse_int(const char *s, const char *flag, long lo, long hi, long *out) {

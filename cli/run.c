@@ -71,9 +71,18 @@ int cmd_run(int argc, char **argv) {
         size_t nm = 0;
         if (o.system) msgs[nm++] = (ob_chat_message){"system", o.system};
         msgs[nm++] = (ob_chat_message){"user", prompt};
-        if ((st = ob_chat_render(m, msgs, nm, 1, o.think, &rendered))) { r = cli_fail(st, "chat template"); goto out; }
-        text = rendered;
-        tlen = strlen(rendered);
+        st = ob_chat_render(m, msgs, nm, 1, o.think, &rendered);
+        if (st == OB_ERR_UNSUPPORTED && !ob_model_chat_template(m)) {
+            /* No template in the file: plain completion, and say so. */
+            fprintf(stderr, "onebit: the model has no chat template: continuing the prompt as plain text (--raw)\n");
+            o.raw = 1;
+        } else if (st) {
+            r = cli_fail(st, "chat template");
+            goto out;
+        } else {
+            text = rendered;
+            tlen = strlen(rendered);
+        }
     }
     if ((st = cli_tokenize(m, text, tlen, !o.raw, &toks, &nt))) { r = cli_fail(st, "tokenize"); goto out; }
     if (nt == 0) { fprintf(stderr, "onebit: the prompt is empty\n"); r = 2; goto out; }

@@ -132,10 +132,20 @@ typedef struct ob_chat_message {
     const char *content;
 } ob_chat_message;
 
-/* Renders messages with the model's chat template (Qwen3 ChatML semantics, as its Jinja template
- * does). enable_thinking = 0 is Qwen3's enable_thinking=False. *out is malloc'ed; free() it. */
+/* Renders messages with the model's own chat template (tokenizer.chat_template, a Jinja template
+ * run by onebit's interpreter with the variables Hugging Face's apply_chat_template passes).
+ * Roles: system, user, assistant, tool. enable_thinking: 1 or 0 sets the template variable
+ * (Qwen3's enable_thinking), -1 leaves it undefined (the template's default). *out is malloc'ed;
+ * free() it. OB_ERR_UNSUPPORTED when the model has no template (use plain completion), OB_ERR_FORMAT
+ * when its template does not parse, OB_ERR_ARG when rendering fails (the template's own
+ * raise_exception message, e.g. an unsupported role order). */
 ob_status ob_chat_render(const ob_model *model, const ob_chat_message *msgs, size_t n_msgs,
                          int add_generation_prompt, int enable_thinking, char **out);
+/* The same with messages (and optionally tools) as JSON arrays in the OpenAI shape, passed to the
+ * template as they are: assistant tool_calls, tool results, reasoning_content. tools_json may be
+ * NULL. */
+ob_status ob_chat_render_json(const ob_model *model, const char *messages_json, const char *tools_json,
+                              int add_generation_prompt, int enable_thinking, char **out);
 
 /* ---- contexts and evaluation ---------------------------------------------------------------- */
 

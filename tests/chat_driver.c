@@ -1,10 +1,9 @@
-/* chat_driver.c — test driver for src/chat.c: reads one JSON request on stdin and prints the
+/* chat_driver.c — test driver for src/core/chat.c: reads one JSON request on stdin and prints the
  * rendered prompt on stdout, byte for byte (no trailing newline added).
  *
  * Request: {"messages": [{"role": ..., "content": ...}, ...], "add_generation_prompt": bool,
- *           "enable_thinking": bool (default true), "template": "<jinja text>" (optional: the kind
- *           is then chat_detect(template), else Qwen3), "detect_only": bool (print "qwen3" or
- *           "chatml" and stop)}.
+ *           "enable_thinking": bool (absent or null: left undefined), "template": "<jinja text>",
+ *           "bos_token": "...", "eos_token": "..."}.
  * A null or missing role/content is passed on as NULL. On a rendering error the message goes to
  * stderr and the exit status is 1; malformed requests exit with 2. Not part of the library.
  */
@@ -49,15 +48,18 @@ int main(void) {
     cJSON *req = cJSON_ParseWithLength(text, len);
     if (!req) { fprintf(stderr, "chat_driver: bad JSON\n"); return 2; }
 
-    chat_template_kind kind = CHAT_TMPL_QWEN3;
     const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(req, "template");
-    if (tmpl) kind = chat_detect(cJSON_IsString(tmpl) ? tmpl->valuestring : NULL);
-    if (flag(req, "detect_only", 0)) {
-        fputs(kind == CHAT_TMPL_QWEN3 ? "qwen3" : "chatml", stdout);
-        cJSON_Delete(req);
-        free(text);
-        return 0;
+    if (!cJSON_IsString(tmpl)) { fprintf(stderr, "chat_driver: no template\n"); return 2; }
+    jinja_tmpl *t = NULL;
+    char perr[512];
+    if (jinja_parse(tmpl->valuestring, strlen(tmpl->valuestring), &t, perr, sizeof perr) != 0) {
+        fprintf(stderr, "template: %s\n", perr);
+        return 1;
     }
+    const cJSON *bos = cJSON_GetObjectItemCaseSensitive(req, "bos_token");
+    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(req, "eos_token");
+    const cJSON *et = cJSON_GetObjectItemCaseSensitive(req, "enable_thinking");
+    int think = !et || cJSON_IsNull(et) ? -1 : cJSON_IsTrue(et);
 
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(req, "messages");
     int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
@@ -71,9 +73,13 @@ int main(void) {
         msgs[i].content = cJSON_IsString(c) ? c->valuestring : NULL;
     }
 
-    char *out = NULL, err[256] = "";
-    int rc = chat_render(kind, msgs, (size_t)n, flag(req, "add_generation_prompt", 0),
-                         flag(req, "enable_thinking", 1), &out, err, sizeof err);
+    char *out = NULL, *json = NULL, err[512] = "";
+    int rc = chat_messages_json(msgs, (size_t)n, &json, err, sizeof err);
+    if (rc == 0)
+        rc = chat_render(t, cJSON_IsString(bos) ? bos->valuestring : "", cJSON_IsString(eos) ? eos->valuestring : "",
+                         json, NULL, flag(req, "add_generation_prompt", 0), think, &out, err, sizeof err);
+    free(json);
+    jinja_free(t);
     if (rc != 0) {
         fprintf(stderr, "%s\n", err);
     } else {

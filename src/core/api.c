@@ -342,13 +342,33 @@ int ob_detok_flush(ob_detok *d, char *out, size_t cap) {
 
 /* ---- chat ----------------------------------------------------------------------------------- */
 
+ob_status ob_chat_render_json(const ob_model *m, const char *messages_json, const char *tools_json,
+                              int add_generation_prompt, int enable_thinking, char **out) {
+    if (!m || !messages_json || !out) return ob_fail(OB_ERR_ARG, "ob_chat_render_json: bad arguments");
+    if (!m->chat_template)
+        return ob_fail(OB_ERR_UNSUPPORTED, "the model has no chat template (tokenizer.chat_template): use plain "
+                                           "completion (raw text) with it");
+    if (!m->tmpl) return ob_fail(OB_ERR_FORMAT, "the model's chat template does not parse: %s", m->tmpl_err);
+    char err[512];
+    const char *bos = "", *eos = "";
+    size_t lb = 0, le = 0;
+    char bos_s[256] = "", eos_s[256] = "";
+    if (m->bos >= 0 && tok_piece(m->tok, m->bos, &bos, &lb) == 0 && lb < sizeof bos_s) memcpy(bos_s, bos, lb);
+    if (m->eos >= 0 && tok_piece(m->tok, m->eos, &eos, &le) == 0 && le < sizeof eos_s) memcpy(eos_s, eos, le);
+    if (chat_render(m->tmpl, bos_s, eos_s, messages_json, tools_json, add_generation_prompt, enable_thinking, out, err,
+                    sizeof err) != 0)
+        return ob_fail(OB_ERR_ARG, "chat template: %s", err);
+    return OB_OK;
+}
+
 ob_status ob_chat_render(const ob_model *m, const ob_chat_message *msgs, size_t n, int add_generation_prompt,
                          int enable_thinking, char **out) {
     if (!m || (!msgs && n) || !out) return ob_fail(OB_ERR_ARG, "ob_chat_render: bad arguments");
-    char err[256];
-    if (chat_render(m->chat_kind, msgs, n, add_generation_prompt, enable_thinking, out, err, sizeof err) != 0)
-        return ob_fail(OB_ERR_ARG, "%s", err);
-    return OB_OK;
+    char err[256], *json = NULL;
+    if (chat_messages_json(msgs, n, &json, err, sizeof err) != 0) return ob_fail(OB_ERR_ARG, "%s", err);
+    ob_status st = ob_chat_render_json(m, json, NULL, add_generation_prompt, enable_thinking, out);
+    free(json);
+    return st;
 }
 
 /* ---- contexts ------------------------------------------------------------------------------- */

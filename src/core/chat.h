@@ -1,24 +1,30 @@
-/* chat.h — chat prompt rendering with Qwen3's template semantics (ChatML).
+/* chat.h — chat prompts from the model's own Jinja template (tokenizer.chat_template).
  *
- * Renders exactly what Qwen3's Jinja chat template renders for plain text conversations:
- * system message, multi-turn, earlier assistant turns with their <think> blocks stripped as the
- * template does, and enable_thinking=False adding an empty think block to the generation prompt.
- * This is not a Jinja interpreter.
+ * The template is parsed once when the model loads and rendered by our interpreter (jinja.c) with
+ * the variables Hugging Face transformers' apply_chat_template passes (messages, tools,
+ * add_generation_prompt, bos_token, eos_token, and enable_thinking when the caller sets it), so a
+ * new family needs no hand-written template. This module builds that context and checks the
+ * messages; it never tokenizes. Not a template engine itself.
  */
 #ifndef OB_CHAT_H
 #define OB_CHAT_H
 
 #include <stddef.h>
+
+#include "jinja.h"
 #include "onebit.h"
 
-typedef enum { CHAT_TMPL_QWEN3 = 0, CHAT_TMPL_CHATML = 1 } chat_template_kind;
+/* JSON text of a message list ([{"role": ..., "content": ...}, ...]) into a malloc'ed string.
+ * Roles must be system, user, assistant or tool and content non-NULL. 0, or -1 with err. */
+int chat_messages_json(const ob_chat_message *msgs, size_t n, char **out, char *err, size_t errlen);
 
-/* Chooses the template from the GGUF's tokenizer.chat_template text (NULL or unknown: ChatML). */
-chat_template_kind chat_detect(const char *jinja_template);
-
-/* Renders into a malloc'ed string. 0, or -1 with err (bad role, NULL content, out of memory). */
-int chat_render(chat_template_kind kind, const ob_chat_message *msgs, size_t n,
-                int add_generation_prompt, int enable_thinking, char **out, char *err,
+/* Renders a parsed template. messages_json: a JSON array of message objects (content may be any
+ * JSON the template handles: tool_calls, reasoning_content ...); tools_json: a JSON array or NULL;
+ * enable_thinking: 0/1, or -1 to leave it undefined (the template's default); bos/eos: the special
+ * tokens' text ("" when the model has none). *out is malloc'ed. 0, or -1 with err (the
+ * template's own raise_exception message, a type error, a limit). */
+int chat_render(const jinja_tmpl *t, const char *bos, const char *eos, const char *messages_json,
+                const char *tools_json, int add_generation_prompt, int enable_thinking, char **out, char *err,
                 size_t errlen);
 
 #endif

@@ -311,7 +311,15 @@ ob_status model_load(struct ob_model *m, const ob_model_params *p) {
     m->name = gguf_get_str(&m->file, "general.name", &s) == 0 ? dup_str(s) : dup_str((gguf_str){"", 0});
     m->chat_template = gguf_get_str(&m->file, "tokenizer.chat_template", &s) == 0 ? dup_str(s) : NULL;
     if (!m->name) return ob_fail(OB_ERR_NOMEM, "out of memory");
-    m->chat_kind = chat_detect(m->chat_template);
+    if (m->chat_template) {
+        /* A template that does not parse leaves the model usable for raw completion; chat calls
+         * then report why (ob_chat_render). */
+        char err[512];
+        if (jinja_parse(m->chat_template, strlen(m->chat_template), &m->tmpl, err, sizeof err) != 0) {
+            m->tmpl = NULL;
+            if (!(m->tmpl_err = dup_str((gguf_str){err, strlen(err)}))) return ob_fail(OB_ERR_NOMEM, "out of memory");
+        }
+    }
     m->meta_cache = calloc(m->file.n_kv ? (size_t)m->file.n_kv : 1, sizeof *m->meta_cache);
     if (!m->meta_cache) return ob_fail(OB_ERR_NOMEM, "out of memory");
     if (m->vocab_only) {
@@ -417,6 +425,8 @@ void model_release(struct ob_model *m) {
     free(m->rope_freqs);
     free(m->eog);
     free(m->desc);
+    if (m->tmpl) jinja_free(m->tmpl);
+    free(m->tmpl_err);
     if (m->tok) tok_free(m->tok);
     if (m->meta_cache)
         for (uint64_t i = 0; i < m->file.n_kv; i++) free(m->meta_cache[i]);

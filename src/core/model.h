@@ -107,7 +107,8 @@ struct ob_model {
     int add_bos, add_eos;   /* tokenizer.ggml.add_bos_token / add_eos_token */
     int n_eog;
     ob_token *eog;          /* [n_eog] end-of-generation tokens, from the file's metadata */
-    chat_template_kind chat_kind;
+    struct jinja_tmpl *tmpl; /* the parsed chat template; NULL when absent or when it does not parse */
+    char *tmpl_err;         /* why it does not parse (NULL otherwise) */
     char *arch, *name, *chat_template;
     const struct ob_family *family; /* family.h; NULL for vocabulary-only models */
     char *desc;             /* one line: the family and its flags as run (ob_model_describe) */
