@@ -270,3 +270,55 @@ test("a truncated file says 'truncated'", (t) => {
   }
   closeSync(fd);
 });
+
+// ---- the Node CLI (web/cli.mjs) agrees with the native one -------------------------------------
+
+const WASM_READY = existsSync(join(root, "build", "wasm", "onebit.wasm"));
+function nodeCli(args, env = {}) {
+  const r = spawnSync(process.execPath, [join(root, "web", "cli.mjs"), ...args], {
+    encoding: "utf8", timeout: 120_000, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"],
+  });
+  assert.equal(r.error, undefined, `could not run web/cli.mjs: ${r.error}`);
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test("node web/cli.mjs: --help exits 0, usage errors exit 2 like the native CLI", () => {
+  for (const args of [["--help"], ["run", "--help"]]) {
+    const r = nodeCli(args);
+    assert.equal(r.code, 0, `${args}: ${r.err}`);
+    assert.match(r.out, /usage: node web\/cli\.mjs/);
+    assert.match(r.out, /0 = no limit/);
+  }
+  for (const [args, re] of [[[], /usage/], [["run", "-p", "hi"], /no model given/], [["run", "--bogus"], /unknown option '--bogus'/],
+    [["run", "-m", "x.gguf", "-p", "hi", "-n", "many"], /-n expects an integer/], [["run", "-m", "x.gguf", "-p", ""], /the prompt is empty/],
+    [["run", "-m", "x.gguf", "-p", "hi", "-n", "-3"], /max_tokens must be an integer between 0 and/]]) {
+    const r = nodeCli(args);
+    assert.equal(r.code, 2, `${args.join(" ")}: exit ${r.code}, ${r.err}`);
+    assert.match(r.err, re);
+  }
+});
+
+test("node web/cli.mjs: the same answer, defaults and range messages as build/onebit; no Dawn warnings", { skip: !WASM_READY && "make wasm first" }, (t) => {
+  if (needModel(t, DEMO)) return;
+  // chat mode by default, empty think block dropped: the same greedy answer as the native CLI
+  const native = onebit("run", "-m", DEMO, "-p", "Who are you?", "--greedy", "-n", "8");
+  const web = nodeCli(["run", "-m", DEMO, "-p", "Who are you?", "--greedy", "-n", "8", "--cpu"]);
+  assert.equal(web.code, 0, web.err);
+  assert.equal(web.out, native.out);
+  // out-of-range sampling: the library's message, exit 2, as natively
+  const bad = nodeCli(["run", "-m", DEMO, "-p", "hi", "--top-p", "5", "--cpu"]);
+  assert.equal(bad.code, 2, bad.err);
+  assert.match(bad.err, /top_p must be a number between 0 and 1, got 5/);
+  // no GPU adapter (no Vulkan driver): the default falls back to the CPU and says so, without
+  // Dawn's driver warnings; --gpu is an error (exit 4) that says what to do
+  const noVk = { VK_ICD_FILENAMES: "/nonexistent.json", VK_DRIVER_FILES: "/nonexistent.json" };
+  const auto = nodeCli(["run", "-m", DEMO, "-p", "Who are you?", "--greedy", "-n", "8"], noVk);
+  assert.equal(auto.code, 0, auto.err);
+  assert.equal(auto.out, native.out);
+  assert.match(auto.err, /no WebGPU adapter: running on the CPU/);
+  assert.doesNotMatch(auto.err, /vkCreateInstance|VK_ERROR|Warning:/);
+  const gpu = nodeCli(["run", "-m", DEMO, "-p", "hi", "--gpu"], noVk);
+  assert.equal(gpu.code, 4, gpu.err);
+  assert.match(gpu.err, /--gpu: no WebGPU adapter: leave out --gpu to run on the CPU/);
+  assert.doesNotMatch(gpu.err, /vkCreateInstance|Warning:/);
+});
