@@ -38,7 +38,7 @@ int cli_fail(ob_status st, const char *what) {
 void cli_opts_init(cli_opts *o) {
     memset(o, 0, sizeof *o);
     o->sampling = ob_sampling_default();
-    o->max_tokens = -1;
+    o->max_tokens = 0;
     o->think = -1; /* the template's default (Qwen3: thinking on) */
 }
 
@@ -46,7 +46,11 @@ static int parse_int(const char *s, const char *flag, long lo, long hi, long *ou
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
+    if (errno || *end || end == s) {
+        fprintf(stderr, "onebit: %s expects an integer, got '%s'\n", flag, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
         fprintf(stderr, "onebit: %s expects an integer in %ld..%ld, got '%s'\n", flag, lo, hi, s);
         return -1;
     }
@@ -66,6 +70,20 @@ static int parse_float(const char *s, const char *flag, float *out) {
     return 0;
 }
 
+/* A sampling flag's value through the library's one check (ob_sampling_check), so that the CLI, the
+ * server and the JS engine refuse the same values with the same message. */
+static int check_sampling(const cli_opts *o, const char *flag) {
+    if (ob_sampling_check(&o->sampling) == OB_OK) return 0;
+    fprintf(stderr, "onebit: %s: %s\n", flag, ob_last_error());
+    return -1;
+}
+
+static int check_limits(const cli_opts *o, const char *flag) {
+    if (ob_limits_check(o->n_ctx, o->max_tokens) == OB_OK) return 0;
+    fprintf(stderr, "onebit: %s: %s\n", flag, ob_last_error());
+    return -1;
+}
+
 /* Parses the flags shared by the subcommands. Returns 0, or 2 for a usage error, or 1 for --help. */
 int cli_parse(int argc, char **argv, cli_opts *o, const char *usage) {
     for (int i = 0; i < argc; i++) {
@@ -80,18 +98,18 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage) {
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) { NEED(); o->prompt = v; }
         else if (!strcmp(a, "-f") || !strcmp(a, "--file")) { NEED(); o->prompt_file = v; }
         else if (!strcmp(a, "-s") || !strcmp(a, "--system")) { NEED(); o->system = v; }
-        else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) { NEED(); if (parse_int(v, a, -1, 1 << 24, &n)) return 2; o->max_tokens = (int)n; }
-        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) { NEED(); if (parse_int(v, a, 1, 1 << 22, &n)) return 2; o->n_ctx = (int)n; }
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { NEED(); if (parse_int(v, a, 1, 1024, &n)) return 2; o->n_threads = (int)n; }
+        else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) { NEED(); if (parse_int(v, a, -(1L << 30), 1L << 30, &n)) return 2; o->max_tokens = (int)n; if (check_limits(o, a)) return 2; }
+        else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) { NEED(); if (parse_int(v, a, -(1L << 30), 1L << 30, &n)) return 2; o->n_ctx = (int)n; if (check_limits(o, a)) return 2; }
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { NEED(); if (parse_int(v, a, 0, 1024, &n)) return 2; o->n_threads = (int)n; }
         else if (!strcmp(a, "--backend")) { NEED(); o->backend = v; }
-        else if (!strcmp(a, "--temp")) { NEED(); if (parse_float(v, a, &o->sampling.temperature)) return 2; }
-        else if (!strcmp(a, "--top-k")) { NEED(); if (parse_int(v, a, 0, 1 << 24, &n)) return 2; o->sampling.top_k = (int)n; }
-        else if (!strcmp(a, "--top-p")) { NEED(); if (parse_float(v, a, &o->sampling.top_p)) return 2; }
-        else if (!strcmp(a, "--min-p")) { NEED(); if (parse_float(v, a, &o->sampling.min_p)) return 2; }
-        else if (!strcmp(a, "--repeat-penalty")) { NEED(); if (parse_float(v, a, &o->sampling.repeat_penalty)) return 2; }
-        else if (!strcmp(a, "--repeat-last-n")) { NEED(); if (parse_int(v, a, -1, 1 << 24, &n)) return 2; o->sampling.repeat_last_n = (int)n; }
-        else if (!strcmp(a, "--presence-penalty")) { NEED(); if (parse_float(v, a, &o->sampling.presence_penalty)) return 2; }
-        else if (!strcmp(a, "--frequency-penalty")) { NEED(); if (parse_float(v, a, &o->sampling.frequency_penalty)) return 2; }
+        else if (!strcmp(a, "--temp")) { NEED(); if (parse_float(v, a, &o->sampling.temperature) || check_sampling(o, a)) return 2; }
+        else if (!strcmp(a, "--top-k")) { NEED(); if (parse_int(v, a, -(1L << 30), 1L << 30, &n)) return 2; o->sampling.top_k = (int)n; if (check_sampling(o, a)) return 2; }
+        else if (!strcmp(a, "--top-p")) { NEED(); if (parse_float(v, a, &o->sampling.top_p) || check_sampling(o, a)) return 2; }
+        else if (!strcmp(a, "--min-p")) { NEED(); if (parse_float(v, a, &o->sampling.min_p) || check_sampling(o, a)) return 2; }
+        else if (!strcmp(a, "--repeat-penalty")) { NEED(); if (parse_float(v, a, &o->sampling.repeat_penalty) || check_sampling(o, a)) return 2; }
+        else if (!strcmp(a, "--repeat-last-n")) { NEED(); if (parse_int(v, a, -(1L << 30), 1L << 30, &n)) return 2; o->sampling.repeat_last_n = (int)n; if (check_sampling(o, a)) return 2; }
+        else if (!strcmp(a, "--presence-penalty")) { NEED(); if (parse_float(v, a, &o->sampling.presence_penalty) || check_sampling(o, a)) return 2; }
+        else if (!strcmp(a, "--frequency-penalty")) { NEED(); if (parse_float(v, a, &o->sampling.frequency_penalty) || check_sampling(o, a)) return 2; }
         else if (!strcmp(a, "--seed")) { NEED(); char *e; errno = 0; unsigned long long s = strtoull(v, &e, 10);
             if (errno || *e || e == v) { fprintf(stderr, "onebit: --seed expects an integer\n"); return 2; } o->sampling.seed = s; }
         else if (!strcmp(a, "--greedy")) { o->sampling.temperature = 0; }

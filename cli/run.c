@@ -12,11 +12,22 @@
 
 /* ---- run and chat ------------------------------------------------------------------------------ */
 
+/* Counts what reaches stdout, so that an answer with no text at all can be told apart. */
+typedef struct out_count { size_t bytes; } out_count;
+
 static int write_text(const char *text, size_t len, void *user) {
-    (void)user;
+    out_count *c = user;
+    if (c) c->bytes += len;
     fwrite(text, 1, len, stdout);
     fflush(stdout);
     return cli_interrupted;
+}
+
+/* Says on stderr why an answer ended early: the context was full. Returns 1 when it was. */
+static int note_context_full(const ob_generate_result *r, int n_ctx) {
+    if (r->finish != 2) return 0;
+    fprintf(stderr, "\nonebit: stopped: the context of %d tokens is full (a larger -c gives more room)\n", n_ctx);
+    return 1;
 }
 
 static void print_stats(const ob_generate_result *r) {
@@ -34,12 +45,15 @@ static const char RUN_USAGE[] =
     "  -s, --system TEXT      system message (chat mode)\n"
     "      --raw              plain text continuation, no chat template\n"
     "      --no-think         Qwen3 non-thinking mode (enable_thinking=false)\n"
-    "  -n, --max-tokens N     stop after N tokens (default: until the end token or a full context)\n"
-    "  -c, --ctx N            context size (default: min(model, 4096))\n"
-    "  -t, --threads N        threads (default: physical cores)\n"
+    "  -n, --max-tokens N     stop after N tokens; 0 (the default) = no limit: until the end token or a\n"
+    "                         full context\n"
+    "  -c, --ctx N            context size, 1..4194304 (default or 0: min(model, 4096))\n"
+    "  -t, --threads N        threads (default or 0: physical cores)\n"
     "      --backend NAME     scalar | cpu (default: best available)\n"
-    "      --temp T --top-k K --top-p P --min-p P --seed S --greedy\n"
-    "      --repeat-penalty R --repeat-last-n N --presence-penalty P --frequency-penalty F\n"
+    "      --temp T (0..2, 0 = greedy) --top-k K (-1..2^30, 0 = off) --top-p P (0..1) --min-p P (0..1)\n"
+    "      --seed S --greedy (= --temp 0)\n"
+    "      --repeat-penalty R (0.01..100) --repeat-last-n N (-1..2^24, -1 = whole context)\n"
+    "      --presence-penalty P --frequency-penalty F (-2..2)\n"
     "      --stop TEXT        stop string (repeatable)\n"
     "      --stats            print timing to stderr\n";
 
@@ -52,6 +66,11 @@ int cmd_run(int argc, char **argv) {
     char *prompt = cli_prompt_text(&o, &plen);
     if (!prompt) {
         if (!o.prompt_file) fprintf(stderr, "onebit: no prompt given (use -p TEXT or -f FILE)\n");
+        return 2;
+    }
+    if (plen == 0) { /* in chat mode the template alone would still make tokens: refuse it here */
+        fprintf(stderr, "onebit: the prompt is empty\n");
+        free(prompt);
         return 2;
     }
     ob_model *m;
@@ -86,19 +105,40 @@ int cmd_run(int argc, char **argv) {
     }
     if ((st = cli_tokenize(m, text, tlen, !o.raw, &toks, &nt))) { r = cli_fail(st, "tokenize"); goto out; }
     if (nt == 0) { fprintf(stderr, "onebit: the prompt is empty\n"); r = 2; goto out; }
+    /* Refused before anything is printed (--raw echoes the prompt), like the server's 400. */
+    int n_ctx = ob_context_n_ctx(ctx);
+    if (nt >= (size_t)n_ctx) {
+        fprintf(stderr, "onebit: the prompt is %zu tokens but the context holds %d: use a larger -c or a shorter prompt\n",
+                nt, n_ctx);
+        r = 5;
+        goto out;
+    }
     cli_install_sigint();
+    out_count shown = {0};
+    ob_think_strip strip;
+    ob_think_strip_init(&strip, write_text, &shown);
     ob_generate_params gp = {0};
     gp.sampling = o.sampling;
     gp.max_tokens = o.max_tokens;
     gp.stop = o.n_stop ? (const char *const *)o.stop : NULL;
-    gp.on_text = write_text;
+    /* In chat mode Qwen3's empty think block is not part of the answer. */
+    gp.on_text = o.raw ? write_text : ob_think_strip_push;
+    gp.user = o.raw ? (void *)&shown : (void *)&strip;
     ob_generate_result res;
     if (o.raw) fwrite(prompt, 1, plen, stdout);
     st = ob_generate(ctx, toks, nt, &gp, &res);
     if (st) { r = cli_fail(st, "generation failed"); goto out; }
+    /* What the filter still holds is the start of an empty think block; cut off by a full
+     * context before any answer, it is not shown. */
+    if (!o.raw && !(res.finish == 2 && shown.bytes == 0)) ob_think_strip_flush(&strip);
     fputc('\n', stdout);
     if (o.stats) print_stats(&res);
     r = cli_interrupted ? 130 : 0;
+    /* A full context is said on stderr; with no answer at all, it is an error. */
+    if (note_context_full(&res, n_ctx) && shown.bytes == 0 && !r) {
+        fprintf(stderr, "onebit: the prompt (%zu tokens) left no room for an answer\n", nt);
+        r = 5;
+    }
 out:
     free(toks);
     free(rendered);
@@ -112,6 +152,7 @@ static const char CHAT_USAGE[] =
     "usage: onebit chat -m FILE [options]\n"
     "Interactive chat. Type a message and press Enter. Ctrl-C stops the answer; Ctrl-D or /exit quits.\n"
     "Commands: /reset (new conversation), /exit.\n"
+    "  -m, --model FILE       GGUF model\n"
     "  -s, --system TEXT      system message\n"
     "      --no-think         Qwen3 non-thinking mode\n"
     "  plus the sampling, context and thread options of `onebit run --help`.\n";
@@ -143,8 +184,11 @@ static void chat_reset(chat_state *s, size_t keep) {
 
 typedef struct reply_buf { char *s; size_t len, cap; } reply_buf;
 
+typedef struct chat_out { reply_buf reply; ob_think_strip strip; } chat_out;
+
 static int chat_text(const char *text, size_t len, void *user) {
-    reply_buf *b = user;
+    chat_out *co = user;
+    reply_buf *b = &co->reply;
     if (b->len + len + 1 > b->cap) {
         size_t nc = (b->len + len + 1) * 2;
         char *ns = realloc(b->s, nc);
@@ -155,9 +199,13 @@ static int chat_text(const char *text, size_t len, void *user) {
         b->len += len;
         b->s[b->len] = 0;
     }
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
-    return cli_interrupted;
+    return ob_think_strip_push(text, len, &co->strip);
+}
+
+/* What chat shows: the reply without Qwen3's empty think block (the history keeps it all). */
+static int chat_show(const char *text, size_t len, void *user) {
+    (void)user;
+    return write_text(text, len, NULL);
 }
 
 /* Tokens for the conversation: the cached tokens plus only the text this turn adds, so earlier
@@ -211,6 +259,11 @@ int cmd_chat(int argc, char **argv) {
         if (chat_push(&s, "system", strdup(o.system)) == 0) base = 1;
     }
     int tty = isatty(0);
+    ob_model_info mi;
+    ob_model_get_info(m, &mi);
+    fprintf(stderr, "onebit chat: %s (%s, context %d tokens). Type a message and press Enter; "
+                    "/reset starts over, /exit or Ctrl-D quits, Ctrl-C stops an answer.\n",
+            mi.name && mi.name[0] ? mi.name : o.model, mi.backend, ob_context_n_ctx(ctx));
     char *line = NULL;
     size_t lcap = 0;
     r = 0;
@@ -221,6 +274,7 @@ int cmd_chat(int argc, char **argv) {
         ssize_t got = getline(&line, &lcap, stdin);
         if (got < 0) {
             if (errno == EINTR && cli_interrupted) { clearerr(stdin); if (tty) fputs("\n(Ctrl-D or /exit to quit)", stdout); continue; }
+            if (tty) fputc('\n', stdout); /* Ctrl-D: the shell's prompt starts on a line of its own */
             break;
         }
         while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
@@ -240,13 +294,14 @@ int cmd_chat(int argc, char **argv) {
         ob_token *toks = NULL;
         size_t nt = 0;
         if ((st = turn_tokens(m, ctx, &s, o.think, &toks, &nt))) { r = cli_fail(st, "chat"); break; }
-        reply_buf reply = {0};
+        chat_out co = {0};
+        ob_think_strip_init(&co.strip, chat_show, NULL);
         ob_generate_params gp = {0};
         gp.sampling = o.sampling;
         gp.max_tokens = o.max_tokens;
         gp.stop = o.n_stop ? (const char *const *)o.stop : NULL;
         gp.on_text = chat_text;
-        gp.user = &reply;
+        gp.user = &co;
         ob_generate_result res;
         st = ob_generate(ctx, toks, nt, &gp, &res);
         free(toks);
@@ -254,14 +309,18 @@ int cmd_chat(int argc, char **argv) {
             fprintf(stdout, "\n(the conversation no longer fits the context of %d tokens: /reset to start over)\n",
                     ob_context_n_ctx(ctx));
             chat_reset(&s, s.n - 1);
-            free(reply.s);
+            free(co.reply.s);
             continue;
         }
-        if (st) { free(reply.s); r = cli_fail(st, "generation failed"); break; }
+        if (st) { free(co.reply.s); r = cli_fail(st, "generation failed"); break; }
+        ob_think_strip_flush(&co.strip);
         if (cli_interrupted) fputs(" [stopped]", stdout);
         fputc('\n', stdout);
+        fflush(stdout);
+        if (note_context_full(&res, ob_context_n_ctx(ctx)))
+            fputs("onebit: /reset starts a new conversation\n", stderr);
         if (o.stats) print_stats(&res);
-        if (chat_push(&s, "assistant", reply.s ? reply.s : strdup(""))) { r = cli_fail(OB_ERR_NOMEM, "chat"); break; }
+        if (chat_push(&s, "assistant", co.reply.s ? co.reply.s : strdup(""))) { r = cli_fail(OB_ERR_NOMEM, "chat"); break; }
         if (cli_interrupted) ob_context_truncate(ctx, 0); /* the cache no longer ends on a finished turn */
     }
     free(line);
@@ -272,5 +331,3 @@ int cmd_chat(int argc, char **argv) {
     ob_model_free(m);
     return r;
 }
-
-/* ---- dispatch ---------------------------------------------------------------------------------- */

@@ -35,6 +35,7 @@ typedef struct job {
     size_t n_prompt;
     ob_sampling sampling;
     int max_tokens;                        /* >= 1 */
+    int strip_think;                       /* chat: Qwen3's empty think block is not content */
     char *stop[SERVE_MAX_STOP + 1];        /* owned, NULL-terminated */
     double deadline_ms;                    /* ob-clock time after which generation stops */
 

@@ -8,6 +8,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cjson/cJSON.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -153,7 +155,9 @@ static int get_num(const cJSON *root, const char *key, double lo, double hi, int
     const cJSON *v = field(root, key);
     if (!v) return 0;
     double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-    if (!cJSON_IsNumber(v) || !isfinite(d) || (integral && d != floor(d)) || d < lo || d > hi) {
+    if (!cJSON_IsNumber(v) || !isfinite(d))
+        return BAD(key, integral ? "'%s' must be an integer" : "'%s' must be a number", key);
+    if ((integral && d != floor(d)) || d < lo || d > hi) {
         if (integral) return BAD(key, "'%s' must be an integer between %.0f and %.0f", key, lo, hi);
         return BAD(key, "'%s' must be a number between %g and %g", key, lo, hi);
     }
@@ -202,20 +206,29 @@ static int parse_common(const api_server *srv, const cJSON *root, job *j, api_re
     if (rc && d != 1) return BAD("n", "only n = 1 is supported");
     if ((rc = get_num(root, "best_of", 1, 128, 1, &d, err)) < 0) return -1;
     if (rc && d != 1) return BAD("best_of", "only best_of = 1 is supported");
-    if ((rc = get_num(root, "temperature", 0, 2, 0, &d, err)) < 0) return -1;
+    /* Sampling: the type here, the range in the library's one check (ob_sampling_check), whose
+     * message starts with the field's name. Wide bounds only keep the casts defined. */
+    if ((rc = get_num(root, "temperature", -DBL_MAX, DBL_MAX, 0, &d, err)) < 0) return -1;
     if (rc) sp->temperature = (float)d;
-    if ((rc = get_num(root, "top_p", 0, 1, 0, &d, err)) < 0) return -1;
+    if ((rc = get_num(root, "top_p", -DBL_MAX, DBL_MAX, 0, &d, err)) < 0) return -1;
     if (rc) sp->top_p = (float)d;
-    if ((rc = get_num(root, "top_k", -1, 1e9, 1, &d, err)) < 0) return -1;
+    if ((rc = get_num(root, "top_k", INT_MIN, INT_MAX, 1, &d, err)) < 0) return -1;
     if (rc) sp->top_k = (int)d;
-    if ((rc = get_num(root, "min_p", 0, 1, 0, &d, err)) < 0) return -1;
+    if ((rc = get_num(root, "min_p", -DBL_MAX, DBL_MAX, 0, &d, err)) < 0) return -1;
     if (rc) sp->min_p = (float)d;
-    if ((rc = get_num(root, "repeat_penalty", 0.01, 100, 0, &d, err)) < 0) return -1;
+    if ((rc = get_num(root, "repeat_penalty", -DBL_MAX, DBL_MAX, 0, &d, err)) < 0) return -1;
     if (rc) sp->repeat_penalty = (float)d;
-    if ((rc = get_num(root, "presence_penalty", -2, 2, 0, &d, err)) < 0) return -1;
+    if ((rc = get_num(root, "presence_penalty", -DBL_MAX, DBL_MAX, 0, &d, err)) < 0) return -1;
     if (rc) sp->presence_penalty = (float)d;
-    if ((rc = get_num(root, "frequency_penalty", -2, 2, 0, &d, err)) < 0) return -1;
+    if ((rc = get_num(root, "frequency_penalty", -DBL_MAX, DBL_MAX, 0, &d, err)) < 0) return -1;
     if (rc) sp->frequency_penalty = (float)d;
+    if (ob_sampling_check(sp) != OB_OK) {
+        const char *msg = ob_last_error();
+        char param[32];
+        size_t n = strcspn(msg, " ");
+        snprintf(param, sizeof param, "%.*s", (int)(n < sizeof param ? n : sizeof param - 1), msg);
+        return BAD(param, "%s", msg);
+    }
     /* OpenAI's penalties look at everything generated; a window of the recent context (the
      * server's --repeat-last-n) is the closest we have. */
     if ((sp->presence_penalty != 0 || sp->frequency_penalty != 0 || sp->repeat_penalty != 1) &&
@@ -227,9 +240,9 @@ static int parse_common(const api_server *srv, const cJSON *root, job *j, api_re
     /* max_completion_tokens is the newer name; it wins when both are given. */
     double mt = 0;
     int has_mt = 0;
-    if ((rc = get_num(root, "max_tokens", 1, 1e9, 1, &d, err)) < 0) return -1;
+    if ((rc = get_num(root, "max_tokens", 1, 1 << 30, 1, &d, err)) < 0) return -1;
     if (rc) { mt = d; has_mt = 1; }
-    if ((rc = get_num(root, "max_completion_tokens", 1, 1e9, 1, &d, err)) < 0) return -1;
+    if ((rc = get_num(root, "max_completion_tokens", 1, 1 << 30, 1, &d, err)) < 0) return -1;
     if (rc) { mt = d; has_mt = 1; }
     j->max_tokens = has_mt && mt < srv->max_tokens_cap ? (int)mt : srv->max_tokens_cap;
 
@@ -487,6 +500,7 @@ int api_parse(const api_server *srv, api_kind kind, const char *body, size_t len
     if (rc == 0 && !(j = job_new())) rc = BAD(NULL, "out of memory");
     if (rc == 0) rc = parse_common(srv, root, j, r, err);
     if (rc == 0 && kind == API_CHAT) {
+        j->strip_think = 1;
         const cJSON *tools = field(root, "tools");
         const cJSON *fmt = field(root, "response_format");
         const cJSON *fmt_type = fmt && cJSON_IsObject(fmt) ? field(fmt, "type") : NULL;
@@ -654,6 +668,8 @@ static cJSON *model_object(const api_server *srv) {
     ok = ok && meta;
     ok = ok && add_str(meta, "name", info.name ? info.name : "", info.name ? strlen(info.name) : 0) == 0;
     ok = ok && add_str(meta, "arch", info.arch ? info.arch : "", info.arch ? strlen(info.arch) : 0) == 0;
+    /* the file name: the web app can fetch the model itself from /models/<file> */
+    if (ok && srv->model_alias[0]) ok = add_str(meta, "file", srv->model_alias[0], strlen(srv->model_alias[0])) == 0;
     ok = ok && cJSON_AddNumberToObject(meta, "n_vocab", info.n_vocab);
     ok = ok && cJSON_AddNumberToObject(meta, "n_ctx_train", info.n_ctx_train);
     ok = ok && cJSON_AddNumberToObject(meta, "n_ctx", srv->n_ctx);

@@ -211,11 +211,14 @@ static void run_job(slot *sl, job *j) {
     gp.sampling = j->sampling;
     gp.max_tokens = j->max_tokens;
     gp.stop = j->stop[0] ? (const char *const *)j->stop : NULL;
-    gp.on_text = on_text;
-    gp.user = j;
+    ob_think_strip strip;
+    ob_think_strip_init(&strip, on_text, j);
+    gp.on_text = j->strip_think ? ob_think_strip_push : on_text;
+    gp.user = j->strip_think ? (void *)&strip : (void *)j;
     ob_generate_result res;
     memset(&res, 0, sizeof res);
     ob_status st = ob_generate(sl->ctx, j->prompt, j->n_prompt, &gp, &res);
+    if (st == OB_OK && j->strip_think) ob_think_strip_flush(&strip);
     const char *msg = st ? ob_last_error() : NULL;
     if (st == OB_OK && j->oom) {
         st = OB_ERR_NOMEM;

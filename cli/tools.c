@@ -277,7 +277,9 @@ static const char BENCH_USAGE[] =
     "usage: onebit bench -m FILE [--pp N] [--tg N] [-r REPS] [-t THREADS] [--backend NAME] [--json]\n"
     "Measures prompt processing (a batch of N tokens, default 512) and generation (N tokens one at\n"
     "a time, default 128) like llama-bench: median tokens/s over REPS runs (default 3) with the\n"
-    "spread, plus peak resident memory. Tokens are pseudo-random ids.\n";
+    "spread, plus peak resident memory. Tokens are pseudo-random ids. N + N must fit the context: the\n"
+    "model's training context, or -c N. Each run's speed is shown on stderr as it finishes.\n"
+    "  -t, --threads N        threads (default or 0: physical cores)\n";
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -314,8 +316,17 @@ int cmd_bench(int argc, char **argv) {
     if ((r = cli_load(&o, &m))) return r;
     ob_model_info mi;
     ob_model_get_info(m, &mi);
+    /* The positions a run needs (one warm-up token, then pp or tg) must exist in the model. */
+    int max_ctx = o.n_ctx > 0 ? o.n_ctx : mi.n_ctx_train;
+    int need = (o.pp > o.tg ? o.pp : o.tg) + 1;
+    if (need > max_ctx) {
+        fprintf(stderr, "onebit: --pp %d / --tg %d need %d context positions but the %s holds %d\n", o.pp, o.tg,
+                need, o.n_ctx > 0 ? "context (-c)" : "model's training context", max_ctx);
+        ob_model_free(m);
+        return 2;
+    }
     ob_context_params cp = ob_context_default_params();
-    cp.n_ctx = o.pp + o.tg + 1;
+    cp.n_ctx = need;
     ob_context *ctx;
     ob_status st = ob_context_new(m, &cp, &ctx);
     if (st) { ob_model_free(m); return cli_fail(st, "cannot create a context"); }
@@ -327,7 +338,7 @@ int cmd_bench(int argc, char **argv) {
         toks[i] = (ob_token)(x % (uint64_t)(mi.n_vocab < 100000 ? mi.n_vocab : 100000));
     }
     double pp[1000], tg[1000];
-    int threads = o.n_threads;
+    int threads = mi.n_threads;
     /* one warm-up token so page faults and lazy allocations are not measured */
     if (toks && (st = ob_eval(ctx, toks, 1, 0)) == OB_OK) {
         for (int rep = 0; rep < o.reps && !st; rep++) {
@@ -336,12 +347,14 @@ int cmd_bench(int argc, char **argv) {
                 double t0 = now_s();
                 st = ob_eval(ctx, toks, o.pp, 0);
                 pp[rep] = o.pp / (now_s() - t0);
+                if (!st) fprintf(stderr, "pp%d run %d/%d: %.2f tok/s\n", o.pp, rep + 1, o.reps, pp[rep]);
             }
             if (o.tg > 0 && !st) {
                 ob_context_truncate(ctx, 0);
                 double t0 = now_s();
                 for (int i = 0; i < o.tg && !st; i++) st = ob_eval(ctx, toks + i, 1, 0);
                 tg[rep] = o.tg / (now_s() - t0);
+                if (!st) fprintf(stderr, "tg%d run %d/%d: %.2f tok/s\n", o.tg, rep + 1, o.reps, tg[rep]);
             }
         }
     }

@@ -81,6 +81,8 @@ typedef struct ob_model_info {
     uint64_t file_size;      /* bytes */
     uint64_t weight_bytes;   /* bytes of tensor data */
     ob_token bos, eos, eot;  /* -1 when absent; eot = end of turn (<|im_end|>) */
+    int n_threads;           /* threads the backend was given (ob_model_params.n_threads, or the
+                              * number of physical cores for 0) */
 } ob_model_info;
 
 void ob_model_get_info(const ob_model *model, ob_model_info *out);
@@ -188,6 +190,15 @@ typedef struct ob_sampling {
 
 ob_sampling ob_sampling_default(void);  /* temperature 0.7, top_k 20, top_p 0.8, min_p 0, seed 0 */
 
+/* The one validation of sampling parameters, shared by the CLI, the server and the JS engine:
+ * OB_ERR_ARG, with a message naming the parameter and its valid range, for a value out of range.
+ * Ranges: temperature 0..2, top_k -1..2^30, top_p 0..1, min_p 0..1, repeat_penalty 0.01..100,
+ * repeat_last_n -1..2^24, presence_penalty and frequency_penalty -2..2. */
+ob_status ob_sampling_check(const ob_sampling *s);
+/* The same for a context size (ob_context_params.n_ctx: 0..2^22, 0 = default) and a token limit
+ * (ob_generate_params.max_tokens: 0..2^30, 0 = until the context is full). */
+ob_status ob_limits_check(int n_ctx, int max_tokens);
+
 typedef struct ob_sampler ob_sampler;
 ob_status ob_sampler_new(const ob_sampling *params, int n_vocab, ob_sampler **out);
 void ob_sampler_free(ob_sampler *s);
@@ -215,6 +226,21 @@ typedef struct ob_generate_result {
     int finish;               /* 0 = stop token/string, 1 = max_tokens, 2 = context full, 3 = callback */
     double t_prompt_ms, t_gen_ms;
 } ob_generate_result;
+
+/* Qwen3 in non-thinking mode starts its answer with an empty thinking block, "<think>\n\n</think>\n\n".
+ * ob_think_strip passes generated text on to fn without that block when the text starts with it,
+ * and unchanged otherwise. Use ob_think_strip_push as the on_text callback with user = the filter,
+ * and call ob_think_strip_flush after generation (it passes on a partial match held back). Both
+ * return what fn returned. */
+typedef struct ob_think_strip {
+    size_t matched;           /* bytes of the block seen so far */
+    int done;                 /* decided: the block was dropped, or the text does not start with it */
+    ob_text_fn fn;
+    void *user;
+} ob_think_strip;
+void ob_think_strip_init(ob_think_strip *f, ob_text_fn fn, void *user);
+int ob_think_strip_push(const char *text, size_t len, void *filter);
+int ob_think_strip_flush(ob_think_strip *f);
 
 /* Evaluates prompt tokens (reusing the longest common prefix already in the cache) and samples
  * until an end-of-generation token, a stop string, max_tokens, the end of the context, or the

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of onebit and ends with one line "N passed, N failed".
+# Runs every test of onebit, prints a line as each test file finishes, and ends with one line
+# "N passed, N failed, N skipped".
 #   C unit tests (build/test_*), the same under AddressSanitizer + UBSan (build/asan/test_*), and the
 #   Node tests (tests/*.test.mjs: tokenizer and chat parity, logits vs references, CLI behaviour);
 #   the WebGPU and Chromium ones run in the background beside everything else (two cores).
@@ -10,6 +11,7 @@ B=build
 filter=${ONEBIT_TEST_FILTER:-.}
 pass=0
 fail=0
+skip=0
 failed=()
 log=$B/test-logs
 mkdir -p "$log"
@@ -28,11 +30,11 @@ run_one() { # name, command...
 
 note "== build"
 if ! make -s -j2 all >"$log/build.log" 2>&1; then
-    cat "$log/build.log"; echo "0 passed, 1 failed"; exit 1
+    cat "$log/build.log"; echo "0 passed, 1 failed, 0 skipped"; exit 1
 fi
 note "== test models"
 if ! bash tools/make-models.sh "$B" >"$log/models.log" 2>&1; then
-    cat "$log/models.log"; echo "0 passed, 1 failed"; exit 1
+    cat "$log/models.log"; echo "0 passed, 1 failed, 0 skipped"; exit 1
 fi
 
 note "== WebAssembly build"
@@ -50,28 +52,53 @@ for f in "${node_tests[@]}"; do
         *) cpu_lane+=("$f") ;;
     esac
 done
-node_lane() { # name, files...
-    local name=$1; shift
-    rm -f "$log/node-$name.out" "$log/node-$name.tap"
-    node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination="$log/node-$name.out" \
-        --test-reporter=tap --test-reporter-destination="$log/node-$name.tap" "$@" >/dev/null 2>&1
+# One Node test file at a time, so that each prints its line when it finishes (both lanes; the
+# full spec and TAP reports go to build/test-logs/node-NAME.*), with a line a minute while a slow
+# one (Chromium on SwiftShader: minutes) is still running.
+tap_count() { # what, tap file
+    grep -E "^# $1 " "$2" 2>/dev/null | awk '{print $3}' | tail -1
 }
-lane_result() { # name: prints the lane's report and adds its counts
-    local name=$1
-    cat "$log/node-$name.out" 2>/dev/null || note "(the Node test runner wrote no report)"
-    local np nf nc
-    np=$(grep -E '^# pass ' "$log/node-$name.tap" 2>/dev/null | awk '{print $3}' | tail -1)
-    nf=$(grep -E '^# fail ' "$log/node-$name.tap" 2>/dev/null | awk '{print $3}' | tail -1)
+node_file() { # file
+    local f=$1 name t0=$SECONDS
+    name=$(basename "$f" .test.mjs)
+    local out="$log/node-$name.out" tap="$log/node-$name.tap"
+    rm -f "$out" "$tap" "$log/node-$name.count"
+    ( while sleep 60; do note "..    node/$name still running ($((SECONDS - t0)) s)"; done ) &
+    local watch=$!
+    node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination="$out" \
+        --test-reporter=tap --test-reporter-destination="$tap" "$f" >/dev/null 2>&1
+    kill "$watch" 2>/dev/null
+    wait "$watch" 2>/dev/null
+    local np nf nc ns
+    np=$(tap_count pass "$tap"); nf=$(tap_count fail "$tap")
     # a test that ran past its timeout is reported as cancelled, not failed: count it as failed
-    nc=$(grep -E '^# cancelled ' "$log/node-$name.tap" 2>/dev/null | awk '{print $3}' | tail -1)
-    nf=$(( ${nf:-1} + ${nc:-0} ))
-    pass=$((pass + ${np:-0}))
-    fail=$((fail + nf))
-    [ "$nf" = 0 ] || failed+=("node tests ($name)")
+    nc=$(tap_count cancelled "$tap"); ns=$(tap_count skipped "$tap")
+    np=${np:-0} ns=${ns:-0} nf=$(( ${nf:-1} + ${nc:-0} ))
+    echo "$np $nf $ns" >"$log/node-$name.count"
+    local counts="$np passed$([ "$ns" = 0 ] || echo ", $ns skipped")"
+    if [ "$nf" = 0 ]; then
+        note "ok    node/$name ($counts, $((SECONDS - t0)) s)"
+    else
+        note "FAIL  node/$name ($nf failed, $counts, $((SECONDS - t0)) s; report: $out)"
+        { sed -n '/failing tests:/,$p' "$out" 2>/dev/null | head -n 60 | grep . || tail -n 40 "$out" 2>/dev/null; } | sed 's/^/      /'
+    fi
+}
+node_lane() { # files...
+    for f in "$@"; do node_file "$f"; done
+}
+lane_result() { # files...: adds the counts of the lane's files
+    local f name np nf ns
+    for f in "$@"; do
+        name=$(basename "$f" .test.mjs)
+        read -r np nf ns <"$log/node-$name.count" 2>/dev/null || { np=0 nf=1 ns=0; }
+        pass=$((pass + np)); fail=$((fail + nf)); skip=$((skip + ns))
+        [ "$nf" = 0 ] || failed+=("node/$name")
+    done
 }
 gpu_pid=""
 if [ ${#gpu_lane[@]} -gt 0 ]; then
-    node_lane gpu "${gpu_lane[@]}" &
+    note "== Node tests (WebGPU, Chromium) start in the background, each reported as it finishes: $(basename -a "${gpu_lane[@]}" | tr '\n' ' ')"
+    node_lane "${gpu_lane[@]}" &
     gpu_pid=$!
 fi
 
@@ -93,16 +120,16 @@ run_one "wasm/test_kernels" bash tests/wasm-kernels.sh
 
 note "== Node tests: $(basename -a "${cpu_lane[@]}" 2>/dev/null | tr '\n' ' ')"
 if [ ${#cpu_lane[@]} -gt 0 ]; then
-    node_lane cpu "${cpu_lane[@]}"
-    lane_result cpu
+    node_lane "${cpu_lane[@]}"
+    lane_result "${cpu_lane[@]}"
 fi
-note "== Node tests (WebGPU, Chromium; run beside the others): $(basename -a "${gpu_lane[@]}" 2>/dev/null | tr '\n' ' ')"
 if [ -n "$gpu_pid" ]; then
+    note "== waiting for the WebGPU and Chromium tests in the background"
     wait "$gpu_pid"
-    lane_result gpu
+    lane_result "${gpu_lane[@]}"
 fi
 
 echo
 [ ${#failed[@]} -eq 0 ] || note "failed: ${failed[*]}"
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]

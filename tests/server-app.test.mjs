@@ -54,3 +54,44 @@ test("serve: page, wasm engine and the served model are reachable; nothing else 
     srv.kill("SIGTERM");
   }
 });
+
+// What a newcomer meets through `make run`'s server: chat content without Qwen3's empty think
+// block (streamed or not), sampling values refused with the library's message (the same as the
+// CLI's), the served model's file name for the page, and a favicon.
+test("serve: no empty think block in chat content; sampling ranges from the shared check; page extras", async () => {
+  const port = await freePort();
+  const srv = spawn("build/onebit", ["serve", "-m", "models/demo.gguf", "--port", String(port)], { stdio: "ignore" });
+  const url = `http://127.0.0.1:${port}`;
+  const post = (body) => fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(60_000) });
+  try {
+    let up = false;
+    for (let i = 0; i < 100 && !up; i++) {
+      try { up = (await get(port, "/health")).status === 200; } catch { await new Promise((r) => setTimeout(r, 100)); }
+    }
+    assert.ok(up, "server did not start");
+    const msgs = [{ role: "user", content: "Who are you?" }];
+    const r = await (await post({ messages: msgs, max_tokens: 16, temperature: 0 })).json();
+    const content = r.choices[0].message.content;
+    assert.ok(content.length > 0);
+    assert.doesNotMatch(content, /<think>|<\/think>/);
+    const s = await (await post({ messages: msgs, max_tokens: 16, temperature: 0, stream: true })).text();
+    const streamed = s.split("\n").filter((l) => l.startsWith("data: {")).map((l) => JSON.parse(l.slice(6)).choices[0]?.delta?.content ?? "").join("");
+    assert.equal(streamed, content);
+    for (const [field, value, re] of [["temperature", -1, /temperature must be a number between 0 and 2, got -1/],
+      ["top_p", 5, /top_p must be a number between 0 and 1, got 5/], ["top_k", -7, /top_k must be an integer between -1 and/],
+      ["repeat_penalty", 0, /repeat_penalty must be a number between 0.01 and 100/]]) {
+      const e = await post({ messages: msgs, [field]: value });
+      assert.equal(e.status, 400, field);
+      const j = await e.json();
+      assert.equal(j.error.param, field);
+      assert.match(j.error.message, re);
+    }
+    const models = await (await fetch(`${url}/v1/models`)).json();
+    assert.equal(models.data[0].meta.file, "demo.gguf");
+    const icon = await get(port, "/favicon.svg");
+    assert.equal(icon.status, 200);
+    assert.match(icon.headers["content-type"], /svg/);
+  } finally {
+    srv.kill("SIGTERM");
+  }
+});

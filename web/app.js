@@ -6,7 +6,10 @@
 // localStorage ("onebit.models"), and every load from storage checks the digest first, so a
 // damaged file is reported instead of loaded. Downloads commit every few MiB and resume with an
 // HTTP Range request after an interruption. The conversation and settings live in localStorage
-// ("onebit.chat"). Model output is untrusted: every piece of it is HTML-escaped before the small
+// ("onebit.chat"). When the page comes from `onebit serve` (GET v1/models answers), the model that
+// server runs is offered first and, unless another model was chosen last time, used right away:
+// the conversation then goes through the server's own API (ServedModel below), with no download;
+// "Run it in this browser" fetches that same file from the server. Model output is untrusted: every piece of it is HTML-escaped before the small
 // Markdown renderer below adds its own tags. Not here: the engine (web/onebit.js, web/engine.mjs).
 
 const $ = (id) => document.getElementById(id);
@@ -14,6 +17,7 @@ const params = new URLSearchParams(location.search);
 const BACKEND = ['cpu', 'webgpu', 'auto'].includes(params.get('backend')) ? params.get('backend') : 'auto';
 const DEMO_URL = new URL('models/demo.gguf', location.href).href;
 const COMMIT_EVERY = 8 << 20; // bytes between commits of a download to storage (resume points)
+const SERVED = '@served'; // onebit.last when the served model was the last one used
 
 // ---- persistent state ---------------------------------------------------------------------
 
@@ -32,7 +36,7 @@ function bytes(n) {
   const u = ['B', 'KB', 'MB', 'GB'];
   let i = 0;
   while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
-  return `${n.toFixed(i && n < 10 ? 1 : 0)} ${u[i]}`;
+  return `${n.toFixed(i && n < 100 ? 1 : 0)} ${u[i]}`;
 }
 const secs = (s) => (s < 90 ? `${Math.ceil(s)} s` : `${Math.floor(s / 60)} min ${Math.ceil(s % 60)} s`);
 const esc = (s) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
@@ -88,6 +92,7 @@ function renderAnswer(text) {
 // ---- UI helpers ---------------------------------------------------------------------------
 
 const setStatus = (s) => { $('status').textContent = s; };
+let readyText = ''; // the status line while a model is loaded and idle
 function banner(text, { recover = false } = {}) {
   $('banner-text').textContent = text;
   $('recover').hidden = !recover;
@@ -236,8 +241,21 @@ async function download(url, name) {
   downloading = ac;
   $('cancel-download').hidden = false;
   progress(true, 0, `Connecting to ${new URL(url).host}…`);
-  const r = await fetch(url, { signal: ac.signal, headers: offset ? { Range: `bytes=${offset}-` } : {} });
-  if (!r.ok) throw new Error(`Download failed: HTTP ${r.status} from ${url}`);
+  let r;
+  try {
+    r = await fetch(url, { signal: ac.signal, headers: offset ? { Range: `bytes=${offset}-` } : {} });
+  } catch (e) {
+    downloading = null;
+    if (e.name === 'AbortError') throw new Error('Download cancelled.');
+    throw new Error(`Could not download ${name} from ${new URL(url).host}: ` +
+      (navigator.onLine === false ? 'this computer is offline. ' : 'the connection failed (offline, blocked by a firewall or proxy, or the site is down). ') +
+      (served ? `The model this server runs (${served.id}) works without the internet: “Chat with the served model”.`
+        : 'Check the connection and try again, or open a .gguf file from this computer.'));
+  }
+  if (!r.ok) {
+    downloading = null;
+    throw new Error(`Could not download ${name}: ${new URL(url).host} answered HTTP ${r.status}${r.status === 404 ? ' (no such file)' : ''}. Check the URL.`);
+  }
   if (offset && r.status !== 206) offset = 0; // no ranges here: start again
   const len = Number(r.headers.get('content-length')) || NaN;
   const total = offset + len;
@@ -355,7 +373,9 @@ function onWorker(m) {
     const threads = m.threads ?? 1;
     const where = m.backend === 'webgpu' ? 'WebGPU'
       : `CPU (WebAssembly${m.simd ? ' SIMD' : ''}, ${threads} thread${threads === 1 ? '' : 's'})`;
-    setStatus(`Ready: ${current} on ${where}${gpuNote}`);
+    readyText = `Ready: ${current} on ${where}${gpuNote}`;
+    setStatus(readyText);
+    $('model-panel').open = false;
     figures({ backend: where + gpuNote + (m.backend !== 'webgpu' && m.threadsNote ? ` (${m.threadsNote})` : ''), adapter: m.adapter, model: `${m.model} (${m.nLayer} layers, context ${m.nCtx})`,
       load: `${(m.loadMs / 1000).toFixed(2)} s` });
     document.body.dataset.state = 'ready';
@@ -380,6 +400,7 @@ function onWorker(m) {
       }
     }
     busy = false;
+    setStatus(readyText);
     saveChat();
     renderMessages();
     updateButtons();
@@ -392,6 +413,7 @@ function onWorker(m) {
       if (!msg.content) chat.messages.pop();
     }
     busy = false;
+    setStatus(readyText);
     saveChat();
     renderMessages();
     const recover = ['device_lost', 'backend', 'out_of_memory', 'internal'].includes(m.code);
@@ -402,6 +424,95 @@ function onWorker(m) {
     banner(explain(m.code, m.message), { recover });
     updateButtons();
   }
+}
+
+// ---- the served model: when `onebit serve` hosts this page ---------------------------------
+
+let served = null; // the server's /v1/models entry {id, meta: {file, size, n_ctx, backend, ...}}
+
+async function probeServer() {
+  try {
+    const r = await fetch('v1/models', { signal: AbortSignal.timeout(3000) });
+    if (!r.ok) return null;
+    return (await r.json())?.data?.[0] ?? null;
+  } catch {
+    return null; // a static host: no API
+  }
+}
+
+// Stands in for the engine worker: the same messages in and out, answered by the server's
+// /v1/chat/completions (streamed) instead of an engine in this browser.
+class ServedModel {
+  constructor(info) { this.info = info; this.ac = null; }
+  terminate() { this.ac?.abort(); }
+  postMessage(m) {
+    if (m.type === 'stop') this.ac?.abort();
+    else if (m.type === 'chat') this.chat(m);
+  }
+  async chat(m) {
+    const ac = this.ac = new AbortController();
+    const { enable_thinking, ...p } = m.params;
+    const body = { ...p, model: this.info.id, messages: m.messages, stream: true, stream_options: { include_usage: true },
+      chat_template_kwargs: { enable_thinking } };
+    let finish = 'length', usage = null, timings = null;
+    try {
+      let r;
+      try {
+        r = await fetch('v1/chat/completions', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: ac.signal });
+      } catch (e) {
+        if (e.name === 'AbortError') throw e;
+        throw Object.assign(new Error(`The onebit server at ${location.host} did not answer: it may have stopped. Start it again (make run) and send again.`), { code: 'server' });
+      }
+      if (!r.ok) {
+        const err = await r.json().catch(() => null);
+        throw Object.assign(new Error(`The server refused the request (HTTP ${r.status}): ${err?.error?.message ?? r.statusText}`), { code: 'server' });
+      }
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        buf += value;
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const data = buf.slice(0, i).split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('');
+          buf = buf.slice(i + 2);
+          if (!data || data === '[DONE]') continue;
+          const c = JSON.parse(data);
+          if (c.error) throw Object.assign(new Error(c.error.message), { code: 'server' });
+          const d = c.choices?.[0];
+          if (d?.delta?.content) onWorker({ type: 'delta', id: m.id, text: d.delta.content });
+          if (d?.finish_reason) finish = d.finish_reason;
+          if (c.usage) { usage = c.usage; timings = c.timings; }
+        }
+      }
+    } catch (e) {
+      if (e.name !== 'AbortError') return onWorker({ type: 'error', id: m.id, code: e.code ?? 'server', message: e.message });
+      finish = 'aborted';
+    } finally {
+      if (this.ac === ac) this.ac = null;
+    }
+    onWorker({ type: 'done', id: m.id, finish, usage,
+      timings: timings && usage ? { ...timings, n_ctx: this.info.meta?.n_ctx,
+        n_past: Math.min(usage.total_tokens, this.info.meta?.n_ctx ?? Infinity) } : null }); // the last token is not cached
+  }
+}
+
+function useServed() {
+  clearBanner();
+  worker?.terminate();
+  worker = new ServedModel(served);
+  current = served.id;
+  save('onebit.last', SERVED);
+  loaded = true;
+  const meta = served.meta ?? {};
+  readyText = `Ready: ${served.id}, run by onebit serve on this computer (${meta.backend ?? 'CPU'})`;
+  setStatus(readyText);
+  figures({ backend: `onebit serve (${meta.backend ?? '?'}, native)`, adapter: '– (the server\'s CPU)',
+    model: `${served.id} (${bytes(meta.size)}, context ${meta.n_ctx ?? '?'})`, load: 'loaded by the server' });
+  document.body.dataset.state = 'ready';
+  $('model-panel').open = false;
+  updateButtons();
 }
 
 // Loads a stored model: check its digest, then hand the file to the worker.
@@ -427,7 +538,7 @@ async function loadStored(name) {
   save('onebit.last', name);
   setStatus(`Loading ${name}…`);
   document.body.dataset.state = 'loading';
-  if (!worker) startWorker();
+  if (!(worker instanceof Worker)) startWorker();
   loaded = false;
   updateButtons();
   const done = new Promise((resolve, reject) => { pending = { resolve, reject }; });
@@ -511,6 +622,7 @@ function generate() {
   const id = nextId++;
   chat.messages.push({ id, role: 'assistant', content: '', streaming: true });
   busy = true;
+  setStatus(`Generating… (${current})`);
   renderMessages();
   updateButtons();
   worker.postMessage({ type: 'chat', id, messages: history, params: requestParams() });
@@ -577,6 +689,8 @@ async function main() {
     }
   });
   $('demo').onclick = () => downloadAndLoad(DEMO_URL, 'demo.gguf');
+  $('use-served').onclick = () => served && useServed();
+  $('served-local').onclick = () => served && downloadAndLoad(new URL(`models/${encodeURIComponent(servedFile())}`, location.href).href, servedFile());
   $('cancel-download').onclick = () => downloading?.abort();
   const takeFile = async (file) => {
     if (!file) return;
@@ -609,15 +723,31 @@ async function main() {
   if (!('gpu' in navigator)) figures({ backend: 'this browser has no WebGPU: CPU (WebAssembly)' });
   if (!crypto?.subtle) banner('This page needs a secure context (https or localhost) to verify models.');
   await refreshStored();
-  startWorker();
+  served = await probeServer();
+  if (served) {
+    $('served').hidden = false;
+    $('served-name').textContent = `${served.id} (${bytes(served.meta?.size)})`;
+    $('served-local').textContent = `Run it in this browser (${bytes(served.meta?.size)})`;
+    if (servedFile() === 'demo.gguf') $('demo').hidden = true; // the same file as “Run it in this browser”
+  } else $('demo').classList.add('primary');
   const last = load('onebit.last', null);
-  if (last && models.some((m) => m.name === last && !m.partial)) {
+  const lastStored = last && last !== SERVED && models.some((m) => m.name === last && !m.partial);
+  if (served && !lastStored) {
+    useServed();
+    return;
+  }
+  startWorker();
+  if (lastStored) {
     try {
       await loadStored(last);
     } catch (e) {
       banner(e.message);
     }
   } else setStatus('Choose a model: download one, open a local file, or try the demo model.');
+}
+
+function servedFile() {
+  return served?.meta?.file ?? `${served?.id}.gguf`;
 }
 
 // Test hooks for tests/browser-app.test.mjs: state to read, the renderer, and a simulated GPU loss.

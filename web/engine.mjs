@@ -683,6 +683,14 @@ export class Engine {
     // How the next token is chosen: on the GPU (only its id comes back), or by the C sampler.
     let gpuSample = false, sampler = 0;
     const args = [s.temperature, s.topK, s.topP, s.minP, s.repeatPenalty, s.repeatLastN, s.presencePenalty, s.frequencyPenalty, s.seed];
+    // The library's one range check (ob_sampling_check), as the CLI and the server use: an
+    // ob_sampling struct (8 four-byte fields, then the 64-bit seed, which it does not check).
+    const sp = this.buf('sampling', 40);
+    M.HEAPF32.set([s.temperature], sp >>> 2); M.HEAP32.set([s.topK], (sp >>> 2) + 1);
+    M.HEAPF32.set([s.topP, s.minP, s.repeatPenalty], (sp >>> 2) + 2); M.HEAP32.set([s.repeatLastN], (sp >>> 2) + 5);
+    M.HEAPF32.set([s.presencePenalty, s.frequencyPenalty], (sp >>> 2) + 6);
+    const chk = M._ob_sampling_check(sp) || M._ob_limits_check(0, Math.max(0, options.maxTokens | 0));
+    if (chk) throw this.err(chk);
     if (this.bridge) {
       const st = M._ob_wgpu_set_sampling(this.ctx, ...args);
       if (st) throw this.err(st);

@@ -91,6 +91,7 @@ static ob_status load_common(struct ob_model *m, const ob_model_params *p, ob_mo
     }
     if (st == OB_OK) {
         int threads = p->n_threads > 0 ? p->n_threads : ob_default_threads();
+        m->n_threads = threads;
         st = m->backend->model_init(m, threads, &m->bstate);
     }
     if (st != OB_OK) {
@@ -180,6 +181,7 @@ void ob_model_get_info(const ob_model *m, ob_model_info *o) {
     o->bos = m->bos;
     o->eos = m->eos;
     o->eot = m->eot;
+    o->n_threads = m->n_threads;
 }
 
 const char *ob_model_describe(const ob_model *m) {

@@ -186,9 +186,9 @@ static int parse(gguf_file *g, char *err, size_t errlen) {
     g->n_kv = rd_u64(&c, "metadata count");
     if (c.failed) return -1;
     /* Each kv needs at least 8+4+1 bytes and each tensor 8+4+8+4+8: bound counts by the file. */
-    if (g->n_kv > c.left / 13) return cfail(&c, "metadata count %llu is impossible for the file size",
+    if (g->n_kv > c.left / 13) return cfail(&c, "metadata count %llu is impossible for the file size (truncated or corrupt file)",
                                             (unsigned long long)g->n_kv);
-    if (g->n_tensors > c.left / 32) return cfail(&c, "tensor count %llu is impossible for the file size",
+    if (g->n_tensors > c.left / 32) return cfail(&c, "tensor count %llu is impossible for the file size (truncated or corrupt file)",
                                                  (unsigned long long)g->n_tensors);
     if (g->n_kv > GGUF_MAX_COUNT || g->n_tensors > GGUF_MAX_COUNT)
         return cfail(&c, "too many metadata entries or tensors (limit %u)", GGUF_MAX_COUNT);
@@ -216,7 +216,7 @@ static int parse(gguf_file *g, char *err, size_t errlen) {
             kv->val = c.p;
             if (kv->arr_type == GGUF_STRING) {
                 if (kv->arr_n > c.left / 8)
-                    return cfail(&c, "metadata '%.*s': array length %llu runs past the end",
+                    return cfail(&c, "truncated file: metadata '%.*s': array length %llu runs past the end",
                                  (int)(kv->key.len > 64 ? 64 : kv->key.len), kv->key.ptr,
                                  (unsigned long long)kv->arr_n);
                 for (uint64_t j = 0; j < kv->arr_n && !c.failed; j++) rd_str(&c, "array string");
@@ -290,7 +290,7 @@ static int parse(gguf_file *g, char *err, size_t errlen) {
         uint64_t abs, end;
         int nl = (int)(t->name.len > 64 ? 64 : t->name.len);
         if (ob_add_u64(data_off, t->offset, &abs) < 0 || ob_add_u64(abs, t->nbytes, &end) < 0 || end > g->size)
-            return cfail(&c, "tensor '%.*s' data (%llu bytes at %llu) runs past the end of the file (%llu bytes)",
+            return cfail(&c, "truncated file: tensor '%.*s' data (%llu bytes at %llu) runs past the end of the file (%llu bytes)",
                          nl, t->name.ptr, (unsigned long long)t->nbytes, (unsigned long long)t->offset,
                          (unsigned long long)g->size);
         t->offset = abs;

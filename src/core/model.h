@@ -117,6 +117,7 @@ struct ob_model {
 
     const struct ob_backend *backend;
     void *bstate;           /* the backend's per-model state */
+    int n_threads;          /* threads the backend was given */
 
     /* Partial loading (ob_model_load_partial): only a prefix of the file is in memory and the
      * backend uploads the weights itself (WebGPU). */
