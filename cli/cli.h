@@ -31,6 +31,8 @@ int cli_fail(ob_status st, const char *what);
 char *cli_read_all(FILE *f, size_t *len);
 char *cli_prompt_text(const cli_opts *o, size_t *len);
 ob_status cli_tokenize(const ob_model *m, const char *text, size_t len, int special, ob_token **out, size_t *n);
+ob_status cli_tokenize_prompt(const ob_model *m, const char *text, size_t len, int special, ob_token **out,
+                              size_t *n);
 
 int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);

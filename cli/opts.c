@@ -215,6 +215,17 @@ ob_status cli_tokenize(const ob_model *m, const char *text, size_t len, int spec
     return st;
 }
 
+/* The same for a prompt that starts a context: with the BOS/EOS the file asks for. */
+ob_status cli_tokenize_prompt(const ob_model *m, const char *text, size_t len, int special, ob_token **out,
+                              size_t *n) {
+    size_t cnt = 0;
+    ob_status st = ob_tokenize_prompt(m, text, len, special, NULL, 0, &cnt);
+    if (st) return st;
+    *out = malloc((cnt ? cnt : 1) * sizeof **out);
+    if (!*out) return OB_ERR_NOMEM;
+    return ob_tokenize_prompt(m, text, len, special, *out, cnt, n);
+}
+
 void cli_install_sigint(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -103,7 +103,7 @@ int cmd_run(int argc, char **argv) {
             tlen = strlen(rendered);
         }
     }
-    if ((st = cli_tokenize(m, text, tlen, !o.raw, &toks, &nt))) { r = cli_fail(st, "tokenize"); goto out; }
+    if ((st = cli_tokenize_prompt(m, text, tlen, !o.raw, &toks, &nt))) { r = cli_fail(st, "tokenize"); goto out; }
     if (nt == 0) { fprintf(stderr, "onebit: the prompt is empty\n"); r = 2; goto out; }
     /* Refused before anything is printed (--raw echoes the prompt), like the server's 400. */
     int n_ctx = ob_context_n_ctx(ctx);
@@ -223,7 +223,9 @@ static ob_status turn_tokens(ob_model *m, ob_context *ctx, chat_state *s, int th
     }
     ob_token *delta = NULL;
     size_t nd = 0;
-    st = cli_tokenize(m, full + skip, strlen(full + skip), 1, &delta, &nd);
+    /* the conversation's start gets the BOS the file asks for; a later turn continues the cache */
+    st = skip ? cli_tokenize(m, full + skip, strlen(full + skip), 1, &delta, &nd)
+              : cli_tokenize_prompt(m, full, strlen(full), 1, &delta, &nd);
     if (st == OB_OK) {
         size_t base = skip ? (size_t)ob_context_n_past(ctx) : 0;
         *out = malloc((base + nd + 1) * sizeof **out);

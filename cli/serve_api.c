@@ -394,10 +394,11 @@ static void make_id(char *out, size_t cap, const char *prefix) {
 
 static int tokenize(const api_server *srv, const char *text, size_t len, job *j, api_error *err) {
     size_t n = 0;
-    if (ob_tokenize(srv->model, text, len, 1, NULL, 0, &n)) return BAD(NULL, "cannot tokenize: %s", ob_last_error());
+    /* a prompt starts a context: BOS/EOS as the file asks (ob_tokenize_prompt) */
+    if (ob_tokenize_prompt(srv->model, text, len, 1, NULL, 0, &n)) return BAD(NULL, "cannot tokenize: %s", ob_last_error());
     j->prompt = malloc((n ? n : 1) * sizeof *j->prompt);
     if (!j->prompt) return BAD(NULL, "out of memory");
-    if (ob_tokenize(srv->model, text, len, 1, j->prompt, n, &j->n_prompt)) return BAD(NULL, "cannot tokenize");
+    if (ob_tokenize_prompt(srv->model, text, len, 1, j->prompt, n, &j->n_prompt)) return BAD(NULL, "cannot tokenize");
     return 0;
 }
 

@@ -142,11 +142,14 @@ int cmd_info(int argc, char **argv) {
 /* ---- tokenize ---------------------------------------------------------------------------------- */
 
 static const char TOKENIZE_USAGE[] =
-    "usage: onebit tokenize -m FILE [-p TEXT | -f FILE] [--no-special] [--verbose]\n"
+    "usage: onebit tokenize -m FILE [-p TEXT | -f FILE] [--no-special] [--add-special] [--ids | --verbose]\n"
     "       onebit tokenize -m FILE --decode [-p IDS | -f FILE]\n"
-    "Prints the token ids of the text (default: stdin), comma-separated; --verbose prints one id per\n"
-    "line with its bytes. --no-special treats <|im_start|> and the like as plain text. --decode turns\n"
-    "ids (separated by commas or spaces) back into text.\n";
+    "Prints the token ids of the text (default: stdin), comma-separated; --ids prints each id after a\n"
+    "space, as llama.cpp's vocabulary tests (.out files) do; --verbose prints one id per line with its\n"
+    "bytes. --no-special treats <|im_start|> and the like as plain text. --add-special adds what the\n"
+    "file adds around a prompt (BOS when tokenizer.ggml.add_bos_token, EOS when add_eos_token), as\n"
+    "llama.cpp's add_special. --decode turns ids (separated by commas or spaces) back into text.\n"
+    "Only the tokenizer is loaded, so FILE may be a vocabulary-only GGUF (no tensors).\n";
 
 /* Parses "1,2, 3 4" into a malloc'ed array. Returns -1 on a bad number. */
 static int parse_ids(const char *s, ob_token **out, size_t *n) {
@@ -177,13 +180,30 @@ static int parse_ids(const char *s, ob_token **out, size_t *n) {
 int cmd_tokenize(int argc, char **argv) {
     cli_opts o;
     cli_opts_init(&o);
+    /* this command's own flags, taken out before the shared parser sees the rest */
+    int ids_out = 0, add_special = 0, k = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && !strcmp(argv[i], "--ids")) ids_out = 1;
+        else if (i > 0 && !strcmp(argv[i], "--add-special")) add_special = 1;
+        else argv[k++] = argv[i];
+    }
+    argc = k;
     int r = cli_parse(argc, argv, &o, TOKENIZE_USAGE);
     if (r) return r == 1 ? 0 : r;
+    if (!o.model) { fprintf(stderr, "onebit: no model given (use -m FILE)\n"); return 2; }
     size_t len = 0;
     char *text = o.prompt || o.prompt_file ? cli_prompt_text(&o, &len) : cli_read_all(stdin, &len);
     if (!text) return o.prompt_file ? 3 : 6;
     ob_model *m;
-    if ((r = cli_load(&o, &m))) { free(text); return r; }
+    ob_model_params mp = ob_model_default_params();
+    mp.vocab_only = 1;   /* the tokenizer is all this needs: vocabulary-only files work too */
+    ob_status lst = ob_model_load_file(o.model, &mp, &m);
+    if (lst) {
+        char what[600];
+        snprintf(what, sizeof what, "cannot load '%s'", o.model);
+        free(text);
+        return cli_fail(lst, what);
+    }
     ob_token *ids = NULL;
     size_t n = 0;
     if (o.decode) {
@@ -198,7 +218,8 @@ int cmd_tokenize(int argc, char **argv) {
             fwrite(b, 1, bl, stdout);
         }
     } else {
-        ob_status st = cli_tokenize(m, text, len, !o.no_special, &ids, &n);
+        ob_status st = add_special ? cli_tokenize_prompt(m, text, len, !o.no_special, &ids, &n)
+                                   : cli_tokenize(m, text, len, !o.no_special, &ids, &n);
         if (st) r = cli_fail(st, "tokenize");
         for (size_t i = 0; i < n && !r; i++) {
             if (o.verbose) {
@@ -212,6 +233,8 @@ int cmd_tokenize(int argc, char **argv) {
                     else putchar(c);
                 }
                 printf("'\n");
+            } else if (ids_out) {
+                printf(" %d", ids[i]);
             } else {
                 printf(i ? ",%d" : "%d", ids[i]);
             }

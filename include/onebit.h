@@ -101,14 +101,24 @@ const char *ob_model_meta(const ob_model *model, const char *key);
 
 /* ---- tokenizer ------------------------------------------------------------------------------ */
 
-/* Encodes UTF-8 text (invalid bytes are kept as byte tokens). With parse_special, the text of
- * added/special tokens such as "<|im_start|>" becomes their id; without it only control tokens'
- * text (<|im_start|> ...) is ordinary, while user-defined tokens (<think>, <tool_call>) still match,
- * like Hugging Face's split_special_tokens=True. Text is NFC-normalised as the Qwen3 tokenizer does.
- * Writes at most cap ids into out (may be NULL when cap is 0) and the full count to *n_out: call
- * again with a larger buffer when *n_out > cap. */
+/* Encodes UTF-8 text (invalid bytes are kept as byte tokens) with the tokenizer the file names
+ * (tokenizer.ggml.model "gpt2": byte-level BPE with the pre-tokenizer of tokenizer.ggml.pre;
+ * "llama": SentencePiece), giving llama.cpp's ids for llama_tokenize(add_special = false). With
+ * parse_special, the text of added/special tokens such as "<|im_start|>" becomes their id; without
+ * it only control tokens' text (<|im_start|> ...) is ordinary, while user-defined tokens (<think>,
+ * <tool_call>) still match, like Hugging Face's split_special_tokens=True. Text is NFC-normalised
+ * for the Qwen pre-tokenizers as their Hugging Face tokenizers do. Never adds BOS/EOS: see
+ * ob_tokenize_prompt. Writes at most cap ids into out (may be NULL when cap is 0) and the full
+ * count to *n_out: call again with a larger buffer when *n_out > cap. */
 ob_status ob_tokenize(const ob_model *model, const char *text, size_t len, int parse_special,
                       ob_token *out, size_t cap, size_t *n_out);
+
+/* ob_tokenize for a prompt that starts a context (llama.cpp's add_special = true): the model's BOS
+ * first when the file asks for it (tokenizer.ggml.add_bos_token; when absent, yes for
+ * SentencePiece and Llama 3 vocabularies, as llama.cpp), unless the text already begins with that
+ * token (a chat template that writes it), and its EOS last when add_eos_token. Same arguments. */
+ob_status ob_tokenize_prompt(const ob_model *model, const char *text, size_t len, int parse_special,
+                             ob_token *out, size_t cap, size_t *n_out);
 
 /* The raw bytes a token stands for (not NUL-terminated). Returns OB_ERR_ARG for a bad id. */
 ob_status ob_token_bytes(const ob_model *model, ob_token tok, const char **bytes, size_t *len);

@@ -10,6 +10,9 @@
  *      and writes one line per record: the ids separated by spaces, a tab, then the hex of the
  *      bytes the ids decode to (mode 2: nothing, a tab, the hex of the NFC of the text).
  *   tok_driver TOKENIZER_JSON --bench FILE   times tok_new and the encoding of FILE.
+ *   tok_driver --gguf FILE       the same records through the public API on the tokenizer of a
+ *        GGUF file loaded with vocab_only (tests/vocab.test.mjs): mode 0/1 ob_tokenize with
+ *        parse_special 0/1, mode 3 ob_tokenize_prompt with parse_special 0.
  */
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -18,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "onebit.h"
 #include "tokenizer.h"
 #include "unicode.h"
 
@@ -190,8 +194,46 @@ static int bench(tok_tokenizer *t, const loaded *l, const char *path) {
     return 0;
 }
 
+/* --gguf FILE: records through ob_tokenize / ob_tokenize_prompt and ob_token_bytes. */
+static int gguf_mode(const char *path) {
+    ob_model_params mp = ob_model_default_params();
+    mp.vocab_only = 1;
+    ob_model *m;
+    if (ob_model_load_file(path, &mp, &m) != OB_OK) {
+        fprintf(stderr, "tok_driver: cannot load %s: %s\n", path, ob_last_error());
+        return 1;
+    }
+    unsigned char hdr[5];
+    while (fread(hdr, 1, 5, stdin) == 5) {
+        uint32_t len = hdr[1] | (uint32_t)hdr[2] << 8 | (uint32_t)hdr[3] << 16 | (uint32_t)hdr[4] << 24;
+        char *s = malloc(len ? len : 1);
+        if (!s || fread(s, 1, len, stdin) != len) die("short record");
+        size_t n = 0, n2 = 0;
+        int prompt = hdr[0] == 3, special = hdr[0] == 1;
+        ob_status st = prompt ? ob_tokenize_prompt(m, s, len, 0, NULL, 0, &n) : ob_tokenize(m, s, len, special, NULL, 0, &n);
+        ob_token *ids = malloc((n ? n : 1) * sizeof *ids);
+        if (st || !ids) die("tokenize failed");
+        st = prompt ? ob_tokenize_prompt(m, s, len, 0, ids, n, &n2) : ob_tokenize(m, s, len, special, ids, n, &n2);
+        if (st || n2 != n) die("tokenize: the count differs between calls");
+        for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+        putchar('\t');
+        for (size_t i = 0; i < n; i++) {
+            const char *p;
+            size_t pl;
+            if (ob_token_bytes(m, ids[i], &p, &pl)) die("tokenize produced a bad id");
+            put_hex(p, pl);
+        }
+        putchar('\n');
+        free(ids);
+        free(s);
+    }
+    ob_model_free(m);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2) die("usage: tok_driver TOKENIZER_JSON [--bench FILE]");
+    if (argc < 2) die("usage: tok_driver TOKENIZER_JSON [--bench FILE] | tok_driver --gguf FILE");
+    if (argc == 3 && strcmp(argv[1], "--gguf") == 0) return gguf_mode(argv[2]);
     cJSON *root;
     loaded l = load(argv[1], &root);
     tok_tokenizer *t = build(&l, NULL);

@@ -504,7 +504,8 @@ export class Engine {
 
   // ---- tokens and text ----
 
-  tokenize(text, { special = true } = {}) {
+  // prompt: a text that starts a context, so with the BOS/EOS the file asks for (ob_tokenize_prompt).
+  tokenize(text, { special = true, prompt = false } = {}) {
     const M = this.M;
     const n = M.lengthBytesUTF8(text);
     const tp = this.buf('text', n + 1);
@@ -513,7 +514,7 @@ export class Engine {
     let cap = n + 16;
     for (;;) {
       const op = this.buf('toks', cap * 4);
-      const st = M._ob_tokenize(this.model, tp, n, special ? 1 : 0, op, cap, np);
+      const st = (prompt ? M._ob_tokenize_prompt : M._ob_tokenize)(this.model, tp, n, special ? 1 : 0, op, cap, np);
       if (st) throw this.err(st);
       const got = M.HEAPU32[np >>> 2];
       if (got <= cap) return Array.from(M.HEAP32.subarray(op >>> 2, (op >>> 2) + got));
@@ -666,7 +667,7 @@ export class Engine {
   // conversation, so a longer prompt that starts the same reuses it.
   async generate(prompt, options = {}) {
     const M = this.M;
-    const toks = typeof prompt === 'string' ? this.tokenize(prompt) : Array.from(prompt);
+    const toks = typeof prompt === 'string' ? this.tokenize(prompt, { prompt: true }) : Array.from(prompt);
     if (toks.length === 0) throw new OnebitError(Status.ERR_ARG, 'the prompt is empty');
     const nCtx = this.info.nCtx;
     if (toks.length > nCtx) throw new OnebitError(Status.ERR_CONTEXT, `the prompt is ${toks.length} tokens but the context holds ${nCtx}`);

