@@ -10,7 +10,8 @@
  *   quant_driver model PATH [TOL]
  *                              logits of 16 random tokens, in one call and one token at a time, on
  *                              the cpu backend (2 threads) vs the scalar backend: relative RMS under
- *                              TOL (default 1e-4), the same argmax everywhere.
+ *                              TOL (default 1e-3: the cpu backend keeps a half KV cache), the same argmax everywhere but
+ *                              at near ties (top two within 10x the RMS logit error).
  * Exit status 0 when every check passes.
  */
 #include <math.h>
@@ -171,22 +172,27 @@ static int model(const char *path, double tol) {
         float *lg = run_logits(path, "cpu", toks, N, k == 0 ? N : 1, &nv);
         if (!lg) break;
         double se = 0, sy = 0;
-        int agree = 0;
+        int agree = 0, ties = 0, ia[N], ib[N];
         for (int i = 0; i < N; i++) {
             const float *a = ref + (size_t)i * nv, *b = lg + (size_t)i * nv;
-            int ia = 0, ib = 0;
+            ia[i] = ib[i] = 0;
             for (int j = 0; j < nv; j++) {
                 se += (double)(a[j] - b[j]) * (a[j] - b[j]);
                 sy += (double)a[j] * a[j];
-                if (a[j] > a[ia]) ia = j;
-                if (b[j] > b[ib]) ib = j;
+                if (a[j] > a[ia[i]]) ia[i] = j;
+                if (b[j] > b[ib[i]]) ib[i] = j;
             }
-            agree += ia == ib;
+            agree += ia[i] == ib[i];
         }
+        /* A different argmax is fine where the scalar logits of the two picks are within 10x the
+         * RMS logit error of each other (a near tie that the half cache may flip). */
+        const double err = sqrt(se / N / nv);
+        for (int i = 0; i < N; i++)
+            ties += ia[i] != ib[i] && ref[(size_t)i * nv + ia[i]] - ref[(size_t)i * nv + ib[i]] <= 10 * err;
         const double rel = sy > 0 ? sqrt(se / sy) : 0;
-        printf("%s: cpu (%s) vs scalar: logits relative RMS %.3g, argmax agreement %d/%d, logit RMS %.3g\n", path,
-               k == 0 ? "one batch" : "one token at a time", rel, agree, N, sqrt(sy / N / nv));
-        if (!(rel < tol) || agree != N || !(sy > 0)) {
+        printf("%s: cpu (%s) vs scalar: logits relative RMS %.3g, argmax agreement %d/%d (+%d near ties), logit RMS %.3g\n",
+               path, k == 0 ? "one batch" : "one token at a time", rel, agree, N, ties, sqrt(sy / N / nv));
+        if (!(rel < tol) || agree + ties != N || !(sy > 0)) {
             printf("FAIL %s: relative RMS %.3g (limit %.3g), argmax %d/%d\n", path, rel, tol, agree, N);
             failures++;
         }
@@ -198,7 +204,7 @@ static int model(const char *path, double tol) {
 
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "check") == 0) return check(argv[2]);
-    if (argc >= 3 && strcmp(argv[1], "model") == 0) return model(argv[2], argc > 3 ? atof(argv[3]) : 1e-4);
+    if (argc >= 3 && strcmp(argv[1], "model") == 0) return model(argv[2], argc > 3 ? atof(argv[3]) : 1e-3);
     fprintf(stderr, "usage: quant_driver check FILE | model PATH [TOL]\n");
     return 2;
 }
