@@ -1,11 +1,16 @@
-/* mkmodel.c — writes Qwen3-architecture GGUF test models with 1-bit (Q1_0) weights.
+/* mkmodel.c — writes Qwen3-architecture GGUF test models with 1-bit (Q1_0) weights, or with any
+ * weight type of onebit's table (--type).
  *
  * Two sources of weights:
  *  - presets (tiny, bonsai): deterministic pseudo-random weights. Every tensor draws from its own
  *    xoshiro256** stream seeded from (seed, tensor name), so the same seed gives a byte-identical
  *    file and changing --layers or --untied leaves the shared tensors unchanged. Scales are chosen
  *    so that activations stay near unit RMS through the layers and logits have a spread of a few
- *    units: argmax comparisons between implementations are then meaningful.
+ *    units: argmax comparisons between implementations are then meaningful. With --type T the 2-D
+ *    tensors are random valid blocks of T (random code bytes, the block's fp16 scales set so that
+ *    the decoded block has the intended RMS, minimums set to centre it); F32/F16/BF16 get uniform
+ *    random values. This is no quantiser: the weights are random, only their statistics are
+ *    chosen.
  *  - --weights DIR: trained float32 weights described by DIR/manifest.json (see usage()); 2-D
  *    tensors are quantised to Q1_0 (d = mean |w| per block of 128), 1-D tensors stay F32.
  *
@@ -22,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gguf.h"
 #include "gguf_write.h"
@@ -63,6 +69,7 @@ typedef struct hparams {
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx;
     float rope_theta, rms_eps;
     int tied;
+    const ob_type_row *type;    /* of the 2-D tensors (NULL: Q1_0) */
 } hparams;
 
 static hparams preset(const char *name) {
@@ -94,9 +101,11 @@ static void check_hparams(const hparams *h) {
     if (h->n_head % h->n_head_kv) die("n_head (%d) must be a multiple of n_head_kv (%d)", h->n_head,
                                       h->n_head_kv);
     if (h->head_dim % 2) die("head_dim must be even (RoPE pairs)");
-    /* Q1_0 rows: ne[0] of every 2-D tensor. */
-    if (h->n_embd % QK1_0 || h->n_ff % QK1_0 || (h->n_head * h->head_dim) % QK1_0)
-        die("n_embd, n_ff and n_head*head_dim must be multiples of %d (Q1_0 block)", QK1_0);
+    /* Whole blocks in every row: ne[0] of every 2-D tensor. */
+    const int blk = h->type ? h->type->block : QK1_0;
+    if (h->n_embd % blk || h->n_ff % blk || (h->n_head * h->head_dim) % blk)
+        die("n_embd, n_ff and n_head*head_dim must be multiples of %d (%s block)", blk,
+            h->type ? h->type->name : "q1_0");
 }
 
 /* ---- files ---------------------------------------------------------------------------------- */
@@ -264,6 +273,19 @@ static void ok(int rc) {
     if (rc) die("out of memory while building the GGUF");
 }
 
+/* llama.cpp's llama_ftype for "mostly T" (the K types: the _M mixes, the closest names). */
+static uint32_t file_type(const ob_type_row *t) {
+    static const struct { uint32_t type, ftype; } map[] = {
+        {GGML_F32, 0},     {GGML_F16, 1},    {GGML_Q4_0, 2},   {GGML_Q4_1, 3},   {GGML_Q8_0, 7},
+        {GGML_Q5_0, 8},    {GGML_Q5_1, 9},   {GGML_Q2_K, 10},  {GGML_Q3_K, 12},  {GGML_Q4_K, 15},
+        {GGML_Q5_K, 17},   {GGML_Q6_K, 18},  {GGML_BF16, 32},  {GGML_TQ1_0, 36}, {GGML_TQ2_0, 37},
+        {GGML_Q1_0, FTYPE_MOSTLY_Q1_0},      {GGML_Q2_0, 41},
+    };
+    for (size_t i = 0; t && i < sizeof map / sizeof *map; i++)
+        if (map[i].type == t->type) return map[i].ftype;
+    return FTYPE_MOSTLY_Q1_0;
+}
+
 static void write_metadata(gguf_writer *w, const hparams *h, const vocab *v, const char *tmpl) {
     /* Key order and types as convert_hf_to_gguf.py writes them for Qwen3. */
     ok(gguf_w_str(w, "general.architecture", "qwen3"));
@@ -279,7 +301,7 @@ static void write_metadata(gguf_writer *w, const hparams *h, const vocab *v, con
     ok(gguf_w_f32(w, "qwen3.attention.layer_norm_rms_epsilon", h->rms_eps));
     ok(gguf_w_u32(w, "qwen3.attention.key_length", (uint32_t)h->head_dim));
     ok(gguf_w_u32(w, "qwen3.attention.value_length", (uint32_t)h->head_dim));
-    ok(gguf_w_u32(w, "general.file_type", FTYPE_MOSTLY_Q1_0));
+    ok(gguf_w_u32(w, "general.file_type", file_type(h->type)));
     ok(gguf_w_u32(w, "general.quantization_version", 2));
 
     ok(gguf_w_str(w, "tokenizer.ggml.model", "gpt2"));
@@ -372,6 +394,64 @@ static void add_random_q1(gguf_writer *w, uint64_t seed, const char *name, int n
     free(data);
 }
 
+/* Where a block type keeps its fp16 scales: d (and a second scale field, or -1) and, for types
+ * with a minimum, the field holding it and its value relative to d that centres the block
+ * (w = q d + m: m = -mean(q) d; w = d sc q - dmin mn: dmin = mean(q) d). From ggml-common.h. */
+typedef struct block_scales { uint32_t type; int d, min; float min_ratio; } block_scales;
+static const block_scales SCALE_FIELDS[] = {
+    {GGML_Q8_0, 0, -1, 0},      {GGML_Q4_0, 0, -1, 0},      {GGML_Q5_0, 0, -1, 0},
+    {GGML_Q4_1, 0, 2, -7.5f},   {GGML_Q5_1, 0, 2, -15.5f},  {GGML_Q2_K, 80, 82, 1.5f},
+    {GGML_Q3_K, 108, -1, 0},    {GGML_Q4_K, 0, 2, 7.5f},    {GGML_Q5_K, 0, 2, 15.5f},
+    {GGML_Q6_K, 208, -1, 0},    {GGML_TQ1_0, 52, -1, 0},    {GGML_TQ2_0, 64, -1, 0},
+    {GGML_Q2_0, 0, -1, 0},
+};
+
+/* Tensor [ne0, ne1] of type t with random weights of RMS about base (times a per-row factor with
+ * row_spread, as add_random_q1 does). */
+static void add_random_typed(gguf_writer *w, uint64_t seed, const char *name, int ne0, int ne1, float base,
+                             int row_spread, const ob_type_row *t) {
+    rng r = tensor_rng(seed, name);
+    const size_t bpr = (size_t)ne0 / (size_t)t->block, nbytes = bpr * (size_t)ne1 * (size_t)t->bytes;
+    uint8_t *data = xmalloc(nbytes); /* [ne1][bpr] blocks */
+    float *vals = xmalloc((size_t)t->block * sizeof(float));
+    const block_scales *bs = NULL;
+    for (size_t i = 0; i < sizeof SCALE_FIELDS / sizeof *SCALE_FIELDS; i++)
+        if (SCALE_FIELDS[i].type == t->type) bs = &SCALE_FIELDS[i];
+    if (t->block > 1 && !bs) die("--type %s: no random block recipe", t->name);
+    for (size_t row = 0; row < (size_t)ne1; row++) {
+        float rs = base;
+        if (row_spread)
+            for (int k = 0; k < 3; k++) rs *= 0.5f + rng_unit(&r);
+        for (size_t b = row * bpr; b < (row + 1) * bpr; b++) {
+            uint8_t *blk = data + b * (size_t)t->bytes;
+            if (t->block == 1) { /* a float: uniform of RMS rs */
+                const float v = rs * 1.7320508f * (2.0f * rng_unit(&r) - 1.0f);
+                uint32_t u;
+                memcpy(&u, &v, 4);
+                if (t->type == GGML_F32) for (int k = 0; k < 4; k++) blk[k] = (uint8_t)(u >> (8 * k));
+                else put_u16le(blk, t->type == GGML_F16 ? ob_f32_to_fp16(v) : (uint16_t)(u >> 16));
+                continue;
+            }
+            for (int k = 0; k < t->bytes; k++) blk[k] = (uint8_t)(rng_next(&r) >> 56);
+            /* Decode with d = 1 (and the centring minimum), then scale both to the target RMS:
+             * the block's values are linear in them. */
+            put_u16le(blk + bs->d, ob_f32_to_fp16(1.0f));
+            if (bs->min >= 0) put_u16le(blk + bs->min, ob_f32_to_fp16(bs->min_ratio));
+            t->dequant(blk, vals, (size_t)t->block);
+            double ss = 0;
+            for (int k = 0; k < t->block; k++) ss += (double)vals[k] * vals[k];
+            const double rms = sqrt(ss / t->block);
+            const float k = rms > 0 ? (float)(rs * (0.5f + rng_unit(&r)) / rms) : 0.0f;
+            put_u16le(blk + bs->d, ob_f32_to_fp16(k));
+            if (bs->min >= 0) put_u16le(blk + bs->min, ob_f32_to_fp16(k * bs->min_ratio));
+        }
+    }
+    uint64_t ne[2] = {(uint64_t)ne0, (uint64_t)ne1};
+    ok(gguf_w_tensor(w, name, t->type, 2, ne, data, nbytes));
+    free(vals);
+    free(data);
+}
+
 /* F32 norm weight [n] in [0.75, 1.25). */
 static void add_random_norm(gguf_writer *w, uint64_t seed, const char *name, int n) {
     rng r = tensor_rng(seed, name);
@@ -439,10 +519,11 @@ static void add_random_tensors(gguf_writer *w, const hparams *h, uint64_t seed) 
     tspec *t;
     int n = tensor_list(h, &t);
     for (int i = 0; i < n; i++) {
-        if (t[i].n_dims == 2)
-            add_random_q1(w, seed, t[i].name, t[i].ne[0], t[i].ne[1], t[i].base,
-                          strcmp(t[i].name, "token_embd.weight") == 0 ||
-                              strcmp(t[i].name, "output.weight") == 0);
+        const int spread = strcmp(t[i].name, "token_embd.weight") == 0 || strcmp(t[i].name, "output.weight") == 0;
+        if (t[i].n_dims == 2 && h->type && h->type->type != GGML_Q1_0)
+            add_random_typed(w, seed, t[i].name, t[i].ne[0], t[i].ne[1], t[i].base, spread, h->type);
+        else if (t[i].n_dims == 2)
+            add_random_q1(w, seed, t[i].name, t[i].ne[0], t[i].ne[1], t[i].base, spread);
         else add_random_norm(w, seed, t[i].name, t[i].ne[0]);
     }
     free(t);
@@ -564,11 +645,13 @@ static void add_trained_tensors(gguf_writer *w, const hparams *h, cJSON *manifes
 
 static void usage(void) {
     fputs("usage: mkmodel -o FILE [--preset tiny|bonsai] [--untied] [--layers N] [--seed N]\n"
-          "               [--name NAME] [--tokenizer tokenizer.json] [--template FILE]\n"
+          "               [--type TYPE] [--name NAME] [--tokenizer tokenizer.json] [--template FILE]\n"
           "       mkmodel -o FILE --weights DIR [--tokenizer ...] [--template ...]\n"
           "\n"
           "Writes a Qwen3 GGUF with Q1_0 weights. Presets get deterministic random weights\n"
-          "(same seed, same bytes). --weights DIR reads DIR/manifest.json:\n"
+          "(same seed, same bytes); --type TYPE writes their 2-D tensors as random blocks of\n"
+          "TYPE instead (any type onebit runs: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K\n"
+          "q4_K q5_K q6_K tq1_0 tq2_0 q1_0 q2_0). --weights DIR reads DIR/manifest.json:\n"
           "  {\"hparams\": {\"name\", \"n_embd\", \"n_layer\", \"n_head\", \"n_head_kv\", \"head_dim\",\n"
           "               \"n_ff\", \"n_ctx\", \"rope_theta\", \"rms_eps\", \"tied\": true},\n"
           "   \"tensors\": [{\"name\": \"blk.0.attn_q.weight\", \"shape\": [ne0, ne1],\n"
@@ -582,7 +665,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     const char *out = NULL, *preset_name = "tiny", *tok_path = DEFAULT_TOKENIZER,
-               *tmpl_path = DEFAULT_TEMPLATE, *weights = NULL, *name = NULL;
+               *tmpl_path = DEFAULT_TEMPLATE, *weights = NULL, *name = NULL, *type_name = NULL;
     int untied = 0, layers = 0;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
@@ -597,11 +680,13 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--tokenizer") == 0 && more) tok_path = argv[++i];
         else if (strcmp(a, "--template") == 0 && more) tmpl_path = argv[++i];
         else if (strcmp(a, "--weights") == 0 && more) weights = argv[++i];
+        else if (strcmp(a, "--type") == 0 && more) type_name = argv[++i];
         else usage();
     }
     if (!out) usage();
 
     hparams h;
+    memset(&h, 0, sizeof h);
     cJSON *manifest = NULL;
     if (weights) {
         manifest = load_manifest(weights, &h);
@@ -612,6 +697,12 @@ int main(int argc, char **argv) {
         else if (layers < 0) die("--layers must be positive");
     }
     if (name) snprintf(h.name, sizeof h.name, "%s", name);
+    if (type_name) {
+        if (weights) die("--type applies to presets (--weights quantises to Q1_0)");
+        for (int i = 0; ob_type_at(i) && !h.type; i++)
+            if (strcasecmp(ob_type_at(i)->name, type_name) == 0) h.type = ob_type_at(i);
+        if (!h.type) die("unknown --type '%s' (onebit runs %s)", type_name, ob_type_names());
+    }
     check_hparams(&h);
 
     vocab v = load_vocab(tok_path, h.n_vocab);

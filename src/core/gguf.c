@@ -33,7 +33,8 @@ static const gguf_type_info type_table[GGML_TYPE_COUNT] = {
     [GGML_I8] = {"i8", 1, 1},         [GGML_I16] = {"i16", 1, 2},
     [GGML_I32] = {"i32", 1, 4},       [GGML_I64] = {"i64", 1, 8},
     [GGML_F64] = {"f64", 1, 8},       [GGML_BF16] = {"bf16", 1, 2},
-    [GGML_Q1_0] = {"q1_0", 128, 18},
+    [GGML_TQ1_0] = {"tq1_0", 256, 54}, [GGML_TQ2_0] = {"tq2_0", 256, 66},
+    [GGML_Q1_0] = {"q1_0", 128, 18},  [GGML_Q2_0] = {"q2_0", 64, 18},
 };
 
 const gguf_type_info *gguf_type(uint32_t type) {

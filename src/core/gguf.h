@@ -25,7 +25,8 @@ enum ggml_type {
     GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q4_1 = 3, GGML_Q5_0 = 6, GGML_Q5_1 = 7,
     GGML_Q8_0 = 8, GGML_Q8_1 = 9, GGML_Q2_K = 10, GGML_Q3_K = 11, GGML_Q4_K = 12, GGML_Q5_K = 13,
     GGML_Q6_K = 14, GGML_Q8_K = 15, GGML_I8 = 24, GGML_I16 = 25, GGML_I32 = 26, GGML_I64 = 27,
-    GGML_F64 = 28, GGML_BF16 = 30, GGML_Q1_0 = 41, GGML_TYPE_COUNT = 42
+    GGML_F64 = 28, GGML_BF16 = 30, GGML_TQ1_0 = 34, GGML_TQ2_0 = 35, GGML_Q1_0 = 41, GGML_Q2_0 = 42,
+    GGML_TYPE_COUNT = 43
 };
 
 typedef struct gguf_type_info {

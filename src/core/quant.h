@@ -1,8 +1,11 @@
-/* quant.h — scalar element formats: fp16/bf16 conversion and row dequantisation.
+/* quant.h — scalar element formats: fp16/bf16 conversion, the weight type table and row
+ * dequantisation.
  *
  * Q1_0: blocks of 128 weights, 18 bytes each: an fp16 scale d, then 16 bytes of sign bits;
  * weight j of the block is +d when bit (j % 8) of byte (j / 8) is set, else -d.
- * These are the reference definitions; fast kernels are tested against them.
+ * The other types (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, TQ1_0, TQ2_0, Q2_0)
+ * have GGML's block layouts; quant.c documents each beside its decoder. These are the reference
+ * definitions; fast kernels are tested against them. Not here: quantisers for other than Q1_0.
  */
 #ifndef OB_QUANT_H
 #define OB_QUANT_H
@@ -39,8 +42,11 @@ const ob_type_row *ob_type_find(uint32_t type);
 /* Comma-separated names of the types onebit runs, for messages. */
 const char *ob_type_names(void);
 
-/* Dequantises n elements (a multiple of the type's block size) of type starting at src. Returns
- * 0, or -1 for a type this module does not decode (supported: F32, F16, BF16, Q8_0, Q1_0). */
+/* The i-th row of the table (0, 1, ...), NULL past the end: for tests and tools that visit every type. */
+const ob_type_row *ob_type_at(int i);
+
+/* Dequantises n elements (a multiple of the type's block size) of type starting at src, through
+ * the type's row. Returns 0, or -1 for a type without a row. */
 int ob_dequant_row(uint32_t type, const void *src, float *dst, size_t n);
 
 /* Quantises n floats (multiple of 128) to Q1_0: d = mean |x| of the block, sign bit = x >= 0. */

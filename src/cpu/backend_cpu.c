@@ -13,8 +13,12 @@
  * are left. The KV cache holds IEEE halves (half the memory and the bytes read per token; the
  * logits move by ~0.04%); attention runs one task per KV head and group of tokens, which widens
  * the rows it needs to floats once and reads each key and value row once for all the queries of
- * the task. RMSNorm and SwiGLU are spread over the threads too. Weights of other types (F32, F16, BF16, Q8_0) go through the scalar reference's
- * row dot, rows split over the threads. Every job is a parallel loop whose items any thread may
+ * the task. RMSNorm and SwiGLU are spread over the threads too. Weights of every other type of the table
+ * (quant.h: F32, F16, BF16, Q8_0, Q4_0 ... Q6_K, TQ1_0, TQ2_0, Q2_0) are multiplied by rows split
+ * over the threads: each thread decodes a row with the type's reference dequantisation into its own
+ * float buffer, then takes the float dot with every token's activations (16 partial sums, which the
+ * compiler vectorises), so a row is decoded once per product however many tokens there are. No
+ * SIMD decoding per type yet. Every job is a parallel loop whose items any thread may
  * take (threadpool.h), and each item is computed the same way whoever takes it: results do not
  * depend on the number of threads. This backend is not the specification: backend_scalar.c is,
  * and the tests compare against it.
@@ -52,6 +56,7 @@ typedef struct cpuk_state {
     int8_t *xq, *xl;                       /* [CPUK_MAX_BATCH][max_cols] quantised activations */
     float *xa, *xc;                        /* [CPUK_MAX_BATCH][max_nb] */
     float **attn_scratch;                  /* [nth][attn_floats]: scores, then keys and values */
+    float **row_buf;                       /* [nth][max_cols]: a decoded row of another type */
     size_t attn_floats;
 } cpuk_state;
 
@@ -174,7 +179,13 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
     s->xa = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
     s->xc = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
     s->attn_scratch = calloc((size_t)s->nth, sizeof *s->attn_scratch);
-    if (!s->xq || !s->xl || !s->xa || !s->xc || !s->attn_scratch) {
+    s->row_buf = calloc((size_t)s->nth, sizeof *s->row_buf);
+    for (int i = 0; s->row_buf && i < s->nth; i++)
+        if (!(s->row_buf[i] = aligned_alloc(64, (size_t)s->max_cols * sizeof(float)))) {
+            cpuk_free(s);
+            return ob_fail(OB_ERR_NOMEM, "out of memory");
+        }
+    if (!s->xq || !s->xl || !s->xa || !s->xc || !s->attn_scratch || !s->row_buf) {
         cpuk_free(s);
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     }
@@ -195,6 +206,9 @@ static void cpuk_free(void *kstate) {
     if (s->attn_scratch)
         for (int i = 0; i < s->nth; i++) free(s->attn_scratch[i]);
     free(s->attn_scratch);
+    if (s->row_buf)
+        for (int i = 0; i < s->nth; i++) free(s->row_buf[i]);
+    free(s->row_buf);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -232,21 +246,37 @@ static void cpuk_gemm_run(void *arg, int begin, int end, int ith) {
     j->isa->gemm(j->w, begin, end, &j->x, j->n, j->y, j->ys);
 }
 
-/* Other weight types: the reference row dot. */
+/* Other weight types: a row decoded into the thread's buffer, then a float dot per token. */
 typedef struct cpuk_rowdot_job {
     const ob_weight *w;
-    const float *x;
-    float *y;
+    const ob_type_row *tr;
+    float *const *buf;                     /* [nth][cols] */
+    const float *x;                        /* [n][cols] */
+    float *y;                              /* [n][rows] */
     int n;
 } cpuk_rowdot_job;
 
+/* sum a[j] * b[j] in 16 interleaved partial sums, then a pairwise reduction. */
+static float cpuk_dot_f32(const float *a, const float *b, int n) {
+    float acc[16] = {0};
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int k = 0; k < 16; k++) acc[k] += a[j + k] * b[j + k];
+    for (; j < n; j++) acc[j & 15] += a[j] * b[j];
+    for (int w = 8; w; w >>= 1)
+        for (int k = 0; k < w; k++) acc[k] += acc[k + w];
+    return acc[0];
+}
+
 static void cpuk_rowdot_run(void *arg, int begin, int end, int ith) {
-    (void)ith;
     const cpuk_rowdot_job *j = arg;
-    const int rows = j->w->rows;
-    for (int r = begin; r < end; r++)
+    const ob_weight *w = j->w;
+    float *buf = j->buf[ith];
+    for (int r = begin; r < end; r++) {
+        j->tr->dequant(w->data + (size_t)r * w->row_bytes, buf, (size_t)w->cols);
         for (int t = 0; t < j->n; t++)
-            j->y[(size_t)t * rows + r] = scalar_dot_row(j->w, r, j->x + (size_t)t * j->w->cols);
+            j->y[(size_t)t * w->rows + r] = cpuk_dot_f32(buf, j->x + (size_t)t * w->cols, w->cols);
+    }
 }
 
 static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float *y, int n) {
@@ -254,8 +284,10 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
     const ck_q1 *pw = w->id >= 0 && w->id < s->n_weights ? &s->packed[w->id] : NULL;
     pthread_mutex_lock(&s->mu);
     if (!pw || !pw->data) {
-        cpuk_rowdot_job j = {w, x, y, n};
-        tp_for(s->pool, w->rows, cpuk_chunk(s, w->rows, 8), cpuk_rowdot_run, &j);
+        /* The loader admits only types with a row; max_cols covers every weight of the model. */
+        cpuk_rowdot_job j = {w, ob_type_find(w->type), s->row_buf, x, y, n};
+        if (w->cols <= s->max_cols) tp_for(s->pool, w->rows, cpuk_chunk(s, w->rows, 8), cpuk_rowdot_run, &j);
+        else scalar_matmul(NULL, w, x, y, n); /* not a weight of this model: the reference */
         pthread_mutex_unlock(&s->mu);
         return;
     }

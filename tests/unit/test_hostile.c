@@ -1160,9 +1160,11 @@ static void test_tensors(void) {
             CASE("containing inf", T_INF, 0, OB_ERR_FORMAT, "non-finite")
         } else {
             CASE("three-dimensional", T_3D, 0, OB_ERR_FORMAT, r)
-            CASE("in q4_0", T_TYPE, GGML_Q4_0, OB_ERR_UNSUPPORTED, r)
+            /* Every type of the table runs (random bytes decode to some values: loading must not care). */
+            CASE("in q4_0", T_TYPE, GGML_Q4_0, OB_OK, NULL)
             CASE("in i8", T_TYPE, GGML_I8, OB_ERR_UNSUPPORTED, r)
-            if (is_down) { CASE("in q4_k", T_TYPE, GGML_Q4_K, OB_ERR_UNSUPPORTED, r) }
+            CASE("in iq2_xxs (a type the reader cannot size)", T_TYPE, 16, -1, NULL)
+            if (is_down) { CASE("in q4_k", T_TYPE, GGML_Q4_K, OB_OK, NULL) }
             else { CASE("in q4_k (row too short)", T_TYPE, GGML_Q4_K, OB_ERR_FORMAT, "block") }
         }
 #undef CASE
