@@ -7,7 +7,8 @@
 //     (RMS, LayerNorm, QK-norm), rope (both layouts, partial rotary) and act (SiLU, GELU, ReLU^2,
 //     gated or not) against JS references.
 //   - whole models: random-weight `llama` (adjacent-pair RoPE, with and without rope_freqs) and
-//     `qwen2` (NeoX, q/k/v biases, tied output) files written by gguf-py (tests/wg_gen.py model)
+//     `qwen2` (NeoX, q/k/v biases, tied output) and `qwen3` (QK-norm; F16 weights, so not the fused
+//     plan) files written by gguf-py (tests/wg_gen.py model)
 //     in F32 / F16 / BF16 / Q8_0 (and Q4_0: run where the CPU side decodes it); the prompt path's
 //     and the decode path's logits against `build/onebit logits --backend scalar`, and greedy
 //     generation on the GPU sampler against the CPU logits' argmax.
@@ -331,6 +332,7 @@ const PROMPT = [258, 72, 101, 108, 108, 111, 32, 119]; // 8 tokens: one prompt c
 const MODELS = [
   ['llama', 'f32', []], ['llama', 'q8_0', []], ['llama', 'f16', ['rope_freqs']], ['llama', 'bf16', ['tied']],
   ['qwen2', 'q8_0', []], ['qwen2', 'f32', ['tied']], ['qwen2', 'q4_0', []],
+  ['qwen3', 'f16', []], // Qwen3's layer (QK-norm) on weights other than Q1_0: the generic plan too
 ];
 
 function cpuLogits(file, toks) {
@@ -363,6 +365,7 @@ for (const [arch, type, extra] of MODELS) {
       const got = await eng.logits(PROMPT);
       const e = relRms(got, want);
       assert.ok(e <= 1e-4, `prompt path: relative RMS ${e}`);
+      t.diagnostic(`prompt path: relative RMS ${e.toExponential(2)}`);
       for (let i = 0; i < PROMPT.length; i++) assert.equal(argmax(got, i * V, V), argmax(want, i * V, V), `argmax at ${i}`);
       // decode path: one token a step (dq_mv)
       eng.reset();
@@ -370,6 +373,8 @@ for (const [arch, type, extra] of MODELS) {
         const [l] = await eng.gpuEval([PROMPT[i]], 2 /* LOGITS */);
         const e1 = relRms(new Float32Array(l), want.subarray(i * V, (i + 1) * V));
         assert.ok(e1 <= 1e-4, `decode position ${i}: relative RMS ${e1}`);
+        // the generic plan's list: embedding, 12 a layer (13 with QK-norm), output norm, head
+        assert.equal(eng.bridge.dispatches, 3 + eng.info.nLayer * (arch === 'qwen3' ? 13 : 12), 'dispatches a decode step');
       }
       // greedy generation through the GPU argmax + sampler equals the CPU logits' argmax
       const r = await eng.generate(PROMPT.slice(0, 5), { maxTokens: 3, sampling: { temperature: 0 } });
@@ -390,6 +395,7 @@ for (const [arch, type, extra] of MODELS) {
           await e16.load(file, { nCtx: 64, kvF16: true, batch: 3 });
           const g16 = await e16.logits(PROMPT);
           assert.ok(relRms(g16, want) <= 2e-3, `f16 cache: relative RMS ${relRms(g16, want)}`);
+          t.diagnostic(`f16 cache, chunks of 3: relative RMS ${relRms(g16, want).toExponential(2)}`);
         } finally {
           e16.close();
         }

@@ -4,7 +4,7 @@ llama.cpp's gguf-py (tools/llama-src.sh) and numpy, independent of onebit's C co
 
   wg_gen.py vectors OUT.bin          random blocks of every weight type with their dequantised values
   wg_gen.py model OUT.gguf ARCH TYPE [rope_freqs] [tied]
-                                     a tiny random-weight model (ARCH llama or qwen2; TYPE f32, f16,
+                                     a tiny random-weight model (ARCH llama, qwen2 or qwen3; TYPE f32, f16,
                                      bf16, q8_0, q4_0, q4_1, q5_0, q5_1: every matrix in that type)
 
 vectors: for each type a record {name, type id, rows, cols, block bytes, dequantised floats}.
@@ -165,6 +165,9 @@ def model(out, arch, tname, extra):
             vec(p + 'attn_q.bias', NH * HD, 0.0, 0.5)
             vec(p + 'attn_k.bias', NKV * HD, 0.0, 0.5)
             vec(p + 'attn_v.bias', NKV * HD, 0.0, 0.5)
+        if arch == 'qwen3':
+            vec(p + 'attn_q_norm.weight', HD)
+            vec(p + 'attn_k_norm.weight', HD)
         mat(p + 'attn_output.weight', E, NH * HD)
         vec(p + 'ffn_norm.weight', E)
         mat(p + 'ffn_gate.weight', F, E)
