@@ -17,6 +17,8 @@ const QX_KERNELS = new Set(['matvec', 'gateup']);
 const QO_KERNELS = new Set(['matvec', 'gateup', 'embed']);
 // ... and the kernels that write mm_sg.wgsl's quantised input src/webgpu/kernels/xq.wgsl.
 const XQ_KERNELS = new Set(['quant', 'rmsnorm', 'swiglu']);
+// Kernels of the generic plan that read weights of any type get src/webgpu/kernels/dq.wgsl.
+const DQ_KERNELS = new Set(['dq_mv', 'dq_mm', 'dq_embed']);
 // ... and the prompt product on subgroup matrices needs WGSL's experimental extension.
 const SGMAT_KERNELS = new Set(['mm_sg']);
 // The one subgroup-matrix shape mm_sg.wgsl is written for.
@@ -121,8 +123,8 @@ export class GpuBridge {
     };
   }
 
-  // The WGSL of a kernel: the reductions for this device, the shared declarations, the Q1_0
-  // readers where needed, and the kernel itself.
+  // The WGSL of a kernel: the reductions for this device, the shared declarations, the Q1_0 or
+  // any-type weight readers where needed, and the kernel itself.
   source(name) {
     const k = this.kernels;
     if (!k[name]) throw new GpuError(`unknown kernel '${name}'`);
@@ -133,7 +135,7 @@ export class GpuBridge {
     const en = (sgm ? 'enable chromium_experimental_subgroup_matrix;\n' : '') + (this.sgSize ? 'enable subgroups;\n' : '') +
       (sgm ? 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n' : '');
     const head = en + (this.sgSize ? k.red_sg : k.red_wg);
-    return head + '\n' + k.common + '\n' + (Q1_KERNELS.has(name) ? k.q1 + '\n' : '') +
+    return head + '\n' + k.common + '\n' + (Q1_KERNELS.has(name) ? k.q1 + '\n' : '') + (DQ_KERNELS.has(name) ? k.dq + '\n' : '') +
       (QX_KERNELS.has(name) ? k.qx + '\n' : '') + (QO_KERNELS.has(name) ? k.qo + '\n' : '') +
       (XQ_KERNELS.has(name) ? k.xq + '\n' : '') + k[name];
   }

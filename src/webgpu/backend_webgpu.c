@@ -19,7 +19,10 @@
  * Per token, decode runs 5 dispatches a layer (fused RMSNorm+QKV+QK-norm+RoPE+cache write;
  * attention; Wo+residual; fused RMSNorm+gate/up+SwiGLU; down+residual), plus embedding, output
  * head and sampler: 5 * n_layer + 3 for a model whose embedding fits one binding. Prompts run
- * in chunks through tiled matrix-matrix kernels. Only Q1_0 weights run here.
+ * in chunks through tiled matrix-matrix kernels. That fused plan is Qwen3's layer on Q1_0 weights;
+ * every other family and weight type runs the generic plan ("the generic plan" below): forward.c's
+ * steps one dispatch each, with products over weights of any type (dq.wgsl), 12 * n_layer + 5
+ * dispatches a token for Llama / Qwen2.
  */
 #ifdef __EMSCRIPTEN__
 
@@ -220,6 +223,43 @@ typedef struct wg_samp {
 
 /* ---- per-model state ------------------------------------------------------------------------ */
 
+/* The generic plan's matrices and vectors of a layer (forward.c's order). */
+enum { GM_Q, GM_K, GM_V, GM_QKV, GM_O, GM_GATE, GM_UP, GM_DOWN, GM_COUNT };
+enum {
+    GV_ATTN_NORM, GV_ATTN_NORM_B, GV_BQ, GV_BK, GV_BV, GV_BQKV, GV_QN, GV_KN, GV_ASUB, GV_BO,
+    GV_FFN_NORM, GV_FFN_NORM_B, GV_BGATE, GV_BUP, GV_FSUB, GV_BDOWN, GV_COUNT
+};
+#define GV_NONE 0xffffffffu
+
+static const ob_weight *gen_mat(const ob_layer *L, int i) {
+    const ob_weight *w[GM_COUNT] = {L->wq, L->wk, L->wv, L->wqkv, L->wo, L->w_gate, L->w_up, L->w_down};
+    return w[i];
+}
+
+/* Vector i of a layer and its length (NULL: absent). */
+static const float *gen_vec(const ob_layer *L, const ob_hparams *hp, int i, int *n) {
+    const int E = hp->n_embd, QD = hp->q_dim, KD = hp->kv_dim, F = hp->n_ff, HD = hp->head_dim;
+    const struct { const float *v; int n; } t[GV_COUNT] = {
+        {L->attn_norm, E}, {L->attn_norm_b, E}, {L->bq, QD},        {L->bk, KD},        {L->bv, KD},
+        {L->bqkv, QD + 2 * KD}, {L->q_norm, HD}, {L->k_norm, HD}, {L->attn_sub_norm, QD}, {L->bo, E},
+        {L->ffn_norm, E},  {L->ffn_norm_b, E}, {L->b_gate, F},    {L->b_up, F},       {L->ffn_sub_norm, F},
+        {L->b_down, E},
+    };
+    *n = t[i].n;
+    return t[i].v;
+}
+
+/* Weight types the generic plan's kernels decode (dq.wgsl). */
+static int gen_type_ok(uint32_t t) {
+    switch (t) {
+    case GGML_F32: case GGML_F16: case GGML_BF16: case GGML_Q8_0: case GGML_Q4_0: case GGML_Q4_1: case GGML_Q5_0:
+    case GGML_Q5_1: case GGML_Q4_K: case GGML_Q5_K: case GGML_Q6_K: case GGML_Q1_0:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 typedef struct wg_part {
     uint32_t buf;
     int row0, rows;
@@ -242,6 +282,12 @@ typedef struct wg_model {
     int n_plan, cap_plan;
     int ready;
     uint32_t id_first, id_end;    /* the GPU objects of the model: ids [id_first, id_end) */
+    /* The generic plan (any family and weight type; see "the generic plan" below). */
+    int generic;
+    uint64_t *layer_sz;           /* [n_layer] bytes of each layer's buffer (generic; else layer_bytes) */
+    uint32_t (*gmo)[GM_COUNT];    /* [n_layer] byte offset of each matrix in its layer's buffer */
+    uint32_t (*gvo)[GV_COUNT];    /* [n_layer] float offset of each vector in norm_buf (GV_NONE: absent) */
+    uint32_t gv_out[3];           /* output_norm, output_norm_b, output_b (GV_NONE: absent) */
 } wg_model;
 
 /* Norm vectors in the norm buffer: per layer attn (E), q (HD), k (HD), ffn (E), each padded to a
@@ -311,6 +357,36 @@ static ob_status plan_parts(wg_model *wm, const ob_weight *w, wg_part **out, int
 }
 
 static void wg_model_free(void *mstate);
+static ob_status plan_heads(wg_model *wm);
+static ob_status gen_model_plan(wg_model *wm);
+
+/* The fused plan (Qwen3's layer, Q1_0 weights, 5 dispatches a layer) applies: the family's flags
+ * are exactly Qwen3's, there are no biases, every matrix is Q1_0 and the decode products'
+ * staging fits the device's workgroup memory. Otherwise the generic plan runs. */
+static int fused_plan_applies(const struct ob_model *m) {
+    const ob_hparams *hp = &m->hp;
+    if (hp->norm != OB_NORM_RMS || hp->act != OB_ACT_SILU || !hp->ffn_gated || hp->parallel || !hp->qk_norm ||
+        hp->rope != OB_ROPE_NEOX || hp->n_rot != hp->head_dim || hp->sub_norm || hp->embd_scale != 1.0f ||
+        hp->rope_scale != 1.0f || m->rope_freqs || m->output_b || m->output_norm_b)
+        return 0;
+    if (hp->attn_scale != 1.0f / sqrtf((float)hp->head_dim)) return 0;
+    for (int l = 0; l < hp->n_layer; l++) {
+        const ob_layer *L = &m->layers[l];
+        if (L->wqkv || L->bq || L->bk || L->bv || L->bo || L->b_gate || L->b_up || L->b_down || L->attn_sub_norm ||
+            L->ffn_sub_norm)
+            return 0;
+    }
+    for (int i = 0; i < m->n_weights; i++) {
+        const ob_weight *w = &m->weights[i];
+        if (w->type != GGML_Q1_0 || w->cols % QK1_0 != 0) return 0;
+    }
+    /* The decode products stage their input quantised in workgroup memory (qx.wgsl: 2.25 bytes
+     * an element) beside reduction buffers (at most about 8 KiB). */
+    uint64_t widest = (uint64_t)hp->n_embd;
+    if ((uint64_t)hp->n_ff > widest) widest = (uint64_t)hp->n_ff;
+    if ((uint64_t)hp->q_dim > widest) widest = (uint64_t)hp->q_dim;
+    return widest * 9 / 4 + 8192 + (uint64_t)hp->n_head * ATT_SPLITS * 4 <= wg_lim.max_wg_mem;
+}
 
 static ob_status wg_model_init(const struct ob_model *m, int n_threads, void **mstate) {
     (void)n_threads;
@@ -318,39 +394,19 @@ static ob_status wg_model_init(const struct ob_model *m, int n_threads, void **m
     if (!m->partial)
         return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend loads models through the streaming loader (web/engine.mjs)");
     const ob_hparams *hp = &m->hp;
-    /* The kernels are Qwen3's fused pass: the family's flags must be exactly those. */
-    if (hp->norm != OB_NORM_RMS || hp->act != OB_ACT_SILU || !hp->ffn_gated || hp->parallel || !hp->qk_norm ||
-        hp->rope != OB_ROPE_NEOX || hp->n_rot != hp->head_dim || hp->sub_norm || hp->embd_scale != 1.0f ||
-        hp->rope_scale != 1.0f || m->rope_freqs || m->output_b)
-        return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend runs the Qwen3 layer only (this is a %s model)", m->arch);
-    for (int l = 0; l < hp->n_layer; l++) {
-        const ob_layer *L = &m->layers[l];
-        if (L->wqkv || L->bq || L->bk || L->bv || L->bo || L->b_gate || L->b_up || L->b_down)
-            return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend runs the Qwen3 layer only (no biases)");
-    }
-    for (int i = 0; i < m->n_weights; i++) {
-        const ob_weight *w = &m->weights[i];
-        if (w->type != GGML_Q1_0 || w->cols % QK1_0 != 0)
-            return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend runs Q1_0 weights only (weight %d has type %u)", i,
-                           w->type);
-    }
     if (hp->head_dim < 32 || 256 % hp->head_dim)
         return ob_fail(OB_ERR_UNSUPPORTED, "head dimension %d is not supported on the GPU (32, 64, 128 or 256)", hp->head_dim);
-    /* The decode products stage their input quantised in workgroup memory (qx.wgsl: 2.25 bytes
-     * an element) beside reduction buffers (at most about 8 KiB). */
-    {
-        uint64_t widest = (uint64_t)hp->n_embd;
-        if ((uint64_t)hp->n_ff > widest) widest = (uint64_t)hp->n_ff;
-        if ((uint64_t)hp->q_dim > widest) widest = (uint64_t)hp->q_dim;
-        if (widest * 9 / 4 + 8192 + (uint64_t)hp->n_head * ATT_SPLITS * 4 > wg_lim.max_wg_mem)
-            return ob_fail(OB_ERR_UNSUPPORTED, "a width of %llu needs more workgroup memory than this GPU's %u bytes",
-                           (unsigned long long)widest, wg_lim.max_wg_mem);
-    }
-
     wg_model *wm = calloc(1, sizeof *wm);
     if (!wm) return ob_fail(OB_ERR_NOMEM, "out of memory");
     wm->m = m;
     ob_status st = OB_OK;
+    if (!fused_plan_applies(m)) {
+        wm->generic = 1;
+        if ((st = gen_model_plan(wm))) goto fail;
+        if ((st = plan_heads(wm))) goto fail;
+        *mstate = wm;
+        return OB_OK;
+    }
     const uint64_t E = (uint64_t)hp->n_embd, QD = (uint64_t)hp->q_dim, KD = (uint64_t)hp->kv_dim, F = (uint64_t)hp->n_ff;
     wm->rb_e = (uint32_t)(E / QK1_0 * sizeof(block_q1_0));
     wm->rb_q = (uint32_t)(QD / QK1_0 * sizeof(block_q1_0));
@@ -398,32 +454,86 @@ static ob_status wg_model_init(const struct ob_model *m, int n_threads, void **m
                 goto fail;
             }
     }
-    if ((st = plan_parts(wm, m->tok_embd, &wm->emb, &wm->n_emb))) goto fail;
-    if (m->tied) {
-        wm->out = wm->emb;
-        wm->n_out = wm->n_emb;
-    } else if ((st = plan_parts(wm, m->output, &wm->out, &wm->n_out))) {
-        goto fail;
-    }
-    for (int i = 0; i < wm->n_out; i++)
-        if ((uint64_t)wm->out[i].rows / 16 + 1 > wg_lim.max_groups) {
-            st = ob_fail(OB_ERR_UNSUPPORTED, "the output matrix has too many rows for one dispatch");
-            goto fail;
-        }
+    if ((st = plan_heads(wm))) goto fail;
     wm->norm_stride = 2 * pad4u((uint32_t)E) + 2 * pad4u((uint32_t)hp->head_dim);
     wm->norm_out = (uint32_t)hp->n_layer * wm->norm_stride;
     wm->norm_floats = wm->norm_out + pad4u((uint32_t)E);
-    /* Norm vectors beyond the prefix: the host copies their bytes into wasm memory. */
-    for (int i = 0; i < m->n_pending; i++)
-        if (plan_add(wm, 1, m->pending[i].t->offset, m->pending[i].t->nbytes, ptr32(m->pending[i].raw), 0)) {
-            st = ob_fail(OB_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
     *mstate = wm;
     return OB_OK;
 fail:
     wg_model_free(wm);
     return st;
+}
+
+/* The token embedding and output matrix split into binding-sized parts, and the norm vectors
+ * beyond the file's prefix (the host copies their bytes into wasm memory): both plans. */
+static ob_status plan_heads(wg_model *wm) {
+    const struct ob_model *m = wm->m;
+    ob_status st;
+    if ((st = plan_parts(wm, m->tok_embd, &wm->emb, &wm->n_emb))) return st;
+    if (m->tied) {
+        wm->out = wm->emb;
+        wm->n_out = wm->n_emb;
+    } else if ((st = plan_parts(wm, m->output, &wm->out, &wm->n_out))) {
+        return st;
+    }
+    for (int i = 0; i < wm->n_out; i++)
+        if ((uint64_t)wm->out[i].rows / 16 + 1 > wg_lim.max_groups)
+            return ob_fail(OB_ERR_UNSUPPORTED, "the output matrix has too many rows for one dispatch");
+    for (int i = 0; i < m->n_pending; i++)
+        if (plan_add(wm, 1, m->pending[i].t->offset, m->pending[i].t->nbytes, ptr32(m->pending[i].raw), 0))
+            return ob_fail(OB_ERR_NOMEM, "out of memory");
+    return OB_OK;
+}
+
+/* The generic plan's model: one buffer per layer with every matrix at a multiple of 256 bytes
+ * (any type, in its file layout; the types may differ between matrices and layers), and every
+ * norm, bias and sub-norm vector in norm_buf as f32 at a multiple of 4 floats. */
+static ob_status gen_model_plan(wg_model *wm) {
+    const struct ob_model *m = wm->m;
+    const ob_hparams *hp = &m->hp;
+    const int nl = hp->n_layer;
+    if (!(wm->layer_buf = calloc((size_t)nl, sizeof *wm->layer_buf)) || !(wm->layer_sz = calloc((size_t)nl, sizeof *wm->layer_sz)) ||
+        !(wm->gmo = calloc((size_t)nl, sizeof *wm->gmo)) || !(wm->gvo = calloc((size_t)nl, sizeof *wm->gvo)))
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < m->n_weights; i++) {
+        const ob_weight *w = &m->weights[i];
+        if (!gen_type_ok(w->type) || w->cols % 4 != 0)
+            return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend does not run weight type %u with %d columns (weight %d)",
+                           w->type, w->cols, i);
+    }
+    uint32_t vo = 0;
+    for (int l = 0; l < nl; l++) {
+        const ob_layer *L = &m->layers[l];
+        uint64_t off = 0;
+        for (int i = 0; i < GM_COUNT; i++) {
+            const ob_weight *w = gen_mat(L, i);
+            if (!w) continue;
+            uint64_t bytes = (uint64_t)w->rows * w->row_bytes;
+            wm->gmo[l][i] = (uint32_t)off;
+            if (plan_add(wm, 0, w->offset, bytes, 0x40000000u | (uint32_t)l, (uint32_t)off))
+                return ob_fail(OB_ERR_NOMEM, "out of memory");
+            off = round256(off + bytes);
+            if (off > binding_cap())
+                return ob_fail(OB_ERR_UNSUPPORTED, "a layer's weights exceed the GPU's storage binding size");
+        }
+        wm->layer_sz[l] = off;
+        for (int i = 0; i < GV_COUNT; i++) {
+            int n;
+            const float *v = gen_vec(L, hp, i, &n);
+            wm->gvo[l][i] = v ? vo : GV_NONE;
+            if (v) vo += pad4u((uint32_t)n);
+        }
+    }
+    const struct { const float *v; int n; } out[3] = {
+        {m->output_norm, hp->n_embd}, {m->output_norm_b, hp->n_embd}, {m->output_b, hp->n_vocab}};
+    for (int i = 0; i < 3; i++) {
+        wm->gv_out[i] = out[i].v ? vo : GV_NONE;
+        if (out[i].v) vo += pad4u((uint32_t)out[i].n);
+    }
+    if ((uint64_t)vo * 4 > binding_cap()) return ob_fail(OB_ERR_UNSUPPORTED, "the model's vectors exceed a GPU storage binding");
+    wm->norm_floats = vo;
+    return OB_OK;
 }
 
 /* Frees the model's GPU objects through the command list (the host runs it after the call). */
@@ -435,6 +545,9 @@ static void wg_model_free(void *mstate) {
     if (wm->out != wm->emb) free(wm->out);
     free(wm->emb);
     free(wm->layer_buf);
+    free(wm->layer_sz);
+    free(wm->gmo);
+    free(wm->gvo);
     free(wm->norm_host);
     free(wm->plan);
     free(wm);
@@ -445,6 +558,8 @@ static void wg_model_free(void *mstate) {
 enum wg_kernel {
     K_EMBED, K_EMBED_Q, K_RMSNORM, K_MV_DOWN, K_MV_HEAD, K_MV_HEAD_Q, K_MV_QKV, K_MV_WO, K_ADEC, K_GATEUP, K_ATTN, K_MM,
     K_MM_RES, K_QKROPE, K_SWIGLU, K_SAMPLE, K_QUANT, K_MMS, K_MMS_RES, K_RMSNORM_Q, K_SWIGLU_Q,
+    /* the generic plan's (with K_ATTN and K_SAMPLE; its products and embedding: wg_ctx gp) */
+    K_G_NORM, K_G_RMS_IN, K_G_QKNORM, K_G_ROPE, K_G_ACT, K_G_ARGMAX,
     K_COUNT
 };
 
@@ -484,7 +599,24 @@ typedef struct wg_ctx {
     int sp_set;
     uint64_t rng[4];              /* xoshiro256**, seeded as src/sample.c seeds it */
     uint32_t id_first, id_end;    /* the GPU objects of the context */
+    /* The generic plan: pipelines of the products and the embedding by weight type (0: not
+     * created), and the layers' dispatches in forward.c's order, each with a decode and a prompt
+     * form (the products: dq_mv / dq_mm). */
+    uint32_t gp[3][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED][type] */
+    struct wg_gop *gops;          /* [n_gops] */
+    int n_gops, cap_gops;
+    int g_layers_end;             /* gops[0, g_layers_end): embedding and layers; then the tail */
+    int g_nout, g_head_mv, g_head_mm, g_argmax; /* first tail op of each kind (heads: n_out each) */
 } wg_ctx;
+
+enum { G_MV, G_MM, G_EMBED };
+enum { GY_ONE, GY_TOK, GY_MM, GY_ATTN }; /* a dispatch's y: 1, tokens, ceil(tokens / 8), attention's */
+
+/* One dispatch of the generic plan: [0] its decode form (one token), [1] its prompt form. */
+typedef struct wg_gop {
+    uint32_t pipe[2], bg[2], gx[2];
+    uint8_t gy[2];
+} wg_gop;
 
 /* Parameter slots are laid out WG_SLOT bytes apart; wg_params is smaller. */
 static wg_params *slot_at(wg_ctx *c, int i) { return (wg_params *)((uint8_t *)c->slots + (size_t)i * WG_SLOT); }
@@ -524,7 +656,7 @@ static wg_params base_params(const wg_ctx *c) {
 
 /* A bind group with its own parameter slot; the slot's binding is always the last two entries
  * (params, step) as the kernels declare them. Returns 0 on failure (reported by ctx_init). */
-static uint32_t make_bg(wg_ctx *c, int kernel, const wg_params *p, int n, const wg_bind *b, int *ok) {
+static uint32_t make_bg_on(wg_ctx *c, uint32_t pipe, int samp, const wg_params *p, int n, const wg_bind *b, int *ok) {
     int s = new_slot(c);
     if (s < 0 || n > 8) {
         *ok = 0;
@@ -536,9 +668,13 @@ static uint32_t make_bg(wg_ctx *c, int kernel, const wg_params *p, int n, const 
     all[n] = (wg_bind){(uint32_t)n, c->params, (uint32_t)s * WG_SLOT, (uint32_t)sizeof(wg_params)};
     all[n + 1] = (wg_bind){(uint32_t)n + 1, c->step, 0, (uint32_t)sizeof(wg_step)};
     int total = n + 2;
-    if (kernel == K_SAMPLE) /* the sampler's settings follow */
+    if (samp) /* the sampler's settings follow */
         all[total++] = (wg_bind){(uint32_t)n + 2, c->samp, 0, (uint32_t)sizeof(wg_samp)};
-    return gpu_bindgroup(c->pipe[kernel], total, all);
+    return gpu_bindgroup(pipe, total, all);
+}
+
+static uint32_t make_bg(wg_ctx *c, int kernel, const wg_params *p, int n, const wg_bind *b, int *ok) {
+    return make_bg_on(c, c->pipe[kernel], kernel == K_SAMPLE, p, n, b, ok);
 }
 
 /* ob_context_new: a webgpu model's contexts come from ob_wgpu_ctx_new instead. */
@@ -609,7 +745,8 @@ WG_API int ob_wgpu_model_setup(ob_model *m) {
     if (wm->id_first) return ob_fail(OB_ERR_ARG, "ob_wgpu_model_setup: called twice");
     cmd_reset();
     wm->id_first = wg_next_id;
-    for (int l = 0; l < m->hp.n_layer; l++) wm->layer_buf[l] = gpu_buffer(wm->layer_bytes, WG_STORAGE);
+    for (int l = 0; l < m->hp.n_layer; l++)
+        wm->layer_buf[l] = gpu_buffer(wm->layer_sz ? wm->layer_sz[l] : wm->layer_bytes, WG_STORAGE);
     wg_part *lists[2] = {wm->emb, wm->out};
     int counts[2] = {wm->n_emb, m->tied ? 0 : wm->n_out};
     for (int k = 0; k < 2; k++)
@@ -646,14 +783,26 @@ WG_API int ob_wgpu_model_ready(ob_model *m) {
     free(wm->norm_host);
     if (!(wm->norm_host = calloc(wm->norm_floats, sizeof(float)))) return ob_fail(OB_ERR_NOMEM, "out of memory");
     const ob_hparams *hp = &m->hp;
-    for (int l = 0; l < hp->n_layer; l++) {
+    for (int l = 0; wm->generic && l < hp->n_layer; l++)
+        for (int i = 0; i < GV_COUNT; i++) {
+            int n;
+            const float *v = gen_vec(&m->layers[l], hp, i, &n);
+            if (v) memcpy(wm->norm_host + wm->gvo[l][i], v, (size_t)n * 4);
+        }
+    if (wm->generic) {
+        const float *out[3] = {m->output_norm, m->output_norm_b, m->output_b};
+        const int len[3] = {hp->n_embd, hp->n_embd, hp->n_vocab};
+        for (int i = 0; i < 3; i++)
+            if (out[i]) memcpy(wm->norm_host + wm->gv_out[i], out[i], (size_t)len[i] * 4);
+    }
+    for (int l = 0; !wm->generic && l < hp->n_layer; l++) {
         const ob_layer *L = &m->layers[l];
         memcpy(wm->norm_host + norm_attn(wm, l), L->attn_norm, (size_t)hp->n_embd * 4);
         memcpy(wm->norm_host + norm_q(wm, l), L->q_norm, (size_t)hp->head_dim * 4);
         memcpy(wm->norm_host + norm_k(wm, l), L->k_norm, (size_t)hp->head_dim * 4);
         memcpy(wm->norm_host + norm_ffn(wm, l), L->ffn_norm, (size_t)hp->n_embd * 4);
     }
-    memcpy(wm->norm_host + wm->norm_out, m->output_norm, (size_t)hp->n_embd * 4);
+    if (!wm->generic) memcpy(wm->norm_host + wm->norm_out, m->output_norm, (size_t)hp->n_embd * 4);
     gpu_write(wm->norm_buf, 0, wm->norm_host, wm->norm_floats * 4);
     wm->ready = 1;
     return cmd_status();
@@ -870,6 +1019,223 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
                            (wg_bind[]){{0, c->logits, 0, 0}, {1, c->hist, 0, 0}, {2, c->tok, 0, 0}, {3, c->am, 0, 0}}, ok);
 }
 
+/* ---- the generic plan ------------------------------------------------------------------------
+ * Any family and weight type: the steps of src/cpu/forward.c in its order, one dispatch per op,
+ * with plain kernels. Products decode their weights through dq.wgsl (dq_mv for one token, dq_mm
+ * for a prompt chunk; the pipeline constant WT picks the type: the variants mv_<type> and
+ * mm_<type>) and add their bias and the residual themselves (P.flags). Per layer:
+ *   norm (RMS or LayerNorm)            norm
+ *   q, k, v + biases (or fused qkv)    3 (1) x dq_mv | dq_mm, into the qkv buffer's rows
+ *   QK-norm                            norm (QK, in place)            if qk_norm
+ *   RoPE + K, V into the cache         rope
+ *   causal GQA attention               attention (the fused plan's prompt kernel)
+ *   attention sub-norm                 norm (in place)                if attn_sub_norm
+ *   x += Wo a + bo                     dq_mv | dq_mm (residual)
+ *   norm of the FFN input              norm                           unless parallel
+ *   gate, up + biases                  2 (1 ungated) x dq_mv | dq_mm
+ *   act(g) (* u)                       act
+ *   FFN sub-norm                       norm (in place)                if ffn_sub_norm
+ *   x += Wdown g + bdown               dq_mv | dq_mm (residual)
+ * then the output norm, the head (+ bias; dq_mv on the last token, or dq_mm on every token) and
+ * for GPU sampling argmax (the per-slot bests sample.wgsl reduces) + sample. Before the layers:
+ * dq_embed (times embd_scale), one dispatch per part of the embedding. */
+
+/* The product or embedding pipeline for a weight type, created on first use. */
+static uint32_t gen_pipe(wg_ctx *c, int kind, uint32_t type) {
+    static const char *const names[3] = {"dq_mv", "dq_mm", "dq_embed"};
+    if (!c->gp[kind][type]) {
+        const wg_const wt[] = {{"WT", type}};
+        c->gp[kind][type] = gpu_pipeline(names[kind], 1, wt);
+    }
+    return c->gp[kind][type];
+}
+
+static int gen_op(wg_ctx *c, const wg_gop *op) {
+    if (c->n_gops == c->cap_gops) {
+        int cap = c->cap_gops * 2 + 64;
+        wg_gop *n = realloc(c->gops, (size_t)cap * sizeof *n);
+        if (!n) return -1;
+        c->gops = n;
+        c->cap_gops = cap;
+    }
+    c->gops[c->n_gops] = *op;
+    return c->n_gops++;
+}
+
+/* A dispatch that is the same for decode and prompts. */
+static void gen_op1(wg_ctx *c, int kernel, const wg_params *p, int n, const wg_bind *b, uint32_t gx, int gy, int *ok) {
+    uint32_t bg = make_bg(c, kernel, p, n, b, ok);
+    wg_gop op = {{c->pipe[kernel], c->pipe[kernel]}, {bg, bg}, {gx, gx}, {(uint8_t)gy, (uint8_t)gy}};
+    if (gen_op(c, &op) < 0) *ok = 0;
+}
+
+static uint32_t gen_vo(uint32_t v) { return v == GV_NONE ? 0 : v; }
+
+/* Y (+)= W X + b over the step's tokens: W at byte woff of wbuf; X rows of W->cols floats
+ * in_stride apart; Y rows out_stride apart from out_off (+ row0 of a part). head: the output
+ * head's decode form reads the last token's row. Returns the op's index. */
+static int gen_linear(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
+                      uint32_t x, uint32_t in_stride, uint32_t y, uint32_t out_off, uint32_t out_stride, int resid, int head,
+                      int *ok) {
+    wg_params p = mat_params(c, (uint32_t)rows, (uint32_t)w->cols, (uint32_t)w->row_bytes, woff);
+    p.row0 = (uint32_t)row0;
+    p.in_stride = in_stride;
+    p.out_off = out_off;
+    p.out_stride = out_stride;
+    p.norm_off = gen_vo(bias);
+    p.flags = (bias != GV_NONE ? 1u : 0u) | (resid ? 2u : 0u);
+    const wg_bind b[4] = {{0, wbuf, 0, 0}, {1, x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
+    const uint32_t mv = gen_pipe(c, G_MV, w->type), mm = gen_pipe(c, G_MM, w->type);
+    wg_params pd = p;
+    if (head) pd.flags |= 4u;
+    uint32_t rpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u); /* dq_mv: rows a workgroup (TPR lanes each) */
+    wg_gop op = {{mv, mm},
+                 {make_bg_on(c, mv, 0, &pd, 4, b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
+                 {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64},
+                 {GY_ONE, GY_MM}};
+    int i = gen_op(c, &op);
+    if (i < 0) *ok = 0;
+    return i;
+}
+
+/* y = norm(x) per token over cols floats (kernel K_G_NORM: the family's; K_G_RMS_IN: RMS in place). */
+static int gen_norm(wg_ctx *c, int kernel, uint32_t x, uint32_t y, uint32_t cols, uint32_t w, uint32_t b, int *ok) {
+    wg_params p = base_params(c);
+    p.cols = cols;
+    p.in_stride = cols;
+    p.out_stride = cols;
+    p.norm_off = gen_vo(w);
+    p.norm2_off = gen_vo(b);
+    gen_op1(c, kernel, &p, 3, (wg_bind[]){{0, x, 0, 0}, {1, y, 0, 0}, {2, c->wm->norm_buf, 0, 0}}, 1, GY_TOK, ok);
+    return c->n_gops - 1;
+}
+
+static void gen_pipelines(wg_ctx *c) {
+    const struct ob_model *m = c->wm->m;
+    const ob_hparams *hp = &m->hp;
+    const uint32_t hd = (uint32_t)hp->head_dim, f16 = (uint32_t)c->kv_f16;
+    const wg_const norm[] = {{"LN", hp->norm == OB_NORM_LAYER}};
+    const wg_const rms_in[] = {{"INPLACE", 1}};
+    const wg_const qkn[] = {{"INPLACE", 1}, {"QK", 1}};
+    const wg_const rope[] = {{"HD", hd}, {"NROT", (uint32_t)hp->n_rot}, {"NEOX", hp->rope == OB_ROPE_NEOX}, {"KV16", f16}};
+    const wg_const act[] = {{"ACT", (uint32_t)hp->act}, {"GATED", (uint32_t)hp->ffn_gated}};
+    const wg_const attn[] = {{"HD", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}};
+    c->pipe[K_G_NORM] = gpu_pipeline("norm", 1, norm);
+    c->pipe[K_G_RMS_IN] = gpu_pipeline("norm", 1, rms_in);
+    if (hp->qk_norm) c->pipe[K_G_QKNORM] = gpu_pipeline("norm", 2, qkn);
+    c->pipe[K_G_ROPE] = gpu_pipeline("rope", 4, rope);
+    c->pipe[K_G_ACT] = gpu_pipeline("act", 2, act);
+    c->pipe[K_G_ARGMAX] = gpu_pipeline("argmax", 0, NULL);
+    c->pipe[K_ATTN] = gpu_pipeline("attention", 3, attn);
+    c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
+}
+
+/* The generic plan's bind groups and dispatch list (see the table above). */
+static void gen_program(wg_ctx *c, int *ok) {
+    const wg_model *wm = c->wm;
+    const struct ob_model *m = wm->m;
+    const ob_hparams *hp = &m->hp;
+    const uint32_t E = (uint32_t)hp->n_embd, QD = (uint32_t)hp->q_dim, KD = (uint32_t)hp->kv_dim, F = (uint32_t)hp->n_ff;
+    const uint32_t V = (uint32_t)hp->n_vocab, QS = QD + 2 * KD, U = (uint32_t)c->B * F; /* u's offset in gu */
+    const uint32_t NB = wm->norm_buf;
+    wg_params p;
+    for (int i = 0; i < wm->n_emb; i++) {
+        const ob_weight *te = m->tok_embd;
+        p = mat_params(c, (uint32_t)wm->emb[i].rows, E, (uint32_t)te->row_bytes, 0);
+        p.row0 = (uint32_t)wm->emb[i].row0;
+        p.flags = i == 0; /* the first part records the tokens in the history */
+        p.scale = hp->embd_scale;
+        uint32_t pipe = gen_pipe(c, G_EMBED, te->type);
+        uint32_t bg = make_bg_on(c, pipe, 0, &p, 4,
+                                 (wg_bind[]){{0, wm->emb[i].buf, 0, 0}, {1, c->tok, 0, 0}, {2, c->x, 0, 0}, {3, c->hist, 0, 0}}, ok);
+        wg_gop op = {{pipe, pipe}, {bg, bg}, {(E + 1023) / 1024, (E + 1023) / 1024}, {GY_TOK, GY_TOK}};
+        if (gen_op(c, &op) < 0) *ok = 0;
+    }
+    for (int l = 0; l < hp->n_layer; l++) {
+        const ob_layer *L = &m->layers[l];
+        const uint32_t W = wm->layer_buf[l], *mo = wm->gmo[l], *vo = wm->gvo[l];
+        gen_norm(c, K_G_NORM, c->x, c->h, E, vo[GV_ATTN_NORM], vo[GV_ATTN_NORM_B], ok);
+        if (L->wqkv) {
+            gen_linear(c, L->wqkv, W, mo[GM_QKV], (int)QS, 0, vo[GV_BQKV], c->h, E, c->qkv, 0, QS, 0, 0, ok);
+        } else {
+            gen_linear(c, L->wq, W, mo[GM_Q], (int)QD, 0, vo[GV_BQ], c->h, E, c->qkv, 0, QS, 0, 0, ok);
+            gen_linear(c, L->wk, W, mo[GM_K], (int)KD, 0, vo[GV_BK], c->h, E, c->qkv, QD, QS, 0, 0, ok);
+            gen_linear(c, L->wv, W, mo[GM_V], (int)KD, 0, vo[GV_BV], c->h, E, c->qkv, QD + KD, QS, 0, 0, ok);
+        }
+        if (L->q_norm) { /* q and k heads are contiguous in a qkv row */
+            p = base_params(c);
+            p.cols = (uint32_t)hp->head_dim;
+            p.in_stride = QS;
+            p.norm_off = vo[GV_QN];
+            p.norm2_off = vo[GV_KN];
+            gen_op1(c, K_G_QKNORM, &p, 3, (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->qdum, 0, 0}, {2, NB, 0, 0}},
+                    (uint32_t)(hp->n_head + hp->n_head_kv), GY_TOK, ok);
+        }
+        p = base_params(c);
+        gen_op1(c, K_G_ROPE, &p, 3, (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->rope, 0, 0}},
+                (uint32_t)(hp->n_head + 2 * hp->n_head_kv), GY_TOK, ok);
+        p = base_params(c);
+        p.scale = hp->attn_scale;
+        gen_op1(c, K_ATTN, &p, 3, (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}},
+                (uint32_t)hp->n_head / attn_heads(hp), GY_ATTN, ok);
+        if (L->attn_sub_norm) gen_norm(c, K_G_RMS_IN, c->att, c->qdum, QD, vo[GV_ASUB], GV_NONE, ok);
+        gen_linear(c, L->wo, W, mo[GM_O], (int)E, 0, vo[GV_BO], c->att, QD, c->x, 0, E, 1, 0, ok);
+        /* parallel: the FFN reads the same h as attention */
+        if (!hp->parallel) gen_norm(c, K_G_NORM, c->x, c->h, E, vo[GV_FFN_NORM], vo[GV_FFN_NORM_B], ok);
+        if (hp->ffn_gated) {
+            gen_linear(c, L->w_gate, W, mo[GM_GATE], (int)F, 0, vo[GV_BGATE], c->h, E, c->gu, 0, F, 0, 0, ok);
+            gen_linear(c, L->w_up, W, mo[GM_UP], (int)F, 0, vo[GV_BUP], c->h, E, c->gu, U, F, 0, 0, ok);
+        } else {
+            gen_linear(c, L->w_up, W, mo[GM_UP], (int)F, 0, vo[GV_BUP], c->h, E, c->gu, 0, F, 0, 0, ok);
+        }
+        p = base_params(c);
+        p.in_off = U;
+        gen_op1(c, K_G_ACT, &p, 1, (wg_bind[]){{0, c->gu, 0, 0}}, (F + 255) / 256, GY_TOK, ok);
+        if (L->ffn_sub_norm) gen_norm(c, K_G_RMS_IN, c->gu, c->qdum, F, vo[GV_FSUB], GV_NONE, ok);
+        gen_linear(c, L->w_down, W, mo[GM_DOWN], (int)E, 0, vo[GV_BDOWN], c->gu, F, c->x, 0, E, 1, 0, ok);
+    }
+    c->g_layers_end = c->n_gops;
+    c->g_nout = gen_norm(c, K_G_NORM, c->x, c->h, E, wm->gv_out[0], wm->gv_out[1], ok);
+    c->g_head_mv = c->n_gops;
+    for (int i = 0; i < wm->n_out; i++) /* decode form: the last token; prompt form: every token */
+        gen_linear(c, m->output, wm->out[i].buf, 0, wm->out[i].rows, wm->out[i].row0, wm->gv_out[2], c->h, E, c->logits, 0, V, 0,
+                   1, ok);
+    p = base_params(c);
+    p.rows = V;
+    p.cols = (uint32_t)c->head_rows; /* rows per slot of c->am, as sample.wgsl reads them */
+    c->g_argmax = c->n_gops;
+    gen_op1(c, K_G_ARGMAX, &p, 2, (wg_bind[]){{0, c->logits, 0, 0}, {1, c->am, 0, 0}}, (V + p.cols - 1) / p.cols, GY_ONE, ok);
+    p = base_params(c);
+    p.rows = V;
+    p.cols = (uint32_t)c->head_rows;
+    c->bg_sample = make_bg(c, K_SAMPLE, &p, 4,
+                           (wg_bind[]){{0, c->logits, 0, 0}, {1, c->hist, 0, 0}, {2, c->tok, 0, 0}, {3, c->am, 0, 0}}, ok);
+}
+
+static void gen_run(const wg_ctx *c, int i, int prompt, uint32_t nk) {
+    const wg_gop *op = &c->gops[i];
+    const uint32_t bt = 32 / attn_heads(&c->wm->m->hp); /* attention.wgsl: tokens a workgroup */
+    uint32_t gy = 1;
+    switch (op->gy[prompt]) {
+    case GY_TOK: gy = nk; break;
+    case GY_MM: gy = (nk + 7) / 8; break;
+    case GY_ATTN: gy = (nk + bt - 1) / bt; break;
+    default: break;
+    }
+    gpu_dispatch(op->pipe[prompt], op->bg[prompt], op->gx[prompt], gy);
+}
+
+/* One step's dispatches of the generic plan: the layers, then the output norm and head (every
+ * token's logits with all, else the last token's) and the argmax for the sampler. */
+static void gen_step(const wg_ctx *c, uint32_t nk, int all, int head, int sample) {
+    const int prompt = nk > 1;
+    for (int i = 0; i < c->g_layers_end; i++) gen_run(c, i, prompt, nk);
+    if (!all && !head && !sample) return;
+    gen_run(c, c->g_nout, prompt, nk);
+    for (int i = 0; i < c->wm->n_out; i++) gen_run(c, c->g_head_mv + i, all && prompt, nk);
+    if (sample) gen_run(c, c->g_argmax, 0, nk);
+}
+
 /* Creates a context of n_ctx positions (kv_f16: the KV cache in f16; max_batch > 0 caps the
  * tokens of a prompt chunk). Command list: buffers, pipelines, bind groups, parameters and the
  * RoPE table. */
@@ -915,7 +1281,7 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
         uint64_t toks = (B + MMS_TT - 1) / MMS_TT * MMS_TT, maxc = E > QD ? E : QD;
         if (F > maxc) maxc = F;
         uint64_t lo = toks * maxc / 4, words = 2 * lo + toks * maxc / 128;
-        c->sgmm = wg_lim.sgmat && wg_lim.max_wg_mem >= MMS_WG_MEM && words * 4 <= cap;
+        c->sgmm = !wm->generic && wg_lim.sgmat && wg_lim.max_wg_mem >= MMS_WG_MEM && words * 4 <= cap;
         c->xq_lo = (uint32_t)lo;
         c->xq_sc = (uint32_t)(2 * lo);
     }
@@ -924,17 +1290,19 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     c->bg_embed = calloc(2 * (size_t)wm->n_emb, sizeof *c->bg_embed);
     c->bg_head = calloc(2 * (size_t)wm->n_out, sizeof *c->bg_head);
     c->bg_mhead = calloc((size_t)wm->n_out, sizeof *c->bg_mhead);
-    int half = hp->head_dim / 2;
+    int half = hp->n_rot / 2; /* = head_dim / 2 in the fused plan */
     c->rope_host = malloc((size_t)n_ctx * (size_t)half * 2 * sizeof(float));
     if (!c->kv || !c->bg || !c->bg_embed || !c->bg_head || !c->bg_mhead || !c->rope_host) {
         wg_ctx_free(c);
         return ob_fail(OB_ERR_NOMEM, "out of memory for a context of %d positions", n_ctx);
     }
-    /* RoPE angles exactly as forward.c computes them: in double, then rounded to float. */
+    /* RoPE angles exactly as forward.c computes them: in double (with the frequency factors and
+     * the position scale), then rounded to float. */
     for (int i = 0; i < half; i++) {
-        double inv = pow((double)hp->rope_theta, -2.0 * i / hp->head_dim);
+        double inv = pow((double)hp->rope_theta, -2.0 * i / hp->n_rot);
+        if (m->rope_freqs) inv /= (double)m->rope_freqs[i];
         for (int p = 0; p < n_ctx; p++) {
-            double ang = (double)p * inv;
+            double ang = (double)p * (double)hp->rope_scale * inv;
             c->rope_host[((size_t)p * half + i) * 2] = (float)cos(ang);
             c->rope_host[((size_t)p * half + i) * 2 + 1] = (float)sin(ang);
         }
@@ -945,11 +1313,13 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     c->h = gpu_buffer(B * E * 4, WG_STORAGE);
     c->qkv = gpu_buffer(B * (QD + 2 * KD) * 4, WG_STORAGE);
     c->att = gpu_buffer(B * QD * 4, WG_STORAGE);
-    c->apart = gpu_buffer((uint64_t)hp->n_head * ATT_SPLITS * ((uint64_t)hp->head_dim + 4) * 4, WG_STORAGE);
+    if (!wm->generic) c->apart = gpu_buffer((uint64_t)hp->n_head * ATT_SPLITS * ((uint64_t)hp->head_dim + 4) * 4, WG_STORAGE);
     c->am = gpu_buffer(((V + (uint64_t)c->head_rows - 1) / (uint64_t)c->head_rows + 1) * 8, WG_STORAGE);
     c->gu = gpu_buffer(B * 2 * F * 4, WG_STORAGE);
-    c->qe = gpu_buffer(E / 32 * 80, WG_STORAGE);
-    c->qf = gpu_buffer(F / 32 * 80, WG_STORAGE);
+    if (!wm->generic) {
+        c->qe = gpu_buffer(E / 32 * 80, WG_STORAGE);
+        c->qf = gpu_buffer(F / 32 * 80, WG_STORAGE);
+    }
     c->qdum = gpu_buffer(80, WG_STORAGE);
     c->logits = gpu_buffer(L * V * 4, WG_STORAGE | WG_COPY_SRC);
     if (c->sgmm) c->xq = gpu_buffer(((uint64_t)c->xq_sc + (uint64_t)c->xq_lo / 32) * 4, WG_STORAGE);
@@ -962,12 +1332,19 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
     /* Parameter slots: count them first so that the uniform buffer can be created before the
      * bind groups that point into it. */
     int n_slots = hp->n_layer * BG_PER_LAYER + 3 + 2 * wm->n_emb + 3 * wm->n_out + (c->sgmm ? 1 : 0);
+    /* The generic plan: at most 22 slots a layer (the products take two: decode and prompt). */
+    if (wm->generic) n_slots = hp->n_layer * 22 + 4 + wm->n_emb + 2 * wm->n_out;
     c->params = gpu_buffer((uint64_t)n_slots * WG_SLOT, WG_UNIFORM);
-    ctx_pipelines(c);
     int ok = 1;
-    ctx_bindgroups(c, &ok);
+    if (wm->generic) {
+        gen_pipelines(c);
+        gen_program(c, &ok);
+    } else {
+        ctx_pipelines(c);
+        ctx_bindgroups(c, &ok);
+    }
     c->id_end = wg_next_id;
-    if (ok && c->n_slots == n_slots) {
+    if (ok && (wm->generic ? c->n_slots <= n_slots : c->n_slots == n_slots)) {
         gpu_write(c->params, 0, c->slots, (uint32_t)n_slots * WG_SLOT);
         gpu_write(c->rope, 0, c->rope_host, (uint32_t)((size_t)n_ctx * half * 8));
         wg_step s0 = {0, 0, 0, 0, 1, {0, 0, 0}};
@@ -1000,6 +1377,7 @@ static void wg_ctx_free(void *cstate) {
     free(c->bg_mhead);
     free(c->slots);
     free(c->rope_host);
+    free(c->gops);
     free(c);
 }
 
@@ -1111,9 +1489,10 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
     const int dec = k == 1; /* decode kernels (pre-quantised inputs) */
     /* on subgroup matrices rmsnorm writes the products' quantised input */
     const uint32_t norm_pipe = P[c->sgmm ? K_RMSNORM_Q : K_RMSNORM];
-    for (int i = 0; i < wm->n_emb; i++)
+    if (wm->generic) gen_step(c, nk, all, want_logits, sample);
+    for (int i = 0; !wm->generic && i < wm->n_emb; i++)
         gpu_dispatch(P[dec ? K_EMBED_Q : K_EMBED], c->bg_embed[dec * wm->n_emb + i], E / QK1_0, nk);
-    for (int l = 0; l < hp->n_layer; l++) {
+    for (int l = 0; !wm->generic && l < hp->n_layer; l++) {
         const uint32_t *bg = c->bg + (size_t)l * BG_PER_LAYER;
         if (dec) {
             gpu_dispatch(P[K_MV_QKV], bg[BG_QKV], (QS + R - 1) / R, 1);
@@ -1137,7 +1516,9 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
             mm_step(c, 1, bg[BG_MDOWN], 0, E, F, nk);
         }
     }
-    if (all) {
+    if (wm->generic) {
+        /* gen_step dispatched the head and the argmax */
+    } else if (all) {
         gpu_dispatch(norm_pipe, c->bg_nout, nk, 1);
         for (int i = 0; i < wm->n_out; i++) /* the parts share one input */
             mm_step(c, 0, c->bg_mhead[i], 0, (uint32_t)wm->out[i].rows, E, nk);

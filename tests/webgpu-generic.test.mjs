@@ -1,0 +1,407 @@
+// webgpu-generic.test.mjs — the WebGPU generic plan (any family, any weight type) on Dawn over
+// SwiftShader: its kernels against references on random data, and whole tiny models against the
+// CPU scalar backend.
+//   - kernels: dq_mv (both reduction variants), dq_mm and dq_embed for every weight type on
+//     blocks and dequantised values from llama.cpp's gguf-py (tests/wg_gen.py vectors: quantised
+//     from random floats where gguf-py quantises the type, random valid blocks otherwise); norm
+//     (RMS, LayerNorm, QK-norm), rope (both layouts, partial rotary) and act (SiLU, GELU, ReLU^2,
+//     gated or not) against JS references.
+//   - whole models: random-weight `llama` (adjacent-pair RoPE, with and without rope_freqs) and
+//     `qwen2` (NeoX, q/k/v biases, tied output) and `qwen3` (QK-norm; F16 weights, so not the fused
+//     plan) files written by gguf-py (tests/wg_gen.py model)
+//     in F32 / F16 / BF16 / Q8_0 (and Q4_0: run where the CPU side decodes it); the prompt path's
+//     and the decode path's logits against `build/onebit logits --backend scalar`, and greedy
+//     generation on the GPU sampler against the CPU logits' argmax.
+// Needs `make && make wasm`, llama.cpp's source (tools/llama-src.sh) and python3 with numpy.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const root = new URL('../', import.meta.url).pathname;
+const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
+assert.ok(existsSync(join(root, 'build/wasm/onebit.wasm')), 'build/wasm/onebit.wasm is missing: run `make wasm`');
+assert.ok(existsSync(join(root, 'build/onebit')), 'build/onebit is missing: run `make`');
+
+const { Engine } = await import('../web/engine.mjs');
+const { GpuBridge, openDevice } = await import('../web/gpu.mjs');
+const { KERNELS } = await import('../build/wasm/kernels.mjs');
+
+// Debian's python3 has numpy (tools/deps.sh); a pyenv shim first on PATH may not.
+const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const sh = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], timeout: 120000, maxBuffer: 1 << 26 });
+sh('bash', ['tools/llama-src.sh']);
+const tmp = mkdtempSync(join(tmpdir(), 'onebit-wggen-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+let gpu = null, skip = false;
+try {
+  const { create, globals } = await import('webgpu');
+  Object.assign(globalThis, globals);
+  gpu = create([]);
+  if (!(await gpu.requestAdapter())) skip = 'Dawn (npm webgpu) found no WebGPU adapter';
+} catch (e) {
+  skip = `Dawn (npm webgpu) cannot start: ${e.message}`;
+}
+if (skip) console.log(`# SKIP webgpu generic tests: ${skip}`);
+
+// ---- helpers -------------------------------------------------------------------------------
+
+function rng(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const randn = (r, n, scale = 1) => Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
+
+// Each element within tol of the expected value, relative to its size plus the RMS of the whole
+// expected vector (sums that cancel to near zero are judged against the vector's scale).
+function close(actual, expect, tol, what) {
+  assert.equal(actual.length, expect.length, `${what}: length`);
+  let worst = 0, at = -1, ss = 0;
+  for (const v of expect) ss += v * v;
+  const rms = Math.sqrt(ss / expect.length);
+  for (let i = 0; i < expect.length; i++) {
+    const e = Math.abs(actual[i] - expect[i]) / (Math.abs(expect[i]) + rms + 1e-30);
+    if (!(e <= worst)) { worst = e; at = i; }
+  }
+  assert.ok(worst <= tol, `${what}: worst relative error ${worst} at ${at} (got ${actual[at]}, want ${expect[at]})`);
+}
+function relRms(a, b) {
+  let d = 0, s = 0;
+  for (let i = 0; i < a.length; i++) { d += (a[i] - b[i]) ** 2; s += b[i] ** 2; }
+  return Math.sqrt(d / s);
+}
+function argmax(a, off, n) {
+  let m = -Infinity, k = 0;
+  for (let i = 0; i < n; i++) if (a[off + i] > m) { m = a[off + i]; k = i; }
+  return k;
+}
+
+// Params/Step packed by the field order of src/webgpu/kernels/common.wgsl.
+const FIELDS = Object.fromEntries(['Params', 'Step'].map((n) => {
+  const body = KERNELS.common.match(new RegExp(`struct ${n} \\{([^}]*)\\}`))[1];
+  return [n, [...body.matchAll(/(\w+):\s*(u32|f32|i32)/g)].map((m) => [m[1], m[2]])];
+}));
+function pack(name, vals) {
+  const f = FIELDS[name], b = new ArrayBuffer(Math.ceil((f.length * 4) / 16) * 16), dv = new DataView(b);
+  f.forEach(([k, t], i) => {
+    const v = vals[k] ?? 0;
+    if (t === 'f32') dv.setFloat32(i * 4, v, true);
+    else dv.setUint32(i * 4, v, true);
+  });
+  return new Uint8Array(b);
+}
+
+// One device; run() dispatches one kernel over storage buffers (typed arrays or byte counts, in
+// binding order) and returns their contents.
+class Harness {
+  static async open(subgroups) {
+    const d = await openDevice(gpu, { subgroups });
+    const h = new Harness();
+    h.dev = d.device;
+    h.sg = d.sgSize;
+    h.bridge = new GpuBridge(d.device, KERNELS, d.sgSize);
+    return h;
+  }
+  get tpr() { return this.sg || 8; }
+  async run(name, constants, storage, params, step, grid) {
+    const dev = this.dev;
+    dev.pushErrorScope('validation');
+    const bufs = storage.map((s) => {
+      const bytes = typeof s === 'number' ? new Uint8Array(s) : new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
+      const size = Math.max(16, Math.ceil(bytes.length / 4) * 4);
+      const b = dev.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      const padded = new Uint8Array(size);
+      padded.set(bytes);
+      dev.queue.writeBuffer(b, 0, padded);
+      return b;
+    });
+    const ubufs = [pack('Params', params), pack('Step', step)].map((u) => {
+      const b = dev.createBuffer({ size: u.length, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      dev.queue.writeBuffer(b, 0, u);
+      return b;
+    });
+    const pipe = dev.createComputePipeline({
+      layout: 'auto', compute: { module: this.bridge.module(name), entryPoint: 'main', constants: Object.fromEntries(Object.entries({ TPR: this.tpr, ...constants }).map(([k, v]) => [k, Number(v)])) },
+    });
+    const entries = [...bufs, ...ubufs].map((b, i) => ({ binding: i, resource: { buffer: b } }));
+    const enc = dev.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, dev.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries }));
+    pass.dispatchWorkgroups(grid[0], grid[1] ?? 1);
+    pass.end();
+    const reads = bufs.map((b) => {
+      const r = dev.createBuffer({ size: b.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      enc.copyBufferToBuffer(b, 0, r, 0, b.size);
+      return r;
+    });
+    dev.queue.submit([enc.finish()]);
+    const err = await dev.popErrorScope();
+    assert.equal(err, null, `${name}: ${err?.message}`);
+    const out = [];
+    for (const r of reads) {
+      await r.mapAsync(GPUMapMode.READ);
+      out.push(new Float32Array(r.getMappedRange().slice(0)));
+      r.unmap();
+      r.destroy();
+    }
+    [...bufs, ...ubufs].forEach((b) => b.destroy());
+    return out;
+  }
+  close() { this.dev.destroy(); }
+}
+
+// tests/wg_gen.py vectors: [{name, type, rows, cols, bytes, vals}]
+function loadVectors() {
+  const file = join(tmp, 'vectors.bin');
+  sh(PY, ['tests/wg_gen.py', 'vectors', file]);
+  const buf = readFileSync(file), dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let o = 0;
+  const u32 = () => { const v = dv.getUint32(o, true); o += 4; return v; };
+  const recs = [];
+  for (let n = u32(); n > 0; n--) {
+    const nl = u32(), name = buf.subarray(o, o + nl).toString();
+    o += nl;
+    const type = u32(), rows = u32(), cols = u32(), nb = u32();
+    const bytes = new Uint8Array(buf.subarray(o, o + nb));
+    o += (nb + 3) & ~3;
+    const vals = new Float32Array(buf.buffer.slice(buf.byteOffset + o, buf.byteOffset + o + rows * cols * 4));
+    o += rows * cols * 4;
+    recs.push({ name, type, rows, cols, bytes, vals });
+  }
+  return recs;
+}
+
+// y[t][r] = sum_k vals[r][k] x[t][k] in double.
+function refProduct(rec, x, n) {
+  const y = new Float32Array(n * rec.rows);
+  for (let t = 0; t < n; t++)
+    for (let r = 0; r < rec.rows; r++) {
+      let s = 0;
+      for (let k = 0; k < rec.cols; k++) s += rec.vals[r * rec.cols + k] * x[t * rec.cols + k];
+      y[t * rec.rows + r] = s;
+    }
+  return y;
+}
+
+// ---- kernels -------------------------------------------------------------------------------
+
+test('generic kernels: dq_mv / dq_mm / dq_embed of every weight type vs gguf-py', { skip }, async () => {
+  const recs = loadVectors();
+  assert.equal(recs.length, 12);
+  for (const sg of [true, false]) {
+    const H = await Harness.open(sg);
+    if (sg && !H.sg) { H.close(); continue; }
+    const r = rng(sg ? 1 : 2);
+    for (const rec of recs) {
+      const rb = rec.bytes.length / rec.rows, what = `${rec.name} (${sg ? 'subgroups' : 'workgroup memory'})`;
+      // mv_<type>: y = W x + b accumulated into y (flags 3), the input as token 1 of two (flags 4).
+      const x = randn(r, 2 * rec.cols), bias = randn(r, rec.rows), y0 = randn(r, rec.rows);
+      const rows = rec.rows, rpw = 256 / H.tpr;
+      const [, , ymv] = await H.run('dq_mv', { WT: rec.type }, [rec.bytes, x, y0, bias],
+        { rows, cols: rec.cols, row_bytes: rb, in_stride: rec.cols, flags: 7 }, { n: 2, last: 1 }, [Math.ceil(rows / rpw)]);
+      const want = refProduct(rec, x.subarray(rec.cols), 1).map((v, i) => v + bias[i] + y0[i]);
+      close(ymv.subarray(0, rows), want, 1e-5, `mv_${what}`);
+      if (!sg) continue;
+      // mm_<type>: 11 tokens (two tiles of 8), rows out_stride apart at out_off, with bias.
+      const n = 11, xs = randn(r, n * rec.cols), os = rows + 3;
+      const [, , ymm] = await H.run('dq_mm', { WT: rec.type }, [rec.bytes, xs, (n * os + 2) * 4, bias],
+        { rows, cols: rec.cols, row_bytes: rb, in_stride: rec.cols, out_off: 2, out_stride: os, flags: 1 }, { n },
+        [Math.ceil(rows / 64), Math.ceil(n / 8)]);
+      const wmm = refProduct(rec, xs, n), got = new Float32Array(n * rows);
+      for (let t = 0; t < n; t++)
+        for (let i = 0; i < rows; i++) {
+          wmm[t * rows + i] += bias[i];
+          got[t * rows + i] = ymm[2 + t * os + i];
+        }
+      close(got, wmm, 1e-5, `mm_${what}`);
+      // embed: rows 2 .. rows - 1 of the matrix as a part starting at row0 = 2, times 0.5.
+      const toks = new Uint32Array([rows - 1, 0, 3]), part = rec.bytes.subarray(2 * rb);
+      const [, , xe, hist] = await H.run('dq_embed', { WT: rec.type }, [part, toks, 3 * rec.cols * 4, 16],
+        { rows: rows - 2, cols: rec.cols, row_bytes: rb, row0: 2, flags: 1, scale: 0.5, n_ctx: 4 }, { n: 3 },
+        [Math.ceil(rec.cols / 1024), 3]);
+      for (const t of [0, 2]) {
+        const w = rec.vals.subarray(toks[t] * rec.cols, (toks[t] + 1) * rec.cols).map((v) => v * 0.5);
+        close(xe.subarray(t * rec.cols, (t + 1) * rec.cols), w, 0, `embed ${rec.name} token ${toks[t]}`);
+      }
+      assert.deepEqual(Array.from(new Uint32Array(hist.buffer).subarray(0, 3)), [rows - 1, 0, 3], 'embed history');
+    }
+    H.close();
+  }
+});
+
+test('generic kernels: norm, rope, act vs JS references', { skip }, async () => {
+  const H = await Harness.open(false);
+  const r = rng(3);
+  // RMSNorm and LayerNorm (+ bias) over 3 tokens of 96 at a stride of 100.
+  const n = 3, C = 96, S = 100, x = randn(r, n * S, 2), w = randn(r, 2 * C);
+  for (const ln of [false, true]) {
+    const [, y] = await H.run('norm', { LN: ln }, [x, n * C * 4, w],
+      { cols: C, in_stride: S, out_stride: C, norm_off: 0, norm2_off: C, eps: 1e-5 }, { n }, [1, n]);
+    const want = new Float32Array(n * C);
+    for (let t = 0; t < n; t++) {
+      const v = x.subarray(t * S, t * S + C);
+      const mean = ln ? v.reduce((a, b) => a + b, 0) / C : 0;
+      const r2 = 1 / Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / C + 1e-5);
+      for (let i = 0; i < C; i++) want[t * C + i] = (v[i] - mean) * r2 * w[i] + (ln ? w[C + i] : 0);
+    }
+    close(y, want, 1e-5, ln ? 'layernorm' : 'rmsnorm');
+  }
+  // QK-norm in place: 2 q heads (weights at 0) and 1 k head (weights at HD) of 32.
+  {
+    const HD = 32, q = randn(r, 3 * HD), wq = randn(r, 2 * HD);
+    const [got] = await H.run('norm', { INPLACE: true, QK: true }, [q, 16, wq],
+      { cols: HD, in_stride: 3 * HD, norm_off: 0, norm2_off: HD, n_head: 2, eps: 1e-6 }, { n: 1 }, [3, 1]);
+    const want = new Float32Array(3 * HD);
+    for (let h = 0; h < 3; h++) {
+      const v = q.subarray(h * HD, (h + 1) * HD), r2 = 1 / Math.sqrt(v.reduce((a, b) => a + b * b, 0) / HD + 1e-6);
+      for (let i = 0; i < HD; i++) want[h * HD + i] = v[i] * r2 * wq[(h < 2 ? 0 : HD) + i];
+    }
+    close(got, want, 1e-5, 'qk-norm');
+  }
+  // RoPE, both layouts, partial (NROT 16 of HD 32), f32 and f16 cache: 2 q heads, 1 kv head, 2
+  // tokens at positions 3, 4 of a 6-position cache.
+  for (const [neox, kv16] of [[true, false], [false, false], [false, true]]) {
+    const HD = 32, NROT = 16, half = NROT / 2, nh = 2, nkv = 1, QS = (nh + 2 * nkv) * HD, nctx = 6, pos = 3;
+    const qkv = randn(r, 2 * QS), tab = new Float32Array(nctx * half * 2);
+    for (let p = 0; p < nctx; p++)
+      for (let i = 0; i < half; i++) {
+        tab[(p * half + i) * 2] = Math.cos(p * 0.3 * (i + 1));
+        tab[(p * half + i) * 2 + 1] = Math.sin(p * 0.3 * (i + 1));
+      }
+    const kd = nkv * HD, voff = (nctx * kd) / (kv16 ? 2 : 1);
+    const [q2, kv] = await H.run('rope', { HD, NROT, NEOX: neox, KV16: kv16 }, [qkv, 2 * voff * 4, tab],
+      { n_head: nh, n_head_kv: nkv, kv_dim: kd, q_stride: QS, n_ctx: nctx, v_off: voff }, { n: 2, pos }, [nh + 2 * nkv, 2]);
+    const rot = (v, p) => {
+      const o = Float32Array.from(v);
+      for (let i = 0; i < half; i++) {
+        const i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+        const c = tab[(p * half + i) * 2], s = tab[(p * half + i) * 2 + 1];
+        o[i0] = v[i0] * c - v[i1] * s;
+        o[i1] = v[i0] * s + v[i1] * c;
+      }
+      return o;
+    };
+    for (let t = 0; t < 2; t++) {
+      const base = t * QS;
+      for (let h = 0; h < nh; h++)
+        close(q2.subarray(base + h * HD, base + (h + 1) * HD), rot(qkv.subarray(base + h * HD, base + (h + 1) * HD), pos + t), 1e-6, `rope q (neox ${neox})`);
+      const k = rot(qkv.subarray(base + nh * HD, base + (nh + 1) * HD), pos + t), v = qkv.subarray(base + (nh + 1) * HD, base + (nh + 2) * HD);
+      let gk, gv;
+      if (kv16) {
+        const u = new Uint32Array(kv.buffer);
+        const h2f = (b) => { const s = b & 0x8000 ? -1 : 1, e = (b >> 10) & 31, m = b & 1023; return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15); };
+        const dec = (o) => Float32Array.from({ length: HD }, (_, i) => h2f((u[o + (i >> 1)] >>> (16 * (i & 1))) & 0xffff));
+        gk = dec(((pos + t) * kd) / 2);
+        gv = dec(voff + ((pos + t) * kd) / 2);
+        close(gk, k, 1e-3, 'rope k f16');
+        close(gv, v, 1e-3, 'rope v f16');
+      } else {
+        gk = kv.subarray((pos + t) * kd, (pos + t) * kd + HD);
+        gv = kv.subarray(voff + (pos + t) * kd, voff + (pos + t) * kd + HD);
+        close(gk, k, 1e-6, `rope k (neox ${neox})`);
+        close(gv, v, 0, 'rope v');
+      }
+    }
+  }
+  // act: SiLU, GELU, ReLU^2, gated (u at in_off) or not; 2 tokens of 300 in a buffer of 2 x 2 x 300.
+  const F = 300, gu = randn(r, 4 * F, 4);
+  const acts = [(v) => v / (1 + Math.exp(-v)), (v) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3))), (v) => (v > 0 ? v * v : 0)];
+  for (let a = 0; a < 3; a++)
+    for (const gated of [true, false]) {
+      const [got] = await H.run('act', { ACT: a, GATED: gated }, [gu], { n_ff: F, in_off: 2 * F }, { n: 2 }, [2, 2]);
+      const want = Float32Array.from({ length: 2 * F }, (_, i) => acts[a](gu[i]) * (gated ? gu[2 * F + i] : 1));
+      close(got.subarray(0, 2 * F), want, 1e-5, `act ${a} gated ${gated}`);
+    }
+  H.close();
+});
+
+// ---- whole models --------------------------------------------------------------------------
+
+const PROMPT = [258, 72, 101, 108, 108, 111, 32, 119]; // 8 tokens: one prompt chunk
+const MODELS = [
+  ['llama', 'f32', []], ['llama', 'q8_0', []], ['llama', 'f16', ['rope_freqs']], ['llama', 'bf16', ['tied']],
+  ['qwen2', 'q8_0', []], ['qwen2', 'f32', ['tied']], ['qwen2', 'q4_0', []],
+  ['qwen3', 'f16', []], // Qwen3's layer (QK-norm) on weights other than Q1_0: the generic plan too
+];
+
+function cpuLogits(file, toks) {
+  const out = join(tmp, 'cpu.bin');
+  sh(join(root, 'build/onebit'), ['logits', '-m', file, '--backend', 'scalar', '--tokens', toks.join(','), '--out', out]);
+  const b = readFileSync(out);
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+for (const [arch, type, extra] of MODELS) {
+  const what = `${arch} ${type}${extra.length ? ' ' + extra.join(' ') : ''}`;
+  test(`whole model ${what}: WebGPU generic plan vs the CPU scalar backend`, { skip }, async (t) => {
+    const file = join(tmp, `${arch}-${type}-${extra.join('-')}.gguf`);
+    sh(PY, ['tests/wg_gen.py', 'model', file, arch, type, ...extra]);
+    let want;
+    try {
+      want = cpuLogits(file, PROMPT);
+    } catch (e) {
+      // This branch's CPU side decodes F32/F16/BF16/Q8_0/Q1_0; the other types arrive with the CPU
+      // quant work, and then this model runs here too.
+      if (/type|unsupported/i.test(String(e.stderr))) { t.skip(`the CPU backend does not run ${type} yet`); return; }
+      throw e;
+    }
+    const eng = await Engine.create({ backend: 'webgpu', gpu });
+    try {
+      await eng.load(file, { nCtx: 64 });
+      const V = eng.info.nVocab;
+      // f32 activations on both sides, the same dequantised weights: only summation order and
+      // exp / sqrt differ (~1e-6); 1e-4 leaves room and still catches any wrong element.
+      const got = await eng.logits(PROMPT);
+      const e = relRms(got, want);
+      assert.ok(e <= 1e-4, `prompt path: relative RMS ${e}`);
+      t.diagnostic(`prompt path: relative RMS ${e.toExponential(2)}`);
+      for (let i = 0; i < PROMPT.length; i++) assert.equal(argmax(got, i * V, V), argmax(want, i * V, V), `argmax at ${i}`);
+      // decode path: one token a step (dq_mv)
+      eng.reset();
+      for (let i = 0; i < 3; i++) {
+        const [l] = await eng.gpuEval([PROMPT[i]], 2 /* LOGITS */);
+        const e1 = relRms(new Float32Array(l), want.subarray(i * V, (i + 1) * V));
+        assert.ok(e1 <= 1e-4, `decode position ${i}: relative RMS ${e1}`);
+        // the generic plan's list: embedding, 12 a layer (13 with QK-norm), output norm, head
+        assert.equal(eng.bridge.dispatches, 3 + eng.info.nLayer * (arch === 'qwen3' ? 13 : 12), 'dispatches a decode step');
+      }
+      // greedy generation through the GPU argmax + sampler equals the CPU logits' argmax
+      const r = await eng.generate(PROMPT.slice(0, 5), { maxTokens: 3, sampling: { temperature: 0 } });
+      const seq = [...PROMPT.slice(0, 5), ...r.tokens];
+      const cpu = cpuLogits(file, seq.slice(0, -1));
+      for (let i = 0; i < r.tokens.length; i++) {
+        const at = 4 + i, best = argmax(cpu, at * V, V), row = cpu.subarray(at * V, (at + 1) * V);
+        // a near-tie may go either way
+        assert.ok(r.tokens[i] === best || row[best] - row[r.tokens[i]] < 1e-4 * Math.abs(row[best]),
+          `generated token ${i}: ${r.tokens[i]}, CPU argmax ${best}`);
+      }
+      if (type === 'q8_0' && arch === 'llama') {
+        // the prompt in chunks of 3 (attention over earlier chunks' cache) with the f16 KV cache:
+        // keys and values rounded to f16 (2^-11 relative each) move the logits by ~1e-4 relative
+        // RMS; 2e-3 (the fused plan's f16 check allows 1e-2)
+        const e16 = await Engine.create({ backend: 'webgpu', gpu });
+        try {
+          await e16.load(file, { nCtx: 64, kvF16: true, batch: 3 });
+          const g16 = await e16.logits(PROMPT);
+          assert.ok(relRms(g16, want) <= 2e-3, `f16 cache: relative RMS ${relRms(g16, want)}`);
+          t.diagnostic(`f16 cache, chunks of 3: relative RMS ${relRms(g16, want).toExponential(2)}`);
+        } finally {
+          e16.close();
+        }
+      }
+    } finally {
+      eng.close();
+    }
+  });
+}
