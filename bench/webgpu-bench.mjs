@@ -68,24 +68,22 @@ async function benchOurs() {
     // One decode step and one prompt chunk: GPU time per kernel from timestamp queries (each
     // dispatch in a pass of its own), and the whole list replayed in one pass (wall clock).
     const M = eng.M;
-    M._ob_wgpu_set_sampling(eng.ctx, 0, 0, 1, 0, 1, 0, 0, 0, 0);
+    const sp = eng.buf('sampling', 72), dp = eng.buf('taken', 4);
+    new Float64Array(M.HEAPU8.buffer, sp, 1)[0] = 0; // greedy on the device
+    if (M._ob_js_set_sampling(eng.ctx, sp, 1, dp)) throw new Error('profile: sampling settings refused');
     const prof = {};
     for (const [n, pos] of [[1, 0], [1, 256], [Math.min(opt.pp, 512), 0]]) {
       eng.reset();
       if (pos) {
-        const tp = eng.buf('evaltok', pos * 4);
-        for (let i = 0; i < pos; i++) M.HEAP32[(tp >>> 2) + i] = (i * 31) % info.nVocab;
-        for (let done = 0; done < pos;) {
-          const k = M._ob_wgpu_step(eng.ctx, tp + done * 4, pos - done, 0);
-          if (k < 0) throw new Error('profile prefill failed');
-          await eng.bridge.exec(M, M._ob_wgpu_cmds(), M._ob_wgpu_cmds_len());
-          done += k;
-        }
+        const pre = Array.from({ length: pos }, (_, i) => (i * 31) % info.nVocab);
+        for (const { p } of eng.gpuBegin(pre, 0)) await eng.endStep(p);
       }
-      const tp = eng.buf('evaltok', n * 4);
+      const tp = eng.buf('evaltok', n * 4), kp = eng.buf('taken', 4);
       for (let i = 0; i < n; i++) M.HEAP32[(tp >>> 2) + i] = (i * 7919) % info.nVocab;
-      if (M._ob_wgpu_step(eng.ctx, tp, n, 8) < 0) throw new Error('profile step failed');
+      if (M._ob_step_begin(eng.ctx, tp, n, 8 /* OB_STEP_SAMPLE */, kp) || M.HEAP32[kp >>> 2] !== n) throw new Error('profile step failed');
       const r = await eng.bridge.execTimed(M, M._ob_wgpu_cmds(), M._ob_wgpu_cmds_len(), n === 1 ? 50 : 3);
+      const [rp, rl] = eng.putReads(r.reads);
+      if (M._ob_step_end(eng.ctx, rp, rl, 0)) throw new Error('profile step: bad result');
       const key = `n${n}_pos${pos}`;
       prof[key] = { gpuMs: +r.gpuMs.toFixed(4), passMs: +r.passMs.toFixed(4), hostMs: +r.hostMs.toFixed(4),
         kernels: Object.fromEntries([...r.times].map(([k, v]) => [k, { ms: +v.ms.toFixed(4), count: v.count }])) };

@@ -163,6 +163,8 @@ ob_status ob_chat_render_json(const ob_model *model, const char *messages_json, 
 
 typedef struct ob_context_params {
     int n_ctx;          /* 0 = min(model's training context, 4096) */
+    int kv_f16;         /* GPU backends: keep the KV cache in f16 (CPU backends choose their own) */
+    int n_batch;        /* GPU backends: at most this many prompt tokens a step (0 = as many as fit) */
 } ob_context_params;
 
 ob_context_params ob_context_default_params(void);
@@ -216,6 +218,38 @@ void ob_sampler_free(ob_sampler *s);
 ob_token ob_sampler_sample(ob_sampler *s, const float *logits, const ob_token *history,
                            size_t n_history);
 
+/* ---- asynchronous backends (WebGPU) ----------------------------------------------------------
+ * A GPU driven from JavaScript answers later, through the host's event loop. On such a context
+ * ob_eval returns OB_ERR_UNSUPPORTED; the host instead begins steps (each leaves work for it to run:
+ * web/gpu.mjs replays the WebGPU backend's command list) and hands every step's result back, in the
+ * order the steps began. The generation calls below do all of this for it (ob_gen_next says when
+ * to run work and when to wait). */
+
+/* 1 if the context's backend is asynchronous. */
+int ob_context_async(const ob_context *ctx);
+
+enum {
+    OB_STEP_FEED = 1,   /* the input is the token the device sampled in the step before (n = 1) */
+    OB_STEP_LOGITS = 2, /* the result holds the last position's logits */
+    OB_STEP_ALL = 4,    /* ... every position's (steps are shorter then) */
+    OB_STEP_SAMPLE = 8  /* the device samples (ob_context_set_sampling); the result ends with its id */
+};
+
+/* Begins a step over up to n tokens at position n_past; *taken says how many it took (call again
+ * for the rest), and n_past grows by that much at once. LOGITS and SAMPLE apply to the step that
+ * takes the last of the n tokens. With OB_STEP_FEED, tokens may be NULL: the cache records the
+ * device's token when the step before it ends. Returns OB_ERR_CONTEXT (and changes nothing) when
+ * n_past + n would exceed n_ctx. */
+ob_status ob_step_begin(ob_context *ctx, const ob_token *tokens, int n, int flags, int *taken);
+/* Hands back the result of the oldest step not yet ended: [rows][n_vocab] float logits (rows = the
+ * step's tokens with OB_STEP_ALL, 1 with OB_STEP_LOGITS, else 0), then the sampled token as an
+ * int32 with OB_STEP_SAMPLE; len must match. The logits become ob_logits'. *sampled (may be NULL):
+ * the device's token, or -1. */
+ob_status ob_step_end(ob_context *ctx, const void *result, size_t len, ob_token *sampled);
+/* Sampling settings of OB_STEP_SAMPLE. *on_device = 0 when the device cannot sample with them
+ * (and always on synchronous backends): ask for logits and use an ob_sampler then. */
+ob_status ob_context_set_sampling(ob_context *ctx, const ob_sampling *params, int *on_device);
+
 /* ---- generation (convenience over the calls above) ------------------------------------------ */
 
 /* Receives each piece of generated text; return non-zero to stop (not an error). */
@@ -229,11 +263,15 @@ typedef struct ob_generate_params {
     void *user;
 } ob_generate_params;
 
+/* Why a generation ended (ob_generate_result.finish). */
+enum { OB_FINISH_STOP = 0, OB_FINISH_LENGTH = 1, OB_FINISH_CONTEXT = 2, OB_FINISH_CALLBACK = 3 };
+
 typedef struct ob_generate_result {
     int n_prompt;             /* prompt tokens evaluated (after reusing the cached prefix) */
     int n_reused;             /* prompt tokens found already in the KV cache */
     int n_generated;
-    int finish;               /* 0 = stop token/string, 1 = max_tokens, 2 = context full, 3 = callback */
+    int finish;               /* OB_FINISH_*: 0 = end-of-generation token or stop string,
+                               * 1 = max_tokens, 2 = context full, 3 = callback / ob_gen_cancel */
     double t_prompt_ms, t_gen_ms;
 } ob_generate_result;
 
@@ -254,9 +292,55 @@ int ob_think_strip_flush(ob_think_strip *f);
 
 /* Evaluates prompt tokens (reusing the longest common prefix already in the cache) and samples
  * until an end-of-generation token, a stop string, max_tokens, the end of the context, or the
- * callback says stop. Generated tokens stay in the cache so a chat can continue. */
+ * callback says stop. Generated tokens stay in the cache so a chat can continue: an end token
+ * enters it, a token that completes a stop string or that the callback stopped at does not.
+ * Synchronous backends only; a thin driver of the ob_gen calls below. */
 ob_status ob_generate(ob_context *ctx, const ob_token *prompt, size_t n_prompt,
                       const ob_generate_params *params, ob_generate_result *result);
+
+/* ---- generation, step by step (every front end's one loop) ----------------------------------
+ *
+ *   ob_gen_begin(ctx, prompt, n, &params, &g);
+ *   for (;;) {
+ *       ob_gen_next(g, &ev);                   // error: stop, ob_gen_free
+ *       if (ev == OB_GEN_SUBMIT) run the backend's work, don't wait;
+ *       if (ev == OB_GEN_AWAIT)  wait for the oldest work's result, ob_gen_complete(g, bytes, len);
+ *       if (ev == OB_GEN_TOKEN || ev == OB_GEN_DONE) emit ob_gen_text(g, &len) (may be empty);
+ *       if (ev == OB_GEN_DONE) break;          // ob_gen_result(g, &r)
+ *   }
+ *   ob_gen_free(g);
+ *
+ * The rules live here, once: prefix reuse, the prompt-fits check, max_tokens (<= 0: until the
+ * context is full), end-of-generation tokens (ob_token_is_eog), stop strings (held back while a
+ * partial match is pending, never emitted), whole UTF-8 characters only, the finish reason, and
+ * which generated tokens stay in the cache. On a synchronous backend ob_gen_next evaluates and
+ * samples itself (only TOKEN and DONE happen); on an asynchronous one it keeps one decode step in
+ * flight: the step that consumes a token is begun before that token's text is worked out. */
+typedef struct ob_gen ob_gen;
+typedef enum ob_gen_event {
+    OB_GEN_TOKEN = 1,  /* a token was generated (ob_gen_token); ob_gen_text is its text to emit */
+    OB_GEN_DONE = 2,   /* finished; ob_gen_text is the rest held back, ob_gen_result the figures */
+    OB_GEN_SUBMIT = 3, /* asynchronous backends: run the work just begun, then call ob_gen_next */
+    OB_GEN_AWAIT = 4   /* asynchronous backends: hand the oldest work's result to ob_gen_complete */
+} ob_gen_event;
+
+/* Checks the parameters (the one place they enter), reuses the cached prefix and prepares the
+ * sampler. params->on_text / user are not used (ob_generate's); stop strings are copied. */
+ob_status ob_gen_begin(ob_context *ctx, const ob_token *prompt, size_t n_prompt,
+                       const ob_generate_params *params, ob_gen **out);
+ob_status ob_gen_next(ob_gen *g, ob_gen_event *ev);
+/* The result of the oldest work not yet completed (see ob_step_end for its layout). */
+ob_status ob_gen_complete(ob_gen *g, const void *result, size_t len);
+/* Text of the last TOKEN or DONE event (not NUL-terminated; valid until the next call). */
+const char *ob_gen_text(const ob_gen *g, size_t *len);
+ob_token ob_gen_token(const ob_gen *g);
+/* Stops at the last token (as ob_generate's callback does): that token leaves the cache unless it
+ * ended the generation itself; the next ob_gen_next calls finish with OB_FINISH_CALLBACK. */
+void ob_gen_cancel(ob_gen *g);
+void ob_gen_result(const ob_gen *g, ob_generate_result *out);
+/* Frees g. A generation freed before DONE forgets its outstanding work: the host must not hand
+ * back those results. */
+void ob_gen_free(ob_gen *g);
 
 #ifdef __cplusplus
 }

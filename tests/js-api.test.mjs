@@ -101,7 +101,7 @@ test('bad parameters are rejected with a clear message', async () => {
     [{ messages: [] }, 'messages'],
     [{ messages: [{ role: 'robot', content: 'x' }] }, 'messages[0].role'],
     [{ messages: [{ role: 'user', content: 5 }] }, 'messages[0].content'],
-    [{ messages: msgs, temperature: 3 }, 'temperature'],
+    [{ messages: msgs, temperature: 'hot' }, 'temperature'],
     [{ messages: msgs, top_p: -0.1 }, 'top_p'],
     [{ messages: msgs, max_tokens: 0 }, 'max_tokens'],
     [{ messages: msgs, max_tokens: 1.5 }, 'max_tokens'],
@@ -114,6 +114,13 @@ test('bad parameters are rejected with a clear message', async () => {
     await assert.rejects(ai.chat.completions.create(p), (e) => e instanceof OneBitError && e.code === 'invalid_request' && e.param === param,
       JSON.stringify(p));
   await assert.rejects(ai.chat.completions.create(null), OneBitError);
+});
+
+// Sampling ranges are the core's (ob_sampling_check, src/core/params.c, called in ob_gen_begin);
+// the sampler alone accepts any finite temperature.
+test('a temperature above 2 is rejected by the core (ob_sampling_check)', async () => {
+  await assert.rejects(ai.chat.completions.create({ messages: msgs, temperature: 3 }),
+    (e) => e instanceof OneBitError && e.code === 'invalid_request' && e.param === 'temperature');
 });
 
 test('a conversation longer than the context is refused', async () => {

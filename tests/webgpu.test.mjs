@@ -806,8 +806,10 @@ test('whole-model logits: WebGPU decode path (one token a step) vs the CPU refer
   const want = await (await reference()).logits(toks);
   eng.reset();
   for (let t = 0; t < toks.length; t++) {
-    const [l] = await eng.gpuEval([toks[t]], 2 /* LOGITS */);
-    const row = new Float32Array(l);
+    const [{ p }] = eng.gpuBegin([toks[t]], 2 /* OB_STEP_LOGITS */);
+    await eng.endStep(p);
+    const lp = eng.M._ob_logits(eng.ctx, -1) >>> 2;
+    const row = eng.M.HEAPF32.slice(lp, lp + V);
     const e = relRms(row, want.subarray(t * V, (t + 1) * V));
     assert.ok(e <= 1e-3, `position ${t}: relative RMS ${e}`);
   }
@@ -868,6 +870,59 @@ test('greedy generation on WebGPU equals the CPU path', { skip }, async () => {
   assert.equal(b.text, a.text);
   assert.equal(b.finish, 'length');
 });
+
+// One generation loop (src/core/gen.c) for both paths: the same request ends the same way on
+// each — finish reason, text, tokens, what stays in the cache — whether the GPU samples (one step in
+// flight) or the host does.
+test('WebGPU and the CPU path end the same greedy requests the same way', { skip }, async () => {
+  // A 16-token context on both, so that generating until it is full stays short.
+  const cpu = await Engine.create({ backend: 'cpu', cpuBackend: 'scalar' });
+  const gpuEng = await Engine.create({ backend: 'webgpu', gpu });
+  try {
+    await cpu.load(TINY.pathname, { nCtx: 16 });
+    await gpuEng.load(TINY.pathname, { nCtx: 16 });
+    await sameEnds(cpu, gpuEng);
+  } finally {
+    cpu.close();
+    gpuEng.close();
+  }
+});
+
+async function sameEnds(cpu, gpuEng) {
+  const prompt = PROMPT.slice(0, 5);
+  cpu.reset();
+  const base = await cpu.generate(prompt, { maxTokens: 8, sampling: { temperature: 0 } });
+  const chars = [...base.text];
+  const cut = chars.slice(2, 4).join(''); // a stop string from the middle of the greedy text
+  const cases = [
+    ['length', { maxTokens: 8 }],
+    ['stop string', { maxTokens: 8, stop: ['no such text', cut] }],
+    ['callback', { maxTokens: 8, stopAt: 2 }],
+    ['context', { maxTokens: 0 }],
+    ['host sampling', { maxTokens: 4, sampling: { temperature: 0.01, topK: 0, seed: 1 } }],
+  ];
+  for (const [name, c] of cases) {
+    const runOn = async (e) => {
+      e.reset();
+      let texts = 0;
+      const r = await e.generate(prompt, { sampling: { temperature: 0 }, ...c,
+        onText: c.stopAt ? () => ++texts >= c.stopAt : undefined });
+      return { finish: r.finish, text: r.text, tokens: r.tokens, nGenerated: r.nGenerated, nPast: e.nPast };
+    };
+    const a = await runOn(cpu), b = await runOn(gpuEng);
+    assert.deepEqual(b, a, name);
+  }
+  // A second turn that extends the first reuses the same prefix on both.
+  const first = await cpu.generate(prompt, { maxTokens: 3, sampling: { temperature: 0 } });
+  await gpuEng.generate(prompt, { maxTokens: 3, sampling: { temperature: 0 } });
+  const next = prompt.concat(first.tokens, PROMPT.slice(5, 7));
+  const a = await cpu.generate(next, { maxTokens: 3, sampling: { temperature: 0 } });
+  const b = await gpuEng.generate(next, { maxTokens: 3, sampling: { temperature: 0 } });
+  assert.equal(b.nReused, a.nReused);
+  assert.equal(a.nReused, prompt.length + 3);
+  assert.deepEqual(b.tokens, a.tokens);
+  assert.equal(gpuEng.nPast, cpu.nPast);
+}
 
 test('sampled generation (top-k, top-p, penalties) on the GPU equals the CPU sampler', { skip }, async () => {
   const opts = { maxTokens: 4, sampling: { temperature: 0.9, topK: 40, topP: 0.9, repeatPenalty: 1.1, repeatLastN: 64, seed: 7 } };

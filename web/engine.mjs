@@ -5,12 +5,15 @@
 //   await eng.load('model.gguf');                 // URL, File/Blob, ArrayBuffer, or a Node path
 //   const r = await eng.generate('Hello', { maxTokens: 32, onText: (t) => out(t) });
 //
-// With WebGPU the C core decides every GPU buffer and dispatch (src/backend_webgpu.c) and this
-// file carries its command lists out through web/gpu.mjs; weights go from the file straight
-// into GPU buffers in chunks, never through the wasm heap. Decoding keeps one step in flight:
-// the GPU samples the token, embeds it for the next step, and only the token id comes back.
-// Without WebGPU the whole file is read into wasm memory and the core's CPU backend runs it
-// synchronously. See docs/WEBGPU.md for the API. Not a server and not a chat UI.
+// With WebGPU the C core decides every GPU buffer and dispatch (src/webgpu/backend_webgpu.c) and
+// this file carries its command lists out through web/gpu.mjs; weights go from the file straight
+// into GPU buffers in chunks, never through the wasm heap. Without WebGPU the whole file is read
+// into wasm memory and the core's CPU backend runs it synchronously. Either way generation is the
+// core's one loop (src/core/gen.c, ob_gen_*): this file only drives it — runs the GPU work it
+// begins, waits where it says, hands results back and passes the text on — and decides none of
+// its rules (defaults, stop strings, end tokens, limits). Decoding keeps one step in flight: the
+// GPU samples the token, embeds it for the next step, and only the token id comes back. See
+// docs/WEBGPU.md for the API. Not a server and not a chat UI.
 //
 // Two builds of the core: onebit-core.mjs + onebit.wasm (single-threaded, unshared memory) and
 // onebit-mt-core.mjs + onebit-mt.wasm (+ onebit-mt-core.worker.js; pthreads on Web Workers,
@@ -37,8 +40,13 @@ export class OnebitError extends Error {
   }
 }
 
-// Flags of ob_wgpu_step (src/backend_webgpu.c).
+// OB_STEP_* and ob_gen_event of include/onebit.h.
 const STEP = { FEED: 1, LOGITS: 2, ALL: 4, SAMPLE: 8 };
+const GEN = { TOKEN: 1, DONE: 2, SUBMIT: 3, AWAIT: 4 };
+const FINISH = ['stop', 'length', 'context', 'callback'];
+// ob_sampling's fields in the order ob_js_gen_begin takes them (src/wasm/wasm_api.c).
+const SAMPLING_KEYS = ['temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN', 'presencePenalty',
+  'frequencyPenalty', 'seed'];
 
 async function readUrlBytes(url) {
   if (isNode && url.protocol === 'file:') {
@@ -245,7 +253,6 @@ export class Engine {
     this.bridge = null;
     this.model = 0;
     this.ctx = 0;
-    this.cached = [];       // tokens in the KV cache
     this.info = null;
     this.scratch = new Map(); // name -> { ptr, size } reusable wasm allocations
     this.imageBuf = 0;      // CPU path: the whole file in wasm memory
@@ -342,7 +349,7 @@ export class Engine {
       backend: M.UTF8ToString(M._ob_js_model_str(this.model, 2)),
       nVocab: v[0], nEmbd: v[1], nLayer: v[2], nHead: v[3], nHeadKv: v[4], headDim: v[5], nFf: v[6], nCtxTrain: v[7],
       tied: !!v[8], bos: v[9], eos: v[10], eot: v[11],
-      nCtx: this.bridge ? M._ob_wgpu_ctx_n_ctx(this.ctx) : M._ob_context_n_ctx(this.ctx),
+      nCtx: M._ob_context_n_ctx(this.ctx),
       fileSize: src.size,
     };
     return this.info;
@@ -417,12 +424,11 @@ export class Engine {
     }
     await this.wait(this.run(M._ob_wgpu_model_ready(this.model)));
     const cp = this.buf('out', 8);
-    const st = M._ob_wgpu_ctx_new(this.model, nCtx, kvF16 ? 1 : 0, batch, cp);
+    const st = M._ob_js_context_new(this.model, nCtx, kvF16 ? 1 : 0, batch, cp);
     if (st) throw this.err(st);
     this.ctx = this.i32(cp) >>> 0;
     await this.wait(this.exec());
     await this.wait(this.bridge.idle());
-    this.cached = [];
   }
 
   async loadCpu(src, { nCtx = 0, onProgress } = {}) {
@@ -449,10 +455,9 @@ export class Engine {
     const got = this.threadStats().threads;
     if (got < this.threads && !this.threadsNote) this.threadsNote = `${this.threads} threads asked for, ${got} started`;
     this.threads = got;
-    st = M._ob_js_context_new(this.model, nCtx, outp);
+    st = M._ob_js_context_new(this.model, nCtx, 0, 0, outp);
     if (st) throw this.err(st);
     this.ctx = this.i32(outp) >>> 0;
-    this.cached = [];
   }
 
   unload() {
@@ -460,7 +465,7 @@ export class Engine {
     if (this.bridge) {
       const lost = !!this.bridge.lost;
       if (this.ctx) {
-        M._ob_wgpu_ctx_free(this.ctx);
+        M._ob_context_free(this.ctx);
         if (!lost) this.exec();
       }
       if (this.model) {
@@ -473,7 +478,6 @@ export class Engine {
       if (this.imageBuf) M._free(this.imageBuf);
     }
     this.ctx = this.model = this.imageBuf = 0;
-    this.cached = [];
     this.info = null;
   }
 
@@ -585,13 +589,12 @@ export class Engine {
   // ---- evaluation ----
 
   get nPast() {
-    return this.bridge ? this.M._ob_wgpu_ctx_n_past(this.ctx) : this.M._ob_context_n_past(this.ctx);
+    return this.M._ob_context_n_past(this.ctx);
   }
 
   truncate(n) {
-    const st = this.bridge ? this.M._ob_wgpu_truncate(this.ctx, n) : this.M._ob_context_truncate(this.ctx, n);
+    const st = this.M._ob_context_truncate(this.ctx, n);
     if (st) throw this.err(st);
-    this.cached.length = n;
   }
 
   // Clears the KV cache.
@@ -599,60 +602,71 @@ export class Engine {
     if (this.ctx) this.truncate(0);
   }
 
-  // GPU: runs tokens through ob_wgpu_step chunk by chunk; returns the reads of every chunk.
-  async gpuEval(tokens, flags) {
+  // GPU: the reads of a finished step copied into wasm memory: [ptr, bytes] (ob_step_end's layout).
+  putReads(reads) {
+    const total = reads.reduce((s, r) => s + r.byteLength, 0);
+    const p = this.buf('reads', total);
+    let o = p;
+    for (const r of reads) {
+      this.M.HEAPU8.set(new Uint8Array(r), o);
+      o += r.byteLength;
+    }
+    return [p, total];
+  }
+
+  // GPU: waits for a step's work (the promise exec returned) and hands its result to the core.
+  async endStep(p) {
+    const [ptr, len] = this.putReads(await this.wait(p));
+    const st = this.M._ob_step_end(this.ctx, ptr, len, 0);
+    if (st) throw this.err(st);
+  }
+
+  // GPU: begins steps over tokens (ob_step_begin, chunk by chunk); returns the promises of their
+  // work and how many tokens each took.
+  gpuBegin(tokens, flags) {
     const M = this.M;
     const n = tokens.length;
     const tp = this.buf('evaltok', n * 4);
     M.HEAP32.set(tokens, tp >>> 2);
-    const pending = [];
+    const kp = this.buf('taken', 4);
+    const steps = [];
     for (let done = 0; done < n;) {
-      const k = M._ob_wgpu_step(this.ctx, tp + done * 4, n - done, flags);
-      if (k < 0) throw this.err(-k);
-      pending.push(this.exec());
-      done += k;
+      const st = M._ob_step_begin(this.ctx, tp + done * 4, n - done, flags, kp);
+      if (st) throw this.err(st);
+      const p = this.exec();
+      p.catch(() => {});
+      steps.push({ p, k: this.i32(kp) });
+      done += this.i32(kp);
     }
-    const out = [];
-    for (const p of pending) out.push(...(await this.wait(p)));
-    this.cached.push(...tokens);
-    return out;
-  }
-
-  // Issues one decode step fed with the token the GPU sampled last; returns the promise of the
-  // next sampled token without waiting for it.
-  gpuFeed(tok) {
-    const k = this.M._ob_wgpu_step(this.ctx, 0, 1, STEP.FEED | STEP.SAMPLE);
-    if (k < 0) throw this.err(-k);
-    this.cached.push(tok);
-    const p = this.exec();
-    return p.then((r) => new Int32Array(r[0])[0], (e) => Promise.reject(this.gpuErr(e)));
+    return steps;
   }
 
   // Logits of every position of tokens, evaluated from an empty cache: Float32Array(n * nVocab).
   async logits(tokens) {
     const V = this.info.nVocab;
+    const M = this.M;
     this.reset();
+    const out = new Float32Array(tokens.length * V);
+    const copy = (rows, at) => {
+      for (let i = 0; i < rows; i++) {
+        const lp = M._ob_logits(this.ctx, i) >>> 0;
+        out.set(M.HEAPF32.subarray(lp >>> 2, (lp >>> 2) + V), (at + i) * V);
+      }
+    };
     if (this.bridge) {
-      const parts = await this.gpuEval(tokens, STEP.LOGITS | STEP.ALL);
-      const out = new Float32Array(tokens.length * V);
-      let o = 0;
-      for (const p of parts) {
-        out.set(new Float32Array(p), o);
-        o += p.byteLength / 4;
+      let at = 0;
+      for (const { p, k } of this.gpuBegin(tokens, STEP.LOGITS | STEP.ALL)) {
+        await this.endStep(p);
+        copy(k, at);
+        at += k;
       }
       return out;
     }
-    const M = this.M;
     const tp = this.buf('evaltok', tokens.length * 4);
     M.HEAP32.set(tokens, tp >>> 2);
     const st = M._ob_eval(this.ctx, tp, tokens.length, 1);
     if (st) throw this.err(st);
-    this.cached.push(...tokens);
-    const out = new Float32Array(tokens.length * V);
-    for (let i = 0; i < tokens.length; i++) {
-      const lp = M._ob_logits(this.ctx, i) >>> 0;
-      out.set(M.HEAPF32.subarray(lp >>> 2, (lp >>> 2) + V), i * V);
-    }
+    copy(tokens.length, 0);
     return out;
   }
 
@@ -660,142 +674,94 @@ export class Engine {
 
   // prompt: text (tokenized with special tokens) or token ids. options: maxTokens (default 256;
   // <= 0: until the context is full), sampling {temperature, topK, topP, minP, repeatPenalty,
-  // repeatLastN, presencePenalty, frequencyPenalty, seed} (defaults: Qwen3's, as
-  // ob_sampling_default), stop: strings, onText(text) -> true to stop, onToken(id).
+  // repeatLastN, presencePenalty, frequencyPenalty, seed} (what is left out is ob_sampling_default's),
+  // stop: strings, onText(text) -> true to stop, onToken(id), shouldStop() -> true to stop (checked
+  // after every token), yieldEvery (CPU path: let the event loop run every that many tokens, so
+  // that shouldStop can see an AbortSignal or a Worker message).
   // Returns {text, tokens, nPrompt, nReused, nGenerated, finish, tPromptMs, tGenMs}; finish is
   // 'stop' | 'length' | 'context' | 'callback' as ob_generate's 0..3. The cache keeps the
-  // conversation, so a longer prompt that starts the same reuses it.
+  // conversation, so a longer prompt that starts the same reuses it. The rules are the core's
+  // (ob_gen_*, src/core/gen.c); this loop runs GPU work, waits and passes text on.
   async generate(prompt, options = {}) {
     const M = this.M;
     const toks = typeof prompt === 'string' ? this.tokenize(prompt, { prompt: true }) : Array.from(prompt);
-    if (toks.length === 0) throw new OnebitError(Status.ERR_ARG, 'the prompt is empty');
-    const nCtx = this.info.nCtx;
-    if (toks.length > nCtx) throw new OnebitError(Status.ERR_CONTEXT, `the prompt is ${toks.length} tokens but the context holds ${nCtx}`);
-    const s = { temperature: 0.7, topK: 20, topP: 0.8, minP: 0, repeatPenalty: 1, repeatLastN: 64, presencePenalty: 0,
-      frequencyPenalty: 0, seed: 0, ...(options.sampling ?? {}) };
-    const limit = options.maxTokens > 0 ? options.maxTokens : nCtx;
-    const stops = (options.stop ?? []).filter((x) => x.length > 0);
-
-    let keep = 0;
-    while (keep < this.cached.length && keep < toks.length - 1 && this.cached[keep] === toks[keep]) keep++;
-    this.truncate(keep);
-    const rest = toks.slice(keep);
-
-    // How the next token is chosen: on the GPU (only its id comes back), or by the C sampler.
-    let gpuSample = false, sampler = 0;
-    const args = [s.temperature, s.topK, s.topP, s.minP, s.repeatPenalty, s.repeatLastN, s.presencePenalty, s.frequencyPenalty, s.seed];
-    // The library's one range check (ob_sampling_check), as the CLI and the server use: an
-    // ob_sampling struct (8 four-byte fields, then the 64-bit seed, which it does not check).
-    const sp = this.buf('sampling', 40);
-    M.HEAPF32.set([s.temperature], sp >>> 2); M.HEAP32.set([s.topK], (sp >>> 2) + 1);
-    M.HEAPF32.set([s.topP, s.minP, s.repeatPenalty], (sp >>> 2) + 2); M.HEAP32.set([s.repeatLastN], (sp >>> 2) + 5);
-    M.HEAPF32.set([s.presencePenalty, s.frequencyPenalty], (sp >>> 2) + 6);
-    const chk = M._ob_sampling_check(sp) || M._ob_limits_check(0, Math.max(0, options.maxTokens | 0));
-    if (chk) throw this.err(chk);
-    if (this.bridge) {
-      const st = M._ob_wgpu_set_sampling(this.ctx, ...args);
-      if (st) throw this.err(st);
-      gpuSample = M._ob_wgpu_gpu_samples(this.ctx) !== 0;
-    }
-    if (!gpuSample) {
-      const op = this.buf('out', 8);
-      const st = M._ob_js_sampler_new(...args, this.info.nVocab, op);
-      if (st) throw this.err(st);
-      sampler = this.i32(op) >>> 0;
-    }
-    const hostSample = (logitsPtr) => {
-      const hp = this.buf('hist', Math.max(1, this.cached.length) * 4);
-      M.HEAP32.set(this.cached, hp >>> 2);
-      return M._ob_sampler_sample(sampler, logitsPtr, hp, this.cached.length);
-    };
-    const V = this.info.nVocab;
-    // Appends the given tokens to the cache and returns (a promise of) the next token.
-    const advance = async (tokens, feed) => {
-      if (this.bridge) {
-        if (gpuSample) {
-          if (feed) return this.gpuFeed(tokens[0]);
-          return new Int32Array((await this.gpuEval(tokens, STEP.SAMPLE))[0])[0];
-        }
-        const r = await this.gpuEval(tokens, STEP.LOGITS);
-        const lp = this.buf('logits', V * 4);
-        M.HEAPF32.set(new Float32Array(r[0]), lp >>> 2);
-        return hostSample(lp);
-      }
-      const tp = this.buf('evaltok', tokens.length * 4);
-      M.HEAP32.set(tokens, tp >>> 2);
-      const st = M._ob_eval(this.ctx, tp, tokens.length, 0);
-      if (st) throw this.err(st);
-      this.cached.push(...tokens);
-      return hostSample(M._ob_logits(this.ctx, -1) >>> 0);
-    };
-
-    const res = { text: '', tokens: [], nPrompt: rest.length, nReused: keep, nGenerated: 0, finish: 'length', tPromptMs: 0, tGenMs: 0 };
-    const det = this.detokenizer();
-    let held = '';
-    const emit = (t) => {
-      res.text += t;
-      return options.onText ? !!options.onText(t) : false;
-    };
-    const t0 = performance.now();
+    const tp = this.buf('gentok', Math.max(1, toks.length) * 4);
+    M.HEAP32.set(toks, tp >>> 2);
+    const sp = this.buf('sampling', 8 * SAMPLING_KEYS.length);
+    const vals = new Float64Array(M.HEAPU8.buffer, sp, SAMPLING_KEYS.length);
+    let given = 0;
+    SAMPLING_KEYS.forEach((k, i) => {
+      const v = options.sampling?.[k];
+      if (v === undefined || v === null) return;
+      vals[i] = Number(v);
+      given |= 1 << i;
+    });
+    const stops = options.stop ?? [];
+    const sptrs = stops.map((s) => {
+      const n = M.lengthBytesUTF8(String(s)) + 1;
+      const p = M._malloc(n) >>> 0;
+      M.stringToUTF8(String(s), p, n);
+      return p;
+    });
+    const arr = this.buf('stops', Math.max(1, sptrs.length) * 4);
+    M.HEAPU32.set(sptrs, arr >>> 2);
+    const outp = this.buf('gen', 8);
+    let st;
     try {
-      let cur = await advance(rest, false);
-      const t1 = performance.now();
-      res.tPromptMs = t1 - t0;
-      for (;;) {
-        res.nGenerated++;
-        res.tokens.push(cur);
-        options.onToken?.(cur);
-        const eog = this.isEog(cur);
-        const room = this.nPast < nCtx;
-        // One step in flight: the next step is issued before this token's text is handled.
-        let pending = room ? advance([cur], true) : null;
-        pending?.catch(() => {});
-        if (eog) {
-          if (pending) await pending; // the end token enters the cache, as ob_generate does
-          res.finish = 'stop';
-          break;
-        }
-        held += det.push(cur);
-        let at = -1;
-        for (const st of stops) {
-          const i = held.indexOf(st);
-          if (i >= 0 && (at < 0 || i < at)) at = i;
-        }
-        let hold = 0;
-        if (at < 0)
-          for (const st of stops)
-            for (let k = Math.min(st.length - 1, held.length); k > hold; k--)
-              if (held.endsWith(st.slice(0, k))) { hold = k; break; }
-        const cut = at >= 0 ? at : held.length - hold;
-        const stopCb = cut > 0 && emit(held.slice(0, cut));
-        held = held.slice(cut);
-        if (at >= 0 || stopCb) {
-          // This token is not part of the conversation (ob_generate does not evaluate it).
-          if (pending) {
-            await pending;
-            this.truncate(this.nPast - 1);
-          }
-          res.finish = at >= 0 ? 'stop' : 'callback';
-          break;
-        }
-        if (!room) {
-          res.finish = 'context';
-          break;
-        }
-        if (res.nGenerated >= limit) {
-          await pending;
-          res.finish = 'length';
-          break;
-        }
-        cur = await pending;
-      }
-      if (res.finish === 'length' || res.finish === 'context') {
-        const tail = held + det.flush();
-        if (tail) emit(tail);
-      }
-      res.tGenMs = performance.now() - t1;
+      st = M._ob_js_gen_begin(this.ctx, tp, toks.length, options.maxTokens ?? 256, arr, sptrs.length, sp, given, outp);
     } finally {
-      if (sampler) M._ob_sampler_free(sampler);
+      sptrs.forEach((p) => M._free(p));
+    }
+    if (st) throw this.err(st);
+    const g = this.i32(outp) >>> 0;
+    const res = { text: '', tokens: [], nPrompt: 0, nReused: 0, nGenerated: 0, finish: 'length', tPromptMs: 0, tGenMs: 0 };
+    const inflight = []; // promises of the GPU work begun, oldest first
+    const evp = this.buf('genev', 8);
+    const dec = new TextDecoder();
+    const text = () => {
+      const p = M._ob_gen_text(g, evp + 4) >>> 0, n = M.HEAPU32[(evp + 4) >>> 2];
+      return n > 0 ? dec.decode(this.shared ? M.HEAPU8.slice(p, p + n) : M.HEAPU8.subarray(p, p + n)) : '';
+    };
+    const yieldEvery = this.bridge ? 0 : options.yieldEvery ?? 0;
+    try {
+      for (;;) {
+        st = M._ob_gen_next(g, evp);
+        if (st) throw this.err(st);
+        const ev = this.i32(evp);
+        if (ev === GEN.SUBMIT) {
+          const p = this.exec();
+          p.catch(() => {});
+          inflight.push(p);
+        } else if (ev === GEN.AWAIT) {
+          const [ptr, len] = this.putReads(await this.wait(inflight.shift()));
+          st = M._ob_gen_complete(g, ptr, len);
+          if (st) throw this.err(st);
+        } else if (ev === GEN.TOKEN) {
+          const tok = M._ob_gen_token(g);
+          res.tokens.push(tok);
+          options.onToken?.(tok);
+          const t = text();
+          if (t) {
+            res.text += t;
+            if (options.onText?.(t)) M._ob_gen_cancel(g);
+          }
+          if (yieldEvery > 0 && res.tokens.length % yieldEvery === 0) await new Promise((r) => setTimeout(r, 0));
+          if (options.shouldStop?.()) M._ob_gen_cancel(g);
+        } else {
+          const t = text(); // what was held back, when generation ran out
+          if (t) {
+            res.text += t;
+            options.onText?.(t);
+          }
+          break;
+        }
+      }
+      const rp = this.buf('genres', 48);
+      M._ob_js_gen_result(g, rp);
+      const r = new Float64Array(M.HEAPU8.buffer, rp, 6);
+      Object.assign(res, { nPrompt: r[0], nReused: r[1], nGenerated: r[2], finish: FINISH[r[3]], tPromptMs: r[4], tGenMs: r[5] });
+    } finally {
+      M._ob_gen_free(g);
     }
     return res;
   }
@@ -813,12 +779,17 @@ export class Engine {
     const median = (a) => a.slice().sort((x, y) => x - y)[a.length >> 1];
     const res = { backend: this.backend, pp, tg, ppTps: 0, tgTps: 0, dispatchesPerToken: 0 };
     const M = this.M;
-    if (this.bridge) M._ob_wgpu_set_sampling(this.ctx, 0, 0, 1, 0, 1, 0, 0, 0, 0);
+    if (this.bridge) { // greedy on the device
+      const sp = this.buf('sampling', 72), dp = this.buf('taken', 4);
+      new Float64Array(M.HEAPU8.buffer, sp, 1)[0] = 0;
+      const st = M._ob_js_set_sampling(this.ctx, sp, 1, dp);
+      if (st) throw this.err(st);
+    }
     const runPP = async () => {
       this.reset();
       const t0 = performance.now();
       if (this.bridge) {
-        await this.gpuEval(prompt, 0);
+        for (const { p } of this.gpuBegin(prompt, 0)) await this.endStep(p);
         await this.wait(this.bridge.idle());
       } else {
         const tp = this.buf('evaltok', pp * 4);
@@ -832,15 +803,19 @@ export class Engine {
       this.reset();
       const t0 = performance.now();
       if (this.bridge) {
-        let p = this.gpuEval([prompt[0]], STEP.SAMPLE);
-        let inflight = [];
+        // Up to four steps in flight, each fed with the token the one before sampled.
+        const inflight = this.gpuBegin([prompt[0]], STEP.SAMPLE).map((s) => s.p);
+        const kp = this.buf('taken', 4);
         for (let i = 1; i < tg; i++) {
-          inflight.push(this.gpuFeed(0));
+          const st = M._ob_step_begin(this.ctx, 0, 1, STEP.FEED | STEP.SAMPLE, kp);
+          if (st) throw this.err(st);
+          const p = this.exec();
+          p.catch(() => {});
+          inflight.push(p);
           if (i === 1) res.dispatchesPerToken = this.bridge.dispatches;
-          if (inflight.length > 2) await inflight.shift();
+          if (inflight.length > 3) await this.endStep(inflight.shift());
         }
-        await p;
-        for (const q of inflight) await q;
+        while (inflight.length) await this.endStep(inflight.shift());
       } else {
         const tp = this.buf('evaltok', 4);
         for (let i = 0; i < tg; i++) {

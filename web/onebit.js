@@ -8,8 +8,10 @@
 //     out(c.choices[0]?.delta?.content ?? '');
 //
 // It is a thin layer over web/engine.mjs (tokenizer, chat template, generation): it checks the
-// request, renders the messages with the model's template, runs one generation at a time and
-// shapes the answer as OpenAI's chat.completion / chat.completion.chunk objects. It is not an
+// request's shape, renders the messages with the model's template, runs one generation at a time
+// and shapes the answer as OpenAI's chat.completion / chat.completion.chunk objects. The rules of a
+// generation (sampling defaults and ranges, stop strings, end tokens, context and token limits)
+// are the C core's (src/core/gen.c); its errors come back here with the request field at fault. It is not an
 // HTTP client and holds no conversation state beyond the engine's KV cache (which it reuses when
 // a request extends the previous one). Errors are OneBitError with an OpenAI-like `code`.
 
@@ -81,10 +83,11 @@ function checkRequest(p) {
     if (typeof content !== 'string') throw bad(`messages[${i}].content`, `messages[${i}].content must be a string`);
     return { role: m.role === 'developer' ? 'system' : m.role, content };
   });
-  const num = (name, lo, hi, dflt) => {
+  // Sampling settings are only checked for their type here: their ranges and defaults are the core's.
+  const num = (name) => {
     const v = p[name];
-    if (v === undefined || v === null) return dflt;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi) throw bad(name, `${name} must be a number in ${lo}..${hi}`);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number') throw bad(name, `${name} must be a number`);
     return v;
   };
   const int = (name, lo, dflt) => {
@@ -107,33 +110,23 @@ function checkRequest(p) {
   const maxTokens = int('max_completion_tokens', 1, int('max_tokens', 1, 0));
   const seed = int('seed', 0, null);
   return {
-    msgs, stop: stop.filter((s) => s.length > 0), stream: !!p.stream, signal: sig ?? null, think, maxTokens,
+    msgs, stop, stream: !!p.stream, signal: sig ?? null, think, maxTokens,
     sampling: {
-      temperature: num('temperature', 0, 2, 0.7), topP: num('top_p', 0, 1, 0.8), topK: int('top_k', 0, 20),
-      minP: num('min_p', 0, 1, 0), repeatPenalty: num('repeat_penalty', 0.01, 100, 1),
-      presencePenalty: num('presence_penalty', -2, 2, 0), frequencyPenalty: num('frequency_penalty', -2, 2, 0),
-      seed: seed ?? Math.floor(Math.random() * 2 ** 31),
+      temperature: num('temperature'), topP: num('top_p'), topK: num('top_k'), minP: num('min_p'),
+      repeatPenalty: num('repeat_penalty'), presencePenalty: num('presence_penalty'),
+      frequencyPenalty: num('frequency_penalty'),
+      seed: seed ?? Math.floor(Math.random() * 2 ** 31), // OpenAI: no seed means a fresh draw every time
     },
   };
 }
 
-// The earliest index of any stop string in s, or -1.
-function firstStop(s, stops) {
-  let at = -1;
-  for (const st of stops) {
-    const i = s.indexOf(st);
-    if (i >= 0 && (at < 0 || i < at)) at = i;
-  }
-  return at;
-}
-
-// How many trailing characters of s could begin a stop string (held back until known).
-function stopPrefix(s, stops) {
-  let hold = 0;
-  for (const st of stops)
-    for (let k = Math.min(st.length - 1, s.length); k > hold; k--)
-      if (s.endsWith(st.slice(0, k))) { hold = k; break; }
-  return hold;
+// The request field a core error about a sampling setting names ("sampling: top_p must be ...").
+const SAMPLING_FIELDS = ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty', 'presence_penalty', 'frequency_penalty'];
+function faultyField(message) {
+  const m = /\bsampling: (\w+)/.exec(message) ?? /\b(\w+) must\b/.exec(message);
+  if (!m) return null;
+  const name = m[1] === 'presence' ? 'presence_penalty' : m[1] === 'frequency' ? 'frequency_penalty' : m[1];
+  return SAMPLING_FIELDS.includes(name) ? name : null;
 }
 
 let nextId = 1;
@@ -250,10 +243,9 @@ export class OneBit {
     return p;
   }
 
-  // One generation. The CPU path runs synchronously inside the engine, so it is driven in
-  // slices of a few tokens with a macrotask in between: that lets an AbortSignal (or a Worker
-  // message) be seen while generating. Each slice's prompt is the previous one plus its tokens,
-  // which the engine's KV cache reuses. Stop strings and text decoding are done here, across slices.
+  // One generation, by the core's loop (engine.generate). The CPU path computes synchronously
+  // inside the engine, so it lets the event loop run every few tokens: that lets an AbortSignal
+  // (or a Worker message) be seen while generating.
   async generate(req, onText, isCancelled) {
     const eng = this.engine;
     if (this.closed) throw new OneBitError('the model has been closed', { code: 'invalid_request' });
@@ -265,60 +257,28 @@ export class OneBit {
       throw wrapError(e, 'cannot render the chat');
     }
     const nCtx = this.info.nCtx;
-    if (prompt.length >= nCtx)
-      throw new OneBitError(`the conversation is ${prompt.length} tokens but the context holds ${nCtx}: start a new chat or shorten it`,
-        { code: 'context_length_exceeded', param: 'messages' });
-    const room = nCtx - prompt.length;
-    const limit = req.maxTokens > 0 ? Math.min(req.maxTokens, room) : room;
-    const slice = eng.backend === 'cpu' ? 8 : limit;
-    const det = eng.detokenizer();
-    const gen = [];
-    let held = '', finish = 'length', stopNow = false, cached = -1, promptMs = 0, genMs = 0, eog = false;
-    const stopped = () => stopNow || isCancelled() || !!req.signal?.aborted;
-    const emit = (t) => { if (t) onText(t); };
+    const stopped = () => isCancelled() || !!req.signal?.aborted;
+    let r;
     try {
-      while (gen.length < limit) {
-        const toks = prompt.concat(gen);
-        const r = await eng.generate(toks, {
-          maxTokens: Math.min(slice, limit - gen.length),
-          sampling: { ...req.sampling, seed: (req.sampling.seed + gen.length) >>> 0 },
-          onToken: (id) => {
-            if (stopNow) return;
-            gen.push(id);
-            if (eng.isEog(id)) { eog = true; return; }
-            held += det.push(id);
-            const at = firstStop(held, req.stop);
-            if (at >= 0) {
-              emit(held.slice(0, at));
-              held = '';
-              stopNow = true;
-              return;
-            }
-            const cut = held.length - stopPrefix(held, req.stop);
-            emit(held.slice(0, cut));
-            held = held.slice(cut);
-          },
-          onText: () => stopped(),
-        });
-        if (cached < 0) { cached = r.nReused; promptMs = r.tPromptMs; } else genMs += r.tPromptMs;
-        genMs += r.tGenMs;
-        if (eog || stopNow) { finish = 'stop'; break; }
-        if (stopped()) break;
-        if (r.finish === 'context' || eng.nPast >= nCtx) break;
-        if (eng.backend === 'cpu') await new Promise((res) => setTimeout(res, 0));
-        if (stopped()) break;
-      }
+      r = await eng.generate(prompt, {
+        maxTokens: req.maxTokens, stop: req.stop, sampling: req.sampling,
+        yieldEvery: eng.backend === 'cpu' ? 8 : 0, shouldStop: stopped,
+        onText: (t) => { onText(t); return stopped(); },
+      });
     } catch (e) {
-      throw wrapError(e, 'generation failed');
+      if (e instanceof OnebitError && e.status === Status.ERR_CONTEXT)
+        throw new OneBitError(`${e.message}: start a new chat or shorten it`, { code: 'context_length_exceeded', param: 'messages',
+          status: e.status, cause: e });
+      const w = wrapError(e, 'generation failed');
+      if (w.code === 'invalid_request' && !w.param) w.param = faultyField(e.message);
+      throw w;
     }
-    if (!stopNow) emit(held + det.flush());
-    if (isCancelled() || req.signal?.aborted) {
-      if (req.signal?.aborted) throw abortError();
-    }
-    const usage = { prompt_tokens: prompt.length, completion_tokens: gen.length, total_tokens: prompt.length + gen.length,
-      prompt_tokens_details: { cached_tokens: Math.max(0, cached) } };
-    const timings = { prompt_n: prompt.length - Math.max(0, cached), prompt_ms: promptMs, predicted_n: gen.length,
-      predicted_ms: genMs, n_past: eng.nPast, n_ctx: nCtx };
+    if (req.signal?.aborted) throw abortError();
+    const finish = r.finish === 'stop' ? 'stop' : 'length';
+    const usage = { prompt_tokens: prompt.length, completion_tokens: r.nGenerated, total_tokens: prompt.length + r.nGenerated,
+      prompt_tokens_details: { cached_tokens: r.nReused } };
+    const timings = { prompt_n: r.nPrompt, prompt_ms: r.tPromptMs, predicted_n: r.nGenerated,
+      predicted_ms: r.tGenMs, n_past: eng.nPast, n_ctx: nCtx };
     this.last = timings;
     return { finish, usage, timings };
   }

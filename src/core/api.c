@@ -1,8 +1,9 @@
 /* api.c — the public API (onebit.h): model and context lifetimes, tokenizer and chat wrappers,
- * evaluation with KV-cache bookkeeping, and the generation loop.
+ * evaluation with KV-cache bookkeeping, for synchronous backends (ob_eval) and asynchronous ones
+ * (ob_step_begin / ob_step_end: the steps in flight, the tokens a device sampled into the cache).
  *
- * This file owns policy (which backend, context limits, prefix reuse, stop strings); arithmetic
- * lives in the backends and the tokenizer, chat and sampling modules.
+ * This file owns policy (which backend, context limits); arithmetic lives in the backends and the
+ * tokenizer, chat and sampling modules; the generation loop lives in gen.c.
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,6 +24,10 @@ struct ob_context {
     float *logits;           /* [logits_rows][n_vocab] */
     size_t logits_cap;       /* floats allocated */
     int logits_rows;         /* rows held by the last eval (n when all_logits, else 1) */
+    /* Asynchronous backends: steps begun and not yet ended, oldest first. */
+    struct ob_step_rec { int pos, rows, sample, feed; } *steps; /* [steps_cap] ring */
+    int steps_first, steps_n, steps_cap;
+    ob_token last_sampled;   /* the device's token of the last step that ended with one, or -1 */
 };
 
 /* ---- models --------------------------------------------------------------------------------- */
@@ -437,7 +442,10 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *p, ob_context **o
         ob_context_free(c);
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     }
-    ob_status st = m->backend->ctx_init(m->bstate, n_ctx, &c->bstate);
+    c->last_sampled = -1;
+    ob_context_params bp = p ? *p : ob_context_default_params();
+    bp.n_ctx = n_ctx;
+    ob_status st = m->backend->ctx_init(m->bstate, &bp, &c->bstate);
     if (st) {
         ob_context_free(c);
         return st;
@@ -451,6 +459,7 @@ void ob_context_free(ob_context *c) {
     if (c->bstate) c->m->backend->ctx_free(c->bstate);
     free(c->tokens);
     free(c->logits);
+    free(c->steps);
     free(c);
 }
 
@@ -465,23 +474,38 @@ ob_status ob_context_truncate(ob_context *c, int n) {
     return OB_OK;
 }
 
+static ob_status check_tokens(const ob_context *c, const ob_token *tokens, int n) {
+    const int V = c->m->hp.n_vocab;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return ob_fail(OB_ERR_ARG, "token id %d at index %d is out of range (vocabulary %d)", (int)tokens[i], i, V);
+    return OB_OK;
+}
+
+/* Makes room for rows of logits. */
+static ob_status logits_room(ob_context *c, int rows) {
+    size_t need = (size_t)rows * (size_t)c->m->hp.n_vocab;
+    if (need > c->logits_cap) {
+        float *nl = realloc(c->logits, need * sizeof *nl);
+        if (!nl) return ob_fail(OB_ERR_NOMEM, "out of memory for %d rows of logits", rows);
+        c->logits = nl;
+        c->logits_cap = need;
+    }
+    return OB_OK;
+}
+
 ob_status ob_eval(ob_context *c, const ob_token *tokens, int n, int all_logits) {
     if (!c || !tokens || n <= 0) return ob_fail(OB_ERR_ARG, "ob_eval: nothing to evaluate");
     if (n > c->n_ctx - c->n_past)
         return ob_fail(OB_ERR_CONTEXT, "%d tokens do not fit: %d of %d context positions are free", n,
                        c->n_ctx - c->n_past, c->n_ctx);
-    const int V = c->m->hp.n_vocab;
-    for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= V)
-            return ob_fail(OB_ERR_ARG, "token id %d at index %d is out of range (vocabulary %d)", (int)tokens[i], i, V);
-    size_t need = (size_t)(all_logits ? n : 1) * (size_t)V;
-    if (need > c->logits_cap) {
-        float *nl = realloc(c->logits, need * sizeof *nl);
-        if (!nl) return ob_fail(OB_ERR_NOMEM, "out of memory for %d rows of logits", n);
-        c->logits = nl;
-        c->logits_cap = need;
-    }
-    ob_status st = c->m->backend->forward(c->bstate, tokens, n, c->n_past, c->logits, all_logits);
+    if (!c->m->backend->forward)
+        return ob_fail(OB_ERR_UNSUPPORTED, "the %s backend runs asynchronously: use ob_step_begin or ob_gen_next",
+                       c->m->backend->name);
+    ob_status st = check_tokens(c, tokens, n);
+    if (st) return st;
+    if ((st = logits_room(c, all_logits ? n : 1))) return st;
+    st = c->m->backend->forward(c->bstate, tokens, n, c->n_past, c->logits, all_logits);
     if (st) {
         c->logits_rows = 0;
         return st;
@@ -499,135 +523,98 @@ const float *ob_logits(const ob_context *c, int i) {
     return c->logits + (size_t)i * c->m->hp.n_vocab;
 }
 
-/* ---- generation ----------------------------------------------------------------------------- */
+/* ---- asynchronous backends ------------------------------------------------------------------ */
 
-/* Holds back generated text that might be the start of a stop string. */
-typedef struct stop_buf {
-    char *s;
-    size_t len, cap;
-} stop_buf;
+const struct ob_model *ob_context_model(const ob_context *c) { return c->m; }
 
-static int sb_append(stop_buf *b, const char *p, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = (b->len + n + 1) * 2;
-        char *ns = realloc(b->s, nc);
-        if (!ns) return -1;
-        b->s = ns;
-        b->cap = nc;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = 0;
-    return 0;
+int ob_context_async(const ob_context *c) { return c->m->backend->forward == NULL; }
+
+static struct ob_step_rec *step_at(ob_context *c, int i) {
+    return &c->steps[(c->steps_first + i) % c->steps_cap];
 }
 
-/* Finds the earliest stop string in b; returns its offset or -1. */
-static long find_stop(const stop_buf *b, const char *const *stop) {
-    long best = -1;
-    for (int i = 0; stop && stop[i]; i++) {
-        size_t sl = strlen(stop[i]);
-        if (sl == 0 || sl > b->len) continue;
-        for (size_t o = 0; o + sl <= b->len; o++)
-            if (memcmp(b->s + o, stop[i], sl) == 0) {
-                if (best < 0 || (long)o < best) best = (long)o;
-                break;
-            }
-    }
-    return best;
-}
-
-/* How many trailing bytes of b could still grow into a stop string. */
-static size_t stop_holdback(const stop_buf *b, const char *const *stop) {
-    size_t hold = 0;
-    for (int i = 0; stop && stop[i]; i++) {
-        size_t sl = strlen(stop[i]);
-        for (size_t k = sl > 1 ? sl - 1 : 0; k > hold; k--)
-            if (k <= b->len && memcmp(b->s + b->len - k, stop[i], k) == 0) {
-                hold = k;
-                break;
-            }
-    }
-    return hold;
-}
-
-ob_status ob_generate(ob_context *c, const ob_token *prompt, size_t n_prompt, const ob_generate_params *gp,
-                      ob_generate_result *res) {
-    if (!c || !gp || (!prompt && n_prompt)) return ob_fail(OB_ERR_ARG, "ob_generate: bad arguments");
-    if (n_prompt == 0) return ob_fail(OB_ERR_ARG, "ob_generate: the prompt is empty");
-    ob_generate_result r = {0};
-    if (n_prompt > (size_t)c->n_ctx)
-        return ob_fail(OB_ERR_CONTEXT, "the prompt is %zu tokens but the context holds %d", n_prompt, c->n_ctx);
-    /* Reuse the longest cached prefix, but always evaluate at least the last prompt token so that
-     * fresh logits exist. */
-    size_t keep = 0;
-    while (keep < (size_t)c->n_past && keep < n_prompt - 1 && c->tokens[keep] == prompt[keep]) keep++;
-    ob_context_truncate(c, (int)keep);
-    r.n_reused = (int)keep;
-    r.n_prompt = (int)(n_prompt - keep);
-    double t0 = ob_now_ms();
-    ob_status st = ob_eval(c, prompt + keep, (int)(n_prompt - keep), 0);
+ob_status ob_step_begin(ob_context *c, const ob_token *tokens, int n, int flags, int *taken) {
+    if (!c || n <= 0 || !taken) return ob_fail(OB_ERR_ARG, "ob_step_begin: bad arguments");
+    *taken = 0;
+    const ob_backend *b = c->m->backend;
+    if (b->forward) return ob_fail(OB_ERR_UNSUPPORTED, "the %s backend is synchronous: use ob_eval", b->name);
+    const int feed = (flags & OB_STEP_FEED) != 0;
+    if (feed && n != 1) return ob_fail(OB_ERR_ARG, "ob_step_begin: a fed step takes one token");
+    if (!feed && !tokens) return ob_fail(OB_ERR_ARG, "ob_step_begin: no tokens");
+    if (n > c->n_ctx - c->n_past)
+        return ob_fail(OB_ERR_CONTEXT, "%d tokens do not fit: %d of %d context positions are free", n,
+                       c->n_ctx - c->n_past, c->n_ctx);
+    ob_status st = feed ? OB_OK : check_tokens(c, tokens, n);
     if (st) return st;
-    double t1 = ob_now_ms();
-    r.t_prompt_ms = t1 - t0;
+    if (feed) { /* the device's token comes from the latest step, ended or not */
+        int from_step = c->steps_n > 0;
+        if (from_step ? !step_at(c, c->steps_n - 1)->sample : c->last_sampled < 0)
+            return ob_fail(OB_ERR_ARG, "ob_step_begin: no sampled token to feed");
+    }
+    if (c->steps_n == c->steps_cap) {
+        int cap = c->steps_cap * 2 + 8;
+        struct ob_step_rec *ns = malloc((size_t)cap * sizeof *ns);
+        if (!ns) return ob_fail(OB_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < c->steps_n; i++) ns[i] = *step_at(c, i);
+        free(c->steps);
+        c->steps = ns;
+        c->steps_cap = cap;
+        c->steps_first = 0;
+    }
+    int k = 0;
+    if ((st = b->step_begin(c->bstate, feed ? NULL : tokens, n, c->n_past, flags, &k))) return st;
+    if (k <= 0 || k > n) return ob_fail(OB_ERR_BACKEND, "the %s backend took %d of %d tokens", b->name, k, n);
+    /* What the result will hold (backend.h). */
+    const int all = (flags & OB_STEP_ALL) != 0, last = k == n;
+    struct ob_step_rec r = {c->n_past, all ? k : (last && (flags & OB_STEP_LOGITS)) ? 1 : 0,
+                            !all && last && (flags & OB_STEP_SAMPLE), feed};
+    if (feed && c->steps_n == 0) c->tokens[c->n_past] = c->last_sampled;
+    else if (!feed) memcpy(c->tokens + c->n_past, tokens, (size_t)k * sizeof *tokens);
+    *step_at(c, c->steps_n++) = r;
+    c->last_sampled = -1;
+    c->n_past += k;
+    c->logits_rows = 0;
+    *taken = k;
+    return OB_OK;
+}
 
-    ob_sampler *smp = NULL;
-    if ((st = ob_sampler_new(&gp->sampling, c->m->hp.n_vocab, &smp))) return st;
-    stop_buf sb = {0};
-    ob_detok dt;
-    ob_detok_init(&dt);
-    size_t piece_cap = tok_max_piece(c->m->tok) * 3 + 16;
-    char *piece = malloc(piece_cap);
-    if (!piece) {
-        ob_sampler_free(smp);
-        return ob_fail(OB_ERR_NOMEM, "out of memory");
+ob_status ob_step_end(ob_context *c, const void *result, size_t len, ob_token *sampled) {
+    if (sampled) *sampled = -1;
+    if (!c || (!result && len)) return ob_fail(OB_ERR_ARG, "ob_step_end: bad arguments");
+    if (c->steps_n == 0) return ob_fail(OB_ERR_ARG, "ob_step_end: no step is in flight");
+    struct ob_step_rec r = *step_at(c, 0);
+    c->steps_first = (c->steps_first + 1) % c->steps_cap;
+    c->steps_n--;
+    const size_t V = (size_t)c->m->hp.n_vocab, lbytes = (size_t)r.rows * V * sizeof(float);
+    if (len != lbytes + (r.sample ? 4 : 0))
+        return ob_fail(OB_ERR_BACKEND, "a step's result is %zu bytes, expected %zu", len, lbytes + (r.sample ? 4 : 0));
+    ob_status st;
+    if (r.rows) {
+        if ((st = logits_room(c, r.rows))) return st;
+        memcpy(c->logits, result, lbytes);
+        c->logits_rows = r.rows;
     }
-    int limit = gp->max_tokens > 0 ? gp->max_tokens : c->n_ctx;
-    r.finish = 1;
-    while (r.n_generated < limit) {
-        int win = gp->sampling.repeat_last_n < 0 ? c->n_past
-                  : (gp->sampling.repeat_last_n < c->n_past ? gp->sampling.repeat_last_n : c->n_past);
-        ob_token tok = ob_sampler_sample(smp, ob_logits(c, -1), c->tokens + c->n_past - win, (size_t)win);
-        r.n_generated++;
-        int eog = ob_token_is_eog(c->m, tok);
-        /* The end token enters the cache too, so the next turn's prompt matches it. */
-        if (c->n_past < c->n_ctx && eog) ob_eval(c, &tok, 1, 0);
-        if (eog) {
-            r.finish = 0;
-            break;
-        }
-        int np = ob_detok_push(c->m, &dt, tok, piece, piece_cap);
-        if (np > 0 && sb_append(&sb, piece, (size_t)np) != 0) {
-            st = ob_fail(OB_ERR_NOMEM, "out of memory");
-            break;
-        }
-        long at = find_stop(&sb, gp->stop);
-        size_t emit = at >= 0 ? (size_t)at : sb.len - stop_holdback(&sb, gp->stop);
-        if (emit > 0 && gp->on_text && gp->on_text(sb.s, emit, gp->user)) {
-            r.finish = 3;
-            break;
-        }
-        memmove(sb.s, sb.s + emit, sb.len - emit);
-        sb.len -= emit;
-        if (at >= 0) {
-            r.finish = 0;
-            break;
-        }
-        if (c->n_past >= c->n_ctx) {
-            r.finish = 2;
-            break;
-        }
-        if ((st = ob_eval(c, &tok, 1, 0))) break;
+    if (r.sample) {
+        int32_t t;
+        memcpy(&t, (const uint8_t *)result + lbytes, 4);
+        if (t < 0 || (size_t)t >= V) return ob_fail(OB_ERR_BACKEND, "the device sampled token %d (vocabulary %zu)", (int)t, V);
+        /* A step begun after this one and fed with its token records it now. */
+        if (c->steps_n > 0 && step_at(c, 0)->feed) c->tokens[step_at(c, 0)->pos] = t;
+        else if (c->steps_n == 0) c->last_sampled = t;
+        if (sampled) *sampled = t;
     }
-    if (st == OB_OK && r.finish != 0 && r.finish != 3) {
-        /* Flush what was held back for stop strings and any incomplete character. */
-        int nf = ob_detok_flush(&dt, piece, piece_cap);
-        if (nf > 0) sb_append(&sb, piece, (size_t)nf);
-        if (sb.len && gp->on_text) gp->on_text(sb.s, sb.len, gp->user);
-    }
-    r.t_gen_ms = ob_now_ms() - t1;
-    free(piece);
-    free(sb.s);
-    ob_sampler_free(smp);
-    if (res) *res = r;
-    return st;
+    return OB_OK;
+}
+
+void ob_context_forget_steps(ob_context *c) {
+    c->steps_n = 0;
+    c->last_sampled = -1;
+}
+
+ob_status ob_context_set_sampling(ob_context *c, const ob_sampling *p, int *on_device) {
+    if (!c || !p || !on_device) return ob_fail(OB_ERR_ARG, "ob_context_set_sampling: bad arguments");
+    *on_device = 0;
+    const ob_backend *b = c->m->backend;
+    if (!b->set_sampling) return OB_OK;
+    return b->set_sampling(c->bstate, p, on_device);
 }

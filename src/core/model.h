@@ -144,4 +144,10 @@ ob_status model_complete(struct ob_model *m);
 ob_status ob_model_load_partial(void *image, size_t avail, uint64_t file_size, const ob_model_params *p,
                                 ob_model **out);
 
+/* Forgets a context's asynchronous steps in flight (their results will not be handed back): for
+ * a generation abandoned before its end (gen.c). Defined in api.c. */
+void ob_context_forget_steps(ob_context *c);
+/* The model a context runs. Defined in api.c. */
+const struct ob_model *ob_context_model(const ob_context *c);
+
 #endif

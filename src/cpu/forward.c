@@ -99,9 +99,10 @@ static void *alloc_n(size_t a, size_t b, size_t size, int *ok) {
 
 static float *alloc_f(size_t a, size_t b, int *ok) { return alloc_n(a, b, sizeof(float), ok); }
 
-ob_status cpu_ctx_init(void *mstate, int n_ctx, void **cstate) {
+ob_status cpu_ctx_init(void *mstate, const ob_context_params *p, void **cstate) {
     cpu_model *cm = mstate;
     const ob_hparams *hp = &cm->m->hp;
+    const int n_ctx = p->n_ctx; /* the CPU chooses its own cache type and batch */
     cpu_ctx *c = calloc(1, sizeof *c);
     if (!c) return ob_fail(OB_ERR_NOMEM, "out of memory");
     c->cm = cm;

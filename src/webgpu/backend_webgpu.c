@@ -6,8 +6,10 @@
  * 32-bit words into wasm memory (the wg_op list), and web/gpu.mjs replays it — creating objects
  * once, and for a forward step recording every dispatch into one compute pass, submitting, and
  * reading back only what was asked for (the sampled token id, or logits). WebGPU readback is
- * asynchronous and the public ob_eval is synchronous, so ob_eval does not run here; the host
- * drives ob_wgpu_step instead (no ASYNCIFY). GPU objects are named by numbers that C hands out.
+ * asynchronous, so this is an asynchronous backend of the table (backend.h): no `forward`, but
+ * `step_begin` (wg_step) and `set_sampling`; the core's contexts and its generation loop (gen.c)
+ * drive it, and the host hands each step's reads back through ob_step_end (no ASYNCIFY). GPU
+ * objects are named by numbers that C hands out.
  *
  * Loading: ob_model_load_partial parses the header from a prefix of the file; wg_model_init plans
  * one GPU buffer per layer (all seven matrices in their file layout, Q/K/V and gate/up back to
@@ -63,12 +65,12 @@ static void mm_dispatch(uint32_t pipeline, uint32_t bg, uint32_t rows, uint32_t 
     gpu_dispatch(pipeline, bg, (rows + bm - 1) / bm, (n + bn - 1) / bn);
 }
 
-/* Flags of ob_wgpu_step. */
+/* Flags of a step (onebit.h's OB_STEP_*). */
 enum {
-    WG_STEP_FEED = 1,   /* the input token is the one the previous step sampled on the GPU */
-    WG_STEP_LOGITS = 2, /* read back the logits of the last position */
-    WG_STEP_ALL = 4,    /* ... of every position (chunks are smaller then) */
-    WG_STEP_SAMPLE = 8  /* sample on the GPU and read back the token id */
+    WG_STEP_FEED = OB_STEP_FEED,     /* the input token is the one the previous step sampled on the GPU */
+    WG_STEP_LOGITS = OB_STEP_LOGITS, /* read back the logits of the last position */
+    WG_STEP_ALL = OB_STEP_ALL,       /* ... of every position (chunks are smaller then) */
+    WG_STEP_SAMPLE = OB_STEP_SAMPLE  /* sample on the GPU and read back the token id */
 };
 
 static struct {
@@ -677,30 +679,6 @@ static uint32_t make_bg(wg_ctx *c, int kernel, const wg_params *p, int n, const 
     return make_bg_on(c, c->pipe[kernel], kernel == K_SAMPLE, p, n, b, ok);
 }
 
-/* ob_context_new: a webgpu model's contexts come from ob_wgpu_ctx_new instead. */
-static ob_status wg_ctx_init(void *mstate, int n_ctx, void **cstate) {
-    (void)mstate, (void)n_ctx, (void)cstate;
-    return ob_fail(OB_ERR_UNSUPPORTED, "webgpu contexts are created with ob_wgpu_ctx_new (web/engine.mjs)");
-}
-
-static ob_status wg_forward(void *cstate, const ob_token *tokens, int n, int pos, float *logits, int all_logits) {
-    (void)cstate, (void)tokens, (void)n, (void)pos, (void)logits, (void)all_logits;
-    return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend runs asynchronously: use web/engine.mjs (ob_wgpu_step)");
-}
-
-static int wg_supported(void) { return wg_lim.attached; }
-
-const ob_backend ob_backend_webgpu = {
-    .name = "webgpu",
-    .streams_weights = 1,
-    .supported = wg_supported,
-    .model_init = wg_model_init,
-    .model_free = wg_model_free,
-    .ctx_init = wg_ctx_init,
-    .ctx_free = wg_ctx_free,
-    .forward = wg_forward,
-};
-
 /* ---- the host-facing API (exported to JS) --------------------------------------------------- */
 
 /* The command list of the last call. */
@@ -1236,17 +1214,15 @@ static void gen_step(const wg_ctx *c, uint32_t nk, int all, int head, int sample
     if (sample) gen_run(c, c->g_argmax, 0, nk);
 }
 
-/* Creates a context of n_ctx positions (kv_f16: the KV cache in f16; max_batch > 0 caps the
- * tokens of a prompt chunk). Command list: buffers, pipelines, bind groups, parameters and the
- * RoPE table. */
-WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg_ctx **out) {
+/* ob_context_new: a context of p->n_ctx positions (p->kv_f16: the KV cache in f16; p->n_batch > 0
+ * caps the tokens of a prompt chunk). Command list: buffers, pipelines, bind groups, parameters
+ * and the RoPE table. */
+static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **out) {
     *out = NULL;
-    if (!m || m->backend != &ob_backend_webgpu) return ob_fail(OB_ERR_ARG, "not a webgpu model");
-    wg_model *wm = m->bstate;
+    wg_model *wm = mstate;
     if (!wm->ready) return ob_fail(OB_ERR_ARG, "the model's weights are not uploaded yet");
-    const ob_hparams *hp = &m->hp;
-    if (n_ctx <= 0) n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    if (n_ctx > (1 << 22)) return ob_fail(OB_ERR_ARG, "context size %d is too large", n_ctx);
+    const ob_hparams *hp = &wm->m->hp;
+    const int n_ctx = prm->n_ctx, kv_f16 = prm->kv_f16 != 0, max_batch = prm->n_batch;
     uint64_t cap = binding_cap();
     uint64_t kv_bytes = 2ull * (uint64_t)n_ctx * (uint64_t)hp->kv_dim * (kv_f16 ? 2 : 4);
     if (kv_bytes > cap)
@@ -1300,7 +1276,7 @@ WG_API int ob_wgpu_ctx_new(ob_model *m, int n_ctx, int kv_f16, int max_batch, wg
      * the position scale), then rounded to float. */
     for (int i = 0; i < half; i++) {
         double inv = pow((double)hp->rope_theta, -2.0 * i / hp->n_rot);
-        if (m->rope_freqs) inv /= (double)m->rope_freqs[i];
+        if (wm->m->rope_freqs) inv /= (double)wm->m->rope_freqs[i];
         for (int p = 0; p < n_ctx; p++) {
             double ang = (double)p * (double)hp->rope_scale * inv;
             c->rope_host[((size_t)p * half + i) * 2] = (float)cos(ang);
@@ -1381,38 +1357,26 @@ static void wg_ctx_free(void *cstate) {
     free(c);
 }
 
-WG_API void ob_wgpu_ctx_free(wg_ctx *c) { wg_ctx_free(c); }
-
-WG_API int ob_wgpu_ctx_n_past(const wg_ctx *c) { return c->n_past; }
-WG_API int ob_wgpu_ctx_n_ctx(const wg_ctx *c) { return c->n_ctx; }
-WG_API int ob_wgpu_ctx_batch(const wg_ctx *c) { return c->B; }
-
-WG_API int ob_wgpu_truncate(wg_ctx *c, int n) {
-    if (n < 0 || n > c->n_past) return ob_fail(OB_ERR_ARG, "cannot truncate to %d tokens (%d cached)", n, c->n_past);
-    c->n_past = n;
-    return OB_OK;
-}
-
-/* Sampling settings for WG_STEP_SAMPLE (same meaning as ob_sampling; the seed restarts the
- * random stream). The GPU samples greedily, or with top-k in 1..256 (then temperature, top-p,
- * min-p); for other settings the host samples from read-back logits. */
-WG_API int ob_wgpu_set_sampling(wg_ctx *c, float temp, int top_k, float top_p, float min_p, float rep, int last_n,
-                                float pres, float freq, double seed) {
-    ob_sampling p = {temp, top_k, top_p, min_p, rep, last_n, pres, freq, (uint64_t)(seed >= 0 ? seed : 0)};
-    ob_sampler *probe = NULL;
-    ob_status st = ob_sampler_new(&p, 1, &probe); /* the same validation as the CPU sampler */
-    ob_sampler_free(probe);
-    if (st) return st;
-    c->sp = p;
-    c->sp_set = 1;
-    ob_rng_seed(c->rng, p.seed);
-    return OB_OK;
-}
-
 /* 1 if the GPU sampler implements the current settings. */
-WG_API int ob_wgpu_gpu_samples(const wg_ctx *c) {
+static int gpu_samples(const wg_ctx *c) {
     const ob_sampling *p = &c->sp;
     return p->temperature <= 0 || (p->top_k >= 1 && p->top_k <= 256 && p->top_k < c->wm->m->hp.n_vocab);
+}
+
+/* Sampling settings for WG_STEP_SAMPLE (the seed restarts the random stream). The GPU samples
+ * greedily, or with top-k in 1..256 (then temperature, top-p, min-p); for other settings the core
+ * samples on the host from read-back logits. */
+static ob_status wg_set_sampling(void *cstate, const ob_sampling *p, int *on_device) {
+    wg_ctx *c = cstate;
+    ob_sampler *probe = NULL;
+    ob_status st = ob_sampler_new(p, 1, &probe); /* the same validation as the CPU sampler */
+    ob_sampler_free(probe);
+    if (st) return st;
+    c->sp = *p;
+    c->sp_set = 1;
+    ob_rng_seed(c->rng, p->seed);
+    *on_device = gpu_samples(c);
+    return OB_OK;
 }
 
 /* A prompt chunk's product (bind group from mm_bg) of rows x cols over n tokens. On subgroup
@@ -1428,31 +1392,30 @@ static void mm_step(const wg_ctx *c, int resid, uint32_t bg, uint32_t qbg, uint3
     gpu_dispatch(c->pipe[resid ? K_MMS_RES : K_MMS], bg, (rows + MMS_TR - 1) / MMS_TR, (n + MMS_TT - 1) / MMS_TT);
 }
 
-/* One forward step over up to a chunk of tokens at position n_past. Returns how many tokens it
- * took (call again for the rest) or a negative ob_status. The command list: parameter writes, the
+/* One forward step over up to a chunk of tokens at position pos (backend.h's step_begin; the core
+ * checked the token ids and the room in the context). *taken: how many tokens it took (the core
+ * calls again for the rest). The command list: parameter writes, the
  * dispatches of one compute pass, then the reads (in order: logits if asked, the sampled token if
  * asked; GPU sampling happens only on the step that takes the last of the n tokens). With
  * WG_STEP_FEED the input is the token the previous step sampled (tokens is ignored, n = 1). */
-WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
+static ob_status wg_step_begin(void *cstate, const ob_token *tokens, int n, int pos_in, int flags, int *taken) {
+    wg_ctx *c = cstate;
+    c->n_past = pos_in;
     const wg_model *wm = c->wm;
     const struct ob_model *m = wm->m;
     const ob_hparams *hp = &m->hp;
     const int feed = flags & WG_STEP_FEED, all = flags & WG_STEP_ALL;
-    if (n <= 0 || (!feed && !tokens) || (feed && n != 1)) return -(int)ob_fail(OB_ERR_ARG, "ob_wgpu_step: bad arguments");
+    *taken = 0;
+    if (n <= 0 || (!feed && !tokens) || (feed && n != 1)) return ob_fail(OB_ERR_ARG, "wg_step: bad arguments");
     int k = n < c->B ? n : c->B;
     if (all && k > c->Lrows) k = c->Lrows;
     if (k > c->n_ctx - c->n_past)
-        return -(int)ob_fail(OB_ERR_CONTEXT, "%d tokens do not fit: %d of %d context positions are free", k,
-                             c->n_ctx - c->n_past, c->n_ctx);
-    if (!feed)
-        for (int i = 0; i < k; i++)
-            if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
-                return -(int)ob_fail(OB_ERR_ARG, "token id %d at index %d is out of range (vocabulary %d)", (int)tokens[i], i,
-                                     hp->n_vocab);
+        return ob_fail(OB_ERR_CONTEXT, "%d tokens do not fit: %d of %d context positions are free", k,
+                       c->n_ctx - c->n_past, c->n_ctx);
     const int last_chunk = k == n;
     const int sample = (flags & WG_STEP_SAMPLE) && last_chunk && !all;
-    if (sample && !ob_wgpu_gpu_samples(c))
-        return -(int)ob_fail(OB_ERR_UNSUPPORTED, "these sampling settings run on the host (read the logits back)");
+    if (sample && !gpu_samples(c))
+        return ob_fail(OB_ERR_UNSUPPORTED, "these sampling settings run on the host (read the logits back)");
     const int want_logits = (flags & (WG_STEP_LOGITS | WG_STEP_ALL)) && (all || last_chunk);
     const uint32_t pos = (uint32_t)c->n_past, nk = (uint32_t)k;
 
@@ -1534,10 +1497,26 @@ WG_API int ob_wgpu_step(wg_ctx *c, const ob_token *tokens, int n, int flags) {
         gpu_dispatch(P[K_SAMPLE], c->bg_sample, 1, 1);
         gpu_read(c->tok, 0, 4);
     }
-    if (wg_cmd.oom) return -(int)cmd_status();
+    if (wg_cmd.oom) return cmd_status();
     c->n_past += k;
-    return k;
+    *taken = k;
+    return OB_OK;
 }
+
+static int wg_supported(void) { return wg_lim.attached; }
+
+const ob_backend ob_backend_webgpu = {
+    .name = "webgpu",
+    .streams_weights = 1,
+    .supported = wg_supported,
+    .model_init = wg_model_init,
+    .model_free = wg_model_free,
+    .ctx_init = wg_ctx_init,
+    .ctx_free = wg_ctx_free,
+    .forward = NULL, /* asynchronous: */
+    .step_begin = wg_step_begin,
+    .set_sampling = wg_set_sampling,
+};
 
 /* ---- test hooks: the scalar reference, for the kernel tests (tests/webgpu.test.mjs) ----------- */
 

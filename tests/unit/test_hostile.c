@@ -677,7 +677,8 @@ static int eval_with(const char *what, const uint8_t *buf, size_t len, const cha
         failures++;
         return -1;
     }
-    ob_context_params cp = {4};
+    ob_context_params cp = ob_context_default_params();
+    cp.n_ctx = 4;
     ob_context *c = NULL;
     const ob_token t[3] = {'h', N_BYTES + 1, TOK_IM_END};
     int ok = ob_context_new(m, &cp, &c) == OB_OK && ob_eval(c, t, 3, 1) == OB_OK;
