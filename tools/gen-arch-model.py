@@ -15,8 +15,13 @@ shape {n_in, n_out} is stored row-major as n_out rows of n_in values.
                  rope_freqs.weight (Llama 3.1 RoPE frequency factors), untied or tied output
   --arch qwen2   Qwen2/2.5 (RoPE NeoX layout), q/k/v biases, tied or untied output
 
-Random weights are scaled so that activations stay sane: matrices N(0, 1/n_in), norms 1 + N(0, 0.1^2),
-embeddings N(0, emb_std^2) with emb_std chosen so the logits' std is of order 2-4.
+Random weights are scaled so that activations stay sane and the comparison is robust: matrices
+N(0, 1/n_in), norms 1 + N(0, 0.1^2), embeddings N(0, emb_std^2) large enough that the token's own
+embedding stays a good part of the residual stream, and output_norm scaled so that the logits' std is
+about --logit-std. With a tied output (or an untied one made of 0.8 token_embd + 0.6 independent noise)
+the current token then wins the argmax by a clear margin, so that top-1 comparisons are not decided by
+rounding between near-ties among 10^5 random logits, while the rest of the vocabulary still depends on
+every layer (a broken attention or RoPE changes the logits by far more than the tests' 5%).
 
 Usage (llama.cpp's source from tools/llama-src.sh; Debian's numpy, llama.cpp's gguf-py):
   python3 tools/gen-arch-model.py --llama-src DIR --arch llama --vocab llama-bpe --rope-freqs \
@@ -77,12 +82,12 @@ def llama3_rope_factors(head_dim, theta, factor, low_freq_factor, high_freq_fact
     return np.array(out, dtype=np.float32)
 
 
-def copy_tokenizer(writer, gguf, vocab_path):
+def copy_tokenizer(writer, gguf, vocab_path, skip=()):
     """Copies every tokenizer.* key of a llama.cpp vocabulary file with its exact GGUF type."""
     r = gguf.GGUFReader(vocab_path)
     n_vocab = None
     for key, field in r.fields.items():
-        if not key.startswith("tokenizer."):
+        if not key.startswith("tokenizer.") or key in skip:
             continue
         vtype = gguf.GGUFValueType(field.types[0])
         sub = gguf.GGUFValueType(field.types[-1]) if vtype == gguf.GGUFValueType.ARRAY else None
@@ -156,7 +161,8 @@ def main():
     ap.add_argument("--ctx", type=int, help="context_length (training context)")
     ap.add_argument("--eps", type=float, help="RMSNorm epsilon")
     ap.add_argument("--dtype", choices=["f32", "f16"], help="type of the 2-D tensors (default f32)")
-    ap.add_argument("--emb-std", type=float, default=None, help="token_embd std (default 3.5/sqrt(n_embd))")
+    ap.add_argument("--emb-std", type=float, default=0.7, help="token_embd std (default 0.7)")
+    ap.add_argument("--logit-std", type=float, default=4.0, help="the logits' approximate std (default 4)")
     ap.add_argument("--name", help="general.name")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("-o", "--out", required=True)
@@ -216,7 +222,8 @@ def main():
     w.add_uint32(K.General.FILE_TYPE, int(gguf.LlamaFileType.MOSTLY_F16 if wdt == np.float16 else gguf.LlamaFileType.ALL_F32))
 
     vocab_path = os.path.join(a.llama_src, "models", f"ggml-vocab-{vocab}.gguf")
-    n_vocab = copy_tokenizer(w, gguf, vocab_path)
+    # (the qwen2 vocabulary file has an older Qwen template: the chosen one replaces it)
+    n_vocab = copy_tokenizer(w, gguf, vocab_path, skip={K.Tokenizer.CHAT_TEMPLATE} if cfg["template"] else ())
     if arch == "llama":  # convert_hf_to_gguf.py writes these two for LlamaModel
         w.add_uint32(K.LLM.VOCAB_SIZE.format(arch=arch), n_vocab)
         w.add_uint32(K.Rope.DIMENSION_COUNT.format(arch=arch), head_dim)
@@ -225,14 +232,15 @@ def main():
             w.add_key_value(K.Tokenizer.CHAT_TEMPLATE, f.read(), gguf.GGUFValueType.STRING)
 
     rng = np.random.default_rng(a.seed)
-    emb_std = a.emb_std if a.emb_std is not None else 3.5 / math.sqrt(n_embd)
+    emb_std = a.emb_std
+    out_gain = a.logit_std / (math.sqrt(n_embd) * emb_std)  # output_norm's scale
 
     def mat(n_out, n_in, std=None):  # GGUF shape {n_in, n_out}
         s = std if std is not None else 1.0 / math.sqrt(n_in)
         return (rng.standard_normal((n_out, n_in), dtype=np.float32) * np.float32(s)).astype(wdt)
 
-    def norm(n):
-        return (1.0 + 0.1 * rng.standard_normal(n, dtype=np.float32)).astype(np.float32)
+    def norm(n, gain=1.0):
+        return (gain * (1.0 + 0.1 * rng.standard_normal(n, dtype=np.float32))).astype(np.float32)
 
     def bias(n, std):
         return (std * rng.standard_normal(n, dtype=np.float32)).astype(np.float32)
@@ -241,8 +249,9 @@ def main():
     M = gguf.MODEL_TENSOR
     # The same tensors are drawn in the same order whatever the options, so that two files that differ
     # only in rope_freqs.weight (or in the output matrix) share all their other weights.
-    w.add_tensor(T[M.TOKEN_EMBD] + ".weight", mat(n_vocab, n_embd, emb_std))
-    w.add_tensor(T[M.OUTPUT_NORM] + ".weight", norm(n_embd))
+    emb = rng.standard_normal((n_vocab, n_embd), dtype=np.float32) * np.float32(emb_std)
+    w.add_tensor(T[M.TOKEN_EMBD] + ".weight", emb.astype(wdt))
+    w.add_tensor(T[M.OUTPUT_NORM] + ".weight", norm(n_embd, out_gain))
     n_kv = head_dim * n_head_kv
     for i in range(n_layer):
         b = T[M.ATTN_NORM].format(bid=i).rsplit(".", 1)[0]  # "blk.{i}"
@@ -260,7 +269,8 @@ def main():
         w.add_tensor(f"{b}.ffn_up.weight", mat(n_ff, n_embd))
         w.add_tensor(f"{b}.ffn_down.weight", mat(n_embd, n_ff))
     if not cfg["tied"]:
-        w.add_tensor(T[M.OUTPUT] + ".weight", mat(n_vocab, n_embd, emb_std))
+        out = emb * np.float32(0.8) + rng.standard_normal((n_vocab, n_embd), dtype=np.float32) * np.float32(0.6 * emb_std)
+        w.add_tensor(T[M.OUTPUT] + ".weight", out.astype(wdt))
     if cfg["rope_freqs"]:
         w.add_tensor(T[M.ROPE_FREQS] + ".weight",
                      llama3_rope_factors(head_dim, cfg["rope_theta"], cfg["rope_factor"], 1.0, 4.0,

@@ -80,11 +80,10 @@ for m in "llama3-rf llama llama-bpe f16" "llama3 llama llama-bpe f16" "llama2 ll
     done
 done
 # The other common types, on the small (32000-token) vocabulary: Q4_1, Q5_0, Q5_1, Q5_K_M, Q6_K,
-# F16, BF16 (from F32); Q5_K_M also on a big one.
+# F16, BF16 (from F32).
 for t in Q4_1 Q5_0 Q5_1 Q5_K_M Q6_K F16 BF16; do
     quant llama2 llama llama-spm f32 "$t"
 done
-quant qwen2-untied qwen2 qwen2 f16 Q5_K_M
 
 # Oracle logits (llama.cpp through node-llama-cpp), one process for all the stale ones.
 oracle=()

@@ -8,41 +8,47 @@
 //   FILE.llama.f32     float32 little-endian logits [n_tokens][n_vocab]
 // Fails when llama.cpp cannot load a file or returns a non-finite logit. Used by
 // tools/make-arch-models.sh (the outputs are cached next to the models) and tests/arch-logits.test.mjs.
-// Usage: node tests/oracle/arch-oracle.mjs FILE.gguf...
+// Usage: node tests/oracle/arch-oracle.mjs [--out-dir DIR] FILE.gguf...   (default: next to each file)
 import { writeFileSync, renameSync } from "node:fs";
+import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { llamaLogits } from "./llama-logits.mjs";
 
 export const N_TOKENS = 24;
 export const TEXT = "The quick brown fox jumps over the lazy dog while the old cat sleeps in the warm sun.";
 
-/** The token list for a model: [bos] + tokenize(TEXT), filled with spread ids up to N_TOKENS. */
-export async function arch_tokens(llama, modelPath) {
-    const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
-    try {
-        const nVocab = model.fileInfo.metadata.tokenizer.ggml.tokens.length;
-        const out = [];
-        if (model.tokens.bos !== null && model.tokens.bos !== undefined) out.push(model.tokens.bos);
-        out.push(...Array.from(model.tokenize(TEXT)).slice(0, 16));
-        let x = 4242;
-        while (out.length < N_TOKENS) {
-            x = (x * 1103515245 + 12345) % 2147483648;
-            out.push(Math.floor((x / 2147483648) * nVocab));
-        }
-        return { tokens: out, nVocab };
-    } finally {
-        await model.dispose();
+/** The token list for a loaded model: [bos] + tokenize(TEXT), filled with spread ids up to N_TOKENS. */
+export function arch_tokens(model) {
+    const nVocab = model.fileInfo.metadata.tokenizer.ggml.tokens.length;
+    const out = [];
+    if (model.tokens.bos !== null && model.tokens.bos !== undefined) out.push(model.tokens.bos);
+    out.push(...Array.from(model.tokenize(TEXT)).slice(0, 16));
+    let x = 4242;
+    while (out.length < N_TOKENS) {
+        x = (x * 1103515245 + 12345) % 2147483648;
+        out.push(Math.floor((x / 2147483648) * nVocab));
     }
+    return { tokens: out, nVocab };
 }
 
-async function main(files) {
+async function main(argv) {
+    let outDir = null;
+    if (argv[0] === "--out-dir") { outDir = argv[1]; argv = argv.slice(2); }
+    const files = argv;
+    if (files.length === 0) throw new Error("usage: arch-oracle.mjs [--out-dir DIR] FILE.gguf...");
     const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
     const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
     for (const f of files) {
         const t0 = Date.now();
-        const base = f.replace(/\.gguf$/, "");
-        const { tokens, nVocab } = await arch_tokens(llama, f);
-        const { logits, nVocab: n } = await llamaLogits(f, tokens);
+        const base = (outDir ? join(outDir, basename(f)) : f).replace(/\.gguf$/, "");
+        const model = await llama.loadModel({ modelPath: f, gpuLayers: 0 });
+        let tokens, nVocab, logits, n;
+        try {
+            ({ tokens, nVocab } = arch_tokens(model));
+            ({ logits, nVocab: n } = await llamaLogits(f, tokens, { model }));
+        } finally {
+            await model.dispose();
+        }
         if (n !== nVocab) throw new Error(`${f}: ${n} logits per position, the vocabulary has ${nVocab}`);
         let s2 = 0;
         for (let i = 0; i < logits.length; i++) {
