@@ -102,6 +102,64 @@ def copy_tokenizer(writer, gguf, vocab_path, skip=()):
     return n_vocab
 
 
+def read_header(path):
+    """A GGUF file's metadata {key: value, or "<array of N>"} and tensor table {name: type id}.
+    Much faster than gguf.GGUFReader, which materialises every vocabulary string."""
+    import struct
+    scalar = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUFValueType sizes
+    with open(path, "rb") as f:
+        buf = f.read(64 << 20)
+    pos = 0
+
+    def take(fmt):
+        nonlocal pos
+        v = struct.unpack_from("<" + fmt, buf, pos)
+        pos += struct.calcsize("<" + fmt)
+        return v[0]
+
+    def string():
+        nonlocal pos
+        n = take("Q")
+        pos += n
+        return buf[pos - n:pos].decode("utf-8")
+
+    fmts = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+    def skip_value(t):  # scalars and short strings: their value; arrays: their length
+        nonlocal pos
+        if t == 8:
+            v = string()
+            return v if len(v) <= 80 else f"<{len(v)} characters>"
+        elif t == 9:
+            sub, n = take("I"), take("Q")
+            if sub == 8:
+                for _ in range(n):
+                    m = take("Q")  # (not `pos += take(...)`: take moves pos itself)
+                    pos += m
+            else:
+                pos += scalar[sub] * n
+            return f"<array of {n}>"
+        return take(fmts[t])
+
+    if buf[:4] != b"GGUF":
+        raise ValueError(f"{path}: not a GGUF file")
+    pos = 4
+    take("I")  # version
+    n_tensors, n_kv = take("Q"), take("Q")
+    keys = {}
+    for _ in range(n_kv):
+        k = string()
+        keys[k] = skip_value(take("I"))
+    tensors = {}
+    for _ in range(n_tensors):
+        name = string()
+        nd = take("I")
+        pos += 8 * nd
+        tensors[name] = take("I")
+        take("Q")  # offset
+    return keys, tensors
+
+
 def write_manifest(gguf, list_path, out_path):
     """manifest.json from lines "name arch vocab variant base": each file's tensor types and names."""
     import json
@@ -112,13 +170,12 @@ def write_manifest(gguf, list_path, out_path):
             continue
         name, arch, vocab, variant, base = line.split()
         path = os.path.join(d, name + ".gguf")
-        r = gguf.GGUFReader(path)
-        tensors = {t.name: t.tensor_type.name for t in r.tensors}
-        keys = [k for k in r.fields if not k.startswith("GGUF.")]
+        keys, tids = read_header(path)
+        tensors = {n: gguf.GGMLQuantizationType(t).name for n, t in tids.items()}
         e = dict(name=name, file=name + ".gguf", arch=arch, vocab=vocab, variant=variant, base=base + ".gguf",
                  bytes=os.path.getsize(path), types=sorted(set(tensors.values())),
                  tied="output.weight" not in tensors, rope_freqs="rope_freqs.weight" in tensors,
-                 n_vocab=len(r.fields["tokenizer.ggml.tokens"].data), keys=keys, tensors=tensors)
+                 n_vocab=int(keys["tokenizer.ggml.tokens"].split()[-1][:-1]), keys=keys, tensors=tensors)
         tok = os.path.join(d, name + ".tokens.json")
         if os.path.exists(tok) and os.path.exists(os.path.join(d, name + ".llama.f32")):
             e["tokens"] = json.load(open(tok, encoding="utf-8"))["tokens"]
@@ -161,7 +218,7 @@ def main():
     ap.add_argument("--ctx", type=int, help="context_length (training context)")
     ap.add_argument("--eps", type=float, help="RMSNorm epsilon")
     ap.add_argument("--dtype", choices=["f32", "f16"], help="type of the 2-D tensors (default f32)")
-    ap.add_argument("--emb-std", type=float, default=0.7, help="token_embd std (default 0.7)")
+    ap.add_argument("--emb-std", type=float, help="token_embd std (default 0.7 untied, 0.55 tied)")
     ap.add_argument("--logit-std", type=float, default=4.0, help="the logits' approximate std (default 4)")
     ap.add_argument("--name", help="general.name")
     ap.add_argument("--seed", type=int, default=1)
@@ -232,7 +289,9 @@ def main():
             w.add_key_value(K.Tokenizer.CHAT_TEMPLATE, f.read(), gguf.GGUFValueType.STRING)
 
     rng = np.random.default_rng(a.seed)
-    emb_std = a.emb_std
+    # The current token's own logit grows with the embedding's share of the residual stream (and is
+    # 0.8x as large untied): these keep the softmax peaked on it (~0.9) without saturating.
+    emb_std = a.emb_std if a.emb_std is not None else (0.55 if cfg["tied"] else 0.7)
     out_gain = a.logit_std / (math.sqrt(n_embd) * emb_std)  # output_norm's scale
 
     def mat(n_out, n_in, std=None):  # GGUF shape {n_in, n_out}
