@@ -7,8 +7,8 @@
 // llama-quantize to F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_M, Q5_K_M, Q6_K. Next to each file
 // the script caches the oracle: llama.cpp's logits (node-llama-cpp's CPU build) for a teacher-forced
 // token list made with the file's own vocabulary (tests/oracle/arch-oracle.mjs). The existing Qwen3
-// test model (build/models/tiny.gguf, Q1_0) is one more entry, its oracle computed here: it proves the
-// harness on a model onebit already runs.
+// test model (build/models/tiny.gguf, Q1_0) is one more entry, its oracle computed here (and cached
+// as BUILD/models/arch/tiny.*): it proves the harness on a model onebit already runs.
 //
 // Per file, for each backend (--backend scalar and --backend cpu; $ONEBIT_ARCH_BACKENDS=a,b to choose):
 //   relative RMS error at every position t: rms(ours_t - llama_t) / rms(llama_t) <= 0.05
@@ -70,9 +70,12 @@ const oracleMemo = new Map();
 function oracle(e) {
   if (!oracleMemo.has(e.name)) {
     let base;
-    if (e.harness) {
-      run(process.execPath, [ORACLE, "--out-dir", tmp, e.path], ORACLE_TIMEOUT_MS);
-      base = join(tmp, "tiny");
+    if (e.harness) { // cached next to the arch models while newer than tiny.gguf
+      const dir = existsSync(D) ? D : tmp;
+      base = join(dir, "tiny");
+      const fresh = existsSync(base + ".llama.f32") && existsSync(base + ".tokens.json") &&
+        statSync(base + ".llama.f32").mtimeMs >= Math.max(statSync(e.path).mtimeMs, statSync(ORACLE).mtimeMs);
+      if (!fresh) run(process.execPath, [ORACLE, "--out-dir", dir, e.path], ORACLE_TIMEOUT_MS);
     } else {
       assert.ok(e.oracle && e.tokens, `${e.name}: the manifest has no oracle logits: run tools/make-arch-models.sh`);
       base = join(D, e.name);
