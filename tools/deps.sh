@@ -33,6 +33,7 @@ if [ "$what" = test ]; then
     want libc6-dev-arm64-cross have_file /usr/aarch64-linux-gnu/include/stdio.h
     want qemu-user            have_cmd qemu-aarch64
     want git                  have_cmd git
+    # Debian's packages are for Debian's interpreter (the python3 on PATH may be another one)
     want python3-numpy        /usr/bin/python3 -c 'import numpy' 2>/dev/null
     want python3-jinja2       /usr/bin/python3 -c 'import jinja2' 2>/dev/null
     want cmake                have_cmd cmake

@@ -28,9 +28,10 @@ async function getLlamaOnce() {
  * Logits for every position of `tokens` (the prompt is evaluated from an empty context).
  * @returns {{logits: Float32Array, nVocab: number, nTokens: number}} logits[t * nVocab + v]
  */
-export async function llamaLogits(modelPath, tokens, { threads = 0 } = {}) {
+export async function llamaLogits(modelPath, tokens, { threads = 0, model: loaded = null } = {}) {
     const llama = await getLlamaOnce();
-    const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
+    // `model`: a LlamaModel the caller loaded already (and disposes of), to save a second load
+    const model = loaded ?? await llama.loadModel({ modelPath, gpuLayers: 0 });
     try {
         const n = tokens.length;
         const context = await model.createContext({
@@ -69,7 +70,7 @@ export async function llamaLogits(modelPath, tokens, { threads = 0 } = {}) {
             await context.dispose();
         }
     } finally {
-        await model.dispose();
+        if (!loaded) await model.dispose();
     }
 }
 

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# make-arch-models.sh — real GGUF files of other architectures and weight types, for the tests:
+# random-weight `llama` and `qwen2` models with real vocabularies and chat templates
+# (tools/gen-arch-model.py, llama.cpp's gguf-py), quantised by llama.cpp's own llama-quantize
+# (tools/llama-build.sh), plus llama.cpp's logits of each as the oracle
+# (tests/oracle/arch-oracle.mjs), into BUILD/models/arch/:
+#   NAME.gguf               the model
+#   NAME.tokens.json        the teacher-forced token list (an English sentence in the file's own
+#                           vocabulary, filled up to 24 tokens with fixed ids spread over the vocabulary)
+#   NAME.llama.f32          llama.cpp's logits for it: float32 [n_tokens][n_vocab]
+#   manifest.json           every file: arch, vocabulary, variant, tensor types, keys, tensor names
+# Idempotent: a base model is rewritten only when missing or older than the generator, a quantised
+# one when missing or older than its base or llama-quantize, oracle logits when missing or older
+# than the model or the oracle scripts. Usage: bash tools/make-arch-models.sh [BUILD]
+# llama-quantize is built once (an install step, ~7 minutes on two cores) and cached in
+# BUILD/llama-bin (or $ONEBIT_LLAMA_BIN); llama.cpp's source in BUILD/llama.cpp ($ONEBIT_LLAMA_SRC).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B="${1:-build}"
+D="$B/models/arch"
+mkdir -p "$D"
+export ONEBIT_LLAMA_SRC=${ONEBIT_LLAMA_SRC:-$B/llama.cpp}
+export ONEBIT_LLAMA_BIN=${ONEBIT_LLAMA_BIN:-$B/llama-bin}
+SRC=$(bash tools/llama-src.sh)
+BIN=$(bash tools/llama-build.sh)
+Q="$BIN/llama-quantize"
+GEN=tools/gen-arch-model.py
+# Debian's numpy (python3-numpy): the first python3 on PATH may be another installation without it.
+PY=""
+for p in python3 /usr/bin/python3; do
+    if "$p" -c 'import numpy' 2>/dev/null; then PY=$p; break; fi
+done
+[ -n "$PY" ] || { echo "make-arch-models: no python3 with numpy: run tools/deps.sh test" >&2; exit 1; }
+
+list=()  # manifest lines: name arch vocab variant base
+stale() { [ ! -f "$1" ] || [ "$2" -nt "$1" ] || { [ $# -gt 2 ] && [ "$3" -nt "$1" ]; }; }
+
+base() { # name arch vocab dtype generator-arguments...
+    local name=$1 arch=$2 vocab=$3 dtype=$4; shift 4
+    local out="$D/$name-$dtype.gguf"
+    if stale "$out" "$GEN"; then
+        echo "make-arch-models: writing $out"
+        local t0=$SECONDS
+        "$PY" "$GEN" --llama-src "$SRC" --arch "$arch" --vocab "$vocab" --dtype "$dtype" --name "onebit-test-$name" "$@" -o "$out"
+        echo "make-arch-models: $out in $((SECONDS - t0)) s"
+    fi
+    list+=("$name-$dtype $arch $vocab $dtype $name-$dtype")
+}
+
+quant() { # name arch vocab from-variant type [llama-quantize options...]
+    local name=$1 arch=$2 vocab=$3 from=$4 type=$5; shift 5
+    local lc; lc=$(echo "$type" | tr 'A-Z' 'a-z')
+    local in="$D/$name-$from.gguf" out="$D/$name-$lc.gguf"
+    if stale "$out" "$in" "$Q"; then
+        echo "make-arch-models: writing $out"
+        "$Q" "$@" "$in" "$out.tmp.$$" "$type" 2 >"$out.log" 2>&1 || { cat "$out.log" >&2; exit 1; }
+        mv -f "$out.tmp.$$" "$out"
+    fi
+    list+=("$name-$lc $arch $vocab $lc $name-$from")
+}
+
+# Llama 3.2 style: Llama 3 BPE vocabulary, GQA (4 heads, 2 KV), tied output, Llama 3.1 RoPE factors
+# (rope_freqs.weight computed as convert_hf_to_gguf.py does, with original_max_position_embeddings 32
+# instead of 8192 so that they change the logits within the 24 test positions).
+base llama3-rf llama llama-bpe f16 --n-head 4 --n-head-kv 2 --tied --rope-freqs --rope-orig-ctx 32 --seed 11
+# The same weights (same seed) without rope_freqs.weight: the two files' logits must differ.
+base llama3 llama llama-bpe f16 --n-head 4 --n-head-kv 2 --tied --seed 11
+# Llama 2 style: SentencePiece vocabulary, n_head_kv == n_head, untied output, RoPE base 10000, F32.
+base llama2 llama llama-spm f32 --n-head 4 --n-head-kv 4 --untied --seed 12
+# Qwen2.5 style: q/k/v biases, GQA, tied (0.5B/1.5B) and untied (7B) output.
+base qwen2 qwen2 qwen2 f16 --n-head 4 --n-head-kv 2 --tied --seed 13
+base qwen2-untied qwen2 qwen2 f16 --n-head 4 --n-head-kv 2 --untied --seed 14
+
+# Every base: Q8_0, Q4_0 and Q4_K_M (llama-quantize's mixes: Q4_K with Q6_K and others).
+for m in "llama3-rf llama llama-bpe f16" "llama3 llama llama-bpe f16" "llama2 llama llama-spm f32" \
+         "qwen2 qwen2 qwen2 f16" "qwen2-untied qwen2 qwen2 f16"; do
+    for t in Q8_0 Q4_0 Q4_K_M; do
+        # shellcheck disable=SC2086
+        quant $m "$t"
+    done
+done
+# The other common types, on the small (32000-token) vocabulary: Q4_1, Q5_0, Q5_1, Q5_K_M, Q6_K,
+# F16, BF16 (from F32).
+for t in Q4_1 Q5_0 Q5_1 Q5_K_M Q6_K F16 BF16; do
+    quant llama2 llama llama-spm f32 "$t"
+done
+
+# Oracle logits (llama.cpp through node-llama-cpp), one process for all the stale ones.
+oracle=()
+for line in "${list[@]}"; do
+    n=${line%% *}
+    f="$D/$n.gguf" o="$D/$n.llama.f32"
+    if stale "$o" "$f" tests/oracle/arch-oracle.mjs || [ tests/oracle/llama-logits.mjs -nt "$o" ]; then oracle+=("$f"); fi
+done
+if [ ${#oracle[@]} -gt 0 ]; then
+    echo "make-arch-models: llama.cpp logits of ${#oracle[@]} files"
+    timeout 900 node tests/oracle/arch-oracle.mjs "${oracle[@]}"
+fi
+
+printf '%s\n' "${list[@]}" >"$D/manifest.list"
+"$PY" "$GEN" --llama-src "$SRC" --manifest "$D/manifest.list" -o "$D/manifest.json"
+echo "make-arch-models: $D/manifest.json ($(wc -l <"$D/manifest.list") files)"
