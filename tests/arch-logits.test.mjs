@@ -125,7 +125,7 @@ before(() => {
 
 test("the architecture test models exist (tools/make-arch-models.sh)", () => {
   assert.ok(manifest, `${MANIFEST} missing: run bash tools/make-arch-models.sh`);
-  assert.ok(manifest.length >= 20, `only ${manifest.length} files in the manifest`);
+  assert.ok(manifest.length >= 19, `only ${manifest.length} files in the manifest`);
 });
 
 test("every common GGUF weight type appears in some tensor of some file", { skip: !manifest }, () => {

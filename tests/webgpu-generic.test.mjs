@@ -370,8 +370,10 @@ for (const [arch, type, extra] of MODELS) {
       // decode path: one token a step (dq_mv)
       eng.reset();
       for (let i = 0; i < 3; i++) {
-        const [l] = await eng.gpuEval([PROMPT[i]], 2 /* LOGITS */);
-        const e1 = relRms(new Float32Array(l), want.subarray(i * V, (i + 1) * V));
+        const [{ p }] = eng.gpuBegin([PROMPT[i]], 2 /* OB_STEP_LOGITS */);
+        await eng.endStep(p);
+        const lp = eng.M._ob_logits(eng.ctx, -1) >>> 2;
+        const e1 = relRms(eng.M.HEAPF32.slice(lp, lp + V), want.subarray(i * V, (i + 1) * V));
         assert.ok(e1 <= 1e-4, `decode position ${i}: relative RMS ${e1}`);
         // the generic plan's list: embedding, 12 a layer (13 with QK-norm), output norm, head
         assert.equal(eng.bridge.dispatches, 3 + eng.info.nLayer * (arch === 'qwen3' ? 13 : 12), 'dispatches a decode step');
@@ -400,6 +402,34 @@ for (const [arch, type, extra] of MODELS) {
           e16.close();
         }
       }
+    } finally {
+      eng.close();
+    }
+  });
+}
+
+// ---- files written by llama.cpp's own llama-quantize -----------------------------------------
+// The K-quants and the other block types in real files (tools/make-arch-models.sh: Llama 2 shape,
+// SentencePiece vocabulary of 32000, tests/run.sh makes them before this lane starts): the WebGPU
+// generic plan's prompt logits against the CPU scalar backend on the same file. The same decoded
+// weights in f32 on both sides: only summation order differs.
+const ARCH = join(root, 'build/models/arch');
+const ARCH_TYPES = ['q4_k_m', 'q5_k_m', 'q6_k', 'q4_1', 'q5_0', 'q5_1'];
+for (const t of ARCH_TYPES) {
+  const file = join(ARCH, `llama2-${t}.gguf`);
+  test(`llama.cpp's llama2-${t}.gguf: WebGPU generic plan vs the CPU scalar backend`, { skip }, async (tt) => {
+    if (!existsSync(file)) return tt.skip(`${file} missing: bash tools/make-arch-models.sh`);
+    const toks = [1, 450, 4996, 17354, 1701, 29916, 432, 17204];
+    const want = cpuLogits(file, toks);
+    const eng = await Engine.create({ backend: 'webgpu', gpu });
+    try {
+      await eng.load(file, { nCtx: 32 });
+      const V = eng.info.nVocab;
+      const got = await eng.logits(toks);
+      const e = relRms(got, want);
+      assert.ok(e <= 1e-4, `relative RMS ${e}`);
+      for (let i = 0; i < toks.length; i++) assert.equal(argmax(got, i * V, V), argmax(want, i * V, V), `argmax at ${i}`);
+      tt.diagnostic(`relative RMS ${e.toExponential(2)}`);
     } finally {
       eng.close();
     }

@@ -71,17 +71,15 @@ base llama2 llama llama-spm f32 --n-head 4 --n-head-kv 4 --untied --seed 12
 base qwen2 qwen2 qwen2 f16 --n-head 4 --n-head-kv 2 --tied --seed 13
 base qwen2-untied qwen2 qwen2 f16 --n-head 4 --n-head-kv 2 --untied --seed 14
 
-# Every base: Q8_0, Q4_0 and Q4_K_M (llama-quantize's mixes: Q4_K with Q6_K and others).
-for m in "llama3-rf llama llama-bpe f16" "llama3 llama llama-bpe f16" "llama2 llama llama-spm f32" \
-         "qwen2 qwen2 qwen2 f16" "qwen2-untied qwen2 qwen2 f16"; do
-    for t in Q8_0 Q4_0 Q4_K_M; do
-        # shellcheck disable=SC2086
-        quant $m "$t"
-    done
-done
-# The other common types, on the small (32000-token) vocabulary: Q4_1, Q5_0, Q5_1, Q5_K_M, Q6_K,
-# F16, BF16 (from F32).
-for t in Q4_1 Q5_0 Q5_1 Q5_K_M Q6_K F16 BF16; do
+# The popular file of each family, kept lean (each 128k/152k-vocabulary file costs generation and
+# test time): Llama 3.1 as Q4_K_M (llama-quantize's mix: Q4_K with Q6_K and others), Llama 3.2 as
+# Q4_0 (a Q6_K embedding: tied), Qwen2.5 1.5B as Q8_0, Qwen2.5 7B (untied) as Q4_K_M.
+quant llama3-rf llama llama-bpe f16 Q4_K_M
+quant llama3 llama llama-bpe f16 Q4_0
+quant qwen2 qwen2 qwen2 f16 Q8_0
+quant qwen2-untied qwen2 qwen2 f16 Q4_K_M
+# Every common type on the small (32000-token) vocabulary, from F32.
+for t in Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_M Q5_K_M Q6_K F16 BF16; do
     quant llama2 llama llama-spm f32 "$t"
 done
 
