@@ -208,3 +208,25 @@ for (const e of entries) {
     });
   }
 }
+
+// ---- the scalar path against the float64 reference ---------------------------------------------
+// tests/ref_forward.c decodes every type and applies every family's flags on its own, in double:
+// the scalar backend (the specification of the arithmetic) must agree within 1e-4 relative RMS at
+// every position, on every file, whatever llama.cpp's own rounding.
+const REF = join(B, "ref_forward");
+for (const e of entries) {
+  test(`onebit --backend scalar vs the float64 reference: ${describe(e)}`, { timeout: 2 * ONEBIT_TIMEOUT_MS }, (t) => {
+    assert.ok(existsSync(REF), `${REF} missing: run make`);
+    const { tokens } = oracle(e);
+    const ours = join(tmp, `onebit-${outId++}.f32`), ref = join(tmp, `ref-${outId++}.f32`);
+    let r = run(ONEBIT, ["logits", "-m", e.path, "--tokens", tokens.join(","), "--out", ours, "--backend", "scalar"], ONEBIT_TIMEOUT_MS, true);
+    assert.equal(r.status, 0, `${e.name}: onebit: ${r.stderr}`);
+    r = run(REF, ["-m", e.path, "--tokens", tokens.join(","), "--out", ref], ONEBIT_TIMEOUT_MS, true);
+    assert.equal(r.status, 0, `${e.name}: ref_forward: ${r.stderr}`);
+    const a = readF32(ours), b = readF32(ref);
+    const nVocab = a.length / tokens.length;
+    const c = compare(a, b, tokens.length, nVocab);
+    t.diagnostic(`relative RMS mean ${c.meanRel.toExponential(2)}, worst ${c.maxRel.toExponential(2)}`);
+    assert.ok(c.maxRel <= 1e-4, `${e.name}: relative RMS ${c.maxRel} at position ${c.worst}`);
+  });
+}
