@@ -262,9 +262,17 @@ test('chat page shows the CPU thread count: threads when isolated, one when not'
     const page = await ctx.newPage();
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(`${base}/?backend=cpu`);
-    await page.waitForSelector('#demo');
-    await page.click('#demo');
-    await page.waitForFunction(() => window.onebitApp?.loaded === true, null, { timeout: 60000 });
+    // The page first asks whether a server runs a model (`onebit serve`): then it offers that
+    // file ("Run it in this browser") in place of the demo button, else the demo is the primary.
+    await page.waitForFunction(() => !document.querySelector('#served').hidden || document.querySelector('#demo').classList.contains('primary'),
+      null, { timeout: 30000 });
+    // (Under the server the page starts chatting with the served model and folds the model panel.)
+    const servedPage = await page.evaluate(() => !document.querySelector('#served').hidden);
+    if (servedPage) await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 30000 });
+    await page.evaluate(() => { document.querySelector('#model-panel').open = true; });
+    await page.click(servedPage ? '#served-local' : '#demo');
+    await page.waitForFunction(() => window.onebitApp?.loaded === true && document.querySelector('#f-backend').textContent.startsWith('CPU'),
+      null, { timeout: 60000 });
     const cores = await page.evaluate(() => navigator.hardwareConcurrency);
     const want = isolated ? Math.min(cores, 8) : 1;
     const shown = await page.textContent('#f-backend');

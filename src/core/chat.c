@@ -43,21 +43,45 @@ static void chat_put(chat_buf *b, const char *s, size_t n) {
 
 static void chat_puts(chat_buf *b, const char *s) { chat_put(b, s, strlen(s)); }
 
-/* A JSON string literal of s (UTF-8 passed through; control characters, quotes and backslashes
- * escaped). */
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when the bytes there are not one (bad lead
+ * or continuation byte, overlong form, surrogate, beyond U+10FFFF). */
+static int utf8_seq(const unsigned char *p) {
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    int n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    if (!n || c > 0xf4) return 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    if (c == 0xe0 && p[1] < 0xa0) return 0;  /* overlong */
+    if (c == 0xed && p[1] >= 0xa0) return 0; /* surrogate */
+    if (c == 0xf0 && p[1] < 0x90) return 0;  /* overlong */
+    if (c == 0xf4 && p[1] >= 0x90) return 0; /* beyond U+10FFFF */
+    return n;
+}
+
+/* A JSON string literal of s: control characters, quotes and backslashes escaped, valid UTF-8
+ * passed through, and every byte that is not part of valid UTF-8 replaced by U+FFFD (a template's
+ * variables are text, as Python's str is; the caller's text may be any bytes). */
 static void chat_put_json_str(chat_buf *b, const char *s) {
     chat_puts(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
         char esc[8];
-        if (*p == '"' || *p == '\\') {
+        int n = utf8_seq(p);
+        if (n == 0) {
+            chat_puts(b, "\xef\xbf\xbd");
+            p++;
+        } else if (*p == '"' || *p == '\\') {
             esc[0] = '\\';
             esc[1] = (char)*p;
             chat_put(b, esc, 2);
+            p++;
         } else if (*p < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", *p);
             chat_puts(b, esc);
+            p++;
         } else {
-            chat_put(b, (const char *)p, 1);
+            chat_put(b, (const char *)p, (size_t)n);
+            p += n;
         }
     }
     chat_puts(b, "\"");
