@@ -136,6 +136,7 @@ function runFiltered(args) {
   child.stderr.on('end', () => { if (rest && !DAWN_NOISE.test(rest)) process.stderr.write(rest); });
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
   child.on('close', (code, signal) => process.exit(code ?? (signal === 'SIGINT' ? 130 : 1)));
+  return 'parent';
 }
 
 // Qwen3's empty think block at the start of an answer is not shown, as ob_think_strip does for
@@ -163,7 +164,7 @@ async function main() {
   if (!o.model) die('no model given (use -m FILE)');
   if (o.cmd === 'run' && o.prompt === undefined) die('no prompt given (use -p TEXT)');
   if (o.cmd === 'run' && o.prompt === '') die('the prompt is empty');
-  if (o.backend !== 'cpu' && !o.verbose && !process.env.ONEBIT_WEB_CHILD) return runFiltered(argv);
+  if (o.backend !== 'cpu' && !o.verbose && !process.env.ONEBIT_WEB_CHILD) return runFiltered(argv); // exits with the child
   const gpu = o.backend === 'cpu' ? null : await nodeGpu(!o.noMat);
   if (o.backend === 'webgpu' && !gpu) die("--gpu needs the 'webgpu' npm package (npm install webgpu)", 4);
   let eng;
@@ -220,7 +221,10 @@ async function main() {
   }
 }
 
-main().catch((e) => {
+// Exit explicitly once the command is done: Dawn can keep handles open after the device is released,
+// and a Node process waits for them (seen: a whole answer printed, then no exit). stdout and stderr
+// are synchronous on pipes and files on Linux, so nothing written is lost.
+main().then((filtered) => filtered !== 'parent' && process.exit(process.exitCode ?? 0), (e) => {
   if (e instanceof OnebitError) die(e.message, EXIT[e.status] ?? 1);
   console.error(`onebit-web: ${e.stack ?? e}`);
   process.exit(1);
