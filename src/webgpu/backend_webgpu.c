@@ -501,8 +501,8 @@ static ob_status gen_model_plan(wg_model *wm) {
     for (int i = 0; i < m->n_weights; i++) {
         const ob_weight *w = &m->weights[i];
         if (!gen_type_ok(w->type) || w->cols % 4 != 0)
-            return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend does not run weight type %u with %d columns (weight %d)",
-                           w->type, w->cols, i);
+            return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend does not run weight type %s with %d columns (weight %d); "
+                           "the CPU backends do", ob_type_find(w->type) ? ob_type_find(w->type)->name : "?", w->cols, i);
     }
     uint32_t vo = 0;
     for (int l = 0; l < nl; l++) {
