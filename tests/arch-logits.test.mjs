@@ -51,6 +51,15 @@ const entries = [
   ...(manifest || []).map((e) => ({ ...e, path: join(D, e.file) })),
 ].filter((e) => FILTER.test(e.name));
 const byName = new Map(entries.map((e) => [e.name, e]));
+// Entries without llama.cpp logits (`ref_only` in the manifest: e.g. BitNet with its ReLU² default,
+// which the oracle's llama.cpp does not run) are compared with the float64 reference only.
+const withOracle = entries.filter((e) => !e.ref_only);
+
+/** The tokens an entry is run on: the oracle's, or for ref_only files fixed ids over the vocabulary. */
+function tokensOf(e) {
+  if (!e.ref_only) return oracle(e).tokens;
+  return Array.from({ length: 24 }, (_, i) => (1 + i * 7919) % e.n_vocab);
+}
 
 function readF32(path) {
   const buf = readFileSync(path);
@@ -125,7 +134,7 @@ before(() => {
 
 test("the architecture test models exist (tools/make-arch-models.sh)", () => {
   assert.ok(manifest, `${MANIFEST} missing: run bash tools/make-arch-models.sh`);
-  assert.ok(manifest.length >= 19, `only ${manifest.length} files in the manifest`);
+  assert.ok(manifest.length >= 25, `only ${manifest.length} files in the manifest`);
 });
 
 test("every common GGUF weight type appears in some tensor of some file", { skip: !manifest }, () => {
@@ -136,9 +145,14 @@ test("every common GGUF weight type appears in some tensor of some file", { skip
   assert.ok(manifest.some((e) => e.rope_freqs) && manifest.some((e) => e.arch === "llama" && !e.rope_freqs));
   assert.ok(manifest.some((e) => e.arch === "qwen2" && e.tied) && manifest.some((e) => e.arch === "qwen2" && !e.tied));
   assert.ok(manifest.some((e) => e.arch === "llama" && !e.tied));
+  for (const [arch, vocab] of [["gemma", "llama-spm"], ["phi2", "gpt-2"], ["bitnet", "llama-bpe"]])
+    assert.ok(manifest.some((e) => e.arch === arch && e.vocab === vocab && !e.ref_only), `no ${arch} file compared with llama.cpp`);
+  // llama.cpp's bitnet always runs SiLU: only files that declare silu can be compared with it.
+  for (const e of manifest.filter((x) => x.arch === "bitnet"))
+    assert.equal(!e.ref_only, e.keys["bitnet.hidden_activation"] === "silu", `${e.name}: ref_only must match the activation`);
 });
 
-for (const e of entries) {
+for (const e of withOracle) {
   test(`llama.cpp loads ${describe(e)}: finite logits of a sane size`, { timeout: ORACLE_TIMEOUT_MS + 10_000 }, (t) => {
     assert.ok(existsSync(e.path), `${e.path} missing`);
     const { tokens, logits, nVocab } = oracle(e);
@@ -173,7 +187,7 @@ test("llama.cpp's logits depend on rope_freqs.weight (llama3-rf-f16 vs llama3-f1
 
 test("llama.cpp: each quantised file stays near its F32/F16 base, and is not identical to it", { skip: !manifest }, (t) => {
   const notes = [];
-  for (const e of entries.filter((x) => !x.harness && x.base !== x.file && byName.has(x.base.replace(/\.gguf$/, "")))) {
+  for (const e of withOracle.filter((x) => !x.harness && x.base !== x.file && byName.has(x.base.replace(/\.gguf$/, "")))) {
     const a = oracle(e), b = oracle(byName.get(e.base.replace(/\.gguf$/, "")));
     const c = compare(a.logits, b.logits, a.tokens.length, a.nVocab);
     assert.ok(c.meanRel > 1e-4 && c.meanRel < 0.4, `${e.name} vs ${e.base}: relative RMS ${c.meanRel.toFixed(4)}`);
@@ -185,7 +199,7 @@ test("llama.cpp: each quantised file stays near its F32/F16 base, and is not ide
 // ---- the engine ---------------------------------------------------------------------------------
 
 let outId = 0;
-for (const e of entries) {
+for (const e of withOracle) {
   for (const backend of BACKENDS) {
     test(`onebit --backend ${backend} vs llama.cpp: ${describe(e)}`, { timeout: ONEBIT_TIMEOUT_MS + ORACLE_TIMEOUT_MS }, (t) => {
       assert.ok(existsSync(ONEBIT), `${ONEBIT} missing: run make`);
@@ -217,7 +231,7 @@ const REF = join(B, "ref_forward");
 for (const e of entries) {
   test(`onebit --backend scalar vs the float64 reference: ${describe(e)}`, { timeout: 2 * ONEBIT_TIMEOUT_MS }, (t) => {
     assert.ok(existsSync(REF), `${REF} missing: run make`);
-    const { tokens } = oracle(e);
+    const tokens = tokensOf(e);
     const ours = join(tmp, `onebit-${outId++}.f32`), ref = join(tmp, `ref-${outId++}.f32`);
     let r = run(ONEBIT, ["logits", "-m", e.path, "--tokens", tokens.join(","), "--out", ours, "--backend", "scalar"], ONEBIT_TIMEOUT_MS, true);
     assert.equal(r.status, 0, `${e.name}: onebit: ${r.stderr}`);
@@ -230,3 +244,13 @@ for (const e of entries) {
     assert.ok(c.maxRel <= 1e-4, `${e.name}: relative RMS ${c.maxRel} at position ${c.worst}`);
   });
 }
+
+const bitnetFiles = entries.filter((e) => e.arch === "bitnet");
+test("onebit info names BitNet's activation: SiLU where the file says silu, ReLU² where it has no key",
+  { skip: bitnetFiles.length === 0 }, () => {
+  for (const e of bitnetFiles) {
+    const r = run(ONEBIT, ["info", "-m", e.path], ONEBIT_TIMEOUT_MS);
+    const want = e.keys["bitnet.hidden_activation"] === "silu" ? "gated SiLU" : "gated ReLU\u00b2";
+    assert.match(r.stdout, new RegExp(`family:.*BitNet.*${want}`), `${e.name}: ${r.stdout}`);
+  }
+});

@@ -298,6 +298,12 @@ static const family FAMILIES[] = {
     {"qwen3", 0, ACT_SILU, 1, 0, 1, 1, 0, 0},
     {"qwen2", 0, ACT_SILU, 1, 0, 0, 1, 0, 0},
     {"llama", 0, ACT_SILU, 1, 0, 0, 0, 0, 0},
+    /* Gemma 1: GeGLU (tanh GELU), x sqrt(n_embd) embeddings, norm weights as stored, NeoX. */
+    {"gemma", 0, ACT_GELU, 1, 0, 0, 1, 0, 1},
+    /* Phi-2: LayerNorm + bias, parallel block, ungated GELU, NeoX on rope.dimension_count dims. */
+    {"phi2", 1, ACT_GELU, 0, 1, 0, 1, 0, 0},
+    /* BitNet b1.58: sub-norms; ReLU^2 unless bitnet.hidden_activation says (see main). */
+    {"bitnet", 0, ACT_RELU2, 1, 0, 0, 1, 1, 0},
 };
 
 static const gguf_file *G;
@@ -326,6 +332,12 @@ static double get_float(const gguf_file *g, const char *k, double dflt) {
 /* An optional vector (NULL when the file lacks it). */
 static double *opt_vec(const char *name, int n) {
     return gguf_find_tensor(G, name) ? get_vec(G, name, n) : NULL;
+}
+
+/* y *= s[0] (BitNet's per-tensor scale of a product; s NULL: nothing). */
+static void mul_scale(double *y, const double *s, int T, int n) {
+    if (!s) return;
+    for (size_t i = 0; i < (size_t)T * n; i++) y[i] *= s[0];
 }
 
 static void add_bias(double *y, const double *b, int T, int n) {
@@ -362,6 +374,13 @@ int main(int argc, char **argv) {
         if (gguf_str_eq(arch_s, FAMILIES[i].arch)) F = &FAMILIES[i];
     if (!F) die("%s: architecture %.*s is not known to the reference", path, (int)arch_s.len, arch_s.ptr);
     const char *A = F->arch;
+    int act_kind = F->act;
+    gguf_str ha;
+    if (strcmp(A, "bitnet") == 0 && gguf_get_str(&g, "bitnet.hidden_activation", &ha) == 0) {
+        if (gguf_str_eq(ha, "silu")) act_kind = ACT_SILU;
+        else if (gguf_str_eq(ha, "relu2")) act_kind = ACT_RELU2;
+        else die("bitnet.hidden_activation %.*s", (int)ha.len, ha.ptr);
+    }
 
     int n_embd = get_int(&g, key(A, "embedding_length"), -1);
     int n_layer = get_int(&g, key(A, "block_count"), -1);
@@ -440,6 +459,10 @@ int main(int argc, char **argv) {
         double *bo = opt_vec(NM("attn_output.bias"), n_embd);
         double *bg = opt_vec(NM("ffn_gate.bias"), n_ff), *bu = opt_vec(NM("ffn_up.bias"), n_ff);
         double *bd = opt_vec(NM("ffn_down.bias"), n_embd);
+        double *sq = opt_vec(NM("attn_q.scale"), 1), *sk = opt_vec(NM("attn_k.scale"), 1);
+        double *sv = opt_vec(NM("attn_v.scale"), 1), *so = opt_vec(NM("attn_output.scale"), 1);
+        double *sg = opt_vec(NM("ffn_gate.scale"), 1), *su = opt_vec(NM("ffn_up.scale"), 1);
+        double *sd = opt_vec(NM("ffn_down.scale"), 1);
         const int fused = gguf_find_tensor(&g, NM("attn_qkv.weight")) != NULL;
         mat wqkv = {0}, wq = {0}, wk = {0}, wv = {0}, wg = {0};
         if (fused) wqkv = get_mat(&g, NM("attn_qkv.weight"), n_embd, q_dim + 2 * kv_dim);
@@ -473,6 +496,9 @@ int main(int argc, char **argv) {
             matmul(&wq, h, q, T);
             matmul(&wk, h, k, T);
             matmul(&wv, h, v, T);
+            mul_scale(q, sq, T, q_dim);
+            mul_scale(k, sk, T, kv_dim);
+            mul_scale(v, sv, T, kv_dim);
             add_bias(q, bq, T, q_dim);
             add_bias(k, bk, T, kv_dim);
             add_bias(v, bv, T, kv_dim);
@@ -511,6 +537,7 @@ int main(int argc, char **argv) {
         if (attn_sub)
             for (int t = 0; t < T; t++) rmsnorm(att + (size_t)t * q_dim, att + (size_t)t * q_dim, attn_sub, q_dim, eps);
         matmul(&wo, att, o, T);
+        mul_scale(o, so, T, n_embd);
         add_bias(o, bo, T, n_embd);
         for (size_t i = 0; i < (size_t)T * n_embd; i++) x[i] += o[i];
 
@@ -522,23 +549,26 @@ int main(int argc, char **argv) {
                 else rmsnorm(h + (size_t)t * n_embd, x + (size_t)t * n_embd, ffn_norm, n_embd, eps);
             }
         matmul(&wu, h, up, T);
+        mul_scale(up, su, T, n_ff);
         add_bias(up, bu, T, n_ff);
         if (F->gated) {
             matmul(&wg, h, gate, T);
+            mul_scale(gate, sg, T, n_ff);
             add_bias(gate, bg, T, n_ff);
-            for (size_t i = 0; i < (size_t)T * n_ff; i++) gate[i] = act(F->act, gate[i]) * up[i];
+            for (size_t i = 0; i < (size_t)T * n_ff; i++) gate[i] = act(act_kind, gate[i]) * up[i];
         } else {
-            for (size_t i = 0; i < (size_t)T * n_ff; i++) gate[i] = act(F->act, up[i]);
+            for (size_t i = 0; i < (size_t)T * n_ff; i++) gate[i] = act(act_kind, up[i]);
         }
         if (ffn_sub)
             for (int t = 0; t < T; t++) rmsnorm(gate + (size_t)t * n_ff, gate + (size_t)t * n_ff, ffn_sub, n_ff, eps);
         matmul(&wd, gate, o, T);
+        mul_scale(o, sd, T, n_embd);
         add_bias(o, bd, T, n_embd);
         for (size_t i = 0; i < (size_t)T * n_embd; i++) x[i] += o[i];
 
         free(attn_norm); free(attn_norm_b); free(q_norm); free(k_norm); free(attn_sub); free(ffn_sub);
         free(ffn_norm); free(ffn_norm_b); free(bq); free(bk); free(bv); free(bqkv); free(bo); free(bg);
-        free(bu); free(bd);
+        free(bu); free(bd); free(sq); free(sk); free(sv); free(so); free(sg); free(su); free(sd);
     }
 #undef NM
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""gen-arch-model.py — random-weight GGUF models of llama.cpp's `llama` and `qwen2` architectures.
+"""gen-arch-model.py — random-weight GGUF models of llama.cpp's `llama`, `qwen2`, `gemma`, `phi2` and `bitnet` architectures.
 
 Writes a model with llama.cpp's standard tensor names and metadata keys (as convert_hf_to_gguf.py
 writes them for LlamaForCausalLM / Qwen2ForCausalLM), deterministic from --seed, with a real
@@ -14,6 +14,12 @@ shape {n_in, n_out} is stored row-major as n_out rows of n_in values.
   --arch llama   Llama 2/3 (RoPE in llama.cpp's "normal" layout: adjacent pairs), optional
                  rope_freqs.weight (Llama 3.1 RoPE frequency factors), untied or tied output
   --arch qwen2   Qwen2/2.5 (RoPE NeoX layout), q/k/v biases, tied or untied output
+  --arch gemma   Gemma 1 (GeGLU, embeddings x sqrt(n_embd), --head-dim 256, tied output; the norm
+                 weights as convert_hf_to_gguf.py stores them, the +1 included)
+  --arch phi2    Phi-2 (LayerNorm + bias, parallel block, fused attn_qkv + bias, ungated GELU FFN
+                 with biases, output + bias, partial rotary --n-rot)
+  --arch bitnet  BitNet b1.58 (attn_sub_norm, ffn_sub_norm, per-tensor *.scale tensors [1] on every
+                 product, tied; --hidden-act writes bitnet.hidden_activation)
 
 Random weights are scaled so that activations stay sane and the comparison is robust: matrices
 N(0, 1/n_in), norms 1 + N(0, 0.1^2), embeddings N(0, emb_std^2) large enough that the token's own
@@ -52,6 +58,9 @@ PRESETS = {
 ARCH_DEFAULTS = {
     "llama": dict(rope_theta=500000.0, ctx=131072, eps=1e-5, biases=False),
     "qwen2": dict(rope_theta=1000000.0, ctx=32768, eps=1e-6, biases=True),
+    "gemma": dict(rope_theta=10000.0, ctx=8192, eps=1e-6, biases=False),
+    "phi2": dict(rope_theta=10000.0, ctx=2048, eps=1e-5, biases=True),
+    "bitnet": dict(rope_theta=500000.0, ctx=4096, eps=1e-5, biases=False),
 }
 VOCAB_DEFAULTS = {  # Llama 2 (SentencePiece) has its own RoPE base and context
     "llama-spm": dict(rope_theta=10000.0, ctx=4096),
@@ -60,6 +69,7 @@ TEMPLATES = {
     "llama-bpe": "meta-llama-Llama-3.1-8B-Instruct.jinja",
     "qwen2": "Qwen-Qwen2.5-7B-Instruct.jinja",
     "llama-spm": None,  # a Llama 2 base model: no chat template
+    "gpt-2": None,
 }
 
 
@@ -80,6 +90,40 @@ def llama3_rope_factors(head_dim, theta, factor, low_freq_factor, high_freq_fact
             smooth = (orig_ctx / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
             out.append(1 / ((1 - smooth) / factor + smooth))
     return np.array(out, dtype=np.float32)
+
+
+def other_layers(w, arch, n_layer, n_embd, n_ff, n_q, n_kv, mat, norm, bias, rng):
+    """The layers of gemma, phi2 and bitnet, with llama.cpp's tensor names (gguf-py MODEL_TENSORS)."""
+    def scale():  # BitNet's per-tensor scale, a [1] F32 tensor multiplying the product
+        return (0.5 + rng.random(1, dtype=np.float32)).astype(np.float32)
+
+    for i in range(n_layer):
+        b = f"blk.{i}"
+        w.add_tensor(f"{b}.attn_norm.weight", norm(n_embd))
+        if arch == "phi2":  # LayerNorm + bias; fused q,k,v (+ bias); one norm for the parallel block
+            w.add_tensor(f"{b}.attn_norm.bias", bias(n_embd, 0.1))
+            w.add_tensor(f"{b}.attn_qkv.weight", mat(n_q + 2 * n_kv, n_embd))
+            w.add_tensor(f"{b}.attn_qkv.bias", bias(n_q + 2 * n_kv, 0.3))
+            w.add_tensor(f"{b}.attn_output.weight", mat(n_embd, n_q))
+            w.add_tensor(f"{b}.attn_output.bias", bias(n_embd, 0.1))
+            w.add_tensor(f"{b}.ffn_up.weight", mat(n_ff, n_embd))
+            w.add_tensor(f"{b}.ffn_up.bias", bias(n_ff, 0.3))
+            w.add_tensor(f"{b}.ffn_down.weight", mat(n_embd, n_ff))
+            w.add_tensor(f"{b}.ffn_down.bias", bias(n_embd, 0.1))
+            continue
+        w.add_tensor(f"{b}.attn_q.weight", mat(n_q, n_embd))
+        w.add_tensor(f"{b}.attn_k.weight", mat(n_kv, n_embd))
+        w.add_tensor(f"{b}.attn_v.weight", mat(n_kv, n_embd))
+        w.add_tensor(f"{b}.attn_output.weight", mat(n_embd, n_q))
+        w.add_tensor(f"{b}.ffn_norm.weight", norm(n_embd))
+        w.add_tensor(f"{b}.ffn_gate.weight", mat(n_ff, n_embd))
+        w.add_tensor(f"{b}.ffn_up.weight", mat(n_ff, n_embd))
+        w.add_tensor(f"{b}.ffn_down.weight", mat(n_embd, n_ff))
+        if arch == "bitnet":
+            w.add_tensor(f"{b}.attn_sub_norm.weight", norm(n_q))
+            w.add_tensor(f"{b}.ffn_sub_norm.weight", norm(n_ff))
+            for t in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"):
+                w.add_tensor(f"{b}.{t}.scale", scale())
 
 
 def copy_tokenizer(writer, gguf, vocab_path, skip=()):
@@ -168,7 +212,7 @@ def write_manifest(gguf, list_path, out_path):
     for line in open(list_path, encoding="utf-8"):
         if not line.strip():
             continue
-        name, arch, vocab, variant, base = line.split()
+        name, arch, vocab, variant, base, *flags = line.split()
         path = os.path.join(d, name + ".gguf")
         keys, tids = read_header(path)
         tensors = {n: gguf.GGMLQuantizationType(t).name for n, t in tids.items()}
@@ -176,6 +220,8 @@ def write_manifest(gguf, list_path, out_path):
                  bytes=os.path.getsize(path), types=sorted(set(tensors.values())),
                  tied="output.weight" not in tensors, rope_freqs="rope_freqs.weight" in tensors,
                  n_vocab=int(keys["tokenizer.ggml.tokens"].split()[-1][:-1]), keys=keys, tensors=tensors)
+        if "ref-only" in flags:  # no llama.cpp oracle: compared with the float64 reference only
+            e["ref_only"] = True
         tok = os.path.join(d, name + ".tokens.json")
         if os.path.exists(tok) and os.path.exists(os.path.join(d, name + ".llama.f32")):
             e["tokens"] = json.load(open(tok, encoding="utf-8"))["tokens"]
@@ -195,14 +241,17 @@ def main():
     ap.add_argument("--llama-src", default=os.environ.get("ONEBIT_LLAMA_SRC", "build/llama.cpp"),
                     help="llama.cpp source tree (tools/llama-src.sh prints it)")
     ap.add_argument("--preset", choices=sorted(PRESETS))
-    ap.add_argument("--arch", choices=["llama", "qwen2"])
-    ap.add_argument("--vocab", choices=["llama-bpe", "llama-spm", "qwen2"])
+    ap.add_argument("--arch", choices=["llama", "qwen2", "gemma", "phi2", "bitnet"])
+    ap.add_argument("--vocab", choices=["llama-bpe", "llama-spm", "qwen2", "gpt-2"])
     ap.add_argument("--template", help="file name under models/templates/ ('none' for no template)")
     ap.add_argument("--n-layer", type=int)
     ap.add_argument("--n-embd", type=int)
     ap.add_argument("--n-ff", type=int)
     ap.add_argument("--n-head", type=int)
     ap.add_argument("--n-head-kv", type=int)
+    ap.add_argument("--head-dim", type=int, help="attention.key_length (default n_embd / n_head)")
+    ap.add_argument("--n-rot", type=int, help="rope.dimension_count (default the head dimension)")
+    ap.add_argument("--hidden-act", help="bitnet.hidden_activation (relu2 or silu; default: no key)")
     ap.add_argument("--tied", dest="tied", action="store_true", default=None,
                     help="no output.weight: the output matrix is token_embd")
     ap.add_argument("--untied", dest="tied", action="store_false")
@@ -259,9 +308,12 @@ def main():
 
     n_layer, n_embd, n_ff = cfg["n_layer"], cfg["n_embd"], cfg["n_ff"]
     n_head, n_head_kv = cfg["n_head"], cfg["n_head_kv"]
-    if n_embd % n_head or n_head % n_head_kv:
+    if (n_embd % n_head and not a.head_dim) or n_head % n_head_kv:
         ap.error("n_embd must be a multiple of n_head, and n_head of n_head_kv")
-    head_dim = n_embd // n_head
+    head_dim = a.head_dim or n_embd // n_head
+    n_rot = a.n_rot or head_dim
+    if arch in ("phi2", "bitnet") and head_dim * n_head != n_embd:
+        ap.error(f"llama.cpp's {arch} needs n_head * head_dim == n_embd")
     wdt = np.float16 if cfg["dtype"] == "f16" else np.float32
 
     tmp = a.out + f".tmp.{os.getpid()}"  # a private name: nothing sees a half-written model
@@ -275,15 +327,25 @@ def main():
     w.add_uint32(K.Attention.HEAD_COUNT.format(arch=arch), n_head)
     w.add_uint32(K.Attention.HEAD_COUNT_KV.format(arch=arch), n_head_kv)
     w.add_float32(K.Rope.FREQ_BASE.format(arch=arch), cfg["rope_theta"])
-    w.add_float32(K.Attention.LAYERNORM_RMS_EPS.format(arch=arch), cfg["eps"])
+    if arch == "phi2":
+        w.add_float32(K.Attention.LAYERNORM_EPS.format(arch=arch), cfg["eps"])
+    else:
+        w.add_float32(K.Attention.LAYERNORM_RMS_EPS.format(arch=arch), cfg["eps"])
     w.add_uint32(K.General.FILE_TYPE, int(gguf.LlamaFileType.MOSTLY_F16 if wdt == np.float16 else gguf.LlamaFileType.ALL_F32))
 
     vocab_path = os.path.join(a.llama_src, "models", f"ggml-vocab-{vocab}.gguf")
     # (the qwen2 vocabulary file has an older Qwen template: the chosen one replaces it)
     n_vocab = copy_tokenizer(w, gguf, vocab_path, skip={K.Tokenizer.CHAT_TEMPLATE} if cfg["template"] else ())
-    if arch == "llama":  # convert_hf_to_gguf.py writes these two for LlamaModel
+    if arch in ("llama", "bitnet"):  # convert_hf_to_gguf.py writes these two for LlamaModel (and BitNet's subclass)
         w.add_uint32(K.LLM.VOCAB_SIZE.format(arch=arch), n_vocab)
-        w.add_uint32(K.Rope.DIMENSION_COUNT.format(arch=arch), head_dim)
+        w.add_uint32(K.Rope.DIMENSION_COUNT.format(arch=arch), n_rot)
+    if arch == "gemma":  # GemmaModel: key and value length (256 in Gemma 2B, not n_embd / n_head)
+        w.add_uint32(K.Attention.KEY_LENGTH.format(arch=arch), head_dim)
+        w.add_uint32(K.Attention.VALUE_LENGTH.format(arch=arch), head_dim)
+    if arch == "phi2":  # Phi2Model: partial rotary; LayerNorm epsilon (not the RMS key)
+        w.add_uint32(K.Rope.DIMENSION_COUNT.format(arch=arch), n_rot)
+    if arch == "bitnet" and a.hidden_act:
+        w.add_string(K.LLM.HIDDEN_ACT.format(arch=arch), a.hidden_act)
     if cfg["template"]:
         with open(os.path.join(a.llama_src, "models", "templates", cfg["template"]), encoding="utf-8") as f:
             w.add_key_value(K.Tokenizer.CHAT_TEMPLATE, f.read(), gguf.GGUFValueType.STRING)
@@ -292,6 +354,8 @@ def main():
     # The current token's own logit grows with the embedding's share of the residual stream (and is
     # 0.8x as large untied): these keep the softmax peaked on it (~0.9) without saturating.
     emb_std = a.emb_std if a.emb_std is not None else (0.55 if cfg["tied"] else 0.7)
+    if arch == "gemma":  # its embeddings are multiplied by sqrt(n_embd) on the way in
+        emb_std /= math.sqrt(n_embd)
     out_gain = a.logit_std / (math.sqrt(n_embd) * emb_std)  # output_norm's scale
 
     def mat(n_out, n_in, std=None):  # GGUF shape {n_in, n_out}
@@ -312,7 +376,12 @@ def main():
     w.add_tensor(T[M.TOKEN_EMBD] + ".weight", emb.astype(wdt))
     w.add_tensor(T[M.OUTPUT_NORM] + ".weight", norm(n_embd, out_gain))
     n_kv = head_dim * n_head_kv
-    for i in range(n_layer):
+    if arch in ("gemma", "phi2", "bitnet"):
+        other_layers(w, arch, n_layer, n_embd, n_ff, head_dim * n_head, n_kv, mat, norm, bias, rng)
+    if arch == "phi2":
+        w.add_tensor(T[M.OUTPUT_NORM] + ".bias", bias(n_embd, 0.1))
+        w.add_tensor(T[M.OUTPUT] + ".bias", bias(n_vocab, 0.5))
+    for i in range(n_layer if arch in ("llama", "qwen2") else 0):
         b = T[M.ATTN_NORM].format(bid=i).rsplit(".", 1)[0]  # "blk.{i}"
         w.add_tensor(f"{b}.attn_norm.weight", norm(n_embd))
         w.add_tensor(f"{b}.attn_q.weight", mat(n_embd, n_embd))

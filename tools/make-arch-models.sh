@@ -47,6 +47,11 @@ base() { # name arch vocab dtype generator-arguments...
     list+=("$name-$dtype $arch $vocab $dtype $name-$dtype")
 }
 
+ref_only() { # base, but no llama.cpp oracle: the file is compared with the float64 reference only
+    base "$@"
+    list[${#list[@]}-1]+=" ref-only"
+}
+
 quant() { # name arch vocab from-variant type [llama-quantize options...]
     local name=$1 arch=$2 vocab=$3 from=$4 type=$5; shift 5
     local lc; lc=$(echo "$type" | tr 'A-Z' 'a-z')
@@ -83,10 +88,25 @@ for t in Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_M Q5_K_M Q6_K F16 BF16; do
     quant llama2 llama llama-spm f32 "$t"
 done
 
+# Gemma 1 (2B style): GeGLU, head dim 256 (2 heads of 256 over n_embd 256), one KV head, tied,
+# SentencePiece vocabulary; F32 and Q4_K_M.
+base gemma gemma llama-spm f32 --n-head 2 --n-head-kv 1 --head-dim 256 --tied --logit-std 3 --seed 21
+quant gemma gemma llama-spm f32 Q4_K_M
+# Phi-2: heads of 80 (n_embd 320: not K-quant rows, so llama-quantize's Q4_K_M mix falls back to
+# Q5_0/Q8_0 there and keeps Q4_K/Q6_K on the 1280-column ffn_down), partial rotary 32 of 80, GPT-2 vocabulary.
+base phi2 phi2 gpt-2 f16 --n-embd 320 --n-ff 1280 --n-head 4 --n-head-kv 4 --n-rot 32 --untied --seed 22
+quant phi2 phi2 gpt-2 f16 Q4_K_M
+# BitNet b1.58 (llama.cpp's `bitnet`, with per-tensor scales): llama.cpp here always runs SiLU, so
+# the file compared with it declares silu; the one without the key (ReLU², as the b1.58 2B4T files)
+# is compared with the float64 reference only (32k vocabulary: cheaper, the vocabulary is not tested there).
+base bitnet bitnet llama-bpe f16 --n-head 4 --n-head-kv 2 --tied --hidden-act silu --seed 23
+ref_only bitnet-relu2 bitnet llama-spm f32 --n-head 4 --n-head-kv 2 --tied --seed 24
+
 # Oracle logits (llama.cpp through node-llama-cpp), one process for all the stale ones.
 oracle=()
 for line in "${list[@]}"; do
     n=${line%% *}
+    [ "${line% ref-only}" = "$line" ] || continue
     f="$D/$n.gguf" o="$D/$n.llama.f32"
     if stale "$o" "$f" tests/oracle/arch-oracle.mjs || [ tests/oracle/llama-logits.mjs -nt "$o" ]; then oracle+=("$f"); fi
 done

@@ -220,6 +220,9 @@ static const layer_tensor LAYER_TENSORS[] = {
     LT("attn_k.weight", T_MAT, D_KD, D_E, wk, N_SPLIT),
     LT("attn_v.weight", T_MAT, D_KD, D_E, wv, N_SPLIT),
     LT("attn_q.bias", T_VEC, D_QD, D_1, bq, N_OPT),
+    LT("attn_q.scale", T_VEC, D_1, D_1, wq_s, N_OPT),
+    LT("attn_k.scale", T_VEC, D_1, D_1, wk_s, N_OPT),
+    LT("attn_v.scale", T_VEC, D_1, D_1, wv_s, N_OPT),
     LT("attn_k.bias", T_VEC, D_KD, D_1, bk, N_OPT),
     LT("attn_v.bias", T_VEC, D_KD, D_1, bv, N_OPT),
     LT("attn_q_norm.weight", T_VEC, D_HD, D_1, q_norm, N_QKNORM),
@@ -227,15 +230,19 @@ static const layer_tensor LAYER_TENSORS[] = {
     LT("attn_sub_norm.weight", T_VEC, D_QD, D_1, attn_sub_norm, N_SUBNORM),
     LT("attn_output.weight", T_MAT, D_E, D_QD, wo, N_ALWAYS),
     LT("attn_output.bias", T_VEC, D_E, D_1, bo, N_OPT),
+    LT("attn_output.scale", T_VEC, D_1, D_1, wo_s, N_OPT),
     LT("ffn_norm.weight", T_VEC, D_E, D_1, ffn_norm, N_SEQ),
     LT("ffn_norm.bias", T_VEC, D_E, D_1, ffn_norm_b, N_SEQ_LN),
     LT("ffn_gate.weight", T_MAT, D_F, D_E, w_gate, N_GATED),
     LT("ffn_gate.bias", T_VEC, D_F, D_1, b_gate, N_OPT),
+    LT("ffn_gate.scale", T_VEC, D_1, D_1, w_gate_s, N_OPT),
     LT("ffn_up.weight", T_MAT, D_F, D_E, w_up, N_ALWAYS),
     LT("ffn_up.bias", T_VEC, D_F, D_1, b_up, N_OPT),
+    LT("ffn_up.scale", T_VEC, D_1, D_1, w_up_s, N_OPT),
     LT("ffn_sub_norm.weight", T_VEC, D_F, D_1, ffn_sub_norm, N_SUBNORM),
     LT("ffn_down.weight", T_MAT, D_E, D_F, w_down, N_ALWAYS),
     LT("ffn_down.bias", T_VEC, D_E, D_1, b_down, N_OPT),
+    LT("ffn_down.scale", T_VEC, D_1, D_1, w_down_s, N_OPT),
 };
 #undef LT
 #define N_LAYER_TENSORS (sizeof LAYER_TENSORS / sizeof *LAYER_TENSORS)
@@ -293,6 +300,8 @@ static ob_status describe(struct ob_model *m) {
     if (L0->bq || L0->bqkv) k += snprintf(buf + k, sizeof buf - (size_t)k, ", q/k/v biases");
     if (L0->bo || L0->b_up || L0->b_down) k += snprintf(buf + k, sizeof buf - (size_t)k, ", output/FFN biases");
     if (hp->sub_norm) k += snprintf(buf + k, sizeof buf - (size_t)k, ", sub-norms");
+    if (L0->wq_s || L0->wo_s || L0->w_up_s || L0->w_down_s)
+        k += snprintf(buf + k, sizeof buf - (size_t)k, ", per-tensor scales");
     if (hp->embd_scale != 1.0f) k += snprintf(buf + k, sizeof buf - (size_t)k, ", embeddings x %.4g", hp->embd_scale);
     snprintf(buf + k, sizeof buf - (size_t)k, "%s", m->tied ? ", tied output" : "");
     if (!(m->desc = dup_str((gguf_str){buf, strlen(buf)}))) return ob_fail(OB_ERR_NOMEM, "out of memory");

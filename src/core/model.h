@@ -73,6 +73,9 @@ typedef struct ob_layer {
     float *ffn_sub_norm;              /* [F] with sub_norm */
     ob_weight *w_down;                /* [E][F] */
     float *b_down;                    /* [E] optional */
+    /* BitNet (llama.cpp's `bitnet`): optional per-tensor scales [1], multiplying a product's
+     * output (before its bias): y = (W x) * s + b. */
+    float *wq_s, *wk_s, *wv_s, *wo_s, *w_gate_s, *w_up_s, *w_down_s;
 } ob_layer;
 
 struct ob_backend;

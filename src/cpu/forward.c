@@ -8,7 +8,7 @@
  *   QK-norm: per-head RMSNorm of q and k;  RoPE on the first n_rot dims of each head (NeoX halves
  *   or adjacent pairs; Llama 3.1 frequency factors; linear position scaling)
  *   k, v -> cache;  a = causal GQA attention;  sub-norm: a = RMSNorm(a)
- *   o = Wo a + bo
+ *   o = Wo a + bo   (BitNet: each product times its optional per-tensor scale before the bias)
  *   sequential block: x += o;  h = norm(x);  x += ffn(h)
  *   parallel block:   x += o + ffn(h)   (the same h as attention)
  *   ffn(h) = Wdown g + bdown,  g = act(Wgate h + bgate) * (Wup h + bup)  (gated)  or  act(Wup h + bup);
@@ -174,9 +174,11 @@ static void add_bias(float *y, const float *b, int n, int len) {
         for (int i = 0; i < len; i++) y[(size_t)t * len + i] += b[i];
 }
 
-/* y = W x + b for n rows. */
-static void linear(const cpu_ctx *c, const ob_weight *w, const float *b, const float *x, float *y, int n) {
+/* y = (W x) * s + b for n rows (s: a per-tensor scale [1], or NULL; b NULL: no bias). */
+static void linear(const cpu_ctx *c, const ob_weight *w, const float *s, const float *b, const float *x, float *y, int n) {
     c->cm->k->matmul(c->cm->kstate, w, x, y, n);
+    if (s)
+        for (size_t i = 0; i < (size_t)n * (size_t)w->rows; i++) y[i] *= s[0];
     add_bias(y, b, n, w->rows);
 }
 
@@ -229,15 +231,15 @@ static void ffn(cpu_ctx *c, const ob_layer *L, const float *h, int n) {
     const ob_hparams *hp = &c->cm->m->hp;
     const int F = hp->n_ff;
     if (hp->ffn_gated) {
-        linear(c, L->w_gate, L->b_gate, h, c->g, n);
-        linear(c, L->w_up, L->b_up, h, c->u, n);
+        linear(c, L->w_gate, L->w_gate_s, L->b_gate, h, c->g, n);
+        linear(c, L->w_up, L->w_up_s, L->b_up, h, c->u, n);
         activate(c, c->g, c->u, (size_t)n * F);
     } else {
-        linear(c, L->w_up, L->b_up, h, c->g, n);
+        linear(c, L->w_up, L->w_up_s, L->b_up, h, c->g, n);
         activate(c, c->g, NULL, (size_t)n * F);
     }
     if (L->ffn_sub_norm) rmsnorm_rows(c->cm->k, c->cm->kstate, c->g, c->g, L->ffn_sub_norm, n, F, hp->norm_eps);
-    linear(c, L->w_down, L->b_down, c->g, c->o, n);
+    linear(c, L->w_down, L->w_down_s, L->b_down, c->g, c->o, n);
 }
 
 static void forward_chunk(cpu_ctx *c, const ob_token *tokens, int n, int pos, float *logits, int all_logits) {
@@ -267,7 +269,7 @@ static void forward_chunk(cpu_ctx *c, const ob_token *tokens, int n, int pos, fl
         if (L->wqkv) {
             /* One fused product, then the rows split into q, k, v. */
             const int W = QD + 2 * KD;
-            linear(c, L->wqkv, L->bqkv, c->h, c->qkv, n);
+            linear(c, L->wqkv, NULL, L->bqkv, c->h, c->qkv, n);
             for (int t = 0; t < n; t++) {
                 const float *r = c->qkv + (size_t)t * W;
                 memcpy(c->q + (size_t)t * QD, r, (size_t)QD * sizeof(float));
@@ -275,9 +277,9 @@ static void forward_chunk(cpu_ctx *c, const ob_token *tokens, int n, int pos, fl
                 memcpy(c->vb + (size_t)t * KD, r + QD + KD, (size_t)KD * sizeof(float));
             }
         } else {
-            linear(c, L->wq, L->bq, c->h, c->q, n);
-            linear(c, L->wk, L->bk, c->h, c->kb, n);
-            linear(c, L->wv, L->bv, c->h, c->vb, n);
+            linear(c, L->wq, L->wq_s, L->bq, c->h, c->q, n);
+            linear(c, L->wk, L->wk_s, L->bk, c->h, c->kb, n);
+            linear(c, L->wv, L->wv_s, L->bv, c->h, c->vb, n);
         }
         for (int t = 0; t < n; t++) {
             const float *cs = c->rope_cos + t * half, *sn = c->rope_sin + t * half;
@@ -305,13 +307,13 @@ static void forward_chunk(cpu_ctx *c, const ob_token *tokens, int n, int pos, fl
         if (L->attn_sub_norm) rmsnorm_rows(K, ks, c->att, c->att, L->attn_sub_norm, n, QD, hp->norm_eps);
         if (hp->parallel) {
             /* Attention and FFN both read h: the FFN's output goes to o after Wo's is added. */
-            linear(c, L->wo, L->bo, c->att, c->o, n);
+            linear(c, L->wo, L->wo_s, L->bo, c->att, c->o, n);
             for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->o[i];
             ffn(c, L, c->h, n);
             for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->o[i];
             continue;
         }
-        linear(c, L->wo, L->bo, c->att, c->o, n);
+        linear(c, L->wo, L->wo_s, L->bo, c->att, c->o, n);
         for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->o[i];
 
         norm_rows(c, c->h, c->x, L->ffn_norm, L->ffn_norm_b, n);
@@ -321,7 +323,7 @@ static void forward_chunk(cpu_ctx *c, const ob_token *tokens, int n, int pos, fl
     /* Output head only where logits are wanted: it is the largest matrix of a small model. */
     int first = all_logits ? 0 : n - 1, n_out = n - first;
     norm_rows(c, c->h, c->x + (size_t)first * E, m->output_norm, m->output_norm_b, n_out);
-    if (logits) linear(c, m->output, m->output_b, c->h, logits, n_out);
+    if (logits) linear(c, m->output, NULL, m->output_b, c->h, logits, n_out);
 }
 
 ob_status cpu_forward(void *cstate, const ob_token *tokens, int n, int pos, float *logits, int all_logits) {

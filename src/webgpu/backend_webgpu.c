@@ -398,6 +398,11 @@ static ob_status wg_model_init(const struct ob_model *m, int n_threads, void **m
     const ob_hparams *hp = &m->hp;
     if (hp->head_dim < 32 || 256 % hp->head_dim)
         return ob_fail(OB_ERR_UNSUPPORTED, "head dimension %d is not supported on the GPU (32, 64, 128 or 256)", hp->head_dim);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const ob_layer *L = &m->layers[l];
+        if (L->wq_s || L->wk_s || L->wv_s || L->wo_s || L->w_gate_s || L->w_up_s || L->w_down_s)
+            return ob_fail(OB_ERR_UNSUPPORTED, "per-tensor weight scales (BitNet's *.scale tensors) are not run on the GPU yet");
+    }
     wg_model *wm = calloc(1, sizeof *wm);
     if (!wm) return ob_fail(OB_ERR_NOMEM, "out of memory");
     wm->m = m;
