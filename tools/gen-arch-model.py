@@ -14,6 +14,7 @@ shape {n_in, n_out} is stored row-major as n_out rows of n_in values.
   --arch llama   Llama 2/3 (RoPE in llama.cpp's "normal" layout: adjacent pairs), optional
                  rope_freqs.weight (Llama 3.1 RoPE frequency factors), untied or tied output
   --arch qwen2   Qwen2/2.5 (RoPE NeoX layout), q/k/v biases, tied or untied output
+  --arch qwen3   Qwen3 (RoPE NeoX layout), no biases, QK-norm (attn_q_norm/attn_k_norm per head)
 
 Random weights are scaled so that activations stay sane and the comparison is robust: matrices
 N(0, 1/n_in), norms 1 + N(0, 0.1^2), embeddings N(0, emb_std^2) large enough that the token's own
@@ -52,6 +53,7 @@ PRESETS = {
 ARCH_DEFAULTS = {
     "llama": dict(rope_theta=500000.0, ctx=131072, eps=1e-5, biases=False),
     "qwen2": dict(rope_theta=1000000.0, ctx=32768, eps=1e-6, biases=True),
+    "qwen3": dict(rope_theta=1000000.0, ctx=40960, eps=1e-6, biases=False),
 }
 VOCAB_DEFAULTS = {  # Llama 2 (SentencePiece) has its own RoPE base and context
     "llama-spm": dict(rope_theta=10000.0, ctx=4096),
@@ -195,7 +197,7 @@ def main():
     ap.add_argument("--llama-src", default=os.environ.get("ONEBIT_LLAMA_SRC", "build/llama.cpp"),
                     help="llama.cpp source tree (tools/llama-src.sh prints it)")
     ap.add_argument("--preset", choices=sorted(PRESETS))
-    ap.add_argument("--arch", choices=["llama", "qwen2"])
+    ap.add_argument("--arch", choices=["llama", "qwen2", "qwen3"])
     ap.add_argument("--vocab", choices=["llama-bpe", "llama-spm", "qwen2"])
     ap.add_argument("--template", help="file name under models/templates/ ('none' for no template)")
     ap.add_argument("--n-layer", type=int)
@@ -284,6 +286,9 @@ def main():
     if arch == "llama":  # convert_hf_to_gguf.py writes these two for LlamaModel
         w.add_uint32(K.LLM.VOCAB_SIZE.format(arch=arch), n_vocab)
         w.add_uint32(K.Rope.DIMENSION_COUNT.format(arch=arch), head_dim)
+    if arch == "qwen3":  # convert_hf_to_gguf.py writes head_dim for Qwen3 (it need not be n_embd/n_head)
+        w.add_uint32(K.Attention.KEY_LENGTH.format(arch=arch), head_dim)
+        w.add_uint32(K.Attention.VALUE_LENGTH.format(arch=arch), head_dim)
     if cfg["template"]:
         with open(os.path.join(a.llama_src, "models", "templates", cfg["template"]), encoding="utf-8") as f:
             w.add_key_value(K.Tokenizer.CHAT_TEMPLATE, f.read(), gguf.GGUFValueType.STRING)
@@ -322,6 +327,9 @@ def main():
             w.add_tensor(f"{b}.attn_q.bias", bias(n_embd, 0.5))
             w.add_tensor(f"{b}.attn_k.bias", bias(n_kv, 0.5))
             w.add_tensor(f"{b}.attn_v.bias", bias(n_kv, 0.2))
+        if arch == "qwen3":  # per-head RMSNorm of q and k before RoPE
+            w.add_tensor(f"{b}.attn_q_norm.weight", norm(head_dim))
+            w.add_tensor(f"{b}.attn_k_norm.weight", norm(head_dim))
         w.add_tensor(f"{b}.attn_output.weight", mat(n_embd, n_embd))
         w.add_tensor(f"{b}.ffn_norm.weight", norm(n_embd))
         w.add_tensor(f"{b}.ffn_gate.weight", mat(n_ff, n_embd))
