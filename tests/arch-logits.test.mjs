@@ -4,7 +4,8 @@
 // The files come from tools/make-arch-models.sh (BUILD/models/arch/manifest.json): random-weight
 // `llama` (Llama 2 SentencePiece, Llama 3 BPE with and without rope_freqs.weight) and `qwen2` (q/k/v
 // biases, tied and untied) models with real vocabularies, in F32/F16 and quantised by llama.cpp's own
-// llama-quantize to F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_M, Q5_K_M, Q6_K. Next to each file
+// llama-quantize to F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_M, Q5_K_M, Q6_K, and pure (every
+// matrix) Q2_0, TQ1_0, TQ2_0, Q2_K, Q3_K_S; a Qwen3-shaped F32 file and its pure Q2_0. Next to each file
 // the script caches the oracle: llama.cpp's logits (node-llama-cpp's CPU build) for a teacher-forced
 // token list made with the file's own vocabulary (tests/oracle/arch-oracle.mjs). The existing Qwen3
 // test model (build/models/tiny.gguf, Q1_0) is one more entry, its oracle computed here (and cached
@@ -37,7 +38,12 @@ const ONEBIT_TIMEOUT_MS = 120_000; // one `onebit logits` run (24 tokens; the sc
 const ORACLE_TIMEOUT_MS = 180_000; // one llama.cpp run through node-llama-cpp
 const REL_TOL = 0.05;
 const TOP1_MIN = 0.9;
-const ALL_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"];
+const ALL_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K",
+  "Q2_0", "TQ1_0", "TQ2_0", "Q2_K", "Q3_K"];
+// Pure 2- and 3-bit files of random Gaussian weights (token_embd and output included) are far from
+// their F32 base in llama.cpp itself (relative RMS 0.4-1.3: ternary codes of a Gaussian): for them
+// the near-base check asks only that they differ; onebit is held to llama.cpp's logits all the same.
+const FAR_FROM_BASE = new Set(["q2_0", "tq1_0", "tq2_0", "q2_k", "q3_k_s"]);
 
 const tmp = mkdtempSync(join(tmpdir(), "onebit-arch-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
@@ -134,13 +140,13 @@ before(() => {
 
 test("the architecture test models exist (tools/make-arch-models.sh)", () => {
   assert.ok(manifest, `${MANIFEST} missing: run bash tools/make-arch-models.sh`);
-  assert.ok(manifest.length >= 25, `only ${manifest.length} files in the manifest`);
+  assert.ok(manifest.length >= 32, `only ${manifest.length} files in the manifest`);
 });
 
 test("every common GGUF weight type appears in some tensor of some file", { skip: !manifest }, () => {
   const seen = new Set(manifest.flatMap((e) => e.types));
   assert.deepEqual(ALL_TYPES.filter((t) => !seen.has(t)), [], "types missing from the test files");
-  for (const [arch, vocab] of [["llama", "llama-bpe"], ["llama", "llama-spm"], ["qwen2", "qwen2"]])
+  for (const [arch, vocab] of [["llama", "llama-bpe"], ["llama", "llama-spm"], ["qwen2", "qwen2"], ["qwen3", "llama-spm"]])
     assert.ok(manifest.some((e) => e.arch === arch && e.vocab === vocab), `no ${arch} file with the ${vocab} vocabulary`);
   assert.ok(manifest.some((e) => e.rope_freqs) && manifest.some((e) => e.arch === "llama" && !e.rope_freqs));
   assert.ok(manifest.some((e) => e.arch === "qwen2" && e.tied) && manifest.some((e) => e.arch === "qwen2" && !e.tied));
@@ -190,7 +196,8 @@ test("llama.cpp: each quantised file stays near its F32/F16 base, and is not ide
   for (const e of withOracle.filter((x) => !x.harness && x.base !== x.file && byName.has(x.base.replace(/\.gguf$/, "")))) {
     const a = oracle(e), b = oracle(byName.get(e.base.replace(/\.gguf$/, "")));
     const c = compare(a.logits, b.logits, a.tokens.length, a.nVocab);
-    assert.ok(c.meanRel > 1e-4 && c.meanRel < 0.4, `${e.name} vs ${e.base}: relative RMS ${c.meanRel.toFixed(4)}`);
+    assert.ok(c.meanRel > 1e-4 && (FAR_FROM_BASE.has(e.variant) || c.meanRel < 0.4),
+      `${e.name} vs ${e.base}: relative RMS ${c.meanRel.toFixed(4)}`);
     notes.push(`${e.variant} ${c.meanRel.toFixed(3)}`);
   }
   t.diagnostic(`relative RMS against the base: ${notes.join(", ")}`);

@@ -80,6 +80,11 @@ static int type_geom(uint32_t type, int *blk, int *bytes) {
     case GGML_Q5_K: *blk = 256; *bytes = 176; return 0;
     case GGML_Q6_K: *blk = 256; *bytes = 210; return 0;
     case GGML_Q1_0: *blk = 128; *bytes = 18; return 0;
+    case GGML_Q2_0: *blk = 64; *bytes = 18; return 0;
+    case GGML_TQ1_0: *blk = 256; *bytes = 54; return 0;
+    case GGML_TQ2_0: *blk = 256; *bytes = 66; return 0;
+    case GGML_Q2_K: *blk = 256; *bytes = 84; return 0;
+    case GGML_Q3_K: *blk = 256; *bytes = 110; return 0;
     default: return -1;
     }
 }
@@ -191,6 +196,68 @@ static void decode_block(uint32_t type, const uint8_t *p, double *out) {
         /* Blocks of 128: fp16 scale d, then 16 bytes of signs; bit j%8 of byte j/8 set = +d. */
         double d = half_to_double(le16(p));
         for (int j = 0; j < 128; j++) out[j] = (p[2 + j / 8] >> (j % 8)) & 1 ? d : -d;
+        break;
+    }
+    case GGML_Q2_0: {
+        /* Blocks of 64: fp16 scale d, then 16 bytes of 2-bit codes, four a byte from the low bits
+         * up; code c means (c - 1) * d. */
+        double d = half_to_double(le16(p));
+        for (int j = 0; j < 64; j++) out[j] = d * (int)((p[2 + j / 4] >> (2 * (j % 4))) & 3) - d;
+        break;
+    }
+    case GGML_TQ2_0: {
+        /* 64 bytes of 2-bit codes, then fp16 d. Element e: byte 32 (e / 128) + e % 32, bit pair
+         * (e % 128) / 32; code c means (c - 1) * d. */
+        double d = half_to_double(le16(p + 64));
+        for (int e = 0; e < 256; e++) {
+            int c = (p[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+            out[e] = d * (c - 1);
+        }
+        break;
+    }
+    case GGML_TQ1_0: {
+        /* 48 bytes of 5 trits, 4 bytes of 4 trits, fp16 d. A byte b stores its trits t0 t1 .. as
+         * the fraction ceil(256 * (t0 t1 t2 t3 t4)_3 / 243): trit k is floor(3 * frac(b * 3^k / 256)),
+         * i.e. digits of the base-3 expansion of b / 256. Elements: bytes 0..31 give e = 32 k + i,
+         * bytes 32..47 give e = 160 + 16 k + i, bytes 48..51 give e = 240 + 4 k + i. */
+        double d = half_to_double(le16(p + 52));
+        for (int e = 0; e < 256; e++) {
+            int byte, k;
+            if (e < 160) { byte = e % 32; k = e / 32; }
+            else if (e < 240) { byte = 32 + (e - 160) % 16; k = (e - 160) / 16; }
+            else { byte = 48 + (e - 240) % 4; k = (e - 240) / 4; }
+            unsigned v = p[byte];
+            for (int i = 0; i < k; i++) v = (v * 3) % 256; /* the fraction after k digits */
+            out[e] = d * ((int)(v * 3 / 256) - 1);
+        }
+        break;
+    }
+    case GGML_Q2_K: {
+        /* 16 bytes of (scale, min) nibble pairs, 64 bytes of 2-bit codes, fp16 d, fp16 dmin.
+         * Element e: half h = e / 128, bit pair (e % 128) / 32, byte 32 h + e % 32; its 16-element
+         * group g = e / 16 takes scale byte g. w = d * sc * c - dmin * m. */
+        double d = half_to_double(le16(p + 80)), dmin = half_to_double(le16(p + 82));
+        for (int e = 0; e < 256; e++) {
+            int c = (p[16 + 32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+            int g = e / 16;
+            out[e] = d * (p[g] & 15) * c - dmin * (p[g] >> 4);
+        }
+        break;
+    }
+    case GGML_Q3_K: {
+        /* hmask[32], qs[64] (2-bit codes placed as Q2_K), 12 scale bytes, fp16 d. Element e: low
+         * code as Q2_K, high bit = bit (e / 32) of hmask[e % 32] (clear means subtract 4); the 6-bit
+         * scale of group g = e / 16 is nibble (g / 8) of byte g % 8 plus bits 2 (g / 4) of byte
+         * 8 + g % 4 as bits 4..5, minus 32. */
+        const uint8_t *hm = p, *qs = p + 32, *sc = p + 96;
+        double d = half_to_double(le16(p + 108));
+        for (int e = 0; e < 256; e++) {
+            int c = (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+            if (!((hm[e % 32] >> (e / 32)) & 1)) c -= 4;
+            int g = e / 16;
+            int s = ((sc[g % 8] >> (4 * (g / 8))) & 15) | ((sc[8 + g % 4] >> (2 * (g / 4))) & 3) << 4;
+            out[e] = d * (s - 32) * c;
+        }
         break;
     }
     }

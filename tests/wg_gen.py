@@ -9,9 +9,9 @@ llama.cpp's gguf-py (tools/llama-src.sh) and numpy, independent of onebit's C co
 
 vectors: for each type a record {name, type id, rows, cols, block bytes, dequantised floats}.
 Types gguf-py quantises (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, BF16, F16) are quantised from random
-floats; the K types (gguf-py only dequantises them) and Q1_0 (onebit's, not in gguf-py: decoded
-here from its definition in src/core/quant.h) are random bytes with sane f16 scales, decoded by
-gguf-py. Output format (little-endian): u32 count, then per record u32 name length, name, u32
+floats, and so are TQ1_0 and TQ2_0; the K types (gguf-py only dequantises them) are random bytes with
+sane f16 scales, decoded by gguf-py; Q1_0 and Q2_0 (gguf-py has no codec for them) are random bytes
+decoded here from llama.cpp's dequantize_row_q1_0 / _q2_0 (ggml-quants.c). Output format (little-endian): u32 count, then per record u32 name length, name, u32
 type, rows, cols, nbytes, the bytes (padded to 4), rows*cols f32.
 """
 import os
@@ -28,6 +28,7 @@ from gguf import quants  # noqa: E402
 
 Q = gguf.GGMLQuantizationType
 Q1_0 = 41
+Q2_0 = 42
 
 
 def f16_bits(rng, n, lo=-6, hi=-3):
@@ -59,14 +60,29 @@ def q1_dequant(b):
     return (bits * 2 - 1) * d
 
 
+def q2_dequant(b):
+    """Q2_0 blocks (18 bytes: f16 d, 16 bytes of 2-bit codes, element j at bits 2 (j % 4) of byte
+    j / 4) to (code - 1) * d."""
+    d = b[:, 0:2].copy().view(np.float16).astype(np.float32).reshape(-1, 1)
+    codes = (b[:, 2:18, None] >> np.array([0, 2, 4, 6], dtype=np.uint8)) & 3
+    return (codes.reshape(len(b), 64).astype(np.float32) - 1) * d
+
+
 def vectors(out):
     rng = np.random.default_rng(7)
     rows = 12
     recs = []
     for name, qt, cols in [('f32', Q.F32, 64), ('f16', Q.F16, 64), ('bf16', Q.BF16, 64), ('q8_0', Q.Q8_0, 96),
                            ('q4_0', Q.Q4_0, 96), ('q4_1', Q.Q4_1, 96), ('q5_0', Q.Q5_0, 96), ('q5_1', Q.Q5_1, 96),
-                           ('q4_K', Q.Q4_K, 512), ('q5_K', Q.Q5_K, 512), ('q6_K', Q.Q6_K, 512), ('q1_0', Q1_0, 256)]:
-        if qt == Q1_0:
+                           ('q4_K', Q.Q4_K, 512), ('q5_K', Q.Q5_K, 512), ('q6_K', Q.Q6_K, 512), ('q1_0', Q1_0, 256),
+                           ('q2_0', Q2_0, 192), ('tq1_0', Q.TQ1_0, 512), ('tq2_0', Q.TQ2_0, 512)]:
+        if qt == Q2_0:
+            nb = rows * cols // 64
+            b = rng.integers(0, 256, (nb, 18), dtype=np.uint8)
+            b[:, 0:2] = f16_bits(rng, nb).view(np.uint8).reshape(-1, 2)
+            vals = q2_dequant(b).reshape(rows, cols)
+            raw = b.reshape(rows, -1)
+        elif qt == Q1_0:
             nb = rows * cols // 128
             b = rng.integers(0, 256, (nb, 18), dtype=np.uint8)
             b[:, 0:2] = f16_bits(rng, nb).view(np.uint8).reshape(-1, 2)

@@ -20,6 +20,7 @@ shape {n_in, n_out} is stored row-major as n_out rows of n_in values.
                  with biases, output + bias, partial rotary --n-rot)
   --arch bitnet  BitNet b1.58 (attn_sub_norm, ffn_sub_norm, per-tensor *.scale tensors [1] on every
                  product, tied; --hidden-act writes bitnet.hidden_activation)
+  --arch qwen3   Qwen3 (RoPE NeoX layout), no biases, QK-norm (attn_q_norm/attn_k_norm per head)
 
 Random weights are scaled so that activations stay sane and the comparison is robust: matrices
 N(0, 1/n_in), norms 1 + N(0, 0.1^2), embeddings N(0, emb_std^2) large enough that the token's own
@@ -61,6 +62,7 @@ ARCH_DEFAULTS = {
     "gemma": dict(rope_theta=10000.0, ctx=8192, eps=1e-6, biases=False),
     "phi2": dict(rope_theta=10000.0, ctx=2048, eps=1e-5, biases=True),
     "bitnet": dict(rope_theta=500000.0, ctx=4096, eps=1e-5, biases=False),
+    "qwen3": dict(rope_theta=1000000.0, ctx=40960, eps=1e-6, biases=False),
 }
 VOCAB_DEFAULTS = {  # Llama 2 (SentencePiece) has its own RoPE base and context
     "llama-spm": dict(rope_theta=10000.0, ctx=4096),
@@ -241,7 +243,7 @@ def main():
     ap.add_argument("--llama-src", default=os.environ.get("ONEBIT_LLAMA_SRC", "build/llama.cpp"),
                     help="llama.cpp source tree (tools/llama-src.sh prints it)")
     ap.add_argument("--preset", choices=sorted(PRESETS))
-    ap.add_argument("--arch", choices=["llama", "qwen2", "gemma", "phi2", "bitnet"])
+    ap.add_argument("--arch", choices=["llama", "qwen2", "qwen3", "gemma", "phi2", "bitnet"])
     ap.add_argument("--vocab", choices=["llama-bpe", "llama-spm", "qwen2", "gpt-2"])
     ap.add_argument("--template", help="file name under models/templates/ ('none' for no template)")
     ap.add_argument("--n-layer", type=int)
@@ -346,6 +348,9 @@ def main():
         w.add_uint32(K.Rope.DIMENSION_COUNT.format(arch=arch), n_rot)
     if arch == "bitnet" and a.hidden_act:
         w.add_string(K.LLM.HIDDEN_ACT.format(arch=arch), a.hidden_act)
+    if arch == "qwen3":  # convert_hf_to_gguf.py writes head_dim for Qwen3 (it need not be n_embd/n_head)
+        w.add_uint32(K.Attention.KEY_LENGTH.format(arch=arch), head_dim)
+        w.add_uint32(K.Attention.VALUE_LENGTH.format(arch=arch), head_dim)
     if cfg["template"]:
         with open(os.path.join(a.llama_src, "models", "templates", cfg["template"]), encoding="utf-8") as f:
             w.add_key_value(K.Tokenizer.CHAT_TEMPLATE, f.read(), gguf.GGUFValueType.STRING)
@@ -381,7 +386,7 @@ def main():
     if arch == "phi2":
         w.add_tensor(T[M.OUTPUT_NORM] + ".bias", bias(n_embd, 0.1))
         w.add_tensor(T[M.OUTPUT] + ".bias", bias(n_vocab, 0.5))
-    for i in range(n_layer if arch in ("llama", "qwen2") else 0):
+    for i in range(n_layer if arch in ("llama", "qwen2", "qwen3") else 0):
         b = T[M.ATTN_NORM].format(bid=i).rsplit(".", 1)[0]  # "blk.{i}"
         w.add_tensor(f"{b}.attn_norm.weight", norm(n_embd))
         w.add_tensor(f"{b}.attn_q.weight", mat(n_embd, n_embd))
@@ -391,6 +396,9 @@ def main():
             w.add_tensor(f"{b}.attn_q.bias", bias(n_embd, 0.5))
             w.add_tensor(f"{b}.attn_k.bias", bias(n_kv, 0.5))
             w.add_tensor(f"{b}.attn_v.bias", bias(n_kv, 0.2))
+        if arch == "qwen3":  # per-head RMSNorm of q and k before RoPE
+            w.add_tensor(f"{b}.attn_q_norm.weight", norm(head_dim))
+            w.add_tensor(f"{b}.attn_k_norm.weight", norm(head_dim))
         w.add_tensor(f"{b}.attn_output.weight", mat(n_embd, n_embd))
         w.add_tensor(f"{b}.ffn_norm.weight", norm(n_embd))
         w.add_tensor(f"{b}.ffn_gate.weight", mat(n_ff, n_embd))

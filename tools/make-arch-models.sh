@@ -87,6 +87,15 @@ quant qwen2-untied qwen2 qwen2 f16 Q4_K_M
 for t in Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_M Q5_K_M Q6_K F16 BF16; do
     quant llama2 llama llama-spm f32 "$t"
 done
+# The 2-bit and ternary types on the same vocabulary, pure (every matrix, token_embd and output
+# included, has the type): Q2_0 (Ternary-Bonsai's format), TQ1_0, TQ2_0, and the K-quants Q2_K, Q3_K.
+for t in Q2_0 TQ1_0 TQ2_0 Q2_K Q3_K_S; do
+    quant llama2 llama llama-spm f32 "$t" --pure
+done
+# Qwen3-shaped (QK-norm, NeoX RoPE, tied) on the 32000-token vocabulary, F32 and pure Q2_0 (logits
+# std 3: with QK-norm and a tied output the softmax would saturate at 4).
+base qwen3 qwen3 llama-spm f32 --n-head 4 --n-head-kv 2 --tied --logit-std 3 --seed 15
+quant qwen3 qwen3 llama-spm f32 Q2_0 --pure
 
 # Gemma 1 (2B style): GeGLU, head dim 256 (2 heads of 256 over n_embd 256), one KV head, tied,
 # SentencePiece vocabulary; F32 and Q4_K_M.

@@ -270,6 +270,12 @@ static int parse(gguf_file *g, char *err, size_t errlen) {
         if (!ti && t->type < GGML_TYPE_COUNT)
             return cfail(&c, "unsupported tensor type %u of '%.*s' (a ggml type onebit cannot read)", t->type, nl,
                          t->name.ptr);
+        /* PrismML's llama.cpp fork numbers its own formats above ggml's: named, so that a user
+         * of such a file learns why (upstream's Q2_0 is the ternary format onebit runs). */
+        if (t->type == GGUF_PRISM_PQ2_0 || t->type == GGUF_PRISM_PTQ1_0)
+            return cfail(&c, "unsupported tensor type %s (%u) of '%.*s': a type of PrismML's llama.cpp fork, not of "
+                         "ggml (onebit reads upstream Q2_0 and TQ1_0)", t->type == GGUF_PRISM_PQ2_0 ? "PQ2_0" : "PTQ1_0",
+                         t->type, nl, t->name.ptr);
         if (!ti) return cfail(&c, "tensor '%.*s' has unknown type %u", nl, t->name.ptr, t->type);
         if (t->ne[0] % ti->blck != 0)
             return cfail(&c, "tensor '%.*s': row length %llu is not a multiple of the %s block size %u", nl,

@@ -28,6 +28,8 @@ enum ggml_type {
     GGML_F64 = 28, GGML_BF16 = 30, GGML_TQ1_0 = 34, GGML_TQ2_0 = 35, GGML_Q1_0 = 41, GGML_Q2_0 = 42,
     GGML_TYPE_COUNT = 43
 };
+/* Tensor types of PrismML's llama.cpp fork only (refused by name). */
+enum { GGUF_PRISM_PQ2_0 = 142, GGUF_PRISM_PTQ1_0 = 143 };
 
 typedef struct gguf_type_info {
     const char *name;   /* NULL for unknown ids */

@@ -337,6 +337,14 @@ ob_status model_load(struct ob_model *m, const ob_model_params *p) {
         m->hp.n_vocab = (int)tok_n_vocab(m->tok);
         return OB_OK;
     }
+    /* prism.hadamard.* marks weights stored Hadamard-rotated by PrismML's llama.cpp fork: the
+     * rotation is not in the tensors, so running them as plain matrices would be silently wrong. */
+    for (uint64_t i = 0; i < m->file.n_kv; i++) {
+        const gguf_str k = m->file.kv[i].key;
+        if (k.len >= 15 && memcmp(k.ptr, "prism.hadamard.", 15) == 0)
+            return ob_fail(OB_ERR_UNSUPPORTED, "unsupported metadata key '%.*s': PrismML's Hadamard-rotated weights "
+                           "(a llama.cpp fork's format) are not supported", (int)(k.len > 64 ? 64 : k.len), k.ptr);
+    }
     const ob_family *fam = ob_family_find(m->arch, strlen(m->arch));
     if (!arch_clean || !fam)
         return ob_fail(OB_ERR_UNSUPPORTED, "architecture '%.32s' is not supported (onebit runs %s)", m->arch,

@@ -17,8 +17,9 @@
  * (quant.h: F32, F16, BF16, Q8_0, Q4_0 ... Q6_K, TQ1_0, TQ2_0, Q2_0) are multiplied by rows split
  * over the threads: each thread decodes a row with the type's reference dequantisation into its own
  * float buffer, then takes the float dot with every token's activations (16 partial sums, which the
- * compiler vectorises), so a row is decoded once per product however many tokens there are. No
- * SIMD decoding per type yet. Every job is a parallel loop whose items any thread may
+ * compiler vectorises), so a row is decoded once per product however many tokens there are. Q2_0
+ * and TQ2_0 rows are decoded by the ISA's SIMD decoder where it has one (AVX2, AVX-512: equal to the
+ * table's row bit for bit, so the results are the same); the other types by the table. Every job is a parallel loop whose items any thread may
  * take (threadpool.h), and each item is computed the same way whoever takes it: results do not
  * depend on the number of threads. This backend is not the specification: backend_scalar.c is,
  * and the tests compare against it.
@@ -249,7 +250,7 @@ static void cpuk_gemm_run(void *arg, int begin, int end, int ith) {
 /* Other weight types: a row decoded into the thread's buffer, then a float dot per token. */
 typedef struct cpuk_rowdot_job {
     const ob_weight *w;
-    const ob_type_row *tr;
+    void (*dequant)(const void *src, float *dst, size_t n); /* the table's row, or the ISA's equal one */
     float *const *buf;                     /* [nth][cols] */
     const float *x;                        /* [n][cols] */
     float *y;                              /* [n][rows] */
@@ -273,7 +274,7 @@ static void cpuk_rowdot_run(void *arg, int begin, int end, int ith) {
     const ob_weight *w = j->w;
     float *buf = j->buf[ith];
     for (int r = begin; r < end; r++) {
-        j->tr->dequant(w->data + (size_t)r * w->row_bytes, buf, (size_t)w->cols);
+        j->dequant(w->data + (size_t)r * w->row_bytes, buf, (size_t)w->cols);
         for (int t = 0; t < j->n; t++)
             j->y[(size_t)t * w->rows + r] = cpuk_dot_f32(buf, j->x + (size_t)t * w->cols, w->cols);
     }
@@ -285,7 +286,10 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
     pthread_mutex_lock(&s->mu);
     if (!pw || !pw->data) {
         /* The loader admits only types with a row; max_cols covers every weight of the model. */
-        cpuk_rowdot_job j = {w, ob_type_find(w->type), s->row_buf, x, y, n};
+        void (*dq)(const void *, float *, size_t) = ob_type_find(w->type)->dequant;
+        if (w->type == GGML_Q2_0 && s->isa->dq_q2_0) dq = s->isa->dq_q2_0;
+        if (w->type == GGML_TQ2_0 && s->isa->dq_tq2_0) dq = s->isa->dq_tq2_0;
+        cpuk_rowdot_job j = {w, dq, s->row_buf, x, y, n};
         if (w->cols <= s->max_cols) tp_for(s->pool, w->rows, cpuk_chunk(s, w->rows, 8), cpuk_rowdot_run, &j);
         else scalar_matmul(NULL, w, x, y, n); /* not a weight of this model: the reference */
         pthread_mutex_unlock(&s->mu);

@@ -272,6 +272,45 @@ static void avx2_f32_to_f16(uint16_t *dst, const float *src, size_t n) {
     ck_f32_to_f16_generic(dst + i, src + i, n - i);
 }
 
+/* Q2_0 rows (blocks of 64 in 18 bytes: f16 d, 16 bytes of 2-bit codes, four a byte from the low
+ * bits up): (q - 1) * d, 8 elements (2 code bytes) a step: the 16-bit pair broadcast, shifted by
+ * 0, 2 .. 14 and masked. The product is the reference's one rounding: equal bit for bit. */
+static void avx2_dq_q2_0(const void *src, float *dst, size_t n) {
+    const uint8_t *p = src;
+    const __m256i sh = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), three = _mm256_set1_epi32(3),
+                  one = _mm256_set1_epi32(1);
+    for (size_t b = 0; b < n / 64; b++, p += 18, dst += 64) {
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss((uint16_t)(p[0] | p[1] << 8)));
+        for (int i = 0; i < 8; i++) {
+            const __m256i v = _mm256_set1_epi32(p[2 + 2 * i] | p[3 + 2 * i] << 8);
+            const __m256i q = _mm256_sub_epi32(_mm256_and_si256(_mm256_srlv_epi32(v, sh), three), one);
+            _mm256_storeu_ps(dst + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+        }
+    }
+}
+
+/* TQ2_0 rows (blocks of 256 in 66 bytes: qs[64], f16 d; each 32 bytes hold 128 elements, four
+ * groups of 32 at shifts 0, 2, 4, 6): (q - 1) * d, 8 code bytes widened a step. */
+static void avx2_dq_tq2_0(const void *src, float *dst, size_t n) {
+    const uint8_t *p = src;
+    const __m256i one = _mm256_set1_epi32(1);
+    for (size_t b = 0; b < n / 256; b++, p += 66) {
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss((uint16_t)(p[64] | p[65] << 8)));
+        for (int j = 0; j < 64; j += 32) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + j));
+            for (int s = 0; s < 8; s += 2, dst += 32) {
+                const __m256i c = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(s)), _mm256_set1_epi8(3));
+                const __m128i lo = _mm256_castsi256_si128(c), hi = _mm256_extracti128_si256(c, 1);
+                const __m128i part[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+                for (int k = 0; k < 4; k++) {
+                    const __m256i q = _mm256_sub_epi32(_mm256_cvtepu8_epi32(part[k]), one);
+                    _mm256_storeu_ps(dst + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+                }
+            }
+        }
+    }
+}
+
 #endif
 
 #ifdef AVX2_ON
@@ -285,6 +324,8 @@ const ck_isa ck_isa_avx2 = {
     .swiglu = avx2_swiglu,
     .f16_to_f32 = avx2_f16_to_f32,
     .f32_to_f16 = avx2_f32_to_f16,
+    .dq_q2_0 = avx2_dq_q2_0,
+    .dq_tq2_0 = avx2_dq_tq2_0,
 };
 #else
 const ck_isa ck_isa_avx2 = {.name = "avx2", .compiled = 0};

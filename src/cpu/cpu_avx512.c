@@ -478,6 +478,44 @@ static void avx512_f32_to_f16(uint16_t *dst, const float *src, size_t n) {
     ck_f32_to_f16_generic(dst + i, src + i, n - i);
 }
 
+/* Q2_0 rows (blocks of 64 in 18 bytes: f16 d, 16 bytes of 2-bit codes, four a byte from the low
+ * bits up): (q - 1) * d, 16 elements (4 code bytes) a step: the 32-bit word broadcast, shifted by
+ * 0, 2 .. 30 and masked. The product is the reference's one rounding: equal bit for bit. */
+static void avx512_dq_q2_0(const void *src, float *dst, size_t n) {
+    const uint8_t *p = src;
+    const __m512i sh = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30),
+                  three = _mm512_set1_epi32(3), one = _mm512_set1_epi32(1);
+    for (size_t b = 0; b < n / 64; b++, p += 18, dst += 64) {
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss((uint16_t)(p[0] | p[1] << 8)));
+        for (int i = 0; i < 4; i++) {
+            const uint8_t *c = p + 2 + 4 * i;
+            const __m512i v = _mm512_set1_epi32((int)((uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 |
+                                                      (uint32_t)c[3] << 24));
+            const __m512i q = _mm512_sub_epi32(_mm512_and_si512(_mm512_srlv_epi32(v, sh), three), one);
+            _mm512_storeu_ps(dst + 16 * i, _mm512_mul_ps(_mm512_cvtepi32_ps(q), d));
+        }
+    }
+}
+
+/* TQ2_0 rows (blocks of 256 in 66 bytes: qs[64], f16 d; each 32 bytes hold 128 elements, four
+ * groups of 32 at shifts 0, 2, 4, 6): (q - 1) * d, 16 code bytes widened a step. */
+static void avx512_dq_tq2_0(const void *src, float *dst, size_t n) {
+    const uint8_t *p = src;
+    const __m512i one = _mm512_set1_epi32(1);
+    const __m128i three = _mm_set1_epi8(3);
+    for (size_t b = 0; b < n / 256; b++, p += 66)  {
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss((uint16_t)(p[64] | p[65] << 8)));
+        for (int j = 0; j < 64; j += 32)
+            for (int s = 0; s < 8; s += 2)
+                for (int h = 0; h < 32; h += 16, dst += 16) {
+                    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + j + h));
+                    const __m128i c = _mm_and_si128(_mm_srl_epi16(v, _mm_cvtsi32_si128(s)), three);
+                    const __m512i q = _mm512_sub_epi32(_mm512_cvtepu8_epi32(c), one);
+                    _mm512_storeu_ps(dst, _mm512_mul_ps(_mm512_cvtepi32_ps(q), d));
+                }
+    }
+}
+
 #endif
 
 #ifdef AVX512_ON
@@ -492,6 +530,8 @@ const ck_isa ck_isa_avx512 = {
     .swiglu = avx512_swiglu,
     .f16_to_f32 = avx512_f16_to_f32,
     .f32_to_f16 = avx512_f32_to_f16,
+    .dq_q2_0 = avx512_dq_q2_0,
+    .dq_tq2_0 = avx512_dq_tq2_0,
 };
 #else
 const ck_isa ck_isa_avx512 = {.name = "avx512", .compiled = 0};

@@ -81,6 +81,10 @@ typedef struct ck_isa {
      * half <-> float for n values, rounding to nearest even. */
     void (*f16_to_f32)(float *dst, const uint16_t *src, size_t n);
     void (*f32_to_f16)(uint16_t *dst, const float *src, size_t n);
+    /* Optional (NULL: the type table's row, quant.h): the row decoders of Q2_0 and TQ2_0, which
+     * these must equal bit for bit (finite scales): n elements of src (a multiple of the block). */
+    void (*dq_q2_0)(const void *src, float *dst, size_t n);
+    void (*dq_tq2_0)(const void *src, float *dst, size_t n);
 } ck_isa;
 
 #define CK_ATTN_MAXQ 16

@@ -155,6 +155,7 @@ typedef struct spec {
     uint32_t t_type;        /* T_TYPE */
     int tok;                /* enum tok_act */
     int extra;              /* 1: add an unknown key and an extra tensor (both legal) */
+    const char *extra_key;  /* a u32 key added as is (e.g. a fork's marker) */
 } spec;
 
 static spec base_spec(void) {
@@ -411,6 +412,7 @@ static int build(const spec *s, uint8_t **out, size_t *len) {
     rc |= w_f32(w, s, "qwen3.attention.layer_norm_rms_epsilon", 1e-6f);
     if (find_mut(s, "general.alignment")) rc |= w_u32(w, s, "general.alignment", 32);
     rc |= add_tokenizer(w, s);
+    if (s->extra_key) rc |= gguf_w_u32(w, s->extra_key, 64);
     if (s->extra) {
         rc |= gguf_w_str(w, "tokenizer.chat_template", "{% for m in messages %}{{ m.content }}{% endfor %}");
         rc |= gguf_w_u64(w, "general.file_type", 40);
@@ -1244,6 +1246,53 @@ static int write_seeds(const char *dir) {
     return 0;
 }
 
+/* PrismML's llama.cpp fork: its own tensor types (PQ2_0 = 142, PTQ1_0 = 143) and Hadamard-rotation
+ * keys are refused as unsupported, by name; upstream's Q2_0/TQ1_0/TQ2_0 load. */
+static void test_prism(void) {
+    static const struct { uint32_t type; const char *name; } fork[] = {{GGUF_PRISM_PQ2_0, "PQ2_0"},
+                                                                      {GGUF_PRISM_PTQ1_0, "PTQ1_0"}};
+    static const char NAME[] = "blk.1.ffn_up.weight";
+    char what[96];
+    for (size_t i = 0; i < 2; i++) {
+        /* a valid file whose tensor info of NAME has its type id replaced */
+        spec s = base_spec();
+        uint8_t *buf;
+        size_t len;
+        if (build(&s, &buf, &len) != 0) {
+            printf("FAIL prism: cannot build the model\n");
+            failures++;
+            return;
+        }
+        uint8_t *p = NULL;
+        for (size_t o = 0; o + sizeof NAME < len && !p; o++)
+            if (memcmp(buf + o, NAME, sizeof NAME - 1) == 0) p = buf + o;
+        if (!p) {
+            printf("FAIL prism: tensor info of %s not found\n", NAME);
+            failures++;
+            free(buf);
+            return;
+        }
+        p += sizeof NAME - 1;
+        p += 4 + 8 * (size_t)p[0]; /* n_dims (u32, small), then n_dims u64 dims */
+        for (int b = 0; b < 4; b++) p[b] = (uint8_t)(fork[i].type >> (8 * b));
+        snprintf(what, sizeof what, "tensor of the fork-only type %s", fork[i].name);
+        expect_load(what, buf, len, OB_ERR_UNSUPPORTED, fork[i].name);
+        free(buf);
+    }
+    spec s = base_spec();
+    s.extra_key = "prism.hadamard.block_size";
+    expect_spec("prism.hadamard.* metadata", &s, OB_ERR_UNSUPPORTED, "prism.hadamard.block_size");
+    static const uint32_t upstream[] = {GGML_Q2_0, GGML_TQ1_0, GGML_TQ2_0};
+    for (size_t i = 0; i < 3; i++) {
+        s = base_spec();
+        s.mat_type = upstream[i];
+        s.n_embd = 256; /* TQ rows are blocks of 256 */
+        s.head_dim = 128;
+        snprintf(what, sizeof what, "upstream type %u matrices", upstream[i]);
+        expect_spec(what, &s, OB_OK, NULL);
+    }
+}
+
 int main(int argc, char **argv) {
     init_bytes();
     verbose = getenv("HOSTILE_VERBOSE") != NULL;
@@ -1267,6 +1316,7 @@ int main(int argc, char **argv) {
     test_metadata();
     test_tensors();
     test_tokenizer();
+    test_prism();
     free(buf);
     if (failures) printf("test_hostile: %d failures\n", failures);
     return failures != 0;

@@ -377,6 +377,35 @@ static ob_weight make_other(uint32_t type, int rows, int cols) {
     return w;
 }
 
+/* The ISA's Q2_0 / TQ2_0 row decoders equal the type table's rows bit for bit: random code bytes,
+ * f16 scales of either sign over a wide range (subnormals and 2^15 included). */
+static void test_dq(const ck_isa *isa) {
+    static const struct { uint32_t type; int blk, bytes, d_off; } T[] = {{GGML_Q2_0, 64, 18, 0},
+                                                                          {GGML_TQ2_0, 256, 66, 64}};
+    for (int t = 0; t < 2; t++) {
+        void (*dq)(const void *, float *, size_t) = t == 0 ? isa->dq_q2_0 : isa->dq_tq2_0;
+        if (!dq) continue;
+        enum { NB = 37 };
+        uint8_t *raw = xalloc((size_t)NB * T[t].bytes);
+        float *want = xalloc((size_t)NB * T[t].blk * 4), *got = xalloc((size_t)NB * T[t].blk * 4);
+        for (int i = 0; i < NB * T[t].bytes; i++) raw[i] = (uint8_t)rng_u64();
+        for (int b = 0; b < NB; b++) {
+            const float d = (float)(ldexp(0.5 + rng_unif(), (int)(rng_u64() % 40) - 25) * (rng_u64() & 1 ? 1 : -1));
+            const uint16_t h = ob_f32_to_fp16(b == 0 ? 0.0f : d);
+            raw[(size_t)b * T[t].bytes + T[t].d_off] = (uint8_t)h;
+            raw[(size_t)b * T[t].bytes + T[t].d_off + 1] = (uint8_t)(h >> 8);
+        }
+        for (int nb = 1; nb <= NB; nb += 12) {
+            memset(got, 0xff, (size_t)NB * T[t].blk * 4);
+            ob_type_find(T[t].type)->dequant(raw, want, (size_t)nb * T[t].blk);
+            dq(raw, got, (size_t)nb * T[t].blk);
+            CHECK(memcmp(got, want, (size_t)nb * T[t].blk * 4) == 0, "%s dq %s: %d blocks differ from the table's row",
+                  isa->name, ob_type_find(T[t].type)->name, nb);
+        }
+        free(raw); free(want); free(got);
+    }
+}
+
 static void test_table(const ck_isa *isa) {
     enum { NW = 19 };
     ob_weight ws[NW] = {make_q1(40, 256), make_q1(16, 6144), make_q1(3, 128), make_other(GGML_F32, 7, 64),
@@ -578,6 +607,7 @@ int main(int argc, char **argv) {
         test_attn_multi(isa);
         test_swiglu(isa);
         test_f16(isa);
+        test_dq(isa);
         test_table(isa);
     }
     CHECK(ran >= 1, "no kernel table ran");

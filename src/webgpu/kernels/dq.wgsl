@@ -133,6 +133,37 @@ fn dq_q1_0(rb: u32, k: u32) -> vec4<f32> {
   let d = h16(a);
   return select(vec4<f32>(-d), vec4<f32>(d), on == vec4<u32>(1u));
 }
+// Q2_0: 18 bytes / 64: f16 d, qs[16] of 2-bit codes (element j: bits 2 (j % 4) of qs[j / 4]);
+// value (q - 1) d: -d, 0, d, 2d.
+fn dq_q2_0(rb: u32, k: u32) -> vec4<f32> {
+  let a = rb + (k / 64u) * 18u;
+  let q = (vec4<u32>(b8(a + 2u + (k % 64u) / 4u)) >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(3u);
+  return (vec4<f32>(q) - 1.0) * h16(a);
+}
+// TQ2_0: 66 bytes / 256: qs[64], f16 d. Element e: byte 32 (e / 128) + e % 32, bits 2 ((e % 128) / 32);
+// value (q - 1) d.
+fn dq_tq2_0(rb: u32, k: u32) -> vec4<f32> {
+  let a = rb + (k / 256u) * 66u;
+  let e = k % 256u;
+  let q = (b32(a + 32u * (e / 128u) + e % 32u) >> (2u * ((e % 128u) / 32u))) & 0x03030303u;
+  return (u8x4(q) - 1.0) * h16(a + 64u);
+}
+// TQ1_0: 54 bytes / 256: qs[48] (5 base-3 digits a byte), qh[4] (4 a byte), f16 d. A byte holds its
+// digits as a fraction of 256: digit n of byte b is ((b 3^n) mod 256) 3 / 256. Elements: qs[0..32)
+// digit n -> 32 n + m; qs[32..48) digit n -> 160 + 16 n + m; qh digit n -> 240 + 4 n + j. Four
+// consecutive elements are the same digit of four consecutive bytes. Value (digit - 1) d.
+fn dq_tq1_0(rb: u32, k: u32) -> vec4<f32> {
+  let a = rb + (k / 256u) * 54u;
+  let e = k % 256u;
+  var o = e % 32u;
+  var n = e / 32u;
+  if (e >= 240u) { o = 48u; n = (e - 240u) / 4u; }
+  else if (e >= 160u) { o = 32u + (e - 160u) % 16u; n = (e - 160u) / 16u; }
+  var p = 1u;
+  for (var i = 0u; i < n; i++) { p *= 3u; }
+  let q = (((unpack4xU8(b32(a + o)) * p) & vec4<u32>(255u)) * 3u) >> vec4<u32>(8u);
+  return (vec4<f32>(q) - 1.0) * h16(a + 52u);
+}
 
 // Elements k .. k + 3 of the row at byte rb, of type WT.
 fn dq(rb: u32, k: u32) -> vec4<f32> {
@@ -148,6 +179,9 @@ fn dq(rb: u32, k: u32) -> vec4<f32> {
     case 13u: { return dq_q5_K(rb, k); }
     case 14u: { return dq_q6_K(rb, k); }
     case 41u: { return dq_q1_0(rb, k); }
+    case 42u: { return dq_q2_0(rb, k); }
+    case 34u: { return dq_tq1_0(rb, k); }
+    case 35u: { return dq_tq2_0(rb, k); }
     default: { return dq_f32(rb, k); }
   }
 }
