@@ -18,6 +18,7 @@
 // Needs `make && make wasm`, llama.cpp's source (tools/llama-src.sh) and python3 with numpy.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { argmax, close, relRms } from './compare.mjs';
 import { existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -65,29 +66,6 @@ function rng(seed) {
 }
 const randn = (r, n, scale = 1) => Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
 
-// Each element within tol of the expected value, relative to its size plus the RMS of the whole
-// expected vector (sums that cancel to near zero are judged against the vector's scale).
-function close(actual, expect, tol, what) {
-  assert.equal(actual.length, expect.length, `${what}: length`);
-  let worst = 0, at = -1, ss = 0;
-  for (const v of expect) ss += v * v;
-  const rms = Math.sqrt(ss / expect.length);
-  for (let i = 0; i < expect.length; i++) {
-    const e = Math.abs(actual[i] - expect[i]) / (Math.abs(expect[i]) + rms + 1e-30);
-    if (!(e <= worst)) { worst = e; at = i; }
-  }
-  assert.ok(worst <= tol, `${what}: worst relative error ${worst} at ${at} (got ${actual[at]}, want ${expect[at]})`);
-}
-function relRms(a, b) {
-  let d = 0, s = 0;
-  for (let i = 0; i < a.length; i++) { d += (a[i] - b[i]) ** 2; s += b[i] ** 2; }
-  return Math.sqrt(d / s);
-}
-function argmax(a, off, n) {
-  let m = -Infinity, k = 0;
-  for (let i = 0; i < n; i++) if (a[off + i] > m) { m = a[off + i]; k = i; }
-  return k;
-}
 
 // Params/Step packed by the field order of src/webgpu/kernels/common.wgsl.
 const FIELDS = Object.fromEntries(['Params', 'Step'].map((n) => {

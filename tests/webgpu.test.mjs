@@ -7,6 +7,7 @@
 // when Dawn cannot create an adapter.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { argmax, close, relRms } from './compare.mjs';
 import { existsSync, readFileSync } from 'node:fs';
 
 const root = new URL('../', import.meta.url);
@@ -86,31 +87,8 @@ function q1Row(m, row, cols) {
   return out;
 }
 
-// Each element within tol of the expected value, relative to its size or (where sums cancel to
-// near zero) to the RMS of the whole expected vector.
-function close(actual, expect, tol, what) {
-  assert.equal(actual.length, expect.length, `${what}: length`);
-  let worst = 0, at = -1, ss = 0;
-  for (const v of expect) ss += v * v;
-  const rms = Math.sqrt(ss / expect.length);
-  for (let i = 0; i < expect.length; i++) {
-    const e = Math.abs(actual[i] - expect[i]) / (Math.abs(expect[i]) + rms + 1e-30);
-    if (!(e <= worst)) { worst = e; at = i; }
-  }
-  assert.ok(worst <= tol, `${what}: worst relative error ${worst} at ${at} (got ${actual[at]}, want ${expect[at]})`);
-}
 
-function relRms(a, b) {
-  let d = 0, s = 0;
-  for (let i = 0; i < a.length; i++) { d += (a[i] - b[i]) ** 2; s += b[i] ** 2; }
-  return Math.sqrt(d / s);
-}
 
-function argmax(a, off, n) {
-  let m = -Infinity, k = 0;
-  for (let i = 0; i < n; i++) if (a[off + i] > m) { m = a[off + i]; k = i; }
-  return k;
-}
 
 // A decode vector in the pre-quantised block form of src/webgpu/kernels/qx.wgsl (20 words a block of
 // 32: hi and lo int8 halves of q = round(v / d), d = max|v| / 32767, then d, sum of q, sum of
