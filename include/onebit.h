@@ -1,8 +1,9 @@
 /* onebit.h — the public API of the onebit engine.
  *
  * onebit runs low-bit large language models (GGUF: Q1_0 and the other common weight types; the
- * Qwen3, Qwen2, Llama, Gemma, Phi-2 and BitNet architectures) on the user's own device. This header is all an embedder needs: load a model, open a context (KV cache + run state),
- * tokenize, evaluate, sample, render chat prompts.
+ * Qwen3, Qwen2, Llama, Gemma, Phi-2 and BitNet architectures) on the user's own device. This
+ * header is all an embedder needs: load a model, open a context (KV cache + run state), tokenize,
+ * evaluate, sample, render chat prompts.
  *
  * Conventions:
  *  - Every fallible call returns an ob_status (0 = OB_OK). On failure a human-readable message is
