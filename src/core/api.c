@@ -428,6 +428,8 @@ ob_context_params ob_context_default_params(void) {
 ob_status ob_context_new(ob_model *m, const ob_context_params *p, ob_context **out) {
     if (!m || !out) return ob_fail(OB_ERR_ARG, "ob_context_new: NULL argument");
     *out = NULL;
+    if (m->vocab_only || !m->backend)
+        return ob_fail(OB_ERR_ARG, "the model was loaded without weights (vocab_only): it cannot evaluate");
     int n_ctx = p && p->n_ctx > 0 ? p->n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
     if (p && p->n_ctx < 0) return ob_fail(OB_ERR_ARG, "context size must be positive");
     if (n_ctx > (1 << 22)) return ob_fail(OB_ERR_ARG, "context size %d is too large", n_ctx);

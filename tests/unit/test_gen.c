@@ -362,8 +362,24 @@ static int write_byte_model(const char *path) {
     return rc;
 }
 
+/* A model loaded without weights (vocab_only) tokenizes and renders but refuses to evaluate. */
+static void test_vocab_only(const char *path) {
+    ob_model_params mp = ob_model_default_params();
+    mp.vocab_only = 1;
+    ob_model *m = NULL;
+    CHECK(ob_model_load_file(path, &mp, &m) == OB_OK, "%s", ob_last_error());
+    if (!m) return;
+    ob_token t[8];
+    size_t n = 0;
+    CHECK(ob_tokenize(m, "In the beginning", 16, 0, t, 8, &n) == OB_OK && n > 0, "tokenize: %s", ob_last_error());
+    ob_context *c = NULL;
+    CHECK(ob_context_new(m, NULL, &c) == OB_ERR_ARG && !c, "a vocab-only model opened a context");
+    ob_model_free(m);
+}
+
 int main(int argc, char **argv) {
     test_demo(argc > 1 ? argv[1] : "models/demo.gguf");
+    test_vocab_only(argc > 1 ? argv[1] : "models/demo.gguf");
     char path[] = "/tmp/onebit-test-gen-XXXXXX";
     int fd = mkstemp(path);
     CHECK(fd >= 0 && write_byte_model(path) == 0, "cannot write the byte-vocabulary model to %s", path);
