@@ -14,6 +14,7 @@ CORE_INC := -Isrc/core -Isrc/gen
 ALL_INC  := $(CORE_INC) -Isrc/models -Isrc/cpu -Isrc/webgpu
 LDLIBS  += -lm -lpthread
 B       ?= build
+SO_NAME := libonebit.so.0
 
 LIB_SRC  := $(wildcard src/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
@@ -23,18 +24,28 @@ TOOLS    := $(patsubst tools/%.c,$(B)/%,$(wildcard tools/*.c))
 UNIT     := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))
 TESTBINS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/*.c))
 
-.PHONY: all lib cli tools tests run test asan fuzz clean deps deps-run format models
-all: $(B)/onebit $(TOOLS) $(UNIT) $(TESTBINS)
+.PHONY: all lib cli tools tests run test asan fuzz clean deps deps-run format models install uninstall
+all: $(B)/onebit $(B)/$(SO_NAME) $(TOOLS) $(UNIT) $(TESTBINS)
 
-lib: $(B)/libonebit.a
+lib: $(B)/libonebit.a $(B)/$(SO_NAME)
 $(B)/libonebit.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The shared library exports the public API (the functions include/onebit.h declares) and nothing
+# else: a version script listing them, made from the header.
+$(B)/onebit.map: include/onebit.h
+	@mkdir -p $(B)
+	{ echo '{ global:'; grep -oE '\bob_[a-z0-9_]+ *\(' $< | tr -d '( ' | sort -u | sed 's/$$/;/'; echo 'local: *; };'; } >$@
+$(B)/$(SO_NAME): $(LIB_OBJ) $(B)/onebit.map
+	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SO_NAME) -Wl,--version-script=$(B)/onebit.map $(LIB_OBJ) -o $@ $(LDLIBS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INC) -c $< -o $@
 
+# Library objects are position-independent, for the shared library (executables are PIE anyway).
+$(B)/src/%.o: CFLAGS += -fPIC
 $(B)/src/core/%.o $(B)/src/gen/%.o $(B)/src/models/%.o: INC = $(CORE_INC)
 $(B)/src/cpu/%.o $(B)/src/wasm/%.o: INC = $(CORE_INC) -Isrc/cpu
 $(B)/src/webgpu/%.o: INC = $(CORE_INC) -Isrc/cpu -Isrc/webgpu
@@ -89,6 +100,31 @@ format:
 
 clean:
 	rm -rf build
+
+# `make install PREFIX=/usr/local` (DESTDIR for staging): the onebit command, the static and the
+# shared library, onebit.h, a pkg-config file (onebit.pc) and the man page; `make uninstall`
+# removes exactly those files.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+VERSION    := $(shell sed -n 's/^\#define ONEBIT_VERSION "\(.*\)"/\1/p' include/onebit.h)
+install: $(B)/onebit $(B)/libonebit.a $(B)/$(SO_NAME)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(B)/onebit $(DESTDIR)$(BINDIR)/onebit
+	install -m 644 $(B)/libonebit.a $(DESTDIR)$(LIBDIR)/libonebit.a
+	install -m 755 $(B)/$(SO_NAME) $(DESTDIR)$(LIBDIR)/$(SO_NAME)
+	ln -sf $(SO_NAME) $(DESTDIR)$(LIBDIR)/libonebit.so
+	install -m 644 include/onebit.h $(DESTDIR)$(INCLUDEDIR)/onebit.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' tools/onebit.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/onebit.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/onebit.pc
+	install -m 644 docs/onebit.1 $(DESTDIR)$(MANDIR)/man1/onebit.1
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/onebit $(DESTDIR)$(LIBDIR)/libonebit.a $(DESTDIR)$(LIBDIR)/$(SO_NAME) \
+	      $(DESTDIR)$(LIBDIR)/libonebit.so $(DESTDIR)$(INCLUDEDIR)/onebit.h $(DESTDIR)$(LIBDIR)/pkgconfig/onebit.pc \
+	      $(DESTDIR)$(MANDIR)/man1/onebit.1
 
 # wasm build: `make wasm` -> build/wasm/onebit.wasm + onebit-core.mjs (the C core as an ES module
 # for web/engine.mjs, which hands it the wasm bytes, so Node needs no node environment: every
