@@ -36,10 +36,12 @@ note "== test models"
 if ! bash tools/make-models.sh "$B" >"$log/models.log" 2>&1; then
     cat "$log/models.log"; echo "0 passed, 1 failed, 0 skipped"; exit 1
 fi
-# Other architectures and weight types for tests/arch-logits.test.mjs: the first run builds llama.cpp's
+# Other architectures and weight types for tests/arch-logits.test.mjs (and llama-quantize for
+# tests/quantize.test.mjs): the first run builds llama.cpp's
 # llama-quantize (an install step, cached in build/llama-bin: minutes on two cores), then the models
 # and llama.cpp's logits of them are cached in build/models/arch (tools/make-arch-models.sh).
-if [[ tests/arch-logits.test.mjs =~ $filter ]] && ! bash tools/make-arch-models.sh "$B" >"$log/arch-models.log" 2>&1; then
+if [[ tests/arch-logits.test.mjs =~ $filter || tests/quantize.test.mjs =~ $filter ]] &&
+    ! bash tools/make-arch-models.sh "$B" >"$log/arch-models.log" 2>&1; then
     tail -n 40 "$log/arch-models.log"; fail=$((fail + 1)); failed+=("arch test models")
 fi
 
