@@ -1,5 +1,5 @@
 /* main.c — the `onebit` command line: run, chat, info, tokenize, template, logits, bench, serve,
- * quantize.
+ * quantize, convert.
  *
  * The only place (with the server) that prints and exits. Each subcommand parses its own flags,
  * calls the library, and maps failures to an exit code:
@@ -24,6 +24,7 @@ static const char MAIN_USAGE[] =
     "  bench     prompt and generation speed (pp/tg, like llama-bench)\n"
     "  serve     OpenAI-compatible HTTP server and web app\n"
     "  quantize  a copy of a GGUF model with its weight matrices in another type (q1_0, q4_K, ...)\n"
+    "  convert   a Hugging Face checkpoint folder (safetensors) to GGUF\n"
     "\n"
     "exit codes: 0 ok, 1 failure, 2 usage, 3 unreadable file, 4 invalid or unsupported model,\n"
     "            5 prompt too long for the context, 6 out of memory, 130 interrupted\n";
@@ -42,6 +43,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 2, argv + 2);
     if (!strcmp(cmd, "template")) return cmd_template(argc - 2, argv + 2);
     if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 2, argv + 2);
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 2, argv + 2);
     fprintf(stderr, "onebit: unknown command '%s'\n\n%s", cmd, MAIN_USAGE);
     return 2;
 }

@@ -26,6 +26,7 @@
 
 #include "cli.h"
 #include "gguf.h"
+#include "gguf_out.h"
 #include "quant.h"
 #include "quantize.h"
 #include "util.h"
@@ -104,74 +105,6 @@ static int is_matrix(const gguf_tensor *t) {
            !gguf_str_eq(t->name, "token_types.weight");
 }
 
-/* ---- writing ---------------------------------------------------------------------------------- */
-
-typedef struct out_file {
-    FILE *f;
-    uint64_t pos;
-    int err;
-} out_file;
-
-static void put(out_file *o, const void *p, size_t n) {
-    if (o->err || n == 0) return;
-    if (fwrite(p, 1, n, o->f) != n) o->err = errno ? errno : EIO;
-    o->pos += n;
-}
-static void put_u32(out_file *o, uint32_t v) {
-    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-    put(o, b, 4);
-}
-static void put_u64(out_file *o, uint64_t v) {
-    uint8_t b[8];
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
-    put(o, b, 8);
-}
-static void put_str(out_file *o, const char *p, uint64_t n) {
-    put_u64(o, n);
-    put(o, p, (size_t)n);
-}
-static void put_pad(out_file *o, uint32_t align) {
-    static const uint8_t zeros[64] = {0};
-    while (o->pos % align) put(o, zeros, (size_t)(align - o->pos % align) > sizeof zeros ? sizeof zeros : (size_t)(align - o->pos % align));
-}
-
-static size_t scalar_size(uint32_t t) {
-    switch (t) {
-    case GGUF_UINT8: case GGUF_INT8: case GGUF_BOOL: return 1;
-    case GGUF_UINT16: case GGUF_INT16: return 2;
-    case GGUF_UINT32: case GGUF_INT32: case GGUF_FLOAT32: return 4;
-    case GGUF_UINT64: case GGUF_INT64: case GGUF_FLOAT64: return 8;
-    default: return 0;
-    }
-}
-
-/* Copies one key-value pair as it is in the input (the reader checked its bounds). */
-static void put_kv(out_file *o, const gguf_kv *kv) {
-    put_str(o, kv->key.ptr, kv->key.len);
-    put_u32(o, kv->type);
-    if (kv->type == GGUF_STRING) {
-        uint64_t n;
-        memcpy(&n, kv->val, 8);
-        put(o, kv->val, (size_t)(8 + n));
-    } else if (kv->type == GGUF_ARRAY) {
-        put_u32(o, kv->arr_type);
-        put_u64(o, kv->arr_n);
-        if (kv->arr_type == GGUF_STRING) {
-            const uint8_t *p = kv->val;
-            for (uint64_t i = 0; i < kv->arr_n; i++) {
-                uint64_t n;
-                memcpy(&n, p, 8);
-                put(o, p, (size_t)(8 + n));
-                p += 8 + n;
-            }
-        } else {
-            put(o, kv->val, (size_t)(scalar_size(kv->arr_type) * kv->arr_n));
-        }
-    } else {
-        put(o, kv->val, scalar_size(kv->type));
-    }
-}
-
 /* ---- quantising one tensor on several threads ------------------------------------------------------ */
 
 typedef struct job {
@@ -242,6 +175,12 @@ static int parse_type(const char *s, const ob_quantizer **out, int allow_copy) {
     if (*out) return 0;
     fprintf(stderr, "onebit quantize: unknown type '%s' (%s%s)\n", s, ob_quantizer_names(), allow_copy ? ", copy" : "");
     return 2;
+}
+
+/* Keys llama-quantize does not copy: the two it writes last, and a split file's. */
+static int dropped_key(gguf_str k) {
+    return gguf_str_eq(k, "general.quantization_version") || gguf_str_eq(k, "general.file_type") ||
+           gguf_str_eq(k, "split.no") || gguf_str_eq(k, "split.count") || gguf_str_eq(k, "split.tensors.count");
 }
 
 static int add_rule(rule *rules, int *n, const char *pattern, size_t plen, const char *type) {
@@ -360,8 +299,8 @@ int cmd_quantize(int argc, char **argv) {
     /* the plan: each tensor's output type and place */
     plan *p = calloc(g.n_tensors ? g.n_tensors : 1, sizeof *p);
     uint8_t *buf = NULL;
-    char tmp[4096] = "";
-    out_file o = {0};
+    gguf_out o;
+    memset(&o, 0, sizeof o);
     if (!p) { rc = cli_fail(OB_ERR_NOMEM, "planning"); goto close; }
     uint32_t align = g.alignment ? g.alignment : 32;
     uint64_t data = 0, max_out = 0, in_bytes = 0, out_bytes = 0, q_elems = 0, q_bytes = 0, all_elems = 0;
@@ -419,50 +358,23 @@ int cmd_quantize(int argc, char **argv) {
     }
 
     /* write OUT's temporary sibling */
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out_path, (long)getpid());
-    o.f = fopen(tmp, "wb");
-    if (!o.f) {
-        fprintf(stderr, "onebit quantize: cannot create '%s': %s\n", tmp, strerror(errno));
-        tmp[0] = 0;
+    if (gout_open(&o, out_path, "onebit quantize") != 0) {
         rc = 1;
         goto close;
     }
     buf = max_out ? malloc((size_t)max_out) : NULL;
     if (max_out && !buf) { rc = cli_fail(OB_ERR_NOMEM, "allocating a tensor's output"); goto close; }
     uint64_t n_kv = 0;
-    for (uint64_t i = 0; i < g.n_kv; i++) {
-        const gguf_str k = g.kv[i].key;
-        if (gguf_str_eq(k, "general.quantization_version") || gguf_str_eq(k, "general.file_type") ||
-            gguf_str_eq(k, "split.no") || gguf_str_eq(k, "split.count") || gguf_str_eq(k, "split.tensors.count"))
-            continue;
-        n_kv++;
-    }
-    put(&o, "GGUF", 4);
-    put_u32(&o, 3);
-    put_u64(&o, g.n_tensors);
-    put_u64(&o, n_kv + 2);
-    for (uint64_t i = 0; i < g.n_kv; i++) {
-        const gguf_str k = g.kv[i].key;
-        if (gguf_str_eq(k, "general.quantization_version") || gguf_str_eq(k, "general.file_type") ||
-            gguf_str_eq(k, "split.no") || gguf_str_eq(k, "split.count") || gguf_str_eq(k, "split.tensors.count"))
-            continue;
-        put_kv(&o, &g.kv[i]);
-    }
-    put_str(&o, "general.quantization_version", 28);
-    put_u32(&o, GGUF_UINT32);
-    put_u32(&o, 2);
-    put_str(&o, "general.file_type", 17);
-    put_u32(&o, GGUF_UINT32);
-    put_u32(&o, target->file_type);
-    for (uint64_t i = 0; i < g.n_tensors; i++) {
-        const gguf_tensor *t = p[i].t;
-        put_str(&o, t->name.ptr, t->name.len);
-        put_u32(&o, t->n_dims);
-        for (uint32_t d = 0; d < t->n_dims; d++) put_u64(&o, t->ne[d]);
-        put_u32(&o, p[i].type);
-        put_u64(&o, p[i].offset);
-    }
-    put_pad(&o, align);
+    for (uint64_t i = 0; i < g.n_kv; i++) n_kv += !dropped_key(g.kv[i].key);
+    gout_header(&o, g.n_tensors, n_kv + 2);
+    for (uint64_t i = 0; i < g.n_kv; i++)
+        if (!dropped_key(g.kv[i].key)) gout_kv_copy(&o, &g.kv[i]);
+    gout_kv_u32(&o, "general.quantization_version", 2);
+    gout_kv_u32(&o, "general.file_type", target->file_type);
+    for (uint64_t i = 0; i < g.n_tensors; i++)
+        gout_tensor_info(&o, p[i].t->name.ptr, (size_t)p[i].t->name.len, p[i].t->n_dims, p[i].t->ne, p[i].type,
+                         p[i].offset);
+    gout_pad(&o, align);
     const uint64_t data_start = o.pos;
     for (uint64_t i = 0; i < g.n_tensors && !o.err; i++) {
         const gguf_tensor *t = p[i].t;
@@ -481,13 +393,13 @@ int cmd_quantize(int argc, char **argv) {
                 rc = cli_fail(OB_ERR_NOMEM, "quantising");
                 goto close;
             }
-            put(&o, buf, (size_t)p[i].nbytes);
+            gout_put(&o, buf, (size_t)p[i].nbytes);
             q_elems += elems;
             q_bytes += p[i].nbytes;
         } else {
-            put(&o, t->data, (size_t)t->nbytes);
+            gout_put(&o, t->data, (size_t)t->nbytes);
         }
-        put_pad(&o, align);
+        gout_pad(&o, align);
         if (!quiet) {
             char a[32], b[32];
             const gguf_type_info *ti = gguf_type(t->type), *to = gguf_type(p[i].type);
@@ -497,29 +409,10 @@ int cmd_quantize(int argc, char **argv) {
         }
     }
     if (!o.err && o.pos != data_start + data) o.err = EIO;
-    if (!o.err && fflush(o.f) != 0) o.err = errno;
-    if (!o.err && fsync(fileno(o.f)) != 0 && errno != EINVAL) o.err = errno;
-    if (fclose(o.f) != 0 && !o.err) o.err = errno;
-    o.f = NULL;
-    if (o.err) {
-        fprintf(stderr, "onebit quantize: writing '%s' failed: %s\n", tmp, strerror(o.err));
+    if (gout_commit(&o, "onebit quantize") != 0) {
         rc = 1;
         goto close;
     }
-    /* read back what was written: a file onebit cannot open is not left behind as OUT */
-    gguf_file chk;
-    if (gguf_open_file(&chk, tmp, err, sizeof err) != 0) {
-        fprintf(stderr, "onebit quantize: the written file does not read back: %s\n", err);
-        rc = 1;
-        goto close;
-    }
-    gguf_close(&chk);
-    if (rename(tmp, out_path) != 0) {
-        fprintf(stderr, "onebit quantize: cannot rename '%s' to '%s': %s\n", tmp, out_path, strerror(errno));
-        rc = 1;
-        goto close;
-    }
-    tmp[0] = 0;
     {
         char a[32], b[32];
         fprintf(stderr, "onebit quantize: %s -> %s (%s): %s -> %s, %.2f bits per weight overall", in_path, out_path,
@@ -528,8 +421,7 @@ int cmd_quantize(int argc, char **argv) {
         fputc('\n', stderr);
     }
 close:
-    if (o.f) fclose(o.f);
-    if (tmp[0]) unlink(tmp);
+    gout_abort(&o);
     free(buf);
     free(p);
     gguf_close(&g);
