@@ -145,14 +145,21 @@ WASM_COMMA   := ,
 WASM_EMPTY   :=
 WASM_SPACE   := $(WASM_EMPTY) $(WASM_EMPTY)
 WASM_LDFLAGS := -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createOnebitCore -sALLOW_MEMORY_GROWTH=1 \
-                -sMAXIMUM_MEMORY=4GB -sENVIRONMENT=web,worker \
+                -sMAXIMUM_MEMORY=4GB -sENVIRONMENT=web,worker -sFILESYSTEM=0 \
                 -sEXPORTED_FUNCTIONS=$(subst $(WASM_SPACE),$(WASM_COMMA),$(strip $(WASM_EXPORTS))) \
                 -sEXPORTED_RUNTIME_METHODS=HEAPU8,HEAP32,HEAPU32,HEAPF32,UTF8ToString,stringToUTF8,lengthBytesUTF8
-.PHONY: wasm
+.PHONY: wasm npm
 wasm: $(WB)/onebit.wasm $(WB)/onebit-mt.wasm $(WB)/kernels.mjs
+# The npm package of the browser/Node engine: build/npm/onebit-VERSION.tgz (tools/pack-npm.mjs
+# prints its size and what a page downloads, and fails over the 200 KB budget).
+npm: wasm
+	node tools/pack-npm.mjs $(B)/npm
+# Size: the page downloads the module, so only the CPU kernels and the forward pass (src/cpu/) are
+# built for speed; the rest (reader, tokenizer, Jinja, WebGPU planner) is built for size.
+WASM_SIZE := -Oz
 $(WB)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(EMCC) $(WASM_CFLAGS) -c $< -o $@
+	$(EMCC) $(WASM_CFLAGS) $(if $(filter cpu/%,$*),,$(WASM_SIZE)) -c $< -o $@
 $(WB)/onebit.wasm: $(WASM_OBJ)
 	$(EMCC) $(WASM_CFLAGS) $(WASM_LDFLAGS) $^ -o $(WB)/onebit-core.mjs
 	mv -f $(WB)/onebit-core.wasm $@
@@ -173,16 +180,17 @@ $(WB)/kernels.mjs: tools/embed-wgsl.mjs $(wildcard src/webgpu/kernels/*.wgsl)
 # reserve the maximum of a shared memory up front (address space, not RAM) and never move it, so
 # growth is cheap; its cost is that JS views go stale when another thread grows it, which
 # engine.mjs handles. Where 4 GB cannot be reserved the module fails to start and engine.mjs
-# falls back to the single-threaded one. No file system (FILESYSTEM=0: half the JS, 13 KB
-# gzipped, which keeps this variant within the engine's download budget): the engine hands the
-# core whole files in memory, and the C paths that open files (ob_model_load_file, gguf_write,
-# the /sys reads of ob_default_threads) are not reachable from JS.
+# falls back to the single-threaded one. Both modules are built without a file system
+# (FILESYSTEM=0 in WASM_LDFLAGS: half the JS, 13 KB gzipped, which keeps them within the engine's
+# download budget): the engine hands the core whole files in memory, and the C paths that open
+# files (ob_model_load_file, gguf_write, the /sys reads of ob_default_threads) are not reachable
+# from JS.
 WASM_MT_OBJ     := $(patsubst src/%.c,$(WB)/obj-mt/%.o,$(LIB_SRC))
 WASM_MT_LDFLAGS := $(WASM_LDFLAGS) -pthread -sPTHREAD_POOL_SIZE='(Module.obWorkers|0)' -sPTHREAD_POOL_SIZE_STRICT=2 \
-                   -sDEFAULT_PTHREAD_STACK_SIZE=256KB -sFILESYSTEM=0 -Wno-pthreads-mem-growth
+                   -sDEFAULT_PTHREAD_STACK_SIZE=256KB -Wno-pthreads-mem-growth
 $(WB)/obj-mt/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(EMCC) $(WASM_CFLAGS) -pthread -c $< -o $@
+	$(EMCC) $(WASM_CFLAGS) $(if $(filter cpu/%,$*),,$(WASM_SIZE)) -pthread -c $< -o $@
 $(WB)/onebit-mt.wasm: $(WASM_MT_OBJ)
 	$(EMCC) $(WASM_CFLAGS) -pthread $(WASM_MT_LDFLAGS) $^ -o $(WB)/onebit-mt-core.mjs
 	mv -f $(WB)/onebit-mt-core.wasm $@

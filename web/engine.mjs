@@ -25,7 +25,16 @@
 import { GpuBridge, GpuError, openDevice } from './gpu.mjs';
 
 const isNode = typeof process === 'object' && !!process.versions?.node;
-const BUILD = new URL('../build/wasm/', import.meta.url);
+// The wasm builds and kernels, each as a literal `new URL(file, import.meta.url)` so that bundlers
+// (Vite, Rollup, webpack) find and emit them; tools/pack-npm.mjs rewrites '../build/wasm/' to the
+// package's './wasm/'.
+const FILES = {
+  core: () => new URL('../build/wasm/onebit-core.mjs', import.meta.url),
+  wasm: () => new URL('../build/wasm/onebit.wasm', import.meta.url),
+  mtCore: () => new URL('../build/wasm/onebit-mt-core.mjs', import.meta.url),
+  mtWasm: () => new URL('../build/wasm/onebit-mt.wasm', import.meta.url),
+  kernels: () => new URL('../build/wasm/kernels.mjs', import.meta.url),
+};
 
 export const Status = Object.freeze({
   OK: 0, ERR_ARG: 1, ERR_IO: 2, ERR_FORMAT: 3, ERR_UNSUPPORTED: 4, ERR_NOMEM: 5, ERR_CONTEXT: 6,
@@ -137,9 +146,9 @@ function threadPlan(requested) {
 // rather than hangs when a worker fails to load (the runtime says so through printErr) or the
 // pool does not come up in time.
 async function startThreaded(options, n) {
-  const coreUrl = options.mtCoreUrl ?? new URL('onebit-mt-core.mjs', BUILD);
+  const coreUrl = options.mtCoreUrl ?? FILES.mtCore();
   const [{ default: createCore }, wasmBinary] = await Promise.all([
-    import(String(coreUrl)), readUrlBytes(options.mtWasmUrl ?? new URL('onebit-mt.wasm', BUILD))]);
+    import(/* @vite-ignore */ String(coreUrl)), readUrlBytes(options.mtWasmUrl ?? FILES.mtWasm())]);
   let fail = null, timer = 0;
   const failed = new Promise((_, reject) => {
     fail = reject;
@@ -216,9 +225,9 @@ export class Engine {
     }
     if (!M) {
       try {
-        const coreUrl = options.coreUrl ?? new URL('onebit-core.mjs', BUILD);
-        const { default: createCore } = await import(String(coreUrl));
-        const wasmBinary = options.wasm ?? (await readUrlBytes(options.wasmUrl ?? new URL('onebit.wasm', BUILD)));
+        const coreUrl = options.coreUrl ?? FILES.core();
+        const { default: createCore } = await import(/* @vite-ignore */ String(coreUrl));
+        const wasmBinary = options.wasm ?? (await readUrlBytes(options.wasmUrl ?? FILES.wasm()));
         M = await createCore({ wasmBinary, print() {}, printErr() {} });
       } catch (e) {
         try {
@@ -234,7 +243,7 @@ export class Engine {
     if (backend !== 'cpu') {
       if (dev) {
         eng.gpu = gpu; // Dawn for Node crashes if the GPU object is collected while in use
-        const { KERNELS } = await import(String(options.kernelsUrl ?? new URL('kernels.mjs', BUILD)));
+        const { KERNELS } = await import(/* @vite-ignore */ String(options.kernelsUrl ?? FILES.kernels()));
         eng.dev = dev;
         eng.bridge = new GpuBridge(dev.device, KERNELS, dev.sgSize);
         const L = dev.device.limits;

@@ -135,7 +135,8 @@ const newId = () => `chatcmpl-${Date.now().toString(36)}${(nextId++).toString(36
 // Node has no navigator.gpu; the `webgpu` npm package (Dawn) provides one when installed.
 async function nodeGpu() {
   try {
-    const { create, globals } = await import('webgpu');
+    const dawn = 'webgpu'; // a variable: bundlers for the browser leave this Node-only import alone
+    const { create, globals } = await import(/* @vite-ignore */ dawn);
     Object.assign(globalThis, globals);
     return create([]);
   } catch {
