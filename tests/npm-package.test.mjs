@@ -2,7 +2,8 @@
 //
 // Packs the package twice (the same bytes both times, and a page's download within the budget),
 // installs the tarball into a scratch project (offline: it has no dependencies), and there:
-// a Node script chats with the demo model (wasm CPU path); TypeScript type-checks an example
+// a Node script chats with the demo model (wasm CPU path, and WebGPU through Dawn on whatever
+// adapter Vulkan offers: SwiftShader here); TypeScript type-checks an example
 // against the declarations (and rejects a wrong one); Vite builds a page that imports the package,
 // and a plain <script type="module"> page imports it unbundled: headless Chromium chats with the
 // demo model in both. Every process has a timeout.
@@ -10,7 +11,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
@@ -64,6 +65,26 @@ ai.close();
   assert.equal(o.backend, 'cpu');
   assert.ok(o.usage.completion_tokens >= 1 && o.text.length > 0, r.stdout);
   assert.equal(o.streamed, o.text, 'greedy: streamed and whole answers agree');
+});
+
+test('in Node with Dawn (the webgpu package beside it), the package runs on WebGPU', () => {
+  const dawn = join(root, 'node_modules', 'webgpu');
+  assert.ok(existsSync(dawn), 'the webgpu package is missing: make deps');
+  symlinkSync(dawn, join(proj, 'node_modules', 'webgpu'), 'dir');
+  writeFileSync(join(proj, 'gpu.mjs'), `
+import { OneBit } from 'onebit';
+const ai = await OneBit.load(process.argv[2], { backend: 'webgpu' });
+const r = await ai.chat.completions.create({ messages: [{ role: 'user', content: 'Hello' }], max_tokens: 3, temperature: 0 });
+console.log(JSON.stringify({ backend: ai.backend, adapter: ai.adapter, n: r.usage.completion_tokens, text: r.choices[0].message.content }));
+ai.close();
+process.exit(0); // Dawn's teardown can keep Node alive
+`);
+  const r = run('node', ['gpu.mjs', DEMO], { cwd: proj, timeout: 240_000,
+    env: { VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json' } });
+  assert.equal(r.status, 0, r.stderr);
+  const o = JSON.parse(r.stdout.trim().split('\n').pop());
+  assert.equal(o.backend, 'webgpu', r.stdout);
+  assert.ok(o.n >= 1, r.stdout);
 });
 
 test('TypeScript type-checks an example against the declarations, and rejects a wrong one', () => {
