@@ -100,6 +100,27 @@ function checkRequest(p) {
   if (typeof stop === 'string') stop = [stop];
   if (!Array.isArray(stop) || stop.length > 16 || stop.some((s) => typeof s !== 'string'))
     throw bad('stop', 'stop must be a string or an array of up to 16 strings');
+  // Constrained output, as the server takes it (docs/SERVER.md): response_format and grammar (GBNF).
+  const rf = p.response_format;
+  let grammar = null, jsonSchema = null;
+  if (rf !== undefined && rf !== null) {
+    const kinds = 'response_format.type must be "text", "json_object" or "json_schema"';
+    if (typeof rf !== 'object' || Array.isArray(rf)) throw bad('response_format', 'response_format must be an object');
+    if (rf.type === 'json_object') jsonSchema = rf.schema ?? { type: 'object' };
+    else if (rf.type === 'json_schema') {
+      const js = rf.json_schema;
+      if (!js || typeof js !== 'object') throw bad('response_format', 'response_format.json_schema must be an object');
+      if (js.strict !== undefined && js.strict !== null && typeof js.strict !== 'boolean')
+        throw bad('response_format', 'response_format.json_schema.strict must be a boolean');
+      if (js.schema === undefined || js.schema === null) throw bad('response_format', "'response_format.json_schema.schema' is missing");
+      jsonSchema = js.schema;
+    } else if (rf.type !== 'text') throw bad('response_format', kinds);
+  }
+  if (p.grammar !== undefined && p.grammar !== null) {
+    if (typeof p.grammar !== 'string') throw bad('grammar', "'grammar' must be a string of GBNF text");
+    if (jsonSchema) throw bad('grammar', "give 'grammar' or a JSON 'response_format', not both");
+    grammar = p.grammar;
+  }
   if (p.stream !== undefined && p.stream !== null && typeof p.stream !== 'boolean') throw bad('stream', 'stream must be a boolean');
   if (p.n !== undefined && p.n !== null && p.n !== 1) throw bad('n', 'only n = 1 is supported');
   const sig = p.signal;
@@ -110,7 +131,7 @@ function checkRequest(p) {
   const maxTokens = int('max_completion_tokens', 1, int('max_tokens', 1, 0));
   const seed = int('seed', 0, null);
   return {
-    msgs, stop, stream: !!p.stream, signal: sig ?? null, think, maxTokens,
+    msgs, stop, stream: !!p.stream, signal: sig ?? null, think, maxTokens, grammar, jsonSchema,
     sampling: {
       temperature: num('temperature'), topP: num('top_p'), topK: num('top_k'), minP: num('min_p'),
       repeatPenalty: num('repeat_penalty'), presencePenalty: num('presence_penalty'),
@@ -262,6 +283,7 @@ export class OneBit {
     try {
       r = await eng.generate(prompt, {
         maxTokens: req.maxTokens, stop: req.stop, sampling: req.sampling,
+        grammar: req.grammar, jsonSchema: req.jsonSchema,
         yieldEvery: eng.backend === 'cpu' ? 8 : 0, shouldStop: stopped,
         onText: (t) => { onText(t); return stopped(); },
       });
