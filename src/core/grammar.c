@@ -71,6 +71,7 @@ typedef struct {
     size_t name_len;
     int defined;
     size_t first_ref; /* offset of the first reference (for "undefined rule") */
+    size_t def_at;    /* offset of its definition */
     int owner;        /* the named rule a generated rule was made for */
     ivec body;        /* kind,arg pairs; END between and after alternatives */
 } brule;
@@ -376,7 +377,7 @@ static int parse_seq(gbuild *b, ivec *out, int nested) {
                 if (id < 0 || push_sym(b, out, GS_CLASS, id)) return -1;
             }
             b->pos++;
-            if (out->n == last) last = -1; /* "" is nothing to repeat */
+            if (out->n == last) last = -2; /* "": repeating it changes nothing */
         } else if (c == '[') {
             last = out->n;
             if (parse_class(b, out)) return -1;
@@ -421,7 +422,7 @@ static int parse_seq(gbuild *b, ivec *out, int nested) {
             last = out->n;
             if (push_sym(b, out, GS_RULE, r)) return -1;
         } else if (c == '*' || c == '+' || c == '?' || c == '{') {
-            if (last < 0) return fail_at(b, at, "'%c' has nothing before it to repeat", c);
+            if (last == -1) return fail_at(b, at, "'%c' has nothing before it to repeat", c);
             long lo = 0, hi = -1;
             b->pos++;
             if (c == '+') lo = 1;
@@ -442,7 +443,7 @@ static int parse_seq(gbuild *b, ivec *out, int nested) {
                 b->pos++;
                 if (hi >= 0 && hi < lo) return fail_at(b, at, "{m,n} with n < m");
             }
-            if (repeat(b, out, last, lo, hi)) return -1;
+            if (last >= 0 && repeat(b, out, last, lo, hi)) return -1;
             last = -1;
         } else if (c == '<') {
             return fail_at(b, at, "token references (<...>) are not supported");
@@ -481,6 +482,7 @@ static int parse_rule_def(gbuild *b) {
     int r = find_rule(b, b->s + at, b->pos - at, at);
     if (r < 0) return -1;
     if (b->rules[r].defined) return fail_at(b, at, "rule '%s' is defined twice", b->rules[r].name);
+    b->rules[r].def_at = at;
     skip_space(b, 0);
     if (b->pos + 3 > b->len || memcmp(b->s + b->pos, "::=", 3) != 0)
         return fail_at(b, b->pos, "expected '::=' after the rule name '%s'", b->rules[r].name);
@@ -553,7 +555,7 @@ static int check_left_recursion(gbuild *b, const gram_grammar *g) {
             int s = edge[cur[sp]++];
             if (mark[s] == 1) {
                 int o = b->rules[s].owner;
-                rc = fail_at(b, b->rules[o].first_ref, "rule '%s' is left-recursive", b->rules[o].name);
+                rc = fail_at(b, b->rules[o].def_at, "rule '%s' is left-recursive", b->rules[o].name);
             } else if (mark[s] == 0) {
                 mark[s] = 1;
                 stk[++sp] = s;

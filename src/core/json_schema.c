@@ -144,8 +144,28 @@ static int jstring(jreader *r, char **out, size_t *outlen) {
             return jfail(r, "control character in a string");
         }
         if (c != '\\') {
-            sb_addn(&b, (const char *)&r->s[r->pos], 1);
-            r->pos++;
+            /* whole, valid UTF-8 characters only: the text ends up in a grammar over characters */
+            size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+            unsigned long cp = n == 2 ? (c & 0x1Fu) : n == 3 ? (c & 0x0Fu) : (c & 0x07u);
+            if (n == 0 || r->pos + n > r->len) {
+                free(b.p);
+                return jfail(r, "invalid UTF-8 in a string");
+            }
+            for (size_t i = 1; i < n; i++) {
+                unsigned char d = (unsigned char)r->s[r->pos + i];
+                if ((d & 0xC0) != 0x80) {
+                    free(b.p);
+                    return jfail(r, "invalid UTF-8 in a string");
+                }
+                cp = (cp << 6) | (d & 0x3Fu);
+            }
+            if (n > 1 && (cp < (n == 2 ? 0x80ul : n == 3 ? 0x800ul : 0x10000ul) || cp > 0x10FFFF ||
+                          (cp >= 0xD800 && cp < 0xE000))) {
+                free(b.p);
+                return jfail(r, "invalid UTF-8 in a string");
+            }
+            sb_addn(&b, (const char *)&r->s[r->pos], n);
+            r->pos += n;
             continue;
         }
         if (++r->pos >= r->len) {
@@ -172,6 +192,10 @@ static int jstring(jreader *r, char **out, size_t *outlen) {
                 }
                 if (lo >= 0xDC00 && lo < 0xE000) v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
                 else r->pos = save;
+            }
+            if (v >= 0xD800 && v < 0xE000) {
+                free(b.p);
+                return jfail(r, "a lone surrogate escape (no UTF-8 text can hold it)");
             }
             put_utf8(&b, v);
         } else {
