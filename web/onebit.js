@@ -144,6 +144,8 @@ function checkRequest(p) {
 // The request field a core error about a sampling setting names ("sampling: top_p must be ...").
 const SAMPLING_FIELDS = ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty', 'presence_penalty', 'frequency_penalty'];
 function faultyField(message) {
+  if (/^grammar: /.test(message)) return 'grammar';
+  if (/^json_schema: /.test(message)) return 'response_format';
   const m = /\bsampling: (\w+)/.exec(message) ?? /\b(\w+) must\b/.exec(message);
   if (!m) return null;
   const name = m[1] === 'presence' ? 'presence_penalty' : m[1] === 'frequency' ? 'frequency_penalty' : m[1];
