@@ -993,6 +993,9 @@ struct gram_vocab {
     const uint8_t *kind;      /* (n) */
     int32_t *order;           /* (n_text) ordinary tokens sorted by their bytes */
     int32_t *lcp;             /* (n_text) bytes shared with the token before in that order */
+    char *text;               /* the tokens' bytes in that order, one after another (the walk
+                               * reads them in sequence instead of all over the vocabulary) */
+    uint32_t *text_off;       /* (n_text + 1) where each starts in text */
     int n_text;
     int32_t *special;         /* (n_special) end-of-generation tokens */
     int n_special;
@@ -1039,6 +1042,21 @@ gram_vocab *gram_vocab_new(const char *const *bytes, const uint32_t *lens, const
     }
     msort(v, v->order, tmp, v->n_text);
     free(tmp);
+    size_t total = 0;
+    for (int i = 0; i < v->n_text; i++) total += lens[v->order[i]];
+    v->text = malloc(total + 1);
+    v->text_off = malloc(sizeof(uint32_t) * ((size_t)v->n_text + 1));
+    if (!v->text || !v->text_off || total > UINT32_MAX) {
+        gram_vocab_free(v);
+        return NULL;
+    }
+    total = 0;
+    for (int i = 0; i < v->n_text; i++) {
+        v->text_off[i] = (uint32_t)total;
+        memcpy(v->text + total, bytes[v->order[i]], lens[v->order[i]]);
+        total += lens[v->order[i]];
+    }
+    v->text_off[v->n_text] = (uint32_t)total;
     for (int i = 0; i < v->n_text; i++) {
         int32_t l = 0;
         if (i > 0) {
@@ -1056,6 +1074,8 @@ void gram_vocab_free(gram_vocab *v) {
     free(v->order);
     free(v->lcp);
     free(v->special);
+    free(v->text);
+    free(v->text_off);
     free(v);
 }
 
@@ -1076,9 +1096,8 @@ int gram_mask(gram_matcher *m, const gram_vocab *v, uint8_t *allowed) {
         }
     int have = 0; /* levels 1..have hold the current token's prefix */
     for (int i = 0; i < v->n_text; i++) {
-        int id = v->order[i];
-        uint32_t len = v->lens[id];
-        const unsigned char *s = (const unsigned char *)v->bytes[id];
+        uint32_t len = v->text_off[i + 1] - v->text_off[i];
+        const unsigned char *s = (const unsigned char *)v->text + v->text_off[i];
         int d = v->lcp[i] < have ? v->lcp[i] : have;
         if (ensure_levels(m, (int)len + 2)) break;
         int ok = m->lv[0].n > 0;
@@ -1087,7 +1106,7 @@ int gram_mask(gram_matcher *m, const gram_vocab *v, uint8_t *allowed) {
             else d++;
         }
         if (ok) {
-            allowed[id] = 1;
+            allowed[v->order[i]] = 1;
             count++;
             have = d;
             continue;
