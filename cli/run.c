@@ -34,6 +34,10 @@ static void print_stats(const ob_generate_result *r) {
     fprintf(stderr, "\n[prompt: %d tokens (%d cached) in %.0f ms, %.1f tok/s | generated: %d tokens in %.0f ms, %.1f tok/s]\n",
             r->n_prompt, r->n_reused, r->t_prompt_ms, r->t_prompt_ms > 0 ? r->n_prompt * 1000.0 / r->t_prompt_ms : 0.0,
             r->n_generated, r->t_gen_ms, r->t_gen_ms > 0 ? r->n_generated * 1000.0 / r->t_gen_ms : 0.0);
+    if (r->t_grammar_ms > 0)
+        fprintf(stderr, "[grammar: %.1f ms of the generation's %.0f ms (%.1f%%), %.2f ms a token]\n", r->t_grammar_ms,
+                r->t_gen_ms, r->t_gen_ms > 0 ? 100.0 * r->t_grammar_ms / r->t_gen_ms : 0.0,
+                r->n_generated > 0 ? r->t_grammar_ms / r->n_generated : 0.0);
 }
 
 

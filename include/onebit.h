@@ -296,6 +296,7 @@ typedef struct ob_generate_result {
     int finish;               /* OB_FINISH_*: 0 = end-of-generation token or stop string,
                                * 1 = max_tokens, 2 = context full, 3 = callback / ob_gen_cancel */
     double t_prompt_ms, t_gen_ms;
+    double t_grammar_ms;      /* of t_gen_ms: masking and advancing the grammar (0 without one) */
 } ob_generate_result;
 
 /* Qwen3 in non-thinking mode starts its answer with an empty thinking block, "<think>\n\n</think>\n\n".

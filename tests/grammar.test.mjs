@@ -9,7 +9,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Ajv2020 from "ajv/dist/2020.js";
@@ -266,6 +266,21 @@ for (const g of GBNF) {
     }
   });
 }
+
+// llama.cpp's own grammar files (its source ships with node-llama-cpp: build/llama.cpp, see HELPERS)
+// are taken unchanged; the JSON ones give JSON when they finish.
+const LLAMA_GRAMMARS = join(root, "build", "llama.cpp", "grammars");
+test("llama.cpp's grammars/*.gbnf work unchanged", { timeout: 60000, skip: !existsSync(LLAMA_GRAMMARS) && "no build/llama.cpp" }, async () => {
+  const files = readdirSync(LLAMA_GRAMMARS).filter((f) => f.endsWith(".gbnf"));
+  assert.ok(files.length >= 5, files.join(" "));
+  for (const f of files) {
+    const grammar = readFileSync(join(LLAMA_GRAMMARS, f), "utf8");
+    const { status, json } = await complete({ seed: 1, grammar, max_tokens: 24 });
+    assert.equal(status, 200, `${f}: ${JSON.stringify(json)}`);
+    const text = json.choices[0].text;
+    if (/^json/.test(f) && json.choices[0].finish_reason === "stop") JSON.parse(text);
+  }
+});
 
 // ---- malformed input ---------------------------------------------------------------------------
 

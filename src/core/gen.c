@@ -157,8 +157,11 @@ static ob_token host_sample(ob_gen *g) {
     int win = last_n < 0 ? n_past : (last_n < n_past ? last_n : n_past);
     const ob_token *hist = ob_context_tokens(g->c) + n_past - win;
     if (!g->gram) return ob_sampler_sample(g->smp, ob_logits(g->c, -1), hist, (size_t)win);
+    double t0 = ob_now_ms();
     ob_token t = gg_sample(g->gram, g->smp, &g->sp, ob_logits(g->c, -1), hist, (size_t)win);
-    return t >= 0 && gg_accept(g->gram, t) == OB_OK ? t : -1;
+    if (t >= 0 && gg_accept(g->gram, t) != OB_OK) t = -1;
+    g->r.t_grammar_ms += ob_now_ms() - t0;
+    return t;
 }
 
 /* The grammar allows no further token: the generation ends here, with what was generated. */
