@@ -294,7 +294,9 @@ export class OneBit {
         throw new OneBitError(`${e.message}: start a new chat or shorten it`, { code: 'context_length_exceeded', param: 'messages',
           status: e.status, cause: e });
       const w = wrapError(e, 'generation failed');
-      if (w.code === 'invalid_request' && !w.param) w.param = faultyField(e.message);
+      const field = faultyField(e.message);
+      if (field === 'grammar' || field === 'response_format') w.code = 'invalid_request'; // also a schema keyword the core cannot enforce
+      if (w.code === 'invalid_request' && !w.param) w.param = field;
       throw w;
     }
     if (req.signal?.aborted) throw abortError();
