@@ -5,8 +5,9 @@
  * vocabulary when it can: with greedy decoding or top-k, the best candidates by raw logit (and the
  * tokens the penalties may lift) are checked one by one first; when at least k of them are
  * allowed, no token further down can enter the top k, and the other logits are simply set to
- * -inf. Otherwise, and always with top-k off, the whole vocabulary is masked in one walk over the
- * tokens sorted by their bytes (grammar.c).
+ * -inf. With top-k, top-p and min-p all off, a token is drawn first and kept when allowed (exact
+ * too). Otherwise the whole vocabulary is masked in one walk over the tokens sorted by their bytes
+ * (grammar.c).
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -218,6 +219,13 @@ ob_token gg_sample(gen_grammar *g, ob_sampler *s, const ob_sampling *sp, const f
                    size_t n_hist) {
     int k = sp->temperature <= 0 ? 1 : sp->top_k;
     if (gram_is_done(g->m) && !gram_can_end(g->m)) return -1;
+    if (k <= 0 && sp->top_p >= 1.0f && sp->min_p <= 0.0f) {
+        /* Plain temperature sampling over the whole vocabulary: draw first and keep the token when
+         * the grammar allows it. Exact: a token drawn this way, or after a refusal from the masked
+         * distribution, comes out with probability p / (mass of the allowed tokens). */
+        ob_token t = ob_sampler_sample(s, logits, hist, n_hist);
+        if (gram_token_ok(g->m, g->voc->v, t)) return t;
+    }
     if (!(k > 0 && k <= GG_MAX_K && try_candidates(g, sp, k, logits, hist, n_hist))) {
         if (gram_mask(g->m, g->voc->v, g->allowed) == 0) return -1;
         for (int i = 0; i < g->n_vocab; i++) g->masked[i] = g->allowed[i] ? logits[i] : -INFINITY;

@@ -239,13 +239,17 @@ static void test_generate(ob_model *m, const vocab *v) {
     gram_grammar *g = NULL;
     CHECK(gram_parse(gbnf, strlen(gbnf), &g, err, sizeof err) == 0, "%s", err);
     gram_vocab *gv = gram_vocab_new(v->bytes, v->lens, v->kind, v->n);
-    for (int mode = 0; mode < 4 && g && gv; mode++) {
+    for (int mode = 0; mode < 5 && g && gv; mode++) {
         ob_generate_params gp;
         memset(&gp, 0, sizeof gp);
         gp.sampling = ob_sampling_default();
         gp.sampling.seed = (uint64_t)mode;
         if (mode == 0) gp.sampling.temperature = 0;
         if (mode == 2) gp.sampling.top_k = 0; /* the full mask every step */
+        if (mode == 4) { /* plain temperature: draw first, mask only on a refusal */
+            gp.sampling.top_k = 0;
+            gp.sampling.top_p = 1.0f;
+        }
         if (mode == 3) {
             gp.sampling.repeat_penalty = 1.5f;
             gp.sampling.presence_penalty = -1.0f;
