@@ -8,7 +8,9 @@
 //   - malformed grammars and schemas: 400 with a message that says where.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -307,5 +309,52 @@ test("malformed grammars and schemas: 400 saying where", { timeout: 30000 }, asy
     const { status, json } = await complete(body);
     assert.equal(status, 400, JSON.stringify(body));
     assert.match(json.error.message, re, JSON.stringify(body));
+  }
+});
+
+// ---- the CLI -----------------------------------------------------------------------------------
+
+function cli(args) {
+  return new Promise((resolve) => {
+    execFile(BIN, args, { timeout: 60000, encoding: "utf8" }, (err, stdout, stderr) => {
+      if (err?.killed) throw new Error(`onebit ${args.join(" ")} timed out`);
+      resolve({ code: err ? err.code : 0, stdout, stderr });
+    });
+  });
+}
+
+test("CLI: --grammar-file, --json-schema, --json; malformed ones exit before the model loads", { timeout: 120000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "onebit-grammar-"));
+  try {
+    const f = (name, text) => (writeFileSync(join(dir, name), text), join(dir, name));
+    const base = ["run", "-m", MODEL, "--raw", "-p", "x", "-n", "200", "--seed", "4"];
+    let r = await cli([...base, "--grammar-file", f("yn.gbnf", 'root ::= ("yes" | "no") "!" [0-9]{1,2}\n')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^x(yes|no)![0-9]{1,2}\n$/);
+    const schema = { type: "object", properties: { n: { type: "integer" }, s: { type: "string", maxLength: 3 } }, required: ["n", "s"], additionalProperties: false };
+    r = await cli([...base, "--json-schema", f("s.json", JSON.stringify(schema))]);
+    assert.equal(r.code, 0, r.stderr);
+    const v = JSON.parse(r.stdout.slice(1));
+    assert.ok(Number.isInteger(v.n) && typeof v.s === "string" && [...v.s].length <= 3, r.stdout);
+    r = await cli([...base, "-n", "30", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^x\{/);
+    r = await cli([...base, "--grammar-file", f("bad.gbnf", 'root ::= "a" |\n  ( b\n')]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--grammar-file .*bad.gbnf: grammar: line 2, column 3: expected '\)'/);
+    r = await cli([...base, "--json-schema", f("bad.json", '{"type": "string", "pattern": "^a"}')]);
+    assert.equal(r.code, 4);
+    assert.match(r.stderr, /the keyword 'pattern' is not supported/);
+    r = await cli([...base, "--json-schema", f("broken.json", '{"type": }')]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /invalid JSON at byte 9/);
+    r = await cli([...base, "--json", "--grammar-file", join(dir, "yn.gbnf")]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /give one of --grammar-file, --json-schema and --json/);
+    r = await cli([...base, "--grammar-file", join(dir, "missing.gbnf")]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /cannot open/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
