@@ -153,4 +153,4 @@ $(WB)/onebit-mt.wasm: $(WASM_MT_OBJ)
 	mv -f $(WB)/onebit-mt-core.wasm $@
 -include $(WASM_MT_OBJ:.o=.d)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(patsubst $(B)/%,$(B)/tests/unit/%.d,$(UNIT))
