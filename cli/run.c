@@ -260,6 +260,10 @@ int cmd_chat(int argc, char **argv) {
     cli_opts_init(&o);
     int r = cli_parse(argc, argv, &o, CHAT_USAGE);
     if (r) return r == 1 ? 0 : r;
+    if (o.grammar_file || o.json_schema_file || o.json) {
+        fprintf(stderr, "onebit chat: --grammar-file, --json-schema and --json are options of `onebit run`\n");
+        return 2;
+    }
     ob_model *m;
     if ((r = cli_load(&o, &m))) return r;
     ob_context_params cp = ob_context_default_params();
