@@ -88,6 +88,8 @@ typedef struct {
     ivec classes;     /* start,n,neg triples */
     long n_syms;
     int cur;          /* the named rule being parsed */
+    int32_t *names;   /* (name_cap) hash table of named rules: id + 1, 0 = empty */
+    int name_cap, n_names;
     int depth;
 } gbuild;
 
@@ -159,11 +161,40 @@ static int new_rule(gbuild *b, const char *name, size_t n) {
     return b->n_rules++;
 }
 
+static uint32_t name_hash(const char *s, size_t n) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+/* The named rule's id, made on first mention. Names live in an open-addressing table (rule id + 1,
+ * 0 = empty) so that a grammar with many names and references compiles in linear time. */
 static int find_rule(gbuild *b, const char *name, size_t n, size_t at) {
-    for (int i = 0; i < b->n_rules; i++)
-        if (b->rules[i].name && b->rules[i].name_len == n && memcmp(b->rules[i].name, name, n) == 0) return i;
+    if (2 * (b->n_names + 1) > b->name_cap) {
+        int nc = b->name_cap ? b->name_cap * 2 : 64;
+        int32_t *nt = calloc((size_t)nc, sizeof *nt);
+        if (!nt) return fail_at(b, at, "out of memory");
+        for (int i = 0; i < b->name_cap; i++) {
+            int id = b->names[i] - 1;
+            if (id < 0) continue;
+            uint32_t k = name_hash(b->rules[id].name, b->rules[id].name_len) & (uint32_t)(nc - 1);
+            while (nt[k]) k = (k + 1) & (uint32_t)(nc - 1);
+            nt[k] = id + 1;
+        }
+        free(b->names);
+        b->names = nt;
+        b->name_cap = nc;
+    }
+    uint32_t k = name_hash(name, n) & (uint32_t)(b->name_cap - 1);
+    for (; b->names[k]; k = (k + 1) & (uint32_t)(b->name_cap - 1)) {
+        const brule *r = &b->rules[b->names[k] - 1];
+        if (r->name_len == n && memcmp(r->name, name, n) == 0) return b->names[k] - 1;
+    }
     int r = new_rule(b, name, n);
-    if (r >= 0) b->rules[r].first_ref = at;
+    if (r < 0) return -1;
+    b->rules[r].first_ref = at;
+    b->names[k] = r + 1;
+    b->n_names++;
     return r;
 }
 
@@ -579,6 +610,7 @@ static void build_free(gbuild *b) {
         free(b->rules[i].body.v);
     }
     free(b->rules);
+    free(b->names);
     free(b->ranges.v);
     free(b->classes.v);
 }
