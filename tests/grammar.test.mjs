@@ -315,10 +315,10 @@ test("malformed grammars and schemas: 400 saying where", { timeout: 30000 }, asy
 // ---- the CLI -----------------------------------------------------------------------------------
 
 function cli(args) {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     execFile(BIN, args, { timeout: 60000, encoding: "utf8" }, (err, stdout, stderr) => {
-      if (err?.killed) throw new Error(`onebit ${args.join(" ")} timed out`);
-      resolve({ code: err ? err.code : 0, stdout, stderr });
+      if (err?.killed) reject(new Error(`onebit ${args.join(" ")} hung: killed after 60 s`));
+      else resolve({ code: err ? err.code : 0, stdout, stderr });
     });
   });
 }
