@@ -140,7 +140,8 @@ WASM_EXPORTS := _malloc _free _ob_last_error _ob_status_str _ob_model_free _ob_m
                 _ob_context_free _ob_context_n_past _ob_context_n_ctx _ob_context_truncate _ob_context_tokens \
                 _ob_eval _ob_logits _ob_sampler_free _ob_sampler_sample _ob_sampling_check _ob_limits_check \
                 _ob_context_async _ob_step_begin _ob_step_end \
-                _ob_gen_next _ob_gen_complete _ob_gen_text _ob_gen_token _ob_gen_cancel _ob_gen_free
+                _ob_gen_next _ob_gen_complete _ob_gen_text _ob_gen_token _ob_gen_cancel _ob_gen_free \
+                _ob_grammar_check _ob_json_schema_to_grammar
 WASM_COMMA   := ,
 WASM_EMPTY   :=
 WASM_SPACE   := $(WASM_EMPTY) $(WASM_EMPTY)
@@ -196,4 +197,4 @@ $(WB)/onebit-mt.wasm: $(WASM_MT_OBJ)
 	mv -f $(WB)/onebit-mt-core.wasm $@
 -include $(WASM_MT_OBJ:.o=.d)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(patsubst $(B)/%,$(B)/tests/unit/%.d,$(UNIT))

@@ -37,6 +37,7 @@ typedef struct job {
     int max_tokens;                        /* >= 1 */
     int strip_think;                       /* chat: Qwen3's empty think block is not content */
     char *stop[SERVE_MAX_STOP + 1];        /* owned, NULL-terminated */
+    char *grammar, *json_schema;           /* owned: constrained output (serve_grammar.c), or NULL */
     double deadline_ms;                    /* ob-clock time after which generation stops */
 
     atomic_int cancel;                     /* set by the HTTP side: client gone or shutdown */
@@ -131,6 +132,10 @@ typedef struct api_req {
 int api_parse(const api_server *srv, api_kind kind, const char *body, size_t len, api_req *out,
               api_error *err);
 void api_req_free(api_req *r);
+/* serve_grammar.c: response_format and grammar of a request into j->json_schema / j->grammar.
+ * 0, or -1 with a 400 in err. */
+struct cJSON;
+int api_constraint(const struct cJSON *root, job *j, api_error *err);
 
 void api_error_set(api_error *e, int status, const char *type, const char *code, const char *param,
                    const char *fmt, ...)

@@ -500,17 +500,14 @@ int api_parse(const api_server *srv, api_kind kind, const char *body, size_t len
     if (!cJSON_IsObject(root)) rc = BAD(NULL, "the request body must be a JSON object");
     if (rc == 0 && !(j = job_new())) rc = BAD(NULL, "out of memory");
     if (rc == 0) rc = parse_common(srv, root, j, r, err);
+    if (rc == 0) rc = api_constraint(root, j, err);
     if (rc == 0 && kind == API_CHAT) {
         j->strip_think = 1;
         const cJSON *tools = field(root, "tools");
-        const cJSON *fmt = field(root, "response_format");
-        const cJSON *fmt_type = fmt && cJSON_IsObject(fmt) ? field(fmt, "type") : NULL;
         if (tools && (!cJSON_IsArray(tools) || cJSON_GetArraySize(tools) > 0))
             rc = BAD("tools", "tools are not supported");
         else if (field(root, "functions"))
             rc = BAD("functions", "functions are not supported");
-        else if (fmt && !(fmt_type && cJSON_IsString(fmt_type) && !strcmp(fmt_type->valuestring, "text")))
-            rc = BAD("response_format", "only response_format {\"type\": \"text\"} is supported");
         if (rc == 0) rc = chat_prompt(srv, root, &text, err);
         if (rc == 0) rc = tokenize(srv, text, strlen(text), j, err);
     } else if (rc == 0) {

@@ -57,6 +57,8 @@ void job_release(job *j) {
     if (!last) return;
     free(j->prompt);
     for (int i = 0; j->stop[i]; i++) free(j->stop[i]);
+    free(j->grammar);
+    free(j->json_schema);
     free(j->text);
     pthread_cond_destroy(&j->cv);
     pthread_mutex_destroy(&j->mu);
@@ -211,6 +213,8 @@ static void run_job(slot *sl, job *j) {
     gp.sampling = j->sampling;
     gp.max_tokens = j->max_tokens;
     gp.stop = j->stop[0] ? (const char *const *)j->stop : NULL;
+    gp.grammar = j->grammar;
+    gp.json_schema = j->json_schema;
     ob_think_strip strip;
     ob_think_strip_init(&strip, on_text, j);
     gp.on_text = j->strip_think ? ob_think_strip_push : on_text;

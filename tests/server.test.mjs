@@ -474,7 +474,7 @@ describe("API", { timeout: 300000 }, () => {
     ["seed fractional", "POST", chat, { seed: 1.5, messages: msgs }, 400, { param: "seed" }],
     ["logprobs requested", "POST", chat, { logprobs: true, messages: msgs }, 400, { param: "logprobs" }],
     ["tools", "POST", chat, { tools: [{ type: "function", function: { name: "f" } }], messages: msgs }, 400, { param: "tools" }],
-    ["json response_format", "POST", chat, { response_format: { type: "json_object" }, messages: msgs }, 400, { param: "response_format" }],
+    ["bad response_format", "POST", chat, { response_format: { type: "xml" }, messages: msgs }, 400, { param: "response_format" }],
     ["chat_template_kwargs a number", "POST", chat, { chat_template_kwargs: 1, messages: msgs }, 400],
     ["enable_thinking a string", "POST", chat, { chat_template_kwargs: { enable_thinking: "no" }, messages: msgs }, 400],
     ["completion without prompt", "POST", comp, {}, 400, { code: "missing_required_parameter", param: "prompt" }],

@@ -518,6 +518,27 @@ export class Engine {
   // ---- tokens and text ----
 
   // prompt: a text that starts a context, so with the BOS/EOS the file asks for (ob_tokenize_prompt).
+  // The GBNF text a JSON Schema (object or JSON text) compiles to (ob_json_schema_to_grammar);
+  // throws with the core's message for a malformed or unsupported schema.
+  jsonSchemaToGrammar(schema) {
+    const M = this.M;
+    const s = typeof schema === 'string' ? schema : JSON.stringify(schema);
+    const n = M.lengthBytesUTF8(s) + 1;
+    const sp = M._malloc(n) >>> 0;
+    M.stringToUTF8(s, sp, n);
+    const outp = this.buf('gbnf', 4);
+    try {
+      const st = M._ob_json_schema_to_grammar(sp, outp);
+      if (st) throw this.err(st);
+      const gp = M.HEAPU32[outp >>> 2];
+      const text = M.UTF8ToString(gp);
+      M._free(gp);
+      return text;
+    } finally {
+      M._free(sp);
+    }
+  }
+
   tokenize(text, { special = true, prompt = false } = {}) {
     const M = this.M;
     const n = M.lengthBytesUTF8(text);
@@ -684,7 +705,9 @@ export class Engine {
   // prompt: text (tokenized with special tokens) or token ids. options: maxTokens (default 256;
   // <= 0: until the context is full), sampling {temperature, topK, topP, minP, repeatPenalty,
   // repeatLastN, presencePenalty, frequencyPenalty, seed} (what is left out is ob_sampling_default's),
-  // stop: strings, onText(text) -> true to stop, onToken(id), shouldStop() -> true to stop (checked
+  // stop: strings, grammar: GBNF text or jsonSchema: a JSON Schema (object or JSON text) that the
+  // output must match (ob_generate_params.grammar / json_schema; a malformed one throws with the
+  // core's message and where it is), onText(text) -> true to stop, onToken(id), shouldStop() -> true to stop (checked
   // after every token), yieldEvery (CPU path: let the event loop run every that many tokens, so
   // that shouldStop can see an AbortSignal or a Worker message).
   // Returns {text, tokens, nPrompt, nReused, nGenerated, finish, tPromptMs, tGenMs}; finish is
@@ -714,12 +737,24 @@ export class Engine {
     });
     const arr = this.buf('stops', Math.max(1, sptrs.length) * 4);
     M.HEAPU32.set(sptrs, arr >>> 2);
+    const cstr = (s) => {
+      if (s === undefined || s === null) return 0;
+      const n = M.lengthBytesUTF8(s) + 1;
+      const p = M._malloc(n) >>> 0;
+      M.stringToUTF8(s, p, n);
+      return p;
+    };
+    const schema = options.jsonSchema;
+    const gp = cstr(options.grammar ?? null);
+    const jp = cstr(schema === undefined || schema === null ? null : typeof schema === 'string' ? schema : JSON.stringify(schema));
     const outp = this.buf('gen', 8);
     let st;
     try {
-      st = M._ob_js_gen_begin(this.ctx, tp, toks.length, options.maxTokens ?? 256, arr, sptrs.length, sp, given, outp);
+      st = M._ob_js_gen_begin(this.ctx, tp, toks.length, options.maxTokens ?? 256, arr, sptrs.length, sp, given, gp, jp, outp);
     } finally {
       sptrs.forEach((p) => M._free(p));
+      if (gp) M._free(gp);
+      if (jp) M._free(jp);
     }
     if (st) throw this.err(st);
     const g = this.i32(outp) >>> 0;

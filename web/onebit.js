@@ -100,6 +100,27 @@ function checkRequest(p) {
   if (typeof stop === 'string') stop = [stop];
   if (!Array.isArray(stop) || stop.length > 16 || stop.some((s) => typeof s !== 'string'))
     throw bad('stop', 'stop must be a string or an array of up to 16 strings');
+  // Constrained output, as the server takes it (docs/SERVER.md): response_format and grammar (GBNF).
+  const rf = p.response_format;
+  let grammar = null, jsonSchema = null;
+  if (rf !== undefined && rf !== null) {
+    const kinds = 'response_format.type must be "text", "json_object" or "json_schema"';
+    if (typeof rf !== 'object' || Array.isArray(rf)) throw bad('response_format', 'response_format must be an object');
+    if (rf.type === 'json_object') jsonSchema = rf.schema ?? { type: 'object' };
+    else if (rf.type === 'json_schema') {
+      const js = rf.json_schema;
+      if (!js || typeof js !== 'object') throw bad('response_format', 'response_format.json_schema must be an object');
+      if (js.strict !== undefined && js.strict !== null && typeof js.strict !== 'boolean')
+        throw bad('response_format', 'response_format.json_schema.strict must be a boolean');
+      if (js.schema === undefined || js.schema === null) throw bad('response_format', "'response_format.json_schema.schema' is missing");
+      jsonSchema = js.schema;
+    } else if (rf.type !== 'text') throw bad('response_format', kinds);
+  }
+  if (p.grammar !== undefined && p.grammar !== null) {
+    if (typeof p.grammar !== 'string') throw bad('grammar', "'grammar' must be a string of GBNF text");
+    if (jsonSchema) throw bad('grammar', "give 'grammar' or a JSON 'response_format', not both");
+    grammar = p.grammar;
+  }
   if (p.stream !== undefined && p.stream !== null && typeof p.stream !== 'boolean') throw bad('stream', 'stream must be a boolean');
   if (p.n !== undefined && p.n !== null && p.n !== 1) throw bad('n', 'only n = 1 is supported');
   const sig = p.signal;
@@ -110,7 +131,7 @@ function checkRequest(p) {
   const maxTokens = int('max_completion_tokens', 1, int('max_tokens', 1, 0));
   const seed = int('seed', 0, null);
   return {
-    msgs, stop, stream: !!p.stream, signal: sig ?? null, think, maxTokens,
+    msgs, stop, stream: !!p.stream, signal: sig ?? null, think, maxTokens, grammar, jsonSchema,
     sampling: {
       temperature: num('temperature'), topP: num('top_p'), topK: num('top_k'), minP: num('min_p'),
       repeatPenalty: num('repeat_penalty'), presencePenalty: num('presence_penalty'),
@@ -123,6 +144,8 @@ function checkRequest(p) {
 // The request field a core error about a sampling setting names ("sampling: top_p must be ...").
 const SAMPLING_FIELDS = ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty', 'presence_penalty', 'frequency_penalty'];
 function faultyField(message) {
+  if (/^grammar: /.test(message)) return 'grammar';
+  if (/^json_schema: /.test(message)) return 'response_format';
   const m = /\bsampling: (\w+)/.exec(message) ?? /\b(\w+) must\b/.exec(message);
   if (!m) return null;
   const name = m[1] === 'presence' ? 'presence_penalty' : m[1] === 'frequency' ? 'frequency_penalty' : m[1];
@@ -263,6 +286,7 @@ export class OneBit {
     try {
       r = await eng.generate(prompt, {
         maxTokens: req.maxTokens, stop: req.stop, sampling: req.sampling,
+        grammar: req.grammar, jsonSchema: req.jsonSchema,
         yieldEvery: eng.backend === 'cpu' ? 8 : 0, shouldStop: stopped,
         onText: (t) => { onText(t); return stopped(); },
       });
@@ -271,7 +295,9 @@ export class OneBit {
         throw new OneBitError(`${e.message}: start a new chat or shorten it`, { code: 'context_length_exceeded', param: 'messages',
           status: e.status, cause: e });
       const w = wrapError(e, 'generation failed');
-      if (w.code === 'invalid_request' && !w.param) w.param = faultyField(e.message);
+      const field = faultyField(e.message);
+      if (field === 'grammar' || field === 'response_format') w.code = 'invalid_request'; // also a schema keyword the core cannot enforce
+      if (w.code === 'invalid_request' && !w.param) w.param = field;
       throw w;
     }
     if (req.signal?.aborted) throw abortError();
