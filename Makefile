@@ -51,6 +51,11 @@ $(B)/%: $(B)/tools/%.o $(B)/libonebit.a
 $(B)/test_%: $(B)/tests/unit/test_%.o $(B)/libonebit.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+# the server's answer parser (cli/serve_tools.c), tested on fixed texts
+$(B)/tests/unit/test_serve_tools.o: INC = $(ALL_INC) -Icli
+$(B)/test_serve_tools: $(B)/tests/unit/test_serve_tools.o $(B)/cli/serve_tools.o $(B)/libonebit.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcjson
+
 # tests/X.c -> build/X (drivers for the Node tests; may use cJSON)
 $(B)/%: $(B)/tests/%.o $(B)/libonebit.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcjson
