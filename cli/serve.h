@@ -32,8 +32,8 @@ typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_state;
  * read, the rest are under mu. */
 typedef struct job {
     /* fixed */
-    ob_token *prompt;                      /* [n_prompt] */
-    size_t n_prompt;
+    ob_token *prompt;                      /* [n_prompt]; NULL for embeddings */
+    size_t n_prompt;                       /* embeddings: the tokens of all inputs */
     ob_sampling sampling;
     int max_tokens;                        /* >= 1 */
     int strip_think;                       /* chat: Qwen3's empty think block is not content */

@@ -123,6 +123,7 @@ static size_t slot_lcp(const slot *sl, const job *j) {
     size_t n = (size_t)ob_context_n_past(sl->ctx);
     const ob_token *t = ob_context_tokens(sl->ctx);
     size_t k = 0;
+    if (!j->prompt) return 0; /* embeddings: their inputs never reuse a cache */
     while (k < n && k < j->n_prompt && t[k] == j->prompt[k]) k++;
     return k;
 }
