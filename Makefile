@@ -106,6 +106,7 @@ WASM_OBJ     := $(patsubst src/%.c,$(WB)/obj/%.o,$(LIB_SRC))
 WASM_CFLAGS  := -O3 -msimd128 -std=c11 -Wall -Wextra -Werror -Iinclude $(ALL_INC) -D_DEFAULT_SOURCE -MMD -MP
 WASM_EXPORTS := _malloc _free _ob_last_error _ob_status_str _ob_model_free _ob_model_meta _ob_tokenize _ob_tokenize_prompt \
                 _ob_token_bytes _ob_token_is_eog _ob_detok_init _ob_detok_push _ob_detok_flush _ob_chat_render \
+                _ob_chat_render_json _ob_model_chat_template \
                 _ob_context_free _ob_context_n_past _ob_context_n_ctx _ob_context_truncate _ob_context_tokens \
                 _ob_eval _ob_logits _ob_sampler_free _ob_sampler_sample _ob_sampling_check _ob_limits_check \
                 _ob_context_async _ob_step_begin _ob_step_end \
