@@ -779,8 +779,11 @@ int api_parse(const api_server *srv, api_kind kind, const char *body, size_t len
         if (rc == 0 && !(r->rp = rp_new(reasoning, r->tool_fmt, random_u64(), r->stream)))
             rc = BAD(NULL, "out of memory");
         if (rc == 0 && prefix[0]) rp_feed(r->rp, prefix, strlen(prefix));
-        /* A forced call to one function is one call: the generation ends with it. */
-        if (rc == 0 && r->tool_choice == TOOL_NAMED && r->tool_fmt == TOOLFMT_HERMES) {
+        /* A forced call to one function is one call, and so is any call without parallel calls:
+         * the generation ends with it. */
+        int parallel = 1;
+        if (rc == 0 && get_bool(root, "parallel_tool_calls", &parallel, err) < 0) rc = -1;
+        if (rc == 0 && (r->tool_choice == TOOL_NAMED || !parallel) && r->tool_fmt == TOOLFMT_HERMES) {
             int k = 0;
             while (j->stop[k]) k++;
             if (k < SERVE_MAX_STOP && !(j->stop[k] = strdup("</tool_call>"))) rc = BAD(NULL, "out of memory");

@@ -132,6 +132,8 @@ function checkRequest(p) {
       throw bad('tool_choice', `tool_choice names '${toolName}', which is not among the tools`);
   }
   if (choice === 'required' && tools.length === 1) { choice = 'named'; toolName = tools[0].function.name; }
+  const parallel = p.parallel_tool_calls ?? true;
+  if (typeof parallel !== 'boolean') throw bad('parallel_tool_calls', 'parallel_tool_calls must be a boolean');
   const rf = p.reasoning_format ?? 'auto';
   if (!['auto', 'deepseek', 'none'].includes(rf)) throw bad('reasoning_format', 'reasoning_format must be "auto", "deepseek" or "none"');
   // Sampling settings are only checked for their type here: their ranges and defaults are the core's.
@@ -161,7 +163,7 @@ function checkRequest(p) {
   const maxTokens = int('max_completion_tokens', 1, int('max_tokens', 1, 0));
   const seed = int('seed', 0, null);
   return {
-    msgs, stop, stream: !!p.stream, signal: sig ?? null, think, maxTokens, tools, choice, toolName,
+    msgs, stop, stream: !!p.stream, signal: sig ?? null, think, maxTokens, tools, choice, toolName, parallel,
     reasoning: rf !== 'none',
     sampling: {
       temperature: num('temperature'), topP: num('top_p'), topK: num('top_k'), minP: num('min_p'),
@@ -338,8 +340,9 @@ export class OneBit {
         const skip = openThink ? '\n</think>\n\n' : template.includes('<think>') && !closed ? '<think>\n\n</think>\n\n' : '';
         text += skip + forced;
         prefix += skip + forced;
-        if (req.choice === 'named' && hermes) stop = [...stop, '</tool_call>'];
       }
+      // one call only (a named function, or parallel_tool_calls false): the generation ends with it
+      if ((req.choice === 'named' || !req.parallel) && format === ToolFormat.HERMES && stop.length < 16) stop = [...stop, '</tool_call>'];
       parser = new ReplyParser({ reasoning: req.reasoning, format });
       parser.feed(prefix);
       onParser(parser);
