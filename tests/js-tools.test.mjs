@@ -146,7 +146,8 @@ test('JS API: forced tool call, streamed the same, round trip with a tool result
   }
 });
 
-test('JS API: reasoning_content (DeepSeek-R1 template), streamed the same, and reasoning_format none', { timeout: 120000 }, async () => {
+test('JS API: reasoning_content (DeepSeek-R1 template), streamed the same, and reasoning_format none',
+  { timeout: 120000, skip: !existsSync(TEMPLATES) && 'no llama.cpp source (its models/templates)' }, async () => {
   const file = join(tmp, 'r1.gguf');
   execFileSync(join(root, 'build', 'mkmodel'), ['-o', file, '--preset', 'tiny', '--seed', '1', '--template',
     join(TEMPLATES, 'deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja')], { timeout: 60000 });

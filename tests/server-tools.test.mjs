@@ -26,6 +26,7 @@ const MKMODEL = join(root, "build", "mkmodel");
 const TINY = join(root, "build", "models", "tiny.gguf"); // Qwen3's template: <tool_call> calls
 const LLAMA_SRC = process.env.ONEBIT_LLAMA_SRC ?? join(root, "build", "llama.cpp");
 const TEMPLATES = join(LLAMA_SRC, "models", "templates");
+const NO_TEMPLATES = existsSync(TEMPLATES) ? false : "no llama.cpp source (its models/templates): tools/llama-src.sh";
 const tmp = mkdtempSync(join(tmpdir(), "onebit-tools-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 
@@ -190,7 +191,7 @@ describe("tool calls (Qwen3 template, <tool_call>)", () => {
   });
 });
 
-describe("tool calls in other templates", () => {
+describe("tool calls in other templates", { skip: NO_TEMPLATES }, () => {
   test("Llama 3.1: a forced call is read from its JSON syntax", { timeout: 120000 }, async () => {
     const srv = await startServer(tinyWith("meta-llama-Llama-3.1-8B-Instruct.jinja", "llama31"));
     try {
@@ -227,7 +228,7 @@ describe("tool calls in other templates", () => {
   });
 });
 
-describe("reasoning_content", () => {
+describe("reasoning_content", { skip: NO_TEMPLATES }, () => {
   let srv;
   // DeepSeek-R1's template opens <think> at the end of the prompt: all the model writes until
   // </think> is reasoning. The random-weight model's text is noise, but the same seed gives the
