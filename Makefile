@@ -62,6 +62,11 @@ $(B)/%: $(B)/tools/%.o $(B)/libonebit.a
 $(B)/test_%: $(B)/tests/unit/test_%.o $(B)/libonebit.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+# the server's answer parser (cli/serve_tools.c), tested on fixed texts
+$(B)/tests/unit/test_serve_tools.o: INC = $(ALL_INC) -Icli
+$(B)/test_serve_tools: $(B)/tests/unit/test_serve_tools.o $(B)/cli/serve_tools.o $(B)/libonebit.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcjson
+
 # tests/X.c -> build/X (drivers for the Node tests; may use cJSON)
 $(B)/%: $(B)/tests/%.o $(B)/libonebit.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcjson
@@ -137,6 +142,7 @@ WASM_OBJ     := $(patsubst src/%.c,$(WB)/obj/%.o,$(LIB_SRC))
 WASM_CFLAGS  := -O3 -msimd128 -std=c11 -Wall -Wextra -Werror -Iinclude $(ALL_INC) -D_DEFAULT_SOURCE -MMD -MP
 WASM_EXPORTS := _malloc _free _ob_last_error _ob_status_str _ob_model_free _ob_model_meta _ob_tokenize _ob_tokenize_prompt \
                 _ob_token_bytes _ob_token_is_eog _ob_detok_init _ob_detok_push _ob_detok_flush _ob_chat_render \
+                _ob_chat_render_json _ob_model_chat_template \
                 _ob_context_free _ob_context_n_past _ob_context_n_ctx _ob_context_truncate _ob_context_tokens \
                 _ob_eval _ob_logits _ob_sampler_free _ob_sampler_sample _ob_sampling_check _ob_limits_check \
                 _ob_context_async _ob_step_begin _ob_step_end \

@@ -187,6 +187,27 @@ ob_status ob_eval(ob_context *ctx, const ob_token *tokens, int n, int all_logits
 /* Logits of position i of the last ob_eval (i = -1: last position). NULL if not kept. */
 const float *ob_logits(const ob_context *ctx, int i);
 
+/* ---- embeddings ----------------------------------------------------------------------------- */
+
+/* How an embedding model pools its per-token hidden states (the GGUF key <arch>.pooling_type, in
+ * llama.cpp's numbering). */
+typedef enum {
+    OB_POOLING_NONE = 0, /* no pooling type: a generative model (no embeddings) */
+    OB_POOLING_MEAN = 1, /* mean of every position */
+    OB_POOLING_CLS = 2,  /* the first position */
+    OB_POOLING_LAST = 3  /* the last position (Qwen3-Embedding) */
+} ob_pooling;
+
+/* The model's pooling type; OB_POOLING_NONE when the file has none or one onebit does not run
+ * (llama.cpp's rank pooling, which needs a classifier head). */
+ob_pooling ob_model_pooling(const ob_model *model);
+/* The embedding of tokens[0..n) into out[n_embd]: the context's cache is reset, the tokens are
+ * evaluated from position 0, the final hidden states (after the output norm, before the output
+ * head) are pooled as the model says and, with normalize, scaled to unit Euclidean length (as
+ * llama.cpp's server does). OB_ERR_UNSUPPORTED for a model without pooling or a backend without
+ * hidden states (the asynchronous WebGPU one); OB_ERR_CONTEXT when n > n_ctx. */
+ob_status ob_embed(ob_context *ctx, const ob_token *tokens, int n, int normalize, float *out);
+
 /* ---- sampling ------------------------------------------------------------------------------- */
 
 typedef struct ob_sampling {

@@ -473,7 +473,7 @@ describe("API", { timeout: 300000 }, () => {
     ["stream_options a number", "POST", chat, { stream_options: 1, messages: msgs }, 400, { param: "stream_options" }],
     ["seed fractional", "POST", chat, { seed: 1.5, messages: msgs }, 400, { param: "seed" }],
     ["logprobs requested", "POST", chat, { logprobs: true, messages: msgs }, 400, { param: "logprobs" }],
-    ["tools", "POST", chat, { tools: [{ type: "function", function: { name: "f" } }], messages: msgs }, 400, { param: "tools" }],
+    ["tools", "POST", chat, { tools: [{ type: "function", function: { name: "not a name!" } }], messages: msgs }, 400, { param: "tools" }],
     ["bad response_format", "POST", chat, { response_format: { type: "xml" }, messages: msgs }, 400, { param: "response_format" }],
     ["chat_template_kwargs a number", "POST", chat, { chat_template_kwargs: 1, messages: msgs }, 400],
     ["enable_thinking a string", "POST", chat, { chat_template_kwargs: { enable_thinking: "no" }, messages: msgs }, 400],
@@ -490,7 +490,7 @@ describe("API", { timeout: 300000 }, () => {
     ["PUT on completions", "PUT", comp, "{}", 405, { code: "method_not_allowed" }],
     ["DELETE on models", "DELETE", "/v1/models", null, 405],
     ["POST on models", "POST", "/v1/models", "{}", 405],
-    ["unknown /v1 path", "GET", "/v1/embeddings", null, 404, { code: "unknown_url" }],
+    ["unknown /v1 path", "GET", "/v1/audio/speech", null, 404, { code: "unknown_url" }],
     ["unknown model path", "GET", "/v1/models/x", null, 404, { code: "model_not_found" }],
   ];
 

@@ -21,6 +21,7 @@ shape {n_in, n_out} is stored row-major as n_out rows of n_in values.
   --arch bitnet  BitNet b1.58 (attn_sub_norm, ffn_sub_norm, per-tensor *.scale tensors [1] on every
                  product, tied; --hidden-act writes bitnet.hidden_activation)
   --arch qwen3   Qwen3 (RoPE NeoX layout), no biases, QK-norm (attn_q_norm/attn_k_norm per head)
+  --pooling P    writes <arch>.pooling_type (mean, cls or last): an embedding model
 
 Random weights are scaled so that activations stay sane and the comparison is robust: matrices
 N(0, 1/n_in), norms 1 + N(0, 0.1^2), embeddings N(0, emb_std^2) large enough that the token's own
@@ -271,6 +272,8 @@ def main():
     ap.add_argument("--dtype", choices=["f32", "f16"], help="type of the 2-D tensors (default f32)")
     ap.add_argument("--emb-std", type=float, help="token_embd std (default 0.7 untied, 0.55 tied)")
     ap.add_argument("--logit-std", type=float, default=4.0, help="the logits' approximate std (default 4)")
+    ap.add_argument("--pooling", choices=["mean", "cls", "last"],
+                    help="<arch>.pooling_type: an embedding model (as Qwen3-Embedding's file carries 'last')")
     ap.add_argument("--name", help="general.name")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("-o", "--out", required=True)
@@ -351,6 +354,8 @@ def main():
     if arch == "qwen3":  # convert_hf_to_gguf.py writes head_dim for Qwen3 (it need not be n_embd/n_head)
         w.add_uint32(K.Attention.KEY_LENGTH.format(arch=arch), head_dim)
         w.add_uint32(K.Attention.VALUE_LENGTH.format(arch=arch), head_dim)
+    if a.pooling:  # llama.cpp's enum llama_pooling_type: 1 mean, 2 cls, 3 last
+        w.add_uint32(K.LLM.POOLING_TYPE.format(arch=arch), {"mean": 1, "cls": 2, "last": 3}[a.pooling])
     if cfg["template"]:
         with open(os.path.join(a.llama_src, "models", "templates", cfg["template"]), encoding="utf-8") as f:
             w.add_key_value(K.Tokenizer.CHAT_TEMPLATE, f.read(), gguf.GGUFValueType.STRING)

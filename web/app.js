@@ -610,6 +610,9 @@ function updateButtons() {
 
 function requestParams() {
   const p = { temperature: Number(chat.temperature), top_p: Number(chat.topP), enable_thinking: !!chat.thinking };
+  // The raw text, <think> block included: renderAnswer folds it into a collapsible block, and it
+  // goes back in the history as the model wrote it (the API's default splits it into reasoning_content).
+  p.reasoning_format = 'none';
   const n = Number(chat.maxTokens);
   if (Number.isSafeInteger(n) && n >= 1) p.max_tokens = n;
   if (chat.seed !== '' && Number.isSafeInteger(Number(chat.seed)) && Number(chat.seed) >= 0) p.seed = Number(chat.seed);

@@ -616,6 +616,39 @@ export class Engine {
     }
   }
 
+  // The chat template applied to messages and tools given as JSON text (messages may carry
+  // tool_calls, tool_call_id, reasoning_content: whatever the template reads). enableThinking:
+  // true/false sets the template's variable, null leaves it undefined.
+  chatJson(messagesJson, toolsJson = null, { addGenerationPrompt = true, enableThinking = false } = {}) {
+    const M = this.M;
+    const put = (s) => {
+      const n = M.lengthBytesUTF8(s) + 1;
+      const p = M._malloc(n) >>> 0;
+      M.stringToUTF8(s, p, n);
+      return p;
+    };
+    const mp = put(messagesJson), tp = toolsJson === null ? 0 : put(toolsJson);
+    try {
+      const op = this.buf('out', 8);
+      const think = enableThinking === null ? -1 : enableThinking ? 1 : 0;
+      const st = M._ob_chat_render_json(this.model, mp, tp, addGenerationPrompt ? 1 : 0, think, op);
+      if (st) throw this.err(st);
+      const sp = M.HEAPU32[op >>> 2];
+      const s = M.UTF8ToString(sp);
+      M._free(sp);
+      return s;
+    } finally {
+      M._free(mp);
+      if (tp) M._free(tp);
+    }
+  }
+
+  // The model's chat template source (tokenizer.chat_template), or '' when it has none.
+  chatTemplate() {
+    const p = this.M._ob_model_chat_template(this.model) >>> 0;
+    return p ? this.M.UTF8ToString(p) : '';
+  }
+
   // ---- evaluation ----
 
   get nPast() {

@@ -37,6 +37,9 @@ typedef struct ob_backend {
      * position's ([n_vocab]). Entries of the KV cache at positions >= pos are overwritten. */
     ob_status (*forward)(void *cstate, const ob_token *tokens, int n, int pos, float *logits,
                          int all_logits);
+    /* Optional (NULL: no embeddings): runs tokens like forward, but writes the final hidden state
+     * of every position, after the output norm and before the output head, [n][n_embd]. */
+    ob_status (*hidden)(void *cstate, const ob_token *tokens, int n, int pos, float *hidden);
 
     /* ---- asynchronous backends only (forward == NULL) ---- */
     /* Plans the evaluation of tokens[0..*taken) at positions pos.. (*taken <= n: the backend may

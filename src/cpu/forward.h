@@ -49,6 +49,8 @@ void cpu_model_free(void *mstate);
 ob_status cpu_ctx_init(void *mstate, const ob_context_params *p, void **cstate);
 void cpu_ctx_free(void *cstate);
 ob_status cpu_forward(void *cstate, const ob_token *tokens, int n, int pos, float *logits, int all_logits);
+/* The backend's `hidden`: final hidden states (after the output norm) of every position, [n][n_embd]. */
+ob_status cpu_hidden(void *cstate, const ob_token *tokens, int n, int pos, float *hidden);
 
 /* The scalar reference kernels, reused by faster tables for the cases they do not cover. */
 void scalar_matmul(void *kstate, const ob_weight *w, const float *x, float *y, int n);
