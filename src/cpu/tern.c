@@ -238,7 +238,7 @@ static ob_status tk_repack_weight(tk_state *s, const ob_model *m, const ob_weigh
 }
 
 static const tk_isa *tk_pick(const char *isa_name) {
-    static const tk_isa *const simd[] = {&tk_isa_avx512, &tk_isa_avx2};
+    static const tk_isa *const simd[] = {&tk_isa_avx512, &tk_isa_avx2, &tk_isa_neon, &tk_isa_wasm};
     for (size_t i = 0; i < sizeof simd / sizeof *simd; i++)
         if (strcmp(simd[i]->name, isa_name) == 0 && simd[i]->compiled && simd[i]->supported()) return simd[i];
     return NULL;

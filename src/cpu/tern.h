@@ -65,7 +65,7 @@ typedef struct tk_isa {
     void (*gemm)(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, float *y, size_t ystride);
 } tk_isa;
 
-extern const tk_isa tk_isa_generic, tk_isa_avx512, tk_isa_avx2;
+extern const tk_isa tk_isa_generic, tk_isa_avx512, tk_isa_avx2, tk_isa_neon, tk_isa_wasm;
 
 /* Is a GGML type one of these (Q2_0, TQ2_0, TQ1_0)? */
 int tk_type_ok(uint32_t type);

@@ -99,7 +99,7 @@ static void make_x(float *x, int n, int cols, int exact) {
         }
 }
 
-static const tk_isa *const isas[] = {&tk_isa_generic, &tk_isa_avx512, &tk_isa_avx2};
+static const tk_isa *const isas[] = {&tk_isa_generic, &tk_isa_avx512, &tk_isa_avx2, &tk_isa_neon, &tk_isa_wasm};
 
 static void test_quant(const tk_isa *isa) {
     static const int colss[] = {64, 256, 6912};
