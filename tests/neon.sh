@@ -22,7 +22,7 @@ for variant in armv8-a armv8.2-a+dotprod; do
     $CC -O2 -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude -Isrc/core -Isrc/gen -Isrc/models -Isrc/cpu \
         -march="$variant" -static -o "$tbin" tests/unit/test_tern.c $srcs -lm -lpthread
     echo "neon.sh: running $tbin under $QEMU"
-    if "$QEMU" "$tbin" | tee "$tbin.log" | grep -E "^(FAIL|skip|neon|[0-9]+ checks)"; then :; fi
+    if "$QEMU" "$tbin" neon | tee "$tbin.log" | grep -E "^(FAIL|skip|neon|[0-9]+ checks)"; then :; fi
     if [ "${PIPESTATUS[0]}" -ne 0 ] || grep -q "^FAIL" "$tbin.log"; then status=1; fi
     grep -q "^neon ternary kernels checked" "$tbin.log" || { echo "neon.sh: the NEON ternary kernels did not run"; status=1; }
     bin="$out/test_kernels-${variant//[.+]/_}"

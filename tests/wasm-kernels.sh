@@ -20,7 +20,7 @@ grep -q "^wasm:" "$out/test_kernels.log" || { echo "wasm-kernels.sh: the wasm ke
 # The ternary kernels (tests/unit/test_tern.c: tern_wasm.c against the portable ones).
 NODE_PATH=/usr/share/nodejs emcc -O2 -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -Iinclude -Isrc/core -Isrc/gen -Isrc/models -Isrc/cpu -Isrc/webgpu -msimd128 \
     -sALLOW_MEMORY_GROWTH=1 -sENVIRONMENT=node -sSINGLE_FILE=1 -o "$out/test_tern.cjs" tests/unit/test_tern.c $srcs
-node "$out/test_tern.cjs" > "$out/test_tern.log" 2>&1 || status=1
+node "$out/test_tern.cjs" wasm > "$out/test_tern.log" 2>&1 || status=1
 grep -E "^(FAIL|skip|wasm|[0-9]+ checks)" "$out/test_tern.log" || true
 grep -q "^wasm ternary kernels checked" "$out/test_tern.log" || { echo "wasm-kernels.sh: the wasm ternary kernels did not run"; status=1; }
 [ "$status" -eq 0 ] && echo "wasm-kernels.sh: ok"

@@ -34,6 +34,9 @@ Usage (llama.cpp's source from tools/llama-src.sh; Debian's numpy, llama.cpp's g
   python3 tools/gen-arch-model.py --llama-src DIR --arch llama --vocab llama-bpe --rope-freqs \
       --seed 1 -o out.gguf
   python3 tools/gen-arch-model.py --llama-src DIR --preset llama3.2-1b -o big.gguf
+Presets (real shapes; any option overrides them, e.g. --n-layer 1): llama3.2-1b, qwen2.5-1.5b,
+bitnet-2b4t (BitNet b1.58 2B4T), ternary-bonsai-1.7b / -4b / -8b (PrismML's Qwen3-based
+Ternary-Bonsai); bench/make-ternary-models.sh quantises two of them to the ternary types.
 """
 import argparse
 import math

@@ -111,15 +111,6 @@ quant phi2 phi2 gpt-2 f16 Q4_K_M
 base bitnet bitnet llama-bpe f16 --n-head 4 --n-head-kv 2 --tied --hidden-act silu --seed 23
 ref_only bitnet-relu2 bitnet llama-spm f32 --n-head 4 --n-head-kv 2 --tied --seed 24
 
-# The real ternary shapes at full width, one layer, 32k vocabulary (the full files are
-# bench/make-ternary-models.sh's): Ternary-Bonsai-4B (Qwen3, q 4096 wide over n_embd 2560, heads of
-# 128, ff 9728) as pure Q2_0, and BitNet b1.58 2B4T (20 / 5 heads of 128, ff 6912; declaring silu for
-# the oracle) as pure TQ2_0.
-base bonsai4b-1l qwen3 llama-spm f16 --preset ternary-bonsai-4b --n-layer 1 --logit-std 3 --seed 31
-quant bonsai4b-1l qwen3 llama-spm f16 Q2_0 --pure
-base bitnet2b-1l bitnet llama-spm f16 --preset bitnet-2b4t --n-layer 1 --hidden-act silu --seed 32
-quant bitnet2b-1l bitnet llama-spm f16 TQ2_0 --pure
-
 # Oracle logits (llama.cpp through node-llama-cpp), one process for all the stale ones.
 oracle=()
 for line in "${list[@]}"; do

@@ -19,7 +19,9 @@
  * float buffer, then takes the float dot with every token's activations (16 partial sums, which the
  * compiler vectorises), so a row is decoded once per product however many tokens there are. Q2_0
  * and TQ2_0 rows are decoded by the ISA's SIMD decoder where it has one (AVX2, AVX-512: equal to the
- * table's row bit for bit, so the results are the same); the other types by the table. Every job is a parallel loop whose items any thread may
+ * table's row bit for bit, so the results are the same); the other types by the table. Where a SIMD
+ * table runs, Q2_0 / TQ2_0 / TQ1_0 matrices are instead repacked at load and multiplied on their
+ * codes by tern.h's kernels (tk_init / tk_matmul, one hook in cpuk_matmul). Every job is a parallel loop whose items any thread may
  * take (threadpool.h), and each item is computed the same way whoever takes it: results do not
  * depend on the number of threads. This backend is not the specification: backend_scalar.c is,
  * and the tests compare against it.

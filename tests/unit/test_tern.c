@@ -130,7 +130,7 @@ static void test_quant(const tk_isa *isa) {
 
 /* Repacked product vs the portable one and vs the specification. */
 static void test_gemm(const tk_isa *isa) {
-    static const struct { int rows, cols; } shapes[] = {{1, 256}, {15, 256}, {16, 512}, {17, 768}, {40, 1280}, {33, 256}};
+    static const struct { int rows, cols; } shapes[] = {{1, 256}, {15, 256}, {16, 512}, {17, 768}, {40, 1280}};
     static const int ns[] = {1, 2, 3, 5, 8, 9, 17};
     for (size_t ti = 0; ti < 3; ti++) {
         double se_m[3] = {0}, sy_m[3] = {0}; /* squared errors vs the specification, per mode, over all cases */
@@ -143,6 +143,8 @@ static void test_gemm(const tk_isa *isa) {
             const int n_tiles = (rows + TK_TILE - 1) / TK_TILE;
             tk_repack(w.type, w.data, w.row_bytes, rows, cols, pk, 0, n_tiles);
             const tk_mat m = {pk, rows, cols, cols / TK_BLK, n_tiles};
+            float *wf = xalloc((size_t)rows * cols * 4); /* the weights as the table decodes them */
+            ob_type_find(w.type)->dequant(w.data, wf, (size_t)rows * cols);
             for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
                 for (int mode = 0; mode < 3; mode++) { /* 0: int8 exact grid, 1: int8 Gaussian, 2: int16 Gaussian */
                     const int n = ns[ni], two = mode == 2, nb = cols / TK_BLK;
@@ -168,8 +170,7 @@ static void test_gemm(const tk_isa *isa) {
                         for (int r = 0; r < rows; r++) {
                             const float g = y1[(size_t)t * ys + r], want = y0[(size_t)t * ys + r];
                             double abs_sum = 0; /* scale of the sum: sum |d w x| */
-                            float wrow[1280];
-                            ob_type_find(w.type)->dequant(w.data + (size_t)r * w.row_bytes, wrow, (size_t)cols);
+                            const float *wrow = wf + (size_t)r * cols;
                             for (int j = 0; j < cols; j++) abs_sum += fabs((double)wrow[j] * x[(size_t)t * cols + j]);
                             bad += fabs((double)g - want) > 1e-5 * abs_sum + 1e-30;
                             const double e = (double)g - yr[(size_t)t * rows + r];
@@ -190,6 +191,7 @@ static void test_gemm(const tk_isa *isa) {
                     free(x); free(a); free(c); free(q); free(l); free(y0); free(y1); free(yr);
                 }
             free(pk);
+            free(wf);
             free((void *)w.data);
         }
         const char *tn = ob_type_find(types[ti])->name;
@@ -264,10 +266,13 @@ static void test_hook(const tk_isa *isa) {
     free(m);
 }
 
-int main(void) {
+/* With an argument, only the table of that name is checked (the emulated runs of tests/neon.sh and
+ * tests/wasm-kernels.sh: the portable one is checked natively). */
+int main(int argc, char **argv) {
     int ran = 0;
     for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
         const tk_isa *isa = isas[i];
+        if (argc > 1 && strcmp(argv[1], isa->name) != 0) continue;
         if (!isa->compiled || !isa->supported()) {
             printf("skip: %s ternary kernels %s\n", isa->name, isa->compiled ? "not supported by this CPU" : "not built in");
             continue;
