@@ -19,7 +19,9 @@
  * float buffer, then takes the float dot with every token's activations (16 partial sums, which the
  * compiler vectorises), so a row is decoded once per product however many tokens there are. Q2_0
  * and TQ2_0 rows are decoded by the ISA's SIMD decoder where it has one (AVX2, AVX-512: equal to the
- * table's row bit for bit, so the results are the same); the other types by the table. Every job is a parallel loop whose items any thread may
+ * table's row bit for bit, so the results are the same); the other types by the table. Where a SIMD
+ * table runs, Q2_0 / TQ2_0 / TQ1_0 matrices are instead repacked at load and multiplied on their
+ * codes by tern.h's kernels (tk_init / tk_matmul, one hook in cpuk_matmul). Every job is a parallel loop whose items any thread may
  * take (threadpool.h), and each item is computed the same way whoever takes it: results do not
  * depend on the number of threads. This backend is not the specification: backend_scalar.c is,
  * and the tests compare against it.
@@ -39,6 +41,7 @@
 #include "cpu_kern.h"
 #include "forward.h"
 #include "quant.h"
+#include "tern.h"
 #include "threadpool.h"
 #include "util.h"
 
@@ -59,6 +62,7 @@ typedef struct cpuk_state {
     float **attn_scratch;                  /* [nth][attn_floats]: scores, then keys and values */
     float **row_buf;                       /* [nth][max_cols]: a decoded row of another type */
     size_t attn_floats;
+    tk_state *tern;                        /* the ternary types' kernels (tern.h), NULL: row path */
 } cpuk_state;
 
 /* Chunk size giving each thread about `per` claims of a loop of n items. */
@@ -173,6 +177,11 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
             return st;
         }
     }
+    ob_status tst = tk_init(&s->tern, s->isa->name, m, s->pool);
+    if (tst) {
+        cpuk_free(s);
+        return tst;
+    }
     s->max_cols = (s->max_cols + CK_BLK - 1) / CK_BLK * CK_BLK;
     s->max_nb = s->max_cols / CK_BLK;
     s->xq = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
@@ -197,6 +206,7 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
 static void cpuk_free(void *kstate) {
     cpuk_state *s = kstate;
     if (!s) return;
+    tk_free(s->tern);
     tp_free(s->pool);
     for (int i = 0; s->packed && i < s->n_weights; i++) free((void *)s->packed[i].data);
     free(s->packed);
@@ -284,6 +294,10 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
     cpuk_state *s = kstate;
     const ck_q1 *pw = w->id >= 0 && w->id < s->n_weights ? &s->packed[w->id] : NULL;
     pthread_mutex_lock(&s->mu);
+    if (tk_matmul(s->tern, w, x, y, n)) { /* Q2_0, TQ2_0, TQ1_0 repacked at load */
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
     if (!pw || !pw->data) {
         /* The loader admits only types with a row; max_cols covers every weight of the model. */
         void (*dq)(const void *, float *, size_t) = ob_type_find(w->type)->dequant;
