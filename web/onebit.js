@@ -134,8 +134,8 @@ function checkRequest(p) {
   if (choice === 'required' && tools.length === 1) { choice = 'named'; toolName = tools[0].function.name; }
   const parallel = p.parallel_tool_calls ?? true;
   if (typeof parallel !== 'boolean') throw bad('parallel_tool_calls', 'parallel_tool_calls must be a boolean');
-  const rf = p.reasoning_format ?? 'auto';
-  if (!['auto', 'deepseek', 'none'].includes(rf)) throw bad('reasoning_format', 'reasoning_format must be "auto", "deepseek" or "none"');
+  const reasoningFormat = p.reasoning_format ?? 'auto';
+  if (!['auto', 'deepseek', 'none'].includes(reasoningFormat)) throw bad('reasoning_format', 'reasoning_format must be "auto", "deepseek" or "none"');
   // Sampling settings are only checked for their type here: their ranges and defaults are the core's.
   const num = (name) => {
     const v = p[name];
@@ -185,7 +185,7 @@ function checkRequest(p) {
   const seed = int('seed', 0, null);
   return {
     msgs, stop, stream: !!p.stream, signal: sig ?? null, think, maxTokens, grammar, jsonSchema, tools, choice, toolName,
-    parallel, reasoning: rf !== 'none',
+    parallel, reasoning: reasoningFormat !== 'none',
     sampling: {
       temperature: num('temperature'), topP: num('top_p'), topK: num('top_k'), minP: num('min_p'),
       repeatPenalty: num('repeat_penalty'), presencePenalty: num('presence_penalty'),
