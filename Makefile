@@ -27,6 +27,10 @@ TESTBINS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/*.c))
 .PHONY: all lib cli tools tests run test asan fuzz clean deps deps-run format models install uninstall
 all: $(B)/onebit $(B)/$(SO_NAME) $(TOOLS) $(UNIT) $(TESTBINS)
 
+# Objects of tests and tools are kept (make would delete them as intermediates, and a parallel
+# build could then link a test whose object another rule had just removed).
+.SECONDARY:
+
 lib: $(B)/libonebit.a $(B)/$(SO_NAME)
 $(B)/libonebit.a: $(LIB_OBJ)
 	@rm -f $@
