@@ -12,9 +12,9 @@
 //     in F32 / F16 / BF16 / Q8_0 (and Q4_0: run where the CPU side decodes it); the prompt path's
 //     and the decode path's logits against `build/onebit logits --backend scalar`, and greedy
 //     generation on the GPU sampler against the CPU logits' argmax.
-//   - tools/make-arch-models.sh's files: llama2 in llama.cpp's quantised types and gemma (F32,
-//     Q4_K_M) against the scalar backend; phi2 (heads of 80) and bitnet (per-tensor scales)
-//     refused with a message that says why.
+//   - tools/make-arch-models.sh's files: llama2 in llama.cpp's quantised types, gemma (F32,
+//     Q4_K_M), phi2 (F16, Q4_K_M: heads of 80) and bitnet (per-tensor scales, sub-norms, ReLU²)
+//     against the scalar backend.
 // Needs `make && make wasm`, llama.cpp's source (tools/llama-src.sh) and python3 with numpy.
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -440,15 +440,33 @@ for (const t of ['f32', 'q4_k_m']) {
   });
 }
 
-// Phi-2's heads of 80 and BitNet's per-tensor scales are not run on the GPU yet: the backend
-// refuses them with a message that says so (the attention kernel stages heads in slices of 32).
-for (const [name, why] of [['phi2-f16', /head dimension 80 is not supported on the GPU/], ['bitnet-f16', /per-tensor weight scales/]]) {
+// Phi-2 (heads of 80 staged in attention.wgsl's 128, partial NeoX rotary, LayerNorm + biases, a
+// parallel block, fused qkv with bias, GELU, output bias) in F16 and llama.cpp's Q4_K_M, and BitNet
+// (sub-norms, per-tensor *.scale tensors, ReLU² and SiLU files): the generic plan against the CPU
+// scalar backend, prompt path and three decode steps.
+for (const name of ['phi2-f16', 'phi2-q4_k_m', 'bitnet-f16', 'bitnet-relu2-f32']) {
   const file = join(ARCH, `${name}.gguf`);
-  test(`${name}.gguf: the WebGPU backend refuses it clearly`, { skip }, async (tt) => {
+  test(`${name}.gguf: WebGPU generic plan vs the CPU scalar backend`, { skip }, async (tt) => {
     if (!existsSync(file)) return tt.skip(`${file} missing: bash tools/make-arch-models.sh`);
+    const toks = [1, 450, 4996, 17354, 1701, 29916, 432, 17204];
+    const want = cpuLogits(file, toks);
     const eng = await Engine.create({ backend: 'webgpu', gpu });
     try {
-      await assert.rejects(eng.load(file, { nCtx: 32 }), why);
+      await eng.load(file, { nCtx: 32 });
+      const V = eng.info.nVocab;
+      const got = await eng.logits(toks);
+      const e = relRms(got, want);
+      assert.ok(e <= 1e-4, `prompt path: relative RMS ${e}`);
+      for (let i = 0; i < toks.length; i++) assert.equal(argmax(got, i * V, V), argmax(want, i * V, V), `argmax at ${i}`);
+      eng.reset();
+      for (let i = 0; i < 3; i++) {
+        const [{ p }] = eng.gpuBegin([toks[i]], 2 /* OB_STEP_LOGITS */);
+        await eng.endStep(p);
+        const lp = eng.M._ob_logits(eng.ctx, -1) >>> 2;
+        const e1 = relRms(eng.M.HEAPF32.slice(lp, lp + V), want.subarray(i * V, (i + 1) * V));
+        assert.ok(e1 <= 1e-4, `decode position ${i}: relative RMS ${e1}`);
+      }
+      tt.diagnostic(`prompt path: relative RMS ${e.toExponential(2)}`);
     } finally {
       eng.close();
     }

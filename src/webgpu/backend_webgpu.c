@@ -229,7 +229,9 @@ typedef struct wg_samp {
 enum { GM_Q, GM_K, GM_V, GM_QKV, GM_O, GM_GATE, GM_UP, GM_DOWN, GM_COUNT };
 enum {
     GV_ATTN_NORM, GV_ATTN_NORM_B, GV_BQ, GV_BK, GV_BV, GV_BQKV, GV_QN, GV_KN, GV_ASUB, GV_BO,
-    GV_FFN_NORM, GV_FFN_NORM_B, GV_BGATE, GV_BUP, GV_FSUB, GV_BDOWN, GV_COUNT
+    GV_FFN_NORM, GV_FFN_NORM_B, GV_BGATE, GV_BUP, GV_FSUB, GV_BDOWN,
+    GV_SQ, GV_SK, GV_SV, GV_SO, GV_SGATE, GV_SUP, GV_SDOWN, /* BitNet's per-tensor scales [1] */
+    GV_COUNT
 };
 #define GV_NONE 0xffffffffu
 
@@ -246,6 +248,8 @@ static const float *gen_vec(const ob_layer *L, const ob_hparams *hp, int i, int 
         {L->bqkv, QD + 2 * KD}, {L->q_norm, HD}, {L->k_norm, HD}, {L->attn_sub_norm, QD}, {L->bo, E},
         {L->ffn_norm, E},  {L->ffn_norm_b, E}, {L->b_gate, F},    {L->b_up, F},       {L->ffn_sub_norm, F},
         {L->b_down, E},
+        {L->wq_s, 1},      {L->wk_s, 1},      {L->wv_s, 1},       {L->wo_s, 1},       {L->w_gate_s, 1},
+        {L->w_up_s, 1},    {L->w_down_s, 1},
     };
     *n = t[i].n;
     return t[i].v;
@@ -376,7 +380,7 @@ static int fused_plan_applies(const struct ob_model *m) {
     for (int l = 0; l < hp->n_layer; l++) {
         const ob_layer *L = &m->layers[l];
         if (L->wqkv || L->bq || L->bk || L->bv || L->bo || L->b_gate || L->b_up || L->b_down || L->attn_sub_norm ||
-            L->ffn_sub_norm)
+            L->ffn_sub_norm || L->wq_s || L->wk_s || L->wv_s || L->wo_s || L->w_gate_s || L->w_up_s || L->w_down_s)
             return 0;
     }
     for (int i = 0; i < m->n_weights; i++) {
@@ -397,13 +401,12 @@ static ob_status wg_model_init(const struct ob_model *m, int n_threads, void **m
     if (!m->partial)
         return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend loads models through the streaming loader (web/engine.mjs)");
     const ob_hparams *hp = &m->hp;
-    if (hp->head_dim < 32 || 256 % hp->head_dim)
-        return ob_fail(OB_ERR_UNSUPPORTED, "head dimension %d is not supported on the GPU (32, 64, 128 or 256)", hp->head_dim);
-    for (int l = 0; l < hp->n_layer; l++) {
-        const ob_layer *L = &m->layers[l];
-        if (L->wq_s || L->wk_s || L->wv_s || L->wo_s || L->w_gate_s || L->w_up_s || L->w_down_s)
-            return ob_fail(OB_ERR_UNSUPPORTED, "per-tensor weight scales (BitNet's *.scale tensors) are not run on the GPU yet");
-    }
+    /* The fused plan takes heads of 32, 64, 128 or 256; the generic plan's attention also takes
+     * any multiple of 8 up to 256 (padded to the next of those: Phi-2's 80). */
+    const int hd_pow2 = hp->head_dim >= 32 && 256 % hp->head_dim == 0;
+    if (!hd_pow2 && (hp->head_dim < 8 || hp->head_dim > 256 || hp->head_dim % 8 || fused_plan_applies(m)))
+        return ob_fail(OB_ERR_UNSUPPORTED, "head dimension %d is not supported on the GPU (a multiple of 8 up to 256)",
+                       hp->head_dim);
     wg_model *wm = calloc(1, sizeof *wm);
     if (!wm) return ob_fail(OB_ERR_NOMEM, "out of memory");
     wm->m = m;
@@ -1058,16 +1061,17 @@ static uint32_t gen_vo(uint32_t v) { return v == GV_NONE ? 0 : v; }
 /* Y (+)= W X + b over the step's tokens: W at byte woff of wbuf; X rows of W->cols floats
  * in_stride apart; Y rows out_stride apart from out_off (+ row0 of a part). head: the output
  * head's decode form reads the last token's row. Returns the op's index. */
-static int gen_linear(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
-                      uint32_t x, uint32_t in_stride, uint32_t y, uint32_t out_off, uint32_t out_stride, int resid, int head,
-                      int *ok) {
+static int gen_linear_s(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
+                        uint32_t scale, uint32_t x, uint32_t in_stride, uint32_t y, uint32_t out_off, uint32_t out_stride,
+                        int resid, int head, int *ok) {
     wg_params p = mat_params(c, (uint32_t)rows, (uint32_t)w->cols, (uint32_t)w->row_bytes, woff);
     p.row0 = (uint32_t)row0;
     p.in_stride = in_stride;
     p.out_off = out_off;
     p.out_stride = out_stride;
     p.norm_off = gen_vo(bias);
-    p.flags = (bias != GV_NONE ? 1u : 0u) | (resid ? 2u : 0u);
+    p.norm2_off = gen_vo(scale);
+    p.flags = (bias != GV_NONE ? 1u : 0u) | (resid ? 2u : 0u) | (scale != GV_NONE ? 8u : 0u);
     const wg_bind b[4] = {{0, wbuf, 0, 0}, {1, x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const uint32_t mv = gen_pipe(c, G_MV, w->type), mm = gen_pipe(c, G_MM, w->type);
     wg_params pd = p;
@@ -1080,6 +1084,13 @@ static int gen_linear(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t wof
     int i = gen_op(c, &op);
     if (i < 0) *ok = 0;
     return i;
+}
+
+/* gen_linear_s without a per-tensor scale. */
+static int gen_linear(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
+                      uint32_t x, uint32_t in_stride, uint32_t y, uint32_t out_off, uint32_t out_stride, int resid, int head,
+                      int *ok) {
+    return gen_linear_s(c, w, wbuf, woff, rows, row0, bias, GV_NONE, x, in_stride, y, out_off, out_stride, resid, head, ok);
 }
 
 /* y = norm(x) per token over cols floats (kernel K_G_NORM: the family's; K_G_RMS_IN: RMS in place). */
@@ -1103,14 +1114,16 @@ static void gen_pipelines(wg_ctx *c) {
     const wg_const qkn[] = {{"INPLACE", 1}, {"QK", 1}};
     const wg_const rope[] = {{"HD", hd}, {"NROT", (uint32_t)hp->n_rot}, {"NEOX", hp->rope == OB_ROPE_NEOX}, {"KV16", f16}};
     const wg_const act[] = {{"ACT", (uint32_t)hp->act}, {"GATED", (uint32_t)hp->ffn_gated}};
-    const wg_const attn[] = {{"HD", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}};
+    uint32_t hdp = 32; /* attention.wgsl's staged head: the next of 32, 64, 128, 256 (Phi-2's 80: 128) */
+    while (hdp < hd) hdp *= 2;
+    const wg_const attn[] = {{"HD", hdp}, {"HDR", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}};
     c->pipe[K_G_NORM] = gpu_pipeline("norm", 1, norm);
     c->pipe[K_G_RMS_IN] = gpu_pipeline("norm", 1, rms_in);
     if (hp->qk_norm) c->pipe[K_G_QKNORM] = gpu_pipeline("norm", 2, qkn);
     c->pipe[K_G_ROPE] = gpu_pipeline("rope", 4, rope);
     c->pipe[K_G_ACT] = gpu_pipeline("act", 2, act);
     c->pipe[K_G_ARGMAX] = gpu_pipeline("argmax", 0, NULL);
-    c->pipe[K_ATTN] = gpu_pipeline("attention", 3, attn);
+    c->pipe[K_ATTN] = gpu_pipeline("attention", 4, attn);
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
 }
 
@@ -1142,9 +1155,9 @@ static void gen_program(wg_ctx *c, int *ok) {
         if (L->wqkv) {
             gen_linear(c, L->wqkv, W, mo[GM_QKV], (int)QS, 0, vo[GV_BQKV], c->h, E, c->qkv, 0, QS, 0, 0, ok);
         } else {
-            gen_linear(c, L->wq, W, mo[GM_Q], (int)QD, 0, vo[GV_BQ], c->h, E, c->qkv, 0, QS, 0, 0, ok);
-            gen_linear(c, L->wk, W, mo[GM_K], (int)KD, 0, vo[GV_BK], c->h, E, c->qkv, QD, QS, 0, 0, ok);
-            gen_linear(c, L->wv, W, mo[GM_V], (int)KD, 0, vo[GV_BV], c->h, E, c->qkv, QD + KD, QS, 0, 0, ok);
+            gen_linear_s(c, L->wq, W, mo[GM_Q], (int)QD, 0, vo[GV_BQ], vo[GV_SQ], c->h, E, c->qkv, 0, QS, 0, 0, ok);
+            gen_linear_s(c, L->wk, W, mo[GM_K], (int)KD, 0, vo[GV_BK], vo[GV_SK], c->h, E, c->qkv, QD, QS, 0, 0, ok);
+            gen_linear_s(c, L->wv, W, mo[GM_V], (int)KD, 0, vo[GV_BV], vo[GV_SV], c->h, E, c->qkv, QD + KD, QS, 0, 0, ok);
         }
         if (L->q_norm) { /* q and k heads are contiguous in a qkv row */
             p = base_params(c);
@@ -1163,20 +1176,20 @@ static void gen_program(wg_ctx *c, int *ok) {
         gen_op1(c, K_ATTN, &p, 3, (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}},
                 (uint32_t)hp->n_head / attn_heads(hp), GY_ATTN, ok);
         if (L->attn_sub_norm) gen_norm(c, K_G_RMS_IN, c->att, c->qdum, QD, vo[GV_ASUB], GV_NONE, ok);
-        gen_linear(c, L->wo, W, mo[GM_O], (int)E, 0, vo[GV_BO], c->att, QD, c->x, 0, E, 1, 0, ok);
+        gen_linear_s(c, L->wo, W, mo[GM_O], (int)E, 0, vo[GV_BO], vo[GV_SO], c->att, QD, c->x, 0, E, 1, 0, ok);
         /* parallel: the FFN reads the same h as attention */
         if (!hp->parallel) gen_norm(c, K_G_NORM, c->x, c->h, E, vo[GV_FFN_NORM], vo[GV_FFN_NORM_B], ok);
         if (hp->ffn_gated) {
-            gen_linear(c, L->w_gate, W, mo[GM_GATE], (int)F, 0, vo[GV_BGATE], c->h, E, c->gu, 0, F, 0, 0, ok);
-            gen_linear(c, L->w_up, W, mo[GM_UP], (int)F, 0, vo[GV_BUP], c->h, E, c->gu, U, F, 0, 0, ok);
+            gen_linear_s(c, L->w_gate, W, mo[GM_GATE], (int)F, 0, vo[GV_BGATE], vo[GV_SGATE], c->h, E, c->gu, 0, F, 0, 0, ok);
+            gen_linear_s(c, L->w_up, W, mo[GM_UP], (int)F, 0, vo[GV_BUP], vo[GV_SUP], c->h, E, c->gu, U, F, 0, 0, ok);
         } else {
-            gen_linear(c, L->w_up, W, mo[GM_UP], (int)F, 0, vo[GV_BUP], c->h, E, c->gu, 0, F, 0, 0, ok);
+            gen_linear_s(c, L->w_up, W, mo[GM_UP], (int)F, 0, vo[GV_BUP], vo[GV_SUP], c->h, E, c->gu, 0, F, 0, 0, ok);
         }
         p = base_params(c);
         p.in_off = U;
         gen_op1(c, K_G_ACT, &p, 1, (wg_bind[]){{0, c->gu, 0, 0}}, (F + 255) / 256, GY_TOK, ok);
         if (L->ffn_sub_norm) gen_norm(c, K_G_RMS_IN, c->gu, c->qdum, F, vo[GV_FSUB], GV_NONE, ok);
-        gen_linear(c, L->w_down, W, mo[GM_DOWN], (int)E, 0, vo[GV_BDOWN], c->gu, F, c->x, 0, E, 1, 0, ok);
+        gen_linear_s(c, L->w_down, W, mo[GM_DOWN], (int)E, 0, vo[GV_BDOWN], vo[GV_SDOWN], c->gu, F, c->x, 0, E, 1, 0, ok);
     }
     c->g_layers_end = c->n_gops;
     c->g_nout = gen_norm(c, K_G_NORM, c->x, c->h, E, wm->gv_out[0], wm->gv_out[1], ok);
