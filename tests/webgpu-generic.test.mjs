@@ -1,7 +1,7 @@
 // webgpu-generic.test.mjs — the WebGPU generic plan (any family, any weight type) on Dawn over
 // SwiftShader: its kernels against references on random data, and whole tiny models against the
 // CPU scalar backend.
-//   - kernels: dq_mv (both reduction variants), dq_mm and dq_embed for every weight type on
+//   - kernels: dq_mv and dq_mvb (both reduction variants), dq_mmt and dq_embed for every weight type on
 //     blocks and dequantised values from llama.cpp's gguf-py (tests/wg_gen.py vectors: quantised
 //     from random floats where gguf-py quantises the type, random valid blocks otherwise); norm
 //     (RMS, LayerNorm, QK-norm), rope (both layouts, partial rotary) and act (SiLU, GELU, ReLU^2,
@@ -177,7 +177,8 @@ function refProduct(rec, x, n) {
 
 // ---- kernels -------------------------------------------------------------------------------
 
-test('generic kernels: dq_mv / dq_mm / dq_embed of every weight type vs gguf-py', { skip }, async () => {
+const MVB_TYPES = new Set([8, 2, 3, 6, 7, 12, 13, 14]); // dq_mvb.wgsl's: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
+test('generic kernels: dq_mv / dq_mvb / dq_mmt / dq_embed of every weight type vs gguf-py', { skip }, async () => {
   const recs = loadVectors();
   assert.equal(recs.length, 15);
   for (const sg of [true, false]) {
@@ -193,19 +194,32 @@ test('generic kernels: dq_mv / dq_mm / dq_embed of every weight type vs gguf-py'
         { rows, cols: rec.cols, row_bytes: rb, in_stride: rec.cols, flags: 7 }, { n: 2, last: 1 }, [Math.ceil(rows / rpw)]);
       const want = refProduct(rec, x.subarray(rec.cols), 1).map((v, i) => v + bias[i] + y0[i]);
       close(ymv.subarray(0, rows), want, 1e-5, `mv_${what}`);
+      // mvb_<type> (the block types' decode product): the same, and with the per-tensor scale
+      // (flags 8: the product times VB[norm2_off] before the bias).
+      if (MVB_TYPES.has(rec.type)) {
+        const [, , yb] = await H.run('dq_mvb', { WT: rec.type }, [rec.bytes, x, y0, bias],
+          { rows, cols: rec.cols, row_bytes: rb, in_stride: rec.cols, flags: 7 }, { n: 2, last: 1 }, [Math.ceil(rows / rpw)]);
+        close(yb.subarray(0, rows), want, 1e-5, `mvb_${what}`);
+        const bs = Float32Array.from([...bias, 0.75]);
+        const [, , ys] = await H.run('dq_mvb', { WT: rec.type }, [rec.bytes, x, rows * 4, bs],
+          { rows, cols: rec.cols, row_bytes: rb, in_stride: rec.cols, norm2_off: rows, flags: 9 }, { n: 1 }, [Math.ceil(rows / rpw)]);
+        const ws = refProduct(rec, x, 1).map((v, i) => v * 0.75 + bias[i]);
+        close(ys.subarray(0, rows), ws, 1e-5, `mvb_${what} scaled`);
+      }
       if (!sg) continue;
-      // mm_<type>: 11 tokens (two tiles of 8), rows out_stride apart at out_off, with bias.
-      const n = 11, xs = randn(r, n * rec.cols), os = rows + 3;
-      const [, , ymm] = await H.run('dq_mm', { WT: rec.type }, [rec.bytes, xs, (n * os + 2) * 4, bias],
-        { rows, cols: rec.cols, row_bytes: rb, in_stride: rec.cols, out_off: 2, out_stride: os, flags: 1 }, { n },
-        [Math.ceil(rows / 64), Math.ceil(n / 8)]);
+      // mmt_<type>: 70 tokens (a tile of 64 and a partial one), rows out_stride apart at out_off,
+      // with bias and per-tensor scale.
+      const n = 70, xs = randn(r, n * rec.cols), os = rows + 3, bs = Float32Array.from([...bias, -1.25]);
+      const [, , ymm] = await H.run('dq_mmt', { WT: rec.type }, [rec.bytes, xs, (n * os + 2) * 4, bs],
+        { rows, cols: rec.cols, row_bytes: rb, in_stride: rec.cols, out_off: 2, out_stride: os, norm2_off: rows, flags: 9 }, { n },
+        [Math.ceil(rows / 64), Math.ceil(n / 64)]);
       const wmm = refProduct(rec, xs, n), got = new Float32Array(n * rows);
       for (let t = 0; t < n; t++)
         for (let i = 0; i < rows; i++) {
-          wmm[t * rows + i] += bias[i];
+          wmm[t * rows + i] = wmm[t * rows + i] * -1.25 + bias[i];
           got[t * rows + i] = ymm[2 + t * os + i];
         }
-      close(got, wmm, 1e-5, `mm_${what}`);
+      close(got, wmm, 1e-5, `mmt_${what}`);
       // embed: rows 2 .. rows - 1 of the matrix as a part starting at row0 = 2, times 0.5.
       const toks = new Uint32Array([rows - 1, 0, 3]), part = rec.bytes.subarray(2 * rb);
       const [, , xe, hist] = await H.run('dq_embed', { WT: rec.type }, [part, toks, 3 * rec.cols * 4, 16],

@@ -612,7 +612,7 @@ typedef struct wg_ctx {
     uint32_t id_first, id_end;    /* the GPU objects of the context */
     /* The generic plan: pipelines of the products and the embedding by weight type (0: not
      * created), and the layers' dispatches in forward.c's order, each with a decode and a prompt
-     * form (the products: dq_mv / dq_mm). */
+     * form (the products: dq_mvb or dq_mv / dq_mmt). */
     uint32_t gp[3][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED][type] */
     struct wg_gop *gops;          /* [n_gops] */
     int n_gops, cap_gops;
@@ -621,7 +621,7 @@ typedef struct wg_ctx {
 } wg_ctx;
 
 enum { G_MV, G_MM, G_EMBED };
-enum { GY_ONE, GY_TOK, GY_MM, GY_ATTN }; /* a dispatch's y: 1, tokens, ceil(tokens / 8), attention's */
+enum { GY_ONE, GY_TOK, GY_MM, GY_ATTN }; /* a dispatch's y: 1, tokens, ceil(tokens / 64), attention's */
 
 /* One dispatch of the generic plan: [0] its decode form (one token), [1] its prompt form. */
 typedef struct wg_gop {
@@ -1008,31 +1008,40 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
 
 /* ---- the generic plan ------------------------------------------------------------------------
  * Any family and weight type: the steps of src/cpu/forward.c in its order, one dispatch per op,
- * with plain kernels. Products decode their weights through dq.wgsl (dq_mv for one token, dq_mm
- * for a prompt chunk; the pipeline constant WT picks the type: the variants mv_<type> and
- * mm_<type>) and add their bias and the residual themselves (P.flags). Per layer:
+ * with plain kernels. Products decode their weights through dq.wgsl (for one token dq_mvb, whole
+ * 32-weight units a lane, for the 8 block types, dq_mv for the others; dq_mmt, 64 x 64 tiles staged
+ * in workgroup memory, for a prompt chunk; the pipeline constant WT picks the type: the variants
+ * mv_<type>, mvb_<type> and mmt_<type>) and add their bias, per-tensor scale and the residual
+ * themselves (P.flags). Per layer:
  *   norm (RMS or LayerNorm)            norm
- *   q, k, v + biases (or fused qkv)    3 (1) x dq_mv | dq_mm, into the qkv buffer's rows
+ *   q, k, v + biases (or fused qkv)    3 (1) x mv | dq_mmt, into the qkv buffer's rows
  *   QK-norm                            norm (QK, in place)            if qk_norm
  *   RoPE + K, V into the cache         rope
  *   causal GQA attention               attention (the fused plan's prompt kernel)
  *   attention sub-norm                 norm (in place)                if attn_sub_norm
- *   x += Wo a + bo                     dq_mv | dq_mm (residual)
+ *   x += Wo a + bo                     mv | dq_mmt (residual)
  *   norm of the FFN input              norm                           unless parallel
- *   gate, up + biases                  2 (1 ungated) x dq_mv | dq_mm
+ *   gate, up + biases                  2 (1 ungated) x mv | dq_mmt
  *   act(g) (* u)                       act
  *   FFN sub-norm                       norm (in place)                if ffn_sub_norm
- *   x += Wdown g + bdown               dq_mv | dq_mm (residual)
- * then the output norm, the head (+ bias; dq_mv on the last token, or dq_mm on every token) and
+ *   x += Wdown g + bdown               mv | dq_mmt (residual)
+ * then the output norm, the head (+ bias; mv on the last token, or dq_mmt on every token) and
  * for GPU sampling argmax (the per-slot bests sample.wgsl reduces) + sample. Before the layers:
  * dq_embed (times embd_scale), one dispatch per part of the embedding. */
 
+/* Types with a unit-wise decode product (dq_mvb.wgsl: whole 32-weight units a lane); the others
+ * run dq_mv.wgsl (4 weights at a time through dq()). */
+static int gen_mvb_type(uint32_t t) {
+    return t == GGML_Q8_0 || t == GGML_Q4_0 || t == GGML_Q4_1 || t == GGML_Q5_0 || t == GGML_Q5_1 || t == GGML_Q4_K ||
+           t == GGML_Q5_K || t == GGML_Q6_K;
+}
+
 /* The product or embedding pipeline for a weight type, created on first use. */
 static uint32_t gen_pipe(wg_ctx *c, int kind, uint32_t type) {
-    static const char *const names[3] = {"dq_mv", "dq_mm", "dq_embed"};
+    static const char *const names[3] = {"dq_mv", "dq_mmt", "dq_embed"};
     if (!c->gp[kind][type]) {
         const wg_const wt[] = {{"WT", type}};
-        c->gp[kind][type] = gpu_pipeline(names[kind], 1, wt);
+        c->gp[kind][type] = gpu_pipeline(kind == G_MV && gen_mvb_type(type) ? "dq_mvb" : names[kind], 1, wt);
     }
     return c->gp[kind][type];
 }
@@ -1079,7 +1088,7 @@ static int gen_linear_s(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     uint32_t rpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u); /* dq_mv: rows a workgroup (TPR lanes each) */
     wg_gop op = {{mv, mm},
                  {make_bg_on(c, mv, 0, &pd, 4, b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
-                 {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64},
+                 {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64}, /* dq_mmt: 64 x 64 tiles */
                  {GY_ONE, GY_MM}};
     int i = gen_op(c, &op);
     if (i < 0) *ok = 0;
@@ -1215,7 +1224,7 @@ static void gen_run(const wg_ctx *c, int i, int prompt, uint32_t nk) {
     uint32_t gy = 1;
     switch (op->gy[prompt]) {
     case GY_TOK: gy = nk; break;
-    case GY_MM: gy = (nk + 7) / 8; break;
+    case GY_MM: gy = (nk + 63) / 64; break;
     case GY_ATTN: gy = (nk + bt - 1) / bt; break;
     default: break;
     }
