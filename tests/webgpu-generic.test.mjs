@@ -180,7 +180,7 @@ function refProduct(rec, x, n) {
 const MVB_TYPES = new Set([8, 2, 3, 6, 7, 12, 13, 14]); // dq_mvb.wgsl's: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
 test('generic kernels: dq_mv / dq_mvb / dq_mmt / dq_embed of every weight type vs gguf-py', { skip }, async () => {
   const recs = loadVectors();
-  assert.equal(recs.length, 15);
+  assert.equal(recs.length, 17);
   for (const sg of [true, false]) {
     const H = await Harness.open(sg);
     if (sg && !H.sg) { H.close(); continue; }
@@ -409,7 +409,7 @@ for (const [arch, type, extra] of MODELS) {
 // generic plan's prompt logits against the CPU scalar backend on the same file. The same decoded
 // weights in f32 on both sides: only summation order differs.
 const ARCH = join(root, 'build/models/arch');
-const ARCH_TYPES = ['q4_k_m', 'q5_k_m', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q2_0', 'tq1_0', 'tq2_0'];
+const ARCH_TYPES = ['q4_k_m', 'q5_k_m', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k_s', 'q2_0', 'tq1_0', 'tq2_0'];
 for (const t of ARCH_TYPES) {
   const file = join(ARCH, `llama2-${t}.gguf`);
   test(`llama.cpp's llama2-${t}.gguf: WebGPU generic plan vs the CPU scalar backend`, { skip }, async (tt) => {

@@ -259,7 +259,7 @@ static const float *gen_vec(const ob_layer *L, const ob_hparams *hp, int i, int 
 static int gen_type_ok(uint32_t t) {
     switch (t) {
     case GGML_F32: case GGML_F16: case GGML_BF16: case GGML_Q8_0: case GGML_Q4_0: case GGML_Q4_1: case GGML_Q5_0:
-    case GGML_Q5_1: case GGML_Q4_K: case GGML_Q5_K: case GGML_Q6_K: case GGML_Q1_0: case GGML_Q2_0:
+    case GGML_Q5_1: case GGML_Q2_K: case GGML_Q3_K: case GGML_Q4_K: case GGML_Q5_K: case GGML_Q6_K: case GGML_Q1_0: case GGML_Q2_0:
     case GGML_TQ1_0: case GGML_TQ2_0:
         return 1;
     default:
