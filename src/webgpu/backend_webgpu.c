@@ -621,7 +621,7 @@ typedef struct wg_ctx {
 } wg_ctx;
 
 enum { G_MV, G_MM, G_EMBED };
-enum { GY_ONE, GY_TOK, GY_MM, GY_ATTN }; /* a dispatch's y: 1, tokens, ceil(tokens / 64), attention's */
+enum { GY_ONE, GY_TOK, GY_MM8, GY_MM64, GY_ATTN }; /* a dispatch's y: 1, tokens, ceil(tokens / 8 or 64), attention's */
 
 /* One dispatch of the generic plan: [0] its decode form (one token), [1] its prompt form. */
 typedef struct wg_gop {
@@ -1010,8 +1010,8 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
  * Any family and weight type: the steps of src/cpu/forward.c in its order, one dispatch per op,
  * with plain kernels. Products decode their weights through dq.wgsl (for one token dq_mvb, whole
  * 32-weight units a lane, for the 8 block types, dq_mv for the others; dq_mmt, 64 x 64 tiles staged
- * in workgroup memory, for a prompt chunk; the pipeline constant WT picks the type: the variants
- * mv_<type>, mvb_<type> and mmt_<type>) and add their bias, per-tensor scale and the residual
+ * in workgroup memory, for a prompt chunk, dq_mm on a CPU adapter; the pipeline constant WT picks
+ * the type: the variants mv_<type>, mvb_<type>, mmt_<type> and mm_<type>) and add their bias, per-tensor scale and the residual
  * themselves (P.flags). Per layer:
  *   norm (RMS or LayerNorm)            norm
  *   q, k, v + biases (or fused qkv)    3 (1) x mv | dq_mmt, into the qkv buffer's rows
@@ -1036,12 +1036,18 @@ static int gen_mvb_type(uint32_t t) {
            t == GGML_Q5_K || t == GGML_Q6_K;
 }
 
+/* The prompt product: dq_mmt (64 x 64 tiles staged in workgroup memory), or on a CPU adapter
+ * dq_mm (a row x 8 tokens an invocation, no workgroup memory: SwiftShader gains nothing from the
+ * staging and takes ~9 s to compile dq_mmt's 18 KiB of workgroup arrays). */
+static int gen_mm_tiled(void) { return !wg_lim.cpu; }
+
 /* The product or embedding pipeline for a weight type, created on first use. */
 static uint32_t gen_pipe(wg_ctx *c, int kind, uint32_t type) {
     static const char *const names[3] = {"dq_mv", "dq_mmt", "dq_embed"};
     if (!c->gp[kind][type]) {
         const wg_const wt[] = {{"WT", type}};
-        c->gp[kind][type] = gpu_pipeline(kind == G_MV && gen_mvb_type(type) ? "dq_mvb" : names[kind], 1, wt);
+        const char *name = kind == G_MV && gen_mvb_type(type) ? "dq_mvb" : kind == G_MM && !gen_mm_tiled() ? "dq_mm" : names[kind];
+        c->gp[kind][type] = gpu_pipeline(name, 1, wt);
     }
     return c->gp[kind][type];
 }
@@ -1088,8 +1094,8 @@ static int gen_linear_s(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     uint32_t rpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u); /* dq_mv: rows a workgroup (TPR lanes each) */
     wg_gop op = {{mv, mm},
                  {make_bg_on(c, mv, 0, &pd, 4, b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
-                 {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64}, /* dq_mmt: 64 x 64 tiles */
-                 {GY_ONE, GY_MM}};
+                 {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64}, /* dq_mmt, dq_mm: 64 rows */
+                 {GY_ONE, gen_mm_tiled() ? GY_MM64 : GY_MM8}};
     int i = gen_op(c, &op);
     if (i < 0) *ok = 0;
     return i;
@@ -1224,7 +1230,8 @@ static void gen_run(const wg_ctx *c, int i, int prompt, uint32_t nk) {
     uint32_t gy = 1;
     switch (op->gy[prompt]) {
     case GY_TOK: gy = nk; break;
-    case GY_MM: gy = (nk + 63) / 64; break;
+    case GY_MM8: gy = (nk + 7) / 8; break;
+    case GY_MM64: gy = (nk + 63) / 64; break;
     case GY_ATTN: gy = (nk + bt - 1) / bt; break;
     default: break;
     }
