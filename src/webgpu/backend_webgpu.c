@@ -23,8 +23,8 @@
  * head and sampler: 5 * n_layer + 3 for a model whose embedding fits one binding. Prompts run
  * in chunks through tiled matrix-matrix kernels. That fused plan is Qwen3's layer on Q1_0 weights;
  * every other family and weight type runs the generic plan ("the generic plan" below): forward.c's
- * steps one dispatch each, with products over weights of any type (dq.wgsl), 12 * n_layer + 5
- * dispatches a token for Llama / Qwen2.
+ * steps one dispatch each, with products over weights of any type (dq.wgsl), 10 * n_layer + 3
+ * dispatches a token for Llama / Qwen2 with q, k, v of one type (12 * n_layer + 3 otherwise).
  */
 #ifdef __EMSCRIPTEN__
 
@@ -1014,7 +1014,8 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
  * the type: the variants mv_<type>, mvb_<type>, mmt_<type> and mm_<type>) and add their bias, per-tensor scale and the residual
  * themselves (P.flags). Per layer:
  *   norm (RMS or LayerNorm)            norm
- *   q, k, v + biases (or fused qkv)    3 (1) x mv | dq_mmt, into the qkv buffer's rows
+ *   q, k, v + biases (or fused qkv)    3 (1) x mv | dq_mmt, into the qkv buffer's rows (1 when
+ *                                      they lie back to back: gen_qkv_merged)
  *   QK-norm                            norm (QK, in place)            if qk_norm
  *   RoPE + K, V into the cache         rope
  *   causal GQA attention               attention (the fused plan's prompt kernel)
@@ -1142,6 +1143,24 @@ static void gen_pipelines(wg_ctx *c) {
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
 }
 
+/* q, k and v run as one product when they are one matrix in the layer buffer (the same type and row
+ * length, back to back without padding), with their biases adjacent in norm_buf or all absent and
+ * no per-tensor scales: their rows then land at their places in the qkv row. 2 dispatches fewer a
+ * layer. */
+static int gen_qkv_merged(const ob_layer *L, const uint32_t *mo, const uint32_t *vo, const ob_hparams *hp) {
+    const ob_weight *q = L->wq, *k = L->wk, *v = L->wv;
+    if (L->wqkv || !q || !k || !v || L->wq_s || L->wk_s || L->wv_s) return 0;
+    if (q->type != k->type || q->type != v->type || q->row_bytes != k->row_bytes || q->row_bytes != v->row_bytes ||
+        q->cols != k->cols || q->cols != v->cols)
+        return 0;
+    if ((uint64_t)mo[GM_K] != mo[GM_Q] + (uint64_t)q->rows * q->row_bytes ||
+        (uint64_t)mo[GM_V] != mo[GM_K] + (uint64_t)k->rows * k->row_bytes)
+        return 0;
+    const int nb = (vo[GV_BQ] != GV_NONE) + (vo[GV_BK] != GV_NONE) + (vo[GV_BV] != GV_NONE);
+    if (nb == 0) return 1;
+    return nb == 3 && vo[GV_BK] == vo[GV_BQ] + (uint32_t)hp->q_dim && vo[GV_BV] == vo[GV_BK] + (uint32_t)hp->kv_dim;
+}
+
 /* The generic plan's bind groups and dispatch list (see the table above). */
 static void gen_program(wg_ctx *c, int *ok) {
     const wg_model *wm = c->wm;
@@ -1169,6 +1188,8 @@ static void gen_program(wg_ctx *c, int *ok) {
         gen_norm(c, K_G_NORM, c->x, c->h, E, vo[GV_ATTN_NORM], vo[GV_ATTN_NORM_B], ok);
         if (L->wqkv) {
             gen_linear(c, L->wqkv, W, mo[GM_QKV], (int)QS, 0, vo[GV_BQKV], c->h, E, c->qkv, 0, QS, 0, 0, ok);
+        } else if (gen_qkv_merged(L, mo, vo, hp)) {
+            gen_linear(c, L->wq, W, mo[GM_Q], (int)QS, 0, vo[GV_BQ], c->h, E, c->qkv, 0, QS, 0, 0, ok);
         } else {
             gen_linear_s(c, L->wq, W, mo[GM_Q], (int)QD, 0, vo[GV_BQ], vo[GV_SQ], c->h, E, c->qkv, 0, QS, 0, 0, ok);
             gen_linear_s(c, L->wk, W, mo[GM_K], (int)KD, 0, vo[GV_BK], vo[GV_SK], c->h, E, c->qkv, QD, QS, 0, 0, ok);
