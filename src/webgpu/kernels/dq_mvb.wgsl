@@ -29,25 +29,41 @@ fn xsum(xo: u32) -> vec2<f32> {
   return vec2<f32>(dot(a, vec4<f32>(1.0)), dot(b, vec4<f32>(1.0)));
 }
 
+// Blocks of 2 mod 4 bytes (Q8_0, Q4_0) start at byte 0 or 2 of a word, alternating between
+// neighbouring lanes. Their f16 d and the quant word i after it come from aligned loads: word w0
+// holds d (low half for an even start), and quant word i is the high half of word w0 + i and the
+// low half of w0 + i + 1 (even start) or word w0 + 1 + i (odd start). Both forms are computed and
+// selected, so that the lanes do not diverge (b32 would branch per word).
+fn qword(w0: u32, i: u32, odd: bool) -> u32 {
+  let n = W[w0 + 1u + i];
+  return select((W[w0 + i] >> 16u) | (n << 16u), n, odd);
+}
+
 // Q8_0, 34 bytes: f16 d, int8 qs[32].
 fn u_q8_0(rb: u32, u: u32, xo: u32) -> f32 {
   let a = rb + u * 34u;
+  let w0 = a / 4u;
+  let odd = (a & 2u) != 0u;
   var s = 0.0;
-  for (var i = 0u; i < 8u; i++) { s += dot(vec4<f32>(unpack4xI8(b32(a + 2u + 4u * i))), X[xo + i]); }
-  return s * h16(a);
+  for (var i = 0u; i < 8u; i++) { s += dot(vec4<f32>(unpack4xI8(qword(w0, i, odd))), X[xo + i]); }
+  let d = unpack2x16float(W[w0]);
+  return s * select(d.x, d.y, odd);
 }
 
 // Q4_0, 18 bytes: f16 d, qs[16]: element j < 16 the low nibble of qs[j], else the high one of
 // qs[j - 16]; (q - 8) d.
 fn u_q4_0(rb: u32, u: u32, xo: u32) -> f32 {
   let a = rb + u * 18u;
+  let w0 = a / 4u;
+  let odd = (a & 2u) != 0u;
   var s = 0.0;
   for (var i = 0u; i < 4u; i++) {
-    let q = b32(a + 2u + 4u * i);
+    let q = qword(w0, i, odd);
     s += dot(u8x4(q & M4), X[xo + i]) + dot(u8x4((q >> 4u) & M4), X[xo + 4u + i]);
   }
   let x = xsum(xo);
-  return h16(a) * (s - 8.0 * (x.x + x.y));
+  let d = unpack2x16float(W[w0]);
+  return select(d.x, d.y, odd) * (s - 8.0 * (x.x + x.y));
 }
 
 // Q4_1, 20 bytes: f16 d, f16 m, qs[16]; q d + m.
