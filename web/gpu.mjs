@@ -18,7 +18,7 @@ const QO_KERNELS = new Set(['matvec', 'gateup', 'embed']);
 // ... and the kernels that write mm_sg.wgsl's quantised input src/webgpu/kernels/xq.wgsl.
 const XQ_KERNELS = new Set(['quant', 'rmsnorm', 'swiglu']);
 // Kernels of the generic plan that read weights of any type get src/webgpu/kernels/dq.wgsl.
-const DQ_KERNELS = new Set(['dq_mv', 'dq_mm', 'dq_embed']);
+const DQ_KERNELS = new Set(['dq_mv', 'dq_mvb', 'dq_mm', 'dq_mmt', 'dq_embed']);
 // ... and the prompt product on subgroup matrices needs WGSL's experimental extension.
 const SGMAT_KERNELS = new Set(['mm_sg']);
 // The one subgroup-matrix shape mm_sg.wgsl is written for.

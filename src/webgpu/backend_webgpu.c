@@ -23,8 +23,8 @@
  * head and sampler: 5 * n_layer + 3 for a model whose embedding fits one binding. Prompts run
  * in chunks through tiled matrix-matrix kernels. That fused plan is Qwen3's layer on Q1_0 weights;
  * every other family and weight type runs the generic plan ("the generic plan" below): forward.c's
- * steps one dispatch each, with products over weights of any type (dq.wgsl), 12 * n_layer + 5
- * dispatches a token for Llama / Qwen2.
+ * steps one dispatch each, with products over weights of any type (dq.wgsl), 10 * n_layer + 3
+ * dispatches a token for Llama / Qwen2 with q, k, v of one type (12 * n_layer + 3 otherwise).
  */
 #ifdef __EMSCRIPTEN__
 
@@ -229,7 +229,9 @@ typedef struct wg_samp {
 enum { GM_Q, GM_K, GM_V, GM_QKV, GM_O, GM_GATE, GM_UP, GM_DOWN, GM_COUNT };
 enum {
     GV_ATTN_NORM, GV_ATTN_NORM_B, GV_BQ, GV_BK, GV_BV, GV_BQKV, GV_QN, GV_KN, GV_ASUB, GV_BO,
-    GV_FFN_NORM, GV_FFN_NORM_B, GV_BGATE, GV_BUP, GV_FSUB, GV_BDOWN, GV_COUNT
+    GV_FFN_NORM, GV_FFN_NORM_B, GV_BGATE, GV_BUP, GV_FSUB, GV_BDOWN,
+    GV_SQ, GV_SK, GV_SV, GV_SO, GV_SGATE, GV_SUP, GV_SDOWN, /* BitNet's per-tensor scales [1] */
+    GV_COUNT
 };
 #define GV_NONE 0xffffffffu
 
@@ -246,6 +248,8 @@ static const float *gen_vec(const ob_layer *L, const ob_hparams *hp, int i, int 
         {L->bqkv, QD + 2 * KD}, {L->q_norm, HD}, {L->k_norm, HD}, {L->attn_sub_norm, QD}, {L->bo, E},
         {L->ffn_norm, E},  {L->ffn_norm_b, E}, {L->b_gate, F},    {L->b_up, F},       {L->ffn_sub_norm, F},
         {L->b_down, E},
+        {L->wq_s, 1},      {L->wk_s, 1},      {L->wv_s, 1},       {L->wo_s, 1},       {L->w_gate_s, 1},
+        {L->w_up_s, 1},    {L->w_down_s, 1},
     };
     *n = t[i].n;
     return t[i].v;
@@ -255,7 +259,7 @@ static const float *gen_vec(const ob_layer *L, const ob_hparams *hp, int i, int 
 static int gen_type_ok(uint32_t t) {
     switch (t) {
     case GGML_F32: case GGML_F16: case GGML_BF16: case GGML_Q8_0: case GGML_Q4_0: case GGML_Q4_1: case GGML_Q5_0:
-    case GGML_Q5_1: case GGML_Q4_K: case GGML_Q5_K: case GGML_Q6_K: case GGML_Q1_0: case GGML_Q2_0:
+    case GGML_Q5_1: case GGML_Q2_K: case GGML_Q3_K: case GGML_Q4_K: case GGML_Q5_K: case GGML_Q6_K: case GGML_Q1_0: case GGML_Q2_0:
     case GGML_TQ1_0: case GGML_TQ2_0:
         return 1;
     default:
@@ -376,7 +380,7 @@ static int fused_plan_applies(const struct ob_model *m) {
     for (int l = 0; l < hp->n_layer; l++) {
         const ob_layer *L = &m->layers[l];
         if (L->wqkv || L->bq || L->bk || L->bv || L->bo || L->b_gate || L->b_up || L->b_down || L->attn_sub_norm ||
-            L->ffn_sub_norm)
+            L->ffn_sub_norm || L->wq_s || L->wk_s || L->wv_s || L->wo_s || L->w_gate_s || L->w_up_s || L->w_down_s)
             return 0;
     }
     for (int i = 0; i < m->n_weights; i++) {
@@ -397,13 +401,12 @@ static ob_status wg_model_init(const struct ob_model *m, int n_threads, void **m
     if (!m->partial)
         return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend loads models through the streaming loader (web/engine.mjs)");
     const ob_hparams *hp = &m->hp;
-    if (hp->head_dim < 32 || 256 % hp->head_dim)
-        return ob_fail(OB_ERR_UNSUPPORTED, "head dimension %d is not supported on the GPU (32, 64, 128 or 256)", hp->head_dim);
-    for (int l = 0; l < hp->n_layer; l++) {
-        const ob_layer *L = &m->layers[l];
-        if (L->wq_s || L->wk_s || L->wv_s || L->wo_s || L->w_gate_s || L->w_up_s || L->w_down_s)
-            return ob_fail(OB_ERR_UNSUPPORTED, "per-tensor weight scales (BitNet's *.scale tensors) are not run on the GPU yet");
-    }
+    /* The fused plan takes heads of 32, 64, 128 or 256; the generic plan's attention also takes
+     * any multiple of 8 up to 256 (padded to the next of those: Phi-2's 80). */
+    const int hd_pow2 = hp->head_dim >= 32 && 256 % hp->head_dim == 0;
+    if (!hd_pow2 && (hp->head_dim < 8 || hp->head_dim > 256 || hp->head_dim % 8 || fused_plan_applies(m)))
+        return ob_fail(OB_ERR_UNSUPPORTED, "head dimension %d is not supported on the GPU (a multiple of 8 up to 256)",
+                       hp->head_dim);
     wg_model *wm = calloc(1, sizeof *wm);
     if (!wm) return ob_fail(OB_ERR_NOMEM, "out of memory");
     wm->m = m;
@@ -609,7 +612,7 @@ typedef struct wg_ctx {
     uint32_t id_first, id_end;    /* the GPU objects of the context */
     /* The generic plan: pipelines of the products and the embedding by weight type (0: not
      * created), and the layers' dispatches in forward.c's order, each with a decode and a prompt
-     * form (the products: dq_mv / dq_mm). */
+     * form (the products: dq_mvb or dq_mv / dq_mmt). */
     uint32_t gp[3][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED][type] */
     struct wg_gop *gops;          /* [n_gops] */
     int n_gops, cap_gops;
@@ -618,7 +621,7 @@ typedef struct wg_ctx {
 } wg_ctx;
 
 enum { G_MV, G_MM, G_EMBED };
-enum { GY_ONE, GY_TOK, GY_MM, GY_ATTN }; /* a dispatch's y: 1, tokens, ceil(tokens / 8), attention's */
+enum { GY_ONE, GY_TOK, GY_MM8, GY_MM64, GY_ATTN }; /* a dispatch's y: 1, tokens, ceil(tokens / 8 or 64), attention's */
 
 /* One dispatch of the generic plan: [0] its decode form (one token), [1] its prompt form. */
 typedef struct wg_gop {
@@ -1005,31 +1008,47 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
 
 /* ---- the generic plan ------------------------------------------------------------------------
  * Any family and weight type: the steps of src/cpu/forward.c in its order, one dispatch per op,
- * with plain kernels. Products decode their weights through dq.wgsl (dq_mv for one token, dq_mm
- * for a prompt chunk; the pipeline constant WT picks the type: the variants mv_<type> and
- * mm_<type>) and add their bias and the residual themselves (P.flags). Per layer:
+ * with plain kernels. Products decode their weights through dq.wgsl (for one token dq_mvb, whole
+ * 32-weight units a lane, for the 8 block types, dq_mv for the others; dq_mmt, 64 x 64 tiles staged
+ * in workgroup memory, for a prompt chunk, dq_mm on a CPU adapter; the pipeline constant WT picks
+ * the type: the variants mv_<type>, mvb_<type>, mmt_<type> and mm_<type>) and add their bias, per-tensor scale and the residual
+ * themselves (P.flags). Per layer:
  *   norm (RMS or LayerNorm)            norm
- *   q, k, v + biases (or fused qkv)    3 (1) x dq_mv | dq_mm, into the qkv buffer's rows
+ *   q, k, v + biases (or fused qkv)    3 (1) x mv | dq_mmt, into the qkv buffer's rows (1 when
+ *                                      they lie back to back: gen_qkv_merged)
  *   QK-norm                            norm (QK, in place)            if qk_norm
  *   RoPE + K, V into the cache         rope
  *   causal GQA attention               attention (the fused plan's prompt kernel)
  *   attention sub-norm                 norm (in place)                if attn_sub_norm
- *   x += Wo a + bo                     dq_mv | dq_mm (residual)
+ *   x += Wo a + bo                     mv | dq_mmt (residual)
  *   norm of the FFN input              norm                           unless parallel
- *   gate, up + biases                  2 (1 ungated) x dq_mv | dq_mm
+ *   gate, up + biases                  2 (1 ungated) x mv | dq_mmt
  *   act(g) (* u)                       act
  *   FFN sub-norm                       norm (in place)                if ffn_sub_norm
- *   x += Wdown g + bdown               dq_mv | dq_mm (residual)
- * then the output norm, the head (+ bias; dq_mv on the last token, or dq_mm on every token) and
+ *   x += Wdown g + bdown               mv | dq_mmt (residual)
+ * then the output norm, the head (+ bias; mv on the last token, or dq_mmt on every token) and
  * for GPU sampling argmax (the per-slot bests sample.wgsl reduces) + sample. Before the layers:
  * dq_embed (times embd_scale), one dispatch per part of the embedding. */
 
+/* Types with a unit-wise decode product (dq_mvb.wgsl: whole 32-weight units a lane); the others
+ * run dq_mv.wgsl (4 weights at a time through dq()). */
+static int gen_mvb_type(uint32_t t) {
+    return t == GGML_Q8_0 || t == GGML_Q4_0 || t == GGML_Q4_1 || t == GGML_Q5_0 || t == GGML_Q5_1 || t == GGML_Q4_K ||
+           t == GGML_Q5_K || t == GGML_Q6_K;
+}
+
+/* The prompt product: dq_mmt (64 x 64 tiles staged in workgroup memory), or on a CPU adapter
+ * dq_mm (a row x 8 tokens an invocation, no workgroup memory: SwiftShader gains nothing from the
+ * staging and takes ~9 s to compile dq_mmt's 18 KiB of workgroup arrays). */
+static int gen_mm_tiled(void) { return !wg_lim.cpu; }
+
 /* The product or embedding pipeline for a weight type, created on first use. */
 static uint32_t gen_pipe(wg_ctx *c, int kind, uint32_t type) {
-    static const char *const names[3] = {"dq_mv", "dq_mm", "dq_embed"};
+    static const char *const names[3] = {"dq_mv", "dq_mmt", "dq_embed"};
     if (!c->gp[kind][type]) {
         const wg_const wt[] = {{"WT", type}};
-        c->gp[kind][type] = gpu_pipeline(names[kind], 1, wt);
+        const char *name = kind == G_MV && gen_mvb_type(type) ? "dq_mvb" : kind == G_MM && !gen_mm_tiled() ? "dq_mm" : names[kind];
+        c->gp[kind][type] = gpu_pipeline(name, 1, wt);
     }
     return c->gp[kind][type];
 }
@@ -1058,16 +1077,17 @@ static uint32_t gen_vo(uint32_t v) { return v == GV_NONE ? 0 : v; }
 /* Y (+)= W X + b over the step's tokens: W at byte woff of wbuf; X rows of W->cols floats
  * in_stride apart; Y rows out_stride apart from out_off (+ row0 of a part). head: the output
  * head's decode form reads the last token's row. Returns the op's index. */
-static int gen_linear(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
-                      uint32_t x, uint32_t in_stride, uint32_t y, uint32_t out_off, uint32_t out_stride, int resid, int head,
-                      int *ok) {
+static int gen_linear_s(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
+                        uint32_t scale, uint32_t x, uint32_t in_stride, uint32_t y, uint32_t out_off, uint32_t out_stride,
+                        int resid, int head, int *ok) {
     wg_params p = mat_params(c, (uint32_t)rows, (uint32_t)w->cols, (uint32_t)w->row_bytes, woff);
     p.row0 = (uint32_t)row0;
     p.in_stride = in_stride;
     p.out_off = out_off;
     p.out_stride = out_stride;
     p.norm_off = gen_vo(bias);
-    p.flags = (bias != GV_NONE ? 1u : 0u) | (resid ? 2u : 0u);
+    p.norm2_off = gen_vo(scale);
+    p.flags = (bias != GV_NONE ? 1u : 0u) | (resid ? 2u : 0u) | (scale != GV_NONE ? 8u : 0u);
     const wg_bind b[4] = {{0, wbuf, 0, 0}, {1, x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const uint32_t mv = gen_pipe(c, G_MV, w->type), mm = gen_pipe(c, G_MM, w->type);
     wg_params pd = p;
@@ -1075,11 +1095,18 @@ static int gen_linear(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t wof
     uint32_t rpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u); /* dq_mv: rows a workgroup (TPR lanes each) */
     wg_gop op = {{mv, mm},
                  {make_bg_on(c, mv, 0, &pd, 4, b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
-                 {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64},
-                 {GY_ONE, GY_MM}};
+                 {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64}, /* dq_mmt, dq_mm: 64 rows */
+                 {GY_ONE, gen_mm_tiled() ? GY_MM64 : GY_MM8}};
     int i = gen_op(c, &op);
     if (i < 0) *ok = 0;
     return i;
+}
+
+/* gen_linear_s without a per-tensor scale. */
+static int gen_linear(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
+                      uint32_t x, uint32_t in_stride, uint32_t y, uint32_t out_off, uint32_t out_stride, int resid, int head,
+                      int *ok) {
+    return gen_linear_s(c, w, wbuf, woff, rows, row0, bias, GV_NONE, x, in_stride, y, out_off, out_stride, resid, head, ok);
 }
 
 /* y = norm(x) per token over cols floats (kernel K_G_NORM: the family's; K_G_RMS_IN: RMS in place). */
@@ -1103,15 +1130,35 @@ static void gen_pipelines(wg_ctx *c) {
     const wg_const qkn[] = {{"INPLACE", 1}, {"QK", 1}};
     const wg_const rope[] = {{"HD", hd}, {"NROT", (uint32_t)hp->n_rot}, {"NEOX", hp->rope == OB_ROPE_NEOX}, {"KV16", f16}};
     const wg_const act[] = {{"ACT", (uint32_t)hp->act}, {"GATED", (uint32_t)hp->ffn_gated}};
-    const wg_const attn[] = {{"HD", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}};
+    uint32_t hdp = 32; /* attention.wgsl's staged head: the next of 32, 64, 128, 256 (Phi-2's 80: 128) */
+    while (hdp < hd) hdp *= 2;
+    const wg_const attn[] = {{"HD", hdp}, {"HDR", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}};
     c->pipe[K_G_NORM] = gpu_pipeline("norm", 1, norm);
     c->pipe[K_G_RMS_IN] = gpu_pipeline("norm", 1, rms_in);
     if (hp->qk_norm) c->pipe[K_G_QKNORM] = gpu_pipeline("norm", 2, qkn);
     c->pipe[K_G_ROPE] = gpu_pipeline("rope", 4, rope);
     c->pipe[K_G_ACT] = gpu_pipeline("act", 2, act);
     c->pipe[K_G_ARGMAX] = gpu_pipeline("argmax", 0, NULL);
-    c->pipe[K_ATTN] = gpu_pipeline("attention", 3, attn);
+    c->pipe[K_ATTN] = gpu_pipeline("attention", 4, attn);
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
+}
+
+/* q, k and v run as one product when they are one matrix in the layer buffer (the same type and row
+ * length, back to back without padding), with their biases adjacent in norm_buf or all absent and
+ * no per-tensor scales: their rows then land at their places in the qkv row. 2 dispatches fewer a
+ * layer. */
+static int gen_qkv_merged(const ob_layer *L, const uint32_t *mo, const uint32_t *vo, const ob_hparams *hp) {
+    const ob_weight *q = L->wq, *k = L->wk, *v = L->wv;
+    if (L->wqkv || !q || !k || !v || L->wq_s || L->wk_s || L->wv_s) return 0;
+    if (q->type != k->type || q->type != v->type || q->row_bytes != k->row_bytes || q->row_bytes != v->row_bytes ||
+        q->cols != k->cols || q->cols != v->cols)
+        return 0;
+    if ((uint64_t)mo[GM_K] != mo[GM_Q] + (uint64_t)q->rows * q->row_bytes ||
+        (uint64_t)mo[GM_V] != mo[GM_K] + (uint64_t)k->rows * k->row_bytes)
+        return 0;
+    const int nb = (vo[GV_BQ] != GV_NONE) + (vo[GV_BK] != GV_NONE) + (vo[GV_BV] != GV_NONE);
+    if (nb == 0) return 1;
+    return nb == 3 && vo[GV_BK] == vo[GV_BQ] + (uint32_t)hp->q_dim && vo[GV_BV] == vo[GV_BK] + (uint32_t)hp->kv_dim;
 }
 
 /* The generic plan's bind groups and dispatch list (see the table above). */
@@ -1141,10 +1188,12 @@ static void gen_program(wg_ctx *c, int *ok) {
         gen_norm(c, K_G_NORM, c->x, c->h, E, vo[GV_ATTN_NORM], vo[GV_ATTN_NORM_B], ok);
         if (L->wqkv) {
             gen_linear(c, L->wqkv, W, mo[GM_QKV], (int)QS, 0, vo[GV_BQKV], c->h, E, c->qkv, 0, QS, 0, 0, ok);
+        } else if (gen_qkv_merged(L, mo, vo, hp)) {
+            gen_linear(c, L->wq, W, mo[GM_Q], (int)QS, 0, vo[GV_BQ], c->h, E, c->qkv, 0, QS, 0, 0, ok);
         } else {
-            gen_linear(c, L->wq, W, mo[GM_Q], (int)QD, 0, vo[GV_BQ], c->h, E, c->qkv, 0, QS, 0, 0, ok);
-            gen_linear(c, L->wk, W, mo[GM_K], (int)KD, 0, vo[GV_BK], c->h, E, c->qkv, QD, QS, 0, 0, ok);
-            gen_linear(c, L->wv, W, mo[GM_V], (int)KD, 0, vo[GV_BV], c->h, E, c->qkv, QD + KD, QS, 0, 0, ok);
+            gen_linear_s(c, L->wq, W, mo[GM_Q], (int)QD, 0, vo[GV_BQ], vo[GV_SQ], c->h, E, c->qkv, 0, QS, 0, 0, ok);
+            gen_linear_s(c, L->wk, W, mo[GM_K], (int)KD, 0, vo[GV_BK], vo[GV_SK], c->h, E, c->qkv, QD, QS, 0, 0, ok);
+            gen_linear_s(c, L->wv, W, mo[GM_V], (int)KD, 0, vo[GV_BV], vo[GV_SV], c->h, E, c->qkv, QD + KD, QS, 0, 0, ok);
         }
         if (L->q_norm) { /* q and k heads are contiguous in a qkv row */
             p = base_params(c);
@@ -1163,20 +1212,20 @@ static void gen_program(wg_ctx *c, int *ok) {
         gen_op1(c, K_ATTN, &p, 3, (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}},
                 (uint32_t)hp->n_head / attn_heads(hp), GY_ATTN, ok);
         if (L->attn_sub_norm) gen_norm(c, K_G_RMS_IN, c->att, c->qdum, QD, vo[GV_ASUB], GV_NONE, ok);
-        gen_linear(c, L->wo, W, mo[GM_O], (int)E, 0, vo[GV_BO], c->att, QD, c->x, 0, E, 1, 0, ok);
+        gen_linear_s(c, L->wo, W, mo[GM_O], (int)E, 0, vo[GV_BO], vo[GV_SO], c->att, QD, c->x, 0, E, 1, 0, ok);
         /* parallel: the FFN reads the same h as attention */
         if (!hp->parallel) gen_norm(c, K_G_NORM, c->x, c->h, E, vo[GV_FFN_NORM], vo[GV_FFN_NORM_B], ok);
         if (hp->ffn_gated) {
-            gen_linear(c, L->w_gate, W, mo[GM_GATE], (int)F, 0, vo[GV_BGATE], c->h, E, c->gu, 0, F, 0, 0, ok);
-            gen_linear(c, L->w_up, W, mo[GM_UP], (int)F, 0, vo[GV_BUP], c->h, E, c->gu, U, F, 0, 0, ok);
+            gen_linear_s(c, L->w_gate, W, mo[GM_GATE], (int)F, 0, vo[GV_BGATE], vo[GV_SGATE], c->h, E, c->gu, 0, F, 0, 0, ok);
+            gen_linear_s(c, L->w_up, W, mo[GM_UP], (int)F, 0, vo[GV_BUP], vo[GV_SUP], c->h, E, c->gu, U, F, 0, 0, ok);
         } else {
-            gen_linear(c, L->w_up, W, mo[GM_UP], (int)F, 0, vo[GV_BUP], c->h, E, c->gu, 0, F, 0, 0, ok);
+            gen_linear_s(c, L->w_up, W, mo[GM_UP], (int)F, 0, vo[GV_BUP], vo[GV_SUP], c->h, E, c->gu, 0, F, 0, 0, ok);
         }
         p = base_params(c);
         p.in_off = U;
         gen_op1(c, K_G_ACT, &p, 1, (wg_bind[]){{0, c->gu, 0, 0}}, (F + 255) / 256, GY_TOK, ok);
         if (L->ffn_sub_norm) gen_norm(c, K_G_RMS_IN, c->gu, c->qdum, F, vo[GV_FSUB], GV_NONE, ok);
-        gen_linear(c, L->w_down, W, mo[GM_DOWN], (int)E, 0, vo[GV_BDOWN], c->gu, F, c->x, 0, E, 1, 0, ok);
+        gen_linear_s(c, L->w_down, W, mo[GM_DOWN], (int)E, 0, vo[GV_BDOWN], vo[GV_SDOWN], c->gu, F, c->x, 0, E, 1, 0, ok);
     }
     c->g_layers_end = c->n_gops;
     c->g_nout = gen_norm(c, K_G_NORM, c->x, c->h, E, wm->gv_out[0], wm->gv_out[1], ok);
@@ -1202,7 +1251,8 @@ static void gen_run(const wg_ctx *c, int i, int prompt, uint32_t nk) {
     uint32_t gy = 1;
     switch (op->gy[prompt]) {
     case GY_TOK: gy = nk; break;
-    case GY_MM: gy = (nk + 7) / 8; break;
+    case GY_MM8: gy = (nk + 7) / 8; break;
+    case GY_MM64: gy = (nk + 63) / 64; break;
     case GY_ATTN: gy = (nk + bt - 1) / bt; break;
     default: break;
     }
