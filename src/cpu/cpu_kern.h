@@ -53,7 +53,13 @@ typedef struct ck_act {
     const int8_t *ql;              /* [n][cols] low plane l (int16), NULL for int8 */
     const float *a, *c;            /* [n][nb]: 2 sx, -sx * sum(Q) per block */
     int cols, nb;
+    /* Tables of the ISA's lut hook, when it has one (else NULL): [n][lut_stride] bytes. */
+    const uint8_t *lut;
+    size_t lut_stride;
 } ck_act;
+
+/* Bytes of lookup table per activation column (ck_isa.lut). */
+#define CK_LUT_PER_COL 12
 
 /* One instruction set's kernels. */
 typedef struct ck_isa {
@@ -63,6 +69,10 @@ typedef struct ck_isa {
     /* Quantises one token: x[cols] -> q[cols] (and ql[cols] when ql is not NULL: int16), a[nb],
      * c[nb]; cols a multiple of 128. */
     void (*quant)(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
+    /* Optional (NULL: gemm reads q / ql): builds one token's lookup tables from its quantised
+     * planes (ql NULL: int8), cols * CK_LUT_PER_COL bytes at lut; gemm then reads only x->lut
+     * (and a, c), which the caller must fill for every token. */
+    void (*lut)(const int8_t *q, const int8_t *ql, int cols, uint8_t *lut);
     /* y[t][r] = W[r] . x[t] for rows r of tiles [tile0, tile1) and tokens t < n; y rows have stride
      * ystride. Rows >= w->rows are not written. */
     void (*gemm)(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ystride);

@@ -154,7 +154,10 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
     for (int t = 0; t < n; t++)
         isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, ql ? ql + (size_t)t * cols : NULL, a + (size_t)t * nb,
                    c + (size_t)t * nb);
-    ck_act act = {q, ql, a, c, cols, nb};
+    uint8_t *lut = isa->lut ? xalloc((size_t)n * cols * CK_LUT_PER_COL) : NULL;
+    for (int t = 0; lut && t < n; t++)
+        isa->lut(q + (size_t)t * cols, ql ? ql + (size_t)t * cols : NULL, cols, lut + (size_t)t * cols * CK_LUT_PER_COL);
+    ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL};
 
     /* Output rows padded by 3 floats that must stay untouched (tail tiles are masked). */
     const size_t ys = (size_t)rows + 3;
@@ -203,7 +206,7 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
     CHECK(bad_ref == 0, "%s gemm rows=%d cols=%d n=%d planes=%d exact=%d: %d outputs off the reference (worst %.3g of tolerance)",
           isa->name, rows, cols, n, planes, exact, bad_ref, worst_ref);
     CHECK(bad_pad == 0, "%s gemm rows=%d: wrote %d values past the last row", isa->name, rows, bad_pad);
-    free((void *)w.data); free(packed); free(x); free(q); free(ql); free(a); free(c); free(y); free(yg); free(yr);
+    free((void *)w.data); free(packed); free(x); free(q); free(ql); free(lut); free(a); free(c); free(y); free(yg); free(yr);
 }
 
 static void test_gemm(const ck_isa *isa) {
