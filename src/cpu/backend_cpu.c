@@ -525,9 +525,12 @@ static ob_status cpuk_model_init(const struct ob_model *m, int n_threads, void *
     return cpu_model_init(&cpuk_kernels, m, n_threads, mstate);
 }
 
+static const char *cpuk_detail(const void *mstate) { return cpuk_isa_name(cpu_model_kstate(mstate)); }
+
 const ob_backend ob_backend_cpu = {
     .name = "cpu",
     .supported = cpuk_supported,
+    .detail = cpuk_detail,
     .model_init = cpuk_model_init,
     .model_free = cpu_model_free,
     .ctx_init = cpu_ctx_init,
