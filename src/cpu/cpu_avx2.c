@@ -1,14 +1,18 @@
 /* cpu_avx2.c — the CPU kernels for x86-64 with AVX2, FMA and F16C (Haswell and later, Zen 1+).
  *
- * Same tiles and arithmetic as the AVX-512 file, in 256-bit registers: a tile is handled as two
- * halves of 8 rows; half h of a group's 64-bit mask (32 bits, one per row and column) is expanded
- * to 32 bytes of 0/1 with a byte shuffle, an AND with the bit of each byte, a compare and an
- * absolute value. vpmaddubsw multiplies them with the token's 4 activations of a plane (broadcast)
- * into 16-bit pairs, summed over the 32 groups of a block in 16 bits (at most 32 * 2 * 127 = 8128:
- * no overflow), then one vpmaddwd per block widens to one int32 per row. Up to 4 tokens share an
- * expansion. Also attention (one query at a time), SwiGLU and half <-> float conversion. Built
- * with the flags of the "per-ISA kernel flags" block of the Makefile; without them this file only
- * defines an empty table.
+ * The Q1_0 product looks the weights up rather than multiplying by them. Per token, once per
+ * product, tables of the 16 subset sums of every group of 4 activations (int16 precision, three
+ * byte chunks per 17-bit sum: cpu_kern.h); a row's 4 sign bits of a group (one nibble of the
+ * repacked mask) index them with vpshufb, which so does 16 rows x 4 columns of two groups (one
+ * per 128-bit lane) and one chunk: per 128 weights 3 shuffles, 3 byte adds, 3 instructions to
+ * form the indices and ~3 to widen and combine, about 3.3 per 32 weights for both activation
+ * planes, against ~8 when the sign bits were expanded to bytes and multiplied with vpmaddubsw
+ * (and ~5 with AVX-VNNI's vpdpbusd, which is why there is no AVX-VNNI variant: this path does not
+ * multiply). The sums are exact integers, equal to the portable kernel's. Tokens go in groups of 8
+ * over slices of columns whose tables stay in L1. Also attention (one query at a time), SwiGLU,
+ * half <-> float conversion and the Q2_0 / TQ2_0 row decoders. Built with the flags of the
+ * "per-ISA kernel flags" block of the Makefile; without them this file only defines an empty
+ * table.
  */
 #include "cpu_kern.h"
 
@@ -94,13 +98,8 @@ static void avx2_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a
 
 /* ---- Q1_0 product: lookup tables ------------------------------------------------------------- */
 
-/* Per token and group of 4 columns, the 16 sums of the group's activations Q over the subsets
- * that a row's 4 sign bits can select (T[k] = sum of Q[c] over the bits c of k), plus a bias
- * CK2_BIAS that makes them non-negative: 0 <= v <= 2 * 4 * 16256 < 2^17. Each is split into three
- * byte tables of 6, 6 and 5 bits (v = c0 + 64 c1 + 4096 c2), so that vpshufb can look them up:
- * one table of 16 bytes per group and chunk. Two groups (2p, 2p + 1) share a 32-byte vector (one
- * per 128-bit lane), the three chunks of a pair follow each other: 96 bytes per 8 columns. */
-#define CK2_BIAS 65024 /* 4 * 16256: the most negative subset sum */
+/* The tables are cpu_kern.h's (built per token, bit for bit as ck_lut_generic). */
+#define CK2_BIAS CK_LUT_BIAS
 
 /* 16 subset sums of one plane's 4 activations of group g, one per 16-bit lane k: bytes (bit 0,
  * bit 1) and (bit 2, bit 3) of k times the pairs (p[0], p[1]) and (p[2], p[3]). */
