@@ -9,8 +9,8 @@
  * caller's buffer keeps that buffer, so there the repacked copy does come on top.
  *
  * A product quantises the activations (int16 as two int8 planes: int8 alone loses ~3% of the
- * logits over 28 layers, see cpu_kern.h), then the threads claim chunks of row tiles until none
- * are left. The KV cache holds IEEE halves (half the memory and the bytes read per token; the
+ * logits over 28 layers, see cpu_kern.h; AVX2 and NEON then build each token's lookup tables), then
+ * the threads claim chunks of row tiles until none are left. The KV cache holds IEEE halves (half the memory and the bytes read per token; the
  * logits move by ~0.04%); attention runs one task per KV head and group of tokens, which widens
  * the rows it needs to floats once and reads each key and value row once for all the queries of
  * the task. RMSNorm and SwiGLU are spread over the threads too. Weights of every other type of the table
