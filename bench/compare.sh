@@ -7,6 +7,8 @@
 # node-llama-cpp) for N rounds (default 3) of REPS repetitions each (default 3), so that both see
 # the same machine conditions; prints every round, the median over rounds of each engine's median
 # tokens/s, and the ratios onebit / llama.cpp for prompt processing (pp) and generation (tg).
+# The instruction set of onebit's CPU kernels is printed with its figures (ONEBIT_CPU_ISA in the
+# environment forces one: avx512, avx2, neon, wasm, generic; llama.cpp picks its own, the best).
 # Benchmarks on a shared machine are noisy: the load average before and after is printed too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,8 +58,10 @@ const m = (set, k) => median(set.map((r) => r[k]));
 const obpp = m(ob, "pp_tps"), obtg = m(ob, "tg_tps"), llpp = m(ll, "pp_tps"), lltg = m(ll, "tg_tps");
 const rss = Math.max(...ob.map((r) => r.peak_rss_mib || 0));
 console.log("\n| engine | pp" + ob[0].pp + " t/s | tg" + ob[0].tg + " t/s |\n|---|---|---|");
-console.log(`| onebit (${ob[0].backend}) | ${obpp.toFixed(2)} | ${obtg.toFixed(2)} |`);
+const isa = ob[0].isa ? `, ${ob[0].isa}` : "";
+console.log(`| onebit (${ob[0].backend}${isa}) | ${obpp.toFixed(2)} | ${obtg.toFixed(2)} |`);
 console.log(`| llama.cpp | ${llpp.toFixed(2)} | ${lltg.toFixed(2)} |`);
 console.log(`| ratio | ${(obpp / llpp).toFixed(2)}x | ${(obtg / lltg).toFixed(2)}x |`);
+if (ob[0].isa) console.log(`onebit instruction set: ${ob[0].isa}${process.env.ONEBIT_CPU_ISA ? " (ONEBIT_CPU_ISA=" + process.env.ONEBIT_CPU_ISA + ")" : ""}`);
 console.log(`onebit peak resident memory: ${rss.toFixed(1)} MiB (file ${ob[0].file_mib.toFixed(1)} MiB)`);
 EOF

@@ -75,6 +75,8 @@ typedef struct ob_model_info {
     const char *arch;        /* general.architecture: "qwen3", "llama", "qwen2", ... */
     const char *name;        /* general.name or "" */
     const char *backend;     /* name of the backend that runs it */
+    const char *isa;         /* "cpu" backend: its kernels' instruction set ("avx512", "avx2",
+                              * "neon", "wasm", "generic"); "" for the others */
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train;
     float rope_theta, norm_eps;
     int tied_embeddings;

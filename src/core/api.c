@@ -169,6 +169,7 @@ void ob_model_get_info(const ob_model *m, ob_model_info *o) {
     o->arch = m->arch;
     o->name = m->name;
     o->backend = m->backend ? m->backend->name : "";
+    o->isa = m->backend && m->backend->detail && m->bstate ? m->backend->detail(m->bstate) : "";
     o->n_vocab = m->hp.n_vocab;
     o->n_embd = m->hp.n_embd;
     o->n_layer = m->hp.n_layer;

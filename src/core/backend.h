@@ -25,6 +25,8 @@ typedef struct ob_backend {
     int streams_weights;
     /* 1 if it can run on this machine. */
     int (*supported)(void);
+    /* Optional: what the model runs with inside the backend (the CPU kernels' instruction set). */
+    const char *(*detail)(const void *mstate);
     /* Per-model state (repacked weights, thread pool, GPU buffers). */
     ob_status (*model_init)(const struct ob_model *m, int n_threads, void **mstate);
     void (*model_free)(void *mstate);

@@ -9,8 +9,8 @@
  * caller's buffer keeps that buffer, so there the repacked copy does come on top.
  *
  * A product quantises the activations (int16 as two int8 planes: int8 alone loses ~3% of the
- * logits over 28 layers, see cpu_kern.h), then the threads claim chunks of row tiles until none
- * are left. The KV cache holds IEEE halves (half the memory and the bytes read per token; the
+ * logits over 28 layers, see cpu_kern.h; AVX2 and NEON then build each token's lookup tables), then
+ * the threads claim chunks of row tiles until none are left. The KV cache holds IEEE halves (half the memory and the bytes read per token; the
  * logits move by ~0.04%); attention runs one task per KV head and group of tokens, which widens
  * the rows it needs to floats once and reads each key and value row once for all the queries of
  * the task. RMSNorm and SwiGLU are spread over the threads too. Weights of every other type of the table
@@ -59,6 +59,7 @@ typedef struct cpuk_state {
     int max_cols, max_nb;
     int8_t *xq, *xl;                       /* [CPUK_MAX_BATCH][max_cols] quantised activations */
     float *xa, *xc;                        /* [CPUK_MAX_BATCH][max_nb] */
+    uint8_t *xlut;                         /* [CPUK_MAX_BATCH][max_cols * CK_LUT_PER_COL] if isa->lut */
     float **attn_scratch;                  /* [nth][attn_floats]: scores, then keys and values */
     float **row_buf;                       /* [nth][max_cols]: a decoded row of another type */
     size_t attn_floats;
@@ -188,6 +189,10 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
     s->xl = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
     s->xa = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
     s->xc = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
+    if (s->isa->lut && !(s->xlut = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols * CK_LUT_PER_COL))) {
+        cpuk_free(s);
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    }
     s->attn_scratch = calloc((size_t)s->nth, sizeof *s->attn_scratch);
     s->row_buf = calloc((size_t)s->nth, sizeof *s->row_buf);
     for (int i = 0; s->row_buf && i < s->nth; i++)
@@ -214,6 +219,7 @@ static void cpuk_free(void *kstate) {
     free(s->xl);
     free(s->xa);
     free(s->xc);
+    free(s->xlut);
     if (s->attn_scratch)
         for (int i = 0; i < s->nth; i++) free(s->attn_scratch[i]);
     free(s->attn_scratch);
@@ -232,6 +238,7 @@ typedef struct cpuk_quant_job {
     int cols, nb;
     int8_t *q, *ql;                        /* ql NULL: int8 */
     float *a, *c;
+    uint8_t *lut;                          /* isa->lut's tables, NULL without */
 } cpuk_quant_job;
 
 static void cpuk_quant_run(void *arg, int begin, int end, int ith) {
@@ -240,6 +247,10 @@ static void cpuk_quant_run(void *arg, int begin, int end, int ith) {
     for (int t = begin; t < end; t++)
         j->isa->quant(j->x + (size_t)t * j->cols, j->cols, j->q + (size_t)t * j->cols,
                       j->ql ? j->ql + (size_t)t * j->cols : NULL, j->a + (size_t)t * j->nb, j->c + (size_t)t * j->nb);
+    if (j->lut)
+        for (int t = begin; t < end; t++)
+            j->isa->lut(j->q + (size_t)t * j->cols, j->ql ? j->ql + (size_t)t * j->cols : NULL, j->cols,
+                        j->lut + (size_t)t * j->cols * CK_LUT_PER_COL);
 }
 
 typedef struct cpuk_gemm_job {
@@ -313,9 +324,9 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
     int8_t *xl = CPUK_PLANES == 2 ? s->xl : NULL;
     for (int t0 = 0; t0 < n; t0 += CPUK_MAX_BATCH) {
         const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
-        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc};
+        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut};
         tp_for(s->pool, nt, 1, cpuk_quant_run, &qj);
-        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb}, nt, y + (size_t)t0 * pw->rows,
+        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL}, nt, y + (size_t)t0 * pw->rows,
                             (size_t)pw->rows};
         /* About 8 claims per thread (16 for one token, where a tile is quick and the last claim
          * decides how long the others wait): enough to even out threads slowed by other work. */
@@ -528,9 +539,12 @@ static ob_status cpuk_model_init(const struct ob_model *m, int n_threads, void *
     return cpu_model_init(&cpuk_kernels, m, n_threads, mstate);
 }
 
+static const char *cpuk_detail(const void *mstate) { return cpuk_isa_name(cpu_model_kstate(mstate)); }
+
 const ob_backend ob_backend_cpu = {
     .name = "cpu",
     .supported = cpuk_supported,
+    .detail = cpuk_detail,
     .model_init = cpuk_model_init,
     .model_free = cpu_model_free,
     .ctx_init = cpu_ctx_init,

@@ -73,6 +73,8 @@ ob_status cpu_model_init(const ob_kernels *k, const struct ob_model *m, int n_th
     return OB_OK;
 }
 
+const void *cpu_model_kstate(const void *mstate) { return mstate ? ((const cpu_model *)mstate)->kstate : NULL; }
+
 void cpu_model_free(void *mstate) {
     cpu_model *cm = mstate;
     if (!cm) return;

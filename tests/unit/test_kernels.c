@@ -2,7 +2,8 @@
  *
  * For every kernel table built in and runnable on this CPU (portable C, AVX-512, AVX2, NEON, wasm),
  * in both activation precisions (int8, and int16 as two int8 planes, which the backend uses):
- *  - activation quantisation is bit-identical to the portable version;
+ *  - activation quantisation is bit-identical to the portable version, and so are the lookup
+ *    tables of the ISAs that have them (AVX2, NEON: ck_lut_generic);
  *  - the Q1_0 product equals the portable version on the same quantised input up to float
  *    rounding (relative 1e-5 of the sum of absolute terms), for awkward shapes (rows not a
  *    multiple of the 16-row tile, 1..33 tokens, 128 / 256 / 6144 columns, partial tile ranges),
@@ -155,7 +156,21 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
     for (int t = 0; t < n; t++)
         isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, ql ? ql + (size_t)t * cols : NULL, a + (size_t)t * nb,
                    c + (size_t)t * nb);
-    ck_act act = {q, ql, a, c, cols, nb};
+    uint8_t *lut = isa->lut ? xalloc((size_t)n * cols * CK_LUT_PER_COL) : NULL;
+    for (int t = 0; lut && t < n; t++)
+        isa->lut(q + (size_t)t * cols, ql ? ql + (size_t)t * cols : NULL, cols, lut + (size_t)t * cols * CK_LUT_PER_COL);
+    if (lut) { /* the ISA's tables are the portable ones, bit for bit */
+        uint8_t *lg = xalloc((size_t)cols * CK_LUT_PER_COL);
+        int bad = 0;
+        for (int t = 0; t < n; t++) {
+            ck_lut_generic(q + (size_t)t * cols, ql ? ql + (size_t)t * cols : NULL, cols, lg);
+            bad += memcmp(lg, lut + (size_t)t * cols * CK_LUT_PER_COL, (size_t)cols * CK_LUT_PER_COL) != 0;
+        }
+        CHECK(bad == 0, "%s lut cols=%d planes=%d: %d of %d tokens' tables differ from ck_lut_generic", isa->name, cols,
+              planes, bad, n);
+        free(lg);
+    }
+    ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL};
 
     /* Output rows padded by 3 floats that must stay untouched (tail tiles are masked). */
     const size_t ys = (size_t)rows + 3;
@@ -204,7 +219,7 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
     CHECK(bad_ref == 0, "%s gemm rows=%d cols=%d n=%d planes=%d exact=%d: %d outputs off the reference (worst %.3g of tolerance)",
           isa->name, rows, cols, n, planes, exact, bad_ref, worst_ref);
     CHECK(bad_pad == 0, "%s gemm rows=%d: wrote %d values past the last row", isa->name, rows, bad_pad);
-    free((void *)w.data); free(packed); free(x); free(q); free(ql); free(a); free(c); free(y); free(yg); free(yr);
+    free((void *)w.data); free(packed); free(x); free(q); free(ql); free(lut); free(a); free(c); free(y); free(yg); free(yr);
 }
 
 static void test_gemm(const ck_isa *isa) {
