@@ -54,7 +54,7 @@ mapfile -t node_tests < <(ls tests/*.test.mjs 2>/dev/null | grep -E "$filter" ||
 gpu_lane=() cpu_lane=()
 for f in "${node_tests[@]}"; do
     case $(basename "$f") in
-        webgpu.test.mjs | webgpu-generic.test.mjs | browser-*.test.mjs | demo.test.mjs) gpu_lane+=("$f") ;;
+        webgpu.test.mjs | webgpu-generic.test.mjs | webgpu-limits.test.mjs | webgpu-nohang.test.mjs | browser-*.test.mjs | demo.test.mjs) gpu_lane+=("$f") ;;
         *) cpu_lane+=("$f") ;;
     esac
 done

@@ -103,7 +103,7 @@ async function openSource(src) {
     await probe.arrayBuffer();
     const size = Number(cr.match(/\/(\d+)$/)[1]);
     return {
-      size, name: String(url),
+      size, name: String(url), remote: true,
       async read(o, n) {
         const r = await fetch(url, { headers: { Range: `bytes=${o}-${o + n - 1}` } });
         const b = new Uint8Array(await r.arrayBuffer());
@@ -116,6 +116,15 @@ async function openSource(src) {
   const all = new Uint8Array(await probe.arrayBuffer());
   return { size: all.length, name: String(url), read: async (o, n) => all.subarray(o, o + n), close() {} };
 }
+
+function fmtBytes(n) {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`;
+}
+
+// The wasm32 core's memory: at most 4 GiB (-sMAXIMUM_MEMORY=4GB), which on the CPU path holds the
+// whole file plus the context (KV cache, scratch) and the runtime.
+export const WASM_HEAP_MAX = 4 * 1024 ** 3;
+const CPU_RESERVE = 384 << 20;
 
 // ---- the two cores --------------------------------------------------------------------------
 
@@ -183,6 +192,8 @@ export class Engine {
   // allow the prompt products on experimental subgroup matrices where offered (default true); cpuBackend: the
   // core's CPU backend ('cpu', the SIMD one, by default; 'scalar' is the reference); wasm /
   // wasmUrl / coreUrl / kernelsUrl: where the core lives (default ../build/wasm/ next to this file).
+  // limits: { maxStorageBufferBindingSize, maxBufferSize } to request instead of the adapter's
+  // largest (e.g. the WebGPU defaults, 128 MiB / 256 MiB, as a small device has).
   // threads: CPU threads, caller included (0 = min(navigator.hardwareConcurrency, 8)); 1 where the
   // threaded core cannot run (see above; threadsNote says why). mtCoreUrl / mtWasmUrl: where the
   // threaded core lives.
@@ -196,7 +207,7 @@ export class Engine {
     if (backend !== 'cpu') {
       gpu = options.gpu ?? globalThis.navigator?.gpu;
       try {
-        dev = await openDevice(gpu, { subgroups, subgroupMatrix, timestamps: !!options.timestamps });
+        dev = await openDevice(gpu, { subgroups, subgroupMatrix, timestamps: !!options.timestamps, limits: options.limits });
       } catch (e) {
         if (backend === 'webgpu') throw new OnebitError(Status.ERR_BACKEND, `WebGPU: ${e.message ?? e}`);
       }
@@ -242,6 +253,8 @@ export class Engine {
         const bind = Math.min(L.maxStorageBufferBindingSize, options.maxBindingSize ?? Infinity);
         M._ob_wgpu_attach(bind, L.maxBufferSize, L.maxComputeWorkgroupsPerDimension, dev.sgSize, L.maxComputeWorkgroupStorageSize,
           dev.sgMat ? 1 : 0, dev.cpu ? 1 : 0);
+        // maxLayerBuffer (tests): split each layer's weights into buffers of at most this many bytes.
+        M._ob_wgpu_cap_weights(options.maxLayerBuffer ?? 0);
       }
     }
     return eng;
@@ -331,8 +344,13 @@ export class Engine {
   // source: URL string/URL, File/Blob, ArrayBuffer/Uint8Array, or (Node) a file path.
   // options: nCtx (0 = min(training context, 4096)), kvF16 (GPU cache in f16), batch (GPU: at
   // most this many prompt tokens a chunk; 0 = as many as fit, up to 512), onProgress(f).
+  // loadTimes (ms from the call): headerMs (header read and planned), setupMs (GPU buffers),
+  // uploadMs (weights streamed), pipelinesMs (GPU: the longest pipeline compile, overlapping the
+  // upload), loadMs (all done); gpuBytes: GPU buffer bytes of the weights. Generation adds
+  // firstTokenMs (the first generate's first token, from this load's start).
   async load(source, options = {}) {
     if (this.model) this.unload();
+    this.loadTimes = { t0: performance.now() };
     const src = await openSource(source);
     try {
       if (this.bridge) await this.loadGpu(src, options);
@@ -374,17 +392,44 @@ export class Engine {
       throw e;
     }
     this.model = this.i32(outp) >>> 0;
-    await this.wait(this.run(M._ob_wgpu_model_setup(this.model)));
+    const T = this.loadTimes;
+    T.headerMs = performance.now() - T.t0;
+    // The GPU buffers the plan asks for: their creation is checked (out of memory) before any
+    // weight is read or uploaded.
+    const need = M._ob_wgpu_model_bytes(this.model);
+    try {
+      await this.wait(this.run(M._ob_wgpu_model_setup(this.model)));
+    } catch (e) {
+      if (/out of memory/i.test(e.message))
+        throw new OnebitError(Status.ERR_NOMEM, `the model needs ${fmtBytes(need)} of GPU buffers for its weights (plus its ` +
+          `context's cache); this GPU could not allocate them (${e.message})`);
+      throw e;
+    }
+    T.gpuBytes = need;
+    T.setupMs = performance.now() - T.t0 - T.headerMs;
     // The upload plan: {kind, off_lo, off_hi, len, dst, dst_off} per range, streamed in file order.
     const np = this.buf('n', 4);
     const pp = M._ob_wgpu_uploads(this.model, np) >>> 0;
     const n = this.i32(np);
-    const plan = [];
+    let plan = [];
     for (let i = 0; i < n; i++) {
       const e = M.HEAPU32.subarray((pp >>> 2) + i * 6, (pp >>> 2) + i * 6 + 6);
       plan.push({ kind: e[0], off: e[2] * 4294967296 + e[1], len: e[3], dst: e[4], dstOff: e[5] });
     }
     plan.sort((a, b) => a.off - b.off);
+    // A local source (file, Blob, buffer): the small vectors the core converts (kind 1) are read
+    // first, so that the context (pipelines, bind groups) can be made before the weights arrive and
+    // its pipelines compile while the weights upload. Over HTTP everything comes in one pass.
+    let ctxDone = null;
+    if (!src.remote) {
+      for (const e of plan.filter((x) => x.kind === 1)) {
+        if (e.off + e.len > src.size) throw new OnebitError(Status.ERR_FORMAT, 'tensor data runs past the end of the file');
+        M.HEAPU8.set(await src.read(e.off, e.len), e.dst >>> 0);
+      }
+      plan = plan.filter((x) => x.kind === 0);
+      ctxDone = this.gpuContext({ nCtx, kvF16, batch });
+      ctxDone.catch(() => {});
+    }
     const total = plan.reduce((s, e) => s + e.len, 0);
     const WIN = 16 << 20, PIECE = 4 << 20;
     let win = null, winOff = 0, done = 0, synced = 0;
@@ -422,19 +467,34 @@ export class Engine {
         onProgress?.(done / total);
       }
     }
+    T.uploadMs = performance.now() - T.t0 - T.headerMs - T.setupMs;
+    await (ctxDone ?? this.gpuContext({ nCtx, kvF16, batch }));
+    await this.wait(this.bridge.idle());
+    T.loadMs = performance.now() - T.t0;
+    T.pipelinesMs = this.bridge.compileMs;
+  }
+
+  // The model's last vectors (ob_wgpu_model_ready), then the context: its command list creates the
+  // pipelines (compiled asynchronously, see GpuBridge.execDeferred) and bind groups.
+  async gpuContext({ nCtx, kvF16, batch }) {
+    const M = this.M;
     await this.wait(this.run(M._ob_wgpu_model_ready(this.model)));
     const cp = this.buf('out', 8);
     const st = M._ob_js_context_new(this.model, nCtx, kvF16 ? 1 : 0, batch, cp);
     if (st) throw this.err(st);
     this.ctx = this.i32(cp) >>> 0;
     await this.wait(this.exec());
-    await this.wait(this.bridge.idle());
   }
 
   async loadCpu(src, { nCtx = 0, onProgress } = {}) {
     const M = this.M;
+    if (src.size + CPU_RESERVE > WASM_HEAP_MAX)
+      throw new OnebitError(Status.ERR_NOMEM, `the model (${fmtBytes(src.size)}) is too big for the WebAssembly CPU path: ` +
+        `it holds the whole file in wasm32 memory, ${fmtBytes(WASM_HEAP_MAX)} at most with about ${fmtBytes(CPU_RESERVE)} ` +
+        'of that needed for the context; use WebGPU or the native onebit CLI');
     const p = M._malloc(src.size) >>> 0;
-    if (!p) throw new OnebitError(Status.ERR_NOMEM, `out of wasm memory for a ${src.size}-byte model`);
+    if (!p) throw new OnebitError(Status.ERR_NOMEM, `out of wasm memory for a ${fmtBytes(src.size)} model: the WebAssembly CPU ` +
+      `path holds the whole file in wasm32 memory (${fmtBytes(WASM_HEAP_MAX)} at most, less where the browser allows less)`);
     const CH = 16 << 20;
     for (let o = 0; o < src.size; o += CH) {
       const l = Math.min(CH, src.size - o);
@@ -738,6 +798,7 @@ export class Engine {
           if (st) throw this.err(st);
         } else if (ev === GEN.TOKEN) {
           const tok = M._ob_gen_token(g);
+          if (this.loadTimes && this.loadTimes.firstTokenMs === undefined) this.loadTimes.firstTokenMs = performance.now() - this.loadTimes.t0;
           res.tokens.push(tok);
           options.onToken?.(tok);
           const t = text();
