@@ -69,6 +69,14 @@ async function check(file, opts, expectBuffers) {
 }
 
 test('the WebGPU default limits (128 MiB binding, 256 MiB buffer) requested exactly: logits and greedy tokens match', { skip }, async () => {
+  const eng = await Engine.create({ backend: 'webgpu', gpu, limits: DEFAULTS });
+  try {
+    const fit = await eng.checkFit(TINY);
+    assert.equal(fit.ok, true, fit.message);
+    assert.ok(fit.gpuBytes > 5e6 && fit.gpuBytes < 12e6, `GPU weight bytes ${fit.gpuBytes}`);
+  } finally {
+    eng.close();
+  }
   const L = await check(TINY, { limits: DEFAULTS }, 1);
   assert.equal(L.maxStorageBufferBindingSize, DEFAULTS.maxStorageBufferBindingSize);
   assert.equal(L.maxBufferSize, DEFAULTS.maxBufferSize);
@@ -96,6 +104,10 @@ test('a matrix larger than a binding is refused before any weight is read, namin
     await assert.rejects(eng.load(TINY, { nCtx: 64, onProgress: (f) => { progress = f; } }),
       /a weight matrix of 55296 bytes needs a GPU storage binding that large; this device allows 32768/);
     assert.equal(progress, 0, 'weights were uploaded before the refusal');
+    // The same verdict from the header alone, as the browser app asks before a download.
+    const fit = await eng.checkFit(TINY);
+    assert.equal(fit.ok, false);
+    assert.match(fit.message, /needs a GPU storage binding that large; this device allows 32768/);
   } finally {
     eng.close();
   }
@@ -109,6 +121,10 @@ test('the wasm CPU path refuses a file too big for wasm32 memory before reading 
   const eng = await Engine.create({ backend: 'cpu' });
   try {
     await assert.rejects(eng.load(big), /too big for the WebAssembly CPU path: it holds the whole file in wasm32 memory, 4\.29 GB at most/);
+    const fit = await eng.checkFit(big);
+    assert.equal(fit.ok, false);
+    assert.match(fit.message, /too big for the WebAssembly CPU path/);
+    assert.equal((await eng.checkFit(TINY)).ok, true);
   } finally {
     eng.close();
   }

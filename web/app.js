@@ -19,6 +19,24 @@ const DEMO_URL = new URL('models/demo.gguf', location.href).href;
 const COMMIT_EVERY = 8 << 20; // bytes between commits of a download to storage (resume points)
 const SERVED = '@served'; // onebit.last when the served model was the last one used
 
+// The real files the model field suggests (PrismML's Hugging Face repositories), with their sizes:
+// from the model cards (Bonsai: "deployed size"; Ternary-Bonsai 8B: the _g64 file as listed), or
+// estimated from the shape (parameters x bits per weight: Q1_0 1.125, Q2_0 2.25), marked est.
+// The Ternary files are the Q2_0_g64 ones: 64 weights in 18 bytes, the upstream llama.cpp Q2_0
+// (GGML type 42) that onebit reads; PrismML's older Ternary-Bonsai-*-Q2_0.gguf store 128-weight
+// blocks under the same type number and load only in PrismML's fork.
+const HF = 'https://huggingface.co/prism-ml';
+export const SUGGESTED = [
+  { name: 'Bonsai 1.7B', type: 'Q1_0', bytes: 0.24e9, url: `${HF}/Bonsai-1.7B-gguf/resolve/main/Bonsai-1.7B-Q1_0.gguf` },
+  { name: 'Bonsai 4B', type: 'Q1_0', bytes: 0.57e9, url: `${HF}/Bonsai-4B-gguf/resolve/main/Bonsai-4B-Q1_0.gguf` },
+  { name: 'Bonsai 8B', type: 'Q1_0', bytes: 1.15e9, url: `${HF}/Bonsai-8B-gguf/resolve/main/Bonsai-8B-Q1_0.gguf` },
+  { name: 'Ternary-Bonsai 1.7B', type: 'Q2_0', bytes: 1.72e9 * 2.25 / 8, est: true,
+    url: `${HF}/Ternary-Bonsai-1.7B-gguf/resolve/main/Ternary-Bonsai-1.7B-Q2_0_g64.gguf` },
+  { name: 'Ternary-Bonsai 4B', type: 'Q2_0', bytes: 4.02e9 * 2.25 / 8, est: true,
+    url: `${HF}/Ternary-Bonsai-4B-gguf/resolve/main/Ternary-Bonsai-4B-Q2_0_g64.gguf` },
+  { name: 'Ternary-Bonsai 8B', type: 'Q2_0', bytes: 2.31e9, url: `${HF}/Ternary-Bonsai-8B-gguf/resolve/main/Ternary-Bonsai-8B-Q2_0_g64.gguf` },
+];
+
 // ---- persistent state ---------------------------------------------------------------------
 
 const load = (k, d) => { try { return JSON.parse(localStorage.getItem(k)) ?? d; } catch { return d; } };
@@ -360,6 +378,11 @@ function explain(code, message) {
 }
 
 function onWorker(m) {
+  if (m.type === 'checked') {
+    checks.get(m.id)?.(m);
+    checks.delete(m.id);
+    return;
+  }
   if (m.type === 'ready') {
     if (!m.webgpu && BACKEND !== 'cpu') $('f-backend').textContent = 'no WebGPU: CPU (WebAssembly)';
   } else if (m.type === 'progress') {
@@ -559,6 +582,48 @@ async function downloadAndLoad(url, name) {
   }
 }
 
+// ---- will it fit? (before a download) ------------------------------------------------------
+
+const checks = new Map(); // id -> resolve
+let checkedOk = null;     // the URL the user chose to download although it will not fit
+
+function suggestionNote() {
+  const url = $('model-url').value.trim();
+  const s = SUGGESTED.find((x) => x.url === url);
+  $('model-note').textContent = s ? `${s.name}, ${s.type} GGUF, ${s.est ? 'about ' : ''}${bytes(s.bytes)}${s.est ? ' (estimated from its shape)' : ''}` : '';
+}
+
+// Asks the engine worker whether the model at url would load on this device (its header only:
+// the GPU's binding and buffer limits, or the CPU fallback's wasm32 memory). Resolves
+// {ok: true | false | null (could not tell), message}.
+function checkFit(url) {
+  if (!(worker instanceof Worker)) return Promise.resolve({ ok: null });
+  const id = nextId++;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { checks.delete(id); resolve({ ok: null, message: 'no answer' }); }, 60000);
+    checks.set(id, (m) => { clearTimeout(timer); resolve(m); });
+    worker.postMessage({ type: 'check', id, source: url, backend: BACKEND });
+  });
+}
+
+// The download button: a model that will not fit is not downloaded unless asked twice.
+async function downloadChecked(url, name) {
+  clearBanner();
+  const stored = models.find((m) => m.name === name && !m.partial && m.url === url);
+  if (!stored && checkedOk !== url) {
+    progress(true, 0, `Checking whether ${name} fits this device…`);
+    const r = await checkFit(url);
+    progress(false);
+    if (r.ok === false) {
+      checkedOk = url;
+      banner(`${name} will not fit this device: ${r.message}. Press “Download & load” again to download it anyway.`);
+      $('model-note').textContent = `Will not fit: ${r.message}`;
+      return;
+    }
+  }
+  return downloadAndLoad(url, name);
+}
+
 function nameFromUrl(url) {
   const last = decodeURIComponent(new URL(url).pathname.split('/').pop() || 'model.gguf');
   return last.replace(/[^\w.\-]+/g, '_');
@@ -683,12 +748,20 @@ async function main() {
     e.preventDefault();
     const url = $('model-url').value.trim();
     try {
-      downloadAndLoad(url, nameFromUrl(url));
+      downloadChecked(url, nameFromUrl(url));
     } catch {
       banner('That is not a valid URL.');
     }
   });
   $('demo').onclick = () => downloadAndLoad(DEMO_URL, 'demo.gguf');
+  for (const s of SUGGESTED) {
+    const o = document.createElement('option');
+    o.value = s.url;
+    o.label = `${s.name} · ${s.type} · ${s.est ? '≈' : ''}${bytes(s.bytes)}`;
+    $('model-list').append(o);
+  }
+  $('model-url').addEventListener('input', () => { checkedOk = null; suggestionNote(); });
+  suggestionNote();
   $('use-served').onclick = () => served && useServed();
   $('served-local').onclick = () => served && downloadAndLoad(new URL(`models/${encodeURIComponent(servedFile())}`, location.href).href, servedFile());
   $('cancel-download').onclick = () => downloading?.abort();

@@ -248,6 +248,8 @@ export class Engine {
         const { KERNELS } = await import(String(options.kernelsUrl ?? new URL('kernels.mjs', BUILD)));
         eng.dev = dev;
         eng.bridge = new GpuBridge(dev.device, KERNELS, dev.sgSize);
+        // asyncPipelines: false compiles each pipeline when its command comes (createComputePipeline).
+        if (options.asyncPipelines === false) eng.bridge.asyncPipelines = false;
         const L = dev.device.limits;
         // maxBindingSize (tests): plan as if bindings were smaller, e.g. to split matrices.
         const bind = Math.min(L.maxStorageBufferBindingSize, options.maxBindingSize ?? Infinity);
@@ -371,6 +373,46 @@ export class Engine {
       fileSize: src.size,
     };
     return this.info;
+  }
+
+  // Whether a model would load here, found without downloading or uploading its weights: on
+  // WebGPU its header is read (a few MB; ranges over HTTP) and planned against this device's
+  // limits, which refuses, with what it needs and what the device allows, a model that cannot
+  // fit; on the CPU path its size is set against wasm32 memory. Returns { ok, backend, size,
+  // gpuBytes (WebGPU: bytes of weight buffers), message (why not, when !ok) }. WebGPU does not
+  // tell how much memory a GPU has: running out of it shows at load, before the upload.
+  async checkFit(source) {
+    const src = await openSource(source);
+    const M = this.M;
+    try {
+      if (!this.bridge) {
+        const ok = src.size + CPU_RESERVE <= WASM_HEAP_MAX;
+        return { ok, backend: 'cpu', size: src.size, message: ok ? '' : `the model (${fmtBytes(src.size)}) is too big for the ` +
+          `WebAssembly CPU path, which holds the whole file in wasm32 memory (${fmtBytes(WASM_HEAP_MAX)} at most)` };
+      }
+      const outp = this.buf('out', 8);
+      let avail = Math.min(src.size, 8 << 20);
+      for (;;) {
+        const head = await src.read(0, avail);
+        const p = M._malloc(Math.max(avail, 1)) >>> 0;
+        if (!p) throw new OnebitError(Status.ERR_NOMEM, 'out of wasm memory for the model header');
+        M.HEAPU8.set(head, p);
+        const st = M._ob_wgpu_model_open(p, avail, src.size, outp);
+        if (st === 0) break;
+        const e = this.err(st);
+        if (/^truncated/.test(e.message) && avail < src.size) {
+          avail = Math.min(src.size, avail * 4);
+          continue;
+        }
+        return { ok: false, backend: 'webgpu', size: src.size, message: e.message };
+      }
+      const m = this.i32(outp) >>> 0;
+      const gpuBytes = M._ob_wgpu_model_bytes(m);
+      M._ob_model_free(m); // nothing on the GPU yet: its list is empty
+      return { ok: true, backend: 'webgpu', size: src.size, gpuBytes, message: '' };
+    } finally {
+      await src.close();
+    }
   }
 
   async loadGpu(src, { nCtx = 0, kvF16 = false, batch = 0, onProgress } = {}) {
