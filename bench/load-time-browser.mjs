@@ -5,6 +5,7 @@
 // Private File System), then times Engine.create, load and the first generated token, with the
 // parts of eng.loadTimes (see bench/load-time.mjs). Each round is a fresh browser.
 //   node bench/load-time-browser.mjs -m FILE [-r ROUNDS (default 1)] [--root CHECKOUT (default this one)]
+//                                    [--pipelines async|sync]
 // --root measures another checkout's web/ and build/wasm/ (e.g. before a change: totals only
 // where its engine has no loadTimes).
 import http from 'node:http';
@@ -19,6 +20,7 @@ for (let i = 0; i < args.length; i++) {
   if (a === '-m') opt.model = resolve(v());
   else if (a === '-r') opt.rounds = Number(v());
   else if (a === '--root') opt.root = resolve(v()) + '/';
+  else if (a === '--pipelines') opt.pipes = v(); // async | sync (default: the engine's choice)
   else { console.error(`unknown option ${a}`); process.exit(2); }
 }
 if (!opt.model || !existsSync(opt.model)) { console.error('usage: node bench/load-time-browser.mjs -m FILE [-r N] [--root DIR]'); process.exit(2); }
@@ -28,10 +30,11 @@ const TYPES = { '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'a
 const page = `<!doctype html><meta charset="utf-8"><title>load time</title>
 <script type="module">
 import { Engine } from '/web/engine.mjs';
+const PIPES = ${opt.pipes === 'async' ? 'true' : opt.pipes === 'sync' ? 'false' : 'undefined'};
 window.run = async () => {
   const blob = await (await fetch('/model.gguf')).blob();
   const t0 = performance.now();
-  const eng = await Engine.create({ backend: 'webgpu' });
+  const eng = await Engine.create({ backend: 'webgpu', asyncPipelines: PIPES });
   const created = performance.now() - t0;
   await eng.load(blob, { nCtx: 256 });
   const loaded = performance.now() - t0;

@@ -6,7 +6,11 @@
 // compile), the load done, and the first token (prompt step plus one decode step). Then, with -n,
 // that many more tokens and their rate. A fresh process measures a cold start: Dawn has not
 // compiled any of the pipelines yet.
-//   node bench/load-time.mjs -m FILE [-n TOKENS (default 8)] [--default-limits] [--json OUT] [--dawn-enable T]...
+//   node bench/load-time.mjs -m FILE [-n TOKENS (default 8)] [--default-limits] [--sync-pipelines|--async-pipelines] [--json OUT]
+//                            [--dawn-enable T]...
+// --sync-pipelines compiles each pipeline when its command comes (createComputePipeline), as
+// before async compilation, to compare; --async-pipelines compiles asynchronously even on a CPU
+// adapter (SwiftShader), where the engine does not by default.
 // --default-limits asks the device for the WebGPU defaults, maxStorageBufferBindingSize 128 MiB
 // and maxBufferSize 256 MiB, as a small device (Android, integrated GPUs) has.
 // Also a module: loadToFirstToken(gpu, file, opts) returns the figures (bench/webgpu-bench.mjs).
@@ -45,7 +49,7 @@ export function describe(r) {
   const f = (x) => (x === undefined ? '-' : x.toFixed(0));
   return `load-to-first-token ${f(r.totalMs)} ms: device+core ${f(r.createMs)}, header ${f(r.headerMs)}, ` +
     `buffers ${f(r.setupMs)}, upload ${f(r.uploadMs)} (${(r.fileBytes / 1e6).toFixed(0)} MB), ` +
-    `pipelines ${f(r.pipelinesMs)} (async, overlapping the upload), load done at ${f(r.loadMs)}, ` +
+    `pipelines ${r.pipelinesMs ? `${f(r.pipelinesMs)} (async, overlapping the upload)` : 'compiled one by one'}, load done at ${f(r.loadMs)}, ` +
     `first token at ${f(r.firstTokenMs)} (ms from the load's start)`;
 }
 
@@ -57,6 +61,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     if (a === '-m') opt.model = v();
     else if (a === '-n') opt.tokens = Number(v());
     else if (a === '--default-limits') opt.limits = DEFAULT_LIMITS;
+    else if (a === '--sync-pipelines') opt.sync = true;
+    else if (a === '--async-pipelines') opt.async = true;
     else if (a === '--json') opt.json = v();
     else if (a === '--dawn-enable') opt.dawn.push(v());
     else {
@@ -72,11 +78,12 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     const { create, globals } = await import('webgpu');
     Object.assign(globalThis, globals);
     const gpu = create(opt.dawn.length ? [`enable-dawn-features=${opt.dawn.join(',')}`] : []);
-    const r = await loadToFirstToken(gpu, opt.model, { limits: opt.limits, tokens: opt.tokens });
+    const r = await loadToFirstToken(gpu, opt.model, { limits: opt.limits, tokens: opt.tokens,
+      engine: opt.sync ? { asyncPipelines: false } : opt.async ? { asyncPipelines: true } : {} });
     console.log(`model ${opt.model}: ${r.layers} layers, hidden ${r.embd}, ${(r.fileBytes / 1e6).toFixed(0)} MB file, ` +
       `${(r.gpuBytes / 1e6).toFixed(0)} MB of GPU weight buffers; device limits: binding ${r.limits.maxStorageBufferBindingSize / 2 ** 20} MiB, ` +
       `buffer ${r.limits.maxBufferSize / 2 ** 20} MiB`);
-    console.log(describe(r));
+    console.log(describe(r) + (opt.sync ? ' [pipelines compiled synchronously]' : ''));
     if (r.tokens > 1) console.log(`generated ${r.tokens} tokens: ${r.tps.toFixed(1)} tokens/s after the first`);
     if (opt.json) writeFileSync(opt.json, JSON.stringify(r, null, 2));
   } catch (e) {

@@ -22,13 +22,14 @@ const tmp = mkdtempSync(join(tmpdir(), "onebit-mkmodel-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 
 function mkmodel(args) {
-  const r = spawnSync(MKMODEL, args, { cwd: root, encoding: "utf8" });
+  const r = spawnSync(MKMODEL, args, { cwd: root, encoding: "utf8", timeout: 300_000, killSignal: "SIGKILL" });
+  assert.equal(r.error, undefined, `mkmodel ${args.join(" ")} did not finish: ${r.error?.code === "ETIMEDOUT" ? "killed after 300 s" : r.error}`);
   return { status: r.status, stderr: r.stderr };
 }
 
 before(() => {
   assert.ok(existsSync(MKMODEL), `${MKMODEL} missing: run make`);
-  if (!existsSync(TINY)) spawnSync("bash", ["tools/make-models.sh", join(root, "build")], { cwd: root });
+  if (!existsSync(TINY)) spawnSync("bash", ["tools/make-models.sh", join(root, "build")], { cwd: root, timeout: 600_000, killSignal: "SIGKILL" });
   assert.ok(existsSync(TINY), "build/models/tiny.gguf missing");
 });
 

@@ -17,13 +17,18 @@ log=$B/test-logs
 mkdir -p "$log"
 
 note() { printf '%s\n' "$*"; }
+# Every command below runs under `timeout`: a hang fails the test that hung, named, instead of
+# holding up the suite (ONEBIT_TEST_TIMEOUT: seconds for one C test, default 600;
+# ONEBIT_NODE_FILE_TIMEOUT: for one Node test file, default 1200).
 run_one() { # name, command...
     local name=$1; shift
     [[ $name =~ $filter ]] || return 0
-    local f="$log/$(echo "$name" | tr '/ ' '__').log" t0=$SECONDS
-    if "$@" >"$f" 2>&1; then
+    local f="$log/$(echo "$name" | tr '/ ' '__').log" t0=$SECONDS limit=${ONEBIT_TEST_TIMEOUT:-600} rc=0
+    timeout -k 10 "$limit" "$@" >"$f" 2>&1 || rc=$?
+    if [ "$rc" = 0 ]; then
         pass=$((pass + 1)); note "ok    $name ($((SECONDS - t0)) s)"
     else
+        [ "$rc" = 124 ] || [ "$rc" = 137 ] && echo "run.sh: $name did not finish within $limit s: killed" >>"$f"
         fail=$((fail + 1)); failed+=("$name"); note "FAIL  $name ($((SECONDS - t0)) s)"; tail -n 40 "$f" | sed 's/^/      /'
     fi
 }
@@ -71,8 +76,13 @@ node_file() { # file
     rm -f "$out" "$tap" "$log/node-$name.count"
     ( while sleep 60; do note "..    node/$name still running ($((SECONDS - t0)) s)"; done ) &
     local watch=$!
-    node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination="$out" \
-        --test-reporter=tap --test-reporter-destination="$tap" "$f" >/dev/null 2>&1
+    local limit=${ONEBIT_NODE_FILE_TIMEOUT:-1200} rc=0
+    timeout -k 10 "$limit" node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination="$out" \
+        --test-reporter=tap --test-reporter-destination="$tap" "$f" >/dev/null 2>&1 || rc=$?
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        echo "run.sh: node/$name did not finish within $limit s: killed" >>"$out"
+        echo "# fail 1" >>"$tap" # counted as a failure below
+    fi
     kill "$watch" 2>/dev/null
     wait "$watch" 2>/dev/null
     local np nf nc ns

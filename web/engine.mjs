@@ -248,8 +248,11 @@ export class Engine {
         const { KERNELS } = await import(String(options.kernelsUrl ?? new URL('kernels.mjs', BUILD)));
         eng.dev = dev;
         eng.bridge = new GpuBridge(dev.device, KERNELS, dev.sgSize);
-        // asyncPipelines: false compiles each pipeline when its command comes (createComputePipeline).
-        if (options.asyncPipelines === false) eng.bridge.asyncPipelines = false;
+        // asyncPipelines: compile a list's pipelines with createComputePipelineAsync, all at once,
+        // overlapping the weight upload (default), or each when its command comes (false). On a CPU
+        // adapter (SwiftShader) the compiles share the CPU cores with everything else and were
+        // measured 1.9x slower asynchronously (docs/WEBGPU.md): there the default is false.
+        eng.bridge.asyncPipelines = options.asyncPipelines ?? !dev.cpu;
         const L = dev.device.limits;
         // maxBindingSize (tests): plan as if bindings were smaller, e.g. to split matrices.
         const bind = Math.min(L.maxStorageBufferBindingSize, options.maxBindingSize ?? Infinity);
