@@ -20,9 +20,10 @@ PP=${PP:-512} TG=${TG:-128} REPS=${REPS:-3}
 MODEL=${MODEL:-/tmp/onebit-bonsai.gguf}
 step() { echo; echo "== $*"; }
 # GPU_STEPS picks steps (default all): main (pp/tg against llama.cpp, profile, load-to-first-token),
-# f16 (tg with an f16 KV cache), 8b (the Bonsai-8B-shaped file with the default limits). The
-# device tool allows 600 s a command: run "main" and "f16 8b" as two commands.
-want() { [[ " ${GPU_STEPS:-main f16 8b} " == *" $1 "* ]]; }
+# f16 (tg with an f16 KV cache), load (load-to-first-token with pipelines compiled asynchronously
+# and one by one, interleaved), 8b (the Bonsai-8B-shaped file with the default limits). The device
+# tool allows 600 s a command: run "main" and "f16 load 8b" as two commands.
+want() { [[ " ${GPU_STEPS:-main f16 load 8b} " == *" $1 "* ]]; }
 
 step "gpu kit"
 if [ ! -f /tmp/gpu-kit/env.sh ]; then
@@ -63,6 +64,16 @@ if want f16; then
 step "bench: WebGPU with an f16 KV cache (tg only)"
 timeout 120 node bench/webgpu-bench.mjs -m "$MODEL" --pp 0 --tg "$TG" -r "$REPS" --kv-f16 --no-llama --no-profile \
     --json "$OUTDIR/bench-f16.json" 2>&1 | tee "$OUTDIR/bench-f16.log"
+fi
+
+if want load; then
+step "load-to-first-token: pipelines compiled asynchronously vs one by one (2 rounds, interleaved)"
+for r in 1 2; do
+    for mode in async sync; do
+        timeout 120 node bench/load-time.mjs -m "$MODEL" -n 0 "--$mode-pipelines" --json "$OUTDIR/load-$mode-$r.json" 2>&1 |
+            tee -a "$OUTDIR/load.log"
+    done
+done
 fi
 
 # Bonsai 8B's shape (36 layers, hidden 4096, untied output: about 1.2 GB) with the WebGPU default

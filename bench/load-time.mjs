@@ -7,37 +7,41 @@
 // that many more tokens and their rate. A fresh process measures a cold start: Dawn has not
 // compiled any of the pipelines yet.
 //   node bench/load-time.mjs -m FILE [-n TOKENS (default 8)] [--default-limits] [--sync-pipelines|--async-pipelines] [--json OUT]
-//                            [--dawn-enable T]...
+//                            [--dawn-enable T]... [--root CHECKOUT (another checkout's engine, e.g. before a change)]
 // --sync-pipelines compiles each pipeline when its command comes (createComputePipeline), as
 // before async compilation, to compare; --async-pipelines compiles asynchronously even on a CPU
-// adapter (SwiftShader), where the engine does not by default.
+// adapter in Node (SwiftShader), where the engine does not by default.
 // --default-limits asks the device for the WebGPU defaults, maxStorageBufferBindingSize 128 MiB
 // and maxBufferSize 256 MiB, as a small device (Android, integrated GPUs) has.
 // Also a module: loadToFirstToken(gpu, file, opts) returns the figures (bench/webgpu-bench.mjs).
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 
 export const DEFAULT_LIMITS = { maxStorageBufferBindingSize: 128 << 20, maxBufferSize: 256 << 20 };
 
 // gpu: a navigator.gpu-like object. opts: limits, tokens (after the first), engine (Engine.create
 // options). Returns { createMs, headerMs, setupMs, uploadMs, pipelinesMs, loadMs, firstTokenMs,
 // tokens, tps, gpuBytes, fileBytes, limits } (ms from the start, except createMs and pipelinesMs).
-export async function loadToFirstToken(gpu, file, { limits, tokens = 0, engine = {} } = {}) {
-  const { Engine } = await import('../web/engine.mjs');
+// root: another checkout to measure (its web/engine.mjs; parts it does not report are left out).
+export async function loadToFirstToken(gpu, file, { limits, tokens = 0, engine = {}, root = new URL('../', import.meta.url) } = {}) {
+  const { Engine } = await import(String(new URL('web/engine.mjs', root)));
   const t0 = performance.now();
   const eng = await Engine.create({ backend: 'webgpu', gpu, limits, ...engine });
   try {
     const createMs = performance.now() - t0;
+    const tl = performance.now();
     const info = await eng.load(file, { nCtx: 256 });
-    const T = eng.loadTimes;
-    const r = await eng.generate('Hello', { maxTokens: 1 + tokens, sampling: { temperature: 0 } });
-    const first = T.firstTokenMs;
+    const T = eng.loadTimes ?? { loadMs: performance.now() - tl };
+    let tFirst = 0;
+    const r = await eng.generate('Hello', { maxTokens: 1 + tokens, sampling: { temperature: 0 }, onToken: () => { tFirst ||= performance.now(); } });
+    const first = tFirst - tl;
     const L = eng.dev.device.limits;
     return {
       createMs, headerMs: T.headerMs, setupMs: T.setupMs, uploadMs: T.uploadMs, pipelinesMs: T.pipelinesMs, loadMs: T.loadMs,
       firstTokenMs: first, totalMs: createMs + first, tokens: r.tokens.length, genMs: r.tGenMs, promptMs: r.tPromptMs,
       tps: r.tokens.length > 1 ? (r.tokens.length - 1) / (r.tGenMs / 1000) : 0,
-      gpuBytes: T.gpuBytes, fileBytes: info.fileSize, layers: info.nLayer, embd: info.nEmbd,
+      gpuBytes: T.gpuBytes ?? 0, fileBytes: info.fileSize ?? 0, layers: info.nLayer, embd: info.nEmbd,
       limits: { maxStorageBufferBindingSize: L.maxStorageBufferBindingSize, maxBufferSize: L.maxBufferSize },
     };
   } finally {
@@ -65,6 +69,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     else if (a === '--async-pipelines') opt.async = true;
     else if (a === '--json') opt.json = v();
     else if (a === '--dawn-enable') opt.dawn.push(v());
+    else if (a === '--root') opt.root = new URL(`file://${resolve(v())}/`);
     else {
       console.error(`unknown option ${a}`);
       process.exit(2);
@@ -78,7 +83,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     const { create, globals } = await import('webgpu');
     Object.assign(globalThis, globals);
     const gpu = create(opt.dawn.length ? [`enable-dawn-features=${opt.dawn.join(',')}`] : []);
-    const r = await loadToFirstToken(gpu, opt.model, { limits: opt.limits, tokens: opt.tokens,
+    const r = await loadToFirstToken(gpu, opt.model, { limits: opt.limits, tokens: opt.tokens, root: opt.root,
       engine: opt.sync ? { asyncPipelines: false } : opt.async ? { asyncPipelines: true } : {} });
     console.log(`model ${opt.model}: ${r.layers} layers, hidden ${r.embd}, ${(r.fileBytes / 1e6).toFixed(0)} MB file, ` +
       `${(r.gpuBytes / 1e6).toFixed(0)} MB of GPU weight buffers; device limits: binding ${r.limits.maxStorageBufferBindingSize / 2 ** 20} MiB, ` +

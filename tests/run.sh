@@ -111,6 +111,9 @@ lane_result() { # files...: adds the counts of the lane's files
         [ "$nf" = 0 ] || failed+=("node/$name")
     done
 }
+# tests/webgpu-nohang.test.mjs runs the Node CLI on SwiftShader 20 times by itself (issue 18's
+# bar: each run compiles its pipelines, several seconds each on 2 cores); in the suite, 4 times.
+export ONEBIT_NOHANG_RUNS=${ONEBIT_NOHANG_RUNS:-4}
 gpu_pid=""
 if [ ${#gpu_lane[@]} -gt 0 ]; then
     note "== Node tests (WebGPU, Chromium) start in the background, each reported as it finishes: $(basename -a "${gpu_lane[@]}" | tr '\n' ' ')"

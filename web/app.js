@@ -252,7 +252,9 @@ function progress(show, fraction, text) {
 }
 
 // Downloads url into storage as `name` (resuming a partial file) and returns its entry.
-async function download(url, name) {
+// opts.heapCheck: the CPU fallback will run it: refuse (until asked again) a file too big for it,
+// as soon as the response says its size, before its body is read.
+async function download(url, name, opts = {}) {
   let entry = models.find((m) => m.name === name);
   let offset = entry?.partial && entry.url === url ? await storedSize(name) : 0;
   const ac = new AbortController();
@@ -276,6 +278,13 @@ async function download(url, name) {
   }
   if (offset && r.status !== 206) offset = 0; // no ranges here: start again
   const len = Number(r.headers.get('content-length')) || NaN;
+  if (opts.heapCheck && offset + len > CPU_MODEL_MAX) {
+    ac.abort();
+    downloading = null;
+    checkedOk = url;
+    throw new Error(`${name} (${bytes(offset + len)}) is too big for this browser's CPU fallback (WebAssembly), which holds the ` +
+      `whole file in at most 4 GiB of memory; this browser has no usable WebGPU. Press “Download & load” again to download it anyway.`);
+  }
   const total = offset + len;
   await checkQuota(Number.isFinite(len) ? len : 0);
   entry = { name, url, size: total, have: offset, partial: true };
@@ -569,11 +578,11 @@ async function loadStored(name) {
   return done;
 }
 
-async function downloadAndLoad(url, name) {
+async function downloadAndLoad(url, name, opts = {}) {
   clearBanner();
   try {
     const stored = models.find((m) => m.name === name && !m.partial && m.url === url);
-    if (!stored) await download(url, name);
+    if (!stored) await download(url, name, opts);
     await loadStored(name);
   } catch (e) {
     progress(false);
@@ -616,13 +625,27 @@ async function downloadChecked(url, name) {
     progress(false);
     if (r.ok === false) {
       checkedOk = url;
-      banner(`${name} will not fit this device: ${r.message}. Press “Download & load” again to download it anyway.`);
+      banner(`${name} cannot run on this device: ${r.message}. Press “Download & load” again to download it anyway.`);
       $('model-note').textContent = `Will not fit: ${r.message}`;
       return;
     }
+    cpuOnly = r.backend === 'cpu' || BACKEND === 'cpu';
+    // WebGPU does not tell a GPU's memory; the browser's rough figure for the device's memory
+    // (navigator.deviceMemory, GB, at most 8) flags what is likely too big for a small device.
+    const mem = navigator.deviceMemory;
+    if (r.ok && r.backend === 'webgpu' && mem && r.gpuBytes > mem * 1e9 * 0.6) {
+      checkedOk = url;
+      banner(`${name} needs ${bytes(r.gpuBytes)} of GPU memory for its weights and this device reports about ${mem} GB of memory: ` +
+        'it may not fit. Press “Download & load” again to download it anyway.');
+      return;
+    }
   }
-  return downloadAndLoad(url, name);
+  return downloadAndLoad(url, name, { heapCheck: checkedOk !== url && (cpuOnly || BACKEND === 'cpu') });
 }
+
+// The CPU fallback holds the whole file in wasm32 memory: 4 GiB at most, with room for the context.
+const CPU_MODEL_MAX = 4 * 1024 ** 3 - (384 << 20);
+let cpuOnly = false; // the last check found no WebGPU adapter: the CPU fallback will run
 
 function nameFromUrl(url) {
   const last = decodeURIComponent(new URL(url).pathname.split('/').pop() || 'model.gguf');

@@ -249,10 +249,11 @@ export class Engine {
         eng.dev = dev;
         eng.bridge = new GpuBridge(dev.device, KERNELS, dev.sgSize);
         // asyncPipelines: compile a list's pipelines with createComputePipelineAsync, all at once,
-        // overlapping the weight upload (default), or each when its command comes (false). On a CPU
-        // adapter (SwiftShader) the compiles share the CPU cores with everything else and were
-        // measured 1.9x slower asynchronously (docs/WEBGPU.md): there the default is false.
-        eng.bridge.asyncPipelines = options.asyncPipelines ?? !dev.cpu;
+        // overlapping the weight upload (default), or each when its command comes (false). Measured
+        // on SwiftShader (BENCHMARKS.md): 1.5x faster to the first token in Chromium, whose GPU
+        // process compiles on its own threads, but 1.8x slower in Node's Dawn, where the compiles
+        // share the process's cores: Node on a CPU adapter defaults to false.
+        eng.bridge.asyncPipelines = options.asyncPipelines ?? !(isNode && dev.cpu);
         const L = dev.device.limits;
         // maxBindingSize (tests): plan as if bindings were smaller, e.g. to split matrices.
         const bind = Math.min(L.maxStorageBufferBindingSize, options.maxBindingSize ?? Infinity);
@@ -407,7 +408,10 @@ export class Engine {
           avail = Math.min(src.size, avail * 4);
           continue;
         }
-        return { ok: false, backend: 'webgpu', size: src.size, message: e.message };
+        // Unsupported here (limits, types, shapes) or too big: no. Anything else (not a model
+        // file, a damaged one): cannot tell; loading it reports that.
+        const no = st === Status.ERR_UNSUPPORTED || st === Status.ERR_NOMEM;
+        return { ok: no ? false : null, backend: 'webgpu', size: src.size, message: e.message };
       }
       const m = this.i32(outp) >>> 0;
       const gpuBytes = M._ob_wgpu_model_bytes(m);
@@ -422,15 +426,25 @@ export class Engine {
     const M = this.M;
     const outp = this.buf('out', 8);
     let avail = Math.min(src.size, 8 << 20);
-    for (;;) {
-      const head = await src.read(0, avail);
+    let head = null;
+    for (let exact = false; ;) {
+      head = exact ? head.subarray(0, avail) : await src.read(0, avail);
       const p = M._malloc(Math.max(avail, 1)) >>> 0;
       if (!p) throw new OnebitError(Status.ERR_NOMEM, 'out of wasm memory for the model header');
       M.HEAPU8.set(head, p);
       const st = M._ob_wgpu_model_open(p, avail, src.size, outp); // takes p over
-      if (st === 0) break;
+      if (st === 0) {
+        // The prefix read may reach into the tensor data: open again with the header alone, so
+        // that no weight stays in wasm memory (the tensors all stream through the upload plan).
+        const hdr = M._ob_wgpu_header_bytes(this.i32(outp) >>> 0);
+        if (exact || hdr >= avail) break;
+        M._ob_model_free(this.i32(outp) >>> 0);
+        avail = hdr;
+        exact = true;
+        continue;
+      }
       const e = this.err(st);
-      if (/^truncated/.test(e.message) && avail < src.size) {
+      if (!exact && /^truncated/.test(e.message) && avail < src.size) {
         avail = Math.min(src.size, avail * 4);
         continue;
       }

@@ -41,7 +41,10 @@ onmessage = async ({ data: m }) => {
     let eng = null;
     try {
       eng = await Engine.create({ backend: m.backend ?? 'auto' });
-      postMessage({ type: 'checked', id: m.id, ...(await eng.checkFit(m.source)) });
+      // The CPU path needs only the file's size: the page checks it when its download starts
+      // (no request of its own here).
+      if (eng.backend === 'cpu' && typeof m.source === 'string') postMessage({ type: 'checked', id: m.id, ok: null, backend: 'cpu' });
+      else postMessage({ type: 'checked', id: m.id, ...(await eng.checkFit(m.source)) });
     } catch (e) {
       postMessage({ type: 'checked', id: m.id, ok: null, message: String(e?.message ?? e) });
     } finally {

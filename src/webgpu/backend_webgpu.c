@@ -825,6 +825,10 @@ WG_API double ob_wgpu_model_bytes(ob_model *m) {
     return n;
 }
 
+/* Bytes of the file before its tensor data: the host reopens the model with exactly this prefix,
+ * so that no tensor bytes stay in wasm memory (every tensor then streams through the plan). */
+WG_API double ob_wgpu_header_bytes(ob_model *m) { return (double)m->file.data_offset; }
+
 /* Tests: how many buffers hold layer l's weights. */
 WG_API int ob_wgpu_layer_buffers(ob_model *m, int l) {
     const wg_model *wm = m->bstate;
