@@ -126,6 +126,52 @@ function fmtBytes(n) {
 export const WASM_HEAP_MAX = 4 * 1024 ** 3;
 const CPU_RESERVE = 384 << 20;
 
+// Where a GGUF file's tensor data starts (its header's size, aligned), from a prefix of the file;
+// 0 when the prefix ends inside the header or is not GGUF (the core's parser then says why). A
+// walk over the lengths only: the core parses the header for real.
+function ggufHeaderBytes(u8) {
+  const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
+  let p = 0, align = 32;
+  const need = (n) => { if (p + n > u8.length) throw 0; };
+  const u32 = () => { need(4); p += 4; return dv.getUint32(p - 4, true); };
+  const u64 = () => { need(8); p += 8; return Number(dv.getBigUint64(p - 8, true)); };
+  const str = () => { const n = u64(); need(n); p += n; return n; };
+  const SIZE = [1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8]; // by GGUF value type (8: string, 9: array)
+  const skip = (t) => {
+    if (t === 8) return str();
+    if (t === 9) {
+      const et = u32(), n = u64();
+      if (et === 8) for (let i = 0; i < n; i++) str();
+      else if (et === 9 || !SIZE[et]) throw 0;
+      else { need(n * SIZE[et]); p += n * SIZE[et]; }
+      return;
+    }
+    if (!SIZE[t]) throw 0;
+    need(SIZE[t]);
+    p += SIZE[t];
+  };
+  try {
+    if (u32() !== 0x46554747) return 0; // "GGUF"
+    if (u32() < 2) return 0;
+    const nt = u64(), nkv = u64();
+    for (let i = 0; i < nkv; i++) {
+      const ks = p + 8, kn = str(), t = u32();
+      const key = new TextDecoder().decode(u8.subarray(ks, ks + kn));
+      if (key === 'general.alignment' && t === 4) { need(4); align = dv.getUint32(p, true) || 32; }
+      skip(t);
+    }
+    for (let i = 0; i < nt; i++) {
+      str();
+      const nd = u32();
+      need(nd * 8 + 12);
+      p += nd * 8 + 12; // dims, type, offset
+    }
+    return Math.ceil(p / align) * align;
+  } catch {
+    return 0;
+  }
+}
+
 // ---- the two cores --------------------------------------------------------------------------
 
 // How many CPU threads to run with: {n, note}; note says why there is only one.
@@ -429,6 +475,13 @@ export class Engine {
     let head = null;
     for (let exact = false; ;) {
       head = exact ? head.subarray(0, avail) : await src.read(0, avail);
+      // Only the header goes into wasm memory: no tensor bytes stay there.
+      const hb = exact ? 0 : ggufHeaderBytes(head);
+      if (hb > 0 && hb < avail) {
+        head = head.subarray(0, hb);
+        avail = hb;
+        exact = true;
+      }
       const p = M._malloc(Math.max(avail, 1)) >>> 0;
       if (!p) throw new OnebitError(Status.ERR_NOMEM, 'out of wasm memory for the model header');
       M.HEAPU8.set(head, p);
