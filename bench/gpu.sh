@@ -70,7 +70,7 @@ if want load; then
 step "load-to-first-token: pipelines compiled asynchronously vs one by one (2 rounds, interleaved)"
 for r in 1 2; do
     for mode in async sync; do
-        timeout 120 node bench/load-time.mjs -m "$MODEL" -n 0 "--$mode-pipelines" --json "$OUTDIR/load-$mode-$r.json" 2>&1 |
+        timeout 120 node bench/load-time.mjs -m "$MODEL" -n 0 "--$mode-pipelines" --dawn-enable allow_unsafe_apis --json "$OUTDIR/load-$mode-$r.json" 2>&1 |
             tee -a "$OUTDIR/load.log"
     done
 done
@@ -90,7 +90,7 @@ if [ ! -f "$MODEL8B" ]; then
 fi
 if [ -f "$MODEL8B" ]; then
     ls -la "$MODEL8B"
-    timeout 300 node bench/load-time.mjs -m "$MODEL8B" --default-limits -n 32 --json "$OUTDIR/bonsai8b-default-limits.json" 2>&1 |
+    timeout 300 node bench/load-time.mjs -m "$MODEL8B" --default-limits -n 32 --dawn-enable allow_unsafe_apis --json "$OUTDIR/bonsai8b-default-limits.json" 2>&1 |
         tee "$OUTDIR/bonsai8b-default-limits.log"
     echo "bonsai8b step exit code ${PIPESTATUS[0]}"
 fi
