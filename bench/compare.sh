@@ -42,8 +42,11 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 for r in $(seq 1 "$rounds"); do
-    ob=$("$ONEBIT" bench -m "$file" -t "$threads" -r "$reps" --pp "$pp" --tg "$tg" --json)
-    ll=$(node bench/llama-bench.mjs -m "$file" -t "$threads" -r "$reps" --pp "$pp" --tg "$tg" --json)
+    # each run bounded (STEP_TIMEOUT seconds, default 1800): a hang stops the comparison, named
+    ob=$(timeout -k 10 "${STEP_TIMEOUT:-1800}" "$ONEBIT" bench -m "$file" -t "$threads" -r "$reps" --pp "$pp" --tg "$tg" --json) ||
+        { echo "compare.sh: round $r: $ONEBIT bench failed or ran past ${STEP_TIMEOUT:-1800} s" >&2; exit 1; }
+    ll=$(timeout -k 10 "${STEP_TIMEOUT:-1800}" node bench/llama-bench.mjs -m "$file" -t "$threads" -r "$reps" --pp "$pp" --tg "$tg" --json) ||
+        { echo "compare.sh: round $r: bench/llama-bench.mjs failed or ran past ${STEP_TIMEOUT:-1800} s" >&2; exit 1; }
     echo "round $r onebit    $ob"
     echo "round $r llama.cpp $ll"
     printf '%s\n%s\n' "$ob" "$ll" >> "$results"

@@ -3,7 +3,8 @@
 // (through node-llama-cpp) on the same GGUF file, measured like llama-bench: pp = tokens/s of one
 // batch of --pp prompt tokens from an empty cache, tg = tokens/s generating --tg tokens one at a
 // time (greedy). Prints both, the ratios against the targets (tg >= 2x llama.cpp, pp >= 1x), the
-// dispatches per generated token, and a per-kernel profile of one decode step and one prompt chunk.
+// dispatches per generated token, a per-kernel profile of one decode step and one prompt chunk, and
+// the time from opening the file to its first generated token, with its parts (bench/load-time.mjs).
 //   node bench/webgpu-bench.mjs -m FILE [--pp 512] [--tg 128] [-r 3] [--no-llama] [--no-ours]
 //                               [--kv-f16] [--no-subgroups] [--no-subgroup-matrix] [--no-profile] [--json OUT]
 //                               [--dawn-enable TOGGLE]... (more Dawn toggles, e.g. disable_robustness)
@@ -54,6 +55,10 @@ async function benchOurs() {
   const flags = enable.length ? [`enable-dawn-features=${enable.join(',')}`] : [];
   if (opt.profile) flags.push('disable-dawn-features=timestamp_quantization');
   const gpu = create(flags);
+  // Load-to-first-token first, while nothing is compiled in this process yet (bench/load-time.mjs).
+  const { loadToFirstToken, describe } = await import('./load-time.mjs');
+  result.loadToFirstToken = await loadToFirstToken(gpu, opt.model, { engine: { subgroups: !opt.noSg, subgroupMatrix: !opt.noMat } });
+  console.log(`webgpu: ${describe(result.loadToFirstToken)}`);
   const { Engine } = await import('../web/engine.mjs');
   const eng = await Engine.create({ backend: 'webgpu', gpu, subgroups: !opt.noSg, subgroupMatrix: !opt.noMat,
     timestamps: opt.profile });

@@ -36,7 +36,16 @@ const MODEL_ID = MODEL.split("/").pop().replace(/\.gguf$/, "");
 const TINY = join(root, "build", "models", "tiny.gguf");
 const ENDLESS = existsSync(TINY) ? TINY : MODEL;
 const ENDLESS_ID = ENDLESS.split("/").pop().replace(/\.gguf$/, "");
-const run = promisify(execFile);
+// Every command has a timeout; one that does not finish fails naming itself (code 'TIMEOUT').
+const execFileP = promisify(execFile);
+const run = (cmd, args, opts = {}) => execFileP(cmd, args, { timeout: 120_000, killSignal: "SIGKILL", ...opts }).catch((e) => {
+  if (e.killed && e.signal === "SIGKILL") {
+    const t = new Error(`${cmd} ${args.join(" ")} did not finish within ${(opts.timeout ?? 120_000) / 1000} s: killed`);
+    t.code = "TIMEOUT";
+    throw t;
+  }
+  throw e;
+});
 const tmp = mkdtempSync(join(tmpdir(), "onebit-server-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 
