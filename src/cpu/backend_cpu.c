@@ -38,6 +38,7 @@
 
 #include "cpu_kern.h"
 #include "forward.h"
+#include "qk.h"
 #include "quant.h"
 #include "threadpool.h"
 #include "util.h"
@@ -58,6 +59,9 @@ typedef struct cpuk_state {
     float *xa, *xc;                        /* [CPUK_MAX_BATCH][max_nb] */
     float **attn_scratch;                  /* [nth][attn_floats]: scores, then keys and values */
     float **row_buf;                       /* [nth][max_cols]: a decoded row of another type */
+    int8_t *qk_q;                          /* [CPUK_MAX_BATCH][max_cols]: activations for qk.h's kernels */
+    float *qk_d;                           /* [CPUK_MAX_BATCH][max_cols / 32] */
+    int16_t *qk_s;                         /* [CPUK_MAX_BATCH][max_cols / 16] */
     size_t attn_floats;
 } cpuk_state;
 
@@ -179,6 +183,9 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
     s->xl = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
     s->xa = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
     s->xc = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
+    s->qk_q = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
+    s->qk_d = malloc((size_t)CPUK_MAX_BATCH * (size_t)(s->max_cols / 32) * sizeof(float));
+    s->qk_s = malloc((size_t)CPUK_MAX_BATCH * (size_t)(s->max_cols / 16) * sizeof(int16_t));
     s->attn_scratch = calloc((size_t)s->nth, sizeof *s->attn_scratch);
     s->row_buf = calloc((size_t)s->nth, sizeof *s->row_buf);
     for (int i = 0; s->row_buf && i < s->nth; i++)
@@ -186,7 +193,7 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
             cpuk_free(s);
             return ob_fail(OB_ERR_NOMEM, "out of memory");
         }
-    if (!s->xq || !s->xl || !s->xa || !s->xc || !s->attn_scratch || !s->row_buf) {
+    if (!s->xq || !s->xl || !s->xa || !s->xc || !s->qk_q || !s->qk_d || !s->qk_s || !s->attn_scratch || !s->row_buf) {
         cpuk_free(s);
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     }
@@ -204,6 +211,9 @@ static void cpuk_free(void *kstate) {
     free(s->xl);
     free(s->xa);
     free(s->xc);
+    free(s->qk_q);
+    free(s->qk_d);
+    free(s->qk_s);
     if (s->attn_scratch)
         for (int i = 0; i < s->nth; i++) free(s->attn_scratch[i]);
     free(s->attn_scratch);
@@ -280,11 +290,56 @@ static void cpuk_rowdot_run(void *arg, int begin, int end, int ith) {
     }
 }
 
+/* Types with an integer-dot kernel of this instruction set (qk.h): the activations quantised once
+ * per batch of tokens, then groups of 16 rows split over the threads. */
+typedef struct cpuk_qk_job {
+    const qk_kern *k;
+    const ob_weight *w;
+    const float *x;                        /* [n][cols] */
+    qk_act a;
+    float *y;
+    int n;
+} cpuk_qk_job;
+
+static void cpuk_qk_quant_run(void *arg, int begin, int end, int ith) {
+    (void)ith;
+    const cpuk_qk_job *j = arg;
+    const int cols = j->a.cols;
+    for (int t = begin; t < end; t++)
+        qk_quant(j->x + (size_t)t * cols, cols, j->a.blk, (int8_t *)j->a.q + (size_t)t * cols,
+                 (float *)j->a.d + (size_t)t * (cols / j->a.blk), (int16_t *)j->a.s + (size_t)t * (cols / 16));
+}
+
+static void cpuk_qk_rows_run(void *arg, int begin, int end, int ith) {
+    (void)ith;
+    const cpuk_qk_job *j = arg;
+    const int r1 = end * 16 < j->w->rows ? end * 16 : j->w->rows;
+    j->k->rows(j->w->data, j->w->row_bytes, begin * 16, r1, &j->a, j->n, j->y, (size_t)j->w->rows);
+}
+
+static void cpuk_qk_matmul(cpuk_state *s, const qk_kern *k, const ob_weight *w, const float *x, float *y, int n) {
+    const int groups = (w->rows + 15) / 16;
+    for (int t0 = 0; t0 < n; t0 += CPUK_MAX_BATCH) {
+        const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
+        cpuk_qk_job j = {k, w, x + (size_t)t0 * w->cols, {s->qk_q, s->qk_d, s->qk_s, w->cols, k->act_blk},
+                         y + (size_t)t0 * w->rows, nt};
+        tp_for(s->pool, nt, 1, cpuk_qk_quant_run, &j);
+        tp_for(s->pool, groups, cpuk_chunk(s, groups, nt == 1 ? 16 : 8), cpuk_qk_rows_run, &j);
+    }
+}
+
 static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float *y, int n) {
     cpuk_state *s = kstate;
     const ck_q1 *pw = w->id >= 0 && w->id < s->n_weights ? &s->packed[w->id] : NULL;
     pthread_mutex_lock(&s->mu);
     if (!pw || !pw->data) {
+        /* A kernel of (type, instruction set) where there is one, else the type table's row. */
+        const qk_kern *qk = w->cols <= s->max_cols ? qk_find(s->isa->name, w->type) : NULL;
+        if (qk && w->cols % qk->act_blk == 0) {
+            cpuk_qk_matmul(s, qk, w, x, y, n);
+            pthread_mutex_unlock(&s->mu);
+            return;
+        }
         /* The loader admits only types with a row; max_cols covers every weight of the model. */
         void (*dq)(const void *, float *, size_t) = ob_type_find(w->type)->dequant;
         if (w->type == GGML_Q2_0 && s->isa->dq_q2_0) dq = s->isa->dq_q2_0;
