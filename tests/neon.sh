@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# neon.sh — builds tests/unit/test_kernels for AArch64 (static) and runs it under qemu-user, once
+# neon.sh — builds tests/unit/test_kernels and test_qk for AArch64 (static) and runs it under qemu-user, once
 # with plain NEON and once with the ARMv8.2 dot-product instructions. Exit 0 on success; skips
 # (exit 0, with a message) when the cross tools are not installed.
 # Needs the Debian packages gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user.
@@ -25,6 +25,14 @@ for variant in armv8-a armv8.2-a+dotprod; do
     if "$QEMU" "$bin" - | tee "$bin.log" | grep -E "^(FAIL|skip|neon|generic|[0-9]+ checks)"; then :; fi
     if [ "${PIPESTATUS[0]}" -ne 0 ] || grep -q "^FAIL" "$bin.log"; then status=1; fi
     grep -q "^neon:" "$bin.log" || { echo "neon.sh: the NEON kernels did not run"; status=1; }
+    # qk.h's integer-dot kernels (Q8_0 ... Q6_K) against the portable ones.
+    qbin="$out/test_qk-${variant//[.+]/_}"
+    $CC -O2 -std=c11 -Wall -Wextra -Werror -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude -Isrc/core -Isrc/gen -Isrc/models -Isrc/cpu \
+        -march="$variant" -static -o "$qbin" tests/unit/test_qk.c $srcs -lm -lpthread
+    echo "neon.sh: running $qbin under $QEMU"
+    if "$QEMU" "$qbin" | tee "$qbin.log" | grep -E "^(FAIL|test_qk)"; then :; fi
+    if [ "${PIPESTATUS[0]}" -ne 0 ] || grep -q "^FAIL" "$qbin.log"; then status=1; fi
+    grep -q "^test_qk: neon checked" "$qbin.log" || { echo "neon.sh: the NEON qk kernels did not run"; status=1; }
 done
 [ $status -eq 0 ] && echo "neon.sh: ok"
 exit $status

@@ -216,7 +216,7 @@ const qk_kern *qk_in(const qk_isa *isa, uint32_t type) {
 }
 
 const qk_kern *qk_find(const char *isa, uint32_t type) {
-    static const qk_isa *const all[] = {&qk_isa_avx512, &qk_isa_avx2, &qk_isa_generic};
+    static const qk_isa *const all[] = {&qk_isa_avx512, &qk_isa_avx2, &qk_isa_neon, &qk_isa_wasm, &qk_isa_generic};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         if (strcmp(all[i]->name, isa) == 0 && all[i]->compiled && all[i]->supported())
             return qk_in(all[i], type);

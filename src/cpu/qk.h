@@ -56,13 +56,13 @@ typedef struct qk_kern {
 
 /* One instruction set's kernels: a list ending with type 0 (F32, which never has one). */
 typedef struct qk_isa {
-    const char *name;              /* as cpu_kern.h's tables: "generic", "avx512", "avx2" */
+    const char *name;              /* as cpu_kern.h's tables: "generic", "avx512", "avx2", "neon", "wasm" */
     int compiled;                  /* 0 when its file was built without the instruction set */
     int (*supported)(void);
     const qk_kern *kerns;
 } qk_isa;
 
-extern const qk_isa qk_isa_generic, qk_isa_avx512, qk_isa_avx2;
+extern const qk_isa qk_isa_generic, qk_isa_avx512, qk_isa_avx2, qk_isa_neon, qk_isa_wasm;
 
 /* The kernel of weight type `type` in the table named isa (if built in and run by this CPU), NULL
  * when there is none: the caller falls back to its own path. */

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "gguf.h"
+#include "qk_rows.h"
 
 #define QK_XI static inline __attribute__((always_inline))
 #define QK_CAT2(a, b) a##b
@@ -71,11 +72,6 @@ QK_XI __m256i qk_nib32(const uint8_t *p) {
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(15));
 }
 
-typedef struct qk_tok {
-    const int8_t *q;
-    const float *d;
-    const int16_t *s;
-} qk_tok;
 
 /* ---- legacy types: blocks of 32 -------------------------------------------------------------- */
 
@@ -206,34 +202,6 @@ QK_XI void qk_tile_q6k(const uint8_t *w, int nb, const qk_tok *tk, const int nt,
     }
     for (int t = 0; t < nt; t++) out[t] = qk_hsum(acc[t]);
 }
-
-/* ---- rows: 16 at a time per group of tokens --------------------------------------------------- */
-
-#define QK_ROWS(T, CALL)                                                                            \
-    static void QK_FN(T)(const uint8_t *w, size_t rb, int r0, int r1, const qk_act *x, int n, float *y, size_t ys) { \
-        const int nb = x->cols / x->blk, ns = x->cols / 16;                                         \
-        for (int rc = r0; rc < r1; rc += 16) {                                                      \
-            const int re = rc + 16 < r1 ? rc + 16 : r1;                                             \
-            for (int t0 = 0; t0 < n; t0 += QK_NT) {                                                 \
-                const int nt = n - t0 < QK_NT ? n - t0 : QK_NT;                                     \
-                qk_tok tk[QK_NT];                                                                   \
-                for (int t = 0; t < nt; t++)                                                        \
-                    tk[t] = (qk_tok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, \
-                                     x->s + (size_t)(t0 + t) * ns};                                 \
-                for (int r = rc; r < re; r++) {                                                     \
-                    const uint8_t *wr = w + (size_t)r * rb;                                         \
-                    float o[QK_NT];                                                                 \
-                    switch (nt) {                                                                   \
-                    case 4: CALL(wr, nb, tk, 4, o); break;                                          \
-                    case 3: CALL(wr, nb, tk, 3, o); break;                                          \
-                    case 2: CALL(wr, nb, tk, 2, o); break;                                          \
-                    default: CALL(wr, nb, tk, 1, o); break;                                         \
-                    }                                                                               \
-                    for (int t = 0; t < nt; t++) y[(size_t)(t0 + t) * ys + r] = o[t];               \
-                }                                                                                   \
-            }                                                                                       \
-        }                                                                                           \
-    }
 
 #define QK_C_Q8_0(w, nb, tk, nt, o) qk_tile32(0, w, nb, tk, nt, o)
 #define QK_C_Q4_0(w, nb, tk, nt, o) qk_tile32(1, w, nb, tk, nt, o)

@@ -2,7 +2,7 @@
  *
  * For each weight type with a kernel (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), random valid
  * blocks (random code bytes, fp16 scales and minimums of either sign) and every kernel table built
- * in and runnable on this CPU (portable C, AVX-512 VNNI, AVX2):
+ * in and runnable on this CPU (portable C, AVX-512 VNNI, AVX2, NEON, wasm SIMD128):
  *  - qk_quant: scales amax / 127, codes within 127 and the sums per 16 equal to the codes';
  *  - the portable kernel equals the type table's reference dot (quant.h) up to float rounding
  *    (1e-5 of the sum of absolute terms) when the activations lie on the int8 grid of each block,
@@ -234,8 +234,8 @@ static void test_isa(const qk_isa *isa, int ti) {
 int main(void) {
     test_quant();
     for (int ti = 0; ti < NTYPES; ti++) test_reference(ti);
-    const qk_isa *isas[] = {&qk_isa_avx512, &qk_isa_avx2};
-    for (int i = 0; i < 2; i++) {
+    const qk_isa *isas[] = {&qk_isa_avx512, &qk_isa_avx2, &qk_isa_neon, &qk_isa_wasm};
+    for (int i = 0; i < 4; i++) {
         const qk_isa *isa = isas[i];
         if (!isa->compiled || !isa->supported()) {
             printf("test_qk: %s not built in or not run by this CPU: skipped\n", isa->name);
