@@ -7,6 +7,9 @@
     defined(__AVX512VNNI__) && defined(__FMA__) && defined(__F16C__)
 #define QK_VNNI 1
 #define QK_PREFIX qk512_
+#ifndef QK_TILE_NT
+#define QK_TILE_NT 8 /* 32 vector registers */
+#endif
 #include "qk_x86.h"
 
 static int qk512_supported(void) {

@@ -40,8 +40,8 @@ QN_XI uint8x16_t qn_bit5(uint32_t qh, int base) {
 /* kind: 0 Q8_0, 1 Q4_0, 2 Q4_1, 3 Q5_0, 4 Q5_1 */
 QN_XI void qn_tile32(const int kind, const uint8_t *w, int nb, const qk_tok *tk, const int nt, float *out) {
     static const int bytes[5] = {34, 18, 20, 22, 24};
-    float32x4_t acc[QK_NT];
-    float macc[QK_NT];
+    float32x4_t acc[QK_TILE_NT];
+    float macc[QK_TILE_NT];
     for (int t = 0; t < nt; t++) acc[t] = vdupq_n_f32(0.0f), macc[t] = 0.0f;
     for (int b = 0; b < nb; b++, w += bytes[kind]) {
         const float dw = qn_h(w);
@@ -81,7 +81,7 @@ QN_XI void qn_tile32(const int kind, const uint8_t *w, int nb, const qk_tok *tk,
 
 /* Q4_K / Q5_K (q5 set). */
 QN_XI void qn_tile_k45(const int q5, const uint8_t *w, int nb, const qk_tok *tk, const int nt, float *out) {
-    float32x4_t acc[QK_NT];
+    float32x4_t acc[QK_TILE_NT];
     for (int t = 0; t < nt; t++) acc[t] = vdupq_n_f32(0.0f);
     for (int b = 0; b < nb; b++, w += q5 ? 176 : 144) {
         const float d = qn_h(w), dmin = qn_h(w + 2);
@@ -97,7 +97,7 @@ QN_XI void qn_tile_k45(const int q5, const uint8_t *w, int nb, const qk_tok *tk,
         const uint8_t *qs = w + (q5 ? 48 : 16);
         uint8x16_t h0 = vdupq_n_u8(0), h1 = vdupq_n_u8(0);
         if (q5) h0 = vld1q_u8(w + 16), h1 = vld1q_u8(w + 32);
-        int32x4_t isum[QK_NT];
+        int32x4_t isum[QK_TILE_NT];
         for (int t = 0; t < nt; t++) isum[t] = vdupq_n_s32(0);
         for (int i = 0; i < 4; i++) {
             const uint8x16_t r0 = vld1q_u8(qs + 32 * i), r1 = vld1q_u8(qs + 32 * i + 16);
@@ -134,14 +134,14 @@ QN_XI void qn_tile_k45(const int q5, const uint8_t *w, int nb, const qk_tok *tk,
 }
 
 QN_XI void qn_tile_q6k(const uint8_t *w, int nb, const qk_tok *tk, const int nt, float *out) {
-    float32x4_t acc[QK_NT];
+    float32x4_t acc[QK_TILE_NT];
     for (int t = 0; t < nt; t++) acc[t] = vdupq_n_f32(0.0f);
     const uint8x16_t m4 = vdupq_n_u8(15), m3 = vdupq_n_u8(3);
     const int8x16_t o32 = vdupq_n_s8(32);
     for (int b = 0; b < nb; b++, w += 210) {
         const float d = qn_h(w + 208);
         const int8_t *sc = (const int8_t *)(w + 192);
-        int32x4_t isum[QK_NT];
+        int32x4_t isum[QK_TILE_NT];
         for (int t = 0; t < nt; t++) isum[t] = vdupq_n_s32(0);
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = w + 64 * h, *qh = w + 128 + 32 * h;

@@ -75,23 +75,59 @@ QK_XI __m256i qk_nib32(const uint8_t *p) {
 
 /* ---- legacy types: blocks of 32 -------------------------------------------------------------- */
 
+/* The 32 codes of a legacy block in weight order: Q8_0's signed bytes, else unsigned (0..31). */
+QK_XI __m256i qk_codes32(const int kind, const uint8_t *w) {
+    if (kind == 0) return _mm256_loadu_si256((const __m256i *)(w + 2));
+    if (kind == 1) return qk_nib32(w + 2);
+    if (kind == 2) return qk_nib32(w + 4);
+    uint32_t qh;
+    memcpy(&qh, w + (kind == 3 ? 2 : 4), 4);
+    return _mm256_or_si256(qk_nib32(w + (kind == 3 ? 6 : 8)), _mm256_and_si256(qk_bits(qh), _mm256_set1_epi8(16)));
+}
+
 /* kind: 0 Q8_0, 1 Q4_0, 2 Q4_1, 3 Q5_0, 4 Q5_1 */
 QK_XI void qk_tile32(const int kind, const uint8_t *w, int nb, const qk_tok *tk, const int nt, float *out) {
     static const int bytes[5] = {34, 18, 20, 22, 24};
-    __m256 acc[QK_NT];
-    float macc[QK_NT];
+    __m256 acc[QK_TILE_NT];
+    float macc[QK_TILE_NT];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), macc[t] = 0.0f;
-    for (int b = 0; b < nb; b++, w += bytes[kind]) {
-        const float dw = qk_h(w);
-        __m256i u;
-        if (kind == 0) u = _mm256_loadu_si256((const __m256i *)(w + 2));
-        else if (kind == 1) u = qk_nib32(w + 2);
-        else if (kind == 2) u = qk_nib32(w + 4);
-        else {
-            uint32_t qh;
-            memcpy(&qh, w + (kind == 3 ? 2 : 4), 4);
-            u = _mm256_or_si256(qk_nib32(w + (kind == 3 ? 6 : 8)), _mm256_and_si256(qk_bits(qh), _mm256_set1_epi8(16)));
+    int b = 0;
+    /* 8 blocks at a time: their 8 integer dots reduced into one vector (lane j: block j), then one
+     * conversion and one FMA with the 8 weight scales times the 8 activation scales. */
+    for (; b + 8 <= nb; b += 8, w += 8 * bytes[kind]) {
+        __m256i u[8];
+        uint16_t dh[8], mh[8];
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *wb = w + j * bytes[kind];
+            u[j] = qk_codes32(kind, wb);
+            memcpy(&dh[j], wb, 2);
+            if (kind == 2 || kind == 4) memcpy(&mh[j], wb + 2, 2);
         }
+        const __m256 dwv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));
+        const __m256 mwv = kind == 2 || kind == 4 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)mh)) : dwv;
+        for (int t = 0; t < nt; t++) {
+            __m256i p[8];
+            for (int j = 0; j < 8; j++) {
+                __m256i xs = _mm256_loadu_si256((const __m256i *)(tk[t].q + 32 * (b + j)));
+                if (kind == 0) xs = _mm256_sign_epi8(xs, u[j]);
+                p[j] = qk_dot4(_mm256_setzero_si256(), kind == 0 ? _mm256_abs_epi8(u[j]) : u[j], xs);
+            }
+            const __m256i h01 = _mm256_hadd_epi32(p[0], p[1]), h23 = _mm256_hadd_epi32(p[2], p[3]);
+            const __m256i h45 = _mm256_hadd_epi32(p[4], p[5]), h67 = _mm256_hadd_epi32(p[6], p[7]);
+            const __m256i h03 = _mm256_hadd_epi32(h01, h23), h47 = _mm256_hadd_epi32(h45, h67);
+            __m256i sum = _mm256_add_epi32(_mm256_permute2x128_si256(h03, h47, 0x20), _mm256_permute2x128_si256(h03, h47, 0x31));
+            /* sums of the activations per block of 32 */
+            const __m256i s32 = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(tk[t].s + 2 * b)), _mm256_set1_epi16(1));
+            if (kind == 1) sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(s32, 3));
+            if (kind == 3) sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(s32, 4));
+            const __m256 dxv = _mm256_loadu_ps(tk[t].d + b);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(dwv, dxv), acc[t]);
+            if (kind == 2 || kind == 4) acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), _mm256_mul_ps(mwv, dxv), acc[t]);
+        }
+    }
+    for (; b < nb; b++, w += bytes[kind]) {
+        const float dw = qk_h(w);
+        const __m256i u = qk_codes32(kind, w);
         const __m256i au = kind == 0 ? _mm256_abs_epi8(u) : u;
         const float mw = kind == 2 || kind == 4 ? qk_h(w + 2) : 0.0f;
         for (int t = 0; t < nt; t++) {
@@ -116,7 +152,7 @@ QK_XI void qk_tile32(const int kind, const uint8_t *w, int nb, const qk_tok *tk,
 QK_XI void qk_tile_k45(const int q5, const uint8_t *w, int nb, const qk_tok *tk, const int nt, float *out) {
     const __m256i m4 = _mm256_set1_epi8(15);
     /* pick int16 element k of a broadcast 8 x int16 vector */
-    __m256 acc[QK_NT];
+    __m256 acc[QK_TILE_NT];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++, w += q5 ? 176 : 144) {
         const float d = qk_h(w), dmin = qk_h(w + 2);
@@ -136,7 +172,7 @@ QK_XI void qk_tile_k45(const int q5, const uint8_t *w, int nb, const qk_tok *tk,
         const uint8_t *qs = w + (q5 ? 48 : 16);
         __m256i hb = _mm256_setzero_si256();
         if (q5) hb = _mm256_loadu_si256((const __m256i *)(w + 16));
-        __m256i isum[QK_NT];
+        __m256i isum[QK_TILE_NT];
         for (int t = 0; t < nt; t++) isum[t] = _mm256_setzero_si256();
         for (int i = 0; i < 4; i++) {
             const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * i));
@@ -166,13 +202,13 @@ QK_XI void qk_tile_k45(const int q5, const uint8_t *w, int nb, const qk_tok *tk,
 
 QK_XI void qk_tile_q6k(const uint8_t *w, int nb, const qk_tok *tk, const int nt, float *out) {
     const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
-    __m256 acc[QK_NT];
+    __m256 acc[QK_TILE_NT];
     for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++, w += 210) {
         const float d = qk_h(w + 208);
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)(w + 192));
         const __m256i scall = _mm256_cvtepi8_epi16(sc8); /* the 16 scales as int16 */
-        __m256i isum[QK_NT];
+        __m256i isum[QK_TILE_NT];
         for (int t = 0; t < nt; t++)
             isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(),
                                        _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(tk[t].s + 16 * b)), scall), 5));
