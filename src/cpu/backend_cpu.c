@@ -13,8 +13,11 @@
  * are left. The KV cache holds IEEE halves (half the memory and the bytes read per token; the
  * logits move by ~0.04%); attention runs one task per KV head and group of tokens, which widens
  * the rows it needs to floats once and reads each key and value row once for all the queries of
- * the task. RMSNorm and SwiGLU are spread over the threads too. Weights of every other type of the table
- * (quant.h: F32, F16, BF16, Q8_0, Q4_0 ... Q6_K, TQ1_0, TQ2_0, Q2_0) are multiplied by rows split
+ * the task. RMSNorm and SwiGLU are spread over the threads too. Weights of a type with an integer-dot
+ * kernel of the chosen instruction set (qk.h: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) are
+ * multiplied in their file layout: the activations quantised to int8 once per batch, then groups of
+ * 16 rows split over the threads. Weights of every other type of the table
+ * (quant.h: F32, F16, BF16, Q2_K, Q3_K, TQ1_0, TQ2_0, Q2_0) are multiplied by rows split
  * over the threads: each thread decodes a row with the type's reference dequantisation into its own
  * float buffer, then takes the float dot with every token's activations (16 partial sums, which the
  * compiler vectorises), so a row is decoded once per product however many tokens there are. Q2_0

@@ -18,7 +18,8 @@
  *  - half <-> float conversions are bit-identical to quant.h's (zeros, overflow, subnormals);
  *  - through the backend's kernel table with 1 and 3 threads: Q1_0 (relative RMS < 5e-4) and every
  *    other type of the table (quant.h; random valid blocks: random codes, small fp16 scales), whose
- *    rows the backend decodes and dots in another summation order (relative RMS < 1e-5: sums with cancellation), against
+ *    rows the backend decodes and dots in another summation order (relative RMS < 1e-5: sums with cancellation), or
+ *    multiplies through qk.h's int8-activation kernels (relative RMS < 2%; test_qk.c checks them closely), against
  *    scalar_matmul,
  *    70 tokens included (more than one batch); GQA attention (float and half cache) against
  *    scalar_attention; the RMSNorm, SwiGLU and to_f16 hooks against the plain formulas; products
