@@ -23,7 +23,7 @@
  *
  * A product of a matrix by n tokens is split by rows over the threads; each kernel call does rows
  * [r0, r1) for all n tokens, decoding each weight block into registers once per group of up to
- * QK_NT tokens. Every output is computed the same way whatever the split, so results do not depend
+ * QK_NT tokens (8 on AVX-512, which has the registers for it: qk_rows.h). Every output is computed the same way whatever the split, so results do not depend
  * on the thread count.
  */
 #ifndef OB_CPU_QK_H
