@@ -82,6 +82,8 @@ $(B)/src/cpu/cpu_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnn
 $(B)/src/cpu/cpu_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 $(B)/src/cpu/tern_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mfma -mf16c
 $(B)/src/cpu/tern_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+$(B)/src/cpu/qk_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mfma -mf16c
+$(B)/src/cpu/qk_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 endif
 
 # Installs missing Debian packages and npm packages (idempotent, quick when all is present).
