@@ -1,16 +1,16 @@
 #!/usr/bin/env node
 // pack-npm.mjs — the npm package of the browser/Node engine (`make npm`).
 //
-// Builds build/npm/package/ from web/ (onebit.js, engine.mjs, gpu.mjs, worker.js: minified by
-// esbuild, ES modules kept), build/wasm/ (the single- and multi-threaded cores and the WGSL
+// Builds build/npm/package/ from web/ (onebit.js bundled with the engine, GPU bridge and reply
+// parser; worker.js; engine.mjs on its own: ES modules, minified by esbuild), build/wasm/ (the single- and multi-threaded cores and the WGSL
 // kernels, under wasm/) and npm/ (package.json template, TypeScript declarations, README), then
 // runs `npm pack` there (npm gives every entry the same date and order, so the tarball depends only
 // on the files: the same build packs to the same bytes). Prints the tarball's size and what a page
-// downloads for the engine (gzip -9 of the single-threaded core, its loader, the kernels and the
-// four modules), and fails when that exceeds the budget (200 KB, README says what it counts).
+// downloads for the engine (gzip -9 of the single-threaded core, its loader, the kernels, the API
+// bundle and the worker entry), and fails when that exceeds the budget (200 KB, README says what it counts).
 //   usage: node tools/pack-npm.mjs [OUT_DIR (default build/npm)]
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
@@ -46,17 +46,28 @@ try {
 rmSync(out, { recursive: true, force: true });
 mkdirSync(join(pkg, 'wasm'), { recursive: true });
 
-// the JS modules, minified; the engine finds the wasm files under ./wasm/
-for (const f of ['onebit.js', 'engine.mjs', 'gpu.mjs', 'worker.js']) {
-  let src = readFileSync(need(join(root, 'web', f)), 'utf8');
+// The JS modules, minified. onebit.js is one bundle (engine, GPU bridge and reply parser inside: one
+// request and one gzip stream for a page); worker.js imports it (and engine.mjs, shipped on its own
+// too for hosts that drive the engine directly). The engine finds the wasm files under ./wasm/.
+const src = join(out, 'src');
+mkdirSync(src, { recursive: true });
+for (const f of readdirSync(join(root, 'web')).filter((f) => /\.(m?js)$/.test(f))) {
+  let text = readFileSync(join(root, 'web', f), 'utf8');
   if (f === 'engine.mjs') {
-    const n = src.split("'../build/wasm/").length - 1;
+    const n = text.split("'../build/wasm/").length - 1;
     if (n < 5) die(`web/engine.mjs: expected its five '../build/wasm/' file URLs, found ${n}`);
-    src = src.replaceAll("'../build/wasm/", "'./wasm/");
+    text = text.replaceAll("'../build/wasm/", "'./wasm/");
   }
-  const r = await esbuild.transform(src, { minify: true, format: 'esm', target: 'es2022', legalComments: 'none' });
-  writeFileSync(join(pkg, f), r.code);
+  writeFileSync(join(src, f), text);
 }
+const common = { minify: true, format: 'esm', target: 'es2022', legalComments: 'none', logLevel: 'warning' };
+await esbuild.build({ ...common, entryPoints: [join(src, 'onebit.js')], bundle: true, outfile: join(pkg, 'onebit.js'),
+  external: ['webgpu', 'node:*'] });
+await esbuild.build({ ...common, entryPoints: [join(src, 'worker.js')], bundle: true, outfile: join(pkg, 'worker.js'),
+  external: ['./onebit.js', './engine.mjs'] });
+await esbuild.build({ ...common, entryPoints: [join(src, 'engine.mjs')], bundle: true, outfile: join(pkg, 'engine.mjs'),
+  external: ['node:*'] });
+rmSync(src, { recursive: true, force: true });
 const wasmFiles = ['onebit.wasm', 'onebit-core.mjs', 'onebit-mt.wasm', 'onebit-mt-core.mjs', 'onebit-mt-core.worker.js', 'kernels.mjs'];
 for (const f of wasmFiles) copyFileSync(need(join(root, 'build', 'wasm', f)), join(pkg, 'wasm', f));
 copyFileSync(join(root, 'npm', 'onebit.d.ts'), join(pkg, 'onebit.d.ts'));
@@ -66,8 +77,9 @@ meta.version = version;
 writeFileSync(join(pkg, 'package.json'), JSON.stringify(meta, null, 2) + '\n');
 
 // what a page downloads for the engine (single-threaded core; the threaded one replaces
-// onebit.wasm / onebit-core.mjs where a page is cross-origin isolated)
-const page = ['wasm/onebit.wasm', 'wasm/onebit-core.mjs', 'wasm/kernels.mjs', 'engine.mjs', 'gpu.mjs', 'onebit.js', 'worker.js'];
+// onebit.wasm / onebit-core.mjs where a page is cross-origin isolated): the API bundle, the worker
+// entry (only pages that use the worker load it, and it imports the bundle), the core, the kernels
+const page = ['wasm/onebit.wasm', 'wasm/onebit-core.mjs', 'wasm/kernels.mjs', 'onebit.js', 'worker.js'];
 let total = 0;
 // gzip -9 (GNU gzip, as a host that precompresses its files would), else zlib's level 9
 const gzipped = (path) => {
