@@ -870,18 +870,16 @@ test('whole-model logits: WebGPU decode path (one token a step) vs the CPU refer
   }
 });
 
-test('whole-model logits: the prompt path without subgroup matrices equals the CPU reference too', { skip }, async (t) => {
-  // Where the adapter has subgroup matrices, the engine above used them: check the other product.
-  await gpuEngine();
-  if (!eng.dev.sgMat) {
-    t.skip('no subgroup matrices here: the test above covered the other product');
-    return;
-  }
-  const e4 = await Engine.create({ backend: 'webgpu', gpu, subgroupMatrix: false });
+test('whole-model logits: the prompt path on packed integer dot products (mm_dp) equals the CPU reference too', { skip }, async () => {
+  // The engine above used subgroup matrices where the adapter has them, and the f32 matmul on a
+  // CPU adapter (SwiftShader): here the prompt products run on mm_dp (integerProductsOnCpu: on a
+  // CPU adapter too).
+  const e4 = await Engine.create({ backend: 'webgpu', gpu, subgroupMatrix: false, integerProductsOnCpu: true });
   try {
     await e4.load(TINY.pathname, { nCtx: 64 });
     assert.equal(e4.dev.sgMat, false);
     const got = await e4.logits(PROMPT), want = await (await reference()).logits(PROMPT);
+    assert.ok(e4.bridge.modules.has('mm_dp') && !e4.bridge.modules.has('matmul'), 'the prompt products ran on mm_dp');
     assert.ok(relRms(got, want) <= 1e-3, `relative RMS ${relRms(got, want)}`);
   } finally {
     e4.close();

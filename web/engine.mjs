@@ -239,9 +239,10 @@ export class Engine {
         eng.bridge = new GpuBridge(dev.device, KERNELS, dev.sgSize);
         const L = dev.device.limits;
         // maxBindingSize (tests): plan as if bindings were smaller, e.g. to split matrices.
+        // integerProductsOnCpu (tests): prompt products on mm_dp even on a CPU adapter (SwiftShader).
         const bind = Math.min(L.maxStorageBufferBindingSize, options.maxBindingSize ?? Infinity);
         M._ob_wgpu_attach(bind, L.maxBufferSize, L.maxComputeWorkgroupsPerDimension, dev.sgSize, L.maxComputeWorkgroupStorageSize,
-          dev.sgMat ? 1 : 0, dev.cpu ? 1 : 0);
+          dev.sgMat ? 1 : 0, dev.cpu ? (options.integerProductsOnCpu ? 2 : 1) : 0);
       }
     }
     return eng;

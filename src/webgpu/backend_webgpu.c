@@ -91,6 +91,7 @@ static struct {
     uint32_t sg_size;       /* subgroup size the kernels may rely on; 0: no subgroups */
     int sgmat;              /* int8 16x16x32 subgroup matrices on 32-wide subgroups (mm_sg.wgsl) */
     int cpu;                /* a CPU implementation (SwiftShader): each workgroup has a high fixed cost */
+    int dp_cpu;             /* ... and mm_dp runs there all the same (tests; cpu == 2 in ob_wgpu_attach) */
 } wg_lim;
 
 static void cmd_put(const uint32_t *w, size_t n) {
@@ -699,7 +700,8 @@ WG_API int ob_wgpu_cmds_len(void) { return wg_cmd.oom ? 0 : (int)wg_cmd.n; }
  * uses with invocations laid out contiguously (the host probes it), 0 for none. sgmat: the device
  * has int8 16x16x32 subgroup matrices (web/gpu.mjs checks the adapter's configurations). cpu: the
  * adapter is a CPU implementation (SwiftShader), where a workgroup costs ~2 ms whatever it does:
- * the output head then takes HEAD_ROWS_MAX rows a workgroup (151,936 rows of 256: 2.8 -> 0.8 s). */
+ * the output head then takes HEAD_ROWS_MAX rows a workgroup (151,936 rows of 256: 2.8 -> 0.8 s),
+ * and prompt products stay on the f32 matmul unless cpu is 2 (tests: mm_dp all the same). */
 WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups, int sg_size, int max_wg_mem,
                            int sgmat, int cpu) {
     wg_lim.attached = 1;
@@ -710,6 +712,7 @@ WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups
     wg_lim.sg_size = sg_size >= 4 && sg_size <= 128 && (sg_size & (sg_size - 1)) == 0 ? (uint32_t)sg_size : 0;
     wg_lim.sgmat = sgmat != 0 && wg_lim.sg_size == 32;
     wg_lim.cpu = cpu != 0;
+    wg_lim.dp_cpu = cpu == 2;
 }
 
 WG_API void ob_wgpu_detach(void) { wg_lim.attached = 0; }
@@ -1274,7 +1277,10 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
         if (F > maxc) maxc = F;
         uint64_t lo = toks * maxc / 4, words = 2 * lo + toks * maxc / 128;
         c->sgmm = !wm->generic && wg_lim.sgmat && wg_lim.max_wg_mem >= MMS_WG_MEM && words * 4 <= cap;
-        c->dpmm = !wm->generic && !c->sgmm && wg_lim.max_wg_mem >= MMD_WG_MEM && words * 4 <= cap;
+        /* Not on a CPU adapter unless asked (tests): there mm_dp's 64-token tiles cost a short
+         * chunk (all-logits chunks of a few tokens) many times the f32 matmul's work. */
+        c->dpmm = !wm->generic && !c->sgmm && wg_lim.max_wg_mem >= MMD_WG_MEM && words * 4 <= cap &&
+                  (!wg_lim.cpu || wg_lim.dp_cpu);
         c->xq_lo = (uint32_t)lo;
         c->xq_sc = (uint32_t)(2 * lo);
     }
