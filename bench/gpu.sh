@@ -3,7 +3,8 @@
 # the gpu kit (Node, Dawn, llama.cpp's Vulkan build, the Vulkan loader, the Qwen3 tokenizer),
 # generates the Bonsai-1.7B-shaped model with build/mkmodel, and runs bench/webgpu-bench.mjs:
 # our WebGPU engine (pp512, tg128) and llama.cpp Vulkan on the same file, with ratios, dispatches
-# per token and a per-kernel profile. Prepare with bench/gpu-prep.sh here first.
+# per token and a per-kernel profile; then the same without subgroup matrices (mm_dp). Prepare
+# with bench/gpu-prep.sh here first.
 #   usage: bash bench/gpu.sh [KIT_DIR (default build/gpu-kit)]
 #   env:   MODEL=path (default /tmp/onebit-bonsai.gguf, generated), PP=512 TG=128 REPS=3,
 #          OUT=dir for bench.json and logs (default $OUT of the device tool, else /tmp)
@@ -49,6 +50,10 @@ step "bench: WebGPU engine and llama.cpp Vulkan (pp$PP, tg$TG, $REPS reps)"
 timeout 480 node bench/webgpu-bench.mjs -m "$MODEL" --pp "$PP" --tg "$TG" -r "$REPS" --json "$OUTDIR/bench.json" 2>&1 |
     tee "$OUTDIR/bench.log"
 rc=${PIPESTATUS[0]}
+
+step "bench: without subgroup matrices (prompt products on dot4I8Packed, mm_dp), with llama.cpp Vulkan again"
+timeout 300 node bench/webgpu-bench.mjs -m "$MODEL" --pp "$PP" --tg "$TG" -r "$REPS" --no-subgroup-matrix \
+    --json "$OUTDIR/bench-dp.json" 2>&1 | tee "$OUTDIR/bench-dp.log"
 
 step "bench: WebGPU with an f16 KV cache (tg only)"
 timeout 120 node bench/webgpu-bench.mjs -m "$MODEL" --pp 0 --tg "$TG" -r "$REPS" --kv-f16 --no-llama --no-profile \
