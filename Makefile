@@ -14,6 +14,7 @@ CORE_INC := -Isrc/core -Isrc/gen
 ALL_INC  := $(CORE_INC) -Isrc/models -Isrc/cpu -Isrc/webgpu
 LDLIBS  += -lm -lpthread
 B       ?= build
+SO_NAME := libonebit.so.0
 
 LIB_SRC  := $(wildcard src/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
@@ -23,18 +24,32 @@ TOOLS    := $(patsubst tools/%.c,$(B)/%,$(wildcard tools/*.c))
 UNIT     := $(patsubst tests/unit/%.c,$(B)/%,$(wildcard tests/unit/test_*.c))
 TESTBINS := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/*.c))
 
-.PHONY: all lib cli tools tests run test asan fuzz clean deps deps-run format models
-all: $(B)/onebit $(TOOLS) $(UNIT) $(TESTBINS)
+.PHONY: all lib cli tools tests run test asan fuzz clean deps deps-run format models install uninstall
+all: $(B)/onebit $(B)/$(SO_NAME) $(TOOLS) $(UNIT) $(TESTBINS)
 
-lib: $(B)/libonebit.a
+# Objects of tests and tools are kept (make would delete them as intermediates, and a parallel
+# build could then link a test whose object another rule had just removed).
+.SECONDARY:
+
+lib: $(B)/libonebit.a $(B)/$(SO_NAME)
 $(B)/libonebit.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The shared library exports the public API (the functions include/onebit.h declares) and nothing
+# else: a version script listing them, made from the header.
+$(B)/onebit.map: include/onebit.h
+	@mkdir -p $(B)
+	{ echo '{ global:'; grep -oE '\bob_[a-z0-9_]+ *\(' $< | tr -d '( ' | sort -u | sed 's/$$/;/'; echo 'local: *; };'; } >$@
+$(B)/$(SO_NAME): $(LIB_OBJ) $(B)/onebit.map
+	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SO_NAME) -Wl,--version-script=$(B)/onebit.map $(LIB_OBJ) -o $@ $(LDLIBS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INC) -c $< -o $@
 
+# Library objects are position-independent, for the shared library (executables are PIE anyway).
+$(B)/src/%.o: CFLAGS += -fPIC
 $(B)/src/core/%.o $(B)/src/gen/%.o $(B)/src/models/%.o: INC = $(CORE_INC)
 $(B)/src/cpu/%.o $(B)/src/wasm/%.o: INC = $(CORE_INC) -Isrc/cpu
 $(B)/src/webgpu/%.o: INC = $(CORE_INC) -Isrc/cpu -Isrc/webgpu
@@ -51,6 +66,11 @@ $(B)/%: $(B)/tools/%.o $(B)/libonebit.a
 $(B)/test_%: $(B)/tests/unit/test_%.o $(B)/libonebit.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+# the server's answer parser (cli/serve_tools.c), tested on fixed texts
+$(B)/tests/unit/test_serve_tools.o: INC = $(ALL_INC) -Icli
+$(B)/test_serve_tools: $(B)/tests/unit/test_serve_tools.o $(B)/cli/serve_tools.o $(B)/libonebit.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcjson
+
 # tests/X.c -> build/X (drivers for the Node tests; may use cJSON)
 $(B)/%: $(B)/tests/%.o $(B)/libonebit.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcjson
@@ -60,6 +80,10 @@ $(B)/%: $(B)/tests/%.o $(B)/libonebit.a
 ifneq ($(filter x86_64%,$(shell $(CC) -dumpmachine 2>/dev/null)),)
 $(B)/src/cpu/cpu_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mfma -mf16c
 $(B)/src/cpu/cpu_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+$(B)/src/cpu/tern_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mfma -mf16c
+$(B)/src/cpu/tern_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+$(B)/src/cpu/qk_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mfma -mf16c
+$(B)/src/cpu/qk_avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 endif
 
 # Installs missing Debian packages and npm packages (idempotent, quick when all is present).
@@ -90,6 +114,31 @@ format:
 clean:
 	rm -rf build
 
+# `make install PREFIX=/usr/local` (DESTDIR for staging): the onebit command, the static and the
+# shared library, onebit.h, a pkg-config file (onebit.pc) and the man page; `make uninstall`
+# removes exactly those files.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+VERSION    := $(shell sed -n 's/^\#define ONEBIT_VERSION "\(.*\)"/\1/p' include/onebit.h)
+install: $(B)/onebit $(B)/libonebit.a $(B)/$(SO_NAME)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(B)/onebit $(DESTDIR)$(BINDIR)/onebit
+	install -m 644 $(B)/libonebit.a $(DESTDIR)$(LIBDIR)/libonebit.a
+	install -m 755 $(B)/$(SO_NAME) $(DESTDIR)$(LIBDIR)/$(SO_NAME)
+	ln -sf $(SO_NAME) $(DESTDIR)$(LIBDIR)/libonebit.so
+	install -m 644 include/onebit.h $(DESTDIR)$(INCLUDEDIR)/onebit.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' tools/onebit.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/onebit.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/onebit.pc
+	install -m 644 docs/onebit.1 $(DESTDIR)$(MANDIR)/man1/onebit.1
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/onebit $(DESTDIR)$(LIBDIR)/libonebit.a $(DESTDIR)$(LIBDIR)/$(SO_NAME) \
+	      $(DESTDIR)$(LIBDIR)/libonebit.so $(DESTDIR)$(INCLUDEDIR)/onebit.h $(DESTDIR)$(LIBDIR)/pkgconfig/onebit.pc \
+	      $(DESTDIR)$(MANDIR)/man1/onebit.1
+
 # wasm build: `make wasm` -> build/wasm/onebit.wasm + onebit-core.mjs (the C core as an ES module
 # for web/engine.mjs, which hands it the wasm bytes, so Node needs no node environment: every
 # src/*.c, ISA-specific files compile to empty tables), the threaded CPU variant onebit-mt.wasm +
@@ -101,22 +150,31 @@ WASM_OBJ     := $(patsubst src/%.c,$(WB)/obj/%.o,$(LIB_SRC))
 WASM_CFLAGS  := -O3 -msimd128 -std=c11 -Wall -Wextra -Werror -Iinclude $(ALL_INC) -D_DEFAULT_SOURCE -MMD -MP
 WASM_EXPORTS := _malloc _free _ob_last_error _ob_status_str _ob_model_free _ob_model_meta _ob_tokenize _ob_tokenize_prompt \
                 _ob_token_bytes _ob_token_is_eog _ob_detok_init _ob_detok_push _ob_detok_flush _ob_chat_render \
+                _ob_chat_render_json _ob_model_chat_template \
                 _ob_context_free _ob_context_n_past _ob_context_n_ctx _ob_context_truncate _ob_context_tokens \
                 _ob_eval _ob_logits _ob_sampler_free _ob_sampler_sample _ob_sampling_check _ob_limits_check \
                 _ob_context_async _ob_step_begin _ob_step_end \
-                _ob_gen_next _ob_gen_complete _ob_gen_text _ob_gen_token _ob_gen_cancel _ob_gen_free
+                _ob_gen_next _ob_gen_complete _ob_gen_text _ob_gen_token _ob_gen_cancel _ob_gen_free \
+                _ob_grammar_check _ob_json_schema_to_grammar
 WASM_COMMA   := ,
 WASM_EMPTY   :=
 WASM_SPACE   := $(WASM_EMPTY) $(WASM_EMPTY)
 WASM_LDFLAGS := -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createOnebitCore -sALLOW_MEMORY_GROWTH=1 \
-                -sMAXIMUM_MEMORY=4GB -sENVIRONMENT=web,worker \
+                -sMAXIMUM_MEMORY=4GB -sENVIRONMENT=web,worker -sFILESYSTEM=0 \
                 -sEXPORTED_FUNCTIONS=$(subst $(WASM_SPACE),$(WASM_COMMA),$(strip $(WASM_EXPORTS))) \
                 -sEXPORTED_RUNTIME_METHODS=HEAPU8,HEAP32,HEAPU32,HEAPF32,UTF8ToString,stringToUTF8,lengthBytesUTF8
-.PHONY: wasm
+.PHONY: wasm npm
 wasm: $(WB)/onebit.wasm $(WB)/onebit-mt.wasm $(WB)/kernels.mjs
+# The npm package of the browser/Node engine: build/npm/onebit-VERSION.tgz (tools/pack-npm.mjs
+# prints its size and what a page downloads, and fails over the 200 KB budget).
+npm: wasm
+	node tools/pack-npm.mjs $(B)/npm
+# Size: the page downloads the module, so only the CPU kernels and the forward pass (src/cpu/) are
+# built for speed; the rest (reader, tokenizer, Jinja, WebGPU planner) is built for size.
+WASM_SIZE := -Oz
 $(WB)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(EMCC) $(WASM_CFLAGS) -c $< -o $@
+	$(EMCC) $(WASM_CFLAGS) $(if $(filter cpu/%,$*),,$(WASM_SIZE)) -c $< -o $@
 $(WB)/onebit.wasm: $(WASM_OBJ)
 	$(EMCC) $(WASM_CFLAGS) $(WASM_LDFLAGS) $^ -o $(WB)/onebit-core.mjs
 	mv -f $(WB)/onebit-core.wasm $@
@@ -137,19 +195,20 @@ $(WB)/kernels.mjs: tools/embed-wgsl.mjs $(wildcard src/webgpu/kernels/*.wgsl)
 # reserve the maximum of a shared memory up front (address space, not RAM) and never move it, so
 # growth is cheap; its cost is that JS views go stale when another thread grows it, which
 # engine.mjs handles. Where 4 GB cannot be reserved the module fails to start and engine.mjs
-# falls back to the single-threaded one. No file system (FILESYSTEM=0: half the JS, 13 KB
-# gzipped, which keeps this variant within the engine's download budget): the engine hands the
-# core whole files in memory, and the C paths that open files (ob_model_load_file, gguf_write,
-# the /sys reads of ob_default_threads) are not reachable from JS.
+# falls back to the single-threaded one. Both modules are built without a file system
+# (FILESYSTEM=0 in WASM_LDFLAGS: half the JS, 13 KB gzipped, which keeps them within the engine's
+# download budget): the engine hands the core whole files in memory, and the C paths that open
+# files (ob_model_load_file, gguf_write, the /sys reads of ob_default_threads) are not reachable
+# from JS.
 WASM_MT_OBJ     := $(patsubst src/%.c,$(WB)/obj-mt/%.o,$(LIB_SRC))
 WASM_MT_LDFLAGS := $(WASM_LDFLAGS) -pthread -sPTHREAD_POOL_SIZE='(Module.obWorkers|0)' -sPTHREAD_POOL_SIZE_STRICT=2 \
-                   -sDEFAULT_PTHREAD_STACK_SIZE=256KB -sFILESYSTEM=0 -Wno-pthreads-mem-growth
+                   -sDEFAULT_PTHREAD_STACK_SIZE=256KB -Wno-pthreads-mem-growth
 $(WB)/obj-mt/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(EMCC) $(WASM_CFLAGS) -pthread -c $< -o $@
+	$(EMCC) $(WASM_CFLAGS) $(if $(filter cpu/%,$*),,$(WASM_SIZE)) -pthread -c $< -o $@
 $(WB)/onebit-mt.wasm: $(WASM_MT_OBJ)
 	$(EMCC) $(WASM_CFLAGS) -pthread $(WASM_MT_LDFLAGS) $^ -o $(WB)/onebit-mt-core.mjs
 	mv -f $(WB)/onebit-mt-core.wasm $@
 -include $(WASM_MT_OBJ:.o=.d)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(patsubst $(B)/%,$(B)/tests/unit/%.d,$(UNIT))

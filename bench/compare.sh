@@ -7,6 +7,8 @@
 # node-llama-cpp) for N rounds (default 3) of REPS repetitions each (default 3), so that both see
 # the same machine conditions; prints every round, the median over rounds of each engine's median
 # tokens/s, and the ratios onebit / llama.cpp for prompt processing (pp) and generation (tg).
+# The instruction set of onebit's CPU kernels is printed with its figures (ONEBIT_CPU_ISA in the
+# environment forces one: avx512, avx2, neon, wasm, generic; llama.cpp picks its own, the best).
 # Benchmarks on a shared machine are noisy: the load average before and after is printed too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,8 +42,11 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 for r in $(seq 1 "$rounds"); do
-    ob=$("$ONEBIT" bench -m "$file" -t "$threads" -r "$reps" --pp "$pp" --tg "$tg" --json)
-    ll=$(node bench/llama-bench.mjs -m "$file" -t "$threads" -r "$reps" --pp "$pp" --tg "$tg" --json)
+    # each run bounded (STEP_TIMEOUT seconds, default 1800): a hang stops the comparison, named
+    ob=$(timeout -k 10 "${STEP_TIMEOUT:-1800}" "$ONEBIT" bench -m "$file" -t "$threads" -r "$reps" --pp "$pp" --tg "$tg" --json) ||
+        { echo "compare.sh: round $r: $ONEBIT bench failed or ran past ${STEP_TIMEOUT:-1800} s" >&2; exit 1; }
+    ll=$(timeout -k 10 "${STEP_TIMEOUT:-1800}" node bench/llama-bench.mjs -m "$file" -t "$threads" -r "$reps" --pp "$pp" --tg "$tg" --json) ||
+        { echo "compare.sh: round $r: bench/llama-bench.mjs failed or ran past ${STEP_TIMEOUT:-1800} s" >&2; exit 1; }
     echo "round $r onebit    $ob"
     echo "round $r llama.cpp $ll"
     printf '%s\n%s\n' "$ob" "$ll" >> "$results"
@@ -56,8 +61,10 @@ const m = (set, k) => median(set.map((r) => r[k]));
 const obpp = m(ob, "pp_tps"), obtg = m(ob, "tg_tps"), llpp = m(ll, "pp_tps"), lltg = m(ll, "tg_tps");
 const rss = Math.max(...ob.map((r) => r.peak_rss_mib || 0));
 console.log("\n| engine | pp" + ob[0].pp + " t/s | tg" + ob[0].tg + " t/s |\n|---|---|---|");
-console.log(`| onebit (${ob[0].backend}) | ${obpp.toFixed(2)} | ${obtg.toFixed(2)} |`);
+const isa = ob[0].isa ? `, ${ob[0].isa}` : "";
+console.log(`| onebit (${ob[0].backend}${isa}) | ${obpp.toFixed(2)} | ${obtg.toFixed(2)} |`);
 console.log(`| llama.cpp | ${llpp.toFixed(2)} | ${lltg.toFixed(2)} |`);
 console.log(`| ratio | ${(obpp / llpp).toFixed(2)}x | ${(obtg / lltg).toFixed(2)}x |`);
+if (ob[0].isa) console.log(`onebit instruction set: ${ob[0].isa}${process.env.ONEBIT_CPU_ISA ? " (ONEBIT_CPU_ISA=" + process.env.ONEBIT_CPU_ISA + ")" : ""}`);
 console.log(`onebit peak resident memory: ${rss.toFixed(1)} MiB (file ${ob[0].file_mib.toFixed(1)} MiB)`);
 EOF

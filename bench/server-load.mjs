@@ -51,12 +51,17 @@ async function startServer() {
   if (opt.threads > 0) args.push("-t", String(opt.threads));
   server = spawn(opt.bin, args,
     { stdio: ["ignore", "pipe", "inherit"] });
+  process.on("exit", () => server.kill("SIGKILL"));
   return new Promise((resolve, reject) => {
     let out = "";
+    const timer = setTimeout(() => reject(new Error(`${opt.bin} serve did not start listening within 120 s`)), 120_000);
     server.stdout.on("data", (d) => {
       out += d;
       const m = out.match(/listening on (http:\/\/[^\s]+?)\/?\n/);
-      if (m) resolve(m[1]);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
     });
     server.on("exit", (code) => reject(new Error(`server exited with ${code}`)));
   });

@@ -3,10 +3,13 @@
 // (through node-llama-cpp) on the same GGUF file, measured like llama-bench: pp = tokens/s of one
 // batch of --pp prompt tokens from an empty cache, tg = tokens/s generating --tg tokens one at a
 // time (greedy). Prints both, the ratios against the targets (tg >= 2x llama.cpp, pp >= 1x), the
-// dispatches per generated token, and a per-kernel profile of one decode step and one prompt chunk.
+// dispatches per generated token, a per-kernel profile of one decode step and one prompt chunk, and
+// the time from opening the file to its first generated token, with its parts (bench/load-time.mjs).
 //   node bench/webgpu-bench.mjs -m FILE [--pp 512] [--tg 128] [-r 3] [--no-llama] [--no-ours]
 //                               [--kv-f16] [--no-subgroups] [--no-subgroup-matrix] [--no-profile] [--json OUT]
 //                               [--dawn-enable TOGGLE]... (more Dawn toggles, e.g. disable_robustness)
+//                               [--vocab N] (llama.cpp's random prompt ids below N; default: the
+//                               model's vocabulary as our engine loaded it, else 151000)
 // Dawn runs with allow_unsafe_apis so that experimental features (subgroup matrices for the prompt
 // products) are offered where the GPU has them; --no-subgroup-matrix measures without them.
 // Needs the npm packages `webgpu` and (for the comparison) `node-llama-cpp` with its Vulkan
@@ -29,6 +32,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--dawn-enable') (opt.dawn ??= []).push(v());
   else if (a === '--no-profile') opt.profile = false;
   else if (a === '--json') opt.json = v();
+  else if (a === '--vocab') opt.vocab = Number(v());
   else {
     console.error(`unknown option ${a}`);
     process.exit(2);
@@ -51,6 +55,10 @@ async function benchOurs() {
   const flags = enable.length ? [`enable-dawn-features=${enable.join(',')}`] : [];
   if (opt.profile) flags.push('disable-dawn-features=timestamp_quantization');
   const gpu = create(flags);
+  // Load-to-first-token first, while nothing is compiled in this process yet (bench/load-time.mjs).
+  const { loadToFirstToken, describe } = await import('./load-time.mjs');
+  result.loadToFirstToken = await loadToFirstToken(gpu, opt.model, { engine: { subgroups: !opt.noSg, subgroupMatrix: !opt.noMat } });
+  console.log(`webgpu: ${describe(result.loadToFirstToken)}`);
   const { Engine } = await import('../web/engine.mjs');
   const eng = await Engine.create({ backend: 'webgpu', gpu, subgroups: !opt.noSg, subgroupMatrix: !opt.noMat,
     timestamps: opt.profile });
@@ -61,6 +69,7 @@ async function benchOurs() {
   const info = await eng.load(opt.model, { nCtx: Math.max(1024, opt.pp + opt.tg + 16), kvF16: opt.kvF16 });
   const loadMs = performance.now() - t0;
   console.log(`webgpu: loaded ${info.nLayer} layers, vocab ${info.nVocab} in ${loadMs.toFixed(0)} ms`);
+  result.nVocab = info.nVocab;
   const r = await eng.bench({ pp: opt.pp, tg: opt.tg, reps: opt.reps });
   result.ours = { ...r, loadMs, subgroups: eng.gpuInfo.subgroupSize, subgroupMatrix: eng.gpuInfo.subgroupMatrix, kvF16: !!opt.kvF16 };
   console.log(`webgpu: pp${opt.pp} ${fmt(r.ppTps)} tok/s, tg${opt.tg} ${fmt(r.tgTps)} tok/s, ${r.dispatchesPerToken} dispatches per token`);
@@ -124,7 +133,7 @@ async function benchLlama() {
   const model = await llama.loadModel({ modelPath: opt.model, gpuLayers: 'max' });
   const ctx = await model.createContext({ contextSize: Math.max(1024, opt.pp + opt.tg + 16), batchSize: Math.max(opt.pp, 1), sequences: 1 });
   const seq = ctx.getSequence();
-  const nv = 151000; // random ids below the Qwen3 vocabulary
+  const nv = Math.min(opt.vocab ?? result.nVocab ?? 151000, 151000); // random ids below the vocabulary
   let s = 12345;
   const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 8) % nv;
   const prompt = Array.from({ length: opt.pp }, rnd);

@@ -137,7 +137,7 @@ function wllamaEvidence(logs) {
 function sourceInfo() {
   const out = { wasm: {} };
   try {
-    out.commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    out.commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8', timeout: 30000 }).trim();
     out.dirty = execFileSync('git', ['status', '--porcelain'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
   } catch {
     out.commit = null; // not a git checkout

@@ -12,6 +12,7 @@
 
 typedef struct cli_opts {
     const char *model, *prompt, *prompt_file, *system, *backend, *tokens, *out;
+    const char *grammar_file, *json_schema_file; /* run: constrained output (--json: any JSON object) */
     int max_tokens, n_ctx, n_threads, think, raw, no_special, decode, verbose, stats, json;
     int reps, pp, tg;
     int n_stop;
@@ -30,6 +31,9 @@ int cli_exit_code(ob_status st);
 int cli_fail(ob_status st, const char *what);
 char *cli_read_all(FILE *f, size_t *len);
 char *cli_prompt_text(const cli_opts *o, size_t *len);
+/* The GBNF text or JSON Schema --grammar-file / --json-schema / --json ask for (malloc'ed, checked);
+ * 0 with both NULL when none was given, else an exit code after the message. */
+int cli_constraint(const cli_opts *o, char **grammar, char **json_schema);
 ob_status cli_tokenize(const ob_model *m, const char *text, size_t len, int special, ob_token **out, size_t *n);
 ob_status cli_tokenize_prompt(const ob_model *m, const char *text, size_t len, int special, ob_token **out,
                               size_t *n);
@@ -42,5 +46,7 @@ int cmd_logits(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_template(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 #endif

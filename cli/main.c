@@ -1,4 +1,5 @@
-/* main.c — the `onebit` command line: run, chat, info, tokenize, template, logits, bench, serve.
+/* main.c — the `onebit` command line: run, chat, info, tokenize, template, logits, bench, serve,
+ * quantize, convert.
  *
  * The only place (with the server) that prints and exits. Each subcommand parses its own flags,
  * calls the library, and maps failures to an exit code:
@@ -11,7 +12,7 @@
 #include "cli.h"
 
 static const char MAIN_USAGE[] =
-    "onebit " ONEBIT_VERSION " — run 1-bit language models (GGUF Q1_0, Qwen3) on your own machine\n"
+    "onebit " ONEBIT_VERSION " — run low-bit language models (GGUF) on your own machine\n"
     "\n"
     "usage: onebit COMMAND [options]       (onebit COMMAND --help for details)\n"
     "  run       generate a reply to one prompt\n"
@@ -22,6 +23,8 @@ static const char MAIN_USAGE[] =
     "  logits    raw logits of a token list, for tests\n"
     "  bench     prompt and generation speed (pp/tg, like llama-bench)\n"
     "  serve     OpenAI-compatible HTTP server and web app\n"
+    "  quantize  a copy of a GGUF model with its weight matrices in another type (q1_0, q4_K, ...)\n"
+    "  convert   a Hugging Face checkpoint folder (safetensors) to GGUF\n"
     "\n"
     "exit codes: 0 ok, 1 failure, 2 usage, 3 unreadable file, 4 invalid or unsupported model,\n"
     "            5 prompt too long for the context, 6 out of memory, 130 interrupted\n";
@@ -39,6 +42,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 2, argv + 2);
     if (!strcmp(cmd, "template")) return cmd_template(argc - 2, argv + 2);
+    if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 2, argv + 2);
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 2, argv + 2);
     fprintf(stderr, "onebit: unknown command '%s'\n\n%s", cmd, MAIN_USAGE);
     return 2;
 }

@@ -127,6 +127,8 @@ int cli_parse(int argc, char **argv, cli_opts *o, const char *usage) {
         else if (!strcmp(a, "--pp")) { NEED(); if (parse_int(v, a, 0, 1 << 20, &n)) return 2; o->pp = (int)n; }
         else if (!strcmp(a, "--tg")) { NEED(); if (parse_int(v, a, 0, 1 << 20, &n)) return 2; o->tg = (int)n; }
         else if (!strcmp(a, "--json")) { o->json = 1; }
+        else if (!strcmp(a, "--grammar-file")) { NEED(); o->grammar_file = v; }
+        else if (!strcmp(a, "--json-schema")) { NEED(); o->json_schema_file = v; }
         else { fprintf(stderr, "onebit: unknown option '%s' (see --help)\n", a); return 2; }
 #undef NEED
     }
@@ -233,4 +235,54 @@ void cli_install_sigint(void) {
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0; /* no SA_RESTART: a blocked read returns so the prompt can be redrawn */
     sigaction(SIGINT, &sa, NULL);
+}
+
+/* ---- constrained output --------------------------------------------------------------------- */
+
+static char *read_named(const char *path, const char *flag) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "onebit: %s: cannot open '%s': %s\n", flag, path, strerror(errno));
+        return NULL;
+    }
+    size_t len;
+    char *s = cli_read_all(f, &len);
+    fclose(f);
+    if (!s) fprintf(stderr, "onebit: %s: cannot read '%s'\n", flag, path);
+    else if (strlen(s) != len) {
+        fprintf(stderr, "onebit: %s: '%s' holds a NUL byte\n", flag, path);
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+int cli_constraint(const cli_opts *o, char **grammar, char **json_schema) {
+    *grammar = *json_schema = NULL;
+    if (!!o->grammar_file + !!o->json_schema_file + !!o->json > 1) {
+        fprintf(stderr, "onebit: give one of --grammar-file, --json-schema and --json\n");
+        return 2;
+    }
+    ob_status st = OB_OK;
+    char *gbnf = NULL;
+    if (o->grammar_file) {
+        if (!(*grammar = read_named(o->grammar_file, "--grammar-file"))) return 2;
+        if ((st = ob_grammar_check(*grammar))) {
+            fprintf(stderr, "onebit: --grammar-file %s: %s\n", o->grammar_file, ob_last_error());
+            free(*grammar);
+            *grammar = NULL;
+            return cli_exit_code(st);
+        }
+    } else if (o->json_schema_file || o->json) {
+        *json_schema = o->json ? strdup("{\"type\":\"object\"}") : read_named(o->json_schema_file, "--json-schema");
+        if (!*json_schema) return 2;
+        if ((st = ob_json_schema_to_grammar(*json_schema, &gbnf))) {
+            fprintf(stderr, "onebit: --json-schema %s: %s\n", o->json_schema_file, ob_last_error());
+            free(*json_schema);
+            *json_schema = NULL;
+            return cli_exit_code(st);
+        }
+        free(gbnf);
+    }
+    return 0;
 }

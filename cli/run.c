@@ -34,6 +34,10 @@ static void print_stats(const ob_generate_result *r) {
     fprintf(stderr, "\n[prompt: %d tokens (%d cached) in %.0f ms, %.1f tok/s | generated: %d tokens in %.0f ms, %.1f tok/s]\n",
             r->n_prompt, r->n_reused, r->t_prompt_ms, r->t_prompt_ms > 0 ? r->n_prompt * 1000.0 / r->t_prompt_ms : 0.0,
             r->n_generated, r->t_gen_ms, r->t_gen_ms > 0 ? r->n_generated * 1000.0 / r->t_gen_ms : 0.0);
+    if (r->t_grammar_ms > 0)
+        fprintf(stderr, "[grammar: %.1f ms of the generation's %.0f ms (%.1f%%), %.2f ms a token]\n", r->t_grammar_ms,
+                r->t_gen_ms, r->t_gen_ms > 0 ? 100.0 * r->t_grammar_ms / r->t_gen_ms : 0.0,
+                r->n_generated > 0 ? r->t_grammar_ms / r->n_generated : 0.0);
 }
 
 
@@ -55,6 +59,9 @@ static const char RUN_USAGE[] =
     "      --repeat-penalty R (0.01..100) --repeat-last-n N (-1..2^24, -1 = whole context)\n"
     "      --presence-penalty P --frequency-penalty F (-2..2)\n"
     "      --stop TEXT        stop string (repeatable)\n"
+    "      --grammar-file F   the output matches the GBNF grammar in F (llama.cpp's format)\n"
+    "      --json-schema F    the output is JSON valid against the JSON Schema in F\n"
+    "      --json             the output is a JSON object\n"
     "      --stats            print timing to stderr\n";
 
 int cmd_run(int argc, char **argv) {
@@ -73,8 +80,10 @@ int cmd_run(int argc, char **argv) {
         free(prompt);
         return 2;
     }
+    char *grammar = NULL, *json_schema = NULL; /* checked before the model loads */
+    if ((r = cli_constraint(&o, &grammar, &json_schema))) { free(prompt); return r; }
     ob_model *m;
-    if ((r = cli_load(&o, &m))) { free(prompt); return r; }
+    if ((r = cli_load(&o, &m))) { free(prompt); free(grammar); free(json_schema); return r; }
     ob_context_params cp = ob_context_default_params();
     cp.n_ctx = o.n_ctx;
     ob_context *ctx = NULL;
@@ -124,6 +133,8 @@ int cmd_run(int argc, char **argv) {
     /* In chat mode Qwen3's empty think block is not part of the answer. */
     gp.on_text = o.raw ? write_text : ob_think_strip_push;
     gp.user = o.raw ? (void *)&shown : (void *)&strip;
+    gp.grammar = grammar;
+    gp.json_schema = json_schema;
     ob_generate_result res;
     if (o.raw) fwrite(prompt, 1, plen, stdout);
     st = ob_generate(ctx, toks, nt, &gp, &res);
@@ -143,6 +154,8 @@ out:
     free(toks);
     free(rendered);
     free(prompt);
+    free(grammar);
+    free(json_schema);
     ob_context_free(ctx);
     ob_model_free(m);
     return r;
@@ -247,6 +260,10 @@ int cmd_chat(int argc, char **argv) {
     cli_opts_init(&o);
     int r = cli_parse(argc, argv, &o, CHAT_USAGE);
     if (r) return r == 1 ? 0 : r;
+    if (o.grammar_file || o.json_schema_file || o.json) {
+        fprintf(stderr, "onebit chat: --grammar-file, --json-schema and --json are options of `onebit run`\n");
+        return 2;
+    }
     ob_model *m;
     if ((r = cli_load(&o, &m))) return r;
     ob_context_params cp = ob_context_default_params();

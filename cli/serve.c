@@ -19,13 +19,16 @@
 
 static const char SERVE_USAGE[] =
     "usage: onebit serve -m FILE [options]\n"
-    "OpenAI-compatible HTTP server: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,\n"
+    "OpenAI-compatible HTTP server: POST /v1/chat/completions, POST /v1/completions, POST /v1/embeddings,\n"
+    "GET /v1/models, "
     "GET /health, and the web app at / (see docs/SERVER.md).\n"
     "  -m, --model FILE       GGUF model\n"
     "      --host ADDR        address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the network)\n"
     "      --port N           port (default 8080; 0 = any free port, printed at start)\n"
     "      --api-key KEY      require 'Authorization: Bearer KEY' on /v1/* (or set ONEBIT_API_KEY)\n"
     "      --web DIR          static web app folder (default: web/ of the repository, if present)\n"
+    "      --cors ORIGINS     let these web origins call the API ('*' or comma-separated; default none)\n"
+    "      --alias NAME       the model's id in the API (default: the file name without .gguf)\n"
     "  -c, --ctx N            context size of each slot (default: min(model, 4096))\n"
     "      --slots N          parallel generations, one context each (default 1)\n"
     "      --queue N          requests allowed to wait for a slot; more get 503 (default 64)\n"
@@ -41,7 +44,7 @@ static const char SERVE_USAGE[] =
     "Stop with Ctrl-C (SIGINT) or SIGTERM.\n";
 
 typedef struct serve_opts {
-    const char *host, *api_key, *web;
+    const char *host, *api_key, *web, *cors, *alias;
     long port, slots, queue, timeout, max_body;
 } serve_opts;
 
@@ -60,7 +63,7 @@ static int serve_num(const char *flag, const char *v, long lo, long hi, long *ou
 /* Takes the serve-only flags out of argv (compacting it) and leaves the rest for cli_parse. */
 static int serve_parse(int *argc, char **argv, serve_opts *so) {
     static const char *const flags[] = {"--host", "--api-key", "--web", "--port", "--slots", "--queue",
-                                        "--timeout", "--max-body"};
+                                        "--timeout", "--max-body", "--cors", "--alias"};
     int w = 0;
     for (int i = 0; i < *argc; i++) {
         const char *a = argv[i], *v = i + 1 < *argc ? argv[i + 1] : NULL;
@@ -79,6 +82,8 @@ static int serve_parse(int *argc, char **argv, serve_opts *so) {
         if (!strcmp(a, "--host")) so->host = v;
         else if (!strcmp(a, "--api-key")) so->api_key = v;
         else if (!strcmp(a, "--web")) so->web = v;
+        else if (!strcmp(a, "--cors")) so->cors = v;
+        else if (!strcmp(a, "--alias")) so->alias = v;
         else if (!strcmp(a, "--port")) rc = serve_num(a, v, 0, 65535, &so->port);
         else if (!strcmp(a, "--slots")) rc = serve_num(a, v, 1, 64, &so->slots);
         else if (!strcmp(a, "--queue")) rc = serve_num(a, v, 0, 100000, &so->queue);
@@ -139,7 +144,8 @@ int cmd_serve(int argc, char **argv) {
 
     ob_model_info info;
     ob_model_get_info(m, &info);
-    char *id = model_id(o.model);
+    char *id = so.alias && so.alias[0] ? api_utf8_clean(so.alias, strlen(so.alias), NULL) : model_id(o.model);
+    char *file_id = so.alias && so.alias[0] ? model_id(o.model) : NULL; /* still accepted in "model" */
     char *base = NULL;
     if (id) {
         const char *b = strrchr(o.model, '/');
@@ -150,7 +156,8 @@ int cmd_serve(int argc, char **argv) {
     api.model = m;
     api.model_id = id ? id : "model";
     api.model_alias[0] = base;
-    api.model_alias[1] = info.name && info.name[0] ? info.name : NULL;
+    api.model_alias[1] = info.name && info.name[0] ? info.name : file_id;
+    api.model_alias[2] = info.name && info.name[0] ? file_id : NULL;
     api.defaults = o.sampling;
     api.default_think = o.think;
     api.n_ctx = sched_n_ctx(sc);
@@ -160,7 +167,7 @@ int cmd_serve(int argc, char **argv) {
     api.verbose = o.verbose;
 
     http_config hc = {.host = so.host, .port = (int)so.port, .api_key = so.api_key, .max_body = (size_t)so.max_body,
-                      .max_connections = (int)(so.queue + so.slots + 64)};
+                      .max_connections = (int)(so.queue + so.slots + 64), .cors = so.cors};
     http_server *h = http_start(&hc, &api, sc, &site);
     if (!h) {
         sched_shutdown(sc);
@@ -169,6 +176,7 @@ int cmd_serve(int argc, char **argv) {
         static_free(&site);
         free(id);
         free(base);
+        free(file_id);
         return 1;
     }
     int v6 = strchr(so.host, ':') != NULL;
@@ -190,5 +198,6 @@ int cmd_serve(int argc, char **argv) {
     static_free(&site);
     free(id);
     free(base);
+    free(file_id);
     return 0;
 }

@@ -5,6 +5,7 @@
  *   serve_api.c     the OpenAI layer: request JSON -> job, job -> response/chunk JSON, errors
  *   serve_http.c    libmicrohttpd glue: routing, bodies, auth, SSE streaming, /health
  *   serve_static.c  the web app's static files, confined to one folder
+ *   serve_tools.c   a chat answer's parts: reasoning, content and tool calls, as it streams
  *
  * This header is private to those files; it is not part of the library API. Generation runs only
  * on the scheduler's worker threads; the HTTP threads parse, tokenize, wait and write.
@@ -31,12 +32,18 @@ typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_state;
  * read, the rest are under mu. */
 typedef struct job {
     /* fixed */
-    ob_token *prompt;                      /* [n_prompt] */
-    size_t n_prompt;
+    ob_token *prompt;                      /* [n_prompt]; NULL for embeddings */
+    size_t n_prompt;                       /* embeddings: the tokens of all inputs */
     ob_sampling sampling;
     int max_tokens;                        /* >= 1 */
     int strip_think;                       /* chat: Qwen3's empty think block is not content */
+    int n_embed;                           /* > 0: embeddings of n_embed inputs, no generation */
+    ob_token **embed_in;                   /* [n_embed] token lists (prompt is unused) */
+    size_t *embed_len;                     /* [n_embed] */
+    int n_embd;                            /* floats per embedding */
+    float *embedding;                      /* [n_embed][n_embd], filled by the worker */
     char *stop[SERVE_MAX_STOP + 1];        /* owned, NULL-terminated */
+    char *grammar, *json_schema;           /* owned: constrained output (serve_grammar.c), or NULL */
     double deadline_ms;                    /* ob-clock time after which generation stops */
 
     atomic_int cancel;                     /* set by the HTTP side: client gone or shutdown */
@@ -89,6 +96,70 @@ void sched_get_stats(sched *s, sched_stats *out);
 void sched_shutdown(sched *s);
 void sched_free(sched *s);
 
+/* ---- the parts of a chat answer (serve_tools.c) --------------------------------------------- */
+
+/* How the chat template has the model write a tool call. */
+typedef enum {
+    TOOLFMT_NONE,    /* the template shows no tool-call syntax onebit knows */
+    TOOLFMT_HERMES,  /* Qwen 2.5/3, Hermes: <tool_call>{"name": N, "arguments": {...}}</tool_call> */
+    TOOLFMT_LLAMA3   /* Llama 3.1+: the answer is {"name": N, "parameters": {...}} (<|python_tag|> first) */
+} tool_format;
+
+/* The syntax a template's source text uses (its own tool-call examples). */
+tool_format tool_format_of(const char *template_source);
+
+#define RP_MAX_CALLS 64
+
+typedef struct sbuf {
+    char *p;                  /* NUL-terminated at len */
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+typedef enum { RP_CONTENT, RP_REASONING, RP_CALL_BEGIN, RP_CALL_ARGS } rp_kind;
+
+/* One event of the stream: a piece of content or reasoning, a call's start (its name and id are in
+ * calls[call]), or a piece of a call's arguments; its text is ev_text[off..off+len). */
+typedef struct rp_event {
+    rp_kind kind;
+    int call;
+    size_t off, len;
+} rp_event;
+
+typedef struct rp_call {
+    char id[32];              /* call_ + 24 letters and digits */
+    sbuf name, args;          /* args: the arguments' JSON text as the model wrote it */
+} rp_call;
+
+/* Sorts generated text into content, reasoning and tool calls (see serve_tools.c). */
+typedef struct reply_parser {
+    int split_think;          /* take a leading <think>...</think> out as reasoning */
+    tool_format fmt;          /* TOOLFMT_NONE: no tool calls are looked for */
+    int events_on;            /* keep the event queue (streaming) */
+    uint64_t seed;            /* for the calls' ids */
+    int state, skip_ws, content_seen;
+    int depth, in_str, esc, started; /* scanning a call's arguments */
+    sbuf pend;                /* text not yet sorted */
+    sbuf call_raw;            /* the current call's text so far, in case it is not one */
+    /* the whole answer so far */
+    sbuf content, reasoning;
+    rp_call calls[RP_MAX_CALLS];
+    int n_calls;
+    /* events since the last rp_events_clear */
+    rp_event *ev;
+    size_t n_ev, cap_ev;
+    sbuf ev_text;
+    int oom;                  /* something could not be stored: the answer is incomplete */
+} reply_parser;
+
+reply_parser *rp_new(int reasoning, tool_format fmt, uint64_t seed, int events);
+void rp_free(reply_parser *p);
+/* Takes the next piece of generated text (any split, even inside a UTF-8 character or a marker). */
+void rp_feed(reply_parser *p, const char *text, size_t len);
+/* The text has ended: whatever was held back is sorted now. */
+void rp_finish(reply_parser *p);
+void rp_events_clear(reply_parser *p);
+
 /* ---- the OpenAI layer (serve_api.c) --------------------------------------------------------- */
 
 typedef struct api_server {
@@ -104,7 +175,10 @@ typedef struct api_server {
     long created;              /* start time, for /v1/models */
 } api_server;
 
-typedef enum { API_CHAT, API_COMPLETION } api_kind;
+typedef enum { API_CHAT, API_COMPLETION, API_EMBEDDING } api_kind;
+
+/* tool_choice: none (tools not shown, no calls read), auto, required (some call), named (that one). */
+typedef enum { TOOL_NONE, TOOL_AUTO, TOOL_REQUIRED, TOOL_NAMED } tool_choice_kind;
 
 /* An error answer: HTTP status plus OpenAI's {"error": {message, type, param, code}}. */
 typedef struct api_error {
@@ -124,6 +198,14 @@ typedef struct api_req {
     char *echo;                /* completions with echo: the prompt text (valid UTF-8) */
     size_t echo_len;
     job *job;                  /* owned reference */
+    /* chat */
+    int n_tools;
+    tool_choice_kind tool_choice;
+    char tool_name[72];        /* TOOL_NAMED: the function */
+    tool_format tool_fmt;      /* the syntax the answer's calls are read in (NONE: none are read) */
+    reply_parser *rp;          /* sorts the answer into content, reasoning_content and tool_calls */
+    /* embeddings */
+    int encoding_base64;       /* encoding_format "base64": little-endian float32s */
 } api_req;
 
 /* Parses and validates a request body; on success *out holds a job ready to submit. Returns 0, or
@@ -131,6 +213,10 @@ typedef struct api_req {
 int api_parse(const api_server *srv, api_kind kind, const char *body, size_t len, api_req *out,
               api_error *err);
 void api_req_free(api_req *r);
+/* serve_grammar.c: response_format and grammar of a request into j->json_schema / j->grammar.
+ * 0, or -1 with a 400 in err. */
+struct cJSON;
+int api_constraint(const struct cJSON *root, job *j, api_error *err);
 
 void api_error_set(api_error *e, int status, const char *type, const char *code, const char *param,
                    const char *fmt, ...)
@@ -149,6 +235,13 @@ char *api_chunk_json(const api_server *srv, const api_req *r, const char *text, 
 char *api_usage_chunk_json(const api_server *srv, const api_req *r);
 /* finish_reason for a finished job: "stop" or "length". */
 const char *api_finish_reason(const job *j);
+/* finish_reason of a chat answer: "tool_calls" when it made calls and was not cut short. */
+const char *api_chat_finish_reason(const api_req *r);
+/* Streaming chat: the chunks for the parser's events since the last call, one per event (each
+ * malloc'ed JSON handed to emit, which takes it; emit returns non-zero to stop). 0, or -1. */
+int api_event_chunks(const api_server *srv, const api_req *r, int (*emit)(void *user, char *json), void *user);
+/* /v1/embeddings: the answer once every input's job is done (malloc'ed). */
+char *api_embeddings_json(const api_server *srv, const api_req *r);
 char *api_models_json(const api_server *srv);
 /* /v1/models/{id}: the model object, or NULL if id is not ours. */
 char *api_model_json(const api_server *srv, const char *id);
@@ -192,6 +285,7 @@ typedef struct http_config {
     const char *api_key;       /* NULL = no auth */
     size_t max_body;
     int max_connections;
+    const char *cors;          /* --cors: "*" or comma-separated origins; NULL = no CORS */
 } http_config;
 
 typedef struct http_server http_server;

@@ -333,8 +333,144 @@ static int content_text(const cJSON *c, size_t idx, int may_be_null, char **out,
     return 0;
 }
 
-/* Renders the chat and returns the prompt text (malloc'ed). */
-static int chat_prompt(const api_server *srv, const cJSON *root, char **prompt, api_error *err) {
+/* Adds key: the text (made valid UTF-8) to a message object. */
+static int put_text(cJSON *o, const char *key, const char *text) {
+    char *clean = api_utf8_clean(text, strlen(text), NULL);
+    int ok = clean && cJSON_AddStringToObject(o, key, clean) != NULL;
+    free(clean);
+    return ok;
+}
+
+/* An assistant message's tool_calls, as the template sees them: each {id, type, function: {name,
+ * arguments}} with the arguments parsed into an object when they are JSON text (templates write
+ * them with tojson; OpenAI sends a string). */
+static int copy_tool_calls(const cJSON *tc, int i, cJSON *out, api_error *err) {
+    char param[48];
+    snprintf(param, sizeof param, "messages[%d].tool_calls", i);
+    if (!cJSON_IsArray(tc)) return BAD(param, "'%s' must be an array", param);
+    cJSON *arr = cJSON_AddArrayToObject(out, "tool_calls");
+    if (!arr) return BAD(NULL, "out of memory");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, tc) {
+        const cJSON *fn = cJSON_IsObject(c) ? field(c, "function") : NULL;
+        const cJSON *name = fn && cJSON_IsObject(fn) ? field(fn, "name") : NULL;
+        const cJSON *args = fn && cJSON_IsObject(fn) ? field(fn, "arguments") : NULL;
+        const cJSON *id = cJSON_IsObject(c) ? field(c, "id") : NULL;
+        if (!name || !cJSON_IsString(name)) return BAD(param, "each tool call needs function.name (a string)");
+        if (args && !cJSON_IsString(args) && !cJSON_IsObject(args))
+            return BAD(param, "function.arguments must be a string (JSON text) or an object");
+        if (id && !cJSON_IsString(id)) return BAD(param, "a tool call's 'id' must be a string");
+        cJSON *o = cJSON_CreateObject(), *f = cJSON_AddObjectToObject(o, "function");
+        int ok = o && f && cJSON_AddItemToArray(arr, o);
+        if (!ok) { cJSON_Delete(o); return BAD(NULL, "out of memory"); }
+        if (id) ok = put_text(o, "id", id->valuestring);
+        ok = ok && cJSON_AddStringToObject(o, "type", "function");
+        ok = ok && put_text(f, "name", name->valuestring);
+        cJSON *a = NULL;
+        if (args && cJSON_IsString(args)) {
+            a = cJSON_Parse(args->valuestring);
+            if (!a) a = cJSON_CreateString(args->valuestring); /* not JSON: the template gets the text */
+        } else {
+            a = args ? cJSON_Duplicate(args, 1) : cJSON_CreateObject();
+        }
+        ok = ok && a && cJSON_AddItemToObject(f, "arguments", a);
+        if (!ok) return BAD(NULL, "out of memory");
+    }
+    return 0;
+}
+
+/* The request's tools, checked: [{type: "function", function: {name, description?, parameters?}}].
+ * *out: a JSON array for the template (malloc'ed), NULL when there are none. */
+static int parse_tools(const cJSON *root, api_req *r, char **out, api_error *err) {
+    *out = NULL;
+    const cJSON *tools = field(root, "tools");
+    if (field(root, "functions")) return BAD("functions", "'functions' (the deprecated form) is not supported: use 'tools'");
+    if (!tools) return 0;
+    if (!cJSON_IsArray(tools)) return BAD("tools", "'tools' must be an array");
+    int n = cJSON_GetArraySize(tools);
+    if (n > 128) return BAD("tools", "at most 128 tools are supported");
+    const cJSON *t;
+    int i = 0;
+    cJSON_ArrayForEach(t, tools) {
+        const cJSON *type = cJSON_IsObject(t) ? field(t, "type") : NULL;
+        const cJSON *fn = cJSON_IsObject(t) ? field(t, "function") : NULL;
+        const cJSON *name = fn && cJSON_IsObject(fn) ? field(fn, "name") : NULL;
+        const cJSON *params = fn && cJSON_IsObject(fn) ? field(fn, "parameters") : NULL;
+        if (!type || !cJSON_IsString(type) || strcmp(type->valuestring, "function"))
+            return BAD("tools", "tools[%d]: only tools of type 'function' are supported", i);
+        if (!name || !cJSON_IsString(name) || !name->valuestring[0] || strlen(name->valuestring) > 64)
+            return BAD("tools", "tools[%d]: function.name must be a string of 1 to 64 characters", i);
+        for (const char *c = name->valuestring; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+                  *c == '-' || *c == '.'))
+                return BAD("tools", "tools[%d]: function.name may hold only letters, digits, _, - and .", i);
+        if (params && !cJSON_IsObject(params)) return BAD("tools", "tools[%d]: function.parameters must be an object", i);
+        i++;
+    }
+    r->n_tools = n;
+    if (n == 0) return 0;
+    *out = cJSON_PrintUnformatted(tools);
+    return *out ? 0 : BAD(NULL, "out of memory");
+}
+
+/* tool_choice: "none", "auto", "required", or {"type": "function", "function": {"name": N}}. */
+static int parse_tool_choice(const cJSON *root, api_req *r, api_error *err) {
+    const cJSON *tc = field(root, "tool_choice");
+    r->tool_choice = r->n_tools ? TOOL_AUTO : TOOL_NONE;
+    if (!tc) return 0;
+    if (cJSON_IsString(tc)) {
+        const char *v = tc->valuestring;
+        if (!strcmp(v, "none")) r->tool_choice = TOOL_NONE;
+        else if (!strcmp(v, "auto")) r->tool_choice = r->n_tools ? TOOL_AUTO : TOOL_NONE;
+        else if (!strcmp(v, "required")) r->tool_choice = TOOL_REQUIRED;
+        else return BAD("tool_choice", "'tool_choice' must be \"none\", \"auto\", \"required\" or a named function");
+    } else if (cJSON_IsObject(tc)) {
+        const cJSON *fn = field(tc, "function");
+        const cJSON *name = fn && cJSON_IsObject(fn) ? field(fn, "name") : NULL;
+        if (!name || !cJSON_IsString(name))
+            return BAD("tool_choice", "a named tool_choice is {\"type\": \"function\", \"function\": {\"name\": ...}}");
+        snprintf(r->tool_name, sizeof r->tool_name, "%s", name->valuestring);
+        r->tool_choice = TOOL_NAMED;
+    } else {
+        return BAD("tool_choice", "'tool_choice' must be a string or an object");
+    }
+    if (r->tool_choice != TOOL_NONE && r->n_tools == 0)
+        return BAD("tool_choice", "'tool_choice' asks for a tool call but 'tools' is empty or missing");
+    if (r->tool_choice == TOOL_NAMED) {
+        const cJSON *t;
+        int found = 0;
+        cJSON_ArrayForEach(t, field(root, "tools")) {
+            const cJSON *n = field(field(t, "function"), "name");
+            found |= !strcmp(n->valuestring, r->tool_name);
+        }
+        if (!found) return BAD("tool_choice", "tool_choice names '%.64s', which is not among the tools", r->tool_name);
+    }
+    if (r->tool_choice == TOOL_REQUIRED && r->n_tools == 1) { /* one way to satisfy it: name it */
+        const cJSON *n = field(field(cJSON_GetArrayItem(field(root, "tools"), 0), "function"), "name");
+        snprintf(r->tool_name, sizeof r->tool_name, "%s", n->valuestring);
+        r->tool_choice = TOOL_NAMED;
+    }
+    return 0;
+}
+
+/* The text a forced tool call starts with, written into the prompt after the generation prompt so
+ * the model continues inside the call: the opener, and with a named function its name and the key
+ * of the arguments. Without the grammar engine this is the whole constraint; with it, the grammar
+ * for what follows (the arguments of that function's `parameters` schema, then the call's end)
+ * starts right after this text. */
+static void forced_prefix(const api_req *r, tool_format fmt, char *out, size_t cap) {
+    const char *open = fmt == TOOLFMT_HERMES ? "<tool_call>\n" : "";
+    const char *key = fmt == TOOLFMT_HERMES ? "arguments" : "parameters";
+    if (r->tool_choice == TOOL_NAMED) snprintf(out, cap, "%s{\"name\": \"%s\", \"%s\": ", open, r->tool_name, key);
+    else snprintf(out, cap, "%s{\"name\": \"", open);
+}
+
+/* Renders the chat and returns the prompt text (malloc'ed); *answer_prefix (malloc'ed) is the part
+ * of the answer the prompt already holds (an opened thinking block, a forced call's opening), which
+ * the reply parser reads before the generated text. */
+static int chat_prompt(const api_server *srv, const cJSON *root, api_req *r, char **prompt, char **answer_prefix,
+                       api_error *err) {
+    *answer_prefix = NULL;
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
     if (!msgs || cJSON_IsNull(msgs))
         return BAD_CODE("missing_required_parameter", "messages", "Missing required parameter: 'messages'");
@@ -342,10 +478,11 @@ static int chat_prompt(const api_server *srv, const cJSON *root, char **prompt, 
     int n = cJSON_GetArraySize(msgs);
     if (n == 0) return BAD_CODE("empty_array", "messages", "'messages' must contain at least one message");
     if (n > 100000) return BAD("messages", "too many messages");
-    ob_chat_message *m = calloc((size_t)n, sizeof *m);
-    char **owned = calloc((size_t)n, sizeof *owned);
-    int rc = 0;
-    if (!m || !owned) rc = BAD(NULL, "out of memory");
+    char *tools_json = NULL;
+    int rc = parse_tools(root, r, &tools_json, err);
+    if (rc == 0) rc = parse_tool_choice(root, r, err);
+    cJSON *arr = rc == 0 ? cJSON_CreateArray() : NULL;
+    if (rc == 0 && !arr) rc = BAD(NULL, "out of memory");
     int i = 0;
     const cJSON *it;
     if (rc == 0) cJSON_ArrayForEach(it, msgs) {
@@ -361,12 +498,27 @@ static int chat_prompt(const api_server *srv, const cJSON *root, char **prompt, 
                      role->valuestring);
             break;
         }
-        if (field(it, "tool_calls")) { rc = BAD("messages", "tool calls are not supported"); break; }
-        /* role strings point into the JSON tree, which outlives the render */
-        m[i].role = !strcmp(rs, "system") ? "system" : !strcmp(rs, "user") ? "user"
-                    : !strcmp(rs, "assistant") ? "assistant" : "tool";
-        if ((rc = content_text(field(it, "content"), (size_t)i, !strcmp(rs, "assistant"), &owned[i], err))) break;
-        m[i].content = owned[i];
+        const cJSON *tc = field(it, "tool_calls");
+        if (tc && strcmp(rs, "assistant")) { rc = BAD("messages", "messages[%d]: only assistant messages have tool_calls", i); break; }
+        char *text = NULL;
+        int may_be_null = !strcmp(rs, "assistant");
+        if ((rc = content_text(field(it, "content"), (size_t)i, may_be_null, &text, err))) break;
+        cJSON *m = cJSON_CreateObject();
+        int ok = m && cJSON_AddItemToArray(arr, m);
+        if (!ok) cJSON_Delete(m);
+        ok = ok && cJSON_AddStringToObject(m, "role", rs);
+        ok = ok && put_text(m, "content", text);
+        free(text);
+        if (!ok) { rc = BAD(NULL, "out of memory"); break; }
+        if (tc && (rc = copy_tool_calls(tc, i, m, err))) break;
+        static const char *const extras[] = {"tool_call_id", "name", "reasoning_content"};
+        for (int k = 0; k < 3 && rc == 0; k++) {
+            const cJSON *v = field(it, extras[k]);
+            if (!v) continue;
+            if (!cJSON_IsString(v)) rc = BAD("messages", "messages[%d].%s must be a string", i, extras[k]);
+            else if (!put_text(m, extras[k], v->valuestring)) rc = BAD(NULL, "out of memory");
+        }
+        if (rc) break;
         i++;
     }
     int think = srv->default_think;
@@ -375,14 +527,50 @@ static int chat_prompt(const api_server *srv, const cJSON *root, char **prompt, 
         if (kw && !cJSON_IsObject(kw)) rc = BAD("chat_template_kwargs", "'chat_template_kwargs' must be an object");
         else if (kw && get_bool(kw, "enable_thinking", &think, err) < 0) rc = -1;
     }
+    tool_format fmt = TOOLFMT_NONE;
+    if (rc == 0 && r->tool_choice != TOOL_NONE) {
+        fmt = tool_format_of(ob_model_chat_template(srv->model));
+        if (fmt == TOOLFMT_NONE)
+            rc = BAD("tools", "this model's chat template shows no tool-call syntax onebit can read "
+                              "(Qwen's <tool_call> or Llama 3.1's JSON calls)");
+    }
+    char *mj = rc == 0 ? cJSON_PrintUnformatted(arr) : NULL;
+    if (rc == 0 && !mj) rc = BAD(NULL, "out of memory");
+    cJSON_Delete(arr);
     if (rc == 0) {
-        ob_status st = ob_chat_render(srv->model, m, (size_t)n, 1, think, prompt);
+        /* tool_choice none: the model is not shown the tools, so it has no reason to call them */
+        ob_status st = ob_chat_render_json(srv->model, mj, r->tool_choice == TOOL_NONE ? NULL : tools_json, 1, think,
+                                           prompt);
         if (st) rc = BAD("messages", "cannot render the chat: %s", ob_last_error());
     }
-    for (int k = 0; owned && k < n; k++) free(owned[k]);
-    free(owned);
-    free(m);
-    return rc;
+    free(mj);
+    free(tools_json);
+    if (rc) return rc;
+    r->tool_fmt = fmt;
+    /* What the prompt holds of the answer: an open thinking block (templates that start it), and
+     * the opening of a forced call (after an empty thinking block, so a thinking model skips it). */
+    char prefix[256] = "";
+    size_t pl = strlen(*prompt);
+    const char *tail = pl >= 8 ? *prompt + pl - 8 : *prompt;
+    int open_think = strstr(tail, "<think>") && !strstr(tail, "</think>");
+    if (open_think) snprintf(prefix, sizeof prefix, "<think>\n");
+    if (r->tool_choice == TOOL_REQUIRED || r->tool_choice == TOOL_NAMED) {
+        char forced[160];
+        forced_prefix(r, fmt, forced, sizeof forced);
+        const char *tmpl = ob_model_chat_template(srv->model);
+        int closed = pl >= 10 && strstr(*prompt + pl - 10, "</think>") != NULL;
+        const char *skip = open_think ? "\n</think>\n\n" : (tmpl && strstr(tmpl, "<think>") && !closed) ? "<think>\n\n</think>\n\n" : "";
+        char extra[224];
+        snprintf(extra, sizeof extra, "%s%s", skip, forced);
+        size_t el = strlen(extra);
+        char *np = realloc(*prompt, pl + el + 1);
+        if (!np) return BAD(NULL, "out of memory");
+        memcpy(np + pl, extra, el + 1);
+        *prompt = np;
+        snprintf(prefix + strlen(prefix), sizeof prefix - strlen(prefix), "%s", extra);
+    }
+    *answer_prefix = strdup(prefix);
+    return *answer_prefix ? 0 : BAD(NULL, "out of memory");
 }
 
 /* ---- the whole request ---------------------------------------------------------------------- */
@@ -460,6 +648,77 @@ static int completion_prompt(const api_server *srv, const cJSON *root, job *j, a
     return tokenize(srv, p->valuestring, len, j, err);
 }
 
+/* /v1/embeddings: input is a string, an array of strings, an array of token ids, or an array of
+ * arrays of token ids; every input becomes one token list of the job. */
+static int embedding_inputs(const api_server *srv, const cJSON *root, job *j, api_req *r, api_error *err) {
+    ob_model_info info;
+    ob_model_get_info(srv->model, &info);
+    if (ob_model_pooling(srv->model) == OB_POOLING_NONE)
+        return BAD("model", "'%s' is not an embedding model: its file has no pooling type (%s.pooling_type)",
+                   srv->model_id, info.arch);
+    const cJSON *model = field(root, "model");
+    if (model && !cJSON_IsString(model)) return BAD("model", "'model' must be a string");
+    if (model && model->valuestring[0] && !api_model_matches(srv, model->valuestring)) {
+        api_error_set(err, 404, "invalid_request_error", "model_not_found", "model",
+                      "The model '%.200s' does not exist: this server runs '%s'", model->valuestring, srv->model_id);
+        return -1;
+    }
+    const cJSON *ef = field(root, "encoding_format");
+    if (ef && (!cJSON_IsString(ef) || (strcmp(ef->valuestring, "float") && strcmp(ef->valuestring, "base64"))))
+        return BAD("encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
+    r->encoding_base64 = ef && !strcmp(ef->valuestring, "base64");
+    double d;
+    int rc = get_num(root, "dimensions", 1, 1 << 20, 1, &d, err);
+    if (rc < 0) return -1;
+    if (rc && (int)d != info.n_embd)
+        return BAD("dimensions", "this model's embeddings have %d dimensions (no shortening)", info.n_embd);
+    const cJSON *in = field(root, "input");
+    if (!in) return BAD_CODE("missing_required_parameter", "input", "Missing required parameter: 'input'");
+    /* a list of inputs, or one: a string or an array of token ids is one input */
+    const cJSON *first = cJSON_IsArray(in) ? cJSON_GetArrayItem(in, 0) : NULL;
+    int list = cJSON_IsArray(in) && first && !cJSON_IsNumber(first);
+    int n = list ? cJSON_GetArraySize(in) : 1;
+    if (cJSON_IsArray(in) && !first) return BAD_CODE("empty_array", "input", "'input' must not be empty");
+    if (n > 2048) return BAD("input", "at most 2048 inputs per request");
+    j->embed_in = calloc((size_t)n, sizeof *j->embed_in);
+    j->embed_len = calloc((size_t)n, sizeof *j->embed_len);
+    j->embedding = calloc((size_t)n * (size_t)info.n_embd, sizeof *j->embedding);
+    if (!j->embed_in || !j->embed_len || !j->embedding) return BAD(NULL, "out of memory");
+    j->n_embed = n;
+    j->n_embd = info.n_embd;
+    for (int i = 0; i < n; i++) {
+        const cJSON *x = list ? cJSON_GetArrayItem(in, i) : in;
+        if (cJSON_IsString(x)) {
+            size_t len = strlen(x->valuestring), cnt = 0;
+            if (ob_tokenize_prompt(srv->model, x->valuestring, len, 1, NULL, 0, &cnt))
+                return BAD("input", "cannot tokenize: %s", ob_last_error());
+            if (!(j->embed_in[i] = malloc((cnt ? cnt : 1) * sizeof(ob_token)))) return BAD(NULL, "out of memory");
+            if (ob_tokenize_prompt(srv->model, x->valuestring, len, 1, j->embed_in[i], cnt, &j->embed_len[i]))
+                return BAD("input", "cannot tokenize");
+        } else if (cJSON_IsArray(x) && cJSON_GetArraySize(x) > 0) {
+            int m = cJSON_GetArraySize(x);
+            if (!(j->embed_in[i] = malloc((size_t)m * sizeof(ob_token)))) return BAD(NULL, "out of memory");
+            const cJSON *t;
+            cJSON_ArrayForEach(t, x) {
+                double v = cJSON_IsNumber(t) ? t->valuedouble : -1;
+                if (v != floor(v) || v < 0 || v >= info.n_vocab)
+                    return BAD("input", "token ids must be integers in 0..%d", info.n_vocab - 1);
+                j->embed_in[i][j->embed_len[i]++] = (ob_token)v;
+            }
+        } else {
+            return BAD("input", "'input' must be a string, an array of strings, an array of token ids or an array "
+                                "of such arrays (none empty)");
+        }
+        if (j->embed_len[i] == 0) return BAD("input", "input %d is empty", i);
+        if (j->embed_len[i] > (size_t)srv->n_ctx)
+            return BAD_CODE("context_length_exceeded", "input",
+                            "input %d has %zu tokens; this server's context holds %d", i, j->embed_len[i], srv->n_ctx);
+        j->n_prompt += j->embed_len[i];
+    }
+    j->max_tokens = 1;
+    return 0;
+}
+
 /* cJSON keeps C strings, so a \u0000 escape would silently cut a string short. Before parsing,
  * each one becomes \ufffd (same length), the replacement character. */
 static void replace_nul_escapes(char *s, size_t len) {
@@ -499,21 +758,39 @@ int api_parse(const api_server *srv, api_kind kind, const char *body, size_t len
     char *text = NULL;
     if (!cJSON_IsObject(root)) rc = BAD(NULL, "the request body must be a JSON object");
     if (rc == 0 && !(j = job_new())) rc = BAD(NULL, "out of memory");
-    if (rc == 0) rc = parse_common(srv, root, j, r, err);
+    if (rc == 0 && kind == API_EMBEDDING) rc = embedding_inputs(srv, root, j, r, err);
+    else if (rc == 0) rc = parse_common(srv, root, j, r, err);
+    if (rc == 0 && kind != API_EMBEDDING) rc = api_constraint(root, j, err);
     if (rc == 0 && kind == API_CHAT) {
-        j->strip_think = 1;
-        const cJSON *tools = field(root, "tools");
-        const cJSON *fmt = field(root, "response_format");
-        const cJSON *fmt_type = fmt && cJSON_IsObject(fmt) ? field(fmt, "type") : NULL;
-        if (tools && (!cJSON_IsArray(tools) || cJSON_GetArraySize(tools) > 0))
-            rc = BAD("tools", "tools are not supported");
-        else if (field(root, "functions"))
-            rc = BAD("functions", "functions are not supported");
-        else if (fmt && !(fmt_type && cJSON_IsString(fmt_type) && !strcmp(fmt_type->valuestring, "text")))
-            rc = BAD("response_format", "only response_format {\"type\": \"text\"} is supported");
-        if (rc == 0) rc = chat_prompt(srv, root, &text, err);
+        const cJSON *rf = field(root, "reasoning_format");
+        int reasoning = 1;
+        if (rf && (!cJSON_IsString(rf) || (strcmp(rf->valuestring, "none") && strcmp(rf->valuestring, "auto") &&
+                                            strcmp(rf->valuestring, "deepseek"))))
+            rc = BAD("reasoning_format", "'reasoning_format' must be \"auto\", \"deepseek\" or \"none\"");
+        else if (rf) reasoning = strcmp(rf->valuestring, "none") != 0;
+        char *prefix = NULL;
+        if (rc == 0) rc = chat_prompt(srv, root, r, &text, &prefix, err);
+        /* A forced call writes its opening into the prompt; a grammar of the caller's would have to
+         * start inside that call, so the two are not combined. */
+        if (rc == 0 && prefix[0] && (j->grammar || j->json_schema))
+            rc = BAD("tool_choice", "a forced tool call cannot be combined with 'grammar' or a JSON 'response_format'");
         if (rc == 0) rc = tokenize(srv, text, strlen(text), j, err);
-    } else if (rc == 0) {
+        /* Raw text (reasoning_format none) keeps the thinking block in content, less Qwen3's empty one. */
+        j->strip_think = !reasoning;
+        if (rc == 0 && !(r->rp = rp_new(reasoning, r->tool_fmt, random_u64(), r->stream)))
+            rc = BAD(NULL, "out of memory");
+        if (rc == 0 && prefix[0]) rp_feed(r->rp, prefix, strlen(prefix));
+        /* A forced call to one function is one call, and so is any call without parallel calls:
+         * the generation ends with it. */
+        int parallel = 1;
+        if (rc == 0 && get_bool(root, "parallel_tool_calls", &parallel, err) < 0) rc = -1;
+        if (rc == 0 && (r->tool_choice == TOOL_NAMED || !parallel) && r->tool_fmt == TOOLFMT_HERMES) {
+            int k = 0;
+            while (j->stop[k]) k++;
+            if (k < SERVE_MAX_STOP && !(j->stop[k] = strdup("</tool_call>"))) rc = BAD(NULL, "out of memory");
+        }
+        free(prefix);
+    } else if (rc == 0 && kind == API_COMPLETION) {
         int echo = 0;
         const cJSON *suffix = field(root, "suffix");
         if (suffix && !(cJSON_IsString(suffix) && !suffix->valuestring[0]))
@@ -521,9 +798,9 @@ int api_parse(const api_server *srv, api_kind kind, const char *body, size_t len
         if (rc == 0 && get_bool(root, "echo", &echo, err) < 0) rc = -1;
         if (rc == 0) rc = completion_prompt(srv, root, j, r, echo, err);
     }
-    if (rc == 0 && j->n_prompt == 0)
+    if (rc == 0 && j->n_prompt == 0 && kind != API_EMBEDDING)
         rc = BAD(kind == API_CHAT ? "messages" : "prompt", "the prompt is empty");
-    if (rc == 0 && j->n_prompt >= (size_t)srv->n_ctx)
+    if (rc == 0 && kind != API_EMBEDDING && j->n_prompt >= (size_t)srv->n_ctx)
         rc = BAD_CODE("context_length_exceeded", kind == API_CHAT ? "messages" : "prompt",
                       "This model's maximum context length is %d tokens. However, your %s resulted in %zu "
                       "tokens. Please reduce the length of the %s.",
@@ -535,6 +812,8 @@ int api_parse(const api_server *srv, api_kind kind, const char *body, size_t len
         job_release(j);
         free(r->echo);
         r->echo = NULL;
+        rp_free(r->rp);
+        r->rp = NULL;
         return -1;
     }
     j->deadline_ms = sched_now_ms() + srv->timeout_ms;
@@ -545,6 +824,7 @@ int api_parse(const api_server *srv, api_kind kind, const char *body, size_t len
 void api_req_free(api_req *r) {
     job_release(r->job);
     free(r->echo);
+    rp_free(r->rp);
     memset(r, 0, sizeof *r);
 }
 
@@ -607,7 +887,25 @@ char *api_response_json(const api_server *srv, const api_req *r) {
     if (ok && chat) {
         cJSON *msg = cJSON_AddObjectToObject(c, "message");
         ok = msg && cJSON_AddStringToObject(msg, "role", "assistant");
-        ok = ok && add_str(msg, "content", j->text, j->text_len) == 0;
+        reply_parser *p = r->rp;
+        rp_feed(p, j->text, j->text_len);
+        rp_finish(p);
+        ok = ok && !p->oom;
+        /* OpenAI: content is null when the answer is only tool calls */
+        if (ok && p->content.len == 0 && p->n_calls > 0) ok = cJSON_AddNullToObject(msg, "content") != NULL;
+        else if (ok) ok = add_str(msg, "content", p->content.p, p->content.len) == 0;
+        if (ok && p->reasoning.len) ok = add_str(msg, "reasoning_content", p->reasoning.p, p->reasoning.len) == 0;
+        cJSON *calls = ok && p->n_calls ? cJSON_AddArrayToObject(msg, "tool_calls") : NULL;
+        for (int i = 0; ok && calls && i < p->n_calls; i++) {
+            cJSON *tc = cJSON_CreateObject(), *fn = NULL;
+            ok = tc && cJSON_AddItemToArray(calls, tc);
+            if (!ok) cJSON_Delete(tc);
+            ok = ok && add_str(tc, "id", p->calls[i].id, strlen(p->calls[i].id)) == 0;
+            ok = ok && cJSON_AddStringToObject(tc, "type", "function");
+            ok = ok && (fn = cJSON_AddObjectToObject(tc, "function"));
+            ok = ok && add_str(fn, "name", p->calls[i].name.p, p->calls[i].name.len) == 0;
+            ok = ok && add_str(fn, "arguments", p->calls[i].args.p, p->calls[i].args.len) == 0;
+        }
     } else if (ok) {
         char *all = malloc(r->echo_len + j->text_len + 1);
         ok = all != NULL;
@@ -619,8 +917,124 @@ char *api_response_json(const api_server *srv, const api_req *r) {
         free(all);
     }
     ok = ok && cJSON_AddNullToObject(c, "logprobs");
-    ok = ok && cJSON_AddStringToObject(c, "finish_reason", api_finish_reason(j));
+    ok = ok && cJSON_AddStringToObject(c, "finish_reason", chat ? api_chat_finish_reason(r) : api_finish_reason(j));
     ok = ok && add_usage(r, o);
+    return finish_json(o, ok);
+}
+
+const char *api_chat_finish_reason(const api_req *r) {
+    const char *f = api_finish_reason(r->job);
+    return r->rp && r->rp->n_calls > 0 && !strcmp(f, "stop") ? "tool_calls" : f;
+}
+
+/* One chat.completion.chunk whose delta is filled by the caller. */
+static cJSON *chunk_with_delta(const api_server *srv, const api_req *r, cJSON **delta) {
+    cJSON *o = cJSON_CreateObject();
+    int ok = o && add_header(srv, r, o, "chat.completion.chunk");
+    cJSON *choices = ok ? cJSON_AddArrayToObject(o, "choices") : NULL;
+    cJSON *c = cJSON_CreateObject();
+    ok = ok && choices && c && cJSON_AddItemToArray(choices, c);
+    if (!ok) cJSON_Delete(c);
+    ok = ok && cJSON_AddNumberToObject(c, "index", 0);
+    ok = ok && (*delta = cJSON_AddObjectToObject(c, "delta"));
+    ok = ok && cJSON_AddNullToObject(c, "logprobs");
+    ok = ok && cJSON_AddNullToObject(c, "finish_reason");
+    if (ok && r->include_usage) ok = cJSON_AddNullToObject(o, "usage") != NULL;
+    if (!ok) { cJSON_Delete(o); return NULL; }
+    return o;
+}
+
+int api_event_chunks(const api_server *srv, const api_req *r, int (*emit)(void *user, char *json), void *user) {
+    reply_parser *p = r->rp;
+    int rc = p->oom ? -1 : 0;
+    for (size_t e = 0; e < p->n_ev && rc == 0; e++) {
+        const rp_event *ev = &p->ev[e];
+        const char *text = p->ev_text.p + ev->off;
+        cJSON *delta = NULL, *o = chunk_with_delta(srv, r, &delta);
+        int ok = o != NULL;
+        if (ok && ev->kind == RP_CONTENT) ok = add_str(delta, "content", text, ev->len) == 0;
+        else if (ok && ev->kind == RP_REASONING) ok = add_str(delta, "reasoning_content", text, ev->len) == 0;
+        else if (ok) {
+            /* tool_calls[i]: the first delta of a call has its id, type and name; the next ones carry
+             * pieces of function.arguments */
+            const rp_call *call = &p->calls[ev->call];
+            cJSON *arr = cJSON_AddArrayToObject(delta, "tool_calls"), *tc = cJSON_CreateObject(), *fn = NULL;
+            ok = arr && tc && cJSON_AddItemToArray(arr, tc);
+            if (!ok) cJSON_Delete(tc);
+            ok = ok && cJSON_AddNumberToObject(tc, "index", ev->call);
+            if (ok && ev->kind == RP_CALL_BEGIN) {
+                ok = add_str(tc, "id", call->id, strlen(call->id)) == 0;
+                ok = ok && cJSON_AddStringToObject(tc, "type", "function");
+            }
+            ok = ok && (fn = cJSON_AddObjectToObject(tc, "function"));
+            if (ok && ev->kind == RP_CALL_BEGIN) ok = add_str(fn, "name", call->name.p, call->name.len) == 0;
+            ok = ok && add_str(fn, "arguments", ev->kind == RP_CALL_ARGS ? text : "", ev->kind == RP_CALL_ARGS ? ev->len : 0) == 0;
+        }
+        char *json = finish_json(o, ok);
+        if (!json || emit(user, json)) rc = -1;
+    }
+    rp_events_clear(p);
+    return rc;
+}
+
+/* Standard base64 of n bytes (malloc'ed, NUL-terminated). */
+static char *base64(const unsigned char *b, size_t n) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *o = malloc((n + 2) / 3 * 4 + 1), *w = o;
+    if (!o) return NULL;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)b[i] << 16 | (i + 1 < n ? (unsigned)b[i + 1] << 8 : 0) | (i + 2 < n ? b[i + 2] : 0);
+        *w++ = tab[v >> 18 & 63];
+        *w++ = tab[v >> 12 & 63];
+        *w++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        *w++ = i + 2 < n ? tab[v & 63] : '=';
+    }
+    *w = 0;
+    return o;
+}
+
+char *api_embeddings_json(const api_server *srv, const api_req *r) {
+    const job *j = r->job;
+    cJSON *o = cJSON_CreateObject();
+    int ok = o && cJSON_AddStringToObject(o, "object", "list");
+    cJSON *data = ok ? cJSON_AddArrayToObject(o, "data") : NULL;
+    ok = ok && data;
+    for (int i = 0; ok && i < j->n_embed; i++) {
+        const float *e = j->embedding + (size_t)i * j->n_embd;
+        cJSON *d = cJSON_CreateObject();
+        ok = d && cJSON_AddItemToArray(data, d);
+        if (!ok) cJSON_Delete(d);
+        ok = ok && cJSON_AddStringToObject(d, "object", "embedding");
+        ok = ok && cJSON_AddNumberToObject(d, "index", i);
+        if (ok && r->encoding_base64) {
+            unsigned char *bytes = malloc((size_t)j->n_embd * 4);
+            ok = bytes != NULL;
+            for (int k = 0; ok && k < j->n_embd; k++) { /* little-endian float32, as OpenAI sends */
+                uint32_t u;
+                memcpy(&u, &e[k], 4);
+                for (int b = 0; b < 4; b++) bytes[(size_t)k * 4 + b] = (unsigned char)(u >> (8 * b));
+            }
+            char *s = ok ? base64(bytes, (size_t)j->n_embd * 4) : NULL;
+            ok = s && cJSON_AddStringToObject(d, "embedding", s);
+            free(s);
+            free(bytes);
+        } else if (ok) {
+            cJSON *arr = cJSON_AddArrayToObject(d, "embedding");
+            ok = arr != NULL;
+            for (int k = 0; ok && k < j->n_embd; k++) {
+                /* %.9g round-trips a float exactly */
+                char num[32];
+                snprintf(num, sizeof num, "%.9g", (double)e[k]);
+                cJSON *v = cJSON_CreateRaw(num);
+                ok = v && cJSON_AddItemToArray(arr, v);
+                if (!ok) cJSON_Delete(v);
+            }
+        }
+    }
+    ok = ok && add_str(o, "model", srv->model_id, strlen(srv->model_id)) == 0;
+    cJSON *u = ok ? cJSON_AddObjectToObject(o, "usage") : NULL;
+    ok = ok && u && cJSON_AddNumberToObject(u, "prompt_tokens", (double)j->n_prompt);
+    ok = ok && cJSON_AddNumberToObject(u, "total_tokens", (double)j->n_prompt);
     return finish_json(o, ok);
 }
 

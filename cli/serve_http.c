@@ -45,8 +45,12 @@ struct http_server {
 };
 
 typedef enum {
-    R_STATIC, R_CHAT, R_COMPLETIONS, R_MODELS, R_MODEL, R_HEALTH, R_V1_UNKNOWN
+    R_STATIC, R_CHAT, R_COMPLETIONS, R_EMBEDDINGS, R_MODELS, R_MODEL, R_HEALTH, R_V1_UNKNOWN
 } route;
+
+/* --cors: the allowed origins ("*" or a comma-separated list), NULL = no CORS headers. One server
+ * per process; set once before the daemon starts. */
+static const char *cors_origins;
 
 /* Per-request state (MHD's con_cls). */
 typedef struct request {
@@ -60,6 +64,7 @@ typedef struct request {
 static route classify(const char *url) {
     if (!strcmp(url, "/v1/chat/completions") || !strcmp(url, "/chat/completions")) return R_CHAT;
     if (!strcmp(url, "/v1/completions") || !strcmp(url, "/completions")) return R_COMPLETIONS;
+    if (!strcmp(url, "/v1/embeddings") || !strcmp(url, "/embeddings")) return R_EMBEDDINGS;
     if (!strcmp(url, "/v1/models") || !strcmp(url, "/models")) return R_MODELS;
     if (!strncmp(url, "/v1/models/", 11)) return R_MODEL;
     if (!strcmp(url, "/health") || !strcmp(url, "/v1/health")) return R_HEALTH;
@@ -68,6 +73,30 @@ static route classify(const char *url) {
 }
 
 /* ---- answers -------------------------------------------------------------------------------- */
+
+/* CORS: when the request's Origin is allowed, the headers that let that page read the answer. */
+static void cors_headers(struct MHD_Connection *c, struct MHD_Response *r) {
+    if (!cors_origins) return;
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!origin) return;
+    if (!strcmp(cors_origins, "*")) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    } else {
+        size_t ol = strlen(origin);
+        int ok = 0;
+        for (const char *p = cors_origins; *p && !ok;) {
+            size_t l = strcspn(p, ",");
+            ok = l == ol && !strncmp(p, origin, l);
+            p += l + (p[l] == ',');
+        }
+        MHD_add_response_header(r, "Vary", "Origin");
+        if (!ok) return;
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+    }
+    /* the cross-origin page reads the answer through CORS, not as an embedded resource */
+    MHD_del_response_header(r, "Cross-Origin-Resource-Policy", "same-origin");
+    MHD_add_response_header(r, "Cross-Origin-Resource-Policy", "cross-origin");
+}
 
 /* Queues a JSON answer; takes ownership of json (malloc'ed; NULL = out of memory). */
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char *json) {
@@ -80,6 +109,7 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "Cache-Control", "no-store");
     static_isolation_headers(r);
+    cors_headers(c, r);
     if (status == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(r, "Retry-After", "1");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
@@ -106,6 +136,13 @@ static enum MHD_Result send_allow(struct MHD_Connection *c, const char *allow) {
     struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Allow", allow);
+    if (cors_origins) { /* a CORS preflight: what the page may send */
+        cors_headers(c, r);
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", allow);
+        const char *hdrs = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+        MHD_add_response_header(r, "Access-Control-Allow-Headers", hdrs && strlen(hdrs) < 1024 ? hdrs : "Authorization, Content-Type");
+        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    }
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, r);
     MHD_destroy_response(r);
     return ret;
@@ -209,7 +246,7 @@ static void log_request(const http_server *h, const api_req *r, const char *how)
     ob_status st = j->status;
     pthread_mutex_unlock(&j->mu);
     fprintf(stderr, "onebit: %s %s%s: prompt %zu (%d cached), generated %d, %s, %.0f ms\n",
-            r->kind == API_CHAT ? "chat" : "completion", r->stream ? "stream " : "", r->id, j->n_prompt,
+            r->kind == API_CHAT ? "chat" : r->kind == API_COMPLETION ? "completion" : "embeddings", r->stream ? "stream " : "", r->id, j->n_prompt,
             res.n_reused, res.n_generated,
             !done ? how : st == OB_OK ? api_finish_reason(j) : ob_status_str(st),
             sched_now_ms() - j->t_submit_ms);
@@ -245,6 +282,8 @@ static int emit(stream *s, char *json) {
     return 0;
 }
 
+static int emit_cb(void *user, char *json) { return emit(user, json); }
+
 /* The closing "data: [DONE]" event (not JSON). */
 static int emit_done(stream *s) {
     char *copy = strdup("[DONE]");
@@ -271,7 +310,13 @@ static int produce(stream *s) {
     if (n && !piece) return -1;
     if (n) {
         s->sent += n;
-        int rc = emit(s, api_chunk_json(api, &s->r, piece, n, 0, NULL));
+        int rc;
+        if (s->r.rp) { /* chat: content, reasoning and tool calls sorted out of the text */
+            rp_feed(s->r.rp, piece, n);
+            rc = api_event_chunks(api, &s->r, emit_cb, s);
+        } else {
+            rc = emit(s, api_chunk_json(api, &s->r, piece, n, 0, NULL));
+        }
         free(piece);
         if (rc) return -1;
     }
@@ -279,8 +324,13 @@ static int produce(stream *s) {
     /* Finished: a job is never written again once done, so reading it unlocked is safe. */
     if (s->sent < j->text_len) return 0; /* text that arrived with the end: next round */
     api_error e;
+    if (s->r.rp) {
+        rp_finish(s->r.rp);
+        if (api_event_chunks(api, &s->r, emit_cb, s)) return -1;
+    }
     if (outcome(j, &e) == 0) {
-        if (emit(s, api_chunk_json(api, &s->r, "", 0, 0, api_finish_reason(j)))) return -1;
+        const char *fin = s->r.rp ? api_chat_finish_reason(&s->r) : api_finish_reason(j);
+        if (emit(s, api_chunk_json(api, &s->r, "", 0, 0, fin))) return -1;
         if (s->r.include_usage && emit(s, api_usage_chunk_json(api, &s->r))) return -1;
     } else if (emit(s, api_error_json(&e))) {
         return -1;
@@ -346,6 +396,7 @@ static enum MHD_Result completions(http_server *h, struct MHD_Connection *c, req
         MHD_add_response_header(resp, "Cache-Control", "no-cache");
         MHD_add_response_header(resp, "X-Accel-Buffering", "no");
         static_isolation_headers(resp);
+        cors_headers(c, resp);
         enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
         MHD_destroy_response(resp); /* stream_free runs when MHD drops its reference */
         return ret;
@@ -357,8 +408,9 @@ static enum MHD_Result completions(http_server *h, struct MHD_Connection *c, req
             api_req_free(&r);
             return MHD_NO; /* nobody to answer */
         }
-    enum MHD_Result ret = outcome(j, &e) == 0 ? send_json(c, MHD_HTTP_OK, api_response_json(h->api, &r))
-                                              : send_error(c, &e);
+    enum MHD_Result ret = outcome(j, &e) != 0      ? send_error(c, &e)
+                          : kind == API_EMBEDDING ? send_json(c, MHD_HTTP_OK, api_embeddings_json(h->api, &r))
+                                                  : send_json(c, MHD_HTTP_OK, api_response_json(h->api, &r));
     log_request(h, &r, "");
     api_req_free(&r);
     return ret;
@@ -382,7 +434,7 @@ static char *health_json(http_server *h) {
 
 /* ---- MHD callbacks -------------------------------------------------------------------------- */
 
-static int is_post_route(route rt) { return rt == R_CHAT || rt == R_COMPLETIONS; }
+static int is_post_route(route rt) { return rt == R_CHAT || rt == R_COMPLETIONS || rt == R_EMBEDDINGS; }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls) {
@@ -442,6 +494,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     switch (rq->rt) {
     case R_CHAT:
     case R_COMPLETIONS:
+    case R_EMBEDDINGS:
         if (!strcmp(method, "OPTIONS")) return send_allow(c, "POST, OPTIONS");
         if (!post) return fail(c, 405, "invalid_request_error", "method_not_allowed", "use POST for this endpoint");
         if (rq->too_big) {
@@ -449,7 +502,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             snprintf(msg, sizeof msg, "the request body is larger than %zu bytes", h->cfg.max_body);
             return fail(c, 413, "invalid_request_error", "request_too_large", msg);
         }
-        return completions(h, c, rq, rq->rt == R_CHAT ? API_CHAT : API_COMPLETION);
+        return completions(h, c, rq, rq->rt == R_CHAT ? API_CHAT : rq->rt == R_COMPLETIONS ? API_COMPLETION : API_EMBEDDING);
     case R_MODELS:
     case R_MODEL:
     case R_HEALTH:
@@ -540,6 +593,7 @@ http_server *http_start(const http_config *cfg, api_server *api, sched *sc, stat
     h->sc = sc;
     h->site = site;
     h->quiesced_fd = MHD_INVALID_SOCKET;
+    cors_origins = cfg->cors && cfg->cors[0] ? cfg->cors : NULL;
 
     struct addrinfo hints, *ai = NULL;
     memset(&hints, 0, sizeof hints);

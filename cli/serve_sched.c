@@ -56,7 +56,13 @@ void job_release(job *j) {
     pthread_mutex_unlock(&j->mu);
     if (!last) return;
     free(j->prompt);
+    for (int i = 0; i < j->n_embed && j->embed_in; i++) free(j->embed_in[i]);
+    free(j->embed_in);
+    free(j->embed_len);
+    free(j->embedding);
     for (int i = 0; j->stop[i]; i++) free(j->stop[i]);
+    free(j->grammar);
+    free(j->json_schema);
     free(j->text);
     pthread_cond_destroy(&j->cv);
     pthread_mutex_destroy(&j->mu);
@@ -119,6 +125,7 @@ static size_t slot_lcp(const slot *sl, const job *j) {
     size_t n = (size_t)ob_context_n_past(sl->ctx);
     const ob_token *t = ob_context_tokens(sl->ctx);
     size_t k = 0;
+    if (!j->prompt) return 0; /* embeddings: their inputs never reuse a cache */
     while (k < n && k < j->n_prompt && t[k] == j->prompt[k]) k++;
     return k;
 }
@@ -206,11 +213,28 @@ static void run_job(slot *sl, job *j) {
         job_finish(j, OB_ERR_CANCELLED, atomic_load(&sl->s->stopping) ? "the server is shutting down" : "cancelled", NULL);
         return;
     }
+    if (j->n_embed > 0) { /* embeddings: one evaluation per input, nothing generated */
+        ob_generate_result res;
+        memset(&res, 0, sizeof res);
+        ob_status st = OB_OK;
+        double t0 = sched_now_ms();
+        for (int i = 0; i < j->n_embed && st == OB_OK; i++) {
+            if (atomic_load(&j->cancel)) st = OB_ERR_CANCELLED;
+            else st = ob_embed(sl->ctx, j->embed_in[i], (int)j->embed_len[i], 1, j->embedding + (size_t)i * j->n_embd);
+            if (st == OB_OK) res.n_prompt += (int)j->embed_len[i];
+        }
+        res.t_prompt_ms = sched_now_ms() - t0;
+        const char *msg = st == OB_ERR_CANCELLED ? "cancelled" : st ? ob_last_error() : NULL;
+        job_finish(j, st, msg, &res);
+        return;
+    }
     ob_generate_params gp;
     memset(&gp, 0, sizeof gp);
     gp.sampling = j->sampling;
     gp.max_tokens = j->max_tokens;
     gp.stop = j->stop[0] ? (const char *const *)j->stop : NULL;
+    gp.grammar = j->grammar;
+    gp.json_schema = j->json_schema;
     ob_think_strip strip;
     ob_think_strip_init(&strip, on_text, j);
     gp.on_text = j->strip_think ? ob_think_strip_push : on_text;

@@ -391,16 +391,17 @@ int cmd_bench(int argc, char **argv) {
         if (o.pp > 0) summarise(pp, o.reps, &pm, &ps);
         if (o.tg > 0) summarise(tg, o.reps, &tm, &ts);
         if (o.json) {
-            printf("{\"model\":\"%s\",\"backend\":\"%s\",\"threads\":%d,\"reps\":%d,\"pp\":%d,\"pp_tps\":%.3f,\"pp_sd\":%.3f,"
+            printf("{\"model\":\"%s\",\"backend\":\"%s\",\"isa\":\"%s\",\"threads\":%d,\"reps\":%d,\"pp\":%d,\"pp_tps\":%.3f,\"pp_sd\":%.3f,"
                    "\"tg\":%d,\"tg_tps\":%.3f,\"tg_sd\":%.3f,\"peak_rss_mib\":%.1f,\"file_mib\":%.1f}\n",
-                   o.model, mi.backend, threads, o.reps, o.pp, pm, ps, o.tg, tm, ts, rss_mib,
+                   o.model, mi.backend, mi.isa, threads, o.reps, o.pp, pm, ps, o.tg, tm, ts, rss_mib,
                    (double)mi.file_size / 1048576.0);
         } else {
             printf("| model | size | backend | threads | test | t/s |\n|---|---|---|---|---|---|\n");
-            char sz[32];
+            char sz[32], be[64];
             snprintf(sz, sizeof sz, "%.1f MiB", (double)mi.file_size / 1048576.0);
-            if (o.pp > 0) printf("| %s | %s | %s | %d | pp%d | %.2f ± %.2f |\n", mi.name, sz, mi.backend, threads, o.pp, pm, ps);
-            if (o.tg > 0) printf("| %s | %s | %s | %d | tg%d | %.2f ± %.2f |\n", mi.name, sz, mi.backend, threads, o.tg, tm, ts);
+            snprintf(be, sizeof be, *mi.isa ? "%s (%s)" : "%s", mi.backend, mi.isa);
+            if (o.pp > 0) printf("| %s | %s | %s | %d | pp%d | %.2f ± %.2f |\n", mi.name, sz, be, threads, o.pp, pm, ps);
+            if (o.tg > 0) printf("| %s | %s | %s | %d | tg%d | %.2f ± %.2f |\n", mi.name, sz, be, threads, o.tg, tm, ts);
             printf("peak resident memory: %.1f MiB (file %.1f MiB)\n", rss_mib, (double)mi.file_size / 1048576.0);
         }
     }

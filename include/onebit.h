@@ -75,6 +75,8 @@ typedef struct ob_model_info {
     const char *arch;        /* general.architecture: "qwen3", "llama", "qwen2", ... */
     const char *name;        /* general.name or "" */
     const char *backend;     /* name of the backend that runs it */
+    const char *isa;         /* "cpu" backend: its kernels' instruction set ("avx512", "avx2",
+                              * "neon", "wasm", "generic"); "" for the others */
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train;
     float rope_theta, norm_eps;
     int tied_embeddings;
@@ -187,6 +189,27 @@ ob_status ob_eval(ob_context *ctx, const ob_token *tokens, int n, int all_logits
 /* Logits of position i of the last ob_eval (i = -1: last position). NULL if not kept. */
 const float *ob_logits(const ob_context *ctx, int i);
 
+/* ---- embeddings ----------------------------------------------------------------------------- */
+
+/* How an embedding model pools its per-token hidden states (the GGUF key <arch>.pooling_type, in
+ * llama.cpp's numbering). */
+typedef enum {
+    OB_POOLING_NONE = 0, /* no pooling type: a generative model (no embeddings) */
+    OB_POOLING_MEAN = 1, /* mean of every position */
+    OB_POOLING_CLS = 2,  /* the first position */
+    OB_POOLING_LAST = 3  /* the last position (Qwen3-Embedding) */
+} ob_pooling;
+
+/* The model's pooling type; OB_POOLING_NONE when the file has none or one onebit does not run
+ * (llama.cpp's rank pooling, which needs a classifier head). */
+ob_pooling ob_model_pooling(const ob_model *model);
+/* The embedding of tokens[0..n) into out[n_embd]: the context's cache is reset, the tokens are
+ * evaluated from position 0, the final hidden states (after the output norm, before the output
+ * head) are pooled as the model says and, with normalize, scaled to unit Euclidean length (as
+ * llama.cpp's server does). OB_ERR_UNSUPPORTED for a model without pooling or a backend without
+ * hidden states (the asynchronous WebGPU one); OB_ERR_CONTEXT when n > n_ctx. */
+ob_status ob_embed(ob_context *ctx, const ob_token *tokens, int n, int normalize, float *out);
+
 /* ---- sampling ------------------------------------------------------------------------------- */
 
 typedef struct ob_sampling {
@@ -262,7 +285,29 @@ typedef struct ob_generate_params {
     const char *const *stop;  /* stop strings (not emitted), NULL-terminated list or NULL */
     ob_text_fn on_text;
     void *user;
+    const char *grammar;      /* GBNF text (llama.cpp's format, start rule "root") the output must
+                               * match, or NULL; see ob_grammar_check */
+    const char *json_schema;  /* a JSON Schema the output must be an instance of, or NULL (not with
+                               * grammar); see ob_json_schema_to_grammar. "{\"type\":\"object\"}"
+                               * is any JSON object (response_format json_object) */
 } ob_generate_params;
+
+/* Grammar-constrained output. Tokens that cannot continue the grammar are masked before
+ * sampling (greedy and sampled alike, on every backend: an asynchronous one then hands the logits
+ * back instead of sampling on the device); end-of-generation tokens are allowed only where the
+ * grammar can end, and when it can only end and the model has no end token, the generation stops
+ * there (OB_FINISH_STOP). Stop strings and max_tokens still apply, so the text can be cut short.
+ *
+ * ob_grammar_check: OB_OK, or OB_ERR_ARG with "grammar: line L, column C: what" in ob_last_error.
+ * ob_json_schema_to_grammar: the GBNF text for a JSON Schema (*gbnf malloc'ed; free() it);
+ * OB_ERR_ARG for malformed JSON (with its byte offset) or a malformed schema, OB_ERR_UNSUPPORTED
+ * for a keyword that would constrain values and cannot be enforced (pattern, maximum ...), the
+ * message naming it and its place in the schema. Supported: type, properties, required,
+ * additionalProperties, enum, const, items, prefixItems, minItems, maxItems, anyOf, oneOf, allOf
+ * of one schema, $ref to #/$defs (recursive too), minLength, maxLength, formats date, time,
+ * date-time, uuid, email; minimum 0 (and 1 for integers). */
+ob_status ob_grammar_check(const char *gbnf);
+ob_status ob_json_schema_to_grammar(const char *schema_json, char **gbnf);
 
 /* Why a generation ended (ob_generate_result.finish). */
 enum { OB_FINISH_STOP = 0, OB_FINISH_LENGTH = 1, OB_FINISH_CONTEXT = 2, OB_FINISH_CALLBACK = 3 };
@@ -274,6 +319,7 @@ typedef struct ob_generate_result {
     int finish;               /* OB_FINISH_*: 0 = end-of-generation token or stop string,
                                * 1 = max_tokens, 2 = context full, 3 = callback / ob_gen_cancel */
     double t_prompt_ms, t_gen_ms;
+    double t_grammar_ms;      /* of t_gen_ms: masking and advancing the grammar (0 without one) */
 } ob_generate_result;
 
 /* Qwen3 in non-thinking mode starts its answer with an empty thinking block, "<think>\n\n</think>\n\n".

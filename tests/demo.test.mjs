@@ -8,8 +8,18 @@ import { execFileSync } from "node:child_process";
 const ONEBIT = "build/onebit";
 const MODEL = "models/demo.gguf";
 
+// Every command runs under a timeout; one that does not finish fails naming itself.
+function timed(cmd, args, opts, ms) {
+  try {
+    return execFileSync(cmd, args, { ...opts, timeout: ms });
+  } catch (e) {
+    if (e.code === "ETIMEDOUT") throw new Error(`${cmd} ${args.join(" ")} did not finish within ${ms / 1000} s: killed`);
+    throw e;
+  }
+}
+
 function run(args) {
-  return execFileSync(ONEBIT, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  return timed(ONEBIT, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], killSignal: "SIGKILL" }, 120_000);
 }
 
 const GOLDEN = [
@@ -30,9 +40,10 @@ const SWIFTSHADER = "/usr/lib/chromium/vk_swiftshader_icd.json";
 for (const [name, flag] of [["wasm CPU", "--cpu"], ["WebGPU", "--gpu"]]) {
   test(`demo model: greedy text is exact on the ${name} path of the wasm engine`, () => {
     for (const [prompt, expect] of GOLDEN) {
-      const out = execFileSync("node", ["web/cli.mjs", "run", "-m", MODEL, flag, "--raw", "--temp", "0", "-n", "12", "-p", prompt], {
-        encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER },
-      });
+      // SIGTERM: web/cli.mjs passes it on to the child process it runs itself in.
+      const out = timed("node", ["web/cli.mjs", "run", "-m", MODEL, flag, "--raw", "--temp", "0", "-n", "12", "-p", prompt], {
+        encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER }, killSignal: "SIGTERM",
+      }, 300_000);
       assert.equal(out.trimEnd(), expect); // --raw echoes the prompt, as `onebit run --raw` does
     }
   });

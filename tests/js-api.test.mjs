@@ -116,6 +116,31 @@ test('bad parameters are rejected with a clear message', async () => {
   await assert.rejects(ai.chat.completions.create(null), OneBitError);
 });
 
+test('constrained output: response_format json_schema and a GBNF grammar; malformed ones are refused', async () => {
+  const schema = {
+    type: 'object', additionalProperties: false, required: ['who', 'days', 'ok'],
+    properties: { who: { type: 'string', maxLength: 12 }, days: { type: 'integer', minimum: 0 }, ok: { type: 'boolean' } },
+  };
+  for (const temperature of [0, 1]) {
+    const r = await ai.chat.completions.create({ messages: msgs, max_tokens: 120, seed: 3, temperature,
+      response_format: { type: 'json_schema', json_schema: { name: 'answer', schema, strict: true } } });
+    assert.equal(r.choices[0].finish_reason, 'stop', r.choices[0].message.content);
+    const v = JSON.parse(r.choices[0].message.content);
+    assert.deepEqual(Object.keys(v).sort(), ['days', 'ok', 'who']);
+    assert.ok(typeof v.who === 'string' && [...v.who].length <= 12 && Number.isInteger(v.days) && v.days >= 0 && typeof v.ok === 'boolean');
+  }
+  const g = await ai.chat.completions.create({ messages: msgs, max_tokens: 40, seed: 1, grammar: 'root ::= ("God" | "Man") " made " [a-z]{1,6} "."' });
+  assert.match(g.choices[0].message.content, /^(God|Man) made [a-z]{1,6}\.$/);
+  const o = await ai.chat.completions.create({ messages: msgs, max_tokens: 200, seed: 2, response_format: { type: 'json_object' } });
+  assert.match(o.choices[0].message.content, /^\{/);
+  await assert.rejects(ai.chat.completions.create({ messages: msgs, grammar: 'root ::= "a' }),
+    (e) => e instanceof OneBitError && e.code === 'invalid_request' && e.param === 'grammar' && /line 1, column 10/.test(e.message));
+  await assert.rejects(ai.chat.completions.create({ messages: msgs, response_format: { type: 'json_schema', json_schema: { schema: { pattern: 'x' } } } }),
+    (e) => e instanceof OneBitError && e.param === 'response_format' && /'pattern' is not supported/.test(e.message));
+  await assert.rejects(ai.chat.completions.create({ messages: msgs, response_format: { type: 'xml' } }), (e) => e.param === 'response_format');
+  await assert.rejects(ai.chat.completions.create({ messages: msgs, grammar: 5 }), (e) => e.param === 'grammar');
+});
+
 // Sampling ranges are the core's (ob_sampling_check, src/core/params.c, called in ob_gen_begin);
 // the sampler alone accepts any finite temperature.
 test('a temperature above 2 is rejected by the core (ob_sampling_check)', async () => {

@@ -53,8 +53,9 @@ const BONSAI_TOKENS = tokenList(16, 777); // the scalar engine and the double re
 
 function run(cmd, args) {
   try {
-    return execFileSync(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 26 });
+    return execFileSync(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 26, timeout: 600_000, killSignal: "SIGKILL" });
   } catch (e) {
+    if (e.code === "ETIMEDOUT") throw new Error(`${cmd} ${args.join(" ")} did not finish within 600 s: killed`);
     throw new Error(`${cmd} ${args.join(" ")} failed (${e.status}):\n${e.stderr}`);
   }
 }

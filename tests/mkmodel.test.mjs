@@ -22,13 +22,14 @@ const tmp = mkdtempSync(join(tmpdir(), "onebit-mkmodel-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 
 function mkmodel(args) {
-  const r = spawnSync(MKMODEL, args, { cwd: root, encoding: "utf8" });
+  const r = spawnSync(MKMODEL, args, { cwd: root, encoding: "utf8", timeout: 300_000, killSignal: "SIGKILL" });
+  assert.equal(r.error, undefined, `mkmodel ${args.join(" ")} did not finish: ${r.error?.code === "ETIMEDOUT" ? "killed after 300 s" : r.error}`);
   return { status: r.status, stderr: r.stderr };
 }
 
 before(() => {
   assert.ok(existsSync(MKMODEL), `${MKMODEL} missing: run make`);
-  if (!existsSync(TINY)) spawnSync("bash", ["tools/make-models.sh", join(root, "build")], { cwd: root });
+  if (!existsSync(TINY)) spawnSync("bash", ["tools/make-models.sh", join(root, "build")], { cwd: root, timeout: 600_000, killSignal: "SIGKILL" });
   assert.ok(existsSync(TINY), "build/models/tiny.gguf missing");
 });
 
@@ -66,6 +67,33 @@ test("node-llama-cpp's GGUF parser reads the layout we wrote", async () => {
   assert.equal(byName["blk.1.ffn_up.weight"].ggmlType, 41);
   assert.equal(byName["output_norm.weight"].ggmlType, 0);
   for (const t of info.tensorInfo) assert.equal(Number(t.fileOffset) % 32, 0, `${t.name} not aligned`);
+});
+
+// Bonsai 4B and 8B (Qwen3-4B / Qwen3-8B shapes: 36 layers, hidden 2560 / 4096, FFN 9728 / 12288,
+// 32 query / 8 KV heads of 128, tied / untied output), one layer each to stay small here.
+test("presets bonsai4b and bonsai8b have the real shapes", async () => {
+  for (const [preset, E, F, tied, ctx] of [["bonsai4b", 2560, 9728, true, 32768], ["bonsai8b", 4096, 12288, false, 65536]]) {
+    const out = join(tmp, `${preset}.gguf`);
+    const r = mkmodel(["--preset", preset, "--layers", "1", "-o", out]);
+    assert.equal(r.status, 0, r.stderr);
+    const info = await readGgufFileInfo(out, { readTensorInfo: true });
+    const q = info.metadata.qwen3;
+    assert.equal(q.embedding_length, E, preset);
+    assert.equal(q.feed_forward_length, F, preset);
+    assert.equal(q.attention.head_count, 32, preset);
+    assert.equal(q.attention.head_count_kv, 8, preset);
+    assert.equal(q.context_length, ctx, preset);
+    const byName = Object.fromEntries(info.tensorInfo.map((t) => [t.name, t]));
+    assert.deepEqual(byName["token_embd.weight"].dimensions.map(Number), [E, 151936], preset);
+    assert.deepEqual(byName["blk.0.attn_q.weight"].dimensions.map(Number), [E, 4096], preset);
+    assert.deepEqual(byName["blk.0.attn_k.weight"].dimensions.map(Number), [E, 1024], preset);
+    assert.deepEqual(byName["blk.0.ffn_down.weight"].dimensions.map(Number), [F, E], preset);
+    assert.equal("output.weight" in byName, !tied, `${preset}: output.weight`);
+    rmSync(out, { force: true });
+  }
+  const u = mkmodel(["--preset", "bonsai16b", "-o", join(tmp, "x.gguf")]);
+  assert.equal(u.status, 1);
+  assert.match(u.stderr, /unknown preset 'bonsai16b' \(tiny, bonsai, bonsai4b, bonsai8b\)/);
 });
 
 /** Decodes tiny.gguf's tensors to float32 files and a manifest in dir; returns the manifest. */

@@ -17,13 +17,18 @@ log=$B/test-logs
 mkdir -p "$log"
 
 note() { printf '%s\n' "$*"; }
+# Every command below runs under `timeout`: a hang fails the test that hung, named, instead of
+# holding up the suite (ONEBIT_TEST_TIMEOUT: seconds for one C test, default 600;
+# ONEBIT_NODE_FILE_TIMEOUT: for one Node test file, default 1200).
 run_one() { # name, command...
     local name=$1; shift
     [[ $name =~ $filter ]] || return 0
-    local f="$log/$(echo "$name" | tr '/ ' '__').log" t0=$SECONDS
-    if "$@" >"$f" 2>&1; then
+    local f="$log/$(echo "$name" | tr '/ ' '__').log" t0=$SECONDS limit=${ONEBIT_TEST_TIMEOUT:-600} rc=0
+    timeout -k 10 "$limit" "$@" >"$f" 2>&1 || rc=$?
+    if [ "$rc" = 0 ]; then
         pass=$((pass + 1)); note "ok    $name ($((SECONDS - t0)) s)"
     else
+        [ "$rc" = 124 ] || [ "$rc" = 137 ] && echo "run.sh: $name did not finish within $limit s: killed" >>"$f"
         fail=$((fail + 1)); failed+=("$name"); note "FAIL  $name ($((SECONDS - t0)) s)"; tail -n 40 "$f" | sed 's/^/      /'
     fi
 }
@@ -36,10 +41,12 @@ note "== test models"
 if ! bash tools/make-models.sh "$B" >"$log/models.log" 2>&1; then
     cat "$log/models.log"; echo "0 passed, 1 failed, 0 skipped"; exit 1
 fi
-# Other architectures and weight types for tests/arch-logits.test.mjs: the first run builds llama.cpp's
+# Other architectures and weight types for tests/arch-logits.test.mjs (and llama-quantize for
+# tests/quantize.test.mjs): the first run builds llama.cpp's
 # llama-quantize (an install step, cached in build/llama-bin: minutes on two cores), then the models
 # and llama.cpp's logits of them are cached in build/models/arch (tools/make-arch-models.sh).
-if [[ tests/arch-logits.test.mjs =~ $filter ]] && ! bash tools/make-arch-models.sh "$B" >"$log/arch-models.log" 2>&1; then
+if [[ tests/arch-logits.test.mjs =~ $filter || tests/quantize.test.mjs =~ $filter ]] &&
+    ! bash tools/make-arch-models.sh "$B" >"$log/arch-models.log" 2>&1; then
     tail -n 40 "$log/arch-models.log"; fail=$((fail + 1)); failed+=("arch test models")
 fi
 
@@ -54,7 +61,7 @@ mapfile -t node_tests < <(ls tests/*.test.mjs 2>/dev/null | grep -E "$filter" ||
 gpu_lane=() cpu_lane=()
 for f in "${node_tests[@]}"; do
     case $(basename "$f") in
-        webgpu.test.mjs | webgpu-generic.test.mjs | browser-*.test.mjs | demo.test.mjs) gpu_lane+=("$f") ;;
+        webgpu.test.mjs | webgpu-generic.test.mjs | webgpu-limits.test.mjs | webgpu-nohang.test.mjs | browser-*.test.mjs | demo.test.mjs | npm-package.test.mjs) gpu_lane+=("$f") ;;
         *) cpu_lane+=("$f") ;;
     esac
 done
@@ -71,8 +78,13 @@ node_file() { # file
     rm -f "$out" "$tap" "$log/node-$name.count"
     ( while sleep 60; do note "..    node/$name still running ($((SECONDS - t0)) s)"; done ) &
     local watch=$!
-    node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination="$out" \
-        --test-reporter=tap --test-reporter-destination="$tap" "$f" >/dev/null 2>&1
+    local limit=${ONEBIT_NODE_FILE_TIMEOUT:-1200} rc=0
+    timeout -k 10 "$limit" node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination="$out" \
+        --test-reporter=tap --test-reporter-destination="$tap" "$f" >/dev/null 2>&1 || rc=$?
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        echo "run.sh: node/$name did not finish within $limit s: killed" >>"$out"
+        echo "# fail 1" >>"$tap" # counted as a failure below
+    fi
     kill "$watch" 2>/dev/null
     wait "$watch" 2>/dev/null
     local np nf nc ns
@@ -101,6 +113,9 @@ lane_result() { # files...: adds the counts of the lane's files
         [ "$nf" = 0 ] || failed+=("node/$name")
     done
 }
+# tests/webgpu-nohang.test.mjs runs the Node CLI on SwiftShader 20 times by itself (issue 18's
+# bar: each run compiles its pipelines, several seconds each on 2 cores); in the suite, 4 times.
+export ONEBIT_NOHANG_RUNS=${ONEBIT_NOHANG_RUNS:-4}
 gpu_pid=""
 if [ ${#gpu_lane[@]} -gt 0 ]; then
     note "== Node tests (WebGPU, Chromium) start in the background, each reported as it finishes: $(basename -a "${gpu_lane[@]}" | tr '\n' ' ')"

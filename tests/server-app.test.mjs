@@ -26,7 +26,8 @@ function get(port, path) {
   });
 }
 
-test("serve: page, wasm engine and the served model are reachable; nothing else is", { skip: !existsSync("build/wasm/onebit.wasm") && "build/wasm missing (make wasm)" }, async () => {
+// Each test bounds its server's life: the test's timeout fails it, and finally kills the server.
+test("serve: page, wasm engine and the served model are reachable; nothing else is", { skip: !existsSync("build/wasm/onebit.wasm") && "build/wasm missing (make wasm)", timeout: 180_000 }, async () => {
   const port = await freePort();
   const srv = spawn("build/onebit", ["serve", "-m", "models/demo.gguf", "--port", String(port)], { stdio: "ignore" });
   try {
@@ -58,7 +59,7 @@ test("serve: page, wasm engine and the served model are reachable; nothing else 
 // What a newcomer meets through `make run`'s server: chat content without Qwen3's empty think
 // block (streamed or not), sampling values refused with the library's message (the same as the
 // CLI's), the served model's file name for the page, and a favicon.
-test("serve: no empty think block in chat content; sampling ranges from the shared check; page extras", async () => {
+test("serve: no empty think block in chat content; sampling ranges from the shared check; page extras", { timeout: 180_000 }, async () => {
   const port = await freePort();
   const srv = spawn("build/onebit", ["serve", "-m", "models/demo.gguf", "--port", String(port)], { stdio: "ignore" });
   const url = `http://127.0.0.1:${port}`;

@@ -36,7 +36,16 @@ const MODEL_ID = MODEL.split("/").pop().replace(/\.gguf$/, "");
 const TINY = join(root, "build", "models", "tiny.gguf");
 const ENDLESS = existsSync(TINY) ? TINY : MODEL;
 const ENDLESS_ID = ENDLESS.split("/").pop().replace(/\.gguf$/, "");
-const run = promisify(execFile);
+// Every command has a timeout; one that does not finish fails naming itself (code 'TIMEOUT').
+const execFileP = promisify(execFile);
+const run = (cmd, args, opts = {}) => execFileP(cmd, args, { timeout: 120_000, killSignal: "SIGKILL", ...opts }).catch((e) => {
+  if (e.killed && e.signal === "SIGKILL") {
+    const t = new Error(`${cmd} ${args.join(" ")} did not finish within ${(opts.timeout ?? 120_000) / 1000} s: killed`);
+    t.code = "TIMEOUT";
+    throw t;
+  }
+  throw e;
+});
 const tmp = mkdtempSync(join(tmpdir(), "onebit-server-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 
@@ -473,8 +482,8 @@ describe("API", { timeout: 300000 }, () => {
     ["stream_options a number", "POST", chat, { stream_options: 1, messages: msgs }, 400, { param: "stream_options" }],
     ["seed fractional", "POST", chat, { seed: 1.5, messages: msgs }, 400, { param: "seed" }],
     ["logprobs requested", "POST", chat, { logprobs: true, messages: msgs }, 400, { param: "logprobs" }],
-    ["tools", "POST", chat, { tools: [{ type: "function", function: { name: "f" } }], messages: msgs }, 400, { param: "tools" }],
-    ["json response_format", "POST", chat, { response_format: { type: "json_object" }, messages: msgs }, 400, { param: "response_format" }],
+    ["tools", "POST", chat, { tools: [{ type: "function", function: { name: "not a name!" } }], messages: msgs }, 400, { param: "tools" }],
+    ["bad response_format", "POST", chat, { response_format: { type: "xml" }, messages: msgs }, 400, { param: "response_format" }],
     ["chat_template_kwargs a number", "POST", chat, { chat_template_kwargs: 1, messages: msgs }, 400],
     ["enable_thinking a string", "POST", chat, { chat_template_kwargs: { enable_thinking: "no" }, messages: msgs }, 400],
     ["completion without prompt", "POST", comp, {}, 400, { code: "missing_required_parameter", param: "prompt" }],
@@ -490,7 +499,7 @@ describe("API", { timeout: 300000 }, () => {
     ["PUT on completions", "PUT", comp, "{}", 405, { code: "method_not_allowed" }],
     ["DELETE on models", "DELETE", "/v1/models", null, 405],
     ["POST on models", "POST", "/v1/models", "{}", 405],
-    ["unknown /v1 path", "GET", "/v1/embeddings", null, 404, { code: "unknown_url" }],
+    ["unknown /v1 path", "GET", "/v1/audio/speech", null, 404, { code: "unknown_url" }],
     ["unknown model path", "GET", "/v1/models/x", null, 404, { code: "model_not_found" }],
   ];
 

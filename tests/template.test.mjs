@@ -72,7 +72,7 @@ const CONVERSATIONS = {
 
 let llama = null;
 {
-  const r = spawnSync("bash", [`${root}tools/llama-src.sh`], { encoding: "utf8" });
+  const r = spawnSync("bash", [`${root}tools/llama-src.sh`], { encoding: "utf8", timeout: 600_000, killSignal: "SIGKILL" });
   if (r.status === 0 && existsSync(`${r.stdout.trim()}/models/templates`)) llama = r.stdout.trim();
 }
 const skip = !llama ? "llama.cpp source unavailable (tools/llama-src.sh)" : false;

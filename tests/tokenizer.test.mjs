@@ -29,7 +29,8 @@ function runDriver(records) {
         h.writeUInt32LE(bytes.length, 1);
         parts.push(h, bytes);
     }
-    const r = spawnSync(DRIVER, [TOKJSON], { input: Buffer.concat(parts), maxBuffer: 1 << 30 });
+    const r = spawnSync(DRIVER, [TOKJSON], { input: Buffer.concat(parts), maxBuffer: 1 << 30, timeout: 600_000, killSignal: 'SIGKILL' });
+    assert.equal(r.error, undefined, `tok_driver did not finish (${r.error?.code === 'ETIMEDOUT' ? 'killed after 600 s' : r.error}): ${DRIVER} ${TOKJSON}`);
     assert.equal(r.status, 0, `tok_driver failed: ${r.stderr}`);
     const lines = r.stdout.toString('latin1').split('\n');
     assert.equal(lines.length, records.length + 1, 'one line per record');

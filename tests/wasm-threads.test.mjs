@@ -180,7 +180,7 @@ test('threaded wasm CPU core: chosen where it can run, threads really used, same
   // The native CPU backend says the same.
   if (existsSync(NATIVE)) {
     const native = execFileSync(NATIVE.pathname, ['run', '-m', new URL('models/demo.gguf', root).pathname, '--backend', 'cpu',
-      '--raw', '--greedy', '-n', '12', '-p', PROMPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      '--raw', '--greedy', '-n', '12', '-p', PROMPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000, killSignal: 'SIGKILL' });
     assert.equal(native.trimEnd(), mt.runs[0].text);
   } else t.diagnostic('build/onebit missing: native comparison skipped (make)');
 

@@ -1,7 +1,7 @@
 // webgpu-generic.test.mjs — the WebGPU generic plan (any family, any weight type) on Dawn over
 // SwiftShader: its kernels against references on random data, and whole tiny models against the
 // CPU scalar backend.
-//   - kernels: dq_mv (both reduction variants), dq_mm and dq_embed for every weight type on
+//   - kernels: dq_mv and dq_mvb (both reduction variants), dq_mmt, dq_mm and dq_embed for every weight type on
 //     blocks and dequantised values from llama.cpp's gguf-py (tests/wg_gen.py vectors: quantised
 //     from random floats where gguf-py quantises the type, random valid blocks otherwise); norm
 //     (RMS, LayerNorm, QK-norm), rope (both layouts, partial rotary) and act (SiLU, GELU, ReLU^2,
@@ -12,9 +12,9 @@
 //     in F32 / F16 / BF16 / Q8_0 (and Q4_0: run where the CPU side decodes it); the prompt path's
 //     and the decode path's logits against `build/onebit logits --backend scalar`, and greedy
 //     generation on the GPU sampler against the CPU logits' argmax.
-//   - tools/make-arch-models.sh's files: llama2 in llama.cpp's quantised types and gemma (F32,
-//     Q4_K_M) against the scalar backend; phi2 (heads of 80) and bitnet (per-tensor scales)
-//     refused with a message that says why.
+//   - tools/make-arch-models.sh's files: llama2 in llama.cpp's quantised types, gemma (F32,
+//     Q4_K_M), phi2 (Q4_K_M: heads of 80) and bitnet (per-tensor scales, sub-norms, ReLU²)
+//     against the scalar backend.
 // Needs `make && make wasm`, llama.cpp's source (tools/llama-src.sh) and python3 with numpy.
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -177,9 +177,11 @@ function refProduct(rec, x, n) {
 
 // ---- kernels -------------------------------------------------------------------------------
 
-test('generic kernels: dq_mv / dq_mm / dq_embed of every weight type vs gguf-py', { skip }, async () => {
+const MMT_TYPES = new Set([0, 8, 12, 14]); // dq_mmt checked on F32, Q8_0 (34-byte blocks), Q4_K, Q6_K
+const MVB_TYPES = new Set([8, 2, 3, 6, 7, 12, 13, 14]); // dq_mvb.wgsl's: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
+test('generic kernels: dq_mv / dq_mvb / dq_mmt / dq_mm / dq_embed of every weight type vs gguf-py', { skip }, async () => {
   const recs = loadVectors();
-  assert.equal(recs.length, 15);
+  assert.equal(recs.length, 17);
   for (const sg of [true, false]) {
     const H = await Harness.open(sg);
     if (sg && !H.sg) { H.close(); continue; }
@@ -193,19 +195,49 @@ test('generic kernels: dq_mv / dq_mm / dq_embed of every weight type vs gguf-py'
         { rows, cols: rec.cols, row_bytes: rb, in_stride: rec.cols, flags: 7 }, { n: 2, last: 1 }, [Math.ceil(rows / rpw)]);
       const want = refProduct(rec, x.subarray(rec.cols), 1).map((v, i) => v + bias[i] + y0[i]);
       close(ymv.subarray(0, rows), want, 1e-5, `mv_${what}`);
+      // mvb_<type> (the block types' decode product): the same, and with the per-tensor scale
+      // (flags 8: the product times VB[norm2_off] before the bias).
+      if (MVB_TYPES.has(rec.type)) {
+        const [, , yb] = await H.run('dq_mvb', { WT: rec.type }, [rec.bytes, x, y0, bias],
+          { rows, cols: rec.cols, row_bytes: rb, in_stride: rec.cols, flags: 7 }, { n: 2, last: 1 }, [Math.ceil(rows / rpw)]);
+        close(yb.subarray(0, rows), want, 1e-5, `mvb_${what}`);
+        const bs = Float32Array.from([...bias, 0.75]);
+        const [, , ys] = await H.run('dq_mvb', { WT: rec.type }, [rec.bytes, x, rows * 4, bs],
+          { rows, cols: rec.cols, row_bytes: rb, in_stride: rec.cols, norm2_off: rows, flags: 9 }, { n: 1 }, [Math.ceil(rows / rpw)]);
+        const ws = refProduct(rec, x, 1).map((v, i) => v * 0.75 + bias[i]);
+        close(ys.subarray(0, rows), ws, 1e-5, `mvb_${what} scaled`);
+      }
       if (!sg) continue;
-      // mm_<type>: 11 tokens (two tiles of 8), rows out_stride apart at out_off, with bias.
-      const n = 11, xs = randn(r, n * rec.cols), os = rows + 3;
-      const [, , ymm] = await H.run('dq_mm', { WT: rec.type }, [rec.bytes, xs, (n * os + 2) * 4, bias],
-        { rows, cols: rec.cols, row_bytes: rb, in_stride: rec.cols, out_off: 2, out_stride: os, flags: 1 }, { n },
-        [Math.ceil(rows / 64), Math.ceil(n / 8)]);
-      const wmm = refProduct(rec, xs, n), got = new Float32Array(n * rows);
-      for (let t = 0; t < n; t++)
-        for (let i = 0; i < rows; i++) {
-          wmm[t * rows + i] += bias[i];
-          got[t * rows + i] = ymm[2 + t * os + i];
-        }
-      close(got, wmm, 1e-5, `mm_${what}`);
+      // mmt_<type>: 70 tokens (a tile of 64 and a partial one), rows out_stride apart at out_off,
+      // with bias and per-tensor scale. For four types only: SwiftShader takes ~9 s to compile it,
+      // and what differs between the types is dq(), which the other kernels test for all of them.
+      if (MMT_TYPES.has(rec.type)) {
+        const n = 70, xs = randn(r, n * rec.cols), os = rows + 3, bs = Float32Array.from([...bias, -1.25]);
+        const [, , ymm] = await H.run('dq_mmt', { WT: rec.type }, [rec.bytes, xs, (n * os + 2) * 4, bs],
+          { rows, cols: rec.cols, row_bytes: rb, in_stride: rec.cols, out_off: 2, out_stride: os, norm2_off: rows, flags: 9 }, { n },
+          [Math.ceil(rows / 64), Math.ceil(n / 64)]);
+        const wmm = refProduct(rec, xs, n), got = new Float32Array(n * rows);
+        for (let t = 0; t < n; t++)
+          for (let i = 0; i < rows; i++) {
+            wmm[t * rows + i] = wmm[t * rows + i] * -1.25 + bias[i];
+            got[t * rows + i] = ymm[2 + t * os + i];
+          }
+        close(got, wmm, 1e-5, `mmt_${what}`);
+      }
+      // mm_<type> (the prompt product on CPU adapters): 11 tokens (two tiles of 8), with bias.
+      {
+        const n = 11, xs = randn(r, n * rec.cols), os = rows + 3;
+        const [, , ymm] = await H.run('dq_mm', { WT: rec.type }, [rec.bytes, xs, (n * os + 2) * 4, bias],
+          { rows, cols: rec.cols, row_bytes: rb, in_stride: rec.cols, out_off: 2, out_stride: os, flags: 1 }, { n },
+          [Math.ceil(rows / 64), Math.ceil(n / 8)]);
+        const wmm = refProduct(rec, xs, n), got = new Float32Array(n * rows);
+        for (let t = 0; t < n; t++)
+          for (let i = 0; i < rows; i++) {
+            wmm[t * rows + i] += bias[i];
+            got[t * rows + i] = ymm[2 + t * os + i];
+          }
+        close(got, wmm, 1e-5, `mm_${what}`);
+      }
       // embed: rows 2 .. rows - 1 of the matrix as a part starting at row0 = 2, times 0.5.
       const toks = new Uint32Array([rows - 1, 0, 3]), part = rec.bytes.subarray(2 * rb);
       const [, , xe, hist] = await H.run('dq_embed', { WT: rec.type }, [part, toks, 3 * rec.cols * 4, 16],
@@ -356,8 +388,9 @@ for (const [arch, type, extra] of MODELS) {
         const lp = eng.M._ob_logits(eng.ctx, -1) >>> 2;
         const e1 = relRms(eng.M.HEAPF32.slice(lp, lp + V), want.subarray(i * V, (i + 1) * V));
         assert.ok(e1 <= 1e-4, `decode position ${i}: relative RMS ${e1}`);
-        // the generic plan's list: embedding, 12 a layer (13 with QK-norm), output norm, head
-        assert.equal(eng.bridge.dispatches, 3 + eng.info.nLayer * (arch === 'qwen3' ? 13 : 12), 'dispatches a decode step');
+        // the generic plan's list: embedding, 10 a layer (11 with QK-norm: q, k, v of one type
+        // are one product), output norm, head
+        assert.equal(eng.bridge.dispatches, 3 + eng.info.nLayer * (arch === 'qwen3' ? 11 : 10), 'dispatches a decode step');
       }
       // greedy generation through the GPU argmax + sampler equals the CPU logits' argmax
       const r = await eng.generate(PROMPT.slice(0, 5), { maxTokens: 3, sampling: { temperature: 0 } });
@@ -395,7 +428,7 @@ for (const [arch, type, extra] of MODELS) {
 // generic plan's prompt logits against the CPU scalar backend on the same file. The same decoded
 // weights in f32 on both sides: only summation order differs.
 const ARCH = join(root, 'build/models/arch');
-const ARCH_TYPES = ['q4_k_m', 'q5_k_m', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q2_0', 'tq1_0', 'tq2_0'];
+const ARCH_TYPES = ['q4_k_m', 'q5_k_m', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k_s', 'q2_0', 'tq1_0', 'tq2_0'];
 for (const t of ARCH_TYPES) {
   const file = join(ARCH, `llama2-${t}.gguf`);
   test(`llama.cpp's llama2-${t}.gguf: WebGPU generic plan vs the CPU scalar backend`, { skip }, async (tt) => {
@@ -440,15 +473,33 @@ for (const t of ['f32', 'q4_k_m']) {
   });
 }
 
-// Phi-2's heads of 80 and BitNet's per-tensor scales are not run on the GPU yet: the backend
-// refuses them with a message that says so (the attention kernel stages heads in slices of 32).
-for (const [name, why] of [['phi2-f16', /head dimension 80 is not supported on the GPU/], ['bitnet-f16', /per-tensor weight scales/]]) {
+// Phi-2 (heads of 80 staged in attention.wgsl's 128, partial NeoX rotary, LayerNorm + biases, a
+// parallel block, fused qkv with bias, GELU, output bias) in llama.cpp's Q4_K_M, and BitNet
+// (sub-norms, per-tensor *.scale tensors, ReLU² and SiLU files): the generic plan against the CPU
+// scalar backend, prompt path and three decode steps.
+for (const name of ['phi2-q4_k_m', 'bitnet-f16', 'bitnet-relu2-f32']) {
   const file = join(ARCH, `${name}.gguf`);
-  test(`${name}.gguf: the WebGPU backend refuses it clearly`, { skip }, async (tt) => {
+  test(`${name}.gguf: WebGPU generic plan vs the CPU scalar backend`, { skip }, async (tt) => {
     if (!existsSync(file)) return tt.skip(`${file} missing: bash tools/make-arch-models.sh`);
+    const toks = [1, 450, 4996, 17354, 1701, 29916, 432, 17204];
+    const want = cpuLogits(file, toks);
     const eng = await Engine.create({ backend: 'webgpu', gpu });
     try {
-      await assert.rejects(eng.load(file, { nCtx: 32 }), why);
+      await eng.load(file, { nCtx: 32 });
+      const V = eng.info.nVocab;
+      const got = await eng.logits(toks);
+      const e = relRms(got, want);
+      assert.ok(e <= 1e-4, `prompt path: relative RMS ${e}`);
+      for (let i = 0; i < toks.length; i++) assert.equal(argmax(got, i * V, V), argmax(want, i * V, V), `argmax at ${i}`);
+      eng.reset();
+      for (let i = 0; i < 3; i++) {
+        const [{ p }] = eng.gpuBegin([toks[i]], 2 /* OB_STEP_LOGITS */);
+        await eng.endStep(p);
+        const lp = eng.M._ob_logits(eng.ctx, -1) >>> 2;
+        const e1 = relRms(eng.M.HEAPF32.slice(lp, lp + V), want.subarray(i * V, (i + 1) * V));
+        assert.ok(e1 <= 1e-4, `decode position ${i}: relative RMS ${e1}`);
+      }
+      tt.diagnostic(`prompt path: relative RMS ${e.toExponential(2)}`);
     } finally {
       eng.close();
     }

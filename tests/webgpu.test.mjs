@@ -953,6 +953,10 @@ async function sameEnds(cpu, gpuEng) {
     ['callback', { maxTokens: 8, stopAt: 2 }],
     ['context', { maxTokens: 0 }],
     ['host sampling', { maxTokens: 4, sampling: { temperature: 0.01, topK: 0, seed: 1 } }],
+    // a grammar: the GPU hands the logits back and the host masks them (src/core/gen_grammar.c)
+    ['grammar', { maxTokens: 10, grammar: 'root ::= [a-z]{1,4} " = " [0-9]{1,3}' }],
+    ['json schema, sampled', { maxTokens: 10, jsonSchema: { type: 'array', items: { type: 'integer' }, maxItems: 2 },
+      sampling: { temperature: 0.9, topK: 20, seed: 2 } }],
   ];
   for (const [name, c] of cases) {
     const runOn = async (e) => {

@@ -41,9 +41,14 @@ def f16_bits(rng, n, lo=-6, hi=-3):
 
 def random_k_blocks(rng, qt, nblocks):
     """Random valid K-quant blocks: random quant bytes, positive f16 d / dmin of sane size."""
-    bs = {Q.Q4_K: 144, Q.Q5_K: 176, Q.Q6_K: 210}[qt]
+    bs = {Q.Q2_K: 84, Q.Q3_K: 110, Q.Q4_K: 144, Q.Q5_K: 176, Q.Q6_K: 210}[qt]
     b = rng.integers(0, 256, (nblocks, bs), dtype=np.uint8)
-    if qt in (Q.Q4_K, Q.Q5_K):
+    if qt == Q.Q2_K:  # scales[16], qs[64], f16 d, f16 dmin
+        b[:, 80:82] = (f16_bits(rng, nblocks, -9, -6) & 0x7fff).view(np.uint8).reshape(-1, 2)
+        b[:, 82:84] = (f16_bits(rng, nblocks, -9, -6) & 0x7fff).view(np.uint8).reshape(-1, 2)
+    elif qt == Q.Q3_K:  # hmask[32], qs[64], scales[12], f16 d
+        b[:, 108:110] = f16_bits(rng, nblocks, -9, -6).view(np.uint8).reshape(-1, 2)
+    elif qt in (Q.Q4_K, Q.Q5_K):
         d = f16_bits(rng, nblocks, -9, -6) & 0x7fff
         dm = f16_bits(rng, nblocks, -9, -6) & 0x7fff
         b[:, 0:2] = d.view(np.uint8).reshape(-1, 2)
@@ -74,7 +79,7 @@ def vectors(out):
     recs = []
     for name, qt, cols in [('f32', Q.F32, 64), ('f16', Q.F16, 64), ('bf16', Q.BF16, 64), ('q8_0', Q.Q8_0, 96),
                            ('q4_0', Q.Q4_0, 96), ('q4_1', Q.Q4_1, 96), ('q5_0', Q.Q5_0, 96), ('q5_1', Q.Q5_1, 96),
-                           ('q4_K', Q.Q4_K, 512), ('q5_K', Q.Q5_K, 512), ('q6_K', Q.Q6_K, 512), ('q1_0', Q1_0, 256),
+                           ('q2_K', Q.Q2_K, 512), ('q3_K', Q.Q3_K, 512), ('q4_K', Q.Q4_K, 512), ('q5_K', Q.Q5_K, 512), ('q6_K', Q.Q6_K, 512), ('q1_0', Q1_0, 256),
                            ('q2_0', Q2_0, 192), ('tq1_0', Q.TQ1_0, 512), ('tq2_0', Q.TQ2_0, 512)]:
         if qt == Q2_0:
             nb = rows * cols // 64
@@ -88,7 +93,7 @@ def vectors(out):
             b[:, 0:2] = f16_bits(rng, nb).view(np.uint8).reshape(-1, 2)
             vals = q1_dequant(b).reshape(rows, cols)
             raw = b.reshape(rows, -1)
-        elif qt in (Q.Q4_K, Q.Q5_K, Q.Q6_K):
+        elif qt in (Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K):
             raw = random_k_blocks(rng, qt, rows * cols // 256).reshape(rows, -1)
             vals = quants.dequantize(raw, qt).reshape(rows, cols)
         elif qt == Q.F32:

@@ -36,6 +36,8 @@ if [ "$what" = test ]; then
     # Debian's packages are for Debian's interpreter (the python3 on PATH may be another one)
     want python3-numpy        /usr/bin/python3 -c 'import numpy' 2>/dev/null
     want python3-jinja2       /usr/bin/python3 -c 'import jinja2' 2>/dev/null
+    want pkgconf              have_cmd pkg-config
+    want man-db               have_cmd man
     want cmake                have_cmd cmake
     want g++                  have_cmd g++
 fi

@@ -21,6 +21,7 @@ shape {n_in, n_out} is stored row-major as n_out rows of n_in values.
   --arch bitnet  BitNet b1.58 (attn_sub_norm, ffn_sub_norm, per-tensor *.scale tensors [1] on every
                  product, tied; --hidden-act writes bitnet.hidden_activation)
   --arch qwen3   Qwen3 (RoPE NeoX layout), no biases, QK-norm (attn_q_norm/attn_k_norm per head)
+  --pooling P    writes <arch>.pooling_type (mean, cls or last): an embedding model
 
 Random weights are scaled so that activations stay sane and the comparison is robust: matrices
 N(0, 1/n_in), norms 1 + N(0, 0.1^2), embeddings N(0, emb_std^2) large enough that the token's own
@@ -34,6 +35,9 @@ Usage (llama.cpp's source from tools/llama-src.sh; Debian's numpy, llama.cpp's g
   python3 tools/gen-arch-model.py --llama-src DIR --arch llama --vocab llama-bpe --rope-freqs \
       --seed 1 -o out.gguf
   python3 tools/gen-arch-model.py --llama-src DIR --preset llama3.2-1b -o big.gguf
+Presets (real shapes; any option overrides them, e.g. --n-layer 1): llama3.2-1b, qwen2.5-1.5b,
+bitnet-2b4t (BitNet b1.58 2B4T), ternary-bonsai-1.7b / -4b / -8b (PrismML's Qwen3-based
+Ternary-Bonsai); bench/make-ternary-models.sh quantises two of them to the ternary types.
 """
 import argparse
 import math
@@ -53,6 +57,23 @@ PRESETS = {
     "qwen2.5-1.5b": dict(arch="qwen2", vocab="qwen2", template="Qwen-Qwen2.5-7B-Instruct.jinja",
                          n_layer=28, n_embd=1536, n_ff=8960, n_head=12, n_head_kv=2, tied=True,
                          biases=True, rope_theta=1000000.0, ctx=32768, eps=1e-6, dtype="f16"),
+    # BitNet b1.58 2B4T (microsoft/bitnet-b1.58-2B-4T): 30 layers, 2560 embd, 6912 ff, 20 heads of 128,
+    # 5 KV heads, tied, Llama 3 vocabulary (128,256), no bitnet.hidden_activation key (ReLU²)
+    "bitnet-2b4t": dict(arch="bitnet", vocab="llama-bpe", template="meta-llama-Llama-3.1-8B-Instruct.jinja",
+                        n_layer=30, n_embd=2560, n_ff=6912, n_head=20, n_head_kv=5, tied=True,
+                        rope_theta=500000.0, ctx=4096, eps=1e-5, dtype="f16"),
+    # Ternary-Bonsai (PrismML; Qwen3 shapes, every matrix ternary, tied but for 8B): 1.7B = Qwen3-1.7B
+    # (28 layers, 2048 embd, 6144 ff, 16 heads of 128, 8 KV), 4B = Qwen3-4B (36 layers, 2560 embd,
+    # 9728 ff, 32 heads of 128: q is 4096 wide), 8B = Qwen3-8B (36 layers, 4096 embd, 12288 ff, untied)
+    "ternary-bonsai-1.7b": dict(arch="qwen3", vocab="qwen2", template="Qwen-Qwen3-0.6B.jinja",
+                                n_layer=28, n_embd=2048, n_ff=6144, n_head=16, n_head_kv=8, head_dim=128,
+                                tied=True, rope_theta=1000000.0, ctx=32768, eps=1e-6, dtype="f16"),
+    "ternary-bonsai-4b": dict(arch="qwen3", vocab="qwen2", template="Qwen-Qwen3-0.6B.jinja",
+                              n_layer=36, n_embd=2560, n_ff=9728, n_head=32, n_head_kv=8, head_dim=128,
+                              tied=True, rope_theta=1000000.0, ctx=32768, eps=1e-6, dtype="f16"),
+    "ternary-bonsai-8b": dict(arch="qwen3", vocab="qwen2", template="Qwen-Qwen3-0.6B.jinja",
+                              n_layer=36, n_embd=4096, n_ff=12288, n_head=32, n_head_kv=8, head_dim=128,
+                              tied=False, rope_theta=1000000.0, ctx=65536, eps=1e-6, dtype="f16"),
 }
 
 # Per-architecture defaults when no preset is given (tiny shapes, realistic constants).
@@ -271,6 +292,8 @@ def main():
     ap.add_argument("--dtype", choices=["f32", "f16"], help="type of the 2-D tensors (default f32)")
     ap.add_argument("--emb-std", type=float, help="token_embd std (default 0.7 untied, 0.55 tied)")
     ap.add_argument("--logit-std", type=float, default=4.0, help="the logits' approximate std (default 4)")
+    ap.add_argument("--pooling", choices=["mean", "cls", "last"],
+                    help="<arch>.pooling_type: an embedding model (as Qwen3-Embedding's file carries 'last')")
     ap.add_argument("--name", help="general.name")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("-o", "--out", required=True)
@@ -295,7 +318,7 @@ def main():
     if not a.preset:
         cfg.update(VOCAB_DEFAULTS.get(vocab, {}))
         cfg["template"] = TEMPLATES[vocab]
-    for k in ["template", "n_layer", "n_embd", "n_ff", "n_head", "n_head_kv", "tied", "biases", "rope_freqs",
+    for k in ["template", "n_layer", "n_embd", "n_ff", "n_head", "n_head_kv", "head_dim", "tied", "biases", "rope_freqs",
               "rope_factor", "rope_orig_ctx", "rope_theta", "ctx", "eps", "dtype"]:
         v = getattr(a, k)
         if v is not None:
@@ -310,9 +333,9 @@ def main():
 
     n_layer, n_embd, n_ff = cfg["n_layer"], cfg["n_embd"], cfg["n_ff"]
     n_head, n_head_kv = cfg["n_head"], cfg["n_head_kv"]
-    if (n_embd % n_head and not a.head_dim) or n_head % n_head_kv:
+    if (n_embd % n_head and not cfg.get("head_dim")) or n_head % n_head_kv:
         ap.error("n_embd must be a multiple of n_head, and n_head of n_head_kv")
-    head_dim = a.head_dim or n_embd // n_head
+    head_dim = cfg.get("head_dim") or n_embd // n_head
     n_rot = a.n_rot or head_dim
     if arch in ("phi2", "bitnet") and head_dim * n_head != n_embd:
         ap.error(f"llama.cpp's {arch} needs n_head * head_dim == n_embd")
@@ -351,6 +374,8 @@ def main():
     if arch == "qwen3":  # convert_hf_to_gguf.py writes head_dim for Qwen3 (it need not be n_embd/n_head)
         w.add_uint32(K.Attention.KEY_LENGTH.format(arch=arch), head_dim)
         w.add_uint32(K.Attention.VALUE_LENGTH.format(arch=arch), head_dim)
+    if a.pooling:  # llama.cpp's enum llama_pooling_type: 1 mean, 2 cls, 3 last
+        w.add_uint32(K.LLM.POOLING_TYPE.format(arch=arch), {"mean": 1, "cls": 2, "last": 3}[a.pooling])
     if cfg["template"]:
         with open(os.path.join(a.llama_src, "models", "templates", cfg["template"]), encoding="utf-8") as f:
             w.add_key_value(K.Tokenizer.CHAT_TEMPLATE, f.read(), gguf.GGUFValueType.STRING)
@@ -380,7 +405,7 @@ def main():
     emb = rng.standard_normal((n_vocab, n_embd), dtype=np.float32) * np.float32(emb_std)
     w.add_tensor(T[M.TOKEN_EMBD] + ".weight", emb.astype(wdt))
     w.add_tensor(T[M.OUTPUT_NORM] + ".weight", norm(n_embd, out_gain))
-    n_kv = head_dim * n_head_kv
+    n_kv, n_q = head_dim * n_head_kv, head_dim * n_head
     if arch in ("gemma", "phi2", "bitnet"):
         other_layers(w, arch, n_layer, n_embd, n_ff, head_dim * n_head, n_kv, mat, norm, bias, rng)
     if arch == "phi2":
@@ -389,17 +414,19 @@ def main():
     for i in range(n_layer if arch in ("llama", "qwen2", "qwen3") else 0):
         b = T[M.ATTN_NORM].format(bid=i).rsplit(".", 1)[0]  # "blk.{i}"
         w.add_tensor(f"{b}.attn_norm.weight", norm(n_embd))
-        w.add_tensor(f"{b}.attn_q.weight", mat(n_embd, n_embd))
+        w.add_tensor(f"{b}.attn_q.weight", mat(n_q, n_embd))
         w.add_tensor(f"{b}.attn_k.weight", mat(n_kv, n_embd))
         w.add_tensor(f"{b}.attn_v.weight", mat(n_kv, n_embd))
         if cfg["biases"]:
             w.add_tensor(f"{b}.attn_q.bias", bias(n_embd, 0.5))
             w.add_tensor(f"{b}.attn_k.bias", bias(n_kv, 0.5))
             w.add_tensor(f"{b}.attn_v.bias", bias(n_kv, 0.2))
+        if cfg["biases"] and n_q != n_embd:
+            ap.error("q/k/v biases with n_head * head_dim != n_embd")
         if arch == "qwen3":  # per-head RMSNorm of q and k before RoPE
             w.add_tensor(f"{b}.attn_q_norm.weight", norm(head_dim))
             w.add_tensor(f"{b}.attn_k_norm.weight", norm(head_dim))
-        w.add_tensor(f"{b}.attn_output.weight", mat(n_embd, n_embd))
+        w.add_tensor(f"{b}.attn_output.weight", mat(n_embd, n_q))
         w.add_tensor(f"{b}.ffn_norm.weight", norm(n_embd))
         w.add_tensor(f"{b}.ffn_gate.weight", mat(n_ff, n_embd))
         w.add_tensor(f"{b}.ffn_up.weight", mat(n_ff, n_embd))

@@ -2,8 +2,8 @@
  * weight type of onebit's table (--type).
  *
  * Two sources of weights:
- *  - presets (tiny, bonsai): deterministic pseudo-random weights. Every tensor draws from its own
- *    xoshiro256** stream seeded from (seed, tensor name), so the same seed gives a byte-identical
+ *  - presets (tiny; bonsai, bonsai4b, bonsai8b: the shapes of Bonsai 1.7B, 4B and 8B):
+ *    deterministic pseudo-random weights. Every tensor draws from its own xoshiro256** stream seeded from (seed, tensor name), so the same seed gives a byte-identical
  *    file and changing --layers or --untied leaves the shared tensors unchanged. Scales are chosen
  *    so that activations stay near unit RMS through the layers and logits have a spread of a few
  *    units: argmax comparisons between implementations are then meaningful. With --type T the 2-D
@@ -88,8 +88,20 @@ static hparams preset(const char *name) {
                       .n_head_kv = 8, .head_dim = 128, .n_ff = 6144, .n_ctx = 32768,
                       .rope_theta = 1e6f, .rms_eps = 1e-6f, .tied = 1};
         snprintf(h.name, sizeof h.name, "onebit-bonsai-shaped");
+    } else if (strcmp(name, "bonsai4b") == 0) {
+        /* PrismML Bonsai 4B (Qwen3-4B): 36 layers, 32 query / 8 KV heads of 128, tied embedding. */
+        h = (hparams){.n_vocab = 151936, .n_embd = 2560, .n_layer = 36, .n_head = 32,
+                      .n_head_kv = 8, .head_dim = 128, .n_ff = 9728, .n_ctx = 32768,
+                      .rope_theta = 1e6f, .rms_eps = 1e-6f, .tied = 1};
+        snprintf(h.name, sizeof h.name, "onebit-bonsai4b-shaped");
+    } else if (strcmp(name, "bonsai8b") == 0) {
+        /* PrismML Bonsai 8B (Qwen3-8B): 36 layers, 32 query / 8 KV heads of 128, its own output matrix. */
+        h = (hparams){.n_vocab = 151936, .n_embd = 4096, .n_layer = 36, .n_head = 32,
+                      .n_head_kv = 8, .head_dim = 128, .n_ff = 12288, .n_ctx = 65536,
+                      .rope_theta = 1e6f, .rms_eps = 1e-6f, .tied = 0};
+        snprintf(h.name, sizeof h.name, "onebit-bonsai8b-shaped");
     } else {
-        die("unknown preset '%s' (tiny, bonsai)", name);
+        die("unknown preset '%s' (tiny, bonsai, bonsai4b, bonsai8b)", name);
     }
     return h;
 }
@@ -644,7 +656,7 @@ static void add_trained_tensors(gguf_writer *w, const hparams *h, cJSON *manifes
 /* ---- main ----------------------------------------------------------------------------------- */
 
 static void usage(void) {
-    fputs("usage: mkmodel -o FILE [--preset tiny|bonsai] [--untied] [--layers N] [--seed N]\n"
+    fputs("usage: mkmodel -o FILE [--preset tiny|bonsai|bonsai4b|bonsai8b] [--untied] [--layers N] [--seed N]\n"
           "               [--type TYPE] [--name NAME] [--tokenizer tokenizer.json] [--template FILE]\n"
           "       mkmodel -o FILE --weights DIR [--tokenizer ...] [--template ...]\n"
           "\n"

@@ -19,6 +19,24 @@ const DEMO_URL = new URL('models/demo.gguf', location.href).href;
 const COMMIT_EVERY = 8 << 20; // bytes between commits of a download to storage (resume points)
 const SERVED = '@served'; // onebit.last when the served model was the last one used
 
+// The real files the model field suggests (PrismML's Hugging Face repositories), with their sizes:
+// from the model cards (Bonsai: "deployed size"; Ternary-Bonsai 8B: the _g64 file as listed), or
+// estimated from the shape (parameters x bits per weight: Q1_0 1.125, Q2_0 2.25), marked est.
+// The Ternary files are the Q2_0_g64 ones: 64 weights in 18 bytes, the upstream llama.cpp Q2_0
+// (GGML type 42) that onebit reads; PrismML's older Ternary-Bonsai-*-Q2_0.gguf store 128-weight
+// blocks under the same type number and load only in PrismML's fork.
+const HF = 'https://huggingface.co/prism-ml';
+export const SUGGESTED = [
+  { name: 'Bonsai 1.7B', type: 'Q1_0', bytes: 0.24e9, url: `${HF}/Bonsai-1.7B-gguf/resolve/main/Bonsai-1.7B-Q1_0.gguf` },
+  { name: 'Bonsai 4B', type: 'Q1_0', bytes: 0.57e9, url: `${HF}/Bonsai-4B-gguf/resolve/main/Bonsai-4B-Q1_0.gguf` },
+  { name: 'Bonsai 8B', type: 'Q1_0', bytes: 1.15e9, url: `${HF}/Bonsai-8B-gguf/resolve/main/Bonsai-8B-Q1_0.gguf` },
+  { name: 'Ternary-Bonsai 1.7B', type: 'Q2_0', bytes: 1.72e9 * 2.25 / 8, est: true,
+    url: `${HF}/Ternary-Bonsai-1.7B-gguf/resolve/main/Ternary-Bonsai-1.7B-Q2_0_g64.gguf` },
+  { name: 'Ternary-Bonsai 4B', type: 'Q2_0', bytes: 4.02e9 * 2.25 / 8, est: true,
+    url: `${HF}/Ternary-Bonsai-4B-gguf/resolve/main/Ternary-Bonsai-4B-Q2_0_g64.gguf` },
+  { name: 'Ternary-Bonsai 8B', type: 'Q2_0', bytes: 2.31e9, url: `${HF}/Ternary-Bonsai-8B-gguf/resolve/main/Ternary-Bonsai-8B-Q2_0_g64.gguf` },
+];
+
 // ---- persistent state ---------------------------------------------------------------------
 
 const load = (k, d) => { try { return JSON.parse(localStorage.getItem(k)) ?? d; } catch { return d; } };
@@ -234,7 +252,9 @@ function progress(show, fraction, text) {
 }
 
 // Downloads url into storage as `name` (resuming a partial file) and returns its entry.
-async function download(url, name) {
+// opts.heapCheck: the CPU fallback will run it: refuse (until asked again) a file too big for it,
+// as soon as the response says its size, before its body is read.
+async function download(url, name, opts = {}) {
   let entry = models.find((m) => m.name === name);
   let offset = entry?.partial && entry.url === url ? await storedSize(name) : 0;
   const ac = new AbortController();
@@ -258,6 +278,13 @@ async function download(url, name) {
   }
   if (offset && r.status !== 206) offset = 0; // no ranges here: start again
   const len = Number(r.headers.get('content-length')) || NaN;
+  if (opts.heapCheck && offset + len > CPU_MODEL_MAX) {
+    ac.abort();
+    downloading = null;
+    checkedOk = url;
+    throw new Error(`${name} (${bytes(offset + len)}) is too big for this browser's CPU fallback (WebAssembly), which holds the ` +
+      `whole file in at most 4 GiB of memory; this browser has no usable WebGPU. Press “Download & load” again to download it anyway.`);
+  }
   const total = offset + len;
   await checkQuota(Number.isFinite(len) ? len : 0);
   entry = { name, url, size: total, have: offset, partial: true };
@@ -360,6 +387,11 @@ function explain(code, message) {
 }
 
 function onWorker(m) {
+  if (m.type === 'checked') {
+    checks.get(m.id)?.(m);
+    checks.delete(m.id);
+    return;
+  }
   if (m.type === 'ready') {
     if (!m.webgpu && BACKEND !== 'cpu') $('f-backend').textContent = 'no WebGPU: CPU (WebAssembly)';
   } else if (m.type === 'progress') {
@@ -546,11 +578,11 @@ async function loadStored(name) {
   return done;
 }
 
-async function downloadAndLoad(url, name) {
+async function downloadAndLoad(url, name, opts = {}) {
   clearBanner();
   try {
     const stored = models.find((m) => m.name === name && !m.partial && m.url === url);
-    if (!stored) await download(url, name);
+    if (!stored) await download(url, name, opts);
     await loadStored(name);
   } catch (e) {
     progress(false);
@@ -558,6 +590,62 @@ async function downloadAndLoad(url, name) {
     refreshStored();
   }
 }
+
+// ---- will it fit? (before a download) ------------------------------------------------------
+
+const checks = new Map(); // id -> resolve
+let checkedOk = null;     // the URL the user chose to download although it will not fit
+
+function suggestionNote() {
+  const url = $('model-url').value.trim();
+  const s = SUGGESTED.find((x) => x.url === url);
+  $('model-note').textContent = s ? `${s.name}, ${s.type} GGUF, ${s.est ? 'about ' : ''}${bytes(s.bytes)}${s.est ? ' (estimated from its shape)' : ''}` : '';
+}
+
+// Asks the engine worker whether the model at url would load on this device (its header only:
+// the GPU's binding and buffer limits, or the CPU fallback's wasm32 memory). Resolves
+// {ok: true | false | null (could not tell), message}.
+function checkFit(url) {
+  if (!(worker instanceof Worker)) return Promise.resolve({ ok: null });
+  const id = nextId++;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { checks.delete(id); resolve({ ok: null, message: 'no answer' }); }, 60000);
+    checks.set(id, (m) => { clearTimeout(timer); resolve(m); });
+    worker.postMessage({ type: 'check', id, source: url, backend: BACKEND });
+  });
+}
+
+// The download button: a model that will not fit is not downloaded unless asked twice.
+async function downloadChecked(url, name) {
+  clearBanner();
+  const stored = models.find((m) => m.name === name && !m.partial && m.url === url);
+  if (!stored && checkedOk !== url) {
+    progress(true, 0, `Checking whether ${name} fits this device…`);
+    const r = await checkFit(url);
+    progress(false);
+    if (r.ok === false) {
+      checkedOk = url;
+      banner(`${name} cannot run on this device: ${r.message}. Press “Download & load” again to download it anyway.`);
+      $('model-note').textContent = `Will not fit: ${r.message}`;
+      return;
+    }
+    cpuOnly = r.backend === 'cpu' || BACKEND === 'cpu';
+    // WebGPU does not tell a GPU's memory; the browser's rough figure for the device's memory
+    // (navigator.deviceMemory, GB, at most 8) flags what is likely too big for a small device.
+    const mem = navigator.deviceMemory;
+    if (r.ok && r.backend === 'webgpu' && mem && r.gpuBytes > mem * 1e9 * 0.6) {
+      checkedOk = url;
+      banner(`${name} needs ${bytes(r.gpuBytes)} of GPU memory for its weights and this device reports about ${mem} GB of memory: ` +
+        'it may not fit. Press “Download & load” again to download it anyway.');
+      return;
+    }
+  }
+  return downloadAndLoad(url, name, { heapCheck: checkedOk !== url && (cpuOnly || BACKEND === 'cpu') });
+}
+
+// The CPU fallback holds the whole file in wasm32 memory: 4 GiB at most, with room for the context.
+const CPU_MODEL_MAX = 4 * 1024 ** 3 - (384 << 20);
+let cpuOnly = false; // the last check found no WebGPU adapter: the CPU fallback will run
 
 function nameFromUrl(url) {
   const last = decodeURIComponent(new URL(url).pathname.split('/').pop() || 'model.gguf');
@@ -610,6 +698,9 @@ function updateButtons() {
 
 function requestParams() {
   const p = { temperature: Number(chat.temperature), top_p: Number(chat.topP), enable_thinking: !!chat.thinking };
+  // The raw text, <think> block included: renderAnswer folds it into a collapsible block, and it
+  // goes back in the history as the model wrote it (the API's default splits it into reasoning_content).
+  p.reasoning_format = 'none';
   const n = Number(chat.maxTokens);
   if (Number.isSafeInteger(n) && n >= 1) p.max_tokens = n;
   if (chat.seed !== '' && Number.isSafeInteger(Number(chat.seed)) && Number(chat.seed) >= 0) p.seed = Number(chat.seed);
@@ -683,12 +774,20 @@ async function main() {
     e.preventDefault();
     const url = $('model-url').value.trim();
     try {
-      downloadAndLoad(url, nameFromUrl(url));
+      downloadChecked(url, nameFromUrl(url));
     } catch {
       banner('That is not a valid URL.');
     }
   });
   $('demo').onclick = () => downloadAndLoad(DEMO_URL, 'demo.gguf');
+  for (const s of SUGGESTED) {
+    const o = document.createElement('option');
+    o.value = s.url;
+    o.label = `${s.name} · ${s.type} · ${s.est ? '≈' : ''}${bytes(s.bytes)}`;
+    $('model-list').append(o);
+  }
+  $('model-url').addEventListener('input', () => { checkedOk = null; suggestionNote(); });
+  suggestionNote();
   $('use-served').onclick = () => served && useServed();
   $('served-local').onclick = () => served && downloadAndLoad(new URL(`models/${encodeURIComponent(servedFile())}`, location.href).href, servedFile());
   $('cancel-download').onclick = () => downloading?.abort();

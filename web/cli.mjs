@@ -99,7 +99,7 @@ function parse(argv) {
 
 function die(msg, code = 2) {
   console.error(`onebit-web: ${msg}`);
-  process.exit(code);
+  childExit(code);
 }
 
 // navigator.gpu for Node: Dawn from the `webgpu` package, when it is installed.
@@ -128,15 +128,38 @@ function runFiltered(args) {
     const lines = (rest + d).split('\n');
     rest = lines.pop();
     for (const l of lines) {
-      const drop = DAWN_NOISE.test(l) || (dropped && l === '');
+      const drop = DAWN_NOISE.test(l) || (dropped && l === '') || l.startsWith(DONE_MARK);
       if (!drop) process.stderr.write(l + '\n');
       dropped = drop;
     }
   });
   child.stderr.on('end', () => { if (rest && !DAWN_NOISE.test(rest)) process.stderr.write(rest); });
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
-  child.on('close', (code, signal) => process.exit(code ?? (signal === 'SIGINT' ? 130 : 1)));
+  // The child says "done, exit code N" on its stderr before it exits. Should its exit then hang
+  // (Dawn's native teardown waiting on something: seen once as an answer printed and no exit),
+  // it is killed after EXIT_GRACE_MS and this process exits with the code it reported.
+  let reported = null;
+  child.stderr.on('data', (d) => {
+    const m = DONE_RE.exec(String(d));
+    if (m && reported === null) {
+      reported = Number(m[1]);
+      setTimeout(() => {
+        process.stderr.write(`onebit-web: the finished command did not exit within ${EXIT_GRACE_MS} ms: killed it\n`);
+        child.kill('SIGKILL');
+      }, EXIT_GRACE_MS).unref();
+    }
+  });
+  child.on('close', (code, signal) => process.exit(reported ?? code ?? (signal === 'SIGINT' ? 130 : 1)));
   return 'parent';
+}
+
+// The child's last line on stderr (the parent drops it): its exit code.
+const DONE_MARK = 'onebit-web-child-done';
+const DONE_RE = new RegExp(`${DONE_MARK} (\\d+)`);
+const EXIT_GRACE_MS = 10000;
+function childExit(code) {
+  if (process.env.ONEBIT_WEB_CHILD) process.stderr.write(`${DONE_MARK} ${code}\n`);
+  process.exit(code);
 }
 
 // Qwen3's empty think block at the start of an answer is not shown, as ob_think_strip does for
@@ -224,8 +247,8 @@ async function main() {
 // Exit explicitly once the command is done: Dawn can keep handles open after the device is released,
 // and a Node process waits for them (seen: a whole answer printed, then no exit). stdout and stderr
 // are synchronous on pipes and files on Linux, so nothing written is lost.
-main().then((filtered) => filtered !== 'parent' && process.exit(process.exitCode ?? 0), (e) => {
+main().then((filtered) => filtered !== 'parent' && childExit(process.exitCode ?? 0), (e) => {
   if (e instanceof OnebitError) die(e.message, EXIT[e.status] ?? 1);
   console.error(`onebit-web: ${e.stack ?? e}`);
-  process.exit(1);
+  childExit(1);
 });

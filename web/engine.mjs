@@ -25,7 +25,16 @@
 import { GpuBridge, GpuError, openDevice } from './gpu.mjs';
 
 const isNode = typeof process === 'object' && !!process.versions?.node;
-const BUILD = new URL('../build/wasm/', import.meta.url);
+// The wasm builds and kernels, each as a literal `new URL(file, import.meta.url)` so that bundlers
+// (Vite, Rollup, webpack) find and emit them; tools/pack-npm.mjs rewrites '../build/wasm/' to the
+// package's './wasm/'.
+const FILES = {
+  core: () => new URL('../build/wasm/onebit-core.mjs', import.meta.url),
+  wasm: () => new URL('../build/wasm/onebit.wasm', import.meta.url),
+  mtCore: () => new URL('../build/wasm/onebit-mt-core.mjs', import.meta.url),
+  mtWasm: () => new URL('../build/wasm/onebit-mt.wasm', import.meta.url),
+  kernels: () => new URL('../build/wasm/kernels.mjs', import.meta.url),
+};
 
 export const Status = Object.freeze({
   OK: 0, ERR_ARG: 1, ERR_IO: 2, ERR_FORMAT: 3, ERR_UNSUPPORTED: 4, ERR_NOMEM: 5, ERR_CONTEXT: 6,
@@ -103,7 +112,7 @@ async function openSource(src) {
     await probe.arrayBuffer();
     const size = Number(cr.match(/\/(\d+)$/)[1]);
     return {
-      size, name: String(url),
+      size, name: String(url), remote: true,
       async read(o, n) {
         const r = await fetch(url, { headers: { Range: `bytes=${o}-${o + n - 1}` } });
         const b = new Uint8Array(await r.arrayBuffer());
@@ -115,6 +124,61 @@ async function openSource(src) {
   }
   const all = new Uint8Array(await probe.arrayBuffer());
   return { size: all.length, name: String(url), read: async (o, n) => all.subarray(o, o + n), close() {} };
+}
+
+function fmtBytes(n) {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`;
+}
+
+// The wasm32 core's memory: at most 4 GiB (-sMAXIMUM_MEMORY=4GB), which on the CPU path holds the
+// whole file plus the context (KV cache, scratch) and the runtime.
+export const WASM_HEAP_MAX = 4 * 1024 ** 3;
+const CPU_RESERVE = 384 << 20;
+
+// Where a GGUF file's tensor data starts (its header's size, aligned), from a prefix of the file;
+// 0 when the prefix ends inside the header or is not GGUF (the core's parser then says why). A
+// walk over the lengths only: the core parses the header for real.
+function ggufHeaderBytes(u8) {
+  const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
+  let p = 0, align = 32;
+  const need = (n) => { if (p + n > u8.length) throw 0; };
+  const u32 = () => { need(4); p += 4; return dv.getUint32(p - 4, true); };
+  const u64 = () => { need(8); p += 8; return Number(dv.getBigUint64(p - 8, true)); };
+  const str = () => { const n = u64(); need(n); p += n; return n; };
+  const SIZE = [1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8]; // by GGUF value type (8: string, 9: array)
+  const skip = (t) => {
+    if (t === 8) return str();
+    if (t === 9) {
+      const et = u32(), n = u64();
+      if (et === 8) for (let i = 0; i < n; i++) str();
+      else if (et === 9 || !SIZE[et]) throw 0;
+      else { need(n * SIZE[et]); p += n * SIZE[et]; }
+      return;
+    }
+    if (!SIZE[t]) throw 0;
+    need(SIZE[t]);
+    p += SIZE[t];
+  };
+  try {
+    if (u32() !== 0x46554747) return 0; // "GGUF"
+    if (u32() < 2) return 0;
+    const nt = u64(), nkv = u64();
+    for (let i = 0; i < nkv; i++) {
+      const ks = p + 8, kn = str(), t = u32();
+      const key = new TextDecoder().decode(u8.subarray(ks, ks + kn));
+      if (key === 'general.alignment' && t === 4) { need(4); align = dv.getUint32(p, true) || 32; }
+      skip(t);
+    }
+    for (let i = 0; i < nt; i++) {
+      str();
+      const nd = u32();
+      need(nd * 8 + 12);
+      p += nd * 8 + 12; // dims, type, offset
+    }
+    return Math.ceil(p / align) * align;
+  } catch {
+    return 0;
+  }
 }
 
 // ---- the two cores --------------------------------------------------------------------------
@@ -137,9 +201,9 @@ function threadPlan(requested) {
 // rather than hangs when a worker fails to load (the runtime says so through printErr) or the
 // pool does not come up in time.
 async function startThreaded(options, n) {
-  const coreUrl = options.mtCoreUrl ?? new URL('onebit-mt-core.mjs', BUILD);
+  const coreUrl = options.mtCoreUrl ?? FILES.mtCore();
   const [{ default: createCore }, wasmBinary] = await Promise.all([
-    import(String(coreUrl)), readUrlBytes(options.mtWasmUrl ?? new URL('onebit-mt.wasm', BUILD))]);
+    import(/* @vite-ignore */ String(coreUrl)), readUrlBytes(options.mtWasmUrl ?? FILES.mtWasm())]);
   let fail = null, timer = 0;
   const failed = new Promise((_, reject) => {
     fail = reject;
@@ -183,6 +247,8 @@ export class Engine {
   // allow the prompt products on experimental subgroup matrices where offered (default true); cpuBackend: the
   // core's CPU backend ('cpu', the SIMD one, by default; 'scalar' is the reference); wasm /
   // wasmUrl / coreUrl / kernelsUrl: where the core lives (default ../build/wasm/ next to this file).
+  // limits: { maxStorageBufferBindingSize, maxBufferSize } to request instead of the adapter's
+  // largest (e.g. the WebGPU defaults, 128 MiB / 256 MiB, as a small device has).
   // threads: CPU threads, caller included (0 = min(navigator.hardwareConcurrency, 8)); 1 where the
   // threaded core cannot run (see above; threadsNote says why). mtCoreUrl / mtWasmUrl: where the
   // threaded core lives.
@@ -196,7 +262,7 @@ export class Engine {
     if (backend !== 'cpu') {
       gpu = options.gpu ?? globalThis.navigator?.gpu;
       try {
-        dev = await openDevice(gpu, { subgroups, subgroupMatrix, timestamps: !!options.timestamps });
+        dev = await openDevice(gpu, { subgroups, subgroupMatrix, timestamps: !!options.timestamps, limits: options.limits });
       } catch (e) {
         if (backend === 'webgpu') throw new OnebitError(Status.ERR_BACKEND, `WebGPU: ${e.message ?? e}`);
       }
@@ -216,9 +282,9 @@ export class Engine {
     }
     if (!M) {
       try {
-        const coreUrl = options.coreUrl ?? new URL('onebit-core.mjs', BUILD);
-        const { default: createCore } = await import(String(coreUrl));
-        const wasmBinary = options.wasm ?? (await readUrlBytes(options.wasmUrl ?? new URL('onebit.wasm', BUILD)));
+        const coreUrl = options.coreUrl ?? FILES.core();
+        const { default: createCore } = await import(/* @vite-ignore */ String(coreUrl));
+        const wasmBinary = options.wasm ?? (await readUrlBytes(options.wasmUrl ?? FILES.wasm()));
         M = await createCore({ wasmBinary, print() {}, printErr() {} });
       } catch (e) {
         try {
@@ -234,15 +300,23 @@ export class Engine {
     if (backend !== 'cpu') {
       if (dev) {
         eng.gpu = gpu; // Dawn for Node crashes if the GPU object is collected while in use
-        const { KERNELS } = await import(String(options.kernelsUrl ?? new URL('kernels.mjs', BUILD)));
+        const { KERNELS } = await import(/* @vite-ignore */ String(options.kernelsUrl ?? FILES.kernels()));
         eng.dev = dev;
         eng.bridge = new GpuBridge(dev.device, KERNELS, dev.sgSize);
+        // asyncPipelines: compile a list's pipelines with createComputePipelineAsync, all at once,
+        // overlapping the weight upload (default), or each when its command comes (false). Measured
+        // on SwiftShader (BENCHMARKS.md): 1.5x faster to the first token in Chromium, whose GPU
+        // process compiles on its own threads, but 1.8x slower in Node's Dawn, where the compiles
+        // share the process's cores: Node on a CPU adapter defaults to false.
+        eng.bridge.asyncPipelines = options.asyncPipelines ?? !(isNode && dev.cpu);
         const L = dev.device.limits;
         // maxBindingSize (tests): plan as if bindings were smaller, e.g. to split matrices.
         // integerProductsOnCpu (tests): prompt products on mm_dp even on a CPU adapter (SwiftShader).
         const bind = Math.min(L.maxStorageBufferBindingSize, options.maxBindingSize ?? Infinity);
         M._ob_wgpu_attach(bind, L.maxBufferSize, L.maxComputeWorkgroupsPerDimension, dev.sgSize, L.maxComputeWorkgroupStorageSize,
           dev.sgMat ? 1 : 0, dev.cpu ? (options.integerProductsOnCpu ? 2 : 1) : 0);
+        // maxLayerBuffer (tests): split each layer's weights into buffers of at most this many bytes.
+        M._ob_wgpu_cap_weights(options.maxLayerBuffer ?? 0);
       }
     }
     return eng;
@@ -332,8 +406,13 @@ export class Engine {
   // source: URL string/URL, File/Blob, ArrayBuffer/Uint8Array, or (Node) a file path.
   // options: nCtx (0 = min(training context, 4096)), kvF16 (GPU cache in f16), batch (GPU: at
   // most this many prompt tokens a chunk; 0 = as many as fit, up to 512), onProgress(f).
+  // loadTimes (ms from the call): headerMs (header read and planned), setupMs (GPU buffers),
+  // uploadMs (weights streamed), pipelinesMs (GPU: the longest pipeline compile, overlapping the
+  // upload), loadMs (all done); gpuBytes: GPU buffer bytes of the weights. Generation adds
+  // firstTokenMs (the first generate's first token, from this load's start).
   async load(source, options = {}) {
     if (this.model) this.unload();
+    this.loadTimes = { t0: performance.now() };
     const src = await openSource(source);
     try {
       if (this.bridge) await this.loadGpu(src, options);
@@ -356,36 +435,123 @@ export class Engine {
     return this.info;
   }
 
+  // Whether a model would load here, found without downloading or uploading its weights: on
+  // WebGPU its header is read (a few MB; ranges over HTTP) and planned against this device's
+  // limits, which refuses, with what it needs and what the device allows, a model that cannot
+  // fit; on the CPU path its size is set against wasm32 memory. Returns { ok, backend, size,
+  // gpuBytes (WebGPU: bytes of weight buffers), message (why not, when !ok) }. WebGPU does not
+  // tell how much memory a GPU has: running out of it shows at load, before the upload.
+  async checkFit(source) {
+    const src = await openSource(source);
+    const M = this.M;
+    try {
+      if (!this.bridge) {
+        const ok = src.size + CPU_RESERVE <= WASM_HEAP_MAX;
+        return { ok, backend: 'cpu', size: src.size, message: ok ? '' : `the model (${fmtBytes(src.size)}) is too big for the ` +
+          `WebAssembly CPU path, which holds the whole file in wasm32 memory (${fmtBytes(WASM_HEAP_MAX)} at most)` };
+      }
+      const outp = this.buf('out', 8);
+      let avail = Math.min(src.size, 8 << 20);
+      for (;;) {
+        const head = await src.read(0, avail);
+        const p = M._malloc(Math.max(avail, 1)) >>> 0;
+        if (!p) throw new OnebitError(Status.ERR_NOMEM, 'out of wasm memory for the model header');
+        M.HEAPU8.set(head, p);
+        const st = M._ob_wgpu_model_open(p, avail, src.size, outp);
+        if (st === 0) break;
+        const e = this.err(st);
+        if (/^truncated/.test(e.message) && avail < src.size) {
+          avail = Math.min(src.size, avail * 4);
+          continue;
+        }
+        // Unsupported here (limits, types, shapes) or too big: no. Anything else (not a model
+        // file, a damaged one): cannot tell; loading it reports that.
+        const no = st === Status.ERR_UNSUPPORTED || st === Status.ERR_NOMEM;
+        return { ok: no ? false : null, backend: 'webgpu', size: src.size, message: e.message };
+      }
+      const m = this.i32(outp) >>> 0;
+      const gpuBytes = M._ob_wgpu_model_bytes(m);
+      M._ob_model_free(m); // nothing on the GPU yet: its list is empty
+      return { ok: true, backend: 'webgpu', size: src.size, gpuBytes, message: '' };
+    } finally {
+      await src.close();
+    }
+  }
+
   async loadGpu(src, { nCtx = 0, kvF16 = false, batch = 0, onProgress } = {}) {
     const M = this.M;
     const outp = this.buf('out', 8);
     let avail = Math.min(src.size, 8 << 20);
-    for (;;) {
-      const head = await src.read(0, avail);
+    let head = null;
+    for (let exact = false; ;) {
+      head = exact ? head.subarray(0, avail) : await src.read(0, avail);
+      // Only the header goes into wasm memory: no tensor bytes stay there.
+      const hb = exact ? 0 : ggufHeaderBytes(head);
+      if (hb > 0 && hb < avail) {
+        head = head.subarray(0, hb);
+        avail = hb;
+        exact = true;
+      }
       const p = M._malloc(Math.max(avail, 1)) >>> 0;
       if (!p) throw new OnebitError(Status.ERR_NOMEM, 'out of wasm memory for the model header');
       M.HEAPU8.set(head, p);
       const st = M._ob_wgpu_model_open(p, avail, src.size, outp); // takes p over
-      if (st === 0) break;
+      if (st === 0) {
+        // The prefix read may reach into the tensor data: open again with the header alone, so
+        // that no weight stays in wasm memory (the tensors all stream through the upload plan).
+        const hdr = M._ob_wgpu_header_bytes(this.i32(outp) >>> 0);
+        if (exact || hdr >= avail) break;
+        M._ob_model_free(this.i32(outp) >>> 0);
+        avail = hdr;
+        exact = true;
+        continue;
+      }
       const e = this.err(st);
-      if (/^truncated/.test(e.message) && avail < src.size) {
+      if (!exact && /^truncated/.test(e.message) && avail < src.size) {
         avail = Math.min(src.size, avail * 4);
         continue;
       }
       throw e;
     }
     this.model = this.i32(outp) >>> 0;
-    await this.wait(this.run(M._ob_wgpu_model_setup(this.model)));
+    const T = this.loadTimes;
+    T.headerMs = performance.now() - T.t0;
+    // The GPU buffers the plan asks for: their creation is checked (out of memory) before any
+    // weight is read or uploaded.
+    const need = M._ob_wgpu_model_bytes(this.model);
+    try {
+      await this.wait(this.run(M._ob_wgpu_model_setup(this.model)));
+    } catch (e) {
+      if (/out of memory/i.test(e.message))
+        throw new OnebitError(Status.ERR_NOMEM, `the model needs ${fmtBytes(need)} of GPU buffers for its weights (plus its ` +
+          `context's cache); this GPU could not allocate them (${e.message})`);
+      throw e;
+    }
+    T.gpuBytes = need;
+    T.setupMs = performance.now() - T.t0 - T.headerMs;
     // The upload plan: {kind, off_lo, off_hi, len, dst, dst_off} per range, streamed in file order.
     const np = this.buf('n', 4);
     const pp = M._ob_wgpu_uploads(this.model, np) >>> 0;
     const n = this.i32(np);
-    const plan = [];
+    let plan = [];
     for (let i = 0; i < n; i++) {
       const e = M.HEAPU32.subarray((pp >>> 2) + i * 6, (pp >>> 2) + i * 6 + 6);
       plan.push({ kind: e[0], off: e[2] * 4294967296 + e[1], len: e[3], dst: e[4], dstOff: e[5] });
     }
     plan.sort((a, b) => a.off - b.off);
+    // A local source (file, Blob, buffer): the small vectors the core converts (kind 1) are read
+    // first, so that the context (pipelines, bind groups) can be made before the weights arrive and
+    // its pipelines compile while the weights upload. Over HTTP everything comes in one pass.
+    let ctxDone = null;
+    if (!src.remote) {
+      for (const e of plan.filter((x) => x.kind === 1)) {
+        if (e.off + e.len > src.size) throw new OnebitError(Status.ERR_FORMAT, 'tensor data runs past the end of the file');
+        M.HEAPU8.set(await src.read(e.off, e.len), e.dst >>> 0);
+      }
+      plan = plan.filter((x) => x.kind === 0);
+      ctxDone = this.gpuContext({ nCtx, kvF16, batch });
+      ctxDone.catch(() => {});
+    }
     const total = plan.reduce((s, e) => s + e.len, 0);
     const WIN = 16 << 20, PIECE = 4 << 20;
     let win = null, winOff = 0, done = 0, synced = 0;
@@ -423,19 +589,34 @@ export class Engine {
         onProgress?.(done / total);
       }
     }
+    T.uploadMs = performance.now() - T.t0 - T.headerMs - T.setupMs;
+    await (ctxDone ?? this.gpuContext({ nCtx, kvF16, batch }));
+    await this.wait(this.bridge.idle());
+    T.loadMs = performance.now() - T.t0;
+    T.pipelinesMs = this.bridge.compileMs;
+  }
+
+  // The model's last vectors (ob_wgpu_model_ready), then the context: its command list creates the
+  // pipelines (compiled asynchronously, see GpuBridge.execDeferred) and bind groups.
+  async gpuContext({ nCtx, kvF16, batch }) {
+    const M = this.M;
     await this.wait(this.run(M._ob_wgpu_model_ready(this.model)));
     const cp = this.buf('out', 8);
     const st = M._ob_js_context_new(this.model, nCtx, kvF16 ? 1 : 0, batch, cp);
     if (st) throw this.err(st);
     this.ctx = this.i32(cp) >>> 0;
     await this.wait(this.exec());
-    await this.wait(this.bridge.idle());
   }
 
   async loadCpu(src, { nCtx = 0, onProgress } = {}) {
     const M = this.M;
+    if (src.size + CPU_RESERVE > WASM_HEAP_MAX)
+      throw new OnebitError(Status.ERR_NOMEM, `the model (${fmtBytes(src.size)}) is too big for the WebAssembly CPU path: ` +
+        `it holds the whole file in wasm32 memory, ${fmtBytes(WASM_HEAP_MAX)} at most with about ${fmtBytes(CPU_RESERVE)} ` +
+        'of that needed for the context; use WebGPU or the native onebit CLI');
     const p = M._malloc(src.size) >>> 0;
-    if (!p) throw new OnebitError(Status.ERR_NOMEM, `out of wasm memory for a ${src.size}-byte model`);
+    if (!p) throw new OnebitError(Status.ERR_NOMEM, `out of wasm memory for a ${fmtBytes(src.size)} model: the WebAssembly CPU ` +
+      `path holds the whole file in wasm32 memory (${fmtBytes(WASM_HEAP_MAX)} at most, less where the browser allows less)`);
     const CH = 16 << 20;
     for (let o = 0; o < src.size; o += CH) {
       const l = Math.min(CH, src.size - o);
@@ -510,6 +691,27 @@ export class Engine {
   // ---- tokens and text ----
 
   // prompt: a text that starts a context, so with the BOS/EOS the file asks for (ob_tokenize_prompt).
+  // The GBNF text a JSON Schema (object or JSON text) compiles to (ob_json_schema_to_grammar);
+  // throws with the core's message for a malformed or unsupported schema.
+  jsonSchemaToGrammar(schema) {
+    const M = this.M;
+    const s = typeof schema === 'string' ? schema : JSON.stringify(schema);
+    const n = M.lengthBytesUTF8(s) + 1;
+    const sp = M._malloc(n) >>> 0;
+    M.stringToUTF8(s, sp, n);
+    const outp = this.buf('gbnf', 4);
+    try {
+      const st = M._ob_json_schema_to_grammar(sp, outp);
+      if (st) throw this.err(st);
+      const gp = M.HEAPU32[outp >>> 2];
+      const text = M.UTF8ToString(gp);
+      M._free(gp);
+      return text;
+    } finally {
+      M._free(sp);
+    }
+  }
+
   tokenize(text, { special = true, prompt = false } = {}) {
     const M = this.M;
     const n = M.lengthBytesUTF8(text);
@@ -585,6 +787,39 @@ export class Engine {
       ptrs.forEach((p) => M._free(p));
       M._free(mp);
     }
+  }
+
+  // The chat template applied to messages and tools given as JSON text (messages may carry
+  // tool_calls, tool_call_id, reasoning_content: whatever the template reads). enableThinking:
+  // true/false sets the template's variable, null leaves it undefined.
+  chatJson(messagesJson, toolsJson = null, { addGenerationPrompt = true, enableThinking = false } = {}) {
+    const M = this.M;
+    const put = (s) => {
+      const n = M.lengthBytesUTF8(s) + 1;
+      const p = M._malloc(n) >>> 0;
+      M.stringToUTF8(s, p, n);
+      return p;
+    };
+    const mp = put(messagesJson), tp = toolsJson === null ? 0 : put(toolsJson);
+    try {
+      const op = this.buf('out', 8);
+      const think = enableThinking === null ? -1 : enableThinking ? 1 : 0;
+      const st = M._ob_chat_render_json(this.model, mp, tp, addGenerationPrompt ? 1 : 0, think, op);
+      if (st) throw this.err(st);
+      const sp = M.HEAPU32[op >>> 2];
+      const s = M.UTF8ToString(sp);
+      M._free(sp);
+      return s;
+    } finally {
+      M._free(mp);
+      if (tp) M._free(tp);
+    }
+  }
+
+  // The model's chat template source (tokenizer.chat_template), or '' when it has none.
+  chatTemplate() {
+    const p = this.M._ob_model_chat_template(this.model) >>> 0;
+    return p ? this.M.UTF8ToString(p) : '';
   }
 
   // ---- evaluation ----
@@ -676,7 +911,9 @@ export class Engine {
   // prompt: text (tokenized with special tokens) or token ids. options: maxTokens (default 256;
   // <= 0: until the context is full), sampling {temperature, topK, topP, minP, repeatPenalty,
   // repeatLastN, presencePenalty, frequencyPenalty, seed} (what is left out is ob_sampling_default's),
-  // stop: strings, onText(text) -> true to stop, onToken(id), shouldStop() -> true to stop (checked
+  // stop: strings, grammar: GBNF text or jsonSchema: a JSON Schema (object or JSON text) that the
+  // output must match (ob_generate_params.grammar / json_schema; a malformed one throws with the
+  // core's message and where it is), onText(text) -> true to stop, onToken(id), shouldStop() -> true to stop (checked
   // after every token), yieldEvery (CPU path: let the event loop run every that many tokens, so
   // that shouldStop can see an AbortSignal or a Worker message).
   // Returns {text, tokens, nPrompt, nReused, nGenerated, finish, tPromptMs, tGenMs}; finish is
@@ -706,12 +943,24 @@ export class Engine {
     });
     const arr = this.buf('stops', Math.max(1, sptrs.length) * 4);
     M.HEAPU32.set(sptrs, arr >>> 2);
+    const cstr = (s) => {
+      if (s === undefined || s === null) return 0;
+      const n = M.lengthBytesUTF8(s) + 1;
+      const p = M._malloc(n) >>> 0;
+      M.stringToUTF8(s, p, n);
+      return p;
+    };
+    const schema = options.jsonSchema;
+    const gp = cstr(options.grammar ?? null);
+    const jp = cstr(schema === undefined || schema === null ? null : typeof schema === 'string' ? schema : JSON.stringify(schema));
     const outp = this.buf('gen', 8);
     let st;
     try {
-      st = M._ob_js_gen_begin(this.ctx, tp, toks.length, options.maxTokens ?? 256, arr, sptrs.length, sp, given, outp);
+      st = M._ob_js_gen_begin(this.ctx, tp, toks.length, options.maxTokens ?? 256, arr, sptrs.length, sp, given, gp, jp, outp);
     } finally {
       sptrs.forEach((p) => M._free(p));
+      if (gp) M._free(gp);
+      if (jp) M._free(jp);
     }
     if (st) throw this.err(st);
     const g = this.i32(outp) >>> 0;
@@ -739,6 +988,7 @@ export class Engine {
           if (st) throw this.err(st);
         } else if (ev === GEN.TOKEN) {
           const tok = M._ob_gen_token(g);
+          if (this.loadTimes && this.loadTimes.firstTokenMs === undefined) this.loadTimes.firstTokenMs = performance.now() - this.loadTimes.t0;
           res.tokens.push(tok);
           options.onToken?.(tok);
           const t = text();

@@ -18,11 +18,40 @@ const QO_KERNELS = new Set(['matvec', 'gateup', 'embed']);
 // ... and the kernels that write the quantised input of mm_sg.wgsl / mm_dp.wgsl src/webgpu/kernels/xq.wgsl.
 const XQ_KERNELS = new Set(['quant', 'rmsnorm', 'swiglu']);
 // Kernels of the generic plan that read weights of any type get src/webgpu/kernels/dq.wgsl.
-const DQ_KERNELS = new Set(['dq_mv', 'dq_mm', 'dq_embed']);
+const DQ_KERNELS = new Set(['dq_mv', 'dq_mvb', 'dq_mm', 'dq_mmt', 'dq_embed']);
 // ... and the prompt product on subgroup matrices needs WGSL's experimental extension.
 const SGMAT_KERNELS = new Set(['mm_sg']);
 // The one subgroup-matrix shape mm_sg.wgsl is written for.
 const SGMAT_CONFIG = { componentType: 'i8', resultComponentType: 'i32', M: 16, N: 16, K: 32 };
+
+// Words of the command at w[i].
+function opSize(w, i) {
+  switch (w[i]) {
+    case OP.BUFFER: case OP.WRITE: return 5;
+    case OP.PIPELINE: return 5 + w[i + 4] * 3;
+    case OP.BINDGROUP: return 4 + w[i + 3] * 4;
+    case OP.DISPATCH: return 6;
+    case OP.READ: return 4;
+    case OP.FREE: return 3;
+    default: throw new GpuError(`bad command ${w[i]} at word ${i}`);
+  }
+}
+
+function hasPipelines(w) {
+  for (let i = 0; i < w.length; i += opSize(w, i)) if (w[i] === OP.PIPELINE) return true;
+  return false;
+}
+
+// A PIPELINE command: its id, kernel name and override constants.
+function pipelineOp(w, i, str) {
+  const [id, np, nl, nc] = [w[i + 1], w[i + 2], w[i + 3], w[i + 4]];
+  const constants = {};
+  for (let c = 0; c < nc; c++) {
+    const b = i + 5 + c * 3;
+    constants[str(w[b], w[b + 1])] = w[b + 2];
+  }
+  return { id, name: str(np, nl), constants };
+}
 
 export class GpuError extends Error {
   constructor(message, { lost = false } = {}) {
@@ -38,15 +67,17 @@ export class GpuError extends Error {
 // Subgroup matrices (the experimental 'chromium-experimental-subgroup-matrix' feature: Chrome
 // behind a flag, Dawn with allow_unsafe_apis) are used when the adapter offers int8 16 x 16 x 32
 // products on 32-wide subgroups; `sgMat` says whether the device has them.
+// limits: { maxStorageBufferBindingSize, maxBufferSize } to ask for instead of the adapter's
+// largest (no more than the adapter has).
 export async function openDevice(gpu, { subgroups = true, subgroupMatrix = true, powerPreference = 'high-performance',
-  timestamps = false } = {}) {
+  timestamps = false, limits = {} } = {}) {
   if (!gpu) return null;
   const adapter = await gpu.requestAdapter({ powerPreference });
   if (!adapter) return null;
   const L = adapter.limits;
   const requiredLimits = {
-    maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
-    maxBufferSize: L.maxBufferSize,
+    maxStorageBufferBindingSize: Math.min(L.maxStorageBufferBindingSize, limits.maxStorageBufferBindingSize ?? Infinity),
+    maxBufferSize: Math.min(L.maxBufferSize, limits.maxBufferSize ?? Infinity),
     maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
     maxStorageBuffersPerShaderStage: Math.min(L.maxStorageBuffersPerShaderStage, 10),
   };
@@ -115,6 +146,10 @@ export class GpuBridge {
     this.lost = null;
     this.uncaptured = null;
     this.dispatches = 0;      // dispatches in the last list (for reporting)
+    // Lists that create pipelines compile them asynchronously and in parallel (execDeferred).
+    this.asyncPipelines = true;
+    this.pending = null;      // the deferred list in flight: later lists run after it
+    this.compileMs = 0;       // the last deferred list's compile time (first request to last pipeline)
     device.lost.then((info) => {
       this.lost = `GPU device lost${info?.message ? ': ' + info.message : ''}`;
     });
@@ -163,9 +198,49 @@ export class GpuBridge {
   // error of this list. The promise may be awaited later (the next list can be issued first).
   exec(M, ptr, len) {
     this.check();
-    const dev = this.device;
     const w = new Uint32Array(M.HEAPU8.buffer, ptr >>> 0, len).slice();
-    const heap = M.HEAPU8;
+    if (this.pending || (this.asyncPipelines && hasPipelines(w))) return this.execDeferred(M, w);
+    return this.execNow(M.HEAPU8, w, null);
+  }
+
+  // A list with pipelines: they are compiled with createComputePipelineAsync, all at once (Dawn
+  // and browsers compile them on worker threads, in parallel), and the list runs when the last
+  // one is ready. What the list reads from wasm memory (names, written bytes) is copied now, as the
+  // caller may reuse that memory before then. Lists issued meanwhile wait their turn.
+  execDeferred(M, w) {
+    const heap = M.HEAPU8, dev = this.device;
+    const str = (p, n) => new TextDecoder().decode(heap.subarray(p >>> 0, (p >>> 0) + n));
+    const snap = { writes: new Map(), made: new Set() };
+    const compiles = [];
+    for (let i = 0; i < w.length; i += opSize(w, i)) {
+      if (w[i] === OP.WRITE) snap.writes.set(i, heap.slice(w[i + 3] >>> 0, (w[i + 3] >>> 0) + w[i + 4]));
+      if (w[i] !== OP.PIPELINE) continue;
+      const { id, name, constants } = pipelineOp(w, i, str);
+      snap.made.add(i);
+      const t0 = performance.now();
+      compiles.push(dev.createComputePipelineAsync({ layout: 'auto', label: name, compute: { module: this.module(name), entryPoint: 'main', constants } })
+        .then((pipeline) => {
+          this.objects.set(id, { pipeline, layout: pipeline.getBindGroupLayout(0), name });
+          this.compileMs = Math.max(this.compileMs, performance.now() - t0);
+        }, (e) => { throw new GpuError(`GPU pipeline '${name}' failed: ${e.message ?? e}`); }));
+    }
+    this.compileMs = 0;
+    const prev = this.pending ?? Promise.resolve();
+    const run = (async () => {
+      await prev.catch(() => {});
+      await Promise.all(compiles);
+      return this.execNow(heap, w, snap);
+    })();
+    const tail = run.then(() => {}, () => {});
+    this.pending = tail;
+    tail.then(() => { if (this.pending === tail) this.pending = null; });
+    run.catch(() => {});
+    return run;
+  }
+
+  // snap (deferred lists): the bytes of each WRITE, and the PIPELINE ops already carried out.
+  execNow(heap, w, snap) {
+    const dev = this.device;
     const str = (p, n) => new TextDecoder().decode(heap.subarray(p >>> 0, (p >>> 0) + n));
     const get = (id) => {
       const o = this.objects.get(id);
@@ -192,18 +267,14 @@ export class GpuBridge {
             break;
           }
           case OP.PIPELINE: {
-            const [id, np, nl, nc] = [w[i + 1], w[i + 2], w[i + 3], w[i + 4]];
-            const name = str(np, nl);
-            const constants = {};
-            for (let c = 0; c < nc; c++) {
-              const b = i + 5 + c * 3;
-              constants[str(w[b], w[b + 1])] = w[b + 2];
+            if (!snap?.made.has(i)) {
+              const { id, name, constants } = pipelineOp(w, i, str);
+              const pipeline = dev.createComputePipeline({
+                layout: 'auto', label: name, compute: { module: this.module(name), entryPoint: 'main', constants },
+              });
+              this.objects.set(id, { pipeline, layout: pipeline.getBindGroupLayout(0), name });
             }
-            const pipeline = dev.createComputePipeline({
-              layout: 'auto', label: name, compute: { module: this.module(name), entryPoint: 'main', constants },
-            });
-            this.objects.set(id, { pipeline, layout: pipeline.getBindGroupLayout(0), name });
-            i += 5 + nc * 3;
+            i += opSize(w, i);
             break;
           }
           case OP.BINDGROUP: {
@@ -222,7 +293,9 @@ export class GpuBridge {
           }
           case OP.WRITE: {
             if (pass) throw new GpuError('command list writes after a dispatch');
-            dev.queue.writeBuffer(get(w[i + 1]), w[i + 2], heap, w[i + 3] >>> 0, w[i + 4]);
+            const data = snap?.writes.get(i);
+            if (data) dev.queue.writeBuffer(get(w[i + 1]), w[i + 2], data, 0, w[i + 4]);
+            else dev.queue.writeBuffer(get(w[i + 1]), w[i + 2], heap, w[i + 3] >>> 0, w[i + 4]);
             i += 5;
             break;
           }

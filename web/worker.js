@@ -4,12 +4,15 @@
 // no storage and no conversation: the page sends the whole message list with every request.
 //
 // Messages in:  {type:'load', source, backend, nCtx, threads} | {type:'chat', id, messages, params}
+//               | {type:'check', id, source, backend} (would it fit? header only, before a download)
 //               | {type:'stop'} | {type:'close'} | {type:'lose-device'} (tests)
 // Messages out: {type:'progress', fraction} | {type:'loaded', ...figures (threads, threadsNote: CPU
 //               threads and why only one)} | {type:'delta', id, text}
 //               | {type:'done', id, finish, usage, timings} | {type:'error', id?, code, message}
+//               | {type:'checked', id, ok, backend, size, gpuBytes, message} (ok null: could not tell)
 
 import { OneBit } from './onebit.js';
+import { Engine } from './engine.mjs';
 
 let ai = null;
 let abort = null;
@@ -32,6 +35,21 @@ onmessage = async ({ data: m }) => {
   if (m.type === 'close') {
     ai?.close();
     ai = null;
+    return;
+  }
+  if (m.type === 'check') {
+    let eng = null;
+    try {
+      eng = await Engine.create({ backend: m.backend ?? 'auto' });
+      // The CPU path needs only the file's size: the page checks it when its download starts
+      // (no request of its own here).
+      if (eng.backend === 'cpu' && typeof m.source === 'string') postMessage({ type: 'checked', id: m.id, ok: null, backend: 'cpu' });
+      else postMessage({ type: 'checked', id: m.id, ...(await eng.checkFit(m.source)) });
+    } catch (e) {
+      postMessage({ type: 'checked', id: m.id, ok: null, message: String(e?.message ?? e) });
+    } finally {
+      eng?.close();
+    }
     return;
   }
   if (m.type === 'load') {

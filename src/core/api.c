@@ -169,6 +169,7 @@ void ob_model_get_info(const ob_model *m, ob_model_info *o) {
     o->arch = m->arch;
     o->name = m->name;
     o->backend = m->backend ? m->backend->name : "";
+    o->isa = m->backend && m->backend->detail && m->bstate ? m->backend->detail(m->bstate) : "";
     o->n_vocab = m->hp.n_vocab;
     o->n_embd = m->hp.n_embd;
     o->n_layer = m->hp.n_layer;
@@ -523,6 +524,60 @@ const float *ob_logits(const ob_context *c, int i) {
     if (i < 0) i = c->logits_rows - 1;
     if (i >= c->logits_rows) return NULL;
     return c->logits + (size_t)i * c->m->hp.n_vocab;
+}
+
+/* ---- embeddings ----------------------------------------------------------------------------- */
+
+ob_pooling ob_model_pooling(const ob_model *m) {
+    if (!m || !m->arch) return OB_POOLING_NONE;
+    char key[128];
+    uint32_t v = 0;
+    snprintf(key, sizeof key, "%s.pooling_type", m->arch);
+    if (gguf_get_u32(&m->file, key, &v) != 0) return OB_POOLING_NONE;
+    return v == OB_POOLING_MEAN || v == OB_POOLING_CLS || v == OB_POOLING_LAST ? (ob_pooling)v : OB_POOLING_NONE;
+}
+
+ob_status ob_embed(ob_context *c, const ob_token *tokens, int n, int normalize, float *out) {
+    if (!c || !tokens || n <= 0 || !out) return ob_fail(OB_ERR_ARG, "ob_embed: nothing to embed");
+    ob_pooling pool = ob_model_pooling(c->m);
+    if (pool == OB_POOLING_NONE)
+        return ob_fail(OB_ERR_UNSUPPORTED, "the model has no pooling type (%s.pooling_type): it is not an embedding model",
+                       c->m->arch);
+    if (!c->m->backend->hidden)
+        return ob_fail(OB_ERR_UNSUPPORTED, "the %s backend does not compute embeddings", c->m->backend->name);
+    if (n > c->n_ctx) return ob_fail(OB_ERR_CONTEXT, "%d tokens do not fit a context of %d", n, c->n_ctx);
+    ob_status st = check_tokens(c, tokens, n);
+    if (st) return st;
+    const int E = c->m->hp.n_embd;
+    float *h = malloc((size_t)n * (size_t)E * sizeof *h);
+    if (!h) return ob_fail(OB_ERR_NOMEM, "out of memory");
+    c->n_past = 0; /* an embedding sees only its own tokens */
+    c->logits_rows = 0;
+    if ((st = c->m->backend->hidden(c->bstate, tokens, n, 0, h))) {
+        free(h);
+        return st;
+    }
+    memcpy(c->tokens, tokens, (size_t)n * sizeof *tokens);
+    c->n_past = n;
+    double *acc = calloc((size_t)E, sizeof *acc);
+    if (!acc) {
+        free(h);
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    }
+    int first = pool == OB_POOLING_LAST ? n - 1 : 0, last = pool == OB_POOLING_CLS ? 1 : n;
+    for (int t = first; t < last; t++)
+        for (int i = 0; i < E; i++) acc[i] += h[(size_t)t * E + i];
+    double norm = 0;
+    for (int i = 0; i < E; i++) {
+        acc[i] /= (double)(last - first);
+        norm += acc[i] * acc[i];
+    }
+    norm = sqrt(norm);
+    double scale = normalize && norm > 0 ? 1.0 / norm : 1.0;
+    for (int i = 0; i < E; i++) out[i] = (float)(acc[i] * scale);
+    free(acc);
+    free(h);
+    return OB_OK;
 }
 
 /* ---- asynchronous backends ------------------------------------------------------------------ */

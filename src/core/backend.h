@@ -25,6 +25,8 @@ typedef struct ob_backend {
     int streams_weights;
     /* 1 if it can run on this machine. */
     int (*supported)(void);
+    /* Optional: what the model runs with inside the backend (the CPU kernels' instruction set). */
+    const char *(*detail)(const void *mstate);
     /* Per-model state (repacked weights, thread pool, GPU buffers). */
     ob_status (*model_init)(const struct ob_model *m, int n_threads, void **mstate);
     void (*model_free)(void *mstate);
@@ -37,6 +39,9 @@ typedef struct ob_backend {
      * position's ([n_vocab]). Entries of the KV cache at positions >= pos are overwritten. */
     ob_status (*forward)(void *cstate, const ob_token *tokens, int n, int pos, float *logits,
                          int all_logits);
+    /* Optional (NULL: no embeddings): runs tokens like forward, but writes the final hidden state
+     * of every position, after the output norm and before the output head, [n][n_embd]. */
+    ob_status (*hidden)(void *cstate, const ob_token *tokens, int n, int pos, float *hidden);
 
     /* ---- asynchronous backends only (forward == NULL) ---- */
     /* Plans the evaluation of tokens[0..*taken) at positions pos.. (*taken <= n: the backend may

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gen_grammar.h"
 #include "model.h"
 #include "util.h"
 
@@ -36,6 +37,8 @@ struct ob_gen {
     int async;                 /* the backend is asynchronous */
     int dev_sample;            /* ... and samples on the device (only the id comes back) */
     ob_sampler *smp;           /* host sampling (NULL when the device samples) */
+    gen_grammar *gram;         /* the grammar the output must match, or NULL */
+    int flush;                 /* the grammar ended the generation: flush the held text */
     ob_token *prompt;          /* [n_prompt] the prompt after the reused prefix */
     int n_prompt, prompt_done;
     enum gen_phase phase;
@@ -147,10 +150,24 @@ static ob_status work_out(ob_gen *g, ob_token tok) {
     return OB_OK;
 }
 
+/* The next token from the host's logits; with a grammar only one it allows, and -1 when it
+ * allows none (a finished sentence and no end-of-generation token to say so). */
 static ob_token host_sample(ob_gen *g) {
     int n_past = ob_context_n_past(g->c), last_n = g->sp.repeat_last_n;
     int win = last_n < 0 ? n_past : (last_n < n_past ? last_n : n_past);
-    return ob_sampler_sample(g->smp, ob_logits(g->c, -1), ob_context_tokens(g->c) + n_past - win, (size_t)win);
+    const ob_token *hist = ob_context_tokens(g->c) + n_past - win;
+    if (!g->gram) return ob_sampler_sample(g->smp, ob_logits(g->c, -1), hist, (size_t)win);
+    double t0 = ob_now_ms();
+    ob_token t = gg_sample(g->gram, g->smp, &g->sp, ob_logits(g->c, -1), hist, (size_t)win);
+    if (t >= 0 && gg_accept(g->gram, t) != OB_OK) t = -1;
+    g->r.t_grammar_ms += ob_now_ms() - t0;
+    return t;
+}
+
+/* The grammar allows no further token: the generation ends here, with what was generated. */
+static void grammar_end(ob_gen *g) {
+    g->flush = 1;
+    finish(g, OB_FINISH_STOP, 0);
 }
 
 /* Ends the generation: the last token leaves the cache when it should not stay, the held text
@@ -161,7 +178,7 @@ static ob_status wrap_up(ob_gen *g, ob_gen_event *ev) {
         if (st) return st;
         g->fed = 0;
     }
-    if (g->r.finish == OB_FINISH_LENGTH || g->r.finish == OB_FINISH_CONTEXT) {
+    if (g->r.finish == OB_FINISH_LENGTH || g->r.finish == OB_FINISH_CONTEXT || g->flush) {
         int nf = ob_detok_flush(&g->dt, g->piece, g->piece_cap);
         if ((nf > 0 && held_append(g, g->piece, (size_t)nf)) || emit_held(g, g->held_len))
             return ob_fail(OB_ERR_NOMEM, "out of memory");
@@ -191,6 +208,7 @@ static ob_status check_params(const ob_generate_params *p) {
     if ((st = ob_limits_check(0, p->max_tokens > 0 ? p->max_tokens : 0))) return st;
     for (int i = 0; p->stop && p->stop[i]; i++)
         if (i >= 64) return ob_fail(OB_ERR_ARG, "stop: at most 64 stop strings");
+    if (p->grammar && p->json_schema) return ob_fail(OB_ERR_ARG, "give a grammar or a json_schema, not both");
     return OB_OK;
 }
 
@@ -225,7 +243,10 @@ ob_status ob_gen_begin(ob_context *c, const ob_token *prompt, size_t n_prompt, c
         if (!(g->stop[g->n_stop] = strdup(p->stop[i]))) goto nomem;
         g->n_stop++;
     }
-    if (g->async && (st = ob_context_set_sampling(c, &g->sp, &g->dev_sample))) goto fail;
+    if ((p->grammar || p->json_schema) && (st = gg_new(g->m, p->grammar, p->json_schema, &g->gram))) goto fail;
+    /* With a grammar the host masks the logits, so an asynchronous backend hands them back instead
+     * of sampling on the device. */
+    if (g->async && !g->gram && (st = ob_context_set_sampling(c, &g->sp, &g->dev_sample))) goto fail;
     if (!g->dev_sample && (st = ob_sampler_new(&g->sp, g->m->hp.n_vocab, &g->smp))) goto fail;
     /* Reuse the longest cached prefix, but always evaluate at least the last prompt token so that
      * fresh logits (or a fresh sample) exist. */
@@ -268,7 +289,12 @@ static ob_status next_sync(ob_gen *g, ob_gen_event *ev) {
     } else if ((st = ob_eval(g->c, &g->tok, 1, 0))) {
         return st;
     }
-    if ((st = work_out(g, host_sample(g)))) return st;
+    ob_token t = host_sample(g);
+    if (t < 0) {
+        grammar_end(g);
+        return next_sync(g, ev);
+    }
+    if ((st = work_out(g, t))) return st;
     *ev = OB_GEN_TOKEN;
     return OB_OK;
 }
@@ -340,6 +366,11 @@ ob_status ob_gen_complete(ob_gen *g, const void *result, size_t len) {
         g->t1 = ob_now_ms();
         g->r.t_prompt_ms = g->t1 - g->t0;
     }
+    if (t < 0) {
+        g->fed = 0;
+        grammar_end(g);
+        return OB_OK;
+    }
     g->tok = t;
     g->fed = 0;
     g->phase = G_GOT;
@@ -365,6 +396,7 @@ void ob_gen_free(ob_gen *g) {
     for (int i = 0; i < g->n_stop; i++) free(g->stop[i]);
     free(g->stop);
     ob_sampler_free(g->smp);
+    gg_free(g->gram);
     free(g->prompt);
     free(g->piece);
     free(g->held);

@@ -9,12 +9,14 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "family.h"
+#include "gen_grammar.h"
 #include "quant.h"
 #include "util.h"
 
@@ -428,6 +430,7 @@ ob_status model_complete(struct ob_model *m) {
 }
 
 void model_release(struct ob_model *m) {
+    gen_gvocab_free(atomic_load(&m->gvocab));
     for (int i = 0; i < m->n_pending; i++) free(m->pending[i].raw);
     free(m->pending);
     if (m->layers)

@@ -117,6 +117,8 @@ struct ob_model {
     char *desc;             /* one line: the family and its flags as run (ob_model_describe) */
 
     char **meta_cache;      /* [n_kv] rendered metadata values, filled on demand */
+    _Atomic(struct gen_gvocab *) gvocab; /* the vocabulary sorted for grammar masks (gen_grammar.c),
+                                          * built on first use by whichever thread needs it */
 
     const struct ob_backend *backend;
     void *bstate;           /* the backend's per-model state */

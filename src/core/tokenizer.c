@@ -509,6 +509,9 @@ int32_t tok_find(const tok_tokenizer *t, const char *s, size_t len) {
 uint32_t tok_n_vocab(const tok_tokenizer *t) { return t ? t->n_vocab : 0; }
 int tok_kind(const tok_tokenizer *t) { return t ? t->kind : -1; }
 size_t tok_max_piece(const tok_tokenizer *t) { return t ? t->max_piece : 0; }
+int tok_added_type(const tok_tokenizer *t, int32_t id) {
+    return t && id >= 0 && (uint32_t)id < t->n_vocab ? t->added_type[id] : 0;
+}
 
 /* ---- encoding ---------------------------------------------------------------------------------- */
 

@@ -85,5 +85,7 @@ int32_t tok_find(const tok_tokenizer *t, const char *s, size_t len);
 uint32_t tok_n_vocab(const tok_tokenizer *t);
 int tok_kind(const tok_tokenizer *t);           /* TOK_BPE or TOK_SPM */
 size_t tok_max_piece(const tok_tokenizer *t);   /* longest raw piece in bytes */
+/* TOK_CONTROL or TOK_USER_DEFINED for an added token, else 0 (also for a bad id). */
+int tok_added_type(const tok_tokenizer *t, int32_t id);
 
 #endif

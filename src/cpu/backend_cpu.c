@@ -9,17 +9,22 @@
  * caller's buffer keeps that buffer, so there the repacked copy does come on top.
  *
  * A product quantises the activations (int16 as two int8 planes: int8 alone loses ~3% of the
- * logits over 28 layers, see cpu_kern.h), then the threads claim chunks of row tiles until none
- * are left. The KV cache holds IEEE halves (half the memory and the bytes read per token; the
+ * logits over 28 layers, see cpu_kern.h; AVX2 and NEON then build each token's lookup tables), then
+ * the threads claim chunks of row tiles until none are left. The KV cache holds IEEE halves (half the memory and the bytes read per token; the
  * logits move by ~0.04%); attention runs one task per KV head and group of tokens, which widens
  * the rows it needs to floats once and reads each key and value row once for all the queries of
- * the task. RMSNorm and SwiGLU are spread over the threads too. Weights of every other type of the table
- * (quant.h: F32, F16, BF16, Q8_0, Q4_0 ... Q6_K, TQ1_0, TQ2_0, Q2_0) are multiplied by rows split
+ * the task. RMSNorm and SwiGLU are spread over the threads too. Weights of a type with an integer-dot
+ * kernel of the chosen instruction set (qk.h: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) are
+ * multiplied in their file layout: the activations quantised to int8 once per batch, then groups of
+ * 16 rows split over the threads. Weights of every other type of the table
+ * (quant.h: F32, F16, BF16, Q2_K, Q3_K, TQ1_0, TQ2_0, Q2_0) are multiplied by rows split
  * over the threads: each thread decodes a row with the type's reference dequantisation into its own
  * float buffer, then takes the float dot with every token's activations (16 partial sums, which the
  * compiler vectorises), so a row is decoded once per product however many tokens there are. Q2_0
  * and TQ2_0 rows are decoded by the ISA's SIMD decoder where it has one (AVX2, AVX-512: equal to the
- * table's row bit for bit, so the results are the same); the other types by the table. Every job is a parallel loop whose items any thread may
+ * table's row bit for bit, so the results are the same); the other types by the table. Where a SIMD
+ * table runs, Q2_0 / TQ2_0 / TQ1_0 matrices are instead repacked at load and multiplied on their
+ * codes by tern.h's kernels (tk_init / tk_matmul, one hook in cpuk_matmul). Every job is a parallel loop whose items any thread may
  * take (threadpool.h), and each item is computed the same way whoever takes it: results do not
  * depend on the number of threads. This backend is not the specification: backend_scalar.c is,
  * and the tests compare against it.
@@ -38,7 +43,9 @@
 
 #include "cpu_kern.h"
 #include "forward.h"
+#include "qk.h"
 #include "quant.h"
+#include "tern.h"
 #include "threadpool.h"
 #include "util.h"
 
@@ -56,9 +63,14 @@ typedef struct cpuk_state {
     int max_cols, max_nb;
     int8_t *xq, *xl;                       /* [CPUK_MAX_BATCH][max_cols] quantised activations */
     float *xa, *xc;                        /* [CPUK_MAX_BATCH][max_nb] */
+    uint8_t *xlut;                         /* [CPUK_MAX_BATCH][max_cols * CK_LUT_PER_COL] if isa->lut */
     float **attn_scratch;                  /* [nth][attn_floats]: scores, then keys and values */
     float **row_buf;                       /* [nth][max_cols]: a decoded row of another type */
+    int8_t *qk_q;                          /* [CPUK_MAX_BATCH][max_cols]: activations for qk.h's kernels */
+    float *qk_d;                           /* [CPUK_MAX_BATCH][max_cols / 32] */
+    int16_t *qk_s;                         /* [CPUK_MAX_BATCH][max_cols / 16] */
     size_t attn_floats;
+    tk_state *tern;                        /* the ternary types' kernels (tern.h), NULL: row path */
 } cpuk_state;
 
 /* Chunk size giving each thread about `per` claims of a loop of n items. */
@@ -173,12 +185,24 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
             return st;
         }
     }
+    ob_status tst = tk_init(&s->tern, s->isa->name, m, s->pool);
+    if (tst) {
+        cpuk_free(s);
+        return tst;
+    }
     s->max_cols = (s->max_cols + CK_BLK - 1) / CK_BLK * CK_BLK;
     s->max_nb = s->max_cols / CK_BLK;
     s->xq = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
     s->xl = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
     s->xa = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
     s->xc = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
+    if (s->isa->lut && !(s->xlut = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols * CK_LUT_PER_COL))) {
+        cpuk_free(s);
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    }
+    s->qk_q = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
+    s->qk_d = malloc((size_t)CPUK_MAX_BATCH * (size_t)(s->max_cols / 32) * sizeof(float));
+    s->qk_s = malloc((size_t)CPUK_MAX_BATCH * (size_t)(s->max_cols / 16) * sizeof(int16_t));
     s->attn_scratch = calloc((size_t)s->nth, sizeof *s->attn_scratch);
     s->row_buf = calloc((size_t)s->nth, sizeof *s->row_buf);
     for (int i = 0; s->row_buf && i < s->nth; i++)
@@ -186,7 +210,7 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
             cpuk_free(s);
             return ob_fail(OB_ERR_NOMEM, "out of memory");
         }
-    if (!s->xq || !s->xl || !s->xa || !s->xc || !s->attn_scratch || !s->row_buf) {
+    if (!s->xq || !s->xl || !s->xa || !s->xc || !s->qk_q || !s->qk_d || !s->qk_s || !s->attn_scratch || !s->row_buf) {
         cpuk_free(s);
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     }
@@ -197,6 +221,7 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
 static void cpuk_free(void *kstate) {
     cpuk_state *s = kstate;
     if (!s) return;
+    tk_free(s->tern);
     tp_free(s->pool);
     for (int i = 0; s->packed && i < s->n_weights; i++) free((void *)s->packed[i].data);
     free(s->packed);
@@ -204,6 +229,10 @@ static void cpuk_free(void *kstate) {
     free(s->xl);
     free(s->xa);
     free(s->xc);
+    free(s->xlut);
+    free(s->qk_q);
+    free(s->qk_d);
+    free(s->qk_s);
     if (s->attn_scratch)
         for (int i = 0; i < s->nth; i++) free(s->attn_scratch[i]);
     free(s->attn_scratch);
@@ -222,6 +251,7 @@ typedef struct cpuk_quant_job {
     int cols, nb;
     int8_t *q, *ql;                        /* ql NULL: int8 */
     float *a, *c;
+    uint8_t *lut;                          /* isa->lut's tables, NULL without */
 } cpuk_quant_job;
 
 static void cpuk_quant_run(void *arg, int begin, int end, int ith) {
@@ -230,6 +260,10 @@ static void cpuk_quant_run(void *arg, int begin, int end, int ith) {
     for (int t = begin; t < end; t++)
         j->isa->quant(j->x + (size_t)t * j->cols, j->cols, j->q + (size_t)t * j->cols,
                       j->ql ? j->ql + (size_t)t * j->cols : NULL, j->a + (size_t)t * j->nb, j->c + (size_t)t * j->nb);
+    if (j->lut)
+        for (int t = begin; t < end; t++)
+            j->isa->lut(j->q + (size_t)t * j->cols, j->ql ? j->ql + (size_t)t * j->cols : NULL, j->cols,
+                        j->lut + (size_t)t * j->cols * CK_LUT_PER_COL);
 }
 
 typedef struct cpuk_gemm_job {
@@ -280,11 +314,60 @@ static void cpuk_rowdot_run(void *arg, int begin, int end, int ith) {
     }
 }
 
+/* Types with an integer-dot kernel of this instruction set (qk.h): the activations quantised once
+ * per batch of tokens, then groups of 16 rows split over the threads. */
+typedef struct cpuk_qk_job {
+    const qk_kern *k;
+    const ob_weight *w;
+    const float *x;                        /* [n][cols] */
+    qk_act a;
+    float *y;
+    int n;
+} cpuk_qk_job;
+
+static void cpuk_qk_quant_run(void *arg, int begin, int end, int ith) {
+    (void)ith;
+    const cpuk_qk_job *j = arg;
+    const int cols = j->a.cols;
+    for (int t = begin; t < end; t++)
+        qk_quant(j->x + (size_t)t * cols, cols, j->a.blk, (int8_t *)j->a.q + (size_t)t * cols,
+                 (float *)j->a.d + (size_t)t * (cols / j->a.blk), (int16_t *)j->a.s + (size_t)t * (cols / 16));
+}
+
+static void cpuk_qk_rows_run(void *arg, int begin, int end, int ith) {
+    (void)ith;
+    const cpuk_qk_job *j = arg;
+    const int r1 = end * 16 < j->w->rows ? end * 16 : j->w->rows;
+    j->k->rows(j->w->data, j->w->row_bytes, begin * 16, r1, &j->a, j->n, j->y, (size_t)j->w->rows);
+}
+
+static void cpuk_qk_matmul(cpuk_state *s, const qk_kern *k, const ob_weight *w, const float *x, float *y, int n) {
+    const int groups = (w->rows + 15) / 16;
+    for (int t0 = 0; t0 < n; t0 += CPUK_MAX_BATCH) {
+        const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
+        cpuk_qk_job j = {k, w, x + (size_t)t0 * w->cols, {s->qk_q, s->qk_d, s->qk_s, w->cols, k->act_blk},
+                         y + (size_t)t0 * w->rows, nt};
+        tp_for(s->pool, nt, 1, cpuk_qk_quant_run, &j);
+        tp_for(s->pool, groups, cpuk_chunk(s, groups, nt == 1 ? 16 : 8), cpuk_qk_rows_run, &j);
+    }
+}
+
 static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float *y, int n) {
     cpuk_state *s = kstate;
     const ck_q1 *pw = w->id >= 0 && w->id < s->n_weights ? &s->packed[w->id] : NULL;
     pthread_mutex_lock(&s->mu);
+    if (tk_matmul(s->tern, w, x, y, n)) { /* Q2_0, TQ2_0, TQ1_0 repacked at load */
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
     if (!pw || !pw->data) {
+        /* A kernel of (type, instruction set) where there is one, else the type table's row. */
+        const qk_kern *qk = w->cols <= s->max_cols ? qk_find(s->isa->name, w->type) : NULL;
+        if (qk && w->cols % qk->act_blk == 0) {
+            cpuk_qk_matmul(s, qk, w, x, y, n);
+            pthread_mutex_unlock(&s->mu);
+            return;
+        }
         /* The loader admits only types with a row; max_cols covers every weight of the model. */
         void (*dq)(const void *, float *, size_t) = ob_type_find(w->type)->dequant;
         if (w->type == GGML_Q2_0 && s->isa->dq_q2_0) dq = s->isa->dq_q2_0;
@@ -299,9 +382,9 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
     int8_t *xl = CPUK_PLANES == 2 ? s->xl : NULL;
     for (int t0 = 0; t0 < n; t0 += CPUK_MAX_BATCH) {
         const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
-        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc};
+        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut};
         tp_for(s->pool, nt, 1, cpuk_quant_run, &qj);
-        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb}, nt, y + (size_t)t0 * pw->rows,
+        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL}, nt, y + (size_t)t0 * pw->rows,
                             (size_t)pw->rows};
         /* About 8 claims per thread (16 for one token, where a tile is quick and the last claim
          * decides how long the others wait): enough to even out threads slowed by other work. */
@@ -514,12 +597,16 @@ static ob_status cpuk_model_init(const struct ob_model *m, int n_threads, void *
     return cpu_model_init(&cpuk_kernels, m, n_threads, mstate);
 }
 
+static const char *cpuk_detail(const void *mstate) { return cpuk_isa_name(cpu_model_kstate(mstate)); }
+
 const ob_backend ob_backend_cpu = {
     .name = "cpu",
     .supported = cpuk_supported,
+    .detail = cpuk_detail,
     .model_init = cpuk_model_init,
     .model_free = cpu_model_free,
     .ctx_init = cpu_ctx_init,
     .ctx_free = cpu_ctx_free,
     .forward = cpu_forward,
+    .hidden = cpu_hidden,
 };

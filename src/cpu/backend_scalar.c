@@ -76,4 +76,5 @@ const ob_backend ob_backend_scalar = {
     .ctx_init = cpu_ctx_init,
     .ctx_free = cpu_ctx_free,
     .forward = cpu_forward,
+    .hidden = cpu_hidden,
 };

@@ -1,14 +1,18 @@
 /* cpu_avx2.c — the CPU kernels for x86-64 with AVX2, FMA and F16C (Haswell and later, Zen 1+).
  *
- * Same tiles and arithmetic as the AVX-512 file, in 256-bit registers: a tile is handled as two
- * halves of 8 rows; half h of a group's 64-bit mask (32 bits, one per row and column) is expanded
- * to 32 bytes of 0/1 with a byte shuffle, an AND with the bit of each byte, a compare and an
- * absolute value. vpmaddubsw multiplies them with the token's 4 activations of a plane (broadcast)
- * into 16-bit pairs, summed over the 32 groups of a block in 16 bits (at most 32 * 2 * 127 = 8128:
- * no overflow), then one vpmaddwd per block widens to one int32 per row. Up to 4 tokens share an
- * expansion. Also attention (one query at a time), SwiGLU and half <-> float conversion. Built
- * with the flags of the "per-ISA kernel flags" block of the Makefile; without them this file only
- * defines an empty table.
+ * The Q1_0 product looks the weights up rather than multiplying by them. Per token, once per
+ * product, tables of the 16 subset sums of every group of 4 activations (int16 precision, three
+ * byte chunks per 17-bit sum: cpu_kern.h); a row's 4 sign bits of a group (one nibble of the
+ * repacked mask) index them with vpshufb, which so does 16 rows x 4 columns of two groups (one
+ * per 128-bit lane) and one chunk: per 128 weights 3 shuffles, 3 byte adds, 3 instructions to
+ * form the indices and ~3 to widen and combine, about 3.3 per 32 weights for both activation
+ * planes, against ~8 when the sign bits were expanded to bytes and multiplied with vpmaddubsw
+ * (and ~5 with AVX-VNNI's vpdpbusd, which is why there is no AVX-VNNI variant: this path does not
+ * multiply). The sums are exact integers, equal to the portable kernel's. Tokens go in groups of 8
+ * over slices of columns whose tables stay in L1. Also attention (one query at a time), SwiGLU,
+ * half <-> float conversion and the Q2_0 / TQ2_0 row decoders. Built with the flags of the
+ * "per-ISA kernel flags" block of the Makefile; without them this file only defines an empty
+ * table.
  */
 #include "cpu_kern.h"
 
@@ -92,85 +96,169 @@ static void avx2_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a
     }
 }
 
-/* ---- Q1_0 product ---------------------------------------------------------------------------- */
+/* ---- Q1_0 product: lookup tables ------------------------------------------------------------- */
 
-AVX2_INLINE __m256i avx2_bcast4(const void *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
+/* The tables are cpu_kern.h's (built per token, bit for bit as ck_lut_generic). */
+#define CK2_BIAS CK_LUT_BIAS
+
+/* 16 subset sums of one plane's 4 activations of group g, one per 16-bit lane k: bytes (bit 0,
+ * bit 1) and (bit 2, bit 3) of k times the pairs (p[0], p[1]) and (p[2], p[3]). */
+AVX2_INLINE __m256i avx2_subsets(const int8_t *p, __m256i b01, __m256i b23) {
+    int16_t w01, w23;
+    memcpy(&w01, p, 2);
+    memcpy(&w23, p + 2, 2);
+    return _mm256_add_epi16(_mm256_maddubs_epi16(b01, _mm256_set1_epi16(w01)), _mm256_maddubs_epi16(b23, _mm256_set1_epi16(w23)));
 }
 
-/* Half h (8 rows) of one tile times T <= 4 tokens, P planes. */
-AVX2_INLINE void avx2_half(const uint8_t *tile, int nb, int h, const ck_act *x, size_t t0, float *y, size_t ys,
-                           int left, const int T, const int P) {
-    const size_t xs = (size_t)x->cols, ns = (size_t)x->nb;
-    const int8_t *xq = x->q + t0 * xs, *xl = P == 2 ? x->ql + t0 * xs : NULL;
-    const float *xa = x->a + t0 * ns, *xc = x->c + t0 * ns;
-    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
-                                          3, 3, 3, 3, 3, 3, 3);
-    const __m256i bits = _mm256_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16,
-                                          32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
-    __m256 acc[4];
+/* With T = 128 T_h + T_l (T_h, T_l the subset sums of the two planes; T_h = 0 for int8) and
+ * v = T + CK2_BIAS: c0 = v mod 64 = T_l mod 64 (CK2_BIAS is a multiple of 64), and
+ * u = v >> 6 = 2 T_h + (T_l >> 6) + CK2_BIAS / 64 (0 <= u < 2048), c1 = u mod 64, c2 = u >> 6:
+ * all in 16 bits, though v needs 17. */
+static void avx2_lut(const int8_t *q, const int8_t *ql, int cols, uint8_t *lut) {
+    const __m256i b01 = _mm256_setr_epi8(0, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0,
+                                         0, 1, 1, 1);
+    const __m256i b23 = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1,
+                                         1, 1, 1, 1);
+    const __m256i m63 = _mm256_set1_epi16(63), ub = _mm256_set1_epi16(CK2_BIAS / 64);
+    for (int p = 0; p < cols / 8; p++) {
+        __m256i c[2][3];
+        for (int h = 0; h < 2; h++) {
+            const int g = 2 * p + h;
+            const __m256i th = ql ? avx2_subsets(q + 4 * g, b01, b23) : _mm256_setzero_si256();
+            const __m256i tl = avx2_subsets(ql ? ql + 4 * g : q + 4 * g, b01, b23);
+            const __m256i u = _mm256_add_epi16(_mm256_add_epi16(_mm256_add_epi16(th, th), _mm256_srai_epi16(tl, 6)), ub);
+            c[h][0] = _mm256_and_si256(tl, m63);
+            c[h][1] = _mm256_and_si256(u, m63);
+            c[h][2] = _mm256_srli_epi16(u, 6);
+        }
+        for (int k = 0; k < 3; k++) /* lane 0: group 2p's 16 bytes, lane 1: group 2p + 1's */
+            _mm256_store_si256((__m256i *)(void *)(lut + (size_t)p * 96 + 32 * k),
+                               _mm256_permute4x64_epi64(_mm256_packus_epi16(c[0][k], c[1][k]), 0xD8));
+    }
+}
+
+/* The nibble indices of one tile-block: idx[p] holds, in lane h, row r's 4 bits of group 2p + h
+ * in byte j, rows in the order r = 2 pi(j) for j < 8 and 2 pi(j - 8) + 1 for j >= 8 with pi =
+ * (0 4 1 5 2 6 3 7): the order in which the sums come out even rows first (see avx2_block). */
+AVX2_INLINE void avx2_idx(const uint8_t *tb, __m256i *idx) {
+    const __m256i ctl = _mm256_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15, 8,
+                                         12, 9, 13, 10, 14, 11, 15);
+    const __m256i sh = _mm256_setr_epi64x(0, 4, 0, 4), lo4 = _mm256_set1_epi8(15);
+#pragma GCC unroll 16
+    for (int p = 0; p < 16; p++) {
+        const __m256i m = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(tb + 32 + 16 * p)));
+        idx[p] = _mm256_and_si256(_mm256_srlv_epi64(_mm256_shuffle_epi8(m, ctl), sh), lo4);
+    }
+}
+
+/* One token times one tile-block: the integer sums S of the 16 rows, even rows in *se and odd
+ * rows in *so (8 int32 each). Byte sums of 4 lookups stay under 256 (63 * 4); they are widened to
+ * 16 bits (even and odd bytes apart) every 4 lookups, and the two lanes (groups 2p and 2p + 1)
+ * and the three chunks are combined once per block. */
+AVX2_INLINE void avx2_block(const __m256i *idx, const uint8_t *L, __m256i *se, __m256i *so) {
+    const __m256i lo8 = _mm256_set1_epi16(0xFF);
+    __m256i ae[3], ao[3];
 #pragma GCC unroll 4
-    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *tb = tile + (size_t)b * CK_TB_BYTES;
-        const uint8_t *m = tb + 32 + 4 * h; /* the half's 32 bits of mask g are at m + 8 g */
-        const int8_t *xb = xq + (size_t)b * CK_BLK, *lb = P == 2 ? xl + (size_t)b * CK_BLK : NULL;
-        __m256i s[4], sl[4];
+    for (int j0 = 0; j0 < 16; j0 += 4) {
+        __m256i s8[3];
 #pragma GCC unroll 4
-        for (int t = 0; t < T; t++) s[t] = sl[t] = _mm256_setzero_si256();
-#pragma GCC unroll 32
-        for (int g = 0; g < CK_TB_MASKS; g++) {
-            /* byte i of the half <- bit i: pick its mask byte, isolate the bit, 0xFF -> 1 */
-            __m256i w = _mm256_and_si256(_mm256_shuffle_epi8(avx2_bcast4(m + 8 * g), shuf), bits);
-            w = _mm256_abs_epi8(_mm256_cmpeq_epi8(w, bits));
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
-                s[t] = _mm256_add_epi16(s[t], _mm256_maddubs_epi16(w, avx2_bcast4(xb + t * xs + 4 * g)));
-                if (P == 2) sl[t] = _mm256_add_epi16(sl[t], _mm256_maddubs_epi16(w, avx2_bcast4(lb + t * xs + 4 * g)));
+        for (int j = j0; j < j0 + 4; j++) {
+#pragma GCC unroll 3
+            for (int c = 0; c < 3; c++) {
+                const __m256i v = _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)(L + 96 * j + 32 * c)), idx[j]);
+                s8[c] = j == j0 ? v : _mm256_add_epi8(s8[c], v);
             }
         }
-        const __m256 d = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(const void *)(tb + 16 * h)));
-        const __m256i one16 = _mm256_set1_epi16(1);
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            __m256i st = _mm256_madd_epi16(s[t], one16);
-            if (P == 2) st = _mm256_add_epi32(_mm256_slli_epi32(st, 7), _mm256_madd_epi16(sl[t], one16));
-            const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(st), _mm256_set1_ps(xa[t * ns + b]),
-                                             _mm256_set1_ps(xc[t * ns + b]));
-            acc[t] = _mm256_fmadd_ps(d, f, acc[t]);
+#pragma GCC unroll 3
+        for (int c = 0; c < 3; c++) {
+            const __m256i e = _mm256_and_si256(s8[c], lo8), o = _mm256_srli_epi16(s8[c], 8);
+            ae[c] = j0 == 0 ? e : _mm256_add_epi16(ae[c], e);
+            ao[c] = j0 == 0 ? o : _mm256_add_epi16(ao[c], o);
         }
     }
-    if (left >= 8) {
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) _mm256_storeu_ps(y + t * ys, acc[t]);
+    /* F_c: lane 0 = even bytes (both groups), lane 1 = odd bytes; each <= 32 * 63. */
+    __m256i F[3];
+#pragma GCC unroll 3
+    for (int c = 0; c < 3; c++)
+        F[c] = _mm256_add_epi16(_mm256_permute2x128_si256(ae[c], ao[c], 0x20), _mm256_permute2x128_si256(ae[c], ao[c], 0x31));
+    /* S + 32 * CK2_BIAS = F0 + 64 (F1 + 64 F2); G = F1 + 64 F2 <= 65504 fits 16 bits unsigned,
+     * taken as signed minus 32768: S = F0 + 64 G' + 64 * 32768 - 32 * CK2_BIAS. */
+    const __m256i G = _mm256_xor_si256(_mm256_add_epi16(F[1], _mm256_slli_epi16(F[2], 6)), _mm256_set1_epi16(-32768));
+    const __m256i w = _mm256_set1_epi32(1 | 64 << 16), off = _mm256_set1_epi32(64 * 32768 - 32 * CK2_BIAS);
+    *se = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpacklo_epi16(F[0], G), w), off);
+    *so = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpackhi_epi16(F[0], G), w), off);
+}
+
+/* Rows 0..15 of y (left of them) <-> even / odd halves. */
+AVX2_INLINE void avx2_load_eo(const float *y, int left, __m256 *e, __m256 *o) {
+    __m256 a, b;
+    if (left >= 16) {
+        a = _mm256_loadu_ps(y);
+        b = _mm256_loadu_ps(y + 8);
     } else {
-        const __m256i km = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) _mm256_maskstore_ps(y + t * ys, km, acc[t]);
+        const __m256i i8 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        a = _mm256_maskload_ps(y, _mm256_cmpgt_epi32(_mm256_set1_epi32(left), i8));
+        b = _mm256_maskload_ps(y + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), i8));
+    }
+    *e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    *o = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+
+AVX2_INLINE void avx2_store_eo(float *y, int left, __m256 e, __m256 o) {
+    const __m256 lo = _mm256_unpacklo_ps(e, o), hi = _mm256_unpackhi_ps(e, o);
+    const __m256 a = _mm256_permute2f128_ps(lo, hi, 0x20), b = _mm256_permute2f128_ps(lo, hi, 0x31);
+    if (left >= 16) {
+        _mm256_storeu_ps(y, a);
+        _mm256_storeu_ps(y + 8, b);
+    } else {
+        const __m256i i8 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_maskstore_ps(y, _mm256_cmpgt_epi32(_mm256_set1_epi32(left), i8), a);
+        _mm256_maskstore_ps(y + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), i8), b);
     }
 }
 
-#define AVX2_CASES(P)                                                                                   \
-    switch (n - t0 < 4 ? n - t0 : 4) {                                                                  \
-    case 1: avx2_half(td, nb, h, x, (size_t)t0, yy, ys, left, 1, P); break;                             \
-    case 2: avx2_half(td, nb, h, x, (size_t)t0, yy, ys, left, 2, P); break;                             \
-    case 3: avx2_half(td, nb, h, x, (size_t)t0, yy, ys, left, 3, P); break;                             \
-    default: avx2_half(td, nb, h, x, (size_t)t0, yy, ys, left, 4, P); break;                            \
+/* Blocks [b0, b1) of one tile for tokens t0 .. t0 + nt - 1 (nt <= 8), accumulated into y (which
+ * holds the sums of blocks [0, b0) unless b0 = 0). */
+static void avx2_tile(const uint8_t *tile, int b0, int b1, const ck_act *x, int t0, int nt, float *y, size_t ys,
+                      int left) {
+    __m256 acc[8][2];
+    for (int t = 0; t < nt; t++) {
+        if (b0 == 0) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+        else avx2_load_eo(y + (size_t)t * ys, left, &acc[t][0], &acc[t][1]);
     }
+    const __m256i dctl = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12, 13,
+                                          2, 3, 6, 7, 10, 11, 14, 15);
+    for (int b = b0; b < b1; b++) {
+        const uint8_t *tb = tile + (size_t)b * CK_TB_BYTES;
+        __m256i idx[16];
+        avx2_idx(tb, idx);
+        /* scales of the even rows, then the odd ones */
+        const __m256i dh = _mm256_permute4x64_epi64(
+            _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)tb), dctl), 0xD8);
+        const __m256 de = _mm256_cvtph_ps(_mm256_castsi256_si128(dh)), dodd = _mm256_cvtph_ps(_mm256_extracti128_si256(dh, 1));
+        for (int t = 0; t < nt; t++) {
+            const size_t tt = (size_t)(t0 + t);
+            __m256i se, so;
+            avx2_block(idx, x->lut + tt * x->lut_stride + (size_t)b * 16 * 96, &se, &so);
+            const __m256 va = _mm256_set1_ps(x->a[tt * (size_t)x->nb + b]), vc = _mm256_set1_ps(x->c[tt * (size_t)x->nb + b]);
+            acc[t][0] = _mm256_fmadd_ps(de, _mm256_fmadd_ps(_mm256_cvtepi32_ps(se), va, vc), acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(dodd, _mm256_fmadd_ps(_mm256_cvtepi32_ps(so), va, vc), acc[t][1]);
+        }
+    }
+    for (int t = 0; t < nt; t++) avx2_store_eo(y + (size_t)t * ys, left, acc[t][0], acc[t][1]);
+}
 
+/* Tokens in groups of 8, columns in slices whose tables (1.5 KB per token and block) stay in L1
+ * while the slice is swept over the tiles: 16 blocks for one token, 2 for a group. */
 static void avx2_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
     const int nb = w->nb;
-    for (int tile = tile0; tile < tile1; tile++) {
-        const uint8_t *td = w->data + (size_t)tile * nb * CK_TB_BYTES;
-        for (int h = 0; h < 2; h++) {
-            const int left = w->rows - tile * CK_TILE - 8 * h;
-            if (left <= 0) break;
-            for (int t0 = 0; t0 < n; t0 += 4) {
-                float *yy = y + (size_t)tile * CK_TILE + 8 * h + (size_t)t0 * ys;
-                if (x->ql) AVX2_CASES(2) else AVX2_CASES(1)
-            }
+    for (int t0 = 0; t0 < n; t0 += 8) {
+        const int nt = n - t0 < 8 ? n - t0 : 8, sb = nt == 1 ? 16 : nt <= 2 ? 8 : 2;
+        for (int b0 = 0; b0 < nb; b0 += sb) {
+            const int b1 = b0 + sb < nb ? b0 + sb : nb;
+            for (int tile = tile0; tile < tile1; tile++)
+                avx2_tile(w->data + (size_t)tile * nb * CK_TB_BYTES, b0, b1, x, t0, nt,
+                          y + (size_t)t0 * ys + (size_t)tile * CK_TILE, ys, w->rows - tile * CK_TILE);
         }
     }
 }
@@ -319,6 +407,7 @@ const ck_isa ck_isa_avx2 = {
     .compiled = 1,
     .supported = avx2_supported,
     .quant = avx2_quant,
+    .lut = avx2_lut,
     .gemm = avx2_gemm,
     .attn = avx2_attn,
     .swiglu = avx2_swiglu,

@@ -85,6 +85,21 @@ void ck_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a,
     }
 }
 
+void ck_lut_generic(const int8_t *q, const int8_t *ql, int cols, uint8_t *lut) {
+    for (int g = 0; g < cols / 4; g++) {
+        uint8_t *o = lut + (size_t)(g / 2) * 96 + 16 * (g % 2);
+        int32_t Q[4], v[16];
+        for (int c = 0; c < 4; c++) Q[c] = ql ? 128 * q[4 * g + c] + ql[4 * g + c] : q[4 * g + c];
+        for (int k = 0; k < 16; k++)
+            v[k] = CK_LUT_BIAS + (k & 1 ? Q[0] : 0) + (k & 2 ? Q[1] : 0) + (k & 4 ? Q[2] : 0) + (k & 8 ? Q[3] : 0);
+        for (int k = 0; k < 16; k++) {
+            o[k] = (uint8_t)(v[k] & 63);
+            o[32 + k] = (uint8_t)((v[k] >> 6) & 63);
+            o[64 + k] = (uint8_t)(v[k] >> 12);
+        }
+    }
+}
+
 void ck_gemm_generic(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ystride) {
     const int nb = w->nb;
     for (int tile = tile0; tile < tile1; tile++) {

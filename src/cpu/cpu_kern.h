@@ -53,7 +53,22 @@ typedef struct ck_act {
     const int8_t *ql;              /* [n][cols] low plane l (int16), NULL for int8 */
     const float *a, *c;            /* [n][nb]: 2 sx, -sx * sum(Q) per block */
     int cols, nb;
+    /* Tables of the ISA's lut hook, when it has one (else NULL): [n][lut_stride] bytes. */
+    const uint8_t *lut;
+    size_t lut_stride;
 } ck_act;
+
+/* Lookup tables (ck_isa.lut; AVX2 and NEON): per token and group g of 4 columns, the 16 sums
+ * T[k] = sum of Q[4g + c] over the bits c of k (what a row's 4 sign bits of the group select),
+ * biased by CK_LUT_BIAS so that 0 <= v = T[k] + CK_LUT_BIAS < 2^17, each split into three bytes of
+ * 6, 6 and 5 bits, v = c0 + 64 c1 + 4096 c2: one 16-byte table per group and chunk, which a byte
+ * shuffle (vpshufb, tbl) indexes with the row's 4 bits (the nibble of the repacked mask). Layout
+ * per pair of groups (2p, 2p + 1), 96 bytes: c0 of 2p, c0 of 2p + 1, c1 of 2p, c1 of 2p + 1, c2 of
+ * 2p, c2 of 2p + 1 (16 bytes each). Sums of byte lookups stay exact: at most 4 lookups are added
+ * in a byte (4 * 63 < 256), then widened; per row and block, S = sum of c0 + 64 sum of c1 + 4096
+ * sum of c2 - 32 CK_LUT_BIAS. */
+#define CK_LUT_PER_COL 12          /* bytes per activation column */
+#define CK_LUT_BIAS 65024          /* 4 * 16256: minus the least subset sum */
 
 /* One instruction set's kernels. */
 typedef struct ck_isa {
@@ -63,6 +78,10 @@ typedef struct ck_isa {
     /* Quantises one token: x[cols] -> q[cols] (and ql[cols] when ql is not NULL: int16), a[nb],
      * c[nb]; cols a multiple of 128. */
     void (*quant)(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
+    /* Optional (NULL: gemm reads q / ql): builds one token's lookup tables from its quantised
+     * planes (ql NULL: int8), cols * CK_LUT_PER_COL bytes at lut; gemm then reads only x->lut
+     * (and a, c), which the caller must fill for every token. */
+    void (*lut)(const int8_t *q, const int8_t *ql, int cols, uint8_t *lut);
     /* y[t][r] = W[r] . x[t] for rows r of tiles [tile0, tile1) and tokens t < n; y rows have stride
      * ystride. Rows >= w->rows are not written. */
     void (*gemm)(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ystride);
@@ -98,6 +117,7 @@ void ck_q1_repack(const uint8_t *src, size_t row_bytes, int rows, int cols, uint
 
 /* Portable versions (also the reference for the SIMD ones in the tests). */
 void ck_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
+void ck_lut_generic(const int8_t *q, const int8_t *ql, int cols, uint8_t *lut);
 void ck_gemm_generic(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ystride);
 void ck_attn_generic(const float *q, const float *k, const float *v, size_t stride, int npos, int hd,
                      float scale, float *out, float *scratch);

@@ -1,14 +1,16 @@
-/* cpu_neon.c — the CPU kernels for AArch64 (NEON; sdot when built for ARMv8.2 with dotprod).
+/* cpu_neon.c — the CPU kernels for AArch64 (NEON).
  *
- * Same tiles and arithmetic as the x86 files, in 128-bit registers: a tile is handled a quarter
- * (4 rows, 16 bytes per group) at a time. The quarter's 16 bits of a group's mask become 16
- * bytes of 0xFF/0x00 with a table lookup (each byte picks its mask byte) and a bit test. Without
- * dotprod, the bytes select the activations (AND) and sadalp adds neighbouring pairs into 16-bit
- * sums (at most 32 * 2 * 127 = 8128 per block: no overflow), widened to one int32 per row per
- * block; with dotprod, sdot of the 0/-1 bytes with the activations gives minus the sum directly.
- * Two activation planes (int16) take two of each. Also attention (one query at a time) and half
- * <-> float conversion. AArch64 always has NEON, so this table is used on every AArch64 build;
- * elsewhere the file only defines an empty table. Tested under qemu (tests/neon.sh).
+ * The Q1_0 product looks the weights up rather than multiplying by them: per token, tables of the
+ * 16 subset sums of every group of 4 activations (cpu_kern.h, built once per product, three byte
+ * chunks of each 17-bit sum), indexed with tbl by the 4 sign bits a row has in the group, which are
+ * one nibble of the repacked mask. One tbl thus does 16 rows x 4 columns of one chunk: about 4.5
+ * instructions per 32 weights for both activation planes (int16 precision), against 8 with sdot
+ * (mask expansion + one sdot per plane) and 12 without (AND + sadalp per plane). The byte sums of
+ * the lookups are exact (widened to 16 bits every 4 lookups) and equal the portable kernel's
+ * integer sums. Plain ARMv8.0 NEON, so there is nothing to detect at run time: sdot would not
+ * help. Not timed on ARM hardware (these machines are x86); tested under qemu (tests/neon.sh).
+ * Also attention (one query at a time) and half <-> float conversion. AArch64 always has NEON, so
+ * this table is used on every AArch64 build; elsewhere the file only defines an empty table.
  */
 #include "cpu_kern.h"
 
@@ -62,95 +64,134 @@ static void neon_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a
     }
 }
 
-/* ---- Q1_0 product ---------------------------------------------------------------------------- */
+/* ---- Q1_0 product: lookup tables ------------------------------------------------------------- */
 
-NEON_INLINE int8x16_t neon_bcast4(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return vreinterpretq_s8_s32(vdupq_n_s32(v));
+/* Tables of cpu_kern.h, bit for bit as ck_lut_generic. Per group, the 16 subset sums of each
+ * plane's 4 values in 16-bit lanes: entries 0..7 = bits 0..2 of k selecting p[0..2], entries
+ * 8..15 the same plus p[3]. With T = 128 T_h + T_l (T_h = 0 for int8) and v = T + CK_LUT_BIAS:
+ * c0 = T_l mod 64 (the bias is a multiple of 64), u = v >> 6 = 2 T_h + (T_l >> 6) + bias / 64,
+ * c1 = u mod 64, c2 = u >> 6: all in 16 bits, though v needs 17. */
+NEON_INLINE void neon_subsets(const int8_t *p, int16x8_t *lo, int16x8_t *hi) {
+    static const int16_t b0[8] = {0, 1, 0, 1, 0, 1, 0, 1}, b1[8] = {0, 0, 1, 1, 0, 0, 1, 1}, b2[8] = {0, 0, 0, 0, 1, 1, 1, 1};
+    int16x8_t t = vmulq_n_s16(vld1q_s16(b0), p[0]);
+    t = vmlaq_n_s16(t, vld1q_s16(b1), p[1]);
+    t = vmlaq_n_s16(t, vld1q_s16(b2), p[2]);
+    *lo = t;
+    *hi = vaddq_s16(t, vdupq_n_s16(p[3]));
 }
 
-/* Quarter k (rows 4k..4k+3) of one tile times T <= 4 tokens, P planes. */
-NEON_INLINE void neon_quarter(const uint8_t *tile, int nb, int k, const ck_act *x, size_t t0, float *y, size_t ys,
-                              int left, const int T, const int P) {
-    const size_t xs = (size_t)x->cols, ns = (size_t)x->nb;
-    const int8_t *xq = x->q + t0 * xs, *xl = P == 2 ? x->ql + t0 * xs : NULL;
-    const float *xa = x->a + t0 * ns, *xc = x->c + t0 * ns;
-    /* byte i of the quarter is bit 16k + i of the mask: mask byte 2k + i / 8, bit i % 8 */
-    const uint8_t idx_b[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
-    const uint8_t bit_b[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
-    const uint8x16_t idx = vaddq_u8(vld1q_u8(idx_b), vdupq_n_u8((uint8_t)(2 * k))), bits = vld1q_u8(bit_b);
-    float32x4_t acc[4];
-    for (int t = 0; t < T; t++) acc[t] = vdupq_n_f32(0.0f);
-    for (int b = 0; b < nb; b++) {
+static void neon_lut(const int8_t *q, const int8_t *ql, int cols, uint8_t *lut) {
+    const int16x8_t ub = vdupq_n_s16(CK_LUT_BIAS / 64), m63 = vdupq_n_s16(63);
+    for (int g = 0; g < cols / 4; g++) {
+        uint8_t *o = lut + (size_t)(g / 2) * 96 + 16 * (g % 2);
+        int16x8_t th[2] = {vdupq_n_s16(0), vdupq_n_s16(0)}, tl[2];
+        if (ql) neon_subsets(q + 4 * g, &th[0], &th[1]);
+        neon_subsets(ql ? ql + 4 * g : q + 4 * g, &tl[0], &tl[1]);
+        uint8x8_t c[3][2];
+        for (int h = 0; h < 2; h++) {
+            const int16x8_t u = vaddq_s16(vaddq_s16(vaddq_s16(th[h], th[h]), vshrq_n_s16(tl[h], 6)), ub);
+            c[0][h] = vmovn_u16(vreinterpretq_u16_s16(vandq_s16(tl[h], m63)));
+            c[1][h] = vmovn_u16(vreinterpretq_u16_s16(vandq_s16(u, m63)));
+            c[2][h] = vmovn_u16(vreinterpretq_u16_s16(vshrq_n_s16(u, 6)));
+        }
+        for (int k = 0; k < 3; k++) vst1q_u8(o + 32 * k, vcombine_u8(c[k][0], c[k][1]));
+    }
+}
+
+/* Blocks [b0, b1) of one tile for tokens t0 .. t0 + nt - 1, accumulated into y (which holds the
+ * sums of blocks [0, b0) unless b0 = 0). Per pair of groups, the 16 mask bytes give the nibble
+ * indices: low nibbles (rows 0, 2 .. 14 of group 2p in bytes 0..7, of 2p + 1 in bytes 8..15) and
+ * high nibbles (rows 1, 3 .. 15); index vector of group 2p = its low then high nibbles, so byte j
+ * of every lookup is row 2j (j < 8) or 2(j - 8) + 1: even rows, then odd rows, in both groups,
+ * which therefore add up in the same bytes (4 lookups per byte sum, then widened to 16 bits). */
+static void neon_tile(const uint8_t *tile, int b0, int b1, const ck_act *x, int t0, int nt, float *y, size_t ys,
+                      int left) {
+    float32x4_t acc[8][4]; /* per token: even rows 0..6, 8..14; odd rows 1..7, 9..15 */
+    for (int t = 0; t < nt; t++) {
+        if (b0 == 0 || left < 16) {
+            float tmp[16] = {0};
+            if (b0 > 0) memcpy(tmp, y + (size_t)t * ys, (size_t)left * sizeof(float));
+            const float32x4x2_t p = vld2q_f32(tmp), r = vld2q_f32(tmp + 8);
+            acc[t][0] = p.val[0], acc[t][1] = r.val[0], acc[t][2] = p.val[1], acc[t][3] = r.val[1];
+        } else {
+            const float32x4x2_t p = vld2q_f32(y + (size_t)t * ys), r = vld2q_f32(y + (size_t)t * ys + 8);
+            acc[t][0] = p.val[0], acc[t][1] = r.val[0], acc[t][2] = p.val[1], acc[t][3] = r.val[1];
+        }
+    }
+    const uint8x16_t lo4 = vdupq_n_u8(15);
+    for (int b = b0; b < b1; b++) {
         const uint8_t *tb = tile + (size_t)b * CK_TB_BYTES;
-        const int8_t *xb = xq + (size_t)b * CK_BLK, *lb = P == 2 ? xl + (size_t)b * CK_BLK : NULL;
-#if defined(__ARM_FEATURE_DOTPROD)
-        int32x4_t s[4], sl[4];
-        for (int t = 0; t < T; t++) s[t] = sl[t] = vdupq_n_s32(0);
-#else
-        int16x8_t s[4], sl[4];
-        for (int t = 0; t < T; t++) s[t] = sl[t] = vdupq_n_s16(0);
-#endif
-        for (int g = 0; g < CK_TB_MASKS; g++) {
-            uint64_t mg;
-            memcpy(&mg, tb + 32 + 8 * g, 8);
-            const int8x16_t w = vreinterpretq_s8_u8(vtstq_u8(vqtbl1q_u8(vreinterpretq_u8_u64(vdupq_n_u64(mg)), idx), bits));
-            for (int t = 0; t < T; t++) {
-#if defined(__ARM_FEATURE_DOTPROD)
-                s[t] = vdotq_s32(s[t], w, neon_bcast4(xb + t * xs + 4 * g)); /* w = -1: minus the sum */
-                if (P == 2) sl[t] = vdotq_s32(sl[t], w, neon_bcast4(lb + t * xs + 4 * g));
-#else
-                s[t] = vpadalq_s8(s[t], vandq_s8(w, neon_bcast4(xb + t * xs + 4 * g)));
-                if (P == 2) sl[t] = vpadalq_s8(sl[t], vandq_s8(w, neon_bcast4(lb + t * xs + 4 * g)));
-#endif
+        uint8x16_t idx[32]; /* [pair][group of the pair] */
+        for (int p = 0; p < 16; p++) {
+            const uint8x16_t m = vld1q_u8(tb + 32 + 16 * p), l = vandq_u8(m, lo4), h = vshrq_n_u8(m, 4);
+            idx[2 * p] = vreinterpretq_u8_u64(vzip1q_u64(vreinterpretq_u64_u8(l), vreinterpretq_u64_u8(h)));
+            idx[2 * p + 1] = vreinterpretq_u8_u64(vzip2q_u64(vreinterpretq_u64_u8(l), vreinterpretq_u64_u8(h)));
+        }
+        const uint16x8x2_t dh = vld2q_u16((const uint16_t *)(const void *)tb); /* even rows, odd rows */
+        const float32x4_t d[4] = {vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(dh.val[0]))),
+                                  vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(dh.val[0]))),
+                                  vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(dh.val[1]))),
+                                  vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(dh.val[1])))};
+        for (int t = 0; t < nt; t++) {
+            const size_t tt = (size_t)(t0 + t);
+            const uint8_t *L = x->lut + tt * x->lut_stride + (size_t)b * 16 * 96;
+            uint16x8_t ae[3], ao[3];
+            for (int p0 = 0; p0 < 16; p0 += 2) {
+                uint8x16_t s8[3];
+                for (int c = 0; c < 3; c++) {
+                    s8[c] = vqtbl1q_u8(vld1q_u8(L + 96 * p0 + 32 * c), idx[2 * p0]);
+                    s8[c] = vaddq_u8(s8[c], vqtbl1q_u8(vld1q_u8(L + 96 * p0 + 32 * c + 16), idx[2 * p0 + 1]));
+                    s8[c] = vaddq_u8(s8[c], vqtbl1q_u8(vld1q_u8(L + 96 * (p0 + 1) + 32 * c), idx[2 * p0 + 2]));
+                    s8[c] = vaddq_u8(s8[c], vqtbl1q_u8(vld1q_u8(L + 96 * (p0 + 1) + 32 * c + 16), idx[2 * p0 + 3]));
+                    ae[c] = p0 == 0 ? vmovl_u8(vget_low_u8(s8[c])) : vaddw_u8(ae[c], vget_low_u8(s8[c]));
+                    ao[c] = p0 == 0 ? vmovl_high_u8(s8[c]) : vaddw_high_u8(ao[c], s8[c]);
+                }
+            }
+            /* S = A0 + 64 A1 + 4096 A2 - 32 bias (each A <= 32 * 63), per half of 4 rows */
+            const uint16x8_t *A[2] = {ae, ao};
+            const float32x4_t va = vdupq_n_f32(x->a[tt * (size_t)x->nb + b]), vc = vdupq_n_f32(x->c[tt * (size_t)x->nb + b]);
+            for (int k = 0; k < 4; k++) {
+                const uint16x8_t *a = A[k / 2];
+                uint32x4_t s;
+                if (k % 2 == 0) {
+                    s = vmovl_u16(vget_low_u16(a[0]));
+                    s = vmlal_n_u16(s, vget_low_u16(a[1]), 64);
+                    s = vmlal_n_u16(s, vget_low_u16(a[2]), 4096);
+                } else {
+                    s = vmovl_high_u16(a[0]);
+                    s = vmlal_high_n_u16(s, a[1], 64);
+                    s = vmlal_high_n_u16(s, a[2], 4096);
+                }
+                const int32x4_t si = vsubq_s32(vreinterpretq_s32_u32(s), vdupq_n_s32(32 * CK_LUT_BIAS));
+                acc[t][k] = vfmaq_f32(acc[t][k], d[k], vfmaq_f32(vc, vcvtq_f32_s32(si), va));
             }
         }
-        uint16_t dh[4];
-        memcpy(dh, tb + 8 * k, 8);
-        const float32x4_t d = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(dh)));
-        for (int t = 0; t < T; t++) {
-#if defined(__ARM_FEATURE_DOTPROD)
-            int32x4_t st = vnegq_s32(s[t]);
-            if (P == 2) st = vsubq_s32(vshlq_n_s32(st, 7), sl[t]);
-#else
-            int32x4_t st = vpaddlq_s16(s[t]);
-            if (P == 2) st = vaddq_s32(vshlq_n_s32(st, 7), vpaddlq_s16(sl[t]));
-#endif
-            const float32x4_t f = vfmaq_n_f32(vdupq_n_f32(xc[t * ns + b]), vcvtq_f32_s32(st), xa[t * ns + b]);
-            acc[t] = vfmaq_f32(acc[t], d, f);
-        }
     }
-    for (int t = 0; t < T; t++) {
-        if (left >= 4) {
-            vst1q_f32(y + t * ys, acc[t]);
+    for (int t = 0; t < nt; t++) {
+        const float32x4x2_t p = {{acc[t][0], acc[t][2]}}, r = {{acc[t][1], acc[t][3]}};
+        if (left >= 16) {
+            vst2q_f32(y + (size_t)t * ys, p);
+            vst2q_f32(y + (size_t)t * ys + 8, r);
         } else {
-            float tmp[4];
-            vst1q_f32(tmp, acc[t]);
-            memcpy(y + t * ys, tmp, (size_t)left * sizeof(float));
+            float tmp[16];
+            vst2q_f32(tmp, p);
+            vst2q_f32(tmp + 8, r);
+            memcpy(y + (size_t)t * ys, tmp, (size_t)left * sizeof(float));
         }
     }
 }
 
-#define NEON_CASES(P)                                                                                   \
-    switch (n - t0 < 4 ? n - t0 : 4) {                                                                  \
-    case 1: neon_quarter(td, nb, k, x, (size_t)t0, yy, ys, left, 1, P); break;                          \
-    case 2: neon_quarter(td, nb, k, x, (size_t)t0, yy, ys, left, 2, P); break;                          \
-    case 3: neon_quarter(td, nb, k, x, (size_t)t0, yy, ys, left, 3, P); break;                          \
-    default: neon_quarter(td, nb, k, x, (size_t)t0, yy, ys, left, 4, P); break;                         \
-    }
-
+/* Tokens in groups of 8, columns in slices whose tables (1.5 KB per token and block) stay in L1
+ * while the slice is swept over the tiles: 16 blocks for one token, fewer for more. */
 static void neon_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
     const int nb = w->nb;
-    for (int tile = tile0; tile < tile1; tile++) {
-        const uint8_t *td = w->data + (size_t)tile * nb * CK_TB_BYTES;
-        for (int k = 0; k < 4; k++) {
-            const int left = w->rows - tile * CK_TILE - 4 * k;
-            if (left <= 0) break;
-            for (int t0 = 0; t0 < n; t0 += 4) {
-                float *yy = y + (size_t)tile * CK_TILE + 4 * k + (size_t)t0 * ys;
-                if (x->ql) NEON_CASES(2) else NEON_CASES(1)
-            }
+    for (int t0 = 0; t0 < n; t0 += 8) {
+        const int nt = n - t0 < 8 ? n - t0 : 8, sb = nt == 1 ? 16 : nt <= 2 ? 8 : 2;
+        for (int b0 = 0; b0 < nb; b0 += sb) {
+            const int b1 = b0 + sb < nb ? b0 + sb : nb;
+            for (int tile = tile0; tile < tile1; tile++)
+                neon_tile(w->data + (size_t)tile * nb * CK_TB_BYTES, b0, b1, x, t0, nt,
+                          y + (size_t)t0 * ys + (size_t)tile * CK_TILE, ys, w->rows - tile * CK_TILE);
         }
     }
 }
@@ -218,6 +259,7 @@ const ck_isa ck_isa_neon = {
     .compiled = 1,
     .supported = neon_supported,
     .quant = neon_quant,
+    .lut = neon_lut,
     .gemm = neon_gemm,
     .attn = neon_attn,
     .f16_to_f32 = neon_f16_to_f32,

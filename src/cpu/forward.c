@@ -73,6 +73,8 @@ ob_status cpu_model_init(const ob_kernels *k, const struct ob_model *m, int n_th
     return OB_OK;
 }
 
+const void *cpu_model_kstate(const void *mstate) { return mstate ? ((const cpu_model *)mstate)->kstate : NULL; }
+
 void cpu_model_free(void *mstate) {
     cpu_model *cm = mstate;
     if (!cm) return;
@@ -242,7 +244,8 @@ static void ffn(cpu_ctx *c, const ob_layer *L, const float *h, int n) {
     linear(c, L->w_down, L->w_down_s, L->b_down, c->g, c->o, n);
 }
 
-static void forward_chunk(cpu_ctx *c, const ob_token *tokens, int n, int pos, float *logits, int all_logits) {
+static void forward_chunk(cpu_ctx *c, const ob_token *tokens, int n, int pos, float *logits, int all_logits,
+                          float *hidden) {
     const struct ob_model *m = c->cm->m;
     const ob_hparams *hp = &m->hp;
     const ob_kernels *K = c->cm->k;
@@ -320,10 +323,12 @@ static void forward_chunk(cpu_ctx *c, const ob_token *tokens, int n, int pos, fl
         ffn(c, L, c->h, n);
         for (size_t i = 0; i < (size_t)n * E; i++) c->x[i] += c->o[i];
     }
-    /* Output head only where logits are wanted: it is the largest matrix of a small model. */
-    int first = all_logits ? 0 : n - 1, n_out = n - first;
+    /* Output head only where logits are wanted: it is the largest matrix of a small model. The
+     * final hidden states (embeddings) are the normed rows of every position, without the head. */
+    int first = all_logits || hidden ? 0 : n - 1, n_out = n - first;
     norm_rows(c, c->h, c->x + (size_t)first * E, m->output_norm, m->output_norm_b, n_out);
-    if (logits) linear(c, m->output, NULL, m->output_b, c->h, logits, n_out);
+    if (hidden) memcpy(hidden, c->h, (size_t)n * E * sizeof(float));
+    else if (logits) linear(c, m->output, NULL, m->output_b, c->h, logits, n_out);
 }
 
 ob_status cpu_forward(void *cstate, const ob_token *tokens, int n, int pos, float *logits, int all_logits) {
@@ -336,7 +341,18 @@ ob_status cpu_forward(void *cstate, const ob_token *tokens, int n, int pos, floa
         if (all_logits) out = logits + (size_t)done * V;
         else if (last) out = logits;
         /* Chunks before the last need no logits unless all were asked for. */
-        forward_chunk(c, tokens + done, step, pos + done, out, all_logits);
+        forward_chunk(c, tokens + done, step, pos + done, out, all_logits, NULL);
+        done += step;
+    }
+    return OB_OK;
+}
+
+ob_status cpu_hidden(void *cstate, const ob_token *tokens, int n, int pos, float *hidden) {
+    cpu_ctx *c = cstate;
+    const int E = c->cm->m->hp.n_embd;
+    for (int done = 0; done < n;) {
+        int step = n - done < c->B ? n - done : c->B;
+        forward_chunk(c, tokens + done, step, pos + done, NULL, 0, hidden + (size_t)done * E);
         done += step;
     }
     return OB_OK;

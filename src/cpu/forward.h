@@ -46,9 +46,13 @@ typedef struct ob_kernels {
 
 ob_status cpu_model_init(const ob_kernels *k, const struct ob_model *m, int n_threads, void **mstate);
 void cpu_model_free(void *mstate);
+/* The kernel state of a model (kstate of ob_kernels.init; NULL without). */
+const void *cpu_model_kstate(const void *mstate);
 ob_status cpu_ctx_init(void *mstate, const ob_context_params *p, void **cstate);
 void cpu_ctx_free(void *cstate);
 ob_status cpu_forward(void *cstate, const ob_token *tokens, int n, int pos, float *logits, int all_logits);
+/* The backend's `hidden`: final hidden states (after the output norm) of every position, [n][n_embd]. */
+ob_status cpu_hidden(void *cstate, const ob_token *tokens, int n, int pos, float *hidden);
 
 /* The scalar reference kernels, reused by faster tables for the cases they do not cover. */
 void scalar_matmul(void *kstate, const ob_weight *w, const float *x, float *y, int n);

@@ -77,10 +77,11 @@ EMSCRIPTEN_KEEPALIVE int ob_js_set_sampling(ob_context *c, const double *v, unsi
     return ob_context_set_sampling(c, &p, on_device);
 }
 
-/* ob_gen_begin with the sampling settings as above and n_stop NUL-terminated stop strings. */
+/* ob_gen_begin with the sampling settings as above, n_stop NUL-terminated stop strings and the
+ * constraint (GBNF text, a JSON Schema, or both NULL). */
 EMSCRIPTEN_KEEPALIVE int ob_js_gen_begin(ob_context *c, const ob_token *prompt, int n_prompt, int max_tokens,
                                          const char *const *stop, int n_stop, const double *v, unsigned given,
-                                         ob_gen **out) {
+                                         const char *grammar, const char *json_schema, ob_gen **out) {
     const char *stops[65];
     if (n_stop < 0 || n_stop > 64) return OB_ERR_ARG;
     for (int i = 0; i < n_stop; i++) stops[i] = stop[i];
@@ -90,6 +91,8 @@ EMSCRIPTEN_KEEPALIVE int ob_js_gen_begin(ob_context *c, const ob_token *prompt, 
     p.sampling = sampling_from(v, given);
     p.max_tokens = max_tokens;
     p.stop = stops;
+    p.grammar = grammar;
+    p.json_schema = json_schema;
     return ob_gen_begin(c, prompt, n_prompt < 0 ? 0 : (size_t)n_prompt, &p, out);
 }
 

@@ -23,8 +23,8 @@
  * head and sampler: 5 * n_layer + 3 for a model whose embedding fits one binding. Prompts run
  * in chunks through tiled matrix-matrix kernels. That fused plan is Qwen3's layer on Q1_0 weights;
  * every other family and weight type runs the generic plan ("the generic plan" below): forward.c's
- * steps one dispatch each, with products over weights of any type (dq.wgsl), 12 * n_layer + 5
- * dispatches a token for Llama / Qwen2.
+ * steps one dispatch each, with products over weights of any type (dq.wgsl), 10 * n_layer + 3
+ * dispatches a token for Llama / Qwen2 with q, k, v of one type (12 * n_layer + 3 otherwise).
  */
 #ifdef __EMSCRIPTEN__
 
@@ -92,6 +92,7 @@ static struct {
     int sgmat;              /* int8 16x16x32 subgroup matrices on 32-wide subgroups (mm_sg.wgsl) */
     int cpu;                /* a CPU implementation (SwiftShader): each workgroup has a high fixed cost */
     int dp_cpu;             /* ... and mm_dp runs there all the same (tests; cpu == 2 in ob_wgpu_attach) */
+    uint64_t weight_cap;    /* tests: a smaller cap on a layer's weight buffers (0: none), see ob_wgpu_cap_weights */
 } wg_lim;
 
 static void cmd_put(const uint32_t *w, size_t n) {
@@ -233,7 +234,9 @@ typedef struct wg_samp {
 enum { GM_Q, GM_K, GM_V, GM_QKV, GM_O, GM_GATE, GM_UP, GM_DOWN, GM_COUNT };
 enum {
     GV_ATTN_NORM, GV_ATTN_NORM_B, GV_BQ, GV_BK, GV_BV, GV_BQKV, GV_QN, GV_KN, GV_ASUB, GV_BO,
-    GV_FFN_NORM, GV_FFN_NORM_B, GV_BGATE, GV_BUP, GV_FSUB, GV_BDOWN, GV_COUNT
+    GV_FFN_NORM, GV_FFN_NORM_B, GV_BGATE, GV_BUP, GV_FSUB, GV_BDOWN,
+    GV_SQ, GV_SK, GV_SV, GV_SO, GV_SGATE, GV_SUP, GV_SDOWN, /* BitNet's per-tensor scales [1] */
+    GV_COUNT
 };
 #define GV_NONE 0xffffffffu
 
@@ -250,6 +253,8 @@ static const float *gen_vec(const ob_layer *L, const ob_hparams *hp, int i, int 
         {L->bqkv, QD + 2 * KD}, {L->q_norm, HD}, {L->k_norm, HD}, {L->attn_sub_norm, QD}, {L->bo, E},
         {L->ffn_norm, E},  {L->ffn_norm_b, E}, {L->b_gate, F},    {L->b_up, F},       {L->ffn_sub_norm, F},
         {L->b_down, E},
+        {L->wq_s, 1},      {L->wk_s, 1},      {L->wv_s, 1},       {L->wo_s, 1},       {L->w_gate_s, 1},
+        {L->w_up_s, 1},    {L->w_down_s, 1},
     };
     *n = t[i].n;
     return t[i].v;
@@ -259,13 +264,17 @@ static const float *gen_vec(const ob_layer *L, const ob_hparams *hp, int i, int 
 static int gen_type_ok(uint32_t t) {
     switch (t) {
     case GGML_F32: case GGML_F16: case GGML_BF16: case GGML_Q8_0: case GGML_Q4_0: case GGML_Q4_1: case GGML_Q5_0:
-    case GGML_Q5_1: case GGML_Q4_K: case GGML_Q5_K: case GGML_Q6_K: case GGML_Q1_0: case GGML_Q2_0:
+    case GGML_Q5_1: case GGML_Q2_K: case GGML_Q3_K: case GGML_Q4_K: case GGML_Q5_K: case GGML_Q6_K: case GGML_Q1_0: case GGML_Q2_0:
     case GGML_TQ1_0: case GGML_TQ2_0:
         return 1;
     default:
         return 0;
     }
 }
+
+#define WG_SEGMAX GM_COUNT
+/* The fused plan's groups of a layer: [q|k|v], o, [gate|up], down. */
+enum { FG_QKV, FG_O, FG_GU, FG_DOWN, FG_COUNT };
 
 typedef struct wg_part {
     uint32_t buf;
@@ -274,9 +283,14 @@ typedef struct wg_part {
 
 typedef struct wg_model {
     const struct ob_model *m;
-    uint32_t *layer_buf;          /* [n_layer] one buffer of weights per layer */
-    uint64_t layer_bytes;
-    uint32_t off_qkv, off_o, off_gu, off_down; /* byte offsets of the groups in a layer buffer */
+    /* A layer's weights in one buffer, or in up to WG_SEGMAX ("segments") where one would
+     * exceed a storage binding (maxStorageBufferBindingSize / maxBufferSize): each matrix (each
+     * group of the fused plan) lies whole in one segment. */
+    uint32_t *layer_buf;          /* [n_layer][WG_SEGMAX] the segments' buffers (0: none) */
+    uint64_t *seg_bytes;          /* [n_layer][WG_SEGMAX] their sizes */
+    uint8_t (*gms)[GM_COUNT];     /* [n_layer] segment of each matrix (fused plan: of each group, FG_*) */
+    uint64_t layer_bytes;         /* a layer's weight bytes, all segments together */
+    uint32_t off_qkv, off_o, off_gu, off_down; /* byte offsets of the groups in their segments */
     uint32_t rb_e, rb_q, rb_f;    /* row bytes of matrices with n_embd, q_dim, n_ff columns */
     wg_part *emb, *out;           /* [n_emb], [n_out]: row parts (out == emb when tied) */
     int n_emb, n_out;
@@ -291,8 +305,7 @@ typedef struct wg_model {
     uint32_t id_first, id_end;    /* the GPU objects of the model: ids [id_first, id_end) */
     /* The generic plan (any family and weight type; see "the generic plan" below). */
     int generic;
-    uint64_t *layer_sz;           /* [n_layer] bytes of each layer's buffer (generic; else layer_bytes) */
-    uint32_t (*gmo)[GM_COUNT];    /* [n_layer] byte offset of each matrix in its layer's buffer */
+    uint32_t (*gmo)[GM_COUNT];    /* [n_layer] byte offset of each matrix in its segment */
     uint32_t (*gvo)[GV_COUNT];    /* [n_layer] float offset of each vector in norm_buf (GV_NONE: absent) */
     uint32_t gv_out[3];           /* output_norm, output_norm_b, output_b (GV_NONE: absent) */
 } wg_model;
@@ -330,17 +343,55 @@ static uint64_t binding_cap(void) {
     return cap < (1ull << 31) ? cap : (1ull << 31);
 }
 
+static const char *const LIMIT_NAMES = "maxStorageBufferBindingSize / maxBufferSize";
+
+/* Packs a layer's n matrices of sz[i] bytes (0: absent), in order, each at a multiple of 256
+ * bytes, into as few segments of at most binding_cap() bytes as the order allows: seg[i] and
+ * off[i] say where matrix i lies, seg_bytes[s] how large segment s is. */
+static ob_status pack_layer(const uint64_t *sz, int n, uint8_t *seg, uint32_t *off, uint64_t *seg_bytes, int *n_seg) {
+    const uint64_t cap = wg_lim.weight_cap && wg_lim.weight_cap < binding_cap() ? wg_lim.weight_cap : binding_cap();
+    int s = 0;
+    uint64_t pos = 0;
+    memset(seg_bytes, 0, WG_SEGMAX * sizeof *seg_bytes);
+    for (int i = 0; i < n; i++) {
+        seg[i] = 0;
+        off[i] = 0;
+        if (!sz[i]) continue;
+        if (sz[i] > cap)
+            return ob_fail(OB_ERR_UNSUPPORTED,
+                           "a weight matrix of %llu bytes needs a GPU storage binding that large; this device allows %llu "
+                           "(%s)", (unsigned long long)sz[i], (unsigned long long)cap, LIMIT_NAMES);
+        uint64_t at = round256(pos);
+        if (pos > 0 && at + sz[i] > cap) {
+            if (++s >= WG_SEGMAX) return ob_fail(OB_ERR_UNSUPPORTED, "a layer needs more than %d GPU buffers", WG_SEGMAX);
+            at = 0;
+        }
+        seg[i] = (uint8_t)s;
+        off[i] = (uint32_t)at;
+        pos = at + sz[i];
+        seg_bytes[s] = round4(pos);
+    }
+    *n_seg = s + 1;
+    return OB_OK;
+}
+
+/* The buffer of segment s of layer l. */
+static uint32_t seg_buf(const struct wg_model *wm, int l, int s) { return wm->layer_buf[(size_t)l * WG_SEGMAX + (size_t)s]; }
+
 /* Splits a [rows][cols] Q1_0 matrix into parts of whole rows, each fitting one binding. */
 static ob_status plan_parts(wg_model *wm, const ob_weight *w, wg_part **out, int *n_out) {
     uint64_t per = binding_cap() / w->row_bytes;
     if (per > (uint64_t)w->rows) per = (uint64_t)w->rows;
-    if (per == 0) return ob_fail(OB_ERR_UNSUPPORTED, "a row of %zu bytes exceeds the GPU's storage binding size", w->row_bytes);
+    if (per == 0)
+        return ob_fail(OB_ERR_UNSUPPORTED, "a row of %zu bytes needs a GPU storage binding that large; this device allows %llu (%s)",
+                       w->row_bytes, (unsigned long long)binding_cap(), LIMIT_NAMES);
     /* Parts start at multiples of HEAD_ROWS_MAX rows: the output head's per-workgroup results are
      * indexed by row0 / head_rows. */
     if (per < (uint64_t)w->rows) {
         if (per < HEAD_ROWS_MAX)
-            return ob_fail(OB_ERR_UNSUPPORTED, "the GPU's storage binding size holds only %llu rows of %zu bytes (%d needed)",
-                           (unsigned long long)per, w->row_bytes, HEAD_ROWS_MAX);
+            return ob_fail(OB_ERR_UNSUPPORTED,
+                           "the GPU's storage binding size (%llu bytes, %s) holds only %llu rows of %zu bytes (%d needed)",
+                           (unsigned long long)binding_cap(), LIMIT_NAMES, (unsigned long long)per, w->row_bytes, HEAD_ROWS_MAX);
         per -= per % HEAD_ROWS_MAX;
     }
     int n = (int)(((uint64_t)w->rows + per - 1) / per);
@@ -365,6 +416,15 @@ static ob_status plan_parts(wg_model *wm, const ob_weight *w, wg_part **out, int
 
 static void wg_model_free(void *mstate);
 static ob_status plan_heads(wg_model *wm);
+
+/* The per-layer segment tables of either plan. */
+static ob_status alloc_layers(wg_model *wm) {
+    size_t nl = (size_t)wm->m->hp.n_layer;
+    if (!(wm->layer_buf = calloc(nl * WG_SEGMAX, sizeof *wm->layer_buf)) ||
+        !(wm->seg_bytes = calloc(nl * WG_SEGMAX, sizeof *wm->seg_bytes)) || !(wm->gms = calloc(nl, sizeof *wm->gms)))
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    return OB_OK;
+}
 static ob_status gen_model_plan(wg_model *wm);
 
 /* The fused plan (Qwen3's layer, Q1_0 weights, 5 dispatches a layer) applies: the family's flags
@@ -380,7 +440,7 @@ static int fused_plan_applies(const struct ob_model *m) {
     for (int l = 0; l < hp->n_layer; l++) {
         const ob_layer *L = &m->layers[l];
         if (L->wqkv || L->bq || L->bk || L->bv || L->bo || L->b_gate || L->b_up || L->b_down || L->attn_sub_norm ||
-            L->ffn_sub_norm)
+            L->ffn_sub_norm || L->wq_s || L->wk_s || L->wv_s || L->wo_s || L->w_gate_s || L->w_up_s || L->w_down_s)
             return 0;
     }
     for (int i = 0; i < m->n_weights; i++) {
@@ -401,13 +461,12 @@ static ob_status wg_model_init(const struct ob_model *m, int n_threads, void **m
     if (!m->partial)
         return ob_fail(OB_ERR_UNSUPPORTED, "the webgpu backend loads models through the streaming loader (web/engine.mjs)");
     const ob_hparams *hp = &m->hp;
-    if (hp->head_dim < 32 || 256 % hp->head_dim)
-        return ob_fail(OB_ERR_UNSUPPORTED, "head dimension %d is not supported on the GPU (32, 64, 128 or 256)", hp->head_dim);
-    for (int l = 0; l < hp->n_layer; l++) {
-        const ob_layer *L = &m->layers[l];
-        if (L->wq_s || L->wk_s || L->wv_s || L->wo_s || L->w_gate_s || L->w_up_s || L->w_down_s)
-            return ob_fail(OB_ERR_UNSUPPORTED, "per-tensor weight scales (BitNet's *.scale tensors) are not run on the GPU yet");
-    }
+    /* The fused plan takes heads of 32, 64, 128 or 256; the generic plan's attention also takes
+     * any multiple of 8 up to 256 (padded to the next of those: Phi-2's 80). */
+    const int hd_pow2 = hp->head_dim >= 32 && 256 % hp->head_dim == 0;
+    if (!hd_pow2 && (hp->head_dim < 8 || hp->head_dim > 256 || hp->head_dim % 8 || fused_plan_applies(m)))
+        return ob_fail(OB_ERR_UNSUPPORTED, "head dimension %d is not supported on the GPU (a multiple of 8 up to 256)",
+                       hp->head_dim);
     wg_model *wm = calloc(1, sizeof *wm);
     if (!wm) return ob_fail(OB_ERR_NOMEM, "out of memory");
     wm->m = m;
@@ -431,37 +490,40 @@ static ob_status wg_model_init(const struct ob_model *m, int n_threads, void **m
         st = ob_fail(OB_ERR_UNSUPPORTED, "matrix sizes not a multiple of 4 bytes are not supported on the GPU");
         goto fail;
     }
-    wm->off_qkv = 0;
-    wm->off_o = (uint32_t)round256(qkv);
-    wm->off_gu = (uint32_t)round256(wm->off_o + o);
-    wm->off_down = (uint32_t)round256(wm->off_gu + gu);
-    wm->layer_bytes = round4(wm->off_down + down);
-    if (wm->layer_bytes > binding_cap()) {
-        st = ob_fail(OB_ERR_UNSUPPORTED, "a layer's weights (%llu bytes) exceed the GPU's storage binding size",
-                     (unsigned long long)wm->layer_bytes);
-        goto fail;
+    /* Every layer has the same layout (the groups' offsets are pipeline constants). */
+    const uint64_t gsz[FG_COUNT] = {qkv, o, gu, down};
+    uint8_t gseg[FG_COUNT];
+    uint32_t goff[FG_COUNT];
+    uint64_t sb[WG_SEGMAX];
+    int nseg;
+    if ((st = pack_layer(gsz, FG_COUNT, gseg, goff, sb, &nseg))) goto fail;
+    wm->off_qkv = goff[FG_QKV];
+    wm->off_o = goff[FG_O];
+    wm->off_gu = goff[FG_GU];
+    wm->off_down = goff[FG_DOWN];
+    if ((st = alloc_layers(wm))) goto fail;
+    wm->layer_bytes = 0;
+    for (int s = 0; s < nseg; s++) wm->layer_bytes += sb[s];
+    for (int l = 0; l < hp->n_layer; l++) {
+        memcpy(wm->seg_bytes + (size_t)l * WG_SEGMAX, sb, sizeof sb);
+        memcpy(wm->gms[l], gseg, sizeof gseg);
     }
-    if (!(wm->layer_buf = calloc((size_t)hp->n_layer, sizeof *wm->layer_buf))) {
-        st = ob_fail(OB_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    /* Plan entries of layer weights name the layer (dst = layer index | 0x40000000) until setup
-     * has buffer ids. */
+    /* Plan entries of layer weights name the segment (dst = layer * WG_SEGMAX + segment |
+     * 0x40000000) until setup has buffer ids. */
     for (int l = 0; l < hp->n_layer; l++) {
         const ob_layer *L = &m->layers[l];
-        uint32_t tag = 0x40000000u | (uint32_t)l;
-        const struct { const ob_weight *w; uint64_t off; } mats[7] = {
-            {L->wq, wm->off_qkv},
-            {L->wk, wm->off_qkv + QD * wm->rb_e},
-            {L->wv, wm->off_qkv + (QD + KD) * wm->rb_e},
-            {L->wo, wm->off_o},
-            {L->w_gate, wm->off_gu},
-            {L->w_up, wm->off_gu + F * wm->rb_e},
-            {L->w_down, wm->off_down},
+        const struct { const ob_weight *w; uint64_t off; int g; } mats[7] = {
+            {L->wq, wm->off_qkv, FG_QKV},
+            {L->wk, wm->off_qkv + QD * wm->rb_e, FG_QKV},
+            {L->wv, wm->off_qkv + (QD + KD) * wm->rb_e, FG_QKV},
+            {L->wo, wm->off_o, FG_O},
+            {L->w_gate, wm->off_gu, FG_GU},
+            {L->w_up, wm->off_gu + F * wm->rb_e, FG_GU},
+            {L->w_down, wm->off_down, FG_DOWN},
         };
         for (int i = 0; i < 7; i++)
-            if (plan_add(wm, 0, mats[i].w->offset, (uint64_t)mats[i].w->rows * mats[i].w->row_bytes, tag,
-                         (uint32_t)mats[i].off)) {
+            if (plan_add(wm, 0, mats[i].w->offset, (uint64_t)mats[i].w->rows * mats[i].w->row_bytes,
+                         0x40000000u | (uint32_t)(l * WG_SEGMAX + gseg[mats[i].g]), (uint32_t)mats[i].off)) {
                 st = ob_fail(OB_ERR_NOMEM, "out of memory");
                 goto fail;
             }
@@ -505,8 +567,9 @@ static ob_status gen_model_plan(wg_model *wm) {
     const struct ob_model *m = wm->m;
     const ob_hparams *hp = &m->hp;
     const int nl = hp->n_layer;
-    if (!(wm->layer_buf = calloc((size_t)nl, sizeof *wm->layer_buf)) || !(wm->layer_sz = calloc((size_t)nl, sizeof *wm->layer_sz)) ||
-        !(wm->gmo = calloc((size_t)nl, sizeof *wm->gmo)) || !(wm->gvo = calloc((size_t)nl, sizeof *wm->gvo)))
+    ob_status st;
+    if ((st = alloc_layers(wm))) return st;
+    if (!(wm->gmo = calloc((size_t)nl, sizeof *wm->gmo)) || !(wm->gvo = calloc((size_t)nl, sizeof *wm->gvo)))
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     for (int i = 0; i < m->n_weights; i++) {
         const ob_weight *w = &m->weights[i];
@@ -517,19 +580,18 @@ static ob_status gen_model_plan(wg_model *wm) {
     uint32_t vo = 0;
     for (int l = 0; l < nl; l++) {
         const ob_layer *L = &m->layers[l];
-        uint64_t off = 0;
+        uint64_t sz[GM_COUNT];
+        int nseg;
         for (int i = 0; i < GM_COUNT; i++) {
             const ob_weight *w = gen_mat(L, i);
-            if (!w) continue;
-            uint64_t bytes = (uint64_t)w->rows * w->row_bytes;
-            wm->gmo[l][i] = (uint32_t)off;
-            if (plan_add(wm, 0, w->offset, bytes, 0x40000000u | (uint32_t)l, (uint32_t)off))
-                return ob_fail(OB_ERR_NOMEM, "out of memory");
-            off = round256(off + bytes);
-            if (off > binding_cap())
-                return ob_fail(OB_ERR_UNSUPPORTED, "a layer's weights exceed the GPU's storage binding size");
+            sz[i] = w ? (uint64_t)w->rows * w->row_bytes : 0;
         }
-        wm->layer_sz[l] = off;
+        if ((st = pack_layer(sz, GM_COUNT, wm->gms[l], wm->gmo[l], wm->seg_bytes + (size_t)l * WG_SEGMAX, &nseg))) return st;
+        for (int i = 0; i < GM_COUNT; i++) {
+            const ob_weight *w = gen_mat(L, i);
+            if (w && plan_add(wm, 0, w->offset, sz[i], 0x40000000u | (uint32_t)(l * WG_SEGMAX + wm->gms[l][i]), wm->gmo[l][i]))
+                return ob_fail(OB_ERR_NOMEM, "out of memory");
+        }
         for (int i = 0; i < GV_COUNT; i++) {
             int n;
             const float *v = gen_vec(L, hp, i, &n);
@@ -557,7 +619,8 @@ static void wg_model_free(void *mstate) {
     if (wm->out != wm->emb) free(wm->out);
     free(wm->emb);
     free(wm->layer_buf);
-    free(wm->layer_sz);
+    free(wm->seg_bytes);
+    free(wm->gms);
     free(wm->gmo);
     free(wm->gvo);
     free(wm->norm_host);
@@ -614,7 +677,7 @@ typedef struct wg_ctx {
     uint32_t id_first, id_end;    /* the GPU objects of the context */
     /* The generic plan: pipelines of the products and the embedding by weight type (0: not
      * created), and the layers' dispatches in forward.c's order, each with a decode and a prompt
-     * form (the products: dq_mv / dq_mm). */
+     * form (the products: dq_mvb or dq_mv / dq_mmt). */
     uint32_t gp[3][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED][type] */
     struct wg_gop *gops;          /* [n_gops] */
     int n_gops, cap_gops;
@@ -623,7 +686,7 @@ typedef struct wg_ctx {
 } wg_ctx;
 
 enum { G_MV, G_MM, G_EMBED };
-enum { GY_ONE, GY_TOK, GY_MM, GY_ATTN }; /* a dispatch's y: 1, tokens, ceil(tokens / 8), attention's */
+enum { GY_ONE, GY_TOK, GY_MM8, GY_MM64, GY_ATTN }; /* a dispatch's y: 1, tokens, ceil(tokens / 8 or 64), attention's */
 
 /* One dispatch of the generic plan: [0] its decode form (one token), [1] its prompt form. */
 typedef struct wg_gop {
@@ -717,6 +780,10 @@ WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups
 
 WG_API void ob_wgpu_detach(void) { wg_lim.attached = 0; }
 
+/* Tests: packs each layer's weights into buffers of at most bytes (0: the binding limit), so that
+ * a tiny model's layers are split across several buffers as a large model's are on a small device. */
+WG_API void ob_wgpu_cap_weights(double bytes) { wg_lim.weight_cap = bytes > 0 ? (uint64_t)bytes : 0; }
+
 /* Opens a model from the first avail bytes (at image, malloc'ed; taken over) of a file of
  * file_size bytes. A message starting with "truncated" means: the header needs a longer prefix. */
 WG_API int ob_wgpu_model_open(void *image, double avail, double file_size, ob_model **out) {
@@ -736,8 +803,8 @@ WG_API int ob_wgpu_model_setup(ob_model *m) {
     if (wm->id_first) return ob_fail(OB_ERR_ARG, "ob_wgpu_model_setup: called twice");
     cmd_reset();
     wm->id_first = wg_next_id;
-    for (int l = 0; l < m->hp.n_layer; l++)
-        wm->layer_buf[l] = gpu_buffer(wm->layer_sz ? wm->layer_sz[l] : wm->layer_bytes, WG_STORAGE);
+    for (size_t i = 0; i < (size_t)m->hp.n_layer * WG_SEGMAX; i++)
+        if (wm->seg_bytes[i]) wm->layer_buf[i] = gpu_buffer(wm->seg_bytes[i], WG_STORAGE);
     wg_part *lists[2] = {wm->emb, wm->out};
     int counts[2] = {wm->n_emb, m->tied ? 0 : wm->n_out};
     for (int k = 0; k < 2; k++)
@@ -755,6 +822,29 @@ WG_API int ob_wgpu_model_setup(ob_model *m) {
     wm->norm_buf = gpu_buffer((uint64_t)wm->norm_floats * 4, WG_STORAGE);
     wm->id_end = wg_next_id;
     return cmd_status();
+}
+
+/* Bytes of the GPU buffers that hold the model (weights in their segments and row parts, the
+ * vectors): what the device must allocate before the upload (the host reports it when it cannot). */
+WG_API double ob_wgpu_model_bytes(ob_model *m) {
+    const wg_model *wm = m->bstate;
+    double n = (double)wm->norm_floats * 4;
+    for (size_t i = 0; i < (size_t)m->hp.n_layer * WG_SEGMAX; i++) n += (double)wm->seg_bytes[i];
+    for (int i = 0; i < wm->n_emb; i++) n += (double)wm->emb[i].rows * (double)m->tok_embd->row_bytes;
+    for (int i = 0; !m->tied && i < wm->n_out; i++) n += (double)wm->out[i].rows * (double)m->output->row_bytes;
+    return n;
+}
+
+/* Bytes of the file before its tensor data: the host reopens the model with exactly this prefix,
+ * so that no tensor bytes stay in wasm memory (every tensor then streams through the plan). */
+WG_API double ob_wgpu_header_bytes(ob_model *m) { return (double)m->file.data_offset; }
+
+/* Tests: how many buffers hold layer l's weights. */
+WG_API int ob_wgpu_layer_buffers(ob_model *m, int l) {
+    const wg_model *wm = m->bstate;
+    int n = 0;
+    for (int s = 0; l >= 0 && l < m->hp.n_layer && s < WG_SEGMAX; s++) n += wm->seg_bytes[(size_t)l * WG_SEGMAX + (size_t)s] > 0;
+    return n;
 }
 
 /* The upload plan: n entries of 6 words {kind, file_off_lo, file_off_hi, len, dst, dst_off};
@@ -907,7 +997,10 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
     const int k_norm = qmm ? K_RMSNORM_Q : K_RMSNORM, k_glu = qmm ? K_SWIGLU_Q : K_SWIGLU;
     const uint32_t XQ = qmm ? c->xq : c->qdum;
     for (int l = 0; l < hp->n_layer; l++) {
-        uint32_t W = wm->layer_buf[l], *bg = c->bg + (size_t)l * BG_PER_LAYER;
+        uint32_t *bg = c->bg + (size_t)l * BG_PER_LAYER;
+        /* the segments holding each group */
+        const uint32_t Wqkv = seg_buf(wm, l, wm->gms[l][FG_QKV]), Wo = seg_buf(wm, l, wm->gms[l][FG_O]),
+                       Wgu = seg_buf(wm, l, wm->gms[l][FG_GU]), Wdown = seg_buf(wm, l, wm->gms[l][FG_DOWN]);
         wg_params p;
         /* decode: norm + [q|k|v]; attention split over the keys (QK-norm, RoPE, cache write);
          * merge + Wo + residual; gate/up; down + residual. The products read their input
@@ -915,7 +1008,7 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
          * next norm's weights), gate/up writes qf. */
         p = mat_params(c, QS, E, wm->rb_e, wm->off_qkv);
         bg[BG_QKV] = make_bg(c, K_MV_QKV, &p, 7,
-                             (wg_bind[]){{0, W, 0, 0}, {1, c->x, 0, 0}, {2, c->qkv, 0, 0}, {3, wm->norm_buf, 0, 0},
+                             (wg_bind[]){{0, Wqkv, 0, 0}, {1, c->x, 0, 0}, {2, c->qkv, 0, 0}, {3, wm->norm_buf, 0, 0},
                                          {4, c->am, 0, 0}, {5, c->qe, 0, 0}, {6, c->qdum, 0, 0}},
                              ok);
         p = base_params(c);
@@ -930,15 +1023,15 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p = mat_params(c, E, QD, wm->rb_q, wm->off_o);
         p.norm2_off = norm_ffn(wm, l);
         bg[BG_WO] = make_bg(c, K_MV_WO, &p, 7,
-                            (wg_bind[]){{0, W, 0, 0}, {1, c->apart, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0},
+                            (wg_bind[]){{0, Wo, 0, 0}, {1, c->apart, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0},
                                         {4, c->am, 0, 0}, {5, c->qf, 0, 0}, {6, c->qe, 0, 0}},
                             ok);
         p = mat_params(c, F, E, wm->rb_e, wm->off_gu);
-        bg[BG_GU] = make_bg(c, K_GATEUP, &p, 3, (wg_bind[]){{0, W, 0, 0}, {1, c->qe, 0, 0}, {2, c->qf, 0, 0}}, ok);
+        bg[BG_GU] = make_bg(c, K_GATEUP, &p, 3, (wg_bind[]){{0, Wgu, 0, 0}, {1, c->qe, 0, 0}, {2, c->qf, 0, 0}}, ok);
         p = mat_params(c, E, F, wm->rb_f, wm->off_down);
         p.norm2_off = l + 1 < hp->n_layer ? norm_attn(wm, l + 1) : wm->norm_out;
         bg[BG_DOWN] = make_bg(c, K_MV_DOWN, &p, 7,
-                              (wg_bind[]){{0, W, 0, 0}, {1, c->gu, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0},
+                              (wg_bind[]){{0, Wdown, 0, 0}, {1, c->gu, 0, 0}, {2, c->x, 0, 0}, {3, wm->norm_buf, 0, 0},
                                           {4, c->am, 0, 0}, {5, c->qf, 0, 0}, {6, c->qe, 0, 0}},
                               ok);
         /* prompt chunks */
@@ -951,7 +1044,7 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p = mat_params(c, QS, E, wm->rb_e, wm->off_qkv);
         p.in_stride = E;
         p.out_stride = QS;
-        bg[BG_MQKV] = mm_bg(c, 0, &p, W, c->h, c->qkv, ok);
+        bg[BG_MQKV] = mm_bg(c, 0, &p, Wqkv, c->h, c->qkv, ok);
         p = base_params(c);
         p.norm_off = norm_q(wm, l);
         p.norm2_off = norm_k(wm, l);
@@ -960,15 +1053,15 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p = mat_params(c, E, QD, wm->rb_q, wm->off_o);
         p.in_stride = QD;
         p.out_stride = E;
-        bg[BG_MO] = mm_bg(c, 1, &p, W, c->att, c->x, ok);
+        bg[BG_MO] = mm_bg(c, 1, &p, Wo, c->att, c->x, ok);
         p = mat_params(c, 2 * F, E, wm->rb_e, wm->off_gu);
         p.in_stride = E;
         p.out_stride = 2 * F;
-        bg[BG_MGU] = mm_bg(c, 0, &p, W, c->h, c->gu, ok);
+        bg[BG_MGU] = mm_bg(c, 0, &p, Wgu, c->h, c->gu, ok);
         p = mat_params(c, E, F, wm->rb_f, wm->off_down);
         p.in_stride = 2 * F;
         p.out_stride = E;
-        bg[BG_MDOWN] = mm_bg(c, 1, &p, W, c->gu, c->x, ok);
+        bg[BG_MDOWN] = mm_bg(c, 1, &p, Wdown, c->gu, c->x, ok);
     }
     if (qmm) {
         wg_params p = base_params(c);
@@ -1017,31 +1110,47 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
 
 /* ---- the generic plan ------------------------------------------------------------------------
  * Any family and weight type: the steps of src/cpu/forward.c in its order, one dispatch per op,
- * with plain kernels. Products decode their weights through dq.wgsl (dq_mv for one token, dq_mm
- * for a prompt chunk; the pipeline constant WT picks the type: the variants mv_<type> and
- * mm_<type>) and add their bias and the residual themselves (P.flags). Per layer:
+ * with plain kernels. Products decode their weights through dq.wgsl (for one token dq_mvb, whole
+ * 32-weight units a lane, for the 8 block types, dq_mv for the others; dq_mmt, 64 x 64 tiles staged
+ * in workgroup memory, for a prompt chunk, dq_mm on a CPU adapter; the pipeline constant WT picks
+ * the type: the variants mv_<type>, mvb_<type>, mmt_<type> and mm_<type>) and add their bias, per-tensor scale and the residual
+ * themselves (P.flags). Per layer:
  *   norm (RMS or LayerNorm)            norm
- *   q, k, v + biases (or fused qkv)    3 (1) x dq_mv | dq_mm, into the qkv buffer's rows
+ *   q, k, v + biases (or fused qkv)    3 (1) x mv | dq_mmt, into the qkv buffer's rows (1 when
+ *                                      they lie back to back: gen_qkv_merged)
  *   QK-norm                            norm (QK, in place)            if qk_norm
  *   RoPE + K, V into the cache         rope
  *   causal GQA attention               attention (the fused plan's prompt kernel)
  *   attention sub-norm                 norm (in place)                if attn_sub_norm
- *   x += Wo a + bo                     dq_mv | dq_mm (residual)
+ *   x += Wo a + bo                     mv | dq_mmt (residual)
  *   norm of the FFN input              norm                           unless parallel
- *   gate, up + biases                  2 (1 ungated) x dq_mv | dq_mm
+ *   gate, up + biases                  2 (1 ungated) x mv | dq_mmt
  *   act(g) (* u)                       act
  *   FFN sub-norm                       norm (in place)                if ffn_sub_norm
- *   x += Wdown g + bdown               dq_mv | dq_mm (residual)
- * then the output norm, the head (+ bias; dq_mv on the last token, or dq_mm on every token) and
+ *   x += Wdown g + bdown               mv | dq_mmt (residual)
+ * then the output norm, the head (+ bias; mv on the last token, or dq_mmt on every token) and
  * for GPU sampling argmax (the per-slot bests sample.wgsl reduces) + sample. Before the layers:
  * dq_embed (times embd_scale), one dispatch per part of the embedding. */
 
+/* Types with a unit-wise decode product (dq_mvb.wgsl: whole 32-weight units a lane); the others
+ * run dq_mv.wgsl (4 weights at a time through dq()). */
+static int gen_mvb_type(uint32_t t) {
+    return t == GGML_Q8_0 || t == GGML_Q4_0 || t == GGML_Q4_1 || t == GGML_Q5_0 || t == GGML_Q5_1 || t == GGML_Q4_K ||
+           t == GGML_Q5_K || t == GGML_Q6_K;
+}
+
+/* The prompt product: dq_mmt (64 x 64 tiles staged in workgroup memory), or on a CPU adapter
+ * dq_mm (a row x 8 tokens an invocation, no workgroup memory: SwiftShader gains nothing from the
+ * staging and takes ~9 s to compile dq_mmt's 18 KiB of workgroup arrays). */
+static int gen_mm_tiled(void) { return !wg_lim.cpu; }
+
 /* The product or embedding pipeline for a weight type, created on first use. */
 static uint32_t gen_pipe(wg_ctx *c, int kind, uint32_t type) {
-    static const char *const names[3] = {"dq_mv", "dq_mm", "dq_embed"};
+    static const char *const names[3] = {"dq_mv", "dq_mmt", "dq_embed"};
     if (!c->gp[kind][type]) {
         const wg_const wt[] = {{"WT", type}};
-        c->gp[kind][type] = gpu_pipeline(names[kind], 1, wt);
+        const char *name = kind == G_MV && gen_mvb_type(type) ? "dq_mvb" : kind == G_MM && !gen_mm_tiled() ? "dq_mm" : names[kind];
+        c->gp[kind][type] = gpu_pipeline(name, 1, wt);
     }
     return c->gp[kind][type];
 }
@@ -1070,16 +1179,17 @@ static uint32_t gen_vo(uint32_t v) { return v == GV_NONE ? 0 : v; }
 /* Y (+)= W X + b over the step's tokens: W at byte woff of wbuf; X rows of W->cols floats
  * in_stride apart; Y rows out_stride apart from out_off (+ row0 of a part). head: the output
  * head's decode form reads the last token's row. Returns the op's index. */
-static int gen_linear(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
-                      uint32_t x, uint32_t in_stride, uint32_t y, uint32_t out_off, uint32_t out_stride, int resid, int head,
-                      int *ok) {
+static int gen_linear_s(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
+                        uint32_t scale, uint32_t x, uint32_t in_stride, uint32_t y, uint32_t out_off, uint32_t out_stride,
+                        int resid, int head, int *ok) {
     wg_params p = mat_params(c, (uint32_t)rows, (uint32_t)w->cols, (uint32_t)w->row_bytes, woff);
     p.row0 = (uint32_t)row0;
     p.in_stride = in_stride;
     p.out_off = out_off;
     p.out_stride = out_stride;
     p.norm_off = gen_vo(bias);
-    p.flags = (bias != GV_NONE ? 1u : 0u) | (resid ? 2u : 0u);
+    p.norm2_off = gen_vo(scale);
+    p.flags = (bias != GV_NONE ? 1u : 0u) | (resid ? 2u : 0u) | (scale != GV_NONE ? 8u : 0u);
     const wg_bind b[4] = {{0, wbuf, 0, 0}, {1, x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const uint32_t mv = gen_pipe(c, G_MV, w->type), mm = gen_pipe(c, G_MM, w->type);
     wg_params pd = p;
@@ -1087,11 +1197,18 @@ static int gen_linear(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t wof
     uint32_t rpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u); /* dq_mv: rows a workgroup (TPR lanes each) */
     wg_gop op = {{mv, mm},
                  {make_bg_on(c, mv, 0, &pd, 4, b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
-                 {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64},
-                 {GY_ONE, GY_MM}};
+                 {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64}, /* dq_mmt, dq_mm: 64 rows */
+                 {GY_ONE, gen_mm_tiled() ? GY_MM64 : GY_MM8}};
     int i = gen_op(c, &op);
     if (i < 0) *ok = 0;
     return i;
+}
+
+/* gen_linear_s without a per-tensor scale. */
+static int gen_linear(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
+                      uint32_t x, uint32_t in_stride, uint32_t y, uint32_t out_off, uint32_t out_stride, int resid, int head,
+                      int *ok) {
+    return gen_linear_s(c, w, wbuf, woff, rows, row0, bias, GV_NONE, x, in_stride, y, out_off, out_stride, resid, head, ok);
 }
 
 /* y = norm(x) per token over cols floats (kernel K_G_NORM: the family's; K_G_RMS_IN: RMS in place). */
@@ -1115,15 +1232,37 @@ static void gen_pipelines(wg_ctx *c) {
     const wg_const qkn[] = {{"INPLACE", 1}, {"QK", 1}};
     const wg_const rope[] = {{"HD", hd}, {"NROT", (uint32_t)hp->n_rot}, {"NEOX", hp->rope == OB_ROPE_NEOX}, {"KV16", f16}};
     const wg_const act[] = {{"ACT", (uint32_t)hp->act}, {"GATED", (uint32_t)hp->ffn_gated}};
-    const wg_const attn[] = {{"HD", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}};
+    uint32_t hdp = 32; /* attention.wgsl's staged head: the next of 32, 64, 128, 256 (Phi-2's 80: 128) */
+    while (hdp < hd) hdp *= 2;
+    const wg_const attn[] = {{"HD", hdp}, {"HDR", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}};
     c->pipe[K_G_NORM] = gpu_pipeline("norm", 1, norm);
     c->pipe[K_G_RMS_IN] = gpu_pipeline("norm", 1, rms_in);
     if (hp->qk_norm) c->pipe[K_G_QKNORM] = gpu_pipeline("norm", 2, qkn);
     c->pipe[K_G_ROPE] = gpu_pipeline("rope", 4, rope);
     c->pipe[K_G_ACT] = gpu_pipeline("act", 2, act);
     c->pipe[K_G_ARGMAX] = gpu_pipeline("argmax", 0, NULL);
-    c->pipe[K_ATTN] = gpu_pipeline("attention", 3, attn);
+    c->pipe[K_ATTN] = gpu_pipeline("attention", 4, attn);
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
+}
+
+/* q, k and v run as one product when they are one matrix in the layer buffer (the same type and row
+ * length, back to back without padding), with their biases adjacent in norm_buf or all absent and
+ * no per-tensor scales: their rows then land at their places in the qkv row. 2 dispatches fewer a
+ * layer. */
+static int gen_qkv_merged(const ob_layer *L, const uint8_t *ms, const uint32_t *mo, const uint32_t *vo,
+                          const ob_hparams *hp) {
+    const ob_weight *q = L->wq, *k = L->wk, *v = L->wv;
+    if (L->wqkv || !q || !k || !v || L->wq_s || L->wk_s || L->wv_s) return 0;
+    if (ms[GM_Q] != ms[GM_K] || ms[GM_Q] != ms[GM_V]) return 0; /* in different buffers of a split layer */
+    if (q->type != k->type || q->type != v->type || q->row_bytes != k->row_bytes || q->row_bytes != v->row_bytes ||
+        q->cols != k->cols || q->cols != v->cols)
+        return 0;
+    if ((uint64_t)mo[GM_K] != mo[GM_Q] + (uint64_t)q->rows * q->row_bytes ||
+        (uint64_t)mo[GM_V] != mo[GM_K] + (uint64_t)k->rows * k->row_bytes)
+        return 0;
+    const int nb = (vo[GV_BQ] != GV_NONE) + (vo[GV_BK] != GV_NONE) + (vo[GV_BV] != GV_NONE);
+    if (nb == 0) return 1;
+    return nb == 3 && vo[GV_BK] == vo[GV_BQ] + (uint32_t)hp->q_dim && vo[GV_BV] == vo[GV_BK] + (uint32_t)hp->kv_dim;
 }
 
 /* The generic plan's bind groups and dispatch list (see the table above). */
@@ -1147,16 +1286,20 @@ static void gen_program(wg_ctx *c, int *ok) {
         wg_gop op = {{pipe, pipe}, {bg, bg}, {(E + 1023) / 1024, (E + 1023) / 1024}, {GY_TOK, GY_TOK}};
         if (gen_op(c, &op) < 0) *ok = 0;
     }
+    /* a matrix's segment buffer and its offset there */
+#define WM(i) seg_buf(wm, l, wm->gms[l][i]), mo[i]
     for (int l = 0; l < hp->n_layer; l++) {
         const ob_layer *L = &m->layers[l];
-        const uint32_t W = wm->layer_buf[l], *mo = wm->gmo[l], *vo = wm->gvo[l];
+        const uint32_t *mo = wm->gmo[l], *vo = wm->gvo[l];
         gen_norm(c, K_G_NORM, c->x, c->h, E, vo[GV_ATTN_NORM], vo[GV_ATTN_NORM_B], ok);
         if (L->wqkv) {
-            gen_linear(c, L->wqkv, W, mo[GM_QKV], (int)QS, 0, vo[GV_BQKV], c->h, E, c->qkv, 0, QS, 0, 0, ok);
+            gen_linear(c, L->wqkv, WM(GM_QKV), (int)QS, 0, vo[GV_BQKV], c->h, E, c->qkv, 0, QS, 0, 0, ok);
+        } else if (gen_qkv_merged(L, wm->gms[l], mo, vo, hp)) {
+            gen_linear(c, L->wq, WM(GM_Q), (int)QS, 0, vo[GV_BQ], c->h, E, c->qkv, 0, QS, 0, 0, ok);
         } else {
-            gen_linear(c, L->wq, W, mo[GM_Q], (int)QD, 0, vo[GV_BQ], c->h, E, c->qkv, 0, QS, 0, 0, ok);
-            gen_linear(c, L->wk, W, mo[GM_K], (int)KD, 0, vo[GV_BK], c->h, E, c->qkv, QD, QS, 0, 0, ok);
-            gen_linear(c, L->wv, W, mo[GM_V], (int)KD, 0, vo[GV_BV], c->h, E, c->qkv, QD + KD, QS, 0, 0, ok);
+            gen_linear_s(c, L->wq, WM(GM_Q), (int)QD, 0, vo[GV_BQ], vo[GV_SQ], c->h, E, c->qkv, 0, QS, 0, 0, ok);
+            gen_linear_s(c, L->wk, WM(GM_K), (int)KD, 0, vo[GV_BK], vo[GV_SK], c->h, E, c->qkv, QD, QS, 0, 0, ok);
+            gen_linear_s(c, L->wv, WM(GM_V), (int)KD, 0, vo[GV_BV], vo[GV_SV], c->h, E, c->qkv, QD + KD, QS, 0, 0, ok);
         }
         if (L->q_norm) { /* q and k heads are contiguous in a qkv row */
             p = base_params(c);
@@ -1175,21 +1318,22 @@ static void gen_program(wg_ctx *c, int *ok) {
         gen_op1(c, K_ATTN, &p, 3, (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}},
                 (uint32_t)hp->n_head / attn_heads(hp), GY_ATTN, ok);
         if (L->attn_sub_norm) gen_norm(c, K_G_RMS_IN, c->att, c->qdum, QD, vo[GV_ASUB], GV_NONE, ok);
-        gen_linear(c, L->wo, W, mo[GM_O], (int)E, 0, vo[GV_BO], c->att, QD, c->x, 0, E, 1, 0, ok);
+        gen_linear_s(c, L->wo, WM(GM_O), (int)E, 0, vo[GV_BO], vo[GV_SO], c->att, QD, c->x, 0, E, 1, 0, ok);
         /* parallel: the FFN reads the same h as attention */
         if (!hp->parallel) gen_norm(c, K_G_NORM, c->x, c->h, E, vo[GV_FFN_NORM], vo[GV_FFN_NORM_B], ok);
         if (hp->ffn_gated) {
-            gen_linear(c, L->w_gate, W, mo[GM_GATE], (int)F, 0, vo[GV_BGATE], c->h, E, c->gu, 0, F, 0, 0, ok);
-            gen_linear(c, L->w_up, W, mo[GM_UP], (int)F, 0, vo[GV_BUP], c->h, E, c->gu, U, F, 0, 0, ok);
+            gen_linear_s(c, L->w_gate, WM(GM_GATE), (int)F, 0, vo[GV_BGATE], vo[GV_SGATE], c->h, E, c->gu, 0, F, 0, 0, ok);
+            gen_linear_s(c, L->w_up, WM(GM_UP), (int)F, 0, vo[GV_BUP], vo[GV_SUP], c->h, E, c->gu, U, F, 0, 0, ok);
         } else {
-            gen_linear(c, L->w_up, W, mo[GM_UP], (int)F, 0, vo[GV_BUP], c->h, E, c->gu, 0, F, 0, 0, ok);
+            gen_linear_s(c, L->w_up, WM(GM_UP), (int)F, 0, vo[GV_BUP], vo[GV_SUP], c->h, E, c->gu, 0, F, 0, 0, ok);
         }
         p = base_params(c);
         p.in_off = U;
         gen_op1(c, K_G_ACT, &p, 1, (wg_bind[]){{0, c->gu, 0, 0}}, (F + 255) / 256, GY_TOK, ok);
         if (L->ffn_sub_norm) gen_norm(c, K_G_RMS_IN, c->gu, c->qdum, F, vo[GV_FSUB], GV_NONE, ok);
-        gen_linear(c, L->w_down, W, mo[GM_DOWN], (int)E, 0, vo[GV_BDOWN], c->gu, F, c->x, 0, E, 1, 0, ok);
+        gen_linear_s(c, L->w_down, WM(GM_DOWN), (int)E, 0, vo[GV_BDOWN], vo[GV_SDOWN], c->gu, F, c->x, 0, E, 1, 0, ok);
     }
+#undef WM
     c->g_layers_end = c->n_gops;
     c->g_nout = gen_norm(c, K_G_NORM, c->x, c->h, E, wm->gv_out[0], wm->gv_out[1], ok);
     c->g_head_mv = c->n_gops;
@@ -1214,7 +1358,8 @@ static void gen_run(const wg_ctx *c, int i, int prompt, uint32_t nk) {
     uint32_t gy = 1;
     switch (op->gy[prompt]) {
     case GY_TOK: gy = nk; break;
-    case GY_MM: gy = (nk + 7) / 8; break;
+    case GY_MM8: gy = (nk + 7) / 8; break;
+    case GY_MM64: gy = (nk + 63) / 64; break;
     case GY_ATTN: gy = (nk + bt - 1) / bt; break;
     default: break;
     }

@@ -2,7 +2,8 @@
  *
  * For every kernel table built in and runnable on this CPU (portable C, AVX-512, AVX2, NEON, wasm),
  * in both activation precisions (int8, and int16 as two int8 planes, which the backend uses):
- *  - activation quantisation is bit-identical to the portable version;
+ *  - activation quantisation is bit-identical to the portable version, and so are the lookup
+ *    tables of the ISAs that have them (AVX2, NEON: ck_lut_generic);
  *  - the Q1_0 product equals the portable version on the same quantised input up to float
  *    rounding (relative 1e-5 of the sum of absolute terms), for awkward shapes (rows not a
  *    multiple of the 16-row tile, 1..33 tokens, 128 / 256 / 6144 columns, partial tile ranges),
@@ -18,7 +19,8 @@
  *  - half <-> float conversions are bit-identical to quant.h's (zeros, overflow, subnormals);
  *  - through the backend's kernel table with 1 and 3 threads: Q1_0 (relative RMS < 5e-4) and every
  *    other type of the table (quant.h; random valid blocks: random codes, small fp16 scales), whose
- *    rows the backend decodes and dots in another summation order (relative RMS < 1e-5: sums with cancellation), against
+ *    rows the backend decodes and dots in another summation order (relative RMS < 1e-5: sums with cancellation), or
+ *    multiplies through qk.h's int8-activation kernels (relative RMS < 2%; test_qk.c checks them closely), against
  *    scalar_matmul,
  *    70 tokens included (more than one batch); GQA attention (float and half cache) against
  *    scalar_attention; the RMSNorm, SwiGLU and to_f16 hooks against the plain formulas; products
@@ -35,7 +37,9 @@
 #include "cpu_kern.h"
 #include "forward.h"
 #include "model.h"
+#include "qk.h"
 #include "quant.h"
+#include "tern.h"
 
 static int failures;
 #define CHECK(cond, ...)                                                                     \
@@ -154,7 +158,21 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
     for (int t = 0; t < n; t++)
         isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, ql ? ql + (size_t)t * cols : NULL, a + (size_t)t * nb,
                    c + (size_t)t * nb);
-    ck_act act = {q, ql, a, c, cols, nb};
+    uint8_t *lut = isa->lut ? xalloc((size_t)n * cols * CK_LUT_PER_COL) : NULL;
+    for (int t = 0; lut && t < n; t++)
+        isa->lut(q + (size_t)t * cols, ql ? ql + (size_t)t * cols : NULL, cols, lut + (size_t)t * cols * CK_LUT_PER_COL);
+    if (lut) { /* the ISA's tables are the portable ones, bit for bit */
+        uint8_t *lg = xalloc((size_t)cols * CK_LUT_PER_COL);
+        int bad = 0;
+        for (int t = 0; t < n; t++) {
+            ck_lut_generic(q + (size_t)t * cols, ql ? ql + (size_t)t * cols : NULL, cols, lg);
+            bad += memcmp(lg, lut + (size_t)t * cols * CK_LUT_PER_COL, (size_t)cols * CK_LUT_PER_COL) != 0;
+        }
+        CHECK(bad == 0, "%s lut cols=%d planes=%d: %d of %d tokens' tables differ from ck_lut_generic", isa->name, cols,
+              planes, bad, n);
+        free(lg);
+    }
+    ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL};
 
     /* Output rows padded by 3 floats that must stay untouched (tail tiles are masked). */
     const size_t ys = (size_t)rows + 3;
@@ -203,7 +221,7 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
     CHECK(bad_ref == 0, "%s gemm rows=%d cols=%d n=%d planes=%d exact=%d: %d outputs off the reference (worst %.3g of tolerance)",
           isa->name, rows, cols, n, planes, exact, bad_ref, worst_ref);
     CHECK(bad_pad == 0, "%s gemm rows=%d: wrote %d values past the last row", isa->name, rows, bad_pad);
-    free((void *)w.data); free(packed); free(x); free(q); free(ql); free(a); free(c); free(y); free(yg); free(yr);
+    free((void *)w.data); free(packed); free(x); free(q); free(ql); free(lut); free(a); free(c); free(y); free(yg); free(yr);
 }
 
 static void test_gemm(const ck_isa *isa) {
@@ -445,8 +463,13 @@ static void test_table(const ck_isa *isa) {
                 sy += (double)yr[j] * yr[j];
             }
             CHECK(memcmp(y1, y3, (size_t)n * w->rows * 4) == 0, "%s matmul type %u: 1 and 3 threads differ", isa->name, w->type);
-            if (w->type == GGML_Q1_0) /* relative RMS under 5e-4 (all-zero input gives exact zeros) */
-                CHECK(se <= 2.5e-7 * sy, "%s matmul Q1_0 n=%d: squared error %.3g of %.3g", isa->name, n, se, sy);
+            /* Q1_0, and with a SIMD table the ternary types (tern.h), use int16 activations: relative
+             * RMS under 5e-4 (all-zero input gives exact zeros). */
+            if (w->type == GGML_Q1_0 || (tk_type_ok(w->type) && strcmp(isa->name, "generic") != 0))
+                CHECK(se <= 2.5e-7 * sy, "%s matmul %s n=%d: squared error %.3g of %.3g", isa->name, ob_type_find(w->type)->name, n, se, sy);
+            else if (qk_find(isa->name, w->type)) /* int8 activations (qk.h, test_qk.c): relative RMS < 2% */
+                CHECK(se <= 4e-4 * sy, "%s matmul %s n=%d: squared error %.3g of %.3g", isa->name,
+                      ob_type_find(w->type)->name, n, se, sy);
             else CHECK(se <= 1e-10 * sy, "%s matmul %s n=%d: squared error %.3g of %.3g", isa->name,
                        ob_type_find(w->type)->name, n, se, sy);
             free(x); free(y1); free(y3); free(yr);

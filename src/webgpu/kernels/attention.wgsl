@@ -16,7 +16,9 @@
 // The next stage's global reads are issued (into registers) before this stage's arithmetic.
 // Workgroup memory: 14,976 bytes for every HD (within WebGPU's default 16 KiB).
 
-override HD: u32 = 128u;      // head dimension: 32, 64, 128 or 256
+override HD: u32 = 128u;      // staged head dimension: 32, 64, 128 or 256
+override HDR: u32 = HD;       // the heads' real dimension, a multiple of 8 <= HD (Phi-2: 80 in HD 128);
+                              // dims from HDR on stage as zeros and are not written
 override KV16: bool = false;  // KV cache as f16 pairs (else f32)
 override QH: u32 = 1u;        // q heads per workgroup, dividing n_head / n_head_kv: 1, 2, 4 or 8
 
@@ -71,16 +73,19 @@ fn fetch(kt: u32, st: u32, tid: u32) -> Ld {
     if (tid >= 128u) {
       let row = (tid - 128u) / 4u;
       let t = min(t0 + row % BT, S.n - 1u);
-      let b = (P.q_off + t * P.q_stride + (h0 + row / BT) * HD + d) / 4u;
+      if (d >= HDR) { return r; }
+      let b = (P.q_off + t * P.q_stride + (h0 + row / BT) * HDR + d) / 4u;
       return Ld(bitcast<vec4<u32>>(QKV[b]), bitcast<vec4<u32>>(QKV[b + 1u]));
     }
     j = kt * BK + tid / 4u;
-    e = j * P.kv_dim + kvh * HD + d;
+    e = j * P.kv_dim + kvh * HDR + d;
+    ok = d < HDR;
   } else {
-    ok = tid < VI;
     let vr = tid / (HD / 8u);  // staged row: key q + 8 (vr % 4) of the stage's quads q
+    let dv = (tid % (HD / 8u)) * 8u;
+    ok = tid < VI && dv < HDR;
     j = kt * BK + (st - NC) * (VK / 4u) + vr / 4u + 8u * (vr % 4u);
-    e = j * P.kv_dim + kvh * HD + (tid % (HD / 8u)) * 8u;
+    e = j * P.kv_dim + kvh * HDR + dv;
     base = P.v_off;
   }
   if (ok && j < kmax) {
@@ -211,6 +216,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     let t = t0 + row % BT;
     var lt = 0.0;
     for (var u = 0u; u < 8u; u++) { lt += xch[row * 8u + u]; }
-    if (t < S.n) { O[(t * P.n_head + h0 + row / BT) * NG + dg] = o[i] / lt; }
+    if (t < S.n && dg < HDR / 4u) { O[(t * P.n_head + h0 + row / BT) * (HDR / 4u) + dg] = o[i] / lt; }
   }
 }

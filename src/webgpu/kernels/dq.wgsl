@@ -78,6 +78,37 @@ fn dq_q5_1(rb: u32, k: u32) -> vec4<f32> {
   let q = ((b32(a + 8u + j % 16u) >> ((j / 16u) * 4u)) & 0x0f0f0f0fu) | hi5(b32(a + 4u), j);
   return u8x4(q) * h16(a) + h16(a + 2u);
 }
+// Q2_K: 84 bytes / 256: scales[16] (low nibble scale, high nibble min), qs[64], f16 d, f16 dmin.
+// Element e: half n = e / 128, quarter j = (e % 128) / 32, l = e % 32: q = (qs[32 n + l] >> 2 j) & 3,
+// scale byte sc[8 n + 2 j + l / 16]; value d (sc & 15) q - dmin (sc >> 4).
+fn dq_q2_K(rb: u32, k: u32) -> vec4<f32> {
+  let a = rb + (k / 256u) * 84u;
+  let e = k % 256u;
+  let n = e / 128u;
+  let j = (e % 128u) / 32u;
+  let l = e % 32u;
+  let q = (b32(a + 16u + 32u * n + l) >> (2u * j)) & 0x03030303u;
+  let sc = b8(a + 8u * n + 2u * j + l / 16u);
+  return u8x4(q) * (h16(a + 80u) * f32(sc & 15u)) - h16(a + 82u) * f32(sc >> 4u);
+}
+// Q3_K: 110 bytes / 256: hmask[32], qs[64], scales[12] (16 6-bit scales), f16 d. Element e (n, j,
+// l as Q2_K): q = (qs[32 n + l] >> 2 j) & 3, minus 4 where bit 4 n + j of hmask[l] is clear; 6-bit
+// scale s = 8 n + 2 j + l / 16: low 4 bits the low (s < 8) or high nibble of scales[s % 8], high 2
+// bits bits 2 (s / 4) of scales[8 + s % 4]; value d (scale - 32) q.
+fn dq_q3_K(rb: u32, k: u32) -> vec4<f32> {
+  let a = rb + (k / 256u) * 110u;
+  let e = k % 256u;
+  let n = e / 128u;
+  let j = (e % 128u) / 32u;
+  let l = e % 32u;
+  let q = (b32(a + 32u + 32u * n + l) >> (2u * j)) & 0x03030303u;
+  let hb = (b32(a + l) >> (4u * n + j)) & 0x01010101u;
+  let s = 8u * n + 2u * j + l / 16u;
+  let lo = (b8(a + 96u + s % 8u) >> (4u * (s / 8u))) & 15u;
+  let hi = (b8(a + 104u + s % 4u) >> (2u * (s / 4u))) & 3u;
+  let sc = f32(i32(lo | (hi << 4u)) - 32);
+  return (u8x4(q | (hb << 2u)) - 4.0) * (h16(a + 108u) * sc);
+}
 // The 6-bit scale and min of sub-block s of a Q4_K / Q5_K block (scales at byte sc), as GGML's
 // get_scale_min_k4.
 fn scale_min_k4(sc: u32, s: u32) -> vec2<f32> {
@@ -175,6 +206,8 @@ fn dq(rb: u32, k: u32) -> vec4<f32> {
     case 3u: { return dq_q4_1(rb, k); }
     case 6u: { return dq_q5_0(rb, k); }
     case 7u: { return dq_q5_1(rb, k); }
+    case 10u: { return dq_q2_K(rb, k); }
+    case 11u: { return dq_q3_K(rb, k); }
     case 12u: { return dq_q4_K(rb, k); }
     case 13u: { return dq_q5_K(rb, k); }
     case 14u: { return dq_q6_K(rb, k); }

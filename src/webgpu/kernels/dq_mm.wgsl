@@ -2,7 +2,8 @@
 // (+= into Y) for weights of any type (dq.wgsl, constant WT: the variants mm_<type>). An
 // invocation owns one row and TT tokens: each 4 weights are decoded once for all of them. Grid:
 // ceil(rows / 64) x ceil(n / TT). X rows at in_off + t in_stride, Y rows at out_off + t out_stride
-// (+ row0 + r for a part of a split matrix); P.flags as in dq_mv.wgsl (bit 0 bias, bit 1 residual).
+// (+ row0 + r for a part of a split matrix); P.flags as in dq_mv.wgsl (bit 0 bias, bit 1 residual,
+// bit 3 per-tensor scale).
 
 const TT: u32 = 8u;
 
@@ -27,7 +28,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   var b = 0.0;
   if ((P.flags & 1u) != 0u) { b = VB[P.norm_off + P.row0 + r]; }
+  var s = 1.0;
+  if ((P.flags & 8u) != 0u) { s = VB[P.norm2_off]; }
   for (var j = 0u; j < nt; j++) {
+    acc[j] *= s;
     let o = P.out_off + (t0 + j) * P.out_stride + P.row0 + r;
     if ((P.flags & 2u) != 0u) { Y[o] += acc[j] + b; } else { Y[o] = acc[j] + b; }
   }

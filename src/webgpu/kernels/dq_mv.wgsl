@@ -2,7 +2,8 @@
 // weights of any type (dq.wgsl, the pipeline constant WT: the variants mv_<type>). TPR
 // invocations share a row (4 elements at a time, then lanes_sum), 256 / TPR rows a workgroup.
 // P.flags: bit 0 adds the bias VB[norm_off + row0 + r]; bit 1 accumulates into Y (residual);
-// bit 2 takes the input row of token S.last (the output head after a prompt chunk), else row 0.
+// bit 2 takes the input row of token S.last (the output head after a prompt chunk), else row 0;
+// bit 3 multiplies the product by the per-tensor scale VB[norm2_off] (BitNet) before the bias.
 // Rows of a split matrix part write Y[out_off + row0 + r].
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
@@ -25,6 +26,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   acc = lanes_sum(acc, tid);
   if (r < P.rows && lane == 0u) {
     var y = acc;
+    if ((P.flags & 8u) != 0u) { y *= VB[P.norm2_off]; }
     if ((P.flags & 1u) != 0u) { y += VB[P.norm_off + P.row0 + r]; }
     let o = P.out_off + P.row0 + r;
     if ((P.flags & 2u) != 0u) { Y[o] += y; } else { Y[o] = y; }

@@ -1,0 +1,95 @@
+/* q1-kernels.c — single-thread throughput of the Q1_0 product of each kernel table (cpu_kern.h).
+ *
+ * A random rows x cols Q1_0 matrix is repacked once, n tokens of random activations are quantised
+ * (int16, two planes, as the backend does) and, for the tables with lookup tables, tabled; then
+ * the best of 15 timings (each ~20 ms of repetitions) of the product over all tiles (1 thread) is printed as weights x tokens
+ * per second, with the table-building cost per token. Sizes that fit L2 (the default 2048 x 2048:
+ * 576 KiB) measure arithmetic, not memory: the ratio between tables is what to read, since a
+ * shared machine moves the absolute figures. Not a test (tests/unit/test_kernels.c checks these
+ * kernels); build and run:
+ *   cc -O2 -std=c11 -Isrc/cpu -Isrc/core -Iinclude bench/q1-kernels.c build/libonebit.a -lm -lpthread -o build/q1-kernels
+ *   build/q1-kernels [ROWS COLS N]      # every table this CPU runs, N tokens (default 1 and 64)
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cpu_kern.h"
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void *xalloc(size_t n) {
+    void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+    if (!p) {
+        fprintf(stderr, "q1-kernels: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static void run(const ck_isa *isa, int rows, int cols, int n) {
+    const int nb = cols / 128;
+    const size_t rb = (size_t)nb * 18;
+    uint8_t *src = xalloc((size_t)rows * rb);
+    for (size_t i = 0; i < (size_t)rows * rb; i++) src[i] = (uint8_t)rand();
+    for (int r = 0; r < rows; r++)
+        for (int b = 0; b < nb; b++) memcpy(src + (size_t)r * rb + (size_t)b * 18, &(uint16_t){0x2c00}, 2);
+    ck_q1 w = {NULL, rows, cols, nb, (rows + 15) / 16};
+    uint8_t *packed = xalloc(ck_q1_packed_size(rows, cols));
+    ck_q1_repack(src, rb, rows, cols, packed, 0, w.n_tiles);
+    w.data = packed;
+    float *x = xalloc((size_t)n * cols * sizeof(float)), *a = xalloc((size_t)n * nb * sizeof(float));
+    float *c = xalloc((size_t)n * nb * sizeof(float)), *y = xalloc((size_t)n * rows * sizeof(float));
+    int8_t *q = xalloc((size_t)n * cols), *ql = xalloc((size_t)n * cols);
+    for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    for (int t = 0; t < n; t++)
+        isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, ql + (size_t)t * cols, a + (size_t)t * nb, c + (size_t)t * nb);
+    uint8_t *lut = isa->lut ? xalloc((size_t)n * cols * CK_LUT_PER_COL) : NULL;
+    double best_lut = 1e9, best = 1e9;
+    for (int k = 0; k < 15 && lut; k++) {
+        const double t0 = now_s();
+        for (int t = 0; t < n; t++)
+            isa->lut(q + (size_t)t * cols, ql + (size_t)t * cols, cols, lut + (size_t)t * cols * CK_LUT_PER_COL);
+        const double dt = now_s() - t0;
+        if (dt < best_lut) best_lut = dt;
+    }
+    ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL};
+    double t1 = now_s(); /* enough repetitions for ~20 ms a timing */
+    isa->gemm(&w, 0, w.n_tiles, &act, n, y, (size_t)rows);
+    t1 = now_s() - t1;
+    const int reps = t1 > 0.02 ? 1 : t1 < 1e-5 ? 2000 : (int)(0.02 / t1) + 1;
+    for (int k = 0; k < 15; k++) {
+        const double t0 = now_s();
+        for (int i = 0; i < reps; i++) isa->gemm(&w, 0, w.n_tiles, &act, n, y, (size_t)rows);
+        const double dt = (now_s() - t0) / reps;
+        if (dt < best) best = dt;
+    }
+    printf("%-8s %5d x %5d, %2d tokens: %8.3f ms, %6.2f Gweights*tokens/s", isa->name, rows, cols, n, best * 1e3,
+           (double)rows * cols * n / best / 1e9);
+    if (lut) printf(" (tables: %.2f us per token)", best_lut / n * 1e6);
+    printf("\n");
+    free(src); free(packed); free(x); free(a); free(c); free(y); free(q); free(ql); free(lut);
+}
+
+int main(int argc, char **argv) {
+    const int rows = argc > 1 ? atoi(argv[1]) : 2048, cols = argc > 2 ? atoi(argv[2]) : 2048;
+    const int n = argc > 3 ? atoi(argv[3]) : 0;
+    if (rows < 1 || cols < 128 || cols % 128 || n < 0 || n > 4096) {
+        fprintf(stderr, "usage: q1-kernels [ROWS COLS(multiple of 128) N(1..4096)]\n");
+        return 2;
+    }
+    const ck_isa *isas[] = {&ck_isa_avx512, &ck_isa_avx2, &ck_isa_neon, &ck_isa_wasm, &ck_isa_generic};
+    for (int k = 0; k < 2; k++) {
+        const int nt = n ? n : k == 0 ? 1 : 64;
+        for (size_t i = 0; i < sizeof isas / sizeof *isas; i++)
+            if (isas[i]->compiled && isas[i]->supported()) run(isas[i], rows, cols, nt);
+        if (n) break;
+    }
+    return 0;
+}

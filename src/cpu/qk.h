@@ -1,0 +1,77 @@
+/* qk.h — integer-dot CPU kernels for GGML's 8-, 6-, 5- and 4-bit weight types (Q8_0, Q4_0, Q4_1,
+ * Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), per instruction set.
+ *
+ * Used by backend_cpu.c (which looks a kernel up by weight type and the instruction set it chose,
+ * falling back to its float row path where there is none) and by tests/unit/test_qk.c. qk.c holds
+ * the activation quantisation and the portable C kernels, which define the arithmetic; the SIMD
+ * versions (qk_avx512.c, qk_avx2.c, both from the body in qk_x86.h) must equal it up to float
+ * rounding. Not part of the core.
+ *
+ * Weights stay in the file's own blocks (no repacking: the types' blocks already put a block's
+ * codes next to each other, and generation is bound by reading them once). Activations are
+ * quantised once per product, per token, into int8 blocks:
+ *   QK_ACT32  (legacy types): blocks of 32, scale d = amax / 127, q = round-to-nearest-even(x / d);
+ *   QK_ACT256 (K-quants):     the same with blocks of 256;
+ * and in both the sum of q over every 16 values (int16), for the types' offsets and minimums. So a
+ * block's dot is a few integer sums times float scales, e.g. Q4_K, with sub-block scales sc, mins m:
+ *   dot = dx * (d * sum_s sc_s * sum_i q4_i qx_i  -  dmin * sum_s m_s * sum_i qx_i)
+ * and Q4_0 (codes 0..15, offset 8): dot = d * dx * (sum_i q4_i qx_i - 8 sum_i qx_i). These are the
+ * schemes llama.cpp's CPU kernels use (its Q8_0 / Q8_K activations), so the logits stay as close to
+ * it as its own; against the float specification (backend_scalar.c) an int8 activation costs a
+ * relative error of 0.3-0.7% RMS per product on Gaussian input (1.2% for Q4_K, whose minimums cancel;
+ * tests/unit/test_qk.c bounds it).
+ *
+ * A product of a matrix by n tokens is split by rows over the threads; each kernel call does rows
+ * [r0, r1) for all n tokens, decoding each weight block into registers once per group of up to
+ * QK_NT tokens (8 on AVX-512, which has the registers for it: qk_rows.h). Every output is computed the same way whatever the split, so results do not depend
+ * on the thread count.
+ */
+#ifndef OB_CPU_QK_H
+#define OB_CPU_QK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QK_ACT32 32
+#define QK_ACT256 256
+#define QK_NT 4                   /* tokens sharing one decode of a weight block */
+
+/* Quantised activations of n tokens (cols a multiple of the block). */
+typedef struct qk_act {
+    const int8_t *q;               /* [n][cols] */
+    const float *d;                /* [n][cols / blk] */
+    const int16_t *s;              /* [n][cols / 16]: sums of q */
+    int cols, blk;
+} qk_act;
+
+/* y[t * ystride + r] = W[r] . x[t] for rows r0 <= r < r1 and tokens t < n; W rows are row_bytes
+ * apart from w. */
+typedef void (*qk_rows_fn)(const uint8_t *w, size_t row_bytes, int r0, int r1, const qk_act *x, int n, float *y,
+                           size_t ystride);
+
+typedef struct qk_kern {
+    uint32_t type;                 /* enum ggml_type */
+    int act_blk;                   /* QK_ACT32 or QK_ACT256 */
+    qk_rows_fn rows;
+} qk_kern;
+
+/* One instruction set's kernels: a list ending with type 0 (F32, which never has one). */
+typedef struct qk_isa {
+    const char *name;              /* as cpu_kern.h's tables: "generic", "avx512", "avx2", "neon", "wasm" */
+    int compiled;                  /* 0 when its file was built without the instruction set */
+    int (*supported)(void);
+    const qk_kern *kerns;
+} qk_isa;
+
+extern const qk_isa qk_isa_generic, qk_isa_avx512, qk_isa_avx2, qk_isa_neon, qk_isa_wasm;
+
+/* The kernel of weight type `type` in the table named isa (if built in and run by this CPU), NULL
+ * when there is none: the caller falls back to its own path. */
+const qk_kern *qk_find(const char *isa, uint32_t type);
+/* The kernel of type in one table, NULL when it has none (for the tests). */
+const qk_kern *qk_in(const qk_isa *isa, uint32_t type);
+
+/* Quantises one token: x[cols] -> q[cols], d[cols / blk], s[cols / 16]; cols a multiple of blk. */
+void qk_quant(const float *x, int cols, int blk, int8_t *q, float *d, int16_t *s);
+
+#endif

@@ -1,0 +1,167 @@
+/* tern_avx512.c — the ternary kernels (tern.h) for x86-64 with AVX-512 BW/VL and VNNI.
+ *
+ * Per 16-row tile and 16-column chunk: one 64-byte load, and (v >> 2k) & 3 for k = 0..3 gives the
+ * codes of 4 columns of the 16 rows as 64 unsigned bytes (row r in bytes 4r..4r+3); one vpdpbusd
+ * per token and activation plane adds the token's 4 int8 activations, broadcast to every lane,
+ * weighted by the codes. Codes are unpacked once and used for up to 8 tokens, so a batch costs
+ * about one vpdpbusd per 64 weights per token and plane. Per 64 columns the integer sums are
+ * converted and scaled in float (tern.h gives the algebra). With one token, 4 accumulators keep
+ * vpdpbusd latency out of the way. Built with the Makefile's per-ISA flags; otherwise an empty table.
+ */
+#include "tern.h"
+
+#if defined(__x86_64__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512VNNI__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#include <string.h>
+
+#define TK5_INLINE static inline __attribute__((always_inline))
+
+static int tk5_supported(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+           __builtin_cpu_supports("fma");
+}
+
+static void tk5_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
+    const float K = ql ? TK_K16 : TK_K8;
+    for (int b = 0; b < cols / TK_BLK; b++) {
+        const float *xb = x + (size_t)b * TK_BLK;
+        __m512 v[4], mx = _mm512_setzero_ps();
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm512_loadu_ps(xb + 16 * i);
+            mx = _mm512_max_ps(mx, _mm512_abs_ps(v[i]));
+        }
+        const float amax = _mm512_reduce_max_ps(mx);
+        if (amax == 0.0f) {
+            memset(q + (size_t)b * TK_BLK, 0, TK_BLK);
+            if (ql) memset(ql + (size_t)b * TK_BLK, 0, TK_BLK);
+            a[b] = c[b] = 0.0f;
+            continue;
+        }
+        const float sx = amax / K;
+        const __m512 inv = _mm512_set1_ps(K / amax);
+        const __m512i kmax = _mm512_set1_epi32((int)K), kmin = _mm512_set1_epi32(-(int)K);
+        __m512i sum = _mm512_setzero_si512();
+        for (int i = 0; i < 4; i++) {
+            __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(v[i], inv)); /* nearest even */
+            qi = _mm512_max_epi32(_mm512_min_epi32(qi, kmax), kmin);
+            sum = _mm512_add_epi32(sum, qi);
+            if (ql) {
+                const __m512i h = _mm512_srai_epi32(_mm512_add_epi32(qi, _mm512_set1_epi32(64)), 7);
+                _mm_storeu_si128((__m128i *)(q + (size_t)b * TK_BLK + 16 * i), _mm512_cvtepi32_epi8(h));
+                _mm_storeu_si128((__m128i *)(ql + (size_t)b * TK_BLK + 16 * i),
+                                 _mm512_cvtepi32_epi8(_mm512_sub_epi32(qi, _mm512_slli_epi32(h, 7))));
+            } else {
+                _mm_storeu_si128((__m128i *)(q + (size_t)b * TK_BLK + 16 * i), _mm512_cvtepi32_epi8(qi));
+            }
+        }
+        a[b] = sx;
+        c[b] = -sx * (float)_mm512_reduce_add_epi32(sum);
+    }
+}
+
+TK5_INLINE __m512i tk5_bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* One tile (16 rows) times T tokens (T <= 8, constant after inlining), P planes. */
+TK5_INLINE void tk5_tile(const uint8_t *tile, int nb, const tk_act *x, size_t t0, float *y, size_t ys, __mmask16 km,
+                         const int T, const int P) {
+    const int U = T == 1 ? 4 : T == 2 ? 2 : 1; /* accumulators per token and plane */
+    const size_t xs = (size_t)x->cols, ns = (size_t)x->nb;
+    const int8_t *xq = x->q + t0 * xs, *xl = P == 2 ? x->ql + t0 * xs : NULL;
+    const float *xa = x->a + t0 * ns, *xc = x->c + t0 * ns;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *tb = tile + (size_t)b * TK_TB_BYTES;
+        __m512i s[8][4], sl[8][4];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+            for (int u = 0; u < U; u++) s[t][u] = sl[t][u] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(tb + 32 + 64 * j));
+            __m512i w[4];
+            w[0] = _mm512_and_si512(v, m3);
+            w[1] = _mm512_and_si512(_mm512_srli_epi16(v, 2), m3);
+            w[2] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m3);
+            w[3] = _mm512_and_si512(_mm512_srli_epi16(v, 6), m3);
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const size_t off = (size_t)b * TK_BLK + 16 * j + 4 * k;
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) {
+                    s[t][k % U] = _mm512_dpbusd_epi32(s[t][k % U], w[k], tk5_bcast4(xq + t * xs + off));
+                    if (P == 2) sl[t][k % U] = _mm512_dpbusd_epi32(sl[t][k % U], w[k], tk5_bcast4(xl + t * xs + off));
+                }
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)tb));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            __m512i st = s[t][0];
+#pragma GCC unroll 4
+            for (int u = 1; u < U; u++) st = _mm512_add_epi32(st, s[t][u]);
+            if (P == 2) {
+                __m512i lt = sl[t][0];
+#pragma GCC unroll 4
+                for (int u = 1; u < U; u++) lt = _mm512_add_epi32(lt, sl[t][u]);
+                st = _mm512_add_epi32(_mm512_slli_epi32(st, 7), lt); /* S = 128 S_h + S_l */
+            }
+            const __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_set1_ps(xa[t * ns + b]),
+                                             _mm512_set1_ps(xc[t * ns + b]));
+            acc[t] = _mm512_fmadd_ps(d, f, acc[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, km, acc[t]);
+}
+
+#define TK5_CASES(P)                                                                                    \
+    switch (n - t0 < 8 ? n - t0 : 8) {                                                                  \
+    case 1: tk5_tile(td, nb, x, (size_t)t0, yy, ys, km, 1, P); break;                                   \
+    case 2: tk5_tile(td, nb, x, (size_t)t0, yy, ys, km, 2, P); break;                                   \
+    case 3: tk5_tile(td, nb, x, (size_t)t0, yy, ys, km, 3, P); break;                                   \
+    case 4: tk5_tile(td, nb, x, (size_t)t0, yy, ys, km, 4, P); break;                                   \
+    case 5: tk5_tile(td, nb, x, (size_t)t0, yy, ys, km, 5, P); break;                                   \
+    case 6: tk5_tile(td, nb, x, (size_t)t0, yy, ys, km, 6, P); break;                                   \
+    case 7: tk5_tile(td, nb, x, (size_t)t0, yy, ys, km, 7, P); break;                                   \
+    default: tk5_tile(td, nb, x, (size_t)t0, yy, ys, km, 8, P); break;                                  \
+    }
+
+static void tk5_gemm(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, float *y, size_t ys) {
+    const int nb = w->nb;
+    for (int tile = tile0; tile < tile1; tile++) {
+        const uint8_t *td = w->data + (size_t)tile * nb * TK_TB_BYTES;
+        const int left = w->rows - tile * TK_TILE;
+        const __mmask16 km = left >= TK_TILE ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        for (int t0 = 0; t0 < n; t0 += 8) {
+            float *yy = y + (size_t)t0 * ys + (size_t)tile * TK_TILE;
+            if (x->ql) {
+                TK5_CASES(2)
+            } else {
+                TK5_CASES(1)
+            }
+        }
+    }
+}
+
+const tk_isa tk_isa_avx512 = {
+    .name = "avx512",
+    .compiled = 1,
+    .supported = tk5_supported,
+    .quant = tk5_quant,
+    .gemm = tk5_gemm,
+};
+
+#else
+const tk_isa tk_isa_avx512 = {.name = "avx512", .compiled = 0};
+#endif
