@@ -3,8 +3,9 @@
 # the gpu kit (Node, Dawn, llama.cpp's Vulkan build, the Vulkan loader, the Qwen3 tokenizer),
 # generates the Bonsai-1.7B-shaped model with build/mkmodel, and runs bench/webgpu-bench.mjs:
 # our WebGPU engine (pp512, tg128) and llama.cpp Vulkan on the same file, with ratios, dispatches
-# per token, a per-kernel profile and load-to-first-token; then a Bonsai-8B-shaped file with the
-# WebGPU default limits (128 MiB bindings, 256 MiB buffers). Prepare with bench/gpu-prep.sh here first.
+# per token, a per-kernel profile and load-to-first-token; the same without subgroup matrices
+# (prompt products on mm_dp); then a Bonsai-8B-shaped file with the WebGPU default limits (128 MiB
+# bindings, 256 MiB buffers). Prepare with bench/gpu-prep.sh here first.
 #   usage: bash bench/gpu.sh [KIT_DIR (default build/gpu-kit)]
 #   env:   MODEL=path (default /tmp/onebit-bonsai.gguf, generated), PP=512 TG=128 REPS=3,
 #          MODEL8B=path (default /tmp/onebit-bonsai8b.gguf, generated with --preset bonsai8b),
@@ -24,10 +25,10 @@ PP=${PP:-512} TG=${TG:-128} REPS=${REPS:-3}
 MODEL=${MODEL:-/tmp/onebit-bonsai.gguf}
 step() { echo; echo "== $*"; }
 # GPU_STEPS picks steps (default all): main (pp/tg against llama.cpp, profile, load-to-first-token),
-# f16 (tg with an f16 KV cache), load (load-to-first-token with pipelines compiled asynchronously
+# dp (the same without subgroup matrices: prompt products on mm_dp), f16 (tg with an f16 KV cache), load (load-to-first-token with pipelines compiled asynchronously
 # and one by one, interleaved), 8b (the Bonsai-8B-shaped file with the default limits). The device
-# tool allows 600 s a command: run "main" and "f16 load 8b" as two commands.
-want() { [[ " ${GPU_STEPS:-main f16 load 8b} " == *" $1 "* ]]; }
+# tool allows 600 s a command: run "main dp" and "f16 load 8b" as two commands.
+want() { [[ " ${GPU_STEPS:-main dp f16 load 8b} " == *" $1 "* ]]; }
 
 step "gpu kit"
 if [ ! -f /tmp/gpu-kit/env.sh ]; then
@@ -81,6 +82,13 @@ step "bench: WebGPU engine and llama.cpp Vulkan (pp$PP, tg$TG, $REPS reps)"
 timeout 480 node bench/webgpu-bench.mjs -m "$MODEL" --pp "$PP" --tg "$TG" -r "$REPS" --json "$OUTDIR/bench.json" 2>&1 |
     tee "$OUTDIR/bench.log"
 rc=${PIPESTATUS[0]}
+fi
+
+if want dp; then
+step "bench: without subgroup matrices (prompt products on dot4I8Packed, mm_dp), with llama.cpp Vulkan again"
+timeout 300 node bench/webgpu-bench.mjs -m "$MODEL" --pp "$PP" --tg "$TG" -r "$REPS" --no-subgroup-matrix \
+    --json "$OUTDIR/bench-dp.json" 2>&1 | tee "$OUTDIR/bench-dp.log"
+[ "${PIPESTATUS[0]}" = 0 ] || rc=1
 fi
 
 if want f16; then

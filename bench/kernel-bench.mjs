@@ -9,31 +9,35 @@
 // its tile from a line `// tile: R x T`, the shipped kernel's from its consts TR and TT; the host
 // adds the same directives, so a candidate may rely on the subgroup-matrix uniformity diagnostic
 // being off). Every output is compared with the shipped kernel's (the candidates compute the same
-// integers, so they agree to float rounding).
+// integers, so they agree to float rounding). The same for the product on packed integer dot
+// products, src/webgpu/kernels/mm_dp.wgsl (every adapter), with candidates from --dp-variant FILE.
 //   node bench/kernel-bench.mjs [--n 400] [--no-subgroups] [--only SUBSTRING] [--mm-variant FILE]...
+//                               [--dp-variant FILE]...
 import { readFileSync } from 'node:fs';
 import { KERNELS } from '../build/wasm/kernels.mjs';
 import { GpuBridge, openDevice } from '../web/gpu.mjs';
 
 const args = process.argv.slice(2);
-const opt = { n: 400, sg: true, only: '', mmVariants: [] };
+const opt = { n: 400, sg: true, only: '', mmVariants: [], dpVariants: [] };
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--n') opt.n = Number(args[++i]);
   else if (args[i] === '--no-subgroups') opt.sg = false;
   else if (args[i] === '--only') opt.only = args[++i];
   else if (args[i] === '--mm-variant') opt.mmVariants.push(args[++i]);
+  else if (args[i] === '--dp-variant') opt.dpVariants.push(args[++i]);
 }
 function die(msg) {
   console.error(`kernel-bench: ${msg}`);
   process.exit(2);
 }
-const mmSources = opt.mmVariants.map((f) => {
+const readVariant = (f) => {
   try {
     return readFileSync(f, 'utf8');
   } catch (e) {
-    return die(`cannot read --mm-variant ${f}: ${e.message}`);
+    return die(`cannot read variant ${f}: ${e.message}`);
   }
-});
+};
+const mmSources = opt.mmVariants.map(readVariant), dpSources = opt.dpVariants.map(readVariant);
 const { create, globals } = await import('webgpu');
 Object.assign(globalThis, globals);
 const gpu = create(['enable-dawn-features=allow_unsafe_apis']);
@@ -157,27 +161,34 @@ async function readBack(buf, bytes) {
   rd.destroy();
   return out;
 }
-if (d.sgMat && (!opt.only || opt.only.includes('mm_sg'))) {
+// The prompt products on the quantised input, 512 tokens, Bonsai shapes: `kernel` and candidates.
+async function products(kernel, variants, sources) {
   const NT = 512, TP = 512, maxc = F, LO = (TP * maxc) / 4, SC = 2 * LO;
   const xq = buffer((SC + (TP * maxc) / 128) * 4);  // random planes; scales: small random floats
   const ym = dev.createBuffer({ size: NT * 2 * F * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-  const base = br.source('mm_sg');
+  const base = br.source(kernel);
   const tile = (src, re) => Number(src.match(re)?.[1] ?? 0);
-  const cfgs = [{ label: 'mm_sg', code: base, tr: tile(KERNELS.mm_sg, /const TR = (\d+)u;/), tt: tile(KERNELS.mm_sg, /const TT = (\d+)u;/) }];
-  opt.mmVariants.forEach((f, i) => {
-    const src = mmSources[i], m = src.match(/^\/\/ tile: (\d+) x (\d+)/m);
+  const cfgs = [{ label: kernel, code: base, tr: tile(KERNELS[kernel], /const TR = (\d+)u;/), tt: tile(KERNELS[kernel], /const TT = (\d+)u;/) }];
+  variants.forEach((f, i) => {
+    const src = sources[i], m = src.match(/^\/\/ tile: (\d+) x (\d+)/m);
     if (!m) die(`${f}: no line '// tile: ROWS x TOKENS'`);
-    cfgs.push({ label: f, code: base.replace(KERNELS.mm_sg, () => src), tr: Number(m[1]), tt: Number(m[2]) });
+    cfgs.push({ label: f, code: base.replace(KERNELS[kernel], () => src), tr: Number(m[1]), tt: Number(m[2]) });
   });
-  if (!cfgs[0].tr || !cfgs[0].tt) die('src/webgpu/kernels/mm_sg.wgsl: no const TR / TT');
+  if (!cfgs[0].tr || !cfgs[0].tt) die(`src/webgpu/kernels/${kernel}.wgsl: no const TR / TT`);
   const shapes = [['qkv', QS, E, Wqkv], ['wo', E, QD, Wo], ['gate/up', 2 * F, E, Wgu], ['down', E, F, Wd]];
   const ref = {};
   for (const c of cfgs) {
     let sum = 0;
     for (const [k, rows, cols, W] of shapes) {
       const label = `${c.label} ${k} ${rows}x${cols} n=${NT}`;
-      const us = await time({ code: c.code }, { LO, SC }, [W.buf, xq, ym], mp(rows, cols, W, { out_stride: rows }), { n: NT },
-        [Math.ceil(rows / c.tr), Math.ceil(NT / c.tt)]);
+      let us;
+      try {
+        us = await time({ code: c.code }, { LO, SC }, [W.buf, xq, ym], mp(rows, cols, W, { out_stride: rows }), { n: NT },
+          [Math.ceil(rows / c.tr), Math.ceil(NT / c.tt)]);
+      } catch (e) {
+        console.log(`${label}: failed ${e.message}`);
+        continue;
+      }
       const y = await readBack(ym, NT * rows * 4);
       let note = '';
       if (!ref[k]) ref[k] = y;
@@ -192,3 +203,5 @@ if (d.sgMat && (!opt.only || opt.only.includes('mm_sg'))) {
     console.log(`${(c.label + ': a layer\'s four products').padEnd(48)} ${sum.toFixed(2)} us`);
   }
 }
+if (d.sgMat && (!opt.only || opt.only.includes('mm_sg'))) await products('mm_sg', opt.mmVariants, mmSources);
+if (!opt.only || opt.only.includes('mm_dp')) await products('mm_dp', opt.dpVariants, dpSources);

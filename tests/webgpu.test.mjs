@@ -24,6 +24,7 @@ const { GpuBridge, openDevice } = await import('../web/gpu.mjs');
 const { KERNELS } = await import('../build/wasm/kernels.mjs');
 // mm_sg.wgsl's tile and workgroup memory, as its consts say (the C host's copies are tested below).
 const MMS = Object.fromEntries(['TR', 'TT', 'SMW'].map((k) => [k, Number(KERNELS.mm_sg.match(new RegExp(`const ${k} = (\\d+)u;`))?.[1])]));
+const MMD = Object.fromEntries(['TR', 'TT'].map((k) => [k, Number(KERNELS.mm_dp.match(new RegExp(`const ${k} = (\\d+)u;`))?.[1])]));
 const { default: createCore } = await import('../build/wasm/onebit-core.mjs');
 
 let gpu = null, skip = false;
@@ -572,6 +573,68 @@ for (const sg of [true, false]) {
         }
       });
 
+      await t.test('quant + mm_dp (packed integer dot products): tiles, strides, residual, part offset', async () => {
+        // the quantisers' block max over 32 invocations: the subgroup's only on 32-wide subgroups
+        const XQ_WG = H.sg === 32 ? 0 : 1;
+        const rows = 200, cols = 384, stride = cols + 128, cap = 2 * MMD.TT;
+        const LO = (cap * cols) / 4, SC = 2 * LO, xqBytes = (SC + (cap * cols) / 128) * 4;
+        const W = q1Matrix(r, rows, cols);
+        for (const n of [3, 70]) {
+          const x = randn(r, n * stride), xs = new Float32Array(n * cols);
+          for (let t2 = 0; t2 < n; t2++) xs.set(x.subarray(t2 * stride, t2 * stride + cols), t2 * cols);
+          x[3] = 40; // an outlier in the first block of token 0
+          xs[3] = 40;
+          const want = await refMatmul(W, rows, cols, xs, n);
+          const [, xq] = await H.run('quant', { LO, SC, XQ_WG }, [x, xqBytes], { cols, in_stride: stride }, { n }, [Math.ceil((n * cols) / 128 / 4)]);
+          const ostride = rows + 8, y0 = randn(r, (n + 1) * ostride); // one token row more than n
+          for (const resid of [0, 1]) {
+            const [, , y] = await H.run('mm_dp', { RESID: resid, LO, SC }, [W.bytes, new Uint8Array(xq), y0],
+              { rows, cols, row_bytes: W.rb, out_stride: ostride, row0: 4 }, { n }, [Math.ceil(rows / MMD.TR), Math.ceil(n / MMD.TT)]);
+            const got = new Float32Array(y), g = [], w = [];
+            for (let t2 = 0; t2 < n; t2++)
+              for (let i = 0; i < rows; i++) {
+                g.push(got[t2 * ostride + 4 + i]);
+                w.push(want[t2 * rows + i] + (resid ? y0[t2 * ostride + 4 + i] : 0));
+              }
+            close(Float32Array.from(g), Float32Array.from(w), 1e-3, `mm_dp n=${n} resid=${resid}`);
+            assert.ok(relRms(Float32Array.from(g), Float32Array.from(w)) < 1e-4, `mm_dp n=${n} relative RMS`);
+            for (let t2 = 0; t2 < n; t2++) for (const i of [0, 1, 2, 3, rows + 4, rows + 5]) assert.equal(got[t2 * ostride + i], y0[t2 * ostride + i]);
+            for (let i = 0; i < ostride; i++) assert.equal(got[n * ostride + i], y0[n * ostride + i], `token ${n} row ${i}`);
+          }
+        }
+      });
+
+      await t.test('rmsnorm and swiglu writing the quantised input (QOUT, block max through workgroup memory) equal quant of their output', async () => {
+        const n = 5, cols = 1280, F = 1152, cap = 8;  // 10 and 9 blocks: partial workgroups
+        const XQ_WG = 1;
+        const LO = (cap * cols) / 4, SC = 2 * LO, xqBytes = (SC + (cap * cols) / 128) * 4;
+        const x = randn(r, n * cols, 3), nw = randn(r, cols + 8, 2);
+        const [, h] = await H.run('rmsnorm', {}, [x, n * cols * 4, nw, 4], { cols, eps, norm_off: 8 }, { n }, [n]);
+        const hq = new Float32Array(h);
+        const [, want] = await H.run('quant', { LO, SC, XQ_WG }, [hq, xqBytes], { cols, in_stride: cols }, { n }, [Math.ceil((n * cols) / 128 / 4)]);
+        const [, , , got] = await H.run('rmsnorm', { QOUT: 1, LO, SC, XQ_WG }, [x, 16, nw, xqBytes], { cols, eps, norm_off: 8 }, { n }, [n]);
+        assert.deepEqual(new Uint32Array(got), new Uint32Array(want), 'rmsnorm QOUT');
+        // the quantisation itself, against JS: q = round(x / d), d = max|x| / 32767 per 128-block
+        const wq = new Uint32Array(want), wi8 = new Int8Array(want);
+        for (let t2 = 0; t2 < n; t2++)
+          for (let b = 0; b < cols / 128; b++) {
+            let amax = 0;
+            for (let k = 0; k < 128; k++) amax = Math.max(amax, Math.abs(hq[t2 * cols + b * 128 + k]));
+            const d = new Float32Array(wq.buffer, (SC + t2 * (cols / 128) + b) * 4, 1)[0];
+            assert.ok(Math.abs(d - amax / 32767) <= 1e-6 * amax, `scale of token ${t2} block ${b}`);
+            for (const k of [0, 37, 127]) {
+              const i = t2 * cols + b * 128 + k, q = wi8[i] * 256 + wi8[LO * 4 + i] + 128;
+              assert.ok(Math.abs(q * d - hq[i]) <= d, `token ${t2} block ${b} element ${k}`);
+            }
+          }
+        const LOf = (cap * F) / 4, SCf = 2 * LOf, xqf = (SCf + (cap * F) / 128) * 4;
+        const gu = randn(r, n * 2 * F, 2);
+        const [y] = await H.run('swiglu', {}, [gu, 4], { n_ff: F }, { n }, [Math.ceil(F / 256), n]);
+        const [, wantF] = await H.run('quant', { LO: LOf, SC: SCf, XQ_WG }, [new Float32Array(y), xqf], { cols: F, in_stride: 2 * F }, { n }, [Math.ceil((n * F) / 128 / 4)]);
+        const [, gotF] = await H.run('swiglu', { QOUT: 1, LO: LOf, SC: SCf, XQ_WG }, [gu, xqf], { n_ff: F }, { n }, [Math.ceil(F / 1024), n]);
+        assert.deepEqual(new Uint32Array(gotF), new Uint32Array(wantF), 'swiglu QOUT');
+      });
+
       await t.test('rmsnorm and swiglu writing the quantised input of mm_sg (QOUT) equal quant of their output', { skip: !H.sgMat && 'no int8 subgroup matrices on this adapter' }, async () => {
         const n = 5, cols = 1280, F = 1152, cap = 8;  // 10 and 9 blocks: partial workgroups
         const LO = (cap * cols) / 4, SC = 2 * LO, xqBytes = (SC + (cap * cols) / 128) * 4;
@@ -692,6 +755,20 @@ test('mm_sg: the host grid, token rounding and workgroup memory follow the kerne
   assert.match(KERNELS.mm_sg, new RegExp(`@workgroup_size\\(${(MMS.TR / 32) * 32}\\)`), 'one 32-wide subgroup per 32 rows');
 });
 
+test('mm_dp: the host grid, token rounding and workgroup memory follow the kernel', () => {
+  const src = readFileSync(new URL('src/webgpu/backend_webgpu.c', root), 'utf8');
+  const def = (n) => Number(src.match(new RegExp(`#define ${n} (\\d+)`))?.[1]);
+  assert.equal(def('MMD_TR'), MMD.TR, 'MMD_TR is mm_dp.wgsl TR');
+  assert.equal(def('MMD_TT'), MMD.TT, 'MMD_TT is mm_dp.wgsl TT');
+  assert.equal(MMD.TT % MMS.TT, 0, 'the quantised input, rounded to MMD_TT tokens, covers mm_sg tiles too');
+  // sm: [TR][4] weight and [TT][8] input vec4s; then the f32 scales wd, ws [TR] and xd [TT]
+  const sm = Number(KERNELS.mm_dp.match(/var<workgroup> sm: array<vec4<u32>, (\d+)>/)?.[1]);
+  assert.equal(sm, MMD.TR * 4 + MMD.TT * 8, 'sm holds one step');
+  assert.equal(def('MMD_WG_MEM'), 16 * sm + 4 * (2 * MMD.TR + MMD.TT), 'MMD_WG_MEM is the kernel\'s workgroup memory');
+  assert.ok(def('MMD_WG_MEM') <= 16384, 'within WebGPU\'s default limit');
+  assert.match(KERNELS.mm_dp, /@workgroup_size\(256\)/);
+});
+
 test('attention fits the default 16 KiB of workgroup memory (every head dim, both caches)', { skip }, async () => {
   const dev = await (await gpu.requestAdapter()).requestDevice();
   try {
@@ -793,18 +870,16 @@ test('whole-model logits: WebGPU decode path (one token a step) vs the CPU refer
   }
 });
 
-test('whole-model logits: the prompt path without subgroup matrices equals the CPU reference too', { skip }, async (t) => {
-  // Where the adapter has subgroup matrices, the engine above used them: check the other product.
-  await gpuEngine();
-  if (!eng.dev.sgMat) {
-    t.skip('no subgroup matrices here: the test above covered the other product');
-    return;
-  }
-  const e4 = await Engine.create({ backend: 'webgpu', gpu, subgroupMatrix: false });
+test('whole-model logits: the prompt path on packed integer dot products (mm_dp) equals the CPU reference too', { skip }, async () => {
+  // The engine above used subgroup matrices where the adapter has them, and the f32 matmul on a
+  // CPU adapter (SwiftShader): here the prompt products run on mm_dp (integerProductsOnCpu: on a
+  // CPU adapter too).
+  const e4 = await Engine.create({ backend: 'webgpu', gpu, subgroupMatrix: false, integerProductsOnCpu: true });
   try {
     await e4.load(TINY.pathname, { nCtx: 64 });
     assert.equal(e4.dev.sgMat, false);
     const got = await e4.logits(PROMPT), want = await (await reference()).logits(PROMPT);
+    assert.ok(e4.bridge.modules.has('mm_dp') && !e4.bridge.modules.has('matmul'), 'the prompt products ran on mm_dp');
     assert.ok(relRms(got, want) <= 1e-3, `relative RMS ${relRms(got, want)}`);
   } finally {
     e4.close();

@@ -311,9 +311,10 @@ export class Engine {
         eng.bridge.asyncPipelines = options.asyncPipelines ?? !(isNode && dev.cpu);
         const L = dev.device.limits;
         // maxBindingSize (tests): plan as if bindings were smaller, e.g. to split matrices.
+        // integerProductsOnCpu (tests): prompt products on mm_dp even on a CPU adapter (SwiftShader).
         const bind = Math.min(L.maxStorageBufferBindingSize, options.maxBindingSize ?? Infinity);
         M._ob_wgpu_attach(bind, L.maxBufferSize, L.maxComputeWorkgroupsPerDimension, dev.sgSize, L.maxComputeWorkgroupStorageSize,
-          dev.sgMat ? 1 : 0, dev.cpu ? 1 : 0);
+          dev.sgMat ? 1 : 0, dev.cpu ? (options.integerProductsOnCpu ? 2 : 1) : 0);
         // maxLayerBuffer (tests): split each layer's weights into buffers of at most this many bytes.
         M._ob_wgpu_cap_weights(options.maxLayerBuffer ?? 0);
       }

@@ -10,12 +10,12 @@ const OP = { BUFFER: 1, PIPELINE: 2, BINDGROUP: 3, WRITE: 4, DISPATCH: 5, READ: 
 const U = { STORAGE: 1, UNIFORM: 2, COPY_SRC: 4 };
 
 // Kernels that read Q1_0 weights get src/webgpu/kernels/q1.wgsl.
-const Q1_KERNELS = new Set(['embed', 'matvec', 'gateup', 'matmul', 'mm_sg']);
+const Q1_KERNELS = new Set(['embed', 'matvec', 'gateup', 'matmul', 'mm_sg', 'mm_dp']);
 // ... and the decode products also src/webgpu/kernels/qx.wgsl (the quantised input).
 const QX_KERNELS = new Set(['matvec', 'gateup']);
 // ... and the kernels that write a pre-quantised decode vector src/webgpu/kernels/qo.wgsl.
 const QO_KERNELS = new Set(['matvec', 'gateup', 'embed']);
-// ... and the kernels that write mm_sg.wgsl's quantised input src/webgpu/kernels/xq.wgsl.
+// ... and the kernels that write the quantised input of mm_sg.wgsl / mm_dp.wgsl src/webgpu/kernels/xq.wgsl.
 const XQ_KERNELS = new Set(['quant', 'rmsnorm', 'swiglu']);
 // Kernels of the generic plan that read weights of any type get src/webgpu/kernels/dq.wgsl.
 const DQ_KERNELS = new Set(['dq_mv', 'dq_mvb', 'dq_mm', 'dq_mmt', 'dq_embed']);

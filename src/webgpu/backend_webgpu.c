@@ -91,6 +91,7 @@ static struct {
     uint32_t sg_size;       /* subgroup size the kernels may rely on; 0: no subgroups */
     int sgmat;              /* int8 16x16x32 subgroup matrices on 32-wide subgroups (mm_sg.wgsl) */
     int cpu;                /* a CPU implementation (SwiftShader): each workgroup has a high fixed cost */
+    int dp_cpu;             /* ... and mm_dp runs there all the same (tests; cpu == 2 in ob_wgpu_attach) */
     uint64_t weight_cap;    /* tests: a smaller cap on a layer's weight buffers (0: none), see ob_wgpu_cap_weights */
 } wg_lim;
 
@@ -223,6 +224,9 @@ typedef struct wg_samp {
 #define MMS_TR 64       /* rows of an mm_sg.wgsl tile (its const TR) */
 #define MMS_TT 32       /* tokens of an mm_sg.wgsl tile (its const TT) */
 #define MMS_WG_MEM 19072 /* workgroup memory of mm_sg.wgsl: 4 (SMW + 2 TR + TT) bytes */
+#define MMD_TR 64       /* rows of an mm_dp.wgsl tile (its const TR) */
+#define MMD_TT 64       /* tokens of an mm_dp.wgsl tile (its const TT) */
+#define MMD_WG_MEM 13056 /* workgroup memory of mm_dp.wgsl: 16 * 768 + 4 (2 TR + TT) bytes */
 
 /* ---- per-model state ------------------------------------------------------------------------ */
 
@@ -654,6 +658,7 @@ typedef struct wg_ctx {
     uint32_t *bg;                 /* [n_layer][BG_PER_LAYER] */
     uint32_t bg_swiglu, bg_nout, bg_sample;
     int sgmm;                     /* prompt products on subgroup matrices (quant + mm_sg) */
+    int dpmm;                     /* ... else on packed integer dot products (quant + mm_dp) */
     uint32_t xq, xq_lo, xq_sc;    /* their quantised input; word offsets of the lo plane, scales */
     uint32_t bg_qatt;             /* quant of c->att (rmsnorm and swiglu write theirs: K_*_Q) */
     /* Decode vectors pre-quantised between kernels (qx.wgsl's block form, 80 bytes a block of 32):
@@ -758,7 +763,8 @@ WG_API int ob_wgpu_cmds_len(void) { return wg_cmd.oom ? 0 : (int)wg_cmd.n; }
  * uses with invocations laid out contiguously (the host probes it), 0 for none. sgmat: the device
  * has int8 16x16x32 subgroup matrices (web/gpu.mjs checks the adapter's configurations). cpu: the
  * adapter is a CPU implementation (SwiftShader), where a workgroup costs ~2 ms whatever it does:
- * the output head then takes HEAD_ROWS_MAX rows a workgroup (151,936 rows of 256: 2.8 -> 0.8 s). */
+ * the output head then takes HEAD_ROWS_MAX rows a workgroup (151,936 rows of 256: 2.8 -> 0.8 s),
+ * and prompt products stay on the f32 matmul unless cpu is 2 (tests: mm_dp all the same). */
 WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups, int sg_size, int max_wg_mem,
                            int sgmat, int cpu) {
     wg_lim.attached = 1;
@@ -769,6 +775,7 @@ WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups
     wg_lim.sg_size = sg_size >= 4 && sg_size <= 128 && (sg_size & (sg_size - 1)) == 0 ? (uint32_t)sg_size : 0;
     wg_lim.sgmat = sgmat != 0 && wg_lim.sg_size == 32;
     wg_lim.cpu = cpu != 0;
+    wg_lim.dp_cpu = cpu == 2;
 }
 
 WG_API void ob_wgpu_detach(void) { wg_lim.attached = 0; }
@@ -943,15 +950,18 @@ static int ctx_pipelines(wg_ctx *c) {
     c->pipe[K_QKROPE] = gpu_pipeline("qk_rope", 2, rope);
     c->pipe[K_SWIGLU] = gpu_pipeline("swiglu", 0, NULL);
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
-    if (c->sgmm) {
-        const wg_const q[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}};
+    if (c->sgmm || c->dpmm) {
+        /* the quantisers take a block's max over 32 invocations: the subgroup's only where it is 32 wide */
+        const uint32_t xwg = wg_lim.sg_size != 32;
+        const wg_const q[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}, {"XQ_WG", xwg}};
         const wg_const qr[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}, {"RESID", 1}};
-        const wg_const qo[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}, {"QOUT", 1}};
-        c->pipe[K_QUANT] = gpu_pipeline("quant", 2, q);
-        c->pipe[K_RMSNORM_Q] = gpu_pipeline("rmsnorm", 3, qo);
-        c->pipe[K_SWIGLU_Q] = gpu_pipeline("swiglu", 3, qo);
-        c->pipe[K_MMS] = gpu_pipeline("mm_sg", 2, q);
-        c->pipe[K_MMS_RES] = gpu_pipeline("mm_sg", 3, qr);
+        const wg_const qo[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}, {"QOUT", 1}, {"XQ_WG", xwg}};
+        const char *mmk = c->sgmm ? "mm_sg" : "mm_dp";
+        c->pipe[K_QUANT] = gpu_pipeline("quant", 3, q);
+        c->pipe[K_RMSNORM_Q] = gpu_pipeline("rmsnorm", 4, qo);
+        c->pipe[K_SWIGLU_Q] = gpu_pipeline("swiglu", 4, qo);
+        c->pipe[K_MMS] = gpu_pipeline(mmk, 2, q);
+        c->pipe[K_MMS_RES] = gpu_pipeline(mmk, 3, qr);
     } else {
         c->pipe[K_MM] = gpu_pipeline("matmul", 0, NULL);
         c->pipe[K_MM_RES] = gpu_pipeline("matmul", 1, mm_res);
@@ -968,11 +978,12 @@ static wg_params mat_params(const wg_ctx *c, uint32_t rows, uint32_t cols, uint3
     return p;
 }
 
-/* A prompt chunk's product Y (+)= W X: the f32 matmul reads X itself; mm_sg reads it quantised
- * (c->xq, written by quant.wgsl just before). */
+/* A prompt chunk's product Y (+)= W X: the f32 matmul reads X itself; mm_sg and mm_dp read it
+ * quantised (c->xq, written by quant.wgsl, rmsnorm or swiglu just before). */
 static uint32_t mm_bg(wg_ctx *c, int resid, const wg_params *p, uint32_t w, uint32_t x, uint32_t y, int *ok) {
-    int k = c->sgmm ? (resid ? K_MMS_RES : K_MMS) : (resid ? K_MM_RES : K_MM);
-    return make_bg(c, k, p, 3, (wg_bind[]){{0, w, 0, 0}, {1, c->sgmm ? c->xq : x, 0, 0}, {2, y, 0, 0}}, ok);
+    const int q = c->sgmm || c->dpmm;
+    int k = q ? (resid ? K_MMS_RES : K_MMS) : (resid ? K_MM_RES : K_MM);
+    return make_bg(c, k, p, 3, (wg_bind[]){{0, w, 0, 0}, {1, q ? c->xq : x, 0, 0}, {2, y, 0, 0}}, ok);
 }
 
 static void ctx_bindgroups(wg_ctx *c, int *ok) {
@@ -981,9 +992,10 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
     const ob_hparams *hp = &m->hp;
     const uint32_t E = (uint32_t)hp->n_embd, QD = (uint32_t)hp->q_dim, KD = (uint32_t)hp->kv_dim, F = (uint32_t)hp->n_ff;
     const uint32_t V = (uint32_t)hp->n_vocab, QS = QD + 2 * KD;
-    /* On subgroup matrices rmsnorm and swiglu write the products' quantised input themselves. */
-    const int k_norm = c->sgmm ? K_RMSNORM_Q : K_RMSNORM, k_glu = c->sgmm ? K_SWIGLU_Q : K_SWIGLU;
-    const uint32_t XQ = c->sgmm ? c->xq : c->qdum;
+    /* With quantised products rmsnorm and swiglu write the products' quantised input themselves. */
+    const int qmm = c->sgmm || c->dpmm;
+    const int k_norm = qmm ? K_RMSNORM_Q : K_RMSNORM, k_glu = qmm ? K_SWIGLU_Q : K_SWIGLU;
+    const uint32_t XQ = qmm ? c->xq : c->qdum;
     for (int l = 0; l < hp->n_layer; l++) {
         uint32_t *bg = c->bg + (size_t)l * BG_PER_LAYER;
         /* the segments holding each group */
@@ -1051,7 +1063,7 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p.out_stride = E;
         bg[BG_MDOWN] = mm_bg(c, 1, &p, Wdown, c->gu, c->x, ok);
     }
-    if (c->sgmm) {
+    if (qmm) {
         wg_params p = base_params(c);
         p.cols = QD;
         p.in_stride = QD;
@@ -1402,13 +1414,18 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
     c->kv_f16 = kv_f16 != 0;
     c->mv_rows = 32;
     c->head_rows = wg_lim.cpu ? HEAD_ROWS_MAX : 128;
-    /* Prompt products on subgroup matrices: the quantised input holds the widest input's two
-     * int8 planes and scales for the chunk's tokens rounded up to mm_sg's tile. */
+    /* Prompt products on a quantised input (subgroup matrices, else packed integer dot
+     * products): it holds the widest input's two int8 planes and scales for the chunk's tokens
+     * rounded up to the tile of mm_sg and of mm_dp. */
     {
-        uint64_t toks = (B + MMS_TT - 1) / MMS_TT * MMS_TT, maxc = E > QD ? E : QD;
+        uint64_t toks = (B + MMD_TT - 1) / MMD_TT * MMD_TT, maxc = E > QD ? E : QD;
         if (F > maxc) maxc = F;
         uint64_t lo = toks * maxc / 4, words = 2 * lo + toks * maxc / 128;
         c->sgmm = !wm->generic && wg_lim.sgmat && wg_lim.max_wg_mem >= MMS_WG_MEM && words * 4 <= cap;
+        /* Not on a CPU adapter unless asked (tests): there mm_dp's 64-token tiles cost a short
+         * chunk (all-logits chunks of a few tokens) many times the f32 matmul's work. */
+        c->dpmm = !wm->generic && !c->sgmm && wg_lim.max_wg_mem >= MMD_WG_MEM && words * 4 <= cap &&
+                  (!wg_lim.cpu || wg_lim.dp_cpu);
         c->xq_lo = (uint32_t)lo;
         c->xq_sc = (uint32_t)(2 * lo);
     }
@@ -1449,7 +1466,7 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
     }
     c->qdum = gpu_buffer(80, WG_STORAGE);
     c->logits = gpu_buffer(L * V * 4, WG_STORAGE | WG_COPY_SRC);
-    if (c->sgmm) c->xq = gpu_buffer(((uint64_t)c->xq_sc + (uint64_t)c->xq_lo / 32) * 4, WG_STORAGE);
+    if (c->sgmm || c->dpmm) c->xq = gpu_buffer(((uint64_t)c->xq_sc + (uint64_t)c->xq_lo / 32) * 4, WG_STORAGE);
     c->tok = gpu_buffer(B * 4, WG_STORAGE | WG_COPY_SRC);
     c->hist = gpu_buffer((uint64_t)n_ctx * 4, WG_STORAGE);
     c->rope = gpu_buffer((uint64_t)n_ctx * half * 8, WG_STORAGE);
@@ -1458,7 +1475,7 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
     for (int l = 0; l < hp->n_layer; l++) c->kv[l] = gpu_buffer(kv_bytes, WG_STORAGE);
     /* Parameter slots: count them first so that the uniform buffer can be created before the
      * bind groups that point into it. */
-    int n_slots = hp->n_layer * BG_PER_LAYER + 3 + 2 * wm->n_emb + 3 * wm->n_out + (c->sgmm ? 1 : 0);
+    int n_slots = hp->n_layer * BG_PER_LAYER + 3 + 2 * wm->n_emb + 3 * wm->n_out + (c->sgmm || c->dpmm ? 1 : 0);
     /* The generic plan: at most 22 slots a layer (the products take two: decode and prompt). */
     if (wm->generic) n_slots = hp->n_layer * 22 + 4 + wm->n_emb + 2 * wm->n_out;
     c->params = gpu_buffer((uint64_t)n_slots * WG_SLOT, WG_UNIFORM);
@@ -1530,17 +1547,18 @@ static ob_status wg_set_sampling(void *cstate, const ob_sampling *p, int *on_dev
     return OB_OK;
 }
 
-/* A prompt chunk's product (bind group from mm_bg) of rows x cols over n tokens. On subgroup
- * matrices quant.wgsl first quantises the input through bind group qbg (0: already done; one
- * 32-wide subgroup per (token, 128-block), four a workgroup), then mm_sg.wgsl takes tiles of
- * MMS_TR rows x MMS_TT tokens. */
+/* A prompt chunk's product (bind group from mm_bg) of rows x cols over n tokens. On a quantised
+ * input quant.wgsl first quantises it through bind group qbg (0: already done; 32 invocations
+ * per (token, 128-block), four a workgroup), then mm_sg.wgsl takes tiles of MMS_TR rows x MMS_TT
+ * tokens, mm_dp.wgsl of MMD_TR x MMD_TT. */
 static void mm_step(const wg_ctx *c, int resid, uint32_t bg, uint32_t qbg, uint32_t rows, uint32_t cols, uint32_t n) {
-    if (!c->sgmm) {
+    if (!c->sgmm && !c->dpmm) {
         mm_dispatch(c->pipe[resid ? K_MM_RES : K_MM], bg, rows, n);
         return;
     }
     if (qbg) gpu_dispatch(c->pipe[K_QUANT], qbg, (n * (cols / QK1_0) + 3) / 4, 1);
-    gpu_dispatch(c->pipe[resid ? K_MMS_RES : K_MMS], bg, (rows + MMS_TR - 1) / MMS_TR, (n + MMS_TT - 1) / MMS_TT);
+    const uint32_t tr = c->sgmm ? MMS_TR : MMD_TR, tt = c->sgmm ? MMS_TT : MMD_TT;
+    gpu_dispatch(c->pipe[resid ? K_MMS_RES : K_MMS], bg, (rows + tr - 1) / tr, (n + tt - 1) / tt);
 }
 
 /* One forward step over up to a chunk of tokens at position pos (backend.h's step_begin; the core
@@ -1601,8 +1619,8 @@ static ob_status wg_step_begin(void *cstate, const ob_token *tokens, int n, int 
     const uint32_t QS = QD + 2 * KD, R = (uint32_t)c->mv_rows;
     const uint32_t *P = c->pipe;
     const int dec = k == 1; /* decode kernels (pre-quantised inputs) */
-    /* on subgroup matrices rmsnorm writes the products' quantised input */
-    const uint32_t norm_pipe = P[c->sgmm ? K_RMSNORM_Q : K_RMSNORM];
+    /* with quantised products rmsnorm writes their input */
+    const uint32_t norm_pipe = P[c->sgmm || c->dpmm ? K_RMSNORM_Q : K_RMSNORM];
     if (wm->generic) gen_step(c, nk, all, want_logits, sample);
     for (int i = 0; !wm->generic && i < wm->n_emb; i++)
         gpu_dispatch(P[dec ? K_EMBED_Q : K_EMBED], c->bg_embed[dec * wm->n_emb + i], E / QK1_0, nk);
@@ -1623,7 +1641,7 @@ static ob_status wg_step_begin(void *cstate, const ob_token *tokens, int n, int 
             mm_step(c, 1, bg[BG_MO], c->bg_qatt, E, QD, nk);
             gpu_dispatch(norm_pipe, bg[BG_N2], nk, 1);
             mm_step(c, 0, bg[BG_MGU], 0, 2 * F, E, nk);
-            if (c->sgmm) /* 8 blocks of 128 a workgroup, written quantised */
+            if (c->sgmm || c->dpmm) /* 8 blocks of 128 a workgroup, written quantised */
                 gpu_dispatch(P[K_SWIGLU_Q], c->bg_swiglu, (F / QK1_0 + 7) / 8, nk);
             else
                 gpu_dispatch(P[K_SWIGLU], c->bg_swiglu, (F + 255) / 256, nk);
