@@ -49,7 +49,8 @@ mkdirSync(join(pkg, 'wasm'), { recursive: true });
 // The JS modules, minified. onebit.js is one bundle (engine, GPU bridge and reply parser inside: one
 // request and one gzip stream for a page); worker.js imports it (and engine.mjs, shipped on its own
 // too for hosts that drive the engine directly). The engine finds the wasm files under ./wasm/.
-const src = join(out, 'src');
+// (a fixed folder: the bundles must not depend on where the package is written)
+const src = join(root, 'build', 'npm-src');
 mkdirSync(src, { recursive: true });
 for (const f of readdirSync(join(root, 'web')).filter((f) => /\.(m?js)$/.test(f))) {
   let text = readFileSync(join(root, 'web', f), 'utf8');

@@ -702,8 +702,9 @@ static int eval_with(const char *what, const uint8_t *buf, size_t len, const cha
  * on the SIMD CPU backend, with logits that agree. The odd shapes (2-row matrices, rows that do
  * not fill a 16-row tile, 3 blocks per row, 8-wide f32 models) are ones no released model has,
  * which is where kernel and repacking bugs hide; the fuzzer cannot reach them by flipping bytes
- * because every shape must agree with every other. The CPU backend rounds activations to int8:
- * agreement within 1% relative RMS (it is near 1e-4 on these models). */
+ * because every shape must agree with every other. The CPU backend rounds activations: to 16 bits
+ * for Q1_0 (agreement within 1% relative RMS; it is near 1e-4 on these models), to 8 bits for the
+ * 8/4-bit types as llama.cpp does (src/cpu/qk.h: about 1-2% on these tiny random models; 3%). */
 static void test_legal_variants(void) {
     struct { const char *what; spec s; } v[24];
     int n = 0;
@@ -764,7 +765,8 @@ static void test_legal_variants(void) {
                 den += (double)ref[j] * ref[j];
             }
             double rel = sqrt(num / (den > 0 ? den : 1));
-            if (!(rel < 0.01)) {
+            const double lim = strstr(v[i].what, "q8_0") ? 0.03 : 0.01;
+            if (!(rel < lim)) {
                 printf("FAIL legal variant '%s': cpu (%s) and scalar logits differ (relative RMS %.4f)\n", v[i].what,
                        isa[k], rel);
                 failures++;
