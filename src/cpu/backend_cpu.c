@@ -110,20 +110,6 @@ static void cpuk_repack_run(void *arg, int begin, int end, int ith) {
     ck_q1_repack(j->w->data, j->w->row_bytes, j->w->rows, j->w->cols, j->dst, j->tile0 + begin, j->tile0 + end);
 }
 
-/* Drops the resident pages of the mapped file that lie wholly inside [from, to); returns where
- * the next drop should start (the start of the page holding to, which may be partly beyond). */
-static const uint8_t *cpuk_drop_pages(const uint8_t *from, const uint8_t *to) {
-#if defined(MADV_DONTNEED) && (defined(__unix__) || defined(__APPLE__))
-    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)from + pg - 1) & ~(pg - 1), b = (uintptr_t)to & ~(pg - 1);
-    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-    return b > (uintptr_t)from ? (const uint8_t *)b : from;
-#else
-    (void)to;
-    return from;
-#endif
-}
-
 static ob_status cpuk_repack_weight(cpuk_state *s, const struct ob_model *m, const ob_weight *w, ck_q1 *out) {
     size_t bytes = ck_q1_packed_size(w->rows, w->cols);
     if (!bytes) return ob_fail(OB_ERR_FORMAT, "Q1_0 matrix of %d x %d cannot be repacked", w->rows, w->cols);
@@ -143,7 +129,7 @@ static ob_status cpuk_repack_weight(cpuk_state *s, const struct ob_model *m, con
         tp_for(s->pool, t1 - t0, cpuk_chunk(s, t1 - t0, 4), cpuk_repack_run, &j);
         if (m->file.mapped) {
             const int row_end = t1 * CK_TILE < w->rows ? t1 * CK_TILE : w->rows;
-            dropped = cpuk_drop_pages(dropped, w->data + (size_t)row_end * w->row_bytes);
+            dropped = ck_drop_pages(dropped, w->data + (size_t)row_end * w->row_bytes);
         }
     }
     out->data = dst;

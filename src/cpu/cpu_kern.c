@@ -6,6 +6,11 @@
  * are not the specification of the model's arithmetic: that is backend_scalar.c, which every
  * table (this one included) is tested against.
  */
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 #include "cpu_kern.h"
 
 #include <math.h>
@@ -52,22 +57,24 @@ void ck_q1_repack(const uint8_t *src, size_t row_bytes, int rows, int cols, uint
 
 /* ---- portable kernels ------------------------------------------------------------------------ */
 
-void ck_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
+void ck_quant_blocks(const float *x, int cols, int blk, float a_mul, int8_t *q, int8_t *ql, float *a, float *c) {
+    if (blk <= 0) return;
+    const size_t bsz = (size_t)(unsigned)blk;
     const float K = ql ? CK_K16 : CK_K8;
-    for (int b = 0; b < cols / CK_BLK; b++) {
-        const float *xb = x + (size_t)b * CK_BLK;
-        int8_t *qb = q + (size_t)b * CK_BLK, *lb = ql ? ql + (size_t)b * CK_BLK : NULL;
+    for (int b = 0; b < cols / blk; b++) {
+        const float *xb = x + (size_t)b * blk;
+        int8_t *qb = q + (size_t)b * blk, *lb = ql ? ql + (size_t)b * blk : NULL;
         float amax = 0.0f;
-        for (int j = 0; j < CK_BLK; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        for (int j = 0; j < blk; j++) amax = fmaxf(amax, fabsf(xb[j]));
         if (amax == 0.0f) {
-            memset(qb, 0, CK_BLK);
-            if (lb) memset(lb, 0, CK_BLK);
+            memset(qb, 0, bsz);
+            if (lb) memset(lb, 0, bsz);
             a[b] = c[b] = 0.0f;
             continue;
         }
         const float inv = K / amax, sx = amax / K;
         int sum = 0;
-        for (int j = 0; j < CK_BLK; j++) {
+        for (int j = 0; j < blk; j++) {
             float v = nearbyintf(xb[j] * inv); /* ties to even, as the SIMD conversions do */
             v = v > K ? K : v < -K ? -K : v;
             const int Q = (int)v;
@@ -80,9 +87,25 @@ void ck_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a,
                 qb[j] = (int8_t)Q;
             }
         }
-        a[b] = 2.0f * sx;
+        a[b] = a_mul * sx;
         c[b] = -sx * (float)sum;
     }
+}
+
+void ck_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
+    ck_quant_blocks(x, cols, CK_BLK, 2.0f, q, ql, a, c);
+}
+
+const uint8_t *ck_drop_pages(const uint8_t *from, const uint8_t *to) {
+#if defined(MADV_DONTNEED) && (defined(__unix__) || defined(__APPLE__))
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)from + pg - 1) & ~(pg - 1), b = (uintptr_t)to & ~(pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+    return b > (uintptr_t)from ? (const uint8_t *)b : from;
+#else
+    (void)to;
+    return from;
+#endif
 }
 
 void ck_lut_generic(const int8_t *q, const int8_t *ql, int cols, uint8_t *lut) {

@@ -117,6 +117,13 @@ void ck_q1_repack(const uint8_t *src, size_t row_bytes, int rows, int cols, uint
 
 /* Portable versions (also the reference for the SIMD ones in the tests). */
 void ck_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
+/* The same quantisation with blocks of blk columns (cols a multiple) and a = a_mul * sx: Q1_0 uses
+ * 128 and 2 (its dot is d (2 S - sum Q) sx), the ternary kernels 64 and 1 (tern.h). */
+void ck_quant_blocks(const float *x, int cols, int blk, float a_mul, int8_t *q, int8_t *ql, float *a, float *c);
+/* Returns the pages of a memory-mapped file between from and to (whole pages only) to the kernel
+ * once their bytes are repacked; returns where the next call should start. No-op where there is no
+ * madvise. */
+const uint8_t *ck_drop_pages(const uint8_t *from, const uint8_t *to);
 void ck_lut_generic(const int8_t *q, const int8_t *ql, int cols, uint8_t *lut);
 void ck_gemm_generic(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ystride);
 void ck_attn_generic(const float *q, const float *k, const float *v, size_t stride, int npos, int hd,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #endif
 
+#include "cpu_kern.h"
 #include "gguf.h"
 #include "model.h"
 #include "quant.h"
@@ -90,36 +91,7 @@ void tk_repack(uint32_t type, const uint8_t *src, size_t row_bytes, int rows, in
 }
 
 void tk_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
-    const float K = ql ? TK_K16 : TK_K8;
-    for (int b = 0; b < cols / TK_BLK; b++) {
-        const float *xb = x + (size_t)b * TK_BLK;
-        int8_t *qb = q + (size_t)b * TK_BLK, *lb = ql ? ql + (size_t)b * TK_BLK : NULL;
-        float amax = 0.0f;
-        for (int j = 0; j < TK_BLK; j++) amax = fmaxf(amax, fabsf(xb[j]));
-        if (amax == 0.0f) {
-            memset(qb, 0, TK_BLK);
-            if (lb) memset(lb, 0, TK_BLK);
-            a[b] = c[b] = 0.0f;
-            continue;
-        }
-        const float inv = K / amax, sx = amax / K;
-        int sum = 0;
-        for (int j = 0; j < TK_BLK; j++) {
-            float v = nearbyintf(xb[j] * inv); /* ties to even, as the SIMD conversions do */
-            v = v > K ? K : v < -K ? -K : v;
-            const int Q = (int)v;
-            sum += Q;
-            if (lb) {
-                const int h = (Q + 64 + 128 * 128) / 128 - 128; /* floor((Q + 64) / 128) */
-                qb[j] = (int8_t)h;
-                lb[j] = (int8_t)(Q - 128 * h);
-            } else {
-                qb[j] = (int8_t)Q;
-            }
-        }
-        a[b] = sx;
-        c[b] = -sx * (float)sum;
-    }
+    ck_quant_blocks(x, cols, TK_BLK, 1.0f, q, ql, a, c); /* the Q1_0 path's quantiser on 64-column blocks, a = sx */
 }
 
 void tk_gemm_generic(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, float *y, size_t ys) {
@@ -194,20 +166,6 @@ static void tk_repack_run(void *arg, int begin, int end, int ith) {
               j->tile0 + end);
 }
 
-/* Drops the resident pages of the mapped file wholly inside [from, to); returns where the next
- * drop should start. */
-static const uint8_t *tk_drop_pages(const uint8_t *from, const uint8_t *to) {
-#if defined(MADV_DONTNEED) && (defined(__unix__) || defined(__APPLE__))
-    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)from + pg - 1) & ~(pg - 1), b = (uintptr_t)to & ~(pg - 1);
-    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-    return b > (uintptr_t)from ? (const uint8_t *)b : from;
-#else
-    (void)to;
-    return from;
-#endif
-}
-
 static ob_status tk_repack_weight(tk_state *s, const ob_model *m, const ob_weight *w, tk_mat *out) {
     const size_t bytes = tk_packed_size(w->rows, w->cols);
     if (!bytes) return OB_OK; /* not a shape of these kernels: the row path */
@@ -226,7 +184,7 @@ static ob_status tk_repack_weight(tk_state *s, const ob_model *m, const ob_weigh
         tp_for(s->pool, t1 - t0, tk_chunk(s, t1 - t0, 4), tk_repack_run, &j);
         if (m->file.mapped) {
             const int row_end = t1 * TK_TILE < w->rows ? t1 * TK_TILE : w->rows;
-            dropped = tk_drop_pages(dropped, w->data + (size_t)row_end * w->row_bytes);
+            dropped = ck_drop_pages(dropped, w->data + (size_t)row_end * w->row_bytes);
         }
     }
     out->data = dst;
