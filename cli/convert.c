@@ -718,7 +718,20 @@ int cmd_convert(int argc, char **argv) {
     char need[96];
     snprintf(need, sizeof need, "token_embd.weight");
     int have_embd = 0;
-    for (size_t i = 0; i < J.nt; i++) have_embd |= !strcmp(J.t[i].name, need);
+    for (size_t i = 0; i < J.nt; i++) {
+        const out_tensor *t = &J.t[i];
+        const int embd = !strcmp(t->name, need), head = !strcmp(t->name, "output.weight");
+        have_embd |= embd;
+        /* the embedding and the output head are [vocab_size, hidden_size]: a checkpoint whose rows do
+           not match config.json's vocab_size would give a file whose tokens index past the table */
+        if ((embd || head) && (t->n_dims != 2 || t->ne[0] != (uint64_t)J.n_embd || t->ne[1] != (uint64_t)n_vocab)) {
+            fprintf(stderr, PROG ": %s is %llu x %llu, config.json says vocab_size %ld x hidden_size %ld\n",
+                    embd ? "model.embed_tokens.weight" : "lm_head.weight", (unsigned long long)t->ne[1],
+                    (unsigned long long)t->ne[0], n_vocab, J.n_embd);
+            rc = 4;
+            goto done;
+        }
+    }
     if (!have_embd) {
         fprintf(stderr, PROG ": the checkpoint has no model.embed_tokens.weight\n");
         rc = 4;

@@ -188,6 +188,16 @@ test("bad folders: clear messages and exit codes", () => {
   r = run(ONEBIT, ["convert", d, join(d, "o.gguf")]);
   assert.equal(r.status, 4);
   assert.match(r.stderr, /SentencePiece/);
+  const cfg = JSON.parse(readFileSync(join(tmp, "ck-qwen3", "config.json"), "utf8"));
+  cfg.vocab_size += 8;
+  d = join(tmp, "bad", "vocab-rows");
+  rmSync(d, { recursive: true, force: true });
+  cpSync(join(tmp, "ck-qwen3"), d, { recursive: true });
+  writeFileSync(join(d, "config.json"), JSON.stringify(cfg));
+  r = run(ONEBIT, ["convert", d, join(d, "o.gguf")]);
+  assert.equal(r.status, 4, r.stderr);
+  assert.match(r.stderr, /model\.embed_tokens\.weight is \d+ x \d+, config\.json says vocab_size \d+/);
+  assert.ok(!existsSync(join(d, "o.gguf")), "no output left behind");
   d = folderWith("bad-json", null, { "config.json": "{" });
   r = run(ONEBIT, ["convert", d, join(d, "o.gguf")]);
   assert.equal(r.status, 4);
