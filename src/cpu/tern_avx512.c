@@ -5,8 +5,10 @@
  * per token and activation plane adds the token's 4 int8 activations, broadcast to every lane,
  * weighted by the codes. Codes are unpacked once and used for up to 8 tokens, so a batch costs
  * about one vpdpbusd per 64 weights per token and plane. Per 64 columns the integer sums are
- * converted and scaled in float (tern.h gives the algebra). With one token, 4 accumulators keep
- * vpdpbusd latency out of the way. Built with the Makefile's per-ISA flags; otherwise an empty table.
+ * converted and scaled in float (tern.h gives the algebra). One token (generation) skips the
+ * shifts: v & (3 << 2k) is its own accumulator's operand, the 4^k removed once a block
+ * (tk5_tile1); its 4 accumulators also keep vpdpbusd latency out of the way. Built with the
+ * Makefile's per-ISA flags; otherwise an empty table.
  */
 #include "tern.h"
 
