@@ -10,7 +10,7 @@
  * the streaming rate with one thread. Bandwidth: T threads each sum their share of a 1 GiB buffer
  * with 64-byte vector loads, best of 5 (the slowest thread's CPU time).
  * Not a test (tests/unit/test_tern.c checks these kernels); build and run:
- *   cc -O2 -std=c11 -Isrc/cpu -Isrc/core -Iinclude bench/tern-kernels.c build/libonebit.a -lm -lpthread -o build/tern-kernels
+ *   cc -O2 -std=gnu11 -Isrc/cpu -Isrc/core -Iinclude bench/tern-kernels.c build/libonebit.a -lm -lpthread -o build/tern-kernels
  *   build/tern-kernels [ROWS COLS N]    # every table this CPU runs, planes 1 and 2, N tokens (default 1 and 64)
  *   build/tern-kernels bw [THREADS]     # read bandwidth, 1 thread and THREADS (default 2)
  */
