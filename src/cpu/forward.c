@@ -219,6 +219,20 @@ static void activate(const cpu_ctx *c, float *g, const float *u, size_t n) {
         K->swiglu(c->cm->kstate, g, u, n);
         return;
     }
+    if (hp->act == OB_ACT_RELU2) {
+        /* BitNet: x > 0 ? x * x : 0 without a branch (its sign is a coin toss on every element, and
+         * the mispredictions cost more than the arithmetic): the same floats, the bits of x anded
+         * with an all-ones or all-zeros mask. */
+        for (size_t i = 0; i < n; i++) {
+            float x = g[i];
+            uint32_t bits;
+            memcpy(&bits, &x, sizeof bits);
+            bits &= 0u - (uint32_t)(x > 0.0f);
+            memcpy(&x, &bits, sizeof x);
+            g[i] = u ? x * x * u[i] : x * x;
+        }
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         float x = g[i], a;
         if (hp->act == OB_ACT_GELU) a = gelu(x);

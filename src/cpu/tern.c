@@ -138,7 +138,7 @@ struct tk_state {
     const tk_isa *isa;
     tp_pool *pool;
     int nth;
-    int planes;                    /* activation planes: 2 (int16), or 1 with ONEBIT_CPU_TERN_PLANES=1 */
+    int planes;                    /* activation planes: 1 (int8), or 2 (int16) with ONEBIT_CPU_TERN_PLANES=2 */
     tk_mat *mats;                  /* [n_weights]; data NULL where not repacked */
     int n_weights;
     int max_cols;
@@ -215,7 +215,7 @@ ob_status tk_init(tk_state **out, const char *isa_name, const ob_model *m, tp_po
     s->pool = pool;
     s->nth = tp_threads(pool);
     const char *pl = getenv("ONEBIT_CPU_TERN_PLANES");
-    s->planes = pl && strcmp(pl, "1") == 0 ? 1 : 2;
+    s->planes = pl && strcmp(pl, "2") == 0 ? 2 : 1;
     s->n_weights = m->n_weights;
     s->mats = calloc((size_t)m->n_weights, sizeof *s->mats);
     s->max_cols = TK_BLK;
@@ -297,7 +297,8 @@ int tk_matmul(tk_state *s, const ob_weight *w, const float *x, float *y, int n) 
     for (int t0 = 0; t0 < n; t0 += TK_MAX_BATCH) {
         const int nt = n - t0 < TK_MAX_BATCH ? n - t0 : TK_MAX_BATCH;
         tk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc};
-        tp_for(s->pool, nt, 1, tk_quant_run, &qj);
+        if (nt == 1) tk_quant_run(&qj, 0, 1, 0); /* one token: not worth waking the pool */
+        else tp_for(s->pool, nt, 1, tk_quant_run, &qj);
         tk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb}, nt, y + (size_t)t0 * pw->rows,
                           (size_t)pw->rows};
         tp_for(s->pool, pw->n_tiles, tk_chunk(s, pw->n_tiles, nt == 1 ? 16 : 8), tk_gemm_run, &gj);

@@ -19,8 +19,13 @@
  * int16 as two int8 planes (K = 127 * 128, Q = 128 h + l). Per row r, token t, block b with
  * S = sum over the block's 64 columns of q * Q (one byte dot product a plane; S = 128 S_h + S_l):
  *   dot = d * sx * (S - sum(Q)) = d * (a * S + c), a = sx, c = -sx * sum(Q)
- * precomputed per token and block. The backend uses two planes (the logits of a 28-layer model
- * stay within ~0.01% of the reference; tests/unit/test_tern.c).
+ * precomputed per token and block. The backend uses one plane, int8, by default: BitNet b1.58 is
+ * trained with 8-bit activations (absmax per token, coarser than these 64-column blocks) and
+ * llama.cpp's TQ kernels round them to 8 bits per 256 columns (Q8_K); one plane is half the byte
+ * dot products of two, which is what a prompt's products are bound by (about 0.6% relative RMS
+ * per product; the logits of the arch test files are 2.5-3.1% off llama.cpp's, 2.1-2.6% with two
+ * planes, llama.cpp's own rounding). ONEBIT_CPU_TERN_PLANES=2 selects int16 (two planes: the
+ * logits of a 28-layer model stay within ~0.01% of the reference; tests/unit/test_tern.c).
  */
 #ifndef OB_CPU_TERN_H
 #define OB_CPU_TERN_H

@@ -5,8 +5,10 @@
  * per token and activation plane adds the token's 4 int8 activations, broadcast to every lane,
  * weighted by the codes. Codes are unpacked once and used for up to 8 tokens, so a batch costs
  * about one vpdpbusd per 64 weights per token and plane. Per 64 columns the integer sums are
- * converted and scaled in float (tern.h gives the algebra). With one token, 4 accumulators keep
- * vpdpbusd latency out of the way. Built with the Makefile's per-ISA flags; otherwise an empty table.
+ * converted and scaled in float (tern.h gives the algebra). One token (generation) skips the
+ * shifts: v & (3 << 2k) is its own accumulator's operand, the 4^k removed once a block
+ * (tk5_tile1); its 4 accumulators also keep vpdpbusd latency out of the way. Built with the
+ * Makefile's per-ISA flags; otherwise an empty table.
  */
 #include "tern.h"
 
@@ -125,9 +127,50 @@ TK5_INLINE void tk5_tile(const uint8_t *tile, int nb, const tk_act *x, size_t t0
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, km, acc[t]);
 }
 
+/* One tile times one token (generation), P planes. The codes of column 4k + c sit at bits 2k, 2k+1
+ * of their byte; instead of shifting them down, v & (3 << 2k) is used as it is (at most 192: still an
+ * unsigned byte), which weighs that column's products by 4^k: each k has its own accumulator, and
+ * S = s0 + (s1 >> 2) + (s2 >> 4) + (s3 >> 6), exact since s_k is a multiple of 4^k (per block at most
+ * 4 x 4 x 192 x 128 per plane: far from int32 overflow, also after the high plane's x 128). Four
+ * ands and four vpdpbusd a plane per 64 bytes, no shifts: the kernel that streams the weights. */
+TK5_INLINE void tk5_tile1(const uint8_t *tile, int nb, const tk_act *x, size_t t0, float *y, __mmask16 km, const int P) {
+    const size_t xs = (size_t)x->cols, ns = (size_t)x->nb;
+    const int8_t *xq = x->q + t0 * xs, *xl = P == 2 ? x->ql + t0 * xs : NULL;
+    const float *xa = x->a + t0 * ns, *xc = x->c + t0 * ns;
+    const __m512i mk[4] = {_mm512_set1_epi8(0x03), _mm512_set1_epi8(0x0C), _mm512_set1_epi8(0x30),
+                           _mm512_set1_epi8((char)0xC0)};
+    __m512 acc = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *tb = tile + (size_t)b * TK_TB_BYTES;
+        __m512i s[4], sl[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) s[k] = sl[k] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(tb + 32 + 64 * j));
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const __m512i w = _mm512_and_si512(v, mk[k]);
+                const size_t off = (size_t)b * TK_BLK + 16 * j + 4 * k;
+                s[k] = _mm512_dpbusd_epi32(s[k], w, tk5_bcast4(xq + off));
+                if (P == 2) sl[k] = _mm512_dpbusd_epi32(sl[k], w, tk5_bcast4(xl + off));
+            }
+        }
+        if (P == 2)
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) s[k] = _mm512_add_epi32(_mm512_slli_epi32(s[k], 7), sl[k]); /* 128 S_h + S_l */
+        const __m512i st = _mm512_add_epi32(_mm512_add_epi32(s[0], _mm512_srai_epi32(s[1], 2)),
+                                            _mm512_add_epi32(_mm512_srai_epi32(s[2], 4), _mm512_srai_epi32(s[3], 6)));
+        const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)tb));
+        const __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_set1_ps(xa[b]), _mm512_set1_ps(xc[b]));
+        acc = _mm512_fmadd_ps(d, f, acc);
+    }
+    _mm512_mask_storeu_ps(y, km, acc);
+}
+
 #define TK5_CASES(P)                                                                                    \
     switch (n - t0 < 8 ? n - t0 : 8) {                                                                  \
-    case 1: tk5_tile(td, nb, x, (size_t)t0, yy, ys, km, 1, P); break;                                   \
+    case 1: tk5_tile1(td, nb, x, (size_t)t0, yy, km, P); break;                                         \
     case 2: tk5_tile(td, nb, x, (size_t)t0, yy, ys, km, 2, P); break;                                   \
     case 3: tk5_tile(td, nb, x, (size_t)t0, yy, ys, km, 3, P); break;                                   \
     case 4: tk5_tile(td, nb, x, (size_t)t0, yy, ys, km, 4, P); break;                                   \
