@@ -634,7 +634,7 @@ enum wg_kernel {
     K_EMBED, K_EMBED_Q, K_RMSNORM, K_MV_DOWN, K_MV_HEAD, K_MV_HEAD_Q, K_MV_QKV, K_MV_WO, K_ADEC, K_GATEUP, K_ATTN, K_MM,
     K_MM_RES, K_QKROPE, K_SWIGLU, K_SAMPLE, K_QUANT, K_MMS, K_MMS_RES, K_RMSNORM_Q, K_SWIGLU_Q,
     /* the generic plan's (with K_ATTN and K_SAMPLE; its products and embedding: wg_ctx gp) */
-    K_G_NORM, K_G_RMS_IN, K_G_QKNORM, K_G_ROPE, K_G_ACT, K_G_ARGMAX,
+    K_G_NORM, K_G_RMS_IN, K_G_QKNORM, K_G_ROPE, K_G_ACT, K_G_ARGMAX, K_G_ATTN1,
     K_COUNT
 };
 
@@ -1264,6 +1264,7 @@ static void gen_pipelines(wg_ctx *c) {
     c->pipe[K_G_ACT] = gpu_pipeline("act", 2, act);
     c->pipe[K_G_ARGMAX] = gpu_pipeline("argmax", 0, NULL);
     c->pipe[K_ATTN] = gpu_pipeline("attention", 4, attn);
+    c->pipe[K_G_ATTN1] = gpu_pipeline("attn_one", 3, attn);
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
 }
 
@@ -1347,8 +1348,14 @@ static void gen_program(wg_ctx *c, int *ok) {
                 (uint32_t)(hp->n_head + 2 * hp->n_head_kv), GY_TOK, ok);
         p = base_params(c);
         p.scale = hp->attn_scale;
-        gen_op1(c, K_ATTN, &p, 3, (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}},
-                (uint32_t)hp->n_head / attn_heads(hp), GY_ATTN, ok);
+        { /* decode: attn_one.wgsl, a workgroup per q head; prompts: attention.wgsl */
+            const wg_bind ab[3] = {{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}};
+            wg_gop op = {{c->pipe[K_G_ATTN1], c->pipe[K_ATTN]},
+                         {make_bg(c, K_G_ATTN1, &p, 3, ab, ok), make_bg(c, K_ATTN, &p, 3, ab, ok)},
+                         {(uint32_t)hp->n_head, (uint32_t)hp->n_head / attn_heads(hp)},
+                         {GY_ONE, GY_ATTN}};
+            if (gen_op(c, &op) < 0) *ok = 0;
+        }
         if (L->attn_sub_norm) gen_norm(c, K_G_RMS_IN, c->att, c->qdum, QD, vo[GV_ASUB], GV_NONE, ok);
         gen_linear_s(c, L->wo, WM(GM_O), (int)E, 0, vo[GV_BO], vo[GV_SO], c->att, QD, c->x, 0, E, 1, 0, ok);
         /* parallel: the FFN reads the same h as attention */
