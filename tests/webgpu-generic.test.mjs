@@ -415,6 +415,15 @@ for (const [arch, type, extra] of MODELS) {
           const g16 = await e16.logits(PROMPT);
           assert.ok(relRms(g16, want) <= 2e-3, `f16 cache: relative RMS ${relRms(g16, want)}`);
           t.diagnostic(`f16 cache, chunks of 3: relative RMS ${relRms(g16, want).toExponential(2)}`);
+          // and one token a step (the decode kernels: attn_one.wgsl on the f16 cache)
+          e16.reset();
+          for (let i = 0; i < 4; i++) {
+            const [{ p }] = e16.gpuBegin([PROMPT[i]], 2 /* OB_STEP_LOGITS */);
+            await e16.endStep(p);
+            const lp = e16.M._ob_logits(e16.ctx, -1) >>> 2;
+            const e1 = relRms(e16.M.HEAPF32.slice(lp, lp + V), want.subarray(i * V, (i + 1) * V));
+            assert.ok(e1 <= 2e-3, `f16 cache, decode position ${i}: relative RMS ${e1}`);
+          }
         } finally {
           e16.close();
         }
