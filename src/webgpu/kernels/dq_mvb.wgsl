@@ -199,16 +199,30 @@ fn slot(rb: u32, g: u32) -> f32 {
   }
 }
 
-// Σ over the lane's slots of the row at byte rb: two slots an iteration, so that the loads of
-// both are in flight together.
+// Σ over the lane's slots of the row at byte rb, four slots an iteration with their loads issued
+// together (a short row is then one or two memory round trips a lane, not one per slot); slots
+// past the row read its last one, and are dropped.
 fn row_dot(rb: u32, lane: u32, ns: u32) -> f32 {
   var acc = 0.0;
-  var g = lane;
-  while (g + TPR < ns) {
-    acc += slot(rb, g) + slot(rb, g + TPR);
-    g += 2u * TPR;
+  for (var g = lane; g < ns; g += 4u * TPR) {
+    var v = vec4<f32>(0.0);
+    for (var k = 0u; k < 4u; k++) {
+      let gk = g + k * TPR;
+      v[k] = select(0.0, slot(rb, min(gk, ns - 1u)), gk < ns);
+    }
+    acc += (v.x + v.y) + (v.z + v.w);
   }
-  if (g < ns) { acc += slot(rb, g); }
+  return acc;
+}
+
+// The same for two rows at once (GU: gate and up), two slots of each an iteration.
+fn row_dot2(ra: u32, rb: u32, lane: u32, ns: u32) -> vec2<f32> {
+  var acc = vec2<f32>(0.0);
+  for (var g = lane; g < ns; g += 2u * TPR) {
+    let g1 = g + TPR;
+    let h = min(g1, ns - 1u);
+    acc += vec2<f32>(slot(ra, g) + select(0.0, slot(ra, h), g1 < ns), slot(rb, g) + select(0.0, slot(rb, h), g1 < ns));
+  }
   return acc;
 }
 
@@ -236,10 +250,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     NW = P.q_off;
   }
   let ns = P.cols / 8u;
-  var acc = lanes_sum(row_dot(P.w_off + rr * P.row_bytes, lane, ns), tid);
+  var acc: f32;
   if (GU) {
-    let u = lanes_sum(row_dot(P.v_off + rr * P.row_bytes, lane, ns), tid);
-    acc = act(acc) * u;
+    let gu = row_dot2(P.w_off + rr * P.row_bytes, P.v_off + rr * P.row_bytes, lane, ns);
+    acc = act(lanes_sum(gu.x, tid)) * lanes_sum(gu.y, tid);
+  } else {
+    acc = lanes_sum(row_dot(P.w_off + rr * P.row_bytes, lane, ns), tid);
   }
   if (r < P.rows && lane == 0u) {
     var y = acc;
