@@ -3,11 +3,9 @@
 // q comes from the qkv row (already QK-normed and rotated; rope.wgsl has written this token's k
 // and v into the cache), the result goes to O[h * HDR ..]. One workgroup of 256 per q head (the
 // prompt kernel, attention.wgsl, gives a whole KV group of q heads one workgroup, which for one
-// token left all but a handful of SMs idle). Keys go in tiles of 128 with an online softmax, each
-// tile a few memory round trips (the kernel is latency-bound: every load of a phase is issued
-// before its arithmetic):
-//   - scores: 2 invocations a key, each every other 4 dims (the two read neighbouring 16 bytes
-//     of the key row), summed through workgroup memory; the tile's weights once per key;
+// token left all but a handful of SMs idle). Keys go in tiles of 32 with an online softmax:
+//   - scores: 8 invocations a key, each a strided quarter-row of the dims (neighbouring
+//     invocations read neighbouring 16 bytes of the key row), summed through workgroup memory;
 //   - values: invocation i owns output dim i % HD for the keys k % (256 / HD) == i / HD of the
 //     tile (neighbouring invocations read neighbouring floats of a value row); the 256 / HD
 //     partial outputs of a dim are summed at the end.
@@ -17,7 +15,7 @@ override HD: u32 = 128u;
 override HDR: u32 = HD;
 override KV16: bool = false;  // KV cache as f16 pairs (else f32)
 
-const TK: u32 = 128u;         // keys per tile (2 invocations a key)
+const TK: u32 = 32u;          // keys per tile
 const NEG: f32 = -3.0e38;
 
 @group(0) @binding(0) var<storage, read> QKV: array<f32>;
@@ -28,7 +26,7 @@ const NEG: f32 = -3.0e38;
 
 var<workgroup> qv: array<vec4<f32>, 64>;  // q (HDR dims, zeros after)
 var<workgroup> xs: array<f32, 256>;       // per invocation: a partial score, at the end a partial output
-var<workgroup> sc: array<f32, TK>;        // the tile's scores (NEG past the last key), then weights
+var<workgroup> sc: array<f32, TK>;        // the tile's scores (NEG past the last key)
 
 // Cache elements e .. e + 3 (e a multiple of 4) from word base on.
 fn kv4(base: u32, e: u32) -> vec4<f32> {
@@ -64,8 +62,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   }
   workgroupBarrier();
 
-  let sk = tid / 2u;        // scores: key sk of the tile, dims 4 (tid % 2) + 8 i
-  let sd = tid % 2u;
+  let sk = tid / 8u;        // scores: key sk of the tile, dims 4 (tid % 8) + 32 i
+  let sd = tid % 8u;
   let od = tid % HD;        // values: output dim od, keys k with k % NS == ks
   let ks = tid / HD;
   let NS = 256u / HD;
@@ -78,26 +76,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     var s = 0.0;
     if (j < kn) {
       let kb = j * P.kv_dim + kvh * HDR;
-      for (var d = 4u * sd; d < HDR; d += 8u) { s += dot(qv[d / 4u], kv4(0u, kb + d)); }
+      for (var d = 4u * sd; d < HDR; d += 32u) { s += dot(qv[d / 4u], kv4(0u, kb + d)); }
     }
     xs[tid] = s;
     workgroupBarrier();
-    if (tid < TK) { sc[tid] = select(NEG, (xs[2u * tid] + xs[2u * tid + 1u]) * P.scale, t * TK + tid < kn); }
+    if (tid < TK) {
+      var a = 0.0;
+      for (var u = 0u; u < 8u; u++) { a += xs[tid * 8u + u]; }
+      sc[tid] = select(NEG, a * P.scale, t * TK + tid < kn);
+    }
     workgroupBarrier();
     var mt = NEG;
     for (var k = 0u; k < TK; k++) { mt = max(mt, sc[k]); }
     let mn = max(m, mt);
     let corr = exp(m - mn);
-    workgroupBarrier();  // every invocation has read the scores
-    if (tid < TK) { sc[tid] = exp(sc[tid] - mn); }  // exp(NEG - mn) = 0 past the last key
-    workgroupBarrier();
     var lt = 0.0;
-    for (var k = 0u; k < TK; k++) { lt += sc[k]; }
+    for (var k = 0u; k < TK; k++) { lt += exp(sc[k] - mn); }  // exp(NEG - mn) = 0 past the last key
     var ot = 0.0;
     if (od < HDR) {
       for (var k = ks; k < TK; k += NS) {
-        let jk = min(t * TK + k, kn - 1u);  // past the last key: weight 0, any row in range
-        ot += sc[k] * kv1(P.v_off, jk * P.kv_dim + kvh * HDR + od);
+        let jk = min(t * TK + k, kn - 1u);  // past the last key: p = 0, any row in range
+        ot += exp(sc[k] - mn) * kv1(P.v_off, jk * P.kv_dim + kvh * HDR + od);
       }
     }
     l = l * corr + lt;

@@ -10,6 +10,8 @@
 // (An earlier form gave each lane whole 32-weight units: its input loads, 128 bytes apart from
 // lane to lane, touched 32 cache lines per instruction and bounded the H100 at ~300-400 GB/s.)
 // Per slot the sum is taken per scale group as d (Σ q x - zero Σ x) or d s Σ q x - dmin m Σ x.
+// (On the H100 this moved the Q6_K output head of a Llama-3.2-1B-shaped file from 582 to 274 us;
+// the layers' small products stay latency-bound at 20-30 us: bench/results/h100-2026-12-07-gputypes.)
 //
 // Fused forms for one token (the host picks them only where they hold):
 //   NORM: the input is RMSNorm(x) with the weights at VB[P.q_off] and P.eps, computed here (each
@@ -199,24 +201,26 @@ fn slot(rb: u32, g: u32) -> f32 {
   }
 }
 
-// Σ over the lane's slots of the row at byte rb, four slots an iteration with their loads issued
-// together (a short row is then one or two memory round trips a lane, not one per slot); slots
-// past the row read its last one, and are dropped.
+// Σ over the lane's slots of the row at byte rb, two slots an iteration so that the loads of both
+// are in flight together. (Four an iteration measured no faster on the H100 for the layers'
+// products and ~10 % slower for the output head, Q6_K and Q8_0.)
 fn row_dot(rb: u32, lane: u32, ns: u32) -> f32 {
   var acc = 0.0;
-  for (var g = lane; g < ns; g += 4u * TPR) {
-    var v = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k++) {
-      let gk = g + k * TPR;
-      v[k] = select(0.0, slot(rb, min(gk, ns - 1u)), gk < ns);
-    }
-    acc += (v.x + v.y) + (v.z + v.w);
+  var g = lane;
+  while (g + TPR < ns) {
+    acc += slot(rb, g) + slot(rb, g + TPR);
+    g += 2u * TPR;
   }
+  if (g < ns) { acc += slot(rb, g); }
   return acc;
 }
 
-// The same for two rows at once (GU: gate and up), two slots of each an iteration.
+// GU: the gate row at ra and the up row at rb. For the 32-weight types (light slots) two slots of
+// each an iteration, interleaved; for the K-quants one row after the other (on the H100: Q8_0
+// 8960 x 1536 in 38.6 us interleaved against 52.1 us one after the other, Q4_K 8192 x 2048 in
+// 87.6 us against 67.8 us).
 fn row_dot2(ra: u32, rb: u32, lane: u32, ns: u32) -> vec2<f32> {
+  if (WT >= 12u) { return vec2<f32>(row_dot(ra, lane, ns), row_dot(rb, lane, ns)); }
   var acc = vec2<f32>(0.0);
   for (var g = lane; g < ns; g += 2u * TPR) {
     let g1 = g + TPR;
