@@ -5,7 +5,7 @@
 // blocks (scales sized so that a layer keeps the activations' scale), not a quantised real model,
 // so the file measures speed only; correctness is tested on files written by gguf-py and
 // llama-quantize (tests/arch-logits.test.mjs, tests/webgpu-generic.test.mjs).
-//   node bench/gguf-synth.mjs --preset llama-3.2-1b|qwen2.5-1.5b|llama-3.1-8b --type q4_k_m|q8_0|q4_0
+//   node bench/gguf-synth.mjs --preset llama-3.2-1b|qwen2.5-1.5b|llama-3.1-8b|tiny-llama|tiny-qwen2 --type q4_k_m|q8_0|q4_0
 //        --tokenizer tokenizer.json -o FILE [--layers N] [--seed N]
 // The vocabulary is the given tokenizer.json's (a GPT-2-style BPE, e.g. the Qwen3 one of the gpu
 // kit), cut or padded to the preset's size (merges whose tokens fall outside are dropped). q4_k_m
@@ -17,6 +17,9 @@ const PRESETS = {
   'llama-3.2-1b': { arch: 'llama', E: 2048, L: 16, H: 32, KV: 8, HD: 64, F: 8192, V: 128256, theta: 500000, eps: 1e-5, tied: true, bias: false },
   'llama-3.1-8b': { arch: 'llama', E: 4096, L: 32, H: 32, KV: 8, HD: 128, F: 14336, V: 128256, theta: 500000, eps: 1e-5, tied: false, bias: false },
   'qwen2.5-1.5b': { arch: 'qwen2', E: 1536, L: 28, H: 12, KV: 2, HD: 128, F: 8960, V: 151936, theta: 1000000, eps: 1e-6, tied: true, bias: true },
+  // Small shapes of both families, for checking the SYNTH path of bench/gpu.sh on SwiftShader.
+  'tiny-llama': { arch: 'llama', E: 256, L: 2, H: 4, KV: 2, HD: 64, F: 512, V: 4096, theta: 500000, eps: 1e-5, tied: false, bias: false },
+  'tiny-qwen2': { arch: 'qwen2', E: 256, L: 2, H: 4, KV: 2, HD: 64, F: 512, V: 4096, theta: 1000000, eps: 1e-6, tied: true, bias: true },
 };
 // GGML types: id, block elements, block bytes.
 const T = { f32: [0, 1, 4], q4_0: [2, 32, 18], q8_0: [8, 32, 34], q4_K: [12, 256, 144], q6_K: [14, 256, 210] };
@@ -97,12 +100,14 @@ if (!P.tied) add('output.weight', P.E, P.V, quant('output'));
 
 // One row of random valid blocks of a type, sized so that |W x| ~ |x| for unit inputs.
 function row(type, n, name) {
-  const [, be, bb] = T[type], out = Buffer.alloc((n / be) * bb), s = 1 / Math.sqrt(n);
+  const [, be, bb] = T[type], out = Buffer.alloc((n / be) * bb), s = 1 / Math.sqrt(n); // own ArrayBuffer at offset 0
   if (type === 'f32') {
     for (let i = 0; i < n; i++) out.writeFloatLE(name.includes('norm') ? 1 : (rnd() / 2 ** 32 - 0.5) * 0.1, 4 * i);
     return out;
   }
-  for (let i = 0; i < out.length; i += 4) out.writeUInt32LE(rnd(), i);
+  const w = new Uint32Array(out.buffer, out.byteOffset, out.length >> 2); // little-endian hosts
+  for (let i = 0; i < w.length; i++) w[i] = rnd();
+  for (let i = out.length & ~3; i < out.length; i++) out[i] = rnd() & 255;
   for (let b = 0; b < n / be; b++) {
     const o = b * bb;
     if (type === 'q8_0') out.writeUInt16LE(f16(s / 74), o);

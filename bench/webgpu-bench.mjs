@@ -10,6 +10,9 @@
 //                               [--dawn-enable TOGGLE]... (more Dawn toggles, e.g. disable_robustness)
 //                               [--vocab N] (llama.cpp's random prompt ids below N; default: the
 //                               model's vocabulary as our engine loaded it, else 151000)
+//                               [--default-limits] (ask the device for the WebGPU default limits,
+//                               128 MiB bindings and 256 MiB buffers, as bench/load-time.mjs does)
+//                               [--no-load-time] (skip the separate load-to-first-token measurement)
 // Dawn runs with allow_unsafe_apis so that experimental features (subgroup matrices for the prompt
 // products) are offered where the GPU has them; --no-subgroup-matrix measures without them.
 // Needs the npm packages `webgpu` and (for the comparison) `node-llama-cpp` with its Vulkan
@@ -33,6 +36,8 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--no-profile') opt.profile = false;
   else if (a === '--json') opt.json = v();
   else if (a === '--vocab') opt.vocab = Number(v());
+  else if (a === '--default-limits') opt.defaultLimits = true;
+  else if (a === '--no-load-time') opt.loadTime = false;
   else {
     console.error(`unknown option ${a}`);
     process.exit(2);
@@ -56,12 +61,20 @@ async function benchOurs() {
   if (opt.profile) flags.push('disable-dawn-features=timestamp_quantization');
   const gpu = create(flags);
   // Load-to-first-token first, while nothing is compiled in this process yet (bench/load-time.mjs).
-  const { loadToFirstToken, describe } = await import('./load-time.mjs');
-  result.loadToFirstToken = await loadToFirstToken(gpu, opt.model, { engine: { subgroups: !opt.noSg, subgroupMatrix: !opt.noMat } });
-  console.log(`webgpu: ${describe(result.loadToFirstToken)}`);
+  const { loadToFirstToken, describe, DEFAULT_LIMITS } = await import('./load-time.mjs');
+  const limits = opt.defaultLimits ? DEFAULT_LIMITS : undefined;
+  if (opt.loadTime !== false) {
+    result.loadToFirstToken = await loadToFirstToken(gpu, opt.model, { limits, engine: { subgroups: !opt.noSg, subgroupMatrix: !opt.noMat } });
+    console.log(`webgpu: ${describe(result.loadToFirstToken)}`);
+  }
   const { Engine } = await import('../web/engine.mjs');
   const eng = await Engine.create({ backend: 'webgpu', gpu, subgroups: !opt.noSg, subgroupMatrix: !opt.noMat,
-    timestamps: opt.profile });
+    timestamps: opt.profile, limits });
+  if (limits) {
+    const L = eng.dev.device.limits;
+    result.limits = { maxStorageBufferBindingSize: L.maxStorageBufferBindingSize, maxBufferSize: L.maxBufferSize };
+    console.log(`webgpu: device limits: binding ${L.maxStorageBufferBindingSize / 2 ** 20} MiB, buffer ${L.maxBufferSize / 2 ** 20} MiB`);
+  }
   const a = eng.gpuInfo.adapter;
   console.log(`webgpu adapter: ${a.vendor} ${a.architecture} ${a.description} (subgroups: ${eng.gpuInfo.subgroupSize || 'off'}, ` +
     `subgroup matrices: ${eng.gpuInfo.subgroupMatrix ? 'on' : 'off'})`);

@@ -389,8 +389,11 @@ for (const [arch, type, extra] of MODELS) {
         const e1 = relRms(eng.M.HEAPF32.slice(lp, lp + V), want.subarray(i * V, (i + 1) * V));
         assert.ok(e1 <= 1e-4, `decode position ${i}: relative RMS ${e1}`);
         // the generic plan's list: embedding, 10 a layer (11 with QK-norm: q, k, v of one type
-        // are one product), output norm, head
-        assert.equal(eng.bridge.dispatches, 3 + eng.info.nLayer * (arch === 'qwen3' ? 11 : 10), 'dispatches a decode step');
+        // are one product), output norm, head; on dq_mvb types (Q8_0, Q4_0 here) the RMSNorms run
+        // inside the products and gate + up + act are one dispatch: 6 a layer (7), no output norm
+        const fused = type === 'q8_0' || type === 'q4_0';
+        const perLayer = (fused ? 6 : 10) + (arch === 'qwen3' ? 1 : 0);
+        assert.equal(eng.bridge.dispatches, (fused ? 2 : 3) + eng.info.nLayer * perLayer, 'dispatches a decode step');
       }
       // greedy generation through the GPU argmax + sampler equals the CPU logits' argmax
       const r = await eng.generate(PROMPT.slice(0, 5), { maxTokens: 3, sampling: { temperature: 0 } });
@@ -412,6 +415,15 @@ for (const [arch, type, extra] of MODELS) {
           const g16 = await e16.logits(PROMPT);
           assert.ok(relRms(g16, want) <= 2e-3, `f16 cache: relative RMS ${relRms(g16, want)}`);
           t.diagnostic(`f16 cache, chunks of 3: relative RMS ${relRms(g16, want).toExponential(2)}`);
+          // and one token a step (the decode kernels: attn_one.wgsl on the f16 cache)
+          e16.reset();
+          for (let i = 0; i < 4; i++) {
+            const [{ p }] = e16.gpuBegin([PROMPT[i]], 2 /* OB_STEP_LOGITS */);
+            await e16.endStep(p);
+            const lp = e16.M._ob_logits(e16.ctx, -1) >>> 2;
+            const e1 = relRms(e16.M.HEAPF32.slice(lp, lp + V), want.subarray(i * V, (i + 1) * V));
+            assert.ok(e1 <= 2e-3, `f16 cache, decode position ${i}: relative RMS ${e1}`);
+          }
         } finally {
           e16.close();
         }
@@ -425,9 +437,22 @@ for (const [arch, type, extra] of MODELS) {
 // ---- files written by llama.cpp's own llama-quantize -----------------------------------------
 // The K-quants and the other block types in real files (tools/make-arch-models.sh: Llama 2 shape,
 // SentencePiece vocabulary of 32000, tests/run.sh makes them before this lane starts): the WebGPU
-// generic plan's prompt logits against the CPU scalar backend on the same file. The same decoded
-// weights in f32 on both sides: only summation order differs.
+// generic plan's prompt logits and two decode steps against the CPU scalar backend on the same
+// file. The same decoded weights in f32 on both sides: only summation order differs.
 const ARCH = join(root, 'build/models/arch');
+
+// The decode path (one token a step: dq_mvb on the block types, with the fused RMSNorm and
+// gate + up + act where they apply) for the first n tokens against the CPU logits.
+async function decodeSteps(eng, toks, want, V, n) {
+  eng.reset();
+  for (let i = 0; i < n; i++) {
+    const [{ p }] = eng.gpuBegin([toks[i]], 2 /* OB_STEP_LOGITS */);
+    await eng.endStep(p);
+    const lp = eng.M._ob_logits(eng.ctx, -1) >>> 2;
+    const e1 = relRms(eng.M.HEAPF32.slice(lp, lp + V), want.subarray(i * V, (i + 1) * V));
+    assert.ok(e1 <= 1e-4, `decode position ${i}: relative RMS ${e1}`);
+  }
+}
 const ARCH_TYPES = ['q4_k_m', 'q5_k_m', 'q6_k', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k_s', 'q2_0', 'tq1_0', 'tq2_0'];
 for (const t of ARCH_TYPES) {
   const file = join(ARCH, `llama2-${t}.gguf`);
@@ -443,6 +468,7 @@ for (const t of ARCH_TYPES) {
       const e = relRms(got, want);
       assert.ok(e <= 1e-4, `relative RMS ${e}`);
       for (let i = 0; i < toks.length; i++) assert.equal(argmax(got, i * V, V), argmax(want, i * V, V), `argmax at ${i}`);
+      await decodeSteps(eng, toks, want, V, 2);
       tt.diagnostic(`relative RMS ${e.toExponential(2)}`);
     } finally {
       eng.close();
@@ -466,6 +492,7 @@ for (const t of ['f32', 'q4_k_m']) {
       const e = relRms(got, want);
       assert.ok(e <= 1e-4, `relative RMS ${e}`);
       for (let i = 0; i < toks.length; i++) assert.equal(argmax(got, i * V, V), argmax(want, i * V, V), `argmax at ${i}`);
+      await decodeSteps(eng, toks, want, V, 2);
       tt.diagnostic(`relative RMS ${e.toExponential(2)}`);
     } finally {
       eng.close();

@@ -634,7 +634,7 @@ enum wg_kernel {
     K_EMBED, K_EMBED_Q, K_RMSNORM, K_MV_DOWN, K_MV_HEAD, K_MV_HEAD_Q, K_MV_QKV, K_MV_WO, K_ADEC, K_GATEUP, K_ATTN, K_MM,
     K_MM_RES, K_QKROPE, K_SWIGLU, K_SAMPLE, K_QUANT, K_MMS, K_MMS_RES, K_RMSNORM_Q, K_SWIGLU_Q,
     /* the generic plan's (with K_ATTN and K_SAMPLE; its products and embedding: wg_ctx gp) */
-    K_G_NORM, K_G_RMS_IN, K_G_QKNORM, K_G_ROPE, K_G_ACT, K_G_ARGMAX,
+    K_G_NORM, K_G_RMS_IN, K_G_QKNORM, K_G_ROPE, K_G_ACT, K_G_ARGMAX, K_G_ATTN1,
     K_COUNT
 };
 
@@ -678,14 +678,14 @@ typedef struct wg_ctx {
     /* The generic plan: pipelines of the products and the embedding by weight type (0: not
      * created), and the layers' dispatches in forward.c's order, each with a decode and a prompt
      * form (the products: dq_mvb or dq_mv / dq_mmt). */
-    uint32_t gp[3][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED][type] */
+    uint32_t gp[6][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU][type] */
     struct wg_gop *gops;          /* [n_gops] */
     int n_gops, cap_gops;
     int g_layers_end;             /* gops[0, g_layers_end): embedding and layers; then the tail */
     int g_nout, g_head_mv, g_head_mm, g_argmax; /* first tail op of each kind (heads: n_out each) */
 } wg_ctx;
 
-enum { G_MV, G_MM, G_EMBED };
+enum { G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU }; /* G_MVN..: dq_mvb's fused decode forms (NORM, GU, both) */
 enum { GY_ONE, GY_TOK, GY_MM8, GY_MM64, GY_ATTN }; /* a dispatch's y: 1, tokens, ceil(tokens / 8 or 64), attention's */
 
 /* One dispatch of the generic plan: [0] its decode form (one token), [1] its prompt form. */
@@ -1147,6 +1147,13 @@ static int gen_mm_tiled(void) { return !wg_lim.cpu; }
 /* The product or embedding pipeline for a weight type, created on first use. */
 static uint32_t gen_pipe(wg_ctx *c, int kind, uint32_t type) {
     static const char *const names[3] = {"dq_mv", "dq_mmt", "dq_embed"};
+    if (kind >= G_MVN && !c->gp[kind][type]) { /* dq_mvb with the input's RMSNorm and / or gate+up+act */
+        const wg_const f[] = {{"WT", type},
+                              {"NORM", kind != G_MVGU},
+                              {"GU", kind != G_MVN},
+                              {"ACT", (uint32_t)c->wm->m->hp.act}};
+        c->gp[kind][type] = gpu_pipeline("dq_mvb", 4, f);
+    }
     if (!c->gp[kind][type]) {
         const wg_const wt[] = {{"WT", type}};
         const char *name = kind == G_MV && gen_mvb_type(type) ? "dq_mvb" : kind == G_MM && !gen_mm_tiled() ? "dq_mm" : names[kind];
@@ -1179,9 +1186,13 @@ static uint32_t gen_vo(uint32_t v) { return v == GV_NONE ? 0 : v; }
 /* Y (+)= W X + b over the step's tokens: W at byte woff of wbuf; X rows of W->cols floats
  * in_stride apart; Y rows out_stride apart from out_off (+ row0 of a part). head: the output
  * head's decode form reads the last token's row. Returns the op's index. */
-static int gen_linear_s(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
+/* nw != GV_NONE: the decode form reads the residual stream c->x and applies the RMSNorm with the
+ * weights at nw itself (dq_mvb NORM; the norm's own decode dispatch is then skipped); up != NULL:
+ * the decode form is act(W x) * (up x) with up at byte up_off of the same buffer (dq_mvb GU; the up
+ * product's and the act's decode dispatches are skipped). Both only for dq_mvb types (gen_fusable). */
+static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
                         uint32_t scale, uint32_t x, uint32_t in_stride, uint32_t y, uint32_t out_off, uint32_t out_stride,
-                        int resid, int head, int *ok) {
+                        int resid, int head, uint32_t nw, const ob_weight *up, uint32_t up_off, int *ok) {
     wg_params p = mat_params(c, (uint32_t)rows, (uint32_t)w->cols, (uint32_t)w->row_bytes, woff);
     p.row0 = (uint32_t)row0;
     p.in_stride = in_stride;
@@ -1191,12 +1202,20 @@ static int gen_linear_s(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     p.norm2_off = gen_vo(scale);
     p.flags = (bias != GV_NONE ? 1u : 0u) | (resid ? 2u : 0u) | (scale != GV_NONE ? 8u : 0u);
     const wg_bind b[4] = {{0, wbuf, 0, 0}, {1, x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
-    const uint32_t mv = gen_pipe(c, G_MV, w->type), mm = gen_pipe(c, G_MM, w->type);
+    const wg_bind bx[4] = {{0, wbuf, 0, 0}, {1, c->x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
+    const int kind = nw != GV_NONE ? (up ? G_MVNGU : G_MVN) : up ? G_MVGU : G_MV;
+    const uint32_t mv = gen_pipe(c, kind, w->type), mm = gen_pipe(c, G_MM, w->type);
     wg_params pd = p;
     if (head) pd.flags |= 4u;
+    if (nw != GV_NONE) {
+        pd.in_off = 0;
+        pd.in_stride = (uint32_t)c->wm->m->hp.n_embd;
+        pd.q_off = nw;
+    }
+    if (up) pd.v_off = up_off;
     uint32_t rpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u); /* dq_mv: rows a workgroup (TPR lanes each) */
     wg_gop op = {{mv, mm},
-                 {make_bg_on(c, mv, 0, &pd, 4, b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
+                 {make_bg_on(c, mv, 0, &pd, 4, nw != GV_NONE ? bx : b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
                  {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64}, /* dq_mmt, dq_mm: 64 rows */
                  {GY_ONE, gen_mm_tiled() ? GY_MM64 : GY_MM8}};
     int i = gen_op(c, &op);
@@ -1204,12 +1223,15 @@ static int gen_linear_s(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     return i;
 }
 
-/* gen_linear_s without a per-tensor scale. */
-static int gen_linear(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
-                      uint32_t x, uint32_t in_stride, uint32_t y, uint32_t out_off, uint32_t out_stride, int resid, int head,
-                      int *ok) {
-    return gen_linear_s(c, w, wbuf, woff, rows, row0, bias, GV_NONE, x, in_stride, y, out_off, out_stride, resid, head, ok);
+static int gen_linear_s(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t woff, int rows, int row0, uint32_t bias,
+                        uint32_t scale, uint32_t x, uint32_t in_stride, uint32_t y, uint32_t out_off, uint32_t out_stride,
+                        int resid, int head, int *ok) {
+    return gen_linear_x(c, w, wbuf, woff, rows, row0, bias, scale, x, in_stride, y, out_off, out_stride, resid, head, GV_NONE,
+                        NULL, 0, ok);
 }
+
+/* A weight the fused decode forms take: a dq_mvb type. */
+static int gen_fusable(const ob_weight *w) { return w && gen_mvb_type(w->type); }
 
 /* y = norm(x) per token over cols floats (kernel K_G_NORM: the family's; K_G_RMS_IN: RMS in place). */
 static int gen_norm(wg_ctx *c, int kernel, uint32_t x, uint32_t y, uint32_t cols, uint32_t w, uint32_t b, int *ok) {
@@ -1242,6 +1264,7 @@ static void gen_pipelines(wg_ctx *c) {
     c->pipe[K_G_ACT] = gpu_pipeline("act", 2, act);
     c->pipe[K_G_ARGMAX] = gpu_pipeline("argmax", 0, NULL);
     c->pipe[K_ATTN] = gpu_pipeline("attention", 4, attn);
+    c->pipe[K_G_ATTN1] = gpu_pipeline("attn_one", 3, attn);
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
 }
 
@@ -1291,15 +1314,25 @@ static void gen_program(wg_ctx *c, int *ok) {
     for (int l = 0; l < hp->n_layer; l++) {
         const ob_layer *L = &m->layers[l];
         const uint32_t *mo = wm->gmo[l], *vo = wm->gvo[l];
-        gen_norm(c, K_G_NORM, c->x, c->h, E, vo[GV_ATTN_NORM], vo[GV_ATTN_NORM_B], ok);
+        /* Decode: an RMSNorm without bias whose only readers are dq_mvb products runs inside them
+         * (its own dispatch keeps only its prompt form). */
+        const int rms = hp->norm == OB_NORM_RMS && !hp->parallel;
+        int ni = gen_norm(c, K_G_NORM, c->x, c->h, E, vo[GV_ATTN_NORM], vo[GV_ATTN_NORM_B], ok);
+        uint32_t an = GV_NONE;
+        if (*ok && rms && vo[GV_ATTN_NORM] != GV_NONE && vo[GV_ATTN_NORM_B] == GV_NONE &&
+            (L->wqkv ? gen_fusable(L->wqkv) : gen_fusable(L->wq) && gen_fusable(L->wk) && gen_fusable(L->wv))) {
+            an = vo[GV_ATTN_NORM];
+            c->gops[ni].gx[0] = 0;
+        }
         if (L->wqkv) {
-            gen_linear(c, L->wqkv, WM(GM_QKV), (int)QS, 0, vo[GV_BQKV], c->h, E, c->qkv, 0, QS, 0, 0, ok);
+            gen_linear_x(c, L->wqkv, WM(GM_QKV), (int)QS, 0, vo[GV_BQKV], GV_NONE, c->h, E, c->qkv, 0, QS, 0, 0, an, NULL, 0, ok);
         } else if (gen_qkv_merged(L, wm->gms[l], mo, vo, hp)) {
-            gen_linear(c, L->wq, WM(GM_Q), (int)QS, 0, vo[GV_BQ], c->h, E, c->qkv, 0, QS, 0, 0, ok);
+            gen_linear_x(c, L->wq, WM(GM_Q), (int)QS, 0, vo[GV_BQ], GV_NONE, c->h, E, c->qkv, 0, QS, 0, 0, an, NULL, 0, ok);
         } else {
-            gen_linear_s(c, L->wq, WM(GM_Q), (int)QD, 0, vo[GV_BQ], vo[GV_SQ], c->h, E, c->qkv, 0, QS, 0, 0, ok);
-            gen_linear_s(c, L->wk, WM(GM_K), (int)KD, 0, vo[GV_BK], vo[GV_SK], c->h, E, c->qkv, QD, QS, 0, 0, ok);
-            gen_linear_s(c, L->wv, WM(GM_V), (int)KD, 0, vo[GV_BV], vo[GV_SV], c->h, E, c->qkv, QD + KD, QS, 0, 0, ok);
+            gen_linear_x(c, L->wq, WM(GM_Q), (int)QD, 0, vo[GV_BQ], vo[GV_SQ], c->h, E, c->qkv, 0, QS, 0, 0, an, NULL, 0, ok);
+            gen_linear_x(c, L->wk, WM(GM_K), (int)KD, 0, vo[GV_BK], vo[GV_SK], c->h, E, c->qkv, QD, QS, 0, 0, an, NULL, 0, ok);
+            gen_linear_x(c, L->wv, WM(GM_V), (int)KD, 0, vo[GV_BV], vo[GV_SV], c->h, E, c->qkv, QD + KD, QS, 0, 0, an, NULL, 0,
+                         ok);
         }
         if (L->q_norm) { /* q and k heads are contiguous in a qkv row */
             p = base_params(c);
@@ -1315,31 +1348,57 @@ static void gen_program(wg_ctx *c, int *ok) {
                 (uint32_t)(hp->n_head + 2 * hp->n_head_kv), GY_TOK, ok);
         p = base_params(c);
         p.scale = hp->attn_scale;
-        gen_op1(c, K_ATTN, &p, 3, (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}},
-                (uint32_t)hp->n_head / attn_heads(hp), GY_ATTN, ok);
+        { /* decode: attn_one.wgsl, a workgroup per q head; prompts: attention.wgsl */
+            const wg_bind ab[3] = {{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}};
+            wg_gop op = {{c->pipe[K_G_ATTN1], c->pipe[K_ATTN]},
+                         {make_bg(c, K_G_ATTN1, &p, 3, ab, ok), make_bg(c, K_ATTN, &p, 3, ab, ok)},
+                         {(uint32_t)hp->n_head, (uint32_t)hp->n_head / attn_heads(hp)},
+                         {GY_ONE, GY_ATTN}};
+            if (gen_op(c, &op) < 0) *ok = 0;
+        }
         if (L->attn_sub_norm) gen_norm(c, K_G_RMS_IN, c->att, c->qdum, QD, vo[GV_ASUB], GV_NONE, ok);
         gen_linear_s(c, L->wo, WM(GM_O), (int)E, 0, vo[GV_BO], vo[GV_SO], c->att, QD, c->x, 0, E, 1, 0, ok);
         /* parallel: the FFN reads the same h as attention */
-        if (!hp->parallel) gen_norm(c, K_G_NORM, c->x, c->h, E, vo[GV_FFN_NORM], vo[GV_FFN_NORM_B], ok);
+        int fi = hp->parallel ? -1 : gen_norm(c, K_G_NORM, c->x, c->h, E, vo[GV_FFN_NORM], vo[GV_FFN_NORM_B], ok);
+        uint32_t fnw = GV_NONE;
+        if (*ok && fi >= 0 && rms && vo[GV_FFN_NORM] != GV_NONE && vo[GV_FFN_NORM_B] == GV_NONE &&
+            gen_fusable(L->w_up) && (!hp->ffn_gated || gen_fusable(L->w_gate))) {
+            fnw = vo[GV_FFN_NORM];
+            c->gops[fi].gx[0] = 0;
+        }
+        /* Decode: gate, up and act as one dq_mvb GU dispatch where gate and up are alike and plain. */
+        const ob_weight *G = L->w_gate, *Up = L->w_up;
+        const int gu = hp->ffn_gated && gen_fusable(G) && gen_fusable(Up) && G->type == Up->type &&
+                       G->row_bytes == Up->row_bytes && G->cols == Up->cols && G->rows == Up->rows &&
+                       wm->gms[l][GM_GATE] == wm->gms[l][GM_UP] && vo[GV_BGATE] == GV_NONE && vo[GV_BUP] == GV_NONE &&
+                       vo[GV_SGATE] == GV_NONE && vo[GV_SUP] == GV_NONE && hp->act >= 0 && hp->act <= 2;
         if (hp->ffn_gated) {
-            gen_linear_s(c, L->w_gate, WM(GM_GATE), (int)F, 0, vo[GV_BGATE], vo[GV_SGATE], c->h, E, c->gu, 0, F, 0, 0, ok);
-            gen_linear_s(c, L->w_up, WM(GM_UP), (int)F, 0, vo[GV_BUP], vo[GV_SUP], c->h, E, c->gu, U, F, 0, 0, ok);
+            gen_linear_x(c, G, WM(GM_GATE), (int)F, 0, vo[GV_BGATE], vo[GV_SGATE], c->h, E, c->gu, 0, F, 0, 0, fnw, gu ? Up : NULL,
+                         mo[GM_UP], ok);
+            int ui = gen_linear_x(c, Up, WM(GM_UP), (int)F, 0, vo[GV_BUP], vo[GV_SUP], c->h, E, c->gu, U, F, 0, 0, fnw, NULL, 0, ok);
+            if (*ok && gu) c->gops[ui].gx[0] = 0;
         } else {
-            gen_linear_s(c, L->w_up, WM(GM_UP), (int)F, 0, vo[GV_BUP], vo[GV_SUP], c->h, E, c->gu, 0, F, 0, 0, ok);
+            gen_linear_x(c, Up, WM(GM_UP), (int)F, 0, vo[GV_BUP], vo[GV_SUP], c->h, E, c->gu, 0, F, 0, 0, fnw, NULL, 0, ok);
         }
         p = base_params(c);
         p.in_off = U;
         gen_op1(c, K_G_ACT, &p, 1, (wg_bind[]){{0, c->gu, 0, 0}}, (F + 255) / 256, GY_TOK, ok);
+        if (*ok && gu) c->gops[c->n_gops - 1].gx[0] = 0;
         if (L->ffn_sub_norm) gen_norm(c, K_G_RMS_IN, c->gu, c->qdum, F, vo[GV_FSUB], GV_NONE, ok);
         gen_linear_s(c, L->w_down, WM(GM_DOWN), (int)E, 0, vo[GV_BDOWN], vo[GV_SDOWN], c->gu, F, c->x, 0, E, 1, 0, ok);
     }
 #undef WM
     c->g_layers_end = c->n_gops;
     c->g_nout = gen_norm(c, K_G_NORM, c->x, c->h, E, wm->gv_out[0], wm->gv_out[1], ok);
+    uint32_t onw = GV_NONE; /* the output norm inside the head's decode form, as in the layers */
+    if (*ok && hp->norm == OB_NORM_RMS && wm->gv_out[0] != GV_NONE && wm->gv_out[1] == GV_NONE && gen_fusable(m->output)) {
+        onw = wm->gv_out[0];
+        c->gops[c->g_nout].gx[0] = 0;
+    }
     c->g_head_mv = c->n_gops;
     for (int i = 0; i < wm->n_out; i++) /* decode form: the last token; prompt form: every token */
-        gen_linear(c, m->output, wm->out[i].buf, 0, wm->out[i].rows, wm->out[i].row0, wm->gv_out[2], c->h, E, c->logits, 0, V, 0,
-                   1, ok);
+        gen_linear_x(c, m->output, wm->out[i].buf, 0, wm->out[i].rows, wm->out[i].row0, wm->gv_out[2], GV_NONE, c->h, E, c->logits,
+                     0, V, 0, 1, onw, NULL, 0, ok);
     p = base_params(c);
     p.rows = V;
     p.cols = (uint32_t)c->head_rows; /* rows per slot of c->am, as sample.wgsl reads them */
@@ -1354,6 +1413,7 @@ static void gen_program(wg_ctx *c, int *ok) {
 
 static void gen_run(const wg_ctx *c, int i, int prompt, uint32_t nk) {
     const wg_gop *op = &c->gops[i];
+    if (!op->gx[prompt]) return; /* a decode form folded into the next product (dq_mvb NORM / GU) */
     const uint32_t bt = 32 / attn_heads(&c->wm->m->hp); /* attention.wgsl: tokens a workgroup */
     uint32_t gy = 1;
     switch (op->gy[prompt]) {
