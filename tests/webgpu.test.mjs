@@ -473,7 +473,7 @@ for (const sg of [true, false]) {
           const n = 3, p0 = 5, qkvIn = randn(r, n * (QD + 2 * KD));
           const nw2 = nw.subarray(E); // q norm at 0, k norm at hd
           const [q2, kv2] = await H.run('qk_rope', { HD: hd, KV16: kv16 }, [qkvIn, words * 4, nw2, tab],
-            params2, { n, pos: p0 }, [nh + 2 * nkv, n]);
+            params2, { n, pos: p0 }, [Math.ceil((nh + 2 * nkv) / (256 / (H.sg || 8))), n]);  // the host's grid
           const kvf2 = kv16 ? null : new Float32Array(kv2), kvh2 = kv16 ? new Uint16Array(kv2) : null;
           const cache2 = (base, e) => (kv16 ? f16ToF32(kvh2[base * 2 + e]) : kvf2[base + e]);
           for (let t2 = 0; t2 < n; t2++) {
@@ -766,7 +766,8 @@ test('mm_dp: the host grid, token rounding and workgroup memory follow the kerne
   assert.equal(sm, MMD.TR * 4 + MMD.TT * 8, 'sm holds one step');
   assert.equal(def('MMD_WG_MEM'), 16 * sm + 4 * (2 * MMD.TR + MMD.TT), 'MMD_WG_MEM is the kernel\'s workgroup memory');
   assert.ok(def('MMD_WG_MEM') <= 16384, 'within WebGPU\'s default limit');
-  assert.match(KERNELS.mm_dp, /@workgroup_size\(256\)/);
+  // an invocation owns 8 rows x 4 tokens of the tile
+  assert.match(KERNELS.mm_dp, new RegExp(`@workgroup_size\\(${(MMD.TR * MMD.TT) / 32}\\)`));
 });
 
 test('attention fits the default 16 KiB of workgroup memory (every head dim, both caches)', { skip }, async () => {

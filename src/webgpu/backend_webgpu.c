@@ -1635,7 +1635,9 @@ static ob_status wg_step_begin(void *cstate, const ob_token *tokens, int n, int 
         } else {
             gpu_dispatch(norm_pipe, bg[BG_N1], nk, 1);
             mm_step(c, 0, bg[BG_MQKV], 0, QS, E, nk);
-            gpu_dispatch(P[K_QKROPE], bg[BG_ROPE], (uint32_t)(hp->n_head + 2 * hp->n_head_kv), nk);
+            /* qk_rope: 256 / TPR heads of a token a workgroup (TPR as gpu_pipeline sets it) */
+            const uint32_t hpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u);
+            gpu_dispatch(P[K_QKROPE], bg[BG_ROPE], ((uint32_t)(hp->n_head + 2 * hp->n_head_kv) + hpw - 1) / hpw, nk);
             const uint32_t qh = attn_heads(hp), bt = 32 / qh; /* q heads, tokens a workgroup */
             gpu_dispatch(P[K_ATTN], bg[BG_ATTN], (uint32_t)hp->n_head / qh, (nk + bt - 1) / bt);
             mm_step(c, 1, bg[BG_MO], c->bg_qatt, E, QD, nk);
