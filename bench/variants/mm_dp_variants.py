@@ -1,33 +1,36 @@
 #!/usr/bin/python3
 # mm_dp_variants.py — writes candidates for src/webgpu/kernels/mm_dp.wgsl for bench/kernel-bench.mjs
-# (--dp-variant FILE): the shipped kernel's scheme (64 x 64 tiles, K in half blocks staged in
+# (--dp-variant FILE): the shipped kernel's scheme (TR x TT tiles, K in half blocks staged in
 # workgroup memory, rows and tokens swizzled) with RI rows x TJ tokens an invocation
-# (4096 / (RI TJ) invocations) and the block's integer sums kept as two int32 (hi, lo) or as one
-# (256 hi + lo added every 16 weights: "c"). Each is a drop-in for the host's 64 x 64 grid.
+# (TR TT / (RI TJ) invocations) and the block's integer sums kept as two int32 (hi, lo) or as one
+# (256 hi + lo added every 16 weights: "c"). The 64 x 64 ones are drop-ins for the host's grid.
 #   usage: /usr/bin/python3 bench/variants/mm_dp_variants.py OUT_DIR   -> OUT_DIR/v{RI}x{TJ}[c].wgsl
 import os
 import sys
-def gen(RI, TJ, comb):
-    NTH = 4096 // (RI * TJ)
-    RG = 64 // RI          # row groups (rg = tid % RG)
-    TG = 64 // TJ          # token groups
-    PR = NTH // 64         # threads per staged row / token (1, 2, 4)
-    WV = 4 // PR           # weight vec4s a thread stages (4, 2, 1)
-    XV = 8 // PR           # input vec4s a thread stages (8, 4, 2): hi XV/2 then lo XV/2
+def gen(TR, TT, RI, TJ, comb):
+    NTH = TR * TT // (RI * TJ)
+    RG = TR // RI          # row groups (rg = tid % RG)
+    TG = TT // TJ          # token groups
+    PW = NTH // TR         # threads per staged row (1, 2, 4)
+    PX = NTH // TT         # threads per staged token
+    WV = 4 // PW           # weight vec4s a thread stages
+    XV = 8 // PX           # input vec4s a thread stages: hi XV/2 then lo XV/2
     H = XV // 2
+    assert NTH >= TR and NTH <= 256 and 2 <= XV <= 8
     L = []
     a = L.append
-    a(f"// tile: 64 x 64")
+    a(f"// tile: {TR} x {TT}")
     a(f"// variant: {RI} rows x {TJ} tokens an invocation, {NTH} invocations{', one int32 sum' if comb else ''}")
     a("override RESID: bool = false;\noverride LO: u32 = 0u;\noverride SC: u32 = 0u;\n")
-    a("const TR = 64u;\nconst TT = 64u;\nconst XB = 256u;\n")
+    a(f"const SMV = {TR * 4 + TT * 8}u;")
+    a(f"const TR = {TR}u;\nconst TT = {TT}u;\nconst XB = {TR * 4}u;\n")
     a("""@group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> XQ: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(3) var<uniform> P: Params;
 @group(0) @binding(4) var<uniform> S: Step;
 
-var<workgroup> sm: array<vec4<u32>, 768>;
+var<workgroup> sm: array<vec4<u32>, SMV>;
 var<workgroup> wd: array<f32, TR>;
 var<workgroup> ws: array<f32, TR>;
 var<workgroup> xd: array<f32, TT>;
@@ -48,10 +51,10 @@ fn dot16(a: i32, w: vec4<u32>, x: vec4<u32>) -> i32 {
     a(f"@compute @workgroup_size({NTH})")
     a("fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {")
     a("  let t0 = wg.y * TT;\n  let nb = P.cols / 128u;\n  let kv = P.cols / 16u;")
-    a(f"  let sr = tid / {PR}u;\n  let sp = tid % {PR}u;")
+    a(f"  let sr = tid / {PW}u;\n  let sp = tid % {PW}u;\n  let xr = tid / {PX}u;\n  let xp = tid % {PX}u;")
     a("  let rbase = P.w_off + min(wg.x * TR + sr, P.rows - 1u) * P.row_bytes;")
-    a(f"  let xrow = (t0 + sr) * kv + {H}u * sp;")
-    a("  let xs = XB + sr * 8u;\n  let xz = sr & 3u;\n  let rz = (sr >> 1u) & 3u;")
+    a(f"  let xrow = (t0 + xr) * kv + {H}u * xp;")
+    a("  let xs = XB + xr * 8u;\n  let xz = xr & 3u;\n  let rz = (sr >> 1u) & 3u;")
     a(f"  let rg = tid % {RG}u;\n  let tg = tid / {RG}u;\n  let sw = (rg >> 1u) & 3u;\n  let tz = tg & 3u;")
     a(f"  var acc: array<vec4<f32>, {RI * TJ // 4}>;")
     if comb:
@@ -77,8 +80,8 @@ fn dot16(a: i32, w: vec4<u32>, x: vec4<u32>) -> i32 {
     a("      let bits = select((wv[wi] >> 16u) | (wv[wi + 1u] << 16u), wv[wi + 1u], odd) >> (16u * (v % 2u));")
     a("      sm[sr * 4u + (v ^ rz)] = vec4<u32>(pm1(bits), pm1(bits >> 4u), pm1(bits >> 8u), pm1(bits >> 12u));\n    }")
     a(f"    for (var e = 0u; e < {H}u; e++) {{")
-    a(f"      sm[xs + (({H}u * sp + e) ^ xz)] = xa[e];")
-    a(f"      sm[xs + 4u + (({H}u * sp + e) ^ xz)] = xa[{H}u + e];\n    }}")
+    a(f"      sm[xs + (({H}u * xp + e) ^ xz)] = xa[e];")
+    a(f"      sm[xs + 4u + (({H}u * xp + e) ^ xz)] = xa[{H}u + e];\n    }}")
     a("    workgroupBarrier();")
     a("    if (st + 1u < 2u * nb) {\n      let nbk = (st + 1u) / 2u;\n      let nh = (st + 1u) % 2u;\n      if (nh == 0u) {")
     a("        let w0 = (rbase + nbk * 18u) / 4u;\n        for (var i = 0u; i < 5u; i++) { wv[i] = W[w0 + i]; }")
@@ -124,6 +127,9 @@ fn dot16(a: i32, w: vec4<u32>, x: vec4<u32>) -> i32 {
     return "\n".join(L) + "\n"
 out = sys.argv[1] if len(sys.argv) > 1 else '.'
 os.makedirs(out, exist_ok=True)
-for RI, TJ, comb in [(8, 4, 0), (8, 4, 1), (8, 8, 0), (8, 8, 1), (4, 8, 0), (4, 4, 0)]:
-    with open(os.path.join(out, f"v{RI}x{TJ}{'c' if comb else ''}.wgsl"), "w") as f:
-        f.write(gen(RI, TJ, comb))
+for TR, TT, RI, TJ, comb in [(64, 64, 8, 4, 0), (64, 64, 8, 4, 1), (64, 64, 8, 8, 0), (64, 64, 8, 8, 1),
+                             (64, 64, 4, 8, 0), (64, 64, 4, 4, 0), (128, 32, 8, 4, 0), (128, 64, 8, 4, 0),
+                             (64, 32, 4, 4, 0)]:
+    name = f"v{RI}x{TJ}{'c' if comb else ''}" + ("" if (TR, TT) == (64, 64) else f"-{TR}x{TT}")
+    with open(os.path.join(out, name + ".wgsl"), "w") as f:
+        f.write(gen(TR, TT, RI, TJ, comb))
