@@ -517,6 +517,15 @@ for (const sg of [true, false]) {
               { n_head: nh2, n_head_kv: nkv2, head_dim: hd2, kv_dim: KD2, q_stride: qs, n_ctx: len, v_off: words / 2, scale: 1 / Math.sqrt(hd2) },
               { n, pos }, gridAttn(nh2, n, qh));
             close(new Float32Array(o), want, 1e-3, `attention n=${n} pos=${pos} heads ${nh2}/${nkv2} hd ${hd2} QH ${qh}`);
+            if (hd2 === 128) {
+              // attention_q (a head is one 128-block): the quantised output equals quant of attention's
+              const XQ_WG = H.sg === 32 ? 0 : 1, LO = (n * QD2) / 4, SC = 2 * LO, xqBytes = (SC + (n * QD2) / 128) * 4;
+              const ap = { n_head: nh2, n_head_kv: nkv2, head_dim: hd2, kv_dim: KD2, q_stride: qs, n_ctx: len, v_off: words / 2, scale: 1 / Math.sqrt(hd2) };
+              const [, , xq] = await H.run('attention_q', { HD: hd2, KV16: kv16, QH: qh, LO, SC, XQ_WG }, [qkvb, cache, xqBytes], ap, { n, pos }, gridAttn(nh2, n, qh));
+              const [, xr] = await H.run('quant', { LO, SC, XQ_WG }, [new Float32Array(o), xqBytes], { cols: QD2, in_stride: QD2 }, { n },
+                [Math.ceil((n * QD2) / 128 / 4)]);
+              assert.deepEqual(new Uint32Array(xq), new Uint32Array(xr), `attention_q n=${n} pos=${pos} QH ${qh}`);
+            }
           }
         });
       }
@@ -782,6 +791,14 @@ test('attention fits the default 16 KiB of workgroup memory (every head dim, bot
         const err = await dev.popErrorScope();
         assert.equal(err, null, `HD ${HD} KV16 ${KV16}: ${err?.message}`);
       }
+    // attention_q (head dim 128, quantised output through workgroup memory's block max)
+    const mq = new GpuBridge(dev, KERNELS, 0).module('attention_q');
+    for (const KV16 of [0, 1]) {
+      dev.pushErrorScope('validation');
+      dev.createComputePipeline({ layout: 'auto', compute: { module: mq, entryPoint: 'main', constants: { TPR: 8, HD: 128, KV16, QH: 2, XQ_WG: 1 } } });
+      const err = await dev.popErrorScope();
+      assert.equal(err, null, `attention_q KV16 ${KV16}: ${err?.message}`);
+    }
   } finally {
     dev.destroy();
   }
