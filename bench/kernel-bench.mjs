@@ -12,19 +12,23 @@
 // integers, so they agree to float rounding). The same for the product on packed integer dot
 // products, src/webgpu/kernels/mm_dp.wgsl (every adapter), with candidates from --dp-variant FILE.
 //   node bench/kernel-bench.mjs [--n 400] [--no-subgroups] [--only SUBSTRING] [--mm-variant FILE]...
-//                               [--dp-variant FILE]...
+//                               [--dp-variant FILE]... [--small]
+// --small: the products only at a small odd shape (200 x 384, 70 tokens: partial tiles), one
+// timed dispatch: a quick check of candidates against the shipped kernel on a CPU adapter.
 import { readFileSync } from 'node:fs';
 import { KERNELS } from '../build/wasm/kernels.mjs';
 import { GpuBridge, openDevice } from '../web/gpu.mjs';
 
 const args = process.argv.slice(2);
-const opt = { n: 400, sg: true, only: '', mmVariants: [], dpVariants: [] };
+const opt = { n: 400, sg: true, only: '', mmVariants: [], dpVariants: [], small: false };
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--n') opt.n = Number(args[++i]);
   else if (args[i] === '--no-subgroups') opt.sg = false;
   else if (args[i] === '--only') opt.only = args[++i];
   else if (args[i] === '--mm-variant') opt.mmVariants.push(args[++i]);
   else if (args[i] === '--dp-variant') opt.dpVariants.push(args[++i]);
+  else if (args[i] === '--small') opt.small = true;
+  else die(`unknown option ${args[i]}`);
 }
 function die(msg) {
   console.error(`kernel-bench: ${msg}`);
@@ -163,7 +167,7 @@ async function readBack(buf, bytes) {
 }
 // The prompt products on the quantised input, 512 tokens, Bonsai shapes: `kernel` and candidates.
 async function products(kernel, variants, sources) {
-  const NT = 512, TP = 512, maxc = F, LO = (TP * maxc) / 4, SC = 2 * LO;
+  const NT = opt.small ? 70 : 512, TP = 512, maxc = F, LO = (TP * maxc) / 4, SC = 2 * LO;
   const xq = buffer((SC + (TP * maxc) / 128) * 4);  // random planes; scales: small random floats
   const ym = dev.createBuffer({ size: NT * 2 * F * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const base = br.source(kernel);
@@ -175,7 +179,8 @@ async function products(kernel, variants, sources) {
     cfgs.push({ label: f, code: base.replace(KERNELS[kernel], () => src), tr: Number(m[1]), tt: Number(m[2]) });
   });
   if (!cfgs[0].tr || !cfgs[0].tt) die(`src/webgpu/kernels/${kernel}.wgsl: no const TR / TT`);
-  const shapes = [['qkv', QS, E, Wqkv], ['wo', E, QD, Wo], ['gate/up', 2 * F, E, Wgu], ['down', E, F, Wd]];
+  const shapes = opt.small ? [['small', 200, 384, q1(200, 384)]] :
+    [['qkv', QS, E, Wqkv], ['wo', E, QD, Wo], ['gate/up', 2 * F, E, Wgu], ['down', E, F, Wd]];
   const ref = {};
   for (const c of cfgs) {
     let sum = 0;

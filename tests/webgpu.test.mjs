@@ -473,7 +473,7 @@ for (const sg of [true, false]) {
           const n = 3, p0 = 5, qkvIn = randn(r, n * (QD + 2 * KD));
           const nw2 = nw.subarray(E); // q norm at 0, k norm at hd
           const [q2, kv2] = await H.run('qk_rope', { HD: hd, KV16: kv16 }, [qkvIn, words * 4, nw2, tab],
-            params2, { n, pos: p0 }, [nh + 2 * nkv, n]);
+            params2, { n, pos: p0 }, [Math.ceil((nh + 2 * nkv) / (256 / (H.sg || 8))), n]);  // the host's grid
           const kvf2 = kv16 ? null : new Float32Array(kv2), kvh2 = kv16 ? new Uint16Array(kv2) : null;
           const cache2 = (base, e) => (kv16 ? f16ToF32(kvh2[base * 2 + e]) : kvf2[base + e]);
           for (let t2 = 0; t2 < n; t2++) {
@@ -517,6 +517,15 @@ for (const sg of [true, false]) {
               { n_head: nh2, n_head_kv: nkv2, head_dim: hd2, kv_dim: KD2, q_stride: qs, n_ctx: len, v_off: words / 2, scale: 1 / Math.sqrt(hd2) },
               { n, pos }, gridAttn(nh2, n, qh));
             close(new Float32Array(o), want, 1e-3, `attention n=${n} pos=${pos} heads ${nh2}/${nkv2} hd ${hd2} QH ${qh}`);
+            if (hd2 === 128) {
+              // attention_q (a head is one 128-block): the quantised output equals quant of attention's
+              const XQ_WG = H.sg === 32 ? 0 : 1, LO = (n * QD2) / 4, SC = 2 * LO, xqBytes = (SC + (n * QD2) / 128) * 4;
+              const ap = { n_head: nh2, n_head_kv: nkv2, head_dim: hd2, kv_dim: KD2, q_stride: qs, n_ctx: len, v_off: words / 2, scale: 1 / Math.sqrt(hd2) };
+              const [, , xq] = await H.run('attention_q', { HD: hd2, KV16: kv16, QH: qh, LO, SC, XQ_WG }, [qkvb, cache, xqBytes], ap, { n, pos }, gridAttn(nh2, n, qh));
+              const [, xr] = await H.run('quant', { LO, SC, XQ_WG }, [new Float32Array(o), xqBytes], { cols: QD2, in_stride: QD2 }, { n },
+                [Math.ceil((n * QD2) / 128 / 4)]);
+              assert.deepEqual(new Uint32Array(xq), new Uint32Array(xr), `attention_q n=${n} pos=${pos} QH ${qh}`);
+            }
           }
         });
       }
@@ -766,7 +775,8 @@ test('mm_dp: the host grid, token rounding and workgroup memory follow the kerne
   assert.equal(sm, MMD.TR * 4 + MMD.TT * 8, 'sm holds one step');
   assert.equal(def('MMD_WG_MEM'), 16 * sm + 4 * (2 * MMD.TR + MMD.TT), 'MMD_WG_MEM is the kernel\'s workgroup memory');
   assert.ok(def('MMD_WG_MEM') <= 16384, 'within WebGPU\'s default limit');
-  assert.match(KERNELS.mm_dp, /@workgroup_size\(256\)/);
+  // an invocation owns 8 rows x 4 tokens of the tile
+  assert.match(KERNELS.mm_dp, new RegExp(`@workgroup_size\\(${(MMD.TR * MMD.TT) / 32}\\)`));
 });
 
 test('attention fits the default 16 KiB of workgroup memory (every head dim, both caches)', { skip }, async () => {
@@ -781,6 +791,14 @@ test('attention fits the default 16 KiB of workgroup memory (every head dim, bot
         const err = await dev.popErrorScope();
         assert.equal(err, null, `HD ${HD} KV16 ${KV16}: ${err?.message}`);
       }
+    // attention_q (head dim 128, quantised output through workgroup memory's block max)
+    const mq = new GpuBridge(dev, KERNELS, 0).module('attention_q');
+    for (const KV16 of [0, 1]) {
+      dev.pushErrorScope('validation');
+      dev.createComputePipeline({ layout: 'auto', compute: { module: mq, entryPoint: 'main', constants: { TPR: 8, HD: 128, KV16, QH: 2, XQ_WG: 1 } } });
+      const err = await dev.popErrorScope();
+      assert.equal(err, null, `attention_q KV16 ${KV16}: ${err?.message}`);
+    }
   } finally {
     dev.destroy();
   }

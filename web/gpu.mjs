@@ -16,7 +16,10 @@ const QX_KERNELS = new Set(['matvec', 'gateup']);
 // ... and the kernels that write a pre-quantised decode vector src/webgpu/kernels/qo.wgsl.
 const QO_KERNELS = new Set(['matvec', 'gateup', 'embed']);
 // ... and the kernels that write the quantised input of mm_sg.wgsl / mm_dp.wgsl src/webgpu/kernels/xq.wgsl.
-const XQ_KERNELS = new Set(['quant', 'rmsnorm', 'swiglu']);
+const XQ_KERNELS = new Set(['quant', 'rmsnorm', 'swiglu', 'attention_q']);
+// Kernels assembled from another's body and an ending of their own: attention.wgsl's output
+// through attn_o.wgsl (f32) or attn_xq.wgsl (quantised for mm_sg / mm_dp).
+const BODY = { attention: ['attention', 'attn_o'], attention_q: ['attention', 'attn_xq'] };
 // Kernels of the generic plan that read weights of any type get src/webgpu/kernels/dq.wgsl.
 const DQ_KERNELS = new Set(['dq_mv', 'dq_mvb', 'dq_mm', 'dq_mmt', 'dq_embed']);
 // ... and the prompt product on subgroup matrices needs WGSL's experimental extension.
@@ -162,7 +165,8 @@ export class GpuBridge {
   // any-type weight readers where needed, and the kernel itself.
   source(name) {
     const k = this.kernels;
-    if (!k[name]) throw new GpuError(`unknown kernel '${name}'`);
+    const [body, tail] = BODY[name] ?? [name, null];
+    if (!k[body] || (tail && !k[tail])) throw new GpuError(`unknown kernel '${name}'`);
     // Subgroup-matrix kernels place a subgroup's matrices by its index in the workgroup, which
     // WGSL's uniformity analysis cannot see is uniform across the subgroup: that diagnostic goes
     // off (after every enable: directives come first).
@@ -172,7 +176,7 @@ export class GpuBridge {
     const head = en + (this.sgSize ? k.red_sg : k.red_wg);
     return head + '\n' + k.common + '\n' + (Q1_KERNELS.has(name) ? k.q1 + '\n' : '') + (DQ_KERNELS.has(name) ? k.dq + '\n' : '') +
       (QX_KERNELS.has(name) ? k.qx + '\n' : '') + (QO_KERNELS.has(name) ? k.qo + '\n' : '') +
-      (XQ_KERNELS.has(name) ? k.xq + '\n' : '') + k[name];
+      (XQ_KERNELS.has(name) ? k.xq + '\n' : '') + k[body] + (tail ? '\n' + k[tail] : '');
   }
 
   module(name) {

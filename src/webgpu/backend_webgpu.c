@@ -632,7 +632,7 @@ static void wg_model_free(void *mstate) {
 
 enum wg_kernel {
     K_EMBED, K_EMBED_Q, K_RMSNORM, K_MV_DOWN, K_MV_HEAD, K_MV_HEAD_Q, K_MV_QKV, K_MV_WO, K_ADEC, K_GATEUP, K_ATTN, K_MM,
-    K_MM_RES, K_QKROPE, K_SWIGLU, K_SAMPLE, K_QUANT, K_MMS, K_MMS_RES, K_RMSNORM_Q, K_SWIGLU_Q,
+    K_MM_RES, K_QKROPE, K_SWIGLU, K_SAMPLE, K_QUANT, K_MMS, K_MMS_RES, K_RMSNORM_Q, K_SWIGLU_Q, K_ATTN_Q,
     /* the generic plan's (with K_ATTN and K_SAMPLE; its products and embedding: wg_ctx gp) */
     K_G_NORM, K_G_RMS_IN, K_G_QKNORM, K_G_ROPE, K_G_ACT, K_G_ARGMAX, K_G_ATTN1,
     K_COUNT
@@ -661,6 +661,7 @@ typedef struct wg_ctx {
     int dpmm;                     /* ... else on packed integer dot products (quant + mm_dp) */
     uint32_t xq, xq_lo, xq_sc;    /* their quantised input; word offsets of the lo plane, scales */
     uint32_t bg_qatt;             /* quant of c->att (rmsnorm and swiglu write theirs: K_*_Q) */
+    int attq;                     /* ... unless attention writes it itself (attention_q: head dim 128) */
     /* Decode vectors pre-quantised between kernels (qx.wgsl's block form, 80 bytes a block of 32):
      * qe the n_embd input of [q|k|v], gate/up and the head, qf the n_ff input of down; qdum takes
      * the writes of kernels that produce none. */
@@ -960,6 +961,10 @@ static int ctx_pipelines(wg_ctx *c) {
         c->pipe[K_QUANT] = gpu_pipeline("quant", 3, q);
         c->pipe[K_RMSNORM_Q] = gpu_pipeline("rmsnorm", 4, qo);
         c->pipe[K_SWIGLU_Q] = gpu_pipeline("swiglu", 4, qo);
+        if (c->attq) {
+            const wg_const aq[] = {{"HD", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}, {"LO", c->xq_lo}, {"SC", c->xq_sc}, {"XQ_WG", xwg}};
+            c->pipe[K_ATTN_Q] = gpu_pipeline("attention_q", 6, aq);
+        }
         c->pipe[K_MMS] = gpu_pipeline(mmk, 2, q);
         c->pipe[K_MMS_RES] = gpu_pipeline(mmk, 3, qr);
     } else {
@@ -1019,7 +1024,8 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
                                           {4, c->rope, 0, 0}},
                               ok);
         p = base_params(c);
-        bg[BG_ATTN] = make_bg(c, K_ATTN, &p, 3, (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}}, ok);
+        bg[BG_ATTN] = make_bg(c, c->attq ? K_ATTN_Q : K_ATTN, &p, 3,
+                              (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->attq ? c->xq : c->att, 0, 0}}, ok);
         p = mat_params(c, E, QD, wm->rb_q, wm->off_o);
         p.norm2_off = norm_ffn(wm, l);
         bg[BG_WO] = make_bg(c, K_MV_WO, &p, 7,
@@ -1063,7 +1069,7 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p.out_stride = E;
         bg[BG_MDOWN] = mm_bg(c, 1, &p, Wdown, c->gu, c->x, ok);
     }
-    if (qmm) {
+    if (qmm && !c->attq) {
         wg_params p = base_params(c);
         p.cols = QD;
         p.in_stride = QD;
@@ -1488,6 +1494,8 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
                   (!wg_lim.cpu || wg_lim.dp_cpu);
         c->xq_lo = (uint32_t)lo;
         c->xq_sc = (uint32_t)(2 * lo);
+        /* a head of 128 dims is one 128-block of the Wo input: attention quantises its output itself */
+        c->attq = (c->sgmm || c->dpmm) && hp->head_dim == QK1_0;
     }
     c->kv = calloc((size_t)hp->n_layer, sizeof *c->kv);
     c->bg = calloc((size_t)hp->n_layer * BG_PER_LAYER, sizeof *c->bg);
@@ -1535,7 +1543,7 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
     for (int l = 0; l < hp->n_layer; l++) c->kv[l] = gpu_buffer(kv_bytes, WG_STORAGE);
     /* Parameter slots: count them first so that the uniform buffer can be created before the
      * bind groups that point into it. */
-    int n_slots = hp->n_layer * BG_PER_LAYER + 3 + 2 * wm->n_emb + 3 * wm->n_out + (c->sgmm || c->dpmm ? 1 : 0);
+    int n_slots = hp->n_layer * BG_PER_LAYER + 3 + 2 * wm->n_emb + 3 * wm->n_out + ((c->sgmm || c->dpmm) && !c->attq ? 1 : 0);
     /* The generic plan: at most 22 slots a layer (the products take two: decode and prompt). */
     if (wm->generic) n_slots = hp->n_layer * 22 + 4 + wm->n_emb + 2 * wm->n_out;
     c->params = gpu_buffer((uint64_t)n_slots * WG_SLOT, WG_UNIFORM);
@@ -1695,10 +1703,12 @@ static ob_status wg_step_begin(void *cstate, const ob_token *tokens, int n, int 
         } else {
             gpu_dispatch(norm_pipe, bg[BG_N1], nk, 1);
             mm_step(c, 0, bg[BG_MQKV], 0, QS, E, nk);
-            gpu_dispatch(P[K_QKROPE], bg[BG_ROPE], (uint32_t)(hp->n_head + 2 * hp->n_head_kv), nk);
+            /* qk_rope: 256 / TPR heads of a token a workgroup (TPR as gpu_pipeline sets it) */
+            const uint32_t hpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u);
+            gpu_dispatch(P[K_QKROPE], bg[BG_ROPE], ((uint32_t)(hp->n_head + 2 * hp->n_head_kv) + hpw - 1) / hpw, nk);
             const uint32_t qh = attn_heads(hp), bt = 32 / qh; /* q heads, tokens a workgroup */
-            gpu_dispatch(P[K_ATTN], bg[BG_ATTN], (uint32_t)hp->n_head / qh, (nk + bt - 1) / bt);
-            mm_step(c, 1, bg[BG_MO], c->bg_qatt, E, QD, nk);
+            gpu_dispatch(P[c->attq ? K_ATTN_Q : K_ATTN], bg[BG_ATTN], (uint32_t)hp->n_head / qh, (nk + bt - 1) / bt);
+            mm_step(c, 1, bg[BG_MO], c->attq ? 0 : c->bg_qatt, E, QD, nk);
             gpu_dispatch(norm_pipe, bg[BG_N2], nk, 1);
             mm_step(c, 0, bg[BG_MGU], 0, 2 * F, E, nk);
             if (c->sgmm || c->dpmm) /* 8 blocks of 128 a workgroup, written quantised */

@@ -15,6 +15,11 @@
 //     of the output in registers, rescaled by the row's correction once per tile.
 // The next stage's global reads are issued (into registers) before this stage's arithmetic.
 // Workgroup memory: 14,976 bytes for every HD (within WebGPU's default 16 KiB).
+// The result leaves through attn_store (uniform control flow, every invocation): attn_o.wgsl
+// writes it to O[t][n_head * HDR] (binding 2; kernel `attention`), attn_xq.wgsl (kernel
+// `attention_q`, HD = HDR = 128: a head is one 128-block) quantised for mm_sg / mm_dp as
+// quant.wgsl would (binding 2 is XQ; the same workgroup memory, + 1,024 bytes of red_wg.wgsl's
+// buffer without subgroups).
 
 override HD: u32 = 128u;      // staged head dimension: 32, 64, 128 or 256
 override HDR: u32 = HD;       // the heads' real dimension, a multiple of 8 <= HD (Phi-2: 80 in HD 128);
@@ -39,7 +44,6 @@ override OR: u32 = HD / 32u;              // output rows per invocation
 
 @group(0) @binding(0) var<storage, read> QKV: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> KV: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read_write> O: array<vec4<f32>>;
 @group(0) @binding(3) var<uniform> P: Params;
 @group(0) @binding(4) var<uniform> S: Step;
 
@@ -216,6 +220,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     let t = t0 + row % BT;
     var lt = 0.0;
     for (var u = 0u; u < 8u; u++) { lt += xch[row * 8u + u]; }
-    if (t < S.n && dg < HDR / 4u) { O[(t * P.n_head + h0 + row / BT) * (HDR / 4u) + dg] = o[i] / lt; }
+    attn_store(o[i] / lt, t, h0 + row / BT, dg, t < S.n && dg < HDR / 4u, tid);
   }
 }

@@ -30,7 +30,11 @@ fn xq_amax(v: f32, tid: u32) -> f32 {
 // t (rows of `cols` inputs); ok: this subgroup has a block to write. Uniform control flow.
 fn xq_put(x: vec4<f32>, t: u32, b: u32, cols: u32, lane: u32, ok: bool, tid: u32) {
   let a = abs(x);
-  let amax = xq_amax(max(max(a.x, a.y), max(a.z, a.w)), tid);
+  xq_store(x, xq_amax(max(max(a.x, a.y), max(a.z, a.w)), tid), t, b, cols, lane, ok);
+}
+
+// xq_put's writing, given the block's largest |x| (attn_xq.wgsl takes the max itself).
+fn xq_store(x: vec4<f32>, amax: f32, t: u32, b: u32, cols: u32, lane: u32, ok: bool) {
   let sc = q16_scale(amax);
   if (ok) {
     let q = q16(x, sc.y);
