@@ -104,8 +104,9 @@ function qvPack(v, raw = v) {
       const q = Math.max(-32767, Math.min(32767, Math.round(Math.fround(v[b * 32 + k] * inv))));
       sum += q;
       ss += raw[b * 32 + k] ** 2;
-      out[b * 20 + (k >> 2)] |= ((q >> 8) & 255) << (8 * (k & 3));
-      out[b * 20 + 8 + (k >> 2)] |= (((q & 255) - 128) & 255) << (8 * (k & 3));
+      // interleaved bytes (qx.wgsl): element k is byte k >> 3 of word k & 7
+      out[b * 20 + (k & 7)] |= ((q >> 8) & 255) << (8 * (k >> 3));
+      out[b * 20 + 8 + (k & 7)] |= (((q & 255) - 128) & 255) << (8 * (k >> 3));
     }
     f[b * 20 + 16] = d;
     i32[b * 20 + 17] = sum;
@@ -120,8 +121,8 @@ function qvUnpack(buf, n) {
   for (let b = 0; b < n / 32; b++) {
     let qs = 0;
     for (let k = 0; k < 32; k++) {
-      const hi = ((w[b * 20 + (k >> 2)] >>> (8 * (k & 3))) << 24) >> 24;
-      const lo = ((w[b * 20 + 8 + (k >> 2)] >>> (8 * (k & 3))) << 24) >> 24;
+      const hi = ((w[b * 20 + (k & 7)] >>> (8 * (k >> 3))) << 24) >> 24;
+      const lo = ((w[b * 20 + 8 + (k & 7)] >>> (8 * (k >> 3))) << 24) >> 24;
       const q = 256 * hi + lo + 128;
       qs += q;
       v[b * 32 + k] = f[b * 20 + 16] * q;

@@ -101,6 +101,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   var rs = 1.0;
   let lane = tid % TPR;
   var touched = 0u;
+  // The epilogue's own loads of the first rows (the residual, the next norm's weights) go out
+  // first: issued after the sums, each would cost one more round trip at the end.
+  let groups = 256u / TPR;
+  let grp = tid / TPR;
+  var y_pre = vec4<f32>(0.0);
+  var nw_pre = vec4<f32>(0.0);
+  if (RESID && grp * 4u < ROWS) {
+    for (var j = 0u; j < 4u; j++) {
+      let r = min(wg.x * ROWS + grp * 4u + j, p_rows() - 1u);
+      y_pre[j] = Y[p_out() + r];
+    }
+  }
+  if (QOUT && grp * 4u < 32u) { nw_pre = NW[(P.norm2_off + wg.x * 32u + grp * 4u) / 4u]; }
   if (QIN) {
     if (NORM) {  // 1 / rms from the sums of squares of the blocks (each group covers them all)
       let nw = p_cols() / 32u;
@@ -110,7 +123,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     }
   } else {
     // the weights' loads first, so that they are on their way while the input is staged
-    let groups = 256u / TPR;
     for (var k = 0u; k < (ROWS + groups * 4u - 1u) / (groups * 4u); k++) {
       touched ^= w_touch(rows4(wg.x * ROWS + (k * groups + tid / TPR) * 4u), select(p_cols() / 32u, KW, KW != 0u), lane);
     }
@@ -141,8 +153,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     workgroupBarrier();
     rs = 1.0;  // applied while staging
   }
-  let groups = 256u / TPR;
-  let grp = tid / TPR;
   for (var k = 0u; k < (ROWS + groups * 4u - 1u) / (groups * 4u); k++) {
     let rl = (k * groups + grp) * 4u;
     let tot = lanes_sum4(rows_part(wg.x * ROWS + rl, lane), tid) * rs;
@@ -152,7 +162,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
       if (lane == 0u && rl + j < ROWS && r < p_rows()) {
         let o = p_out() + r;
         var y = tot[j];
-        if (RESID) { y += Y[o]; }
+        if (RESID) {
+          if (k == 0u) { y += y_pre[j]; } else { y += Y[o]; }
+        }
         Y[o] = y;
         y4[j] = y;
         if (ARGMAX) { ys[rl + j] = y; }
@@ -160,7 +172,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     }
     if (QOUT && lane == 0u && rl < 32u) {
       qv_r[rl / 4u] = y4;
-      qv_y[rl / 4u] = y4 * NW[(P.norm2_off + wg.x * 32u + rl) / 4u];
+      var nw4 = nw_pre;
+      if (k != 0u) { nw4 = NW[(P.norm2_off + wg.x * 32u + rl) / 4u]; }
+      qv_y[rl / 4u] = y4 * nw4;
     }
   }
   if (QOUT) {
