@@ -6,7 +6,7 @@
 // every workgroup in workgroup memory: NORM: h = RMSNorm(x) * norm weights (reduced here: no
 // separate pass); COMBINE: the input is the attention of one token as split partials
 // (attn_dec.wgsl: PART[h][s] = {m, l, 0, 0, o[HD]}, HD + 4 floats, S = the step's splits),
-// merged here. Then a workgroup computes ROWS rows: invocations form groups of TPR that share
+// merged here (one pass over a head's splits per 32-element block). Then a workgroup computes ROWS rows: invocations form groups of TPR that share
 // rows, a group takes 4 rows at a time, each lane takes every TPR-th 32-weight word and loads its
 // quantised inputs once for the 4 rows, and lanes_sum4 adds the group's partial sums. RESID:
 // y += W h (the residual add, in place). QOUT (ROWS = 32, rows a multiple of 32): the workgroup's
@@ -22,11 +22,15 @@ override NORM: bool = false;
 override RESID: bool = false;
 override LASTROW: bool = false;
 override COMBINE: bool = false;
-override HD: u32 = 128u;    // head dimension (COMBINE)
-override CW: u32 = 1u;      // n_head * the most splits (COMBINE): the merge weights' room
+override HD: u32 = 128u;    // head dimension (COMBINE; a multiple of 32)
 override ARGMAX: bool = false;
 override QIN: bool = false;
 override QOUT: bool = false;
+override QST: bool = false; // QIN, staged: the workgroup first copies the pre-quantised input into
+                            // workgroup memory (QXW = cols / 4) while its weights' loads are on
+                            // their way; then each lane holds only its weights in registers
+                            // (long rows, the down product: 3x the loads a lane, a register
+                            // batch each, when the input blocks also came from memory)
 override KW: u32 = 0u;      // 32-weight words a row when fixed (cols / 32), 0: from P.cols. A
                             // constant trip count lets the compiler unroll the word loop and
                             // issue all its weight loads at once (the loop is latency-bound).
@@ -42,36 +46,38 @@ override KW: u32 = 0u;      // 32-weight words a row when fixed (cols / 32), 0: 
 @group(0) @binding(8) var<uniform> S: Step;
 
 var<workgroup> ys: array<f32, ROWS>;
-var<workgroup> cw: array<f32, CW>;  // [h][s] e^(m_s - M) / sum_s e^(m_s - M) l_s
 
-// The merge weights of head h's partials (called once per head, before merged4).
-fn merge_weights(h: u32) {
+// Block b (32 elements, within one head: HD is a multiple of 32) of the attention output, merged
+// from the head's partials in one pass (an online softmax over the splits): each split's {m, l}
+// and its 8 vec4s are loaded together, so the merge costs one round trip a split and no barrier.
+fn merged_block(b: u32) -> array<vec4<f32>, 8> {
   let ns = S.splits;
   let rec = HD / 4u + 1u;  // vec4s per partial
+  let h = (b * 32u) / HD;
+  let d4 = (b * 8u) % (HD / 4u);
   var mx = -3.0e38;
-  for (var s = 0u; s < ns; s++) { mx = max(mx, X[(h * ns + s) * rec].x); }
   var den = 0.0;
+  var num: array<vec4<f32>, 8>;
   for (var s = 0u; s < ns; s++) {
-    let ml = X[(h * ns + s) * rec];
-    den += exp(ml.x - mx) * ml.y;
+    let base = (h * ns + s) * rec;
+    let ml = X[base];
+    var o: array<vec4<f32>, 8>;
+    for (var i = 0u; i < 8u; i++) { o[i] = X[base + 1u + d4 + i]; }
+    let mn = max(mx, ml.x);
+    let a = exp(mx - mn);
+    let c = exp(ml.x - mn);
+    den = den * a + c * ml.y;
+    for (var i = 0u; i < 8u; i++) { num[i] = num[i] * a + c * o[i]; }
+    mx = mn;
   }
-  for (var s = 0u; s < ns; s++) { cw[h * ns + s] = exp(X[(h * ns + s) * rec].x - mx) / den; }
-}
-
-// Input elements 4i .. 4i + 3, merged from the attention partials.
-fn merged4(i: u32) -> vec4<f32> {
-  let ns = S.splits;
-  let rec = HD / 4u + 1u;
-  let h = (i * 4u) / HD;
-  let d4 = i % (HD / 4u);
-  var num = vec4<f32>(0.0);
-  for (var s = 0u; s < ns; s++) { num += cw[h * ns + s] * X[(h * ns + s) * rec + 1u + d4]; }
+  let r = 1.0 / den;
+  for (var i = 0u; i < 8u; i++) { num[i] *= r; }
   return num;
 }
 
 // The quantised input block of word w: staged in workgroup memory, or pre-quantised (QIN).
 fn qblock(w: u32) -> QBlock {
-  if (QIN) { return qv_load(w); }
+  if (QIN && !QST) { return qv_load(w); }
   return qx_load(w);
 }
 
@@ -121,31 +127,44 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
       for (var w = lane; w < nw; w += TPR) { ss += qv_ssq(w); }
       rs = inverseSqrt(lanes_sum(ss, tid) / f32(p_cols()) + P.eps);
     }
-  } else {
+  }
+  if (!QIN || QST) {
     // the weights' loads first, so that they are on their way while the input is staged
     for (var k = 0u; k < (ROWS + groups * 4u - 1u) / (groups * 4u); k++) {
       touched ^= w_touch(rows4(wg.x * ROWS + (k * groups + tid / TPR) * 4u), select(p_cols() / 32u, KW, KW != 0u), lane);
     }
+  }
+  if (QIN && QST) {
+    for (var b = tid; b < p_cols() / 32u; b += 256u) {
+      let q = qv_load(b);
+      qh[2u * b] = q.h0;
+      qh[2u * b + 1u] = q.h1;
+      ql[2u * b] = q.l0;
+      ql[2u * b + 1u] = q.l1;
+      qd[b] = q.d;
+      qsum[b] = q.s;
+    }
+    workgroupBarrier();
+  }
+  if (!QIN) {
     if (NORM) {
       var ss = 0.0;
       for (var i = tid; i < p_cols() / 4u; i += 256u) { let v = X[x4 + i]; ss += dot(v, v); }
       ss = wg_sum(ss, tid);
       rs = inverseSqrt(ss / f32(p_cols()) + P.eps);
     }
-    if (COMBINE) {
-      for (var h = tid; h < p_cols() / HD; h += 256u) { merge_weights(h); }
-      workgroupBarrier();
-    }
     for (var b = tid; b < p_cols() / 32u; b += 256u) {
       var xs: array<vec4<f32>, 8>;
-      for (var i = 0u; i < 8u; i++) {
-        let k = b * 8u + i;
-        if (COMBINE) {
-          xs[i] = merged4(k);
-        } else if (NORM) {
-          xs[i] = X[x4 + k] * rs * NW[P.norm_off / 4u + k];
-        } else {
-          xs[i] = X[x4 + k];
+      if (COMBINE) {
+        xs = merged_block(b);
+      } else {
+        for (var i = 0u; i < 8u; i++) {
+          let k = b * 8u + i;
+          if (NORM) {
+            xs[i] = X[x4 + k] * rs * NW[P.norm_off / 4u + k];
+          } else {
+            xs[i] = X[x4 + k];
+          }
         }
       }
       qx_block(b, xs);
