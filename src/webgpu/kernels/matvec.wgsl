@@ -107,6 +107,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   var rs = 1.0;
   let lane = tid % TPR;
   var touched = 0u;
+  let guard = P.rows;  // read at the start, so that the end waits for no load
   // The epilogue's own loads of the first rows (the residual, the next norm's weights) go out
   // first: issued after the sums, each would cost one more round trip at the end.
   let groups = 256u / TPR;
@@ -219,5 +220,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
       AM[2u * slot + 1u] = best.y;
     }
   }
-  if (p_rows() == 0u && touched == 1u) { Y[0] = 0.0; }  // never: keeps the touch loads
+  // never (P.rows, not a constant the compiler could fold as it could F_ROWS): keeps the touch loads
+  if (guard == 0u && touched == 1u) { Y[0] = 0.0; }
 }
