@@ -411,10 +411,6 @@ for (const sg of [true, false]) {
         const [, , qo] = await H.run('gateup', { ROWS: 32 }, [W.bytes, qvPack(x.map((v, i) => v * nw[i]), x), (F / 32) * 80],
           { rows: F, cols, row_bytes: W.rb, eps }, { n: 1 }, [F / 32]);
         const u = qvUnpack(qo, F);
-        // the same with the input staged in workgroup memory first (QST)
-        const [, , qs] = await H.run('gateup', { ROWS: 32, QST: 1, QXW: cols / 4 }, [W.bytes, qvPack(x.map((v, i) => v * nw[i]), x), (F / 32) * 80],
-          { rows: F, cols, row_bytes: W.rb, eps }, { n: 1 }, [F / 32]);
-        assert.deepEqual(new Uint32Array(qs), new Uint32Array(qo), 'gateup QST: the same output');
         // the output's own 16-bit rounding comes on top of the input's: worst case 3e-4, RMS 1e-4
         close(u.v, want, 3e-4, 'gateup');
         assert.ok(relRms(u.v, want) < 1e-4, `gateup relative RMS ${relRms(u.v, want)}`);

@@ -904,11 +904,10 @@ static int ctx_pipelines(wg_ctx *c) {
     uint32_t f16 = (uint32_t)c->kv_f16, rows = (uint32_t)c->mv_rows;
     const uint32_t qe = (uint32_t)hp->n_embd / 4, qf = (uint32_t)hp->n_ff / 4, qq = (uint32_t)hp->q_dim / 4;
     const uint32_t ke = qe / 8, kf = qf / 8, kq = qq / 8; /* 32-weight words a row */
-    /* QIN kernels stage nothing (QXW 8 keeps their unused staging arrays small) but down and
-     * gate/up (QST: the longest rows, and 8 rows a group; copying their pre-quantised input into
-     * workgroup memory first leaves each lane only its weights to hold; within the plan's staging
-     * budget). QOUT needs 32
-     * rows a workgroup (one output block): mv_rows is 32. The decode products and attention also
+    /* QIN kernels stage nothing (QXW 8 keeps their unused staging arrays small) but the down
+     * product (QST: its rows are 3x longer; copying its pre-quantised input into workgroup memory
+     * first leaves each lane only its weights to hold; within the plan's staging budget). QOUT
+     * needs 32 rows a workgroup (one output block): mv_rows is 32. The decode products and attention also
      * get their shapes as constants (F_*, A_*: their first loads then wait for no uniform load). */
     const wg_model *wm = c->wm;
     const uint32_t E = (uint32_t)hp->n_embd, F = (uint32_t)hp->n_ff, QS = (uint32_t)(hp->q_dim + 2 * hp->kv_dim);
@@ -933,8 +932,8 @@ static int ctx_pipelines(wg_ctx *c) {
                              {"A_NKV", (uint32_t)hp->n_head_kv},
                              {"A_KD", (uint32_t)hp->kv_dim},
                              {"A_NCTX", (uint32_t)c->n_ctx}};
-    const wg_const gateup[] = {{"ROWS", rows},      {"KW", ke},            {"F_ROWS", F}, {"F_COLS", E},
-                               {"F_RB", wm->rb_e}, {"F_WOFF", wm->off_gu}, {"QST", 1},    {"QXW", qe}};
+    const wg_const gateup[] = {{"ROWS", rows}, {"KW", ke},          {"F_ROWS", F},         {"F_COLS", E},
+                               {"F_RB", wm->rb_e}, {"F_WOFF", wm->off_gu}};
     const wg_const embq[] = {{"QOUT", 1}, {"QVB", QK1_0 / 32}};
     const wg_const attn[] = {{"HD", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}};
     const wg_const mm_res[] = {{"RESID", 1}};
@@ -948,7 +947,7 @@ static int ctx_pipelines(wg_ctx *c) {
     c->pipe[K_MV_QKV] = gpu_pipeline("matvec", 10, mv_qkv);
     c->pipe[K_MV_WO] = gpu_pipeline("matvec", 12, mv_wo);
     c->pipe[K_ADEC] = gpu_pipeline("attn_dec", 6, adec);
-    c->pipe[K_GATEUP] = gpu_pipeline("gateup", 8, gateup);
+    c->pipe[K_GATEUP] = gpu_pipeline("gateup", 6, gateup);
     c->pipe[K_ATTN] = gpu_pipeline("attention", 3, attn);
     c->pipe[K_QKROPE] = gpu_pipeline("qk_rope", 2, rope);
     c->pipe[K_SWIGLU] = gpu_pipeline("swiglu", 0, NULL);

@@ -9,8 +9,7 @@
 // The input is the raw [q|k|v] row of the token (the fused norm+QKV product): each workgroup
 // applies QK-norm and NeoX RoPE to its q head and to the new key, which it uses from workgroup
 // memory rather than from the cache (no workgroup reads a cache row another one writes in this
-// dispatch); all global reads of that prologue are issued together, and with them the rows of
-// the first tile of keys and values (the kernel is latency-bound). The first q head of each
+// dispatch); all global reads of that prologue are issued together (the kernel is latency-bound). The first q head of each
 // KV group writes the new key and value into the layer's cache for the steps that follow.
 // Keys go in tiles of 64: 4 invocations a key for the scores (HD / 4 dims each); each group of
 // TPR lanes then takes the tile's max and sum itself (no barrier), and every invocation owns 4
@@ -55,30 +54,19 @@ fn v_row(e: u32) -> vec4<f32> {
   return bitcast<vec4<f32>>(KV[(P.v_off + e) / 4u]);
 }
 
-// The key elements e0 .. e0 + HD / 4 of the cache (e0 a multiple of HD / 4, of 8) as raw words.
-fn k_load(e0: u32) -> array<vec4<u32>, 16> {
-  var r: array<vec4<u32>, 16>;
-  if (KV16) {
-    for (var i = 0u; i < HD / 32u; i++) { r[i] = KV[e0 / 8u + i]; }
-  } else {
-    for (var i = 0u; i < HD / 16u; i++) { r[i] = KV[e0 / 4u + i]; }
-  }
-  return r;
-}
-
-// dot(qs[i0 .. i0 + HD / 4], the key elements r holds).
-fn kdot(i0: u32, r: array<vec4<u32>, 16>) -> f32 {
+// dot(qs[i0 .. i0 + HD / 4], key elements e0 ..) of the K half; e0 a multiple of HD / 4 (of 8).
+fn kdot(i0: u32, e0: u32) -> f32 {
   var d = 0.0;
   if (KV16) {
     for (var i = 0u; i < HD / 32u; i++) {
-      let v = r[i];
+      let v = KV[e0 / 8u + i];
       let b = i0 + i * 8u;
       d += dot(vec4<f32>(qs[b], qs[b + 1u], qs[b + 2u], qs[b + 3u]), vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)));
       d += dot(vec4<f32>(qs[b + 4u], qs[b + 5u], qs[b + 6u], qs[b + 7u]), vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)));
     }
   } else {
     for (var i = 0u; i < HD / 16u; i++) {
-      let v = bitcast<vec4<f32>>(r[i]);
+      let v = bitcast<vec4<f32>>(KV[e0 / 4u + i]);
       let b = i0 + i * 4u;
       d += dot(vec4<f32>(qs[b], qs[b + 1u], qs[b + 2u], qs[b + 3u]), v);
     }
@@ -107,14 +95,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   var sk = 0.0;
   var qv = 0.0;
   var kv = 0.0;
-  var nq = 0.0;
-  var nk = 0.0;
   if (tid < HD) {
     qv = QKV[h * HD + tid];
     kv = QKV[qd + kvh * HD + tid];
     vc[tid] = QKV[qd + kd + kvh * HD + tid];
-    nq = NW[P.norm_off + tid];
-    nk = NW[P.norm2_off + tid];
     sq = qv * qv;
     sk = kv * kv;
   }
@@ -123,29 +107,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   var cs = vec2<f32>(1.0, 0.0);
   if (tid < HD) {
     cs = ROPE[pos * half + tid % half];
-    raw[tid] = qv * nq;
-    kraw[tid] = kv * nk;
+    raw[tid] = qv * NW[P.norm_off + tid];
+    kraw[tid] = kv * NW[P.norm2_off + tid];
   }
   let n_keys = pos + 1u;
   let range = (n_keys + ns - 1u) / ns;
   let j0 = min(s * range, n_keys);
   let j1 = min(j0 + range, n_keys);
   let has_new = j1 == n_keys && j0 < j1;
-
-  // This invocation's key and value rows of the first tile, loaded now: they are on their way
-  // during the prologue's barriers (the new key's and value's rows are replaced from kc / vc).
-  let dq = HD / 4u;            // dims per scoring invocation
-  let kq = tid / 4u;           // the tile's key this invocation scores
-  let quarter = tid % 4u;
-  let v4 = HD / 4u;            // invocations per value row (4 dims each)
-  let ng = 256u / v4;          // key groups of the P.V product: keys og, og + ng, ...
-  let od = (tid % v4) * 4u;    // this invocation's 4 output dims
-  let og = tid / v4;
-  let vbase = kvh * HD + od;
-  let last = max(j1, 1u) - 1u;
-  var kr = k_load(min(j0 + kq, last) * kd + kvh * HD + quarter * dq);
-  var vr: array<vec4<f32>, 16>;  // TK / ng = HD / 16 of them
-  for (var i = 0u; i < TK / ng; i++) { vr[i] = v_row(vbase + min(j0 + og + i * ng, last) * kd); }
   let ss = wg_sum2(vec2<f32>(sq, sk), tid);  // its barriers publish raw, kraw, vc
   let rq = inverseSqrt(ss.x / f32(HD) + P.eps);
   let rk = inverseSqrt(ss.y / f32(HD) + P.eps);
@@ -179,26 +148,32 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   }
 
   // online softmax over tiles of TK keys
+  let dq = HD / 4u;            // dims per scoring invocation
+  let kq = tid / 4u;           // the tile's key this invocation scores
+  let quarter = tid % 4u;
   let lane = tid % TPR;
+  let v4 = HD / 4u;            // invocations per value row (4 dims each)
+  let ng = 256u / v4;          // key groups of the P.V product: keys og, og + ng, ...
+  let od = (tid % v4) * 4u;    // this invocation's 4 output dims
+  let og = tid / v4;
+  let vbase = kvh * HD + od;
   var m = -3.0e38;
   var l = 0.0;
   var acc = vec4<f32>(0.0);
   for (var t0 = j0; t0 < j1; t0 += TK) {
     let j = t0 + kq;
     // The value rows of this invocation's keys are loaded with the key rows (both sets of loads
-    // on their way at once; the values are used after the softmax); the first tile's are in
-    // already. Unconditional loads of valid rows (no branch around them); the new key and value
-    // come from kc and vc.
+    // on their way at once; the values are used after the softmax).
     let cnt = min(TK, j1 - t0);
-    let jc = min(j, j1 - 1u);
-    if (t0 != j0) {
-      kr = k_load(jc * kd + kvh * HD + quarter * dq);
-      for (var i = 0u; i < TK / ng; i++) { vr[i] = v_row(vbase + (t0 + min(og + i * ng, cnt - 1u)) * kd); }
-    }
+    var vr: array<vec4<f32>, 16>;  // TK / ng = HD / 16 of them
     for (var i = 0u; i < TK / ng; i++) {
-      if (t0 + min(og + i * ng, cnt - 1u) == pos) { vr[i] = vec4<f32>(vc[od], vc[od + 1u], vc[od + 2u], vc[od + 3u]); }
+      let jj = t0 + min(og + i * ng, cnt - 1u);
+      vr[i] = v_row(vbase + jj * kd);
+      if (jj == pos) { vr[i] = vec4<f32>(vc[od], vc[od + 1u], vc[od + 2u], vc[od + 3u]); }
     }
-    var d = kdot(quarter * dq, kr);
+    // unconditional loads of a valid row (no branch around them), the new key from kc
+    let jc = min(j, j1 - 1u);
+    var d = kdot(quarter * dq, jc * kd + kvh * HD + quarter * dq);
     if (jc == pos) {
       d = 0.0;
       for (var i = 0u; i < dq; i++) { d += qs[quarter * dq + i] * kc[quarter * dq + i]; }

@@ -9,13 +9,6 @@
 
 override ROWS: u32 = 32u;
 override KW: u32 = 0u;      // 32-weight words a row when fixed (cols / 32), 0: from P.cols (matvec.wgsl)
-override QST: bool = false; // the pre-quantised input copied into workgroup memory first (QXW =
-                            // cols / 4), while the weights' loads are on their way (matvec.wgsl)
-
-fn qin(w: u32) -> QBlock {
-  if (QST) { return qx_load(w); }
-  return qv_load(w);
-}
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> QI: array<vec4<u32>>;
@@ -33,7 +26,7 @@ fn rows_part(r0: u32, lane: u32) -> array<vec4<f32>, 2> {
   var au = vec4<f32>(0.0);
   for (var it = 0u; it < (nw + TPR - 1u) / TPR; it++) {
     let w = min(lane + it * TPR, nw - 1u);
-    let q = qin(w);
+    let q = qv_load(w);
     let bo = (w >> 2u) * 18u;
     let wo = bo + 2u + (w & 3u) * 4u;
     let dg = vec4<f32>(wscale(g.x + bo), wscale(g.y + bo), wscale(g.z + bo), wscale(g.w + bo));
@@ -55,24 +48,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let lane = tid % TPR;
   let grp = tid / TPR;
   let nw = p_cols() / 32u;
-  let guard = P.rows;  // read at the start, so that the end waits for no load
-  var touched = 0u;
-  if (QST) {
-    for (var k = 0u; k < (ROWS + groups * 4u - 1u) / (groups * 4u); k++) {
-      let g = rows4(wg.x * ROWS + (k * groups + grp) * 4u);
-      touched ^= w_touch(g, nw, lane) ^ w_touch(g + vec4<u32>(p_rows() * p_rb()), nw, lane);
-    }
-    for (var b = tid; b < nw; b += 256u) {
-      let q = qv_load(b);
-      qh[2u * b] = q.h0;
-      qh[2u * b + 1u] = q.h1;
-      ql[2u * b] = q.l0;
-      ql[2u * b + 1u] = q.l1;
-      qd[b] = q.d;
-      qsum[b] = q.s;
-    }
-    workgroupBarrier();
-  }
   var ss = 0.0;
   for (var w = lane; w < nw; w += TPR) { ss += qv_ssq(w); }
   let rs = inverseSqrt(lanes_sum(ss, tid) / f32(p_cols()) + P.eps);
@@ -90,6 +65,4 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   workgroupBarrier();
   if (S.n == 0u) { return; }  // (no token; checked last, so that no load waits for it)
   if (tid < 8u) { qv_put(tid, wg.x); }
-  // never (P.rows, not a constant the compiler could fold): keeps the touch loads
-  if (guard == 0u && touched == 1u) { QO[0] = 0u; }
 }
