@@ -385,11 +385,11 @@ for (const sg of [true, false]) {
         close(u.v, yr.map((v, i) => v * nw2[4 + i]), 1e-4, 'matvec QOUT values');
         assert.deepEqual(u.sums, u.qsums, 'matvec QOUT block sums');
         close(Float32Array.from(u.ss), Float32Array.from({ length: rows / 32 }, (_, b) => yr.subarray(32 * b, 32 * b + 32).reduce((a, v) => a + v * v, 0)), 1e-5, 'matvec QOUT sums of squares');
-        // the same with the pre-quantised input staged in workgroup memory first (QST, as the down product runs)
+        // the same with the pre-quantised input staged in workgroup memory first (QST: the down product)
         let ys;
-        [, , ys, , , , qo] = await H.run('matvec', { ROWS: 32, RESID: 1, QIN: 1, QOUT: 1, QST: 1, QXW: cols / 4 }, [W.bytes, 16, y0, nw2, 16, qp, (rows / 32) * 80],
-          { ...base, norm2_off: 4 }, { n: 1 }, [rows / 32]);
-        assert.deepEqual(new Float32Array(ys), new Float32Array(y), 'matvec QST: the same sums as from registers');
+        [, , ys, , , , qo] = await H.run('matvec', { ROWS: 32, RESID: 1, QIN: 1, QOUT: 1, QST: 1, QXW: cols / 4 },
+          [W.bytes, 16, y0, nw2, 16, qp, (rows / 32) * 80], { ...base, norm2_off: 4 }, { n: 1 }, [rows / 32]);
+        assert.deepEqual(new Float32Array(ys), new Float32Array(y), 'matvec QST: the same sums');
         assert.deepEqual(qvUnpack(qo, rows).v, u.v, 'matvec QST: the same quantised output');
         // the head: NORM + ARGMAX from a pre-quantised input
         let am;

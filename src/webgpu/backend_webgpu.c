@@ -907,8 +907,9 @@ static int ctx_pipelines(wg_ctx *c) {
     /* QIN kernels stage nothing (QXW 8 keeps their unused staging arrays small) but the down
      * product (QST: its rows are 3x longer; copying its pre-quantised input into workgroup memory
      * first leaves each lane only its weights to hold; within the plan's staging budget). QOUT
-     * needs 32 rows a workgroup (one output block): mv_rows is 32. The decode products and attention also
-     * get their shapes as constants (F_*, A_*: their first loads then wait for no uniform load). */
+     * needs 32 rows a workgroup (one output block): mv_rows is 32. The decode products and
+     * attention also get their shapes as constants (F_*, A_*: their first loads then wait for no
+     * uniform load). */
     const wg_model *wm = c->wm;
     const uint32_t E = (uint32_t)hp->n_embd, F = (uint32_t)hp->n_ff, QS = (uint32_t)(hp->q_dim + 2 * hp->kv_dim);
     const uint32_t orb = (uint32_t)wm->m->output->row_bytes;

@@ -1,21 +1,21 @@
-// matvec.wgsl — y = W h for one input row (decode): Q1_0 weights against the input quantised to
-// 16 bits per element (qx.wgsl: two dot4I8Packed per 4 weights instead of a float select and add
-// per weight). The input comes either pre-quantised (QIN: the producer wrote it in qx.wgsl's
-// block form, each lane loads the blocks it needs straight into registers; with NORM the 1 / rms
-// comes from the blocks' sums of squares, the norm weights are already in) or is staged whole by
-// every workgroup in workgroup memory: NORM: h = RMSNorm(x) * norm weights (reduced here: no
-// separate pass); COMBINE: the input is the attention of one token as split partials
-// (attn_dec.wgsl: PART[h][s] = {m, l, 0, 0, o[HD]}, HD + 4 floats, S = the step's splits),
-// merged here (one pass over a head's splits per 32-element block). Then a workgroup computes ROWS rows: invocations form groups of TPR that share
-// rows, a group takes 4 rows at a time, each lane takes every TPR-th 32-weight word and loads its
-// quantised inputs once for the 4 rows, and lanes_sum4 adds the group's partial sums. RESID:
-// y += W h (the residual add, in place). QOUT (ROWS = 32, rows a multiple of 32): the workgroup's
-// 32 outputs times the norm weights at norm2_off are also written pre-quantised to QO, as block
-// (row0 + first row) / 32, for the next product (qo.wgsl). LASTROW: the input row is S.last (the
-// last token of a prompt chunk). Output row r goes to Y[out_off + row0 + r] (row0: first row of
-// this part of a split matrix). ARGMAX: the workgroup also writes the best (order-preserving
-// key, row) of its rows to AM[row0 / ROWS + workgroup] (the output head: sample.wgsl reduces
-// these instead of scanning the whole vocabulary).
+// matvec.wgsl — y = W h for one input row (decode): Q1_0 weights against the input quantised to 16
+// bits per element (qx.wgsl: two dot4I8Packed per 4 weights instead of a float select and add per
+// weight). The input comes either pre-quantised (QIN: the producer wrote it in qx.wgsl's block
+// form, each lane loads the blocks it needs straight into registers; with NORM the 1 / rms comes
+// from the blocks' sums of squares, the norm weights are already in) or is staged whole by every
+// workgroup in workgroup memory: NORM: h = RMSNorm(x) * norm weights (reduced here: no separate
+// pass); COMBINE: the input is the attention of one token as split partials (attn_dec.wgsl:
+// PART[h][s] = {m, l, 0, 0, o[HD]}, HD + 4 floats, S = the step's splits), merged here (one pass
+// over a head's splits per 32-element block). Then a workgroup computes ROWS rows: invocations form
+// groups of TPR that share rows, a group takes 4 rows at a time, each lane takes every TPR-th
+// 32-weight word and loads its quantised inputs once for the 4 rows, and lanes_sum4 adds the
+// group's partial sums. RESID: y += W h (the residual add, in place). QOUT (ROWS = 32, rows a
+// multiple of 32): the workgroup's 32 outputs times the norm weights at norm2_off are also written
+// pre-quantised to QO, as block (row0 + first row) / 32, for the next product (qo.wgsl). LASTROW:
+// the input row is S.last (the last token of a prompt chunk). Output row r goes to
+// Y[out_off + row0 + r] (row0: first row of this part of a split matrix). ARGMAX: the workgroup also writes the best
+// (order-preserving key, row) of its rows to AM[row0 / ROWS + workgroup] (the output head:
+// sample.wgsl reduces these instead of scanning the whole vocabulary).
 
 override ROWS: u32 = 32u;
 override NORM: bool = false;

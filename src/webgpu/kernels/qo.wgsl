@@ -23,7 +23,8 @@ fn qv_put(tid: u32, b: u32) {
   let sc = q16_scale(amax);
   let c = j & 3u;
   let h = i + (j >> 2u);
-  let q = q16(vec4<f32>(qv_y[h][c], qv_y[h + 2u][c], qv_y[h + 4u][c], qv_y[h + 6u][c]), sc.y);  // elements 8 k + j
+  // elements 8 k + j, k < 4
+  let q = q16(vec4<f32>(qv_y[h][c], qv_y[h + 2u][c], qv_y[h + 4u][c], qv_y[h + 6u][c]), sc.y);
   let o = b * 20u;
   QO[o + j] = q16_hi(q);
   QO[o + 8u + j] = q16_lo(q);

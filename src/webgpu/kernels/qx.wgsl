@@ -76,13 +76,13 @@ fn qdot(bits: u32, q: QBlock) -> i32 {
 }
 
 // ---- pre-quantised inputs (decode) ----------------------------------------------------------
-// Between the decode kernels a vector travels already quantised in this form, so that the
-// consumer loads the blocks its lanes need straight into registers instead of every workgroup
-// staging (and norming) the whole input first. Block b (32 elements) is 20 words at word 20 b:
-// 8 hi words, 8 lo words (bytes interleaved as above), the scale d, the sum of q (i32), the sum of squares of the raw values
-// (f32), 0. The producer (qo.wgsl) quantises y * norm weights, so a consumer that norms only
-// multiplies by 1 / rms, which the sums of squares give it. The kernel declares
-// `QI: array<vec4<u32>>`.
+// Between the decode kernels a vector travels already quantised in this form, so that the consumer
+// loads the blocks its lanes need straight into registers instead of every workgroup staging (and
+// norming) the whole input first. Block b (32 elements) is 20 words at word 20 b: 8 hi words, 8 lo
+// words (bytes interleaved as above), the scale d, the sum of q (i32), the sum of squares of the
+// raw values (f32), 0. The producer (qo.wgsl) quantises y * norm weights, so a consumer that norms
+// only multiplies by 1 / rms, which the sums of squares give it. The kernel declares `QI:
+// array<vec4<u32>>`.
 
 fn qv_load(b: u32) -> QBlock {
   let o = b * 5u;
