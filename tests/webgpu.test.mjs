@@ -104,8 +104,9 @@ function qvPack(v, raw = v) {
       const q = Math.max(-32767, Math.min(32767, Math.round(Math.fround(v[b * 32 + k] * inv))));
       sum += q;
       ss += raw[b * 32 + k] ** 2;
-      out[b * 20 + (k >> 2)] |= ((q >> 8) & 255) << (8 * (k & 3));
-      out[b * 20 + 8 + (k >> 2)] |= (((q & 255) - 128) & 255) << (8 * (k & 3));
+      // interleaved bytes (qx.wgsl): element k is byte k >> 3 of word k & 7
+      out[b * 20 + (k & 7)] |= ((q >> 8) & 255) << (8 * (k >> 3));
+      out[b * 20 + 8 + (k & 7)] |= (((q & 255) - 128) & 255) << (8 * (k >> 3));
     }
     f[b * 20 + 16] = d;
     i32[b * 20 + 17] = sum;
@@ -120,8 +121,8 @@ function qvUnpack(buf, n) {
   for (let b = 0; b < n / 32; b++) {
     let qs = 0;
     for (let k = 0; k < 32; k++) {
-      const hi = ((w[b * 20 + (k >> 2)] >>> (8 * (k & 3))) << 24) >> 24;
-      const lo = ((w[b * 20 + 8 + (k >> 2)] >>> (8 * (k & 3))) << 24) >> 24;
+      const hi = ((w[b * 20 + (k & 7)] >>> (8 * (k >> 3))) << 24) >> 24;
+      const lo = ((w[b * 20 + 8 + (k & 7)] >>> (8 * (k >> 3))) << 24) >> 24;
       const q = 256 * hi + lo + 128;
       qs += q;
       v[b * 32 + k] = f[b * 20 + 16] * q;
@@ -354,7 +355,7 @@ for (const sg of [true, false]) {
         // ... and, as the Wo kernel does, its output times norm weights (at norm2_off) pre-quantised
         const nw2 = randn(r, 8 + 320, 2);
         let qo;
-        [, , y, , , , qo] = await H.run('matvec', { ROWS: 32, RESID: 1, COMBINE: 1, QOUT: 1, HD: HDc, CW: 2 * ns },
+        [, , y, , , , qo] = await H.run('matvec', { ROWS: 32, RESID: 1, COMBINE: 1, QOUT: 1, HD: HDc },
           [W.bytes, part, y0, nw2, 16, 16, 10 * 80], { ...base, norm2_off: 8 }, { n: 1, splits: ns }, [Math.ceil(rows / 32)]);
         const yc = ref2.map((v, i) => v + y0[i]);
         close(new Float32Array(y), yc, 1e-4, 'matvec combine');
@@ -384,6 +385,12 @@ for (const sg of [true, false]) {
         close(u.v, yr.map((v, i) => v * nw2[4 + i]), 1e-4, 'matvec QOUT values');
         assert.deepEqual(u.sums, u.qsums, 'matvec QOUT block sums');
         close(Float32Array.from(u.ss), Float32Array.from({ length: rows / 32 }, (_, b) => yr.subarray(32 * b, 32 * b + 32).reduce((a, v) => a + v * v, 0)), 1e-5, 'matvec QOUT sums of squares');
+        // the same with the pre-quantised input staged in workgroup memory first (QST: the down product)
+        let ys;
+        [, , ys, , , , qo] = await H.run('matvec', { ROWS: 32, RESID: 1, QIN: 1, QOUT: 1, QST: 1, QXW: cols / 4 },
+          [W.bytes, 16, y0, nw2, 16, qp, (rows / 32) * 80], { ...base, norm2_off: 4 }, { n: 1 }, [rows / 32]);
+        assert.deepEqual(new Float32Array(ys), new Float32Array(y), 'matvec QST: the same sums');
+        assert.deepEqual(qvUnpack(qo, rows).v, u.v, 'matvec QST: the same quantised output');
         // the head: NORM + ARGMAX from a pre-quantised input
         let am;
         [, , y, , am] = await H.run('matvec', { ROWS: 64, NORM: 1, QIN: 1, ARGMAX: 1, QXW: 8 }, [W.bytes, 16, rows * 4, 16, 8 * 4, qx, 4], base, { n: 1 }, [rows / 64]);

@@ -905,14 +905,17 @@ static int ctx_pipelines(wg_ctx *c) {
     uint32_t f16 = (uint32_t)c->kv_f16, rows = (uint32_t)c->mv_rows;
     const uint32_t qe = (uint32_t)hp->n_embd / 4, qf = (uint32_t)hp->n_ff / 4, qq = (uint32_t)hp->q_dim / 4;
     const uint32_t ke = qe / 8, kf = qf / 8, kq = qq / 8; /* 32-weight words a row */
-    /* QIN kernels stage nothing: QXW 8 keeps their (unused) staging arrays small. QOUT needs 32
-     * rows a workgroup (one output block): mv_rows is 32. The decode products and attention also
-     * get their shapes as constants (F_*, A_*: their first loads then wait for no uniform load). */
+    /* QIN kernels stage nothing (QXW 8 keeps their unused staging arrays small) but the down
+     * product (QST: its rows are 3x longer; copying its pre-quantised input into workgroup memory
+     * first leaves each lane only its weights to hold; within the plan's staging budget). QOUT
+     * needs 32 rows a workgroup (one output block): mv_rows is 32. The decode products and
+     * attention also get their shapes as constants (F_*, A_*: their first loads then wait for no
+     * uniform load). */
     const wg_model *wm = c->wm;
     const uint32_t E = (uint32_t)hp->n_embd, F = (uint32_t)hp->n_ff, QS = (uint32_t)(hp->q_dim + 2 * hp->kv_dim);
     const uint32_t orb = (uint32_t)wm->m->output->row_bytes;
-    const wg_const mv_down[] = {{"ROWS", rows},      {"RESID", 1},  {"QIN", 1},   {"QOUT", 1},
-                                {"QXW", 8},          {"KW", kf},    {"F_ROWS", E}, {"F_COLS", F},
+    const wg_const mv_down[] = {{"ROWS", rows},      {"RESID", 1},  {"QIN", 1},   {"QOUT", 1},   {"QST", 1},
+                                {"QXW", qf},         {"KW", kf},    {"F_ROWS", E}, {"F_COLS", F},
                                 {"F_RB", wm->rb_f}, {"F_WOFF", wm->off_down},       {"F_OUT", 0}};
     const wg_const mv_head[] = {{"ROWS", (uint32_t)c->head_rows}, {"NORM", 1}, {"LASTROW", 1}, {"ARGMAX", 1}, {"QXW", qe},
                                 {"KW", ke}};
@@ -922,7 +925,7 @@ static int ctx_pipelines(wg_ctx *c) {
                                {"KW", ke},           {"F_ROWS", QS}, {"F_COLS", E}, {"F_RB", wm->rb_e},
                                {"F_WOFF", wm->off_qkv}, {"F_OUT", 0}};
     const wg_const mv_wo[] = {{"ROWS", rows},      {"RESID", 1},   {"COMBINE", 1},  {"QOUT", 1},
-                              {"QXW", qq},         {"HD", hd},     {"KW", kq},      {"CW", (uint32_t)hp->n_head * ATT_SPLITS},
+                              {"QXW", qq},         {"HD", hd},     {"KW", kq},
                               {"F_ROWS", E},       {"F_COLS", (uint32_t)hp->q_dim}, {"F_RB", wm->rb_q},
                               {"F_WOFF", wm->off_o}, {"F_OUT", 0}};
     const wg_const adec[] = {{"HD", hd},
@@ -940,11 +943,11 @@ static int ctx_pipelines(wg_ctx *c) {
     c->pipe[K_EMBED] = gpu_pipeline("embed", 0, NULL);
     c->pipe[K_EMBED_Q] = gpu_pipeline("embed", 2, embq);
     c->pipe[K_RMSNORM] = gpu_pipeline("rmsnorm", 0, NULL);
-    c->pipe[K_MV_DOWN] = gpu_pipeline("matvec", 11, mv_down);
+    c->pipe[K_MV_DOWN] = gpu_pipeline("matvec", 12, mv_down);
     c->pipe[K_MV_HEAD] = gpu_pipeline("matvec", 6, mv_head);
     c->pipe[K_MV_HEAD_Q] = gpu_pipeline("matvec", 9, mv_headq);
     c->pipe[K_MV_QKV] = gpu_pipeline("matvec", 10, mv_qkv);
-    c->pipe[K_MV_WO] = gpu_pipeline("matvec", 13, mv_wo);
+    c->pipe[K_MV_WO] = gpu_pipeline("matvec", 12, mv_wo);
     c->pipe[K_ADEC] = gpu_pipeline("attn_dec", 6, adec);
     c->pipe[K_GATEUP] = gpu_pipeline("gateup", 6, gateup);
     c->pipe[K_ATTN] = gpu_pipeline("attention", 3, attn);

@@ -14,7 +14,7 @@
 // Keys go in tiles of 64: 4 invocations a key for the scores (HD / 4 dims each); each group of
 // TPR lanes then takes the tile's max and sum itself (no barrier), and every invocation owns 4
 // output dims of every (1024 / HD)-th key of the tile, its value rows loaded at once as 16-byte
-// reads before the softmax, with an online softmax across tiles.
+// reads together with the key rows, with an online softmax across tiles.
 
 override HD: u32 = 128u;       // head dimension: 32, 64, 128 or 256
 override KV16: bool = false;   // KV cache as f16 pairs (else f32)
@@ -115,8 +115,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let j0 = min(s * range, n_keys);
   let j1 = min(j0 + range, n_keys);
   let has_new = j1 == n_keys && j0 < j1;
-  let rq = inverseSqrt(wg_sum(sq, tid) / f32(HD) + P.eps);
-  let rk = inverseSqrt(wg_sum(sk, tid) / f32(HD) + P.eps);  // its barriers publish raw, kraw, vc
+  let ss = wg_sum2(vec2<f32>(sq, sk), tid);  // its barriers publish raw, kraw, vc
+  let rq = inverseSqrt(ss.x / f32(HD) + P.eps);
+  let rk = inverseSqrt(ss.y / f32(HD) + P.eps);
   if (tid < HD) {
     let j = tid % half;
     let qa = raw[j] * rq;
@@ -161,6 +162,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   var acc = vec4<f32>(0.0);
   for (var t0 = j0; t0 < j1; t0 += TK) {
     let j = t0 + kq;
+    // The value rows of this invocation's keys are loaded with the key rows (both sets of loads
+    // on their way at once; the values are used after the softmax).
+    let cnt = min(TK, j1 - t0);
+    var vr: array<vec4<f32>, 16>;  // TK / ng = HD / 16 of them
+    for (var i = 0u; i < TK / ng; i++) {
+      let jj = t0 + min(og + i * ng, cnt - 1u);
+      vr[i] = v_row(vbase + jj * kd);
+      if (jj == pos) { vr[i] = vec4<f32>(vc[od], vc[od + 1u], vc[od + 2u], vc[od + 3u]); }
+    }
     // unconditional loads of a valid row (no branch around them), the new key from kc
     let jc = min(j, j1 - 1u);
     var d = kdot(quarter * dq, jc * kd + kvh * HD + quarter * dq);
@@ -176,15 +186,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       sc[kq] = sv;
     }
     workgroupBarrier();
-    // The value rows of this invocation's keys first (their loads overlap the softmax), then the
-    // tile's max and sum, each group of TPR lanes reducing the TK scores itself.
-    let cnt = min(TK, j1 - t0);
-    var vr: array<vec4<f32>, 16>;  // TK / ng = HD / 16 of them
-    for (var i = 0u; i < TK / ng; i++) {
-      let jj = t0 + min(og + i * ng, cnt - 1u);
-      vr[i] = v_row(vbase + jj * kd);
-      if (jj == pos) { vr[i] = vec4<f32>(vc[od], vc[od + 1u], vc[od + 2u], vc[od + 3u]); }
-    }
+    // The tile's max and sum, each group of TPR lanes reducing the TK scores itself.
     var lm = -3.0e38;
     for (var c = lane; c < TK; c += TPR) { lm = max(lm, sc[c]); }
     let mt = max(m, lanes_max(lm, tid));

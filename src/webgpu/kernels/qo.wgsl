@@ -9,8 +9,9 @@ override QVB: u32 = 1u;  // blocks a workgroup produces
 var<workgroup> qv_y: array<vec4<f32>, QVB * 8u>;  // values to quantise
 var<workgroup> qv_r: array<vec4<f32>, QVB * 8u>;  // raw values (their sum of squares)
 
-// Invocation tid (< 8 * QVB) writes word tid % 8 of both halves of local block tid / 8 as global
-// block b; the first of each 8 also the block's scale and sums.
+// Invocation tid (< 8 * QVB) writes word tid % 8 (elements 8 k + tid % 8: qx.wgsl) of both
+// halves of local block tid / 8 as global block b; the first of each 8 also the block's scale
+// and sums.
 fn qv_put(tid: u32, b: u32) {
   let i = (tid / 8u) * 8u;
   let j = tid % 8u;
@@ -20,7 +21,10 @@ fn qv_put(tid: u32, b: u32) {
     amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
   }
   let sc = q16_scale(amax);
-  let q = q16(qv_y[i + j], sc.y);
+  let c = j & 3u;
+  let h = i + (j >> 2u);
+  // elements 8 k + j, k < 4
+  let q = q16(vec4<f32>(qv_y[h][c], qv_y[h + 2u][c], qv_y[h + 4u][c], qv_y[h + 6u][c]), sc.y);
   let o = b * 20u;
   QO[o + j] = q16_hi(q);
   QO[o + 8u + j] = q16_lo(q);

@@ -28,6 +28,18 @@ fn wg_sum(v: f32, tid: u32) -> f32 {
   return t;
 }
 
+// Two sums at once (one pair of barriers instead of two).
+var<workgroup> red_buf2: array<vec2<f32>, 256u / TPR>;
+fn wg_sum2(v: vec2<f32>, tid: u32) -> vec2<f32> {
+  let s = subgroupAdd(v);
+  if (tid % TPR == 0u) { red_buf2[tid / TPR] = s; }
+  workgroupBarrier();
+  var t = vec2<f32>(0.0);
+  for (var i = 0u; i < 256u / TPR; i++) { t += red_buf2[i]; }
+  workgroupBarrier();
+  return t;
+}
+
 fn wg_max(v: f32, tid: u32) -> f32 {
   let s = subgroupMax(v);
   if (tid % TPR == 0u) { red_buf[tid / TPR] = s; }

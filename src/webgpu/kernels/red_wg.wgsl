@@ -67,6 +67,19 @@ fn wg_sum(v: f32, tid: u32) -> f32 {
   return r;
 }
 
+// Two sums at once (one reduction instead of two).
+fn wg_sum2(v: vec2<f32>, tid: u32) -> vec2<f32> {
+  red_buf4[tid] = vec4<f32>(v, 0.0, 0.0);
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s = s >> 1u) {
+    if (tid < s) { red_buf4[tid] += red_buf4[tid + s]; }
+    workgroupBarrier();
+  }
+  let r = red_buf4[0].xy;
+  workgroupBarrier();
+  return r;
+}
+
 fn wg_max(v: f32, tid: u32) -> f32 {
   red_buf[tid] = v;
   workgroupBarrier();
