@@ -230,6 +230,8 @@ static void avx2_tile(const uint8_t *tile, int b0, int b1, const ck_act *x, int 
                                           2, 3, 6, 7, 10, 11, 14, 15);
     for (int b = b0; b < b1; b++) {
         const uint8_t *tb = tile + (size_t)b * CK_TB_BYTES;
+        if (nt == 1) /* the weight stream: cpu_kern.h */
+            for (int o = 0; o < CK_TB_BYTES; o += 64) _mm_prefetch((const char *)tb + CK_PREFETCH_BYTES + o, _MM_HINT_T0);
         __m256i idx[16];
         avx2_idx(tb, idx);
         /* scales of the even rows, then the odd ones */
@@ -249,11 +251,15 @@ static void avx2_tile(const uint8_t *tile, int b0, int b1, const ck_act *x, int 
 }
 
 /* Tokens in groups of 8, columns in slices whose tables (1.5 KB per token and block) stay in L1
- * while the slice is swept over the tiles: 16 blocks for one token, 2 for a group. */
+ * while the slice is swept over the tiles: 8 blocks for two tokens, 2 for a larger group. One
+ * token (generation) takes whole rows: its product is bound by the weight stream, which the
+ * hardware prefetchers follow best when each tile (nb * 288 bytes) is read once front to back;
+ * the tables of a long row (72 KB for 6144 columns) then come from L2. Slices of 16 blocks took
+ * ~40% longer per weight on a 6144-column matrix streamed from memory (Zen 4, bench/q1-kernels.c). */
 static void avx2_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
     const int nb = w->nb;
     for (int t0 = 0; t0 < n; t0 += 8) {
-        const int nt = n - t0 < 8 ? n - t0 : 8, sb = nt == 1 ? 16 : nt <= 2 ? 8 : 2;
+        const int nt = n - t0 < 8 ? n - t0 : 8, sb = nt == 1 ? nb : nt <= 2 ? 8 : 2;
         for (int b0 = 0; b0 < nb; b0 += sb) {
             const int b1 = b0 + sb < nb ? b0 + sb : nb;
             for (int tile = tile0; tile < tile1; tile++)

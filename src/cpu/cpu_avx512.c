@@ -157,6 +157,10 @@ AVX512_INLINE void avx512_tile2_t1(const uint8_t *ta, const uint8_t *tb, int nb,
     const __m512i ones = _mm512_set1_epi8(1);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
+        for (int o = 0; o < CK_TB_BYTES; o += 64) { /* both weight streams: cpu_kern.h */
+            _mm_prefetch((const char *)ta + (size_t)b * CK_TB_BYTES + CK_PREFETCH_BYTES + o, _MM_HINT_T0);
+            _mm_prefetch((const char *)tb + (size_t)b * CK_TB_BYTES + CK_PREFETCH_BYTES + o, _MM_HINT_T0);
+        }
         const uint64_t *m0 = (const uint64_t *)(const void *)(ta + (size_t)b * CK_TB_BYTES + 32);
         const uint64_t *m1 = (const uint64_t *)(const void *)(tb + (size_t)b * CK_TB_BYTES + 32);
         const int8_t *xb = xq + (size_t)b * CK_BLK, *lb = P == 2 ? xl + (size_t)b * CK_BLK : NULL;
