@@ -324,28 +324,30 @@ static void avx512_attn(const float *q, const float *k, const float *v, size_t s
     else ck_attn_generic(q, k, v, stride, npos, hd, scale, out, scratch);
 }
 
+/* One cache row of 128 floats or IEEE halves (f16) at element offset off, as floats at dst. */
+AVX512_INLINE void avx512_row128(float *dst, const void *src, size_t off, const int f16) {
+#pragma GCC unroll 8
+    for (int d = 0; d < 8; d++)
+        _mm512_store_ps(dst + 16 * d,
+                        f16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)((const uint16_t *)src + off + 16 * d)))
+                            : _mm512_loadu_ps((const float *)src + off + 16 * d));
+}
+
 /* Several queries of one KV head (head_dim 128). Keys and values are taken 16 rows (8 KB) at a
  * time and used by every query before moving on, so they are read from memory once and from L1
  * by the other queries. The 16 rows are first copied next to each other: in the cache they lie
  * kv_dim floats apart (4 KB for Qwen3-1.7B), which maps them all onto the same L1 sets and evicts
  * them before the next query. Pass 1 writes the scaled scores, pass 2 turns them into
  * unnormalised probabilities, pass 3 accumulates the values. */
-static void avx512_attn_multi(const float *const *q, float *const *out, const int *npos, int nq, const float *k,
-                              const float *v, size_t stride, int hd, float scale, float *sc) {
-    if (hd != 128) {
-        for (int i = 0; i < nq; i++) avx512_attn(q[i], k, v, stride, npos[i], hd, scale, out[i], sc);
-        return;
-    }
+AVX512_INLINE void avx512_attn_multi128(const float *const *q, float *const *out, const int *npos, int nq, const void *kp,
+                                        const void *vp, size_t stride, float scale, float *sc, const int f16) {
     int maxn = 0;
     for (int i = 0; i < nq; i++) maxn = npos[i] > maxn ? npos[i] : maxn;
     const __m512 vscale = _mm512_set1_ps(scale);
     __attribute__((aligned(64))) float blk[16 * 128]; /* 16 key or value rows, contiguous */
     int jb = 0;
     for (; jb + 16 <= maxn; jb += 16) {
-        for (int jj = 0; jj < 16; jj++)
-#pragma GCC unroll 8
-            for (int d = 0; d < 8; d++)
-                _mm512_store_ps(blk + 128 * jj + 16 * d, _mm512_loadu_ps(k + (size_t)(jb + jj) * stride + 16 * d));
+        for (int jj = 0; jj < 16; jj++) avx512_row128(blk + 128 * jj, kp, (size_t)(jb + jj) * stride, f16);
         for (int i = 0; i < nq; i++) {
             if (jb >= npos[i]) continue; /* keys past the query's position: masked below */
             __m512 qv[8], acc[16];
@@ -368,7 +370,8 @@ static void avx512_attn_multi(const float *const *q, float *const *out, const in
         }
     }
     for (; jb < maxn; jb++) { /* the last < 16 keys */
-        const float *kj = k + (size_t)jb * stride;
+        avx512_row128(blk, kp, (size_t)jb * stride, f16);
+        const float *kj = blk;
         for (int i = 0; i < nq; i++) {
             if (jb >= npos[i]) continue;
             __m512 a = _mm512_mul_ps(_mm512_loadu_ps(q[i]), _mm512_loadu_ps(kj));
@@ -403,10 +406,7 @@ static void avx512_attn_multi(const float *const *q, float *const *out, const in
     }
     for (jb = 0; jb < maxn; jb += 16) {
         const int jn = maxn - jb < 16 ? maxn - jb : 16;
-        for (int jj = 0; jj < jn; jj++)
-#pragma GCC unroll 8
-            for (int d = 0; d < 8; d++)
-                _mm512_store_ps(blk + 128 * jj + 16 * d, _mm512_loadu_ps(v + (size_t)(jb + jj) * stride + 16 * d));
+        for (int jj = 0; jj < jn; jj++) avx512_row128(blk + 128 * jj, vp, (size_t)(jb + jj) * stride, f16);
         /* Two queries at a time: 16 independent accumulator chains keep the FMA units busy. */
         for (int i = 0; i < nq; i += 2) {
             const int n0 = npos[i] - jb < jn ? npos[i] - jb : jn;
@@ -453,6 +453,24 @@ static void avx512_attn_multi(const float *const *q, float *const *out, const in
 #pragma GCC unroll 8
         for (int d = 0; d < 8; d++) _mm512_storeu_ps(out[i] + 16 * d, _mm512_mul_ps(_mm512_loadu_ps(out[i] + 16 * d), s));
     }
+}
+
+static void avx512_attn_multi(const float *const *q, float *const *out, const int *npos, int nq, const float *k,
+                              const float *v, size_t stride, int hd, float scale, float *sc) {
+    if (hd != 128) {
+        for (int i = 0; i < nq; i++) avx512_attn(q[i], k, v, stride, npos[i], hd, scale, out[i], sc);
+        return;
+    }
+    avx512_attn_multi128(q, out, npos, nq, k, v, stride, scale, sc, 0);
+}
+
+/* The same on a half cache: rows widened as they are copied into the block (no float copy of the
+ * cache; generation re-read every row of it a token). */
+static int avx512_attn_multi_f16(const float *const *q, float *const *out, const int *npos, int nq, const uint16_t *k,
+                                 const uint16_t *v, size_t stride, int hd, float scale, float *sc) {
+    if (hd != 128) return 0;
+    avx512_attn_multi128(q, out, npos, nq, k, v, stride, scale, sc, 1);
+    return 1;
 }
 
 /* ---- elementwise ----------------------------------------------------------------------------- */
@@ -531,6 +549,7 @@ const ck_isa ck_isa_avx512 = {
     .gemm = avx512_gemm,
     .attn = avx512_attn,
     .attn_multi = avx512_attn_multi,
+    .attn_multi_f16 = avx512_attn_multi_f16,
     .swiglu = avx512_swiglu,
     .f16_to_f32 = avx512_f16_to_f32,
     .f32_to_f16 = avx512_f32_to_f16,

@@ -94,6 +94,11 @@ typedef struct ck_isa {
      * scratch holds nq * max(npos) floats. */
     void (*attn_multi)(const float *const *q, float *const *out, const int *npos, int nq, const float *k,
                        const float *v, size_t stride, int hd, float scale, float *scratch);
+    /* Optional (NULL: the caller widens the rows to floats first): attn_multi on a cache of IEEE
+     * halves, k and v rows read and widened in place. Returns 0, having done nothing, for a
+     * head_dim it has no code for. */
+    int (*attn_multi_f16)(const float *const *q, float *const *out, const int *npos, int nq, const uint16_t *k,
+                          const uint16_t *v, size_t stride, int hd, float scale, float *scratch);
     /* Optional (NULL: the portable loop): g[i] = silu(g[i]) * u[i] for i < n. */
     void (*swiglu)(float *g, const float *u, size_t n);
     /* Optional (NULL: quant.h's scalar conversions, which these must equal bit for bit): IEEE
