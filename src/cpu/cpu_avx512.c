@@ -20,6 +20,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
+#define PFI (CK_PREFETCH_BYTES / CK_TB_BYTES) /* prefetch distance in tile-blocks */
 
 #define AVX512_INLINE static inline __attribute__((always_inline))
 
@@ -157,9 +158,15 @@ AVX512_INLINE void avx512_tile2_t1(const uint8_t *ta, const uint8_t *tb, int nb,
     const __m512i ones = _mm512_set1_epi8(1);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        for (int o = 0; o < CK_TB_BYTES; o += 64) { /* both weight streams: cpu_kern.h */
-            _mm_prefetch((const char *)ta + (size_t)b * CK_TB_BYTES + CK_PREFETCH_BYTES + o, _MM_HINT_T0);
-            _mm_prefetch((const char *)tb + (size_t)b * CK_TB_BYTES + CK_PREFETCH_BYTES + o, _MM_HINT_T0);
+        { /* both weight streams (cpu_kern.h): the block each reads PFI iterations on, in the next
+           * pair of tiles once past the end of these (tiles are adjacent: the next pair starts 2 nb
+           * tile-blocks after ta, and after tb) */
+            const int bp = b + PFI;
+            const size_t off = (size_t)(bp < nb ? bp : nb + bp) * CK_TB_BYTES;
+            for (int o = 0; o < CK_TB_BYTES; o += 64) {
+                _mm_prefetch((const char *)ta + off + o, _MM_HINT_T0);
+                _mm_prefetch((const char *)tb + off + o, _MM_HINT_T0);
+            }
         }
         const uint64_t *m0 = (const uint64_t *)(const void *)(ta + (size_t)b * CK_TB_BYTES + 32);
         const uint64_t *m1 = (const uint64_t *)(const void *)(tb + (size_t)b * CK_TB_BYTES + 32);

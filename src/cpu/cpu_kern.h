@@ -117,7 +117,7 @@ typedef struct ck_isa {
  * The hardware prefetchers alone keep too few lines in flight for one core to reach the memory
  * bound: the one-token kernels also prefetch the tile-block this many bytes ahead (8 tile-blocks;
  * past a tile's end that is the next tile, which is next in memory too). Measured on Zen 4 with
- * bench/q1-kernels.c on matrices larger than L3: 1.3x the weights per second for one thread. */
+ * bench/q1-kernels.c on matrices larger than L3: 1.2-1.5x the weights per second for one thread. */
 #define CK_PREFETCH_BYTES (8 * CK_TB_BYTES)
 
 extern const ck_isa ck_isa_generic, ck_isa_avx512, ck_isa_avx2, ck_isa_neon, ck_isa_wasm;
