@@ -6,11 +6,13 @@
  * per second, with the table-building cost per token. Sizes that fit L2 (the default 2048 x 2048:
  * 576 KiB) measure arithmetic, not memory: the ratio between tables is what to read, since a
  * shared machine moves the absolute figures. Not a test (tests/unit/test_kernels.c checks these
- * kernels); build and run:
+ * kernels). On AVX-512 VNNI machines the arithmetic peak of vpdpbusd is printed first, in the same
+ * unit (32 weights x tokens per instruction with two activation planes). Build and run:
  *   cc -O2 -std=c11 -Isrc/cpu -Isrc/core -Iinclude bench/q1-kernels.c build/libonebit.a -lm -lpthread -o build/q1-kernels
  *   build/q1-kernels [ROWS COLS N]      # every table this CPU runs, N tokens (default 1 and 64)
  */
 #define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +20,11 @@
 
 #include "cpu_kern.h"
 
+/* Thread CPU time: on a shared machine the time this thread was descheduled does not count (what
+ * other processes do to the caches and memory bus still does). */
 static double now_s(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -77,6 +81,40 @@ static void run(const ck_isa *isa, int rows, int cols, int n) {
     free(src); free(packed); free(x); free(a); free(c); free(y); free(q); free(ql); free(lut);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* The arithmetic peak the AVX-512 VNNI kernel works against: vpdpbusd on 512 bits, 12 independent
+ * accumulators (more than latency x throughput), timed like the products. One vpdpbusd does 64
+ * byte products: 32 weights x tokens of Q1_0 with two activation planes. */
+__attribute__((target("avx512f,avx512vnni"))) static double vnni_per_s(void) {
+    const __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(3);
+    /* distinct starting values: equal ones would be folded into one chain */
+    __m512i a0 = _mm512_set1_epi32(0), a1 = _mm512_set1_epi32(1), a2 = _mm512_set1_epi32(2), a3 = _mm512_set1_epi32(3),
+            a4 = _mm512_set1_epi32(4), a5 = _mm512_set1_epi32(5), a6 = _mm512_set1_epi32(6), a7 = _mm512_set1_epi32(7),
+            a8 = _mm512_set1_epi32(8), a9 = _mm512_set1_epi32(9), a10 = _mm512_set1_epi32(10), a11 = _mm512_set1_epi32(11);
+    const long iters = 2000000;
+    double best = 1e9;
+    for (int rep = 0; rep < 5; rep++) {
+        const double t0 = now_s();
+        for (long i = 0; i < iters; i++) {
+            a0 = _mm512_dpbusd_epi32(a0, a, b); a1 = _mm512_dpbusd_epi32(a1, a, b);
+            a2 = _mm512_dpbusd_epi32(a2, a, b); a3 = _mm512_dpbusd_epi32(a3, a, b);
+            a4 = _mm512_dpbusd_epi32(a4, a, b); a5 = _mm512_dpbusd_epi32(a5, a, b);
+            a6 = _mm512_dpbusd_epi32(a6, a, b); a7 = _mm512_dpbusd_epi32(a7, a, b);
+            a8 = _mm512_dpbusd_epi32(a8, a, b); a9 = _mm512_dpbusd_epi32(a9, a, b);
+            a10 = _mm512_dpbusd_epi32(a10, a, b); a11 = _mm512_dpbusd_epi32(a11, a, b);
+        }
+        const double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    const __m512i s0 = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                                        _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+    volatile int sink = _mm512_reduce_add_epi32(_mm512_add_epi32(s0, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11))));
+    (void)sink;
+    return 12.0 * (double)iters / best;
+}
+#endif
+
 int main(int argc, char **argv) {
     const int rows = argc > 1 ? atoi(argv[1]) : 2048, cols = argc > 2 ? atoi(argv[2]) : 2048;
     const int n = argc > 3 ? atoi(argv[3]) : 0;
@@ -85,6 +123,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     const ck_isa *isas[] = {&ck_isa_avx512, &ck_isa_avx2, &ck_isa_neon, &ck_isa_wasm, &ck_isa_generic};
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (ck_isa_avx512.compiled && ck_isa_avx512.supported()) {
+        const double v = vnni_per_s();
+        printf("vnni peak: %.2f G vpdpbusd zmm/s per thread = %.2f Gweights*tokens/s of Q1_0 (two planes)\n", v / 1e9,
+               v * 32 / 1e9);
+    }
+#endif
     for (int k = 0; k < 2; k++) {
         const int nt = n ? n : k == 0 ? 1 : 64;
         for (size_t i = 0; i < sizeof isas / sizeof *isas; i++)

@@ -11,9 +11,9 @@
  * A product quantises the activations (int16 as two int8 planes: int8 alone loses ~3% of the
  * logits over 28 layers, see cpu_kern.h; AVX2 and NEON then build each token's lookup tables), then
  * the threads claim chunks of row tiles until none are left. The KV cache holds IEEE halves (half the memory and the bytes read per token; the
- * logits move by ~0.04%); attention runs one task per KV head and group of tokens, which widens
- * the rows it needs to floats once and reads each key and value row once for all the queries of
- * the task. RMSNorm and SwiGLU are spread over the threads too. Weights of a type with an integer-dot
+ * logits move by ~0.04%); attention runs one task per KV head and group of tokens, which reads
+ * each key and value row once for all the queries of the task: widened in place by the ISA's
+ * attn_multi_f16 where it has one (AVX-512, AVX2), else widened to floats once per task first. RMSNorm and SwiGLU are spread over the threads too. Weights of a type with an integer-dot
  * kernel of the chosen instruction set (qk.h: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) are
  * multiplied in their file layout: the activations quantised to int8 once per batch, then groups of
  * 16 rows split over the threads. Weights of every other type of the table
@@ -399,6 +399,21 @@ static void cpuk_attn_run(void *arg, int begin, int end, int ith) {
     for (int task = begin; task < end; task++) {
         const int kvh = task / blocks, t0 = task % blocks * j->tok_per_task;
         const int t1 = t0 + j->tok_per_task < a->n ? t0 + j->tok_per_task : a->n;
+        if (j->k16 && j->isa->attn_multi_f16 && group <= CK_ATTN_MAXQ) {
+            /* The ISA reads the half cache in place (0: not for this head_dim, widen below). */
+            const float *qs[CK_ATTN_MAXQ];
+            float *outs[CK_ATTN_MAXQ];
+            int npos[CK_ATTN_MAXQ], nq = 0;
+            for (int t = t0; t < t1; t++)
+                for (int h = kvh * group; h < (kvh + 1) * group; h++, nq++) {
+                    qs[nq] = a->q + (size_t)t * QD + (size_t)h * HD;
+                    outs[nq] = a->out + (size_t)t * QD + (size_t)h * HD;
+                    npos[nq] = a->pos + t + 1;
+                }
+            if (j->isa->attn_multi_f16(qs, outs, npos, nq, j->k16 + (size_t)kvh * HD, j->v16 + (size_t)kvh * HD,
+                                       (size_t)KD, HD, a->scale, scores))
+                continue;
+        }
         const float *k, *v;
         size_t stride = (size_t)KD;
         if (j->k16) {

@@ -9,7 +9,8 @@
  * planes, against ~8 when the sign bits were expanded to bytes and multiplied with vpmaddubsw
  * (and ~5 with AVX-VNNI's vpdpbusd, which is why there is no AVX-VNNI variant: this path does not
  * multiply). The sums are exact integers, equal to the portable kernel's. Tokens go in groups of 8
- * over slices of columns whose tables stay in L1. Also attention (one query at a time), SwiGLU,
+ * over slices of columns whose tables stay in L1; one token takes whole rows, prefetched ahead.
+ * Also attention (one query at a time, on a float or a half cache), SwiGLU,
  * half <-> float conversion and the Q2_0 / TQ2_0 row decoders. Built with the flags of the
  * "per-ISA kernel flags" block of the Makefile; without them this file only defines an empty
  * table.
@@ -230,6 +231,8 @@ static void avx2_tile(const uint8_t *tile, int b0, int b1, const ck_act *x, int 
                                           2, 3, 6, 7, 10, 11, 14, 15);
     for (int b = b0; b < b1; b++) {
         const uint8_t *tb = tile + (size_t)b * CK_TB_BYTES;
+        if (nt == 1) /* the weight stream: cpu_kern.h */
+            for (int o = 0; o < CK_TB_BYTES; o += 64) _mm_prefetch((const char *)tb + CK_PREFETCH_BYTES + o, _MM_HINT_T0);
         __m256i idx[16];
         avx2_idx(tb, idx);
         /* scales of the even rows, then the odd ones */
@@ -249,11 +252,15 @@ static void avx2_tile(const uint8_t *tile, int b0, int b1, const ck_act *x, int 
 }
 
 /* Tokens in groups of 8, columns in slices whose tables (1.5 KB per token and block) stay in L1
- * while the slice is swept over the tiles: 16 blocks for one token, 2 for a group. */
+ * while the slice is swept over the tiles: 8 blocks for two tokens, 2 for a larger group. One
+ * token (generation) takes whole rows: its product is bound by the weight stream, which the
+ * hardware prefetchers follow best when each tile (nb * 288 bytes) is read once front to back;
+ * the tables of a long row (72 KB for 6144 columns) then come from L2. Slices of 16 blocks took
+ * ~40% longer per weight on a 6144-column matrix streamed from memory (Zen 4, bench/q1-kernels.c). */
 static void avx2_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
     const int nb = w->nb;
     for (int t0 = 0; t0 < n; t0 += 8) {
-        const int nt = n - t0 < 8 ? n - t0 : 8, sb = nt == 1 ? 16 : nt <= 2 ? 8 : 2;
+        const int nt = n - t0 < 8 ? n - t0 : 8, sb = nt == 1 ? nb : nt <= 2 ? 8 : 2;
         for (int b0 = 0; b0 < nb; b0 += sb) {
             const int b1 = b0 + sb < nb ? b0 + sb : nb;
             for (int tile = tile0; tile < tile1; tile++)
@@ -283,21 +290,24 @@ AVX2_INLINE __m256 avx2_exp(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
-static void avx2_attn(const float *q, const float *k, const float *v, size_t stride, int npos, int hd,
-                      float scale, float *out, float *sc) {
-    if (hd % 32) {
-        ck_attn_generic(q, k, v, stride, npos, hd, scale, out, sc);
-        return;
-    }
+/* 8 floats of a cache row: floats, or IEEE halves widened (f16). */
+AVX2_INLINE __m256 avx2_ld8(const void *p, size_t off, const int f16) {
+    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)p + off)))
+               : _mm256_loadu_ps((const float *)p + off);
+}
+
+/* One query (head_dim a multiple of 32) against a float or a half cache (f16: read in place). */
+AVX2_INLINE void avx2_attn_any(const float *q, const void *k, const void *v, size_t stride, int npos, int hd,
+                               float scale, float *out, float *sc, const int f16) {
     float mx = -INFINITY;
     for (int j = 0; j < npos; j++) {
-        const float *kj = k + (size_t)j * stride;
+        const size_t kj = (size_t)j * stride;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int i = 0; i < hd; i += 32) {
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kj + i), a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(kj + i + 8), a1);
-            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 16), _mm256_loadu_ps(kj + i + 16), a2);
-            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 24), _mm256_loadu_ps(kj + i + 24), a3);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), avx2_ld8(k, kj + i, f16), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), avx2_ld8(k, kj + i + 8, f16), a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 16), avx2_ld8(k, kj + i + 16, f16), a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 24), avx2_ld8(k, kj + i + 24, f16), a3);
         }
         sc[j] = avx2_hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) * scale;
         mx = sc[j] > mx ? sc[j] : mx;
@@ -319,18 +329,33 @@ static void avx2_attn(const float *q, const float *k, const float *v, size_t str
     for (int i = 0; i < hd; i += 32) {
         __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
         for (j = 0; j < npos; j++) {
-            const float *vj = v + (size_t)j * stride + i;
+            const size_t vj = (size_t)j * stride + i;
             const __m256 p = _mm256_set1_ps(sc[j]);
-            o0 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj), o0);
-            o1 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8), o1);
-            o2 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 16), o2);
-            o3 = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 24), o3);
+            o0 = _mm256_fmadd_ps(p, avx2_ld8(v, vj, f16), o0);
+            o1 = _mm256_fmadd_ps(p, avx2_ld8(v, vj + 8, f16), o1);
+            o2 = _mm256_fmadd_ps(p, avx2_ld8(v, vj + 16, f16), o2);
+            o3 = _mm256_fmadd_ps(p, avx2_ld8(v, vj + 24, f16), o3);
         }
         _mm256_storeu_ps(out + i, _mm256_mul_ps(o0, inv));
         _mm256_storeu_ps(out + i + 8, _mm256_mul_ps(o1, inv));
         _mm256_storeu_ps(out + i + 16, _mm256_mul_ps(o2, inv));
         _mm256_storeu_ps(out + i + 24, _mm256_mul_ps(o3, inv));
     }
+}
+
+static void avx2_attn(const float *q, const float *k, const float *v, size_t stride, int npos, int hd,
+                      float scale, float *out, float *sc) {
+    if (hd % 32) ck_attn_generic(q, k, v, stride, npos, hd, scale, out, sc);
+    else avx2_attn_any(q, k, v, stride, npos, hd, scale, out, sc, 0);
+}
+
+/* Queries of one KV head on a half cache, one at a time, the rows widened as they are read (no
+ * float copy of the cache, which generation re-read every row of a token). */
+static int avx2_attn_multi_f16(const float *const *q, float *const *out, const int *npos, int nq, const uint16_t *k,
+                               const uint16_t *v, size_t stride, int hd, float scale, float *sc) {
+    if (hd % 32) return 0;
+    for (int i = 0; i < nq; i++) avx2_attn_any(q[i], k, v, stride, npos[i], hd, scale, out[i], sc, 1);
+    return 1;
 }
 
 /* ---- elementwise ----------------------------------------------------------------------------- */
@@ -410,6 +435,7 @@ const ck_isa ck_isa_avx2 = {
     .lut = avx2_lut,
     .gemm = avx2_gemm,
     .attn = avx2_attn,
+    .attn_multi_f16 = avx2_attn_multi_f16,
     .swiglu = avx2_swiglu,
     .f16_to_f32 = avx2_f16_to_f32,
     .f32_to_f16 = avx2_f32_to_f16,

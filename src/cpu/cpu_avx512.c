@@ -20,6 +20,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
+#define PFI (CK_PREFETCH_BYTES / CK_TB_BYTES) /* prefetch distance in tile-blocks */
 
 #define AVX512_INLINE static inline __attribute__((always_inline))
 
@@ -157,6 +158,16 @@ AVX512_INLINE void avx512_tile2_t1(const uint8_t *ta, const uint8_t *tb, int nb,
     const __m512i ones = _mm512_set1_epi8(1);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
+        { /* both weight streams (cpu_kern.h): the block each reads PFI iterations on, in the next
+           * pair of tiles once past the end of these (tiles are adjacent: the next pair starts 2 nb
+           * tile-blocks after ta, and after tb) */
+            const int bp = b + PFI;
+            const size_t off = (size_t)(bp < nb ? bp : nb + bp) * CK_TB_BYTES;
+            for (int o = 0; o < CK_TB_BYTES; o += 64) {
+                _mm_prefetch((const char *)ta + off + o, _MM_HINT_T0);
+                _mm_prefetch((const char *)tb + off + o, _MM_HINT_T0);
+            }
+        }
         const uint64_t *m0 = (const uint64_t *)(const void *)(ta + (size_t)b * CK_TB_BYTES + 32);
         const uint64_t *m1 = (const uint64_t *)(const void *)(tb + (size_t)b * CK_TB_BYTES + 32);
         const int8_t *xb = xq + (size_t)b * CK_BLK, *lb = P == 2 ? xl + (size_t)b * CK_BLK : NULL;
@@ -320,28 +331,30 @@ static void avx512_attn(const float *q, const float *k, const float *v, size_t s
     else ck_attn_generic(q, k, v, stride, npos, hd, scale, out, scratch);
 }
 
+/* One cache row of 128 floats or IEEE halves (f16) at element offset off, as floats at dst. */
+AVX512_INLINE void avx512_row128(float *dst, const void *src, size_t off, const int f16) {
+#pragma GCC unroll 8
+    for (int d = 0; d < 8; d++)
+        _mm512_store_ps(dst + 16 * d,
+                        f16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)((const uint16_t *)src + off + 16 * d)))
+                            : _mm512_loadu_ps((const float *)src + off + 16 * d));
+}
+
 /* Several queries of one KV head (head_dim 128). Keys and values are taken 16 rows (8 KB) at a
  * time and used by every query before moving on, so they are read from memory once and from L1
  * by the other queries. The 16 rows are first copied next to each other: in the cache they lie
  * kv_dim floats apart (4 KB for Qwen3-1.7B), which maps them all onto the same L1 sets and evicts
  * them before the next query. Pass 1 writes the scaled scores, pass 2 turns them into
  * unnormalised probabilities, pass 3 accumulates the values. */
-static void avx512_attn_multi(const float *const *q, float *const *out, const int *npos, int nq, const float *k,
-                              const float *v, size_t stride, int hd, float scale, float *sc) {
-    if (hd != 128) {
-        for (int i = 0; i < nq; i++) avx512_attn(q[i], k, v, stride, npos[i], hd, scale, out[i], sc);
-        return;
-    }
+AVX512_INLINE void avx512_attn_multi128(const float *const *q, float *const *out, const int *npos, int nq, const void *kp,
+                                        const void *vp, size_t stride, float scale, float *sc, const int f16) {
     int maxn = 0;
     for (int i = 0; i < nq; i++) maxn = npos[i] > maxn ? npos[i] : maxn;
     const __m512 vscale = _mm512_set1_ps(scale);
     __attribute__((aligned(64))) float blk[16 * 128]; /* 16 key or value rows, contiguous */
     int jb = 0;
     for (; jb + 16 <= maxn; jb += 16) {
-        for (int jj = 0; jj < 16; jj++)
-#pragma GCC unroll 8
-            for (int d = 0; d < 8; d++)
-                _mm512_store_ps(blk + 128 * jj + 16 * d, _mm512_loadu_ps(k + (size_t)(jb + jj) * stride + 16 * d));
+        for (int jj = 0; jj < 16; jj++) avx512_row128(blk + 128 * jj, kp, (size_t)(jb + jj) * stride, f16);
         for (int i = 0; i < nq; i++) {
             if (jb >= npos[i]) continue; /* keys past the query's position: masked below */
             __m512 qv[8], acc[16];
@@ -364,7 +377,8 @@ static void avx512_attn_multi(const float *const *q, float *const *out, const in
         }
     }
     for (; jb < maxn; jb++) { /* the last < 16 keys */
-        const float *kj = k + (size_t)jb * stride;
+        avx512_row128(blk, kp, (size_t)jb * stride, f16);
+        const float *kj = blk;
         for (int i = 0; i < nq; i++) {
             if (jb >= npos[i]) continue;
             __m512 a = _mm512_mul_ps(_mm512_loadu_ps(q[i]), _mm512_loadu_ps(kj));
@@ -399,10 +413,7 @@ static void avx512_attn_multi(const float *const *q, float *const *out, const in
     }
     for (jb = 0; jb < maxn; jb += 16) {
         const int jn = maxn - jb < 16 ? maxn - jb : 16;
-        for (int jj = 0; jj < jn; jj++)
-#pragma GCC unroll 8
-            for (int d = 0; d < 8; d++)
-                _mm512_store_ps(blk + 128 * jj + 16 * d, _mm512_loadu_ps(v + (size_t)(jb + jj) * stride + 16 * d));
+        for (int jj = 0; jj < jn; jj++) avx512_row128(blk + 128 * jj, vp, (size_t)(jb + jj) * stride, f16);
         /* Two queries at a time: 16 independent accumulator chains keep the FMA units busy. */
         for (int i = 0; i < nq; i += 2) {
             const int n0 = npos[i] - jb < jn ? npos[i] - jb : jn;
@@ -449,6 +460,24 @@ static void avx512_attn_multi(const float *const *q, float *const *out, const in
 #pragma GCC unroll 8
         for (int d = 0; d < 8; d++) _mm512_storeu_ps(out[i] + 16 * d, _mm512_mul_ps(_mm512_loadu_ps(out[i] + 16 * d), s));
     }
+}
+
+static void avx512_attn_multi(const float *const *q, float *const *out, const int *npos, int nq, const float *k,
+                              const float *v, size_t stride, int hd, float scale, float *sc) {
+    if (hd != 128) {
+        for (int i = 0; i < nq; i++) avx512_attn(q[i], k, v, stride, npos[i], hd, scale, out[i], sc);
+        return;
+    }
+    avx512_attn_multi128(q, out, npos, nq, k, v, stride, scale, sc, 0);
+}
+
+/* The same on a half cache: rows widened as they are copied into the block (no float copy of the
+ * cache; generation re-read every row of it a token). */
+static int avx512_attn_multi_f16(const float *const *q, float *const *out, const int *npos, int nq, const uint16_t *k,
+                                 const uint16_t *v, size_t stride, int hd, float scale, float *sc) {
+    if (hd != 128) return 0;
+    avx512_attn_multi128(q, out, npos, nq, k, v, stride, scale, sc, 1);
+    return 1;
 }
 
 /* ---- elementwise ----------------------------------------------------------------------------- */
@@ -527,6 +556,7 @@ const ck_isa ck_isa_avx512 = {
     .gemm = avx512_gemm,
     .attn = avx512_attn,
     .attn_multi = avx512_attn_multi,
+    .attn_multi_f16 = avx512_attn_multi_f16,
     .swiglu = avx512_swiglu,
     .f16_to_f32 = avx512_f16_to_f32,
     .f32_to_f16 = avx512_f32_to_f16,

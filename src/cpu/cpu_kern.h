@@ -94,6 +94,11 @@ typedef struct ck_isa {
      * scratch holds nq * max(npos) floats. */
     void (*attn_multi)(const float *const *q, float *const *out, const int *npos, int nq, const float *k,
                        const float *v, size_t stride, int hd, float scale, float *scratch);
+    /* Optional (NULL: the caller widens the rows to floats first): attn_multi on a cache of IEEE
+     * halves, k and v rows read and widened in place. Returns 0, having done nothing, for a
+     * head_dim it has no code for. */
+    int (*attn_multi_f16)(const float *const *q, float *const *out, const int *npos, int nq, const uint16_t *k,
+                          const uint16_t *v, size_t stride, int hd, float scale, float *scratch);
     /* Optional (NULL: the portable loop): g[i] = silu(g[i]) * u[i] for i < n. */
     void (*swiglu)(float *g, const float *u, size_t n);
     /* Optional (NULL: quant.h's scalar conversions, which these must equal bit for bit): IEEE
@@ -107,6 +112,13 @@ typedef struct ck_isa {
 } ck_isa;
 
 #define CK_ATTN_MAXQ 16
+
+/* Generation (one token) streams each repacked matrix from memory once, a tile front to back.
+ * The hardware prefetchers alone keep too few lines in flight for one core to reach the memory
+ * bound: the one-token kernels also prefetch the tile-block this many bytes ahead (8 tile-blocks;
+ * past a tile's end that is the next tile, which is next in memory too). Measured on Zen 4 with
+ * bench/q1-kernels.c on matrices larger than L3: 1.2-1.5x the weights per second for one thread. */
+#define CK_PREFETCH_BYTES (8 * CK_TB_BYTES)
 
 extern const ck_isa ck_isa_generic, ck_isa_avx512, ck_isa_avx2, ck_isa_neon, ck_isa_wasm;
 

@@ -14,7 +14,8 @@
  *    element), and the relative RMS error over all cases stays under 1% for int8 (measured
  *    ~0.65%: step/sqrt(12) relative to the input's RMS) and under 0.01% for int16 (~0.005%);
  *  - attention matches scalar_attention to 1e-4 absolute (unit Gaussian values), one query at a
- *    time and several queries of one KV head with different causal lengths at once;
+ *    time and several queries of one KV head with different causal lengths at once (on a float
+ *    cache, and with attn_multi_f16 on the same rows as IEEE halves);
  *  - SwiGLU matches the forward pass's formula to 1e-5 relative (extreme inputs included);
  *  - half <-> float conversions are bit-identical to quant.h's (zeros, overflow, subnormals);
  *  - through the backend's kernel table with 1 and 3 threads: Q1_0 (relative RMS < 5e-4) and every
@@ -266,9 +267,10 @@ static void test_attn(const ck_isa *isa) {
         }
 }
 
-/* Several queries of one KV head at once (attn_multi), each against the reference on its own. */
-static void test_attn_multi(const ck_isa *isa) {
-    if (!isa->attn_multi) return;
+/* Several queries of one KV head at once (attn_multi, and attn_multi_f16 on the same keys and
+ * values as IEEE halves), each against the reference on its own. */
+static void test_attn_multi(const ck_isa *isa, int f16) {
+    if (f16 ? !isa->attn_multi_f16 : !isa->attn_multi) return;
     static const int nqs[] = {1, 2, 5, 16};
     static const int maxns[] = {1, 15, 16, 40, 300};
     for (int hi = 0; hi < 2; hi++)
@@ -283,13 +285,24 @@ static void test_attn_multi(const ck_isa *isa) {
                 int npos[CK_ATTN_MAXQ];
                 for (int i = 0; i < nq * hd; i++) q[i] = rng_gauss();
                 for (int i = 0; i < maxn * H * hd; i++) k[i] = rng_gauss(), v[i] = rng_gauss();
+                uint16_t *k16 = xalloc((size_t)maxn * H * hd * 2), *v16 = xalloc((size_t)maxn * H * hd * 2);
+                for (int i = 0; f16 && i < maxn * H * hd; i++) { /* the reference sees the halves' values */
+                    k16[i] = ob_f32_to_fp16(k[i]), v16[i] = ob_f32_to_fp16(v[i]);
+                    k[i] = ob_fp16_to_f32(k16[i]), v[i] = ob_fp16_to_f32(v16[i]);
+                }
                 for (int i = 0; i < nq; i++) {
                     qp[i] = q + (size_t)i * hd;
                     op[i] = o + (size_t)i * hd;
                     npos[i] = i % 3 == 2 ? 1 + (int)(rng_u64() % (uint64_t)maxn) : maxn - (nq - 1 - i) > 0 ? maxn - (nq - 1 - i) : 1;
                 }
                 const float scale = 1.0f / sqrtf((float)hd);
-                isa->attn_multi(qp, op, npos, nq, k, v, (size_t)H * hd, hd, scale, scr);
+                if (!f16) isa->attn_multi(qp, op, npos, nq, k, v, (size_t)H * hd, hd, scale, scr);
+                else if (!isa->attn_multi_f16(qp, op, npos, nq, k16, v16, (size_t)H * hd, hd, scale, scr)) {
+                    /* a head_dim it declines: the backend widens the rows instead (cpuk_attn_run) */
+                    CHECK(hd != 128, "%s attn_multi_f16 declined head_dim 128", isa->name);
+                    free(q); free(k); free(v); free(o); free(scr); free(qh); free(oref); free(k16); free(v16);
+                    continue;
+                }
                 double worst = 0;
                 for (int i = 0; i < nq; i++) {
                     memset(qh, 0, (size_t)H * hd * 4);
@@ -301,9 +314,9 @@ static void test_attn_multi(const ck_isa *isa) {
                         if (e > worst) worst = e;
                     }
                 }
-                CHECK(worst < 1e-4, "%s attention of %d queries, hd=%d, up to %d keys: max difference %.3g", isa->name, nq,
-                      hd, maxn, worst);
-                free(q); free(k); free(v); free(o); free(scr); free(qh); free(oref);
+                CHECK(worst < 1e-4, "%s attention%s of %d queries, hd=%d, up to %d keys: max difference %.3g", isa->name,
+                      f16 ? " (half cache)" : "", nq, hd, maxn, worst);
+                free(q); free(k); free(v); free(o); free(scr); free(qh); free(oref); free(k16); free(v16);
             }
 }
 
@@ -628,7 +641,12 @@ int main(int argc, char **argv) {
         test_quant(isa);
         test_gemm(isa);
         test_attn(isa);
-        test_attn_multi(isa);
+        test_attn_multi(isa, 0);
+        {   /* its own random draws: the later tests keep the inputs they were tuned on */
+            const unsigned long long saved = rng_state;
+            test_attn_multi(isa, 1);
+            rng_state = saved;
+        }
         test_swiglu(isa);
         test_f16(isa);
         test_dq(isa);
