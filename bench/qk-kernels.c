@@ -5,7 +5,7 @@
  * processes on a shared machine), best of 9 timings of ~30 ms of repetitions; printed as G weight x
  * token products per second. Not a test (tests/unit/test_qk.c checks the kernels); build and run:
  *   cc -O2 -std=c11 -Isrc/cpu -Isrc/core -Iinclude bench/qk-kernels.c build/libonebit.a -lm -lpthread -o build/qk-kernels
- *   build/qk-kernels [ROWS COLS]      # default 2048 x 2048; n = 1, 16 and 64 tokens
+ *   build/qk-kernels [ROWS COLS [TYPE]]   # default 2048 x 2048, every type; n = 1, 16 and 64 tokens
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -72,6 +72,7 @@ int main(int argc, char **argv) {
     printf("%-8s %-6s %-6s %10s %10s %10s\n", "table", "type", "layout", "n=1", "n=16", "n=64");
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         const ob_type_row *tr = ob_type_find(types[ti]);
+        if (argc > 3 && strcmp(argv[3], tr->name) != 0) continue;
         const size_t rb = (size_t)cols / tr->block * tr->bytes;
         uint8_t *w = xalloc((size_t)rows * rb);
         for (size_t i = 0; i < (size_t)rows * rb; i++) w[i] = (uint8_t)rand();

@@ -87,7 +87,11 @@ const qk_kern *qk_in(const qk_isa *isa, uint32_t type);
  *   Q4_0 (144 bytes, as 8 file blocks): the 8 rows' fp16 scales d (16 bytes), then 4 chunks of 32
  *     bytes, chunk j byte 4r + c = code of row r, column 4j + c (low nibble) and 16 + 4j + c (high);
  *   Q8_0 (272 bytes, as 8 file blocks): the 8 fp16 scales, then 8 chunks of 32 bytes, chunk j byte
- *     4r + c = code (int8) of row r, column 4j + c.
+ *     4r + c = code (int8) of row r, column 4j + c;
+ *   Q4_K (1184 bytes a super-block of 256 columns, 8 x 148 against 8 x 144 in the file): fp16 d[8],
+ *     fp16 dmin[8], the 6-bit scales sc[sub-block s][row r] and minimums mn[s][r] as bytes (64 + 64),
+ *     then 32 chunks of 32 bytes, chunk 8k + j byte 4r + c = code of row r, column 64k + 4j + c
+ *     (low nibble: sub-block 2k) and 64k + 32 + 4j + c (high: sub-block 2k + 1).
  * So a chunk (its nibbles for Q4_0) is one 4-way byte dot product per row in one 32-bit lane: with
  * a token's 4 activations of those columns broadcast to the 8 lanes, one vpdpbusd (or vpmaddubsw +
  * vpmaddwd) adds 4 products to each of 8 rows, and a block's integer dot of 8 rows is 8 such

@@ -23,11 +23,25 @@ static size_t qp_gb_bytes(uint32_t type) {
     switch (type) {
     case GGML_Q4_0: return 16 + 128;
     case GGML_Q8_0: return 16 + 256;
+    case GGML_Q4_K: return 32 + 128 + 1024;
     default: return 0;
     }
 }
 
-static int qp_blk(uint32_t type) { (void)type; return 32; }
+static int qp_blk(uint32_t type) { return type == GGML_Q4_K ? 256 : 32; }
+
+static int qp_src_bytes(uint32_t type) { return type == GGML_Q4_0 ? 18 : type == GGML_Q8_0 ? 34 : 144; }
+
+/* The 6-bit scale and min of sub-block j (0..7) of Q4_K (quant.c documents the packing). */
+static void qp_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *mn) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *mn = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 15) | (q[j - 4] >> 6) << 4);
+        *mn = (uint8_t)((q[j + 4] >> 4) | (q[j] >> 6) << 4);
+    }
+}
 
 void qk_pack_offsets(const int16_t *s, int nb, int32_t *o) {
     for (int b = 0; b < nb; b++) o[b] = -8 * (s[2 * b] + s[2 * b + 1]);
@@ -49,9 +63,16 @@ void qk_repack(uint32_t type, const uint8_t *src, size_t row_bytes, int rows, in
             for (int r = 0; r < QK_PR; r++) {
                 const int row = QK_PR * g + r;
                 if (row >= rows) break;
-                const uint8_t *blk = src + (size_t)row * row_bytes + (size_t)b * (type == GGML_Q4_0 ? 18 : 34);
+                const uint8_t *blk = src + (size_t)row * row_bytes + (size_t)b * qp_src_bytes(type);
                 memcpy(o + 2 * r, blk, 2); /* fp16 scale */
-                if (type == GGML_Q4_0) {
+                if (type == GGML_Q4_K) {
+                    memcpy(o + 16 + 2 * r, blk + 2, 2); /* fp16 dmin */
+                    for (int sb = 0; sb < 8; sb++) qp_scale_min(sb, blk + 4, &o[32 + 8 * sb + r], &o[96 + 8 * sb + r]);
+                    /* file: qs[32k + i] = weight 64k + i (low nibble), 64k + 32 + i (high) */
+                    for (int k = 0; k < 4; k++)
+                        for (int j = 0; j < 8; j++)
+                            for (int c = 0; c < 4; c++) o[160 + 256 * k + 32 * j + 4 * r + c] = blk[16 + 32 * k + 4 * j + c];
+                } else if (type == GGML_Q4_0) {
                     /* file: byte i = column i (low nibble), column 16 + i (high) */
                     for (int j = 0; j < 4; j++)
                         for (int c = 0; c < 4; c++) o[16 + 32 * j + 4 * r + c] = blk[2 + 4 * j + c];

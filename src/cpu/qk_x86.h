@@ -246,6 +246,7 @@ typedef struct qk_ptok {
     const int8_t *q;
     const float *d;
     const int32_t *o;
+    const int16_t *s;              /* sums per 16 (K-quants) */
 } qk_ptok;
 
 /* Integer dot of one token's block (xq: its 32 codes) with 8 rows' decoded codes u[8] (lane r: row
@@ -373,7 +374,7 @@ QK_XI void qk_pack_rows(const int kind, const uint8_t *p, int nb, int g0, int g1
             const int nt = n - t0 < QK_TILE_NT ? n - t0 : QK_TILE_NT;
             qk_ptok tk[QK_TILE_NT];
             for (int t = 0; t < nt; t++)
-                tk[t] = (qk_ptok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, o + (size_t)(t0 + t) * nb};
+                tk[t] = (qk_ptok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, o + (size_t)(t0 + t) * nb, NULL};
             int g = gc;
 #if QK_VNNI
             for (; g + 2 <= ge; g += 2) {
@@ -417,6 +418,98 @@ QK_XI void qk_pack_rows(const int kind, const uint8_t *p, int nb, int g0, int g1
     }
 }
 
+#if QK_VNNI
+/* Q4_K, two groups (16 rows, lanes 0..7 group p0, 8..15 group p1; p1 = p0 for a lone last group)
+ * over nb super-blocks: per sub-block, 8 vpdpbusd per token give the 16 rows' integer dots, times
+ * the sub-block scales (int32 multiply) into one sum a token; the minimums come from the token's
+ * sums per 16 (vpdpwssd with each minimum paired with itself). */
+QK_XI void qk_pack_tile_k4(const uint8_t *p0, const uint8_t *p1, int nb, const qk_ptok *tk, const int nt, __m512 *acc) {
+    const __m512i m4 = _mm512_set1_epi8(15);
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++, p0 += 1184, p1 += 1184) {
+        const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)p1), _mm_loadu_si128((const __m128i *)p0)));
+        const __m512 mw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)(p1 + 16)), _mm_loadu_si128((const __m128i *)(p0 + 16))));
+        __m512i isum[QK_TILE_NT];
+        for (int t = 0; t < nt; t++) isum[t] = _mm512_setzero_si512();
+        for (int sb = 0; sb < 8; sb++) {
+            uint64_t s0, s1;
+            memcpy(&s0, p0 + 32 + 8 * sb, 8);
+            memcpy(&s1, p1 + 32 + 8 * sb, 8);
+            const __m512i sc = _mm512_cvtepu8_epi32(_mm_set_epi64x((long long)s1, (long long)s0));
+            const uint8_t *c0 = p0 + 160 + 256 * (sb / 2), *c1 = p1 + 160 + 256 * (sb / 2);
+            __m512i u[8];
+            for (int j = 0; j < 8; j++) {
+                const __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(c0 + 32 * j))),
+                                                       _mm256_loadu_si256((const __m256i *)(c1 + 32 * j)), 1);
+                u[j] = _mm512_and_si512(sb & 1 ? _mm512_srli_epi16(raw, 4) : raw, m4);
+            }
+            for (int t = 0; t < nt; t++) {
+                int32_t xv[8];
+                memcpy(xv, tk[t].q + 256 * b + 32 * sb, 32);
+                __m512i dot = _mm512_setzero_si512();
+                for (int j = 0; j < 8; j++) dot = _mm512_dpbusd_epi32(dot, u[j], _mm512_set1_epi32(xv[j]));
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(dot, sc));
+            }
+        }
+        __m512i mn[8];
+        for (int sb = 0; sb < 8; sb++) {
+            uint64_t m0, m1;
+            memcpy(&m0, p0 + 96 + 8 * sb, 8);
+            memcpy(&m1, p1 + 96 + 8 * sb, 8);
+            const __m512i m = _mm512_cvtepu8_epi32(_mm_set_epi64x((long long)m1, (long long)m0));
+            mn[sb] = _mm512_or_si512(m, _mm512_slli_epi32(m, 16));
+        }
+        for (int t = 0; t < nt; t++) {
+            int32_t sv[8]; /* pairs of the token's sums per 16: sub-block s */
+            memcpy(sv, tk[t].s + 16 * b, 32);
+            __m512i ms = _mm512_setzero_si512();
+            for (int sb = 0; sb < 8; sb++) ms = _mm512_dpwssd_epi32(ms, mn[sb], _mm512_set1_epi32(sv[sb]));
+            const __m512 dx = _mm512_set1_ps(tk[t].d[b]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(dw, dx), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(mw, dx), acc[t]);
+        }
+    }
+}
+
+static void QK_FN(pk_q4_k)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
+                           float *y, size_t ys) {
+    (void)o;
+    const size_t gs = (size_t)nb * 1184;
+    for (int gc = g0; gc < g1; gc += QK_PG) {
+        const int ge = gc + QK_PG < g1 ? gc + QK_PG : g1;
+        for (int t0 = 0; t0 < n; t0 += QK_TILE_NT) {
+            const int nt = n - t0 < QK_TILE_NT ? n - t0 : QK_TILE_NT;
+            qk_ptok tk[QK_TILE_NT];
+            for (int t = 0; t < nt; t++)
+                tk[t] = (qk_ptok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, NULL,
+                                  x->s + (size_t)(t0 + t) * (x->cols / 16)};
+            for (int g = gc; g < ge; g += 2) {
+                const uint8_t *pg = p + (size_t)g * gs, *pg1 = g + 1 < ge ? pg + gs : pg;
+                __m512 acc[QK_TILE_NT];
+#define QK_TK(NT) qk_pack_tile_k4(pg, pg1, nb, tk, NT, acc)
+                QK_PACK_CASES(QK_TK)
+#undef QK_TK
+                int nr = rows - QK_PR * g < 2 * QK_PR ? rows - QK_PR * g : 2 * QK_PR;
+                if (g + 1 >= ge && nr > QK_PR) nr = QK_PR;
+                for (int t = 0; t < nt; t++) {
+                    float *out = y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g;
+                    if (nr == 2 * QK_PR) {
+                        _mm512_storeu_ps(out, acc[t]);
+                    } else {
+                        float tmp[2 * QK_PR];
+                        _mm512_storeu_ps(tmp, acc[t]);
+                        qk_store_rows(out, tmp, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+#define QK_PK_Q4_K QK_FN(pk_q4_k)
+#else
+#define QK_PK_Q4_K NULL
+#endif
+
 static void QK_FN(pk_q8_0)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
                            float *y, size_t ys) {
     qk_pack_rows(0, p, nb, g0, g1, rows, x, o, n, y, ys);
@@ -448,7 +541,7 @@ QK_ROWS(q6_k, QK_C_Q6_K)
 static const qk_kern QK_FN(kerns)[] = {
     {GGML_Q8_0, QK_ACT32, QK_FN(q8_0), QK_FN(pk_q8_0)},  {GGML_Q4_0, QK_ACT32, QK_FN(q4_0), QK_FN(pk_q4_0)},
     {GGML_Q4_1, QK_ACT32, QK_FN(q4_1), NULL},  {GGML_Q5_0, QK_ACT32, QK_FN(q5_0), NULL},
-    {GGML_Q5_1, QK_ACT32, QK_FN(q5_1), NULL},  {GGML_Q4_K, QK_ACT256, QK_FN(q4_k), NULL},
+    {GGML_Q5_1, QK_ACT32, QK_FN(q5_1), NULL},  {GGML_Q4_K, QK_ACT256, QK_FN(q4_k), QK_PK_Q4_K},
     {GGML_Q5_K, QK_ACT256, QK_FN(q5_k), NULL}, {GGML_Q6_K, QK_ACT256, QK_FN(q6_k), NULL},
     {0, 0, NULL, NULL},
 };
