@@ -7,9 +7,10 @@
  * versions (qk_avx512.c, qk_avx2.c, both from the body in qk_x86.h) must equal it up to float
  * rounding. Not part of the core.
  *
- * Weights stay in the file's own blocks (no repacking: the types' blocks already put a block's
- * codes next to each other, and generation is bound by reading them once). Activations are
- * quantised once per product, per token, into int8 blocks:
+ * The `rows` kernels read the weights in the file's own blocks; where an instruction set also has a
+ * `pack` kernel for the type (x86: Q4_0, Q8_0, and Q4_K on AVX-512), the backend repacks the matrix
+ * at load into row-interleaved groups instead (the layout is below) and uses only that. Activations
+ * are quantised once per product, per token, into int8 blocks:
  *   QK_ACT32  (legacy types): blocks of 32, scale d = amax / 127, q = round-to-nearest-even(x / d);
  *   QK_ACT256 (K-quants):     the same with blocks of 256;
  * and in both the sum of q over every 16 values (int16), for the types' offsets and minimums. So a
