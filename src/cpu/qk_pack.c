@@ -24,13 +24,16 @@ static size_t qp_gb_bytes(uint32_t type) {
     case GGML_Q4_0: return 16 + 128;
     case GGML_Q8_0: return 16 + 256;
     case GGML_Q4_K: return 32 + 128 + 1024;
+    case GGML_Q6_K: return 16 + 128 + 1024 + 512;
     default: return 0;
     }
 }
 
-static int qp_blk(uint32_t type) { return type == GGML_Q4_K ? 256 : 32; }
+static int qp_blk(uint32_t type) { return type == GGML_Q4_K || type == GGML_Q6_K ? 256 : 32; }
 
-static int qp_src_bytes(uint32_t type) { return type == GGML_Q4_0 ? 18 : type == GGML_Q8_0 ? 34 : 144; }
+static int qp_src_bytes(uint32_t type) {
+    return type == GGML_Q4_0 ? 18 : type == GGML_Q8_0 ? 34 : type == GGML_Q4_K ? 144 : 210;
+}
 
 /* The 6-bit scale and min of sub-block j (0..7) of Q4_K (quant.c documents the packing). */
 static void qp_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *mn) {
@@ -64,6 +67,32 @@ void qk_repack(uint32_t type, const uint8_t *src, size_t row_bytes, int rows, in
                 const int row = QK_PR * g + r;
                 if (row >= rows) break;
                 const uint8_t *blk = src + (size_t)row * row_bytes + (size_t)b * qp_src_bytes(type);
+                if (type == GGML_Q6_K) {
+                    memcpy(o + 2 * r, blk + 208, 2); /* fp16 d */
+                    for (int gi = 0; gi < 16; gi++) o[16 + 8 * gi + r] = blk[192 + gi];
+                    uint8_t u[256]; /* the 6-bit codes in weight order */
+                    for (int h = 0; h < 2; h++)
+                        for (int l = 0; l < 32; l++) {
+                            const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+                            u[128 * h + l] = (uint8_t)((ql[l] & 15) | (qh[l] & 3) << 4);
+                            u[128 * h + 32 + l] = (uint8_t)((ql[32 + l] & 15) | (qh[l] >> 2 & 3) << 4);
+                            u[128 * h + 64 + l] = (uint8_t)((ql[l] >> 4) | (qh[l] >> 4 & 3) << 4);
+                            u[128 * h + 96 + l] = (uint8_t)((ql[32 + l] >> 4) | (qh[l] >> 6 & 3) << 4);
+                        }
+                    for (int k = 0; k < 4; k++)
+                        for (int j = 0; j < 8; j++)
+                            for (int c = 0; c < 4; c++)
+                                o[144 + 256 * k + 32 * j + 4 * r + c] =
+                                    (uint8_t)((u[64 * k + 4 * j + c] & 15) | (u[64 * k + 32 + 4 * j + c] & 15) << 4);
+                    for (int k = 0; k < 2; k++)
+                        for (int j = 0; j < 8; j++)
+                            for (int c = 0; c < 4; c++) {
+                                uint8_t v = 0;
+                                for (int m = 0; m < 4; m++) v |= (uint8_t)((u[128 * k + 32 * m + 4 * j + c] >> 4) << (2 * m));
+                                o[1168 + 256 * k + 32 * j + 4 * r + c] = v;
+                            }
+                    continue;
+                }
                 memcpy(o + 2 * r, blk, 2); /* fp16 scale */
                 if (type == GGML_Q4_K) {
                     memcpy(o + 16 + 2 * r, blk + 2, 2); /* fp16 dmin */

@@ -471,10 +471,60 @@ QK_XI void qk_pack_tile_k4(const uint8_t *p0, const uint8_t *p1, int nb, const q
     }
 }
 
-static void QK_FN(pk_q4_k)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
-                           float *y, size_t ys) {
-    (void)o;
-    const size_t gs = (size_t)nb * 1184;
+/* Q6_K, two groups as qk_pack_tile_k4: per half sub-block (16 columns), 4 vpdpbusd per token times
+ * the int8 scale; the offset 32 through the token's sums per 16 (vpdpwssd with the scale pairs). */
+QK_XI void qk_pack_tile_q6k(const uint8_t *p0, const uint8_t *p1, int nb, const qk_ptok *tk, const int nt, __m512 *acc) {
+    const __m512i m4 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3);
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++, p0 += 1680, p1 += 1680) {
+        const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)p1), _mm_loadu_si128((const __m128i *)p0)));
+        __m512i isum[QK_TILE_NT];
+        for (int t = 0; t < nt; t++) isum[t] = _mm512_setzero_si512();
+        __m512i scp[8]; /* lane r: (scale 2s, scale 2s + 1) of row r as int16 */
+        for (int sb = 0; sb < 8; sb++) {
+            uint64_t a0, a1, b0, b1;
+            memcpy(&a0, p0 + 16 + 16 * sb, 8);
+            memcpy(&a1, p1 + 16 + 16 * sb, 8);
+            memcpy(&b0, p0 + 24 + 16 * sb, 8);
+            memcpy(&b1, p1 + 24 + 16 * sb, 8);
+            const __m512i sa = _mm512_cvtepi8_epi32(_mm_set_epi64x((long long)a1, (long long)a0));
+            const __m512i sc = _mm512_cvtepi8_epi32(_mm_set_epi64x((long long)b1, (long long)b0));
+            const uint8_t *c0 = p0 + 144 + 256 * (sb / 2), *c1 = p1 + 144 + 256 * (sb / 2);
+            const uint8_t *h0 = p0 + 1168 + 256 * (sb / 4), *h1 = p1 + 1168 + 256 * (sb / 4);
+            __m512i u[8];
+            for (int j = 0; j < 8; j++) {
+                const __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(c0 + 32 * j))),
+                                                       _mm256_loadu_si256((const __m256i *)(c1 + 32 * j)), 1);
+                const __m512i hr = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(h0 + 32 * j))),
+                                                      _mm256_loadu_si256((const __m256i *)(h1 + 32 * j)), 1);
+                const __m512i lo = _mm512_and_si512(sb & 1 ? _mm512_srli_epi16(raw, 4) : raw, m4);
+                const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(hr, 2 * (sb & 3)), m3);
+                u[j] = _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
+            }
+            scp[sb] = _mm512_or_si512(_mm512_and_si512(sa, _mm512_set1_epi32(0xffff)), _mm512_slli_epi32(sc, 16));
+            for (int t = 0; t < nt; t++) {
+                int32_t xv[8];
+                memcpy(xv, tk[t].q + 256 * b + 32 * sb, 32);
+                __m512i da = _mm512_setzero_si512(), db = _mm512_setzero_si512();
+                for (int j = 0; j < 4; j++) da = _mm512_dpbusd_epi32(da, u[j], _mm512_set1_epi32(xv[j]));
+                for (int j = 4; j < 8; j++) db = _mm512_dpbusd_epi32(db, u[j], _mm512_set1_epi32(xv[j]));
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(_mm512_mullo_epi32(da, sa), _mm512_mullo_epi32(db, sc)));
+            }
+        }
+        for (int t = 0; t < nt; t++) {
+            int32_t sv[8]; /* pairs of the token's sums per 16 */
+            memcpy(sv, tk[t].s + 16 * b, 32);
+            __m512i ms = _mm512_setzero_si512();
+            for (int sb = 0; sb < 8; sb++) ms = _mm512_dpwssd_epi32(ms, scp[sb], _mm512_set1_epi32(sv[sb]));
+            const __m512i tot = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(ms, 5));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(dw, _mm512_set1_ps(tk[t].d[b])), acc[t]);
+        }
+    }
+}
+
+QK_XI void qk_pack_rows_k(const int q6, const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, int n, float *y,
+                          size_t ys) {
+    const size_t gs = (size_t)nb * (q6 ? 1680 : 1184);
     for (int gc = g0; gc < g1; gc += QK_PG) {
         const int ge = gc + QK_PG < g1 ? gc + QK_PG : g1;
         for (int t0 = 0; t0 < n; t0 += QK_TILE_NT) {
@@ -486,7 +536,7 @@ static void QK_FN(pk_q4_k)(const uint8_t *p, int nb, int g0, int g1, int rows, c
             for (int g = gc; g < ge; g += 2) {
                 const uint8_t *pg = p + (size_t)g * gs, *pg1 = g + 1 < ge ? pg + gs : pg;
                 __m512 acc[QK_TILE_NT];
-#define QK_TK(NT) qk_pack_tile_k4(pg, pg1, nb, tk, NT, acc)
+#define QK_TK(NT) if (q6) qk_pack_tile_q6k(pg, pg1, nb, tk, NT, acc); else qk_pack_tile_k4(pg, pg1, nb, tk, NT, acc)
                 QK_PACK_CASES(QK_TK)
 #undef QK_TK
                 int nr = rows - QK_PR * g < 2 * QK_PR ? rows - QK_PR * g : 2 * QK_PR;
@@ -505,9 +555,22 @@ static void QK_FN(pk_q4_k)(const uint8_t *p, int nb, int g0, int g1, int rows, c
         }
     }
 }
+static void QK_FN(pk_q4_k)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
+                           float *y, size_t ys) {
+    (void)o;
+    qk_pack_rows_k(0, p, nb, g0, g1, rows, x, n, y, ys);
+}
+
+static void QK_FN(pk_q6_k)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
+                           float *y, size_t ys) {
+    (void)o;
+    qk_pack_rows_k(1, p, nb, g0, g1, rows, x, n, y, ys);
+}
 #define QK_PK_Q4_K QK_FN(pk_q4_k)
+#define QK_PK_Q6_K QK_FN(pk_q6_k)
 #else
 #define QK_PK_Q4_K NULL
+#define QK_PK_Q6_K NULL
 #endif
 
 static void QK_FN(pk_q8_0)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
@@ -542,6 +605,6 @@ static const qk_kern QK_FN(kerns)[] = {
     {GGML_Q8_0, QK_ACT32, QK_FN(q8_0), QK_FN(pk_q8_0)},  {GGML_Q4_0, QK_ACT32, QK_FN(q4_0), QK_FN(pk_q4_0)},
     {GGML_Q4_1, QK_ACT32, QK_FN(q4_1), NULL},  {GGML_Q5_0, QK_ACT32, QK_FN(q5_0), NULL},
     {GGML_Q5_1, QK_ACT32, QK_FN(q5_1), NULL},  {GGML_Q4_K, QK_ACT256, QK_FN(q4_k), QK_PK_Q4_K},
-    {GGML_Q5_K, QK_ACT256, QK_FN(q5_k), NULL}, {GGML_Q6_K, QK_ACT256, QK_FN(q6_k), NULL},
+    {GGML_Q5_K, QK_ACT256, QK_FN(q5_k), NULL}, {GGML_Q6_K, QK_ACT256, QK_FN(q6_k), QK_PK_Q6_K},
     {0, 0, NULL, NULL},
 };
