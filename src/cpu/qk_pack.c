@@ -1,5 +1,5 @@
-/* qk_pack.c — the repacked row-interleaved layout of qk.h (Q4_0, Q8_0: groups of 8 rows, one
- * group-block per 32 columns), its repacking, and the cpu backend's hook (qk_pack_init /
+/* qk_pack.c — the repacked row-interleaved layout of qk.h (Q4_0, Q8_0, Q4_K, Q6_K: groups of 8
+ * rows, one group-block per block of 32 or super-block of 256 columns), its repacking, and the cpu backend's hook (qk_pack_init /
  * qk_pack_matmul): matrices repacked at load in place of the file's rows, products by the
  * instruction set's `pack` kernels. */
 #include <stdlib.h>
