@@ -4,6 +4,7 @@
  * instruction set's `pack` kernels. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/mman.h>
 #endif
@@ -11,6 +12,7 @@
 #include "cpu_kern.h"
 #include "gguf.h"
 #include "model.h"
+#include "quant.h"
 #include "qk.h"
 #include "threadpool.h"
 #include "util.h"
@@ -174,13 +176,30 @@ static ob_status qp_repack_weight(qk_pack_state *s, const ob_model *m, const ob_
     return OB_OK;
 }
 
+/* Whether the comma-separated list names the type (case-insensitive), as ONEBIT_CPU_NO_REPACK. */
+static int qp_excluded(const char *list, uint32_t type) {
+    const ob_type_row *tr = ob_type_find(type);
+    if (!list || !tr) return 0;
+    const size_t n = strlen(tr->name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        const size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncasecmp(p, tr->name, n) == 0) return 1;
+        p += len + (e ? 1 : 0);
+    }
+    return 0;
+}
+
 ob_status qk_pack_init(qk_pack_state **out, const char *isa, const ob_model *m, tp_pool *pool) {
     *out = NULL;
-    if (getenv("ONEBIT_CPU_NO_REPACK")) return OB_OK; /* the file's rows and the row kernels (to compare) */
+    /* ONEBIT_CPU_NO_REPACK: "1" keeps every matrix in the file's layout (the row kernels, to compare),
+     * else a list of type names (e.g. "q6_K,q4_K") keeps those. */
+    const char *no = getenv("ONEBIT_CPU_NO_REPACK");
+    if (no && strcmp(no, "1") == 0) return OB_OK;
     int any = 0;
     for (int i = 0; i < m->n_weights; i++) {
         const qk_kern *k = m->weights[i].data ? qk_find(isa, m->weights[i].type) : NULL;
-        any |= k && k->pack;
+        any |= k && k->pack && !qp_excluded(no, m->weights[i].type);
     }
     if (!any) return OB_OK;
     qk_pack_state *s = calloc(1, sizeof *s);
@@ -198,7 +217,7 @@ ob_status qk_pack_init(qk_pack_state **out, const char *isa, const ob_model *m, 
         const ob_weight *w = &m->weights[i];
         const qk_kern *k = w->data ? qk_find(isa, w->type) : NULL;
         /* An embedding that is only looked up (untied) stays as it is. */
-        if (!k || !k->pack || (w == m->tok_embd && w != m->output)) continue;
+        if (!k || !k->pack || qp_excluded(no, w->type) || (w == m->tok_embd && w != m->output)) continue;
         ob_status st = qp_repack_weight(s, m, w, k, &s->mats[i]);
         if (st) {
             qk_pack_free(s);
