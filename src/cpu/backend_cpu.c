@@ -71,6 +71,7 @@ typedef struct cpuk_state {
     int16_t *qk_s;                         /* [CPUK_MAX_BATCH][max_cols / 16] */
     size_t attn_floats;
     tk_state *tern;                        /* the ternary types' kernels (tern.h), NULL: row path */
+    qk_pack_state *qkp;                    /* Q4_0 / Q8_0 repacked at load (qk.h), NULL: none */
 } cpuk_state;
 
 /* Chunk size giving each thread about `per` claims of a loop of n items. */
@@ -172,6 +173,7 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
         }
     }
     ob_status tst = tk_init(&s->tern, s->isa->name, m, s->pool);
+    if (!tst) tst = qk_pack_init(&s->qkp, s->isa->name, m, s->pool);
     if (tst) {
         cpuk_free(s);
         return tst;
@@ -208,6 +210,7 @@ static void cpuk_free(void *kstate) {
     cpuk_state *s = kstate;
     if (!s) return;
     tk_free(s->tern);
+    qk_pack_free(s->qkp);
     tp_free(s->pool);
     for (int i = 0; s->packed && i < s->n_weights; i++) free((void *)s->packed[i].data);
     free(s->packed);
@@ -342,7 +345,7 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
     cpuk_state *s = kstate;
     const ck_q1 *pw = w->id >= 0 && w->id < s->n_weights ? &s->packed[w->id] : NULL;
     pthread_mutex_lock(&s->mu);
-    if (tk_matmul(s->tern, w, x, y, n)) { /* Q2_0, TQ2_0, TQ1_0 repacked at load */
+    if (tk_matmul(s->tern, w, x, y, n) || qk_pack_matmul(s->qkp, w, x, y, n)) { /* repacked at load */
         pthread_mutex_unlock(&s->mu);
         return;
     }

@@ -195,11 +195,11 @@ GEN_ROWS(q5_k)
 GEN_ROWS(q6_k)
 
 static const qk_kern gen_kerns[] = {
-    {GGML_Q8_0, QK_ACT32, gen_rows_q8_0}, {GGML_Q4_0, QK_ACT32, gen_rows_q4_0},
-    {GGML_Q4_1, QK_ACT32, gen_rows_q4_1}, {GGML_Q5_0, QK_ACT32, gen_rows_q5_0},
-    {GGML_Q5_1, QK_ACT32, gen_rows_q5_1}, {GGML_Q4_K, QK_ACT256, gen_rows_q4_k},
-    {GGML_Q5_K, QK_ACT256, gen_rows_q5_k}, {GGML_Q6_K, QK_ACT256, gen_rows_q6_k},
-    {0, 0, NULL},
+    {GGML_Q8_0, QK_ACT32, gen_rows_q8_0, NULL}, {GGML_Q4_0, QK_ACT32, gen_rows_q4_0, NULL},
+    {GGML_Q4_1, QK_ACT32, gen_rows_q4_1, NULL}, {GGML_Q5_0, QK_ACT32, gen_rows_q5_0, NULL},
+    {GGML_Q5_1, QK_ACT32, gen_rows_q5_1, NULL}, {GGML_Q4_K, QK_ACT256, gen_rows_q4_k, NULL},
+    {GGML_Q5_K, QK_ACT256, gen_rows_q5_k, NULL}, {GGML_Q6_K, QK_ACT256, gen_rows_q6_k, NULL},
+    {0, 0, NULL, NULL},
 };
 
 static int gen_supported(void) { return 1; }

@@ -239,6 +239,350 @@ QK_XI void qk_tile_q6k(const uint8_t *w, int nb, const qk_tok *tk, const int nt,
     for (int t = 0; t < nt; t++) out[t] = qk_hsum(acc[t]);
 }
 
+/* ---- the repacked layout (qk.h): 8 rows x one block of 32 per group-block ----------------------- */
+
+/* One token of a tile: codes, scales, and -8 x the sums per block (qk_pack_offsets). */
+typedef struct qk_ptok {
+    const int8_t *q;
+    const float *d;
+    const int32_t *o;
+    const int16_t *s;              /* sums per 16 (K-quants) */
+} qk_ptok;
+
+/* Integer dot of one token's block (xq: its 32 codes) with 8 rows' decoded codes u[8] (lane r: row
+ * r), plus the offset: kind 1 (Q4_0, codes 0..15 = w + 8): -8 sum(x); kind 0 (Q8_0) on VNNI
+ * (codes w + 128): -128 sum(x); kind 0 without VNNI: u are the signed codes, au their magnitudes. */
+QK_XI __m256i qk_pack_dot(const int kind, const __m256i *u, const __m256i *au, const int8_t *xq, int32_t o) {
+    int32_t xv[8];
+    memcpy(xv, xq, 32);
+    __m256i isum;
+#if QK_VNNI
+    (void)au;
+    isum = _mm256_set1_epi32(kind ? o : 16 * o);
+    for (int j = 0; j < 8; j++) isum = _mm256_dpbusd_epi32(isum, u[j], _mm256_set1_epi32(xv[j]));
+#else
+    if (kind == 1) {
+        (void)au;
+        /* pair sums <= 2 * 15 * 127: eight of them fit int16 */
+        __m256i h = _mm256_maddubs_epi16(u[0], _mm256_set1_epi32(xv[0]));
+        for (int j = 1; j < 8; j++) h = _mm256_add_epi16(h, _mm256_maddubs_epi16(u[j], _mm256_set1_epi32(xv[j])));
+        isum = _mm256_add_epi32(_mm256_madd_epi16(h, _mm256_set1_epi16(1)), _mm256_set1_epi32(o));
+    } else {
+        (void)o;
+        isum = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j += 2) {
+            const __m256i p0 = _mm256_maddubs_epi16(au[j], _mm256_sign_epi8(_mm256_set1_epi32(xv[j]), u[j]));
+            const __m256i p1 = _mm256_maddubs_epi16(au[j + 1], _mm256_sign_epi8(_mm256_set1_epi32(xv[j + 1]), u[j + 1]));
+            isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(p0, _mm256_set1_epi16(1)),
+                                                           _mm256_madd_epi16(p1, _mm256_set1_epi16(1))));
+        }
+    }
+#endif
+    return isum;
+}
+
+/* Tokens tk[0..nt) times one group of 8 rows over nb blocks: acc[t] lane r = row r's dot.
+ * kind 0: Q8_0, 1: Q4_0. */
+QK_XI void qk_pack_tile(const int kind, const uint8_t *p, int nb, const qk_ptok *tk, const int nt, __m256 *acc) {
+    const size_t gbb = kind ? 144 : 272;
+    const __m256i m4 = _mm256_set1_epi8(15);
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++, p += gbb) {
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+        __m256i u[8], au[8];
+        if (kind == 1) {
+            for (int j = 0; j < 4; j++) {
+                const __m256i raw = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * j));
+                u[j] = _mm256_and_si256(raw, m4);
+                u[4 + j] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            }
+        } else {
+            for (int j = 0; j < 8; j++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * j));
+#if QK_VNNI
+                u[j] = _mm256_xor_si256(v, _mm256_set1_epi8((char)0x80)); /* w + 128, unsigned */
+#else
+                u[j] = v, au[j] = _mm256_abs_epi8(v);
+#endif
+            }
+        }
+        for (int t = 0; t < nt; t++) {
+            const __m256i isum = qk_pack_dot(kind, u, au, tk[t].q + 32 * b, tk[t].o[b]);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(tk[t].d[b])), acc[t]);
+        }
+    }
+}
+
+#if QK_VNNI
+/* Two groups (16 rows) at once in 512-bit vectors: lanes 0..7 group p0, 8..15 group p1. */
+QK_XI void qk_pack_tile2(const int kind, const uint8_t *p0, const uint8_t *p1, int nb, const qk_ptok *tk, const int nt,
+                         __m512 *acc) {
+    const size_t gbb = kind ? 144 : 272;
+    const __m512i m4 = _mm512_set1_epi8(15);
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++, p0 += gbb, p1 += gbb) {
+        const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)p1), _mm_loadu_si128((const __m128i *)p0)));
+        __m512i u[8];
+#define QK_LD2(off) _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + (off)))), \
+                                       _mm256_loadu_si256((const __m256i *)(p1 + (off))), 1)
+        if (kind == 1) {
+            for (int j = 0; j < 4; j++) {
+                const __m512i raw = QK_LD2(16 + 32 * j);
+                u[j] = _mm512_and_si512(raw, m4);
+                u[4 + j] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+            }
+        } else {
+            for (int j = 0; j < 8; j++) u[j] = _mm512_xor_si512(QK_LD2(16 + 32 * j), _mm512_set1_epi8((char)0x80));
+        }
+#undef QK_LD2
+        for (int t = 0; t < nt; t++) {
+            int32_t xv[8];
+            memcpy(xv, tk[t].q + 32 * b, 32);
+            __m512i isum = _mm512_set1_epi32(kind ? tk[t].o[b] : 16 * tk[t].o[b]);
+            for (int j = 0; j < 8; j++) isum = _mm512_dpbusd_epi32(isum, u[j], _mm512_set1_epi32(xv[j]));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(tk[t].d[b])), acc[t]);
+        }
+    }
+}
+#endif
+
+#define QK_PG 4 /* row groups per pass over a tile of tokens (their activations stay in L1) */
+
+#define QK_PACK_CASES(CALL)                                                                         \
+    switch (nt) {                                                                                   \
+    QK_PACK_CASES_8(CALL)                                                                           \
+    case 4: CALL(4); break;                                                                         \
+    case 3: CALL(3); break;                                                                         \
+    case 2: CALL(2); break;                                                                         \
+    default: CALL(1); break;                                                                        \
+    }
+#if QK_TILE_NT > 4
+#define QK_PACK_CASES_8(CALL) case 8: CALL(8); break; case 7: CALL(7); break; case 6: CALL(6); break; case 5: CALL(5); break;
+#else
+#define QK_PACK_CASES_8(CALL)
+#endif
+
+/* Stores the first nr of 8 (or 16) outputs. */
+QK_XI void qk_store_rows(float *o, const float *v, int nr) { memcpy(o, v, sizeof(float) * (size_t)nr); }
+
+QK_XI void qk_pack_rows(const int kind, const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x,
+                        const int32_t *o, int n, float *y, size_t ys) {
+    const size_t gbb = kind ? 144 : 272;
+    for (int gc = g0; gc < g1; gc += QK_PG) {
+        const int ge = gc + QK_PG < g1 ? gc + QK_PG : g1;
+        for (int t0 = 0; t0 < n; t0 += QK_TILE_NT) {
+            const int nt = n - t0 < QK_TILE_NT ? n - t0 : QK_TILE_NT;
+            qk_ptok tk[QK_TILE_NT];
+            for (int t = 0; t < nt; t++)
+                tk[t] = (qk_ptok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, o + (size_t)(t0 + t) * nb, NULL};
+            int g = gc;
+#if QK_VNNI
+            for (; g + 2 <= ge; g += 2) {
+                const uint8_t *pg = p + (size_t)g * nb * gbb;
+                __m512 acc[QK_TILE_NT];
+#define QK_T2(NT) qk_pack_tile2(kind, pg, pg + (size_t)nb * gbb, nb, tk, NT, acc)
+                QK_PACK_CASES(QK_T2)
+#undef QK_T2
+                const int nr = rows - QK_PR * g < 2 * QK_PR ? rows - QK_PR * g : 2 * QK_PR;
+                for (int t = 0; t < nt; t++) {
+                    float *out = y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g;
+                    if (nr == 2 * QK_PR) {
+                        _mm512_storeu_ps(out, acc[t]);
+                    } else {
+                        float tmp[2 * QK_PR];
+                        _mm512_storeu_ps(tmp, acc[t]);
+                        qk_store_rows(out, tmp, nr);
+                    }
+                }
+            }
+#endif
+            for (; g < ge; g++) {
+                const uint8_t *pg = p + (size_t)g * nb * gbb;
+                __m256 acc[QK_TILE_NT];
+#define QK_T1(NT) qk_pack_tile(kind, pg, nb, tk, NT, acc)
+                QK_PACK_CASES(QK_T1)
+#undef QK_T1
+                const int nr = rows - QK_PR * g < QK_PR ? rows - QK_PR * g : QK_PR;
+                for (int t = 0; t < nt; t++) {
+                    float *out = y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g;
+                    if (nr == QK_PR) {
+                        _mm256_storeu_ps(out, acc[t]);
+                    } else {
+                        float tmp[QK_PR];
+                        _mm256_storeu_ps(tmp, acc[t]);
+                        qk_store_rows(out, tmp, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#if QK_VNNI
+/* Q4_K, two groups (16 rows, lanes 0..7 group p0, 8..15 group p1; p1 = p0 for a lone last group)
+ * over nb super-blocks: per sub-block, 8 vpdpbusd per token give the 16 rows' integer dots, times
+ * the sub-block scales (int32 multiply) into one sum a token; the minimums come from the token's
+ * sums per 16 (vpdpwssd with each minimum paired with itself). */
+QK_XI void qk_pack_tile_k4(const uint8_t *p0, const uint8_t *p1, int nb, const qk_ptok *tk, const int nt, __m512 *acc) {
+    const __m512i m4 = _mm512_set1_epi8(15);
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++, p0 += 1184, p1 += 1184) {
+        const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)p1), _mm_loadu_si128((const __m128i *)p0)));
+        const __m512 mw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)(p1 + 16)), _mm_loadu_si128((const __m128i *)(p0 + 16))));
+        __m512i isum[QK_TILE_NT];
+        for (int t = 0; t < nt; t++) isum[t] = _mm512_setzero_si512();
+        for (int sb = 0; sb < 8; sb++) {
+            uint64_t s0, s1;
+            memcpy(&s0, p0 + 32 + 8 * sb, 8);
+            memcpy(&s1, p1 + 32 + 8 * sb, 8);
+            const __m512i sc = _mm512_cvtepu8_epi32(_mm_set_epi64x((long long)s1, (long long)s0));
+            const uint8_t *c0 = p0 + 160 + 256 * (sb / 2), *c1 = p1 + 160 + 256 * (sb / 2);
+            __m512i u[8];
+            for (int j = 0; j < 8; j++) {
+                const __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(c0 + 32 * j))),
+                                                       _mm256_loadu_si256((const __m256i *)(c1 + 32 * j)), 1);
+                u[j] = _mm512_and_si512(sb & 1 ? _mm512_srli_epi16(raw, 4) : raw, m4);
+            }
+            for (int t = 0; t < nt; t++) {
+                int32_t xv[8];
+                memcpy(xv, tk[t].q + 256 * b + 32 * sb, 32);
+                __m512i dot = _mm512_setzero_si512();
+                for (int j = 0; j < 8; j++) dot = _mm512_dpbusd_epi32(dot, u[j], _mm512_set1_epi32(xv[j]));
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(dot, sc));
+            }
+        }
+        __m512i mn[8];
+        for (int sb = 0; sb < 8; sb++) {
+            uint64_t m0, m1;
+            memcpy(&m0, p0 + 96 + 8 * sb, 8);
+            memcpy(&m1, p1 + 96 + 8 * sb, 8);
+            const __m512i m = _mm512_cvtepu8_epi32(_mm_set_epi64x((long long)m1, (long long)m0));
+            mn[sb] = _mm512_or_si512(m, _mm512_slli_epi32(m, 16));
+        }
+        for (int t = 0; t < nt; t++) {
+            int32_t sv[8]; /* pairs of the token's sums per 16: sub-block s */
+            memcpy(sv, tk[t].s + 16 * b, 32);
+            __m512i ms = _mm512_setzero_si512();
+            for (int sb = 0; sb < 8; sb++) ms = _mm512_dpwssd_epi32(ms, mn[sb], _mm512_set1_epi32(sv[sb]));
+            const __m512 dx = _mm512_set1_ps(tk[t].d[b]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(dw, dx), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(mw, dx), acc[t]);
+        }
+    }
+}
+
+/* Q6_K, two groups as qk_pack_tile_k4: per half sub-block (16 columns), 4 vpdpbusd per token times
+ * the int8 scale; the offset 32 through the token's sums per 16 (vpdpwssd with the scale pairs). */
+QK_XI void qk_pack_tile_q6k(const uint8_t *p0, const uint8_t *p1, int nb, const qk_ptok *tk, const int nt, __m512 *acc) {
+    const __m512i m4 = _mm512_set1_epi8(15), m3 = _mm512_set1_epi8(3);
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++, p0 += 1680, p1 += 1680) {
+        const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)p1), _mm_loadu_si128((const __m128i *)p0)));
+        __m512i isum[QK_TILE_NT];
+        for (int t = 0; t < nt; t++) isum[t] = _mm512_setzero_si512();
+        __m512i scp[8]; /* lane r: (scale 2s, scale 2s + 1) of row r as int16 */
+        for (int sb = 0; sb < 8; sb++) {
+            uint64_t a0, a1, b0, b1;
+            memcpy(&a0, p0 + 16 + 16 * sb, 8);
+            memcpy(&a1, p1 + 16 + 16 * sb, 8);
+            memcpy(&b0, p0 + 24 + 16 * sb, 8);
+            memcpy(&b1, p1 + 24 + 16 * sb, 8);
+            const __m512i sa = _mm512_cvtepi8_epi32(_mm_set_epi64x((long long)a1, (long long)a0));
+            const __m512i sc = _mm512_cvtepi8_epi32(_mm_set_epi64x((long long)b1, (long long)b0));
+            const uint8_t *c0 = p0 + 144 + 256 * (sb / 2), *c1 = p1 + 144 + 256 * (sb / 2);
+            const uint8_t *h0 = p0 + 1168 + 256 * (sb / 4), *h1 = p1 + 1168 + 256 * (sb / 4);
+            __m512i u[8];
+            for (int j = 0; j < 8; j++) {
+                const __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(c0 + 32 * j))),
+                                                       _mm256_loadu_si256((const __m256i *)(c1 + 32 * j)), 1);
+                const __m512i hr = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(h0 + 32 * j))),
+                                                      _mm256_loadu_si256((const __m256i *)(h1 + 32 * j)), 1);
+                const __m512i lo = _mm512_and_si512(sb & 1 ? _mm512_srli_epi16(raw, 4) : raw, m4);
+                const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(hr, 2 * (sb & 3)), m3);
+                u[j] = _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
+            }
+            scp[sb] = _mm512_or_si512(_mm512_and_si512(sa, _mm512_set1_epi32(0xffff)), _mm512_slli_epi32(sc, 16));
+            for (int t = 0; t < nt; t++) {
+                int32_t xv[8];
+                memcpy(xv, tk[t].q + 256 * b + 32 * sb, 32);
+                __m512i da = _mm512_setzero_si512(), db = _mm512_setzero_si512();
+                for (int j = 0; j < 4; j++) da = _mm512_dpbusd_epi32(da, u[j], _mm512_set1_epi32(xv[j]));
+                for (int j = 4; j < 8; j++) db = _mm512_dpbusd_epi32(db, u[j], _mm512_set1_epi32(xv[j]));
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(_mm512_mullo_epi32(da, sa), _mm512_mullo_epi32(db, sc)));
+            }
+        }
+        for (int t = 0; t < nt; t++) {
+            int32_t sv[8]; /* pairs of the token's sums per 16 */
+            memcpy(sv, tk[t].s + 16 * b, 32);
+            __m512i ms = _mm512_setzero_si512();
+            for (int sb = 0; sb < 8; sb++) ms = _mm512_dpwssd_epi32(ms, scp[sb], _mm512_set1_epi32(sv[sb]));
+            const __m512i tot = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(ms, 5));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_mul_ps(dw, _mm512_set1_ps(tk[t].d[b])), acc[t]);
+        }
+    }
+}
+
+QK_XI void qk_pack_rows_k(const int q6, const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, int n, float *y,
+                          size_t ys) {
+    const size_t gs = (size_t)nb * (q6 ? 1680 : 1184);
+    for (int gc = g0; gc < g1; gc += QK_PG) {
+        const int ge = gc + QK_PG < g1 ? gc + QK_PG : g1;
+        for (int t0 = 0; t0 < n; t0 += QK_TILE_NT) {
+            const int nt = n - t0 < QK_TILE_NT ? n - t0 : QK_TILE_NT;
+            qk_ptok tk[QK_TILE_NT];
+            for (int t = 0; t < nt; t++)
+                tk[t] = (qk_ptok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, NULL,
+                                  x->s + (size_t)(t0 + t) * (x->cols / 16)};
+            for (int g = gc; g < ge; g += 2) {
+                const uint8_t *pg = p + (size_t)g * gs, *pg1 = g + 1 < ge ? pg + gs : pg;
+                __m512 acc[QK_TILE_NT];
+#define QK_TK(NT) if (q6) qk_pack_tile_q6k(pg, pg1, nb, tk, NT, acc); else qk_pack_tile_k4(pg, pg1, nb, tk, NT, acc)
+                QK_PACK_CASES(QK_TK)
+#undef QK_TK
+                int nr = rows - QK_PR * g < 2 * QK_PR ? rows - QK_PR * g : 2 * QK_PR;
+                if (g + 1 >= ge && nr > QK_PR) nr = QK_PR;
+                for (int t = 0; t < nt; t++) {
+                    float *out = y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g;
+                    if (nr == 2 * QK_PR) {
+                        _mm512_storeu_ps(out, acc[t]);
+                    } else {
+                        float tmp[2 * QK_PR];
+                        _mm512_storeu_ps(tmp, acc[t]);
+                        qk_store_rows(out, tmp, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+static void QK_FN(pk_q4_k)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
+                           float *y, size_t ys) {
+    (void)o;
+    qk_pack_rows_k(0, p, nb, g0, g1, rows, x, n, y, ys);
+}
+
+static void QK_FN(pk_q6_k)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
+                           float *y, size_t ys) {
+    (void)o;
+    qk_pack_rows_k(1, p, nb, g0, g1, rows, x, n, y, ys);
+}
+#define QK_PK_Q4_K QK_FN(pk_q4_k)
+#define QK_PK_Q6_K QK_FN(pk_q6_k)
+#else
+#define QK_PK_Q4_K NULL
+#define QK_PK_Q6_K NULL
+#endif
+
+static void QK_FN(pk_q8_0)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
+                           float *y, size_t ys) {
+    qk_pack_rows(0, p, nb, g0, g1, rows, x, o, n, y, ys);
+}
+
+static void QK_FN(pk_q4_0)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
+                           float *y, size_t ys) {
+    qk_pack_rows(1, p, nb, g0, g1, rows, x, o, n, y, ys);
+}
+
 #define QK_C_Q8_0(w, nb, tk, nt, o) qk_tile32(0, w, nb, tk, nt, o)
 #define QK_C_Q4_0(w, nb, tk, nt, o) qk_tile32(1, w, nb, tk, nt, o)
 #define QK_C_Q4_1(w, nb, tk, nt, o) qk_tile32(2, w, nb, tk, nt, o)
@@ -258,9 +602,9 @@ QK_ROWS(q5_k, QK_C_Q5_K)
 QK_ROWS(q6_k, QK_C_Q6_K)
 
 static const qk_kern QK_FN(kerns)[] = {
-    {GGML_Q8_0, QK_ACT32, QK_FN(q8_0)},  {GGML_Q4_0, QK_ACT32, QK_FN(q4_0)},
-    {GGML_Q4_1, QK_ACT32, QK_FN(q4_1)},  {GGML_Q5_0, QK_ACT32, QK_FN(q5_0)},
-    {GGML_Q5_1, QK_ACT32, QK_FN(q5_1)},  {GGML_Q4_K, QK_ACT256, QK_FN(q4_k)},
-    {GGML_Q5_K, QK_ACT256, QK_FN(q5_k)}, {GGML_Q6_K, QK_ACT256, QK_FN(q6_k)},
-    {0, 0, NULL},
+    {GGML_Q8_0, QK_ACT32, QK_FN(q8_0), QK_FN(pk_q8_0)},  {GGML_Q4_0, QK_ACT32, QK_FN(q4_0), QK_FN(pk_q4_0)},
+    {GGML_Q4_1, QK_ACT32, QK_FN(q4_1), NULL},  {GGML_Q5_0, QK_ACT32, QK_FN(q5_0), NULL},
+    {GGML_Q5_1, QK_ACT32, QK_FN(q5_1), NULL},  {GGML_Q4_K, QK_ACT256, QK_FN(q4_k), QK_PK_Q4_K},
+    {GGML_Q5_K, QK_ACT256, QK_FN(q5_k), NULL}, {GGML_Q6_K, QK_ACT256, QK_FN(q6_k), QK_PK_Q6_K},
+    {0, 0, NULL, NULL},
 };

@@ -11,7 +11,10 @@
  *  - each SIMD kernel equals the portable one on the same quantised activations up to float
  *    rounding (1e-5 of the sum of absolute terms), for 1..9 tokens (groups of QK_NT and remainders),
  *    several widths (one block up to 4096 columns) and a partial row range, writing nothing outside
- *    it.
+ *    it;
+ *  - each SIMD kernel of the repacked layout (qk_repack: Q4_0, Q8_0 on x86) equals the portable row
+ *    kernel on the file's rows in the same way, for 1..17 tokens, 37 rows (a partly padded group)
+ *    and partial ranges of row groups.
  * Thread-count independence and the whole backend are tested in test_kernels.c.
  */
 #include <math.h>
@@ -231,6 +234,65 @@ static void test_isa(const qk_isa *isa, int ti) {
     }
 }
 
+/* A SIMD table's kernel of the repacked layout (qk.h), on qk_repack's output, against the portable
+ * row kernel on the file's rows: every group or a partial range of groups, 1..17 tokens (tiles and
+ * remainders), a row count that is not a multiple of 8 (the last group partly padding). */
+static void test_pack(const qk_isa *isa, int ti) {
+    const qk_kern *k = qk_in(isa, types[ti].type), *g = qk_in(&qk_isa_generic, types[ti].type);
+    const ob_type_row *tr = ob_type_find(types[ti].type);
+    if (!k || !g || !k->pack) return;
+    static const int widths[] = {32, 256, 4096};
+    enum { R = 37 };
+    const int groups = (R + QK_PR - 1) / QK_PR;
+    for (int wi = 0; wi < 3; wi++) {
+        const int cols = widths[wi];
+        if (cols % k->act_blk) continue;
+        size_t rb;
+        uint8_t *w = make_rows(ti, R, cols, &rb);
+        const size_t pbytes = qk_pack_size(types[ti].type, R, cols);
+        CHECK(pbytes >= (size_t)groups * QK_PR * rb && pbytes <= (size_t)groups * QK_PR * rb * 21 / 20, "%s pack size %zu", tr->name, pbytes);
+        uint8_t *pk = xalloc(pbytes);
+        memset(pk, 0xA5, pbytes);
+        qk_repack(types[ti].type, w, rb, R, cols, pk, 0, 2);
+        qk_repack(types[ti].type, w, rb, R, cols, pk, 2, groups); /* in two calls, as the backend's slabs */
+        float *wbuf = xalloc(sizeof(float) * cols);
+        for (int n = 1; n <= 17; n += (cols > 1024 ? 5 : 1)) {
+            acts A = make_acts(n, cols, k->act_blk, 0);
+            float *yk = xalloc(sizeof(float) * R * n), *yg = xalloc(sizeof(float) * R * n);
+            for (int i = 0; i < R * n; i++) yk[i] = NAN;
+            const int g0 = n % 2 ? 0 : 1, g1 = n % 3 ? groups : groups - 1;
+            const int r0 = QK_PR * g0, r1 = QK_PR * g1 < R ? QK_PR * g1 : R;
+            int32_t *o = xalloc(sizeof(int32_t) * (size_t)n * (cols / 32));
+            for (int t = 0; t < n; t++) qk_pack_offsets(A.s + (size_t)t * (cols / 16), cols / 32, o + (size_t)t * (cols / 32));
+            k->pack(pk, cols / k->act_blk, g0, g1, R, &A.a, o, n, yk, R);
+            free(o);
+            g->rows(w, rb, r0, r1, &A.a, n, yg, R);
+            int bad = 0, outside = 0;
+            for (int t = 0; t < n; t++)
+                for (int r = 0; r < R; r++) {
+                    const float v = yk[t * R + r];
+                    if (r < r0 || r >= r1) {
+                        outside += !isnan(v);
+                        continue;
+                    }
+                    const double tol = 1e-5 * abs_terms(tr, w + (size_t)r * rb, &A, t, cols, wbuf) + 1e-30;
+                    if (!(fabs((double)v - yg[t * R + r]) <= tol)) {
+                        if (bad < 3) printf("  %s %s packed cols %d n %d row %d token %d: %.9g vs %.9g\n", isa->name, tr->name, cols, n, r, t, v, yg[t * R + r]);
+                        bad++;
+                    }
+                }
+            CHECK(bad == 0, "%s %s packed cols=%d n=%d: %d outputs off the portable kernel", isa->name, tr->name, cols, n, bad);
+            CHECK(outside == 0, "%s %s packed cols=%d n=%d: %d outputs written outside the groups", isa->name, tr->name, cols, n, outside);
+            free(yk);
+            free(yg);
+            free_acts(&A);
+        }
+        free(pk);
+        free(w);
+        free(wbuf);
+    }
+}
+
 int main(void) {
     test_quant();
     for (int ti = 0; ti < NTYPES; ti++) test_reference(ti);
@@ -242,6 +304,7 @@ int main(void) {
             continue;
         }
         for (int ti = 0; ti < NTYPES; ti++) test_isa(isa, ti);
+        for (int ti = 0; ti < NTYPES; ti++) test_pack(isa, ti);
         printf("test_qk: %s checked\n", isa->name);
     }
     if (failures) {
