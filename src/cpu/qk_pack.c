@@ -193,9 +193,15 @@ static int qp_excluded(const char *list, uint32_t type) {
 ob_status qk_pack_init(qk_pack_state **out, const char *isa, const ob_model *m, tp_pool *pool) {
     *out = NULL;
     /* ONEBIT_CPU_NO_REPACK: "1" keeps every matrix in the file's layout (the row kernels, to compare),
-     * else a list of type names (e.g. "q6_K,q4_K") keeps those. */
+     * "0" repacks every type that has a kernel, else a list of type names (e.g. "q6_K,q4_K") keeps
+     * those. Unset: Q4_K and Q6_K stay in the file's layout, because their repacked one-token
+     * kernels are slower than the row kernels (quiet Zen 4, Llama-3.2-1B-shaped Q4_K_M: tg 36.0
+     * tok/s unpacked vs 20.6 repacked, for +6 % in prompts; BENCHMARKS.md) and generation is what a
+     * reader waits for. */
     const char *no = getenv("ONEBIT_CPU_NO_REPACK");
-    if (no && strcmp(no, "1") == 0) return OB_OK;
+    if (!no) no = "q4_K,q6_K";
+    else if (strcmp(no, "0") == 0) no = "";
+    if (strcmp(no, "1") == 0) return OB_OK;
     int any = 0;
     for (int i = 0; i < m->n_weights; i++) {
         const qk_kern *k = m->weights[i].data ? qk_find(isa, m->weights[i].type) : NULL;
