@@ -192,6 +192,11 @@ static int qp_excluded(const char *list, uint32_t type) {
 
 ob_status qk_pack_init(qk_pack_state **out, const char *isa, const ob_model *m, tp_pool *pool) {
     *out = NULL;
+#if defined(__wasm__)
+    /* No wasm table has a pack kernel (qk_wasm.c): leave the repacking out of the core a page
+     * downloads (its 200 KB budget) rather than carry code that cannot run there. */
+    return OB_OK;
+#endif
     /* ONEBIT_CPU_NO_REPACK: "1" keeps every matrix in the file's layout (the row kernels, to compare),
      * "0" repacks every type that has a kernel, else a list of type names (e.g. "q6_K,q4_K") keeps
      * those. Unset: Q4_K and Q6_K stay in the file's layout, because their repacked one-token
@@ -281,6 +286,9 @@ static void qp_gemm_run(void *arg, int begin, int end, int ith) {
 }
 
 int qk_pack_matmul(qk_pack_state *s, const ob_weight *w, const float *x, float *y, int n) {
+#if defined(__wasm__)
+    return 0; /* qk_pack_init repacked nothing */
+#endif
     if (!s || w->id < 0 || w->id >= s->n_weights || !s->mats[w->id].data) return 0;
     const qp_mat *pm = &s->mats[w->id];
     for (int t0 = 0; t0 < n; t0 += QP_MAX_BATCH) {
