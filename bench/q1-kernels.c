@@ -18,60 +18,45 @@
 #include <string.h>
 #include <time.h>
 
+#include "kbench.h"
+
 #include "cpu_kern.h"
-
-/* Thread CPU time: on a shared machine the time this thread was descheduled does not count (what
- * other processes do to the caches and memory bus still does). */
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static void *xalloc(size_t n) {
-    void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
-    if (!p) {
-        fprintf(stderr, "q1-kernels: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 static void run(const ck_isa *isa, int rows, int cols, int n) {
     const int nb = cols / 128;
     const size_t rb = (size_t)nb * 18;
-    uint8_t *src = xalloc((size_t)rows * rb);
+    uint8_t *src = kb_alloc("q1-kernels", (size_t)rows * rb);
     for (size_t i = 0; i < (size_t)rows * rb; i++) src[i] = (uint8_t)rand();
     for (int r = 0; r < rows; r++)
         for (int b = 0; b < nb; b++) memcpy(src + (size_t)r * rb + (size_t)b * 18, &(uint16_t){0x2c00}, 2);
     ck_q1 w = {NULL, rows, cols, nb, (rows + 15) / 16};
-    uint8_t *packed = xalloc(ck_q1_packed_size(rows, cols));
+    uint8_t *packed = kb_alloc("q1-kernels", ck_q1_packed_size(rows, cols));
     ck_q1_repack(src, rb, rows, cols, packed, 0, w.n_tiles);
     w.data = packed;
-    float *x = xalloc((size_t)n * cols * sizeof(float)), *a = xalloc((size_t)n * nb * sizeof(float));
-    float *c = xalloc((size_t)n * nb * sizeof(float)), *y = xalloc((size_t)n * rows * sizeof(float));
-    int8_t *q = xalloc((size_t)n * cols), *ql = xalloc((size_t)n * cols);
+    float *x = kb_alloc("q1-kernels", (size_t)n * cols * sizeof(float)), *a = kb_alloc("q1-kernels", (size_t)n * nb * sizeof(float));
+    float *c = kb_alloc("q1-kernels", (size_t)n * nb * sizeof(float)), *y = kb_alloc("q1-kernels", (size_t)n * rows * sizeof(float));
+    int8_t *q = kb_alloc("q1-kernels", (size_t)n * cols), *ql = kb_alloc("q1-kernels", (size_t)n * cols);
     for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     for (int t = 0; t < n; t++)
         isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, ql + (size_t)t * cols, a + (size_t)t * nb, c + (size_t)t * nb);
-    uint8_t *lut = isa->lut ? xalloc((size_t)n * cols * CK_LUT_PER_COL) : NULL;
+    uint8_t *lut = isa->lut ? kb_alloc("q1-kernels", (size_t)n * cols * CK_LUT_PER_COL) : NULL;
     double best_lut = 1e9, best = 1e9;
     for (int k = 0; k < 15 && lut; k++) {
-        const double t0 = now_s();
+        const double t0 = kb_cpu_s();
         for (int t = 0; t < n; t++)
             isa->lut(q + (size_t)t * cols, ql + (size_t)t * cols, cols, lut + (size_t)t * cols * CK_LUT_PER_COL);
-        const double dt = now_s() - t0;
+        const double dt = kb_cpu_s() - t0;
         if (dt < best_lut) best_lut = dt;
     }
     ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL};
-    double t1 = now_s(); /* enough repetitions for ~20 ms a timing */
+    double t1 = kb_cpu_s(); /* enough repetitions for ~20 ms a timing */
     isa->gemm(&w, 0, w.n_tiles, &act, n, y, (size_t)rows);
-    t1 = now_s() - t1;
+    t1 = kb_cpu_s() - t1;
     const int reps = t1 > 0.02 ? 1 : t1 < 1e-5 ? 2000 : (int)(0.02 / t1) + 1;
     for (int k = 0; k < 15; k++) {
-        const double t0 = now_s();
+        const double t0 = kb_cpu_s();
         for (int i = 0; i < reps; i++) isa->gemm(&w, 0, w.n_tiles, &act, n, y, (size_t)rows);
-        const double dt = (now_s() - t0) / reps;
+        const double dt = (kb_cpu_s() - t0) / reps;
         if (dt < best) best = dt;
     }
     printf("%-8s %5d x %5d, %2d tokens: %8.3f ms, %6.2f Gweights*tokens/s", isa->name, rows, cols, n, best * 1e3,
@@ -95,7 +80,7 @@ __attribute__((target("avx512f,avx512vnni"))) static double vnni_per_s(void) {
     const long iters = 2000000;
     double best = 1e9;
     for (int rep = 0; rep < 5; rep++) {
-        const double t0 = now_s();
+        const double t0 = kb_cpu_s();
         for (long i = 0; i < iters; i++) {
             a0 = _mm512_dpbusd_epi32(a0, a, b); a1 = _mm512_dpbusd_epi32(a1, a, b);
             a2 = _mm512_dpbusd_epi32(a2, a, b); a3 = _mm512_dpbusd_epi32(a3, a, b);
@@ -104,7 +89,7 @@ __attribute__((target("avx512f,avx512vnni"))) static double vnni_per_s(void) {
             a8 = _mm512_dpbusd_epi32(a8, a, b); a9 = _mm512_dpbusd_epi32(a9, a, b);
             a10 = _mm512_dpbusd_epi32(a10, a, b); a11 = _mm512_dpbusd_epi32(a11, a, b);
         }
-        const double dt = now_s() - t0;
+        const double dt = kb_cpu_s() - t0;
         if (dt < best) best = dt;
     }
     const __m512i s0 = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),

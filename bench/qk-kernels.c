@@ -14,24 +14,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "kbench.h"
+
 #include "gguf.h"
 #include "qk.h"
 #include "quant.h"
-
-static double cpu_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static void *xalloc(size_t n) {
-    void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
-    if (!p) {
-        fprintf(stderr, "qk-kernels: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 /* Best seconds per call of one product (row kernel when pk is NULL). */
 static double time_one(const qk_kern *k, const uint8_t *w, size_t rb, const uint8_t *pk, int rows, const qk_act *a,
@@ -39,16 +26,16 @@ static double time_one(const qk_kern *k, const uint8_t *w, size_t rb, const uint
     double best = 1e30;
     int reps = 1;
     for (int round = 0; round < 9; round++) {
-        double t0 = cpu_s(), dt;
+        double t0 = kb_cpu_s(), dt;
         for (;;) {
             for (int r = 0; r < reps; r++) {
                 if (pk) k->pack(pk, a->cols / a->blk, 0, (rows + QK_PR - 1) / QK_PR, rows, a, o, n, y, (size_t)rows);
                 else k->rows(w, rb, 0, rows, a, n, y, (size_t)rows);
             }
-            dt = cpu_s() - t0;
+            dt = kb_cpu_s() - t0;
             if (dt > 0.03) break;
             reps *= 2;
-            t0 = cpu_s();
+            t0 = kb_cpu_s();
         }
         if (dt / reps < best) best = dt / reps;
     }
@@ -65,7 +52,7 @@ int main(int argc, char **argv) {
     const qk_isa *isas[] = {&qk_isa_avx512, &qk_isa_avx2, &qk_isa_neon, &qk_isa_wasm, &qk_isa_generic};
     static const int ns[] = {1, 16, 64};
     const int nmax = 64;
-    float *x = xalloc(sizeof(float) * (size_t)nmax * cols), *y = xalloc(sizeof(float) * (size_t)nmax * rows);
+    float *x = kb_alloc("qk-kernels", sizeof(float) * (size_t)nmax * cols), *y = kb_alloc("qk-kernels", sizeof(float) * (size_t)nmax * rows);
     srand(1);
     for (size_t i = 0; i < (size_t)nmax * cols; i++) x[i] = (float)((rand() % 2001) - 1000) / 1000.0f;
     printf("qk-kernels: %d x %d, 1 thread, G weight-token products per second of thread CPU time\n", rows, cols);
@@ -74,7 +61,7 @@ int main(int argc, char **argv) {
         const ob_type_row *tr = ob_type_find(types[ti]);
         if (argc > 3 && strcmp(argv[3], tr->name) != 0) continue;
         const size_t rb = (size_t)cols / tr->block * tr->bytes;
-        uint8_t *w = xalloc((size_t)rows * rb);
+        uint8_t *w = kb_alloc("qk-kernels", (size_t)rows * rb);
         for (size_t i = 0; i < (size_t)rows * rb; i++) w[i] = (uint8_t)rand();
         for (size_t b = 0; b < (size_t)rows * rb; b += tr->bytes) { /* sane fp16 scales */
             const uint16_t h = ob_f32_to_fp16(0.01f);
@@ -85,7 +72,7 @@ int main(int argc, char **argv) {
         uint8_t *pk = NULL;
         const size_t pbytes = qk_pack_size(types[ti], rows, cols);
         if (pbytes) {
-            pk = xalloc(pbytes);
+            pk = kb_alloc("qk-kernels", pbytes);
             qk_repack(types[ti], w, rb, rows, cols, pk, 0, (rows + QK_PR - 1) / QK_PR);
         }
         for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
@@ -94,14 +81,14 @@ int main(int argc, char **argv) {
             const qk_kern *k = qk_in(isa, types[ti]);
             if (!k) continue;
             const int blk = k->act_blk;
-            int8_t *q = xalloc((size_t)nmax * cols);
-            float *d = xalloc(sizeof(float) * (size_t)nmax * (cols / blk));
-            int16_t *s = xalloc(sizeof(int16_t) * (size_t)nmax * (cols / 16));
+            int8_t *q = kb_alloc("qk-kernels", (size_t)nmax * cols);
+            float *d = kb_alloc("qk-kernels", sizeof(float) * (size_t)nmax * (cols / blk));
+            int16_t *s = kb_alloc("qk-kernels", sizeof(int16_t) * (size_t)nmax * (cols / 16));
             for (int t = 0; t < nmax; t++)
                 qk_quant(x + (size_t)t * cols, cols, blk, q + (size_t)t * cols, d + (size_t)t * (cols / blk),
                          s + (size_t)t * (cols / 16));
             const qk_act a = {q, d, s, cols, blk};
-            int32_t *o = xalloc(sizeof(int32_t) * (size_t)nmax * (cols / 32));
+            int32_t *o = kb_alloc("qk-kernels", sizeof(int32_t) * (size_t)nmax * (cols / 32));
             for (int t = 0; t < nmax; t++) qk_pack_offsets(s + (size_t)t * (cols / 16), cols / 32, o + (size_t)t * (cols / 32));
             for (int layout = 0; layout < 2; layout++) {
                 if (layout == 1 && !(k->pack && pk)) continue;
