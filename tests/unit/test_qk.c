@@ -190,6 +190,29 @@ static void test_reference(int ti) {
     free(wbuf);
 }
 
+/* A SIMD kernel's outputs yk against the portable kernel's yg ([n][R]) on rows [r0, r1), within
+ * 1e-5 of the sum of the absolute terms, and yk left NaN outside those rows. */
+static void expect_rows(const char *isa, const ob_type_row *tr, const char *layout, const uint8_t *w, size_t rb,
+                        const acts *A, int cols, int n, int R, int r0, int r1, const float *yk, const float *yg,
+                        float *wbuf) {
+    int bad = 0, outside = 0;
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < R; r++) {
+            const float v = yk[t * R + r];
+            if (r < r0 || r >= r1) {
+                outside += !isnan(v);
+                continue;
+            }
+            const double tol = 1e-5 * abs_terms(tr, w + (size_t)r * rb, A, t, cols, wbuf) + 1e-30;
+            if (!(fabs((double)v - yg[t * R + r]) <= tol)) {
+                if (bad < 3) printf("  %s %s %s cols %d n %d row %d token %d: %.9g vs %.9g\n", isa, tr->name, layout, cols, n, r, t, v, yg[t * R + r]);
+                bad++;
+            }
+        }
+    CHECK(bad == 0, "%s %s %s cols=%d n=%d: %d outputs off the portable kernel", isa, tr->name, layout, cols, n, bad);
+    CHECK(outside == 0, "%s %s %s cols=%d n=%d: %d outputs written outside rows %d..%d", isa, tr->name, layout, cols, n, outside, r0, r1);
+}
+
 /* A SIMD table's kernel against the portable one. */
 static void test_isa(const qk_isa *isa, int ti) {
     const qk_kern *k = qk_in(isa, types[ti].type), *g = qk_in(&qk_isa_generic, types[ti].type);
@@ -209,22 +232,7 @@ static void test_isa(const qk_isa *isa, int ti) {
             const int r0 = n % 2 ? 0 : 3, r1 = n % 2 ? R : R - 2; /* partial ranges too */
             k->rows(w, rb, r0, r1, &A.a, n, yk, R);
             g->rows(w, rb, r0, r1, &A.a, n, yg, R);
-            int bad = 0, outside = 0;
-            for (int t = 0; t < n; t++)
-                for (int r = 0; r < R; r++) {
-                    const float v = yk[t * R + r];
-                    if (r < r0 || r >= r1) {
-                        outside += !isnan(v);
-                        continue;
-                    }
-                    const double tol = 1e-5 * abs_terms(tr, w + (size_t)r * rb, &A, t, cols, wbuf) + 1e-30;
-                    if (!(fabs((double)v - yg[t * R + r]) <= tol)) {
-                        if (bad < 3) printf("  %s %s cols %d n %d row %d token %d: %.9g vs %.9g\n", isa->name, tr->name, cols, n, r, t, v, yg[t * R + r]);
-                        bad++;
-                    }
-                }
-            CHECK(bad == 0, "%s %s cols=%d n=%d: %d outputs off the portable kernel", isa->name, tr->name, cols, n, bad);
-            CHECK(outside == 0, "%s %s cols=%d n=%d: %d outputs written outside the rows", isa->name, tr->name, cols, n, outside);
+            expect_rows(isa->name, tr, "rows", w, rb, &A, cols, n, R, r0, r1, yk, yg, wbuf);
             free(yk);
             free(yg);
             free_acts(&A);
@@ -267,22 +275,7 @@ static void test_pack(const qk_isa *isa, int ti) {
             k->pack(pk, cols / k->act_blk, g0, g1, R, &A.a, o, n, yk, R);
             free(o);
             g->rows(w, rb, r0, r1, &A.a, n, yg, R);
-            int bad = 0, outside = 0;
-            for (int t = 0; t < n; t++)
-                for (int r = 0; r < R; r++) {
-                    const float v = yk[t * R + r];
-                    if (r < r0 || r >= r1) {
-                        outside += !isnan(v);
-                        continue;
-                    }
-                    const double tol = 1e-5 * abs_terms(tr, w + (size_t)r * rb, &A, t, cols, wbuf) + 1e-30;
-                    if (!(fabs((double)v - yg[t * R + r]) <= tol)) {
-                        if (bad < 3) printf("  %s %s packed cols %d n %d row %d token %d: %.9g vs %.9g\n", isa->name, tr->name, cols, n, r, t, v, yg[t * R + r]);
-                        bad++;
-                    }
-                }
-            CHECK(bad == 0, "%s %s packed cols=%d n=%d: %d outputs off the portable kernel", isa->name, tr->name, cols, n, bad);
-            CHECK(outside == 0, "%s %s packed cols=%d n=%d: %d outputs written outside the groups", isa->name, tr->name, cols, n, outside);
+            expect_rows(isa->name, tr, "packed", w, rb, &A, cols, n, R, r0, r1, yk, yg, wbuf);
             free(yk);
             free(yg);
             free_acts(&A);
