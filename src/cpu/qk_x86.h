@@ -364,6 +364,18 @@ QK_XI void qk_pack_tile2(const int kind, const uint8_t *p0, const uint8_t *p1, i
 
 /* Stores the first nr of 8 (or 16) outputs. */
 QK_XI void qk_store_rows(float *o, const float *v, int nr) { memcpy(o, v, sizeof(float) * (size_t)nr); }
+#if QK_VNNI
+/* One 16-lane accumulator (two groups of QK_PR rows) to out: all 16 rows, or the first nr. */
+QK_XI void qk_store_pair(float *out, __m512 acc, int nr) {
+    if (nr == 2 * QK_PR) {
+        _mm512_storeu_ps(out, acc);
+        return;
+    }
+    float tmp[2 * QK_PR];
+    _mm512_storeu_ps(tmp, acc);
+    qk_store_rows(out, tmp, nr);
+}
+#endif
 
 QK_XI void qk_pack_rows(const int kind, const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x,
                         const int32_t *o, int n, float *y, size_t ys) {
@@ -384,16 +396,7 @@ QK_XI void qk_pack_rows(const int kind, const uint8_t *p, int nb, int g0, int g1
                 QK_PACK_CASES(QK_T2)
 #undef QK_T2
                 const int nr = rows - QK_PR * g < 2 * QK_PR ? rows - QK_PR * g : 2 * QK_PR;
-                for (int t = 0; t < nt; t++) {
-                    float *out = y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g;
-                    if (nr == 2 * QK_PR) {
-                        _mm512_storeu_ps(out, acc[t]);
-                    } else {
-                        float tmp[2 * QK_PR];
-                        _mm512_storeu_ps(tmp, acc[t]);
-                        qk_store_rows(out, tmp, nr);
-                    }
-                }
+                for (int t = 0; t < nt; t++) qk_store_pair(y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g, acc[t], nr);
             }
 #endif
             for (; g < ge; g++) {
@@ -541,16 +544,7 @@ QK_XI void qk_pack_rows_k(const int q6, const uint8_t *p, int nb, int g0, int g1
 #undef QK_TK
                 int nr = rows - QK_PR * g < 2 * QK_PR ? rows - QK_PR * g : 2 * QK_PR;
                 if (g + 1 >= ge && nr > QK_PR) nr = QK_PR;
-                for (int t = 0; t < nt; t++) {
-                    float *out = y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g;
-                    if (nr == 2 * QK_PR) {
-                        _mm512_storeu_ps(out, acc[t]);
-                    } else {
-                        float tmp[2 * QK_PR];
-                        _mm512_storeu_ps(tmp, acc[t]);
-                        qk_store_rows(out, tmp, nr);
-                    }
-                }
+                for (int t = 0; t < nt; t++) qk_store_pair(y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g, acc[t], nr);
             }
         }
     }
