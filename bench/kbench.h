@@ -27,4 +27,21 @@ static inline void *kb_alloc(const char *tool, size_t n) {
     return p;
 }
 
+/* Best seconds per call of fn(arg) over `timings` timings of ~20 ms of repetitions each (thread
+ * CPU time). */
+static inline double kb_best(void (*fn)(void *), void *arg, int timings) {
+    double t1 = kb_cpu_s();
+    fn(arg);
+    t1 = kb_cpu_s() - t1;
+    const int reps = t1 > 0.02 ? 1 : t1 < 1e-5 ? 2000 : (int)(0.02 / t1) + 1;
+    double best = 1e30;
+    for (int k = 0; k < timings; k++) {
+        const double t0 = kb_cpu_s();
+        for (int i = 0; i < reps; i++) fn(arg);
+        const double dt = (kb_cpu_s() - t0) / reps;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
 #endif

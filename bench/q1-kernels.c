@@ -22,6 +22,20 @@
 
 #include "cpu_kern.h"
 
+typedef struct ck_gemm_call {
+    const ck_isa *isa;
+    const ck_q1 *w;
+    const ck_act *act;
+    int n;
+    float *y;
+    size_t ys;
+} ck_gemm_call;
+
+static void ck_gemm_once(void *arg) {
+    const ck_gemm_call *c = arg;
+    c->isa->gemm(c->w, 0, c->w->n_tiles, c->act, c->n, c->y, c->ys);
+}
+
 static void run(const ck_isa *isa, int rows, int cols, int n) {
     const int nb = cols / 128;
     const size_t rb = (size_t)nb * 18;
@@ -49,16 +63,8 @@ static void run(const ck_isa *isa, int rows, int cols, int n) {
         if (dt < best_lut) best_lut = dt;
     }
     ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL};
-    double t1 = kb_cpu_s(); /* enough repetitions for ~20 ms a timing */
-    isa->gemm(&w, 0, w.n_tiles, &act, n, y, (size_t)rows);
-    t1 = kb_cpu_s() - t1;
-    const int reps = t1 > 0.02 ? 1 : t1 < 1e-5 ? 2000 : (int)(0.02 / t1) + 1;
-    for (int k = 0; k < 15; k++) {
-        const double t0 = kb_cpu_s();
-        for (int i = 0; i < reps; i++) isa->gemm(&w, 0, w.n_tiles, &act, n, y, (size_t)rows);
-        const double dt = (kb_cpu_s() - t0) / reps;
-        if (dt < best) best = dt;
-    }
+    ck_gemm_call call = {isa, &w, &act, n, y, (size_t)rows};
+    best = kb_best(ck_gemm_once, &call, 15);
     printf("%-8s %5d x %5d, %2d tokens: %8.3f ms, %6.2f Gweights*tokens/s", isa->name, rows, cols, n, best * 1e3,
            (double)rows * cols * n / best / 1e9);
     if (lut) printf(" (tables: %.2f us per token)", best_lut / n * 1e6);

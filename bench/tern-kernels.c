@@ -28,6 +28,20 @@ static float gauss(void) {
     return s - 6.0f;
 }
 
+typedef struct tk_gemm_call {
+    const tk_isa *isa;
+    const tk_mat *w;
+    const tk_act *act;
+    int n;
+    float *y;
+    size_t ys;
+} tk_gemm_call;
+
+static void tk_gemm_once(void *arg) {
+    const tk_gemm_call *c = arg;
+    c->isa->gemm(c->w, 0, c->w->n_tiles, c->act, c->n, c->y, c->ys);
+}
+
 static void run(const tk_isa *isa, int rows, int cols, int n, int planes) {
     const int nb = cols / TK_BLK;
     const size_t rb = (size_t)cols / 256 * 66;
@@ -60,16 +74,8 @@ static void run(const tk_isa *isa, int rows, int cols, int n, int planes) {
         if (dt < best_q) best_q = dt;
     }
     tk_act act = {q, ql, a, c, cols, nb};
-    double t1 = kb_cpu_s();
-    isa->gemm(&w, 0, w.n_tiles, &act, n, y, (size_t)rows);
-    t1 = kb_cpu_s() - t1;
-    const int reps = t1 > 0.02 ? 1 : t1 < 1e-5 ? 2000 : (int)(0.02 / t1) + 1;
-    for (int k = 0; k < 15; k++) {
-        const double t0 = kb_cpu_s();
-        for (int i = 0; i < reps; i++) isa->gemm(&w, 0, w.n_tiles, &act, n, y, (size_t)rows);
-        const double dt = (kb_cpu_s() - t0) / reps;
-        if (dt < best) best = dt;
-    }
+    tk_gemm_call call = {isa, &w, &act, n, y, (size_t)rows};
+    best = kb_best(tk_gemm_once, &call, 15);
     printf("%-8s %5d x %5d, %2d tokens, %d plane%s: %8.3f ms, %6.2f Gweights*tokens/s, %6.2f GB/s of weights; "
            "quant %.2f us/token\n",
            isa->name, rows, cols, n, planes, planes > 1 ? "s" : " ", best * 1e3, (double)rows * cols * n / best / 1e9,
