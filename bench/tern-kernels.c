@@ -56,8 +56,8 @@ static void run(const tk_isa *isa, int rows, int cols, int n, int planes) {
             }
             memcpy(p + 64, &(uint16_t){0x2c00}, 2);
         }
-    tk_mat w = {NULL, rows, cols, nb, (rows + TK_TILE - 1) / TK_TILE};
-    uint8_t *packed = kb_alloc("tern-kernels", tk_packed_size(rows, cols));
+    tk_mat w = {NULL, rows, cols, nb, (rows + TK_TILE - 1) / TK_TILE, tk_group_blocks(GGML_TQ2_0)};
+    uint8_t *packed = kb_alloc("tern-kernels", tk_packed_size(GGML_TQ2_0, rows, cols));
     tk_repack(GGML_TQ2_0, src, rb, rows, cols, packed, 0, w.n_tiles);
     w.data = packed;
     float *x = kb_alloc("tern-kernels", (size_t)n * cols * sizeof(float)), *a = kb_alloc("tern-kernels", (size_t)n * nb * sizeof(float));
@@ -79,7 +79,7 @@ static void run(const tk_isa *isa, int rows, int cols, int n, int planes) {
     printf("%-8s %5d x %5d, %2d tokens, %d plane%s: %8.3f ms, %6.2f Gweights*tokens/s, %6.2f GB/s of weights; "
            "quant %.2f us/token\n",
            isa->name, rows, cols, n, planes, planes > 1 ? "s" : " ", best * 1e3, (double)rows * cols * n / best / 1e9,
-           (double)tk_packed_size(rows, cols) / best / 1e9, best_q / n * 1e6);
+           (double)tk_packed_size(GGML_TQ2_0, rows, cols) / best / 1e9, best_q / n * 1e6);
     free(src); free(packed); free(x); free(a); free(c); free(y); free(q); free(ql);
 }
 
