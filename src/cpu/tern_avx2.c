@@ -7,8 +7,9 @@
  * vpmaddubsw with the token's 4 activations broadcast gives int16 pair sums, added in int16 over the
  * 64 columns of the block into one sum for k = 0, 2 and one for k = 1, 3 (at most 8 x 2 x 12 x 128 =
  * 24576: no overflow), each widened once a block by vpmaddwd: S = S02 + (S13 >> 2), exact since
- * S13 is a multiple of 4. Per scale group (64 or 256 columns, tern.h) one fp16 conversion and one
- * multiply by the rows' scales.
+ * S13 is a multiple of 4. Per scale group (64 or 256 columns, tern.h) one fp16 conversion of the
+ * rows' scales; with up to 4 tokens in 16 registers, each block's float sum is multiplied by them
+ * (as tk_gemm_generic up to float rounding: no group sums to keep in registers).
  * Codes are unpacked once for up to 4 tokens. The activation quantisation is vectorised too
  * (bit-identical to the portable one).
  */
@@ -38,13 +39,12 @@ TK2_INLINE void tk2_half(const uint8_t *tile, int ng, int h, const tk_act *x, si
     const int8_t *xq = x->q + t0 * xs, *xl = P == 2 ? x->ql + t0 * xs : NULL;
     const float *xa = x->a + t0 * ns, *xc = x->c + t0 * ns;
     const __m256i m3 = _mm256_set1_epi8(3), m12 = _mm256_set1_epi8(12), ones = _mm256_set1_epi16(1);
-    __m256 acc[4], gsum[4];
+    __m256 acc[4];
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int g = 0; g < ng; g++) {
         const uint8_t *tg = tile + (size_t)g * TK_GB_BYTES(GS);
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) gsum[t] = _mm256_setzero_ps();
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(tg + 16 * h)));
 #pragma GCC unroll 1
         for (int i = 0; i < GS; i++) {
             const uint8_t *tb = tg + 32 + 256 * i;
@@ -82,12 +82,9 @@ TK2_INLINE void tk2_half(const uint8_t *tile, int ng, int h, const tk_act *x, si
                 }
                 const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(st), _mm256_set1_ps(xa[t * ns + b]),
                                                  _mm256_set1_ps(xc[t * ns + b]));
-                gsum[t] = _mm256_add_ps(gsum[t], f);
+                acc[t] = _mm256_fmadd_ps(d, f, acc[t]); /* per block: no group sums kept in registers */
             }
         }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(tg + 16 * h)));
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) acc[t] = _mm256_fmadd_ps(d, gsum[t], acc[t]);
     }
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
@@ -173,30 +170,33 @@ static void tk2_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a,
     default: tk2_half(td, ng, h, x, (size_t)t0, yy, ys, nrow, 4, P, GS); break;                         \
     }
 
-static void tk2_gemm(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, float *y, size_t ys) {
-    const int gs = w->gs, ng = w->nb / gs;
-    const size_t tile_bytes = (size_t)ng * TK_GB_BYTES(gs);
-    for (int tile = tile0; tile < tile1; tile++) {
-        const uint8_t *td = w->data + (size_t)tile * tile_bytes;
-        for (int h = 0; h < 2; h++) {
-            const int nrow = w->rows - tile * TK_TILE - 8 * h;
-            if (nrow <= 0) break;
-            for (int t0 = 0; t0 < n; t0 += 4) {
-                float *yy = y + (size_t)t0 * ys + (size_t)tile * TK_TILE + 8 * h;
-                if (gs == 4) {
-                    if (x->ql) {
-                        TK2_CASES(2, 4)
-                    } else {
-                        TK2_CASES(1, 4)
-                    }
-                } else if (x->ql) {
-                    TK2_CASES(2, 1)
-                } else {
-                    TK2_CASES(1, 1)
-                }
-            }
-        }
+/* One function per group size, so each is as large as the one layout's was. */
+#define TK2_GEMM(NAME, GS)                                                                              \
+    static __attribute__((noinline)) void NAME(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, \
+                                               float *y, size_t ys) {                                   \
+        const int ng = w->nb / GS;                                                                      \
+        const size_t tile_bytes = (size_t)ng * TK_GB_BYTES(GS);                                         \
+        for (int tile = tile0; tile < tile1; tile++) {                                                  \
+            const uint8_t *td = w->data + (size_t)tile * tile_bytes;                                    \
+            for (int h = 0; h < 2; h++) {                                                               \
+                const int nrow = w->rows - tile * TK_TILE - 8 * h;                                      \
+                if (nrow <= 0) break;                                                                   \
+                for (int t0 = 0; t0 < n; t0 += 4) {                                                     \
+                    float *yy = y + (size_t)t0 * ys + (size_t)tile * TK_TILE + 8 * h;                   \
+                    if (x->ql) {                                                                        \
+                        TK2_CASES(2, GS)                                                                \
+                    } else {                                                                            \
+                        TK2_CASES(1, GS)                                                                \
+                    }                                                                                   \
+                }                                                                                       \
+            }                                                                                           \
+        }                                                                                               \
     }
+TK2_GEMM(tk2_gemm1, 1)
+TK2_GEMM(tk2_gemm4, 4)
+
+static void tk2_gemm(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, float *y, size_t ys) {
+    (w->gs == 4 ? tk2_gemm4 : tk2_gemm1)(w, tile0, tile1, x, n, y, ys);
 }
 
 const tk_isa tk_isa_avx2 = {

@@ -8,7 +8,9 @@
  * converted and scaled in float (tern.h gives the algebra). One token (generation) skips the
  * shifts: v & (3 << 2k) is its own accumulator's operand, the 4^k removed once a block
  * (tk5_tile1); its 4 accumulators also keep vpdpbusd latency out of the way. Per scale group (64 or
- * 256 columns, tern.h) one fp16 conversion and one multiply by the rows' scales. Built with the
+ * 256 columns, tern.h) one fp16 conversion of the rows' scales and, for one token, one multiply by
+ * them; with several tokens each block's float sum is multiplied (as tk_gemm_generic up to float
+ * rounding: no group sums to keep in registers next to 8 tokens' accumulators). Built with the
  * Makefile's per-ISA flags; otherwise an empty table.
  */
 #include "tern.h"
@@ -79,13 +81,12 @@ TK5_INLINE void tk5_tile(const uint8_t *tile, int ng, const tk_act *x, size_t t0
     const int8_t *xq = x->q + t0 * xs, *xl = P == 2 ? x->ql + t0 * xs : NULL;
     const float *xa = x->a + t0 * ns, *xc = x->c + t0 * ns;
     const __m512i m3 = _mm512_set1_epi8(3);
-    __m512 acc[8], gsum[8];
+    __m512 acc[8];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     for (int g = 0; g < ng; g++) {
         const uint8_t *tg = tile + (size_t)g * TK_GB_BYTES(GS);
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) gsum[t] = _mm512_setzero_ps();
+        const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)tg));
 #pragma GCC unroll 1
         for (int i = 0; i < GS; i++) {
             const uint8_t *tb = tg + 32 + 256 * i;
@@ -127,12 +128,9 @@ TK5_INLINE void tk5_tile(const uint8_t *tile, int ng, const tk_act *x, size_t t0
                 }
                 const __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_set1_ps(xa[t * ns + b]),
                                                  _mm512_set1_ps(xc[t * ns + b]));
-                gsum[t] = _mm512_add_ps(gsum[t], f);
+                acc[t] = _mm512_fmadd_ps(d, f, acc[t]); /* per block: no group sums kept in registers */
             }
         }
-        const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)tg));
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) acc[t] = _mm512_fmadd_ps(d, gsum[t], acc[t]);
     }
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, km, acc[t]);
@@ -179,7 +177,7 @@ TK5_INLINE void tk5_tile1(const uint8_t *tile, int ng, const tk_act *x, size_t t
             const __m512i st = _mm512_add_epi32(_mm512_add_epi32(s[0], _mm512_srai_epi32(s[1], 2)),
                                                 _mm512_add_epi32(_mm512_srai_epi32(s[2], 4), _mm512_srai_epi32(s[3], 6)));
             const __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_set1_ps(xa[b]), _mm512_set1_ps(xc[b]));
-            gsum = _mm512_add_ps(gsum, f);
+            gsum = GS == 1 ? f : _mm512_add_ps(gsum, f);
         }
         const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)tg));
         acc = _mm512_fmadd_ps(d, gsum, acc);
@@ -199,28 +197,31 @@ TK5_INLINE void tk5_tile1(const uint8_t *tile, int ng, const tk_act *x, size_t t
     default: tk5_tile(td, ng, x, (size_t)t0, yy, ys, km, 8, P, GS); break;                              \
     }
 
-static void tk5_gemm(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, float *y, size_t ys) {
-    const int gs = w->gs, ng = w->nb / gs;
-    const size_t tile_bytes = (size_t)ng * TK_GB_BYTES(gs);
-    for (int tile = tile0; tile < tile1; tile++) {
-        const uint8_t *td = w->data + (size_t)tile * tile_bytes;
-        const int left = w->rows - tile * TK_TILE;
-        const __mmask16 km = left >= TK_TILE ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-        for (int t0 = 0; t0 < n; t0 += 8) {
-            float *yy = y + (size_t)t0 * ys + (size_t)tile * TK_TILE;
-            if (gs == 4) {
-                if (x->ql) {
-                    TK5_CASES(2, 4)
-                } else {
-                    TK5_CASES(1, 4)
-                }
-            } else if (x->ql) {
-                TK5_CASES(2, 1)
-            } else {
-                TK5_CASES(1, 1)
-            }
-        }
+/* One function per group size, so each is as large as the one layout's was. */
+#define TK5_GEMM(NAME, GS)                                                                              \
+    static __attribute__((noinline)) void NAME(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, \
+                                               float *y, size_t ys) {                                   \
+        const int ng = w->nb / GS;                                                                      \
+        const size_t tile_bytes = (size_t)ng * TK_GB_BYTES(GS);                                         \
+        for (int tile = tile0; tile < tile1; tile++) {                                                  \
+            const uint8_t *td = w->data + (size_t)tile * tile_bytes;                                    \
+            const int left = w->rows - tile * TK_TILE;                                                  \
+            const __mmask16 km = left >= TK_TILE ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);   \
+            for (int t0 = 0; t0 < n; t0 += 8) {                                                         \
+                float *yy = y + (size_t)t0 * ys + (size_t)tile * TK_TILE;                               \
+                if (x->ql) {                                                                            \
+                    TK5_CASES(2, GS)                                                                    \
+                } else {                                                                                \
+                    TK5_CASES(1, GS)                                                                    \
+                }                                                                                       \
+            }                                                                                           \
+        }                                                                                               \
     }
+TK5_GEMM(tk5_gemm1, 1)
+TK5_GEMM(tk5_gemm4, 4)
+
+static void tk5_gemm(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, float *y, size_t ys) {
+    (w->gs == 4 ? tk5_gemm4 : tk5_gemm1)(w, tile0, tile1, x, n, y, ys);
 }
 
 const tk_isa tk_isa_avx512 = {
