@@ -24,7 +24,8 @@
  *   dot = d * sx * (S - sum(Q)) = d * (a * S + c), a = sx, c = -sx * sum(Q)
  * precomputed per token and block; per tile-group, the blocks' a * S + c (each rounded as
  * fmaf(S, a, c)) are added in block order to g = 0, then acc = fmaf(d, g, acc): one scale product
- * per scale of the file. The backend uses one plane, int8, by default: BitNet b1.58 is
+ * per scale of the file (the batched x86 kernels multiply each block's sum by d instead, to keep
+ * their registers for the tokens: equal up to float rounding, which the tests allow). The backend uses one plane, int8, by default: BitNet b1.58 is
  * trained with 8-bit activations (absmax per token, coarser than these 64-column blocks) and
  * llama.cpp's TQ kernels round them to 8 bits per 256 columns (Q8_K); one plane is half the byte
  * dot products of two, which is what a prompt's products are bound by (about 0.6% relative RMS
