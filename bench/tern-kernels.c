@@ -1,7 +1,7 @@
 /* tern-kernels.c — single-thread throughput of the ternary product (tern.h) of each kernel table
  * (the memory read bandwidth that bounds generation is bench/membw.c's).
  *
- * A random TQ2_0 rows x cols matrix is repacked once, n tokens of Gaussian activations quantised
+ * A random TQ2_0 (or Q2_0) rows x cols matrix is repacked once, n tokens of Gaussian activations quantised
  * (int8: one plane, or int16: two planes); then the best of 15 timings (each ~20 ms of
  * repetitions, thread CPU time: robust to other processes taking the core) of the product over
  * all tiles on one thread, as weights x tokens per second. Sizes that fit L2 (the default
@@ -9,7 +9,8 @@
  * the streaming rate with one thread.
  * Not a test (tests/unit/test_tern.c checks these kernels); build and run:
  *   cc -O2 -std=gnu11 -Isrc/cpu -Isrc/core -Iinclude bench/tern-kernels.c build/libonebit.a -lm -lpthread -o build/tern-kernels
- *   build/tern-kernels [ROWS COLS N]    # every table this CPU runs, planes 1 and 2, N tokens (default 1 and 64)
+ *   build/tern-kernels [ROWS COLS N [TYPE]]  # every table this CPU runs, planes 1 and 2, N tokens (default 1
+ *                                            # and 64; 0: both), TYPE tq2_0 (default) or q2_0
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -42,23 +43,24 @@ static void tk_gemm_once(void *arg) {
     c->isa->gemm(c->w, 0, c->w->n_tiles, c->act, c->n, c->y, c->ys);
 }
 
-static void run(const tk_isa *isa, int rows, int cols, int n, int planes) {
-    const int nb = cols / TK_BLK;
-    const size_t rb = (size_t)cols / 256 * 66;
+static void run(uint32_t type, const tk_isa *isa, int rows, int cols, int n, int planes) {
+    const int nb = cols / TK_BLK, q2 = type == GGML_Q2_0;
+    const int blk = q2 ? 64 : 256, bbytes = q2 ? 18 : 66, d_off = q2 ? 0 : 64, c_off = q2 ? 2 : 0;
+    const size_t rb = (size_t)cols / blk * bbytes;
     uint8_t *src = kb_alloc("tern-kernels", (size_t)rows * rb);
     for (int r = 0; r < rows; r++)
-        for (int b = 0; b < cols / 256; b++) {
-            uint8_t *p = src + (size_t)r * rb + (size_t)b * 66;
-            for (int i = 0; i < 64; i++) { /* codes 0..2 */
+        for (int b = 0; b < cols / blk; b++) {
+            uint8_t *p = src + (size_t)r * rb + (size_t)b * bbytes;
+            for (int i = 0; i < blk / 4; i++) { /* codes 0..2 */
                 uint8_t v = 0;
                 for (int k = 0; k < 4; k++) v |= (uint8_t)((rand() % 3) << (2 * k));
-                p[i] = v;
+                p[c_off + i] = v;
             }
-            memcpy(p + 64, &(uint16_t){0x2c00}, 2);
+            memcpy(p + d_off, &(uint16_t){0x2c00}, 2);
         }
-    tk_mat w = {NULL, rows, cols, nb, (rows + TK_TILE - 1) / TK_TILE};
-    uint8_t *packed = kb_alloc("tern-kernels", tk_packed_size(rows, cols));
-    tk_repack(GGML_TQ2_0, src, rb, rows, cols, packed, 0, w.n_tiles);
+    tk_mat w = {NULL, rows, cols, nb, (rows + TK_TILE - 1) / TK_TILE, tk_group_blocks(type)};
+    uint8_t *packed = kb_alloc("tern-kernels", tk_packed_size(type, rows, cols));
+    tk_repack(type, src, rb, rows, cols, packed, 0, w.n_tiles);
     w.data = packed;
     float *x = kb_alloc("tern-kernels", (size_t)n * cols * sizeof(float)), *a = kb_alloc("tern-kernels", (size_t)n * nb * sizeof(float));
     float *c = kb_alloc("tern-kernels", (size_t)n * nb * sizeof(float)), *y = kb_alloc("tern-kernels", (size_t)n * rows * sizeof(float));
@@ -76,18 +78,20 @@ static void run(const tk_isa *isa, int rows, int cols, int n, int planes) {
     tk_act act = {q, ql, a, c, cols, nb};
     tk_gemm_call call = {isa, &w, &act, n, y, (size_t)rows};
     best = kb_best(tk_gemm_once, &call, 15);
-    printf("%-8s %5d x %5d, %2d tokens, %d plane%s: %8.3f ms, %6.2f Gweights*tokens/s, %6.2f GB/s of weights; "
+    printf("%-5s %-8s %5d x %5d, %2d tokens, %d plane%s: %8.3f ms, %6.2f Gweights*tokens/s, %6.2f GB/s of weights; "
            "quant %.2f us/token\n",
-           isa->name, rows, cols, n, planes, planes > 1 ? "s" : " ", best * 1e3, (double)rows * cols * n / best / 1e9,
-           (double)tk_packed_size(rows, cols) / best / 1e9, best_q / n * 1e6);
+           q2 ? "q2_0" : "tq2_0", isa->name, rows, cols, n, planes, planes > 1 ? "s" : " ", best * 1e3,
+           (double)rows * cols * n / best / 1e9, (double)tk_packed_size(type, rows, cols) / best / 1e9, best_q / n * 1e6);
     free(src); free(packed); free(x); free(a); free(c); free(y); free(q); free(ql);
 }
 
 int main(int argc, char **argv) {
     const int rows = argc > 1 ? atoi(argv[1]) : 2560, cols = argc > 2 ? atoi(argv[2]) : 2560;
     const int n = argc > 3 ? atoi(argv[3]) : 0;
-    if (rows < 1 || cols < 256 || cols % 256 || n < 0 || n > 4096) {
-        fprintf(stderr, "usage: tern-kernels [ROWS COLS(multiple of 256) N(1..4096)]\n");
+    const char *tn = argc > 4 ? argv[4] : "tq2_0";
+    const uint32_t type = strcmp(tn, "q2_0") == 0 ? GGML_Q2_0 : GGML_TQ2_0;
+    if (rows < 1 || cols < 256 || cols % 256 || n < 0 || n > 4096 || (strcmp(tn, "q2_0") && strcmp(tn, "tq2_0"))) {
+        fprintf(stderr, "usage: tern-kernels [ROWS COLS(multiple of 256) N(1..4096) [tq2_0|q2_0]]\n");
         return 2;
     }
     const tk_isa *isas[] = {&tk_isa_avx512, &tk_isa_avx2, &tk_isa_neon, &tk_isa_wasm, &tk_isa_generic};
@@ -96,7 +100,7 @@ int main(int argc, char **argv) {
         for (int planes = 1; planes <= 2; planes++)
             for (size_t i = 0; i < sizeof isas / sizeof *isas; i++)
                 if (isas[i]->compiled && isas[i]->supported() && (isas[i] != &tk_isa_generic || nt == 1))
-                    run(isas[i], rows, cols, nt, planes);
+                    run(type, isas[i], rows, cols, nt, planes);
         if (n) break;
     }
     return 0;

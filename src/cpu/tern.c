@@ -24,12 +24,15 @@
 
 int tk_type_ok(uint32_t type) { return type == GGML_Q2_0 || type == GGML_TQ2_0 || type == GGML_TQ1_0; }
 
-size_t tk_packed_size(int rows, int cols) {
-    if (rows <= 0 || cols <= 0 || cols % TK_BLK) return 0;
-    uint64_t tiles = ((uint64_t)rows + TK_TILE - 1) / TK_TILE, nb = (uint64_t)cols / TK_BLK;
-    uint64_t n = tiles * nb; /* both < 2^31: no overflow */
-    if (n > SIZE_MAX / TK_TB_BYTES) return 0;
-    return (size_t)(n * TK_TB_BYTES);
+int tk_group_blocks(uint32_t type) { return type == GGML_Q2_0 ? 1 : 4; }
+
+size_t tk_packed_size(uint32_t type, int rows, int cols) {
+    const int gs = tk_group_blocks(type);
+    if (!tk_type_ok(type) || rows <= 0 || cols <= 0 || cols % (TK_BLK * gs)) return 0;
+    uint64_t tiles = ((uint64_t)rows + TK_TILE - 1) / TK_TILE, ng = (uint64_t)cols / (TK_BLK * gs);
+    uint64_t n = tiles * ng; /* both < 2^31: no overflow */
+    if (n > SIZE_MAX / TK_GB_BYTES(gs)) return 0;
+    return (size_t)(n * TK_GB_BYTES(gs));
 }
 
 /* The TQ1_0 digit at position n of byte q (quant.c's decoder, as a code 0..2). */
@@ -71,20 +74,20 @@ static void tk_codes64(uint32_t type, const uint8_t *row, int b, uint8_t q[TK_BL
 
 void tk_repack(uint32_t type, const uint8_t *src, size_t row_bytes, int rows, int cols, uint8_t *dst, int tile0,
                int tile1) {
-    const int nb = cols / TK_BLK;
+    const int gs = tk_group_blocks(type), nb = cols / TK_BLK, ng = nb / gs;
     for (int tile = tile0; tile < tile1; tile++)
         for (int b = 0; b < nb; b++) {
-            uint8_t *tb = dst + ((size_t)tile * nb + b) * TK_TB_BYTES;
+            uint8_t *tg = dst + ((size_t)tile * ng + b / gs) * TK_GB_BYTES(gs), *tb = tg + 32 + 256 * (b % gs);
             for (int r = 0; r < TK_TILE; r++) {
                 const int row = tile * TK_TILE + r;
                 uint8_t q[TK_BLK] = {0}; /* rows past the end: d = 0, codes 0 */
                 uint16_t d = 0;
                 if (row < rows) tk_codes64(type, src + (size_t)row * row_bytes, b, q, &d);
-                memcpy(tb + 2 * r, &d, 2);
+                memcpy(tg + 2 * r, &d, 2); /* the same scale for the gs blocks of a group */
                 for (int j = 0; j < 4; j++)
                     for (int c = 0; c < 4; c++) {
                         const uint8_t *qq = q + 16 * j + c; /* columns 16j + 4k + c, k = 0..3 */
-                        tb[32 + 64 * j + 4 * r + c] = (uint8_t)(qq[0] | qq[4] << 2 | qq[8] << 4 | qq[12] << 6);
+                        tb[64 * j + 4 * r + c] = (uint8_t)(qq[0] | qq[4] << 2 | qq[8] << 4 | qq[12] << 6);
                     }
             }
         }
@@ -95,6 +98,7 @@ void tk_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a,
 }
 
 void tk_gemm_generic(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, float *y, size_t ys) {
+    const int gs = w->gs, ng = w->nb / gs;
     for (int tile = tile0; tile < tile1; tile++)
         for (int r = 0; r < TK_TILE; r++) {
             const int row = tile * TK_TILE + r;
@@ -102,20 +106,26 @@ void tk_gemm_generic(const tk_mat *w, int tile0, int tile1, const tk_act *x, int
             for (int t = 0; t < n; t++) {
                 const int8_t *xq = x->q + (size_t)t * x->cols, *xl = x->ql ? x->ql + (size_t)t * x->cols : NULL;
                 float acc = 0.0f;
-                for (int b = 0; b < w->nb; b++) {
-                    const uint8_t *tb = w->data + ((size_t)tile * w->nb + b) * TK_TB_BYTES;
-                    int sh = 0, sl = 0;
-                    for (int col = 0; col < TK_BLK; col++) {
-                        const int j = col / 16, k = col % 16 / 4, c = col % 4;
-                        const int code = tb[32 + 64 * j + 4 * r + c] >> (2 * k) & 3;
-                        sh += code * xq[b * TK_BLK + col];
-                        if (xl) sl += code * xl[b * TK_BLK + col];
+                for (int g = 0; g < ng; g++) {
+                    const uint8_t *tg = w->data + ((size_t)tile * ng + g) * TK_GB_BYTES(gs);
+                    float gsum = 0.0f;
+                    for (int i = 0; i < gs; i++) {
+                        const int b = g * gs + i;
+                        int sh = 0, sl = 0;
+                        for (int col = 0; col < TK_BLK; col++) {
+                            const int j = col / 16, k = col % 16 / 4, c = col % 4;
+                            const int code = tg[32 + 256 * i + 64 * j + 4 * r + c] >> (2 * k) & 3;
+                            sh += code * xq[b * TK_BLK + col];
+                            if (xl) sl += code * xl[b * TK_BLK + col];
+                        }
+                        const int S = xl ? 128 * sh + sl : sh;
+                        const size_t ab = (size_t)t * x->nb + b;
+                        const float f = fmaf((float)S, x->a[ab], x->c[ab]);
+                        gsum += f;
                     }
-                    const int S = xl ? 128 * sh + sl : sh;
                     uint16_t d;
-                    memcpy(&d, tb + 2 * r, 2);
-                    const size_t ab = (size_t)t * x->nb + b;
-                    acc = fmaf(ob_fp16_to_f32(d), fmaf((float)S, x->a[ab], x->c[ab]), acc);
+                    memcpy(&d, tg + 2 * r, 2);
+                    acc = fmaf(ob_fp16_to_f32(d), gsum, acc);
                 }
                 y[(size_t)t * ys + row] = acc;
             }
@@ -167,7 +177,7 @@ static void tk_repack_run(void *arg, int begin, int end, int ith) {
 }
 
 static ob_status tk_repack_weight(tk_state *s, const ob_model *m, const ob_weight *w, tk_mat *out) {
-    const size_t bytes = tk_packed_size(w->rows, w->cols);
+    const size_t bytes = tk_packed_size(w->type, w->rows, w->cols);
     if (!bytes) return OB_OK; /* not a shape of these kernels: the row path */
     uint8_t *dst = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (!dst) return ob_fail(OB_ERR_NOMEM, "out of memory repacking weights");
@@ -192,6 +202,7 @@ static ob_status tk_repack_weight(tk_state *s, const ob_model *m, const ob_weigh
     out->cols = w->cols;
     out->nb = w->cols / TK_BLK;
     out->n_tiles = n_tiles;
+    out->gs = tk_group_blocks(w->type);
     return OB_OK;
 }
 

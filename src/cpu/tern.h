@@ -3,23 +3,29 @@
  *
  * The three types store a code q per weight with w = (q - 1) * d (Q2_0: q in 0..3, 64 weights a
  * scale; TQ2_0: q in 0..3, 256 a scale; TQ1_0: base-3 digits t = q - 1, 256 a scale). At load they
- * are all repacked into one layout of tiles of 16 rows, one tile-block per 64 columns:
- *   [16] fp16 scales d of the 16 rows (32 bytes, copied from the file: a TQ scale repeated over
- *   its four 64-column blocks), then 4 chunks of 64 bytes, chunk j holding columns 16j..16j+15:
+ * are all repacked into one layout of tiles of 16 rows, one tile-group per scale group of the file
+ * (G = 64 gs columns: gs = 1 for Q2_0, 4 for TQ2_0 and TQ1_0):
+ *   [16] fp16 scales d of the 16 rows (32 bytes, copied from the file), then 4 gs chunks of 64
+ *   bytes, chunk j holding columns 16j..16j+15 of the group:
  *   bits 2k, 2k+1 of byte 4r + c = code q of W[row r][column 16j + 4k + c].
  * So (chunk >> 2k) & 3 is 64 bytes of codes with row r's 4 columns in bytes 4r..4r+3: one int32
  * lane per row, the shape of a 4-way unsigned x signed byte dot product (vpdpbusd, or vpmaddubsw +
  * vpmaddwd), and the codes are used as they are (0..3, unsigned), never widened to floats.
- * 288 bytes per 16 x 64 weights (2.25 bits a weight: Q2_0's size; TQ1_0 grows from 1.69). Tile-
- * blocks of a tile are contiguous, so a tile is one sequential stream. Rows past the end of the
- * matrix have d = 0.
+ * A tile-group is 32 + 256 gs bytes per 16 x 64 gs weights: 288 bytes per 16 x 64 for Q2_0 (2.25
+ * bits a weight, its file size), 1056 per 16 x 256 for TQ2_0 and TQ1_0 (2.0625 bits, TQ2_0's file
+ * size; TQ1_0 grows from 1.69). The 64 columns of chunks 4i..4i+3 are the group's block i (the
+ * activation block below). Tile-groups of a tile are contiguous, so a tile is one sequential stream.
+ * Rows past the end of the matrix have d = 0.
  *
- * Activations are quantised per token in blocks of 64 (the tile-block) as in cpu_kern.h: integers
+ * Activations are quantised per token in blocks of 64 (a tile-group's block) as in cpu_kern.h: integers
  * Q with |Q| <= K, sx = amax / K, Q = round-to-nearest-even(x / sx), int8 (K = 127, one plane) or
  * int16 as two int8 planes (K = 127 * 128, Q = 128 h + l). Per row r, token t, block b with
  * S = sum over the block's 64 columns of q * Q (one byte dot product a plane; S = 128 S_h + S_l):
  *   dot = d * sx * (S - sum(Q)) = d * (a * S + c), a = sx, c = -sx * sum(Q)
- * precomputed per token and block. The backend uses one plane, int8, by default: BitNet b1.58 is
+ * precomputed per token and block; per tile-group, the blocks' a * S + c (each rounded as
+ * fmaf(S, a, c)) are added in block order to g = 0, then acc = fmaf(d, g, acc): one scale product
+ * per scale of the file (the batched x86 kernels multiply each block's sum by d instead, to keep
+ * their registers for the tokens: equal up to float rounding, which the tests allow). The backend uses one plane, int8, by default: BitNet b1.58 is
  * trained with 8-bit activations (absmax per token, coarser than these 64-column blocks) and
  * llama.cpp's TQ kernels round them to 8 bits per 256 columns (Q8_K); one plane is half the byte
  * dot products of two, which is what a prompt's products are bound by (about 0.6% relative RMS
@@ -36,17 +42,18 @@
 #include "onebit.h"
 
 #define TK_TILE 16                 /* rows per tile */
-#define TK_BLK 64                  /* columns per tile-block */
-#define TK_TB_BYTES 288            /* bytes per tile-block: 16 x fp16 + 4 x 64 bytes of codes */
+#define TK_BLK 64                  /* columns per activation block (and per 4 chunks of codes) */
+#define TK_GB_BYTES(gs) (32 + 256 * (gs)) /* bytes per tile-group of gs blocks: 16 x fp16 + 4 gs x 64 bytes of codes */
 #define TK_K8 127.0f               /* largest |Q| with one plane */
 #define TK_K16 16256.0f            /* largest |Q| with two planes: 127 * 128 */
 
 /* A repacked ternary matrix. */
 typedef struct tk_mat {
-    const uint8_t *data;           /* [n_tiles][nb][TK_TB_BYTES], 64-byte aligned */
+    const uint8_t *data;           /* [n_tiles][nb / gs][TK_GB_BYTES(gs)], 64-byte aligned */
     int rows, cols;
     int nb;                        /* cols / 64 */
     int n_tiles;                   /* ceil(rows / 16) */
+    int gs;                        /* 64-column blocks per scale: tk_group_blocks(type) */
 } tk_mat;
 
 /* Quantised activations of n tokens. */
@@ -74,8 +81,10 @@ extern const tk_isa tk_isa_generic, tk_isa_avx512, tk_isa_avx2, tk_isa_neon, tk_
 
 /* Is a GGML type one of these (Q2_0, TQ2_0, TQ1_0)? */
 int tk_type_ok(uint32_t type);
-/* Bytes of the repacked form of a rows x cols matrix; 0 on overflow or bad shape. */
-size_t tk_packed_size(int rows, int cols);
+/* 64-column blocks per scale of the type's repacked form: 1 (Q2_0) or 4 (TQ2_0, TQ1_0). */
+int tk_group_blocks(uint32_t type);
+/* Bytes of the repacked form of a rows x cols matrix of the type; 0 on overflow or bad shape. */
+size_t tk_packed_size(uint32_t type, int rows, int cols);
 /* Repacks tiles [tile0, tile1) from rows of the type (row_bytes apart) into dst (the whole matrix). */
 void tk_repack(uint32_t type, const uint8_t *src, size_t row_bytes, int rows, int cols, uint8_t *dst, int tile0,
                int tile1);

@@ -7,7 +7,9 @@
  * vpmaddubsw with the token's 4 activations broadcast gives int16 pair sums, added in int16 over the
  * 64 columns of the block into one sum for k = 0, 2 and one for k = 1, 3 (at most 8 x 2 x 12 x 128 =
  * 24576: no overflow), each widened once a block by vpmaddwd: S = S02 + (S13 >> 2), exact since
- * S13 is a multiple of 4.
+ * S13 is a multiple of 4. Per scale group (64 or 256 columns, tern.h) one fp16 conversion of the
+ * rows' scales; with up to 4 tokens in 16 registers, each block's float sum is multiplied by them
+ * (as tk_gemm_generic up to float rounding: no group sums to keep in registers).
  * Codes are unpacked once for up to 4 tokens. The activation quantisation is vectorised too
  * (bit-identical to the portable one).
  */
@@ -30,9 +32,9 @@ TK2_INLINE __m256i tk2_bcast4(const int8_t *p) {
     return _mm256_set1_epi32(v);
 }
 
-/* Half h (rows 8h..8h+7) of a tile times T tokens (T <= 4), P planes; writes nrow rows. */
-TK2_INLINE void tk2_half(const uint8_t *tile, int nb, int h, const tk_act *x, size_t t0, float *y, size_t ys, int nrow,
-                         const int T, const int P) {
+/* Half h (rows 8h..8h+7) of a tile times T tokens (T <= 4), P planes, GS blocks a scale; writes nrow rows. */
+TK2_INLINE void tk2_half(const uint8_t *tile, int ng, int h, const tk_act *x, size_t t0, float *y, size_t ys, int nrow,
+                         const int T, const int P, const int GS) {
     const size_t xs = (size_t)x->cols, ns = (size_t)x->nb;
     const int8_t *xq = x->q + t0 * xs, *xl = P == 2 ? x->ql + t0 * xs : NULL;
     const float *xa = x->a + t0 * ns, *xc = x->c + t0 * ns;
@@ -40,42 +42,48 @@ TK2_INLINE void tk2_half(const uint8_t *tile, int nb, int h, const tk_act *x, si
     __m256 acc[4];
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *tb = tile + (size_t)b * TK_TB_BYTES;
-        __m256i s[4][2], sl[4][2]; /* [token][0: k = 0, 2; 1: k = 1, 3 (codes times 4)] */
+    for (int g = 0; g < ng; g++) {
+        const uint8_t *tg = tile + (size_t)g * TK_GB_BYTES(GS);
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(tg + 16 * h)));
+#pragma GCC unroll 1
+        for (int i = 0; i < GS; i++) {
+            const uint8_t *tb = tg + 32 + 256 * i;
+            const int b = g * GS + i;
+            __m256i s[4][2], sl[4][2]; /* [token][0: k = 0, 2; 1: k = 1, 3 (codes times 4)] */
 #pragma GCC unroll 4
-        for (int t = 0; t < T; t++) s[t][0] = s[t][1] = sl[t][0] = sl[t][1] = _mm256_setzero_si256();
+            for (int t = 0; t < T; t++) s[t][0] = s[t][1] = sl[t][0] = sl[t][1] = _mm256_setzero_si256();
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            const __m256i v = _mm256_load_si256((const __m256i *)(const void *)(tb + 32 + 64 * j + 32 * h));
-            const __m256i v4 = _mm256_srli_epi16(v, 4);
-            const __m256i w[4] = {_mm256_and_si256(v, m3), _mm256_and_si256(v, m12), _mm256_and_si256(v4, m3),
-                                  _mm256_and_si256(v4, m12)};
+            for (int j = 0; j < 4; j++) {
+                const __m256i v = _mm256_load_si256((const __m256i *)(const void *)(tb + 64 * j + 32 * h));
+                const __m256i v4 = _mm256_srli_epi16(v, 4);
+                const __m256i w[4] = {_mm256_and_si256(v, m3), _mm256_and_si256(v, m12), _mm256_and_si256(v4, m3),
+                                      _mm256_and_si256(v4, m12)};
 #pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) {
-                const size_t off = (size_t)b * TK_BLK + 16 * j + 4 * k;
+                for (int k = 0; k < 4; k++) {
+                    const size_t off = (size_t)b * TK_BLK + 16 * j + 4 * k;
 #pragma GCC unroll 4
-                for (int t = 0; t < T; t++) {
-                    s[t][k & 1] = _mm256_add_epi16(s[t][k & 1], _mm256_maddubs_epi16(w[k], tk2_bcast4(xq + t * xs + off)));
-                    if (P == 2)
-                        sl[t][k & 1] =
-                            _mm256_add_epi16(sl[t][k & 1], _mm256_maddubs_epi16(w[k], tk2_bcast4(xl + t * xs + off)));
+                    for (int t = 0; t < T; t++) {
+                        s[t][k & 1] =
+                            _mm256_add_epi16(s[t][k & 1], _mm256_maddubs_epi16(w[k], tk2_bcast4(xq + t * xs + off)));
+                        if (P == 2)
+                            sl[t][k & 1] = _mm256_add_epi16(sl[t][k & 1],
+                                                            _mm256_maddubs_epi16(w[k], tk2_bcast4(xl + t * xs + off)));
+                    }
                 }
             }
-        }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(tb + 16 * h)));
 #pragma GCC unroll 4
-        for (int t = 0; t < T; t++) {
-            __m256i st = _mm256_add_epi32(_mm256_madd_epi16(s[t][0], ones),
-                                          _mm256_srai_epi32(_mm256_madd_epi16(s[t][1], ones), 2));
-            if (P == 2) {
-                const __m256i lt = _mm256_add_epi32(_mm256_madd_epi16(sl[t][0], ones),
-                                                    _mm256_srai_epi32(_mm256_madd_epi16(sl[t][1], ones), 2));
-                st = _mm256_add_epi32(_mm256_slli_epi32(st, 7), lt); /* S = 128 S_h + S_l */
+            for (int t = 0; t < T; t++) {
+                __m256i st = _mm256_add_epi32(_mm256_madd_epi16(s[t][0], ones),
+                                              _mm256_srai_epi32(_mm256_madd_epi16(s[t][1], ones), 2));
+                if (P == 2) {
+                    const __m256i lt = _mm256_add_epi32(_mm256_madd_epi16(sl[t][0], ones),
+                                                        _mm256_srai_epi32(_mm256_madd_epi16(sl[t][1], ones), 2));
+                    st = _mm256_add_epi32(_mm256_slli_epi32(st, 7), lt); /* S = 128 S_h + S_l */
+                }
+                const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(st), _mm256_set1_ps(xa[t * ns + b]),
+                                                 _mm256_set1_ps(xc[t * ns + b]));
+                acc[t] = _mm256_fmadd_ps(d, f, acc[t]); /* per block: no group sums kept in registers */
             }
-            const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(st), _mm256_set1_ps(xa[t * ns + b]),
-                                             _mm256_set1_ps(xc[t * ns + b]));
-            acc[t] = _mm256_fmadd_ps(d, f, acc[t]);
         }
     }
 #pragma GCC unroll 4
@@ -154,31 +162,41 @@ static void tk2_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a,
     }
 }
 
-#define TK2_CASES(P)                                                                                    \
+#define TK2_CASES(P, GS)                                                                                \
     switch (n - t0 < 4 ? n - t0 : 4) {                                                                  \
-    case 1: tk2_half(td, nb, h, x, (size_t)t0, yy, ys, nrow, 1, P); break;                              \
-    case 2: tk2_half(td, nb, h, x, (size_t)t0, yy, ys, nrow, 2, P); break;                              \
-    case 3: tk2_half(td, nb, h, x, (size_t)t0, yy, ys, nrow, 3, P); break;                              \
-    default: tk2_half(td, nb, h, x, (size_t)t0, yy, ys, nrow, 4, P); break;                             \
+    case 1: tk2_half(td, ng, h, x, (size_t)t0, yy, ys, nrow, 1, P, GS); break;                          \
+    case 2: tk2_half(td, ng, h, x, (size_t)t0, yy, ys, nrow, 2, P, GS); break;                          \
+    case 3: tk2_half(td, ng, h, x, (size_t)t0, yy, ys, nrow, 3, P, GS); break;                          \
+    default: tk2_half(td, ng, h, x, (size_t)t0, yy, ys, nrow, 4, P, GS); break;                         \
     }
 
-static void tk2_gemm(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, float *y, size_t ys) {
-    const int nb = w->nb;
-    for (int tile = tile0; tile < tile1; tile++) {
-        const uint8_t *td = w->data + (size_t)tile * nb * TK_TB_BYTES;
-        for (int h = 0; h < 2; h++) {
-            const int nrow = w->rows - tile * TK_TILE - 8 * h;
-            if (nrow <= 0) break;
-            for (int t0 = 0; t0 < n; t0 += 4) {
-                float *yy = y + (size_t)t0 * ys + (size_t)tile * TK_TILE + 8 * h;
-                if (x->ql) {
-                    TK2_CASES(2)
-                } else {
-                    TK2_CASES(1)
-                }
-            }
-        }
+/* One function per group size, so each is as large as the one layout's was. */
+#define TK2_GEMM(NAME, GS)                                                                              \
+    static __attribute__((noinline)) void NAME(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, \
+                                               float *y, size_t ys) {                                   \
+        const int ng = w->nb / GS;                                                                      \
+        const size_t tile_bytes = (size_t)ng * TK_GB_BYTES(GS);                                         \
+        for (int tile = tile0; tile < tile1; tile++) {                                                  \
+            const uint8_t *td = w->data + (size_t)tile * tile_bytes;                                    \
+            for (int h = 0; h < 2; h++) {                                                               \
+                const int nrow = w->rows - tile * TK_TILE - 8 * h;                                      \
+                if (nrow <= 0) break;                                                                   \
+                for (int t0 = 0; t0 < n; t0 += 4) {                                                     \
+                    float *yy = y + (size_t)t0 * ys + (size_t)tile * TK_TILE + 8 * h;                   \
+                    if (x->ql) {                                                                        \
+                        TK2_CASES(2, GS)                                                                \
+                    } else {                                                                            \
+                        TK2_CASES(1, GS)                                                                \
+                    }                                                                                   \
+                }                                                                                       \
+            }                                                                                           \
+        }                                                                                               \
     }
+TK2_GEMM(tk2_gemm1, 1)
+TK2_GEMM(tk2_gemm4, 4)
+
+static void tk2_gemm(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, float *y, size_t ys) {
+    (w->gs == 4 ? tk2_gemm4 : tk2_gemm1)(w, tile0, tile1, x, n, y, ys);
 }
 
 const tk_isa tk_isa_avx2 = {

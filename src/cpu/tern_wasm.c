@@ -24,47 +24,54 @@ static inline v128_t tkw_fold(v128_t lo16, v128_t hi16) {
 }
 
 static void tkw_gemm(const tk_mat *w, int tile0, int tile1, const tk_act *x, int n, float *y, size_t ys) {
-    const int nb = w->nb;
+    const int gs = w->gs, ng = w->nb / gs;
+    const size_t tile_bytes = (size_t)ng * TK_GB_BYTES(gs);
     const v128_t m3 = wasm_i8x16_splat(3);
     for (int tile = tile0; tile < tile1; tile++) {
-        const uint8_t *td = w->data + (size_t)tile * nb * TK_TB_BYTES;
+        const uint8_t *td = w->data + (size_t)tile * tile_bytes;
         const int nrow = w->rows - tile * TK_TILE;
         for (int t = 0; t < n; t++) {
             const int8_t *xq = x->q + (size_t)t * x->cols, *xl = x->ql ? x->ql + (size_t)t * x->cols : NULL;
             const float *xa = x->a + (size_t)t * x->nb, *xc = x->c + (size_t)t * x->nb;
             float out[TK_TILE] = {0};
-            for (int b = 0; b < nb; b++) {
-                const uint8_t *tb = td + (size_t)b * TK_TB_BYTES;
+            for (int g = 0; g < ng; g++) {
+                const uint8_t *tg = td + (size_t)g * TK_GB_BYTES(gs);
                 for (int q = 0; q < 4; q++) {
-                    v128_t h_lo = wasm_i16x8_splat(0), h_hi = h_lo, l_lo = h_lo, l_hi = h_lo;
-                    for (int j = 0; j < 4; j++) {
-                        const v128_t v = wasm_v128_load(tb + 32 + 64 * j + 16 * q);
-                        for (int k = 0; k < 4; k++) {
-                            const v128_t wk = wasm_v128_and(wasm_u8x16_shr(v, (uint32_t)(2 * k)), m3);
-                            const size_t off = (size_t)b * TK_BLK + 16 * j + 4 * k;
-                            int32_t h4;
-                            memcpy(&h4, xq + off, 4);
-                            const v128_t xh = wasm_i32x4_splat(h4);
-                            h_lo = wasm_i16x8_add(h_lo, wasm_i16x8_extmul_low_i8x16(wk, xh));
-                            h_hi = wasm_i16x8_add(h_hi, wasm_i16x8_extmul_high_i8x16(wk, xh));
-                            if (xl) {
-                                int32_t l4;
-                                memcpy(&l4, xl + off, 4);
-                                const v128_t xlo = wasm_i32x4_splat(l4);
-                                l_lo = wasm_i16x8_add(l_lo, wasm_i16x8_extmul_low_i8x16(wk, xlo));
-                                l_hi = wasm_i16x8_add(l_hi, wasm_i16x8_extmul_high_i8x16(wk, xlo));
+                    v128_t gsum = wasm_f32x4_splat(0.0f);
+                    for (int i = 0; i < gs; i++) {
+                        const uint8_t *tb = tg + 32 + 256 * i;
+                        const int b = g * gs + i;
+                        v128_t h_lo = wasm_i16x8_splat(0), h_hi = h_lo, l_lo = h_lo, l_hi = h_lo;
+                        for (int j = 0; j < 4; j++) {
+                            const v128_t v = wasm_v128_load(tb + 64 * j + 16 * q);
+                            for (int k = 0; k < 4; k++) {
+                                const v128_t wk = wasm_v128_and(wasm_u8x16_shr(v, (uint32_t)(2 * k)), m3);
+                                const size_t off = (size_t)b * TK_BLK + 16 * j + 4 * k;
+                                int32_t h4;
+                                memcpy(&h4, xq + off, 4);
+                                const v128_t xh = wasm_i32x4_splat(h4);
+                                h_lo = wasm_i16x8_add(h_lo, wasm_i16x8_extmul_low_i8x16(wk, xh));
+                                h_hi = wasm_i16x8_add(h_hi, wasm_i16x8_extmul_high_i8x16(wk, xh));
+                                if (xl) {
+                                    int32_t l4;
+                                    memcpy(&l4, xl + off, 4);
+                                    const v128_t xlo = wasm_i32x4_splat(l4);
+                                    l_lo = wasm_i16x8_add(l_lo, wasm_i16x8_extmul_low_i8x16(wk, xlo));
+                                    l_hi = wasm_i16x8_add(l_hi, wasm_i16x8_extmul_high_i8x16(wk, xlo));
+                                }
                             }
                         }
+                        v128_t st = tkw_fold(h_lo, h_hi);
+                        if (xl) st = wasm_i32x4_add(wasm_i32x4_shl(st, 7), tkw_fold(l_lo, l_hi));
+                        const v128_t f = wasm_f32x4_add(
+                            wasm_f32x4_mul(wasm_f32x4_convert_i32x4(st), wasm_f32x4_splat(xa[b])), wasm_f32x4_splat(xc[b]));
+                        gsum = wasm_f32x4_add(gsum, f);
                     }
-                    v128_t st = tkw_fold(h_lo, h_hi);
-                    if (xl) st = wasm_i32x4_add(wasm_i32x4_shl(st, 7), tkw_fold(l_lo, l_hi));
-                    const v128_t f = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(st), wasm_f32x4_splat(xa[b])),
-                                                    wasm_f32x4_splat(xc[b]));
                     float fv[4];
-                    wasm_v128_store(fv, f);
+                    wasm_v128_store(fv, gsum);
                     for (int r = 0; r < 4; r++) {
                         uint16_t d;
-                        memcpy(&d, tb + 2 * (4 * q + r), 2);
+                        memcpy(&d, tg + 2 * (4 * q + r), 2);
                         out[4 * q + r] += ob_fp16_to_f32(d) * fv[r];
                     }
                 }

@@ -1,6 +1,7 @@
 /* test_tern.c — the ternary kernels (tern.h: Q2_0, TQ2_0, TQ1_0) against the scalar reference.
  *
- * For every kernel table built in and runnable on this CPU (portable C, AVX-512 VNNI, AVX2):
+ * The repacked sizes are the files' (Q2_0: 2.25 bits a weight, TQ2_0: 2.0625). For every kernel table
+ * built in and runnable on this CPU (portable C, AVX-512 VNNI, AVX2):
  *  - activation quantisation (int8, and int16 as two planes) is bit-identical to the portable one,
  *    extreme and all-zero blocks included;
  *  - the repacked product equals the portable one on the same quantised input up to float rounding
@@ -139,11 +140,11 @@ static void test_gemm(const tk_isa *isa) {
             const int rows = shapes[si].rows, cols = shapes[si].cols;
             if (types[ti] == GGML_Q2_0 && si == 0) continue; /* (Q2_0 gets a 64-column case below) */
             ob_weight w = make_w(types[ti], rows, cols);
-            const size_t bytes = tk_packed_size(rows, cols);
+            const size_t bytes = tk_packed_size(types[ti], rows, cols);
             uint8_t *pk = xalloc(bytes);
             const int n_tiles = (rows + TK_TILE - 1) / TK_TILE;
             tk_repack(w.type, w.data, w.row_bytes, rows, cols, pk, 0, n_tiles);
-            const tk_mat m = {pk, rows, cols, cols / TK_BLK, n_tiles};
+            const tk_mat m = {pk, rows, cols, cols / TK_BLK, n_tiles, tk_group_blocks(w.type)};
             float *wf = xalloc((size_t)rows * cols * 4); /* the weights as the table decodes them */
             ob_type_find(w.type)->dequant(w.data, wf, (size_t)rows * cols);
             for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
@@ -206,9 +207,9 @@ static void test_gemm(const tk_isa *isa) {
 /* Q2_0 at its own block size: 64 columns (one tile-block). */
 static void test_q2_64(const tk_isa *isa) {
     ob_weight w = make_w(GGML_Q2_0, 21, 64);
-    uint8_t *pk = xalloc(tk_packed_size(21, 64));
+    uint8_t *pk = xalloc(tk_packed_size(GGML_Q2_0, 21, 64));
     tk_repack(w.type, w.data, w.row_bytes, 21, 64, pk, 0, 2);
-    const tk_mat m = {pk, 21, 64, 1, 2};
+    const tk_mat m = {pk, 21, 64, 1, 2, 1};
     float x[3 * 64], a[3], c[3], y[3 * 21], yr[3 * 21];
     int8_t q[3 * 64], l[3 * 64];
     make_x(x, 3, 64, 0);
@@ -271,10 +272,21 @@ static void test_hook(const tk_isa *isa, int planes) {
     free(m);
 }
 
+/* The repacked sizes: the file's bits a weight for Q2_0 and TQ2_0 (one scale per 64 / 256 columns). */
+static void test_sizes(void) {
+    CHECK(tk_packed_size(GGML_Q2_0, 32, 512) == (size_t)32 * 512 / 64 * 18, "Q2_0 packed size");
+    CHECK(tk_packed_size(GGML_TQ2_0, 32, 512) == (size_t)32 * 512 / 256 * 66, "TQ2_0 packed size");
+    CHECK(tk_packed_size(GGML_TQ1_0, 17, 256) == (size_t)32 * 66, "TQ1_0 packed size (rows padded to 16)");
+    CHECK(tk_packed_size(GGML_TQ2_0, 16, 192) == 0 && tk_packed_size(GGML_Q2_0, 16, 100) == 0 &&
+              tk_packed_size(GGML_F32, 16, 256) == 0,
+          "bad shapes or types have no packed size");
+}
+
 /* With an argument, only the table of that name is checked (the emulated runs of tests/neon.sh and
  * tests/wasm-kernels.sh: the portable one is checked natively). */
 int main(int argc, char **argv) {
     int ran = 0;
+    test_sizes();
     for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
         const tk_isa *isa = isas[i];
         if (argc > 1 && strcmp(argv[1], isa->name) != 0) continue;
