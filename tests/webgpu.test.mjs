@@ -777,14 +777,10 @@ test('mm_dp: the host grid, token rounding and workgroup memory follow the kerne
   assert.equal(def('MMD_TR'), MMD.TR, 'MMD_TR is mm_dp.wgsl TR');
   assert.equal(def('MMD_TT'), MMD.TT, 'MMD_TT is mm_dp.wgsl TT');
   assert.equal(MMD.TT % MMS.TT, 0, 'the quantised input, rounded to MMD_TT tokens, covers mm_sg tiles too');
-  // tab: NG groups of 16 sums x TT / 4 token-quad vec4s; wb [TR][4] sign-bit words, the f32 scales wd [TR], xd [TT]
-  const NG = Number(KERNELS.mm_dp.match(/const NG = (\d+)u;/)?.[1]);
-  assert.match(KERNELS.mm_dp, /var<workgroup> tab: array<vec4<i32>, NG \* GV>;/);
-  assert.match(KERNELS.mm_dp, /const GV = 4u \* TT;/);
-  assert.match(KERNELS.mm_dp, /var<workgroup> wb: array<u32, 4u \* TR>;/);
-  assert.match(KERNELS.mm_dp, /var<workgroup> wd: array<f32, TR>;/);
-  assert.match(KERNELS.mm_dp, /var<workgroup> xd: array<f32, TT>;/);
-  assert.equal(def('MMD_WG_MEM'), 64 * NG * MMD.TT + 4 * (5 * MMD.TR + MMD.TT), 'MMD_WG_MEM is the kernel\'s workgroup memory');
+  // sm: [TR][4] weight and [TT][8] input vec4s; then the f32 scales wd, ws [TR] and xd [TT]
+  const sm = Number(KERNELS.mm_dp.match(/var<workgroup> sm: array<vec4<u32>, (\d+)>/)?.[1]);
+  assert.equal(sm, MMD.TR * 4 + MMD.TT * 8, 'sm holds one step');
+  assert.equal(def('MMD_WG_MEM'), 16 * sm + 4 * (2 * MMD.TR + MMD.TT), 'MMD_WG_MEM is the kernel\'s workgroup memory');
   assert.ok(def('MMD_WG_MEM') <= 16384, 'within WebGPU\'s default limit');
   // an invocation owns 8 rows x 4 tokens of the tile
   assert.match(KERNELS.mm_dp, new RegExp(`@workgroup_size\\(${(MMD.TR * MMD.TT) / 32}\\)`));

@@ -1,5 +1,6 @@
 // tile: 128 x 32
-// table lookups, 16 weights a step, 10880 bytes of workgroup memory
+// candidate written by bench/variants/mm_lut_variants.py: table lookups, 16 weights a
+// step, 10880 bytes of workgroup memory; the scheme as in its SHIPPED_HEAD
 override RESID: bool = false;
 override LO: u32 = 0u;
 override SC: u32 = 0u;

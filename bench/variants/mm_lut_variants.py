@@ -1,12 +1,42 @@
 #!/usr/bin/python3
-# mm_lut_variants.py — writes the table-lookup prompt product (src/webgpu/kernels/mm_dp.wgsl is
-# the 128 x 32, 4-group one) at other tiles and K-steps, as candidates for bench/kernel-bench.mjs
-# (--dp-variant FILE): TR rows x TT tokens a workgroup (8 rows x 4 tokens an invocation), NG
-# groups of 4 weights (4 NG weights) a step.
+# mm_lut_variants.py — writes the prompt product by table lookups (same bindings and quantised
+# input as src/webgpu/kernels/mm_dp.wgsl; SHIPPED_HEAD below says how it works) as candidates for
+# bench/kernel-bench.mjs (--dp-variant FILE): TR rows x TT tokens a workgroup (8 rows x 4 tokens
+# an invocation), NG groups of 4 weights (4 NG weights) a K-step. Checked against the shipped
+# kernel on SwiftShader (kernel-bench --small: all agree) and, as a drop-in mm_dp.wgsl (128 x 32,
+# NG 4; git history of branch gpupp), by tests/webgpu.test.mjs's mm_dp tests; not timed on a GPU.
 #   usage: /usr/bin/python3 bench/variants/mm_lut_variants.py OUT_DIR [--shipped FILE]
-#   -> OUT_DIR/lut{TR}x{TT}g{NG}.wgsl; --shipped FILE: the body of mm_dp.wgsl (128 x 32, NG 4)
+#   -> OUT_DIR/lut{TR}x{TT}g{NG}.wgsl; --shipped FILE: a complete mm_dp.wgsl of 128 x 32, NG 4
+#      (to adopt it, the host's MMD_TR 128, MMD_TT 32, MMD_WG_MEM 10880 and the memory check of
+#      tests/webgpu.test.mjs "mm_dp: the host grid ..." follow: 64 NG TT + 4 (5 TR + TT) bytes)
 import os
 import sys
+
+SHIPPED_HEAD = """// mm_dp.wgsl (table lookups) — Y[t][r] = W[r] . X[t] for a prompt chunk by table lookups on plain integer adds
+// (core WGSL: no subgroups, no subgroup matrices, no f16). The input comes quantised as for
+// mm_sg.wgsl (xq.wgsl: per token and 128-block, hi and lo int8 planes and a scale d), i.e. 16-bit
+// integers q = 256 hi + lo + 128. The weights are signs, so 4 consecutive weights of a row against
+// one token give one of 16 sums +-q0 +-q1 +-q2 +-q3: per K-step of 16 the workgroup writes these
+// sums (int32, [group of 4 weights][sum][token]) for its TT tokens, and an invocation adds, per row
+// and group, the entry that the row's 4 sign bits select, for 4 tokens with one 16-byte load: both
+// planes of the input at once and 4 adds per 16 weight x token pairs (the shipped dot4I8Packed form
+// takes 8 dot products and their adds). The integer sums of a
+// 128-block (|sum| < 2^22) are scaled by d_w[r] * d_x[t] in f32.
+// A workgroup of 128 owns TR = 128 rows x TT = 32 tokens; 8 invocations (a quarter of a 32-wide
+// subgroup) 8 rows, each invocation those 8 rows x 4 tokens (4 q .. 4 q + 3, q = tid % 8), so a
+// quarter subgroup's 16-byte loads read 128 consecutive bytes (no bank conflicts) and the row's
+// sign bits are one broadcast load. The tables' writes are whole vec4s (no component stores, which
+// a compiler may turn into a read-modify-write of the vec4): invocation tid writes sums 4 c ..
+// 4 c + 3 (c = tid / 8 % 4) of the token quad tid % 8 for the group tid / 32. Per 128-block the
+// weights' sign bits and scales are staged in workgroup memory (one invocation a row); the next
+// step's global loads are issued before this step's lookups. 10,880 bytes of workgroup memory
+// (under WebGPU's default 16 KiB). Written by bench/variants/mm_lut_variants.py --shipped.
+// RESID: Y += W X. Rows go to Y[out_off + t * out_stride + row0 + r].
+// Bounds: rows past P.rows are read as row P.rows - 1 and never written; tokens past S.n read
+// XQ rows the host allocated (tokens rounded up to TT) and are never written.
+// The host's grid is (rows / TR, tokens / TT) rounded up (src/backend_webgpu.c MMD_TR, MMD_TT).
+
+"""
 
 BODY = """override RESID: bool = false;
 override LO: u32 = 0u;
@@ -176,10 +206,11 @@ def main():
     for TR, TT, NG in [(128, 32, 4), (128, 32, 8), (128, 64, 4), (64, 64, 4)]:
         mem, body = gen(TR, TT, NG)
         with open(os.path.join(out, f"lut{TR}x{TT}g{NG}.wgsl"), "w") as f:
-            f.write(f"// tile: {TR} x {TT}\n// table lookups, {4 * NG} weights a step, {mem} bytes of workgroup memory\n" + body)
+            f.write(f"// tile: {TR} x {TT}\n// candidate written by bench/variants/mm_lut_variants.py: table lookups, {4 * NG} weights a\n"
+                    f"// step, {mem} bytes of workgroup memory; the scheme as in its SHIPPED_HEAD\n" + body)
     if "--shipped" in sys.argv:
         with open(sys.argv[sys.argv.index("--shipped") + 1], "w") as f:
-            f.write(gen(128, 32, 4)[1])
+            f.write(SHIPPED_HEAD + gen(128, 32, 4)[1])
 
 
 if __name__ == "__main__":
