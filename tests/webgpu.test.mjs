@@ -592,7 +592,7 @@ for (const sg of [true, false]) {
       await t.test('quant + mm_dp (packed integer dot products): tiles, strides, residual, part offset', async () => {
         // the quantisers' block max over 32 invocations: the subgroup's only on 32-wide subgroups
         const XQ_WG = H.sg === 32 ? 0 : 1;
-        const rows = 200, cols = 384, stride = cols + 128, cap = 2 * MMD.TT;
+        const rows = 200, cols = 384, stride = cols + 128, cap = Math.ceil(70 / MMD.TT) * MMD.TT;  // tokens rounded up to TT
         const LO = (cap * cols) / 4, SC = 2 * LO, xqBytes = (SC + (cap * cols) / 128) * 4;
         const W = q1Matrix(r, rows, cols);
         for (const n of [3, 70]) {
