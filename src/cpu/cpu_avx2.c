@@ -152,6 +152,22 @@ AVX2_INLINE void avx2_idx(const uint8_t *tb, __m256i *idx) {
     }
 }
 
+/* The sums S of avx2_block from the 16-bit sums of the chunks' bytes (ae: even bytes, ao: odd). */
+AVX2_INLINE void avx2_sums(const __m256i *ae, const __m256i *ao, __m256i *se, __m256i *so) {
+    /* F_c: lane 0 = even bytes (both groups), lane 1 = odd bytes; each <= 32 * 63. */
+    __m256i F[3];
+#pragma GCC unroll 3
+    for (int c = 0; c < 3; c++)
+        F[c] = _mm256_add_epi16(_mm256_permute2x128_si256(ae[c], ao[c], 0x20), _mm256_permute2x128_si256(ae[c], ao[c], 0x31));
+    /* S + 32 * CK2_BIAS = F0 + 64 (F1 + 64 F2); G = F1 + 64 F2 <= 65504 fits 16 bits unsigned,
+     * taken as signed minus 32768: S = F0 + 64 G' + 64 * 32768 - 32 * CK2_BIAS. */
+    const __m256i G = _mm256_xor_si256(_mm256_add_epi16(F[1], _mm256_slli_epi16(F[2], 6)), _mm256_set1_epi16(-32768));
+    const __m256i w = _mm256_set1_epi32(1 | 64 << 16), off = _mm256_set1_epi32(64 * 32768 - 32 * CK2_BIAS);
+    *se = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpacklo_epi16(F[0], G), w), off);
+    *so = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpackhi_epi16(F[0], G), w), off);
+
+}
+
 /* One token times one tile-block: the integer sums S of the 16 rows, even rows in *se and odd
  * rows in *so (8 int32 each). Byte sums of 4 lookups stay under 256 (63 * 4); they are widened to
  * 16 bits (even and odd bytes apart) every 4 lookups, and the two lanes (groups 2p and 2p + 1)
@@ -177,17 +193,7 @@ AVX2_INLINE void avx2_block(const __m256i *idx, const uint8_t *L, __m256i *se, _
             ao[c] = j0 == 0 ? o : _mm256_add_epi16(ao[c], o);
         }
     }
-    /* F_c: lane 0 = even bytes (both groups), lane 1 = odd bytes; each <= 32 * 63. */
-    __m256i F[3];
-#pragma GCC unroll 3
-    for (int c = 0; c < 3; c++)
-        F[c] = _mm256_add_epi16(_mm256_permute2x128_si256(ae[c], ao[c], 0x20), _mm256_permute2x128_si256(ae[c], ao[c], 0x31));
-    /* S + 32 * CK2_BIAS = F0 + 64 (F1 + 64 F2); G = F1 + 64 F2 <= 65504 fits 16 bits unsigned,
-     * taken as signed minus 32768: S = F0 + 64 G' + 64 * 32768 - 32 * CK2_BIAS. */
-    const __m256i G = _mm256_xor_si256(_mm256_add_epi16(F[1], _mm256_slli_epi16(F[2], 6)), _mm256_set1_epi16(-32768));
-    const __m256i w = _mm256_set1_epi32(1 | 64 << 16), off = _mm256_set1_epi32(64 * 32768 - 32 * CK2_BIAS);
-    *se = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpacklo_epi16(F[0], G), w), off);
-    *so = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpackhi_epi16(F[0], G), w), off);
+    avx2_sums(ae, ao, se, so);
 }
 
 /* Rows 0..15 of y (left of them) <-> even / odd halves. */
@@ -251,6 +257,82 @@ static void avx2_tile(const uint8_t *tile, int b0, int b1, const ck_act *x, int 
     for (int t = 0; t < nt; t++) avx2_store_eo(y + (size_t)t * ys, left, acc[t][0], acc[t][1]);
 }
 
+/* The nibble indices of pair of groups j of a tile-block (avx2_idx's idx[j]), from its masks m. */
+AVX2_INLINE __m256i avx2_idx1(const uint8_t *m, int j) {
+    const __m256i ctl = _mm256_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15, 8,
+                                         12, 9, 13, 10, 14, 11, 15);
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(m + 16 * j)));
+    return _mm256_and_si256(_mm256_srlv_epi64(_mm256_shuffle_epi8(v, ctl), _mm256_setr_epi64x(0, 4, 0, 4)),
+                            _mm256_set1_epi8(15));
+}
+
+/* One token times P (1 or 2) adjacent tiles, whole rows: each table chunk is loaded once for
+ * the P tiles, whose indices are formed as they are used (no stored copy). The sums are those of
+ * avx2_block, per tile. */
+AVX2_INLINE void avx2_t1(const uint8_t *ta, int nb, const ck_act *x, float *y, int left, const int P) {
+    const uint8_t *tb = ta + (size_t)nb * CK_TB_BYTES;
+    const __m256i lo8 = _mm256_set1_epi16(0xFF);
+    const __m256i dctl = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12, 13,
+                                          2, 3, 6, 7, 10, 11, 14, 15);
+    __m256 acc[2][2];
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) acc[p][0] = acc[p][1] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        { /* the weight stream(s), CK_PREFETCH_BYTES ahead: past the end of these tiles, the next
+           * P tiles (adjacent in memory) */
+            const int bp = b + CK_PREFETCH_BYTES / CK_TB_BYTES;
+            const size_t off = (size_t)(bp < nb ? bp : (P - 1) * nb + bp) * CK_TB_BYTES;
+            for (int o = 0; o < CK_TB_BYTES; o += 64) {
+                _mm_prefetch((const char *)ta + off + o, _MM_HINT_T0);
+                if (P == 2) _mm_prefetch((const char *)tb + off + o, _MM_HINT_T0);
+            }
+        }
+        const uint8_t *blk[2] = {ta + (size_t)b * CK_TB_BYTES, tb + (size_t)b * CK_TB_BYTES};
+        const uint8_t *L = x->lut + (size_t)b * 16 * 96;
+        __m256i ae[2][3], ao[2][3];
+#pragma GCC unroll 4
+        for (int j0 = 0; j0 < 16; j0 += 4) {
+            __m256i s8[2][3];
+#pragma GCC unroll 4
+            for (int j = j0; j < j0 + 4; j++) {
+                __m256i ix[2];
+#pragma GCC unroll 2
+                for (int p = 0; p < P; p++) ix[p] = avx2_idx1(blk[p] + 32, j);
+#pragma GCC unroll 3
+                for (int c = 0; c < 3; c++) {
+                    const __m256i T = _mm256_load_si256((const __m256i *)(const void *)(L + 96 * j + 32 * c));
+#pragma GCC unroll 2
+                    for (int p = 0; p < P; p++) {
+                        const __m256i v = _mm256_shuffle_epi8(T, ix[p]);
+                        s8[p][c] = j == j0 ? v : _mm256_add_epi8(s8[p][c], v);
+                    }
+                }
+            }
+#pragma GCC unroll 2
+            for (int p = 0; p < P; p++)
+#pragma GCC unroll 3
+                for (int c = 0; c < 3; c++) {
+                    const __m256i e = _mm256_and_si256(s8[p][c], lo8), o = _mm256_srli_epi16(s8[p][c], 8);
+                    ae[p][c] = j0 == 0 ? e : _mm256_add_epi16(ae[p][c], e);
+                    ao[p][c] = j0 == 0 ? o : _mm256_add_epi16(ao[p][c], o);
+                }
+        }
+        const __m256 va = _mm256_set1_ps(x->a[b]), vc = _mm256_set1_ps(x->c[b]);
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++) {
+            __m256i se, so;
+            avx2_sums(ae[p], ao[p], &se, &so);
+            const __m256i dh = _mm256_permute4x64_epi64(
+                _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)blk[p]), dctl), 0xD8);
+            const __m256 de = _mm256_cvtph_ps(_mm256_castsi256_si128(dh)), dodd = _mm256_cvtph_ps(_mm256_extracti128_si256(dh, 1));
+            acc[p][0] = _mm256_fmadd_ps(de, _mm256_fmadd_ps(_mm256_cvtepi32_ps(se), va, vc), acc[p][0]);
+            acc[p][1] = _mm256_fmadd_ps(dodd, _mm256_fmadd_ps(_mm256_cvtepi32_ps(so), va, vc), acc[p][1]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) avx2_store_eo(y + CK_TILE * p, left - CK_TILE * p, acc[p][0], acc[p][1]);
+}
+
 /* Tokens in groups of 8, columns in slices whose tables (1.5 KB per token and block) stay in L1
  * while the slice is swept over the tiles: 8 blocks for two tokens, 2 for a larger group. One
  * token (generation) takes whole rows: its product is bound by the weight stream, which the
@@ -259,6 +341,14 @@ static void avx2_tile(const uint8_t *tile, int b0, int b1, const ck_act *x, int 
  * ~40% longer per weight on a 6144-column matrix streamed from memory (Zen 4, bench/q1-kernels.c). */
 static void avx2_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
     const int nb = w->nb;
+    if (n == 1) {
+        int tile = tile0;
+        for (; tile + 1 < tile1; tile += 2)
+            avx2_t1(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, x, y + (size_t)tile * CK_TILE, w->rows - tile * CK_TILE, 2);
+        if (tile < tile1)
+            avx2_t1(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, x, y + (size_t)tile * CK_TILE, w->rows - tile * CK_TILE, 1);
+        return;
+    }
     for (int t0 = 0; t0 < n; t0 += 8) {
         const int nt = n - t0 < 8 ? n - t0 : 8, sb = nt == 1 ? nb : nt <= 2 ? 8 : 2;
         for (int b0 = 0; b0 < nb; b0 += sb) {
