@@ -172,28 +172,35 @@ AVX2_INLINE void avx2_sums(const __m256i *ae, const __m256i *ao, __m256i *se, __
  * rows in *so (8 int32 each). Byte sums of 4 lookups stay under 256 (63 * 4); they are widened to
  * 16 bits (even and odd bytes apart) every 4 lookups, and the two lanes (groups 2p and 2p + 1)
  * and the three chunks are combined once per block. */
-AVX2_INLINE void avx2_block(const __m256i *idx, const uint8_t *L, __m256i *se, __m256i *so) {
+AVX2_INLINE void avx2_block(const __m256i *idx, const uint8_t *L, __m256i *se, __m256i *so, const int P) {
     const __m256i lo8 = _mm256_set1_epi16(0xFF);
-    __m256i ae[3], ao[3];
+    __m256i ae[2][3], ao[2][3];
 #pragma GCC unroll 4
     for (int j0 = 0; j0 < 16; j0 += 4) {
-        __m256i s8[3];
+        __m256i s8[2][3];
 #pragma GCC unroll 4
         for (int j = j0; j < j0 + 4; j++) {
 #pragma GCC unroll 3
             for (int c = 0; c < 3; c++) {
-                const __m256i v = _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)(L + 96 * j + 32 * c)), idx[j]);
-                s8[c] = j == j0 ? v : _mm256_add_epi8(s8[c], v);
+                const __m256i T = _mm256_load_si256((const __m256i *)(const void *)(L + 96 * j + 32 * c));
+#pragma GCC unroll 2
+                for (int p = 0; p < P; p++) {
+                    const __m256i v = _mm256_shuffle_epi8(T, idx[16 * p + j]);
+                    s8[p][c] = j == j0 ? v : _mm256_add_epi8(s8[p][c], v);
+                }
             }
         }
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++)
 #pragma GCC unroll 3
-        for (int c = 0; c < 3; c++) {
-            const __m256i e = _mm256_and_si256(s8[c], lo8), o = _mm256_srli_epi16(s8[c], 8);
-            ae[c] = j0 == 0 ? e : _mm256_add_epi16(ae[c], e);
-            ao[c] = j0 == 0 ? o : _mm256_add_epi16(ao[c], o);
-        }
+            for (int c = 0; c < 3; c++) {
+                const __m256i e = _mm256_and_si256(s8[p][c], lo8), o = _mm256_srli_epi16(s8[p][c], 8);
+                ae[p][c] = j0 == 0 ? e : _mm256_add_epi16(ae[p][c], e);
+                ao[p][c] = j0 == 0 ? o : _mm256_add_epi16(ao[p][c], o);
+            }
     }
-    avx2_sums(ae, ao, se, so);
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) avx2_sums(ae[p], ao[p], se + p, so + p);
 }
 
 /* Rows 0..15 of y (left of them) <-> even / odd halves. */
@@ -226,35 +233,45 @@ AVX2_INLINE void avx2_store_eo(float *y, int left, __m256 e, __m256 o) {
 
 /* Blocks [b0, b1) of one tile for tokens t0 .. t0 + nt - 1 (nt <= 8), accumulated into y (which
  * holds the sums of blocks [0, b0) unless b0 = 0). */
-static void avx2_tile(const uint8_t *tile, int b0, int b1, const ck_act *x, int t0, int nt, float *y, size_t ys,
-                      int left) {
-    __m256 acc[8][2];
-    for (int t = 0; t < nt; t++) {
-        if (b0 == 0) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-        else avx2_load_eo(y + (size_t)t * ys, left, &acc[t][0], &acc[t][1]);
-    }
+AVX2_INLINE void avx2_tile(const uint8_t *tile, int nb, int b0, int b1, const ck_act *x, int t0, int nt, float *y,
+                           size_t ys, int left, const int P) {
+    __m256 acc[8][2][2];
+    for (int t = 0; t < nt; t++)
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++) {
+            if (b0 == 0) acc[t][p][0] = acc[t][p][1] = _mm256_setzero_ps();
+            else avx2_load_eo(y + (size_t)t * ys + CK_TILE * p, left - CK_TILE * p, &acc[t][p][0], &acc[t][p][1]);
+        }
     const __m256i dctl = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12, 13,
                                           2, 3, 6, 7, 10, 11, 14, 15);
     for (int b = b0; b < b1; b++) {
-        const uint8_t *tb = tile + (size_t)b * CK_TB_BYTES;
-        if (nt == 1) /* the weight stream: cpu_kern.h */
-            for (int o = 0; o < CK_TB_BYTES; o += 64) _mm_prefetch((const char *)tb + CK_PREFETCH_BYTES + o, _MM_HINT_T0);
-        __m256i idx[16];
-        avx2_idx(tb, idx);
-        /* scales of the even rows, then the odd ones */
-        const __m256i dh = _mm256_permute4x64_epi64(
-            _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)tb), dctl), 0xD8);
-        const __m256 de = _mm256_cvtph_ps(_mm256_castsi256_si128(dh)), dodd = _mm256_cvtph_ps(_mm256_extracti128_si256(dh, 1));
+        __m256i idx[32];
+        __m256 de[2], dodd[2];
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++) {
+            const uint8_t *tb = tile + ((size_t)p * nb + b) * CK_TB_BYTES;
+            avx2_idx(tb, idx + 16 * p);
+            /* scales of the even rows, then the odd ones */
+            const __m256i dh = _mm256_permute4x64_epi64(
+                _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)tb), dctl), 0xD8);
+            de[p] = _mm256_cvtph_ps(_mm256_castsi256_si128(dh));
+            dodd[p] = _mm256_cvtph_ps(_mm256_extracti128_si256(dh, 1));
+        }
         for (int t = 0; t < nt; t++) {
             const size_t tt = (size_t)(t0 + t);
-            __m256i se, so;
-            avx2_block(idx, x->lut + tt * x->lut_stride + (size_t)b * 16 * 96, &se, &so);
+            __m256i se[2], so[2];
+            avx2_block(idx, x->lut + tt * x->lut_stride + (size_t)b * 16 * 96, se, so, P);
             const __m256 va = _mm256_set1_ps(x->a[tt * (size_t)x->nb + b]), vc = _mm256_set1_ps(x->c[tt * (size_t)x->nb + b]);
-            acc[t][0] = _mm256_fmadd_ps(de, _mm256_fmadd_ps(_mm256_cvtepi32_ps(se), va, vc), acc[t][0]);
-            acc[t][1] = _mm256_fmadd_ps(dodd, _mm256_fmadd_ps(_mm256_cvtepi32_ps(so), va, vc), acc[t][1]);
+#pragma GCC unroll 2
+            for (int p = 0; p < P; p++) {
+                acc[t][p][0] = _mm256_fmadd_ps(de[p], _mm256_fmadd_ps(_mm256_cvtepi32_ps(se[p]), va, vc), acc[t][p][0]);
+                acc[t][p][1] = _mm256_fmadd_ps(dodd[p], _mm256_fmadd_ps(_mm256_cvtepi32_ps(so[p]), va, vc), acc[t][p][1]);
+            }
         }
     }
-    for (int t = 0; t < nt; t++) avx2_store_eo(y + (size_t)t * ys, left, acc[t][0], acc[t][1]);
+    for (int t = 0; t < nt; t++)
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++) avx2_store_eo(y + (size_t)t * ys + CK_TILE * p, left - CK_TILE * p, acc[t][p][0], acc[t][p][1]);
 }
 
 /* The nibble indices of pair of groups j of a tile-block (avx2_idx's idx[j]), from its masks m. */
@@ -353,9 +370,13 @@ static void avx2_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int
         const int nt = n - t0 < 8 ? n - t0 : 8, sb = nt == 1 ? nb : nt <= 2 ? 8 : 2;
         for (int b0 = 0; b0 < nb; b0 += sb) {
             const int b1 = b0 + sb < nb ? b0 + sb : nb;
-            for (int tile = tile0; tile < tile1; tile++)
-                avx2_tile(w->data + (size_t)tile * nb * CK_TB_BYTES, b0, b1, x, t0, nt,
-                          y + (size_t)t0 * ys + (size_t)tile * CK_TILE, ys, w->rows - tile * CK_TILE);
+            int tile = tile0;
+            for (; tile + 1 < tile1; tile += 2)
+                avx2_tile(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, b0, b1, x, t0, nt,
+                          y + (size_t)t0 * ys + (size_t)tile * CK_TILE, ys, w->rows - tile * CK_TILE, 2);
+            if (tile < tile1)
+                avx2_tile(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, b0, b1, x, t0, nt,
+                          y + (size_t)t0 * ys + (size_t)tile * CK_TILE, ys, w->rows - tile * CK_TILE, 1);
         }
     }
 }
