@@ -8,8 +8,10 @@
  * form the indices and ~3 to widen and combine, about 3.3 per 32 weights for both activation
  * planes, against ~8 when the sign bits were expanded to bytes and multiplied with vpmaddubsw
  * (and ~5 with AVX-VNNI's vpdpbusd, which is why there is no AVX-VNNI variant: this path does not
- * multiply). The sums are exact integers, equal to the portable kernel's. Tokens go in groups of 8
- * over slices of columns whose tables stay in L1; one token takes whole rows, prefetched ahead.
+ * multiply). The sums are exact integers, equal to the portable kernel's. Tiles go in pairs, so
+ * that each table chunk loaded serves 32 rows (loads, with the shuffles, are what bounds this
+ * loop); tokens go in groups of 8 over slices of 16 blocks; one token takes whole rows, prefetched
+ * ahead, its indices formed as they are used.
  * Also attention (one query at a time, on a float or a half cache), SwiGLU,
  * half <-> float conversion and the Q2_0 / TQ2_0 row decoders. Built with the flags of the
  * "per-ISA kernel flags" block of the Makefile; without them this file only defines an empty
@@ -350,12 +352,14 @@ AVX2_INLINE void avx2_t1(const uint8_t *ta, int nb, const ck_act *x, float *y, i
     for (int p = 0; p < P; p++) avx2_store_eo(y + CK_TILE * p, left - CK_TILE * p, acc[p][0], acc[p][1]);
 }
 
-/* Tokens in groups of 8, columns in slices whose tables (1.5 KB per token and block) stay in L1
- * while the slice is swept over the tiles: 8 blocks for two tokens, 2 for a larger group. One
- * token (generation) takes whole rows: its product is bound by the weight stream, which the
- * hardware prefetchers follow best when each tile (nb * 288 bytes) is read once front to back;
- * the tables of a long row (72 KB for 6144 columns) then come from L2. Slices of 16 blocks took
- * ~40% longer per weight on a 6144-column matrix streamed from memory (Zen 4, bench/q1-kernels.c). */
+/* Tiles in pairs (avx2_t1, avx2_tile: each table chunk loaded once for both). One token
+ * (generation) takes whole rows: its product is bound by the weight stream, which the hardware
+ * prefetchers follow best when each tile (nb * 288 bytes) is read once front to back; the tables
+ * of a long row (72 KB for 6144 columns) then come from L2. Several tokens go in groups of 8 over
+ * slices of 16 blocks (up to 2048 columns; 8 for two tokens), swept over the tiles: the 192 KB of
+ * tables of a slice stay in L2, and the float sums of a tile are loaded and stored once a slice.
+ * Slices of 2 blocks (tables in L1) were ~8% slower with tile pairs, whole 6144-column rows ~5%
+ * (Zen 4, bench/q1-kernels.c, 64 tokens). */
 static void avx2_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
     const int nb = w->nb;
     if (n == 1) {
@@ -366,8 +370,8 @@ static void avx2_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int
             avx2_t1(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, x, y + (size_t)tile * CK_TILE, w->rows - tile * CK_TILE, 1);
         return;
     }
-    for (int t0 = 0; t0 < n; t0 += 8) {
-        const int nt = n - t0 < 8 ? n - t0 : 8, sb = nt == 1 ? nb : nt <= 2 ? 8 : 2;
+    for (int t0 = 0; t0 < n; t0 += 8) { /* n > 1 */
+        const int nt = n - t0 < 8 ? n - t0 : 8, sb = nt <= 2 ? 8 : 16;
         for (int b0 = 0; b0 < nb; b0 += sb) {
             const int b1 = b0 + sb < nb ? b0 + sb : nb;
             int tile = tile0;
