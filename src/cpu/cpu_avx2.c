@@ -103,6 +103,10 @@ static void avx2_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a
 
 /* The tables are cpu_kern.h's (built per token, bit for bit as ck_lut_generic). */
 #define CK2_BIAS CK_LUT_BIAS
+/* With one plane (int8), T is within +-4 * 127, so v = T + CK2_BIAS lies in [64516, 65532] and its
+ * chunk c2 = v >> 12 is always 15: the product then skips those lookups (a third of them). */
+#define CK2_C2_INT8 15
+_Static_assert((CK2_BIAS - 4 * 127) >> 12 == CK2_C2_INT8 && (CK2_BIAS + 4 * 127) >> 12 == CK2_C2_INT8, "int8 c2");
 
 /* 16 subset sums of one plane's 4 activations of group g, one per 16-bit lane k: bytes (bit 0,
  * bit 1) and (bit 2, bit 3) of k times the pairs (p[0], p[1]) and (p[2], p[3]). */
@@ -174,7 +178,7 @@ AVX2_INLINE void avx2_sums(const __m256i *ae, const __m256i *ao, __m256i *se, __
  * rows in *so (8 int32 each). Byte sums of 4 lookups stay under 256 (63 * 4); they are widened to
  * 16 bits (even and odd bytes apart) every 4 lookups, and the two lanes (groups 2p and 2p + 1)
  * and the three chunks are combined once per block. */
-AVX2_INLINE void avx2_block(const __m256i *idx, const uint8_t *L, __m256i *se, __m256i *so, const int P) {
+AVX2_INLINE void avx2_block(const __m256i *idx, const uint8_t *L, __m256i *se, __m256i *so, const int P, const int C) {
     const __m256i lo8 = _mm256_set1_epi16(0xFF);
     __m256i ae[2][3], ao[2][3];
 #pragma GCC unroll 4
@@ -183,7 +187,7 @@ AVX2_INLINE void avx2_block(const __m256i *idx, const uint8_t *L, __m256i *se, _
 #pragma GCC unroll 4
         for (int j = j0; j < j0 + 4; j++) {
 #pragma GCC unroll 3
-            for (int c = 0; c < 3; c++) {
+            for (int c = 0; c < C; c++) {
                 const __m256i T = _mm256_load_si256((const __m256i *)(const void *)(L + 96 * j + 32 * c));
 #pragma GCC unroll 2
                 for (int p = 0; p < P; p++) {
@@ -195,14 +199,17 @@ AVX2_INLINE void avx2_block(const __m256i *idx, const uint8_t *L, __m256i *se, _
 #pragma GCC unroll 2
         for (int p = 0; p < P; p++)
 #pragma GCC unroll 3
-            for (int c = 0; c < 3; c++) {
+            for (int c = 0; c < C; c++) {
                 const __m256i e = _mm256_and_si256(s8[p][c], lo8), o = _mm256_srli_epi16(s8[p][c], 8);
                 ae[p][c] = j0 == 0 ? e : _mm256_add_epi16(ae[p][c], e);
                 ao[p][c] = j0 == 0 ? o : _mm256_add_epi16(ao[p][c], o);
             }
     }
 #pragma GCC unroll 2
-    for (int p = 0; p < P; p++) avx2_sums(ae[p], ao[p], se + p, so + p);
+    for (int p = 0; p < P; p++) {
+        if (C == 2) ae[p][2] = ao[p][2] = _mm256_set1_epi16(16 * CK2_C2_INT8);
+        avx2_sums(ae[p], ao[p], se + p, so + p);
+    }
 }
 
 /* Rows 0..15 of y (left of them) <-> even / odd halves. */
@@ -236,7 +243,7 @@ AVX2_INLINE void avx2_store_eo(float *y, int left, __m256 e, __m256 o) {
 /* Blocks [b0, b1) of one tile for tokens t0 .. t0 + nt - 1 (nt <= 8), accumulated into y (which
  * holds the sums of blocks [0, b0) unless b0 = 0). */
 AVX2_INLINE void avx2_tile(const uint8_t *tile, int nb, int b0, int b1, const ck_act *x, int t0, int nt, float *y,
-                           size_t ys, int left, const int P) {
+                           size_t ys, int left, const int P, const int C) {
     __m256 acc[8][2][2];
     for (int t = 0; t < nt; t++)
 #pragma GCC unroll 2
@@ -262,7 +269,7 @@ AVX2_INLINE void avx2_tile(const uint8_t *tile, int nb, int b0, int b1, const ck
         for (int t = 0; t < nt; t++) {
             const size_t tt = (size_t)(t0 + t);
             __m256i se[2], so[2];
-            avx2_block(idx, x->lut + tt * x->lut_stride + (size_t)b * 16 * 96, se, so, P);
+            avx2_block(idx, x->lut + tt * x->lut_stride + (size_t)b * 16 * 96, se, so, P, C);
             const __m256 va = _mm256_set1_ps(x->a[tt * (size_t)x->nb + b]), vc = _mm256_set1_ps(x->c[tt * (size_t)x->nb + b]);
 #pragma GCC unroll 2
             for (int p = 0; p < P; p++) {
@@ -288,7 +295,7 @@ AVX2_INLINE __m256i avx2_idx1(const uint8_t *m, int j) {
 /* One token times P (1 or 2) adjacent tiles, whole rows: each table chunk is loaded once for
  * the P tiles, whose indices are formed as they are used (no stored copy). The sums are those of
  * avx2_block, per tile. */
-AVX2_INLINE void avx2_t1(const uint8_t *ta, int nb, const ck_act *x, float *y, int left, const int P) {
+AVX2_INLINE void avx2_t1(const uint8_t *ta, int nb, const ck_act *x, float *y, int left, const int P, const int C) {
     const uint8_t *tb = ta + (size_t)nb * CK_TB_BYTES;
     const __m256i lo8 = _mm256_set1_epi16(0xFF);
     const __m256i dctl = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12, 13,
@@ -318,7 +325,7 @@ AVX2_INLINE void avx2_t1(const uint8_t *ta, int nb, const ck_act *x, float *y, i
 #pragma GCC unroll 2
                 for (int p = 0; p < P; p++) ix[p] = avx2_idx1(blk[p] + 32, j);
 #pragma GCC unroll 3
-                for (int c = 0; c < 3; c++) {
+                for (int c = 0; c < C; c++) {
                     const __m256i T = _mm256_load_si256((const __m256i *)(const void *)(L + 96 * j + 32 * c));
 #pragma GCC unroll 2
                     for (int p = 0; p < P; p++) {
@@ -330,7 +337,7 @@ AVX2_INLINE void avx2_t1(const uint8_t *ta, int nb, const ck_act *x, float *y, i
 #pragma GCC unroll 2
             for (int p = 0; p < P; p++)
 #pragma GCC unroll 3
-                for (int c = 0; c < 3; c++) {
+                for (int c = 0; c < C; c++) {
                     const __m256i e = _mm256_and_si256(s8[p][c], lo8), o = _mm256_srli_epi16(s8[p][c], 8);
                     ae[p][c] = j0 == 0 ? e : _mm256_add_epi16(ae[p][c], e);
                     ao[p][c] = j0 == 0 ? o : _mm256_add_epi16(ao[p][c], o);
@@ -340,6 +347,7 @@ AVX2_INLINE void avx2_t1(const uint8_t *ta, int nb, const ck_act *x, float *y, i
 #pragma GCC unroll 2
         for (int p = 0; p < P; p++) {
             __m256i se, so;
+            if (C == 2) ae[p][2] = ao[p][2] = _mm256_set1_epi16(16 * CK2_C2_INT8);
             avx2_sums(ae[p], ao[p], &se, &so);
             const __m256i dh = _mm256_permute4x64_epi64(
                 _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)blk[p]), dctl), 0xD8);
@@ -360,14 +368,14 @@ AVX2_INLINE void avx2_t1(const uint8_t *ta, int nb, const ck_act *x, float *y, i
  * tables of a slice stay in L2, and the float sums of a tile are loaded and stored once a slice.
  * Slices of 2 blocks (tables in L1) were ~8% slower with tile pairs, whole 6144-column rows ~5%
  * (Zen 4, bench/q1-kernels.c, 64 tokens). */
-static void avx2_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
+AVX2_INLINE void avx2_gemm_c(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys, const int C) {
     const int nb = w->nb;
     if (n == 1) {
         int tile = tile0;
         for (; tile + 1 < tile1; tile += 2)
-            avx2_t1(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, x, y + (size_t)tile * CK_TILE, w->rows - tile * CK_TILE, 2);
+            avx2_t1(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, x, y + (size_t)tile * CK_TILE, w->rows - tile * CK_TILE, 2, C);
         if (tile < tile1)
-            avx2_t1(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, x, y + (size_t)tile * CK_TILE, w->rows - tile * CK_TILE, 1);
+            avx2_t1(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, x, y + (size_t)tile * CK_TILE, w->rows - tile * CK_TILE, 1, C);
         return;
     }
     for (int t0 = 0; t0 < n; t0 += 8) { /* n > 1 */
@@ -377,12 +385,17 @@ static void avx2_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int
             int tile = tile0;
             for (; tile + 1 < tile1; tile += 2)
                 avx2_tile(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, b0, b1, x, t0, nt,
-                          y + (size_t)t0 * ys + (size_t)tile * CK_TILE, ys, w->rows - tile * CK_TILE, 2);
+                          y + (size_t)t0 * ys + (size_t)tile * CK_TILE, ys, w->rows - tile * CK_TILE, 2, C);
             if (tile < tile1)
                 avx2_tile(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, b0, b1, x, t0, nt,
-                          y + (size_t)t0 * ys + (size_t)tile * CK_TILE, ys, w->rows - tile * CK_TILE, 1);
+                          y + (size_t)t0 * ys + (size_t)tile * CK_TILE, ys, w->rows - tile * CK_TILE, 1, C);
         }
     }
+}
+
+static void avx2_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
+    if (x->ql) avx2_gemm_c(w, tile0, tile1, x, n, y, ys, 3);
+    else avx2_gemm_c(w, tile0, tile1, x, n, y, ys, 2); /* one plane: c2 is constant */
 }
 
 /* ---- attention ------------------------------------------------------------------------------- */
