@@ -1,7 +1,8 @@
 /* q1-kernels.c — single-thread throughput of the Q1_0 product of each kernel table (cpu_kern.h).
  *
  * A random rows x cols Q1_0 matrix is repacked once, n tokens of random activations are quantised
- * (int16, two planes, as the backend does) and, for the tables with lookup tables, tabled; then
+ * (int16, two planes, as the backend does by default; PLANES 1: int8, ONEBIT_CPU_Q1_PLANES=1) and,
+ * for the tables with lookup tables, tabled; then
  * the best of 15 timings (each ~20 ms of repetitions) of the product over all tiles (1 thread) is printed as weights x tokens
  * per second, with the table-building cost per token. Sizes that fit L2 (the default 2048 x 2048:
  * 576 KiB) measure arithmetic, not memory: the ratio between tables is what to read, since a
@@ -9,7 +10,7 @@
  * kernels). On AVX-512 VNNI machines the arithmetic peak of vpdpbusd is printed first, in the same
  * unit (32 weights x tokens per instruction with two activation planes). Build and run:
  *   cc -O2 -std=c11 -Isrc/cpu -Isrc/core -Iinclude bench/q1-kernels.c build/libonebit.a -lm -lpthread -o build/q1-kernels
- *   build/q1-kernels [ROWS COLS N]      # every table this CPU runs, N tokens (default 1 and 64)
+ *   build/q1-kernels [ROWS COLS N [PLANES]]   # every table this CPU runs, N tokens (default 1 and 64)
  */
 #define _POSIX_C_SOURCE 200809L
 #define _GNU_SOURCE
@@ -36,7 +37,7 @@ static void ck_gemm_once(void *arg) {
     c->isa->gemm(c->w, 0, c->w->n_tiles, c->act, c->n, c->y, c->ys);
 }
 
-static void run(const ck_isa *isa, int rows, int cols, int n) {
+static void run(const ck_isa *isa, int rows, int cols, int n, int planes) {
     const int nb = cols / 128;
     const size_t rb = (size_t)nb * 18;
     uint8_t *src = kb_alloc("q1-kernels", (size_t)rows * rb);
@@ -52,20 +53,23 @@ static void run(const ck_isa *isa, int rows, int cols, int n) {
     int8_t *q = kb_alloc("q1-kernels", (size_t)n * cols), *ql = kb_alloc("q1-kernels", (size_t)n * cols);
     for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     for (int t = 0; t < n; t++)
-        isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, ql + (size_t)t * cols, a + (size_t)t * nb, c + (size_t)t * nb);
+        isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, planes == 2 ? ql + (size_t)t * cols : NULL,
+                   a + (size_t)t * nb, c + (size_t)t * nb);
     uint8_t *lut = isa->lut ? kb_alloc("q1-kernels", (size_t)n * cols * CK_LUT_PER_COL) : NULL;
     double best_lut = 1e9, best = 1e9;
     for (int k = 0; k < 15 && lut; k++) {
         const double t0 = kb_cpu_s();
         for (int t = 0; t < n; t++)
-            isa->lut(q + (size_t)t * cols, ql + (size_t)t * cols, cols, lut + (size_t)t * cols * CK_LUT_PER_COL);
+            isa->lut(q + (size_t)t * cols, planes == 2 ? ql + (size_t)t * cols : NULL, cols,
+                     lut + (size_t)t * cols * CK_LUT_PER_COL);
         const double dt = kb_cpu_s() - t0;
         if (dt < best_lut) best_lut = dt;
     }
-    ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL};
+    ck_act act = {q, planes == 2 ? ql : NULL, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL};
     ck_gemm_call call = {isa, &w, &act, n, y, (size_t)rows};
     best = kb_best(ck_gemm_once, &call, 15);
-    printf("%-8s %5d x %5d, %2d tokens: %8.3f ms, %6.2f Gweights*tokens/s", isa->name, rows, cols, n, best * 1e3,
+    printf("%-8s %5d x %5d, %2d tokens%s: %8.3f ms, %6.2f Gweights*tokens/s", isa->name, rows, cols, n,
+           planes == 2 ? "" : " (int8)", best * 1e3,
            (double)rows * cols * n / best / 1e9);
     if (lut) printf(" (tables: %.2f us per token)", best_lut / n * 1e6);
     printf("\n");
@@ -108,9 +112,9 @@ __attribute__((target("avx512f,avx512vnni"))) static double vnni_per_s(void) {
 
 int main(int argc, char **argv) {
     const int rows = argc > 1 ? atoi(argv[1]) : 2048, cols = argc > 2 ? atoi(argv[2]) : 2048;
-    const int n = argc > 3 ? atoi(argv[3]) : 0;
-    if (rows < 1 || cols < 128 || cols % 128 || n < 0 || n > 4096) {
-        fprintf(stderr, "usage: q1-kernels [ROWS COLS(multiple of 128) N(1..4096)]\n");
+    const int n = argc > 3 ? atoi(argv[3]) : 0, planes = argc > 4 ? atoi(argv[4]) : 2;
+    if (rows < 1 || cols < 128 || cols % 128 || n < 0 || n > 4096 || planes < 1 || planes > 2) {
+        fprintf(stderr, "usage: q1-kernels [ROWS COLS(multiple of 128) N(1..4096) [PLANES(1|2)]]\n");
         return 2;
     }
     const ck_isa *isas[] = {&ck_isa_avx512, &ck_isa_avx2, &ck_isa_neon, &ck_isa_wasm, &ck_isa_generic};
@@ -124,7 +128,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 2; k++) {
         const int nt = n ? n : k == 0 ? 1 : 64;
         for (size_t i = 0; i < sizeof isas / sizeof *isas; i++)
-            if (isas[i]->compiled && isas[i]->supported()) run(isas[i], rows, cols, nt);
+            if (isas[i]->compiled && isas[i]->supported()) run(isas[i], rows, cols, nt, planes);
         if (n) break;
     }
     return 0;

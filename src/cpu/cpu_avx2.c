@@ -8,8 +8,10 @@
  * form the indices and ~3 to widen and combine, about 3.3 per 32 weights for both activation
  * planes, against ~8 when the sign bits were expanded to bytes and multiplied with vpmaddubsw
  * (and ~5 with AVX-VNNI's vpdpbusd, which is why there is no AVX-VNNI variant: this path does not
- * multiply). The sums are exact integers, equal to the portable kernel's. Tokens go in groups of 8
- * over slices of columns whose tables stay in L1; one token takes whole rows, prefetched ahead.
+ * multiply). The sums are exact integers, equal to the portable kernel's. Tiles go in pairs, so
+ * that each table chunk loaded serves 32 rows (loads, with the shuffles, are what bounds this
+ * loop); tokens go in groups of 8 over slices of 16 blocks; one token takes whole rows, prefetched
+ * ahead, its indices formed as they are used.
  * Also attention (one query at a time, on a float or a half cache), SwiGLU,
  * half <-> float conversion and the Q2_0 / TQ2_0 row decoders. Built with the flags of the
  * "per-ISA kernel flags" block of the Makefile; without them this file only defines an empty
@@ -101,6 +103,10 @@ static void avx2_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a
 
 /* The tables are cpu_kern.h's (built per token, bit for bit as ck_lut_generic). */
 #define CK2_BIAS CK_LUT_BIAS
+/* With one plane (int8), T is within +-4 * 127, so v = T + CK2_BIAS lies in [64516, 65532] and its
+ * chunk c2 = v >> 12 is always 15: the product then skips those lookups (a third of them). */
+#define CK2_C2_INT8 15
+_Static_assert((CK2_BIAS - 4 * 127) >> 12 == CK2_C2_INT8 && (CK2_BIAS + 4 * 127) >> 12 == CK2_C2_INT8, "int8 c2");
 
 /* 16 subset sums of one plane's 4 activations of group g, one per 16-bit lane k: bytes (bit 0,
  * bit 1) and (bit 2, bit 3) of k times the pairs (p[0], p[1]) and (p[2], p[3]). */
@@ -152,31 +158,8 @@ AVX2_INLINE void avx2_idx(const uint8_t *tb, __m256i *idx) {
     }
 }
 
-/* One token times one tile-block: the integer sums S of the 16 rows, even rows in *se and odd
- * rows in *so (8 int32 each). Byte sums of 4 lookups stay under 256 (63 * 4); they are widened to
- * 16 bits (even and odd bytes apart) every 4 lookups, and the two lanes (groups 2p and 2p + 1)
- * and the three chunks are combined once per block. */
-AVX2_INLINE void avx2_block(const __m256i *idx, const uint8_t *L, __m256i *se, __m256i *so) {
-    const __m256i lo8 = _mm256_set1_epi16(0xFF);
-    __m256i ae[3], ao[3];
-#pragma GCC unroll 4
-    for (int j0 = 0; j0 < 16; j0 += 4) {
-        __m256i s8[3];
-#pragma GCC unroll 4
-        for (int j = j0; j < j0 + 4; j++) {
-#pragma GCC unroll 3
-            for (int c = 0; c < 3; c++) {
-                const __m256i v = _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)(L + 96 * j + 32 * c)), idx[j]);
-                s8[c] = j == j0 ? v : _mm256_add_epi8(s8[c], v);
-            }
-        }
-#pragma GCC unroll 3
-        for (int c = 0; c < 3; c++) {
-            const __m256i e = _mm256_and_si256(s8[c], lo8), o = _mm256_srli_epi16(s8[c], 8);
-            ae[c] = j0 == 0 ? e : _mm256_add_epi16(ae[c], e);
-            ao[c] = j0 == 0 ? o : _mm256_add_epi16(ao[c], o);
-        }
-    }
+/* The sums S of avx2_block from the 16-bit sums of the chunks' bytes (ae: even bytes, ao: odd). */
+AVX2_INLINE void avx2_sums(const __m256i *ae, const __m256i *ao, __m256i *se, __m256i *so) {
     /* F_c: lane 0 = even bytes (both groups), lane 1 = odd bytes; each <= 32 * 63. */
     __m256i F[3];
 #pragma GCC unroll 3
@@ -188,6 +171,45 @@ AVX2_INLINE void avx2_block(const __m256i *idx, const uint8_t *L, __m256i *se, _
     const __m256i w = _mm256_set1_epi32(1 | 64 << 16), off = _mm256_set1_epi32(64 * 32768 - 32 * CK2_BIAS);
     *se = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpacklo_epi16(F[0], G), w), off);
     *so = _mm256_add_epi32(_mm256_madd_epi16(_mm256_unpackhi_epi16(F[0], G), w), off);
+
+}
+
+/* One token times one tile-block: the integer sums S of the 16 rows, even rows in *se and odd
+ * rows in *so (8 int32 each). Byte sums of 4 lookups stay under 256 (63 * 4); they are widened to
+ * 16 bits (even and odd bytes apart) every 4 lookups, and the two lanes (groups 2p and 2p + 1)
+ * and the three chunks are combined once per block. */
+AVX2_INLINE void avx2_block(const __m256i *idx, const uint8_t *L, __m256i *se, __m256i *so, const int P, const int C) {
+    const __m256i lo8 = _mm256_set1_epi16(0xFF);
+    __m256i ae[2][3], ao[2][3];
+#pragma GCC unroll 4
+    for (int j0 = 0; j0 < 16; j0 += 4) {
+        __m256i s8[2][3];
+#pragma GCC unroll 4
+        for (int j = j0; j < j0 + 4; j++) {
+#pragma GCC unroll 3
+            for (int c = 0; c < C; c++) {
+                const __m256i T = _mm256_load_si256((const __m256i *)(const void *)(L + 96 * j + 32 * c));
+#pragma GCC unroll 2
+                for (int p = 0; p < P; p++) {
+                    const __m256i v = _mm256_shuffle_epi8(T, idx[16 * p + j]);
+                    s8[p][c] = j == j0 ? v : _mm256_add_epi8(s8[p][c], v);
+                }
+            }
+        }
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++)
+#pragma GCC unroll 3
+            for (int c = 0; c < C; c++) {
+                const __m256i e = _mm256_and_si256(s8[p][c], lo8), o = _mm256_srli_epi16(s8[p][c], 8);
+                ae[p][c] = j0 == 0 ? e : _mm256_add_epi16(ae[p][c], e);
+                ao[p][c] = j0 == 0 ? o : _mm256_add_epi16(ao[p][c], o);
+            }
+    }
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) {
+        if (C == 2) ae[p][2] = ao[p][2] = _mm256_set1_epi16(16 * CK2_C2_INT8);
+        avx2_sums(ae[p], ao[p], se + p, so + p);
+    }
 }
 
 /* Rows 0..15 of y (left of them) <-> even / odd halves. */
@@ -220,54 +242,160 @@ AVX2_INLINE void avx2_store_eo(float *y, int left, __m256 e, __m256 o) {
 
 /* Blocks [b0, b1) of one tile for tokens t0 .. t0 + nt - 1 (nt <= 8), accumulated into y (which
  * holds the sums of blocks [0, b0) unless b0 = 0). */
-static void avx2_tile(const uint8_t *tile, int b0, int b1, const ck_act *x, int t0, int nt, float *y, size_t ys,
-                      int left) {
-    __m256 acc[8][2];
-    for (int t = 0; t < nt; t++) {
-        if (b0 == 0) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-        else avx2_load_eo(y + (size_t)t * ys, left, &acc[t][0], &acc[t][1]);
-    }
+AVX2_INLINE void avx2_tile(const uint8_t *tile, int nb, int b0, int b1, const ck_act *x, int t0, int nt, float *y,
+                           size_t ys, int left, const int P, const int C) {
+    __m256 acc[8][2][2];
+    for (int t = 0; t < nt; t++)
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++) {
+            if (b0 == 0) acc[t][p][0] = acc[t][p][1] = _mm256_setzero_ps();
+            else avx2_load_eo(y + (size_t)t * ys + CK_TILE * p, left - CK_TILE * p, &acc[t][p][0], &acc[t][p][1]);
+        }
     const __m256i dctl = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12, 13,
                                           2, 3, 6, 7, 10, 11, 14, 15);
     for (int b = b0; b < b1; b++) {
-        const uint8_t *tb = tile + (size_t)b * CK_TB_BYTES;
-        if (nt == 1) /* the weight stream: cpu_kern.h */
-            for (int o = 0; o < CK_TB_BYTES; o += 64) _mm_prefetch((const char *)tb + CK_PREFETCH_BYTES + o, _MM_HINT_T0);
-        __m256i idx[16];
-        avx2_idx(tb, idx);
-        /* scales of the even rows, then the odd ones */
-        const __m256i dh = _mm256_permute4x64_epi64(
-            _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)tb), dctl), 0xD8);
-        const __m256 de = _mm256_cvtph_ps(_mm256_castsi256_si128(dh)), dodd = _mm256_cvtph_ps(_mm256_extracti128_si256(dh, 1));
+        __m256i idx[32];
+        __m256 de[2], dodd[2];
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++) {
+            const uint8_t *tb = tile + ((size_t)p * nb + b) * CK_TB_BYTES;
+            avx2_idx(tb, idx + 16 * p);
+            /* scales of the even rows, then the odd ones */
+            const __m256i dh = _mm256_permute4x64_epi64(
+                _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)tb), dctl), 0xD8);
+            de[p] = _mm256_cvtph_ps(_mm256_castsi256_si128(dh));
+            dodd[p] = _mm256_cvtph_ps(_mm256_extracti128_si256(dh, 1));
+        }
         for (int t = 0; t < nt; t++) {
             const size_t tt = (size_t)(t0 + t);
-            __m256i se, so;
-            avx2_block(idx, x->lut + tt * x->lut_stride + (size_t)b * 16 * 96, &se, &so);
+            __m256i se[2], so[2];
+            avx2_block(idx, x->lut + tt * x->lut_stride + (size_t)b * 16 * 96, se, so, P, C);
             const __m256 va = _mm256_set1_ps(x->a[tt * (size_t)x->nb + b]), vc = _mm256_set1_ps(x->c[tt * (size_t)x->nb + b]);
-            acc[t][0] = _mm256_fmadd_ps(de, _mm256_fmadd_ps(_mm256_cvtepi32_ps(se), va, vc), acc[t][0]);
-            acc[t][1] = _mm256_fmadd_ps(dodd, _mm256_fmadd_ps(_mm256_cvtepi32_ps(so), va, vc), acc[t][1]);
+#pragma GCC unroll 2
+            for (int p = 0; p < P; p++) {
+                acc[t][p][0] = _mm256_fmadd_ps(de[p], _mm256_fmadd_ps(_mm256_cvtepi32_ps(se[p]), va, vc), acc[t][p][0]);
+                acc[t][p][1] = _mm256_fmadd_ps(dodd[p], _mm256_fmadd_ps(_mm256_cvtepi32_ps(so[p]), va, vc), acc[t][p][1]);
+            }
         }
     }
-    for (int t = 0; t < nt; t++) avx2_store_eo(y + (size_t)t * ys, left, acc[t][0], acc[t][1]);
+    for (int t = 0; t < nt; t++)
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++) avx2_store_eo(y + (size_t)t * ys + CK_TILE * p, left - CK_TILE * p, acc[t][p][0], acc[t][p][1]);
 }
 
-/* Tokens in groups of 8, columns in slices whose tables (1.5 KB per token and block) stay in L1
- * while the slice is swept over the tiles: 8 blocks for two tokens, 2 for a larger group. One
- * token (generation) takes whole rows: its product is bound by the weight stream, which the
- * hardware prefetchers follow best when each tile (nb * 288 bytes) is read once front to back;
- * the tables of a long row (72 KB for 6144 columns) then come from L2. Slices of 16 blocks took
- * ~40% longer per weight on a 6144-column matrix streamed from memory (Zen 4, bench/q1-kernels.c). */
-static void avx2_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
-    const int nb = w->nb;
-    for (int t0 = 0; t0 < n; t0 += 8) {
-        const int nt = n - t0 < 8 ? n - t0 : 8, sb = nt == 1 ? nb : nt <= 2 ? 8 : 2;
-        for (int b0 = 0; b0 < nb; b0 += sb) {
-            const int b1 = b0 + sb < nb ? b0 + sb : nb;
-            for (int tile = tile0; tile < tile1; tile++)
-                avx2_tile(w->data + (size_t)tile * nb * CK_TB_BYTES, b0, b1, x, t0, nt,
-                          y + (size_t)t0 * ys + (size_t)tile * CK_TILE, ys, w->rows - tile * CK_TILE);
+/* The nibble indices of pair of groups j of a tile-block (avx2_idx's idx[j]), from its masks m. */
+AVX2_INLINE __m256i avx2_idx1(const uint8_t *m, int j) {
+    const __m256i ctl = _mm256_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15, 8,
+                                         12, 9, 13, 10, 14, 11, 15);
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(m + 16 * j)));
+    return _mm256_and_si256(_mm256_srlv_epi64(_mm256_shuffle_epi8(v, ctl), _mm256_setr_epi64x(0, 4, 0, 4)),
+                            _mm256_set1_epi8(15));
+}
+
+/* One token times P (1 or 2) adjacent tiles, whole rows: each table chunk is loaded once for
+ * the P tiles, whose indices are formed as they are used (no stored copy). The sums are those of
+ * avx2_block, per tile. */
+AVX2_INLINE void avx2_t1(const uint8_t *ta, int nb, const ck_act *x, float *y, int left, const int P, const int C) {
+    const uint8_t *tb = ta + (size_t)nb * CK_TB_BYTES;
+    const __m256i lo8 = _mm256_set1_epi16(0xFF);
+    const __m256i dctl = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12, 13,
+                                          2, 3, 6, 7, 10, 11, 14, 15);
+    __m256 acc[2][2];
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) acc[p][0] = acc[p][1] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        { /* the weight stream(s), CK_PREFETCH_BYTES ahead: past the end of these tiles, the next
+           * P tiles (adjacent in memory) */
+            const int bp = b + CK_PREFETCH_BYTES / CK_TB_BYTES;
+            const size_t off = (size_t)(bp < nb ? bp : (P - 1) * nb + bp) * CK_TB_BYTES;
+            for (int o = 0; o < CK_TB_BYTES; o += 64) {
+                _mm_prefetch((const char *)ta + off + o, _MM_HINT_T0);
+                if (P == 2) _mm_prefetch((const char *)tb + off + o, _MM_HINT_T0);
+            }
+        }
+        const uint8_t *blk[2] = {ta + (size_t)b * CK_TB_BYTES, tb + (size_t)b * CK_TB_BYTES};
+        const uint8_t *L = x->lut + (size_t)b * 16 * 96;
+        __m256i ae[2][3], ao[2][3];
+#pragma GCC unroll 4
+        for (int j0 = 0; j0 < 16; j0 += 4) {
+            __m256i s8[2][3];
+#pragma GCC unroll 4
+            for (int j = j0; j < j0 + 4; j++) {
+                __m256i ix[2];
+#pragma GCC unroll 2
+                for (int p = 0; p < P; p++) ix[p] = avx2_idx1(blk[p] + 32, j);
+#pragma GCC unroll 3
+                for (int c = 0; c < C; c++) {
+                    const __m256i T = _mm256_load_si256((const __m256i *)(const void *)(L + 96 * j + 32 * c));
+#pragma GCC unroll 2
+                    for (int p = 0; p < P; p++) {
+                        const __m256i v = _mm256_shuffle_epi8(T, ix[p]);
+                        s8[p][c] = j == j0 ? v : _mm256_add_epi8(s8[p][c], v);
+                    }
+                }
+            }
+#pragma GCC unroll 2
+            for (int p = 0; p < P; p++)
+#pragma GCC unroll 3
+                for (int c = 0; c < C; c++) {
+                    const __m256i e = _mm256_and_si256(s8[p][c], lo8), o = _mm256_srli_epi16(s8[p][c], 8);
+                    ae[p][c] = j0 == 0 ? e : _mm256_add_epi16(ae[p][c], e);
+                    ao[p][c] = j0 == 0 ? o : _mm256_add_epi16(ao[p][c], o);
+                }
+        }
+        const __m256 va = _mm256_set1_ps(x->a[b]), vc = _mm256_set1_ps(x->c[b]);
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++) {
+            __m256i se, so;
+            if (C == 2) ae[p][2] = ao[p][2] = _mm256_set1_epi16(16 * CK2_C2_INT8);
+            avx2_sums(ae[p], ao[p], &se, &so);
+            const __m256i dh = _mm256_permute4x64_epi64(
+                _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)blk[p]), dctl), 0xD8);
+            const __m256 de = _mm256_cvtph_ps(_mm256_castsi256_si128(dh)), dodd = _mm256_cvtph_ps(_mm256_extracti128_si256(dh, 1));
+            acc[p][0] = _mm256_fmadd_ps(de, _mm256_fmadd_ps(_mm256_cvtepi32_ps(se), va, vc), acc[p][0]);
+            acc[p][1] = _mm256_fmadd_ps(dodd, _mm256_fmadd_ps(_mm256_cvtepi32_ps(so), va, vc), acc[p][1]);
         }
     }
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) avx2_store_eo(y + CK_TILE * p, left - CK_TILE * p, acc[p][0], acc[p][1]);
+}
+
+/* Tiles in pairs (avx2_t1, avx2_tile: each table chunk loaded once for both). One token
+ * (generation) takes whole rows: its product is bound by the weight stream, which the hardware
+ * prefetchers follow best when each tile (nb * 288 bytes) is read once front to back; the tables
+ * of a long row (72 KB for 6144 columns) then come from L2. Several tokens go in groups of 8 over
+ * slices of 16 blocks (up to 2048 columns; 8 for two tokens), swept over the tiles: the 192 KB of
+ * tables of a slice stay in L2, and the float sums of a tile are loaded and stored once a slice.
+ * Slices of 2 blocks (tables in L1) were ~8% slower with tile pairs, whole 6144-column rows ~5%
+ * (Zen 4, bench/q1-kernels.c, 64 tokens). */
+AVX2_INLINE void avx2_gemm_c(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys, const int C) {
+    const int nb = w->nb;
+    if (n == 1) {
+        int tile = tile0;
+        for (; tile + 1 < tile1; tile += 2)
+            avx2_t1(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, x, y + (size_t)tile * CK_TILE, w->rows - tile * CK_TILE, 2, C);
+        if (tile < tile1)
+            avx2_t1(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, x, y + (size_t)tile * CK_TILE, w->rows - tile * CK_TILE, 1, C);
+        return;
+    }
+    for (int t0 = 0; t0 < n; t0 += 8) { /* n > 1 */
+        const int nt = n - t0 < 8 ? n - t0 : 8, sb = nt <= 2 ? 8 : 16;
+        for (int b0 = 0; b0 < nb; b0 += sb) {
+            const int b1 = b0 + sb < nb ? b0 + sb : nb;
+            int tile = tile0;
+            for (; tile + 1 < tile1; tile += 2)
+                avx2_tile(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, b0, b1, x, t0, nt,
+                          y + (size_t)t0 * ys + (size_t)tile * CK_TILE, ys, w->rows - tile * CK_TILE, 2, C);
+            if (tile < tile1)
+                avx2_tile(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, b0, b1, x, t0, nt,
+                          y + (size_t)t0 * ys + (size_t)tile * CK_TILE, ys, w->rows - tile * CK_TILE, 1, C);
+        }
+    }
+}
+
+static void avx2_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
+    if (x->ql) avx2_gemm_c(w, tile0, tile1, x, n, y, ys, 3);
+    else avx2_gemm_c(w, tile0, tile1, x, n, y, ys, 2); /* one plane: c2 is constant */
 }
 
 /* ---- attention ------------------------------------------------------------------------------- */
