@@ -14,12 +14,18 @@ void qk_quant(const float *x, int cols, int blk, int8_t *q, float *d, int16_t *s
     for (int b = 0; b < cols / blk; b++) {
         const float *xb = x + (size_t)b * blk;
         float amax = 0.0f;
-        for (int i = 0; i < blk; i++) amax = fmaxf(amax, fabsf(xb[i]));
+        for (int i = 0; i < blk; i++) {
+            const float a = fabsf(xb[i]);
+            amax = a > amax ? a : amax; /* not fmaxf: a call per value where it is not inlined */
+        }
         const float db = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
         d[b] = db;
         int8_t *qb = q + (size_t)b * blk;
         for (int i = 0; i < blk; i++) {
-            const float v = nearbyintf(xb[i] * id); /* |v| <= 127 (ties to even) */
+            /* round to nearest, ties to even, as nearbyintf in the default rounding mode (|x id| <=
+             * 127 < 2^22: adding 1.5 * 2^23 leaves no fraction bits), without its call */
+            const float p = xb[i] * id; /* its own statement: never contracted into an FMA */
+            const float v = (p + 12582912.0f) - 12582912.0f;
             qb[i] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
         }
     }

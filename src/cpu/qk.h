@@ -8,7 +8,7 @@
  * rounding. Not part of the core.
  *
  * The `rows` kernels read the weights in the file's own blocks; where an instruction set also has a
- * `pack` kernel for the type (x86: Q4_0, Q8_0; Q4_K and Q6_K on AVX-512), the backend repacks the matrix
+ * `pack` kernel for the type (x86: Q4_0, Q8_0; Q4_K and Q6_K on AVX-512: qk_kq_x86.h), the backend repacks the matrix
  * at load into row-interleaved groups instead (the layout is below) and uses only that. Activations
  * are quantised once per product, per token, into int8 blocks:
  *   QK_ACT32  (legacy types): blocks of 32, scale d = amax / 127, q = round-to-nearest-even(x / d);
@@ -94,8 +94,9 @@ const qk_kern *qk_in(const qk_isa *isa, uint32_t type);
  *     then 32 chunks of 32 bytes, chunk 8k + j byte 4r + c = code of row r, column 64k + 4j + c
  *     (low nibble: sub-block 2k) and 64k + 32 + 4j + c (high: sub-block 2k + 1);
  *   Q6_K (1680 bytes a super-block, as 8 file blocks): fp16 d[8], the int8 scales sc[group of 16
- *     g][row r] (128), the codes' low 4 bits as Q4_K's 32 chunks (1024), then their top 2 bits in 16
- *     chunks, chunk 8k + j byte 4r + c bits 2m, 2m + 1 = those of column 128k + 32m + 4j + c (512).
+ *     g][row r] (128), then for each half h (128 columns) 768 bytes: the top 2 bits of its codes in
+ *     8 chunks, chunk j byte 4r + c bits 2m, 2m + 1 = those of column 128h + 32m + 4j + c, then
+ *     the low 4 bits as Q4_K's chunks 8k + j, k = 2h, 2h + 1 (so the bytes are read in order).
  * So a chunk (its nibbles for Q4_0) is one 4-way byte dot product per row in one 32-bit lane: with
  * a token's 4 activations of those columns broadcast to the 8 lanes, one vpdpbusd (or vpmaddubsw +
  * vpmaddwd) adds 4 products to each of 8 rows, and a block's integer dot of 8 rows is 8 such

@@ -84,14 +84,14 @@ void qk_repack(uint32_t type, const uint8_t *src, size_t row_bytes, int rows, in
                     for (int k = 0; k < 4; k++)
                         for (int j = 0; j < 8; j++)
                             for (int c = 0; c < 4; c++)
-                                o[144 + 256 * k + 32 * j + 4 * r + c] =
+                                o[144 + 768 * (k / 2) + 256 + 256 * (k % 2) + 32 * j + 4 * r + c] =
                                     (uint8_t)((u[64 * k + 4 * j + c] & 15) | (u[64 * k + 32 + 4 * j + c] & 15) << 4);
                     for (int k = 0; k < 2; k++)
                         for (int j = 0; j < 8; j++)
                             for (int c = 0; c < 4; c++) {
                                 uint8_t v = 0;
                                 for (int m = 0; m < 4; m++) v |= (uint8_t)((u[128 * k + 32 * m + 4 * j + c] >> 4) << (2 * m));
-                                o[1168 + 256 * k + 32 * j + 4 * r + c] = v;
+                                o[144 + 768 * k + 32 * j + 4 * r + c] = v;
                             }
                     continue;
                 }
@@ -198,14 +198,13 @@ ob_status qk_pack_init(qk_pack_state **out, const char *isa, const ob_model *m, 
     return OB_OK;
 #endif
     /* ONEBIT_CPU_NO_REPACK: "1" keeps every matrix in the file's layout (the row kernels, to compare),
-     * "0" repacks every type that has a kernel, else a list of type names (e.g. "q6_K,q4_K") keeps
-     * those. Unset: Q4_K and Q6_K stay in the file's layout, because their repacked one-token
-     * kernels are slower than the row kernels (quiet Zen 4, Llama-3.2-1B-shaped Q4_K_M: tg 36.0
-     * tok/s unpacked vs 20.6 repacked, for +6 % in prompts; BENCHMARKS.md) and generation is what a
-     * reader waits for. */
+     * "0" repacks every matrix of a type that has a kernel, else a list of type names (e.g.
+     * "q6_K,q4_K") keeps those. Unset: every such matrix but a Q6_K output matrix, which prompts
+     * use for their last token only and whose repacked one-token kernel is slower than the row
+     * kernel (the layout's interleaved 16 rows stream less well from memory; BENCHMARKS.md). */
     const char *no = getenv("ONEBIT_CPU_NO_REPACK");
-    if (!no) no = "q4_K,q6_K";
-    else if (strcmp(no, "0") == 0) no = "";
+    const int keep_q6_out = !no;
+    if (!no || strcmp(no, "0") == 0) no = "";
     if (strcmp(no, "1") == 0) return OB_OK;
     int any = 0;
     for (int i = 0; i < m->n_weights; i++) {
@@ -229,6 +228,7 @@ ob_status qk_pack_init(qk_pack_state **out, const char *isa, const ob_model *m, 
         const qk_kern *k = w->data ? qk_find(isa, w->type) : NULL;
         /* An embedding that is only looked up (untied) stays as it is. */
         if (!k || !k->pack || qp_excluded(no, w->type) || (w == m->tok_embd && w != m->output)) continue;
+        if (keep_q6_out && w == m->output && w->type == GGML_Q6_K) continue;
         ob_status st = qp_repack_weight(s, m, w, k, &s->mats[i]);
         if (st) {
             qk_pack_free(s);
