@@ -239,6 +239,8 @@ QK_XI void qk_tile_q6k(const uint8_t *w, int nb, const qk_tok *tk, const int nt,
     for (int t = 0; t < nt; t++) out[t] = qk_hsum(acc[t]);
 }
 
+#include "qk_leg_x86.h"
+
 /* ---- the repacked layout (qk.h): 8 rows x one block of 32 per group-block ----------------------- */
 
 /* One token of a tile: codes, scales, and -8 x the sums per block (qk_pack_offsets). */
