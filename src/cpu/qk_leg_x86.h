@@ -60,3 +60,120 @@ static void QK_FN(quant)(const float *x, int cols, int blk, int8_t *q, float *d,
     }
 }
 #endif
+
+/* ---- Q4_0 / Q8_0 on the repacked layout (qk.h) ------------------------------------------------ */
+
+/* One token of a tile: codes, scales, and -8 x the sums per block (qk_pack_offsets). */
+typedef struct qk_ltok {
+    const int8_t *q;
+    const float *d;
+    const int32_t *o;
+} qk_ltok;
+
+QK_XI int32_t qk_ld32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+#if QK_VNNI
+#define QK_LEG_NT 8                /* tokens a tile: 8 int32 sums and 8 float accumulators in registers */
+
+/* Two row groups (16 rows: lanes 0..7 group p0, 8..15 group p1; p1 = p0 for a lone last group) times
+ * the tile's tokens over nb blocks: acc[t] lane r = row r's dot with token t. Per block, each
+ * 32-byte chunk of the two groups (4 columns of 16 rows) is decoded once and feeds one vpdpbusd per
+ * token, token innermost, so the nt sums are nt independent chains (the instruction's latency is
+ * hidden behind the other tokens'); each sum starts at the token's offset (kind 1, Q4_0: codes
+ * w + 8, -8 sum(x); kind 0, Q8_0: codes w + 128 through the sign flip, -128 sum(x)). Then one
+ * conversion and one FMA a token with the 16 weight scales times the token's. */
+QK_XI void qk_leg_tile16(const int kind, const uint8_t *p0, const uint8_t *p1, int nb, const qk_ltok *tk, const int nt,
+                         __m512 *acc) {
+    const size_t gbb = kind ? 144 : 272;
+    const __m512i m4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char)0x80);
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++, p0 += gbb, p1 += gbb) {
+        const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)p1), _mm_loadu_si128((const __m128i *)p0)));
+        __m512i is[QK_LEG_NT];
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++) is[t] = _mm512_set1_epi32(kind ? tk[t].o[b] : 16 * tk[t].o[b]);
+        const int nj = kind ? 4 : 8;
+#pragma GCC unroll 8
+        for (int j = 0; j < nj; j++) {
+            const __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 16 + 32 * j))),
+                                                   _mm256_loadu_si256((const __m256i *)(p1 + 16 + 32 * j)), 1);
+            if (kind) {
+                const __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+#pragma GCC unroll 8
+                for (int t = 0; t < nt; t++) is[t] = _mm512_dpbusd_epi32(is[t], lo, _mm512_set1_epi32(qk_ld32(tk[t].q + 32 * b + 4 * j)));
+#pragma GCC unroll 8
+                for (int t = 0; t < nt; t++) is[t] = _mm512_dpbusd_epi32(is[t], hi, _mm512_set1_epi32(qk_ld32(tk[t].q + 32 * b + 16 + 4 * j)));
+            } else {
+                const __m512i u = _mm512_xor_si512(raw, flip);
+#pragma GCC unroll 8
+                for (int t = 0; t < nt; t++) is[t] = _mm512_dpbusd_epi32(is[t], u, _mm512_set1_epi32(qk_ld32(tk[t].q + 32 * b + 4 * j)));
+            }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[t]), _mm512_mul_ps(dw, _mm512_set1_ps(tk[t].d[b])), acc[t]);
+    }
+}
+
+#define QK_LEG_CASES(CALL)                                                                          \
+    switch (nt) {                                                                                   \
+    case 8: CALL(8); break;                                                                         \
+    case 7: CALL(7); break;                                                                         \
+    case 6: CALL(6); break;                                                                         \
+    case 5: CALL(5); break;                                                                         \
+    case 4: CALL(4); break;                                                                         \
+    case 3: CALL(3); break;                                                                         \
+    case 2: CALL(2); break;                                                                         \
+    default: CALL(1); break;                                                                        \
+    }
+
+/* Row groups g0 <= g < g1, QK_LEG_PG at a time for each tile of tokens (their weights stay in L1/L2
+ * while the tiles pass), two groups a tile call. */
+#define QK_LEG_PG 4
+QK_XI void qk_leg_rows(const int kind, const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o,
+                       int n, float *y, size_t ys) {
+    const size_t gs = (size_t)nb * (kind ? 144 : 272);
+    for (int gc = g0; gc < g1; gc += QK_LEG_PG) {
+        const int ge = gc + QK_LEG_PG < g1 ? gc + QK_LEG_PG : g1;
+        for (int t0 = 0; t0 < n; t0 += QK_LEG_NT) {
+            const int nt = n - t0 < QK_LEG_NT ? n - t0 : QK_LEG_NT;
+            qk_ltok tk[QK_LEG_NT];
+            for (int t = 0; t < nt; t++)
+                tk[t] = (qk_ltok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, o + (size_t)(t0 + t) * nb};
+            for (int g = gc; g < ge; g += 2) {
+                const uint8_t *pg = p + (size_t)g * gs, *pg1 = g + 1 < ge ? pg + gs : pg;
+                __m512 acc[QK_LEG_NT];
+#define QK_LT(NT) qk_leg_tile16(kind, pg, pg1, nb, tk, NT, acc)
+                QK_LEG_CASES(QK_LT)
+#undef QK_LT
+                int nr = rows - QK_PR * g < 2 * QK_PR ? rows - QK_PR * g : 2 * QK_PR;
+                if (g + 1 >= ge && nr > QK_PR) nr = QK_PR;
+                for (int t = 0; t < nt; t++) qk_store_pair(y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g, acc[t], nr);
+            }
+        }
+    }
+}
+#endif
+
+static void QK_FN(pk_q8_0)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
+                           float *y, size_t ys) {
+#if QK_VNNI
+    qk_leg_rows(0, p, nb, g0, g1, rows, x, o, n, y, ys);
+#else
+    qk_pack_rows(0, p, nb, g0, g1, rows, x, o, n, y, ys);
+#endif
+}
+
+static void QK_FN(pk_q4_0)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
+                           float *y, size_t ys) {
+#if QK_VNNI
+    qk_leg_rows(1, p, nb, g0, g1, rows, x, o, n, y, ys);
+#else
+    qk_pack_rows(1, p, nb, g0, g1, rows, x, o, n, y, ys);
+#endif
+}

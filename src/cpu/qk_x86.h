@@ -239,8 +239,6 @@ QK_XI void qk_tile_q6k(const uint8_t *w, int nb, const qk_tok *tk, const int nt,
     for (int t = 0; t < nt; t++) out[t] = qk_hsum(acc[t]);
 }
 
-#include "qk_leg_x86.h"
-
 /* ---- the repacked layout (qk.h): 8 rows x one block of 32 per group-block ----------------------- */
 
 /* One token of a tile: codes, scales, and -8 x the sums per block (qk_pack_offsets). */
@@ -569,15 +567,7 @@ static void QK_FN(pk_q6_k)(const uint8_t *p, int nb, int g0, int g1, int rows, c
 #define QK_PK_Q6_K NULL
 #endif
 
-static void QK_FN(pk_q8_0)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
-                           float *y, size_t ys) {
-    qk_pack_rows(0, p, nb, g0, g1, rows, x, o, n, y, ys);
-}
-
-static void QK_FN(pk_q4_0)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
-                           float *y, size_t ys) {
-    qk_pack_rows(1, p, nb, g0, g1, rows, x, o, n, y, ys);
-}
+#include "qk_leg_x86.h"
 
 #define QK_C_Q8_0(w, nb, tk, nt, o) qk_tile32(0, w, nb, tk, nt, o)
 #define QK_C_Q4_0(w, nb, tk, nt, o) qk_tile32(1, w, nb, tk, nt, o)
