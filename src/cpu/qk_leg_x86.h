@@ -77,6 +77,12 @@ QK_XI int32_t qk_ld32(const int8_t *p) {
 }
 
 #if QK_VNNI
+#ifndef QK_LEG_PF
+#define QK_LEG_PF 16
+#endif
+#ifndef QK_LEG_PF_NT
+#define QK_LEG_PF_NT 2
+#endif
 #define QK_LEG_NT 8                /* tokens a tile: 8 int32 sums and 8 float accumulators in registers */
 
 /* Two row groups (16 rows: lanes 0..7 group p0, 8..15 group p1; p1 = p0 for a lone last group) times
@@ -93,6 +99,11 @@ QK_XI void qk_leg_tile16(const int kind, const uint8_t *p0, const uint8_t *p1, i
 #pragma GCC unroll 8
     for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++, p0 += gbb, p1 += gbb) {
+        if (nt <= QK_LEG_PF_NT)
+            for (int c = 0; c < (int)gbb; c += 64) {
+                _mm_prefetch((const char *)(p0 + QK_LEG_PF * gbb + c), _MM_HINT_T0);
+                _mm_prefetch((const char *)(p1 + QK_LEG_PF * gbb + c), _MM_HINT_T0);
+            }
         const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)p1), _mm_loadu_si128((const __m128i *)p0)));
         __m512i is[QK_LEG_NT];
 #pragma GCC unroll 8
