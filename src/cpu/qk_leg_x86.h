@@ -76,13 +76,31 @@ QK_XI int32_t qk_ld32(const int8_t *p) {
     return v;
 }
 
-#if QK_VNNI
+/* Generation (one or two tokens) streams the weights from memory: prefetched QK_LEG_PF blocks ahead
+ * (8192 x 8192 Q4_0, one token, 1 thread of a shared Zen 4: ~30 -> ~45 G weights/s). */
 #ifndef QK_LEG_PF
 #define QK_LEG_PF 16
 #endif
 #ifndef QK_LEG_PF_NT
 #define QK_LEG_PF_NT 2
 #endif
+
+/* Prefetch of the group-block QK_LEG_PF ahead of p (gbb bytes each: all of its cache lines). */
+QK_XI void qk_leg_prefetch(const uint8_t *p, size_t gbb) {
+    for (int c = 0; c < (int)gbb; c += 64) _mm_prefetch((const char *)(p + QK_LEG_PF * gbb + c), _MM_HINT_T0);
+}
+
+#define QK_LEG_CASES(CALL)                                                                          \
+    switch (nt) {                                                                                   \
+    QK_LEG_CASES_8(CALL)                                                                            \
+    case 4: CALL(4); break;                                                                         \
+    case 3: CALL(3); break;                                                                         \
+    case 2: CALL(2); break;                                                                         \
+    default: CALL(1); break;                                                                        \
+    }
+
+#if QK_VNNI
+#define QK_LEG_CASES_8(CALL) case 8: CALL(8); break; case 7: CALL(7); break; case 6: CALL(6); break; case 5: CALL(5); break;
 #define QK_LEG_NT 8                /* tokens a tile: 8 int32 sums and 8 float accumulators in registers */
 
 /* Two row groups (16 rows: lanes 0..7 group p0, 8..15 group p1; p1 = p0 for a lone last group) times
@@ -99,11 +117,7 @@ QK_XI void qk_leg_tile16(const int kind, const uint8_t *p0, const uint8_t *p1, i
 #pragma GCC unroll 8
     for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++, p0 += gbb, p1 += gbb) {
-        if (nt <= QK_LEG_PF_NT)
-            for (int c = 0; c < (int)gbb; c += 64) {
-                _mm_prefetch((const char *)(p0 + QK_LEG_PF * gbb + c), _MM_HINT_T0);
-                _mm_prefetch((const char *)(p1 + QK_LEG_PF * gbb + c), _MM_HINT_T0);
-            }
+        if (nt <= QK_LEG_PF_NT) qk_leg_prefetch(p0, gbb), qk_leg_prefetch(p1, gbb);
         const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)p1), _mm_loadu_si128((const __m128i *)p0)));
         __m512i is[QK_LEG_NT];
 #pragma GCC unroll 8
@@ -131,20 +145,59 @@ QK_XI void qk_leg_tile16(const int kind, const uint8_t *p0, const uint8_t *p1, i
     }
 }
 
-#define QK_LEG_CASES(CALL)                                                                          \
-    switch (nt) {                                                                                   \
-    case 8: CALL(8); break;                                                                         \
-    case 7: CALL(7); break;                                                                         \
-    case 6: CALL(6); break;                                                                         \
-    case 5: CALL(5); break;                                                                         \
-    case 4: CALL(4); break;                                                                         \
-    case 3: CALL(3); break;                                                                         \
-    case 2: CALL(2); break;                                                                         \
-    default: CALL(1); break;                                                                        \
+#else
+#define QK_LEG_CASES_8(CALL)
+#define QK_LEG_NT 4                /* 16 vector registers: 4 sums, 4 accumulators */
+
+/* One row group (8 rows, lane r: row r) times the tile's tokens over nb blocks, as qk_leg_tile16
+ * with vpmaddubsw: Q4_0's codes (0..15) times a token's 4 activations give pair sums of at most
+ * 2 * 15 * 127, so a block's 8 chunks add up in int16 and one vpmaddwd a token widens them; Q8_0's
+ * signed codes go through |w| and sign(x, w), widened a chunk (a pair sum reaches 2 * 128 * 127). */
+QK_XI void qk_leg_tile8(const int kind, const uint8_t *p, int nb, const qk_ltok *tk, const int nt, __m256 *acc) {
+    const size_t gbb = kind ? 144 : 272;
+    const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++, p += gbb) {
+        if (nt <= QK_LEG_PF_NT) qk_leg_prefetch(p, gbb);
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+        __m256i is[QK_LEG_NT];
+        if (kind) {
+            __m256i h[QK_LEG_NT];
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const __m256i raw = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * j));
+                const __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++) {
+                    const __m256i a = _mm256_maddubs_epi16(lo, _mm256_set1_epi32(qk_ld32(tk[t].q + 32 * b + 4 * j)));
+                    const __m256i c = _mm256_maddubs_epi16(hi, _mm256_set1_epi32(qk_ld32(tk[t].q + 32 * b + 16 + 4 * j)));
+                    h[t] = j ? _mm256_add_epi16(h[t], _mm256_add_epi16(a, c)) : _mm256_add_epi16(a, c);
+                }
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) is[t] = _mm256_add_epi32(_mm256_madd_epi16(h[t], ones), _mm256_set1_epi32(tk[t].o[b]));
+        } else {
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * j)), aw = _mm256_abs_epi8(w);
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++) {
+                    const __m256i xs = _mm256_sign_epi8(_mm256_set1_epi32(qk_ld32(tk[t].q + 32 * b + 4 * j)), w);
+                    const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs), ones);
+                    is[t] = j ? _mm256_add_epi32(is[t], d) : d;
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[t]), _mm256_mul_ps(dw, _mm256_set1_ps(tk[t].d[b])), acc[t]);
     }
+}
+#endif
 
 /* Row groups g0 <= g < g1, QK_LEG_PG at a time for each tile of tokens (their weights stay in L1/L2
- * while the tiles pass), two groups a tile call. */
+ * while the tiles pass); two groups a tile on AVX-512, one on AVX2. */
 #define QK_LEG_PG 4
 QK_XI void qk_leg_rows(const int kind, const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o,
                        int n, float *y, size_t ys) {
@@ -156,6 +209,7 @@ QK_XI void qk_leg_rows(const int kind, const uint8_t *p, int nb, int g0, int g1,
             qk_ltok tk[QK_LEG_NT];
             for (int t = 0; t < nt; t++)
                 tk[t] = (qk_ltok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, o + (size_t)(t0 + t) * nb};
+#if QK_VNNI
             for (int g = gc; g < ge; g += 2) {
                 const uint8_t *pg = p + (size_t)g * gs, *pg1 = g + 1 < ge ? pg + gs : pg;
                 __m512 acc[QK_LEG_NT];
@@ -166,25 +220,35 @@ QK_XI void qk_leg_rows(const int kind, const uint8_t *p, int nb, int g0, int g1,
                 if (g + 1 >= ge && nr > QK_PR) nr = QK_PR;
                 for (int t = 0; t < nt; t++) qk_store_pair(y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g, acc[t], nr);
             }
+#else
+            for (int g = gc; g < ge; g++) {
+                __m256 acc[QK_LEG_NT];
+#define QK_LT(NT) qk_leg_tile8(kind, p + (size_t)g * gs, nb, tk, NT, acc)
+                QK_LEG_CASES(QK_LT)
+#undef QK_LT
+                const int nr = rows - QK_PR * g < QK_PR ? rows - QK_PR * g : QK_PR;
+                for (int t = 0; t < nt; t++) {
+                    float *out = y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g;
+                    if (nr == QK_PR) {
+                        _mm256_storeu_ps(out, acc[t]);
+                    } else {
+                        float tmp[QK_PR];
+                        _mm256_storeu_ps(tmp, acc[t]);
+                        qk_store_rows(out, tmp, nr);
+                    }
+                }
+            }
+#endif
         }
     }
 }
-#endif
 
 static void QK_FN(pk_q8_0)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
                            float *y, size_t ys) {
-#if QK_VNNI
     qk_leg_rows(0, p, nb, g0, g1, rows, x, o, n, y, ys);
-#else
-    qk_pack_rows(0, p, nb, g0, g1, rows, x, o, n, y, ys);
-#endif
 }
 
 static void QK_FN(pk_q4_0)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
                            float *y, size_t ys) {
-#if QK_VNNI
     qk_leg_rows(1, p, nb, g0, g1, rows, x, o, n, y, ys);
-#else
-    qk_pack_rows(1, p, nb, g0, g1, rows, x, o, n, y, ys);
-#endif
 }
