@@ -315,6 +315,7 @@ typedef struct cpuk_qk_job {
     qk_act a;
     float *y;
     int n;
+    qk_quant_fn quant;
 } cpuk_qk_job;
 
 static void cpuk_qk_quant_run(void *arg, int begin, int end, int ith) {
@@ -322,7 +323,7 @@ static void cpuk_qk_quant_run(void *arg, int begin, int end, int ith) {
     const cpuk_qk_job *j = arg;
     const int cols = j->a.cols;
     for (int t = begin; t < end; t++)
-        qk_quant(j->x + (size_t)t * cols, cols, j->a.blk, (int8_t *)j->a.q + (size_t)t * cols,
+        j->quant(j->x + (size_t)t * cols, cols, j->a.blk, (int8_t *)j->a.q + (size_t)t * cols,
                  (float *)j->a.d + (size_t)t * (cols / j->a.blk), (int16_t *)j->a.s + (size_t)t * (cols / 16));
 }
 
@@ -338,7 +339,7 @@ static void cpuk_qk_matmul(cpuk_state *s, const qk_kern *k, const ob_weight *w, 
     for (int t0 = 0; t0 < n; t0 += CPUK_MAX_BATCH) {
         const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
         cpuk_qk_job j = {k, w, x + (size_t)t0 * w->cols, {s->qk_q, s->qk_d, s->qk_s, w->cols, k->act_blk},
-                         y + (size_t)t0 * w->rows, nt};
+                         y + (size_t)t0 * w->rows, nt, qk_quant_for(s->isa->name)};
         tp_for(s->pool, nt, 1, cpuk_qk_quant_run, &j);
         tp_for(s->pool, groups, cpuk_chunk(s, groups, nt == 1 ? 16 : 8), cpuk_qk_rows_run, &j);
     }

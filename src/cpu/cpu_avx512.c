@@ -325,14 +325,8 @@ static void avx512_attn128(const float *q, const float *k, const float *v, size_
     for (int i = 0; i < 8; i++) _mm512_storeu_ps(out + 16 * i, _mm512_mul_ps(o[i], _mm512_set1_ps(inv)));
 }
 
-static void avx512_attn(const float *q, const float *k, const float *v, size_t stride, int npos, int hd,
-                        float scale, float *out, float *scratch) {
-    if (hd == 128) avx512_attn128(q, k, v, stride, npos, scale, out, scratch);
-    else ck_attn_generic(q, k, v, stride, npos, hd, scale, out, scratch);
-}
-
 /* One cache row of 16 nd floats or IEEE halves (f16) at element offset off, as floats at dst. */
-AVX512_INLINE void avx512_row128(float *dst, const void *src, size_t off, const int f16, const int nd) {
+AVX512_INLINE void avx512_row(float *dst, const void *src, size_t off, const int f16, const int nd) {
 #pragma GCC unroll 8
     for (int d = 0; d < nd; d++)
         _mm512_store_ps(dst + 16 * d,
@@ -340,22 +334,22 @@ AVX512_INLINE void avx512_row128(float *dst, const void *src, size_t off, const 
                             : _mm512_loadu_ps((const float *)src + off + 16 * d));
 }
 
-/* Several queries of one KV head (head_dim 16 nd: 128 or 64). Keys and values are taken 16 rows (8 KB) at a
+/* Several queries of one KV head (head_dim 16 nd: 64 or 128). Keys and values are taken 16 rows (8 KB) at a
  * time and used by every query before moving on, so they are read from memory once and from L1
  * by the other queries. The 16 rows are first copied next to each other: in the cache they lie
  * kv_dim floats apart (4 KB for Qwen3-1.7B), which maps them all onto the same L1 sets and evicts
  * them before the next query. Pass 1 writes the scaled scores, pass 2 turns them into
  * unnormalised probabilities, pass 3 accumulates the values. */
-AVX512_INLINE void avx512_attn_multi128(const float *const *q, float *const *out, const int *npos, int nq, const void *kp,
-                                        const void *vp, size_t stride, float scale, float *sc, const int f16,
-                                        const int nd) {
+AVX512_INLINE void avx512_attn_multi_nd(const float *const *q, float *const *out, const int *npos, int nq, const void *kp,
+                                        const void *vp, size_t stride, float scale, float *sc, const int f16, const int nd) {
+    const int hd = 16 * nd;
     int maxn = 0;
     for (int i = 0; i < nq; i++) maxn = npos[i] > maxn ? npos[i] : maxn;
     const __m512 vscale = _mm512_set1_ps(scale);
     __attribute__((aligned(64))) float blk[16 * 128]; /* 16 key or value rows, contiguous */
     int jb = 0;
     for (; jb + 16 <= maxn; jb += 16) {
-        for (int jj = 0; jj < 16; jj++) avx512_row128(blk + 16 * nd * jj, kp, (size_t)(jb + jj) * stride, f16, nd);
+        for (int jj = 0; jj < 16; jj++) avx512_row(blk + hd * jj, kp, (size_t)(jb + jj) * stride, f16, nd);
         for (int i = 0; i < nq; i++) {
             if (jb >= npos[i]) continue; /* keys past the query's position: masked below */
             __m512 qv[8], acc[16];
@@ -363,7 +357,7 @@ AVX512_INLINE void avx512_attn_multi128(const float *const *q, float *const *out
             for (int d = 0; d < nd; d++) qv[d] = _mm512_loadu_ps(q[i] + 16 * d);
 #pragma GCC unroll 16
             for (int jj = 0; jj < 16; jj++) {
-                const float *kj = blk + 16 * nd * jj;
+                const float *kj = blk + hd * jj;
                 __m512 a0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kj));
                 __m512 a1 = _mm512_mul_ps(qv[1], _mm512_loadu_ps(kj + 16));
 #pragma GCC unroll 4
@@ -377,7 +371,7 @@ AVX512_INLINE void avx512_attn_multi128(const float *const *q, float *const *out
         }
     }
     for (; jb < maxn; jb++) { /* the last < 16 keys */
-        avx512_row128(blk, kp, (size_t)jb * stride, f16, nd);
+        avx512_row(blk, kp, (size_t)jb * stride, f16, nd);
         const float *kj = blk;
         for (int i = 0; i < nq; i++) {
             if (jb >= npos[i]) continue;
@@ -409,11 +403,11 @@ AVX512_INLINE void avx512_attn_multi128(const float *const *q, float *const *out
             vden = _mm512_add_ps(vden, e);
         }
         inv[i] = 1.0f / _mm512_reduce_add_ps(vden);
-        memset(out[i], 0, (size_t)(16 * nd) * sizeof(float));
+        memset(out[i], 0, (size_t)hd * sizeof(float));
     }
     for (jb = 0; jb < maxn; jb += 16) {
         const int jn = maxn - jb < 16 ? maxn - jb : 16;
-        for (int jj = 0; jj < jn; jj++) avx512_row128(blk + 16 * nd * jj, vp, (size_t)(jb + jj) * stride, f16, nd);
+        for (int jj = 0; jj < jn; jj++) avx512_row(blk + hd * jj, vp, (size_t)(jb + jj) * stride, f16, nd);
         /* Two queries at a time: 16 independent accumulator chains keep the FMA units busy. */
         for (int i = 0; i < nq; i += 2) {
             const int n0 = npos[i] - jb < jn ? npos[i] - jb : jn;
@@ -428,7 +422,7 @@ AVX512_INLINE void avx512_attn_multi128(const float *const *q, float *const *out
             const int nboth = n0 < n1 ? n0 : n1;
             int jj = 0;
             for (; jj < nboth; jj++) {
-                const float *vj = blk + 16 * nd * jj;
+                const float *vj = blk + hd * jj;
                 const __m512 p0 = _mm512_set1_ps(s0[jj]), p1 = _mm512_set1_ps(s1[jj]);
 #pragma GCC unroll 8
                 for (int d = 0; d < nd; d++) {
@@ -440,12 +434,12 @@ AVX512_INLINE void avx512_attn_multi128(const float *const *q, float *const *out
             for (int j0 = jj; j0 < n0; j0++) {
                 const __m512 p0 = _mm512_set1_ps(s0[j0]);
 #pragma GCC unroll 8
-                for (int d = 0; d < nd; d++) o0[d] = _mm512_fmadd_ps(p0, _mm512_load_ps(blk + 16 * nd * j0 + 16 * d), o0[d]);
+                for (int d = 0; d < nd; d++) o0[d] = _mm512_fmadd_ps(p0, _mm512_load_ps(blk + hd * j0 + 16 * d), o0[d]);
             }
             for (int j1 = jj; j1 < n1; j1++) {
                 const __m512 p1 = _mm512_set1_ps(s1[j1]);
 #pragma GCC unroll 8
-                for (int d = 0; d < nd; d++) o1[d] = _mm512_fmadd_ps(p1, _mm512_load_ps(blk + 16 * nd * j1 + 16 * d), o1[d]);
+                for (int d = 0; d < nd; d++) o1[d] = _mm512_fmadd_ps(p1, _mm512_load_ps(blk + hd * j1 + 16 * d), o1[d]);
             }
             if (n0 > 0)
 #pragma GCC unroll 8
@@ -462,22 +456,28 @@ AVX512_INLINE void avx512_attn_multi128(const float *const *q, float *const *out
     }
 }
 
+/* One query: head_dim 128 as avx512_attn128, 64 through the several-query path, others generic. */
+static void avx512_attn(const float *q, const float *k, const float *v, size_t stride, int npos, int hd,
+                        float scale, float *out, float *scratch) {
+    if (hd == 128) avx512_attn128(q, k, v, stride, npos, scale, out, scratch);
+    else if (hd == 64) avx512_attn_multi_nd(&q, &out, &npos, 1, k, v, stride, scale, scratch, 0, 4);
+    else ck_attn_generic(q, k, v, stride, npos, hd, scale, out, scratch);
+}
+
 static void avx512_attn_multi(const float *const *q, float *const *out, const int *npos, int nq, const float *k,
                               const float *v, size_t stride, int hd, float scale, float *sc) {
-    if (hd != 128 && hd != 64) {
+    if (hd == 128) avx512_attn_multi_nd(q, out, npos, nq, k, v, stride, scale, sc, 0, 8);
+    else if (hd == 64) avx512_attn_multi_nd(q, out, npos, nq, k, v, stride, scale, sc, 0, 4);
+    else
         for (int i = 0; i < nq; i++) avx512_attn(q[i], k, v, stride, npos[i], hd, scale, out[i], sc);
-        return;
-    }
-    if (hd == 64) avx512_attn_multi128(q, out, npos, nq, k, v, stride, scale, sc, 0, 4);
-    else avx512_attn_multi128(q, out, npos, nq, k, v, stride, scale, sc, 0, 8);
 }
 
 /* The same on a half cache: rows widened as they are copied into the block (no float copy of the
  * cache; generation re-read every row of it a token). */
 static int avx512_attn_multi_f16(const float *const *q, float *const *out, const int *npos, int nq, const uint16_t *k,
                                  const uint16_t *v, size_t stride, int hd, float scale, float *sc) {
-    if (hd == 64) avx512_attn_multi128(q, out, npos, nq, k, v, stride, scale, sc, 1, 4);
-    else if (hd == 128) avx512_attn_multi128(q, out, npos, nq, k, v, stride, scale, sc, 1, 8);
+    if (hd == 128) avx512_attn_multi_nd(q, out, npos, nq, k, v, stride, scale, sc, 1, 8);
+    else if (hd == 64) avx512_attn_multi_nd(q, out, npos, nq, k, v, stride, scale, sc, 1, 4);
     else return 0;
     return 1;
 }

@@ -221,10 +221,18 @@ const qk_kern *qk_in(const qk_isa *isa, uint32_t type) {
     return NULL;
 }
 
+static const qk_isa *const qk_all[] = {&qk_isa_avx512, &qk_isa_avx2, &qk_isa_neon, &qk_isa_wasm, &qk_isa_generic};
+
 const qk_kern *qk_find(const char *isa, uint32_t type) {
-    static const qk_isa *const all[] = {&qk_isa_avx512, &qk_isa_avx2, &qk_isa_neon, &qk_isa_wasm, &qk_isa_generic};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
-        if (strcmp(all[i]->name, isa) == 0 && all[i]->compiled && all[i]->supported())
-            return qk_in(all[i], type);
+    for (size_t i = 0; i < sizeof qk_all / sizeof *qk_all; i++)
+        if (strcmp(qk_all[i]->name, isa) == 0 && qk_all[i]->compiled && qk_all[i]->supported())
+            return qk_in(qk_all[i], type);
     return NULL;
+}
+
+qk_quant_fn qk_quant_for(const char *isa) {
+    for (size_t i = 0; i < sizeof qk_all / sizeof *qk_all; i++)
+        if (strcmp(qk_all[i]->name, isa) == 0 && qk_all[i]->compiled && qk_all[i]->supported() && qk_all[i]->quant)
+            return qk_all[i]->quant;
+    return qk_quant;
 }

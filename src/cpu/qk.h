@@ -65,12 +65,16 @@ typedef struct qk_kern {
     qk_pack_fn pack;               /* kernel of the repacked layout, NULL: the type stays as in the file */
 } qk_kern;
 
+/* qk_quant's signature (below). */
+typedef void (*qk_quant_fn)(const float *x, int cols, int blk, int8_t *q, float *d, int16_t *s);
+
 /* One instruction set's kernels: a list ending with type 0 (F32, which never has one). */
 typedef struct qk_isa {
     const char *name;              /* as cpu_kern.h's tables: "generic", "avx512", "avx2", "neon", "wasm" */
     int compiled;                  /* 0 when its file was built without the instruction set */
     int (*supported)(void);
     const qk_kern *kerns;
+    qk_quant_fn quant;             /* qk_quant's exact result, faster; NULL: qk_quant */
 } qk_isa;
 
 extern const qk_isa qk_isa_generic, qk_isa_avx512, qk_isa_avx2, qk_isa_neon, qk_isa_wasm;
@@ -80,6 +84,9 @@ extern const qk_isa qk_isa_generic, qk_isa_avx512, qk_isa_avx2, qk_isa_neon, qk_
 const qk_kern *qk_find(const char *isa, uint32_t type);
 /* The kernel of type in one table, NULL when it has none (for the tests). */
 const qk_kern *qk_in(const qk_isa *isa, uint32_t type);
+/* The activation quantisation of the table named isa (if built in and run by this CPU), else
+ * qk_quant: the same bytes either way. */
+qk_quant_fn qk_quant_for(const char *isa);
 
 /* ---- the repacked layout (qk_pack.c) ---------------------------------------------------------
  * Where a table has a `pack` kernel, the backend repacks the matrix at load (qk_pack_init), in place

@@ -13,7 +13,8 @@ static int qk256_supported(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
-const qk_isa qk_isa_avx2 = {.name = "avx2", .compiled = 1, .supported = qk256_supported, .kerns = qk256_kerns};
+const qk_isa qk_isa_avx2 = {.name = "avx2", .compiled = 1, .supported = qk256_supported, .kerns = qk256_kerns,
+                            .quant = qk256_quant};
 #else
 const qk_isa qk_isa_avx2 = {.name = "avx2", .compiled = 0};
 #endif

@@ -19,7 +19,8 @@ static int qk512_supported(void) {
            __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
-const qk_isa qk_isa_avx512 = {.name = "avx512", .compiled = 1, .supported = qk512_supported, .kerns = qk512_kerns};
+const qk_isa qk_isa_avx512 = {.name = "avx512", .compiled = 1, .supported = qk512_supported, .kerns = qk512_kerns,
+                            .quant = qk512_quant};
 #else
 const qk_isa qk_isa_avx512 = {.name = "avx512", .compiled = 0};
 #endif

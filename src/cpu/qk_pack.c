@@ -132,6 +132,7 @@ struct qk_pack_state {
     float *d;                          /* [QP_MAX_BATCH][max_cols / 32] */
     int16_t *s;                        /* [QP_MAX_BATCH][max_cols / 16] */
     int32_t *o;                        /* [QP_MAX_BATCH][max_cols / 32] */
+    qk_quant_fn quant;
 };
 
 static int qp_chunk(const qk_pack_state *s, int n, int per) {
@@ -216,6 +217,7 @@ ob_status qk_pack_init(qk_pack_state **out, const char *isa, const ob_model *m, 
     if (!s) return ob_fail(OB_ERR_NOMEM, "out of memory");
     s->pool = pool;
     s->nth = tp_threads(pool);
+    s->quant = qk_quant_for(isa);
     s->n_weights = m->n_weights;
     s->max_cols = 32;
     s->mats = calloc((size_t)m->n_weights, sizeof *s->mats);
@@ -260,6 +262,7 @@ void qk_pack_free(qk_pack_state *s) {
 }
 
 typedef struct qp_job {
+    qk_quant_fn quant;
     const qp_mat *m;
     const float *x;
     qk_act a;
@@ -273,7 +276,7 @@ static void qp_quant_run(void *arg, int begin, int end, int ith) {
     const qp_job *j = arg;
     const int cols = j->a.cols;
     for (int t = begin; t < end; t++)
-        qk_quant(j->x + (size_t)t * cols, cols, j->a.blk, (int8_t *)j->a.q + (size_t)t * cols,
+        j->quant(j->x + (size_t)t * cols, cols, j->a.blk, (int8_t *)j->a.q + (size_t)t * cols,
                  (float *)j->a.d + (size_t)t * (cols / j->a.blk), (int16_t *)j->a.s + (size_t)t * (cols / 16));
     for (int t = begin; t < end; t++)
         qk_pack_offsets(j->a.s + (size_t)t * (cols / 16), cols / 32, j->o + (size_t)t * (cols / 32));
@@ -293,7 +296,7 @@ int qk_pack_matmul(qk_pack_state *s, const ob_weight *w, const float *x, float *
     const qp_mat *pm = &s->mats[w->id];
     for (int t0 = 0; t0 < n; t0 += QP_MAX_BATCH) {
         const int nt = n - t0 < QP_MAX_BATCH ? n - t0 : QP_MAX_BATCH;
-        qp_job j = {pm, x + (size_t)t0 * pm->cols, {s->q, s->d, s->s, pm->cols, pm->k->act_blk}, s->o, y + (size_t)t0 * pm->rows, nt};
+        qp_job j = {s->quant, pm, x + (size_t)t0 * pm->cols, {s->q, s->d, s->s, pm->cols, pm->k->act_blk}, s->o, y + (size_t)t0 * pm->rows, nt};
         tp_for(s->pool, nt, 1, qp_quant_run, &j);
         /* About 8 claims per thread (16 for one token) to even out threads slowed by other work. */
         tp_for(s->pool, pm->groups, qp_chunk(s, pm->groups, nt == 1 ? 16 : 8), qp_gemm_run, &j);

@@ -11,7 +11,8 @@
  * at most 63 and the activations at most 127 in magnitude, so vpmaddubsw never saturates
  * (2 * 63 * 127 < 32767); Q8_0's signed codes go through |w| and sign(x, w) (2 * 128 * 127 < 32767).
  * Rows are taken 16 at a time for each group of tokens, so the group's activations stay in L1 and
- * the rows' blocks in L2.
+ * the rows' blocks in L2. The activation quantisation and the legacy types' kernels of the repacked
+ * layout are in qk_leg_x86.h, included below.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -241,110 +242,13 @@ QK_XI void qk_tile_q6k(const uint8_t *w, int nb, const qk_tok *tk, const int nt,
 
 /* ---- the repacked layout (qk.h): 8 rows x one block of 32 per group-block ----------------------- */
 
-/* One token of a tile: codes, scales, and -8 x the sums per block (qk_pack_offsets). */
+/* One token of a tile of the K-quants' repacked kernels (qk_leg_x86.h has the legacy types'). */
 typedef struct qk_ptok {
     const int8_t *q;
     const float *d;
     const int32_t *o;
     const int16_t *s;              /* sums per 16 (K-quants) */
 } qk_ptok;
-
-/* Integer dot of one token's block (xq: its 32 codes) with 8 rows' decoded codes u[8] (lane r: row
- * r), plus the offset: kind 1 (Q4_0, codes 0..15 = w + 8): -8 sum(x); kind 0 (Q8_0) on VNNI
- * (codes w + 128): -128 sum(x); kind 0 without VNNI: u are the signed codes, au their magnitudes. */
-QK_XI __m256i qk_pack_dot(const int kind, const __m256i *u, const __m256i *au, const int8_t *xq, int32_t o) {
-    int32_t xv[8];
-    memcpy(xv, xq, 32);
-    __m256i isum;
-#if QK_VNNI
-    (void)au;
-    isum = _mm256_set1_epi32(kind ? o : 16 * o);
-    for (int j = 0; j < 8; j++) isum = _mm256_dpbusd_epi32(isum, u[j], _mm256_set1_epi32(xv[j]));
-#else
-    if (kind == 1) {
-        (void)au;
-        /* pair sums <= 2 * 15 * 127: eight of them fit int16 */
-        __m256i h = _mm256_maddubs_epi16(u[0], _mm256_set1_epi32(xv[0]));
-        for (int j = 1; j < 8; j++) h = _mm256_add_epi16(h, _mm256_maddubs_epi16(u[j], _mm256_set1_epi32(xv[j])));
-        isum = _mm256_add_epi32(_mm256_madd_epi16(h, _mm256_set1_epi16(1)), _mm256_set1_epi32(o));
-    } else {
-        (void)o;
-        isum = _mm256_setzero_si256();
-        for (int j = 0; j < 8; j += 2) {
-            const __m256i p0 = _mm256_maddubs_epi16(au[j], _mm256_sign_epi8(_mm256_set1_epi32(xv[j]), u[j]));
-            const __m256i p1 = _mm256_maddubs_epi16(au[j + 1], _mm256_sign_epi8(_mm256_set1_epi32(xv[j + 1]), u[j + 1]));
-            isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(p0, _mm256_set1_epi16(1)),
-                                                           _mm256_madd_epi16(p1, _mm256_set1_epi16(1))));
-        }
-    }
-#endif
-    return isum;
-}
-
-/* Tokens tk[0..nt) times one group of 8 rows over nb blocks: acc[t] lane r = row r's dot.
- * kind 0: Q8_0, 1: Q4_0. */
-QK_XI void qk_pack_tile(const int kind, const uint8_t *p, int nb, const qk_ptok *tk, const int nt, __m256 *acc) {
-    const size_t gbb = kind ? 144 : 272;
-    const __m256i m4 = _mm256_set1_epi8(15);
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++, p += gbb) {
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-        __m256i u[8], au[8];
-        if (kind == 1) {
-            for (int j = 0; j < 4; j++) {
-                const __m256i raw = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * j));
-                u[j] = _mm256_and_si256(raw, m4);
-                u[4 + j] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-            }
-        } else {
-            for (int j = 0; j < 8; j++) {
-                const __m256i v = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * j));
-#if QK_VNNI
-                u[j] = _mm256_xor_si256(v, _mm256_set1_epi8((char)0x80)); /* w + 128, unsigned */
-#else
-                u[j] = v, au[j] = _mm256_abs_epi8(v);
-#endif
-            }
-        }
-        for (int t = 0; t < nt; t++) {
-            const __m256i isum = qk_pack_dot(kind, u, au, tk[t].q + 32 * b, tk[t].o[b]);
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(tk[t].d[b])), acc[t]);
-        }
-    }
-}
-
-#if QK_VNNI
-/* Two groups (16 rows) at once in 512-bit vectors: lanes 0..7 group p0, 8..15 group p1. */
-QK_XI void qk_pack_tile2(const int kind, const uint8_t *p0, const uint8_t *p1, int nb, const qk_ptok *tk, const int nt,
-                         __m512 *acc) {
-    const size_t gbb = kind ? 144 : 272;
-    const __m512i m4 = _mm512_set1_epi8(15);
-    for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
-    for (int b = 0; b < nb; b++, p0 += gbb, p1 += gbb) {
-        const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)p1), _mm_loadu_si128((const __m128i *)p0)));
-        __m512i u[8];
-#define QK_LD2(off) _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + (off)))), \
-                                       _mm256_loadu_si256((const __m256i *)(p1 + (off))), 1)
-        if (kind == 1) {
-            for (int j = 0; j < 4; j++) {
-                const __m512i raw = QK_LD2(16 + 32 * j);
-                u[j] = _mm512_and_si512(raw, m4);
-                u[4 + j] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
-            }
-        } else {
-            for (int j = 0; j < 8; j++) u[j] = _mm512_xor_si512(QK_LD2(16 + 32 * j), _mm512_set1_epi8((char)0x80));
-        }
-#undef QK_LD2
-        for (int t = 0; t < nt; t++) {
-            int32_t xv[8];
-            memcpy(xv, tk[t].q + 32 * b, 32);
-            __m512i isum = _mm512_set1_epi32(kind ? tk[t].o[b] : 16 * tk[t].o[b]);
-            for (int j = 0; j < 8; j++) isum = _mm512_dpbusd_epi32(isum, u[j], _mm512_set1_epi32(xv[j]));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(tk[t].d[b])), acc[t]);
-        }
-    }
-}
-#endif
 
 #define QK_PG 4 /* row groups per pass over a tile of tokens (their activations stay in L1) */
 
@@ -377,50 +281,6 @@ QK_XI void qk_store_pair(float *out, __m512 acc, int nr) {
 }
 #endif
 
-QK_XI void qk_pack_rows(const int kind, const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x,
-                        const int32_t *o, int n, float *y, size_t ys) {
-    const size_t gbb = kind ? 144 : 272;
-    for (int gc = g0; gc < g1; gc += QK_PG) {
-        const int ge = gc + QK_PG < g1 ? gc + QK_PG : g1;
-        for (int t0 = 0; t0 < n; t0 += QK_TILE_NT) {
-            const int nt = n - t0 < QK_TILE_NT ? n - t0 : QK_TILE_NT;
-            qk_ptok tk[QK_TILE_NT];
-            for (int t = 0; t < nt; t++)
-                tk[t] = (qk_ptok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, o + (size_t)(t0 + t) * nb, NULL};
-            int g = gc;
-#if QK_VNNI
-            for (; g + 2 <= ge; g += 2) {
-                const uint8_t *pg = p + (size_t)g * nb * gbb;
-                __m512 acc[QK_TILE_NT];
-#define QK_T2(NT) qk_pack_tile2(kind, pg, pg + (size_t)nb * gbb, nb, tk, NT, acc)
-                QK_PACK_CASES(QK_T2)
-#undef QK_T2
-                const int nr = rows - QK_PR * g < 2 * QK_PR ? rows - QK_PR * g : 2 * QK_PR;
-                for (int t = 0; t < nt; t++) qk_store_pair(y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g, acc[t], nr);
-            }
-#endif
-            for (; g < ge; g++) {
-                const uint8_t *pg = p + (size_t)g * nb * gbb;
-                __m256 acc[QK_TILE_NT];
-#define QK_T1(NT) qk_pack_tile(kind, pg, nb, tk, NT, acc)
-                QK_PACK_CASES(QK_T1)
-#undef QK_T1
-                const int nr = rows - QK_PR * g < QK_PR ? rows - QK_PR * g : QK_PR;
-                for (int t = 0; t < nt; t++) {
-                    float *out = y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g;
-                    if (nr == QK_PR) {
-                        _mm256_storeu_ps(out, acc[t]);
-                    } else {
-                        float tmp[QK_PR];
-                        _mm256_storeu_ps(tmp, acc[t]);
-                        qk_store_rows(out, tmp, nr);
-                    }
-                }
-            }
-        }
-    }
-}
-
 #if QK_VNNI
 /* Q4_K and Q6_K on the repacked layout: qk_kq_x86.h. */
 #include "qk_kq_x86.h"
@@ -431,15 +291,7 @@ QK_XI void qk_pack_rows(const int kind, const uint8_t *p, int nb, int g0, int g1
 #define QK_PK_Q6_K NULL
 #endif
 
-static void QK_FN(pk_q8_0)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
-                           float *y, size_t ys) {
-    qk_pack_rows(0, p, nb, g0, g1, rows, x, o, n, y, ys);
-}
-
-static void QK_FN(pk_q4_0)(const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, const int32_t *o, int n,
-                           float *y, size_t ys) {
-    qk_pack_rows(1, p, nb, g0, g1, rows, x, o, n, y, ys);
-}
+#include "qk_leg_x86.h"
 
 #define QK_C_Q8_0(w, nb, tk, nt, o) qk_tile32(0, w, nb, tk, nt, o)
 #define QK_C_Q4_0(w, nb, tk, nt, o) qk_tile32(1, w, nb, tk, nt, o)

@@ -3,7 +3,8 @@
  * For each weight type with a kernel (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), random valid
  * blocks (random code bytes, fp16 scales and minimums of either sign) and every kernel table built
  * in and runnable on this CPU (portable C, AVX-512 VNNI, AVX2, NEON, wasm SIMD128):
- *  - qk_quant: scales amax / 127, codes within 127 and the sums per 16 equal to the codes';
+ *  - qk_quant: scales amax / 127, codes within 127 and the sums per 16 equal to the codes'; a
+ *    table's own quantisation (qk_isa.quant) gives the same bytes;
  *  - the portable kernel equals the type table's reference dot (quant.h) up to float rounding
  *    (1e-5 of the sum of absolute terms) when the activations lie on the int8 grid of each block,
  *    and stays within 1% (blocks of 32) or 2% (blocks of 256) relative RMS of it for Gaussian
@@ -143,6 +144,30 @@ static void test_quant(void) {
         }
         CHECK(bad == 0, "qk_quant blocks of %d: %d values wrong", blk, bad);
         free_acts(&A);
+    }
+}
+
+/* A table's own quantisation (qk_isa.quant) gives qk_quant's bytes exactly: Gaussian values, an
+ * all-zero block, and values half-way between codes (ties to even). */
+static void test_isa_quant(const qk_isa *isa) {
+    if (!isa->quant) return;
+    enum { C = 1024 };
+    for (int blk = 32; blk <= 256; blk *= 8) {
+        float *x = xalloc(sizeof(float) * C);
+        int8_t q[2][C];
+        float d[2][C / 32];
+        int16_t sm[2][C / 16];
+        for (int i = 0; i < C; i++) {
+            const int b = i / blk;
+            x[i] = b == 1 ? 0.0f : b == 2 ? (i % blk == 0 ? 127.0f : (float)((int)(rng_u64() % 253) - 126) + 0.5f) : rng_gauss() * (float)(b + 1);
+        }
+        memset(q, 0x55, sizeof q);
+        qk_quant(x, C, blk, q[0], d[0], sm[0]);
+        isa->quant(x, C, blk, q[1], d[1], sm[1]);
+        CHECK(memcmp(q[0], q[1], C) == 0 && memcmp(d[0], d[1], sizeof(float) * (C / blk)) == 0 &&
+                  memcmp(sm[0], sm[1], sizeof sm[0]) == 0,
+              "%s quant (blocks of %d) differs from qk_quant", isa->name, blk);
+        free(x);
     }
 }
 
@@ -296,6 +321,7 @@ int main(void) {
             printf("test_qk: %s not built in or not run by this CPU: skipped\n", isa->name);
             continue;
         }
+        test_isa_quant(isa);
         for (int ti = 0; ti < NTYPES; ti++) test_isa(isa, ti);
         for (int ti = 0; ti < NTYPES; ti++) test_pack(isa, ti);
         printf("test_qk: %s checked\n", isa->name);
