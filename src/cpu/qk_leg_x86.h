@@ -117,7 +117,10 @@ QK_XI void qk_leg_tile16(const int kind, const uint8_t *p0, const uint8_t *p1, i
 #pragma GCC unroll 8
     for (int t = 0; t < nt; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++, p0 += gbb, p1 += gbb) {
-        if (nt <= QK_LEG_PF_NT) qk_leg_prefetch(p0, gbb), qk_leg_prefetch(p1, gbb);
+        if (nt <= QK_LEG_PF_NT) {
+            qk_leg_prefetch(p0, gbb);
+            if (p1 != p0) qk_leg_prefetch(p1, gbb);
+        }
         const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)p1), _mm_loadu_si128((const __m128i *)p0)));
         __m512i is[QK_LEG_NT];
 #pragma GCC unroll 8
@@ -210,14 +213,18 @@ QK_XI void qk_leg_rows(const int kind, const uint8_t *p, int nb, int g0, int g1,
             for (int t = 0; t < nt; t++)
                 tk[t] = (qk_ltok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, o + (size_t)(t0 + t) * nb};
 #if QK_VNNI
-            for (int g = gc; g < ge; g += 2) {
-                const uint8_t *pg = p + (size_t)g * gs, *pg1 = g + 1 < ge ? pg + gs : pg;
+            /* One token: one row group a pass (lanes 8..15 repeat lanes 0..7, not stored), one
+             * ascending stream for the hardware prefetchers instead of two gs bytes apart (Q4_0
+             * tg64 on 2 Zen 4 threads: 32-34 tok/s instead of 28-30, interleaved runs). */
+            const int gstep = n == 1 ? 1 : 2;
+            for (int g = gc; g < ge; g += gstep) {
+                const uint8_t *pg = p + (size_t)g * gs, *pg1 = gstep == 2 && g + 1 < ge ? pg + gs : pg;
                 __m512 acc[QK_LEG_NT];
 #define QK_LT(NT) qk_leg_tile16(kind, pg, pg1, nb, tk, NT, acc)
                 QK_LEG_CASES(QK_LT)
 #undef QK_LT
                 int nr = rows - QK_PR * g < 2 * QK_PR ? rows - QK_PR * g : 2 * QK_PR;
-                if (g + 1 >= ge && nr > QK_PR) nr = QK_PR;
+                if ((gstep == 1 || g + 1 >= ge) && nr > QK_PR) nr = QK_PR;
                 for (int t = 0; t < nt; t++) qk_store_pair(y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g, acc[t], nr);
             }
 #else
