@@ -172,20 +172,14 @@ QK_XI void kq_pack_rows(const int q6, const uint8_t *p, int nb, int g0, int g1, 
             for (int t = 0; t < nt; t++)
                 tk[t] = (qk_ptok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, NULL,
                                   x->s + (size_t)(t0 + t) * (x->cols / 16)};
-            /* One token streams the weights from memory: one row group a pass (lanes 8..15 repeat
-             * lanes 0..7, their sums not stored), so that the pass reads one ascending stream; two
-             * groups a pass read two streams gs bytes apart, which the hardware prefetchers follow
-             * worse (Llama-3.2-1B Q4_K_M tg128 on 2 Zen 4 threads: ~44-48 tok/s instead of ~32-34,
-             * interleaved runs). */
-            const int gstep = n == 1 ? 1 : 2;
-            for (int g = gc; g < ge; g += gstep) {
-                const uint8_t *pg = p + (size_t)g * gs, *pg1 = gstep == 2 && g + 1 < ge ? pg + gs : pg;
+            const qk_passes ps = qk_passes_for(n, gs);
+            for (int g = gc; g < ge; g += ps.step) {
+                const uint8_t *pg = p + (size_t)g * gs, *pg1 = qk_pass_second(ps, pg, g, ge);
                 __m512 acc[QK_TILE_NT];
 #define KQ_TK(NT) if (q6) kq_tile_q6k(pg, pg1, nb, tk, NT, acc); else kq_tile_q4k(pg, pg1, nb, tk, NT, acc)
                 QK_PACK_CASES(KQ_TK)
 #undef KQ_TK
-                int nr = rows - QK_PR * g < 2 * QK_PR ? rows - QK_PR * g : 2 * QK_PR;
-                if ((gstep == 1 || g + 1 >= ge) && nr > QK_PR) nr = QK_PR;
+                const int nr = qk_pass_rows(ps, g, ge, rows);
                 for (int t = 0; t < nt; t++) qk_store_pair(y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g, acc[t], nr);
             }
         }

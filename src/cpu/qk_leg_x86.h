@@ -213,18 +213,14 @@ QK_XI void qk_leg_rows(const int kind, const uint8_t *p, int nb, int g0, int g1,
             for (int t = 0; t < nt; t++)
                 tk[t] = (qk_ltok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, o + (size_t)(t0 + t) * nb};
 #if QK_VNNI
-            /* One token: one row group a pass (lanes 8..15 repeat lanes 0..7, not stored), one
-             * ascending stream for the hardware prefetchers instead of two gs bytes apart (Q4_0
-             * tg64 on 2 Zen 4 threads: 32-34 tok/s instead of 28-30, interleaved runs). */
-            const int gstep = n == 1 ? 1 : 2;
-            for (int g = gc; g < ge; g += gstep) {
-                const uint8_t *pg = p + (size_t)g * gs, *pg1 = gstep == 2 && g + 1 < ge ? pg + gs : pg;
+            const qk_passes ps = qk_passes_for(n, gs);
+            for (int g = gc; g < ge; g += ps.step) {
+                const uint8_t *pg = p + (size_t)g * gs, *pg1 = qk_pass_second(ps, pg, g, ge);
                 __m512 acc[QK_LEG_NT];
 #define QK_LT(NT) qk_leg_tile16(kind, pg, pg1, nb, tk, NT, acc)
                 QK_LEG_CASES(QK_LT)
 #undef QK_LT
-                int nr = rows - QK_PR * g < 2 * QK_PR ? rows - QK_PR * g : 2 * QK_PR;
-                if ((gstep == 1 || g + 1 >= ge) && nr > QK_PR) nr = QK_PR;
+                const int nr = qk_pass_rows(ps, g, ge, rows);
                 for (int t = 0; t < nt; t++) qk_store_pair(y + (size_t)(t0 + t) * ys + (size_t)QK_PR * g, acc[t], nr);
             }
 #else
