@@ -283,88 +283,81 @@ AVX2_INLINE void avx2_tile(const uint8_t *tile, int nb, int b0, int b1, const ck
         for (int p = 0; p < P; p++) avx2_store_eo(y + (size_t)t * ys + CK_TILE * p, left - CK_TILE * p, acc[t][p][0], acc[t][p][1]);
 }
 
-/* One token times one tile, whole rows (one ascending weight stream), rows in their natural order
- * in every byte lane. Per 4 groups (32 mask bytes): the qwords reordered (g0, g2 | g1, g3), low
- * and high nibbles masked apart, and byte-interleaved back, which gives the indices of two table
- * pairs with byte k = row k: 6 instructions per 2 x 128 weights. Chunks c0 and c1 are summed over
- * 4 lookups in bytes, then byte-interleaved and multiplied-added with (1, 64) (vpmaddubsw): one
- * 16-bit sum c0 + 64 c1 per row and lane, at most 4 * (252 + 64 * 252) = 65520 over a block, so
- * unsigned 16 bits hold it; c2 (5 bits) is summed over 8 lookups (248) before it is widened.
- * Per block the two lanes are added in 32 bits: S = sum over lanes of (c01 + 4096 c2) - 32
- * CK2_BIAS. About 250 instructions per 16 x 128 weights with two planes, no register spills. */
-AVX2_INLINE void avx2_t1(const uint8_t *tile, int nb, const ck_act *x, float *y, int left, const int C) {
-    const __m256i m4 = _mm256_set1_epi8(15), w01 = _mm256_set1_epi16(1 | 64 << 8), w2 = _mm256_set1_epi32(1 | 4096 << 16);
-    const __m256i sgn = _mm256_set1_epi16(-32768), zero = _mm256_setzero_si256();
-    /* c01 is taken as signed (minus 32768 per lane): S = R + 2 * 32768 - 32 * CK2_BIAS */
-    const __m256i off = _mm256_set1_epi32(2 * 32768 - 32 * CK2_BIAS);
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}; /* rows 0-7, 8-15 */
+/* The nibble indices of pair of groups j of a tile-block (avx2_idx's idx[j]), from its masks m. */
+AVX2_INLINE __m256i avx2_idx1(const uint8_t *m, int j) {
+    const __m256i ctl = _mm256_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15, 8,
+                                         12, 9, 13, 10, 14, 11, 15);
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(m + 16 * j)));
+    return _mm256_and_si256(_mm256_srlv_epi64(_mm256_shuffle_epi8(v, ctl), _mm256_setr_epi64x(0, 4, 0, 4)),
+                            _mm256_set1_epi8(15));
+}
+
+/* One token times P (1 or 2) adjacent tiles, whole rows: each table chunk is loaded once for
+ * the P tiles, whose indices are formed as they are used (no stored copy). The sums are those of
+ * avx2_block, per tile. */
+AVX2_INLINE void avx2_t1(const uint8_t *ta, int nb, const ck_act *x, float *y, int left, const int P, const int C) {
+    const uint8_t *tb = ta + (size_t)nb * CK_TB_BYTES;
+    const __m256i lo8 = _mm256_set1_epi16(0xFF);
+    const __m256i dctl = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12, 13,
+                                          2, 3, 6, 7, 10, 11, 14, 15);
+    __m256 acc[2][2];
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) acc[p][0] = acc[p][1] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        { /* the weight stream, CK_PREFETCH_BYTES ahead (past the tile's end: the next tile) */
-            const char *pf = (const char *)tile + (size_t)b * CK_TB_BYTES + CK_PREFETCH_BYTES;
-            for (int o = 0; o < CK_TB_BYTES; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
+        { /* the weight stream(s), CK_PREFETCH_BYTES ahead: past the end of these tiles, the next
+           * P tiles (adjacent in memory) */
+            const int bp = b + CK_PREFETCH_BYTES / CK_TB_BYTES;
+            const size_t off = (size_t)(bp < nb ? bp : (P - 1) * nb + bp) * CK_TB_BYTES;
+            for (int o = 0; o < CK_TB_BYTES; o += 64) {
+                _mm_prefetch((const char *)ta + off + o, _MM_HINT_T0);
+                if (P == 2) _mm_prefetch((const char *)tb + off + o, _MM_HINT_T0);
+            }
         }
-        const uint8_t *blk = tile + (size_t)b * CK_TB_BYTES;
+        const uint8_t *blk[2] = {ta + (size_t)b * CK_TB_BYTES, tb + (size_t)b * CK_TB_BYTES};
         const uint8_t *L = x->lut + (size_t)b * 16 * 96;
-        __m256i a01[2], a2[2];
+        __m256i ae[2][3], ao[2][3];
+#pragma GCC unroll 4
+        for (int j0 = 0; j0 < 16; j0 += 4) {
+            __m256i s8[2][3];
+#pragma GCC unroll 4
+            for (int j = j0; j < j0 + 4; j++) {
+                __m256i ix[2];
 #pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) { /* pairs j = 8h .. 8h + 7 */
-            __m256i s2 = zero;
+                for (int p = 0; p < P; p++) ix[p] = avx2_idx1(blk[p] + 32, j);
+#pragma GCC unroll 3
+                for (int c = 0; c < C; c++) {
+                    const __m256i T = _mm256_load_si256((const __m256i *)(const void *)(L + 96 * j + 32 * c));
 #pragma GCC unroll 2
-            for (int k = 0; k < 2; k++) { /* j = 8h + 4k .. 8h + 4k + 3 */
-                __m256i s0 = zero, s1 = zero;
-#pragma GCC unroll 2
-                for (int i = 0; i < 2; i++) {
-                    const int q = 4 * h + 2 * k + i; /* groups 4q .. 4q + 3 = pairs 2q, 2q + 1 */
-                    const __m256i M = _mm256_permute4x64_epi64(
-                        _mm256_loadu_si256((const __m256i *)(const void *)(blk + 32 + 32 * q)), 0xD8);
-                    const __m256i E = _mm256_and_si256(M, m4), O = _mm256_and_si256(_mm256_srli_epi16(M, 4), m4);
-                    const __m256i ix[2] = {_mm256_unpacklo_epi8(E, O), _mm256_unpackhi_epi8(E, O)};
-#pragma GCC unroll 2
-                    for (int e = 0; e < 2; e++) {
-                        const uint8_t *T = L + 96 * (2 * q + e);
-                        const int first = i == 0 && e == 0;
-                        const __m256i v0 = _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)T), ix[e]);
-                        const __m256i v1 = _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)(T + 32)), ix[e]);
-                        s0 = first ? v0 : _mm256_add_epi8(s0, v0);
-                        s1 = first ? v1 : _mm256_add_epi8(s1, v1);
-                        if (C == 3) {
-                            const __m256i v2 = _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)(T + 64)), ix[e]);
-                            s2 = first && k == 0 ? v2 : _mm256_add_epi8(s2, v2);
-                        }
+                    for (int p = 0; p < P; p++) {
+                        const __m256i v = _mm256_shuffle_epi8(T, ix[p]);
+                        s8[p][c] = j == j0 ? v : _mm256_add_epi8(s8[p][c], v);
                     }
                 }
-                const __m256i lo = _mm256_maddubs_epi16(_mm256_unpacklo_epi8(s0, s1), w01);
-                const __m256i hi = _mm256_maddubs_epi16(_mm256_unpackhi_epi8(s0, s1), w01);
-                a01[0] = h == 0 && k == 0 ? lo : _mm256_add_epi16(a01[0], lo);
-                a01[1] = h == 0 && k == 0 ? hi : _mm256_add_epi16(a01[1], hi);
             }
-            if (C == 3) {
-                const __m256i lo = _mm256_unpacklo_epi8(s2, zero), hi = _mm256_unpackhi_epi8(s2, zero);
-                a2[0] = h == 0 ? lo : _mm256_add_epi16(a2[0], lo);
-                a2[1] = h == 0 ? hi : _mm256_add_epi16(a2[1], hi);
-            }
+#pragma GCC unroll 2
+            for (int p = 0; p < P; p++)
+#pragma GCC unroll 3
+                for (int c = 0; c < C; c++) {
+                    const __m256i e = _mm256_and_si256(s8[p][c], lo8), o = _mm256_srli_epi16(s8[p][c], 8);
+                    ae[p][c] = j0 == 0 ? e : _mm256_add_epi16(ae[p][c], e);
+                    ao[p][c] = j0 == 0 ? o : _mm256_add_epi16(ao[p][c], o);
+                }
         }
-        if (C == 2) a2[0] = a2[1] = _mm256_set1_epi16(16 * CK2_C2_INT8);
         const __m256 va = _mm256_set1_ps(x->a[b]), vc = _mm256_set1_ps(x->c[b]);
 #pragma GCC unroll 2
-        for (int r = 0; r < 2; r++) { /* rows 8r .. 8r + 7 */
-            const __m256i X = _mm256_xor_si256(a01[r], sgn);
-            const __m256i V1 = _mm256_madd_epi16(_mm256_unpacklo_epi16(X, a2[r]), w2);
-            const __m256i V2 = _mm256_madd_epi16(_mm256_unpackhi_epi16(X, a2[r]), w2);
-            const __m256i S = _mm256_add_epi32(_mm256_add_epi32(_mm256_permute2x128_si256(V1, V2, 0x20),
-                                                                _mm256_permute2x128_si256(V1, V2, 0x31)), off);
-            const __m256 d = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(const void *)(blk + 16 * r)));
-            acc[r] = _mm256_fmadd_ps(d, _mm256_fmadd_ps(_mm256_cvtepi32_ps(S), va, vc), acc[r]);
+        for (int p = 0; p < P; p++) {
+            __m256i se, so;
+            if (C == 2) ae[p][2] = ao[p][2] = _mm256_set1_epi16(16 * CK2_C2_INT8);
+            avx2_sums(ae[p], ao[p], &se, &so);
+            const __m256i dh = _mm256_permute4x64_epi64(
+                _mm256_shuffle_epi8(_mm256_load_si256((const __m256i *)(const void *)blk[p]), dctl), 0xD8);
+            const __m256 de = _mm256_cvtph_ps(_mm256_castsi256_si128(dh)), dodd = _mm256_cvtph_ps(_mm256_extracti128_si256(dh, 1));
+            acc[p][0] = _mm256_fmadd_ps(de, _mm256_fmadd_ps(_mm256_cvtepi32_ps(se), va, vc), acc[p][0]);
+            acc[p][1] = _mm256_fmadd_ps(dodd, _mm256_fmadd_ps(_mm256_cvtepi32_ps(so), va, vc), acc[p][1]);
         }
     }
-    const __m256i i8 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    if (left >= 16) {
-        _mm256_storeu_ps(y, acc[0]);
-        _mm256_storeu_ps(y + 8, acc[1]);
-    } else {
-        _mm256_maskstore_ps(y, _mm256_cmpgt_epi32(_mm256_set1_epi32(left), i8), acc[0]);
-        _mm256_maskstore_ps(y + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), i8), acc[1]);
-    }
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) avx2_store_eo(y + CK_TILE * p, left - CK_TILE * p, acc[p][0], acc[p][1]);
 }
 
 /* Tiles in pairs (avx2_t1, avx2_tile: each table chunk loaded once for both). One token
@@ -378,8 +371,11 @@ AVX2_INLINE void avx2_t1(const uint8_t *tile, int nb, const ck_act *x, float *y,
 AVX2_INLINE void avx2_gemm_c(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys, const int C) {
     const int nb = w->nb;
     if (n == 1) {
-        for (int tile = tile0; tile < tile1; tile++)
-            avx2_t1(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, x, y + (size_t)tile * CK_TILE, w->rows - tile * CK_TILE, C);
+        int tile = tile0;
+        for (; tile + 1 < tile1; tile += 2)
+            avx2_t1(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, x, y + (size_t)tile * CK_TILE, w->rows - tile * CK_TILE, 2, C);
+        if (tile < tile1)
+            avx2_t1(w->data + (size_t)tile * nb * CK_TB_BYTES, nb, x, y + (size_t)tile * CK_TILE, w->rows - tile * CK_TILE, 1, C);
         return;
     }
     for (int t0 = 0; t0 < n; t0 += 8) { /* n > 1 */
