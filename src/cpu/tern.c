@@ -72,6 +72,26 @@ static void tk_codes64(uint32_t type, const uint8_t *row, int b, uint8_t q[TK_BL
     }
 }
 
+/* TQ2_0's 64-column block b of a row straight into a tile's 4 chunks (row r's 4 bytes at out + 64 j,
+ * tk_codes64 + the packing below, 4 columns a word): in the file, the code of weight m of a 256-weight
+ * block sits in byte 32 (m / 128) + m % 32 at bits 2 (m % 128 / 32), so columns 16j + 4k + c of the
+ * block (c = 0..3) are one 4-byte word shifted alike, and chunk j's 4 bytes OR the 4 words of k. */
+static void tk_tq2_chunks(const uint8_t *row, int b, uint8_t *out, uint16_t *d) {
+    const uint8_t *p = row + (size_t)(b / 4) * 66;
+    memcpy(d, p + 64, 2);
+    const uint8_t *qs = p + 32 * (b % 4 / 2);
+    for (int j = 0; j < 4; j++) {
+        const int shift = 4 * (b % 2) + 2 * (j / 2); /* columns 0..31 of the block, then 32..63 */
+        uint32_t v = 0;
+        for (int k = 0; k < 4; k++) {
+            uint32_t w;
+            memcpy(&w, qs + 16 * (j % 2) + 4 * k, 4);
+            v |= (w >> shift & 0x03030303u) << (2 * k);
+        }
+        memcpy(out + 64 * j, &v, 4);
+    }
+}
+
 void tk_repack(uint32_t type, const uint8_t *src, size_t row_bytes, int rows, int cols, uint8_t *dst, int tile0,
                int tile1) {
     const int gs = tk_group_blocks(type), nb = cols / TK_BLK, ng = nb / gs;
@@ -82,6 +102,11 @@ void tk_repack(uint32_t type, const uint8_t *src, size_t row_bytes, int rows, in
                 const int row = tile * TK_TILE + r;
                 uint8_t q[TK_BLK] = {0}; /* rows past the end: d = 0, codes 0 */
                 uint16_t d = 0;
+                if (row < rows && type == GGML_TQ2_0) {
+                    tk_tq2_chunks(src + (size_t)row * row_bytes, b, tb + 4 * r, &d);
+                    memcpy(tg + 2 * r, &d, 2);
+                    continue;
+                }
                 if (row < rows) tk_codes64(type, src + (size_t)row * row_bytes, b, q, &d);
                 memcpy(tg + 2 * r, &d, 2); /* the same scale for the gs blocks of a group */
                 for (int j = 0; j < 4; j++)
