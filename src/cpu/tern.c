@@ -1,7 +1,7 @@
 /* tern.c — repacking of the ternary types (tern.h), the portable kernels that define the
  * arithmetic the SIMD ones (tern_avx512.c, tern_avx2.c) must match, and the "cpu" backend's hook:
- * repack at load into one huge-page allocation (dropping the mapped file's pages as it goes), then products that quantise the
- * activations and split the row tiles over the thread pool.
+ * repack at load into one huge-page allocation (dropping the mapped file's pages as it goes), then
+ * products that quantise the activations and split the row tiles over the thread pool.
  */
 #include <math.h>
 #include <stdlib.h>
