@@ -6,7 +6,7 @@
  * repetitions, thread CPU time: robust to other processes taking the core) of the product over
  * all tiles on one thread, as weights x tokens per second. Sizes that fit L2 (the default
  * 2560 x 2560: 1.8 MiB) measure arithmetic; a large matrix (e.g. 6912 x 2560 x 4 = 70 MB) measures
- * the streaming rate with one thread.
+ * the streaming rate with one thread (the matrix on huge pages, as the backend's).
  * Not a test (tests/unit/test_tern.c checks these kernels); build and run:
  *   cc -O2 -std=gnu11 -Isrc/cpu -Isrc/core -Iinclude bench/tern-kernels.c build/libonebit.a -lm -lpthread -o build/tern-kernels
  *   build/tern-kernels [ROWS COLS N [TYPE]]  # every table this CPU runs, planes 1 and 2, N tokens (default 1
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "kbench.h"
@@ -38,6 +39,21 @@ typedef struct tk_gemm_call {
     size_t ys;
 } tk_gemm_call;
 
+/* The repacked matrix on huge pages where the kernel gives them, as the backend's (tern.c). */
+static uint8_t *huge_alloc(size_t n) {
+    const size_t a = (size_t)2 << 20, size = (n + a - 1) & ~(a - 1);
+    uint8_t *p = aligned_alloc(a, size);
+    if (!p) {
+        fprintf(stderr, "tern-kernels: out of memory\n");
+        exit(1);
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE);
+#endif
+    memset(p, 0, n);
+    return p;
+}
+
 static void tk_gemm_once(void *arg) {
     const tk_gemm_call *c = arg;
     c->isa->gemm(c->w, 0, c->w->n_tiles, c->act, c->n, c->y, c->ys);
@@ -59,7 +75,7 @@ static void run(uint32_t type, const tk_isa *isa, int rows, int cols, int n, int
             memcpy(p + d_off, &(uint16_t){0x2c00}, 2);
         }
     tk_mat w = {NULL, rows, cols, nb, (rows + TK_TILE - 1) / TK_TILE, tk_group_blocks(type)};
-    uint8_t *packed = kb_alloc("tern-kernels", tk_packed_size(type, rows, cols));
+    uint8_t *packed = huge_alloc(tk_packed_size(type, rows, cols));
     tk_repack(type, src, rb, rows, cols, packed, 0, w.n_tiles);
     w.data = packed;
     float *x = kb_alloc("tern-kernels", (size_t)n * cols * sizeof(float)), *a = kb_alloc("tern-kernels", (size_t)n * nb * sizeof(float));

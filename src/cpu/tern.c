@@ -1,7 +1,7 @@
 /* tern.c — repacking of the ternary types (tern.h), the portable kernels that define the
  * arithmetic the SIMD ones (tern_avx512.c, tern_avx2.c) must match, and the "cpu" backend's hook:
- * repack at load (dropping the mapped file's pages as it goes), then products that quantise the
- * activations and split the row tiles over the thread pool.
+ * repack at load into one huge-page allocation (dropping the mapped file's pages as it goes), then
+ * products that quantise the activations and split the row tiles over the thread pool.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -72,6 +72,26 @@ static void tk_codes64(uint32_t type, const uint8_t *row, int b, uint8_t q[TK_BL
     }
 }
 
+/* TQ2_0's 64-column block b of a row straight into a tile's 4 chunks (row r's 4 bytes at out + 64 j,
+ * tk_codes64 + the packing below, 4 columns a word): in the file, the code of weight m of a 256-weight
+ * block sits in byte 32 (m / 128) + m % 32 at bits 2 (m % 128 / 32), so columns 16j + 4k + c of the
+ * block (c = 0..3) are one 4-byte word shifted alike, and chunk j's 4 bytes OR the 4 words of k. */
+static void tk_tq2_chunks(const uint8_t *row, int b, uint8_t *out, uint16_t *d) {
+    const uint8_t *p = row + (size_t)(b / 4) * 66;
+    memcpy(d, p + 64, 2);
+    const uint8_t *qs = p + 32 * (b % 4 / 2);
+    for (int j = 0; j < 4; j++) {
+        const int shift = 4 * (b % 2) + 2 * (j / 2); /* columns 0..31 of the block, then 32..63 */
+        uint32_t v = 0;
+        for (int k = 0; k < 4; k++) {
+            uint32_t w;
+            memcpy(&w, qs + 16 * (j % 2) + 4 * k, 4);
+            v |= (w >> shift & 0x03030303u) << (2 * k);
+        }
+        memcpy(out + 64 * j, &v, 4);
+    }
+}
+
 void tk_repack(uint32_t type, const uint8_t *src, size_t row_bytes, int rows, int cols, uint8_t *dst, int tile0,
                int tile1) {
     const int gs = tk_group_blocks(type), nb = cols / TK_BLK, ng = nb / gs;
@@ -82,6 +102,11 @@ void tk_repack(uint32_t type, const uint8_t *src, size_t row_bytes, int rows, in
                 const int row = tile * TK_TILE + r;
                 uint8_t q[TK_BLK] = {0}; /* rows past the end: d = 0, codes 0 */
                 uint16_t d = 0;
+                if (row < rows && type == GGML_TQ2_0) {
+                    tk_tq2_chunks(src + (size_t)row * row_bytes, b, tb + 4 * r, &d);
+                    memcpy(tg + 2 * r, &d, 2);
+                    continue;
+                }
                 if (row < rows) tk_codes64(type, src + (size_t)row * row_bytes, b, q, &d);
                 memcpy(tg + 2 * r, &d, 2); /* the same scale for the gs blocks of a group */
                 for (int j = 0; j < 4; j++)
@@ -149,7 +174,8 @@ struct tk_state {
     tp_pool *pool;
     int nth;
     int planes;                    /* activation planes: 1 (int8), or 2 (int16) with ONEBIT_CPU_TERN_PLANES=2 */
-    tk_mat *mats;                  /* [n_weights]; data NULL where not repacked */
+    uint8_t *arena;                /* every repacked matrix, 64-byte aligned within it */
+    tk_mat *mats;                  /* [n_weights]; data NULL where not repacked, else in arena */
     int n_weights;
     int max_cols;
     int8_t *xq, *xl;               /* [TK_MAX_BATCH][max_cols] */
@@ -176,14 +202,8 @@ static void tk_repack_run(void *arg, int begin, int end, int ith) {
               j->tile0 + end);
 }
 
-static ob_status tk_repack_weight(tk_state *s, const ob_model *m, const ob_weight *w, tk_mat *out) {
-    const size_t bytes = tk_packed_size(w->type, w->rows, w->cols);
-    if (!bytes) return OB_OK; /* not a shape of these kernels: the row path */
-    uint8_t *dst = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    if (!dst) return ob_fail(OB_ERR_NOMEM, "out of memory repacking weights");
-#if defined(MADV_HUGEPAGE)
-    madvise(dst, bytes, MADV_HUGEPAGE); /* a hint only */
-#endif
+/* Repacks w into dst (tk_packed_size bytes, 64-byte aligned) and describes it in out. */
+static void tk_repack_weight(tk_state *s, const ob_model *m, const ob_weight *w, uint8_t *dst, tk_mat *out) {
     const int n_tiles = (w->rows + TK_TILE - 1) / TK_TILE;
     int step = (int)(TK_SLAB_BYTES / ((size_t)TK_TILE * w->row_bytes));
     if (step < 1) step = 1;
@@ -203,7 +223,29 @@ static ob_status tk_repack_weight(tk_state *s, const ob_model *m, const ob_weigh
     out->nb = w->cols / TK_BLK;
     out->n_tiles = n_tiles;
     out->gs = tk_group_blocks(w->type);
-    return OB_OK;
+}
+
+/* The repacked matrices live in one allocation aligned to a huge page, so that the kernel's
+ * MADV_HUGEPAGE takes (madvise needs a page-aligned start: on the 64-byte-aligned blocks of a
+ * per-matrix aligned_alloc it failed, and the weights were streamed through 4 KiB pages, one TLB
+ * miss and one hardware-prefetcher restart every 4 KiB). */
+#define TK_ARENA_ALIGN ((size_t)2 << 20)
+
+static uint8_t *tk_arena_alloc(size_t bytes) {
+    const size_t size = (bytes + TK_ARENA_ALIGN - 1) & ~(TK_ARENA_ALIGN - 1);
+    if (size < bytes) return NULL;
+    uint8_t *p = aligned_alloc(TK_ARENA_ALIGN, size);
+#if defined(MADV_HUGEPAGE)
+    if (p) madvise(p, size, MADV_HUGEPAGE); /* a hint only */
+#endif
+    return p;
+}
+
+/* Bytes of w's repacked form, 0 when it stays as it is: not of these types, not a shape of these
+ * kernels (the backend's row path), or an embedding that is only looked up (untied). */
+static size_t tk_repacked_bytes(const ob_model *m, const ob_weight *w) {
+    if (!w->data || !tk_type_ok(w->type) || (w == m->tok_embd && w != m->output)) return 0;
+    return tk_packed_size(w->type, w->rows, w->cols);
 }
 
 static const tk_isa *tk_pick(const char *isa_name) {
@@ -234,16 +276,29 @@ ob_status tk_init(tk_state **out, const char *isa_name, const ob_model *m, tp_po
         tk_free(s);
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     }
+    size_t total = 0;
     for (int i = 0; i < m->n_weights; i++) {
         const ob_weight *w = &m->weights[i];
-        /* An embedding that is only looked up (untied) stays as it is. */
-        if (!w->data || !tk_type_ok(w->type) || (w == m->tok_embd && w != m->output)) continue;
-        ob_status st = tk_repack_weight(s, m, w, &s->mats[i]);
-        if (st) {
+        const size_t bytes = tk_repacked_bytes(m, w);
+        if (!bytes) continue;
+        if (bytes > SIZE_MAX - 64 || total > SIZE_MAX - 64 - bytes) {
             tk_free(s);
-            return st;
+            return ob_fail(OB_ERR_NOMEM, "out of memory repacking weights");
         }
-        if (s->mats[i].data && w->cols > s->max_cols) s->max_cols = w->cols;
+        total += (bytes + 63) & ~(size_t)63;
+    }
+    if (total && !(s->arena = tk_arena_alloc(total))) {
+        tk_free(s);
+        return ob_fail(OB_ERR_NOMEM, "out of memory repacking weights");
+    }
+    size_t off = 0;
+    for (int i = 0; i < m->n_weights; i++) {
+        const ob_weight *w = &m->weights[i];
+        const size_t bytes = tk_repacked_bytes(m, w);
+        if (!bytes) continue;
+        tk_repack_weight(s, m, w, s->arena + off, &s->mats[i]);
+        off += (bytes + 63) & ~(size_t)63;
+        if (w->cols > s->max_cols) s->max_cols = w->cols;
     }
     const size_t nb = (size_t)s->max_cols / TK_BLK;
     s->xq = aligned_alloc(64, (size_t)TK_MAX_BATCH * (size_t)s->max_cols);
@@ -260,7 +315,7 @@ ob_status tk_init(tk_state **out, const char *isa_name, const ob_model *m, tp_po
 
 void tk_free(tk_state *s) {
     if (!s) return;
-    for (int i = 0; s->mats && i < s->n_weights; i++) free((void *)s->mats[i].data);
+    free(s->arena);
     free(s->mats);
     free(s->xq);
     free(s->xl);
