@@ -56,6 +56,8 @@ typedef struct cpuk_state {
     const ck_isa *isa;
     int planes;                            /* Q1_0 activations: 2 = int16 (two int8 planes, the default),
                                               1 = int8 with ONEBIT_CPU_Q1_PLANES=1 (faster, ~2-3 % logits) */
+    int s32;                               /* 1: int8 with a scale per 32 columns (planes 1), where the
+                                              table has quant32: ONEBIT_CPU_Q1_ACT=int8x32 */
     tp_pool *pool;
     int nth;                               /* threads of the pool, caller included */
     pthread_mutex_t mu;                    /* one job at a time: contexts may share the model */
@@ -151,6 +153,10 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
     s->isa = cpuk_pick_isa();
     const char *pl = getenv("ONEBIT_CPU_Q1_PLANES");
     s->planes = pl && strcmp(pl, "1") == 0 ? 1 : 2;
+    const char *act = getenv("ONEBIT_CPU_Q1_ACT");
+    if (act && strcmp(act, "int8") == 0) s->planes = 1;
+    if (act && strcmp(act, "int16") == 0) s->planes = 2;
+    if (act && strcmp(act, "int8x32") == 0 && s->isa->quant32 && !s->isa->lut) s->planes = 1, s->s32 = 1;
     s->pool = tp_new(n_threads > 0 ? n_threads : 1);
     s->packed = calloc((size_t)(m->n_weights > 0 ? m->n_weights : 1), sizeof *s->packed);
     if (!s->pool || !s->packed) {
@@ -185,7 +191,7 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
     s->max_nb = s->max_cols / CK_BLK;
     s->xq = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
     s->xl = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
-    s->xa = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
+    s->xa = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * 4 * sizeof(float)); /* 4: int8 per 32 */
     s->xc = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
     if (s->isa->lut && !(s->xlut = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols * CK_LUT_PER_COL))) {
         cpuk_free(s);
@@ -244,11 +250,18 @@ typedef struct cpuk_quant_job {
     int8_t *q, *ql;                        /* ql NULL: int8 */
     float *a, *c;
     uint8_t *lut;                          /* isa->lut's tables, NULL without */
+    int s32;                               /* int8 per 32 (isa->quant32; a is [n][4 nb]) */
 } cpuk_quant_job;
 
 static void cpuk_quant_run(void *arg, int begin, int end, int ith) {
     (void)ith;
     const cpuk_quant_job *j = arg;
+    if (j->s32) {
+        for (int t = begin; t < end; t++)
+            j->isa->quant32(j->x + (size_t)t * j->cols, j->cols, j->q + (size_t)t * j->cols, j->a + (size_t)t * j->nb * 4,
+                            j->c + (size_t)t * j->nb);
+        return;
+    }
     for (int t = begin; t < end; t++)
         j->isa->quant(j->x + (size_t)t * j->cols, j->cols, j->q + (size_t)t * j->cols,
                       j->ql ? j->ql + (size_t)t * j->cols : NULL, j->a + (size_t)t * j->nb, j->c + (size_t)t * j->nb);
@@ -375,9 +388,9 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
     int8_t *xl = s->planes == 2 ? s->xl : NULL;
     for (int t0 = 0; t0 < n; t0 += CPUK_MAX_BATCH) {
         const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
-        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut};
+        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut, s->s32};
         tp_for(s->pool, nt, 1, cpuk_quant_run, &qj);
-        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL}, nt, y + (size_t)t0 * pw->rows,
+        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL, s->s32}, nt, y + (size_t)t0 * pw->rows,
                             (size_t)pw->rows};
         /* About 8 claims per thread (16 for one token, where a tile is quick and the last claim
          * decides how long the others wait): enough to even out threads slowed by other work. */

@@ -72,6 +72,35 @@ static void avx512_quant(const float *x, int cols, int8_t *q, int8_t *ql, float 
     }
 }
 
+/* int8 with one scale per 32 columns (cpu_kern.h): the same steps as ck_quant32_generic, bit for
+ * bit (the same amax, the same K / amax, conversions rounding to nearest even, c summed in the
+ * same order). */
+static void avx512_quant32(const float *x, int cols, int8_t *q, float *a, float *c) {
+    const __m512i kmax = _mm512_set1_epi32(127), kmin = _mm512_set1_epi32(-127);
+    for (int b = 0; b < cols / CK_BLK; b++) {
+        float ck[4];
+        for (int k = 0; k < 4; k++) {
+            const size_t o = (size_t)b * CK_BLK + 32 * (size_t)k;
+            const __m512 v0 = _mm512_loadu_ps(x + o), v1 = _mm512_loadu_ps(x + o + 16);
+            const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+            if (amax == 0.0f) {
+                memset(q + o, 0, 32);
+                a[4 * (size_t)b + k] = ck[k] = 0.0f;
+                continue;
+            }
+            const float sx = amax / CK_K8;
+            const __m512 inv = _mm512_set1_ps(CK_K8 / amax);
+            const __m512i q0 = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v0, inv)), kmax), kmin);
+            const __m512i q1 = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v1, inv)), kmax), kmin);
+            _mm_storeu_si128((__m128i *)(q + o), _mm512_cvtepi32_epi8(q0));
+            _mm_storeu_si128((__m128i *)(q + o + 16), _mm512_cvtepi32_epi8(q1));
+            a[4 * (size_t)b + k] = 2.0f * sx;
+            ck[k] = -sx * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        }
+        c[b] = ((ck[0] + ck[1]) + ck[2]) + ck[3];
+    }
+}
+
 /* ---- Q1_0 product ---------------------------------------------------------------------------- */
 
 AVX512_INLINE __m512i avx512_bcast4(const int8_t *p) {
@@ -135,6 +164,68 @@ AVX512_INLINE void avx512_tile(const uint8_t *tile, int nb, const ck_act *x, siz
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, km, acc[t]);
 }
+
+/* One tile times T tokens (T <= 8) with int8 activations scaled per 32 columns: as avx512_tile
+ * with one plane, but each block's 32 groups are summed in four runs of 8 (32 columns), each run's
+ * integer sum converted and scaled by its own a_k into a float per row before the next. */
+AVX512_INLINE void avx512_tile32(const uint8_t *tile, int nb, const ck_act *x, size_t t0, float *y, size_t ys,
+                                 __mmask16 km, const int T) {
+    const int U = T == 1 ? 4 : T == 2 ? 2 : 1;
+    const size_t xs = (size_t)x->cols, ns = (size_t)x->nb;
+    const int8_t *xq = x->q + t0 * xs;
+    const float *xa = x->a + t0 * ns * 4, *xc = x->c + t0 * ns;
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *tb = tile + (size_t)b * CK_TB_BYTES;
+        const uint64_t *m = (const uint64_t *)(const void *)(tb + 32);
+        const int8_t *xb = xq + (size_t)b * CK_BLK;
+        __m512 f[8];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) f[t] = _mm512_set1_ps(xc[t * ns + b]);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            __m512i s[8][4];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+                for (int u = 0; u < U; u++) s[t][u] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int g = 8 * k; g < 8 * k + 8; g++) {
+                const __m512i w = _mm512_maskz_mov_epi8(_cvtu64_mask64(m[g]), ones);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++)
+                    s[t][g % U] = _mm512_dpbusd_epi32(s[t][g % U], w, avx512_bcast4(xb + t * xs + 4 * g));
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                __m512i st = s[t][0];
+#pragma GCC unroll 4
+                for (int u = 1; u < U; u++) st = _mm512_add_epi32(st, s[t][u]);
+                f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_set1_ps(xa[(t * ns + b) * 4 + k]), f[t]);
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)tb));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[t] = _mm512_fmadd_ps(d, f[t], acc[t]);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, km, acc[t]);
+}
+
+#define AVX512_CASES32                                                                                  \
+    switch (n - t0 < 8 ? n - t0 : 8) {                                                                  \
+    case 1: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 1); break;                                 \
+    case 2: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 2); break;                                 \
+    case 3: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 3); break;                                 \
+    case 4: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 4); break;                                 \
+    case 5: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 5); break;                                 \
+    case 6: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 6); break;                                 \
+    case 7: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 7); break;                                 \
+    default: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 8); break;                                \
+    }
 
 #define AVX512_CASES(P)                                                                                 \
     switch (n - t0 < 8 ? n - t0 : 8) {                                                                  \
@@ -204,6 +295,18 @@ AVX512_INLINE void avx512_tile2_t1(const uint8_t *ta, const uint8_t *tb, int nb,
 
 static void avx512_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
     const int nb = w->nb;
+    if (x->s32) { /* int8 per 32: one tile at a time, one token included (one weight stream) */
+        for (int tile = tile0; tile < tile1; tile++) {
+            const uint8_t *td = w->data + (size_t)tile * nb * CK_TB_BYTES;
+            const int left = w->rows - tile * CK_TILE;
+            const __mmask16 km = left >= CK_TILE ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            for (int t0 = 0; t0 < n; t0 += 8) {
+                float *yy = y + (size_t)tile * CK_TILE + (size_t)t0 * ys;
+                AVX512_CASES32
+            }
+        }
+        return;
+    }
     if (n == 1) /* pairs of tiles; an odd one left over goes through the general path */
         for (; tile0 + 1 < tile1; tile0 += 2) {
             const uint8_t *td = w->data + (size_t)tile0 * nb * CK_TB_BYTES;
@@ -555,6 +658,7 @@ const ck_isa ck_isa_avx512 = {
     .compiled = 1,
     .supported = avx512_supported,
     .quant = avx512_quant,
+    .quant32 = avx512_quant32,
     .gemm = avx512_gemm,
     .attn = avx512_attn,
     .attn_multi = avx512_attn_multi,
