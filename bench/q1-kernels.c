@@ -68,8 +68,18 @@ static void run(const ck_isa *isa, int rows, int cols, int n, int planes) {
         const double dt = kb_cpu_s() - t0;
         if (dt < best_lut) best_lut = dt;
     }
-    ck_act act = {q, planes == 2 ? ql : NULL, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL, planes == 3};
+    ck_act act = {q, planes == 2 ? ql : NULL, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL, planes == 3, NULL};
     ck_gemm_call call = {isa, &w, &act, n, y, (size_t)rows};
+    /* One int16 token: also through the ISA's vpermb tables where it has them (the backend's choice). */
+    uint8_t *vt = planes == 2 && n == 1 && isa->vtab ? kb_alloc("q1-kernels", (size_t)cols * CK_VT_PER_COL) : NULL;
+    if (vt && isa->vtab(q, ql, cols, vt)) {
+        act.vt = vt;
+        best = kb_best(ck_gemm_once, &call, 15);
+        printf("%-8s %5d x %5d, %2d tokens (vpermb tables): %8.3f ms, %6.2f Gweights*tokens/s\n", isa->name, rows, cols, n,
+               best * 1e3, (double)rows * cols * n / best / 1e9);
+        act.vt = NULL;
+    }
+    free(vt);
     best = kb_best(ck_gemm_once, &call, 15);
     printf("%-8s %5d x %5d, %2d tokens%s: %8.3f ms, %6.2f Gweights*tokens/s", isa->name, rows, cols, n,
            planes == 2 ? "" : planes == 3 ? " (int8 per 32)" : " (int8)", best * 1e3,

@@ -67,6 +67,7 @@ typedef struct cpuk_state {
     int8_t *xq, *xl;                       /* [CPUK_MAX_BATCH][max_cols] quantised activations */
     float *xa, *xc;                        /* [CPUK_MAX_BATCH][max_nb] */
     uint8_t *xlut;                         /* [CPUK_MAX_BATCH][max_cols * CK_LUT_PER_COL] if isa->lut */
+    uint8_t *xvt;                          /* [max_cols * CK_VT_PER_COL] if isa->vtab: one token's tables */
     float **attn_scratch;                  /* [nth][attn_floats]: scores, then keys and values */
     float **row_buf;                       /* [nth][max_cols]: a decoded row of another type */
     int8_t *qk_q;                          /* [CPUK_MAX_BATCH][max_cols]: activations for qk.h's kernels */
@@ -197,6 +198,10 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
         cpuk_free(s);
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     }
+    if (s->isa->vtab && !(s->xvt = aligned_alloc(64, (size_t)s->max_cols * CK_VT_PER_COL))) {
+        cpuk_free(s);
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    }
     s->qk_q = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
     s->qk_d = malloc((size_t)CPUK_MAX_BATCH * (size_t)(s->max_cols / 32) * sizeof(float));
     s->qk_s = malloc((size_t)CPUK_MAX_BATCH * (size_t)(s->max_cols / 16) * sizeof(int16_t));
@@ -228,6 +233,7 @@ static void cpuk_free(void *kstate) {
     free(s->xa);
     free(s->xc);
     free(s->xlut);
+    free(s->xvt);
     free(s->qk_q);
     free(s->qk_d);
     free(s->qk_s);
@@ -390,7 +396,9 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
         const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
         cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut, s->s32};
         tp_for(s->pool, nt, 1, cpuk_quant_run, &qj);
-        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL, s->s32}, nt, y + (size_t)t0 * pw->rows,
+        /* One token with int16 activations: the ISA's vpermb tables where it has them (cpu_kern.h). */
+        const uint8_t *vt = nt == 1 && xl && s->xvt && s->isa->vtab(s->xq, xl, pw->cols, s->xvt) ? s->xvt : NULL;
+        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL, s->s32, vt}, nt, y + (size_t)t0 * pw->rows,
                             (size_t)pw->rows};
         /* About 8 claims per thread (16 for one token, where a tile is quick and the last claim
          * decides how long the others wait): enough to even out threads slowed by other work. */

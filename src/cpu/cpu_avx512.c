@@ -293,8 +293,97 @@ AVX512_INLINE void avx512_tile2_t1(const uint8_t *ta, const uint8_t *tb, int nb,
     _mm512_mask_storeu_ps(yb, kb, acc1);
 }
 
+/* ---- one token through vpermb tables (AVX-512 VBMI) ------------------------------------------ */
+
+static int avx512_vbmi(void) {
+    static int ok = -1;
+    if (ok < 0) {
+        __builtin_cpu_init();
+        ok = __builtin_cpu_supports("avx512vbmi") ? 1 : 0;
+    }
+    return ok;
+}
+
+/* The tables of cpu_kern.h (CK_VT_PER_COL): per group j of a 16-column chunk, the 16 subset sums
+ * as int32 lanes k, each one vpdpbusd of the constant bit pattern of k (bytes 0/1) with the
+ * group's 4 high bytes, another with its 4 low ones, v = 128 H + L; then the three bytes of v. */
+static int avx512_vtab(const int8_t *q, const int8_t *ql, int cols, uint8_t *tab) {
+    if (!avx512_vbmi()) return 0;
+    uint32_t pat[16];
+    for (int k = 0; k < 16; k++)
+        pat[k] = (uint32_t)(k & 1) | (uint32_t)(k >> 1 & 1) << 8 | (uint32_t)(k >> 2 & 1) << 16 | (uint32_t)(k >> 3 & 1) << 24;
+    const __m512i bits = _mm512_loadu_si512(pat), z = _mm512_setzero_si512();
+    for (int i = 0; i < cols / 16; i++) {
+        uint8_t *t = tab + (size_t)i * 192;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const size_t o = 16 * (size_t)i + 4 * (size_t)j;
+            const __m512i H = _mm512_dpbusd_epi32(z, bits, avx512_bcast4(q + o));
+            const __m512i L = _mm512_dpbusd_epi32(z, bits, avx512_bcast4(ql + o));
+            const __m512i v = _mm512_add_epi32(_mm512_slli_epi32(H, 7), L);
+            _mm_storeu_si128((__m128i *)(void *)(t + 16 * j), _mm512_cvtepi32_epi8(v));
+            _mm_storeu_si128((__m128i *)(void *)(t + 64 + 16 * j), _mm512_cvtepi32_epi8(_mm512_srai_epi32(v, 8)));
+            _mm_storeu_si128((__m128i *)(void *)(t + 128 + 16 * j), _mm512_cvtepi32_epi8(_mm512_srai_epi32(v, 16)));
+        }
+    }
+    return 1;
+}
+
+/* One token, tiles [tile0, tile1), one tile a pass (one ascending weight stream, prefetched as
+ * avx512_tile2_t1's). Per 4 groups of a tile-block: the 32 mask bytes are routed (vpermb) so that
+ * qword q holds byte q of each of the 4 masks (rows 2q and 2q+1), vpmultishiftqb moves row r's
+ * nibble of group j to byte 4 r + j, a ternary-logic op keeps the nibble and sets bits 4-5 to j
+ * (the 16-entry part of the tables for group j), one vpermb per table looks up the 64 (row, group)
+ * sums, and one vpdpbusd per table adds each row's 4 into its int32 lane: 9 vector ops per 256
+ * weights where the two-plane kernel takes 8 vpdpbusd and 4 mask expansions. */
+__attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w, int tile0, int tile1, const ck_act *x,
+                                                                  float *y) {
+    const int nb = w->nb;
+    static const uint8_t routes[3][64] = {
+#define R8(q) 0 + q, 8 + q, 16 + q, 24 + q, 0 + q, 8 + q, 16 + q, 24 + q
+        {R8(0), R8(1), R8(2), R8(3), R8(4), R8(5), R8(6), R8(7)},
+#undef R8
+#define C8 0, 8, 16, 24, 4, 12, 20, 28
+        {C8, C8, C8, C8, C8, C8, C8, C8},
+#undef C8
+#define J8 0, 16, 32, 48, 0, 16, 32, 48
+        {J8, J8, J8, J8, J8, J8, J8, J8},
+#undef J8
+    };
+    const __m512i route = _mm512_loadu_si512(routes[0]), ctrl = _mm512_loadu_si512(routes[1]),
+                  jbits = _mm512_loadu_si512(routes[2]), nib = _mm512_set1_epi8(15), ones = _mm512_set1_epi8(1);
+    for (int tile = tile0; tile < tile1; tile++) {
+        const uint8_t *td = w->data + (size_t)tile * nb * CK_TB_BYTES;
+        __m512 acc = _mm512_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *tb = td + (size_t)b * CK_TB_BYTES, *tab = x->vt + (size_t)b * CK_BLK * CK_VT_PER_COL;
+            for (int o = 0; o < CK_TB_BYTES; o += 64) _mm_prefetch((const char *)tb + CK_PREFETCH_BYTES + o, _MM_HINT_T0);
+            __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0;
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                const __m512i m = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(tb + 32 + 32 * i)));
+                __m512i idx = _mm512_multishift_epi64_epi8(ctrl, _mm512_permutexvar_epi8(route, m));
+                idx = _mm512_ternarylogic_epi32(idx, nib, jbits, 0xEA); /* (idx & 15) | 16 j */
+                const uint8_t *t = tab + 192 * i;
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(t)), ones);
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(t + 64)), ones);
+                s2 = _mm512_dpbusd_epi32(s2, ones, _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(t + 128)));
+            }
+            const __m512i s = _mm512_add_epi32(_mm512_add_epi32(s0, _mm512_slli_epi32(s1, 8)), _mm512_slli_epi32(s2, 16));
+            const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)tb));
+            acc = _mm512_fmadd_ps(d, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(x->a[b]), _mm512_set1_ps(x->c[b])), acc);
+        }
+        const int left = w->rows - tile * CK_TILE;
+        _mm512_mask_storeu_ps(y + (size_t)tile * CK_TILE, left >= CK_TILE ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1), acc);
+    }
+}
+
 static void avx512_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
     const int nb = w->nb;
+    if (n == 1 && x->vt && !x->s32) {
+        avx512_gemv_vt(w, tile0, tile1, x, y);
+        return;
+    }
     if (x->s32) { /* int8 per 32: one tile at a time, one token included (one weight stream) */
         for (int tile = tile0; tile < tile1; tile++) {
             const uint8_t *td = w->data + (size_t)tile * nb * CK_TB_BYTES;
@@ -659,6 +748,7 @@ const ck_isa ck_isa_avx512 = {
     .supported = avx512_supported,
     .quant = avx512_quant,
     .quant32 = avx512_quant32,
+    .vtab = avx512_vtab,
     .gemm = avx512_gemm,
     .attn = avx512_attn,
     .attn_multi = avx512_attn_multi,

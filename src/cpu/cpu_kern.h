@@ -65,7 +65,17 @@ typedef struct ck_act {
     /* 1: int8 per 32 (ql NULL, a is [n][4 nb]: one a_k per 32 columns; c is [n][nb]); only for the
      * tables with quant32. 0: a per 128 columns as above. */
     int s32;
+    /* One token's vpermb tables (ck_isa.vtab), or NULL: the one-token product then uses them. */
+    const uint8_t *vt;
 } ck_act;
+
+/* vpermb tables (ck_isa.vtab; AVX-512 VBMI): per token and 16 columns (groups g .. g+3), three
+ * 64-byte tables lo, mid, hi; entry 16 j + k holds the bytes of v = the sum of Q (int16: 128 h + l)
+ * over the bits c of k in group g + j, v = lo + 256 mid + 65536 hi (lo, mid unsigned, hi signed:
+ * |v| <= 4 * 16256 < 2^16), so that a byte permute indexed by (row's nibble, j) looks up 64 (row,
+ * group) sums at once and byte dot products with 1 add them up exactly: the same integer sums as
+ * the two planes. CK_VT_PER_COL bytes per column. */
+#define CK_VT_PER_COL 12
 
 /* Lookup tables (ck_isa.lut; AVX2 and NEON): per token and group g of 4 columns, the 16 sums
  * T[k] = sum of Q[4g + c] over the bits c of k (what a row's 4 sign bits of the group select),
@@ -94,6 +104,10 @@ typedef struct ck_isa {
     /* Optional (NULL: gemm has no int8-per-32 form): quantises one token as int8 with one scale per
      * 32 columns: x[cols] -> q[cols], a[4 nb] (2 sx_k), c[nb] (cpu_kern.h's top comment). */
     void (*quant32)(const float *x, int cols, int8_t *q, float *a, float *c);
+    /* Optional (NULL: none): builds one token's vpermb tables from its int16 planes (cols *
+     * CK_VT_PER_COL bytes at tab) and returns 1, or returns 0 without writing when this CPU cannot
+     * run the kernel that reads them; gemm with n = 1 and x->vt set reads x->vt instead of q, ql. */
+    int (*vtab)(const int8_t *q, const int8_t *ql, int cols, uint8_t *tab);
     /* y[t][r] = W[r] . x[t] for rows r of tiles [tile0, tile1) and tokens t < n; y rows have stride
      * ystride. Rows >= w->rows are not written. */
     void (*gemm)(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ystride);

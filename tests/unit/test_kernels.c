@@ -188,7 +188,7 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
               planes, bad, n);
         free(lg);
     }
-    ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL, s32};
+    ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL, s32, NULL};
 
     /* Output rows padded by 3 floats that must stay untouched (tail tiles are masked). */
     const size_t ys = (size_t)rows + 3;
@@ -241,6 +241,20 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
     CHECK(bad_ref == 0, "%s gemm rows=%d cols=%d n=%d planes=%d exact=%d: %d outputs off the reference (worst %.3g of tolerance)",
           isa->name, rows, cols, n, planes, exact, bad_ref, worst_ref);
     CHECK(bad_pad == 0, "%s gemm rows=%d: wrote %d values past the last row", isa->name, rows, bad_pad);
+    /* One token through the ISA's vpermb tables (int16): the same integer sums and float steps as
+     * its plain kernel, so the same outputs bit for bit, and nothing past the last row. */
+    uint8_t *vt = planes == 2 && n == 1 && isa->vtab ? xalloc((size_t)cols * CK_VT_PER_COL) : NULL;
+    if (vt && isa->vtab(q, ql, cols, vt)) {
+        float *yv = xalloc(ys * 4);
+        for (size_t i = 0; i < ys; i++) yv[i] = 12345.0f;
+        act.vt = vt;
+        isa->gemm(&pw, 0, split, &act, 1, yv, ys);
+        isa->gemm(&pw, split, pw.n_tiles, &act, 1, yv, ys);
+        CHECK(memcmp(yv, y, ys * 4) == 0, "%s gemm with vpermb tables rows=%d cols=%d exact=%d: differs from the plain kernel",
+              isa->name, rows, cols, exact);
+        free(yv);
+    }
+    free(vt);
     free((void *)w.data); free(packed); free(x); free(q); free(ql); free(lut); free(a); free(c); free(y); free(yg); free(yr);
 }
 
