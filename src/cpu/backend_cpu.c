@@ -30,7 +30,10 @@
  * and the tests compare against it.
  *
  * ONEBIT_CPU_ISA=generic|avx2|avx512|neon|wasm in the environment forces a kernel table (when it is
- * built in and this CPU runs it), for comparisons and tests.
+ * built in and this CPU runs it), for comparisons and tests. ONEBIT_CPU_Q1_ACT=int16|int8|int8x32
+ * picks the Q1_0 activation form (int8 = ONEBIT_CPU_Q1_PLANES=1; int8x32, one scale per 32
+ * columns, only where the table has quant32, else the default int16). One int16 token goes through
+ * the table's vpermb tables where it has them (vtab: AVX-512 VBMI), the same integer sums.
  */
 #include <math.h>
 #include <pthread.h>

@@ -351,10 +351,10 @@ __attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w,
     };
     const __m512i route = _mm512_loadu_si512(routes[0]), ctrl = _mm512_loadu_si512(routes[1]),
                   jbits = _mm512_loadu_si512(routes[2]), nib = _mm512_set1_epi8(15), ones = _mm512_set1_epi8(1);
-    /* Two tiles a pass (two weight streams, both prefetched, sharing the table loads): from memory
-     * 1.4x the rate of one tile a pass in bench/q1-kernels.c (32768 x 8192: 96 against 64-68 G
-     * weights/s, shared machine), the same in cache; the odd tile left over goes through the loop
-     * below. */
+    /* Two tiles a pass (two weight streams, both prefetched, sharing the table loads): in one
+     * interleaved kernel run from memory 96 against 64-68 G weights/s for one tile a pass (32768 x
+     * 8192, shared machine; the same in cache), and 2-5 % more tokens/s in the model (interleaved
+     * onebit bench, heavily loaded machine); the odd tile left over goes through the loop below. */
     for (; tile0 + 1 < tile1; tile0 += 2) {
         const uint8_t *ta = w->data + (size_t)tile0 * nb * CK_TB_BYTES, *tc = ta + (size_t)nb * CK_TB_BYTES;
         __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
