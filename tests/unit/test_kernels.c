@@ -265,10 +265,14 @@ static void test_gemm(const ck_isa *isa) {
      * remainder), then 33 */
     static const int ns32[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 33};
     err_stats es[4] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
+    /* int8 per 32 on its own random draws: the later tests keep the inputs they were tuned on. */
+    unsigned long long saved = 0;
+    int restore = 0;
     for (int planes = 1; planes <= 3; planes++) {
         const int *nsp = planes == 3 ? ns32 : ns;
         const size_t nn = planes == 3 ? sizeof ns32 / sizeof *ns32 : sizeof ns / sizeof *ns;
         if (planes == 3 && !isa->quant32) break;
+        if (planes == 3) saved = rng_state, restore = 1;
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
             for (size_t k = 0; k < nn; k++) {
                 if (shapes[s][1] == 6144 && nsp[k] > 9) continue; /* keep the run short */
@@ -276,6 +280,7 @@ static void test_gemm(const ck_isa *isa) {
                 test_gemm_case(isa, shapes[s][0], shapes[s][1], nsp[k], 0, planes, &es[planes]);
             }
     }
+    if (restore) rng_state = saved;
     double r8 = sqrt(es[1].se / es[1].sy), r16 = sqrt(es[2].se / es[2].sy);
     printf("%s: Q1_0 product vs reference, Gaussian input: relative RMS error %.4f%% (int8), %.6f%% (int16)\n",
            isa->name, 100 * r8, 100 * r16);
