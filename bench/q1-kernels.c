@@ -1,7 +1,8 @@
 /* q1-kernels.c — single-thread throughput of the Q1_0 product of each kernel table (cpu_kern.h).
  *
  * A random rows x cols Q1_0 matrix is repacked once, n tokens of random activations are quantised
- * (int16, two planes, as the backend does by default; PLANES 1: int8, ONEBIT_CPU_Q1_PLANES=1) and,
+ * (int16, two planes, as the backend does by default; PLANES 1: int8, ONEBIT_CPU_Q1_PLANES=1; PLANES 3: int8
+ * with a scale per 32 columns, ONEBIT_CPU_Q1_ACT=int8x32, only the tables with quant32) and,
  * for the tables with lookup tables, tabled; then
  * the best of 15 timings (each ~20 ms of repetitions) of the product over all tiles (1 thread) is printed as weights x tokens
  * per second, with the table-building cost per token. Sizes that fit L2 (the default 2048 x 2048:
@@ -39,6 +40,7 @@ static void ck_gemm_once(void *arg) {
 
 static void run(const ck_isa *isa, int rows, int cols, int n, int planes) {
     const int nb = cols / 128;
+    if (planes == 3 && !isa->quant32) return; /* no int8-per-32 form in this table */
     const size_t rb = (size_t)nb * 18;
     uint8_t *src = kb_alloc("q1-kernels", (size_t)rows * rb);
     for (size_t i = 0; i < (size_t)rows * rb; i++) src[i] = (uint8_t)rand();
@@ -48,13 +50,14 @@ static void run(const ck_isa *isa, int rows, int cols, int n, int planes) {
     uint8_t *packed = kb_alloc("q1-kernels", ck_q1_packed_size(rows, cols));
     ck_q1_repack(src, rb, rows, cols, packed, 0, w.n_tiles);
     w.data = packed;
-    float *x = kb_alloc("q1-kernels", (size_t)n * cols * sizeof(float)), *a = kb_alloc("q1-kernels", (size_t)n * nb * sizeof(float));
+    float *x = kb_alloc("q1-kernels", (size_t)n * cols * sizeof(float)), *a = kb_alloc("q1-kernels", (size_t)n * nb * 4 * sizeof(float));
     float *c = kb_alloc("q1-kernels", (size_t)n * nb * sizeof(float)), *y = kb_alloc("q1-kernels", (size_t)n * rows * sizeof(float));
     int8_t *q = kb_alloc("q1-kernels", (size_t)n * cols), *ql = kb_alloc("q1-kernels", (size_t)n * cols);
     for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     for (int t = 0; t < n; t++)
-        isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, planes == 2 ? ql + (size_t)t * cols : NULL,
-                   a + (size_t)t * nb, c + (size_t)t * nb);
+        if (planes == 3) isa->quant32(x + (size_t)t * cols, cols, q + (size_t)t * cols, a + (size_t)t * nb * 4, c + (size_t)t * nb);
+        else isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, planes == 2 ? ql + (size_t)t * cols : NULL,
+                        a + (size_t)t * nb, c + (size_t)t * nb);
     uint8_t *lut = isa->lut ? kb_alloc("q1-kernels", (size_t)n * cols * CK_LUT_PER_COL) : NULL;
     double best_lut = 1e9, best = 1e9;
     for (int k = 0; k < 15 && lut; k++) {
@@ -65,11 +68,21 @@ static void run(const ck_isa *isa, int rows, int cols, int n, int planes) {
         const double dt = kb_cpu_s() - t0;
         if (dt < best_lut) best_lut = dt;
     }
-    ck_act act = {q, planes == 2 ? ql : NULL, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL};
+    ck_act act = {q, planes == 2 ? ql : NULL, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL, planes == 3, NULL};
     ck_gemm_call call = {isa, &w, &act, n, y, (size_t)rows};
+    /* One int16 token: also through the ISA's vpermb tables where it has them (the backend's choice). */
+    uint8_t *vt = planes == 2 && n == 1 && isa->vtab ? kb_alloc("q1-kernels", (size_t)cols * CK_VT_PER_COL) : NULL;
+    if (vt && isa->vtab(q, ql, cols, vt)) {
+        act.vt = vt;
+        best = kb_best(ck_gemm_once, &call, 15);
+        printf("%-8s %5d x %5d, %2d tokens (vpermb tables): %8.3f ms, %6.2f Gweights*tokens/s\n", isa->name, rows, cols, n,
+               best * 1e3, (double)rows * cols * n / best / 1e9);
+        act.vt = NULL;
+    }
+    free(vt);
     best = kb_best(ck_gemm_once, &call, 15);
     printf("%-8s %5d x %5d, %2d tokens%s: %8.3f ms, %6.2f Gweights*tokens/s", isa->name, rows, cols, n,
-           planes == 2 ? "" : " (int8)", best * 1e3,
+           planes == 2 ? "" : planes == 3 ? " (int8 per 32)" : " (int8)", best * 1e3,
            (double)rows * cols * n / best / 1e9);
     if (lut) printf(" (tables: %.2f us per token)", best_lut / n * 1e6);
     printf("\n");
@@ -113,8 +126,8 @@ __attribute__((target("avx512f,avx512vnni"))) static double vnni_per_s(void) {
 int main(int argc, char **argv) {
     const int rows = argc > 1 ? atoi(argv[1]) : 2048, cols = argc > 2 ? atoi(argv[2]) : 2048;
     const int n = argc > 3 ? atoi(argv[3]) : 0, planes = argc > 4 ? atoi(argv[4]) : 2;
-    if (rows < 1 || cols < 128 || cols % 128 || n < 0 || n > 4096 || planes < 1 || planes > 2) {
-        fprintf(stderr, "usage: q1-kernels [ROWS COLS(multiple of 128) N(1..4096) [PLANES(1|2)]]\n");
+    if (rows < 1 || cols < 128 || cols % 128 || n < 0 || n > 4096 || planes < 1 || planes > 3) {
+        fprintf(stderr, "usage: q1-kernels [ROWS COLS(multiple of 128) N(1..4096) [PLANES(1|2|3)]]\n");
         return 2;
     }
     const ck_isa *isas[] = {&ck_isa_avx512, &ck_isa_avx2, &ck_isa_neon, &ck_isa_wasm, &ck_isa_generic};

@@ -230,6 +230,28 @@ test("ONEBIT_CPU_Q1_PLANES=1 (int8 activations) stays within llama.cpp's bar on 
   assert.ok(d.rel > 1e-3, `int8 and int16 logits are the same (relative RMS ${d.rel.toExponential(3)}): the variable had no effect`);
 });
 
+// ONEBIT_CPU_Q1_ACT=int8x32: int8 with one scale per 32 columns (llama.cpp's own granularity; on
+// tables with that form, AVX-512 and the portable one, else the default). Opt-in like int8: held to
+// llama.cpp's bar against exact maths, and it must differ from the default.
+test("ONEBIT_CPU_Q1_ACT=int8x32 stays within llama.cpp's bar on the Bonsai-shaped model", (t) => {
+  assert.ok(existsSync(ONEBIT), `${ONEBIT} missing: run make`);
+  const out = join(tmp, `onebit-int8x32-${fileId++}.f32`);
+  run(ONEBIT, ["logits", "-m", BONSAI, "--tokens", BONSAI_TOKENS.join(","), "--out", out, "--backend", "cpu"],
+    { ...process.env, ONEBIT_CPU_Q1_ACT: "int8x32" });
+  const i8 = readF32(out), ref = refLogits(BONSAI, BONSAI_TOKENS);
+  const c = expectAgree(i8, ref, BONSAI_TOKENS, "int8x32 cpu vs ref");
+  diag(t, c);
+  // The tables with the form: AVX-512 (chosen on a CPU with AVX-512 VNNI unless another is forced)
+  // and the portable one (forced).
+  const forced = process.env.ONEBIT_CPU_ISA;
+  const cpuinfo = existsSync("/proc/cpuinfo") ? readFileSync("/proc/cpuinfo", "utf8") : "";
+  const avx512 = ["avx512f", "avx512bw", "avx512vl", "avx512_vnni"].every((f) => new RegExp(`\\b${f}\\b`).test(cpuinfo));
+  if (forced === "generic" || (avx512 && (!forced || forced === "avx512"))) {
+    const d = compare(i8, engineLogits(BONSAI, BONSAI_TOKENS, "cpu"), BONSAI_TOKENS.length);
+    assert.ok(d.rel > 1e-3, `int8x32 and int16 logits are the same (relative RMS ${d.rel.toExponential(3)}): the variable had no effect`);
+  }
+});
+
 test("untied output matrix: onebit, the reference and llama.cpp agree", async () => {
   assert.ok(existsSync(MKMODEL), `${MKMODEL} missing: run make`);
   const model = join(tmp, "tiny-untied.gguf");

@@ -30,7 +30,10 @@
  * and the tests compare against it.
  *
  * ONEBIT_CPU_ISA=generic|avx2|avx512|neon|wasm in the environment forces a kernel table (when it is
- * built in and this CPU runs it), for comparisons and tests.
+ * built in and this CPU runs it), for comparisons and tests. ONEBIT_CPU_Q1_ACT=int16|int8|int8x32
+ * picks the Q1_0 activation form (int8 = ONEBIT_CPU_Q1_PLANES=1; int8x32, one scale per 32
+ * columns, only where the table has quant32, else the default int16). One int16 token goes through
+ * the table's vpermb tables where it has them (vtab: AVX-512 VBMI), the same integer sums.
  */
 #include <math.h>
 #include <pthread.h>
@@ -56,6 +59,8 @@ typedef struct cpuk_state {
     const ck_isa *isa;
     int planes;                            /* Q1_0 activations: 2 = int16 (two int8 planes, the default),
                                               1 = int8 with ONEBIT_CPU_Q1_PLANES=1 (faster, ~2-3 % logits) */
+    int s32;                               /* 1: int8 with a scale per 32 columns (planes 1), where the
+                                              table has quant32: ONEBIT_CPU_Q1_ACT=int8x32 */
     tp_pool *pool;
     int nth;                               /* threads of the pool, caller included */
     pthread_mutex_t mu;                    /* one job at a time: contexts may share the model */
@@ -65,6 +70,7 @@ typedef struct cpuk_state {
     int8_t *xq, *xl;                       /* [CPUK_MAX_BATCH][max_cols] quantised activations */
     float *xa, *xc;                        /* [CPUK_MAX_BATCH][max_nb] */
     uint8_t *xlut;                         /* [CPUK_MAX_BATCH][max_cols * CK_LUT_PER_COL] if isa->lut */
+    uint8_t *xvt;                          /* [max_cols * CK_VT_PER_COL] if isa->vtab: one token's tables */
     float **attn_scratch;                  /* [nth][attn_floats]: scores, then keys and values */
     float **row_buf;                       /* [nth][max_cols]: a decoded row of another type */
     int8_t *qk_q;                          /* [CPUK_MAX_BATCH][max_cols]: activations for qk.h's kernels */
@@ -151,6 +157,10 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
     s->isa = cpuk_pick_isa();
     const char *pl = getenv("ONEBIT_CPU_Q1_PLANES");
     s->planes = pl && strcmp(pl, "1") == 0 ? 1 : 2;
+    const char *act = getenv("ONEBIT_CPU_Q1_ACT");
+    if (act && strcmp(act, "int8") == 0) s->planes = 1;
+    if (act && strcmp(act, "int16") == 0) s->planes = 2;
+    if (act && strcmp(act, "int8x32") == 0 && s->isa->quant32 && !s->isa->lut) s->planes = 1, s->s32 = 1;
     s->pool = tp_new(n_threads > 0 ? n_threads : 1);
     s->packed = calloc((size_t)(m->n_weights > 0 ? m->n_weights : 1), sizeof *s->packed);
     if (!s->pool || !s->packed) {
@@ -185,9 +195,13 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
     s->max_nb = s->max_cols / CK_BLK;
     s->xq = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
     s->xl = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
-    s->xa = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
+    s->xa = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * 4 * sizeof(float)); /* 4: int8 per 32 */
     s->xc = malloc((size_t)CPUK_MAX_BATCH * (size_t)s->max_nb * sizeof(float));
     if (s->isa->lut && !(s->xlut = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols * CK_LUT_PER_COL))) {
+        cpuk_free(s);
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    }
+    if (s->isa->vtab && !(s->xvt = aligned_alloc(64, (size_t)s->max_cols * CK_VT_PER_COL))) {
         cpuk_free(s);
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     }
@@ -222,6 +236,7 @@ static void cpuk_free(void *kstate) {
     free(s->xa);
     free(s->xc);
     free(s->xlut);
+    free(s->xvt);
     free(s->qk_q);
     free(s->qk_d);
     free(s->qk_s);
@@ -244,11 +259,18 @@ typedef struct cpuk_quant_job {
     int8_t *q, *ql;                        /* ql NULL: int8 */
     float *a, *c;
     uint8_t *lut;                          /* isa->lut's tables, NULL without */
+    int s32;                               /* int8 per 32 (isa->quant32; a is [n][4 nb]) */
 } cpuk_quant_job;
 
 static void cpuk_quant_run(void *arg, int begin, int end, int ith) {
     (void)ith;
     const cpuk_quant_job *j = arg;
+    if (j->s32) {
+        for (int t = begin; t < end; t++)
+            j->isa->quant32(j->x + (size_t)t * j->cols, j->cols, j->q + (size_t)t * j->cols, j->a + (size_t)t * j->nb * 4,
+                            j->c + (size_t)t * j->nb);
+        return;
+    }
     for (int t = begin; t < end; t++)
         j->isa->quant(j->x + (size_t)t * j->cols, j->cols, j->q + (size_t)t * j->cols,
                       j->ql ? j->ql + (size_t)t * j->cols : NULL, j->a + (size_t)t * j->nb, j->c + (size_t)t * j->nb);
@@ -375,9 +397,11 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
     int8_t *xl = s->planes == 2 ? s->xl : NULL;
     for (int t0 = 0; t0 < n; t0 += CPUK_MAX_BATCH) {
         const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
-        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut};
+        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut, s->s32};
         tp_for(s->pool, nt, 1, cpuk_quant_run, &qj);
-        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL}, nt, y + (size_t)t0 * pw->rows,
+        /* One token with int16 activations: the ISA's vpermb tables where it has them (cpu_kern.h). */
+        const uint8_t *vt = nt == 1 && xl && s->xvt && s->isa->vtab(s->xq, xl, pw->cols, s->xvt) ? s->xvt : NULL;
+        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL, s->s32, vt}, nt, y + (size_t)t0 * pw->rows,
                             (size_t)pw->rows};
         /* About 8 claims per thread (16 for one token, where a tile is quick and the last claim
          * decides how long the others wait): enough to even out threads slowed by other work. */

@@ -72,6 +72,35 @@ static void avx512_quant(const float *x, int cols, int8_t *q, int8_t *ql, float 
     }
 }
 
+/* int8 with one scale per 32 columns (cpu_kern.h): the same steps as ck_quant32_generic, bit for
+ * bit (the same amax, the same K / amax, conversions rounding to nearest even, c summed in the
+ * same order). */
+static void avx512_quant32(const float *x, int cols, int8_t *q, float *a, float *c) {
+    const __m512i kmax = _mm512_set1_epi32(127), kmin = _mm512_set1_epi32(-127);
+    for (int b = 0; b < cols / CK_BLK; b++) {
+        float ck[4];
+        for (int k = 0; k < 4; k++) {
+            const size_t o = (size_t)b * CK_BLK + 32 * (size_t)k;
+            const __m512 v0 = _mm512_loadu_ps(x + o), v1 = _mm512_loadu_ps(x + o + 16);
+            const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+            if (amax == 0.0f) {
+                memset(q + o, 0, 32);
+                a[4 * (size_t)b + k] = ck[k] = 0.0f;
+                continue;
+            }
+            const float sx = amax / CK_K8;
+            const __m512 inv = _mm512_set1_ps(CK_K8 / amax);
+            const __m512i q0 = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v0, inv)), kmax), kmin);
+            const __m512i q1 = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v1, inv)), kmax), kmin);
+            _mm_storeu_si128((__m128i *)(q + o), _mm512_cvtepi32_epi8(q0));
+            _mm_storeu_si128((__m128i *)(q + o + 16), _mm512_cvtepi32_epi8(q1));
+            a[4 * (size_t)b + k] = 2.0f * sx;
+            ck[k] = -sx * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        }
+        c[b] = ((ck[0] + ck[1]) + ck[2]) + ck[3];
+    }
+}
+
 /* ---- Q1_0 product ---------------------------------------------------------------------------- */
 
 AVX512_INLINE __m512i avx512_bcast4(const int8_t *p) {
@@ -135,6 +164,68 @@ AVX512_INLINE void avx512_tile(const uint8_t *tile, int nb, const ck_act *x, siz
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, km, acc[t]);
 }
+
+/* One tile times T tokens (T <= 8) with int8 activations scaled per 32 columns: as avx512_tile
+ * with one plane, but each block's 32 groups are summed in four runs of 8 (32 columns), each run's
+ * integer sum converted and scaled by its own a_k into a float per row before the next. */
+AVX512_INLINE void avx512_tile32(const uint8_t *tile, int nb, const ck_act *x, size_t t0, float *y, size_t ys,
+                                 __mmask16 km, const int T) {
+    const int U = T == 1 ? 4 : T == 2 ? 2 : 1;
+    const size_t xs = (size_t)x->cols, ns = (size_t)x->nb;
+    const int8_t *xq = x->q + t0 * xs;
+    const float *xa = x->a + t0 * ns * 4, *xc = x->c + t0 * ns;
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *tb = tile + (size_t)b * CK_TB_BYTES;
+        const uint64_t *m = (const uint64_t *)(const void *)(tb + 32);
+        const int8_t *xb = xq + (size_t)b * CK_BLK;
+        __m512 f[8];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) f[t] = _mm512_set1_ps(xc[t * ns + b]);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            __m512i s[8][4];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+                for (int u = 0; u < U; u++) s[t][u] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int g = 8 * k; g < 8 * k + 8; g++) {
+                const __m512i w = _mm512_maskz_mov_epi8(_cvtu64_mask64(m[g]), ones);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++)
+                    s[t][g % U] = _mm512_dpbusd_epi32(s[t][g % U], w, avx512_bcast4(xb + t * xs + 4 * g));
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                __m512i st = s[t][0];
+#pragma GCC unroll 4
+                for (int u = 1; u < U; u++) st = _mm512_add_epi32(st, s[t][u]);
+                f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(st), _mm512_set1_ps(xa[(t * ns + b) * 4 + k]), f[t]);
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)tb));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) acc[t] = _mm512_fmadd_ps(d, f[t], acc[t]);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ys, km, acc[t]);
+}
+
+#define AVX512_CASES32                                                                                  \
+    switch (n - t0 < 8 ? n - t0 : 8) {                                                                  \
+    case 1: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 1); break;                                 \
+    case 2: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 2); break;                                 \
+    case 3: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 3); break;                                 \
+    case 4: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 4); break;                                 \
+    case 5: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 5); break;                                 \
+    case 6: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 6); break;                                 \
+    case 7: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 7); break;                                 \
+    default: avx512_tile32(td, nb, x, (size_t)t0, yy, ys, km, 8); break;                                \
+    }
 
 #define AVX512_CASES(P)                                                                                 \
     switch (n - t0 < 8 ? n - t0 : 8) {                                                                  \
@@ -202,8 +293,153 @@ AVX512_INLINE void avx512_tile2_t1(const uint8_t *ta, const uint8_t *tb, int nb,
     _mm512_mask_storeu_ps(yb, kb, acc1);
 }
 
+/* ---- one token through vpermb tables (AVX-512 VBMI) ------------------------------------------ */
+
+static int avx512_vbmi(void) {
+    static int ok = -1;
+    if (ok < 0) {
+        __builtin_cpu_init();
+        ok = __builtin_cpu_supports("avx512vbmi") ? 1 : 0;
+    }
+    return ok;
+}
+
+/* The tables of cpu_kern.h (CK_VT_PER_COL): per group j of a 16-column chunk, the 16 subset sums
+ * as int32 lanes k, each one vpdpbusd of the constant bit pattern of k (bytes 0/1) with the
+ * group's 4 high bytes, another with its 4 low ones, v = 128 H + L; then the three bytes of v. */
+static int avx512_vtab(const int8_t *q, const int8_t *ql, int cols, uint8_t *tab) {
+    if (!avx512_vbmi()) return 0;
+    uint32_t pat[16];
+    for (int k = 0; k < 16; k++)
+        pat[k] = (uint32_t)(k & 1) | (uint32_t)(k >> 1 & 1) << 8 | (uint32_t)(k >> 2 & 1) << 16 | (uint32_t)(k >> 3 & 1) << 24;
+    const __m512i bits = _mm512_loadu_si512(pat), z = _mm512_setzero_si512();
+    for (int i = 0; i < cols / 16; i++) {
+        uint8_t *t = tab + (size_t)i * 192;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const size_t o = 16 * (size_t)i + 4 * (size_t)j;
+            const __m512i H = _mm512_dpbusd_epi32(z, bits, avx512_bcast4(q + o));
+            const __m512i L = _mm512_dpbusd_epi32(z, bits, avx512_bcast4(ql + o));
+            const __m512i v = _mm512_add_epi32(_mm512_slli_epi32(H, 7), L);
+            _mm_storeu_si128((__m128i *)(void *)(t + 16 * j), _mm512_cvtepi32_epi8(v));
+            _mm_storeu_si128((__m128i *)(void *)(t + 64 + 16 * j), _mm512_cvtepi32_epi8(_mm512_srai_epi32(v, 8)));
+            _mm_storeu_si128((__m128i *)(void *)(t + 128 + 16 * j), _mm512_cvtepi32_epi8(_mm512_srai_epi32(v, 16)));
+        }
+    }
+    return 1;
+}
+
+/* One token, tiles [tile0, tile1). Per 4 groups of a tile-block: the 32 mask bytes are routed (vpermb) so that
+ * qword q holds byte q of each of the 4 masks (rows 2q and 2q+1), vpmultishiftqb moves row r's
+ * nibble of group j to byte 4 r + j, a ternary-logic op keeps the nibble and sets bits 4-5 to j
+ * (the 16-entry part of the tables for group j), one vpermb per table looks up the 64 (row, group)
+ * sums, and one vpdpbusd per table adds each row's 4 into its int32 lane: 9 vector ops per 256
+ * weights where the two-plane kernel takes 8 vpdpbusd and 4 mask expansions. */
+__attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w, int tile0, int tile1, const ck_act *x,
+                                                                  float *y) {
+    const int nb = w->nb;
+    static const uint8_t routes[3][64] = {
+#define R8(q) 0 + q, 8 + q, 16 + q, 24 + q, 0 + q, 8 + q, 16 + q, 24 + q
+        {R8(0), R8(1), R8(2), R8(3), R8(4), R8(5), R8(6), R8(7)},
+#undef R8
+#define C8 0, 8, 16, 24, 4, 12, 20, 28
+        {C8, C8, C8, C8, C8, C8, C8, C8},
+#undef C8
+#define J8 0, 16, 32, 48, 0, 16, 32, 48
+        {J8, J8, J8, J8, J8, J8, J8, J8},
+#undef J8
+    };
+    const __m512i route = _mm512_loadu_si512(routes[0]), ctrl = _mm512_loadu_si512(routes[1]),
+                  jbits = _mm512_loadu_si512(routes[2]), nib = _mm512_set1_epi8(15), ones = _mm512_set1_epi8(1);
+    /* Two tiles a pass (two weight streams, both prefetched, sharing the table loads): in one
+     * interleaved kernel run from memory 96 against 64-68 G weights/s for one tile a pass (32768 x
+     * 8192, shared machine; the same in cache), and 2-5 % more tokens/s in the model (interleaved
+     * onebit bench, heavily loaded machine); the odd tile left over goes through the loop below. */
+    for (; tile0 + 1 < tile1; tile0 += 2) {
+        const uint8_t *ta = w->data + (size_t)tile0 * nb * CK_TB_BYTES, *tc = ta + (size_t)nb * CK_TB_BYTES;
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *t0 = ta + (size_t)b * CK_TB_BYTES, *t1 = tc + (size_t)b * CK_TB_BYTES, *tab = x->vt + (size_t)b * CK_BLK * CK_VT_PER_COL;
+            { /* as avx512_tile2_t1 */
+                const int bp = b + PFI;
+                const size_t off = (size_t)(bp < nb ? bp : nb + bp) * CK_TB_BYTES;
+                for (int o = 0; o < CK_TB_BYTES; o += 64) {
+                    _mm_prefetch((const char *)ta + off + o, _MM_HINT_T0);
+                    _mm_prefetch((const char *)tc + off + o, _MM_HINT_T0);
+                }
+            }
+            __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, r0 = s0, r1 = s0, r2 = s0;
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                const __m512i m = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(t0 + 32 + 32 * i)));
+                const __m512i m1 = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(t1 + 32 + 32 * i)));
+                __m512i idx = _mm512_multishift_epi64_epi8(ctrl, _mm512_permutexvar_epi8(route, m));
+                idx = _mm512_ternarylogic_epi32(idx, nib, jbits, 0xEA);
+                __m512i id1 = _mm512_multishift_epi64_epi8(ctrl, _mm512_permutexvar_epi8(route, m1));
+                id1 = _mm512_ternarylogic_epi32(id1, nib, jbits, 0xEA);
+                const uint8_t *t = tab + 192 * i;
+                const __m512i T0 = _mm512_loadu_si512(t), T1 = _mm512_loadu_si512(t + 64), T2 = _mm512_loadu_si512(t + 128);
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_permutexvar_epi8(idx, T0), ones);
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_permutexvar_epi8(idx, T1), ones);
+                s2 = _mm512_dpbusd_epi32(s2, ones, _mm512_permutexvar_epi8(idx, T2));
+                r0 = _mm512_dpbusd_epi32(r0, _mm512_permutexvar_epi8(id1, T0), ones);
+                r1 = _mm512_dpbusd_epi32(r1, _mm512_permutexvar_epi8(id1, T1), ones);
+                r2 = _mm512_dpbusd_epi32(r2, ones, _mm512_permutexvar_epi8(id1, T2));
+            }
+            const __m512i sa = _mm512_add_epi32(_mm512_add_epi32(s0, _mm512_slli_epi32(s1, 8)), _mm512_slli_epi32(s2, 16));
+            const __m512i sb = _mm512_add_epi32(_mm512_add_epi32(r0, _mm512_slli_epi32(r1, 8)), _mm512_slli_epi32(r2, 16));
+            const __m512 va = _mm512_set1_ps(x->a[b]), vc = _mm512_set1_ps(x->c[b]);
+            acc0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)t0)), _mm512_fmadd_ps(_mm512_cvtepi32_ps(sa), va, vc), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)t1)), _mm512_fmadd_ps(_mm512_cvtepi32_ps(sb), va, vc), acc1);
+        }
+        const int left = w->rows - (tile0 + 1) * CK_TILE;
+        _mm512_storeu_ps(y + (size_t)tile0 * CK_TILE, acc0);
+        _mm512_mask_storeu_ps(y + (size_t)(tile0 + 1) * CK_TILE, left >= CK_TILE ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1), acc1);
+    }
+    for (int tile = tile0; tile < tile1; tile++) {
+        const uint8_t *td = w->data + (size_t)tile * nb * CK_TB_BYTES;
+        __m512 acc = _mm512_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *tb = td + (size_t)b * CK_TB_BYTES, *tab = x->vt + (size_t)b * CK_BLK * CK_VT_PER_COL;
+            for (int o = 0; o < CK_TB_BYTES; o += 64) _mm_prefetch((const char *)tb + CK_PREFETCH_BYTES + o, _MM_HINT_T0);
+            __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0;
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                const __m512i m = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(tb + 32 + 32 * i)));
+                __m512i idx = _mm512_multishift_epi64_epi8(ctrl, _mm512_permutexvar_epi8(route, m));
+                idx = _mm512_ternarylogic_epi32(idx, nib, jbits, 0xEA); /* (idx & 15) | 16 j */
+                const uint8_t *t = tab + 192 * i;
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(t)), ones);
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(t + 64)), ones);
+                s2 = _mm512_dpbusd_epi32(s2, ones, _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(t + 128)));
+            }
+            const __m512i s = _mm512_add_epi32(_mm512_add_epi32(s0, _mm512_slli_epi32(s1, 8)), _mm512_slli_epi32(s2, 16));
+            const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)tb));
+            acc = _mm512_fmadd_ps(d, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(x->a[b]), _mm512_set1_ps(x->c[b])), acc);
+        }
+        const int left = w->rows - tile * CK_TILE;
+        _mm512_mask_storeu_ps(y + (size_t)tile * CK_TILE, left >= CK_TILE ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1), acc);
+    }
+}
+
 static void avx512_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
     const int nb = w->nb;
+    if (n == 1 && x->vt && !x->s32) {
+        avx512_gemv_vt(w, tile0, tile1, x, y);
+        return;
+    }
+    if (x->s32) { /* int8 per 32: one tile at a time, one token included (one weight stream) */
+        for (int tile = tile0; tile < tile1; tile++) {
+            const uint8_t *td = w->data + (size_t)tile * nb * CK_TB_BYTES;
+            const int left = w->rows - tile * CK_TILE;
+            const __mmask16 km = left >= CK_TILE ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            for (int t0 = 0; t0 < n; t0 += 8) {
+                float *yy = y + (size_t)tile * CK_TILE + (size_t)t0 * ys;
+                AVX512_CASES32
+            }
+        }
+        return;
+    }
     if (n == 1) /* pairs of tiles; an odd one left over goes through the general path */
         for (; tile0 + 1 < tile1; tile0 += 2) {
             const uint8_t *td = w->data + (size_t)tile0 * nb * CK_TB_BYTES;
@@ -555,6 +791,8 @@ const ck_isa ck_isa_avx512 = {
     .compiled = 1,
     .supported = avx512_supported,
     .quant = avx512_quant,
+    .quant32 = avx512_quant32,
+    .vtab = avx512_vtab,
     .gemm = avx512_gemm,
     .attn = avx512_attn,
     .attn_multi = avx512_attn_multi,

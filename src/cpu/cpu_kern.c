@@ -96,6 +96,17 @@ void ck_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a,
     ck_quant_blocks(x, cols, CK_BLK, 2.0f, q, ql, a, c);
 }
 
+void ck_quant32_generic(const float *x, int cols, int8_t *q, float *a, float *c) {
+    for (int b = 0; b < cols / CK_BLK; b++) {
+        float ck[4];
+        for (int k = 0; k < 4; k++) {
+            const size_t o = (size_t)b * CK_BLK + 32 * (size_t)k;
+            ck_quant_blocks(x + o, 32, 32, 2.0f, q + o, NULL, a + 4 * (size_t)b + k, &ck[k]);
+        }
+        c[b] = ((ck[0] + ck[1]) + ck[2]) + ck[3];
+    }
+}
+
 const uint8_t *ck_drop_pages(const uint8_t *from, const uint8_t *to) {
 #if defined(MADV_DONTNEED) && (defined(__unix__) || defined(__APPLE__))
     const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -136,7 +147,7 @@ void ck_gemm_generic(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int 
                 uint64_t m[CK_TB_MASKS];
                 memcpy(dh, tb, sizeof dh);
                 memcpy(m, tb + sizeof dh, sizeof m);
-                int32_t s[CK_TILE] = {0};
+                int32_t s[CK_TILE] = {0}, s4[4][CK_TILE] = {{0}};
                 for (int g = 0; g < CK_TB_MASKS; g++) {
                     /* All 16 subset sums of the group's 4 activations: one lookup per row. */
                     const size_t o = (size_t)b * CK_BLK + 4 * g;
@@ -145,8 +156,20 @@ void ck_gemm_generic(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int 
                     for (int k = 0; k < 16; k++)
                         lut[k] = (k & 1 ? Q[0] : 0) + (k & 2 ? Q[1] : 0) + (k & 4 ? Q[2] : 0) + (k & 8 ? Q[3] : 0);
                     for (int r = 0; r < CK_TILE; r++) s[r] += lut[(m[g] >> (4 * r)) & 15];
+                    if (x->s32 && g % 8 == 7) /* the end of a sub-block of 32 columns */
+                        for (int r = 0; r < CK_TILE; r++) s4[g / 8][r] = s[r], s[r] = 0;
                 }
-                const float ab = x->a[(size_t)t * x->nb + b], cb = x->c[(size_t)t * x->nb + b];
+                const float cb = x->c[(size_t)t * x->nb + b];
+                if (x->s32) {
+                    const float *ak = x->a + ((size_t)t * x->nb + b) * 4;
+                    for (int r = 0; r < CK_TILE; r++) {
+                        float f = cb;
+                        for (int k = 0; k < 4; k++) f += (float)s4[k][r] * ak[k];
+                        acc[r] += ob_fp16_to_f32(dh[r]) * f;
+                    }
+                    continue;
+                }
+                const float ab = x->a[(size_t)t * x->nb + b];
                 for (int r = 0; r < CK_TILE; r++) acc[r] += ob_fp16_to_f32(dh[r]) * ((float)s[r] * ab + cb);
             }
             for (int r = 0; r < r_end; r++) y[(size_t)t * ystride + (size_t)tile * CK_TILE + r] = acc[r];
@@ -207,6 +230,7 @@ const ck_isa ck_isa_generic = {
     .compiled = 1,
     .supported = ck_generic_supported,
     .quant = ck_quant_generic,
+    .quant32 = ck_quant32_generic,
     .gemm = ck_gemm_generic,
     .attn = ck_attn_generic,
 };

@@ -24,6 +24,12 @@
  * relative error of about 0.65% per product on Gaussian-like input, which compounds to a few
  * percent over a model's layers; int16 (twice the integer work) brings it to ~0.005%, so the
  * backend uses two planes (see backend_cpu.c and tests/unit/test_kernels.c).
+ *
+ * A third form, int8 per 32 (llama.cpp's own granularity, its q8_0 activations): one int8 plane
+ * (K = 127) with a scale sx_k per 32 columns, k = 0..3 in a block of 128. Per block the four
+ * partial sums S_k (8 groups of 4 columns each) are scaled separately:
+ * dot = d * (sum_k a_k S_k + c), a_k = 2 sx_k, c = -sum_k sx_k sum(Q over sub-block k), so a is
+ * [n][4 nb] and c stays [n][nb] (ck_act.s32 = 1; ck_isa.quant32 fills them).
  */
 #ifndef OB_CPU_KERN_H
 #define OB_CPU_KERN_H
@@ -56,7 +62,20 @@ typedef struct ck_act {
     /* Tables of the ISA's lut hook, when it has one (else NULL): [n][lut_stride] bytes. */
     const uint8_t *lut;
     size_t lut_stride;
+    /* 1: int8 per 32 (ql NULL, a is [n][4 nb]: one a_k per 32 columns; c is [n][nb]); only for the
+     * tables with quant32. 0: a per 128 columns as above. */
+    int s32;
+    /* One token's vpermb tables (ck_isa.vtab), or NULL: the one-token product then uses them. */
+    const uint8_t *vt;
 } ck_act;
+
+/* vpermb tables (ck_isa.vtab; AVX-512 VBMI): per token and 16 columns (groups g .. g+3), three
+ * 64-byte tables lo, mid, hi; entry 16 j + k holds the bytes of v = the sum of Q (int16: 128 h + l)
+ * over the bits c of k in group g + j, v = lo + 256 mid + 65536 hi (lo, mid unsigned, hi signed:
+ * |v| <= 4 * 16256 < 2^16), so that a byte permute indexed by (row's nibble, j) looks up 64 (row,
+ * group) sums at once and byte dot products with 1 add them up exactly: the same integer sums as
+ * the two planes. CK_VT_PER_COL bytes per column. */
+#define CK_VT_PER_COL 12
 
 /* Lookup tables (ck_isa.lut; AVX2 and NEON): per token and group g of 4 columns, the 16 sums
  * T[k] = sum of Q[4g + c] over the bits c of k (what a row's 4 sign bits of the group select),
@@ -82,6 +101,13 @@ typedef struct ck_isa {
      * planes (ql NULL: int8), cols * CK_LUT_PER_COL bytes at lut; gemm then reads only x->lut
      * (and a, c), which the caller must fill for every token. */
     void (*lut)(const int8_t *q, const int8_t *ql, int cols, uint8_t *lut);
+    /* Optional (NULL: gemm has no int8-per-32 form): quantises one token as int8 with one scale per
+     * 32 columns: x[cols] -> q[cols], a[4 nb] (2 sx_k), c[nb] (cpu_kern.h's top comment). */
+    void (*quant32)(const float *x, int cols, int8_t *q, float *a, float *c);
+    /* Optional (NULL: none): builds one token's vpermb tables from its int16 planes (cols *
+     * CK_VT_PER_COL bytes at tab) and returns 1, or returns 0 without writing when this CPU cannot
+     * run the kernel that reads them; gemm with n = 1 and x->vt set reads x->vt instead of q, ql. */
+    int (*vtab)(const int8_t *q, const int8_t *ql, int cols, uint8_t *tab);
     /* y[t][r] = W[r] . x[t] for rows r of tiles [tile0, tile1) and tokens t < n; y rows have stride
      * ystride. Rows >= w->rows are not written. */
     void (*gemm)(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ystride);
@@ -129,6 +155,7 @@ void ck_q1_repack(const uint8_t *src, size_t row_bytes, int rows, int cols, uint
 
 /* Portable versions (also the reference for the SIMD ones in the tests). */
 void ck_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
+void ck_quant32_generic(const float *x, int cols, int8_t *q, float *a, float *c);
 /* The same quantisation with blocks of blk columns (cols a multiple) and a = a_mul * sx: Q1_0 uses
  * 128 and 2 (its dot is d (2 S - sum Q) sx), the ternary kernels 64 and 1 (tern.h). */
 void ck_quant_blocks(const float *x, int cols, int blk, float a_mul, int8_t *q, int8_t *ql, float *a, float *c);

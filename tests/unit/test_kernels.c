@@ -94,7 +94,8 @@ static ob_weight make_q1(int rows, int cols) {
 }
 
 /* x[n][cols]: exact = 1 gives values q * 2^-k with |q| <= 127 and one |q| = 127 per block, which
- * int8 quantisation represents exactly; exact = 0 gives Gaussian values (some blocks all zero). */
+ * int8 quantisation represents exactly; exact = 2 the same with one |q| = 127 in each 32 columns
+ * (exact for int8 per 32 too); exact = 0 gives Gaussian values (some blocks all zero). */
 static void make_x(float *x, int n, int cols, int exact) {
     for (int t = 0; t < n; t++)
         for (int b = 0; b < cols / 128; b++) {
@@ -102,7 +103,8 @@ static void make_x(float *x, int n, int cols, int exact) {
             if (exact) {
                 float u = ldexpf(1.0f, -(int)(rng_u64() % 7));
                 for (int j = 0; j < 128; j++) xb[j] = (float)((int)(rng_u64() % 255) - 127) * u;
-                xb[rng_u64() % 128] = (rng_u64() & 1 ? 127.0f : -127.0f) * u;
+                for (int k = 0; k < (exact == 2 ? 4 : 1); k++)
+                    xb[(exact == 2 ? 32 * k : 0) + rng_u64() % (exact == 2 ? 32 : 128)] = (rng_u64() & 1 ? 127.0f : -127.0f) * u;
             } else if (rng_u64() % 23 == 0) {
                 memset(xb, 0, 128 * sizeof *xb);
             } else {
@@ -135,6 +137,16 @@ static void test_quant(const ck_isa *isa) {
             int range_ok = 1;
             for (int j = 0; j < cols && two; j++) range_ok &= q1[j] >= -127 && l1[j] >= -64 && l1[j] <= 63;
             CHECK(range_ok, "%s quant cols=%d: planes out of range", isa->name, cols);
+            if (isa->quant32 && !two) { /* int8 per 32: the same integers and scales as the portable one */
+                float *a4 = xalloc((size_t)nb * 16), *a5 = xalloc((size_t)nb * 16);
+                if (rep % 4 == 3) memset(x + 32, 0, 32 * sizeof *x); /* an all-zero sub-block */
+                ck_quant32_generic(x, cols, q0, a4, c0);
+                isa->quant32(x, cols, q1, a5, c1);
+                CHECK(memcmp(q0, q1, (size_t)cols) == 0, "%s quant32 cols=%d rep=%d: integer values differ", isa->name, cols, rep);
+                CHECK(memcmp(a4, a5, (size_t)nb * 16) == 0 && memcmp(c0, c1, (size_t)nb * 4) == 0,
+                      "%s quant32 cols=%d rep=%d: scales differ", isa->name, cols, rep);
+                free(a4); free(a5);
+            }
         }
         free(x); free(q0); free(q1); free(l0); free(l1); free(a0); free(a1); free(c0); free(c1);
     }
@@ -144,8 +156,10 @@ static void test_quant(const ck_isa *isa) {
 
 typedef struct err_stats { double se, sy; } err_stats;
 
+/* planes: 1 int8, 2 int16 (two planes), 3 int8 with a scale per 32 columns (ck_act.s32). */
 static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exact, int planes, err_stats *es) {
-    const int nb = cols / 128;
+    const int nb = cols / 128, s32 = planes == 3, na = s32 ? 4 * nb : nb; /* a per token */
+    if (s32 && !isa->quant32) return;
     ob_weight w = make_q1(rows, cols);
     size_t pbytes = ck_q1_packed_size(rows, cols);
     uint8_t *packed = xalloc(pbytes);
@@ -153,11 +167,12 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
     ck_q1_repack(w.data, w.row_bytes, rows, cols, packed, 0, pw.n_tiles);
 
     float *x = xalloc((size_t)n * cols * 4);
-    make_x(x, n, cols, exact);
+    make_x(x, n, cols, exact && s32 ? 2 : exact);
     int8_t *q = xalloc((size_t)n * cols), *ql = planes == 2 ? xalloc((size_t)n * cols) : NULL;
-    float *a = xalloc((size_t)n * nb * 4), *c = xalloc((size_t)n * nb * 4);
+    float *a = xalloc((size_t)n * na * 4), *c = xalloc((size_t)n * nb * 4);
     for (int t = 0; t < n; t++)
-        isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, ql ? ql + (size_t)t * cols : NULL, a + (size_t)t * nb,
+        if (s32) isa->quant32(x + (size_t)t * cols, cols, q + (size_t)t * cols, a + (size_t)t * na, c + (size_t)t * nb);
+        else isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, ql ? ql + (size_t)t * cols : NULL, a + (size_t)t * nb,
                    c + (size_t)t * nb);
     uint8_t *lut = isa->lut ? xalloc((size_t)n * cols * CK_LUT_PER_COL) : NULL;
     for (int t = 0; lut && t < n; t++)
@@ -173,7 +188,7 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
               planes, bad, n);
         free(lg);
     }
-    ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL};
+    ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL, s32, NULL};
 
     /* Output rows padded by 3 floats that must stay untouched (tail tiles are masked). */
     const size_t ys = (size_t)rows + 3;
@@ -195,15 +210,19 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
             for (int b = 0; b < nb; b++) {
                 uint16_t dh;
                 memcpy(&dh, row + (size_t)b * 18, 2);
-                double d = fabs(ob_fp16_to_f32(dh)), sx = a[(size_t)t * nb + b] / 2, sq = 0, sxa = 0;
-                for (int j = 0; j < 128; j++) {
-                    const size_t o = (size_t)t * cols + b * 128 + j;
-                    sq += abs(ql ? 128 * q[o] + ql[o] : q[o]);
-                    sxa += fabs(x[(size_t)t * cols + b * 128 + j]);
+                const double d = fabs(ob_fp16_to_f32(dh));
+                for (int k = 0; k < (s32 ? 4 : 1); k++) { /* per scale: 128 columns, or 32 */
+                    const int len = s32 ? 32 : 128, j0 = k * len;
+                    double sx = a[(size_t)t * na + (s32 ? 4 * b + k : b)] / 2, sq = 0, sxa = 0;
+                    for (int j = j0; j < j0 + len; j++) {
+                        const size_t o = (size_t)t * cols + b * 128 + j;
+                        sq += abs(ql ? 128 * q[o] + ql[o] : q[o]);
+                        sxa += fabs(x[(size_t)t * cols + b * 128 + j]);
+                    }
+                    abs_q += d * sx * sq;
+                    abs_x += d * sxa;
+                    bound += d * 0.5 * len * sx;
                 }
-                abs_q += d * sx * sq;
-                abs_x += d * sxa;
-                bound += d * 64.0 * sx;
             }
             const double v = y[(size_t)t * ys + r], vg = yg[(size_t)t * ys + r], vr = yr[(size_t)t * rows + r];
             double eg = fabs(v - vg) / (abs_q + 1e-30), er;
@@ -222,25 +241,56 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
     CHECK(bad_ref == 0, "%s gemm rows=%d cols=%d n=%d planes=%d exact=%d: %d outputs off the reference (worst %.3g of tolerance)",
           isa->name, rows, cols, n, planes, exact, bad_ref, worst_ref);
     CHECK(bad_pad == 0, "%s gemm rows=%d: wrote %d values past the last row", isa->name, rows, bad_pad);
+    /* One token through the ISA's vpermb tables (int16): the same integer sums and float steps as
+     * its plain kernel, so the same outputs bit for bit, and nothing past the last row. */
+    uint8_t *vt = planes == 2 && n == 1 && isa->vtab ? xalloc((size_t)cols * CK_VT_PER_COL) : NULL;
+    if (vt && isa->vtab(q, ql, cols, vt)) {
+        float *yv = xalloc(ys * 4);
+        for (size_t i = 0; i < ys; i++) yv[i] = 12345.0f;
+        act.vt = vt;
+        isa->gemm(&pw, 0, split, &act, 1, yv, ys);
+        isa->gemm(&pw, split, pw.n_tiles, &act, 1, yv, ys);
+        CHECK(memcmp(yv, y, ys * 4) == 0, "%s gemm with vpermb tables rows=%d cols=%d exact=%d: differs from the plain kernel",
+              isa->name, rows, cols, exact);
+        free(yv);
+    }
+    free(vt);
     free((void *)w.data); free(packed); free(x); free(q); free(ql); free(lut); free(a); free(c); free(y); free(yg); free(yr);
 }
 
 static void test_gemm(const ck_isa *isa) {
     static const int shapes[][2] = {{16, 128}, {1, 128}, {15, 256}, {17, 256}, {40, 6144}, {100, 256}, {33, 128}};
     static const int ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 33};
-    err_stats es[3] = {{0, 0}, {0, 0}, {0, 0}};
-    for (int planes = 1; planes <= 2; planes++)
+    /* int8 per 32 (its own kernel): every token count from 1 to 17 (the 8-token blocks and every
+     * remainder), then 33 */
+    static const int ns32[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 33};
+    err_stats es[4] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
+    /* int8 per 32 on its own random draws: the later tests keep the inputs they were tuned on. */
+    unsigned long long saved = 0;
+    int restore = 0;
+    for (int planes = 1; planes <= 3; planes++) {
+        const int *nsp = planes == 3 ? ns32 : ns;
+        const size_t nn = planes == 3 ? sizeof ns32 / sizeof *ns32 : sizeof ns / sizeof *ns;
+        if (planes == 3 && !isa->quant32) break;
+        if (planes == 3) saved = rng_state, restore = 1;
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-            for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
-                if (shapes[s][1] == 6144 && ns[k] > 9) continue; /* keep the run short */
-                test_gemm_case(isa, shapes[s][0], shapes[s][1], ns[k], 1, planes, &(err_stats){0, 0});
-                test_gemm_case(isa, shapes[s][0], shapes[s][1], ns[k], 0, planes, &es[planes]);
+            for (size_t k = 0; k < nn; k++) {
+                if (shapes[s][1] == 6144 && nsp[k] > 9) continue; /* keep the run short */
+                test_gemm_case(isa, shapes[s][0], shapes[s][1], nsp[k], 1, planes, &(err_stats){0, 0});
+                test_gemm_case(isa, shapes[s][0], shapes[s][1], nsp[k], 0, planes, &es[planes]);
             }
+    }
+    if (restore) rng_state = saved;
     double r8 = sqrt(es[1].se / es[1].sy), r16 = sqrt(es[2].se / es[2].sy);
     printf("%s: Q1_0 product vs reference, Gaussian input: relative RMS error %.4f%% (int8), %.6f%% (int16)\n",
            isa->name, 100 * r8, 100 * r16);
     CHECK(r8 < 0.01, "%s gemm int8: relative RMS error %.4f over 1%%", isa->name, r8);
     CHECK(r16 < 1e-4, "%s gemm int16: relative RMS error %.6f over 0.01%%", isa->name, r16);
+    if (isa->quant32) { /* ~step/sqrt(12) of the 32-column scales: below the per-128 int8 figure */
+        const double r32 = sqrt(es[3].se / es[3].sy);
+        printf("%s: Q1_0 product vs reference, Gaussian input: relative RMS error %.4f%% (int8 per 32)\n", isa->name, 100 * r32);
+        CHECK(r32 < r8 && r32 > 1e-4, "%s gemm int8 per 32: relative RMS error %.4f (int8 per 128: %.4f)", isa->name, r32, r8);
+    }
 }
 
 /* ---- attention ------------------------------------------------------------------------------- */
