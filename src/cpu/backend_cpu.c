@@ -64,7 +64,8 @@ typedef struct cpuk_state {
     tp_pool *pool;
     int nth;                               /* threads of the pool, caller included */
     pthread_mutex_t mu;                    /* one job at a time: contexts may share the model */
-    ck_q1 *packed;                         /* [n_weights]; data NULL where not repacked */
+    ck_q1 *packed;                         /* [n_weights]; data NULL where not repacked, else in arena */
+    uint8_t *arena;                        /* every repacked Q1_0 matrix (ck_arena_alloc) */
     int n_weights;
     int max_cols, max_nb;
     int8_t *xq, *xl;                       /* [CPUK_MAX_BATCH][max_cols] quantised activations */
@@ -118,14 +119,14 @@ static void cpuk_repack_run(void *arg, int begin, int end, int ith) {
     ck_q1_repack(j->w->data, j->w->row_bytes, j->w->rows, j->w->cols, j->dst, j->tile0 + begin, j->tile0 + end);
 }
 
-static ob_status cpuk_repack_weight(cpuk_state *s, const struct ob_model *m, const ob_weight *w, ck_q1 *out) {
-    size_t bytes = ck_q1_packed_size(w->rows, w->cols);
-    if (!bytes) return ob_fail(OB_ERR_FORMAT, "Q1_0 matrix of %d x %d cannot be repacked", w->rows, w->cols);
-    uint8_t *dst = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    if (!dst) return ob_fail(OB_ERR_NOMEM, "out of memory repacking weights");
-#if defined(MADV_HUGEPAGE)
-    madvise(dst, bytes, MADV_HUGEPAGE); /* fewer TLB misses while streaming; a hint only */
-#endif
+/* Whether w is repacked: Q1_0, except the token embedding of an untied model (only looked up by
+ * row, never multiplied). */
+static int cpuk_repacked(const struct ob_model *m, const ob_weight *w) {
+    return w->type == GGML_Q1_0 && !(w == m->tok_embd && w != m->output);
+}
+
+/* Repacks w into dst (ck_q1_packed_size bytes, in the arena) and describes it in out. */
+static void cpuk_repack_weight(cpuk_state *s, const struct ob_model *m, const ob_weight *w, uint8_t *dst, ck_q1 *out) {
     const int n_tiles = (w->rows + CK_TILE - 1) / CK_TILE;
     const size_t tile_src = (size_t)CK_TILE * w->row_bytes;
     int step = (int)(CPUK_SLAB_BYTES / tile_src);
@@ -145,7 +146,6 @@ static ob_status cpuk_repack_weight(cpuk_state *s, const struct ob_model *m, con
     out->cols = w->cols;
     out->nb = w->cols / CK_BLK;
     out->n_tiles = n_tiles;
-    return OB_OK;
 }
 
 static void cpuk_free(void *kstate);
@@ -170,6 +170,7 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
     s->nth = tp_threads(s->pool);
     s->n_weights = m->n_weights;
     s->max_cols = CK_BLK;
+    size_t arena_bytes = 0;
     for (int i = 0; i < m->n_weights; i++) {
         const ob_weight *w = &m->weights[i];
         if (!w->data) {
@@ -177,13 +178,29 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
             return ob_fail(OB_ERR_UNSUPPORTED, "the cpu backend needs the whole model file in memory");
         }
         if (w->cols > s->max_cols) s->max_cols = w->cols;
-        /* The token embedding of an untied model is only looked up by row, never multiplied. */
-        if (w->type != GGML_Q1_0 || (w == m->tok_embd && w != m->output)) continue;
-        ob_status st = cpuk_repack_weight(s, m, w, &s->packed[i]);
-        if (st) {
+        if (!cpuk_repacked(m, w)) continue;
+        const size_t bytes = ck_q1_packed_size(w->rows, w->cols), piece = ck_arena_piece(bytes);
+        if (!bytes) {
             cpuk_free(s);
-            return st;
+            return ob_fail(OB_ERR_FORMAT, "Q1_0 matrix of %d x %d cannot be repacked", w->rows, w->cols);
         }
+        if (!piece || arena_bytes > SIZE_MAX - piece) {
+            cpuk_free(s);
+            return ob_fail(OB_ERR_NOMEM, "out of memory repacking weights");
+        }
+        arena_bytes += piece;
+    }
+    /* Every repacked Q1_0 matrix in one huge-page block (ck_arena_alloc says why). */
+    if (arena_bytes && !(s->arena = ck_arena_alloc(arena_bytes))) {
+        cpuk_free(s);
+        return ob_fail(OB_ERR_NOMEM, "out of memory repacking weights");
+    }
+    size_t off = 0;
+    for (int i = 0; i < m->n_weights; i++) {
+        const ob_weight *w = &m->weights[i];
+        if (!cpuk_repacked(m, w)) continue;
+        cpuk_repack_weight(s, m, w, s->arena + off, &s->packed[i]);
+        off += ck_arena_piece(ck_q1_packed_size(w->rows, w->cols));
     }
     ob_status tst = tk_init(&s->tern, s->isa->name, m, s->pool);
     if (!tst) tst = qk_pack_init(&s->qkp, s->isa->name, m, s->pool);
@@ -229,7 +246,7 @@ static void cpuk_free(void *kstate) {
     tk_free(s->tern);
     qk_pack_free(s->qkp);
     tp_free(s->pool);
-    for (int i = 0; s->packed && i < s->n_weights; i++) free((void *)s->packed[i].data);
+    free(s->arena);
     free(s->packed);
     free(s->xq);
     free(s->xl);

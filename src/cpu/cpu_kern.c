@@ -14,6 +14,8 @@
 #include "cpu_kern.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "quant.h"
@@ -118,6 +120,20 @@ const uint8_t *ck_drop_pages(const uint8_t *from, const uint8_t *to) {
     return from;
 #endif
 }
+
+#define CK_ARENA_ALIGN ((size_t)2 << 20)
+
+uint8_t *ck_arena_alloc(size_t bytes) {
+    const size_t size = (bytes + CK_ARENA_ALIGN - 1) & ~(CK_ARENA_ALIGN - 1);
+    if (!bytes || size < bytes) return NULL;
+    uint8_t *p = aligned_alloc(CK_ARENA_ALIGN, size);
+#if defined(MADV_HUGEPAGE)
+    if (p) madvise(p, size, MADV_HUGEPAGE); /* a hint only */
+#endif
+    return p;
+}
+
+size_t ck_arena_piece(size_t n) { return n > SIZE_MAX - 63 ? 0 : (n + 63) & ~(size_t)63; }
 
 void ck_lut_generic(const int8_t *q, const int8_t *ql, int cols, uint8_t *lut) {
     for (int g = 0; g < cols / 4; g++) {

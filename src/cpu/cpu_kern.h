@@ -163,6 +163,14 @@ void ck_quant_blocks(const float *x, int cols, int blk, float a_mul, int8_t *q, 
  * once their bytes are repacked; returns where the next call should start. No-op where there is no
  * madvise. */
 const uint8_t *ck_drop_pages(const uint8_t *from, const uint8_t *to);
+/* Memory for repacked matrices, carved by the caller into 64-byte-aligned pieces: one block
+ * aligned to 2 MiB (size rounded up to it) with MADV_HUGEPAGE, so that the weights stream through
+ * huge pages. madvise needs a page-aligned start, which per-matrix 64-byte-aligned blocks lack (the
+ * hint failed and the weights stayed on 4 KiB pages: one core streamed them ~25 % slower). NULL
+ * when out of memory or when bytes overflows; free with free(). */
+uint8_t *ck_arena_alloc(size_t bytes);
+/* Bytes a piece of n bytes takes in such a block (n rounded up to 64), 0 on overflow. */
+size_t ck_arena_piece(size_t n);
 void ck_lut_generic(const int8_t *q, const int8_t *ql, int cols, uint8_t *lut);
 void ck_gemm_generic(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ystride);
 void ck_attn_generic(const float *q, const float *k, const float *v, size_t stride, int npos, int hd,

@@ -225,22 +225,6 @@ static void tk_repack_weight(tk_state *s, const ob_model *m, const ob_weight *w,
     out->gs = tk_group_blocks(w->type);
 }
 
-/* The repacked matrices live in one allocation aligned to a huge page, so that the kernel's
- * MADV_HUGEPAGE takes (madvise needs a page-aligned start: on the 64-byte-aligned blocks of a
- * per-matrix aligned_alloc it failed, and the weights were streamed through 4 KiB pages, one TLB
- * miss and one hardware-prefetcher restart every 4 KiB). */
-#define TK_ARENA_ALIGN ((size_t)2 << 20)
-
-static uint8_t *tk_arena_alloc(size_t bytes) {
-    const size_t size = (bytes + TK_ARENA_ALIGN - 1) & ~(TK_ARENA_ALIGN - 1);
-    if (size < bytes) return NULL;
-    uint8_t *p = aligned_alloc(TK_ARENA_ALIGN, size);
-#if defined(MADV_HUGEPAGE)
-    if (p) madvise(p, size, MADV_HUGEPAGE); /* a hint only */
-#endif
-    return p;
-}
-
 /* Bytes of w's repacked form, 0 when it stays as it is: not of these types, not a shape of these
  * kernels (the backend's row path), or an embedding that is only looked up (untied). */
 static size_t tk_repacked_bytes(const ob_model *m, const ob_weight *w) {
@@ -287,7 +271,7 @@ ob_status tk_init(tk_state **out, const char *isa_name, const ob_model *m, tp_po
         }
         total += (bytes + 63) & ~(size_t)63;
     }
-    if (total && !(s->arena = tk_arena_alloc(total))) {
+    if (total && !(s->arena = ck_arena_alloc(total))) {
         tk_free(s);
         return ob_fail(OB_ERR_NOMEM, "out of memory repacking weights");
     }
