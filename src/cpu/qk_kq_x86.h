@@ -9,7 +9,8 @@
  * int32 super-block sum. Every loop is unrolled so that the codes and the sums stay in registers
  * (8 codes + 8 sums + 8 float accumulators + scales: 27 of the 32 zmm). Minimums (Q4_K) and the
  * offset 32 (Q6_K) come once a super-block from the token's sums per 16 (vpdpwssd). With fewer than
- * 4 tokens the sub-block dot is split in two chains (latency). Software prefetching was tried for
+ * 4 tokens the sub-block dot is split in two chains (latency). One token takes kq1_q4k / kq1_q6k
+ * instead: one row group on 256-bit vectors, the dots in 4 chains of 2. Software prefetching was tried for
  * one token and lost to the hardware prefetcher, which needs the group-block read in ascending
  * order (hence Q6_K's layout: each 256 bytes of top bits before the two sub-block pairs using them).
  */

@@ -76,8 +76,9 @@ QK_XI int32_t qk_ld32(const int8_t *p) {
     return v;
 }
 
-/* Generation (one or two tokens) streams the weights from memory: prefetched QK_LEG_PF blocks ahead
- * (8192 x 8192 Q4_0, one token, 1 thread of a shared Zen 4: ~30 -> ~45 G weights/s). */
+/* Two tokens (qk_leg_tile16 with nt = 2) stream the weights from memory: prefetched QK_LEG_PF blocks
+ * ahead (measured when one token took this path too: 8192 x 8192 Q4_0, 1 thread of a shared Zen 4,
+ * ~30 -> ~45 G weights/s). One token takes qk_leg_tok1 (AVX-512) without a software prefetch. */
 #ifndef QK_LEG_PF
 #define QK_LEG_PF 16
 #endif
