@@ -9,8 +9,7 @@
  * int32 super-block sum. Every loop is unrolled so that the codes and the sums stay in registers
  * (8 codes + 8 sums + 8 float accumulators + scales: 27 of the 32 zmm). Minimums (Q4_K) and the
  * offset 32 (Q6_K) come once a super-block from the token's sums per 16 (vpdpwssd). With fewer than
- * 4 tokens the sub-block dot is split in two chains (latency). One token takes kq1_q4k / kq1_q6k
- * instead: one row group on 256-bit vectors, the dots in 4 chains of 2. Software prefetching was tried for
+ * 4 tokens the sub-block dot is split in two chains (latency). Software prefetching was tried for
  * one token and lost to the hardware prefetcher, which needs the group-block read in ascending
  * order (hence Q6_K's layout: each 256 bytes of top bits before the two sub-block pairs using them).
  */
@@ -160,93 +159,6 @@ QK_XI void kq_tile_q6k(const uint8_t *p0, const uint8_t *p1, int nb, const qk_pt
     }
 }
 
-/* ---- one token: one row group (lane r: row r) on 256-bit vectors ----------------------------------
- * The 16-lane tiles above take a lone group twice (one ascending stream), which doubles the work of a
- * token; these do each group-block's work once, with the same arithmetic on 8 lanes. */
-
-/* The 4 bytes at p in every 32-bit lane of a ymm. */
-QK_XI __m256i kq_bc8(const void *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
-
-/* 8 bytes at p (one per row) as 8 int32, zero- (sx 0) or sign-extended. */
-QK_XI __m256i kq_ld8u(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
-QK_XI __m256i kq_ld8s(const uint8_t *p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
-
-/* Dots of chunks 0..3 (*a) and 4..7 (*b) of a sub-block with a token's 32 codes at xq, as two chains
- * of 2 vpdpbusd each, summed. */
-QK_XI void kq1_dot44(const __m256i *u, const int8_t *xq, __m256i *a, __m256i *b) {
-    const __m256i z = _mm256_setzero_si256();
-    const __m256i a0 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, u[0], kq_bc8(xq)), u[2], kq_bc8(xq + 8));
-    const __m256i a1 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, u[1], kq_bc8(xq + 4)), u[3], kq_bc8(xq + 12));
-    const __m256i b0 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, u[4], kq_bc8(xq + 16)), u[6], kq_bc8(xq + 24));
-    const __m256i b1 = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(z, u[5], kq_bc8(xq + 20)), u[7], kq_bc8(xq + 28));
-    *a = _mm256_add_epi32(a0, a1);
-    *b = _mm256_add_epi32(b0, b1);
-}
-
-QK_XI __m256 kq1_q4k(const uint8_t *p, int nb, const qk_ptok *tk) {
-    const __m256i m4 = _mm256_set1_epi8(15);
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++, p += 1184) {
-        __m256i isum = _mm256_setzero_si256(), ms = _mm256_setzero_si256();
-#pragma GCC unroll 8
-        for (int sb = 0; sb < 8; sb++) {
-            const uint8_t *c = p + 160 + 256 * (sb / 2);
-            __m256i u[8], da, db;
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) {
-                const __m256i raw = _mm256_loadu_si256((const __m256i *)(c + 32 * j));
-                u[j] = _mm256_and_si256(sb & 1 ? _mm256_srli_epi16(raw, 4) : raw, m4);
-            }
-            kq1_dot44(u, tk->q + 256 * b + 32 * sb, &da, &db);
-            isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(_mm256_add_epi32(da, db), kq_ld8u(p + 32 + 8 * sb)));
-            const __m256i m = kq_ld8u(p + 96 + 8 * sb);
-            ms = _mm256_dpwssd_epi32(ms, _mm256_or_si256(m, _mm256_slli_epi32(m, 16)), kq_bc8(tk->s + 16 * b + 2 * sb));
-        }
-        const __m256 dx = _mm256_set1_ps(tk->d[b]);
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-        const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16)));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx), acc);
-        acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_mul_ps(mw, dx), acc);
-    }
-    return acc;
-}
-
-QK_XI __m256 kq1_q6k(const uint8_t *p, int nb, const qk_ptok *tk) {
-    const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30);
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++, p += 1680) {
-        __m256i isum = _mm256_setzero_si256(), ms = _mm256_setzero_si256();
-#pragma GCC unroll 8
-        for (int sb = 0; sb < 8; sb++) {
-            const __m256i sa = kq_ld8s(p + 16 + 16 * sb), sc = kq_ld8s(p + 24 + 16 * sb);
-            const uint8_t *c = p + 144 + 768 * (sb / 4) + 256 + 256 * (sb / 2 % 2), *h = p + 144 + 768 * (sb / 4);
-            const int m = sb & 3;
-            __m256i u[8], da, db;
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) {
-                const __m256i raw = _mm256_loadu_si256((const __m256i *)(c + 32 * j));
-                const __m256i hr = _mm256_loadu_si256((const __m256i *)(h + 32 * j));
-                const __m256i lo = _mm256_and_si256(sb & 1 ? _mm256_srli_epi16(raw, 4) : raw, m4);
-                const __m256i hs = m == 0 ? _mm256_slli_epi16(hr, 4) : m == 1 ? _mm256_slli_epi16(hr, 2)
-                                 : m == 2 ? hr : _mm256_srli_epi16(hr, 2);
-                u[j] = _mm256_ternarylogic_epi32(lo, hs, m30, 0xF8);
-            }
-            kq1_dot44(u, tk->q + 256 * b + 32 * sb, &da, &db);
-            isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_mullo_epi32(da, sa), _mm256_mullo_epi32(db, sc)));
-            const __m256i sp = _mm256_or_si256(_mm256_and_si256(sa, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(sc, 16));
-            ms = _mm256_dpwssd_epi32(ms, sp, kq_bc8(tk->s + 16 * b + 2 * sb));
-        }
-        const __m256i tot = _mm256_sub_epi32(isum, _mm256_slli_epi32(ms, 5));
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_mul_ps(dw, _mm256_set1_ps(tk->d[b])), acc);
-    }
-    return acc;
-}
-
 /* Row groups g0 <= g < g1, all n tokens: QK_PG groups at a time (their blocks stay in L2) for each
  * tile of up to QK_TILE_NT tokens (its activations in L1). */
 QK_XI void kq_pack_rows(const int q6, const uint8_t *p, int nb, int g0, int g1, int rows, const qk_act *x, int n, float *y,
@@ -260,15 +172,6 @@ QK_XI void kq_pack_rows(const int q6, const uint8_t *p, int nb, int g0, int g1, 
             for (int t = 0; t < nt; t++)
                 tk[t] = (qk_ptok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, NULL,
                                   x->s + (size_t)(t0 + t) * (x->cols / 16)};
-            if (n == 1) {
-                for (int g = gc; g < ge; g++) {
-                    float tmp[QK_PR];
-                    const uint8_t *pg = p + (size_t)g * gs;
-                    _mm256_storeu_ps(tmp, q6 ? kq1_q6k(pg, nb, tk) : kq1_q4k(pg, nb, tk));
-                    qk_store_rows(y + (size_t)QK_PR * g, tmp, rows - QK_PR * g < QK_PR ? rows - QK_PR * g : QK_PR);
-                }
-                continue;
-            }
             const qk_passes ps = qk_passes_for(n, gs);
             for (int g = gc; g < ge; g += ps.step) {
                 const uint8_t *pg = p + (size_t)g * gs, *pg1 = qk_pass_second(ps, pg, g, ge);
