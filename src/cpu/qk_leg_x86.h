@@ -76,8 +76,9 @@ QK_XI int32_t qk_ld32(const int8_t *p) {
     return v;
 }
 
-/* Generation (one or two tokens) streams the weights from memory: prefetched QK_LEG_PF blocks ahead
- * (8192 x 8192 Q4_0, one token, 1 thread of a shared Zen 4: ~30 -> ~45 G weights/s). */
+/* Two tokens (qk_leg_tile16 with nt = 2) stream the weights from memory: prefetched QK_LEG_PF blocks
+ * ahead (measured when one token took this path too: 8192 x 8192 Q4_0, 1 thread of a shared Zen 4,
+ * ~30 -> ~45 G weights/s). One token takes qk_leg_tok1 (AVX-512) without a software prefetch. */
 #ifndef QK_LEG_PF
 #define QK_LEG_PF 16
 #endif
@@ -148,6 +149,60 @@ QK_XI void qk_leg_tile16(const int kind, const uint8_t *p0, const uint8_t *p1, i
     }
 }
 
+/* One token, one row group (8 rows, lane r: row r) over nb blocks, on 256-bit vectors: the 16-lane
+ * tile above would spend half its work on a repeated group. Per block the 4 (Q4_0: 8 nibble halves)
+ * or 8 (Q8_0) chunk dots go into 4 independent chains of 2 vpdpbusd, each with the token's 4 codes
+ * broadcast from memory, and the blocks alternate between two float accumulators, so that no
+ * instruction's latency sets the pace: one token's kernel must keep up with the memory stream. */
+QK_XI __m256i qk_leg_dot1(const int kind, const uint8_t *p, const int8_t *xq, int32_t o) {
+    const __m256i m4 = _mm256_set1_epi8(15), flip = _mm256_set1_epi8((char)0x80);
+    __m256i c[4];
+    if (kind) {
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * j));
+            const __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            const __m256i xl = _mm256_set1_epi32(qk_ld32(xq + 4 * j)), xh = _mm256_set1_epi32(qk_ld32(xq + 16 + 4 * j));
+            if (j < 2) {
+                c[j] = _mm256_dpbusd_epi32(j ? _mm256_setzero_si256() : _mm256_set1_epi32(o), lo, xl);
+                c[2 + j] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), hi, xh);
+            } else {
+                c[j - 2] = _mm256_dpbusd_epi32(c[j - 2], lo, xl);
+                c[j] = _mm256_dpbusd_epi32(c[j], hi, xh);
+            }
+        }
+    } else {
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            const __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 16 + 32 * j)), flip);
+            const __m256i xv = _mm256_set1_epi32(qk_ld32(xq + 4 * j));
+            if (j < 4) c[j] = _mm256_dpbusd_epi32(j ? _mm256_setzero_si256() : _mm256_set1_epi32(16 * o), u, xv);
+            else c[j - 4] = _mm256_dpbusd_epi32(c[j - 4], u, xv);
+        }
+    }
+    return _mm256_add_epi32(_mm256_add_epi32(c[0], c[1]), _mm256_add_epi32(c[2], c[3]));
+}
+
+QK_XI __m256 qk_leg_tok1(const int kind, const uint8_t *p, int nb, const qk_ltok *tk) {
+    const size_t gbb = kind ? 144 : 272;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 2 <= nb; b += 2, p += 2 * gbb) {
+        const __m256i i0 = qk_leg_dot1(kind, p, tk->q + 32 * b, tk->o[b]);
+        const __m256i i1 = qk_leg_dot1(kind, p + gbb, tk->q + 32 * b + 32, tk->o[b + 1]);
+        const __m256 d0 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)), _mm256_set1_ps(tk->d[b]));
+        const __m256 d1 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + gbb))), _mm256_set1_ps(tk->d[b + 1]));
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), d0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), d1, a1);
+    }
+    if (b < nb) {
+        const __m256i i0 = qk_leg_dot1(kind, p, tk->q + 32 * b, tk->o[b]);
+        const __m256 d0 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)), _mm256_set1_ps(tk->d[b]));
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), d0, a0);
+    }
+    return _mm256_add_ps(a0, a1);
+}
+
 #else
 #define QK_LEG_CASES_8(CALL)
 #define QK_LEG_NT 4                /* 16 vector registers: 4 sums, 4 accumulators */
@@ -213,6 +268,15 @@ QK_XI void qk_leg_rows(const int kind, const uint8_t *p, int nb, int g0, int g1,
             for (int t = 0; t < nt; t++)
                 tk[t] = (qk_ltok){x->q + (size_t)(t0 + t) * x->cols, x->d + (size_t)(t0 + t) * nb, o + (size_t)(t0 + t) * nb};
 #if QK_VNNI
+            if (n == 1) {
+                for (int g = gc; g < ge; g++) {
+                    float tmp[QK_PR];
+                    _mm256_storeu_ps(tmp, qk_leg_tok1(kind, p + (size_t)g * gs, nb, tk));
+                    const int nr = rows - QK_PR * g < QK_PR ? rows - QK_PR * g : QK_PR;
+                    qk_store_rows(y + (size_t)QK_PR * g, tmp, nr);
+                }
+                continue;
+            }
             const qk_passes ps = qk_passes_for(n, gs);
             for (int g = gc; g < ge; g += ps.step) {
                 const uint8_t *pg = p + (size_t)g * gs, *pg1 = qk_pass_second(ps, pg, g, ge);

@@ -282,8 +282,9 @@ QK_XI void qk_store_pair(float *out, __m512 acc, int nr) {
 
 /* The passes of the repacked kernels over row groups g of [.., ge), group-blocks gs bytes apart,
  * each pass 16 lanes: two groups (lanes 8..15 the next one, or the same again for a lone last group)
- * for a prompt; one group for one token (lanes 8..15 repeat it, not stored), so that the pass reads
- * one ascending stream: two streams gs bytes apart are followed worse by the hardware prefetchers
+ * for a prompt; one group for one token (lanes 8..15 repeat it, not stored; the Q4_0 / Q8_0 kernels now send
+ * one token to qk_leg_tok1 instead, which reads the same single stream on 8 lanes), so that the
+ * pass reads one ascending stream: two streams gs bytes apart are followed worse by the hardware prefetchers
  * (2 Zen 4 threads, interleaved runs: Llama-3.2-1B Q4_K_M tg128 ~44-48 tok/s instead of ~32-34,
  * Q4_0 tg64 32-34 instead of 28-30). */
 typedef struct {
