@@ -2,6 +2,7 @@
  * rows, one group-block per block of 32 or super-block of 256 columns), its repacking, and the cpu backend's hook (qk_pack_init /
  * qk_pack_matmul): matrices repacked at load in place of the file's rows, products by the
  * instruction set's `pack` kernels. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -126,7 +127,8 @@ typedef struct qp_mat {
 struct qk_pack_state {
     tp_pool *pool;
     int nth;
-    qp_mat *mats;                      /* [n_weights] */
+    uint8_t *arena;                    /* every repacked matrix (ck_arena_alloc) */
+    qp_mat *mats;                      /* [n_weights]; data NULL where not repacked, else in arena */
     int n_weights, max_cols;
     int8_t *q;                         /* [QP_MAX_BATCH][max_cols] */
     float *d;                          /* [QP_MAX_BATCH][max_cols / 32] */
@@ -152,14 +154,9 @@ static void qp_repack_run(void *arg, int begin, int end, int ith) {
     qk_repack(j->w->type, j->w->data, j->w->row_bytes, j->w->rows, j->w->cols, j->dst, j->g0 + begin, j->g0 + end);
 }
 
-static ob_status qp_repack_weight(qk_pack_state *s, const ob_model *m, const ob_weight *w, const qk_kern *k, qp_mat *out) {
-    const size_t bytes = qk_pack_size(w->type, w->rows, w->cols);
-    if (!bytes) return OB_OK; /* not a shape of the layout: the row kernels */
-    uint8_t *dst = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    if (!dst) return ob_fail(OB_ERR_NOMEM, "out of memory repacking weights");
-#if defined(MADV_HUGEPAGE)
-    madvise(dst, bytes, MADV_HUGEPAGE); /* a hint only */
-#endif
+/* Repacks w into dst (qk_pack_size bytes, in the arena) and describes it in out. */
+static void qp_repack_weight(qk_pack_state *s, const ob_model *m, const ob_weight *w, const qk_kern *k, uint8_t *dst,
+                             qp_mat *out) {
     const int groups = (w->rows + QK_PR - 1) / QK_PR;
     int step = (int)(QP_SLAB_BYTES / ((size_t)QK_PR * w->row_bytes));
     if (step < 1) step = 1;
@@ -174,7 +171,6 @@ static ob_status qp_repack_weight(qk_pack_state *s, const ob_model *m, const ob_
         }
     }
     *out = (qp_mat){dst, k, w->rows, w->cols, w->cols / k->act_blk, groups};
-    return OB_OK;
 }
 
 /* Whether the comma-separated list names the type (case-insensitive), as ONEBIT_CPU_NO_REPACK. */
@@ -189,6 +185,18 @@ static int qp_excluded(const char *list, uint32_t type) {
         p += len + (e ? 1 : 0);
     }
     return 0;
+}
+
+/* Bytes of w's repacked form (its kernel in *kp where kp is not NULL), 0 where it stays in the
+ * file's layout: no pack kernel for its type, a type the list `no` names, an embedding that is only
+ * looked up (untied), a Q6_K output matrix while keep_q6_out, or not a shape of the layout. */
+static size_t qp_repacked_bytes(const ob_model *m, const ob_weight *w, const char *isa, const char *no, int keep_q6_out,
+                                const qk_kern **kp) {
+    const qk_kern *k = w->data ? qk_find(isa, w->type) : NULL;
+    if (kp) *kp = k;
+    if (!k || !k->pack || qp_excluded(no, w->type) || (w == m->tok_embd && w != m->output)) return 0;
+    if (keep_q6_out && w == m->output && w->type == GGML_Q6_K) return 0;
+    return qk_pack_size(w->type, w->rows, w->cols);
 }
 
 ob_status qk_pack_init(qk_pack_state **out, const char *isa, const ob_model *m, tp_pool *pool) {
@@ -225,18 +233,30 @@ ob_status qk_pack_init(qk_pack_state **out, const char *isa, const ob_model *m, 
         qk_pack_free(s);
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     }
+    /* Every repacked matrix in one huge-page block (ck_arena_alloc says why). */
+    size_t total = 0;
+    for (int i = 0; i < m->n_weights; i++) {
+        const size_t bytes = qp_repacked_bytes(m, &m->weights[i], isa, no, keep_q6_out, NULL);
+        const size_t piece = ck_arena_piece(bytes);
+        if ((bytes && !piece) || total > SIZE_MAX - piece) {
+            qk_pack_free(s);
+            return ob_fail(OB_ERR_NOMEM, "out of memory repacking weights");
+        }
+        total += piece;
+    }
+    if (total && !(s->arena = ck_arena_alloc(total))) {
+        qk_pack_free(s);
+        return ob_fail(OB_ERR_NOMEM, "out of memory repacking weights");
+    }
+    size_t off = 0;
     for (int i = 0; i < m->n_weights; i++) {
         const ob_weight *w = &m->weights[i];
-        const qk_kern *k = w->data ? qk_find(isa, w->type) : NULL;
-        /* An embedding that is only looked up (untied) stays as it is. */
-        if (!k || !k->pack || qp_excluded(no, w->type) || (w == m->tok_embd && w != m->output)) continue;
-        if (keep_q6_out && w == m->output && w->type == GGML_Q6_K) continue;
-        ob_status st = qp_repack_weight(s, m, w, k, &s->mats[i]);
-        if (st) {
-            qk_pack_free(s);
-            return st;
-        }
-        if (s->mats[i].data && w->cols > s->max_cols) s->max_cols = w->cols;
+        const qk_kern *k;
+        const size_t bytes = qp_repacked_bytes(m, w, isa, no, keep_q6_out, &k);
+        if (!bytes) continue;
+        qp_repack_weight(s, m, w, k, s->arena + off, &s->mats[i]);
+        off += ck_arena_piece(bytes);
+        if (w->cols > s->max_cols) s->max_cols = w->cols;
     }
     s->q = aligned_alloc(64, (size_t)QP_MAX_BATCH * (size_t)s->max_cols);
     s->d = malloc((size_t)QP_MAX_BATCH * (size_t)(s->max_cols / 32) * sizeof(float));
@@ -252,7 +272,7 @@ ob_status qk_pack_init(qk_pack_state **out, const char *isa, const ob_model *m, 
 
 void qk_pack_free(qk_pack_state *s) {
     if (!s) return;
-    for (int i = 0; s->mats && i < s->n_weights; i++) free((void *)s->mats[i].data);
+    free(s->arena);
     free(s->mats);
     free(s->q);
     free(s->d);
