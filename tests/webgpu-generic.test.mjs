@@ -99,7 +99,7 @@ class Harness {
     dev.pushErrorScope('validation');
     const bufs = storage.map((s) => {
       const bytes = typeof s === 'number' ? new Uint8Array(s) : new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
-      const size = Math.max(16, Math.ceil(bytes.length / 4) * 4);
+      const size = Math.max(16, Math.ceil(bytes.length / 16) * 16); // whole vec4s for array<vec4<...>> bindings
       const b = dev.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
       const padded = new Uint8Array(size);
       padded.set(bytes);
