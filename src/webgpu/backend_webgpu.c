@@ -680,14 +680,15 @@ typedef struct wg_ctx {
     /* The generic plan: pipelines of the products and the embedding by weight type (0: not
      * created), and the layers' dispatches in forward.c's order, each with a decode and a prompt
      * form (the products: dq_mvb or dq_mv / dq_mmt). */
-    uint32_t gp[6][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU][type] */
+    uint32_t gp[7][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU, G_MVNH][type] */
     struct wg_gop *gops;          /* [n_gops] */
     int n_gops, cap_gops;
     int g_layers_end;             /* gops[0, g_layers_end): embedding and layers; then the tail */
     int g_nout, g_head_mv, g_head_mm, g_argmax; /* first tail op of each kind (heads: n_out each) */
 } wg_ctx;
 
-enum { G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU }; /* G_MVN..: dq_mvb's fused decode forms (NORM, GU, both) */
+/* G_MVN..: dq_mvb's fused decode forms (NORM, GU, both; NORM with GEN_HEAD_RPG row passes: the output head) */
+enum { G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU, G_MVNH };
 /* a dispatch's y: 1, tokens, ceil(tokens / 8 or 64), attention's (prompt), the step's key ranges (decode
  * attention), 1 but skipped with one range (its merge) */
 enum { GY_ONE, GY_TOK, GY_MM8, GY_MM64, GY_ATTN, GY_SPLIT, GY_MERGE };
@@ -1174,15 +1175,24 @@ static uint32_t gen_att_splits(const ob_hparams *hp, uint32_t pos) {
     return (nt + tps - 1) / tps;
 }
 
+/* Row passes a workgroup of the output head's decode form (dq_mvb RPG, with its RMSNorm inside):
+ * GEN_HEAD_RPG x 256 / TPR rows, so that x and its sum of squares are read once for that many
+ * rows (the head of a 128256-token vocabulary took 16032 workgroups of 8 rows, each reading the
+ * whole input twice). */
+#ifndef GEN_HEAD_RPG
+#define GEN_HEAD_RPG 4
+#endif
+
 /* The product or embedding pipeline for a weight type, created on first use. */
 static uint32_t gen_pipe(wg_ctx *c, int kind, uint32_t type) {
     static const char *const names[3] = {"dq_mv", "dq_mmt", "dq_embed"};
     if (kind >= G_MVN && !c->gp[kind][type]) { /* dq_mvb with the input's RMSNorm and / or gate+up+act */
         const wg_const f[] = {{"WT", type},
                               {"NORM", kind != G_MVGU},
-                              {"GU", kind != G_MVN},
-                              {"ACT", (uint32_t)c->wm->m->hp.act}};
-        c->gp[kind][type] = gpu_pipeline("dq_mvb", 4, f);
+                              {"GU", kind == G_MVGU || kind == G_MVNGU},
+                              {"ACT", (uint32_t)c->wm->m->hp.act},
+                              {"RPG", kind == G_MVNH ? GEN_HEAD_RPG : 1}};
+        c->gp[kind][type] = gpu_pipeline("dq_mvb", 5, f);
     }
     if (!c->gp[kind][type]) {
         const wg_const wt[] = {{"WT", type}};
@@ -1233,7 +1243,7 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     p.flags = (bias != GV_NONE ? 1u : 0u) | (resid ? 2u : 0u) | (scale != GV_NONE ? 8u : 0u);
     const wg_bind b[4] = {{0, wbuf, 0, 0}, {1, x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const wg_bind bx[4] = {{0, wbuf, 0, 0}, {1, c->x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
-    const int kind = nw != GV_NONE ? (up ? G_MVNGU : G_MVN) : up ? G_MVGU : G_MV;
+    const int kind = nw != GV_NONE ? (up ? G_MVNGU : head ? G_MVNH : G_MVN) : up ? G_MVGU : G_MV;
     const uint32_t mv = gen_pipe(c, kind, w->type), mm = gen_pipe(c, G_MM, w->type);
     wg_params pd = p;
     if (head) pd.flags |= 4u;
@@ -1244,6 +1254,7 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     }
     if (up) pd.v_off = up_off;
     uint32_t rpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u); /* dq_mv: rows a workgroup (TPR lanes each) */
+    if (kind == G_MVNH) rpw *= GEN_HEAD_RPG;
     wg_gop op = {{mv, mm},
                  {make_bg_on(c, mv, 0, &pd, 4, nw != GV_NONE ? bx : b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
                  {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64}, /* dq_mmt, dq_mm: 64 rows */

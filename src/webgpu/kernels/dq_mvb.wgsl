@@ -1,7 +1,7 @@
 // dq_mvb.wgsl — the generic plan's fast matrix-vector product (decode) for the block types Q8_0,
 // Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K (constant WT; other types run dq_mv.wgsl). Same
 // contract as dq_mv (P.flags: bit 0 bias, bit 1 residual, bit 2 the input row of token S.last,
-// bit 3 per-tensor scale), TPR lanes a row, 256 / TPR rows a workgroup, cols % 32 == 0.
+// bit 3 per-tensor scale), TPR lanes a row, RPG passes of 256 / TPR rows a workgroup, cols % 32 == 0.
 //
 // A row is cut into slots of 8 weights that consecutive lanes take in turn (slot g: lane g % TPR),
 // laid out so that a subgroup's loads are coalesced: 32 consecutive slots are one K-quant block
@@ -23,6 +23,8 @@
 override NORM: bool = false;
 override GU: bool = false;
 override ACT: u32 = 0u;
+override RPG: u32 = 1u;  // row passes a workgroup: rows RPG * 256 / TPR (the output head: fewer
+                         // workgroups, each reading x and, with NORM, summing its squares once)
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
@@ -246,9 +248,7 @@ fn act(x: f32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  let r = wg.x * (256u / TPR) + tid / TPR;
   let lane = tid % TPR;
-  let rr = min(r, P.rows - 1u);
   let t = select(0u, S.last, (P.flags & 4u) != 0u);
   XB = (P.in_off + t * P.in_stride) / 4u;
   XS = 1.0;
@@ -259,18 +259,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     NW = P.q_off / 4u;
   }
   let ns = P.cols / 8u;
-  var acc: f32;
-  if (GU) {
-    let gu = row_dot2(P.w_off + rr * P.row_bytes, P.v_off + rr * P.row_bytes, lane, ns);
-    acc = act(lanes_sum(gu.x, tid) * XS) * (lanes_sum(gu.y, tid) * XS);
-  } else {
-    acc = lanes_sum(row_dot(P.w_off + rr * P.row_bytes, lane, ns), tid) * XS;
-  }
-  if (r < P.rows && lane == 0u) {
-    var y = acc;
-    if ((P.flags & 8u) != 0u) { y *= vb1(P.norm2_off); }
-    if ((P.flags & 1u) != 0u) { y += vb1(P.norm_off + P.row0 + r); }
-    let o = P.out_off + P.row0 + r;
-    if ((P.flags & 2u) != 0u) { Y[o] += y; } else { Y[o] = y; }
+  for (var k = 0u; k < RPG; k++) {
+    let r = (wg.x * RPG + k) * (256u / TPR) + tid / TPR;
+    let rr = min(r, P.rows - 1u);
+    var acc: f32;
+    if (GU) {
+      let gu = row_dot2(P.w_off + rr * P.row_bytes, P.v_off + rr * P.row_bytes, lane, ns);
+      acc = act(lanes_sum(gu.x, tid) * XS) * (lanes_sum(gu.y, tid) * XS);
+    } else {
+      acc = lanes_sum(row_dot(P.w_off + rr * P.row_bytes, lane, ns), tid) * XS;
+    }
+    if (r < P.rows && lane == 0u) {
+      var y = acc;
+      if ((P.flags & 8u) != 0u) { y *= vb1(P.norm2_off); }
+      if ((P.flags & 1u) != 0u) { y += vb1(P.norm_off + P.row0 + r); }
+      let o = P.out_off + P.row0 + r;
+      if ((P.flags & 2u) != 0u) { Y[o] += y; } else { Y[o] = y; }
+    }
   }
 }
