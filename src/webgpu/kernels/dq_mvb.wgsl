@@ -71,11 +71,28 @@ fn kpair(a: u32, j: u32) -> vec4<f32> {
   return vec4<f32>(vec4<u32>(sc >> sh, sc >> (sh + 8u), mn >> sh, mn >> (sh + 8u)) & vec4<u32>(255u));
 }
 
+// 32 bits at an even byte offset a, without a branch: the types of 18, 22 and 34 bytes a block
+// have their quants at 2 mod 4 in every other block, and with 4 slots a block the lanes of a
+// subgroup cover 8 blocks, so dq.wgsl's b32 (a branch on the alignment) would run both ways.
+// (W[i + 1] past the data is read but not used.)
+fn b32e(a: u32) -> u32 {
+  let i = a >> 2u;
+  let w0 = W[i];
+  let w1 = W[i + 1u];
+  return select((w0 >> 16u) | (w1 << 16u), w0, (a & 2u) == 0u);
+}
+// The same for 64 bits (two words) at an even byte offset.
+fn b64e(a: u32) -> vec2<u32> {
+  let i = a >> 2u;
+  let w = vec3<u32>(W[i], W[i + 1u], W[i + 2u]);
+  return select((w.xy >> vec2<u32>(16u)) | (w.yz << vec2<u32>(16u)), w.xy, (a & 2u) == 0u);
+}
+
 // Q8_0, 34 bytes / 32: f16 d, int8 qs[32]. Slot g: block g / 4, weights 8 (g % 4) .. + 7.
 fn s_q8_0(rb: u32, g: u32) -> f32 {
   let a = rb + (g / 4u) * 34u;
-  let o = a + 2u + 8u * (g % 4u);
-  let s = dot(i8x4(b32(o)), xin(2u * g)) + dot(i8x4(b32(o + 4u)), xin(2u * g + 1u));
+  let q = b64e(a + 2u + 8u * (g % 4u));
+  let s = dot(i8x4(q.x), xin(2u * g)) + dot(i8x4(q.y), xin(2u * g + 1u));
   return h16(a) * s;
 }
 
@@ -85,7 +102,7 @@ fn s_q4_0(rb: u32, g: u32) -> f32 {
   let b = g / 4u;
   let p = g % 4u;
   let a = rb + b * 18u;
-  let q = b32(a + 2u + 4u * p);
+  let q = b32e(a + 2u + 4u * p);
   let x0 = xin(8u * b + p);
   let x1 = xin(8u * b + 4u + p);
   return h16(a) * (dot(u8x4(q & M4), x0) + dot(u8x4((q >> 4u) & M4), x1) - 8.0 * (hsum(x0) + hsum(x1)));
@@ -107,8 +124,8 @@ fn s_q5_0(rb: u32, g: u32) -> f32 {
   let b = g / 4u;
   let p = g % 4u;
   let a = rb + b * 22u;
-  let qh = b32(a + 2u);
-  let q = b32(a + 6u + 4u * p);
+  let qh = b32e(a + 2u);
+  let q = b32e(a + 6u + 4u * p);
   let x0 = xin(8u * b + p);
   let x1 = xin(8u * b + 4u + p);
   let s = dot(u8x4((q & M4) | hi5(qh, 4u * p)), x0) + dot(u8x4(((q >> 4u) & M4) | hi5(qh, 16u + 4u * p)), x1);
