@@ -1159,10 +1159,14 @@ static int gen_mm_tiled(void) { return !wg_lim.cpu; }
 
 /* The generic plan's decode attention (attn_one.wgsl) takes ranges of whole tiles of GEN_ATT_TILE
  * keys, one workgroup each per q head: as many ranges as tiles, at most GEN_ATT_WGS / n_head (so
- * that a step has about that many workgroups) and ATT_SPLITS; GEN_ATT_SPLIT 0: one range (one
- * workgroup per head walks all keys, no merge). */
+ * that a step has about that many workgroups) and ATT_SPLITS; one range (one workgroup per head
+ * walks all keys, and no merge dispatch) below GEN_ATT_MIN_TILES tiles, or always with
+ * GEN_ATT_SPLIT 0 (bench/ab-gpumv.sh's variants). */
 #ifndef GEN_ATT_SPLIT
 #define GEN_ATT_SPLIT 1
+#endif
+#ifndef GEN_ATT_MIN_TILES
+#define GEN_ATT_MIN_TILES 2
 #endif
 #define GEN_ATT_TILE 32 /* attn_one.wgsl's TK */
 #define GEN_ATT_WGS 256
@@ -1170,7 +1174,7 @@ static uint32_t gen_att_splits(const ob_hparams *hp, uint32_t pos) {
     const uint32_t nt = (pos + GEN_ATT_TILE) / GEN_ATT_TILE; /* tiles of the pos + 1 keys */
     uint32_t cap = GEN_ATT_WGS / (uint32_t)hp->n_head;
     if (cap > ATT_SPLITS) cap = ATT_SPLITS;
-    if (cap < 1 || !GEN_ATT_SPLIT) cap = 1;
+    if (cap < 1 || !GEN_ATT_SPLIT || nt < GEN_ATT_MIN_TILES) cap = 1;
     const uint32_t tps = (nt + cap - 1) / cap; /* tiles a range, as attn_one.wgsl takes them */
     return (nt + tps - 1) / tps;
 }
