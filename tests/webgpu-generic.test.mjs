@@ -99,7 +99,7 @@ class Harness {
     dev.pushErrorScope('validation');
     const bufs = storage.map((s) => {
       const bytes = typeof s === 'number' ? new Uint8Array(s) : new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
-      const size = Math.max(16, Math.ceil(bytes.length / 4) * 4);
+      const size = Math.max(16, Math.ceil(bytes.length / 16) * 16); // whole vec4s for array<vec4<...>> bindings
       const b = dev.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
       const padded = new Uint8Array(size);
       padded.set(bytes);
@@ -339,6 +339,68 @@ test('generic kernels: norm, rope, act vs JS references', { skip }, async () => 
   H.close();
 });
 
+// attn_one.wgsl (decode attention) split over the keys: workgroup (h, s) takes the s-th range of
+// whole 32-key tiles and writes its partial {m, l, o} (or, with one range, the output), the MERGE
+// form combines a head's partials. Heads of 40 dims staged as 64, GQA 4 q heads over 2 KV heads;
+// one range, a partial last tile, ranges of several tiles with a shorter last one, and more ranges
+// than tiles (empty ones), on the f32 and the f16 cache, against a double-precision softmax.
+test('generic kernels: attn_one split over the keys + merge vs a JS reference', { skip }, async () => {
+  const H = await Harness.open(false);
+  const r = rng(5);
+  const nh = 4, nkv = 2, HDR = 40, HD = 64, nctx = 320, kd = nkv * HDR, SM = 8, scale = 1 / Math.sqrt(HDR);
+  // f16-exact values (multiples of 1/64 in [-2, 2)) so that both caches hold the same numbers
+  const grid64 = (n) => Float32Array.from({ length: n }, () => Math.floor((r() * 2 - 1) * 128) / 64);
+  const q = grid64(nh * HDR), k = grid64(nctx * kd), v = grid64(nctx * kd);
+  const f2h = (x) => { // exact for these values (normal f16 or zero)
+    if (x === 0) return 0;
+    const b = new DataView(new Float32Array([x]).buffer).getUint32(0, true);
+    return ((b >>> 16) & 0x8000) | ((((b >>> 23) & 255) - 112) << 10) | ((b >>> 13) & 1023);
+  };
+  const cache = (kv16) => {
+    if (!kv16) { const c = new Float32Array(2 * nctx * kd); c.set(k); c.set(v, nctx * kd); return c; }
+    const u = new Uint32Array(nctx * kd); // K then V, two f16 a word
+    for (let i = 0; i < nctx * kd; i += 2) {
+      u[i / 2] = f2h(k[i]) | (f2h(k[i + 1]) << 16);
+      u[(nctx * kd + i) / 2] = f2h(v[i]) | (f2h(v[i + 1]) << 16);
+    }
+    return u;
+  };
+  const ref = (pos) => {
+    const o = new Float32Array(nh * HDR);
+    for (let h = 0; h < nh; h++) {
+      const g = Math.floor(h / (nh / nkv)), sc = [];
+      for (let j = 0; j <= pos; j++) {
+        let d = 0;
+        for (let i = 0; i < HDR; i++) d += q[h * HDR + i] * k[j * kd + g * HDR + i];
+        sc.push(d * scale);
+      }
+      const m = Math.max(...sc), w = sc.map((x) => Math.exp(x - m)), l = w.reduce((a, b) => a + b, 0);
+      for (let i = 0; i < HDR; i++) {
+        let a = 0;
+        for (let j = 0; j <= pos; j++) a += w[j] * v[j * kd + g * HDR + i];
+        o[h * HDR + i] = a / l;
+      }
+    }
+    return o;
+  };
+  for (const kv16 of [false, true]) {
+    const kv = cache(kv16);
+    const prm = { n_head: nh, n_head_kv: nkv, kv_dim: kd, n_ctx: nctx, v_off: (nctx * kd) / (kv16 ? 2 : 1), scale };
+    const cases = kv16 ? [[299, 3]] : [[0, 1], [44, 2], [299, 3], [99, 7], [299, 1], [319, 8]];
+    for (const [pos, splits] of cases) {
+      const what = `attn_one pos ${pos} splits ${splits} (${kv16 ? 'f16' : 'f32'} cache)`;
+      const kc = { HD, HDR, KV16: kv16, SPLITS_MAX: SM };
+      const [, , o1, part] = await H.run('attn_one', kc, [q, kv, nh * HDR * 4, nh * SM * (HD + 4) * 4], prm,
+        { n: 1, pos, splits }, [nh, splits]);
+      let got = o1;
+      if (splits > 1) [, , got] = await H.run('attn_one', { ...kc, MERGE: true }, [q, kv, nh * HDR * 4, part], prm,
+        { n: 1, pos, splits }, [nh, 1]);
+      close(got.subarray(0, nh * HDR), ref(pos), 1e-5, what);
+    }
+  }
+  H.close();
+});
+
 // ---- whole models --------------------------------------------------------------------------
 
 const PROMPT = [258, 72, 101, 108, 108, 111, 32, 119]; // 8 tokens: one prompt chunk
@@ -406,6 +468,20 @@ for (const [arch, type, extra] of MODELS) {
           `generated token ${i}: ${r.tokens[i]}, CPU argmax ${best}`);
       }
       if (type === 'q8_0' && arch === 'llama') {
+        // decode past one tile of keys: at positions 32 .. 39 attn_one takes two ranges of keys
+        // and its merge dispatch runs (one more a layer)
+        const long = Array.from({ length: 40 }, (_, i) => (PROMPT[i % PROMPT.length] + 7 * i) % V);
+        const wl = cpuLogits(file, long);
+        eng.reset();
+        for (let i = 0; i < long.length; i++) {
+          const [{ p }] = eng.gpuBegin([long[i]], i >= 32 ? 2 /* OB_STEP_LOGITS */ : 0);
+          await eng.endStep(p);
+          if (i < 32) continue;
+          const lp = eng.M._ob_logits(eng.ctx, -1) >>> 2;
+          const e1 = relRms(eng.M.HEAPF32.slice(lp, lp + V), wl.subarray(i * V, (i + 1) * V));
+          assert.ok(e1 <= 1e-4, `decode position ${i} (two key ranges): relative RMS ${e1}`);
+          assert.equal(eng.bridge.dispatches, 2 + eng.info.nLayer * 7, `dispatches a decode step at position ${i}`);
+        }
         // the prompt in chunks of 3 (attention over earlier chunks' cache) with the f16 KV cache:
         // keys and values rounded to f16 (2^-11 relative each) move the logits by ~1e-4 relative
         // RMS; 2e-3 (the fused plan's f16 check allows 1e-2)

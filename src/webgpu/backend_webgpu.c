@@ -634,7 +634,7 @@ enum wg_kernel {
     K_EMBED, K_EMBED_Q, K_RMSNORM, K_MV_DOWN, K_MV_HEAD, K_MV_HEAD_Q, K_MV_QKV, K_MV_WO, K_ADEC, K_GATEUP, K_ATTN, K_MM,
     K_MM_RES, K_QKROPE, K_SWIGLU, K_SAMPLE, K_QUANT, K_MMS, K_MMS_RES, K_RMSNORM_Q, K_SWIGLU_Q, K_ATTN_Q,
     /* the generic plan's (with K_ATTN and K_SAMPLE; its products and embedding: wg_ctx gp) */
-    K_G_NORM, K_G_RMS_IN, K_G_QKNORM, K_G_ROPE, K_G_ACT, K_G_ARGMAX, K_G_ATTN1,
+    K_G_NORM, K_G_RMS_IN, K_G_QKNORM, K_G_ROPE, K_G_ACT, K_G_ARGMAX, K_G_ATTN1, K_G_ATTNM,
     K_COUNT
 };
 
@@ -652,7 +652,8 @@ typedef struct wg_ctx {
     int head_rows;                /* ... of the output head (larger: it re-reduces the norm) */
     uint32_t pipe[K_COUNT];
     uint32_t x, h, qkv, att, gu, logits, tok, hist, rope, step, samp, params;
-    uint32_t apart;               /* decode attention partials [n_head][ATT_SPLITS][head_dim + 4] */
+    uint32_t apart;               /* decode attention partials [n_head][ATT_SPLITS][head_dim + 4]
+                                   * (generic plan: [n_head][ATT_SPLITS][staged head + 4], attn_one.wgsl) */
     uint32_t am;                  /* the output head's best logit per head_rows rows [slots][2] */
     uint32_t *kv;                 /* [n_layer] K then V of one layer */
     uint32_t *bg;                 /* [n_layer][BG_PER_LAYER] */
@@ -679,15 +680,18 @@ typedef struct wg_ctx {
     /* The generic plan: pipelines of the products and the embedding by weight type (0: not
      * created), and the layers' dispatches in forward.c's order, each with a decode and a prompt
      * form (the products: dq_mvb or dq_mv / dq_mmt). */
-    uint32_t gp[6][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU][type] */
+    uint32_t gp[7][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU, G_MVNH][type] */
     struct wg_gop *gops;          /* [n_gops] */
     int n_gops, cap_gops;
     int g_layers_end;             /* gops[0, g_layers_end): embedding and layers; then the tail */
     int g_nout, g_head_mv, g_head_mm, g_argmax; /* first tail op of each kind (heads: n_out each) */
 } wg_ctx;
 
-enum { G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU }; /* G_MVN..: dq_mvb's fused decode forms (NORM, GU, both) */
-enum { GY_ONE, GY_TOK, GY_MM8, GY_MM64, GY_ATTN }; /* a dispatch's y: 1, tokens, ceil(tokens / 8 or 64), attention's */
+/* G_MVN..: dq_mvb's fused decode forms (NORM, GU, both; NORM with GEN_HEAD_RPG row passes: the output head) */
+enum { G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU, G_MVNH };
+/* a dispatch's y: 1, tokens, ceil(tokens / 8 or 64), attention's (prompt), the step's key ranges (decode
+ * attention), 1 but skipped with one range (its merge) */
+enum { GY_ONE, GY_TOK, GY_MM8, GY_MM64, GY_ATTN, GY_SPLIT, GY_MERGE };
 
 /* One dispatch of the generic plan: [0] its decode form (one token), [1] its prompt form. */
 typedef struct wg_gop {
@@ -1153,15 +1157,46 @@ static int gen_mvb_type(uint32_t t) {
  * staging and takes ~9 s to compile dq_mmt's 18 KiB of workgroup arrays). */
 static int gen_mm_tiled(void) { return !wg_lim.cpu; }
 
+/* The generic plan's decode attention (attn_one.wgsl) takes ranges of whole tiles of GEN_ATT_TILE
+ * keys, one workgroup each per q head: as many ranges as tiles, at most GEN_ATT_WGS / n_head (so
+ * that a step has about that many workgroups) and ATT_SPLITS; one range (one workgroup per head
+ * walks all keys, and no merge dispatch) below GEN_ATT_MIN_TILES tiles, or always with
+ * GEN_ATT_SPLIT 0 (bench/ab-gpumv.sh's variants). */
+#ifndef GEN_ATT_SPLIT
+#define GEN_ATT_SPLIT 1
+#endif
+#ifndef GEN_ATT_MIN_TILES
+#define GEN_ATT_MIN_TILES 2
+#endif
+#define GEN_ATT_TILE 32 /* attn_one.wgsl's TK */
+#define GEN_ATT_WGS 256
+static uint32_t gen_att_splits(const ob_hparams *hp, uint32_t pos) {
+    const uint32_t nt = (pos + GEN_ATT_TILE) / GEN_ATT_TILE; /* tiles of the pos + 1 keys */
+    uint32_t cap = GEN_ATT_WGS / (uint32_t)hp->n_head;
+    if (cap > ATT_SPLITS) cap = ATT_SPLITS;
+    if (cap < 1 || !GEN_ATT_SPLIT || nt < GEN_ATT_MIN_TILES) cap = 1;
+    const uint32_t tps = (nt + cap - 1) / cap; /* tiles a range, as attn_one.wgsl takes them */
+    return (nt + tps - 1) / tps;
+}
+
+/* Row passes a workgroup of the output head's decode form (dq_mvb RPG, with its RMSNorm inside):
+ * GEN_HEAD_RPG x 256 / TPR rows, so that x and its sum of squares are read once for that many
+ * rows (the head of a 128256-token vocabulary took 16032 workgroups of 8 rows, each reading the
+ * whole input twice). */
+#ifndef GEN_HEAD_RPG
+#define GEN_HEAD_RPG 4
+#endif
+
 /* The product or embedding pipeline for a weight type, created on first use. */
 static uint32_t gen_pipe(wg_ctx *c, int kind, uint32_t type) {
     static const char *const names[3] = {"dq_mv", "dq_mmt", "dq_embed"};
     if (kind >= G_MVN && !c->gp[kind][type]) { /* dq_mvb with the input's RMSNorm and / or gate+up+act */
         const wg_const f[] = {{"WT", type},
                               {"NORM", kind != G_MVGU},
-                              {"GU", kind != G_MVN},
-                              {"ACT", (uint32_t)c->wm->m->hp.act}};
-        c->gp[kind][type] = gpu_pipeline("dq_mvb", 4, f);
+                              {"GU", kind == G_MVGU || kind == G_MVNGU},
+                              {"ACT", (uint32_t)c->wm->m->hp.act},
+                              {"RPG", kind == G_MVNH ? GEN_HEAD_RPG : 1}};
+        c->gp[kind][type] = gpu_pipeline("dq_mvb", 5, f);
     }
     if (!c->gp[kind][type]) {
         const wg_const wt[] = {{"WT", type}};
@@ -1212,7 +1247,7 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     p.flags = (bias != GV_NONE ? 1u : 0u) | (resid ? 2u : 0u) | (scale != GV_NONE ? 8u : 0u);
     const wg_bind b[4] = {{0, wbuf, 0, 0}, {1, x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const wg_bind bx[4] = {{0, wbuf, 0, 0}, {1, c->x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
-    const int kind = nw != GV_NONE ? (up ? G_MVNGU : G_MVN) : up ? G_MVGU : G_MV;
+    const int kind = nw != GV_NONE ? (up ? G_MVNGU : head ? G_MVNH : G_MVN) : up ? G_MVGU : G_MV;
     const uint32_t mv = gen_pipe(c, kind, w->type), mm = gen_pipe(c, G_MM, w->type);
     wg_params pd = p;
     if (head) pd.flags |= 4u;
@@ -1223,6 +1258,7 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     }
     if (up) pd.v_off = up_off;
     uint32_t rpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u); /* dq_mv: rows a workgroup (TPR lanes each) */
+    if (kind == G_MVNH) rpw *= GEN_HEAD_RPG;
     wg_gop op = {{mv, mm},
                  {make_bg_on(c, mv, 0, &pd, 4, nw != GV_NONE ? bx : b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
                  {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64}, /* dq_mmt, dq_mm: 64 rows */
@@ -1266,6 +1302,8 @@ static void gen_pipelines(wg_ctx *c) {
     uint32_t hdp = 32; /* attention.wgsl's staged head: the next of 32, 64, 128, 256 (Phi-2's 80: 128) */
     while (hdp < hd) hdp *= 2;
     const wg_const attn[] = {{"HD", hdp}, {"HDR", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}};
+    const wg_const attn1[] = {{"HD", hdp}, {"HDR", hd}, {"KV16", f16}, {"SPLITS_MAX", ATT_SPLITS}, {"MERGE", 0}};
+    const wg_const attnm[] = {{"HD", hdp}, {"HDR", hd}, {"KV16", f16}, {"SPLITS_MAX", ATT_SPLITS}, {"MERGE", 1}};
     c->pipe[K_G_NORM] = gpu_pipeline("norm", 1, norm);
     c->pipe[K_G_RMS_IN] = gpu_pipeline("norm", 1, rms_in);
     if (hp->qk_norm) c->pipe[K_G_QKNORM] = gpu_pipeline("norm", 2, qkn);
@@ -1273,7 +1311,8 @@ static void gen_pipelines(wg_ctx *c) {
     c->pipe[K_G_ACT] = gpu_pipeline("act", 2, act);
     c->pipe[K_G_ARGMAX] = gpu_pipeline("argmax", 0, NULL);
     c->pipe[K_ATTN] = gpu_pipeline("attention", 4, attn);
-    c->pipe[K_G_ATTN1] = gpu_pipeline("attn_one", 3, attn);
+    c->pipe[K_G_ATTN1] = gpu_pipeline("attn_one", 5, attn1);
+    c->pipe[K_G_ATTNM] = gpu_pipeline("attn_one", 5, attnm);
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
 }
 
@@ -1357,13 +1396,17 @@ static void gen_program(wg_ctx *c, int *ok) {
                 (uint32_t)(hp->n_head + 2 * hp->n_head_kv), GY_TOK, ok);
         p = base_params(c);
         p.scale = hp->attn_scale;
-        { /* decode: attn_one.wgsl, a workgroup per q head; prompts: attention.wgsl */
-            const wg_bind ab[3] = {{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}};
+        { /* decode: attn_one.wgsl, n_head x the step's key ranges, then (with more than one range)
+           * its merge, a workgroup per q head; prompts: attention.wgsl */
+            const wg_bind ab[4] = {{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}, {3, c->apart, 0, 0}};
             wg_gop op = {{c->pipe[K_G_ATTN1], c->pipe[K_ATTN]},
-                         {make_bg(c, K_G_ATTN1, &p, 3, ab, ok), make_bg(c, K_ATTN, &p, 3, ab, ok)},
+                         {make_bg(c, K_G_ATTN1, &p, 4, ab, ok), make_bg(c, K_ATTN, &p, 3, ab, ok)},
                          {(uint32_t)hp->n_head, (uint32_t)hp->n_head / attn_heads(hp)},
-                         {GY_ONE, GY_ATTN}};
+                         {GY_SPLIT, GY_ATTN}};
             if (gen_op(c, &op) < 0) *ok = 0;
+            const uint32_t bm = make_bg(c, K_G_ATTNM, &p, 4, ab, ok);
+            wg_gop mg = {{c->pipe[K_G_ATTNM], c->pipe[K_G_ATTNM]}, {bm, bm}, {(uint32_t)hp->n_head, 0}, {GY_MERGE, GY_ONE}};
+            if (gen_op(c, &mg) < 0) *ok = 0;
         }
         if (L->attn_sub_norm) gen_norm(c, K_G_RMS_IN, c->att, c->qdum, QD, vo[GV_ASUB], GV_NONE, ok);
         gen_linear_s(c, L->wo, WM(GM_O), (int)E, 0, vo[GV_BO], vo[GV_SO], c->att, QD, c->x, 0, E, 1, 0, ok);
@@ -1430,6 +1473,10 @@ static void gen_run(const wg_ctx *c, int i, int prompt, uint32_t nk) {
     case GY_MM8: gy = (nk + 7) / 8; break;
     case GY_MM64: gy = (nk + 63) / 64; break;
     case GY_ATTN: gy = (nk + bt - 1) / bt; break;
+    case GY_SPLIT: gy = c->step_host.splits; break;
+    case GY_MERGE:
+        if (c->step_host.splits <= 1) return; /* attn_one wrote its output itself */
+        break;
     default: break;
     }
     gpu_dispatch(op->pipe[prompt], op->bg[prompt], op->gx[prompt], gy);
@@ -1528,7 +1575,12 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
     c->h = gpu_buffer(B * E * 4, WG_STORAGE);
     c->qkv = gpu_buffer(B * (QD + 2 * KD) * 4, WG_STORAGE);
     c->att = gpu_buffer(B * QD * 4, WG_STORAGE);
-    if (!wm->generic) c->apart = gpu_buffer((uint64_t)hp->n_head * ATT_SPLITS * ((uint64_t)hp->head_dim + 4) * 4, WG_STORAGE);
+    {
+        uint64_t hs = (uint64_t)hp->head_dim; /* the generic plan: attn_one's staged head (HD) */
+        if (wm->generic)
+            for (hs = 32; hs < (uint64_t)hp->head_dim; hs *= 2) {}
+        c->apart = gpu_buffer((uint64_t)hp->n_head * ATT_SPLITS * (hs + 4) * 4, WG_STORAGE);
+    }
     c->am = gpu_buffer(((V + (uint64_t)c->head_rows - 1) / (uint64_t)c->head_rows + 1) * 8, WG_STORAGE);
     c->gu = gpu_buffer(B * 2 * F * 4, WG_STORAGE);
     if (!wm->generic) {
@@ -1547,8 +1599,8 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
     /* Parameter slots: count them first so that the uniform buffer can be created before the
      * bind groups that point into it. */
     int n_slots = hp->n_layer * BG_PER_LAYER + 3 + 2 * wm->n_emb + 3 * wm->n_out + ((c->sgmm || c->dpmm) && !c->attq ? 1 : 0);
-    /* The generic plan: at most 22 slots a layer (the products take two: decode and prompt). */
-    if (wm->generic) n_slots = hp->n_layer * 22 + 4 + wm->n_emb + 2 * wm->n_out;
+    /* The generic plan: at most 24 slots a layer (the products take two: decode and prompt). */
+    if (wm->generic) n_slots = hp->n_layer * 24 + 4 + wm->n_emb + 2 * wm->n_out;
     c->params = gpu_buffer((uint64_t)n_slots * WG_SLOT, WG_UNIFORM);
     int ok = 1;
     if (wm->generic) {
@@ -1660,9 +1712,11 @@ static ob_status wg_step_begin(void *cstate, const ob_token *tokens, int n, int 
     const uint32_t pos = (uint32_t)c->n_past, nk = (uint32_t)k;
 
     cmd_reset();
-    /* Decode attention: ranges of at least ATT_TILE keys, at most ATT_SPLITS of them. */
+    /* Decode attention: ranges of at least ATT_TILE keys, at most ATT_SPLITS of them (the generic
+     * plan: gen_att_splits). */
     uint32_t splits = (pos + 1 + ATT_TILE - 1) / ATT_TILE;
     if (splits > ATT_SPLITS) splits = ATT_SPLITS;
+    if (wm->generic) splits = gen_att_splits(hp, pos);
     c->step_host = (wg_step){nk, pos, nk - 1, pos + nk, splits, {0, 0, 0}};
     gpu_write(c->step, 0, &c->step_host, sizeof c->step_host);
     if (!feed) gpu_write(c->tok, 0, tokens, nk * 4);

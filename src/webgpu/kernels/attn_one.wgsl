@@ -1,19 +1,27 @@
 // attn_one.wgsl — the generic plan's attention of ONE token (decode): causal grouped-query
 // attention of the token at position S.pos over the cache positions 0 .. S.pos, f32 throughout.
 // q comes from the qkv row (already QK-normed and rotated; rope.wgsl has written this token's k
-// and v into the cache), the result goes to O[h * HDR ..]. One workgroup of 256 per q head (the
-// prompt kernel, attention.wgsl, gives a whole KV group of q heads one workgroup, which for one
-// token left all but a handful of SMs idle). Keys go in tiles of 32 with an online softmax:
+// and v into the cache), the result goes to O[h * HDR ..]. The grid is n_head x S.splits: workgroup
+// (h, s) of 256 takes the s-th of S.splits ranges of whole tiles of keys ("flash decoding", as
+// attn_dec.wgsl does for the fused plan; one workgroup per head walking all keys took 50-86 us at
+// position 256 on the H100 with most SMs idle). Keys go in tiles of 32 with an online softmax:
 //   - scores: 8 invocations a key, each a strided quarter-row of the dims (neighbouring
 //     invocations read neighbouring 16 bytes of the key row), summed through workgroup memory;
 //   - values: invocation i owns output dim i % HD for the keys k % (256 / HD) == i / HD of the
 //     tile (neighbouring invocations read neighbouring floats of a value row); the 256 / HD
 //     partial outputs of a dim are summed at the end.
+// With one range (S.splits == 1) the workgroup writes the normalised output to O itself; else
+// it writes its running max m, sum of weights l and unnormalised output o to
+// PART[(h * SPLITS_MAX + s) * (HD + 4)] = {m, l, 0, 0, o[HDR]}, and the MERGE form of this kernel
+// (grid n_head, a dispatch of its own: the generic plan's Wo product reads O as it is) combines a
+// head's S.splits partials: O = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s - M), M = max_s m_s.
 // HD: 32, 64, 128 or 256 (the staged head dimension); HDR: the real one (a multiple of 8 <= HD).
 
 override HD: u32 = 128u;
 override HDR: u32 = HD;
 override KV16: bool = false;  // KV cache as f16 pairs (else f32)
+override MERGE: bool = false; // the merge of the partials (grid n_head)
+override SPLITS_MAX: u32 = 32u; // PART's ranges a head (the host's GEN_ATT_SPLITS)
 
 const TK: u32 = 32u;          // keys per tile
 const NEG: f32 = -3.0e38;
@@ -21,8 +29,9 @@ const NEG: f32 = -3.0e38;
 @group(0) @binding(0) var<storage, read> QKV: array<f32>;
 @group(0) @binding(1) var<storage, read> KV: array<u32>;
 @group(0) @binding(2) var<storage, read_write> O: array<f32>;
-@group(0) @binding(3) var<uniform> P: Params;
-@group(0) @binding(4) var<uniform> S: Step;
+@group(0) @binding(3) var<storage, read_write> PART: array<f32>;
+@group(0) @binding(4) var<uniform> P: Params;
+@group(0) @binding(5) var<uniform> S: Step;
 
 var<workgroup> qv: array<vec4<f32>, 64>;  // q (HDR dims, zeros after)
 var<workgroup> xs: array<f32, 256>;       // per invocation: a partial score, at the end a partial output
@@ -46,10 +55,32 @@ fn kv1(base: u32, e: u32) -> f32 {
   return bitcast<f32>(KV[base + e]);
 }
 
+// MERGE: O[h * HDR + d] from the S.splits partials of head h (invocation d < HDR).
+fn merge(h: u32, tid: u32) {
+  if (tid >= HDR) { return; }
+  let base = h * SPLITS_MAX * (HD + 4u);
+  let ns = S.splits;
+  var m = NEG;
+  for (var s = 0u; s < ns; s++) { m = max(m, PART[base + s * (HD + 4u)]); }
+  var l = 0.0;
+  var o = 0.0;
+  for (var s = 0u; s < ns; s++) {
+    let b = base + s * (HD + 4u);
+    let w = exp(PART[b] - m);  // 0 for a range without keys (m_s = NEG, l_s = o_s = 0)
+    l += w * PART[b + 1u];
+    o += w * PART[b + 4u + tid];
+  }
+  O[h * HDR + tid] = o / l;
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let h = wg.x;
   if (h >= P.n_head) { return; }
+  if (MERGE) {
+    merge(h, tid);
+    return;
+  }
   let kvh = h / (P.n_head / P.n_head_kv);
   let kn = min(S.pos + 1u, P.n_ctx);
   if (tid < HD / 4u) {
@@ -70,8 +101,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   var m = NEG;
   var l = 0.0;
   var o = 0.0;
+  // this workgroup's tiles: t0 .. t1 - 1 of the nt tiles of keys (none past the last range)
   let nt = (kn + TK - 1u) / TK;
-  for (var t = 0u; t < nt; t++) {
+  let ns = max(S.splits, 1u);
+  let tps = (nt + ns - 1u) / ns;
+  let t0 = min(wg.y * tps, nt);
+  let t1 = min(t0 + tps, nt);
+  for (var t = t0; t < t1; t++) {
     let j = t * TK + sk;
     var s = 0.0;
     if (j < kn) {
@@ -109,6 +145,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   if (tid < HD && tid < HDR) {
     var a = 0.0;
     for (var u = 0u; u < NS; u++) { a += xs[u * HD + tid]; }
-    O[h * HDR + tid] = a / l;
+    if (ns == 1u) {
+      O[h * HDR + tid] = a / l;
+    } else {
+      let b = (h * SPLITS_MAX + wg.y) * (HD + 4u);
+      if (tid == 0u) {
+        PART[b] = m;
+        PART[b + 1u] = l;
+      }
+      PART[b + 4u + tid] = a;
+    }
   }
 }

@@ -1,7 +1,7 @@
 // dq_mvb.wgsl — the generic plan's fast matrix-vector product (decode) for the block types Q8_0,
 // Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K (constant WT; other types run dq_mv.wgsl). Same
 // contract as dq_mv (P.flags: bit 0 bias, bit 1 residual, bit 2 the input row of token S.last,
-// bit 3 per-tensor scale), TPR lanes a row, 256 / TPR rows a workgroup, cols % 32 == 0.
+// bit 3 per-tensor scale), TPR lanes a row, RPG passes of 256 / TPR rows a workgroup, cols % 32 == 0.
 //
 // A row is cut into slots of 8 weights that consecutive lanes take in turn (slot g: lane g % TPR),
 // laid out so that a subgroup's loads are coalesced: 32 consecutive slots are one K-quant block
@@ -23,52 +23,76 @@
 override NORM: bool = false;
 override GU: bool = false;
 override ACT: u32 = 0u;
+override RPG: u32 = 1u;  // row passes a workgroup: rows RPG * 256 / TPR (the output head: fewer
+                         // workgroups, each reading x and, with NORM, summing its squares once)
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
-@group(0) @binding(3) var<storage, read> VB: array<f32>;
+@group(0) @binding(3) var<storage, read> VB: array<vec4<f32>>;  // the vectors (16-byte loads of the norm weights)
 @group(0) @binding(4) var<uniform> P: Params;
 @group(0) @binding(5) var<uniform> S: Step;
 
 const M4: u32 = 0x0f0f0f0fu;
 
 var<private> XB: u32;    // the input row's first vec4
-var<private> XS: f32;    // NORM: 1 / rms of the input
-var<private> NW: u32;    // NORM: the norm weights' first float in VB
+var<private> XS: f32;    // NORM: 1 / rms of the input (else 1)
+var<private> NW: u32;    // NORM: the norm weights' first vec4 in VB (the host aligns vectors to 4 floats)
 
-// Inputs 4 i .. 4 i + 3 of the row (normalised with NORM).
+// Inputs 4 i .. 4 i + 3 of the row; with NORM times the norm weights (the row's sum is then
+// multiplied by 1 / rms once, in main: every slot's sum is linear in the inputs).
 fn xin(i: u32) -> vec4<f32> {
   if (NORM) {
-    let w = NW + 4u * i;
-    return X[XB + i] * XS * vec4<f32>(VB[w], VB[w + 1u], VB[w + 2u], VB[w + 3u]);
+    return X[XB + i] * VB[NW + i];
   }
   return X[XB + i];
 }
 
+// Float i of the vectors.
+fn vb1(i: u32) -> f32 { return VB[i / 4u][i % 4u]; }
+
 fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
 fn i8x4(w: u32) -> vec4<f32> { return vec4<f32>(unpack4xI8(w)); }
 
-// Byte i (< 12) of the 12 scale bytes of a Q4_K / Q5_K block held in sw.
-fn kbyte(sw: vec3<u32>, i: u32) -> u32 { return (sw[i / 4u] >> (8u * (i % 4u))) & 255u; }
-// Scale and min of sub-block s, as GGML's get_scale_min_k4, without branches.
-fn kscale(sw: vec3<u32>, s: u32) -> vec2<f32> {
-  let lo = vec2<u32>(kbyte(sw, s) & 63u, kbyte(sw, s + 4u) & 63u);
-  let t = kbyte(sw, (s + 4u) % 12u);
-  let hi = vec2<u32>((t & 15u) | ((kbyte(sw, (s + 8u) % 12u) >> 6u) << 4u), (t >> 4u) | ((kbyte(sw, s % 12u) >> 6u) << 4u));
-  return vec2<f32>(select(hi, lo, s < 4u));
-}
-// The 12 scale bytes of the K block at byte a (a multiple of 4) + 4.
-fn kscales(a: u32) -> vec3<u32> {
+// Scales and mins of sub-blocks 2 j and 2 j + 1 of the Q4_K / Q5_K block at byte a (a multiple
+// of 4): (sc0, sc1, m0, m1), as GGML's get_scale_min_k4, four sub-blocks a word at once (the 12
+// bytes w0 w1 w2 at a + 4: sub-block s < 4 has scale w0[s] & 63 and min w1[s] & 63; s >= 4 has
+// scale w2[s - 4] & 15 | (w0[s - 4] >> 6) << 4 and min w2[s - 4] >> 4 | (w1[s - 4] >> 6) << 4),
+// without branches (j differs from lane to lane).
+fn kpair(a: u32, j: u32) -> vec4<f32> {
   let i = a / 4u + 1u;
-  return vec3<u32>(W[i], W[i + 1u], W[i + 2u]);
+  let w0 = W[i];
+  let w1 = W[i + 1u];
+  let w2 = W[i + 2u];
+  let hi = j >= 2u;
+  let sc = select(w0 & 0x3f3f3f3fu, (w2 & M4) | ((w0 >> 2u) & 0x30303030u), hi);
+  let mn = select(w1 & 0x3f3f3f3fu, ((w2 >> 4u) & M4) | ((w1 >> 2u) & 0x30303030u), hi);
+  let sh = 16u * (j % 2u);
+  return vec4<f32>(vec4<u32>(sc >> sh, sc >> (sh + 8u), mn >> sh, mn >> (sh + 8u)) & vec4<u32>(255u));
+}
+
+// 32 bits at an even byte offset a, without a branch: the types of 18, 22 and 34 bytes a block
+// have their quants at 2 mod 4 in every other block, and with 4 slots a block the lanes of a
+// subgroup cover 8 blocks, so dq.wgsl's b32 (a branch on the alignment) would run both ways.
+// (W[i + 1] past the data is read but not used.)
+fn b32e(a: u32) -> u32 {
+  let i = a >> 2u;
+  let w0 = W[i];
+  let w1 = W[i + 1u];
+  return select((w0 >> 16u) | (w1 << 16u), w0, (a & 2u) == 0u);
+}
+// The same for 64 bits (two words) at an even byte offset.
+fn b64e(a: u32) -> vec2<u32> {
+  let i = a >> 2u;
+  let w = vec3<u32>(W[i], W[i + 1u], W[i + 2u]);
+  return select((w.xy >> vec2<u32>(16u)) | (w.yz << vec2<u32>(16u)), w.xy, (a & 2u) == 0u);
 }
 
 // Q8_0, 34 bytes / 32: f16 d, int8 qs[32]. Slot g: block g / 4, weights 8 (g % 4) .. + 7.
 fn s_q8_0(rb: u32, g: u32) -> f32 {
   let a = rb + (g / 4u) * 34u;
-  let o = a + 2u + 8u * (g % 4u);
-  let s = dot(i8x4(b32(o)), xin(2u * g)) + dot(i8x4(b32(o + 4u)), xin(2u * g + 1u));
+  let q = b64e(a + 2u + 8u * (g % 4u));
+  let s = dot(i8x4(q.x), xin(2u * g)) + dot(i8x4(q.y), xin(2u * g + 1u));
   return h16(a) * s;
 }
 
@@ -78,7 +102,7 @@ fn s_q4_0(rb: u32, g: u32) -> f32 {
   let b = g / 4u;
   let p = g % 4u;
   let a = rb + b * 18u;
-  let q = b32(a + 2u + 4u * p);
+  let q = b32e(a + 2u + 4u * p);
   let x0 = xin(8u * b + p);
   let x1 = xin(8u * b + 4u + p);
   return h16(a) * (dot(u8x4(q & M4), x0) + dot(u8x4((q >> 4u) & M4), x1) - 8.0 * (hsum(x0) + hsum(x1)));
@@ -100,8 +124,8 @@ fn s_q5_0(rb: u32, g: u32) -> f32 {
   let b = g / 4u;
   let p = g % 4u;
   let a = rb + b * 22u;
-  let qh = b32(a + 2u);
-  let q = b32(a + 6u + 4u * p);
+  let qh = b32e(a + 2u);
+  let q = b32e(a + 6u + 4u * p);
   let x0 = xin(8u * b + p);
   let x1 = xin(8u * b + 4u + p);
   let s = dot(u8x4((q & M4) | hi5(qh, 4u * p)), x0) + dot(u8x4(((q >> 4u) & M4) | hi5(qh, 16u + 4u * p)), x1);
@@ -133,12 +157,10 @@ fn s_q4_K(rb: u32, g: u32) -> f32 {
   let xo = 64u * b + 16u * j + s % 8u;
   let x0 = xin(xo);
   let x1 = xin(xo + 8u);
-  let sw = kscales(a);
-  let m0 = kscale(sw, 2u * j);
-  let m1 = kscale(sw, 2u * j + 1u);
+  let k = kpair(a, j);
   let dm = unpack2x16float(W[a / 4u]);
-  return dm.x * (m0.x * dot(u8x4(q & M4), x0) + m1.x * dot(u8x4((q >> 4u) & M4), x1)) -
-         dm.y * (m0.y * hsum(x0) + m1.y * hsum(x1));
+  return dm.x * (k.x * dot(u8x4(q & M4), x0) + k.y * dot(u8x4((q >> 4u) & M4), x1)) -
+         dm.y * (k.z * hsum(x0) + k.w * hsum(x1));
 }
 
 // Q5_K, 176 bytes / 256: f16 d, f16 dmin, scales[12], qh[32], qs[128]; as Q4_K plus the fifth bit
@@ -153,20 +175,19 @@ fn s_q5_K(rb: u32, g: u32) -> f32 {
   let xo = 64u * b + 16u * j + s % 8u;
   let x0 = xin(xo);
   let x1 = xin(xo + 8u);
-  let sw = kscales(a);
-  let m0 = kscale(sw, 2u * j);
-  let m1 = kscale(sw, 2u * j + 1u);
+  let k = kpair(a, j);
   let dm = unpack2x16float(W[a / 4u]);
   let q0 = (q & M4) | ((h & 0x01010101u) << 4u);
   let q1 = ((q >> 4u) & M4) | ((h & 0x02020202u) << 3u);
-  return dm.x * (m0.x * dot(u8x4(q0), x0) + m1.x * dot(u8x4(q1), x1)) - dm.y * (m0.y * hsum(x0) + m1.y * hsum(x1));
+  return dm.x * (k.x * dot(u8x4(q0), x0) + k.y * dot(u8x4(q1), x1)) - dm.y * (k.z * hsum(x0) + k.w * hsum(x1));
 }
 
 // Q6_K, 210 bytes / 256: ql[128], qh[64], int8 scales[16], f16 d. Slot g: block g / 32, s = g % 32:
 // half n = s / 16, k = s % 16, c = k / 8, l = 4 (k % 8): the ql word at 64 n + 4 k holds in its low
 // nibbles elements 128 n + 32 c + l .. + 3 (high bits at shift 2 c of the qh word at 128 + 32 n + l)
-// and in its high nibbles the same + 64 (shift 2 c + 4); scales sc[8 n + l / 16 + 2 c] and that + 4;
-// (q - 32) d sc.
+// and in its high nibbles the same + 64 (shift 2 c + 4); scales sc[8 n + l / 16 + 2 c] and that + 4
+// (the same byte of the next word); (q - 32) d sc, q - 32 formed as int8 lanes: for a byte q < 64,
+// ((q | 128) - 32) ^ 128 is q - 32 in two's complement (no borrow leaves the byte).
 fn s_q6_K(rb: u32, g: u32) -> f32 {
   let b = g / 32u;
   let s = g % 32u;
@@ -177,15 +198,17 @@ fn s_q6_K(rb: u32, g: u32) -> f32 {
   let a = rb + b * 210u;
   let ql = b32(a + 64u * n + 4u * k);
   let qh = b32(a + 128u + 32u * n + l) >> (2u * c);
-  let q0 = (ql & M4) | ((qh & 0x03030303u) << 4u);
-  let q1 = ((ql >> 4u) & M4) | (((qh >> 4u) & 0x03030303u) << 4u);
+  let q0 = (((ql & M4) | ((qh & 0x03030303u) << 4u)) | 0x80808080u) - 0x20202020u;
+  let q1 = ((((ql >> 4u) & M4) | (((qh >> 4u) & 0x03030303u) << 4u)) | 0x80808080u) - 0x20202020u;
   let xo = 64u * b + 32u * n + 8u * c + l / 4u;
   let x0 = xin(xo);
   let x1 = xin(xo + 16u);
   let si = a + 192u + 8u * n + l / 16u + 2u * c;
-  let sc0 = f32((i32(b32(si)) << 24u) >> 24u);
-  let sc1 = f32((i32(b32(si + 4u)) << 24u) >> 24u);
-  return h16(a + 208u) * (sc0 * (dot(u8x4(q0), x0) - 32.0 * hsum(x0)) + sc1 * (dot(u8x4(q1), x1) - 32.0 * hsum(x1)));
+  let sw = si >> 2u;
+  let ss = 24u - 8u * (si & 3u);
+  let sc0 = f32(i32(W[sw] << ss) >> 24u);
+  let sc1 = f32(i32(W[sw + 1u] << ss) >> 24u);
+  return h16(a + 208u) * (sc0 * dot(i8x4(q0 ^ 0x80808080u), x0) + sc1 * dot(i8x4(q1 ^ 0x80808080u), x1));
 }
 
 fn slot(rb: u32, g: u32) -> f32 {
@@ -242,30 +265,33 @@ fn act(x: f32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  let r = wg.x * (256u / TPR) + tid / TPR;
   let lane = tid % TPR;
-  let rr = min(r, P.rows - 1u);
   let t = select(0u, S.last, (P.flags & 4u) != 0u);
   XB = (P.in_off + t * P.in_stride) / 4u;
+  XS = 1.0;
   if (NORM) {
     var ss = 0.0;
     for (var i = tid; i < P.cols / 4u; i += 256u) { let v = X[XB + i]; ss += dot(v, v); }
     XS = 1.0 / sqrt(wg_sum(ss, tid) / f32(P.cols) + P.eps);
-    NW = P.q_off;
+    NW = P.q_off / 4u;
   }
   let ns = P.cols / 8u;
-  var acc: f32;
-  if (GU) {
-    let gu = row_dot2(P.w_off + rr * P.row_bytes, P.v_off + rr * P.row_bytes, lane, ns);
-    acc = act(lanes_sum(gu.x, tid)) * lanes_sum(gu.y, tid);
-  } else {
-    acc = lanes_sum(row_dot(P.w_off + rr * P.row_bytes, lane, ns), tid);
-  }
-  if (r < P.rows && lane == 0u) {
-    var y = acc;
-    if ((P.flags & 8u) != 0u) { y *= VB[P.norm2_off]; }
-    if ((P.flags & 1u) != 0u) { y += VB[P.norm_off + P.row0 + r]; }
-    let o = P.out_off + P.row0 + r;
-    if ((P.flags & 2u) != 0u) { Y[o] += y; } else { Y[o] = y; }
+  for (var k = 0u; k < RPG; k++) {
+    let r = (wg.x * RPG + k) * (256u / TPR) + tid / TPR;
+    let rr = min(r, P.rows - 1u);
+    var acc: f32;
+    if (GU) {
+      let gu = row_dot2(P.w_off + rr * P.row_bytes, P.v_off + rr * P.row_bytes, lane, ns);
+      acc = act(lanes_sum(gu.x, tid) * XS) * (lanes_sum(gu.y, tid) * XS);
+    } else {
+      acc = lanes_sum(row_dot(P.w_off + rr * P.row_bytes, lane, ns), tid) * XS;
+    }
+    if (r < P.rows && lane == 0u) {
+      var y = acc;
+      if ((P.flags & 8u) != 0u) { y *= vb1(P.norm2_off); }
+      if ((P.flags & 1u) != 0u) { y += vb1(P.norm_off + P.row0 + r); }
+      let o = P.out_off + P.row0 + r;
+      if ((P.flags & 2u) != 0u) { Y[o] += y; } else { Y[o] = y; }
+    }
   }
 }
