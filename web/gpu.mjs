@@ -21,9 +21,9 @@ const XQ_KERNELS = new Set(['quant', 'rmsnorm', 'swiglu', 'attention_q']);
 // through attn_o.wgsl (f32) or attn_xq.wgsl (quantised for mm_sg / mm_dp).
 const BODY = { attention: ['attention', 'attn_o'], attention_q: ['attention', 'attn_xq'] };
 // Kernels of the generic plan that read weights of any type get src/webgpu/kernels/dq.wgsl.
-const DQ_KERNELS = new Set(['dq_mv', 'dq_mvb', 'dq_mm', 'dq_mmt', 'dq_embed']);
+const DQ_KERNELS = new Set(['dq_mv', 'dq_mvb', 'dq_mm', 'dq_mmt', 'dq_mms', 'dq_embed']);
 // ... and the prompt product on subgroup matrices needs WGSL's experimental extension.
-const SGMAT_KERNELS = new Set(['mm_sg']);
+const SGMAT_KERNELS = new Set(['mm_sg', 'dq_mms']);
 // The one subgroup-matrix shape mm_sg.wgsl is written for.
 const SGMAT_CONFIG = { componentType: 'i8', resultComponentType: 'i32', M: 16, N: 16, K: 32 };
 

@@ -224,6 +224,9 @@ typedef struct wg_samp {
 #define MMS_TR 64       /* rows of an mm_sg.wgsl tile (its const TR) */
 #define MMS_TT 32       /* tokens of an mm_sg.wgsl tile (its const TT) */
 #define MMS_WG_MEM 19072 /* workgroup memory of mm_sg.wgsl: 4 (SMW + 2 TR + TT) bytes */
+#define MMG_TR 32       /* rows of a dq_mms.wgsl tile (its const TR): the generic plan's prompt products */
+#define MMG_TT 64       /* tokens of a dq_mms.wgsl tile (its const TT) */
+#define MMG_WG_MEM 28160 /* workgroup memory of dq_mms.wgsl: 4 (SMW + 2 TR + TT) bytes */
 #define MMD_TR 64       /* rows of an mm_dp.wgsl tile (its const TR) */
 #define MMD_TT 64       /* tokens of an mm_dp.wgsl tile (its const TT) */
 #define MMD_WG_MEM 13056 /* workgroup memory of mm_dp.wgsl: 16 * 768 + 4 (2 TR + TT) bytes */
@@ -684,10 +687,18 @@ typedef struct wg_ctx {
     int n_gops, cap_gops;
     int g_layers_end;             /* gops[0, g_layers_end): embedding and layers; then the tail */
     int g_nout, g_head_mv, g_head_mm, g_argmax; /* first tail op of each kind (heads: n_out each) */
+    /* Prompt products on subgroup matrices (dq_mms.wgsl, pipelines by weight type in gms) on the
+     * input quantised by quant.wgsl into c->xq; the input last quantised (buffer, row stride,
+     * columns; buffer 0: none), so that q, k, v or gate and up quantise theirs once. */
+    int gsg;
+    uint32_t gms[GGML_TYPE_COUNT];
+    uint32_t gq_x, gq_stride, gq_cols;
+    int gq_keep;                  /* gen_op keeps gq_x (the quant and the product ops) */
 } wg_ctx;
 
 enum { G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU }; /* G_MVN..: dq_mvb's fused decode forms (NORM, GU, both) */
-enum { GY_ONE, GY_TOK, GY_MM8, GY_MM64, GY_ATTN }; /* a dispatch's y: 1, tokens, ceil(tokens / 8 or 64), attention's */
+enum { GY_ONE, GY_TOK, GY_MM8, GY_MM64, GY_ATTN, GY_XQ }; /* a dispatch's y: 1, tokens, ceil(tokens / 8 or 64), attention's;
+                                                         * GY_XQ: quant.wgsl's x, ceil(tokens * gx / 4), y 1 */
 
 /* One dispatch of the generic plan: [0] its decode form (one token), [1] its prompt form. */
 typedef struct wg_gop {
@@ -1172,6 +1183,7 @@ static uint32_t gen_pipe(wg_ctx *c, int kind, uint32_t type) {
 }
 
 static int gen_op(wg_ctx *c, const wg_gop *op) {
+    if (!c->gq_keep) c->gq_x = 0; /* any other op may write the input quantised last */
     if (c->n_gops == c->cap_gops) {
         int cap = c->cap_gops * 2 + 64;
         wg_gop *n = realloc(c->gops, (size_t)cap * sizeof *n);
@@ -1191,6 +1203,31 @@ static void gen_op1(wg_ctx *c, int kernel, const wg_params *p, int n, const wg_b
 }
 
 static uint32_t gen_vo(uint32_t v) { return v == GV_NONE ? 0 : v; }
+
+/* The prompt product on subgroup matrices for a weight type (dq_mms.wgsl), created on first use. */
+static uint32_t gen_mms_pipe(wg_ctx *c, uint32_t type) {
+    if (!c->gms[type]) {
+        const wg_const k[] = {{"WT", type}, {"LO", c->xq_lo}, {"SC", c->xq_sc}};
+        c->gms[type] = gpu_pipeline("dq_mms", 3, k);
+    }
+    return c->gms[type];
+}
+
+/* Prompt chunks only (the decode form is skipped): quant.wgsl quantises the rows of cols floats
+ * in_stride apart in x into c->xq for dq_mms, unless that input is the one quantised last and
+ * nothing ran since (q, k, v; gate, up). */
+static void gen_xq(wg_ctx *c, uint32_t x, uint32_t in_stride, uint32_t cols, int *ok) {
+    if (c->gq_x == x && c->gq_stride == in_stride && c->gq_cols == cols) return;
+    wg_params p = base_params(c);
+    p.cols = cols;
+    p.in_stride = in_stride;
+    uint32_t bg = make_bg(c, K_QUANT, &p, 2, (wg_bind[]){{0, x, 0, 0}, {1, c->xq, 0, 0}}, ok);
+    wg_gop op = {{c->pipe[K_QUANT], c->pipe[K_QUANT]}, {bg, bg}, {0, cols / 128}, {GY_ONE, GY_XQ}};
+    if (gen_op(c, &op) < 0) *ok = 0;
+    c->gq_x = x;
+    c->gq_stride = in_stride;
+    c->gq_cols = cols;
+}
 
 /* Y (+)= W X + b over the step's tokens: W at byte woff of wbuf; X rows of W->cols floats
  * in_stride apart; Y rows out_stride apart from out_off (+ row0 of a part). head: the output
@@ -1223,11 +1260,19 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     }
     if (up) pd.v_off = up_off;
     uint32_t rpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u); /* dq_mv: rows a workgroup (TPR lanes each) */
-    wg_gop op = {{mv, mm},
-                 {make_bg_on(c, mv, 0, &pd, 4, nw != GV_NONE ? bx : b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
-                 {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64}, /* dq_mmt, dq_mm: 64 rows */
-                 {GY_ONE, gen_mm_tiled() ? GY_MM64 : GY_MM8}};
+    /* Prompt form on subgroup matrices (dq_mms, after quant) where the input rows are whole
+     * 128-blocks; not for the output head (its prompt form runs only for all-logits chunks). */
+    const int sgk = c->gsg && !head && w->cols % 128 == 0;
+    c->gq_keep = sgk;
+    if (sgk) gen_xq(c, x, in_stride, (uint32_t)w->cols, ok);
+    const uint32_t mmp = sgk ? gen_mms_pipe(c, w->type) : mm;
+    const wg_bind bq[4] = {{0, wbuf, 0, 0}, {1, c->xq, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
+    wg_gop op = {{mv, mmp},
+                 {make_bg_on(c, mv, 0, &pd, 4, nw != GV_NONE ? bx : b, ok), make_bg_on(c, mmp, 0, &p, 4, sgk ? bq : b, ok)},
+                 {((uint32_t)rows + rpw - 1) / rpw, sgk ? ((uint32_t)rows + MMG_TR - 1) / MMG_TR : ((uint32_t)rows + 63) / 64},
+                 {GY_ONE, sgk || gen_mm_tiled() ? GY_MM64 : GY_MM8}}; /* dq_mms: 32 rows x 64 tokens; dq_mmt, dq_mm: 64 rows */
     int i = gen_op(c, &op);
+    c->gq_keep = 0;
     if (i < 0) *ok = 0;
     return i;
 }
@@ -1275,6 +1320,10 @@ static void gen_pipelines(wg_ctx *c) {
     c->pipe[K_ATTN] = gpu_pipeline("attention", 4, attn);
     c->pipe[K_G_ATTN1] = gpu_pipeline("attn_one", 3, attn);
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
+    if (c->gsg) {
+        const wg_const q[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}, {"XQ_WG", 0}};
+        c->pipe[K_QUANT] = gpu_pipeline("quant", 3, q);
+    }
 }
 
 /* q, k and v run as one product when they are one matrix in the layer buffer (the same type and row
@@ -1430,6 +1479,7 @@ static void gen_run(const wg_ctx *c, int i, int prompt, uint32_t nk) {
     case GY_MM8: gy = (nk + 7) / 8; break;
     case GY_MM64: gy = (nk + 63) / 64; break;
     case GY_ATTN: gy = (nk + bt - 1) / bt; break;
+    case GY_XQ: gpu_dispatch(op->pipe[prompt], op->bg[prompt], (nk * op->gx[prompt] + 3) / 4, 1); return;
     default: break;
     }
     gpu_dispatch(op->pipe[prompt], op->bg[prompt], op->gx[prompt], gy);
@@ -1499,6 +1549,9 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
         c->xq_sc = (uint32_t)(2 * lo);
         /* a head of 128 dims is one 128-block of the Wo input: attention quantises its output itself */
         c->attq = (c->sgmm || c->dpmm) && hp->head_dim == QK1_0;
+        /* the generic plan: dq_mms on subgroup matrices (not on a CPU adapter: none has them) */
+        c->gsg = wm->generic && wg_lim.sgmat && !wg_lim.cpu && wg_lim.max_wg_mem >= MMG_WG_MEM &&
+                 words * 4 <= cap;
     }
     c->kv = calloc((size_t)hp->n_layer, sizeof *c->kv);
     c->bg = calloc((size_t)hp->n_layer * BG_PER_LAYER, sizeof *c->bg);
@@ -1537,7 +1590,7 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
     }
     c->qdum = gpu_buffer(80, WG_STORAGE);
     c->logits = gpu_buffer(L * V * 4, WG_STORAGE | WG_COPY_SRC);
-    if (c->sgmm || c->dpmm) c->xq = gpu_buffer(((uint64_t)c->xq_sc + (uint64_t)c->xq_lo / 32) * 4, WG_STORAGE);
+    if (c->sgmm || c->dpmm || c->gsg) c->xq = gpu_buffer(((uint64_t)c->xq_sc + (uint64_t)c->xq_lo / 32) * 4, WG_STORAGE);
     c->tok = gpu_buffer(B * 4, WG_STORAGE | WG_COPY_SRC);
     c->hist = gpu_buffer((uint64_t)n_ctx * 4, WG_STORAGE);
     c->rope = gpu_buffer((uint64_t)n_ctx * half * 8, WG_STORAGE);
@@ -1549,6 +1602,7 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
     int n_slots = hp->n_layer * BG_PER_LAYER + 3 + 2 * wm->n_emb + 3 * wm->n_out + ((c->sgmm || c->dpmm) && !c->attq ? 1 : 0);
     /* The generic plan: at most 22 slots a layer (the products take two: decode and prompt). */
     if (wm->generic) n_slots = hp->n_layer * 22 + 4 + wm->n_emb + 2 * wm->n_out;
+    if (c->gsg) n_slots += hp->n_layer * 5; /* quant of the products' inputs (4 a layer, 5 with a sub-norm) */
     c->params = gpu_buffer((uint64_t)n_slots * WG_SLOT, WG_UNIFORM);
     int ok = 1;
     if (wm->generic) {
