@@ -640,9 +640,9 @@ for (const sg of [true, false]) {
                   w.push(wv[t2 * ostride + 4 + i]);
                 }
               const what = `dq_mms ${name} n=${n} flags=${flags}`;
-              close(Float32Array.from(g), Float32Array.from(w), 2e-3, what);
+              close(Float32Array.from(g), Float32Array.from(w), 3e-3, what);
               const e = relRms(Float32Array.from(g), Float32Array.from(w));
-              assert.ok(e < 2e-4, `${what}: relative RMS ${e}`);
+              assert.ok(e < 3e-4, `${what}: relative RMS ${e}`);
               // outside the product: the rows' padding and the token past n stay as they were
               for (let t2 = 0; t2 < n; t2++) for (const i of [0, 1, 2, 3, rows + 4, rows + 5]) assert.equal(gv[t2 * ostride + i], y0[t2 * ostride + i], what);
               for (let i = 0; i < ostride; i++) assert.equal(gv[n * ostride + i], y0[n * ostride + i], `${what}: token ${n} row ${i}`);

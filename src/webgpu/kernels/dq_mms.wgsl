@@ -7,8 +7,10 @@
 // requantised per row to 16 bits, w = D p with D = max|w| / 32512 and p = 256 ph + pl (ph, pl
 // int8, pl in -128..127), so
 //   sum_k p_k q_k = 65536 (ph . hi) + 256 (pl . hi + ph . lo) + (pl . lo) + 128 sum_k p_k
-// from int8 products: ph . hi into one int32 matrix, pl . hi + ph . lo into another (two products
-// accumulated); pl . lo (below 2^-16 of the sum, relative error ~5e-5 of a product) is left out.
+// from int8 products into two int32 matrices: ph . hi, and 256 (pl . hi + ph . lo) + pl . lo (the
+// two middle products accumulated, the matrix times 256 — subgroupMatrixScalarMultiply, at most
+// 2^30 — then pl . lo added; pl . lo matters where a block's input has an outlier: its other q
+// are small, carried by lo, and leaving it out gave relative errors of 1e-2 on single outputs).
 // The block's scales D[r] dx[t] are applied in f32 through workgroup memory, as in mm_sg.wgsl.
 // A workgroup is two subgroups over TR = 32 rows x TT = 64 tokens (32 tokens each), so that a
 // decoded weight serves 64 tokens; its 64 invocations decode 64 weights of a row each (two a
@@ -128,8 +130,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     var c0 = CM(); var c1 = CM(); var c2 = CM(); var c3 = CM();
     var c4 = CM(); var c5 = CM(); var c6 = CM(); var c7 = CM();
     // Matrices: weights ph a0, a1 and pl e0, e1 (rows 0-15, 16-31), input hi h0, h1 and lo l0, l1
-    // (the subgroup's tokens 0-15, 16-31). c0..c3: ph . hi; c4..c7: pl . hi + ph . lo; index
-    // 2 (row tile) + token tile.
+    // (the subgroup's tokens 0-15, 16-31). c0..c3: ph . hi; c4..c7: 256 (pl . hi + ph . lo) +
+    // pl . lo; index 2 (row tile) + token tile.
     switch (sg) {
       case 0u: {
         for (var ks = 0u; ks < 4u; ks++) {
@@ -153,6 +155,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
           c5 = subgroupMatrixMultiplyAccumulate(a0, l1, c5);
           c6 = subgroupMatrixMultiplyAccumulate(a1, l0, c6);
           c7 = subgroupMatrixMultiplyAccumulate(a1, l1, c7);
+        }
+        c4 = subgroupMatrixScalarMultiply(c4, 256);
+        c5 = subgroupMatrixScalarMultiply(c5, 256);
+        c6 = subgroupMatrixScalarMultiply(c6, 256);
+        c7 = subgroupMatrixScalarMultiply(c7, 256);
+        for (var ks = 0u; ks < 4u; ks++) {
+          let e0 = ldw(WL + ks * 8u);
+          let e1 = ldw(WL + 16u * AS + ks * 8u);
+          let l0 = ldx(XL + ks * 8u);
+          let l1 = ldx(XL + 16u * AS + ks * 8u);
+          c4 = subgroupMatrixMultiplyAccumulate(e0, l0, c4);
+          c5 = subgroupMatrixMultiplyAccumulate(e0, l1, c5);
+          c6 = subgroupMatrixMultiplyAccumulate(e1, l0, c6);
+          c7 = subgroupMatrixMultiplyAccumulate(e1, l1, c7);
         }
       }
       default: {
@@ -178,6 +194,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
           c6 = subgroupMatrixMultiplyAccumulate(a1, l0, c6);
           c7 = subgroupMatrixMultiplyAccumulate(a1, l1, c7);
         }
+        c4 = subgroupMatrixScalarMultiply(c4, 256);
+        c5 = subgroupMatrixScalarMultiply(c5, 256);
+        c6 = subgroupMatrixScalarMultiply(c6, 256);
+        c7 = subgroupMatrixScalarMultiply(c7, 256);
+        for (var ks = 0u; ks < 4u; ks++) {
+          let e0 = ldw(WL + ks * 8u);
+          let e1 = ldw(WL + 16u * AS + ks * 8u);
+          let l0 = ldx(XL + 32u * AS + ks * 8u);
+          let l1 = ldx(XL + 48u * AS + ks * 8u);
+          c4 = subgroupMatrixMultiplyAccumulate(e0, l0, c4);
+          c5 = subgroupMatrixMultiplyAccumulate(e0, l1, c5);
+          c6 = subgroupMatrixMultiplyAccumulate(e1, l0, c6);
+          c7 = subgroupMatrixMultiplyAccumulate(e1, l1, c7);
+        }
       }
     }
     workgroupBarrier();
@@ -200,7 +230,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
         for (var e = 0u; e < 8u; e++) {
           let i = lane / 16u + 2u * e;
           let r = rt * 16u + i;
-          let v = 256.0 * (256.0 * f32(sm[o + i * 16u]) + f32(sm[o + 1024u + i * 16u])) + ws[r];
+          let v = 65536.0 * f32(sm[o + i * 16u]) + f32(sm[o + 1024u + i * 16u]) + ws[r];
           acc[(rt * 2u + tt) * 8u + e] += wd[r] * sx * v;
         }
       }
