@@ -92,6 +92,7 @@ static struct {
     int sgmat;              /* int8 16x16x32 subgroup matrices on 32-wide subgroups (mm_sg.wgsl) */
     int cpu;                /* a CPU implementation (SwiftShader): each workgroup has a high fixed cost */
     int dp_cpu;             /* ... and mm_dp runs there all the same (tests; cpu == 2 in ob_wgpu_attach) */
+    int sgmat_emu;          /* ... or the generic plan's dq_mms, on emulated subgroup matrices (tests; cpu == 3) */
     uint64_t weight_cap;    /* tests: a smaller cap on a layer's weight buffers (0: none), see ob_wgpu_cap_weights */
 } wg_lim;
 
@@ -776,7 +777,8 @@ WG_API int ob_wgpu_cmds_len(void) { return wg_cmd.oom ? 0 : (int)wg_cmd.n; }
  * has int8 16x16x32 subgroup matrices (web/gpu.mjs checks the adapter's configurations). cpu: the
  * adapter is a CPU implementation (SwiftShader), where a workgroup costs ~2 ms whatever it does:
  * the output head then takes HEAD_ROWS_MAX rows a workgroup (151,936 rows of 256: 2.8 -> 0.8 s),
- * and prompt products stay on the f32 matmul unless cpu is 2 (tests: mm_dp all the same). */
+ * and prompt products stay on the f32 matmul unless cpu is 2 (tests: mm_dp all the same) or 3 (tests:
+ * the generic plan's dq_mms, its subgroup-matrix builtins emulated by the host's kernel source). */
 WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups, int sg_size, int max_wg_mem,
                            int sgmat, int cpu) {
     wg_lim.attached = 1;
@@ -788,6 +790,7 @@ WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups
     wg_lim.sgmat = sgmat != 0 && wg_lim.sg_size == 32;
     wg_lim.cpu = cpu != 0;
     wg_lim.dp_cpu = cpu == 2;
+    wg_lim.sgmat_emu = cpu == 3;
 }
 
 WG_API void ob_wgpu_detach(void) { wg_lim.attached = 0; }
@@ -1321,7 +1324,7 @@ static void gen_pipelines(wg_ctx *c) {
     c->pipe[K_G_ATTN1] = gpu_pipeline("attn_one", 3, attn);
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
     if (c->gsg) {
-        const wg_const q[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}, {"XQ_WG", 0}};
+        const wg_const q[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}, {"XQ_WG", wg_lim.sg_size != 32}};
         c->pipe[K_QUANT] = gpu_pipeline("quant", 3, q);
     }
 }
@@ -1550,7 +1553,7 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
         /* a head of 128 dims is one 128-block of the Wo input: attention quantises its output itself */
         c->attq = (c->sgmm || c->dpmm) && hp->head_dim == QK1_0;
         /* the generic plan: dq_mms on subgroup matrices (not on a CPU adapter: none has them) */
-        c->gsg = wm->generic && wg_lim.sgmat && !wg_lim.cpu && wg_lim.max_wg_mem >= MMG_WG_MEM &&
+        c->gsg = wm->generic && ((wg_lim.sgmat && !wg_lim.cpu) || (wg_lim.sgmat_emu && wg_lim.sg_size)) && wg_lim.max_wg_mem >= MMG_WG_MEM &&
                  words * 4 <= cap;
     }
     c->kv = calloc((size_t)hp->n_layer, sizeof *c->kv);
