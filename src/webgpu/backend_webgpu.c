@@ -1135,7 +1135,9 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
  * Any family and weight type: the steps of src/cpu/forward.c in its order, one dispatch per op,
  * with plain kernels. Products decode their weights through dq.wgsl (for one token dq_mvb, whole
  * 32-weight units a lane, for the 8 block types, dq_mv for the others; dq_mmt, 64 x 64 tiles staged
- * in workgroup memory, for a prompt chunk, dq_mm on a CPU adapter; the pipeline constant WT picks
+ * in workgroup memory, for a prompt chunk, dq_mm on a CPU adapter, or where the device has int8
+ * subgroup matrices quant + dq_mms (c->gsg: 32 x 64 tiles, 16-bit inputs and weights in int8
+ * planes; rows of whole 128-blocks, not the head's all-logits form); the pipeline constant WT picks
  * the type: the variants mv_<type>, mvb_<type>, mmt_<type> and mm_<type>) and add their bias, per-tensor scale and the residual
  * themselves (P.flags). Per layer:
  *   norm (RMS or LayerNorm)            norm
