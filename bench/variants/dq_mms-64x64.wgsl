@@ -1,5 +1,5 @@
-// tile: 64 x 64 — a candidate for dq_mms.wgsl (copy it over the kernel and set the host defines): four
-// subgroups over 64 rows x 64 tokens, 37,632 bytes of workgroup memory (MMG_TR 64, MMG_WG_MEM 37632).
+// tile: 64 x 64 — a candidate for dq_mms.wgsl written by bench/variants/dq_mms_variants.py (copy it
+// over the kernel and set MMG_TR 64, MMG_WG_MEM 37632): four subgroups over 64 rows x 64 tokens.
 // dq_mms.wgsl — the generic plan's prompt product on the GPU's matrix units (WebGPU's
 // experimental subgroup matrices: 16 x 16 x 32 int8 products into int32 on 32-wide subgroups, the
 // only kind Dawn offers on NVIDIA: no f16 or f32 matrices), for weights of any type (dq.wgsl,
@@ -16,7 +16,8 @@
 // The block's scales D[r] dx[t] are applied in f32 through workgroup memory, as in mm_sg.wgsl.
 // A workgroup is two subgroups over TR = 32 rows x TT = 64 tokens (32 tokens each), so that a
 // decoded weight serves 64 tokens; its 64 invocations decode 64 weights of a row each (two a
-// row: the row's max through subgroupShuffleXor) and copy the input planes into workgroup memory.
+// row: the row's max through subgroupShuffleXor; dq64: Q4_K and Q6_K read each quant word once)
+// and copy the input planes into workgroup memory.
 // Each subgroup's matrix loads of the inputs use literal offsets (a switch on the subgroup index,
 // uniform across the subgroup but not to WGSL's uniformity analysis: the host switches
 // chromium.subgroup_matrix_uniformity off, as for mm_sg.wgsl).
@@ -59,6 +60,49 @@ alias CM = subgroup_matrix_result<i32, 16, 16>;
 fn ldw(off: u32) -> LM { return subgroupMatrixLoad<LM, row_major>(&sm, off, AS); }
 fn ldx(off: u32) -> RM { return subgroupMatrixLoad<RM, col_major>(&sm, off, AS); }
 
+// Elements k0 .. k0 + 63 of the row at byte rb (k0 % 64 == 0) as 16 vec4: Q4_K and Q6_K read
+// each quant word, scale and f16 once (a 64-weight run lies in one group of their blocks), the
+// other types call dq() 16 times.
+fn dq64(rb: u32, k0: u32) -> array<vec4<f32>, 16> {
+  var o: array<vec4<f32>, 16>;
+  switch (WT) {
+    case 12u: {  // Q4_K: group g's 32 bytes: low nibbles elements 0-31, high ones 32-63
+      let a = rb + (k0 / 256u) * 144u;
+      let g = (k0 % 256u) / 64u;
+      let d = h16(a);
+      let dm = h16(a + 2u);
+      let s0 = scale_min_k4(a + 4u, 2u * g);
+      let s1 = scale_min_k4(a + 4u, 2u * g + 1u);
+      for (var j = 0u; j < 8u; j++) {
+        let w = b32(a + 16u + g * 32u + 4u * j);
+        o[j] = u8x4(w & 0x0f0f0f0fu) * (d * s0.x) - dm * s0.y;
+        o[8u + j] = u8x4((w >> 4u) & 0x0f0f0f0fu) * (d * s1.x) - dm * s1.y;
+      }
+    }
+    case 14u: {  // Q6_K: half n, quarters c = 2 h + cc (h = which 64 of the half)
+      let a = rb + (k0 / 256u) * 210u;
+      let e0 = k0 % 256u;
+      let n = e0 / 128u;
+      let h = (e0 % 128u) / 64u;
+      let d = h16(a + 208u);
+      for (var j = 0u; j < 8u; j++) {
+        let qh = b32(a + 128u + 32u * n + 4u * j);
+        for (var cc = 0u; cc < 2u; cc++) {
+          let c = 2u * h + cc;
+          let lo = (b32(a + 64u * n + 32u * cc + 4u * j) >> (h * 4u)) & 0x0f0f0f0fu;
+          let hi = ((qh >> (2u * c)) & 0x03030303u) << 4u;
+          let sc = f32((i32(b8(a + 192u + 8u * n + j / 4u + 2u * c)) << 24u) >> 24u);
+          o[cc * 8u + j] = (u8x4(lo | hi) - 32.0) * (d * sc);
+        }
+      }
+    }
+    default: {
+      for (var k = 0u; k < 16u; k++) { o[k] = dq(rb, k0 + 4u * k); }
+    }
+  }
+  return o;
+}
+
 // 16-bit p of four weights times 1 / D, split into the int8 planes (ph, pl) as packed words.
 fn split16(w: vec4<f32>, inv: f32) -> vec2<u32> {
   let p = clamp(vec4<i32>(round(w * inv)), vec4<i32>(-32512), vec4<i32>(32512));
@@ -100,10 +144,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
       dx = bitcast<f32>(XQ[si / 4u][si % 4u]);
     }
     // 64 weights of the row, decoded
-    var wv: array<vec4<f32>, 16>;
+    var wv = dq64(rb, b * 128u + hf * 64u);
     var m = 0.0;
     for (var k = 0u; k < 16u; k++) {
-      wv[k] = dq(rb, b * 128u + hf * 64u + 4u * k);
       let a = abs(wv[k]);
       m = max(m, max(max(a.x, a.y), max(a.z, a.w)));
     }
