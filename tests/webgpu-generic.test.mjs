@@ -34,6 +34,9 @@ const { Engine } = await import('../web/engine.mjs');
 const { GpuBridge, openDevice } = await import('../web/gpu.mjs');
 const { KERNELS } = await import('../build/wasm/kernels.mjs');
 const { emulateSgMat } = await import('./sgmat-emu.mjs');
+// dq_mms.wgsl's tile and workgroup memory, as its consts say: 4 (SMW + 2 TR + TT) bytes.
+const MMG = Object.fromEntries(['TR', 'TT', 'SMW'].map((k) => [k, Number(KERNELS.dq_mms.match(new RegExp(`const ${k} = (\\d+)u;`))?.[1])]));
+const MMG_MEM = 4 * (MMG.SMW + 2 * MMG.TR + MMG.TT);
 
 // Debian's python3 has numpy (tools/deps.sh); a pyenv shim first on PATH may not.
 const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
@@ -259,9 +262,9 @@ test('generic kernels: dq_mv / dq_mvb / dq_mmt / dq_mm / dq_embed of every weigh
 // 16-bit requantisation, the block scaling, tile bounds, bias, scale, residual) on two K-quant
 // types against gguf-py. The real builtins run in tests/webgpu.test.mjs on a GPU (bench/gpu-test.sh).
 test('generic kernels: quant + dq_mms (subgroup matrices emulated) on Q4_K and Q6_K vs gguf-py', { skip }, async (t) => {
-  const MMG = Object.fromEntries(['TR', 'TT'].map((k) => [k, Number(KERNELS.dq_mms.match(new RegExp(`const ${k} = (\\d+)u;`))?.[1])]));
   const H = await Harness.open(true);
   if (!H.sg) { H.close(); t.skip('no subgroups (dq_mms takes a row\'s max through subgroupShuffleXor)'); return; }
+  if (MMG_MEM > H.dev.limits.maxComputeWorkgroupStorageSize) { H.close(); t.skip(`dq_mms needs ${MMG_MEM} bytes of workgroup memory`); return; }
   H.bridge.sgMatSource = emulateSgMat;
   const r = rng(3);
   for (const rec of loadVectors().filter((v) => v.type === 12 || v.type === 14)) {
@@ -528,6 +531,7 @@ test("llama.cpp's llama2-q4_k_m.gguf: prompt products on (emulated) subgroup mat
   const eng = await Engine.create({ backend: 'webgpu', gpu, subgroupMatrixEmulation: emulateSgMat });
   try {
     if (!eng.dev.sgSize) return tt.skip('no subgroups (dq_mms takes a row\'s max through subgroupShuffleXor)');
+    if (MMG_MEM > eng.dev.device.limits.maxComputeWorkgroupStorageSize) return tt.skip(`dq_mms needs ${MMG_MEM} bytes of workgroup memory`);
     await eng.load(file, { nCtx: 32 });
     const V = eng.info.nVocab;
     const got = await eng.logits(toks);

@@ -842,8 +842,9 @@ test('dq_mms: the host grid, token rounding and workgroup memory follow the kern
   // matrices of 16 x 16 per 32-token subgroup; then the f32 scales wd, ws [TR] and xd [TT].
   assert.ok(MMG.SMW >= 2 * MMG.TR * 36 + 2 * MMG.TT * 36 && MMG.SMW >= (MMG.TT / 32) * 2048, 'SMW holds the block and the results');
   assert.equal(def('MMG_WG_MEM'), 4 * (MMG.SMW + 2 * MMG.TR + MMG.TT), 'MMG_WG_MEM is the kernel\'s workgroup memory');
-  assert.match(KERNELS.dq_mms, new RegExp(`@workgroup_size\\(${MMG.TT}\\)`), 'one 32-wide subgroup per 32 tokens, an invocation per token');
-  assert.equal(MMG.TR, 32, 'two invocations a staged row');
+  // two invocations a staged row; one 32-wide subgroup per 32 rows x 32 tokens of the tile
+  assert.match(KERNELS.dq_mms, new RegExp(`@workgroup_size\\(${2 * MMG.TR}\\)`), 'two invocations a staged row');
+  assert.equal(2 * MMG.TR, (MMG.TR / 32) * (MMG.TT / 32) * 32, 'one 32-wide subgroup per 32 x 32');
   assert.equal(MMD.TT % MMG.TT, 0, 'the quantised input, rounded to MMD_TT tokens, covers dq_mms tiles too');
 });
 
