@@ -698,8 +698,7 @@ typedef struct wg_ctx {
 } wg_ctx;
 
 enum { G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU }; /* G_MVN..: dq_mvb's fused decode forms (NORM, GU, both) */
-enum { GY_ONE, GY_TOK, GY_MM8, GY_MM64, GY_ATTN, GY_XQ }; /* a dispatch's y: 1, tokens, ceil(tokens / 8 or 64), attention's;
-                                                         * GY_XQ: quant.wgsl's x, ceil(tokens * gx / 4), y 1 */
+enum { GY_ONE, GY_TOK, GY_MM8, GY_MM64, GY_ATTN }; /* a dispatch's y: 1, tokens, ceil(tokens / 8 or 64), attention's */
 
 /* One dispatch of the generic plan: [0] its decode form (one token), [1] its prompt form. */
 typedef struct wg_gop {
@@ -1208,6 +1207,9 @@ static void gen_op1(wg_ctx *c, int kernel, const wg_params *p, int n, const wg_b
 }
 
 static uint32_t gen_vo(uint32_t v) { return v == GV_NONE ? 0 : v; }
+
+/* A gop's gy for quant.wgsl (the generic plan's subgroup-matrix prompt products): x ceil(tokens * gx / 4), y 1. */
+enum { GY_XQ = 200 };
 
 /* The prompt product on subgroup matrices for a weight type (dq_mms.wgsl), created on first use. */
 static uint32_t gen_mms_pipe(wg_ctx *c, uint32_t type) {
