@@ -1254,6 +1254,11 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     p.norm_off = gen_vo(bias);
     p.norm2_off = gen_vo(scale);
     p.flags = (bias != GV_NONE ? 1u : 0u) | (resid ? 2u : 0u) | (scale != GV_NONE ? 8u : 0u);
+    /* The prompt form on subgroup matrices (quant, then dq_mms: set below) where the input rows are
+     * whole 128-blocks; not the output head's (it runs only for all-logits chunks). */
+    const int sgk = c->gsg && !head && w->cols % 128 == 0;
+    c->gq_keep = sgk;
+    if (sgk) gen_xq(c, x, in_stride, (uint32_t)w->cols, ok);
     const wg_bind b[4] = {{0, wbuf, 0, 0}, {1, x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const wg_bind bx[4] = {{0, wbuf, 0, 0}, {1, c->x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const int kind = nw != GV_NONE ? (up ? G_MVNGU : G_MVN) : up ? G_MVGU : G_MV;
@@ -1267,17 +1272,17 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     }
     if (up) pd.v_off = up_off;
     uint32_t rpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u); /* dq_mv: rows a workgroup (TPR lanes each) */
-    /* Prompt form on subgroup matrices (dq_mms, after quant) where the input rows are whole
-     * 128-blocks; not for the output head (its prompt form runs only for all-logits chunks). */
-    const int sgk = c->gsg && !head && w->cols % 128 == 0;
-    c->gq_keep = sgk;
-    if (sgk) gen_xq(c, x, in_stride, (uint32_t)w->cols, ok);
-    const uint32_t mmp = sgk ? gen_mms_pipe(c, w->type) : mm;
-    const wg_bind bq[4] = {{0, wbuf, 0, 0}, {1, c->xq, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
-    wg_gop op = {{mv, mmp},
-                 {make_bg_on(c, mv, 0, &pd, 4, nw != GV_NONE ? bx : b, ok), make_bg_on(c, mmp, 0, &p, 4, sgk ? bq : b, ok)},
-                 {((uint32_t)rows + rpw - 1) / rpw, sgk ? ((uint32_t)rows + MMG_TR - 1) / MMG_TR : ((uint32_t)rows + 63) / 64},
-                 {GY_ONE, sgk || gen_mm_tiled() ? GY_MM64 : GY_MM8}}; /* dq_mms: 32 rows x 64 tokens; dq_mmt, dq_mm: 64 rows */
+    wg_gop op = {{mv, mm},
+                 {make_bg_on(c, mv, 0, &pd, 4, nw != GV_NONE ? bx : b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
+                 {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64}, /* dq_mmt, dq_mm: 64 rows */
+                 {GY_ONE, gen_mm_tiled() ? GY_MM64 : GY_MM8}};
+    if (sgk) { /* the prompt form: dq_mms (32 rows x 64 tokens a workgroup) on the input quant wrote */
+        const wg_bind bq[4] = {{0, wbuf, 0, 0}, {1, c->xq, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
+        op.pipe[1] = gen_mms_pipe(c, w->type);
+        op.bg[1] = make_bg_on(c, op.pipe[1], 0, &p, 4, bq, ok);
+        op.gx[1] = ((uint32_t)rows + MMG_TR - 1) / MMG_TR;
+        op.gy[1] = GY_MM64;
+    }
     int i = gen_op(c, &op);
     c->gq_keep = 0;
     if (i < 0) *ok = 0;
@@ -1479,6 +1484,10 @@ static void gen_program(wg_ctx *c, int *ok) {
 static void gen_run(const wg_ctx *c, int i, int prompt, uint32_t nk) {
     const wg_gop *op = &c->gops[i];
     if (!op->gx[prompt]) return; /* a decode form folded into the next product (dq_mvb NORM / GU) */
+    if (op->gy[prompt] == GY_XQ) { /* quant.wgsl: 4 (token, 128-block)s a workgroup */
+        gpu_dispatch(op->pipe[prompt], op->bg[prompt], (nk * op->gx[prompt] + 3) / 4, 1);
+        return;
+    }
     const uint32_t bt = 32 / attn_heads(&c->wm->m->hp); /* attention.wgsl: tokens a workgroup */
     uint32_t gy = 1;
     switch (op->gy[prompt]) {
@@ -1486,7 +1495,6 @@ static void gen_run(const wg_ctx *c, int i, int prompt, uint32_t nk) {
     case GY_MM8: gy = (nk + 7) / 8; break;
     case GY_MM64: gy = (nk + 63) / 64; break;
     case GY_ATTN: gy = (nk + bt - 1) / bt; break;
-    case GY_XQ: gpu_dispatch(op->pipe[prompt], op->bg[prompt], (nk * op->gx[prompt] + 3) / 4, 1); return;
     default: break;
     }
     gpu_dispatch(op->pipe[prompt], op->bg[prompt], op->gx[prompt], gy);
@@ -1609,7 +1617,7 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
     int n_slots = hp->n_layer * BG_PER_LAYER + 3 + 2 * wm->n_emb + 3 * wm->n_out + ((c->sgmm || c->dpmm) && !c->attq ? 1 : 0);
     /* The generic plan: at most 22 slots a layer (the products take two: decode and prompt). */
     if (wm->generic) n_slots = hp->n_layer * 22 + 4 + wm->n_emb + 2 * wm->n_out;
-    if (c->gsg) n_slots += hp->n_layer * 5; /* quant of the products' inputs (4 a layer, 5 with a sub-norm) */
+    if (c->gsg) n_slots += hp->n_layer * 12; /* quant of the products' inputs (4, 5 with a sub-norm) and dq_mms's (7) a layer */
     c->params = gpu_buffer((uint64_t)n_slots * WG_SLOT, WG_UNIFORM);
     int ok = 1;
     if (wm->generic) {
