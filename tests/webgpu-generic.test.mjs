@@ -33,6 +33,10 @@ assert.ok(existsSync(join(root, 'build/onebit')), 'build/onebit is missing: run 
 const { Engine } = await import('../web/engine.mjs');
 const { GpuBridge, openDevice } = await import('../web/gpu.mjs');
 const { KERNELS } = await import('../build/wasm/kernels.mjs');
+const { emulateSgMat } = await import('./sgmat-emu.mjs');
+// dq_mms.wgsl's tile and workgroup memory, as its consts say: 4 (SMW + 2 TR + TT) bytes.
+const MMG = Object.fromEntries(['TR', 'TT', 'SMW'].map((k) => [k, Number(KERNELS.dq_mms.match(new RegExp(`const ${k} = (\\d+)u;`))?.[1])]));
+const MMG_MEM = 4 * (MMG.SMW + 2 * MMG.TR + MMG.TT);
 
 // Debian's python3 has numpy (tools/deps.sh); a pyenv shim first on PATH may not.
 const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
@@ -251,6 +255,44 @@ test('generic kernels: dq_mv / dq_mvb / dq_mmt / dq_mm / dq_embed of every weigh
     }
     H.close();
   }
+});
+
+// dq_mms (the prompt product on subgroup matrices, which SwiftShader lacks) with its matrix
+// builtins emulated (tests/sgmat-emu.mjs): the rest of the kernel as written (decoding, the
+// 16-bit requantisation, the block scaling, tile bounds, bias, scale, residual) on two K-quant
+// types against gguf-py. The real builtins run in tests/webgpu.test.mjs on a GPU (bench/gpu-test.sh).
+test('generic kernels: quant + dq_mms (subgroup matrices emulated) on Q4_K and Q6_K vs gguf-py', { skip }, async (t) => {
+  const H = await Harness.open(true);
+  if (!H.sg) { H.close(); t.skip('no subgroups (dq_mms takes a row\'s max through subgroupShuffleXor)'); return; }
+  if (MMG_MEM > H.dev.limits.maxComputeWorkgroupStorageSize) { H.close(); t.skip(`dq_mms needs ${MMG_MEM} bytes of workgroup memory`); return; }
+  H.bridge.sgMatSource = emulateSgMat;
+  const r = rng(3);
+  for (const rec of loadVectors().filter((v) => v.type === 12 || v.type === 14)) {
+    const n = 70, cols = rec.cols, rows = rec.rows, rb = rec.bytes.length / rows, stride = cols + 32;
+    const cap = Math.ceil(n / MMG.TT) * MMG.TT, LO = (cap * cols) / 4, SC = 2 * LO, xqBytes = (SC + (cap * cols) / 128) * 4;
+    const x = randn(r, n * stride), xs = new Float32Array(n * cols);
+    x[5] = 30; // an outlier in token 0's first block
+    for (let i = 0; i < n; i++) xs.set(x.subarray(i * stride, i * stride + cols), i * cols);
+    const [, xq] = await H.run('quant', { LO, SC, XQ_WG: H.sg === 32 ? 0 : 1 }, [x, xqBytes], { cols, in_stride: stride }, { n },
+      [Math.ceil((n * cols) / 128 / 4)]);
+    const os = rows + 3, y0 = randn(r, (n + 1) * os), vb = Float32Array.from([...randn(r, rows), 0.5]);
+    const [, , y] = await H.run('dq_mms', { WT: rec.type, LO, SC }, [rec.bytes, new Uint8Array(xq.buffer), y0, vb],
+      { rows, cols, row_bytes: rb, out_off: 2, out_stride: os, norm2_off: rows, flags: 11 }, { n },
+      [Math.ceil(rows / MMG.TR), Math.ceil(n / MMG.TT)]);
+    const want = refProduct(rec, xs, n), got = new Float32Array(n * rows);
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < rows; j++) {
+        want[i * rows + j] = want[i * rows + j] * 0.5 + vb[j] + y0[2 + i * os + j];
+        got[i * rows + j] = y[2 + i * os + j];
+      }
+    close(got, want, 3e-3, `dq_mms ${rec.name}`);
+    const e = relRms(got, want);
+    assert.ok(e < 3e-4, `dq_mms ${rec.name}: relative RMS ${e}`);
+    t.diagnostic(`dq_mms ${rec.name}: relative RMS ${e.toExponential(2)}`);
+    assert.deepEqual([y[0], y[1]], [y0[0], y0[1]], 'before out_off');
+    for (let j = 0; j < os; j++) assert.equal(y[2 + n * os + j], y0[2 + n * os + j], `token ${n} row ${j}`);
+  }
+  H.close();
 });
 
 test('generic kernels: norm, rope, act vs JS references', { skip }, async () => {
@@ -551,6 +593,34 @@ for (const t of ARCH_TYPES) {
     }
   });
 }
+
+// The prompt products on subgroup matrices (quant + dq_mms, chosen where the device has them),
+// emulated here (tests/sgmat-emu.mjs): the host's side of that path (a quant dispatch before each
+// product input, one for q/k/v and one for gate/up, dq_mms's grid, the fallback to dq_mmt for the
+// head) on llama.cpp's Q4_K_M file (Q4_K and Q6_K) against the CPU scalar backend. 16-bit inputs
+// and weights requantised to 16 bits a 128-block: 1e-3 as for the fused plan's mm_sg.
+test("llama.cpp's llama2-q4_k_m.gguf: prompt products on (emulated) subgroup matrices vs the CPU scalar backend", { skip }, async (tt) => {
+  const file = join(ARCH, 'llama2-q4_k_m.gguf');
+  if (!existsSync(file)) return tt.skip(`${file} missing: bash tools/make-arch-models.sh`);
+  const toks = [1, 450, 4996, 17354, 1701, 29916, 432, 17204];
+  const want = cpuLogits(file, toks);
+  const eng = await Engine.create({ backend: 'webgpu', gpu, subgroupMatrixEmulation: emulateSgMat });
+  try {
+    if (!eng.dev.sgSize) return tt.skip('no subgroups (dq_mms takes a row\'s max through subgroupShuffleXor)');
+    if (MMG_MEM > eng.dev.device.limits.maxComputeWorkgroupStorageSize) return tt.skip(`dq_mms needs ${MMG_MEM} bytes of workgroup memory`);
+    await eng.load(file, { nCtx: 32 });
+    const V = eng.info.nVocab;
+    const got = await eng.logits(toks);
+    assert.ok(eng.bridge.modules.has('dq_mms') && eng.bridge.modules.has('quant'), 'the prompt products ran quant + dq_mms');
+    const e = relRms(got, want);
+    assert.ok(e <= 1e-3, `relative RMS ${e}`);
+    for (let i = 0; i < toks.length; i++) assert.equal(argmax(got, i * V, V), argmax(want, i * V, V), `argmax at ${i}`);
+    tt.diagnostic(`relative RMS ${e.toExponential(2)}`);
+    await decodeSteps(eng, toks, want, V, 2); // one token a step: dq_mvb, as without subgroup matrices
+  } finally {
+    eng.close();
+  }
+});
 
 // Gemma (tools/make-arch-models.sh: GeGLU, embeddings x sqrt(n_embd), heads of 256, one KV head,
 // tied) in F32 and llama.cpp's Q4_K_M: the generic plan against the CPU scalar backend.

@@ -25,6 +25,7 @@ const { KERNELS } = await import('../build/wasm/kernels.mjs');
 // mm_sg.wgsl's tile and workgroup memory, as its consts say (the C host's copies are tested below).
 const MMS = Object.fromEntries(['TR', 'TT', 'SMW'].map((k) => [k, Number(KERNELS.mm_sg.match(new RegExp(`const ${k} = (\\d+)u;`))?.[1])]));
 const MMD = Object.fromEntries(['TR', 'TT'].map((k) => [k, Number(KERNELS.mm_dp.match(new RegExp(`const ${k} = (\\d+)u;`))?.[1])]));
+const MMG = Object.fromEntries(['TR', 'TT', 'SMW'].map((k) => [k, Number(KERNELS.dq_mms.match(new RegExp(`const ${k} = (\\d+)u;`))?.[1])]));
 const { default: createCore } = await import('../build/wasm/onebit-core.mjs');
 
 let gpu = null, skip = false;
@@ -76,6 +77,30 @@ function q1Matrix(r, rows, cols) {
       b[o] = h & 255;
       b[o + 1] = h >> 8;
     }
+  return { bytes: b, rb };
+}
+
+// The weight types dq.wgsl decodes: GGML id, elements and bytes a block, byte offsets of its f16
+// fields (scales, mins). Rows of random bytes with those fields set to sane f16 values (every
+// other byte pattern decodes to a finite weight); F32 / F16 / BF16 rows of random values.
+const GEN_TYPES = {
+  f32: { id: 0, be: 1, bb: 4, f16: [] }, f16: { id: 1, be: 1, bb: 2, f16: [] }, bf16: { id: 30, be: 1, bb: 2, f16: [] },
+  q8_0: { id: 8, be: 32, bb: 34, f16: [0] }, q4_0: { id: 2, be: 32, bb: 18, f16: [0] }, q4_1: { id: 3, be: 32, bb: 20, f16: [0, 2] },
+  q5_0: { id: 6, be: 32, bb: 22, f16: [0] }, q5_1: { id: 7, be: 32, bb: 24, f16: [0, 2] },
+  q2_K: { id: 10, be: 256, bb: 84, f16: [80, 82] }, q3_K: { id: 11, be: 256, bb: 110, f16: [108] },
+  q4_K: { id: 12, be: 256, bb: 144, f16: [0, 2] }, q5_K: { id: 13, be: 256, bb: 176, f16: [0, 2] },
+  q6_K: { id: 14, be: 256, bb: 210, f16: [208] }, q1_0: { id: 41, be: 128, bb: 18, f16: [0] },
+  q2_0: { id: 42, be: 64, bb: 18, f16: [0] }, tq1_0: { id: 34, be: 256, bb: 54, f16: [52] }, tq2_0: { id: 35, be: 256, bb: 66, f16: [64] },
+};
+function typedMatrix(r, T, rows, cols, off = 0) {
+  const rb = (cols / T.be) * T.bb, b = new Uint8Array(off + rows * rb), dv = new DataView(b.buffer);
+  const f16 = () => ((r() < 0.5 ? 1 : 0) << 15) | ((8 + ((r() * 3) | 0)) << 10) | ((r() * 1024) | 0); // |v| in [2^-7, 2^-4)
+  for (let i = off; i < b.length; i++) b[i] = (r() * 256) | 0;
+  if (T.id === 0) for (let i = off; i < b.length; i += 4) dv.setFloat32(i, r() * 2 - 1, true);
+  else if (T.id === 1) for (let i = off; i < b.length; i += 2) dv.setUint16(i, f16(), true);
+  else if (T.id === 30) for (let i = off; i < b.length; i += 2) dv.setUint16(i, new Uint32Array(new Float32Array([r() * 2 - 1]).buffer)[0] >>> 16, true);
+  else
+    for (let o = off; o < b.length; o += T.bb) for (const f of T.f16) dv.setUint16(o + f, f16(), true);
   return { bytes: b, rb };
 }
 
@@ -589,6 +614,43 @@ for (const sg of [true, false]) {
         }
       });
 
+      await t.test('quant + dq_mms (generic plan, subgroup matrices) vs dq_mmt: every weight type, odd shapes, bias, scale, residual', { skip: !H.sgMat && 'no int8 subgroup matrices on this adapter' }, async () => {
+        // 200 rows (a partial 32-row tile), 768 columns (3 K-quant blocks), 5 and 70 tokens
+        // (partial 64-token tiles), input rows 896 floats apart, rows 4.. of a part, w_off 256.
+        const rows = 200, cols = 768, stride = cols + 128, cap = Math.ceil(70 / MMG.TT) * MMG.TT, woff = 256;
+        const LO = (cap * cols) / 4, SC = 2 * LO, xqBytes = (SC + (cap * cols) / 128) * 4;
+        const VB = randn(r, 512);
+        VB[300] = 0.75; // the per-tensor scale
+        for (const [name, T] of Object.entries(GEN_TYPES)) {
+          const W = typedMatrix(r, T, rows, cols, woff);
+          for (const n of [5, 70]) {
+            const x = randn(r, n * stride);
+            x[3] = 40; // an outlier in the first block of token 0
+            const [, xq] = await H.run('quant', { LO, SC }, [x, xqBytes], { cols, in_stride: stride }, { n }, [Math.ceil((n * cols) / 128 / 4)]);
+            const ostride = rows + 8, y0 = randn(r, (n + 1) * ostride); // one token row more than n
+            for (const flags of [0, 1 | 2 | 8]) {
+              const prm = { rows, cols, row_bytes: W.rb, w_off: woff, in_stride: stride, out_stride: ostride, row0: 4, flags, norm_off: 8, norm2_off: 300 };
+              const [, , want] = await H.run('dq_mmt', { WT: T.id }, [W.bytes, x, y0, VB], prm, { n }, [Math.ceil(rows / 64), Math.ceil(n / 64)]);
+              const [, , got] = await H.run('dq_mms', { WT: T.id, LO, SC }, [W.bytes, new Uint8Array(xq), y0, VB], prm, { n },
+                [Math.ceil(rows / MMG.TR), Math.ceil(n / MMG.TT)]);
+              const gv = new Float32Array(got), wv = new Float32Array(want), g = [], w = [];
+              for (let t2 = 0; t2 < n; t2++)
+                for (let i = 0; i < rows; i++) {
+                  g.push(gv[t2 * ostride + 4 + i]);
+                  w.push(wv[t2 * ostride + 4 + i]);
+                }
+              const what = `dq_mms ${name} n=${n} flags=${flags}`;
+              close(Float32Array.from(g), Float32Array.from(w), 3e-3, what);
+              const e = relRms(Float32Array.from(g), Float32Array.from(w));
+              assert.ok(e < 3e-4, `${what}: relative RMS ${e}`);
+              // outside the product: the rows' padding and the token past n stay as they were
+              for (let t2 = 0; t2 < n; t2++) for (const i of [0, 1, 2, 3, rows + 4, rows + 5]) assert.equal(gv[t2 * ostride + i], y0[t2 * ostride + i], what);
+              for (let i = 0; i < ostride; i++) assert.equal(gv[n * ostride + i], y0[n * ostride + i], `${what}: token ${n} row ${i}`);
+            }
+          }
+        }
+      });
+
       await t.test('quant + mm_dp (packed integer dot products): tiles, strides, residual, part offset', async () => {
         // the quantisers' block max over 32 invocations: the subgroup's only on 32-wide subgroups
         const XQ_WG = H.sg === 32 ? 0 : 1;
@@ -769,6 +831,21 @@ test('mm_sg: the host grid, token rounding and workgroup memory follow the kerne
   assert.ok(MMS.SMW >= MMS.TR * 36 + 2 * MMS.TT * 36 && MMS.SMW >= (MMS.TR / 32) * 2048, 'SMW holds the block and the results');
   assert.equal(def('MMS_WG_MEM'), 4 * (MMS.SMW + 2 * MMS.TR + MMS.TT), 'MMS_WG_MEM is the kernel\'s workgroup memory');
   assert.match(KERNELS.mm_sg, new RegExp(`@workgroup_size\\(${(MMS.TR / 32) * 32}\\)`), 'one 32-wide subgroup per 32 rows');
+});
+
+test('dq_mms: the host grid, token rounding and workgroup memory follow the kernel', () => {
+  const src = readFileSync(new URL('src/webgpu/backend_webgpu.c', root), 'utf8');
+  const def = (n) => Number(src.match(new RegExp(`#define ${n} (\\d+)`))?.[1]);
+  assert.equal(def('MMG_TR'), MMG.TR, 'MMG_TR is dq_mms.wgsl TR');
+  assert.equal(def('MMG_TT'), MMG.TT, 'MMG_TT is dq_mms.wgsl TT');
+  // sm holds the staged block ([2][TR][36] weight planes, [2][TT][36] input planes) and later 8
+  // matrices of 16 x 16 per 32-token subgroup; then the f32 scales wd, ws [TR] and xd [TT].
+  assert.ok(MMG.SMW >= 2 * MMG.TR * 36 + 2 * MMG.TT * 36 && MMG.SMW >= (MMG.TT / 32) * 2048, 'SMW holds the block and the results');
+  assert.equal(def('MMG_WG_MEM'), 4 * (MMG.SMW + 2 * MMG.TR + MMG.TT), 'MMG_WG_MEM is the kernel\'s workgroup memory');
+  // two invocations a staged row; one 32-wide subgroup per 32 rows x 32 tokens of the tile
+  assert.match(KERNELS.dq_mms, new RegExp(`@workgroup_size\\(${2 * MMG.TR}\\)`), 'two invocations a staged row');
+  assert.equal(2 * MMG.TR, (MMG.TR / 32) * (MMG.TT / 32) * 32, 'one 32-wide subgroup per 32 x 32');
+  assert.equal(MMD.TT % MMG.TT, 0, 'the quantised input, rounded to MMD_TT tokens, covers dq_mms tiles too');
 });
 
 test('mm_dp: the host grid, token rounding and workgroup memory follow the kernel', () => {

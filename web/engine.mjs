@@ -312,9 +312,13 @@ export class Engine {
         const L = dev.device.limits;
         // maxBindingSize (tests): plan as if bindings were smaller, e.g. to split matrices.
         // integerProductsOnCpu (tests): prompt products on mm_dp even on a CPU adapter (SwiftShader).
+        // subgroupMatrixEmulation (tests, a CPU adapter): a function rewriting the subgroup-matrix
+        // kernels' sources (tests/sgmat-emu.mjs); the generic plan's prompt products then run dq_mms.
         const bind = Math.min(L.maxStorageBufferBindingSize, options.maxBindingSize ?? Infinity);
+        const emu = dev.cpu && typeof options.subgroupMatrixEmulation === 'function';
+        if (emu) eng.bridge.sgMatSource = options.subgroupMatrixEmulation;
         M._ob_wgpu_attach(bind, L.maxBufferSize, L.maxComputeWorkgroupsPerDimension, dev.sgSize, L.maxComputeWorkgroupStorageSize,
-          dev.sgMat ? 1 : 0, dev.cpu ? (options.integerProductsOnCpu ? 2 : 1) : 0);
+          dev.sgMat ? 1 : 0, dev.cpu ? (emu ? 3 : options.integerProductsOnCpu ? 2 : 1) : 0);
         // maxLayerBuffer (tests): split each layer's weights into buffers of at most this many bytes.
         M._ob_wgpu_cap_weights(options.maxLayerBuffer ?? 0);
       }

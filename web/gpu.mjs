@@ -21,9 +21,9 @@ const XQ_KERNELS = new Set(['quant', 'rmsnorm', 'swiglu', 'attention_q']);
 // through attn_o.wgsl (f32) or attn_xq.wgsl (quantised for mm_sg / mm_dp).
 const BODY = { attention: ['attention', 'attn_o'], attention_q: ['attention', 'attn_xq'] };
 // Kernels of the generic plan that read weights of any type get src/webgpu/kernels/dq.wgsl.
-const DQ_KERNELS = new Set(['dq_mv', 'dq_mvb', 'dq_mm', 'dq_mmt', 'dq_embed']);
+const DQ_KERNELS = new Set(['dq_mv', 'dq_mvb', 'dq_mm', 'dq_mmt', 'dq_mms', 'dq_embed']);
 // ... and the prompt product on subgroup matrices needs WGSL's experimental extension.
-const SGMAT_KERNELS = new Set(['mm_sg']);
+const SGMAT_KERNELS = new Set(['mm_sg', 'dq_mms']);
 // The one subgroup-matrix shape mm_sg.wgsl is written for.
 const SGMAT_CONFIG = { componentType: 'i8', resultComponentType: 'i32', M: 16, N: 16, K: 32 };
 
@@ -153,6 +153,9 @@ export class GpuBridge {
     this.asyncPipelines = true;
     this.pending = null;      // the deferred list in flight: later lists run after it
     this.compileMs = 0;       // the last deferred list's compile time (first request to last pipeline)
+    // Tests: a function rewriting a subgroup-matrix kernel's source for a device without subgroup
+    // matrices (tests/sgmat-emu.mjs emulates the builtins), or null.
+    this.sgMatSource = null;
     device.lost.then((info) => {
       this.lost = `GPU device lost${info?.message ? ': ' + info.message : ''}`;
     });
@@ -174,9 +177,10 @@ export class GpuBridge {
     const en = (sgm ? 'enable chromium_experimental_subgroup_matrix;\n' : '') + (this.sgSize ? 'enable subgroups;\n' : '') +
       (sgm ? 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n' : '');
     const head = en + (this.sgSize ? k.red_sg : k.red_wg);
-    return head + '\n' + k.common + '\n' + (Q1_KERNELS.has(name) ? k.q1 + '\n' : '') + (DQ_KERNELS.has(name) ? k.dq + '\n' : '') +
+    const src = head + '\n' + k.common + '\n' + (Q1_KERNELS.has(name) ? k.q1 + '\n' : '') + (DQ_KERNELS.has(name) ? k.dq + '\n' : '') +
       (QX_KERNELS.has(name) ? k.qx + '\n' : '') + (QO_KERNELS.has(name) ? k.qo + '\n' : '') +
       (XQ_KERNELS.has(name) ? k.xq + '\n' : '') + k[body] + (tail ? '\n' + k[tail] : '');
+    return sgm && this.sgMatSource ? this.sgMatSource(src, name) : src;
   }
 
   module(name) {

@@ -92,6 +92,7 @@ static struct {
     int sgmat;              /* int8 16x16x32 subgroup matrices on 32-wide subgroups (mm_sg.wgsl) */
     int cpu;                /* a CPU implementation (SwiftShader): each workgroup has a high fixed cost */
     int dp_cpu;             /* ... and mm_dp runs there all the same (tests; cpu == 2 in ob_wgpu_attach) */
+    int sgmat_emu;          /* ... or the generic plan's dq_mms, on emulated subgroup matrices (tests; cpu == 3) */
     uint64_t weight_cap;    /* tests: a smaller cap on a layer's weight buffers (0: none), see ob_wgpu_cap_weights */
 } wg_lim;
 
@@ -224,6 +225,9 @@ typedef struct wg_samp {
 #define MMS_TR 64       /* rows of an mm_sg.wgsl tile (its const TR) */
 #define MMS_TT 32       /* tokens of an mm_sg.wgsl tile (its const TT) */
 #define MMS_WG_MEM 19072 /* workgroup memory of mm_sg.wgsl: 4 (SMW + 2 TR + TT) bytes */
+#define MMG_TR 32       /* rows of a dq_mms.wgsl tile (its const TR): the generic plan's prompt products */
+#define MMG_TT 64       /* tokens of a dq_mms.wgsl tile (its const TT) */
+#define MMG_WG_MEM 28160 /* workgroup memory of dq_mms.wgsl: 4 (SMW + 2 TR + TT) bytes */
 #define MMD_TR 64       /* rows of an mm_dp.wgsl tile (its const TR) */
 #define MMD_TT 64       /* tokens of an mm_dp.wgsl tile (its const TT) */
 #define MMD_WG_MEM 13056 /* workgroup memory of mm_dp.wgsl: 16 * 768 + 4 (2 TR + TT) bytes */
@@ -685,6 +689,13 @@ typedef struct wg_ctx {
     int n_gops, cap_gops;
     int g_layers_end;             /* gops[0, g_layers_end): embedding and layers; then the tail */
     int g_nout, g_head_mv, g_head_mm, g_argmax; /* first tail op of each kind (heads: n_out each) */
+    /* Prompt products on subgroup matrices (dq_mms.wgsl, pipelines by weight type in gms) on the
+     * input quantised by quant.wgsl into c->xq; the input last quantised (buffer, row stride,
+     * columns; buffer 0: none), so that q, k, v or gate and up quantise theirs once. */
+    int gsg;
+    uint32_t gms[GGML_TYPE_COUNT];
+    uint32_t gq_x, gq_stride, gq_cols;
+    int gq_keep;                  /* gen_op keeps gq_x (the quant and the product ops) */
 } wg_ctx;
 
 /* G_MVN..: dq_mvb's fused decode forms (NORM, GU, both; NORM with GEN_HEAD_RPG row passes: the output head) */
@@ -769,7 +780,8 @@ WG_API int ob_wgpu_cmds_len(void) { return wg_cmd.oom ? 0 : (int)wg_cmd.n; }
  * has int8 16x16x32 subgroup matrices (web/gpu.mjs checks the adapter's configurations). cpu: the
  * adapter is a CPU implementation (SwiftShader), where a workgroup costs ~2 ms whatever it does:
  * the output head then takes HEAD_ROWS_MAX rows a workgroup (151,936 rows of 256: 2.8 -> 0.8 s),
- * and prompt products stay on the f32 matmul unless cpu is 2 (tests: mm_dp all the same). */
+ * and prompt products stay on the f32 matmul unless cpu is 2 (tests: mm_dp all the same) or 3 (tests:
+ * the generic plan's dq_mms, its subgroup-matrix builtins emulated by the host's kernel source). */
 WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups, int sg_size, int max_wg_mem,
                            int sgmat, int cpu) {
     wg_lim.attached = 1;
@@ -781,6 +793,7 @@ WG_API void ob_wgpu_attach(double max_binding, double max_buffer, int max_groups
     wg_lim.sgmat = sgmat != 0 && wg_lim.sg_size == 32;
     wg_lim.cpu = cpu != 0;
     wg_lim.dp_cpu = cpu == 2;
+    wg_lim.sgmat_emu = cpu == 3;
 }
 
 WG_API void ob_wgpu_detach(void) { wg_lim.attached = 0; }
@@ -1125,7 +1138,9 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
  * Any family and weight type: the steps of src/cpu/forward.c in its order, one dispatch per op,
  * with plain kernels. Products decode their weights through dq.wgsl (for one token dq_mvb, whole
  * 32-weight units a lane, for the 8 block types, dq_mv for the others; dq_mmt, 64 x 64 tiles staged
- * in workgroup memory, for a prompt chunk, dq_mm on a CPU adapter; the pipeline constant WT picks
+ * in workgroup memory, for a prompt chunk, dq_mm on a CPU adapter, or where the device has int8
+ * subgroup matrices quant + dq_mms (c->gsg: 32 x 64 tiles, 16-bit inputs and weights in int8
+ * planes; rows of whole 128-blocks, not the head's all-logits form); the pipeline constant WT picks
  * the type: the variants mv_<type>, mvb_<type>, mmt_<type> and mm_<type>) and add their bias, per-tensor scale and the residual
  * themselves (P.flags). Per layer:
  *   norm (RMS or LayerNorm)            norm
@@ -1207,6 +1222,7 @@ static uint32_t gen_pipe(wg_ctx *c, int kind, uint32_t type) {
 }
 
 static int gen_op(wg_ctx *c, const wg_gop *op) {
+    if (!c->gq_keep) c->gq_x = 0; /* any other op may write the input quantised last */
     if (c->n_gops == c->cap_gops) {
         int cap = c->cap_gops * 2 + 64;
         wg_gop *n = realloc(c->gops, (size_t)cap * sizeof *n);
@@ -1227,6 +1243,34 @@ static void gen_op1(wg_ctx *c, int kernel, const wg_params *p, int n, const wg_b
 
 static uint32_t gen_vo(uint32_t v) { return v == GV_NONE ? 0 : v; }
 
+/* A gop's gy for quant.wgsl (the generic plan's subgroup-matrix prompt products): x ceil(tokens * gx / 4), y 1. */
+enum { GY_XQ = 200 };
+
+/* The prompt product on subgroup matrices for a weight type (dq_mms.wgsl), created on first use. */
+static uint32_t gen_mms_pipe(wg_ctx *c, uint32_t type) {
+    if (!c->gms[type]) {
+        const wg_const k[] = {{"WT", type}, {"LO", c->xq_lo}, {"SC", c->xq_sc}};
+        c->gms[type] = gpu_pipeline("dq_mms", 3, k);
+    }
+    return c->gms[type];
+}
+
+/* Prompt chunks only (the decode form is skipped): quant.wgsl quantises the rows of cols floats
+ * in_stride apart in x into c->xq for dq_mms, unless that input is the one quantised last and
+ * nothing ran since (q, k, v; gate, up). */
+static void gen_xq(wg_ctx *c, uint32_t x, uint32_t in_stride, uint32_t cols, int *ok) {
+    if (c->gq_x == x && c->gq_stride == in_stride && c->gq_cols == cols) return;
+    wg_params p = base_params(c);
+    p.cols = cols;
+    p.in_stride = in_stride;
+    uint32_t bg = make_bg(c, K_QUANT, &p, 2, (wg_bind[]){{0, x, 0, 0}, {1, c->xq, 0, 0}}, ok);
+    wg_gop op = {{c->pipe[K_QUANT], c->pipe[K_QUANT]}, {bg, bg}, {0, cols / 128}, {GY_ONE, GY_XQ}};
+    if (gen_op(c, &op) < 0) *ok = 0;
+    c->gq_x = x;
+    c->gq_stride = in_stride;
+    c->gq_cols = cols;
+}
+
 /* Y (+)= W X + b over the step's tokens: W at byte woff of wbuf; X rows of W->cols floats
  * in_stride apart; Y rows out_stride apart from out_off (+ row0 of a part). head: the output
  * head's decode form reads the last token's row. Returns the op's index. */
@@ -1245,6 +1289,11 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     p.norm_off = gen_vo(bias);
     p.norm2_off = gen_vo(scale);
     p.flags = (bias != GV_NONE ? 1u : 0u) | (resid ? 2u : 0u) | (scale != GV_NONE ? 8u : 0u);
+    /* The prompt form on subgroup matrices (quant, then dq_mms: set below) where the input rows are
+     * whole 128-blocks; not the output head's (it runs only for all-logits chunks). */
+    const int sgk = c->gsg && !head && w->cols % 128 == 0;
+    c->gq_keep = sgk;
+    if (sgk) gen_xq(c, x, in_stride, (uint32_t)w->cols, ok);
     const wg_bind b[4] = {{0, wbuf, 0, 0}, {1, x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const wg_bind bx[4] = {{0, wbuf, 0, 0}, {1, c->x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const int kind = nw != GV_NONE ? (up ? G_MVNGU : head ? G_MVNH : G_MVN) : up ? G_MVGU : G_MV;
@@ -1263,7 +1312,15 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
                  {make_bg_on(c, mv, 0, &pd, 4, nw != GV_NONE ? bx : b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
                  {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64}, /* dq_mmt, dq_mm: 64 rows */
                  {GY_ONE, gen_mm_tiled() ? GY_MM64 : GY_MM8}};
+    if (sgk) { /* the prompt form: dq_mms (32 rows x 64 tokens a workgroup) on the input quant wrote */
+        const wg_bind bq[4] = {{0, wbuf, 0, 0}, {1, c->xq, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
+        op.pipe[1] = gen_mms_pipe(c, w->type);
+        op.bg[1] = make_bg_on(c, op.pipe[1], 0, &p, 4, bq, ok);
+        op.gx[1] = ((uint32_t)rows + MMG_TR - 1) / MMG_TR;
+        op.gy[1] = GY_MM64;
+    }
     int i = gen_op(c, &op);
+    c->gq_keep = 0;
     if (i < 0) *ok = 0;
     return i;
 }
@@ -1314,6 +1371,10 @@ static void gen_pipelines(wg_ctx *c) {
     c->pipe[K_G_ATTN1] = gpu_pipeline("attn_one", 5, attn1);
     c->pipe[K_G_ATTNM] = gpu_pipeline("attn_one", 5, attnm);
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
+    if (c->gsg) {
+        const wg_const q[] = {{"LO", c->xq_lo}, {"SC", c->xq_sc}, {"XQ_WG", wg_lim.sg_size != 32}};
+        c->pipe[K_QUANT] = gpu_pipeline("quant", 3, q);
+    }
 }
 
 /* q, k and v run as one product when they are one matrix in the layer buffer (the same type and row
@@ -1466,6 +1527,10 @@ static void gen_program(wg_ctx *c, int *ok) {
 static void gen_run(const wg_ctx *c, int i, int prompt, uint32_t nk) {
     const wg_gop *op = &c->gops[i];
     if (!op->gx[prompt]) return; /* a decode form folded into the next product (dq_mvb NORM / GU) */
+    if (op->gy[prompt] == GY_XQ) { /* quant.wgsl: 4 (token, 128-block)s a workgroup */
+        gpu_dispatch(op->pipe[prompt], op->bg[prompt], (nk * op->gx[prompt] + 3) / 4, 1);
+        return;
+    }
     const uint32_t bt = 32 / attn_heads(&c->wm->m->hp); /* attention.wgsl: tokens a workgroup */
     uint32_t gy = 1;
     switch (op->gy[prompt]) {
@@ -1546,6 +1611,9 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
         c->xq_sc = (uint32_t)(2 * lo);
         /* a head of 128 dims is one 128-block of the Wo input: attention quantises its output itself */
         c->attq = (c->sgmm || c->dpmm) && hp->head_dim == QK1_0;
+        /* the generic plan: dq_mms on subgroup matrices (not on a CPU adapter: none has them) */
+        c->gsg = wm->generic && ((wg_lim.sgmat && !wg_lim.cpu) || (wg_lim.sgmat_emu && wg_lim.sg_size)) && wg_lim.max_wg_mem >= MMG_WG_MEM &&
+                 words * 4 <= cap;
     }
     c->kv = calloc((size_t)hp->n_layer, sizeof *c->kv);
     c->bg = calloc((size_t)hp->n_layer * BG_PER_LAYER, sizeof *c->bg);
@@ -1589,7 +1657,7 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
     }
     c->qdum = gpu_buffer(80, WG_STORAGE);
     c->logits = gpu_buffer(L * V * 4, WG_STORAGE | WG_COPY_SRC);
-    if (c->sgmm || c->dpmm) c->xq = gpu_buffer(((uint64_t)c->xq_sc + (uint64_t)c->xq_lo / 32) * 4, WG_STORAGE);
+    if (c->sgmm || c->dpmm || c->gsg) c->xq = gpu_buffer(((uint64_t)c->xq_sc + (uint64_t)c->xq_lo / 32) * 4, WG_STORAGE);
     c->tok = gpu_buffer(B * 4, WG_STORAGE | WG_COPY_SRC);
     c->hist = gpu_buffer((uint64_t)n_ctx * 4, WG_STORAGE);
     c->rope = gpu_buffer((uint64_t)n_ctx * half * 8, WG_STORAGE);
@@ -1601,6 +1669,7 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
     int n_slots = hp->n_layer * BG_PER_LAYER + 3 + 2 * wm->n_emb + 3 * wm->n_out + ((c->sgmm || c->dpmm) && !c->attq ? 1 : 0);
     /* The generic plan: at most 24 slots a layer (the products take two: decode and prompt). */
     if (wm->generic) n_slots = hp->n_layer * 24 + 4 + wm->n_emb + 2 * wm->n_out;
+    if (c->gsg) n_slots += hp->n_layer * 12; /* quant of the products' inputs (4, 5 with a sub-norm) and dq_mms's (7) a layer */
     c->params = gpu_buffer((uint64_t)n_slots * WG_SLOT, WG_UNIFORM);
     int ok = 1;
     if (wm->generic) {
