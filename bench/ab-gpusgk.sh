@@ -10,11 +10,10 @@
 #   3. pp512 of every build, ROUNDS rounds interleaved (one process each; round 1 with the per-kernel
 #      profile of a 512-token chunk), llama.cpp Vulkan once a round on the same file;
 #   4. medians and ratios against llama.cpp (and against base).
-# The staged builds: base (main's build, dq_mmt), t32x64 (the branch: dq_mms, 32 x 64 tiles, dq64 for
-# Q4_K / Q6_K), t32x64dq (the same tiles with every type through dq(): what dq64 gains), t64x64
-# (bench/variants/dq_mms-64x64.wgsl with MMG_TR 64: needs 37,632 bytes of workgroup memory, else
-# the host keeps dq_mmt and sgk-check says "did not run").
-#   usage: [VARS="base t32x64 t32x64dq t64x64" (default: every folder in var/)] [ROUNDS=3] [SYNTH="llama-3.2-1b:q4_k_m qwen2.5-1.5b:q8_0"] bash bench/ab-gpusgk.sh
+# The builds are folders var/NAME of a staged copy (e.g. base = a build without dq_mms, and builds
+# of dq_mms with other tiles); a build whose device lacks the workgroup memory dq_mms needs keeps
+# dq_mmt and sgk-check says "did not run".
+#   usage: [VARS="base NAME ..." (default: every folder in var/)] [ROUNDS=3] [SYNTH="llama-3.2-1b:q4_k_m qwen2.5-1.5b:q8_0"] bash bench/ab-gpusgk.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)

@@ -225,9 +225,9 @@ typedef struct wg_samp {
 #define MMS_TR 64       /* rows of an mm_sg.wgsl tile (its const TR) */
 #define MMS_TT 32       /* tokens of an mm_sg.wgsl tile (its const TT) */
 #define MMS_WG_MEM 19072 /* workgroup memory of mm_sg.wgsl: 4 (SMW + 2 TR + TT) bytes */
-#define MMG_TR 32       /* rows of a dq_mms.wgsl tile (its const TR): the generic plan's prompt products */
+#define MMG_TR 64       /* rows of a dq_mms.wgsl tile (its const TR): the generic plan's prompt products */
 #define MMG_TT 64       /* tokens of a dq_mms.wgsl tile (its const TT) */
-#define MMG_WG_MEM 28160 /* workgroup memory of dq_mms.wgsl: 4 (SMW + 2 TR + TT) bytes */
+#define MMG_WG_MEM 37632 /* workgroup memory of dq_mms.wgsl: 4 (SMW + 2 TR + TT) bytes */
 #define MMD_TR 64       /* rows of an mm_dp.wgsl tile (its const TR) */
 #define MMD_TT 64       /* tokens of an mm_dp.wgsl tile (its const TT) */
 #define MMD_WG_MEM 13056 /* workgroup memory of mm_dp.wgsl: 16 * 768 + 4 (2 TR + TT) bytes */

@@ -12,8 +12,10 @@
 // 2^30 — then pl . lo added; pl . lo matters where a block's input has an outlier: its other q
 // are small, carried by lo, and leaving it out gave relative errors of 1e-2 on single outputs).
 // The block's scales D[r] dx[t] are applied in f32 through workgroup memory, as in mm_sg.wgsl.
-// A workgroup is two subgroups over TR = 32 rows x TT = 64 tokens (32 tokens each), so that a
-// decoded weight serves 64 tokens; its 64 invocations decode 64 weights of a row each (two a
+// A workgroup is four subgroups over TR = 64 rows x TT = 64 tokens (32 rows x 32 tokens each;
+// 37,632 bytes of workgroup memory: on the H100 1.16-1.29x the 32 x 64 tile of two subgroups, which
+// fits SwiftShader's 32 KiB), so that a decoded weight serves 64 tokens; its 128 invocations decode
+// 64 weights of a row each (two a
 // row: the row's max through subgroupShuffleXor; dq64: Q4_K and Q6_K read each quant word once)
 // and copy the input planes into workgroup memory.
 // Each subgroup's matrix loads of the inputs use literal offsets (a switch on the subgroup index,
@@ -29,13 +31,13 @@
 override LO: u32 = 0u;
 override SC: u32 = 0u;
 
-const TR = 32u;                 // rows of a tile
+const TR = 64u;                 // rows of a tile: 32 a subgroup
 const TT = 64u;                 // tokens of a tile: 32 a subgroup
 const AS = 36u;                 // words per staged row of 128 int8 (with padding)
-const WL = 1152u;               // TR * AS: the weights' low plane
-const XO = 2304u;               // 2 * TR * AS: the input planes, hi then lo
-const XL = 4608u;               // XO + TT * AS: the input's lo plane
-const SMW = 6912u;              // 2 TR AS + 2 TT AS staged, >= 2 * 2048 of results
+const WL = 2304u;               // TR * AS: the weights' low plane
+const XO = 4608u;               // 2 * TR * AS: the input planes, hi then lo
+const XL = 6912u;               // XO + TT * AS: the input's lo plane
+const SMW = 9216u;              // 2 TR AS + 2 TT AS staged, >= 4 * 2048 of results
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> XQ: array<vec4<i32>>;
@@ -113,7 +115,7 @@ fn sum16(w: vec4<f32>, inv: f32) -> i32 {
   return (p.x + p.y) + (p.z + p.w);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let r0 = wg.x * TR;
   let t0 = wg.y * TT;
@@ -122,20 +124,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let sr = tid / 2u;            // staging: row sr, columns 64 (tid % 2) .. + 63 of the block
   let hf = tid % 2u;
   let rb = P.w_off + min(r0 + sr, P.rows - 1u) * P.row_bytes;
-  let sg = tid / 32u;           // subgroup: tokens 32 sg .. 32 sg + 31 of the tile
+  let sg = tid / 32u;           // subgroup: rows 32 (sg % 2) .., tokens 32 (sg / 2) .. of the tile
+  let sr0 = (sg % 2u) * 32u;
+  let st0 = (sg / 2u) * 32u;
   let lane = tid % 32u;
   let mb = sg * 2048u;          // its results in sm
   var acc: array<f32, 32>;      // [row tile 2][token tile 2][8 rows]
   for (var i = 0u; i < 32u; i++) { acc[i] = 0.0; }
   for (var b = 0u; b < nb; b++) {
     // the input planes and scales of the block (issued first: they do not wait for the decode)
-    var xv: array<vec4<i32>, 16>;
-    for (var k = 0u; k < 16u; k++) {
-      let i = tid + 64u * k;              // [plane 2][token 64][vec4 8]
+    var xv: array<vec4<i32>, 8>;
+    for (var k = 0u; k < 8u; k++) {
+      let i = tid + 128u * k;             // [plane 2][token 64][vec4 8]
       xv[k] = XQ[(i / 512u) * (LO / 4u) + (t0 + (i / 8u) % 64u) * kv + b * 8u + i % 8u];
     }
-    let si = SC + (t0 + tid) * nb + b;
-    let dx = bitcast<f32>(XQ[si / 4u][si % 4u]);
+    var dx = 0.0;
+    if (tid < TT) {
+      let si = SC + (t0 + tid) * nb + b;
+      dx = bitcast<f32>(XQ[si / 4u][si % 4u]);
+    }
     // 64 weights of the row, decoded
     var wv = dq64(rb, b * 128u + hf * 64u);
     var m = 0.0;
@@ -159,8 +166,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
       wd[sr] = d;
       ws[sr] = 128.0 * f32(ps);
     }
-    for (var k = 0u; k < 16u; k++) {
-      let i = tid + 64u * k;
+    for (var k = 0u; k < 8u; k++) {
+      let i = tid + 128u * k;
       let o = XO + (i / 512u) * (TT * AS) + ((i / 8u) % 64u) * AS + (i % 8u) * 4u;
       let v = xv[k];
       sm[o] = v.x;
@@ -168,7 +175,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
       sm[o + 2u] = v.z;
       sm[o + 3u] = v.w;
     }
-    xd[tid] = dx;
+    if (tid < TT) { xd[tid] = dx; }
     workgroupBarrier();
     var c0 = CM(); var c1 = CM(); var c2 = CM(); var c3 = CM();
     var c4 = CM(); var c5 = CM(); var c6 = CM(); var c7 = CM();
@@ -214,7 +221,45 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
           c7 = subgroupMatrixMultiplyAccumulate(e1, l1, c7);
         }
       }
-      default: {
+      case 1u: {
+        for (var ks = 0u; ks < 4u; ks++) {
+          let a0 = ldw(32u * AS + ks * 8u);
+          let a1 = ldw(48u * AS + ks * 8u);
+          let e0 = ldw(WL + 32u * AS + ks * 8u);
+          let e1 = ldw(WL + 48u * AS + ks * 8u);
+          let h0 = ldx(XO + ks * 8u);
+          let h1 = ldx(XO + 16u * AS + ks * 8u);
+          let l0 = ldx(XL + ks * 8u);
+          let l1 = ldx(XL + 16u * AS + ks * 8u);
+          c0 = subgroupMatrixMultiplyAccumulate(a0, h0, c0);
+          c1 = subgroupMatrixMultiplyAccumulate(a0, h1, c1);
+          c2 = subgroupMatrixMultiplyAccumulate(a1, h0, c2);
+          c3 = subgroupMatrixMultiplyAccumulate(a1, h1, c3);
+          c4 = subgroupMatrixMultiplyAccumulate(e0, h0, c4);
+          c5 = subgroupMatrixMultiplyAccumulate(e0, h1, c5);
+          c6 = subgroupMatrixMultiplyAccumulate(e1, h0, c6);
+          c7 = subgroupMatrixMultiplyAccumulate(e1, h1, c7);
+          c4 = subgroupMatrixMultiplyAccumulate(a0, l0, c4);
+          c5 = subgroupMatrixMultiplyAccumulate(a0, l1, c5);
+          c6 = subgroupMatrixMultiplyAccumulate(a1, l0, c6);
+          c7 = subgroupMatrixMultiplyAccumulate(a1, l1, c7);
+        }
+        c4 = subgroupMatrixScalarMultiply(c4, 256);
+        c5 = subgroupMatrixScalarMultiply(c5, 256);
+        c6 = subgroupMatrixScalarMultiply(c6, 256);
+        c7 = subgroupMatrixScalarMultiply(c7, 256);
+        for (var ks = 0u; ks < 4u; ks++) {
+          let e0 = ldw(WL + 32u * AS + ks * 8u);
+          let e1 = ldw(WL + 48u * AS + ks * 8u);
+          let l0 = ldx(XL + ks * 8u);
+          let l1 = ldx(XL + 16u * AS + ks * 8u);
+          c4 = subgroupMatrixMultiplyAccumulate(e0, l0, c4);
+          c5 = subgroupMatrixMultiplyAccumulate(e0, l1, c5);
+          c6 = subgroupMatrixMultiplyAccumulate(e1, l0, c6);
+          c7 = subgroupMatrixMultiplyAccumulate(e1, l1, c7);
+        }
+      }
+      case 2u: {
         for (var ks = 0u; ks < 4u; ks++) {
           let a0 = ldw(ks * 8u);
           let a1 = ldw(16u * AS + ks * 8u);
@@ -252,6 +297,44 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
           c7 = subgroupMatrixMultiplyAccumulate(e1, l1, c7);
         }
       }
+      default: {
+        for (var ks = 0u; ks < 4u; ks++) {
+          let a0 = ldw(32u * AS + ks * 8u);
+          let a1 = ldw(48u * AS + ks * 8u);
+          let e0 = ldw(WL + 32u * AS + ks * 8u);
+          let e1 = ldw(WL + 48u * AS + ks * 8u);
+          let h0 = ldx(XO + 32u * AS + ks * 8u);
+          let h1 = ldx(XO + 48u * AS + ks * 8u);
+          let l0 = ldx(XL + 32u * AS + ks * 8u);
+          let l1 = ldx(XL + 48u * AS + ks * 8u);
+          c0 = subgroupMatrixMultiplyAccumulate(a0, h0, c0);
+          c1 = subgroupMatrixMultiplyAccumulate(a0, h1, c1);
+          c2 = subgroupMatrixMultiplyAccumulate(a1, h0, c2);
+          c3 = subgroupMatrixMultiplyAccumulate(a1, h1, c3);
+          c4 = subgroupMatrixMultiplyAccumulate(e0, h0, c4);
+          c5 = subgroupMatrixMultiplyAccumulate(e0, h1, c5);
+          c6 = subgroupMatrixMultiplyAccumulate(e1, h0, c6);
+          c7 = subgroupMatrixMultiplyAccumulate(e1, h1, c7);
+          c4 = subgroupMatrixMultiplyAccumulate(a0, l0, c4);
+          c5 = subgroupMatrixMultiplyAccumulate(a0, l1, c5);
+          c6 = subgroupMatrixMultiplyAccumulate(a1, l0, c6);
+          c7 = subgroupMatrixMultiplyAccumulate(a1, l1, c7);
+        }
+        c4 = subgroupMatrixScalarMultiply(c4, 256);
+        c5 = subgroupMatrixScalarMultiply(c5, 256);
+        c6 = subgroupMatrixScalarMultiply(c6, 256);
+        c7 = subgroupMatrixScalarMultiply(c7, 256);
+        for (var ks = 0u; ks < 4u; ks++) {
+          let e0 = ldw(WL + 32u * AS + ks * 8u);
+          let e1 = ldw(WL + 48u * AS + ks * 8u);
+          let l0 = ldx(XL + 32u * AS + ks * 8u);
+          let l1 = ldx(XL + 48u * AS + ks * 8u);
+          c4 = subgroupMatrixMultiplyAccumulate(e0, l0, c4);
+          c5 = subgroupMatrixMultiplyAccumulate(e0, l1, c5);
+          c6 = subgroupMatrixMultiplyAccumulate(e1, l0, c6);
+          c7 = subgroupMatrixMultiplyAccumulate(e1, l1, c7);
+        }
+      }
     }
     workgroupBarrier();
     // Matrix m at mb + m * 256, element (row i, token j) at + i * 16 + j; c4.. 1024 words on.
@@ -267,12 +350,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     // Lane: token j = lane % 16, rows i = lane / 16 + 2 e (one bank each).
     let j = lane % 16u;
     for (var tt = 0u; tt < 2u; tt++) {
-      let sx = xd[sg * 32u + tt * 16u + j];
+      let sx = xd[st0 + tt * 16u + j];
       for (var rt = 0u; rt < 2u; rt++) {
         let o = mb + (rt * 2u + tt) * 256u + j;
         for (var e = 0u; e < 8u; e++) {
           let i = lane / 16u + 2u * e;
-          let r = rt * 16u + i;
+          let r = sr0 + rt * 16u + i;
           let v = 65536.0 * f32(sm[o + i * 16u]) + f32(sm[o + 1024u + i * 16u]) + ws[r];
           acc[(rt * 2u + tt) * 8u + e] += wd[r] * sx * v;
         }
@@ -289,14 +372,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     }
   }
   workgroupBarrier();
-  let r = r0 + lane;
+  let r = r0 + sr0 + lane;
   if (r < P.rows) {
     var s = 1.0;
     if ((P.flags & 8u) != 0u) { s = VB[P.norm2_off]; }
     var bias = 0.0;
     if ((P.flags & 1u) != 0u) { bias = VB[P.norm_off + P.row0 + r]; }
     for (var tl = 0u; tl < 32u; tl++) {
-      let t = t0 + sg * 32u + tl;
+      let t = t0 + st0 + tl;
       if (t < S.n) {
         let o = P.out_off + t * P.out_stride + P.row0 + r;
         var y = bitcast<f32>(sm[mb + tl * 33u + lane]) * s + bias;
