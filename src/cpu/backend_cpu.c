@@ -208,6 +208,10 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
         cpuk_free(s);
         return tst;
     }
+    /* Workers stalled on page faults of the fresh repacked memory may have sent the pool into
+     * periods of working alone (up to 1.6 s, threadpool.c) that would run the first prompt on
+     * one thread: start generation with a clean history. */
+    tp_settle(s->pool);
     s->max_cols = (s->max_cols + CK_BLK - 1) / CK_BLK * CK_BLK;
     s->max_nb = s->max_cols / CK_BLK;
     s->xq = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);

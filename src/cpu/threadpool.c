@@ -312,3 +312,17 @@ void tp_free(tp_pool *p) {
     free(p->slot);
     free(p);
 }
+
+void tp_settle(tp_pool *p) {
+    if (!p) return;
+    p->solo_until = 0;
+    p->solo_len = 0;
+    p->since_solo = 0;
+    p->absent = 0;
+}
+
+long long tp_solo_left_ns(const tp_pool *p) {
+    const long long left = p && p->solo_until ? p->solo_until - tp_now_ns() : 0;
+    return left > 0 ? left : 0;
+}
+

@@ -37,4 +37,11 @@ void tp_for(tp_pool *p, int n, int chunk, tp_fn fn, void *arg);
  * (0 before any parallel job). reset: after reading, set the latter back to 0. */
 void tp_stats(int out[2], int reset);
 
+/* Forgets the oversubscription history (periods of working alone, their length, the jobs the
+ * workers missed): for after a phase whose waits say nothing about the machine's load, such as
+ * repacking at load, where workers stall on page faults of freshly allocated memory. */
+void tp_settle(tp_pool *p);
+/* Nanoseconds left of the current period of working alone, 0 when none (for tests). */
+long long tp_solo_left_ns(const tp_pool *p);
+
 #endif

@@ -4,7 +4,8 @@
  * (including loops shorter than one chunk, which run on the caller); thread indices stay within
  * the pool; thousands of back-to-back jobs (the pattern of a token's products) and jobs after the
  * workers have gone to sleep all complete; a pool whose workers are kept busy elsewhere is not
- * needed to finish a job.
+ * needed to finish a job; a worker that stalls a job sends the pool into a period of working alone,
+ * which tp_settle ends.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -49,6 +50,15 @@ static int run_and_check(tp_pool *p, int n, int chunk) {
     return ok;
 }
 
+/* A job whose items sleep 5 ms when a worker runs them (a stall of more than TP_STALL_NS). */
+static void stall_body(void *arg, int begin, int end, int ith) {
+    body(arg, begin, end, ith);
+    if (ith != 0) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int main(void) {
     static const int sizes[] = {1, 2, 3, 4, 8};
     static const int ns[] = {1, 2, 7, 64, 1000, 9496};
@@ -81,6 +91,25 @@ int main(void) {
     CHECK(ok, "oversubscribed pool");
     tp_free(big);
     tp_free(NULL);
+    /* Stalls send the pool into working alone; tp_settle forgets them, and jobs still run. */
+    tp_pool *st = tp_new(2);
+    CHECK(st != NULL, "tp_new(2)");
+    if (st && tp_threads(st) == 2) {
+        int tries = 0;
+        while (tp_solo_left_ns(st) == 0 && tries++ < 200) {
+            job j;
+            j.hits = calloc(65, sizeof *j.hits);
+            atomic_init(&j.bad_ith, 0);
+            j.nth = 2;
+            tp_for(st, 64, 1, stall_body, &j);
+            free(j.hits);
+        }
+        CHECK(tp_solo_left_ns(st) > 0, "no period of working alone after %d stalled jobs", tries);
+        tp_settle(st);
+        CHECK(tp_solo_left_ns(st) == 0, "tp_settle left %lld ns of working alone", tp_solo_left_ns(st));
+        CHECK(run_and_check(st, 1000, 7), "job after tp_settle");
+    }
+    tp_free(st);
     if (failures) printf("%d checks failed\n", failures);
     return failures ? 1 : 0;
 }
