@@ -173,8 +173,9 @@ npm: wasm
 # products and attention, where the time goes) are built for speed; the rest (reader, tokenizer,
 # Jinja, grammar, WebGPU planner, the layer loop's O(n_embd) steps) is built for size.
 # qk_wasm.c (the 8-/4-bit types' kernels, a CPU fallback the 1-bit pages rarely run) is built with
-# -Os: 2.8 KB less gzipped than -O3, which keeps the page within its 200 KB.
-WASM_SIZE = $(if $(filter %_wasm,$*),$(if $(filter %qk_wasm,$*),-Os,),-Oz)
+# -Os: 2.8 KB less gzipped than -O3, which keeps the page within its 200 KB; tern_wasm.c (the
+# ternary types, as rarely run in a page) too: 0.4 KB.
+WASM_SIZE = $(if $(filter %_wasm,$*),$(if $(filter %qk_wasm %tern_wasm,$*),-Os,),-Oz)
 # The link's whole-module pass (wasm-opt) for size too: 5.5 KB less gzipped, and the same speed on
 # the CPU path (Bonsai-shaped file in Node, pp64 8.6-9.4 vs 8.1-8.6 tok/s, tg16 5.2-5.5 both ways).
 WASM_LINK_OPT := -Oz

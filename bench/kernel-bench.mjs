@@ -54,7 +54,7 @@ const br = new GpuBridge(dev, KERNELS, d.sgSize);
 console.log(`adapter: ${d.info.vendor} ${d.info.description} subgroups ${d.sgSize} subgroup matrices ${d.sgMat}`);
 
 const FIELDS = Object.fromEntries(['Params', 'Step'].map((n) => {
-  const body = KERNELS.common.match(new RegExp(`struct ${n} \\{([^}]*)\\}`))[1];
+  const body = KERNELS.common.match(new RegExp(`struct ${n} ?\\{([^}]*)\\}`))[1];
   return [n, [...body.matchAll(/(\w+):\s*(u32|f32|i32)/g)].map((m) => [m[1], m[2]])];
 }));
 function pack(name, vals) {
@@ -172,7 +172,7 @@ async function products(kernel, variants, sources) {
   const ym = dev.createBuffer({ size: NT * 2 * F * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const base = br.source(kernel);
   const tile = (src, re) => Number(src.match(re)?.[1] ?? 0);
-  const cfgs = [{ label: kernel, code: base, tr: tile(KERNELS[kernel], /const TR = (\d+)u;/), tt: tile(KERNELS[kernel], /const TT = (\d+)u;/) }];
+  const cfgs = [{ label: kernel, code: base, tr: tile(KERNELS[kernel], /const TR ?= ?(\d+)u;/), tt: tile(KERNELS[kernel], /const TT ?= ?(\d+)u;/) }];
   variants.forEach((f, i) => {
     const src = sources[i], m = src.match(/^\/\/ tile: (\d+) x (\d+)/m);
     if (!m) die(`${f}: no line '// tile: ROWS x TOKENS'`);

@@ -7,6 +7,8 @@
 // 32-wide subgroup) of its 16 x 16, computed with dot4I8Packed from sm; a store writes each
 // invocation's 8 elements. Everything else of the kernel (staging, requantisation, scaling, the
 // writes) runs as written. Not a test itself (Engine.create's subgroupMatrixEmulation option).
+// The kernels' text as shipped (tools/embed-wgsl.mjs drops the spaces no token needs): every
+// pattern below takes its spaces as optional.
 export function emulateSgMat(src, name = 'kernel') {
   const sub = (re, to, what) => {
     const s = src.replace(re, to);
@@ -14,16 +16,16 @@ export function emulateSgMat(src, name = 'kernel') {
     src = s;
   };
   sub('enable chromium_experimental_subgroup_matrix;\n', '', 'enable directive');
-  src = src.replace('diagnostic(off, chromium.subgroup_matrix_uniformity);\n', '');
-  sub(/alias LM = [^;]*;/, 'alias LM = u32;', 'alias LM');
-  sub(/alias RM = [^;]*;/, 'alias RM = u32;', 'alias RM');
-  sub(/alias CM = [^;]*;/, 'alias CM = array<i32, 8>;', 'alias CM');
-  sub(/fn ldw\(off: u32\) -> LM \{[^\n]*\}/, 'fn ldw(off: u32) -> LM { return off; }', 'ldw');
-  sub(/fn ldx\(off: u32\) -> RM \{[^\n]*\}/, 'fn ldx(off: u32) -> RM { return off; }', 'ldx');
+  src = src.replace(/diagnostic\(off, ?chromium\.subgroup_matrix_uniformity\);\n/, '');
+  sub(/alias LM ?= ?[^;]*;/, 'alias LM = u32;', 'alias LM');
+  sub(/alias RM ?= ?[^;]*;/, 'alias RM = u32;', 'alias RM');
+  sub(/alias CM ?= ?[^;]*;/, 'alias CM = array<i32, 8>;', 'alias CM');
+  sub(/fn ldw\(off: ?u32\) ?-> ?LM ?\{[^\n]*\}/, 'fn ldw(off: u32) -> LM { return off; }', 'ldw');
+  sub(/fn ldx\(off: ?u32\) ?-> ?RM ?\{[^\n]*\}/, 'fn ldx(off: u32) -> RM { return off; }', 'ldx');
   sub(/subgroupMatrixMultiplyAccumulate\(/g, 'emu_mma(', 'products');
   src = src.replace(/subgroupMatrixScalarMultiply\(/g, 'emu_smul(');
-  sub(/subgroupMatrixStore<row_major>\(&sm, ([^,]+), (\w+), 16u\);/g, 'emu_store($1, $2);', 'stores');
-  sub(/(@builtin\(local_invocation_index\) tid: u32\) \{\n)/, '$1  emu_lane = tid % 32u;\n', 'entry point');
+  sub(/subgroupMatrixStore<row_major>\(&sm, ?([^,]+), ?(\w+), ?16u\);/g, 'emu_store($1, $2);', 'stores');
+  sub(/(@builtin\(local_invocation_index\) ?tid: ?u32\) ?\{\n)/, '$1  emu_lane = tid % 32u;\n', 'entry point');
   if (/subgroupMatrix|subgroup_matrix/.test(src)) throw new Error(`sgmat-emu: ${name} uses a subgroup-matrix builtin this emulation lacks`);
   return src + `
 var<private> emu_lane: u32;

@@ -35,7 +35,7 @@ const { GpuBridge, openDevice } = await import('../web/gpu.mjs');
 const { KERNELS } = await import('../build/wasm/kernels.mjs');
 const { emulateSgMat } = await import('./sgmat-emu.mjs');
 // dq_mms.wgsl's tile and workgroup memory, as its consts say: 4 (SMW + 2 TR + TT) bytes.
-const MMG = Object.fromEntries(['TR', 'TT', 'SMW'].map((k) => [k, Number(KERNELS.dq_mms.match(new RegExp(`const ${k} = (\\d+)u;`))?.[1])]));
+const MMG = Object.fromEntries(['TR', 'TT', 'SMW'].map((k) => [k, Number(KERNELS.dq_mms.match(new RegExp(`const ${k} ?= ?(\\d+)u;`))?.[1])]));
 const MMG_MEM = 4 * (MMG.SMW + 2 * MMG.TR + MMG.TT);
 
 // Debian's python3 has numpy (tools/deps.sh); a pyenv shim first on PATH may not.
@@ -73,7 +73,7 @@ const randn = (r, n, scale = 1) => Float32Array.from({ length: n }, () => (r() *
 
 // Params/Step packed by the field order of src/webgpu/kernels/common.wgsl.
 const FIELDS = Object.fromEntries(['Params', 'Step'].map((n) => {
-  const body = KERNELS.common.match(new RegExp(`struct ${n} \\{([^}]*)\\}`))[1];
+  const body = KERNELS.common.match(new RegExp(`struct ${n} ?\\{([^}]*)\\}`))[1];
   return [n, [...body.matchAll(/(\w+):\s*(u32|f32|i32)/g)].map((m) => [m[1], m[2]])];
 }));
 function pack(name, vals) {

@@ -23,9 +23,9 @@ const { Engine, OnebitError, Status } = await import('../web/engine.mjs');
 const { GpuBridge, openDevice } = await import('../web/gpu.mjs');
 const { KERNELS } = await import('../build/wasm/kernels.mjs');
 // mm_sg.wgsl's tile and workgroup memory, as its consts say (the C host's copies are tested below).
-const MMS = Object.fromEntries(['TR', 'TT', 'SMW'].map((k) => [k, Number(KERNELS.mm_sg.match(new RegExp(`const ${k} = (\\d+)u;`))?.[1])]));
-const MMD = Object.fromEntries(['TR', 'TT'].map((k) => [k, Number(KERNELS.mm_dp.match(new RegExp(`const ${k} = (\\d+)u;`))?.[1])]));
-const MMG = Object.fromEntries(['TR', 'TT', 'SMW'].map((k) => [k, Number(KERNELS.dq_mms.match(new RegExp(`const ${k} = (\\d+)u;`))?.[1])]));
+const MMS = Object.fromEntries(['TR', 'TT', 'SMW'].map((k) => [k, Number(KERNELS.mm_sg.match(new RegExp(`const ${k} ?= ?(\\d+)u;`))?.[1])]));
+const MMD = Object.fromEntries(['TR', 'TT'].map((k) => [k, Number(KERNELS.mm_dp.match(new RegExp(`const ${k} ?= ?(\\d+)u;`))?.[1])]));
+const MMG = Object.fromEntries(['TR', 'TT', 'SMW'].map((k) => [k, Number(KERNELS.dq_mms.match(new RegExp(`const ${k} ?= ?(\\d+)u;`))?.[1])]));
 const { default: createCore } = await import('../build/wasm/onebit-core.mjs');
 
 let gpu = null, skip = false;
@@ -208,7 +208,7 @@ function firstDraw(seed) {
 
 // Params/Step/Samp packed by the field order of src/webgpu/kernels/common.wgsl.
 const FIELDS = Object.fromEntries(['Params', 'Step', 'Samp'].map((n) => {
-  const body = KERNELS.common.match(new RegExp(`struct ${n} \\{([^}]*)\\}`))[1];
+  const body = KERNELS.common.match(new RegExp(`struct ${n} ?\\{([^}]*)\\}`))[1];
   return [n, [...body.matchAll(/(\w+):\s*(u32|f32|i32)/g)].map((m) => [m[1], m[2]])];
 }));
 function pack(name, vals) {
@@ -855,7 +855,7 @@ test('mm_dp: the host grid, token rounding and workgroup memory follow the kerne
   assert.equal(def('MMD_TT'), MMD.TT, 'MMD_TT is mm_dp.wgsl TT');
   assert.equal(MMD.TT % MMS.TT, 0, 'the quantised input, rounded to MMD_TT tokens, covers mm_sg tiles too');
   // sm: [TR][4] weight and [TT][8] input vec4s; then the f32 scales wd, ws [TR] and xd [TT]
-  const sm = Number(KERNELS.mm_dp.match(/var<workgroup> sm: array<vec4<u32>, (\d+)>/)?.[1]);
+  const sm = Number(KERNELS.mm_dp.match(/var<workgroup> ?sm: ?array<vec4<u32>, ?(\d+)>/)?.[1]);
   assert.equal(sm, MMD.TR * 4 + MMD.TT * 8, 'sm holds one step');
   assert.equal(def('MMD_WG_MEM'), 16 * sm + 4 * (2 * MMD.TR + MMD.TT), 'MMD_WG_MEM is the kernel\'s workgroup memory');
   assert.ok(def('MMD_WG_MEM') <= 16384, 'within WebGPU\'s default limit');

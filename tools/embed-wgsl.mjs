@@ -2,8 +2,8 @@
 // embed-wgsl.mjs — bundles src/webgpu/kernels/*.wgsl into one ES module (default build/wasm/kernels.mjs)
 // exporting KERNELS = { name: source }, so the engine needs no file access or fetches for its
 // shaders. It does not preprocess: web/gpu.mjs assembles a kernel from its parts at run time. The
-// sources are shipped without their comments and indentation (what a page downloads; the .wgsl
-// files in the tree keep them).
+// sources are shipped without their comments, indentation and the spaces no token needs (what a
+// page downloads; the .wgsl files in the tree keep them).
 //   usage: node tools/embed-wgsl.mjs [KERNEL_DIR] [OUT]
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
@@ -33,7 +33,25 @@ function strip(src) {
   }
   return outText.split('\n').map((l) => l.trim().replace(/\s+/g, ' ')).filter((l) => l !== '').join('\n') + '\n';
 }
-for (const f of files) text += `  ${JSON.stringify(basename(f, '.wgsl'))}: ${JSON.stringify(strip(readFileSync(join(dir, f), 'utf8')))},\n`;
+// Drops a space unless it separates two word characters (names, numbers, keywords) or two operator
+// characters that would otherwise read as one token (a - -b, a > =): the tokens, and so the program,
+// stay the same.
+const WORD = /[A-Za-z0-9_]/, OP = /[-+*\/%<>=!&|^]/;
+function tight(l) {
+  let o = '';
+  for (let i = 0; i < l.length; i++) {
+    if (l[i] === ' ') {
+      const a = o[o.length - 1] ?? '', b = l[i + 1] ?? '';
+      if ((WORD.test(a) && WORD.test(b)) || (OP.test(a) && OP.test(b))) o += ' ';
+    } else o += l[i];
+  }
+  return o;
+}
+
+for (const f of files) {
+  const name = basename(f, '.wgsl'), src = strip(readFileSync(join(dir, f), 'utf8'));
+  text += `  ${JSON.stringify(name)}: ${JSON.stringify(src.split('\n').map(tight).join('\n'))},\n`;
+}
 text += '};\n';
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, text);

@@ -80,6 +80,7 @@ static int held_append(ob_gen *g, const char *s, size_t n) {
 
 /* Moves the first n held bytes to the event's text. */
 static int emit_held(ob_gen *g, size_t n) {
+    if (!n) return 0; /* held may still be NULL */
     if (grow(&g->text, &g->text_cap, g->text_len + n + 1)) return -1;
     memcpy(g->text + g->text_len, g->held, n);
     g->text_len += n;
