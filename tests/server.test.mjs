@@ -404,8 +404,21 @@ describe("API", { timeout: 300000 }, () => {
   test("prefix reuse: a repeated prompt goes back to the slot that holds it", async () => {
     const x = { ...user("The first conversation, about apples and pears and plums."), max_tokens: 2 };
     const y = { ...user("Another one entirely: boats, rivers, bridges, harbours."), max_tokens: 2 };
+    // Each request starts with every slot idle: a job an earlier test left running (a cancelled
+    // stream ends at its next token), or a slot not yet released after its answer was sent, would
+    // send y to x's slot on a slow machine.
+    const idle = async () => {
+      for (const end = Date.now() + 20000; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) {
+        const h = await get(srv, "/health");
+        if (h.json && h.json.slots_idle === h.json.slots) return;
+      }
+      assert.fail("the slots did not all become idle within 20 s");
+    };
+    await idle();
     const a = await post(srv, "/v1/chat/completions", x);
+    await idle();
     await post(srv, "/v1/chat/completions", y);
+    await idle();
     const c = await post(srv, "/v1/chat/completions", x);
     assert.equal(c.json.usage.prompt_tokens, a.json.usage.prompt_tokens);
     assert.equal(c.json.usage.prompt_tokens_details.cached_tokens, a.json.usage.prompt_tokens - 1);
