@@ -3,7 +3,8 @@
  * A random rows x cols Q1_0 matrix is repacked once, n tokens of random activations are quantised
  * (int16, two planes, as the backend does by default; PLANES 1: int8, ONEBIT_CPU_Q1_PLANES=1; PLANES 3: int8
  * with a scale per 32 columns, ONEBIT_CPU_Q1_ACT=int8x32, only the tables with quant32) and,
- * for the tables with lookup tables, tabled; then
+ * for the tables with lookup tables, tabled (AVX-512 VBMI: one token's and, for several int16 tokens,
+ * every token's vpermb tables, the backend's one-token and prompt paths, timed too); then
  * the best of 15 timings (each ~20 ms of repetitions) of the product over all tiles (1 thread) is printed as weights x tokens
  * per second, with the table-building cost per token. Sizes that fit L2 (the default 2048 x 2048:
  * 576 KiB) measure arithmetic, not memory: the ratio between tables is what to read, since a
@@ -80,6 +81,26 @@ static void run(const ck_isa *isa, int rows, int cols, int n, int planes) {
         act.vt = NULL;
     }
     free(vt);
+    /* Several int16 tokens: also through every token's vpermb tables (the backend's prompt path
+     * where VBMI runs), with the cost of building them. */
+    const size_t vst = ck_vtm_stride(cols, 3);
+    uint8_t *vtm = planes == 2 && n > 1 && isa->vtab ? kb_alloc("q1-kernels", (size_t)n * vst) : NULL;
+    if (vtm && isa->vtab(q, ql, cols, vtm)) {
+        double best_tab = 1e9;
+        for (int k = 0; k < 15; k++) {
+            const double t0 = kb_cpu_s();
+            for (int t = 0; t < n; t++)
+                isa->vtab(q + (size_t)t * cols, ql + (size_t)t * cols, cols, vtm + (size_t)t * vst);
+            const double dt = kb_cpu_s() - t0;
+            if (dt < best_tab) best_tab = dt;
+        }
+        act.vtm = vtm, act.vtm_stride = vst, act.vtm_planes = 3;
+        best = kb_best(ck_gemm_once, &call, 15);
+        printf("%-8s %5d x %5d, %2d tokens (vpermb tables): %8.3f ms, %6.2f Gweights*tokens/s (tables: %.2f us per token)\n",
+               isa->name, rows, cols, n, best * 1e3, (double)rows * cols * n / best / 1e9, best_tab / n * 1e6);
+        act.vtm = NULL;
+    }
+    free(vtm);
     best = kb_best(ck_gemm_once, &call, 15);
     printf("%-8s %5d x %5d, %2d tokens%s: %8.3f ms, %6.2f Gweights*tokens/s", isa->name, rows, cols, n,
            planes == 2 ? "" : planes == 3 ? " (int8 per 32)" : " (int8)", best * 1e3,

@@ -33,7 +33,9 @@
  * built in and this CPU runs it), for comparisons and tests. ONEBIT_CPU_Q1_ACT=int16|int8|int8x32
  * picks the Q1_0 activation form (int8 = ONEBIT_CPU_Q1_PLANES=1; int8x32, one scale per 32
  * columns, only where the table has quant32, else the default int16). One int16 token goes through
- * the table's vpermb tables where it has them (vtab: AVX-512 VBMI), the same integer sums.
+ * the table's vpermb tables where it has them (vtab: AVX-512 VBMI), the same integer sums; so do
+ * several (a prompt: every token's tables built next to its quantisation, ck_act.vtm), unless
+ * ONEBIT_CPU_Q1_VTM=0 keeps prompts on the two-plane kernel.
  */
 #include <math.h>
 #include <pthread.h>
@@ -54,6 +56,8 @@
 
 #define CPUK_MAX_BATCH 64                  /* tokens per chunk of the forward pass */
 #define CPUK_SLAB_BYTES (4u << 20)         /* source bytes repacked between page drops */
+#define CPUK_VTM_TILES 16                  /* least tiles per claim of the prompt product with vpermb
+                                              tables: a block's tables serve that many tiles at once */
 
 typedef struct cpuk_state {
     const ck_isa *isa;
@@ -72,6 +76,9 @@ typedef struct cpuk_state {
     float *xa, *xc;                        /* [CPUK_MAX_BATCH][max_nb] */
     uint8_t *xlut;                         /* [CPUK_MAX_BATCH][max_cols * CK_LUT_PER_COL] if isa->lut */
     uint8_t *xvt;                          /* [max_cols * CK_VT_PER_COL] if isa->vtab: one token's tables */
+    uint8_t *xvtm;                         /* [CPUK_MAX_BATCH][vtm_stride] if the prompt product reads
+                                              vpermb tables (isa->vtab runs here), else NULL */
+    size_t vtm_stride;                     /* ck_vtm_stride(max_cols, 3): bytes between tokens' tables */
     float **attn_scratch;                  /* [nth][attn_floats]: scores, then keys and values */
     float **row_buf;                       /* [nth][max_cols]: a decoded row of another type */
     int8_t *qk_q;                          /* [CPUK_MAX_BATCH][max_cols]: activations for qk.h's kernels */
@@ -226,6 +233,17 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
         cpuk_free(s);
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     }
+    /* Prompts with int16 activations through every token's vpermb tables, where this CPU builds
+     * them (a 16-column probe: vtab returns 0 without VBMI). */
+    const char *vtm = getenv("ONEBIT_CPU_Q1_VTM");
+    int8_t z16[16] = {0};
+    uint8_t t16[16 * CK_VT_PER_COL];
+    s->vtm_stride = ck_vtm_stride(s->max_cols, 3);
+    if (s->isa->vtab && s->planes == 2 && !s->s32 && !(vtm && strcmp(vtm, "0") == 0) && s->isa->vtab(z16, z16, 16, t16) &&
+        (!s->vtm_stride || !(s->xvtm = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * s->vtm_stride)))) {
+        cpuk_free(s);
+        return ob_fail(OB_ERR_NOMEM, "out of memory");
+    }
     s->qk_q = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
     s->qk_d = malloc((size_t)CPUK_MAX_BATCH * (size_t)(s->max_cols / 32) * sizeof(float));
     s->qk_s = malloc((size_t)CPUK_MAX_BATCH * (size_t)(s->max_cols / 16) * sizeof(int16_t));
@@ -258,6 +276,7 @@ static void cpuk_free(void *kstate) {
     free(s->xc);
     free(s->xlut);
     free(s->xvt);
+    free(s->xvtm);
     free(s->qk_q);
     free(s->qk_d);
     free(s->qk_s);
@@ -281,6 +300,8 @@ typedef struct cpuk_quant_job {
     float *a, *c;
     uint8_t *lut;                          /* isa->lut's tables, NULL without */
     int s32;                               /* int8 per 32 (isa->quant32; a is [n][4 nb]) */
+    uint8_t *vtm;                          /* [n][vtm_stride]: isa->vtab's tables, or NULL */
+    size_t vtm_stride;
 } cpuk_quant_job;
 
 static void cpuk_quant_run(void *arg, int begin, int end, int ith) {
@@ -299,6 +320,9 @@ static void cpuk_quant_run(void *arg, int begin, int end, int ith) {
         for (int t = begin; t < end; t++)
             j->isa->lut(j->q + (size_t)t * j->cols, j->ql ? j->ql + (size_t)t * j->cols : NULL, j->cols,
                         j->lut + (size_t)t * j->cols * CK_LUT_PER_COL);
+    if (j->vtm)
+        for (int t = begin; t < end; t++)
+            j->isa->vtab(j->q + (size_t)t * j->cols, j->ql + (size_t)t * j->cols, j->cols, j->vtm + (size_t)t * j->vtm_stride);
 }
 
 typedef struct cpuk_gemm_job {
@@ -418,15 +442,21 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
     int8_t *xl = s->planes == 2 ? s->xl : NULL;
     for (int t0 = 0; t0 < n; t0 += CPUK_MAX_BATCH) {
         const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
-        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut, s->s32};
+        /* Several tokens with int16 activations: every token's vpermb tables where this CPU has
+         * them (xvtm), built by the threads that quantise. */
+        uint8_t *vtm = nt > 1 && xl ? s->xvtm : NULL;
+        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut, s->s32, vtm, s->vtm_stride};
         tp_for(s->pool, nt, 1, cpuk_quant_run, &qj);
         /* One token with int16 activations: the ISA's vpermb tables where it has them (cpu_kern.h). */
         const uint8_t *vt = nt == 1 && xl && s->xvt && s->isa->vtab(s->xq, xl, pw->cols, s->xvt) ? s->xvt : NULL;
-        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL, s->s32, vt}, nt, y + (size_t)t0 * pw->rows,
-                            (size_t)pw->rows};
+        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL, s->s32, vt,
+                                         vtm, s->vtm_stride, 3},
+                            nt, y + (size_t)t0 * pw->rows, (size_t)pw->rows};
         /* About 8 claims per thread (16 for one token, where a tile is quick and the last claim
          * decides how long the others wait): enough to even out threads slowed by other work. */
-        tp_for(s->pool, pw->n_tiles, cpuk_chunk(s, pw->n_tiles, nt == 1 ? 16 : 8), cpuk_gemm_run, &gj);
+        int chunk = cpuk_chunk(s, pw->n_tiles, nt == 1 ? 16 : 8);
+        if (vtm && chunk < CPUK_VTM_TILES) chunk = CPUK_VTM_TILES;
+        tp_for(s->pool, pw->n_tiles, chunk, cpuk_gemm_run, &gj);
     }
     pthread_mutex_unlock(&s->mu);
 }

@@ -422,8 +422,180 @@ __attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w,
     }
 }
 
+/* ---- prompts through vpermb tables (AVX-512 VBMI) -------------------------------------------- */
+
+/* Several tokens (ck_act.vtm: every token's tables, P byte planes): the indexes of a tile-block
+ * depend only on the weights, so they are computed once (as in avx512_gemv_vt: vpermb +
+ * vpmultishiftqb + vpternlogd per 4 groups) and serve every token, each of which then costs P
+ * vpermb (its tables as the memory operand) and P vpdpbusd per 256 weights: 6 ops for int16 (three
+ * planes) where the two-plane kernel (avx512_tile) takes 8 vpdpbusd, 4 for sums that fit an int16
+ * (two planes). The integer sums are the same, and so are the float steps per block and their
+ * order (acc = fma(d, fma(S, a, c), acc) from acc = 0, blocks in order): the outputs equal
+ * avx512_tile's bit for bit. The accumulators live in y (a float stored and loaded back is the
+ * same float), so that a block's tables can be used by several tiles before the next block's.
+ * Order: per VTM_TILES tiles and per block, the tiles' indexes (VTM_TILES x 8 vectors, 4 KiB);
+ * then per VTM_TOKENS tokens (their tables of the block: 1.5 KiB each with three planes, which
+ * stay in L1 while every tile of the group reads them) and per tile, groups of up to 4 tokens
+ * with the 8 index vectors in registers (3 x 4 int32 accumulators, 8 indexes: 21 of the 32 zmm
+ * registers). */
+#ifndef VTM_TILES
+#define VTM_TILES 16
+#endif
+#ifndef VTM_TOKENS
+#define VTM_TOKENS 8
+#endif
+#ifndef VTM_PF
+#define VTM_PF 1
+#endif
+#ifndef VTM_PF_HINT
+#define VTM_PF_HINT _MM_HINT_T0
+#endif
+#ifndef VTM_NT
+#define VTM_NT 1
+#endif
+#ifndef VTM_T
+#define VTM_T 4
+#endif
+#define VTM_INLINE static inline __attribute__((always_inline, target("avx512vbmi")))
+
+/* Routes of avx512_gemv_vt: mask bytes to qwords, nibbles to bytes, and j into bits 4-5. */
+static const uint8_t avx512_vtm_routes[3][64] = {
+#define R8(q) 0 + q, 8 + q, 16 + q, 24 + q, 0 + q, 8 + q, 16 + q, 24 + q
+    {R8(0), R8(1), R8(2), R8(3), R8(4), R8(5), R8(6), R8(7)},
+#undef R8
+#define C8 0, 8, 16, 24, 4, 12, 20, 28
+    {C8, C8, C8, C8, C8, C8, C8, C8},
+#undef C8
+#define J8 0, 16, 32, 48, 0, 16, 32, 48
+    {J8, J8, J8, J8, J8, J8, J8, J8},
+#undef J8
+};
+
+/* T tokens (t .. t + T - 1) times NT tiles (1 or 2: each table loaded once serves both) of one
+ * block, the tiles' indexes id[NT][8]: the block's integer sums, then per tile y[t'][16 rows] =
+ * fma(d, fma(S, a, c), y, or 0 on the first block); the last tile's rows masked by km. */
+VTM_INLINE void avx512_vtm_tok(const __m512i *id, const ck_act *x, size_t t, int b, const __m512 *d, float *yt, size_t ys,
+                               __mmask16 km, int first, const int T, const int P, const int NT) {
+    const __m512i ones = _mm512_set1_epi8(1);
+    const size_t ts = x->vtm_stride, ns = (size_t)x->nb;
+    const uint8_t *tab = x->vtm + t * ts + (size_t)b * 8 * 64 * P;
+    __m512i s[2][6][3];
+#pragma GCC unroll 2
+    for (int u = 0; u < NT; u++)
+#pragma GCC unroll 6
+        for (int k = 0; k < T; k++)
+#pragma GCC unroll 3
+            for (int p = 0; p < P; p++) s[u][k][p] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        __m512i ix[2];
+#pragma GCC unroll 2
+        for (int u = 0; u < NT; u++) ix[u] = id[8 * u + i];
+#pragma GCC unroll 6
+        for (int k = 0; k < T; k++)
+#pragma GCC unroll 3
+            for (int p = 0; p < P; p++) {
+                const __m512i tb = _mm512_loadu_si512(tab + k * ts + 64 * (P * i + p));
+#pragma GCC unroll 2
+                for (int u = 0; u < NT; u++) {
+                    const __m512i L = _mm512_permutexvar_epi8(ix[u], tb);
+                    /* the top plane is signed, the others unsigned */
+                    s[u][k][p] = p == P - 1 ? _mm512_dpbusd_epi32(s[u][k][p], ones, L) : _mm512_dpbusd_epi32(s[u][k][p], L, ones);
+                }
+            }
+    }
+#pragma GCC unroll 2
+    for (int u = 0; u < NT; u++)
+#pragma GCC unroll 6
+        for (int k = 0; k < T; k++) {
+            __m512i si = _mm512_add_epi32(s[u][k][0], _mm512_slli_epi32(s[u][k][1], 8));
+            if (P == 3) si = _mm512_add_epi32(si, _mm512_slli_epi32(s[u][k][2], 16));
+            const size_t o = (t + k) * ns + b;
+            const __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_set1_ps(x->a[o]), _mm512_set1_ps(x->c[o]));
+            float *yp = yt + k * ys + CK_TILE * u;
+            const __mmask16 m = u == NT - 1 ? km : (__mmask16)0xFFFF;
+            const __m512 prev = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, yp);
+            _mm512_mask_storeu_ps(yp, m, _mm512_fmadd_ps(d[u], f, prev));
+        }
+}
+
+/* Tokens [t0, t1) of NT tiles, in groups of VTM_T tokens and the rest. */
+VTM_INLINE void avx512_vtm_pass(const __m512i *id, const ck_act *x, int t0, int t1, int b, const __m512 *d, float *yt,
+                                size_t ys, __mmask16 km, const int P, const int NT) {
+    int t = t0;
+    for (; t + VTM_T <= t1; t += VTM_T) avx512_vtm_tok(id, x, (size_t)t, b, d, yt + (size_t)t * ys, ys, km, b == 0, VTM_T, P, NT);
+    switch (t1 - t) {
+    case 5: avx512_vtm_tok(id, x, (size_t)t, b, d, yt + (size_t)t * ys, ys, km, b == 0, 5, P, NT); break;
+    case 4: avx512_vtm_tok(id, x, (size_t)t, b, d, yt + (size_t)t * ys, ys, km, b == 0, 4, P, NT); break;
+    case 3: avx512_vtm_tok(id, x, (size_t)t, b, d, yt + (size_t)t * ys, ys, km, b == 0, 3, P, NT); break;
+    case 2: avx512_vtm_tok(id, x, (size_t)t, b, d, yt + (size_t)t * ys, ys, km, b == 0, 2, P, NT); break;
+    case 1: avx512_vtm_tok(id, x, (size_t)t, b, d, yt + (size_t)t * ys, ys, km, b == 0, 1, P, NT); break;
+    default: break;
+    }
+}
+
+VTM_INLINE void avx512_gemm_vtm_p(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys,
+                                  const int P) {
+    const int nb = w->nb;
+    const __m512i route = _mm512_loadu_si512(avx512_vtm_routes[0]), ctrl = _mm512_loadu_si512(avx512_vtm_routes[1]),
+                  jbits = _mm512_loadu_si512(avx512_vtm_routes[2]), nib = _mm512_set1_epi8(15);
+    __m512i ib[VTM_TILES][8];
+    __m512 dv[VTM_TILES];
+    for (int tg = tile0; tg < tile1; tg += VTM_TILES) {
+        const int ntl = tile1 - tg < VTM_TILES ? tile1 - tg : VTM_TILES;
+        for (int b = 0; b < nb; b++) {
+            for (int k = 0; k < ntl; k++) {
+                const uint8_t *tb = w->data + ((size_t)(tg + k) * nb + b) * CK_TB_BYTES;
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; i++) {
+                    const __m512i m = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(tb + 32 + 32 * i)));
+                    const __m512i idx = _mm512_multishift_epi64_epi8(ctrl, _mm512_permutexvar_epi8(route, m));
+                    ib[k][i] = _mm512_ternarylogic_epi32(idx, nib, jbits, 0xEA); /* (idx & 15) | 16 j */
+                }
+                dv[k] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)tb));
+            }
+            for (int t0 = 0; t0 < n; t0 += VTM_TOKENS) {
+                const int t1 = n - t0 < VTM_TOKENS ? n : t0 + VTM_TOKENS;
+                for (int k = 0; k < ntl; k += VTM_NT) {
+                    const int nt = ntl - k < VTM_NT ? ntl - k : VTM_NT; /* tiles this pass */
+                    const int tile = tg + k, left = w->rows - (tile + nt - 1) * CK_TILE;
+                    const __mmask16 km = left >= CK_TILE ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+#if VTM_PF
+                    { /* the next tokens' tables (of this block, else the first ones of the next), a
+                       * share per pass; in the first tokens' passes the tiles' next tile-blocks */
+                        const int nt0 = t1 < n ? t1 : 0, nbk = t1 < n ? b : b + 1;
+                        const int ntok = n - nt0 < VTM_TOKENS ? n - nt0 : VTM_TOKENS;
+                        for (int j = k / VTM_NT; nbk < nb && j < ntok; j += (ntl + VTM_NT - 1) / VTM_NT) {
+                            const char *p = (const char *)x->vtm + (size_t)(nt0 + j) * x->vtm_stride + (size_t)nbk * 512 * P;
+                            for (int o = 0; o < 512 * P; o += 64) _mm_prefetch(p + o, VTM_PF_HINT);
+                        }
+                        for (int u = 0; t0 == 0 && b + 1 < nb && u < nt; u++)
+                            for (int o = 0; o < CK_TB_BYTES; o += 64)
+                                _mm_prefetch((const char *)w->data + ((size_t)(tile + u) * nb + b + 1) * CK_TB_BYTES + o, _MM_HINT_T0);
+                    }
+#endif
+                    float *yt = y + (size_t)tile * CK_TILE;
+                    if (nt == 2) avx512_vtm_pass(ib[k], x, t0, t1, b, dv + k, yt, ys, km, P, 2);
+                    else avx512_vtm_pass(ib[k], x, t0, t1, b, dv + k, yt, ys, km, P, 1);
+                }
+            }
+        }
+    }
+}
+
+/* The plane count as a constant: 3 (int16) or 2. */
+__attribute__((target("avx512vbmi"))) static void avx512_gemm_vtm(const ck_q1 *w, int tile0, int tile1, const ck_act *x,
+                                                                   int n, float *y, size_t ys) {
+    if (x->vtm_planes == 2) avx512_gemm_vtm_p(w, tile0, tile1, x, n, y, ys, 2);
+    else avx512_gemm_vtm_p(w, tile0, tile1, x, n, y, ys, 3);
+}
+
 static void avx512_gemm(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys) {
     const int nb = w->nb;
+    if (x->vtm && !x->s32 && avx512_vbmi()) {
+        avx512_gemm_vtm(w, tile0, tile1, x, n, y, ys);
+        return;
+    }
     if (n == 1 && x->vt && !x->s32) {
         avx512_gemv_vt(w, tile0, tile1, x, y);
         return;

@@ -135,6 +135,12 @@ uint8_t *ck_arena_alloc(size_t bytes) {
 
 size_t ck_arena_piece(size_t n) { return n > SIZE_MAX - 63 ? 0 : (n + 63) & ~(size_t)63; }
 
+size_t ck_vtm_stride(int cols, int planes) {
+    if (cols <= 0 || planes <= 0 || planes > 4 || (size_t)cols > (SIZE_MAX - 8192) / 256) return 0;
+    const size_t bytes = (size_t)cols * 4 * (size_t)planes;
+    return (bytes + 4095) / 4096 * 4096 + 512 * (size_t)planes;
+}
+
 void ck_lut_generic(const int8_t *q, const int8_t *ql, int cols, uint8_t *lut) {
     for (int g = 0; g < cols / 4; g++) {
         uint8_t *o = lut + (size_t)(g / 2) * 96 + 16 * (g % 2);

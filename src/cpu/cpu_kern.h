@@ -67,6 +67,13 @@ typedef struct ck_act {
     int s32;
     /* One token's vpermb tables (ck_isa.vtab), or NULL: the one-token product then uses them. */
     const uint8_t *vt;
+    /* Every token's vpermb tables for the prompt product (AVX-512 VBMI), or NULL: [n][vtm_stride]
+     * bytes, vtm_planes byte planes (3: int16, the layout of CK_VT_PER_COL; 2: sums that fit an
+     * int16, lo unsigned and hi signed), 64 vtm_planes bytes per 16 columns; gemm with n >= 1 then
+     * reads them (and a, c) instead of q, ql. */
+    const uint8_t *vtm;
+    size_t vtm_stride;
+    int vtm_planes;
 } ck_act;
 
 /* vpermb tables (ck_isa.vtab; AVX-512 VBMI): per token and 16 columns (groups g .. g+3), three
@@ -171,6 +178,12 @@ const uint8_t *ck_drop_pages(const uint8_t *from, const uint8_t *to);
 uint8_t *ck_arena_alloc(size_t bytes);
 /* Bytes a piece of n bytes takes in such a block (n rounded up to 64), 0 on overflow. */
 size_t ck_arena_piece(size_t n);
+/* Bytes between two tokens' vpermb tables for the prompt product (ck_act.vtm_stride) of cols
+ * columns and planes byte planes (64 planes bytes per 16 columns): the tables rounded up to 4 KiB
+ * plus one block's (512 planes bytes), so that the same block of successive tokens falls on
+ * different L1 sets (unpadded, 8 tokens' blocks of 2048 columns shared 24 of the 64 sets, and 16
+ * tokens ran 25 % slower). 0 on overflow. */
+size_t ck_vtm_stride(int cols, int planes);
 void ck_lut_generic(const int8_t *q, const int8_t *ql, int cols, uint8_t *lut);
 void ck_gemm_generic(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ystride);
 void ck_attn_generic(const float *q, const float *k, const float *v, size_t stride, int npos, int hd,

@@ -188,7 +188,7 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
               planes, bad, n);
         free(lg);
     }
-    ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL, s32, NULL};
+    ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL, s32, NULL, NULL, 0, 0};
 
     /* Output rows padded by 3 floats that must stay untouched (tail tiles are masked). */
     const size_t ys = (size_t)rows + 3;
@@ -291,6 +291,94 @@ static void test_gemm(const ck_isa *isa) {
         printf("%s: Q1_0 product vs reference, Gaussian input: relative RMS error %.4f%% (int8 per 32)\n", isa->name, 100 * r32);
         CHECK(r32 < r8 && r32 > 1e-4, "%s gemm int8 per 32: relative RMS error %.4f (int8 per 128: %.4f)", isa->name, r32, r8);
     }
+}
+
+/* The prompt product through every token's vpermb tables (ck_act.vtm, isa->vtab's layout) against
+ * the ISA's own two-plane kernel on the same integers: the same integer sums and float steps, so
+ * the same outputs bit for bit, nothing written past the last row, for tile counts around the
+ * kernel's groups of tiles, odd block counts, every token count from 1 to 17 and ranges of tiles
+ * split as two threads would. Three planes: the int16 activations of isa->quant and isa->vtab's
+ * tables. Two planes: integers |Q| <= 8191 (any 4 of them sum within an int16) given to the
+ * two-plane kernel as Q = 128 h + l and to the table kernel as tables of lo (unsigned) and hi
+ * (signed) bytes built here. */
+static void test_gemm_vtm(const ck_isa *isa) {
+    if (!isa->vtab) return;
+    {
+        int8_t z[16] = {0};
+        uint8_t t[16 * CK_VT_PER_COL];
+        if (!isa->vtab(z, z, 16, t)) {
+            printf("skip: %s prompt kernel with vpermb tables (no VBMI on this CPU)\n", isa->name);
+            return;
+        }
+    }
+    static const int shapes[][2] = {{16, 128}, {1, 384}, {17, 256}, {33, 128}, {130, 384}, {200, 256}};
+    int bad_bits = 0, bad_pad = 0, cases = 0;
+    for (int planes = 3; planes >= 2; planes--)
+        for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
+            for (int n = 1; n <= 17; n++) {
+                const int rows = shapes[sh][0], cols = shapes[sh][1], nb = cols / 128;
+                ob_weight w = make_q1(rows, cols);
+                uint8_t *packed = xalloc(ck_q1_packed_size(rows, cols));
+                ck_q1 pw = {packed, rows, cols, nb, (rows + 15) / 16};
+                ck_q1_repack(w.data, w.row_bytes, rows, cols, packed, 0, pw.n_tiles);
+                int8_t *q = xalloc((size_t)n * cols), *ql = xalloc((size_t)n * cols);
+                float *a = xalloc((size_t)n * nb * 4), *c = xalloc((size_t)n * nb * 4);
+                const size_t stride = (size_t)cols * 4 * planes + 64; /* not the least: the kernel takes it */
+                uint8_t *tab = xalloc((size_t)n * stride);
+                if (planes == 3) {
+                    float *x = xalloc((size_t)n * cols * 4);
+                    make_x(x, n, cols, 0);
+                    for (int t = 0; t < n; t++) {
+                        isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, ql + (size_t)t * cols, a + (size_t)t * nb,
+                                   c + (size_t)t * nb);
+                        isa->vtab(q + (size_t)t * cols, ql + (size_t)t * cols, cols, tab + (size_t)t * stride);
+                    }
+                    free(x);
+                } else {
+                    for (size_t i = 0; i < (size_t)n * cols; i++) {
+                        const int Q = (int)(rng_u64() % 16383) - 8191, h = (Q + 64 + 128 * 128) / 128 - 128;
+                        q[i] = (int8_t)h;
+                        ql[i] = (int8_t)(Q - 128 * h);
+                    }
+                    for (int t = 0; t < n; t++)
+                        for (int b = 0; b < nb; b++) {
+                            a[(size_t)t * nb + b] = (float)(1e-4 * rng_unif());
+                            c[(size_t)t * nb + b] = (float)(rng_unif() - 0.5);
+                        }
+                    for (int t = 0; t < n; t++)
+                        for (int g = 0; g < cols / 4; g++) {
+                            uint8_t *o = tab + (size_t)t * stride + (size_t)(g / 4) * 128 + 16 * (g % 4);
+                            int Q[4];
+                            for (int k = 0; k < 4; k++) Q[k] = 128 * q[(size_t)t * cols + 4 * g + k] + ql[(size_t)t * cols + 4 * g + k];
+                            for (int k = 0; k < 16; k++) {
+                                const int v = (k & 1 ? Q[0] : 0) + (k & 2 ? Q[1] : 0) + (k & 4 ? Q[2] : 0) + (k & 8 ? Q[3] : 0);
+                                o[k] = (uint8_t)(v & 255);
+                                o[64 + k] = (uint8_t)(int8_t)((v - (v & 255)) / 256);
+                            }
+                        }
+                }
+                ck_act act = {q, ql, a, c, cols, nb, NULL, 0, 0, NULL, NULL, 0, 0};
+                const size_t ys = (size_t)rows + 3;
+                float *y = xalloc((size_t)n * ys * 4), *yv = xalloc((size_t)n * ys * 4);
+                for (size_t i = 0; i < (size_t)n * ys; i++) y[i] = yv[i] = 12345.0f;
+                isa->gemm(&pw, 0, pw.n_tiles, &act, n, y, ys);
+                act.vtm = tab, act.vtm_stride = stride, act.vtm_planes = planes;
+                const int split = pw.n_tiles > 9 ? 9 : pw.n_tiles / 2;
+                isa->gemm(&pw, 0, split, &act, n, yv, ys);
+                isa->gemm(&pw, split, pw.n_tiles, &act, n, yv, ys);
+                cases++;
+                for (int t = 0; t < n; t++) {
+                    bad_bits += memcmp(y + (size_t)t * ys, yv + (size_t)t * ys, (size_t)rows * 4) != 0;
+                    for (int r = rows; r < (int)ys; r++) bad_pad += yv[(size_t)t * ys + r] != 12345.0f;
+                }
+                if (bad_bits || bad_pad) {
+                    CHECK(0, "%s gemm with vpermb tables, %d planes, rows=%d cols=%d n=%d: %d tokens differ from the "
+                          "two-plane kernel, %d values written past the last row", isa->name, planes, rows, cols, n, bad_bits, bad_pad);
+                    bad_bits = bad_pad = 0;
+                }
+                free((void *)w.data); free(packed); free(q); free(ql); free(a); free(c); free(tab); free(y); free(yv);
+            }
+    printf("%s: prompt product with vpermb tables (3 and 2 planes) equal to the two-plane kernel in %d cases\n", isa->name, cases);
 }
 
 /* ---- attention ------------------------------------------------------------------------------- */
@@ -690,6 +778,11 @@ int main(int argc, char **argv) {
         ran++;
         test_quant(isa);
         test_gemm(isa);
+        {   /* its own random draws, as above */
+            const unsigned long long saved = rng_state;
+            test_gemm_vtm(isa);
+            rng_state = saved;
+        }
         test_attn(isa);
         test_attn_multi(isa, 0);
         {   /* its own random draws: the later tests keep the inputs they were tuned on */
