@@ -7,7 +7,8 @@
  * a batch costs about one vpdpbusd per 64 weights per token and plane (~85% of the core's vpdpbusd
  * rate on Zen 5); one token (generation) takes two tiles at a time so that its broadcasts serve
  * both. Per 128 columns the integer sums are converted and scaled in float (cpu_kern.h gives the
- * algebra). Also here: the activation quantisation, attention (several queries of a KV head per
+ * algebra). Where the CPU has VBMI, one token and several (prompts) instead look the sums up in
+ * per-token vpermb tables (the same integer sums, fewer instructions; see the sections below). Also here: the activation quantisation, attention (several queries of a KV head per
  * pass over its keys and values), SwiGLU and half <-> float conversion. Built with the flags of
  * the "per-ISA kernel flags" block of the Makefile; without them (other compilers, other CPUs)
  * this file only defines an empty table.
@@ -433,22 +434,22 @@ __attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w,
  * order (acc = fma(d, fma(S, a, c), acc) from acc = 0, blocks in order): the outputs equal
  * avx512_tile's bit for bit. The accumulators live in y (a float stored and loaded back is the
  * same float), so that a block's tables can be used by several tiles before the next block's.
- * Order: per VTM_TILES tiles and per block, the tiles' indexes (VTM_TILES x 8 vectors, 4 KiB);
+ * Order: per VTM_TILES tiles and per block, the tiles' indexes (VTM_TILES x 8 vectors, 8 KiB);
  * then per VTM_TOKENS tokens (their tables of the block: 1.5 KiB each with three planes, which
- * stay in L1 while every tile of the group reads them) and per tile, groups of up to 4 tokens
- * with the 8 index vectors in registers (3 x 4 int32 accumulators, 8 indexes: 21 of the 32 zmm
- * registers). */
+ * stay in L1 while every tile of the group reads them; ck_vtm_stride pads the tokens apart so that
+ * they do not share L1 sets) and per tile, groups of VTM_T tokens with the tile's 8 index vectors
+ * in registers (3 x 4 int32 accumulators: 21 of the 32 zmm registers). Measured on Zen 4,
+ * bench/q1-kernels.c 2048 x 2048, 64 tokens, one thread (shared machine): 8 tiles a group 157-165,
+ * 16 tiles 168-173, 32 tiles 175-179 G weights x tokens/s (the backend's claims are >= 16 tiles:
+ * CPUK_VTM_TILES); 16 tokens a group 120 unpadded, 157 padded; groups of 2 or 3 tokens the same as
+ * 4; two tiles a pass sharing each table load (VTM_NT 2) the same with 2 tokens and slower with 3
+ * or 4 (spills); software prefetch of the next tables made no difference. The constants may be
+ * overridden (-D) to measure again. */
 #ifndef VTM_TILES
 #define VTM_TILES 16
 #endif
 #ifndef VTM_TOKENS
 #define VTM_TOKENS 8
-#endif
-#ifndef VTM_PF
-#define VTM_PF 1
-#endif
-#ifndef VTM_PF_HINT
-#define VTM_PF_HINT _MM_HINT_T0
 #endif
 #ifndef VTM_NT
 #define VTM_NT 1
@@ -560,20 +561,18 @@ VTM_INLINE void avx512_gemm_vtm_p(const ck_q1 *w, int tile0, int tile1, const ck
                     const int nt = ntl - k < VTM_NT ? ntl - k : VTM_NT; /* tiles this pass */
                     const int tile = tg + k, left = w->rows - (tile + nt - 1) * CK_TILE;
                     const __mmask16 km = left >= CK_TILE ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-#if VTM_PF
                     { /* the next tokens' tables (of this block, else the first ones of the next), a
                        * share per pass; in the first tokens' passes the tiles' next tile-blocks */
                         const int nt0 = t1 < n ? t1 : 0, nbk = t1 < n ? b : b + 1;
                         const int ntok = n - nt0 < VTM_TOKENS ? n - nt0 : VTM_TOKENS;
                         for (int j = k / VTM_NT; nbk < nb && j < ntok; j += (ntl + VTM_NT - 1) / VTM_NT) {
                             const char *p = (const char *)x->vtm + (size_t)(nt0 + j) * x->vtm_stride + (size_t)nbk * 512 * P;
-                            for (int o = 0; o < 512 * P; o += 64) _mm_prefetch(p + o, VTM_PF_HINT);
+                            for (int o = 0; o < 512 * P; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
                         }
                         for (int u = 0; t0 == 0 && b + 1 < nb && u < nt; u++)
                             for (int o = 0; o < CK_TB_BYTES; o += 64)
                                 _mm_prefetch((const char *)w->data + ((size_t)(tile + u) * nb + b + 1) * CK_TB_BYTES + o, _MM_HINT_T0);
                     }
-#endif
                     float *yt = y + (size_t)tile * CK_TILE;
                     if (nt == 2) avx512_vtm_pass(ib[k], x, t0, t1, b, dv + k, yt, ys, km, P, 2);
                     else avx512_vtm_pass(ib[k], x, t0, t1, b, dv + k, yt, ys, km, P, 1);
