@@ -56,8 +56,11 @@
 
 #define CPUK_MAX_BATCH 64                  /* tokens per chunk of the forward pass */
 #define CPUK_SLAB_BYTES (4u << 20)         /* source bytes repacked between page drops */
-#define CPUK_VTM_TILES 16                  /* least tiles per claim of the prompt product with vpermb
-                                              tables: a block's tables serve that many tiles at once */
+#define CPUK_VTM_TILES 8                   /* least tiles per claim of the prompt product with vpermb
+                                              tables (a block's tables serve the claim's tiles at once):
+                                              16 ran as fast in the model but spread more on a shared
+                                              machine (pp512, 6 interleaved rounds: 114-168 against
+                                              142-163 tok/s) */
 
 typedef struct cpuk_state {
     const ck_isa *isa;

@@ -440,8 +440,8 @@ __attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w,
  * they do not share L1 sets) and per tile, groups of VTM_T tokens with the tile's 8 index vectors
  * in registers (3 x 4 int32 accumulators: 21 of the 32 zmm registers). Measured on Zen 4,
  * bench/q1-kernels.c 2048 x 2048, 64 tokens, one thread (shared machine): 8 tiles a group 157-165,
- * 16 tiles 168-173, 32 tiles 175-179 G weights x tokens/s (the backend's claims are >= 16 tiles:
- * CPUK_VTM_TILES); 16 tokens a group 120 unpadded, 157 padded; groups of 2 or 3 tokens the same as
+ * 16 tiles 168-173, 32 tiles 175-179 G weights x tokens/s (the backend's claims are >= 8 tiles,
+ * CPUK_VTM_TILES, which did as well in the model and spread less on a shared machine); 16 tokens a group 120 unpadded, 157 padded; groups of 2 or 3 tokens the same as
  * 4; two tiles a pass sharing each table load (VTM_NT 2) the same with 2 tokens and slower with 3
  * or 4 (spills); software prefetch of the next tables made no difference. The constants may be
  * overridden (-D) to measure again. */
