@@ -61,6 +61,9 @@ typedef struct cpuk_state {
                                               1 = int8 with ONEBIT_CPU_Q1_PLANES=1 (faster, ~2-3 % logits) */
     int s32;                               /* 1: int8 with a scale per 32 columns (planes 1), where the
                                               table has quant32: ONEBIT_CPU_Q1_ACT=int8x32 */
+    int k14_tok, k14_batch;                /* 1: two planes hold int14 (quant14) for one token / for
+                                              batches; one token by default where the vpermb tables
+                                              run (their two-table form), ONEBIT_CPU_Q1_ACT=int14: both */
     tp_pool *pool;
     int nth;                               /* threads of the pool, caller included */
     pthread_mutex_t mu;                    /* one job at a time: contexts may share the model */
@@ -161,6 +164,12 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
     if (act && strcmp(act, "int8") == 0) s->planes = 1;
     if (act && strcmp(act, "int16") == 0) s->planes = 2;
     if (act && strcmp(act, "int8x32") == 0 && s->isa->quant32 && !s->isa->lut) s->planes = 1, s->s32 = 1;
+    /* int14 for one token where the vpermb tables run: two lookups per 256 weights instead of
+     * three (cpu_kern.h, CK_VT2_PER_COL); elsewhere it would cost accuracy for no speed. */
+    uint8_t probe[1];
+    s->k14_tok = s->planes == 2 && s->isa->quant14 && s->isa->vtab && s->isa->vtab(NULL, NULL, 0, 2, probe);
+    if (act && strcmp(act, "int16") == 0) s->k14_tok = 0;
+    if (act && strcmp(act, "int14") == 0 && s->isa->quant14) s->planes = 2, s->k14_tok = s->k14_batch = 1;
     s->pool = tp_new(n_threads > 0 ? n_threads : 1);
     s->packed = calloc((size_t)(m->n_weights > 0 ? m->n_weights : 1), sizeof *s->packed);
     if (!s->pool || !s->packed) {
@@ -281,6 +290,7 @@ typedef struct cpuk_quant_job {
     float *a, *c;
     uint8_t *lut;                          /* isa->lut's tables, NULL without */
     int s32;                               /* int8 per 32 (isa->quant32; a is [n][4 nb]) */
+    int k14;                               /* int14 in the two planes (isa->quant14) */
 } cpuk_quant_job;
 
 static void cpuk_quant_run(void *arg, int begin, int end, int ith) {
@@ -292,9 +302,10 @@ static void cpuk_quant_run(void *arg, int begin, int end, int ith) {
                             j->c + (size_t)t * j->nb);
         return;
     }
+    void (*quant)(const float *, int, int8_t *, int8_t *, float *, float *) = j->k14 ? j->isa->quant14 : j->isa->quant;
     for (int t = begin; t < end; t++)
-        j->isa->quant(j->x + (size_t)t * j->cols, j->cols, j->q + (size_t)t * j->cols,
-                      j->ql ? j->ql + (size_t)t * j->cols : NULL, j->a + (size_t)t * j->nb, j->c + (size_t)t * j->nb);
+        quant(j->x + (size_t)t * j->cols, j->cols, j->q + (size_t)t * j->cols, j->ql ? j->ql + (size_t)t * j->cols : NULL,
+              j->a + (size_t)t * j->nb, j->c + (size_t)t * j->nb);
     if (j->lut)
         for (int t = begin; t < end; t++)
             j->isa->lut(j->q + (size_t)t * j->cols, j->ql ? j->ql + (size_t)t * j->cols : NULL, j->cols,
@@ -418,12 +429,13 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
     int8_t *xl = s->planes == 2 ? s->xl : NULL;
     for (int t0 = 0; t0 < n; t0 += CPUK_MAX_BATCH) {
         const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
-        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut, s->s32};
+        const int k14 = xl && (nt == 1 ? s->k14_tok : s->k14_batch), vplanes = k14 ? 2 : 3;
+        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut, s->s32, k14};
         tp_for(s->pool, nt, 1, cpuk_quant_run, &qj);
-        /* One token with int16 activations: the ISA's vpermb tables where it has them (cpu_kern.h). */
-        const uint8_t *vt = nt == 1 && xl && s->xvt && s->isa->vtab(s->xq, xl, pw->cols, s->xvt) ? s->xvt : NULL;
-        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL, s->s32, vt}, nt, y + (size_t)t0 * pw->rows,
-                            (size_t)pw->rows};
+        /* One token with two planes: the ISA's vpermb tables where it has them (cpu_kern.h). */
+        const uint8_t *vt = nt == 1 && xl && s->xvt && s->isa->vtab(s->xq, xl, pw->cols, vplanes, s->xvt) ? s->xvt : NULL;
+        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL, s->s32, vt, vplanes},
+                            nt, y + (size_t)t0 * pw->rows, (size_t)pw->rows};
         /* About 8 claims per thread (16 for one token, where a tile is quick and the last claim
          * decides how long the others wait): enough to even out threads slowed by other work. */
         tp_for(s->pool, pw->n_tiles, cpuk_chunk(s, pw->n_tiles, nt == 1 ? 16 : 8), cpuk_gemm_run, &gj);

@@ -52,6 +52,7 @@ typedef struct ck_q1 {
 
 #define CK_K8 127.0f               /* largest |Q| with one plane */
 #define CK_K16 16256.0f            /* largest |Q| with two planes: 127 * 128 */
+#define CK_K14 8191.0f             /* int14: largest |Q| whose sums of 4 fit int16 (4 * 8191 < 2^15) */
 
 /* Quantised activations of n tokens. */
 typedef struct ck_act {
@@ -67,6 +68,8 @@ typedef struct ck_act {
     int s32;
     /* One token's vpermb tables (ck_isa.vtab), or NULL: the one-token product then uses them. */
     const uint8_t *vt;
+    /* Byte planes of vt: 3 (int16 sums, CK_VT_PER_COL), 2 (int14 sums, CK_VT2_PER_COL); 0 = 3. */
+    int vt_planes;
 } ck_act;
 
 /* vpermb tables (ck_isa.vtab; AVX-512 VBMI): per token and 16 columns (groups g .. g+3), three
@@ -76,6 +79,10 @@ typedef struct ck_act {
  * group) sums at once and byte dot products with 1 add them up exactly: the same integer sums as
  * the two planes. CK_VT_PER_COL bytes per column. */
 #define CK_VT_PER_COL 12
+/* The same tables for int14 activations (|Q| <= CK_K14, ck_quant14_generic): |v| <= 4 * 8191 <
+ * 2^15, so two planes suffice, lo (unsigned) and hi (signed), v = lo + 256 hi: per 16 columns 128
+ * bytes, lo then hi, and per 256 weights two lookups and two byte dot products instead of three. */
+#define CK_VT2_PER_COL 8
 
 /* Lookup tables (ck_isa.lut; AVX2 and NEON): per token and group g of 4 columns, the 16 sums
  * T[k] = sum of Q[4g + c] over the bits c of k (what a row's 4 sign bits of the group select),
@@ -97,6 +104,10 @@ typedef struct ck_isa {
     /* Quantises one token: x[cols] -> q[cols] (and ql[cols] when ql is not NULL: int16), a[nb],
      * c[nb]; cols a multiple of 128. */
     void (*quant)(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
+    /* Optional (NULL: no int14 form): quant with two planes and K = CK_K14 (int14: h in [-64, 64],
+     * l in [-64, 63]), bit for bit ck_quant14_generic. The two-plane kernels and the tables take
+     * these planes as they take int16's; only the vpermb tables have a smaller form for them. */
+    void (*quant14)(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
     /* Optional (NULL: gemm reads q / ql): builds one token's lookup tables from its quantised
      * planes (ql NULL: int8), cols * CK_LUT_PER_COL bytes at lut; gemm then reads only x->lut
      * (and a, c), which the caller must fill for every token. */
@@ -104,10 +115,12 @@ typedef struct ck_isa {
     /* Optional (NULL: gemm has no int8-per-32 form): quantises one token as int8 with one scale per
      * 32 columns: x[cols] -> q[cols], a[4 nb] (2 sx_k), c[nb] (cpu_kern.h's top comment). */
     void (*quant32)(const float *x, int cols, int8_t *q, float *a, float *c);
-    /* Optional (NULL: none): builds one token's vpermb tables from its int16 planes (cols *
-     * CK_VT_PER_COL bytes at tab) and returns 1, or returns 0 without writing when this CPU cannot
-     * run the kernel that reads them; gemm with n = 1 and x->vt set reads x->vt instead of q, ql. */
-    int (*vtab)(const int8_t *q, const int8_t *ql, int cols, uint8_t *tab);
+    /* Optional (NULL: none): builds one token's vpermb tables from its two planes (cols *
+     * CK_VT_PER_COL bytes at tab with planes = 3, for int16; cols * CK_VT2_PER_COL with planes = 2,
+     * for int14 input only) and returns 1, or returns 0 without writing when this CPU cannot run
+     * the kernel that reads them; gemm with n = 1 and x->vt set reads x->vt (x->vt_planes of them)
+     * instead of q, ql. Bit for bit ck_vtab_generic. */
+    int (*vtab)(const int8_t *q, const int8_t *ql, int cols, int planes, uint8_t *tab);
     /* y[t][r] = W[r] . x[t] for rows r of tiles [tile0, tile1) and tokens t < n; y rows have stride
      * ystride. Rows >= w->rows are not written. */
     void (*gemm)(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ystride);
@@ -156,6 +169,10 @@ void ck_q1_repack(const uint8_t *src, size_t row_bytes, int rows, int cols, uint
 /* Portable versions (also the reference for the SIMD ones in the tests). */
 void ck_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
 void ck_quant32_generic(const float *x, int cols, int8_t *q, float *a, float *c);
+/* int14: ck_quant_generic with two planes and K = CK_K14 (ql must not be NULL). */
+void ck_quant14_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
+/* The vpermb tables (CK_VT_PER_COL, planes 3; CK_VT2_PER_COL, planes 2: int14 input), portable. */
+void ck_vtab_generic(const int8_t *q, const int8_t *ql, int cols, int planes, uint8_t *tab);
 /* The same quantisation with blocks of blk columns (cols a multiple) and a = a_mul * sx: Q1_0 uses
  * 128 and 2 (its dot is d (2 S - sum Q) sx), the ternary kernels 64 and 1 (tern.h). */
 void ck_quant_blocks(const float *x, int cols, int blk, float a_mul, int8_t *q, int8_t *ql, float *a, float *c);
