@@ -30,10 +30,14 @@
  * and the tests compare against it.
  *
  * ONEBIT_CPU_ISA=generic|avx2|avx512|neon|wasm in the environment forces a kernel table (when it is
- * built in and this CPU runs it), for comparisons and tests. ONEBIT_CPU_Q1_ACT=int16|int8|int8x32
+ * built in and this CPU runs it), for comparisons and tests. ONEBIT_CPU_Q1_ACT=int16|int14|int8|int8x32
  * picks the Q1_0 activation form (int8 = ONEBIT_CPU_Q1_PLANES=1; int8x32, one scale per 32
- * columns, only where the table has quant32, else the default int16). One int16 token goes through
- * the table's vpermb tables where it has them (vtab: AVX-512 VBMI), the same integer sums.
+ * columns, only where the table has quant32; int14 for every product, where the table has
+ * quant14). By default prompts take int16 and one token int14 where the table's vpermb tables run
+ * (vtab: AVX-512 VBMI; their two-byte form, two lookups per 256 weights instead of three), else
+ * int16 (int14 through the other kernels would cost accuracy for no speed); int16 forces int16
+ * everywhere. One token goes through the vpermb tables where they run, the same integer sums as
+ * the two planes.
  */
 #include <math.h>
 #include <pthread.h>

@@ -16,7 +16,10 @@
  * Activations are quantised per token in blocks of 128 (the weight block) to integers Q with
  * |Q| <= K, sx = amax / K, Q = round-to-nearest-even(x / sx), in one of two precisions:
  *   int8:  K = 127, one plane q = Q;
- *   int16: K = 127 * 128, two int8 planes Q = 128 h + l, h in [-127, 127], l in [-64, 63].
+ *   int16: K = 127 * 128, two int8 planes Q = 128 h + l, h in [-127, 127], l in [-64, 63];
+ *   int14: K = 8191, the same two planes (h in [-64, 64]): the largest K whose sums of 4 fit 16
+ *          bits, which halves the steps' precision (~2x int16's error, still ~0.1 % of the logits)
+ *          and lets the vpermb tables below hold each sum in two bytes instead of three.
  * Per row r, token t, block b with S = sum of Q over the set bits of the row's block:
  * dot = d * (2 S - sum(Q)) * sx = d * (a * S + c), with a = 2 sx and c = -sx * sum(Q) precomputed
  * per token and block. Only integer sums are computed in the inner loop (S = 128 S_h + S_l for
