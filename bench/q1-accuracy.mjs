@@ -1,7 +1,7 @@
 // q1-accuracy.mjs — logits error of the cpu backend's Q1_0 activation forms, and of llama.cpp, on
 // one file, against exact maths (build/ref_forward: a double-precision forward pass).
 //
-// For each form (ONEBIT_CPU_Q1_ACT=int16 | int8 | int8x32) the cpu backend's logits of a fixed
+// For each form (ONEBIT_CPU_Q1_ACT=int16 | int14 | int8 | int8x32) the cpu backend's logits of a fixed
 // token list (tests/logits.test.mjs's list: a chat-looking start, then ids spread over the
 // vocabulary) are compared with ref_forward's: relative RMS = ||a - b|| / ||b|| over all positions
 // and the whole vocabulary, and the share of positions whose argmax agrees. llama.cpp's logits
@@ -71,7 +71,7 @@ const R = readF32(ref);
 const L = (await llamaLogits(model, tokens)).logits;
 console.log(`${model}, ${n} tokens (seed ${seed}), relative RMS of the logits:`);
 console.log(`  llama.cpp (CPU) vs exact: ${compare(L, R)}`);
-for (const form of ["int16", "int8", "int8x32"]) {
+for (const form of ["int16", "int14", "int8", "int8x32"]) {
   const out = join(tmp, `${form}.f32`);
   const env = { ...process.env, ONEBIT_CPU_Q1_ACT: form };
   if (isa) env.ONEBIT_CPU_ISA = isa;

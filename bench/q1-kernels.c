@@ -1,9 +1,11 @@
 /* q1-kernels.c — single-thread throughput of the Q1_0 product of each kernel table (cpu_kern.h).
  *
  * A random rows x cols Q1_0 matrix is repacked once, n tokens of random activations are quantised
- * (int16, two planes, as the backend does by default; PLANES 1: int8, ONEBIT_CPU_Q1_PLANES=1; PLANES 3: int8
- * with a scale per 32 columns, ONEBIT_CPU_Q1_ACT=int8x32, only the tables with quant32) and,
- * for the tables with lookup tables, tabled (AVX-512 VBMI: one token's and, for several int16 tokens,
+ * (int16, two planes, as the backend does for prompts; PLANES 1: int8, ONEBIT_CPU_Q1_PLANES=1; PLANES 3: int8
+ * with a scale per 32 columns, ONEBIT_CPU_Q1_ACT=int8x32, only the tables with quant32; PLANES 4:
+ * int14 in two planes, ONEBIT_CPU_Q1_ACT=int14 and one token by default where the vpermb tables
+ * run: their two-table form, only the tables with quant14) and,
+ * for the tables with lookup tables, tabled (AVX-512 VBMI: one token's and, for several tokens,
  * every token's vpermb tables, the backend's one-token and prompt paths, timed too); then
  * the best of 15 timings (each ~20 ms of repetitions) of the product over all tiles (1 thread) is printed as weights x tokens
  * per second, with the table-building cost per token. Sizes that fit L2 (the default 2048 x 2048:
@@ -39,9 +41,10 @@ static void ck_gemm_once(void *arg) {
     c->isa->gemm(c->w, 0, c->w->n_tiles, c->act, c->n, c->y, c->ys);
 }
 
-static void run(const ck_isa *isa, int rows, int cols, int n, int planes) {
-    const int nb = cols / 128;
+static void run(const ck_isa *isa, int rows, int cols, int n, int form) {
+    const int nb = cols / 128, k14 = form == 4, planes = k14 ? 2 : form;
     if (planes == 3 && !isa->quant32) return; /* no int8-per-32 form in this table */
+    if (k14 && !isa->quant14) return;
     const size_t rb = (size_t)nb * 18;
     uint8_t *src = kb_alloc("q1-kernels", (size_t)rows * rb);
     for (size_t i = 0; i < (size_t)rows * rb; i++) src[i] = (uint8_t)rand();
@@ -57,7 +60,7 @@ static void run(const ck_isa *isa, int rows, int cols, int n, int planes) {
     for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     for (int t = 0; t < n; t++)
         if (planes == 3) isa->quant32(x + (size_t)t * cols, cols, q + (size_t)t * cols, a + (size_t)t * nb * 4, c + (size_t)t * nb);
-        else isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, planes == 2 ? ql + (size_t)t * cols : NULL,
+        else (k14 ? isa->quant14 : isa->quant)(x + (size_t)t * cols, cols, q + (size_t)t * cols, planes == 2 ? ql + (size_t)t * cols : NULL,
                         a + (size_t)t * nb, c + (size_t)t * nb);
     uint8_t *lut = isa->lut ? kb_alloc("q1-kernels", (size_t)n * cols * CK_LUT_PER_COL) : NULL;
     double best_lut = 1e9, best = 1e9;
@@ -69,32 +72,43 @@ static void run(const ck_isa *isa, int rows, int cols, int n, int planes) {
         const double dt = kb_cpu_s() - t0;
         if (dt < best_lut) best_lut = dt;
     }
-    ck_act act = {q, planes == 2 ? ql : NULL, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL, planes == 3, NULL};
+    ck_act act = {q, planes == 2 ? ql : NULL, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL, planes == 3, NULL, 3, NULL, 0, 0};
     ck_gemm_call call = {isa, &w, &act, n, y, (size_t)rows};
-    /* One int16 token: also through the ISA's vpermb tables where it has them (the backend's choice). */
+    /* One token: also through the ISA's vpermb tables where it has them (the backend's choice):
+     * three planes for int16, two for int14. */
     uint8_t *vt = planes == 2 && n == 1 && isa->vtab ? kb_alloc("q1-kernels", (size_t)cols * CK_VT_PER_COL) : NULL;
-    if (vt && isa->vtab(q, ql, cols, vt)) {
+    if (vt && isa->vtab(q, ql, cols, k14 ? 2 : 3, vt)) {
         act.vt = vt;
+        act.vt_planes = k14 ? 2 : 3;
         best = kb_best(ck_gemm_once, &call, 15);
-        printf("%-8s %5d x %5d, %2d tokens (vpermb tables): %8.3f ms, %6.2f Gweights*tokens/s\n", isa->name, rows, cols, n,
-               best * 1e3, (double)rows * cols * n / best / 1e9);
+        double best_vt = 1e9;
+        for (int k = 0; k < 15; k++) {
+            const double t0 = kb_cpu_s();
+            isa->vtab(q, ql, cols, k14 ? 2 : 3, vt);
+            const double dt = kb_cpu_s() - t0;
+            if (dt < best_vt) best_vt = dt;
+        }
+        printf("%-8s %5d x %5d, %2d tokens (vpermb tables, %s): %8.3f ms, %6.2f Gweights*tokens/s (tables: %.2f us)\n", isa->name,
+               rows, cols, n, k14 ? "int14, 2 planes" : "int16, 3 planes", best * 1e3, (double)rows * cols * n / best / 1e9,
+               best_vt * 1e6);
         act.vt = NULL;
     }
     free(vt);
     /* Several int16 tokens: also through every token's vpermb tables (the backend's prompt path
      * where VBMI runs), with the cost of building them. */
-    const size_t vst = ck_vtm_stride(cols, 3);
+    const int vp = k14 ? 2 : 3;
+    const size_t vst = ck_vtm_stride(cols, vp);
     uint8_t *vtm = planes == 2 && n > 1 && isa->vtab ? kb_alloc("q1-kernels", (size_t)n * vst) : NULL;
-    if (vtm && isa->vtab(q, ql, cols, vtm)) {
+    if (vtm && isa->vtab(q, ql, cols, vp, vtm)) {
         double best_tab = 1e9;
         for (int k = 0; k < 15; k++) {
             const double t0 = kb_cpu_s();
             for (int t = 0; t < n; t++)
-                isa->vtab(q + (size_t)t * cols, ql + (size_t)t * cols, cols, vtm + (size_t)t * vst);
+                isa->vtab(q + (size_t)t * cols, ql + (size_t)t * cols, cols, vp, vtm + (size_t)t * vst);
             const double dt = kb_cpu_s() - t0;
             if (dt < best_tab) best_tab = dt;
         }
-        act.vtm = vtm, act.vtm_stride = vst, act.vtm_planes = 3;
+        act.vtm = vtm, act.vtm_stride = vst, act.vtm_planes = vp;
         best = kb_best(ck_gemm_once, &call, 15);
         printf("%-8s %5d x %5d, %2d tokens (vpermb tables): %8.3f ms, %6.2f Gweights*tokens/s (tables: %.2f us per token)\n",
                isa->name, rows, cols, n, best * 1e3, (double)rows * cols * n / best / 1e9, best_tab / n * 1e6);
@@ -103,7 +117,7 @@ static void run(const ck_isa *isa, int rows, int cols, int n, int planes) {
     free(vtm);
     best = kb_best(ck_gemm_once, &call, 15);
     printf("%-8s %5d x %5d, %2d tokens%s: %8.3f ms, %6.2f Gweights*tokens/s", isa->name, rows, cols, n,
-           planes == 2 ? "" : planes == 3 ? " (int8 per 32)" : " (int8)", best * 1e3,
+           k14 ? " (int14)" : planes == 2 ? "" : planes == 3 ? " (int8 per 32)" : " (int8)", best * 1e3,
            (double)rows * cols * n / best / 1e9);
     if (lut) printf(" (tables: %.2f us per token)", best_lut / n * 1e6);
     printf("\n");
@@ -147,7 +161,7 @@ __attribute__((target("avx512f,avx512vnni"))) static double vnni_per_s(void) {
 int main(int argc, char **argv) {
     const int rows = argc > 1 ? atoi(argv[1]) : 2048, cols = argc > 2 ? atoi(argv[2]) : 2048;
     const int n = argc > 3 ? atoi(argv[3]) : 0, planes = argc > 4 ? atoi(argv[4]) : 2;
-    if (rows < 1 || cols < 128 || cols % 128 || n < 0 || n > 4096 || planes < 1 || planes > 3) {
+    if (rows < 1 || cols < 128 || cols % 128 || n < 0 || n > 4096 || planes < 1 || planes > 4) {
         fprintf(stderr, "usage: q1-kernels [ROWS COLS(multiple of 128) N(1..4096) [PLANES(1|2|3)]]\n");
         return 2;
     }

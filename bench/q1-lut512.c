@@ -167,7 +167,7 @@ int main(int argc, char **argv) {
     build_tables(Q, cols, tab);
     int8_t *q8 = kb_alloc("q1-lut512", (size_t)cols), *ql = kb_alloc("q1-lut512", (size_t)cols);
     ck_isa_avx512.quant(x, cols, q8, ql, a2, c2);
-    ck_act act = {q8, ql, a2, c2, cols, nb, NULL, 0, 0, NULL};
+    ck_act act = {q8, ql, a2, c2, cols, nb, NULL, 0, 0, NULL, 3, NULL, 0, 0};
 
     /* The check: every row's integer sum per block against a plain loop over the file's bits. */
     int32_t *sums = kb_alloc("q1-lut512", (size_t)nt * nb * 16 * 4);

@@ -252,6 +252,29 @@ test("ONEBIT_CPU_Q1_ACT=int8x32 stays within llama.cpp's bar on the Bonsai-shape
   }
 });
 
+// ONEBIT_CPU_Q1_ACT=int14: the two planes hold |Q| <= 8191 (sums of 4 fit 16 bits: two vpermb
+// tables instead of three), for every product; by default products on AVX-512 VBMI use it (prompts
+// and one token alike), elsewhere int16. Held to the fast path's own bar against exact
+// maths (measured ~2x int16's error, BENCHMARKS.md), and it must differ from int16 (else the variable
+// did nothing; every x86 table, the portable one and NEON have the form).
+test("ONEBIT_CPU_Q1_ACT=int14 meets the fast path's bar on the Bonsai-shaped model", (t) => {
+  assert.ok(existsSync(ONEBIT), `${ONEBIT} missing: run make`);
+  const out = join(tmp, `onebit-int14-${fileId++}.f32`);
+  run(ONEBIT, ["logits", "-m", BONSAI, "--tokens", BONSAI_TOKENS.join(","), "--out", out, "--backend", "cpu"],
+    { ...process.env, ONEBIT_CPU_Q1_ACT: "int14" });
+  const i14 = readF32(out), ref = refLogits(BONSAI, BONSAI_TOKENS);
+  const c = expectClose(i14, ref, BONSAI_TOKENS, 0.01, "int14 cpu vs ref");
+  assert.ok(c.agree >= 0.95, `int14 vs ref: argmax agrees at only ${(100 * c.agree).toFixed(1)}% of positions`);
+  diag(t, c);
+  if (process.env.ONEBIT_CPU_ISA !== "wasm") {
+    const out16 = join(tmp, `onebit-int16-${fileId++}.f32`);
+    run(ONEBIT, ["logits", "-m", BONSAI, "--tokens", BONSAI_TOKENS.join(","), "--out", out16, "--backend", "cpu"],
+      { ...process.env, ONEBIT_CPU_Q1_ACT: "int16" });
+    const d = compare(i14, readF32(out16), BONSAI_TOKENS.length);
+    assert.ok(d.rel > 1e-5, `int14 and int16 logits are the same (relative RMS ${d.rel.toExponential(3)}): the variable had no effect`);
+  }
+});
+
 test("untied output matrix: onebit, the reference and llama.cpp agree", async () => {
   assert.ok(existsSync(MKMODEL), `${MKMODEL} missing: run make`);
   const model = join(tmp, "tiny-untied.gguf");

@@ -30,12 +30,15 @@
  * and the tests compare against it.
  *
  * ONEBIT_CPU_ISA=generic|avx2|avx512|neon|wasm in the environment forces a kernel table (when it is
- * built in and this CPU runs it), for comparisons and tests. ONEBIT_CPU_Q1_ACT=int16|int8|int8x32
+ * built in and this CPU runs it), for comparisons and tests. ONEBIT_CPU_Q1_ACT=int16|int14|int8|int8x32
  * picks the Q1_0 activation form (int8 = ONEBIT_CPU_Q1_PLANES=1; int8x32, one scale per 32
- * columns, only where the table has quant32, else the default int16). One int16 token goes through
- * the table's vpermb tables where it has them (vtab: AVX-512 VBMI), the same integer sums; so do
- * several (a prompt: every token's tables built next to its quantisation, ck_act.vtm), unless
- * ONEBIT_CPU_Q1_VTM=0 keeps prompts on the two-plane kernel.
+ * columns, only where the table has quant32; int14 for every product, where the table has
+ * quant14). By default products take int14 where the table's vpermb tables run (vtab: AVX-512
+ * VBMI; their two-byte form, two lookups per 256 weights instead of three), else int16 (int14
+ * through the other kernels would cost accuracy for no speed); int16 forces int16 everywhere. One
+ * token goes through the vpermb tables where they run, the same integer sums as the two planes;
+ * so do several (a prompt: every token's tables built next to its quantisation, ck_act.vtm),
+ * unless ONEBIT_CPU_Q1_VTM=0 keeps prompts on the two-plane kernel (and on int16).
  */
 #include <math.h>
 #include <pthread.h>
@@ -68,6 +71,9 @@ typedef struct cpuk_state {
                                               1 = int8 with ONEBIT_CPU_Q1_PLANES=1 (faster, ~2-3 % logits) */
     int s32;                               /* 1: int8 with a scale per 32 columns (planes 1), where the
                                               table has quant32: ONEBIT_CPU_Q1_ACT=int8x32 */
+    int k14_tok, k14_batch;                /* 1: two planes hold int14 (quant14) for one token / for
+                                              batches: by default where the vpermb tables run (their
+                                              two-table form), ONEBIT_CPU_Q1_ACT=int14: everywhere */
     tp_pool *pool;
     int nth;                               /* threads of the pool, caller included */
     pthread_mutex_t mu;                    /* one job at a time: contexts may share the model */
@@ -171,6 +177,14 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
     if (act && strcmp(act, "int8") == 0) s->planes = 1;
     if (act && strcmp(act, "int16") == 0) s->planes = 2;
     if (act && strcmp(act, "int8x32") == 0 && s->isa->quant32 && !s->isa->lut) s->planes = 1, s->s32 = 1;
+    /* int14 where the vpermb tables run: two lookups per 256 weights instead of three (cpu_kern.h,
+     * CK_VT2_PER_COL; prompts ~1.3x, 0.08 % logits error against int16's 0.07 %), for one token
+     * and for prompts alike (prompts only while they take the tables, below); elsewhere it would
+     * cost accuracy for no speed. */
+    uint8_t probe[1];
+    s->k14_tok = s->k14_batch = s->planes == 2 && s->isa->quant14 && s->isa->vtab && s->isa->vtab(NULL, NULL, 0, 2, probe);
+    if (act && strcmp(act, "int16") == 0) s->k14_tok = s->k14_batch = 0;
+    if (act && strcmp(act, "int14") == 0 && s->isa->quant14) s->planes = 2, s->k14_tok = s->k14_batch = 1;
     s->pool = tp_new(n_threads > 0 ? n_threads : 1);
     s->packed = calloc((size_t)(m->n_weights > 0 ? m->n_weights : 1), sizeof *s->packed);
     if (!s->pool || !s->packed) {
@@ -242,11 +256,12 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
     int8_t z16[16] = {0};
     uint8_t t16[16 * CK_VT_PER_COL];
     s->vtm_stride = ck_vtm_stride(s->max_cols, 3);
-    if (s->isa->vtab && s->planes == 2 && !s->s32 && !(vtm && strcmp(vtm, "0") == 0) && s->isa->vtab(z16, z16, 16, t16) &&
+    if (s->isa->vtab && s->planes == 2 && !s->s32 && !(vtm && strcmp(vtm, "0") == 0) && s->isa->vtab(z16, z16, 16, 3, t16) &&
         (!s->vtm_stride || !(s->xvtm = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * s->vtm_stride)))) {
         cpuk_free(s);
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     }
+    if (!s->xvtm && !(act && strcmp(act, "int14") == 0)) s->k14_batch = 0;
     s->qk_q = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * (size_t)s->max_cols);
     s->qk_d = malloc((size_t)CPUK_MAX_BATCH * (size_t)(s->max_cols / 32) * sizeof(float));
     s->qk_s = malloc((size_t)CPUK_MAX_BATCH * (size_t)(s->max_cols / 16) * sizeof(int16_t));
@@ -303,8 +318,10 @@ typedef struct cpuk_quant_job {
     float *a, *c;
     uint8_t *lut;                          /* isa->lut's tables, NULL without */
     int s32;                               /* int8 per 32 (isa->quant32; a is [n][4 nb]) */
+    int k14;                               /* int14 in the two planes (isa->quant14) */
     uint8_t *vtm;                          /* [n][vtm_stride]: isa->vtab's tables, or NULL */
     size_t vtm_stride;
+    int vtm_planes;                        /* byte planes of vtm's tables (3, or 2 with k14) */
 } cpuk_quant_job;
 
 static void cpuk_quant_run(void *arg, int begin, int end, int ith) {
@@ -316,16 +333,18 @@ static void cpuk_quant_run(void *arg, int begin, int end, int ith) {
                             j->c + (size_t)t * j->nb);
         return;
     }
+    void (*quant)(const float *, int, int8_t *, int8_t *, float *, float *) = j->k14 ? j->isa->quant14 : j->isa->quant;
     for (int t = begin; t < end; t++)
-        j->isa->quant(j->x + (size_t)t * j->cols, j->cols, j->q + (size_t)t * j->cols,
-                      j->ql ? j->ql + (size_t)t * j->cols : NULL, j->a + (size_t)t * j->nb, j->c + (size_t)t * j->nb);
+        quant(j->x + (size_t)t * j->cols, j->cols, j->q + (size_t)t * j->cols, j->ql ? j->ql + (size_t)t * j->cols : NULL,
+              j->a + (size_t)t * j->nb, j->c + (size_t)t * j->nb);
     if (j->lut)
         for (int t = begin; t < end; t++)
             j->isa->lut(j->q + (size_t)t * j->cols, j->ql ? j->ql + (size_t)t * j->cols : NULL, j->cols,
                         j->lut + (size_t)t * j->cols * CK_LUT_PER_COL);
     if (j->vtm)
         for (int t = begin; t < end; t++)
-            j->isa->vtab(j->q + (size_t)t * j->cols, j->ql + (size_t)t * j->cols, j->cols, j->vtm + (size_t)t * j->vtm_stride);
+            j->isa->vtab(j->q + (size_t)t * j->cols, j->ql + (size_t)t * j->cols, j->cols, j->vtm_planes,
+                         j->vtm + (size_t)t * j->vtm_stride);
 }
 
 typedef struct cpuk_gemm_job {
@@ -445,15 +464,16 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
     int8_t *xl = s->planes == 2 ? s->xl : NULL;
     for (int t0 = 0; t0 < n; t0 += CPUK_MAX_BATCH) {
         const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
-        /* Several tokens with int16 activations: every token's vpermb tables where this CPU has
-         * them (xvtm), built by the threads that quantise. */
+        const int k14 = xl && (nt == 1 ? s->k14_tok : s->k14_batch), vplanes = k14 ? 2 : 3;
+        /* Several tokens with two planes: every token's vpermb tables where this CPU has them
+         * (xvtm), built by the threads that quantise. */
         uint8_t *vtm = nt > 1 && xl ? s->xvtm : NULL;
-        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut, s->s32, vtm, s->vtm_stride};
+        cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut, s->s32, k14, vtm, s->vtm_stride, vplanes};
         tp_for(s->pool, nt, 1, cpuk_quant_run, &qj);
-        /* One token with int16 activations: the ISA's vpermb tables where it has them (cpu_kern.h). */
-        const uint8_t *vt = nt == 1 && xl && s->xvt && s->isa->vtab(s->xq, xl, pw->cols, s->xvt) ? s->xvt : NULL;
-        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL, s->s32, vt,
-                                         vtm, s->vtm_stride, 3},
+        /* One token with two planes: the ISA's vpermb tables where it has them (cpu_kern.h). */
+        const uint8_t *vt = nt == 1 && xl && s->xvt && s->isa->vtab(s->xq, xl, pw->cols, vplanes, s->xvt) ? s->xvt : NULL;
+        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL, s->s32, vt, vplanes,
+                                         vtm, s->vtm_stride, vplanes},
                             nt, y + (size_t)t0 * pw->rows, (size_t)pw->rows};
         /* About 8 claims per thread (16 for one token, where a tile is quick and the last claim
          * decides how long the others wait): enough to even out threads slowed by other work. */

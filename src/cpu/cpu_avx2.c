@@ -55,8 +55,8 @@ AVX2_INLINE void avx2_store32(int8_t *dst, const __m256i *v) {
     _mm256_storeu_si256((__m256i *)(void *)dst, _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
 
-static void avx2_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
-    const float K = ql ? CK_K16 : CK_K8;
+/* K: CK_K8 (ql NULL), CK_K16 or CK_K14 (two planes). */
+AVX2_INLINE void avx2_quant_k(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c, const float K) {
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     for (int b = 0; b < cols / CK_BLK; b++) {
         const float *xb = x + (size_t)b * CK_BLK;
@@ -97,6 +97,15 @@ static void avx2_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a
         a[b] = 2.0f * sx;
         c[b] = -sx * (float)_mm_cvtsi128_si32(s4);
     }
+}
+
+static void avx2_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
+    if (ql) avx2_quant_k(x, cols, q, ql, a, c, CK_K16);
+    else avx2_quant_k(x, cols, q, NULL, a, c, CK_K8);
+}
+
+static void avx2_quant14(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
+    avx2_quant_k(x, cols, q, ql, a, c, CK_K14);
 }
 
 /* ---- Q1_0 product: lookup tables ------------------------------------------------------------- */
@@ -560,6 +569,7 @@ const ck_isa ck_isa_avx2 = {
     .compiled = 1,
     .supported = avx2_supported,
     .quant = avx2_quant,
+    .quant14 = avx2_quant14,
     .lut = avx2_lut,
     .gemm = avx2_gemm,
     .attn = avx2_attn,

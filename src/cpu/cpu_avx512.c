@@ -34,8 +34,8 @@ static int avx512_supported(void) {
 
 /* ---- activation quantisation ----------------------------------------------------------------- */
 
-static void avx512_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
-    const float K = ql ? CK_K16 : CK_K8;
+/* K: CK_K8 (ql NULL), CK_K16 or CK_K14 (two planes). */
+AVX512_INLINE void avx512_quant_k(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c, const float K) {
     for (int b = 0; b < cols / CK_BLK; b++) {
         const float *xb = x + (size_t)b * CK_BLK;
         __m512 v[8], mx = _mm512_setzero_ps();
@@ -71,6 +71,15 @@ static void avx512_quant(const float *x, int cols, int8_t *q, int8_t *ql, float 
         a[b] = 2.0f * sx;
         c[b] = -sx * (float)_mm512_reduce_add_epi32(sum);
     }
+}
+
+static void avx512_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
+    if (ql) avx512_quant_k(x, cols, q, ql, a, c, CK_K16);
+    else avx512_quant_k(x, cols, q, NULL, a, c, CK_K8);
+}
+
+static void avx512_quant14(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
+    avx512_quant_k(x, cols, q, ql, a, c, CK_K14);
 }
 
 /* int8 with one scale per 32 columns (cpu_kern.h): the same steps as ck_quant32_generic, bit for
@@ -305,17 +314,19 @@ static int avx512_vbmi(void) {
     return ok;
 }
 
-/* The tables of cpu_kern.h (CK_VT_PER_COL): per group j of a 16-column chunk, the 16 subset sums
- * as int32 lanes k, each one vpdpbusd of the constant bit pattern of k (bytes 0/1) with the
- * group's 4 high bytes, another with its 4 low ones, v = 128 H + L; then the three bytes of v. */
-static int avx512_vtab(const int8_t *q, const int8_t *ql, int cols, uint8_t *tab) {
+/* The tables of cpu_kern.h (CK_VT_PER_COL, or CK_VT2_PER_COL with planes = 2): per group j of a
+ * 16-column chunk, the 16 subset sums as int32 lanes k, each one vpdpbusd of the constant bit
+ * pattern of k (bytes 0/1) with the group's 4 high bytes, another with its 4 low ones, v = 128 H +
+ * L; then the three (two) low bytes of v. */
+static int avx512_vtab(const int8_t *q, const int8_t *ql, int cols, int planes, uint8_t *tab) {
     if (!avx512_vbmi()) return 0;
     uint32_t pat[16];
     for (int k = 0; k < 16; k++)
         pat[k] = (uint32_t)(k & 1) | (uint32_t)(k >> 1 & 1) << 8 | (uint32_t)(k >> 2 & 1) << 16 | (uint32_t)(k >> 3 & 1) << 24;
     const __m512i bits = _mm512_loadu_si512(pat), z = _mm512_setzero_si512();
+    const int P = planes == 2 ? 2 : 3;
     for (int i = 0; i < cols / 16; i++) {
-        uint8_t *t = tab + (size_t)i * 192;
+        uint8_t *t = tab + (size_t)i * 64 * P;
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             const size_t o = 16 * (size_t)i + 4 * (size_t)j;
@@ -324,7 +335,7 @@ static int avx512_vtab(const int8_t *q, const int8_t *ql, int cols, uint8_t *tab
             const __m512i v = _mm512_add_epi32(_mm512_slli_epi32(H, 7), L);
             _mm_storeu_si128((__m128i *)(void *)(t + 16 * j), _mm512_cvtepi32_epi8(v));
             _mm_storeu_si128((__m128i *)(void *)(t + 64 + 16 * j), _mm512_cvtepi32_epi8(_mm512_srai_epi32(v, 8)));
-            _mm_storeu_si128((__m128i *)(void *)(t + 128 + 16 * j), _mm512_cvtepi32_epi8(_mm512_srai_epi32(v, 16)));
+            if (P == 3) _mm_storeu_si128((__m128i *)(void *)(t + 128 + 16 * j), _mm512_cvtepi32_epi8(_mm512_srai_epi32(v, 16)));
         }
     }
     return 1;
@@ -334,10 +345,11 @@ static int avx512_vtab(const int8_t *q, const int8_t *ql, int cols, uint8_t *tab
  * qword q holds byte q of each of the 4 masks (rows 2q and 2q+1), vpmultishiftqb moves row r's
  * nibble of group j to byte 4 r + j, a ternary-logic op keeps the nibble and sets bits 4-5 to j
  * (the 16-entry part of the tables for group j), one vpermb per table looks up the 64 (row, group)
- * sums, and one vpdpbusd per table adds each row's 4 into its int32 lane: 9 vector ops per 256
- * weights where the two-plane kernel takes 8 vpdpbusd and 4 mask expansions. */
-__attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w, int tile0, int tile1, const ck_act *x,
-                                                                  float *y) {
+ * sums, and one vpdpbusd per table adds each row's 4 into its int32 lane: with P = 3 tables
+ * (int16) 9 vector ops per 256 weights where the two-plane kernel takes 8 vpdpbusd and 4 mask
+ * expansions; with P = 2 (int14, CK_VT2_PER_COL) 7. The top table is signed, the others unsigned. */
+__attribute__((target("avx512vbmi"), always_inline)) static inline void avx512_gemv_vt_p(const ck_q1 *w, int tile0, int tile1,
+                                                                                         const ck_act *x, float *y, const int P) {
     const int nb = w->nb;
     static const uint8_t routes[3][64] = {
 #define R8(q) 0 + q, 8 + q, 16 + q, 24 + q, 0 + q, 8 + q, 16 + q, 24 + q
@@ -352,6 +364,7 @@ __attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w,
     };
     const __m512i route = _mm512_loadu_si512(routes[0]), ctrl = _mm512_loadu_si512(routes[1]),
                   jbits = _mm512_loadu_si512(routes[2]), nib = _mm512_set1_epi8(15), ones = _mm512_set1_epi8(1);
+    const size_t tstride = (size_t)64 * P, bstride = (size_t)CK_BLK / 16 * tstride; /* table bytes per 16 columns, per block */
     /* Two tiles a pass (two weight streams, both prefetched, sharing the table loads): in one
      * interleaved kernel run from memory 96 against 64-68 G weights/s for one tile a pass (32768 x
      * 8192, shared machine; the same in cache), and 2-5 % more tokens/s in the model (interleaved
@@ -360,7 +373,7 @@ __attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w,
         const uint8_t *ta = w->data + (size_t)tile0 * nb * CK_TB_BYTES, *tc = ta + (size_t)nb * CK_TB_BYTES;
         __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
         for (int b = 0; b < nb; b++) {
-            const uint8_t *t0 = ta + (size_t)b * CK_TB_BYTES, *t1 = tc + (size_t)b * CK_TB_BYTES, *tab = x->vt + (size_t)b * CK_BLK * CK_VT_PER_COL;
+            const uint8_t *t0 = ta + (size_t)b * CK_TB_BYTES, *t1 = tc + (size_t)b * CK_TB_BYTES, *tab = x->vt + (size_t)b * bstride;
             { /* as avx512_tile2_t1 */
                 const int bp = b + PFI;
                 const size_t off = (size_t)(bp < nb ? bp : nb + bp) * CK_TB_BYTES;
@@ -378,17 +391,23 @@ __attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w,
                 idx = _mm512_ternarylogic_epi32(idx, nib, jbits, 0xEA);
                 __m512i id1 = _mm512_multishift_epi64_epi8(ctrl, _mm512_permutexvar_epi8(route, m1));
                 id1 = _mm512_ternarylogic_epi32(id1, nib, jbits, 0xEA);
-                const uint8_t *t = tab + 192 * i;
-                const __m512i T0 = _mm512_loadu_si512(t), T1 = _mm512_loadu_si512(t + 64), T2 = _mm512_loadu_si512(t + 128);
+                const uint8_t *t = tab + tstride * i;
+                const __m512i T0 = _mm512_loadu_si512(t), T1 = _mm512_loadu_si512(t + 64);
                 s0 = _mm512_dpbusd_epi32(s0, _mm512_permutexvar_epi8(idx, T0), ones);
-                s1 = _mm512_dpbusd_epi32(s1, _mm512_permutexvar_epi8(idx, T1), ones);
-                s2 = _mm512_dpbusd_epi32(s2, ones, _mm512_permutexvar_epi8(idx, T2));
                 r0 = _mm512_dpbusd_epi32(r0, _mm512_permutexvar_epi8(id1, T0), ones);
-                r1 = _mm512_dpbusd_epi32(r1, _mm512_permutexvar_epi8(id1, T1), ones);
-                r2 = _mm512_dpbusd_epi32(r2, ones, _mm512_permutexvar_epi8(id1, T2));
+                if (P == 3) {
+                    const __m512i T2 = _mm512_loadu_si512(t + 128);
+                    s1 = _mm512_dpbusd_epi32(s1, _mm512_permutexvar_epi8(idx, T1), ones);
+                    s2 = _mm512_dpbusd_epi32(s2, ones, _mm512_permutexvar_epi8(idx, T2));
+                    r1 = _mm512_dpbusd_epi32(r1, _mm512_permutexvar_epi8(id1, T1), ones);
+                    r2 = _mm512_dpbusd_epi32(r2, ones, _mm512_permutexvar_epi8(id1, T2));
+                } else {
+                    s1 = _mm512_dpbusd_epi32(s1, ones, _mm512_permutexvar_epi8(idx, T1));
+                    r1 = _mm512_dpbusd_epi32(r1, ones, _mm512_permutexvar_epi8(id1, T1));
+                }
             }
-            const __m512i sa = _mm512_add_epi32(_mm512_add_epi32(s0, _mm512_slli_epi32(s1, 8)), _mm512_slli_epi32(s2, 16));
-            const __m512i sb = _mm512_add_epi32(_mm512_add_epi32(r0, _mm512_slli_epi32(r1, 8)), _mm512_slli_epi32(r2, 16));
+            __m512i sa = _mm512_add_epi32(s0, _mm512_slli_epi32(s1, 8)), sb = _mm512_add_epi32(r0, _mm512_slli_epi32(r1, 8));
+            if (P == 3) sa = _mm512_add_epi32(sa, _mm512_slli_epi32(s2, 16)), sb = _mm512_add_epi32(sb, _mm512_slli_epi32(r2, 16));
             const __m512 va = _mm512_set1_ps(x->a[b]), vc = _mm512_set1_ps(x->c[b]);
             acc0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)t0)), _mm512_fmadd_ps(_mm512_cvtepi32_ps(sa), va, vc), acc0);
             acc1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)t1)), _mm512_fmadd_ps(_mm512_cvtepi32_ps(sb), va, vc), acc1);
@@ -401,7 +420,7 @@ __attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w,
         const uint8_t *td = w->data + (size_t)tile * nb * CK_TB_BYTES;
         __m512 acc = _mm512_setzero_ps();
         for (int b = 0; b < nb; b++) {
-            const uint8_t *tb = td + (size_t)b * CK_TB_BYTES, *tab = x->vt + (size_t)b * CK_BLK * CK_VT_PER_COL;
+            const uint8_t *tb = td + (size_t)b * CK_TB_BYTES, *tab = x->vt + (size_t)b * bstride;
             for (int o = 0; o < CK_TB_BYTES; o += 64) _mm_prefetch((const char *)tb + CK_PREFETCH_BYTES + o, _MM_HINT_T0);
             __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0;
 #pragma GCC unroll 8
@@ -409,18 +428,29 @@ __attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w,
                 const __m512i m = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(tb + 32 + 32 * i)));
                 __m512i idx = _mm512_multishift_epi64_epi8(ctrl, _mm512_permutexvar_epi8(route, m));
                 idx = _mm512_ternarylogic_epi32(idx, nib, jbits, 0xEA); /* (idx & 15) | 16 j */
-                const uint8_t *t = tab + 192 * i;
+                const uint8_t *t = tab + tstride * i;
                 s0 = _mm512_dpbusd_epi32(s0, _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(t)), ones);
-                s1 = _mm512_dpbusd_epi32(s1, _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(t + 64)), ones);
-                s2 = _mm512_dpbusd_epi32(s2, ones, _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(t + 128)));
+                if (P == 3) {
+                    s1 = _mm512_dpbusd_epi32(s1, _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(t + 64)), ones);
+                    s2 = _mm512_dpbusd_epi32(s2, ones, _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(t + 128)));
+                } else {
+                    s1 = _mm512_dpbusd_epi32(s1, ones, _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(t + 64)));
+                }
             }
-            const __m512i s = _mm512_add_epi32(_mm512_add_epi32(s0, _mm512_slli_epi32(s1, 8)), _mm512_slli_epi32(s2, 16));
+            __m512i s = _mm512_add_epi32(s0, _mm512_slli_epi32(s1, 8));
+            if (P == 3) s = _mm512_add_epi32(s, _mm512_slli_epi32(s2, 16));
             const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)tb));
             acc = _mm512_fmadd_ps(d, _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(x->a[b]), _mm512_set1_ps(x->c[b])), acc);
         }
         const int left = w->rows - tile * CK_TILE;
         _mm512_mask_storeu_ps(y + (size_t)tile * CK_TILE, left >= CK_TILE ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1), acc);
     }
+}
+
+__attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w, int tile0, int tile1, const ck_act *x,
+                                                                  float *y) {
+    if (x->vt_planes == 2) avx512_gemv_vt_p(w, tile0, tile1, x, y, 2);
+    else avx512_gemv_vt_p(w, tile0, tile1, x, y, 3);
 }
 
 /* ---- prompts through vpermb tables (AVX-512 VBMI) -------------------------------------------- */
@@ -962,6 +992,7 @@ const ck_isa ck_isa_avx512 = {
     .compiled = 1,
     .supported = avx512_supported,
     .quant = avx512_quant,
+    .quant14 = avx512_quant14,
     .quant32 = avx512_quant32,
     .vtab = avx512_vtab,
     .gemm = avx512_gemm,

@@ -59,10 +59,10 @@ void ck_q1_repack(const uint8_t *src, size_t row_bytes, int rows, int cols, uint
 
 /* ---- portable kernels ------------------------------------------------------------------------ */
 
-void ck_quant_blocks(const float *x, int cols, int blk, float a_mul, int8_t *q, int8_t *ql, float *a, float *c) {
+static void ck_quant_blocks_k(const float *x, int cols, int blk, float a_mul, float K, int8_t *q, int8_t *ql, float *a,
+                              float *c) {
     if (blk <= 0) return;
     const size_t bsz = (size_t)(unsigned)blk;
-    const float K = ql ? CK_K16 : CK_K8;
     for (int b = 0; b < cols / blk; b++) {
         const float *xb = x + (size_t)b * blk;
         int8_t *qb = q + (size_t)b * blk, *lb = ql ? ql + (size_t)b * blk : NULL;
@@ -94,8 +94,33 @@ void ck_quant_blocks(const float *x, int cols, int blk, float a_mul, int8_t *q, 
     }
 }
 
+void ck_quant_blocks(const float *x, int cols, int blk, float a_mul, int8_t *q, int8_t *ql, float *a, float *c) {
+    ck_quant_blocks_k(x, cols, blk, a_mul, ql ? CK_K16 : CK_K8, q, ql, a, c);
+}
+
 void ck_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
     ck_quant_blocks(x, cols, CK_BLK, 2.0f, q, ql, a, c);
+}
+
+void ck_quant14_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
+    ck_quant_blocks_k(x, cols, CK_BLK, 2.0f, CK_K14, q, ql, a, c);
+}
+
+void ck_vtab_generic(const int8_t *q, const int8_t *ql, int cols, int planes, uint8_t *tab) {
+    const int P = planes == 2 ? 2 : 3;
+    for (int i = 0; i < cols / 16; i++) {
+        uint8_t *t = tab + (size_t)i * 64 * P;
+        for (int j = 0; j < 4; j++) {
+            const size_t o = 16 * (size_t)i + 4 * (size_t)j;
+            int32_t Q[4];
+            for (int c = 0; c < 4; c++) Q[c] = 128 * q[o + c] + ql[o + c];
+            for (int k = 0; k < 16; k++) {
+                const int32_t v = (k & 1 ? Q[0] : 0) + (k & 2 ? Q[1] : 0) + (k & 4 ? Q[2] : 0) + (k & 8 ? Q[3] : 0);
+                const uint32_t u = (uint32_t)v; /* two's complement bytes: v = lo + 256 mid + 65536 hi */
+                for (int p = 0; p < P; p++) t[64 * p + 16 * j + k] = (uint8_t)(u >> (8 * p));
+            }
+        }
+    }
 }
 
 void ck_quant32_generic(const float *x, int cols, int8_t *q, float *a, float *c) {
@@ -252,6 +277,7 @@ const ck_isa ck_isa_generic = {
     .compiled = 1,
     .supported = ck_generic_supported,
     .quant = ck_quant_generic,
+    .quant14 = ck_quant14_generic,
     .quant32 = ck_quant32_generic,
     .gemm = ck_gemm_generic,
     .attn = ck_attn_generic,

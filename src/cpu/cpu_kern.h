@@ -16,7 +16,10 @@
  * Activations are quantised per token in blocks of 128 (the weight block) to integers Q with
  * |Q| <= K, sx = amax / K, Q = round-to-nearest-even(x / sx), in one of two precisions:
  *   int8:  K = 127, one plane q = Q;
- *   int16: K = 127 * 128, two int8 planes Q = 128 h + l, h in [-127, 127], l in [-64, 63].
+ *   int16: K = 127 * 128, two int8 planes Q = 128 h + l, h in [-127, 127], l in [-64, 63];
+ *   int14: K = 8191, the same two planes (h in [-64, 64]): the largest K whose sums of 4 fit 16
+ *          bits, which halves the steps' precision (~2x int16's error, still ~0.1 % of the logits)
+ *          and lets the vpermb tables below hold each sum in two bytes instead of three.
  * Per row r, token t, block b with S = sum of Q over the set bits of the row's block:
  * dot = d * (2 S - sum(Q)) * sx = d * (a * S + c), with a = 2 sx and c = -sx * sum(Q) precomputed
  * per token and block. Only integer sums are computed in the inner loop (S = 128 S_h + S_l for
@@ -52,6 +55,7 @@ typedef struct ck_q1 {
 
 #define CK_K8 127.0f               /* largest |Q| with one plane */
 #define CK_K16 16256.0f            /* largest |Q| with two planes: 127 * 128 */
+#define CK_K14 8191.0f             /* int14: largest |Q| whose sums of 4 fit int16 (4 * 8191 < 2^15) */
 
 /* Quantised activations of n tokens. */
 typedef struct ck_act {
@@ -67,6 +71,8 @@ typedef struct ck_act {
     int s32;
     /* One token's vpermb tables (ck_isa.vtab), or NULL: the one-token product then uses them. */
     const uint8_t *vt;
+    /* Byte planes of vt: 3 (int16 sums, CK_VT_PER_COL), 2 (int14 sums, CK_VT2_PER_COL); 0 = 3. */
+    int vt_planes;
     /* Every token's vpermb tables for the prompt product (AVX-512 VBMI), or NULL: [n][vtm_stride]
      * bytes, vtm_planes byte planes (3: int16, the layout of CK_VT_PER_COL; 2: sums that fit an
      * int16, lo unsigned and hi signed), 64 vtm_planes bytes per 16 columns; gemm with n >= 1 then
@@ -83,6 +89,10 @@ typedef struct ck_act {
  * group) sums at once and byte dot products with 1 add them up exactly: the same integer sums as
  * the two planes. CK_VT_PER_COL bytes per column. */
 #define CK_VT_PER_COL 12
+/* The same tables for int14 activations (|Q| <= CK_K14, ck_quant14_generic): |v| <= 4 * 8191 <
+ * 2^15, so two planes suffice, lo (unsigned) and hi (signed), v = lo + 256 hi: per 16 columns 128
+ * bytes, lo then hi, and per 256 weights two lookups and two byte dot products instead of three. */
+#define CK_VT2_PER_COL 8
 
 /* Lookup tables (ck_isa.lut; AVX2 and NEON): per token and group g of 4 columns, the 16 sums
  * T[k] = sum of Q[4g + c] over the bits c of k (what a row's 4 sign bits of the group select),
@@ -104,6 +114,10 @@ typedef struct ck_isa {
     /* Quantises one token: x[cols] -> q[cols] (and ql[cols] when ql is not NULL: int16), a[nb],
      * c[nb]; cols a multiple of 128. */
     void (*quant)(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
+    /* Optional (NULL: no int14 form): quant with two planes and K = CK_K14 (int14: h in [-64, 64],
+     * l in [-64, 63]), bit for bit ck_quant14_generic. The two-plane kernels and the tables take
+     * these planes as they take int16's; only the vpermb tables have a smaller form for them. */
+    void (*quant14)(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
     /* Optional (NULL: gemm reads q / ql): builds one token's lookup tables from its quantised
      * planes (ql NULL: int8), cols * CK_LUT_PER_COL bytes at lut; gemm then reads only x->lut
      * (and a, c), which the caller must fill for every token. */
@@ -111,10 +125,12 @@ typedef struct ck_isa {
     /* Optional (NULL: gemm has no int8-per-32 form): quantises one token as int8 with one scale per
      * 32 columns: x[cols] -> q[cols], a[4 nb] (2 sx_k), c[nb] (cpu_kern.h's top comment). */
     void (*quant32)(const float *x, int cols, int8_t *q, float *a, float *c);
-    /* Optional (NULL: none): builds one token's vpermb tables from its int16 planes (cols *
-     * CK_VT_PER_COL bytes at tab) and returns 1, or returns 0 without writing when this CPU cannot
-     * run the kernel that reads them; gemm with n = 1 and x->vt set reads x->vt instead of q, ql. */
-    int (*vtab)(const int8_t *q, const int8_t *ql, int cols, uint8_t *tab);
+    /* Optional (NULL: none): builds one token's vpermb tables from its two planes (cols *
+     * CK_VT_PER_COL bytes at tab with planes = 3, for int16; cols * CK_VT2_PER_COL with planes = 2,
+     * for int14 input only) and returns 1, or returns 0 without writing when this CPU cannot run
+     * the kernel that reads them; gemm with n = 1 and x->vt set reads x->vt (x->vt_planes of them)
+     * instead of q, ql. Bit for bit ck_vtab_generic. */
+    int (*vtab)(const int8_t *q, const int8_t *ql, int cols, int planes, uint8_t *tab);
     /* y[t][r] = W[r] . x[t] for rows r of tiles [tile0, tile1) and tokens t < n; y rows have stride
      * ystride. Rows >= w->rows are not written. */
     void (*gemm)(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ystride);
@@ -163,6 +179,10 @@ void ck_q1_repack(const uint8_t *src, size_t row_bytes, int rows, int cols, uint
 /* Portable versions (also the reference for the SIMD ones in the tests). */
 void ck_quant_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
 void ck_quant32_generic(const float *x, int cols, int8_t *q, float *a, float *c);
+/* int14: ck_quant_generic with two planes and K = CK_K14 (ql must not be NULL). */
+void ck_quant14_generic(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c);
+/* The vpermb tables (CK_VT_PER_COL, planes 3; CK_VT2_PER_COL, planes 2: int14 input), portable. */
+void ck_vtab_generic(const int8_t *q, const int8_t *ql, int cols, int planes, uint8_t *tab);
 /* The same quantisation with blocks of blk columns (cols a multiple) and a = a_mul * sx: Q1_0 uses
  * 128 and 2 (its dot is d (2 S - sum Q) sx), the ternary kernels 64 and 1 (tern.h). */
 void ck_quant_blocks(const float *x, int cols, int blk, float a_mul, int8_t *q, int8_t *ql, float *a, float *c);

@@ -26,8 +26,8 @@ static int neon_supported(void) { return 1; }
 
 /* ---- activation quantisation ----------------------------------------------------------------- */
 
-static void neon_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
-    const float K = ql ? CK_K16 : CK_K8;
+/* K: CK_K8 (ql NULL), CK_K16 or CK_K14 (two planes). */
+NEON_INLINE void neon_quant_k(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c, const float K) {
     for (int b = 0; b < cols / CK_BLK; b++) {
         const float *xb = x + (size_t)b * CK_BLK;
         float32x4_t mx = vdupq_n_f32(0.0f);
@@ -62,6 +62,15 @@ static void neon_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a
         a[b] = 2.0f * sx;
         c[b] = -sx * (float)vaddvq_s32(sum);
     }
+}
+
+static void neon_quant(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
+    if (ql) neon_quant_k(x, cols, q, ql, a, c, CK_K16);
+    else neon_quant_k(x, cols, q, NULL, a, c, CK_K8);
+}
+
+static void neon_quant14(const float *x, int cols, int8_t *q, int8_t *ql, float *a, float *c) {
+    neon_quant_k(x, cols, q, ql, a, c, CK_K14);
 }
 
 /* ---- Q1_0 product: lookup tables ------------------------------------------------------------- */
@@ -259,6 +268,7 @@ const ck_isa ck_isa_neon = {
     .compiled = 1,
     .supported = neon_supported,
     .quant = neon_quant,
+    .quant14 = neon_quant14,
     .lut = neon_lut,
     .gemm = neon_gemm,
     .attn = neon_attn,

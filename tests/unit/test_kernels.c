@@ -137,6 +137,22 @@ static void test_quant(const ck_isa *isa) {
             int range_ok = 1;
             for (int j = 0; j < cols && two; j++) range_ok &= q1[j] >= -127 && l1[j] >= -64 && l1[j] <= 63;
             CHECK(range_ok, "%s quant cols=%d: planes out of range", isa->name, cols);
+            if (isa->quant14 && two) { /* int14: the same integers and scales as the portable one, |Q| <= 8191 */
+                ck_quant14_generic(x, cols, q0, l0, a0, c0);
+                isa->quant14(x, cols, q1, l1, a1, c1);
+                CHECK(memcmp(q0, q1, (size_t)cols) == 0 && memcmp(l0, l1, (size_t)cols) == 0,
+                      "%s quant14 cols=%d rep=%d: integer values differ", isa->name, cols, rep);
+                CHECK(memcmp(a0, a1, (size_t)nb * 4) == 0 && memcmp(c0, c1, (size_t)nb * 4) == 0,
+                      "%s quant14 cols=%d rep=%d: block scales differ", isa->name, cols, rep);
+                int ok14 = 1, top = 0;
+                for (int j = 0; j < cols; j++) {
+                    const int Q = 128 * q1[j] + l1[j];
+                    ok14 &= Q >= -8191 && Q <= 8191 && l1[j] >= -64 && l1[j] <= 63;
+                    top |= Q == 8191 || Q == -8191;
+                }
+                CHECK(ok14 && top, "%s quant14 cols=%d rep=%d: values out of range or the block maximum not at 8191", isa->name,
+                      cols, rep);
+            }
             if (isa->quant32 && !two) { /* int8 per 32: the same integers and scales as the portable one */
                 float *a4 = xalloc((size_t)nb * 16), *a5 = xalloc((size_t)nb * 16);
                 if (rep % 4 == 3) memset(x + 32, 0, 32 * sizeof *x); /* an all-zero sub-block */
@@ -156,10 +172,13 @@ static void test_quant(const ck_isa *isa) {
 
 typedef struct err_stats { double se, sy; } err_stats;
 
-/* planes: 1 int8, 2 int16 (two planes), 3 int8 with a scale per 32 columns (ck_act.s32). */
-static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exact, int planes, err_stats *es) {
+/* planes: 1 int8, 2 int16 (two planes), 3 int8 with a scale per 32 columns (ck_act.s32), 4 int14
+ * (two planes, quant14). */
+static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exact, int form, err_stats *es) {
+    const int k14 = form == 4, planes = k14 ? 2 : form;
     const int nb = cols / 128, s32 = planes == 3, na = s32 ? 4 * nb : nb; /* a per token */
     if (s32 && !isa->quant32) return;
+    if (k14 && !isa->quant14) return;
     ob_weight w = make_q1(rows, cols);
     size_t pbytes = ck_q1_packed_size(rows, cols);
     uint8_t *packed = xalloc(pbytes);
@@ -172,7 +191,7 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
     float *a = xalloc((size_t)n * na * 4), *c = xalloc((size_t)n * nb * 4);
     for (int t = 0; t < n; t++)
         if (s32) isa->quant32(x + (size_t)t * cols, cols, q + (size_t)t * cols, a + (size_t)t * na, c + (size_t)t * nb);
-        else isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, ql ? ql + (size_t)t * cols : NULL, a + (size_t)t * nb,
+        else (k14 ? isa->quant14 : isa->quant)(x + (size_t)t * cols, cols, q + (size_t)t * cols, ql ? ql + (size_t)t * cols : NULL, a + (size_t)t * nb,
                    c + (size_t)t * nb);
     uint8_t *lut = isa->lut ? xalloc((size_t)n * cols * CK_LUT_PER_COL) : NULL;
     for (int t = 0; lut && t < n; t++)
@@ -188,7 +207,7 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
               planes, bad, n);
         free(lg);
     }
-    ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL, s32, NULL, NULL, 0, 0};
+    ck_act act = {q, ql, a, c, cols, nb, lut, (size_t)cols * CK_LUT_PER_COL, s32, NULL, 3, NULL, 0, 0};
 
     /* Output rows padded by 3 floats that must stay untouched (tail tiles are masked). */
     const size_t ys = (size_t)rows + 3;
@@ -228,7 +247,7 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
             double eg = fabs(v - vg) / (abs_q + 1e-30), er;
             if (eg > worst_gen) worst_gen = eg;
             if (eg > 1e-5) bad_gen++;
-            if (exact) er = fabs(v - vr) / (abs_x + 1e-30), bad_ref += er > 1e-5;
+            if (exact && !k14) er = fabs(v - vr) / (abs_x + 1e-30), bad_ref += er > 1e-5; /* int14: 8191 is off the grid */
             else er = fabs(v - vr) / (bound * 1.0001 + 1e-5 * abs_x + 1e-30), bad_ref += er > 1.0;
             if (er > worst_ref) worst_ref = er;
             es->se += (v - vr) * (v - vr);
@@ -241,20 +260,29 @@ static void test_gemm_case(const ck_isa *isa, int rows, int cols, int n, int exa
     CHECK(bad_ref == 0, "%s gemm rows=%d cols=%d n=%d planes=%d exact=%d: %d outputs off the reference (worst %.3g of tolerance)",
           isa->name, rows, cols, n, planes, exact, bad_ref, worst_ref);
     CHECK(bad_pad == 0, "%s gemm rows=%d: wrote %d values past the last row", isa->name, rows, bad_pad);
-    /* One token through the ISA's vpermb tables (int16): the same integer sums and float steps as
-     * its plain kernel, so the same outputs bit for bit, and nothing past the last row. */
+    /* One token through the ISA's vpermb tables: three (int16) and, for int14 input, two planes.
+     * The tables equal ck_vtab_generic's bit for bit; the product has the same integer sums and
+     * float steps as the ISA's plain kernel, so the same outputs bit for bit, and nothing past the
+     * last row. */
     uint8_t *vt = planes == 2 && n == 1 && isa->vtab ? xalloc((size_t)cols * CK_VT_PER_COL) : NULL;
-    if (vt && isa->vtab(q, ql, cols, vt)) {
+    uint8_t *vg = vt ? xalloc((size_t)cols * CK_VT_PER_COL) : NULL;
+    for (int vp = 3; vt && vp >= (k14 ? 2 : 3); vp--) {
+        if (!isa->vtab(q, ql, cols, vp, vt)) break;
+        const size_t tbytes = (size_t)cols * (vp == 2 ? CK_VT2_PER_COL : CK_VT_PER_COL);
+        ck_vtab_generic(q, ql, cols, vp, vg);
+        CHECK(memcmp(vt, vg, tbytes) == 0, "%s vtab planes=%d cols=%d: tables differ from ck_vtab_generic", isa->name, vp, cols);
         float *yv = xalloc(ys * 4);
         for (size_t i = 0; i < ys; i++) yv[i] = 12345.0f;
         act.vt = vt;
+        act.vt_planes = vp;
         isa->gemm(&pw, 0, split, &act, 1, yv, ys);
         isa->gemm(&pw, split, pw.n_tiles, &act, 1, yv, ys);
-        CHECK(memcmp(yv, y, ys * 4) == 0, "%s gemm with vpermb tables rows=%d cols=%d exact=%d: differs from the plain kernel",
-              isa->name, rows, cols, exact);
+        CHECK(memcmp(yv, y, ys * 4) == 0, "%s gemm with vpermb tables (%d planes, int%d) rows=%d cols=%d exact=%d: differs from the plain kernel",
+              isa->name, vp, k14 ? 14 : 16, rows, cols, exact);
         free(yv);
     }
     free(vt);
+    free(vg);
     free((void *)w.data); free(packed); free(x); free(q); free(ql); free(lut); free(a); free(c); free(y); free(yg); free(yr);
 }
 
@@ -264,15 +292,16 @@ static void test_gemm(const ck_isa *isa) {
     /* int8 per 32 (its own kernel): every token count from 1 to 17 (the 8-token blocks and every
      * remainder), then 33 */
     static const int ns32[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 33};
-    err_stats es[4] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
+    err_stats es[5] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}, {0, 0}};
     /* int8 per 32 on its own random draws: the later tests keep the inputs they were tuned on. */
     unsigned long long saved = 0;
     int restore = 0;
-    for (int planes = 1; planes <= 3; planes++) {
+    for (int planes = 1; planes <= 4; planes++) {
         const int *nsp = planes == 3 ? ns32 : ns;
         const size_t nn = planes == 3 ? sizeof ns32 / sizeof *ns32 : sizeof ns / sizeof *ns;
-        if (planes == 3 && !isa->quant32) break;
-        if (planes == 3) saved = rng_state, restore = 1;
+        if (planes == 3 && !isa->quant32) continue;
+        if (planes == 4 && !isa->quant14) continue;
+        if (planes >= 3 && !restore) saved = rng_state, restore = 1;
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
             for (size_t k = 0; k < nn; k++) {
                 if (shapes[s][1] == 6144 && nsp[k] > 9) continue; /* keep the run short */
@@ -291,6 +320,11 @@ static void test_gemm(const ck_isa *isa) {
         printf("%s: Q1_0 product vs reference, Gaussian input: relative RMS error %.4f%% (int8 per 32)\n", isa->name, 100 * r32);
         CHECK(r32 < r8 && r32 > 1e-4, "%s gemm int8 per 32: relative RMS error %.4f (int8 per 128: %.4f)", isa->name, r32, r8);
     }
+    if (isa->quant14) { /* half the steps of int16 (8191 against 16256): about twice its error */
+        const double r14 = sqrt(es[4].se / es[4].sy);
+        printf("%s: Q1_0 product vs reference, Gaussian input: relative RMS error %.6f%% (int14)\n", isa->name, 100 * r14);
+        CHECK(r14 > 1.5 * r16 && r14 < 2e-4, "%s gemm int14: relative RMS error %.6f (int16: %.6f)", isa->name, r14, r16);
+    }
 }
 
 /* The prompt product through every token's vpermb tables (ck_act.vtm, isa->vtab's layout) against
@@ -306,7 +340,7 @@ static void test_gemm_vtm(const ck_isa *isa) {
     {
         int8_t z[16] = {0};
         uint8_t t[16 * CK_VT_PER_COL];
-        if (!isa->vtab(z, z, 16, t)) {
+        if (!isa->vtab(z, z, 16, 3, t)) {
             printf("skip: %s prompt kernel with vpermb tables (no VBMI on this CPU)\n", isa->name);
             return;
         }
@@ -331,7 +365,7 @@ static void test_gemm_vtm(const ck_isa *isa) {
                     for (int t = 0; t < n; t++) {
                         isa->quant(x + (size_t)t * cols, cols, q + (size_t)t * cols, ql + (size_t)t * cols, a + (size_t)t * nb,
                                    c + (size_t)t * nb);
-                        isa->vtab(q + (size_t)t * cols, ql + (size_t)t * cols, cols, tab + (size_t)t * stride);
+                        isa->vtab(q + (size_t)t * cols, ql + (size_t)t * cols, cols, 3, tab + (size_t)t * stride);
                     }
                     free(x);
                 } else {
@@ -357,7 +391,7 @@ static void test_gemm_vtm(const ck_isa *isa) {
                             }
                         }
                 }
-                ck_act act = {q, ql, a, c, cols, nb, NULL, 0, 0, NULL, NULL, 0, 0};
+                ck_act act = {q, ql, a, c, cols, nb, NULL, 0, 0, NULL, 3, NULL, 0, 0};
                 const size_t ys = (size_t)rows + 3;
                 float *y = xalloc((size_t)n * ys * 4), *yv = xalloc((size_t)n * ys * 4);
                 for (size_t i = 0; i < (size_t)n * ys; i++) y[i] = yv[i] = 12345.0f;
