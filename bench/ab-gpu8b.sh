@@ -22,12 +22,12 @@
 #      in its own process (webgpu-bench.mjs --pp 0 --tg 128 -r 3); round 1 with the per-kernel
 #      decode profile;
 #   5. the median tg128 of each variant and of llama.cpp per file, and their ratio.
-# Starts no run after LIMIT_S seconds (default 280).
+# Starts no run after LIMIT_S seconds (default 260).
 #   usage: [FILES="llama-3.1-8b:q4_k_m:default llama-3.2-1b:q4_k_m"] [VARS="base cv w1 w2"] [ROUNDS=2]
-#          [CHECK=1] [KB=1] bash bench/ab-gpu8b.sh
+#          [CHECK=1] [CHECKVARS="base w1 w2"] [KB=1] [KBVARS="base w2"] bash bench/ab-gpu8b.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-LIMIT_S=${LIMIT_S:-280}
+LIMIT_S=${LIMIT_S:-260}
 if [ ! -f /tmp/gpu-kit/env.sh ]; then
     bash build/gpu-kit/unpack.sh >/dev/null || { echo "unpacking the kit failed"; exit 1; }
 fi
@@ -38,7 +38,8 @@ export NODE_PATH=/tmp/gpu-kit/node_modules
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || true
 FILES=${FILES:-"llama-3.1-8b:q4_k_m:default llama-3.2-1b:q4_k_m"}
 VARS=${VARS:-"base cv w1 w2"}
-KBVARS=${KBVARS:-"base w2"}
+KBVARS=${KBVARS:-"base w2"}        # kernel sets for the kernel bench (cv, w1, w2 share one)
+CHECKVARS=${CHECKVARS:-"base w1 w2"}  # logits against base (w1 / w2 also run cv's Q6_K kernels)
 mkdir -p build/wasm
 if [ "${KB:-1}" = 1 ]; then
     echo "== decode products alone (bench/kernel-bench.mjs --mv; $SECONDS s)"
@@ -63,14 +64,17 @@ if [ "${CHECK:-1}" = 1 ]; then
         IFS=: read -r preset type lim <<<"$spec"
         f=/tmp/onebit-$preset-$type.gguf lx=() n=300
         [ "$lim" = default ] && lx=(--default-limits) && n=100
-        for v in $VARS; do
+        for v in $CHECKVARS; do
             cp "var/$v"/* build/wasm/ || continue
-            timeout 120 node bench/decode-logits.mjs -m "$f" -o "/tmp/logits-$v.bin" --n $n "${lx[@]}" 2>&1 | grep -E "decode-logits|rror" | sed "s/^/[$v] /"
+            out=$(timeout 120 node bench/decode-logits.mjs -m "$f" -o "/tmp/logits-$v.bin" --n $n "${lx[@]}" 2>&1)
+            rc=$?
+            echo "$out" | grep -E "decode-logits|rror" | sed "s/^/[$v] /"
+            [ "$rc" = 0 ] || { echo "[$v] decode-logits failed (exit code $rc):"; echo "$out" | tail -5; }
         done
-        for v in $VARS; do
+        for v in $CHECKVARS; do
             [ "$v" = base ] && continue
             echo "-- $preset-$type: $v against base"
-            node bench/decode-logits.mjs --compare "/tmp/logits-$v.bin" /tmp/logits-base.bin --n $n
+            node bench/decode-logits.mjs --compare "/tmp/logits-$v.bin" /tmp/logits-base.bin --n $n 2>&1 | tail -14
         done
         echo "($SECONDS s)"
     done
