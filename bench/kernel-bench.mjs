@@ -17,7 +17,7 @@
 // timed dispatch: a quick check of candidates against the shipped kernel on a CPU adapter.
 // --mv: only the generic plan's decode products (dq_mvb.wgsl and, where the build has it,
 // dq_mvw.wgsl) at the shapes of a Llama-3.1-8B Q4_K_M file (Q4_K q / o / gate+up / down, Q6_K
-// down and the 128256 x 4096 output head) and of the Qwen2.5-1.5B Q8_0 file: time a dispatch,
+// down and the 128256 x 4096 output head, both forms) and of the Qwen2.5-1.5B Q8_0 file: time a dispatch,
 // the weight bytes it reads per second, and each form's output against dq_mvb's (relative RMS);
 // random blocks with sane f16 scales. --mv-only SUBSTRING limits it to the shapes named so.
 import { readFileSync } from 'node:fs';
@@ -149,7 +149,7 @@ if (opt.mv) {
   };
   const sg = d.sgSize || 8;
   const xv = buffer(14336 * 4 * 2), nv = buffer(16 * 4096 * 4);
-  const yv = dev.createBuffer({ size: 151936 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const yv = dev.createBuffer({ size: 151936 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
   // [label, type, rows, cols, form]; form: '' plain, 'n' with the RMSNorm, 'gu' gate+up+act
   // with the norm (up rows at v_off), 'h' the output head (norm, RPG 4, the last token's row)
   const shapes = [['8B q 4096x4096', 'q4_K', 4096, 4096, 'n'], ['8B o 4096x4096 resid', 'q4_K', 4096, 4096, ''],
@@ -159,7 +159,8 @@ if (opt.mv) {
     ['1.5B head 151936x1536', 'q8_0', 151936, 1536, 'h'],
     // small odd shapes (only with --mv-only small: a quick check on a CPU adapter)
     ['small gate+up 2x40x512', 'q4_K', 40, 512, 'gu'], ['small o 72x768 resid', 'q4_K', 72, 768, ''],
-    ['small q 24x1024', 'q4_K', 24, 1024, 'n'], ['small head 200x512', 'q6_K', 200, 512, 'h']];
+    ['small q 24x1024', 'q4_K', 24, 1024, 'n'], ['small head 200x512', 'q6_K', 200, 512, 'h'],
+    ['small down 40x2048 resid', 'q6_K', 40, 2048, '']];
   for (const [label, type, rows, cols, form] of shapes) {
     if (opt.mvOnly ? !`${label} ${type}`.includes(opt.mvOnly) : label.startsWith('small')) continue;
     const [wt] = T[type], gu = form === 'gu';
@@ -168,19 +169,25 @@ if (opt.mv) {
     const P = { rows, cols, row_bytes: Wm.rb, eps: 1e-6, in_stride: cols, out_off: 0, flags: form === '' ? 2 : form === 'h' ? 4 : 0,
       q_off: form === '' ? 0 : 4096, v_off: gu ? rows * Wm.rb : 0, n_embd: cols };
     const forms = [['dq_mvb', { WT: wt, NORM: form !== '' ? 1 : 0, GU: gu ? 1 : 0, RPG: form === 'h' ? 4 : 1 }, form === 'h' ? 4 : 1]];
-    if (type === 'q4_K' && KERNELS.dq_mvw && form !== 'h')
-      for (const rw of [1, 2]) forms.push([`dq_mvw RW=${rw}`, { NORM: form !== '' ? 1 : 0, GU: gu ? 1 : 0, RW: rw }, rw]);
+    if ((type === 'q4_K' || type === 'q6_K') && KERNELS.dq_mvw)
+      for (const rw of [1, 2]) {
+        const rpg = form === 'h' ? 4 : 1;
+        forms.push([`dq_mvw RW=${rw}`, { WT: wt, NORM: form !== '' ? 1 : 0, GU: gu ? 1 : 0, RW: rw, RPG: rpg }, rw * rpg]);
+      }
     let ref = null;
     for (const [kname, consts, rpw] of forms) {
       const name = kname.split(' ')[0], tag = `${label} ${type} ${kname}`;
       try {
         const grid = Math.ceil(rows / ((256 / sg) * rpw));
+        dev.pushErrorScope('validation');
         const us = await time(name, consts, [Wm.buf, xv, yv, nv], P, { n: 1, last: 0 }, [grid]);
-        // the output of one dispatch (plain: without the residual), against dq_mvb's
-        const y = await (async () => {
-          await time(name, consts, [Wm.buf, xv, yv, nv], { ...P, flags: P.flags & ~2 }, { n: 1, last: 0 }, [grid]);
-          return readBack(yv, rows * 4);
-        })();
+        // the output of the plain form (without the residual), against dq_mvb's; NaN before it
+        // (a kernel that did not run reads as WRONG)
+        dev.queue.writeBuffer(yv, 0, new Float32Array(rows).fill(NaN));
+        await time(name, consts, [Wm.buf, xv, yv, nv], { ...P, flags: P.flags & ~2 }, { n: 1, last: 0 }, [grid]);
+        const err = await dev.popErrorScope();
+        if (err) throw new Error(err.message.split('\n')[0]);
+        const y = await readBack(yv, rows * 4);
         let note = '';
         if (!ref) ref = y;
         else {
@@ -188,6 +195,9 @@ if (opt.mv) {
           for (let i = 0; i < rows; i++) { e2 += (y[i] - ref[i]) ** 2; r2 += ref[i] ** 2; }
           const rel = Math.sqrt(e2 / r2);
           note = ` rel RMS ${rel.toExponential(2)} vs dq_mvb${rel < 1e-5 ? '' : ' WRONG'}`;
+        }
+        if (!y.every(Number.isFinite)) note += ' (not finite: WRONG)';
+        {
         }
         console.log(`mv ${tag.padEnd(52)} ${us.toFixed(2).padStart(8)} us ${(bytes / us / 1e3).toFixed(0).padStart(6)} GB/s${note}`);
       } catch (e) {

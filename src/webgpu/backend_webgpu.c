@@ -685,7 +685,7 @@ typedef struct wg_ctx {
      * created), and the layers' dispatches in forward.c's order, each with a decode and a prompt
      * form (the products: dq_mvb or dq_mv / dq_mmt). */
     uint32_t gp[7][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU, G_MVNH][type] */
-    uint32_t gw[7];               /* [kind]: dq_mvw.wgsl's Q4_K decode forms (0: not created) */
+    uint32_t gw[7][2];            /* [kind][Q4_K, Q6_K]: dq_mvw.wgsl's decode forms (0: not created) */
     struct wg_gop *gops;          /* [n_gops] */
     int n_gops, cap_gops;
     int g_layers_end;             /* gops[0, g_layers_end): embedding and layers; then the tail */
@@ -1203,28 +1203,37 @@ static uint32_t gen_att_splits(const ob_hparams *hp, uint32_t pos) {
 #define GEN_HEAD_RPG 4
 #endif
 
-/* Q4_K decode products on dq_mvw.wgsl (whole 32-weight chunks a lane, 16-byte loads, no int ->
- * float conversion a weight; GEN_MVW 0: dq_mvb as before) with GEN_MVW_RW output rows a subgroup
- * (inputs loaded once for them); not the output head's form (G_MVNH: dq_mvb's row passes). */
+/* Q4_K and Q6_K decode products on dq_mvw.wgsl (whole 32-weight chunks a lane, 16-byte loads, no
+ * int -> float conversion a weight; GEN_MVW 0: dq_mvb as before; GEN_MVW_Q6 0: Q6_K stays on
+ * dq_mvb) with GEN_MVW_RW output rows a subgroup (inputs loaded once for them), where Q4_K rows
+ * start at multiples of 16 bytes (Q6_K at any even byte); the head's form with GEN_HEAD_RPG row
+ * passes, as on dq_mvb. */
 #ifndef GEN_MVW
 #define GEN_MVW 1
+#endif
+#ifndef GEN_MVW_Q6
+#define GEN_MVW_Q6 1
 #endif
 #ifndef GEN_MVW_RW
 #define GEN_MVW_RW 2
 #endif
 static int gen_mvw(const ob_weight *w, int kind, uint32_t woff, uint32_t up_off) {
-    return GEN_MVW && w->type == GGML_Q4_K && kind != G_MM && kind != G_EMBED && kind != G_MVNH && w->cols % 256 == 0 &&
-           (woff | up_off | (uint32_t)w->row_bytes) % 16 == 0;
+    const uint32_t align = w->type == GGML_Q4_K ? 16 : 2; /* Q4_K: vec4 indices; Q6_K: shifted loads at even offsets */
+    return GEN_MVW && (w->type == GGML_Q4_K || (GEN_MVW_Q6 && w->type == GGML_Q6_K)) && kind != G_MM && kind != G_EMBED &&
+           w->cols % 256 == 0 && (woff | up_off | (uint32_t)w->row_bytes) % align == 0;
 }
-static uint32_t gen_mvw_pipe(wg_ctx *c, int kind) {
-    if (!c->gw[kind]) {
-        const wg_const f[] = {{"NORM", kind == G_MVN || kind == G_MVNGU},
+static uint32_t gen_mvw_pipe(wg_ctx *c, int kind, uint32_t type) {
+    const int q6 = type == GGML_Q6_K;
+    if (!c->gw[kind][q6]) {
+        const wg_const f[] = {{"NORM", kind == G_MVN || kind == G_MVNGU || kind == G_MVNH},
                               {"GU", kind == G_MVGU || kind == G_MVNGU},
                               {"ACT", (uint32_t)c->wm->m->hp.act},
-                              {"RW", GEN_MVW_RW}};
-        c->gw[kind] = gpu_pipeline("dq_mvw", 4, f);
+                              {"RW", GEN_MVW_RW},
+                              {"RPG", kind == G_MVNH ? GEN_HEAD_RPG : 1},
+                              {"WT", type}};
+        c->gw[kind][q6] = gpu_pipeline("dq_mvw", 6, f);
     }
-    return c->gw[kind];
+    return c->gw[kind][q6];
 }
 
 /* The product or embedding pipeline for a weight type, created on first use. */
@@ -1323,7 +1332,7 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     const wg_bind bx[4] = {{0, wbuf, 0, 0}, {1, c->x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const int kind = nw != GV_NONE ? (up ? G_MVNGU : head ? G_MVNH : G_MVN) : up ? G_MVGU : G_MV;
     const int wide = gen_mvw(w, kind, woff, up ? up_off : 0);
-    const uint32_t mv = wide ? gen_mvw_pipe(c, kind) : gen_pipe(c, kind, w->type), mm = gen_pipe(c, G_MM, w->type);
+    const uint32_t mv = wide ? gen_mvw_pipe(c, kind, w->type) : gen_pipe(c, kind, w->type), mm = gen_pipe(c, G_MM, w->type);
     wg_params pd = p;
     if (head) pd.flags |= 4u;
     if (nw != GV_NONE) {

@@ -1,24 +1,29 @@
-// dq_mvw.wgsl — the generic plan's decode product for Q4_K rows (the bulk of a Q4_K_M file), with
+// dq_mvw.wgsl — the generic plan's decode product for Q4_K and Q6_K rows (WT 12, 14: a Q4_K_M file's
+// weights), with
 // the contract of dq_mvb.wgsl (P.flags: bit 0 bias, bit 1 residual, bit 2 the input row of token
 // S.last, bit 3 per-tensor scale; NORM, GU and ACT as there) and three changes that dq_mvb's
 // 8-weight slots cannot make (on the H100 its products ran at 300-900 GB/s, bound by instructions:
 // about 7 a weight, 1.75 of them quarter-rate int -> float conversions):
-//   - a lane takes whole 32-weight chunks: one 16-byte load of quants (qs bytes 16 c .. 16 c + 15
-//     of its block: chunk c of 8) and one of its block's 16-byte head (d, dmin, the 12 bytes of
-//     scales), so the scales are decoded once per 32 weights and every weight load is 16 bytes;
+//   - a lane takes whole 32-weight chunks (chunk c of a block's 8): Q4_K one 16-byte load of quants
+//     (qs bytes 16 c ..) and one of its block's 16-byte head (d, dmin, the 12 bytes of scales);
+//     Q6_K (blocks of 210 bytes, at any even offset mod 16) 16 bytes each of ql, qh and the scales
+//     (+ d), each two aligned 16-byte loads shifted into place; the scales decoded once per chunk;
 //   - no int -> float conversion per weight: a nibble n becomes the float 1 + n / 16 by placing it
 //     in the mantissa of 1.0 (two integer instructions), and Σ n x = 16 (Σ (1 + n / 16) x - Σ x),
 //     where Σ x over the sub-block is needed for the mins anyway;
 //   - RW rows a subgroup (GU: RW gate rows and the same up rows) take the same chunks, so that
 //     each input vec4 (with NORM, times its norm weight) is loaded once for all of them.
 // Rows start at multiples of 16 bytes (the host checks P.w_off, P.v_off and P.row_bytes), TPR lanes
-// a row group, 256 / TPR row groups a workgroup, cols % 256 == 0. Two chunks an iteration so that
-// the loads of both are in flight together.
+// a row group, 256 / TPR row groups a workgroup, RPG passes, cols % 256 == 0. Two chunks an
+// iteration so that the loads of both are in flight together. (ld16 may read the 16 bytes after
+// the last block that it does not use: out of bounds at a buffer's end, which WebGPU makes safe.)
 
 override NORM: bool = false;
 override GU: bool = false;
 override ACT: u32 = 0u;
 override RW: u32 = 1u;  // output rows a subgroup (1 .. 2)
+override RPG: u32 = 1u; // row passes a workgroup (the output head: each workgroup's norm read once for more rows)
+override WT: u32 = 12u; // 12: Q4_K, 14: Q6_K
 
 @group(0) @binding(0) var<storage, read> W: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
@@ -80,16 +85,88 @@ fn q4k(h: u32, c: u32, x: ptr<function, array<vec4<f32>, 8>>, sx: vec2<f32>) -> 
   return dm.x * (k.x * s0 + k.y * s1) - dm.y * (k.z * sx.x + k.w * sx.y);
 }
 
-// The inputs of chunk g (block g / 8, chunk c = g % 8: sub-block pair j = c / 2, half c % 2) and
-// their two sums.
+// 1 + q / 64 for the four 6-bit bytes of w.
+fn q6f(w: u32) -> vec4<f32> {
+  return bitcast<vec4<f32>>((vec4<u32>(w << 17u, w << 9u, w << 1u, w >> 7u) & vec4<u32>(0x007e0000u)) | vec4<u32>(ONE));
+}
+
+// The 16 bytes at the even byte offset o (Q6_K blocks of 210 bytes start at every even offset mod
+// 16): two 16-byte loads and a shift by o % 16 without branches (by 8 bytes, 4, then 2); .e: the
+// 16-bit word after them (bytes o + 16, o + 17) in its low half.
+struct B16 { v: vec4<u32>, e: u32 }
+fn ld16(o: u32) -> B16 {
+  let i = o >> 4u;
+  let a = W[i];
+  let b = W[i + 1u];
+  let s8 = (o & 8u) != 0u;
+  let lo = select(a, vec4<u32>(a.z, a.w, b.x, b.y), s8);
+  let hi = select(b.xy, b.zw, s8);
+  let s4 = (o & 4u) != 0u;
+  let w = select(lo, vec4<u32>(lo.y, lo.z, lo.w, hi.x), s4);
+  let e = select(hi.x, hi.y, s4);
+  if ((o & 2u) == 0u) { return B16(w, e & 0xffffu); }
+  return B16((w >> vec4<u32>(16u)) | (vec4<u32>(w.y, w.z, w.w, e) << vec4<u32>(16u)), e >> 16u);
+}
+
+// Byte j (0 .. 15) of v, as an int8, as a float.
+fn s8f(v: vec4<u32>, j: u32) -> f32 {
+  let w = select(select(v.x, v.y, j >= 4u), select(v.z, v.w, j >= 12u), j >= 8u);
+  return ufl(vec4<u32>(((w >> (8u * (j % 4u))) & 255u) ^ 128u)).x - 128.0;
+}
+
+// Q6_K, 210 bytes / 256: ql[128], qh[64], int8 scales[16], f16 d. Chunk c = g % 8 of block g / 8
+// (at byte a): half n = c / 4, t = c % 4, u = t % 2, p = t / 2: the 16 ql bytes at 64 n + 16 t hold
+// in their low nibbles elements 128 n + 32 p + 16 u + i (high bits at shift 2 p of the qh byte at
+// 128 + 32 n + 16 u + i, scale sc[8 n + u + 2 p]) and in their high nibbles the same + 64 (shift
+// 2 p + 4, scale + 4); value (q - 32) d sc, as 64 Σ (1 + q / 64) x - 96 Σ x.
+fn q6k(rb: u32, g: u32, x: ptr<function, array<vec4<f32>, 8>>, sx: vec2<f32>) -> f32 {
+  let c = g % 8u;
+  let n = c / 4u;
+  let t = c % 4u;
+  let u = t % 2u;
+  let p = t / 2u;
+  let a = rb + (g / 8u) * 210u;
+  let ql = ld16(a + 64u * n + 16u * t).v;
+  let qh = ld16(a + 128u + 32u * n + 16u * u).v >> vec4<u32>(2u * p);
+  let tl = ld16(a + 192u);
+  let j = 8u * n + u + 2u * p;
+  let d = unpack2x16float(tl.e).x;
+  let l4 = ql & vec4<u32>(M4);
+  let h4 = (ql >> vec4<u32>(4u)) & vec4<u32>(M4);
+  let lo = l4 | ((qh & vec4<u32>(0x03030303u)) << vec4<u32>(4u));
+  let hi = h4 | (((qh >> vec4<u32>(4u)) & vec4<u32>(0x03030303u)) << vec4<u32>(4u));
+  var a0 = q6f(lo.x) * (*x)[0];
+  var a1 = q6f(hi.x) * (*x)[4];
+  a0 = fma(q6f(lo.y), (*x)[1], a0);
+  a1 = fma(q6f(hi.y), (*x)[5], a1);
+  a0 = fma(q6f(lo.z), (*x)[2], a0);
+  a1 = fma(q6f(hi.z), (*x)[6], a1);
+  a0 = fma(q6f(lo.w), (*x)[3], a0);
+  a1 = fma(q6f(hi.w), (*x)[7], a1);
+  return d * (s8f(tl.v, j) * (64.0 * hsum(a0) - 96.0 * sx.x) + s8f(tl.v, j + 4u) * (64.0 * hsum(a1) - 96.0 * sx.y));
+}
+
+// Chunk g's part of the row at byte rb (Q4_K: at vec4 rb / 16).
+fn chunk(rb: u32, g: u32, x: ptr<function, array<vec4<f32>, 8>>, sx: vec2<f32>) -> f32 {
+  if (WT == 14u) { return q6k(rb, g, x, sx); }
+  return q4k(rb / 16u + 9u * (g / 8u), g % 8u, x, sx);
+}
+
+// The inputs of chunk g and their two sums. Q4_K: block g / 8, chunk c = g % 8: sub-block pair
+// j = c / 2, half c % 2; Q6_K as q6k.
 fn load_x(g: u32, x: ptr<function, array<vec4<f32>, 8>>) -> vec2<f32> {
   let c = g % 8u;
-  let xo = 64u * (g / 8u) + 16u * (c / 2u) + 4u * (c % 2u);
+  var xo = 64u * (g / 8u) + 16u * (c / 2u) + 4u * (c % 2u);
+  var xh = 8u;
+  if (WT == 14u) {
+    xo = 64u * (g / 8u) + 32u * (c / 4u) + 8u * ((c % 4u) / 2u) + 4u * (c % 2u);
+    xh = 16u;
+  }
   var s = vec4<f32>(0.0);
   var t = vec4<f32>(0.0);
   for (var i = 0u; i < 4u; i++) {
     (*x)[i] = xin(xo + i);
-    (*x)[4u + i] = xin(xo + 8u + i);
+    (*x)[4u + i] = xin(xo + xh + i);
     s += (*x)[i];
     t += (*x)[4u + i];
   }
@@ -119,46 +196,48 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     NW = P.q_off / 4u;
   }
   let nr = select(1u, 2u, GU) * RW;  // weight rows of this subgroup
-  let r0 = (wg.x * (256u / TPR) + tid / TPR) * RW;  // its first output row
-  var hb: array<u32, NMAX>;  // each weight row's first block head (vec4 index)
-  for (var k = 0u; k < nr; k++) {
-    let r = min(r0 + select(k, k / 2u, GU), P.rows - 1u);
-    let base = select(P.w_off, P.v_off, GU && (k % 2u) == 1u);
-    hb[k] = (base + r * P.row_bytes) / 16u;
-  }
-  var acc: array<f32, NMAX>;
-  for (var k = 0u; k < NMAX; k++) { acc[k] = 0.0; }
-  let nc = P.cols / 32u;
-  var xa: array<vec4<f32>, 8>;
-  var xb: array<vec4<f32>, 8>;
-  var g = lane;
-  while (g + TPR < nc) {
-    let g1 = g + TPR;
-    let sa = load_x(g, &xa);
-    let sb = load_x(g1, &xb);
+  for (var rp = 0u; rp < RPG; rp++) {
+    let r0 = ((wg.x * RPG + rp) * (256u / TPR) + tid / TPR) * RW;  // its first output row
+    var hb: array<u32, NMAX>;  // each weight row's first byte
     for (var k = 0u; k < nr; k++) {
-      acc[k] += q4k(hb[k] + 9u * (g / 8u), g % 8u, &xa, sa) + q4k(hb[k] + 9u * (g1 / 8u), g1 % 8u, &xb, sb);
+      let r = min(r0 + select(k, k / 2u, GU), P.rows - 1u);
+      let base = select(P.w_off, P.v_off, GU && (k % 2u) == 1u);
+      hb[k] = base + r * P.row_bytes;
     }
-    g += 2u * TPR;
-  }
-  if (g < nc) {
-    let sa = load_x(g, &xa);
-    for (var k = 0u; k < nr; k++) { acc[k] += q4k(hb[k] + 9u * (g / 8u), g % 8u, &xa, sa); }
-  }
-  for (var o = 0u; o < RW; o++) {
-    var v: f32;
-    if (GU) {
-      v = act(lanes_sum(acc[2u * o], tid) * xs) * (lanes_sum(acc[2u * o + 1u], tid) * xs);
-    } else {
-      v = lanes_sum(acc[o], tid) * xs;
+    var acc: array<f32, NMAX>;
+    for (var k = 0u; k < NMAX; k++) { acc[k] = 0.0; }
+    let nc = P.cols / 32u;
+    var xa: array<vec4<f32>, 8>;
+    var xb: array<vec4<f32>, 8>;
+    var g = lane;
+    while (g + TPR < nc) {
+      let g1 = g + TPR;
+      let sa = load_x(g, &xa);
+      let sb = load_x(g1, &xb);
+      for (var k = 0u; k < nr; k++) {
+        acc[k] += chunk(hb[k], g, &xa, sa) + chunk(hb[k], g1, &xb, sb);
+      }
+      g += 2u * TPR;
     }
-    let r = r0 + o;
-    if (r < P.rows && lane == 0u) {
-      var y = v;
-      if ((P.flags & 8u) != 0u) { y *= VB[P.norm2_off / 4u][P.norm2_off % 4u]; }
-      if ((P.flags & 1u) != 0u) { let bi = P.norm_off + P.row0 + r; y += VB[bi / 4u][bi % 4u]; }
-      let oi = P.out_off + P.row0 + r;
-      if ((P.flags & 2u) != 0u) { Y[oi] += y; } else { Y[oi] = y; }
+    if (g < nc) {
+      let sa = load_x(g, &xa);
+      for (var k = 0u; k < nr; k++) { acc[k] += chunk(hb[k], g, &xa, sa); }
+    }
+    for (var o = 0u; o < RW; o++) {
+      var v: f32;
+      if (GU) {
+        v = act(lanes_sum(acc[2u * o], tid) * xs) * (lanes_sum(acc[2u * o + 1u], tid) * xs);
+      } else {
+        v = lanes_sum(acc[o], tid) * xs;
+      }
+      let r = r0 + o;
+      if (r < P.rows && lane == 0u) {
+        var y = v;
+        if ((P.flags & 8u) != 0u) { y *= VB[P.norm2_off / 4u][P.norm2_off % 4u]; }
+        if ((P.flags & 1u) != 0u) { let bi = P.norm_off + P.row0 + r; y += VB[bi / 4u][bi % 4u]; }
+        let oi = P.out_off + P.row0 + r;
+        if ((P.flags & 2u) != 0u) { Y[oi] += y; } else { Y[oi] = y; }
+      }
     }
   }
 }
