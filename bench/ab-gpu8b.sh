@@ -24,12 +24,12 @@
 #      in its own process (webgpu-bench.mjs --pp 0 --tg 128 -r 3); round 1 with the per-kernel
 #      decode profile;
 #   5. the median tg128 of each variant and of llama.cpp per file, and their ratio.
-# Starts no run after LIMIT_S seconds (default 260).
+# Starts no run after LIMIT_S seconds (default 250).
 #   usage: [FILES="llama-3.1-8b:q4_k_m:default llama-3.2-1b:q4_k_m"] [VARS="base q4 all all1"] [ROUNDS=2]
-#          [CHECK=1] [CHECKVARS="base q4 all all1"] [KB=1] [KBVARS="base all"] bash bench/ab-gpu8b.sh
+#          [CHECK=1] [CHECKVARS="base all all1"] [KB=1] [KBVARS="base all"] bash bench/ab-gpu8b.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-LIMIT_S=${LIMIT_S:-260}
+LIMIT_S=${LIMIT_S:-250}
 if [ ! -f /tmp/gpu-kit/env.sh ]; then
     bash build/gpu-kit/unpack.sh >/dev/null || { echo "unpacking the kit failed"; exit 1; }
 fi
@@ -41,7 +41,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || 
 FILES=${FILES:-"llama-3.1-8b:q4_k_m:default llama-3.2-1b:q4_k_m"}
 VARS=${VARS:-"base q4 all all1"}
 KBVARS=${KBVARS:-"base all"}        # kernel sets for the kernel bench (the branch's variants share one)
-CHECKVARS=${CHECKVARS:-"base q4 all all1"}  # logits against base
+CHECKVARS=${CHECKVARS:-"base all all1"}  # logits against base (q4 runs kernels all has)
 mkdir -p build/wasm
 if [ "${KB:-1}" = 1 ]; then
     echo "== decode products alone (bench/kernel-bench.mjs --mv; $SECONDS s)"
