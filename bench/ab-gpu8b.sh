@@ -6,10 +6,13 @@
 # The variants (each `make wasm` with EMCC_CFLAGS as named):
 #   base  main's build
 #   cv    dq_mvb.wgsl without int -> float conversions a weight (Q4_K, Q6_K, Q8_0), dq_mvw off
-#         (-DGEN_MVW=0)
+#         (-DGEN_MVW=0 -DGEN_QK_MERGE=0)
 #   q4    cv + Q4_K decode products on dq_mvw.wgsl (32-weight chunks a lane, 16-byte loads), two
-#         rows a subgroup sharing their input loads; Q6_K stays on dq_mvb (-DGEN_MVW_Q6=0)
-#   all   q4 + Q6_K products (V / down halves, the output head) on dq_mvw too (the branch)
+#         rows a subgroup sharing their input loads; Q6_K stays on dq_mvb (-DGEN_MVW_Q6=0
+#         -DGEN_QK_MERGE=0)
+#   allnm q4 + Q6_K products (V / down halves, the output head) on dq_mvw too (-DGEN_QK_MERGE=0)
+#   all   allnm + q and k as one product where v is of another type (Q6_K attn_v layers: one
+#         dispatch less each): the branch
 #   all1  all with one row a subgroup (-DGEN_MVW_RW=1)
 #   (first staging: w1 / w2 = Q4_K only on dq_mvw with one / two rows a subgroup)
 # Steps:
@@ -25,8 +28,8 @@
 #      decode profile;
 #   5. the median tg128 of each variant and of llama.cpp per file, and their ratio.
 # Starts no run after LIMIT_S seconds (default 250).
-#   usage: [FILES="llama-3.1-8b:q4_k_m:default llama-3.2-1b:q4_k_m"] [VARS="base q4 all all1"] [ROUNDS=2]
-#          [CHECK=1] [CHECKVARS="base all all1"] [KB=1] [KBVARS="base all"] bash bench/ab-gpu8b.sh
+#   usage: [FILES="llama-3.1-8b:q4_k_m:default llama-3.2-1b:q4_k_m"] [VARS="base q4 allnm all"] [ROUNDS=2]
+#          [CHECK=1] [CHECKVARS="base q4 all"] [KB=1] [KBVARS="base all"] bash bench/ab-gpu8b.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LIMIT_S=${LIMIT_S:-250}
@@ -39,9 +42,9 @@ export NODE_PATH=/tmp/gpu-kit/node_modules
 [ -e node_modules ] || ln -s /tmp/gpu-kit/node_modules node_modules
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || true
 FILES=${FILES:-"llama-3.1-8b:q4_k_m:default llama-3.2-1b:q4_k_m"}
-VARS=${VARS:-"base q4 all all1"}
+VARS=${VARS:-"base q4 allnm all"}
 KBVARS=${KBVARS:-"base all"}        # kernel sets for the kernel bench (the branch's variants share one)
-CHECKVARS=${CHECKVARS:-"base all all1"}  # logits against base (q4 runs kernels all has)
+CHECKVARS=${CHECKVARS:-"base q4 all"}  # logits against base (allnm, all1: paths of these two)
 mkdir -p build/wasm
 if [ "${KB:-1}" = 1 ]; then
     echo "== decode products alone (bench/kernel-bench.mjs --mv; $SECONDS s)"

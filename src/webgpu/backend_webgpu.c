@@ -1417,6 +1417,21 @@ static void gen_pipelines(wg_ctx *c) {
  * length, back to back without padding), with their biases adjacent in norm_buf or all absent and
  * no per-tensor scales: their rows then land at their places in the qkv row. 2 dispatches fewer a
  * layer. */
+/* Where q, k, v cannot run as one product but q and k can (a Q4_K_M file's layers with a Q6_K
+ * attn_v): q and k as one product, v on its own (one decode dispatch less; GEN_QK_MERGE 0: three). */
+#ifndef GEN_QK_MERGE
+#define GEN_QK_MERGE 1
+#endif
+static int gen_qk_merged(const ob_layer *L, const uint8_t *ms, const uint32_t *mo, const uint32_t *vo,
+                         const ob_hparams *hp) {
+    const ob_weight *q = L->wq, *k = L->wk;
+    if (!GEN_QK_MERGE || L->wqkv || !q || !k || !L->wv || L->wq_s || L->wk_s) return 0;
+    if (ms[GM_Q] != ms[GM_K] || q->type != k->type || q->row_bytes != k->row_bytes || q->cols != k->cols) return 0;
+    if ((uint64_t)mo[GM_K] != mo[GM_Q] + (uint64_t)q->rows * q->row_bytes) return 0;
+    const int nb = (vo[GV_BQ] != GV_NONE) + (vo[GV_BK] != GV_NONE);
+    return nb == 0 || (nb == 2 && vo[GV_BK] == vo[GV_BQ] + (uint32_t)hp->q_dim);
+}
+
 static int gen_qkv_merged(const ob_layer *L, const uint8_t *ms, const uint32_t *mo, const uint32_t *vo,
                           const ob_hparams *hp) {
     const ob_weight *q = L->wq, *k = L->wk, *v = L->wv;
@@ -1473,6 +1488,10 @@ static void gen_program(wg_ctx *c, int *ok) {
             gen_linear_x(c, L->wqkv, WM(GM_QKV), (int)QS, 0, vo[GV_BQKV], GV_NONE, c->h, E, c->qkv, 0, QS, 0, 0, an, NULL, 0, ok);
         } else if (gen_qkv_merged(L, wm->gms[l], mo, vo, hp)) {
             gen_linear_x(c, L->wq, WM(GM_Q), (int)QS, 0, vo[GV_BQ], GV_NONE, c->h, E, c->qkv, 0, QS, 0, 0, an, NULL, 0, ok);
+        } else if (gen_qk_merged(L, wm->gms[l], mo, vo, hp)) {
+            gen_linear_x(c, L->wq, WM(GM_Q), (int)(QD + KD), 0, vo[GV_BQ], GV_NONE, c->h, E, c->qkv, 0, QS, 0, 0, an, NULL, 0, ok);
+            gen_linear_x(c, L->wv, WM(GM_V), (int)KD, 0, vo[GV_BV], vo[GV_SV], c->h, E, c->qkv, QD + KD, QS, 0, 0, an, NULL, 0,
+                         ok);
         } else {
             gen_linear_x(c, L->wq, WM(GM_Q), (int)QD, 0, vo[GV_BQ], vo[GV_SQ], c->h, E, c->qkv, 0, QS, 0, 0, an, NULL, 0, ok);
             gen_linear_x(c, L->wk, WM(GM_K), (int)KD, 0, vo[GV_BK], vo[GV_SK], c->h, E, c->qkv, QD, QS, 0, 0, an, NULL, 0, ok);
