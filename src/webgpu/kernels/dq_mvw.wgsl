@@ -34,7 +34,6 @@ override WT: u32 = 12u; // 12: Q4_K, 14: Q6_K
 
 const M4: u32 = 0x0f0f0f0fu;
 const ONE: u32 = 0x3f800000u;
-const NMAX: u32 = 4u;  // weight rows a subgroup at most (RW 2 with GU)
 
 var<private> XB: u32;
 var<private> NW: u32;
@@ -162,15 +161,16 @@ fn load_x(g: u32, x: ptr<function, array<vec4<f32>, 8>>) -> vec2<f32> {
     xo = 64u * (g / 8u) + 32u * (c / 4u) + 8u * ((c % 4u) / 2u) + 4u * (c % 2u);
     xh = 16u;
   }
-  var s = vec4<f32>(0.0);
-  var t = vec4<f32>(0.0);
-  for (var i = 0u; i < 4u; i++) {
-    (*x)[i] = xin(xo + i);
-    (*x)[4u + i] = xin(xo + xh + i);
-    s += (*x)[i];
-    t += (*x)[4u + i];
-  }
-  return vec2<f32>(hsum(s), hsum(t));
+  // (written out: constant indices keep the arrays in registers)
+  (*x)[0] = xin(xo);
+  (*x)[1] = xin(xo + 1u);
+  (*x)[2] = xin(xo + 2u);
+  (*x)[3] = xin(xo + 3u);
+  (*x)[4] = xin(xo + xh);
+  (*x)[5] = xin(xo + xh + 1u);
+  (*x)[6] = xin(xo + xh + 2u);
+  (*x)[7] = xin(xo + xh + 3u);
+  return vec2<f32>(hsum(((*x)[0] + (*x)[1]) + ((*x)[2] + (*x)[3])), hsum(((*x)[4] + (*x)[5]) + ((*x)[6] + (*x)[7])));
 }
 
 fn act(x: f32) -> f32 {
@@ -181,6 +181,18 @@ fn act(x: f32) -> f32 {
     return select(0.0, x * x, x > 0.0);
   }
   return x / (1.0 + exp(-x));
+}
+
+// Output row r (if it exists): the product v, times the per-tensor scale, plus the bias, into or
+// added to Y (P.flags).
+fn store(r: u32, v: f32, lane: u32) {
+  if (r < P.rows && lane == 0u) {
+    var y = v;
+    if ((P.flags & 8u) != 0u) { y *= VB[P.norm2_off / 4u][P.norm2_off % 4u]; }
+    if ((P.flags & 1u) != 0u) { let bi = P.norm_off + P.row0 + r; y += VB[bi / 4u][bi % 4u]; }
+    let oi = P.out_off + P.row0 + r;
+    if ((P.flags & 2u) != 0u) { Y[oi] += y; } else { Y[oi] = y; }
+  }
 }
 
 @compute @workgroup_size(256)
@@ -195,17 +207,29 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     xs = 1.0 / sqrt(wg_sum(ss, tid) / f32(P.cols) + P.eps);
     NW = P.q_off / 4u;
   }
-  let nr = select(1u, 2u, GU) * RW;  // weight rows of this subgroup
+  // The subgroup's weight rows: h0 .. h3 their first bytes (GU: gate, up of row r0, then of r0 + 1;
+  // else rows r0, r0 + 1), the accumulators a0 .. a3 (scalars, not arrays: registers for sure).
+  let nr = select(1u, 2u, GU) * RW;
   for (var rp = 0u; rp < RPG; rp++) {
     let r0 = ((wg.x * RPG + rp) * (256u / TPR) + tid / TPR) * RW;  // its first output row
-    var hb: array<u32, NMAX>;  // each weight row's first byte
-    for (var k = 0u; k < nr; k++) {
-      let r = min(r0 + select(k, k / 2u, GU), P.rows - 1u);
-      let base = select(P.w_off, P.v_off, GU && (k % 2u) == 1u);
-      hb[k] = base + r * P.row_bytes;
+    let rl = P.rows - 1u;
+    var h0: u32;
+    var h1: u32;
+    var h2: u32;
+    var h3: u32;
+    if (GU) {
+      h0 = P.w_off + min(r0, rl) * P.row_bytes;
+      h1 = P.v_off + min(r0, rl) * P.row_bytes;
+      h2 = P.w_off + min(r0 + 1u, rl) * P.row_bytes;
+      h3 = P.v_off + min(r0 + 1u, rl) * P.row_bytes;
+    } else {
+      h0 = P.w_off + min(r0, rl) * P.row_bytes;
+      h1 = P.w_off + min(r0 + 1u, rl) * P.row_bytes;
     }
-    var acc: array<f32, NMAX>;
-    for (var k = 0u; k < NMAX; k++) { acc[k] = 0.0; }
+    var a0 = 0.0;
+    var a1 = 0.0;
+    var a2 = 0.0;
+    var a3 = 0.0;
     let nc = P.cols / 32u;
     var xa: array<vec4<f32>, 8>;
     var xb: array<vec4<f32>, 8>;
@@ -214,30 +238,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
       let g1 = g + TPR;
       let sa = load_x(g, &xa);
       let sb = load_x(g1, &xb);
-      for (var k = 0u; k < nr; k++) {
-        acc[k] += chunk(hb[k], g, &xa, sa) + chunk(hb[k], g1, &xb, sb);
-      }
+      a0 += chunk(h0, g, &xa, sa) + chunk(h0, g1, &xb, sb);
+      if (nr > 1u) { a1 += chunk(h1, g, &xa, sa) + chunk(h1, g1, &xb, sb); }
+      if (nr > 2u) { a2 += chunk(h2, g, &xa, sa) + chunk(h2, g1, &xb, sb); }
+      if (nr > 3u) { a3 += chunk(h3, g, &xa, sa) + chunk(h3, g1, &xb, sb); }
       g += 2u * TPR;
     }
     if (g < nc) {
       let sa = load_x(g, &xa);
-      for (var k = 0u; k < nr; k++) { acc[k] += chunk(hb[k], g, &xa, sa); }
+      a0 += chunk(h0, g, &xa, sa);
+      if (nr > 1u) { a1 += chunk(h1, g, &xa, sa); }
+      if (nr > 2u) { a2 += chunk(h2, g, &xa, sa); }
+      if (nr > 3u) { a3 += chunk(h3, g, &xa, sa); }
     }
-    for (var o = 0u; o < RW; o++) {
-      var v: f32;
-      if (GU) {
-        v = act(lanes_sum(acc[2u * o], tid) * xs) * (lanes_sum(acc[2u * o + 1u], tid) * xs);
-      } else {
-        v = lanes_sum(acc[o], tid) * xs;
-      }
-      let r = r0 + o;
-      if (r < P.rows && lane == 0u) {
-        var y = v;
-        if ((P.flags & 8u) != 0u) { y *= VB[P.norm2_off / 4u][P.norm2_off % 4u]; }
-        if ((P.flags & 1u) != 0u) { let bi = P.norm_off + P.row0 + r; y += VB[bi / 4u][bi % 4u]; }
-        let oi = P.out_off + P.row0 + r;
-        if ((P.flags & 2u) != 0u) { Y[oi] += y; } else { Y[oi] = y; }
-      }
+    if (GU) {
+      store(r0, act(lanes_sum(a0, tid) * xs) * (lanes_sum(a1, tid) * xs), lane);
+      if (RW > 1u) { store(r0 + 1u, act(lanes_sum(a2, tid) * xs) * (lanes_sum(a3, tid) * xs), lane); }
+    } else {
+      store(r0, lanes_sum(a0, tid) * xs, lane);
+      if (RW > 1u) { store(r0 + 1u, lanes_sum(a1, tid) * xs, lane); }
     }
   }
 }
