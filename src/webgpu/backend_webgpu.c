@@ -1413,10 +1413,6 @@ static void gen_pipelines(wg_ctx *c) {
     }
 }
 
-/* q, k and v run as one product when they are one matrix in the layer buffer (the same type and row
- * length, back to back without padding), with their biases adjacent in norm_buf or all absent and
- * no per-tensor scales: their rows then land at their places in the qkv row. 2 dispatches fewer a
- * layer. */
 /* Where q, k, v cannot run as one product but q and k can (a Q4_K_M file's layers with a Q6_K
  * attn_v): q and k as one product, v on its own (one decode dispatch less; GEN_QK_MERGE 0: three). */
 #ifndef GEN_QK_MERGE
@@ -1432,6 +1428,10 @@ static int gen_qk_merged(const ob_layer *L, const uint8_t *ms, const uint32_t *m
     return nb == 0 || (nb == 2 && vo[GV_BK] == vo[GV_BQ] + (uint32_t)hp->q_dim);
 }
 
+/* q, k and v run as one product when they are one matrix in the layer buffer (the same type and row
+ * length, back to back without padding), with their biases adjacent in norm_buf or all absent and
+ * no per-tensor scales: their rows then land at their places in the qkv row. 2 dispatches fewer a
+ * layer. */
 static int gen_qkv_merged(const ob_layer *L, const uint8_t *ms, const uint32_t *mo, const uint32_t *vo,
                           const ob_hparams *hp) {
     const ob_weight *q = L->wq, *k = L->wk, *v = L->wv;
