@@ -52,7 +52,6 @@ fn xin(i: u32) -> vec4<f32> {
 fn vb1(i: u32) -> f32 { return VB[i / 4u][i % 4u]; }
 
 fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
-fn i8x4(w: u32) -> vec4<f32> { return vec4<f32>(unpack4xI8(w)); }
 
 // Quants as floats without an int -> float conversion (quarter rate on NVIDIA: with one a weight
 // the products were bound by it): an n-bit field placed in the top n mantissa bits of 1.0 is
