@@ -27,12 +27,12 @@
 #      in its own process (webgpu-bench.mjs --pp 0 --tg 128 -r 3); round 1 with the per-kernel
 #      decode profile;
 #   5. the median tg128 of each variant and of llama.cpp per file, and their ratio.
-# Starts no run after LIMIT_S seconds (default 250).
+# Starts no run after LIMIT_S seconds (default 265).
 #   usage: [FILES="llama-3.1-8b:q4_k_m:default llama-3.2-1b:q4_k_m"] [VARS="base q4 allnm all"] [ROUNDS=2]
-#          [CHECK=1] [CHECKVARS="base q4 all"] [KB=1] [KBVARS="base all"] bash bench/ab-gpu8b.sh
+#          [CHECK=1] [CHECKVARS="base q4 all"] [CHECKVARS8B="base all"] [KB=1] [KBVARS="base all"] bash bench/ab-gpu8b.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-LIMIT_S=${LIMIT_S:-250}
+LIMIT_S=${LIMIT_S:-265}
 if [ ! -f /tmp/gpu-kit/env.sh ]; then
     bash build/gpu-kit/unpack.sh >/dev/null || { echo "unpacking the kit failed"; exit 1; }
 fi
@@ -45,12 +45,13 @@ FILES=${FILES:-"llama-3.1-8b:q4_k_m:default llama-3.2-1b:q4_k_m"}
 VARS=${VARS:-"base q4 allnm all"}
 KBVARS=${KBVARS:-"base all"}        # kernel sets for the kernel bench (the branch's variants share one)
 CHECKVARS=${CHECKVARS:-"base q4 all"}  # logits against base (allnm, all1: paths of these two)
+CHECKVARS8B=${CHECKVARS8B:-"base all"}   # the same on the default-limits (8B) file: fewer (~12 s each)
 mkdir -p build/wasm
 if [ "${KB:-1}" = 1 ]; then
     echo "== decode products alone (bench/kernel-bench.mjs --mv; $SECONDS s)"
     for v in $KBVARS; do
         cp "var/$v"/* build/wasm/ || continue
-        timeout 90 node bench/kernel-bench.mjs --mv --n 100 2>&1 | grep -E "^mv |rror" | sed "s/^/[$v] /"
+        timeout 90 node bench/kernel-bench.mjs --mv --n 60 2>&1 | grep -E "^mv |rror" | sed "s/^/[$v] /"
     done
     cp "var/all"/* build/wasm/ 2>/dev/null &&
         timeout 30 node bench/kernel-bench.mjs --mv-only small --n 5 2>&1 | grep -E "^mv |rror" | sed "s/^/[all small] /"
@@ -67,16 +68,16 @@ if [ "${CHECK:-1}" = 1 ]; then
     echo "== correctness on the card: decode logits of each variant against base (bench/decode-logits.mjs)"
     for spec in $FILES; do
         IFS=: read -r preset type lim <<<"$spec"
-        f=/tmp/onebit-$preset-$type.gguf lx=() n=300
-        [ "$lim" = default ] && lx=(--default-limits) && n=100
-        for v in $CHECKVARS; do
+        f=/tmp/onebit-$preset-$type.gguf lx=() n=300 cv=$CHECKVARS
+        [ "$lim" = default ] && lx=(--default-limits) && n=100 && cv=$CHECKVARS8B
+        for v in $cv; do
             cp "var/$v"/* build/wasm/ || continue
             out=$(timeout 120 node bench/decode-logits.mjs -m "$f" -o "/tmp/logits-$v.bin" --n $n "${lx[@]}" 2>&1)
             rc=$?
             echo "$out" | grep -E "decode-logits|rror" | sed "s/^/[$v] /"
             [ "$rc" = 0 ] || { echo "[$v] decode-logits failed (exit code $rc):"; echo "$out" | tail -5; }
         done
-        for v in $CHECKVARS; do
+        for v in $cv; do
             [ "$v" = base ] && continue
             echo "-- $preset-$type: $v against base"
             node bench/decode-logits.mjs --compare "/tmp/logits-$v.bin" /tmp/logits-base.bin --n $n 2>&1 | tail -14
