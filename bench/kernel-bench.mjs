@@ -15,12 +15,17 @@
 //                               [--dp-variant FILE]... [--small]
 // --small: the products only at a small odd shape (200 x 384, 70 tokens: partial tiles), one
 // timed dispatch: a quick check of candidates against the shipped kernel on a CPU adapter.
+// --mv: only the generic plan's decode products (dq_mvb.wgsl and, where the build has it,
+// dq_mvw.wgsl) at the shapes of a Llama-3.1-8B Q4_K_M file (Q4_K q / o / gate+up / down, Q6_K
+// down and the 128256 x 4096 output head, both forms) and of the Qwen2.5-1.5B Q8_0 file: time a dispatch,
+// the weight bytes it reads per second, and each form's output against dq_mvb's (relative RMS);
+// random blocks with sane f16 scales. --mv-only SUBSTRING limits it to the shapes named so.
 import { readFileSync } from 'node:fs';
 import { KERNELS } from '../build/wasm/kernels.mjs';
 import { GpuBridge, openDevice } from '../web/gpu.mjs';
 
 const args = process.argv.slice(2);
-const opt = { n: 400, sg: true, only: '', mmVariants: [], dpVariants: [], small: false };
+const opt = { n: 400, sg: true, only: '', mmVariants: [], dpVariants: [], small: false, mv: false, mvOnly: '' };
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--n') opt.n = Number(args[++i]);
   else if (args[i] === '--no-subgroups') opt.sg = false;
@@ -28,6 +33,8 @@ for (let i = 0; i < args.length; i++) {
   else if (args[i] === '--mm-variant') opt.mmVariants.push(args[++i]);
   else if (args[i] === '--dp-variant') opt.dpVariants.push(args[++i]);
   else if (args[i] === '--small') opt.small = true;
+  else if (args[i] === '--mv') opt.mv = true;
+  else if (args[i] === '--mv-only') { opt.mv = true; opt.mvOnly = args[++i]; }
   else die(`unknown option ${args[i]}`);
 }
 function die(msg) {
@@ -110,6 +117,98 @@ async function time(name, constants, storage, params, step, grid) {
   return (1000 * ms) / opt.n;
 }
 
+async function readBack(buf, bytes) {
+  const rd = dev.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const enc = dev.createCommandEncoder();
+  enc.copyBufferToBuffer(buf, 0, rd, 0, bytes);
+  dev.queue.submit([enc.finish()]);
+  await rd.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(rd.getMappedRange().slice(0));
+  rd.unmap();
+  rd.destroy();
+  return out;
+}
+
+// Decode products at the 8B shapes (--mv). Weights: 64 random rows of the type (f16 scales set
+// to small normal values) repeated over the matrix.
+if (opt.mv) {
+  const T = { q4_K: [12, 144, 256, [[0, 0x1c00], [2, 0x1800]]], q6_K: [14, 210, 256, [[208, 0x1c00]]], q8_0: [8, 34, 32, [[0, 0x1c00]]] };
+  const weights = (type, rows, cols) => {
+    const [, bs, bw, f16] = T[type], rb = (cols / bw) * bs, tr = 64;
+    const tmpl = new Uint8Array(tr * rb);
+    for (let i = 0; i < tmpl.length; i++) tmpl[i] = (Math.random() * 256) | 0;
+    for (let r = 0; r < tr; r++) for (let b = 0; b < cols / bw; b++) for (const [o, v] of f16) {
+      const a = r * rb + b * bs + o, h = v + ((Math.random() * 256) | 0);
+      tmpl[a] = h & 255;
+      tmpl[a + 1] = h >> 8;
+    }
+    const size = Math.ceil((rows * rb) / 16) * 16 + 16;
+    const buf = dev.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    for (let r = 0; r < rows; r += tr) dev.queue.writeBuffer(buf, r * rb, tmpl, 0, (Math.min(tr, rows - r) * rb + 3) & ~3);
+    return { buf, rb };
+  };
+  const sg = d.sgSize || 8;
+  const xv = buffer(14336 * 4 * 2), nv = buffer(16 * 4096 * 4);
+  const yv = dev.createBuffer({ size: 151936 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  // [label, type, rows, cols, form]; form: '' plain, 'n' with the RMSNorm, 'gu' gate+up+act
+  // with the norm (up rows at v_off), 'h' the output head (norm, RPG 4, the last token's row)
+  const shapes = [['8B q 4096x4096', 'q4_K', 4096, 4096, 'n'], ['8B o 4096x4096 resid', 'q4_K', 4096, 4096, ''],
+    ['8B gate+up 2x14336x4096', 'q4_K', 14336, 4096, 'gu'], ['8B down 4096x14336 resid', 'q4_K', 4096, 14336, ''],
+    ['8B down 4096x14336 resid', 'q6_K', 4096, 14336, ''], ['8B head 128256x4096', 'q6_K', 128256, 4096, 'h'],
+    ['1B gate+up 2x8192x2048', 'q4_K', 8192, 2048, 'gu'], ['1.5B gate+up 2x8960x1536', 'q8_0', 8960, 1536, 'gu'],
+    ['1.5B head 151936x1536', 'q8_0', 151936, 1536, 'h'],
+    // small odd shapes (only with --mv-only small: a quick check on a CPU adapter)
+    ['small gate+up 2x40x512', 'q4_K', 40, 512, 'gu'], ['small o 72x768 resid', 'q4_K', 72, 768, ''],
+    ['small q 24x1024', 'q4_K', 24, 1024, 'n'], ['small head 200x512', 'q6_K', 200, 512, 'h'],
+    ['small down 40x2048 resid', 'q6_K', 40, 2048, '']];
+  for (const [label, type, rows, cols, form] of shapes) {
+    if (opt.mvOnly ? !`${label} ${type}`.includes(opt.mvOnly) : label.startsWith('small')) continue;
+    const [wt] = T[type], gu = form === 'gu';
+    const Wm = weights(type, gu ? 2 * rows : rows, cols);
+    const bytes = (gu ? 2 : 1) * rows * Wm.rb;
+    const P = { rows, cols, row_bytes: Wm.rb, eps: 1e-6, in_stride: cols, out_off: 0, flags: form === '' ? 2 : form === 'h' ? 4 : 0,
+      q_off: form === '' ? 0 : 4096, v_off: gu ? rows * Wm.rb : 0, n_embd: cols };
+    const forms = [['dq_mvb', { WT: wt, NORM: form !== '' ? 1 : 0, GU: gu ? 1 : 0, RPG: form === 'h' ? 4 : 1 }, form === 'h' ? 4 : 1]];
+    if ((type === 'q4_K' || type === 'q6_K') && KERNELS.dq_mvw)
+      for (const rw of [1, 2]) {
+        const rpg = form === 'h' ? 4 : 1;
+        forms.push([`dq_mvw RW=${rw}`, { WT: wt, NORM: form !== '' ? 1 : 0, GU: gu ? 1 : 0, RW: rw, RPG: rpg }, rw * rpg]);
+      }
+    let ref = null;
+    for (const [kname, consts, rpw] of forms) {
+      const name = kname.split(' ')[0], tag = `${label} ${type} ${kname}`;
+      try {
+        const grid = Math.ceil(rows / ((256 / sg) * rpw));
+        dev.pushErrorScope('validation');
+        const us = await time(name, consts, [Wm.buf, xv, yv, nv], P, { n: 1, last: 0 }, [grid]);
+        // the output of the plain form (without the residual), against dq_mvb's; NaN before it
+        // (a kernel that did not run reads as WRONG)
+        dev.queue.writeBuffer(yv, 0, new Float32Array(rows).fill(NaN));
+        await time(name, consts, [Wm.buf, xv, yv, nv], { ...P, flags: P.flags & ~2 }, { n: 1, last: 0 }, [grid]);
+        const err = await dev.popErrorScope();
+        if (err) throw new Error(err.message.split('\n')[0]);
+        const y = await readBack(yv, rows * 4);
+        let note = '';
+        if (!ref) ref = y;
+        else {
+          let e2 = 0, r2 = 0;
+          for (let i = 0; i < rows; i++) { e2 += (y[i] - ref[i]) ** 2; r2 += ref[i] ** 2; }
+          const rel = Math.sqrt(e2 / r2);
+          note = ` rel RMS ${rel.toExponential(2)} vs dq_mvb${rel < 1e-5 ? '' : ' WRONG'}`;
+        }
+        if (!y.every(Number.isFinite)) note += ' (not finite: WRONG)';
+        {
+        }
+        console.log(`mv ${tag.padEnd(52)} ${us.toFixed(2).padStart(8)} us ${(bytes / us / 1e3).toFixed(0).padStart(6)} GB/s${note}`);
+      } catch (e) {
+        console.log(`mv ${tag}: failed ${e.message}`);
+      }
+    }
+    Wm.buf.destroy();
+  }
+  process.exit(0);
+}
+
 const E = 2048, F = 6144, QD = 2048, QS = 4096, V = 151936, HD = 128, NH = 16;
 const x = buffer(F * 4 * 4), y = buffer(V * 4), nw = buffer(F * 4), am = buffer(V * 8);
 const Wo = q1(E, QD), Wd = q1(E, F), Wqkv = q1(QS, E), Wgu = q1(2 * F, E), Wh = q1(V, E);
@@ -153,18 +252,6 @@ for (const [pos, kv16] of [[0, 0], [512, 0], [3584, 0], [0, 1]])
   await cfg(`attention prompt n=512 pos=${pos}${kv16 ? ' f16' : ''}`, 'attention', { HD, KV16: kv16, QH: 2 }, [qkvP, kv, att],
     { ...ap, q_stride: QS, v_off: kv16 ? 2048 * 1024 : 4096 * 1024 }, { n: 512, pos }, [NH / 2, 512 / 16]);
 
-// The prompt product on subgroup matrices, 512 tokens, Bonsai shapes.
-async function readBack(buf, bytes) {
-  const rd = dev.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const enc = dev.createCommandEncoder();
-  enc.copyBufferToBuffer(buf, 0, rd, 0, bytes);
-  dev.queue.submit([enc.finish()]);
-  await rd.mapAsync(GPUMapMode.READ);
-  const out = new Float32Array(rd.getMappedRange().slice(0));
-  rd.unmap();
-  rd.destroy();
-  return out;
-}
 // The prompt products on the quantised input, 512 tokens, Bonsai shapes: `kernel` and candidates.
 async function products(kernel, variants, sources) {
   const NT = opt.small ? 70 : 512, TP = 512, maxc = F, LO = (TP * maxc) / 4, SC = 2 * LO;

@@ -257,6 +257,47 @@ test('generic kernels: dq_mv / dq_mvb / dq_mmt / dq_mm / dq_embed of every weigh
   }
 });
 
+// dq_mvw (the Q4_K / Q6_K decode product: 32-weight chunks a lane, quants as 1 + q / 2^n floats,
+// RW rows a subgroup, RPG row passes) on gguf-py's blocks: 12 rows of 512 (Q6_K rows of 420
+// bytes: block starts at 4 mod 16, the shifted loads), partial workgroups, both reductions;
+// the plain form with bias + residual on token 1 of 2, and the fused RMSNorm + gate/up + SiLU form
+// (the same matrix as gate and up) with two row passes on the rows repeated 6 times (72 rows:
+// more than one pass of a workgroup, 64 or 32 rows with RW 1).
+test('generic kernels: dq_mvw (Q4_K, Q6_K; RW 1 and 2; plain and NORM + GU) vs gguf-py', { skip }, async () => {
+  const recs = loadVectors().filter((rec) => rec.type === 12 || rec.type === 14);
+  assert.equal(recs.length, 2);
+  for (const sg of [true, false]) {
+    const H = await Harness.open(sg);
+    if (sg && !H.sg) { H.close(); continue; }
+    const r = rng(sg ? 3 : 4);
+    for (const rec of recs) {
+      const rb = rec.bytes.length / rec.rows, rows = rec.rows, cols = rec.cols;
+      const x = randn(r, 2 * cols), bias = randn(r, rows), y0 = randn(r, rows), nw = randn(r, cols);
+      const want = refProduct(rec, x.subarray(cols), 1).map((v, i) => v + bias[i] + y0[i]);
+      // RMSNorm(token 1) with weights nw, then act(W xn) * (W xn)
+      const x1 = x.subarray(cols);
+      const rms = Math.sqrt(x1.reduce((a, v) => a + v * v, 0) / cols + 1e-5);
+      const big = { rows: 6 * rows, cols, bytes: new Uint8Array(6 * rec.bytes.length), vals: new Float32Array(6 * rows * cols) };
+      for (let i = 0; i < 6; i++) { big.bytes.set(rec.bytes, i * rec.bytes.length); big.vals.set(rec.vals, i * rows * cols); }
+      const p = refProduct(big, x1.map((v, i) => (v * nw[i]) / rms), 1);
+      const wantGu = p.map((v) => (v / (1 + Math.exp(-v))) * v);
+      const vb = new Float32Array(16 + cols);
+      vb.set(nw, 16);
+      for (const rw of [1, 2]) {
+        const what = `${rec.name} RW=${rw} (${sg ? 'subgroups' : 'workgroup memory'})`, rpw = (256 / H.tpr) * rw;
+        const [, , y] = await H.run('dq_mvw', { WT: rec.type, RW: rw }, [rec.bytes, x, y0, bias],
+          { rows, cols, row_bytes: rb, in_stride: cols, flags: 7 }, { n: 2, last: 1 }, [Math.ceil(rows / rpw)]);
+        close(y.subarray(0, rows), want, 1e-5, `mvw_${what}`);
+        const [, , yg] = await H.run('dq_mvw', { WT: rec.type, RW: rw, NORM: 1, GU: 1, RPG: 2 }, [big.bytes, x, big.rows * 4, vb],
+          { rows: big.rows, cols, row_bytes: rb, in_stride: cols, flags: 4, q_off: 16, eps: 1e-5 }, { n: 2, last: 1 },
+          [Math.ceil(big.rows / (2 * rpw))]);
+        close(yg.subarray(0, big.rows), wantGu, 1e-5, `mvw_${what} NORM + GU, 2 row passes`);
+      }
+    }
+    H.close();
+  }
+});
+
 // dq_mms (the prompt product on subgroup matrices, which SwiftShader lacks) with its matrix
 // builtins emulated (tests/sgmat-emu.mjs): the rest of the kernel as written (decoding, the
 // 16-bit requantisation, the block scaling, tile bounds, bias, scale, residual) on two K-quant

@@ -97,6 +97,36 @@ test('generic plan (Q4_0): each layer in 4 buffers', { skip }, async () => {
   await check(file, { limits: DEFAULTS, maxLayerBuffer: 128 << 10 }, 4);
 });
 
+// The generic plan's K-quant decode products (dq_mvw) on matrices in several buffers: llama.cpp's
+// Llama-2-shaped Q4_K_M file (2 layers; layer 1 has a Q6_K attn_v and ffn_down) with 160 KiB
+// layer buffers: layer 1 in 4 (q, k and v | o and gate | up | down): q and k one product, v
+// another, gate and up in two buffers (no gate+up form: two products and act), the Q6_K down
+// alone at the end of its buffer (dq_mvw's shifted loads read past its last block there).
+// Decode logits of four steps against the scalar CPU path.
+test('generic plan (Q4_K_M, dq_mvw): layers split across buffers, decode logits', { skip }, async (t) => {
+  const file = join(root, 'build/models/arch/llama2-q4_k_m.gguf');
+  if (!existsSync(file)) return t.skip(`${file} missing: bash tools/make-arch-models.sh`);
+  const toks = [1, 450, 4996, 17354];
+  const ref = await reference(file);
+  const want = await ref.logits(toks);
+  const eng = await Engine.create({ backend: 'webgpu', gpu, limits: DEFAULTS, maxLayerBuffer: 160 << 10 });
+  try {
+    await eng.load(file, { nCtx: 64 });
+    assert.equal(eng.M._ob_wgpu_layer_buffers(eng.model, 1), 4, 'buffers of layer 1');
+    const V = eng.info.nVocab;
+    eng.reset();
+    for (let i = 0; i < toks.length; i++) {
+      const [{ p }] = eng.gpuBegin([toks[i]], 2 /* OB_STEP_LOGITS */);
+      await eng.endStep(p);
+      const lp = eng.M._ob_logits(eng.ctx, -1) >>> 2;
+      const e = relRms(eng.M.HEAPF32.slice(lp, lp + V), want.subarray(i * V, (i + 1) * V));
+      assert.ok(e <= 1e-4, `decode position ${i}: relative RMS ${e}`);
+    }
+  } finally {
+    eng.close();
+  }
+});
+
 test('a matrix larger than a binding is refused before any weight is read, naming both sizes', { skip }, async () => {
   const eng = await Engine.create({ backend: 'webgpu', gpu, limits: DEFAULTS, maxLayerBuffer: 32 << 10 });
   try {

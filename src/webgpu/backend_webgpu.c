@@ -685,6 +685,7 @@ typedef struct wg_ctx {
      * created), and the layers' dispatches in forward.c's order, each with a decode and a prompt
      * form (the products: dq_mvb or dq_mv / dq_mmt). */
     uint32_t gp[7][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU, G_MVNH][type] */
+    uint32_t gw[7][2];            /* [kind][Q4_K, Q6_K]: dq_mvw.wgsl's decode forms (0: not created) */
     struct wg_gop *gops;          /* [n_gops] */
     int n_gops, cap_gops;
     int g_layers_end;             /* gops[0, g_layers_end): embedding and layers; then the tail */
@@ -1202,6 +1203,39 @@ static uint32_t gen_att_splits(const ob_hparams *hp, uint32_t pos) {
 #define GEN_HEAD_RPG 4
 #endif
 
+/* Q4_K and Q6_K decode products on dq_mvw.wgsl (whole 32-weight chunks a lane, 16-byte loads, no
+ * int -> float conversion a weight; GEN_MVW 0: dq_mvb as before; GEN_MVW_Q6 0: Q6_K stays on
+ * dq_mvb) with GEN_MVW_RW output rows a subgroup (inputs loaded once for them), where Q4_K rows
+ * start at multiples of 16 bytes (Q6_K at any even byte); the head's form with GEN_HEAD_RPG row
+ * passes, as on dq_mvb. */
+#ifndef GEN_MVW
+#define GEN_MVW 1
+#endif
+#ifndef GEN_MVW_Q6
+#define GEN_MVW_Q6 1
+#endif
+#ifndef GEN_MVW_RW
+#define GEN_MVW_RW 2
+#endif
+static int gen_mvw(const ob_weight *w, int kind, uint32_t woff, uint32_t up_off) {
+    const uint32_t align = w->type == GGML_Q4_K ? 16 : 2; /* Q4_K: vec4 indices; Q6_K: shifted loads at even offsets */
+    return GEN_MVW && (w->type == GGML_Q4_K || (GEN_MVW_Q6 && w->type == GGML_Q6_K)) && kind != G_MM && kind != G_EMBED &&
+           w->cols % 256 == 0 && (woff | up_off | (uint32_t)w->row_bytes) % align == 0;
+}
+static uint32_t gen_mvw_pipe(wg_ctx *c, int kind, uint32_t type) {
+    const int q6 = type == GGML_Q6_K;
+    if (!c->gw[kind][q6]) {
+        const wg_const f[] = {{"NORM", kind == G_MVN || kind == G_MVNGU || kind == G_MVNH},
+                              {"GU", kind == G_MVGU || kind == G_MVNGU},
+                              {"ACT", (uint32_t)c->wm->m->hp.act},
+                              {"RW", GEN_MVW_RW},
+                              {"RPG", kind == G_MVNH ? GEN_HEAD_RPG : 1},
+                              {"WT", type}};
+        c->gw[kind][q6] = gpu_pipeline("dq_mvw", 6, f);
+    }
+    return c->gw[kind][q6];
+}
+
 /* The product or embedding pipeline for a weight type, created on first use. */
 static uint32_t gen_pipe(wg_ctx *c, int kind, uint32_t type) {
     static const char *const names[3] = {"dq_mv", "dq_mmt", "dq_embed"};
@@ -1297,7 +1331,8 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     const wg_bind b[4] = {{0, wbuf, 0, 0}, {1, x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const wg_bind bx[4] = {{0, wbuf, 0, 0}, {1, c->x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const int kind = nw != GV_NONE ? (up ? G_MVNGU : head ? G_MVNH : G_MVN) : up ? G_MVGU : G_MV;
-    const uint32_t mv = gen_pipe(c, kind, w->type), mm = gen_pipe(c, G_MM, w->type);
+    const int wide = gen_mvw(w, kind, woff, up ? up_off : 0);
+    const uint32_t mv = wide ? gen_mvw_pipe(c, kind, w->type) : gen_pipe(c, kind, w->type), mm = gen_pipe(c, G_MM, w->type);
     wg_params pd = p;
     if (head) pd.flags |= 4u;
     if (nw != GV_NONE) {
@@ -1308,6 +1343,7 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     if (up) pd.v_off = up_off;
     uint32_t rpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u); /* dq_mv: rows a workgroup (TPR lanes each) */
     if (kind == G_MVNH) rpw *= GEN_HEAD_RPG;
+    if (wide) rpw *= GEN_MVW_RW;
     wg_gop op = {{mv, mm},
                  {make_bg_on(c, mv, 0, &pd, 4, nw != GV_NONE ? bx : b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
                  {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64}, /* dq_mmt, dq_mm: 64 rows */
@@ -1377,6 +1413,21 @@ static void gen_pipelines(wg_ctx *c) {
     }
 }
 
+/* Where q, k, v cannot run as one product but q and k can (a Q4_K_M file's layers with a Q6_K
+ * attn_v): q and k as one product, v on its own (one decode dispatch less; GEN_QK_MERGE 0: three). */
+#ifndef GEN_QK_MERGE
+#define GEN_QK_MERGE 1
+#endif
+static int gen_qk_merged(const ob_layer *L, const uint8_t *ms, const uint32_t *mo, const uint32_t *vo,
+                         const ob_hparams *hp) {
+    const ob_weight *q = L->wq, *k = L->wk;
+    if (!GEN_QK_MERGE || L->wqkv || !q || !k || !L->wv || L->wq_s || L->wk_s) return 0;
+    if (ms[GM_Q] != ms[GM_K] || q->type != k->type || q->row_bytes != k->row_bytes || q->cols != k->cols) return 0;
+    if ((uint64_t)mo[GM_K] != mo[GM_Q] + (uint64_t)q->rows * q->row_bytes) return 0;
+    const int nb = (vo[GV_BQ] != GV_NONE) + (vo[GV_BK] != GV_NONE);
+    return nb == 0 || (nb == 2 && vo[GV_BK] == vo[GV_BQ] + (uint32_t)hp->q_dim);
+}
+
 /* q, k and v run as one product when they are one matrix in the layer buffer (the same type and row
  * length, back to back without padding), with their biases adjacent in norm_buf or all absent and
  * no per-tensor scales: their rows then land at their places in the qkv row. 2 dispatches fewer a
@@ -1437,6 +1488,10 @@ static void gen_program(wg_ctx *c, int *ok) {
             gen_linear_x(c, L->wqkv, WM(GM_QKV), (int)QS, 0, vo[GV_BQKV], GV_NONE, c->h, E, c->qkv, 0, QS, 0, 0, an, NULL, 0, ok);
         } else if (gen_qkv_merged(L, wm->gms[l], mo, vo, hp)) {
             gen_linear_x(c, L->wq, WM(GM_Q), (int)QS, 0, vo[GV_BQ], GV_NONE, c->h, E, c->qkv, 0, QS, 0, 0, an, NULL, 0, ok);
+        } else if (gen_qk_merged(L, wm->gms[l], mo, vo, hp)) {
+            gen_linear_x(c, L->wq, WM(GM_Q), (int)(QD + KD), 0, vo[GV_BQ], GV_NONE, c->h, E, c->qkv, 0, QS, 0, 0, an, NULL, 0, ok);
+            gen_linear_x(c, L->wv, WM(GM_V), (int)KD, 0, vo[GV_BV], vo[GV_SV], c->h, E, c->qkv, QD + KD, QS, 0, 0, an, NULL, 0,
+                         ok);
         } else {
             gen_linear_x(c, L->wq, WM(GM_Q), (int)QD, 0, vo[GV_BQ], vo[GV_SQ], c->h, E, c->qkv, 0, QS, 0, 0, an, NULL, 0, ok);
             gen_linear_x(c, L->wk, WM(GM_K), (int)KD, 0, vo[GV_BK], vo[GV_SK], c->h, E, c->qkv, QD, QS, 0, 0, an, NULL, 0, ok);

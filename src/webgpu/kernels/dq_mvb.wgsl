@@ -52,7 +52,27 @@ fn xin(i: u32) -> vec4<f32> {
 fn vb1(i: u32) -> f32 { return VB[i / 4u][i % 4u]; }
 
 fn hsum(v: vec4<f32>) -> f32 { return (v.x + v.y) + (v.z + v.w); }
-fn i8x4(w: u32) -> vec4<f32> { return vec4<f32>(unpack4xI8(w)); }
+
+// Quants as floats without an int -> float conversion (quarter rate on NVIDIA: with one a weight
+// the products were bound by it): an n-bit field placed in the top n mantissa bits of 1.0 is
+// exactly 1 + q / 2^n, and Σ q x = 2^n (Σ (1 + q / 2^n) x - Σ x); the Σ x are needed for the
+// offsets and mins anyway. nib: the low nibbles of w's four bytes; q6: its four 6-bit bytes; q8:
+// its four int8 bytes, as unsigned b + 128 (Σ b x = 256 Σ f x - 384 Σ x).
+const ONE: u32 = 0x3f800000u;
+fn nib(w: u32) -> vec4<f32> {
+  return bitcast<vec4<f32>>((vec4<u32>(w << 19u, w << 11u, w << 3u, w >> 5u) & vec4<u32>(0x00780000u)) | vec4<u32>(ONE));
+}
+fn q6f(w: u32) -> vec4<f32> {
+  return bitcast<vec4<f32>>((vec4<u32>(w << 17u, w << 9u, w << 1u, w >> 7u) & vec4<u32>(0x007e0000u)) | vec4<u32>(ONE));
+}
+fn q8f(w: u32) -> vec4<f32> {
+  let v = w ^ 0x80808080u;
+  return bitcast<vec4<f32>>((vec4<u32>(v << 15u, v << 7u, v >> 1u, v >> 9u) & vec4<u32>(0x007f8000u)) | vec4<u32>(ONE));
+}
+// Small unsigned integers as floats: 2^23 + n, less 2^23.
+fn ufl(v: vec4<u32>) -> vec4<f32> {
+  return bitcast<vec4<f32>>(v | vec4<u32>(0x4b000000u)) - vec4<f32>(8388608.0);
+}
 
 // Scales and mins of sub-blocks 2 j and 2 j + 1 of the Q4_K / Q5_K block at byte a (a multiple
 // of 4): (sc0, sc1, m0, m1), as GGML's get_scale_min_k4, four sub-blocks a word at once (the 12
@@ -68,7 +88,7 @@ fn kpair(a: u32, j: u32) -> vec4<f32> {
   let sc = select(w0 & 0x3f3f3f3fu, (w2 & M4) | ((w0 >> 2u) & 0x30303030u), hi);
   let mn = select(w1 & 0x3f3f3f3fu, ((w2 >> 4u) & M4) | ((w1 >> 2u) & 0x30303030u), hi);
   let sh = 16u * (j % 2u);
-  return vec4<f32>(vec4<u32>(sc >> sh, sc >> (sh + 8u), mn >> sh, mn >> (sh + 8u)) & vec4<u32>(255u));
+  return ufl(vec4<u32>(sc >> sh, sc >> (sh + 8u), mn >> sh, mn >> (sh + 8u)) & vec4<u32>(255u));
 }
 
 // 32 bits at an even byte offset a, without a branch: the types of 18, 22 and 34 bytes a block
@@ -92,8 +112,9 @@ fn b64e(a: u32) -> vec2<u32> {
 fn s_q8_0(rb: u32, g: u32) -> f32 {
   let a = rb + (g / 4u) * 34u;
   let q = b64e(a + 2u + 8u * (g % 4u));
-  let s = dot(i8x4(q.x), xin(2u * g)) + dot(i8x4(q.y), xin(2u * g + 1u));
-  return h16(a) * s;
+  let x0 = xin(2u * g);
+  let x1 = xin(2u * g + 1u);
+  return h16(a) * (256.0 * (dot(q8f(q.x), x0) + dot(q8f(q.y), x1)) - 384.0 * (hsum(x0) + hsum(x1)));
 }
 
 // Q4_0, 18 bytes / 32: f16 d, qs[16] (element j < 16 the low nibble of qs[j], else the high one of
@@ -159,8 +180,9 @@ fn s_q4_K(rb: u32, g: u32) -> f32 {
   let x1 = xin(xo + 8u);
   let k = kpair(a, j);
   let dm = unpack2x16float(W[a / 4u]);
-  return dm.x * (k.x * dot(u8x4(q & M4), x0) + k.y * dot(u8x4((q >> 4u) & M4), x1)) -
-         dm.y * (k.z * hsum(x0) + k.w * hsum(x1));
+  let s0 = hsum(x0);
+  let s1 = hsum(x1);
+  return dm.x * (k.x * 16.0 * (dot(nib(q), x0) - s0) + k.y * 16.0 * (dot(nib(q >> 4u), x1) - s1)) - dm.y * (k.z * s0 + k.w * s1);
 }
 
 // Q5_K, 176 bytes / 256: f16 d, f16 dmin, scales[12], qh[32], qs[128]; as Q4_K plus the fifth bit
@@ -186,8 +208,8 @@ fn s_q5_K(rb: u32, g: u32) -> f32 {
 // half n = s / 16, k = s % 16, c = k / 8, l = 4 (k % 8): the ql word at 64 n + 4 k holds in its low
 // nibbles elements 128 n + 32 c + l .. + 3 (high bits at shift 2 c of the qh word at 128 + 32 n + l)
 // and in its high nibbles the same + 64 (shift 2 c + 4); scales sc[8 n + l / 16 + 2 c] and that + 4
-// (the same byte of the next word); (q - 32) d sc, q - 32 formed as int8 lanes: for a byte q < 64,
-// ((q | 128) - 32) ^ 128 is q - 32 in two's complement (no borrow leaves the byte).
+// (the same byte of the next word); (q - 32) d sc, computed
+// as 64 Σ (1 + q / 64) x - 96 Σ x (q6f).
 fn s_q6_K(rb: u32, g: u32) -> f32 {
   let b = g / 32u;
   let s = g % 32u;
@@ -198,17 +220,17 @@ fn s_q6_K(rb: u32, g: u32) -> f32 {
   let a = rb + b * 210u;
   let ql = b32(a + 64u * n + 4u * k);
   let qh = b32(a + 128u + 32u * n + l) >> (2u * c);
-  let q0 = (((ql & M4) | ((qh & 0x03030303u) << 4u)) | 0x80808080u) - 0x20202020u;
-  let q1 = ((((ql >> 4u) & M4) | (((qh >> 4u) & 0x03030303u) << 4u)) | 0x80808080u) - 0x20202020u;
+  let q0 = (ql & M4) | ((qh & 0x03030303u) << 4u);
+  let q1 = ((ql >> 4u) & M4) | (((qh >> 4u) & 0x03030303u) << 4u);
   let xo = 64u * b + 32u * n + 8u * c + l / 4u;
   let x0 = xin(xo);
   let x1 = xin(xo + 16u);
   let si = a + 192u + 8u * n + l / 16u + 2u * c;
   let sw = si >> 2u;
   let ss = 24u - 8u * (si & 3u);
-  let sc0 = f32(i32(W[sw] << ss) >> 24u);
-  let sc1 = f32(i32(W[sw + 1u] << ss) >> 24u);
-  return h16(a + 208u) * (sc0 * dot(i8x4(q0 ^ 0x80808080u), x0) + sc1 * dot(i8x4(q1 ^ 0x80808080u), x1));
+  // the two int8 scales as unsigned s + 128 (the top byte after the shift), less 128
+  let sc = ufl(vec4<u32>((W[sw] << ss) >> 24u, (W[sw + 1u] << ss) >> 24u, 0u, 0u) ^ vec4<u32>(128u)) - 128.0;
+  return h16(a + 208u) * (sc.x * (64.0 * dot(q6f(q0), x0) - 96.0 * hsum(x0)) + sc.y * (64.0 * dot(q6f(q1), x1) - 96.0 * hsum(x1)));
 }
 
 fn slot(rb: u32, g: u32) -> f32 {
