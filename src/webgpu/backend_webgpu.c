@@ -238,6 +238,9 @@ typedef struct wg_samp {
 #ifndef WG_PF_GU
 #define WG_PF_GU 0
 #endif
+#ifndef WG_PF_CPU
+#define WG_PF_CPU 0 /* 1: prefetch on CPU adapters too (SwiftShader: for checking the plan, not for speed) */
+#endif
 #ifndef WG_HEAD_ROWS
 #define WG_HEAD_ROWS 128 /* rows a workgroup of the output head takes on a GPU (a CPU adapter: HEAD_ROWS_MAX) */
 #endif
@@ -967,9 +970,10 @@ static int ctx_pipelines(wg_ctx *c) {
     const uint32_t E = (uint32_t)hp->n_embd, F = (uint32_t)hp->n_ff, QS = (uint32_t)(hp->q_dim + 2 * hp->kv_dim);
     const uint32_t orb = (uint32_t)wm->m->output->row_bytes;
     uint32_t pq0 = 0, pqn = 0, po0 = 0, pon = 0;
-    c->pf_qkv = wg_lim.cpu ? 0 : pf_range(wm, FG_QKV, FG_O, WG_PF_QKV, &pq0, &pqn);
-    c->pf_wo = wg_lim.cpu ? 0 : pf_range(wm, FG_O, FG_GU, WG_PF_WO, &po0, &pon);
-    c->pf_gu = wg_lim.cpu ? 0 : WG_PF_GU; /* the next layer's [q|k|v], bound as PFW */
+    const int pf_off = wg_lim.cpu && !WG_PF_CPU;
+    c->pf_qkv = pf_off ? 0 : pf_range(wm, FG_QKV, FG_O, WG_PF_QKV, &pq0, &pqn);
+    c->pf_wo = pf_off ? 0 : pf_range(wm, FG_O, FG_GU, WG_PF_WO, &po0, &pon);
+    c->pf_gu = pf_off ? 0 : WG_PF_GU; /* the next layer's [q|k|v], bound as PFW */
     const uint32_t pg0 = wm->off_qkv / 4, pgn = (uint32_t)((uint64_t)(hp->q_dim + 2 * hp->kv_dim) * wm->rb_e / 4);
     const wg_const mv_down[] = {{"ROWS", rows},      {"RESID", 1},  {"QIN", 1},   {"QOUT", 1},   {"QST", 1},
                                 {"QXW", qf},         {"KW", kf},    {"F_ROWS", E}, {"F_COLS", F},
