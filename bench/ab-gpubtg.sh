@@ -49,12 +49,12 @@ if [ "${CHECK:-1}" = 1 ]; then
     echo "== correctness on the card: decode logits of each variant against base (bench/decode-logits.mjs)"
     for v in $VARS; do
         cp "var/$v"/* build/wasm/ || continue
-        timeout 120 node bench/decode-logits.mjs -m "$MODEL" -o "/tmp/logits-$v.bin" --n 300 2>&1 | grep -E "decode-logits|rror" | sed "s/^/[$v] /"
+        timeout 120 node bench/decode-logits.mjs -m "$MODEL" -o "/tmp/gpubtg-logits-$v.bin" --n "${NLOG:-300}" 2>&1 | grep -E "decode-logits|rror" | sed "s/^/[$v] /"
     done
     for v in $VARS; do
         [ "$v" = base ] && continue
         echo "-- $v against base"
-        node bench/decode-logits.mjs --compare "/tmp/logits-$v.bin" /tmp/logits-base.bin --n 300
+        node bench/decode-logits.mjs --compare "/tmp/gpubtg-logits-$v.bin" /tmp/gpubtg-logits-base.bin --n "${NLOG:-300}"
     done
     echo "($SECONDS s)"
 fi
