@@ -238,6 +238,9 @@ typedef struct wg_samp {
 #ifndef WG_PF_GU
 #define WG_PF_GU 0
 #endif
+#ifndef WG_PF_SPLIT
+#define WG_PF_SPLIT 0 /* 1: [q|k|v]'s prefetch stops after gate/up, Wo's takes down alone */
+#endif
 #ifndef WG_PF_CPU
 #define WG_PF_CPU 0 /* 1: prefetch on CPU adapters too (SwiftShader: for checking the plan, not for speed) */
 #endif
@@ -939,18 +942,21 @@ static uint32_t attn_heads(const ob_hparams *hp) {
     return qh;
 }
 
-/* The words of a layer's weights from group `first` to the end of the down matrix, where they all
- * lie in the segment of group `host` (the product whose extra workgroups read them): *a0, *an.
+/* The words of a layer's weights from group `first` to the end of group `last`, where they all lie
+ * in the segment of group `host` (the product whose extra workgroups read them): *a0, *an.
  * Returns n_wg, or 0 where they do not. */
-static uint32_t pf_range(const wg_model *wm, int host, int first, uint32_t n_wg, uint32_t *a0, uint32_t *an) {
+static uint32_t pf_range(const wg_model *wm, int host, int first, int last, uint32_t n_wg, uint32_t *a0, uint32_t *an) {
+    const ob_hparams *hp = &wm->m->hp;
     const uint8_t *gs = wm->gms[0];
     const uint32_t off[FG_COUNT] = {wm->off_qkv, wm->off_o, wm->off_gu, wm->off_down};
+    const uint64_t E = (uint64_t)hp->n_embd, F = (uint64_t)hp->n_ff;
+    const uint64_t sz[FG_COUNT] = {(uint64_t)(hp->q_dim + 2 * hp->kv_dim) * wm->rb_e, E * wm->rb_q, 2 * F * wm->rb_e,
+                                   E * wm->rb_f};
     *a0 = *an = 0;
-    for (int g = first; g < FG_COUNT; g++)
+    for (int g = first; g <= last; g++)
         if (gs[g] != gs[host]) return 0;
-    const uint64_t end = (uint64_t)wm->off_down + (uint64_t)wm->m->hp.n_embd * wm->rb_f;
     *a0 = off[first] / 4;
-    *an = (uint32_t)((end - off[first]) / 4);
+    *an = (uint32_t)((off[last] + sz[last] - off[first]) / 4);
     return n_wg;
 }
 
@@ -971,8 +977,9 @@ static int ctx_pipelines(wg_ctx *c) {
     const uint32_t orb = (uint32_t)wm->m->output->row_bytes;
     uint32_t pq0 = 0, pqn = 0, po0 = 0, pon = 0;
     const int pf_off = wg_lim.cpu && !WG_PF_CPU;
-    c->pf_qkv = pf_off ? 0 : pf_range(wm, FG_QKV, FG_O, WG_PF_QKV, &pq0, &pqn);
-    c->pf_wo = pf_off ? 0 : pf_range(wm, FG_O, FG_GU, WG_PF_WO, &po0, &pon);
+    /* WG_PF_SPLIT: [q|k|v] prefetches Wo and gate/up, Wo down; else each all that follows it */
+    c->pf_qkv = pf_off ? 0 : pf_range(wm, FG_QKV, FG_O, WG_PF_SPLIT ? FG_GU : FG_DOWN, WG_PF_QKV, &pq0, &pqn);
+    c->pf_wo = pf_off ? 0 : pf_range(wm, FG_O, WG_PF_SPLIT ? FG_DOWN : FG_GU, FG_DOWN, WG_PF_WO, &po0, &pon);
     c->pf_gu = pf_off ? 0 : WG_PF_GU; /* the next layer's [q|k|v], bound as PFW */
     const uint32_t pg0 = wm->off_qkv / 4, pgn = (uint32_t)((uint64_t)(hp->q_dim + 2 * hp->kv_dim) * wm->rb_e / 4);
     const wg_const mv_down[] = {{"ROWS", rows},      {"RESID", 1},  {"QIN", 1},   {"QOUT", 1},   {"QST", 1},
