@@ -6,10 +6,11 @@
 # the branch's default.
 #   usage: bash bench/ab-gpubtg-build.sh [NAME=FLAGS ...]
 #   (default: base pfq="-DWG_PF_QKV=128" pfqg="-DWG_PF_QKV=128 -DWG_PF_GU=64" h256="-DWG_HEAD_ROWS=256"
-#    all="-DWG_PF_QKV=128 -DWG_PF_GU=64 -DWG_HEAD_ROWS=256")
+#    all="-DWG_PF_QKV=128 -DWG_PF_GU=64 -DWG_HEAD_ROWS=256"; more: pfo="-DWG_PF_WO=64", pfs="-DWG_PF_QKV=128
+#    -DWG_PF_WO=64 -DWG_PF_GU=64 -DWG_PF_SPLIT=1", pfag="-DWG_PF_ATT=32 -DWG_PF_GU=64", h64="-DWG_HEAD_ROWS=64")
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FILES="src/webgpu/backend_webgpu.c src/webgpu/kernels/matvec.wgsl src/webgpu/kernels/gateup.wgsl"
+FILES="src/webgpu/backend_webgpu.c src/webgpu/kernels/matvec.wgsl src/webgpu/kernels/gateup.wgsl src/webgpu/kernels/attn_dec.wgsl"
 git diff --quiet HEAD -- $FILES || { echo "commit or stash the changes of $FILES first"; exit 1; }
 if [ $# = 0 ]; then
     set -- base "pfq=-DWG_PF_QKV=128" "pfqg=-DWG_PF_QKV=128 -DWG_PF_GU=64" "h256=-DWG_HEAD_ROWS=256" \

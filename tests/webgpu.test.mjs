@@ -485,8 +485,18 @@ for (const sg of [true, false]) {
               cache.set(kOld, 0);
               cache.set(vOld, vOff);
             }
-            const [, kv, part] = await H.run('attn_dec', { HD: hd, KV16: kv16 }, [raw, cache, nh * ns * (hd + 4) * 4, nw, tab],
+            const [, kv, part] = await H.run('attn_dec', { HD: hd, KV16: kv16 }, [raw, cache, nh * ns * (hd + 4) * 4, nw, tab, 16],
               params, { n: 1, pos, splits: ns }, [nh, ns]);
+            if (pos === 130) {
+              // with prefetching workgroups beside the heads (PF_WG: they read the layer's weights,
+              // here the cache's words): the same partials and cache, nothing written past them
+              const pw = new Uint32Array(cache.buffer, cache.byteOffset, cache.byteLength >> 2);
+              const [, kvp, partp] = await H.run('attn_dec', { HD: hd, KV16: kv16, PF_WG: 2, PF_A0: 1, PF_AN: pw.length - 1 },
+                [raw, cache, nh * ns * (hd + 4) * 4 + 64, nw, tab, pw], params, { n: 1, pos, splits: ns }, [nh + 2, ns]);
+              assert.deepEqual(new Uint32Array(partp, 0, nh * ns * (hd + 4)), new Uint32Array(part), 'attn_dec PF_WG: the same partials');
+              assert.ok(new Uint32Array(partp, nh * ns * (hd + 4) * 4).every((v) => v === 0), 'attn_dec PF_WG: nothing past the partials');
+              assert.deepEqual(new Uint32Array(kvp), new Uint32Array(kv), 'attn_dec PF_WG: the same cache');
+            }
             const kvf = kv16 ? null : new Float32Array(kv), kvh = kv16 ? new Uint16Array(kv) : null;
             const at = (base, e) => (kv16 ? f16ToF32(kvh[base * 2 + e]) : kvf[base + e]);
             const K = new Float32Array((pos + 1) * KD), Vv = new Float32Array((pos + 1) * KD);

@@ -238,6 +238,11 @@ typedef struct wg_samp {
 #ifndef WG_PF_GU
 #define WG_PF_GU 0
 #endif
+/* ... and the decode attention (WG_PF_ATT: workgroups a split, beside the heads) for Wo, gate/up
+ * and down: it runs few workgroups (n_head x splits) and reads no weights. */
+#ifndef WG_PF_ATT
+#define WG_PF_ATT 0
+#endif
 #ifndef WG_PF_SPLIT
 #define WG_PF_SPLIT 0 /* 1: [q|k|v]'s prefetch stops after gate/up, Wo's takes down alone */
 #endif
@@ -680,6 +685,7 @@ typedef struct wg_ctx {
     int mv_rows;                  /* rows per workgroup of the matrix-vector kernels */
     int head_rows;                /* ... of the output head (larger: it re-reduces the norm) */
     uint32_t pf_qkv, pf_wo, pf_gu; /* prefetching workgroups of the [q|k|v], Wo and gate/up products (WG_PF_*) */
+    uint32_t pf_att;              /* ... of the decode attention, a split */
     uint32_t pipe[K_COUNT];
     uint32_t x, h, qkv, att, gu, logits, tok, hist, rope, step, samp, params;
     uint32_t apart;               /* decode attention partials [n_head][ATT_SPLITS][head_dim + 4]
@@ -977,6 +983,8 @@ static int ctx_pipelines(wg_ctx *c) {
     const uint32_t orb = (uint32_t)wm->m->output->row_bytes;
     uint32_t pq0 = 0, pqn = 0, po0 = 0, pon = 0;
     const int pf_off = wg_lim.cpu && !WG_PF_CPU;
+    uint32_t pa0 = 0, pan = 0;
+    c->pf_att = pf_off ? 0 : pf_range(wm, FG_O, FG_O, FG_DOWN, WG_PF_ATT, &pa0, &pan);
     /* WG_PF_SPLIT: [q|k|v] prefetches Wo and gate/up, Wo down; else each all that follows it */
     c->pf_qkv = pf_off ? 0 : pf_range(wm, FG_QKV, FG_O, WG_PF_SPLIT ? FG_GU : FG_DOWN, WG_PF_QKV, &pq0, &pqn);
     c->pf_wo = pf_off ? 0 : pf_range(wm, FG_O, WG_PF_SPLIT ? FG_DOWN : FG_GU, FG_DOWN, WG_PF_WO, &po0, &pon);
@@ -1001,7 +1009,10 @@ static int ctx_pipelines(wg_ctx *c) {
                              {"A_NH", (uint32_t)hp->n_head},
                              {"A_NKV", (uint32_t)hp->n_head_kv},
                              {"A_KD", (uint32_t)hp->kv_dim},
-                             {"A_NCTX", (uint32_t)c->n_ctx}};
+                             {"A_NCTX", (uint32_t)c->n_ctx},
+                             {"PF_WG", c->pf_att},
+                             {"PF_A0", pa0},
+                             {"PF_AN", pan}};
     const wg_const gateup[] = {{"ROWS", rows},      {"KW", ke},         {"F_ROWS", F},       {"F_COLS", E},
                                {"F_RB", wm->rb_e}, {"F_WOFF", wm->off_gu}, {"PF_WG", c->pf_gu}, {"PF_A0", pg0},
                                {"PF_AN", pgn}};
@@ -1017,7 +1028,7 @@ static int ctx_pipelines(wg_ctx *c) {
     c->pipe[K_MV_HEAD_Q] = gpu_pipeline("matvec", 9, mv_headq);
     c->pipe[K_MV_QKV] = gpu_pipeline("matvec", 13, mv_qkv);
     c->pipe[K_MV_WO] = gpu_pipeline("matvec", 15, mv_wo);
-    c->pipe[K_ADEC] = gpu_pipeline("attn_dec", 6, adec);
+    c->pipe[K_ADEC] = gpu_pipeline("attn_dec", 9, adec);
     c->pipe[K_GATEUP] = gpu_pipeline("gateup", 9, gateup);
     c->pipe[K_ATTN] = gpu_pipeline("attention", 3, attn);
     c->pipe[K_QKROPE] = gpu_pipeline("qk_rope", 2, rope);
@@ -1091,9 +1102,9 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p = base_params(c);
         p.norm_off = norm_q(wm, l);
         p.norm2_off = norm_k(wm, l);
-        bg[BG_ADEC] = make_bg(c, K_ADEC, &p, 5,
+        bg[BG_ADEC] = make_bg(c, K_ADEC, &p, 6,
                               (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->apart, 0, 0}, {3, wm->norm_buf, 0, 0},
-                                          {4, c->rope, 0, 0}},
+                                          {4, c->rope, 0, 0}, {5, Wo, 0, 0}},
                               ok);
         p = base_params(c);
         bg[BG_ATTN] = make_bg(c, c->attq ? K_ATTN_Q : K_ATTN, &p, 3,
@@ -1877,7 +1888,7 @@ static ob_status wg_step_begin(void *cstate, const ob_token *tokens, int n, int 
         const uint32_t *bg = c->bg + (size_t)l * BG_PER_LAYER;
         if (dec) {
             gpu_dispatch(P[K_MV_QKV], bg[BG_QKV], (QS + R - 1) / R + c->pf_qkv, 1);
-            gpu_dispatch(P[K_ADEC], bg[BG_ADEC], (uint32_t)hp->n_head, c->step_host.splits);
+            gpu_dispatch(P[K_ADEC], bg[BG_ADEC], (uint32_t)hp->n_head + c->pf_att, c->step_host.splits);
             gpu_dispatch(P[K_MV_WO], bg[BG_WO], (E + R - 1) / R + c->pf_wo, 1);
             gpu_dispatch(P[K_GATEUP], bg[BG_GU], (F + R - 1) / R + c->pf_gu, 1);
             gpu_dispatch(P[K_MV_DOWN], bg[BG_DOWN], (E + R - 1) / R, 1);
