@@ -3,13 +3,18 @@
 # build/mkmodel + build/gpu-lib, and the variant builds in var/NAME (onebit.wasm, onebit-core.mjs,
 # kernels.mjs each): issue 18's Bonsai decode (the fused Q1_0 plan), interleaved A/B of the variants
 # against llama.cpp Vulkan on the same generated Bonsai-1.7B-shaped file.
-# The variants staged with it (bench/ab-gpubtg-build.sh builds them here):
+# The variants staged with it (bench/ab-gpubtg-build.sh builds them here; the knobs: docs/WEBGPU.md,
+# "Weights prefetched into L2"):
 #   base  main's build;
 #   pfq   the [q|k|v] product gets 128 workgroups more that read the layer's Wo, gate/up and down
-#         weights (one word a 32-byte sector) so that those products find them in L2
+#         weights (one word a 32-byte sector), so that those products find them in L2
 #         (-DWG_PF_QKV=128);
-#   pfo   the same from the Wo product for gate/up and down (-DWG_PF_WO=64);
-#   (more where var/ has them: VARS picks).
+#   pfqg  pfq, and gate/up 64 more for the next layer's [q|k|v] (-DWG_PF_GU=64);
+#   pfs   as pfqg, spread: [q|k|v] reads Wo + gate/up, Wo (64 more) down (-DWG_PF_WO=64 -DWG_PF_SPLIT=1);
+#   pfag  the decode attention (32 columns beside its heads, every split) reads Wo, gate/up and
+#         down, gate/up the next [q|k|v] (-DWG_PF_ATT=32 -DWG_PF_GU=64);
+#   h64, h256  the output head with 64 / 256 rows a workgroup instead of 128 (-DWG_HEAD_ROWS);
+#   all, all64  pfqg with h256 / h64.
 #   1. unpacks the kit, writes the Bonsai-shaped file (build/mkmodel, as bench/gpu.sh does);
 #   2. correctness on the card: bench/decode-logits.mjs decodes 300 positions with "base" and with
 #      each other variant and compares the logits of 11 positions at relative RMS <= 1e-4;
@@ -21,7 +26,7 @@
 #      CPU reference), within what is left of END_S seconds.
 # Starts no timing run after LIMIT_S seconds (default 220) and ends the tests by END_S (default
 # 300), so that the command stays short; the medians are of what was measured.
-#   usage: [VARS="base h64 h256 pfq pfqg"] [ROUNDS=3] [CHECK=1] [GPUTEST=1] bash bench/ab-gpubtg.sh
+#   usage: [VARS="base pfqg pfs pfag"] [ROUNDS=3] [CHECK=1] [GPUTEST=1] bash bench/ab-gpubtg.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LIMIT_S=${LIMIT_S:-220}
@@ -34,7 +39,7 @@ source /tmp/gpu-kit/env.sh
 export NODE_PATH=/tmp/gpu-kit/node_modules
 [ -e node_modules ] || ln -s /tmp/gpu-kit/node_modules node_modules
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || true
-VARS=${VARS:-"base h64 h256 pfq pfqg"}
+VARS=${VARS:-"base pfqg pfs pfag"}
 MODEL=${MODEL:-/tmp/onebit-bonsai.gguf}
 TG=${TG:-128}
 mkdir -p build/wasm build/models
