@@ -6,8 +6,10 @@
 # the branch's default.
 #   usage: bash bench/ab-gpubtg-build.sh [NAME=FLAGS ...]
 #   (default: base pfq="-DWG_PF_QKV=128" pfqg="-DWG_PF_QKV=128 -DWG_PF_GU=64" h256="-DWG_HEAD_ROWS=256"
-#    all="-DWG_PF_QKV=128 -DWG_PF_GU=64 -DWG_HEAD_ROWS=256"; more: pfo="-DWG_PF_WO=64", pfs="-DWG_PF_QKV=128
-#    -DWG_PF_WO=64 -DWG_PF_GU=64 -DWG_PF_SPLIT=1", pfag="-DWG_PF_ATT=32 -DWG_PF_GU=64", h64="-DWG_HEAD_ROWS=64")
+#    all="-DWG_PF_QKV=128 -DWG_PF_GU=64 -DWG_HEAD_ROWS=256"; more: pfag="-DWG_PF_ATT=32 -DWG_PF_GU=64",
+#    h64="-DWG_HEAD_ROWS=64"; pfo="-DWG_PF_WO=64" and pfs="-DWG_PF_QKV=128 -DWG_PF_WO=64 -DWG_PF_GU=64
+#    -DWG_PF_SPLIT=1" need commit c98fe55, whose knobs WG_PF_WO / WG_PF_SPLIT were dropped after it
+#    for the page's 200 KB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES="src/webgpu/backend_webgpu.c src/webgpu/kernels/matvec.wgsl src/webgpu/kernels/gateup.wgsl src/webgpu/kernels/attn_dec.wgsl"

@@ -10,7 +10,8 @@
 #         weights (one word a 32-byte sector), so that those products find them in L2
 #         (-DWG_PF_QKV=128);
 #   pfqg  pfq, and gate/up 64 more for the next layer's [q|k|v] (-DWG_PF_GU=64);
-#   pfs   as pfqg, spread: [q|k|v] reads Wo + gate/up, Wo (64 more) down (-DWG_PF_WO=64 -DWG_PF_SPLIT=1);
+#   pfs   as pfqg, spread: [q|k|v] reads Wo + gate/up, Wo (64 more) down (-DWG_PF_WO=64 -DWG_PF_SPLIT=1,
+#         knobs of commit c98fe55, dropped after it);
 #   pfag  the decode attention (32 columns beside its heads, every split) reads Wo, gate/up and
 #         down, gate/up the next [q|k|v] (-DWG_PF_ATT=32 -DWG_PF_GU=64);
 #   h64, h256  the output head with 64 / 256 rows a workgroup instead of 128 (-DWG_HEAD_ROWS);

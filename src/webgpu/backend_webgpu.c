@@ -222,16 +222,13 @@ typedef struct wg_samp {
 #define ATT_TILE 64    /* keys per tile of attn_dec.wgsl */
 #define ATT_SPLITS 32  /* most workgroups per head of attn_dec.wgsl */
 #define HEAD_ROWS_MAX 512 /* the most rows a workgroup of the output head takes (ctx head_rows) */
-/* L2 prefetch in decode (fused plan): the [q|k|v] product (WG_PF_QKV) and the Wo product (WG_PF_WO)
- * get that many workgroups more, which only read the layer's later products' weights (Wo, gate/up
- * and down; gate/up and down), one word a 32-byte sector, so that those products find their weights
+/* L2 prefetch in decode (fused plan): the [q|k|v] product (WG_PF_QKV) gets that many workgroups
+ * more, which only read the layer's later products' weights (Wo, gate/up and down), one word a
+ * 32-byte sector, so that those products find their weights
  * in L2 (the decode kernels wait on memory latency, not bandwidth). 0: off. Only where the weights
  * read lie in the same buffer (segment) as the product's own. */
 #ifndef WG_PF_QKV
 #define WG_PF_QKV 0
-#endif
-#ifndef WG_PF_WO
-#define WG_PF_WO 0
 #endif
 /* ... and gate/up (WG_PF_GU) for the next layer's [q|k|v] weights (the last layer's: the first
  * layer's, for the next token). */
@@ -242,9 +239,6 @@ typedef struct wg_samp {
  * and down: it runs few workgroups (n_head x splits) and reads no weights. */
 #ifndef WG_PF_ATT
 #define WG_PF_ATT 0
-#endif
-#ifndef WG_PF_SPLIT
-#define WG_PF_SPLIT 0 /* 1: [q|k|v]'s prefetch stops after gate/up, Wo's takes down alone */
 #endif
 #ifndef WG_PF_CPU
 #define WG_PF_CPU 0 /* 1: prefetch on CPU adapters too (SwiftShader: for checking the plan, not for speed) */
@@ -684,7 +678,7 @@ typedef struct wg_ctx {
     int n_past;
     int mv_rows;                  /* rows per workgroup of the matrix-vector kernels */
     int head_rows;                /* ... of the output head (larger: it re-reduces the norm) */
-    uint32_t pf_qkv, pf_wo, pf_gu; /* prefetching workgroups of the [q|k|v], Wo and gate/up products (WG_PF_*) */
+    uint32_t pf_qkv, pf_gu;       /* prefetching workgroups of the [q|k|v] and gate/up products (WG_PF_*) */
     uint32_t pf_att;              /* ... of the decode attention, a split */
     uint32_t pipe[K_COUNT];
     uint32_t x, h, qkv, att, gu, logits, tok, hist, rope, step, samp, params;
@@ -948,21 +942,18 @@ static uint32_t attn_heads(const ob_hparams *hp) {
     return qh;
 }
 
-/* The words of a layer's weights from group `first` to the end of group `last`, where they all lie
- * in the segment of group `host` (the product whose extra workgroups read them): *a0, *an.
- * Returns n_wg, or 0 where they do not. */
-static uint32_t pf_range(const wg_model *wm, int host, int first, int last, uint32_t n_wg, uint32_t *a0, uint32_t *an) {
-    const ob_hparams *hp = &wm->m->hp;
+/* The words of a layer's weights from group `first` to the end of the down matrix, where they all
+ * lie in the segment of group `host` (the product whose extra workgroups read them): *a0, *an.
+ * Returns n_wg, or 0 (and an empty range) where they do not or n_wg is 0. */
+static uint32_t pf_range(const wg_model *wm, int host, int first, uint32_t n_wg, uint32_t *a0, uint32_t *an) {
     const uint8_t *gs = wm->gms[0];
     const uint32_t off[FG_COUNT] = {wm->off_qkv, wm->off_o, wm->off_gu, wm->off_down};
-    const uint64_t E = (uint64_t)hp->n_embd, F = (uint64_t)hp->n_ff;
-    const uint64_t sz[FG_COUNT] = {(uint64_t)(hp->q_dim + 2 * hp->kv_dim) * wm->rb_e, E * wm->rb_q, 2 * F * wm->rb_e,
-                                   E * wm->rb_f};
     *a0 = *an = 0;
-    for (int g = first; g <= last; g++)
+    for (int g = first; g < FG_COUNT; g++)
         if (gs[g] != gs[host]) return 0;
+    if (!n_wg) return 0;
     *a0 = off[first] / 4;
-    *an = (uint32_t)((off[last] + sz[last] - off[first]) / 4);
+    *an = (uint32_t)((wm->off_down + (uint64_t)wm->m->hp.n_embd * wm->rb_f - off[first]) / 4);
     return n_wg;
 }
 
@@ -981,13 +972,11 @@ static int ctx_pipelines(wg_ctx *c) {
     const wg_model *wm = c->wm;
     const uint32_t E = (uint32_t)hp->n_embd, F = (uint32_t)hp->n_ff, QS = (uint32_t)(hp->q_dim + 2 * hp->kv_dim);
     const uint32_t orb = (uint32_t)wm->m->output->row_bytes;
-    uint32_t pq0 = 0, pqn = 0, po0 = 0, pon = 0;
+    uint32_t pq0 = 0, pqn = 0;
     const int pf_off = wg_lim.cpu && !WG_PF_CPU;
     uint32_t pa0 = 0, pan = 0;
-    c->pf_att = pf_off ? 0 : pf_range(wm, FG_O, FG_O, FG_DOWN, WG_PF_ATT, &pa0, &pan);
-    /* WG_PF_SPLIT: [q|k|v] prefetches Wo and gate/up, Wo down; else each all that follows it */
-    c->pf_qkv = pf_off ? 0 : pf_range(wm, FG_QKV, FG_O, WG_PF_SPLIT ? FG_GU : FG_DOWN, WG_PF_QKV, &pq0, &pqn);
-    c->pf_wo = pf_off ? 0 : pf_range(wm, FG_O, WG_PF_SPLIT ? FG_DOWN : FG_GU, FG_DOWN, WG_PF_WO, &po0, &pon);
+    c->pf_att = pf_off ? 0 : pf_range(wm, FG_O, FG_O, WG_PF_ATT, &pa0, &pan);
+    c->pf_qkv = pf_off ? 0 : pf_range(wm, FG_QKV, FG_O, WG_PF_QKV, &pq0, &pqn);
     c->pf_gu = pf_off ? 0 : WG_PF_GU; /* the next layer's [q|k|v], bound as PFW */
     const uint32_t pg0 = wm->off_qkv / 4, pgn = (uint32_t)((uint64_t)(hp->q_dim + 2 * hp->kv_dim) * wm->rb_e / 4);
     const wg_const mv_down[] = {{"ROWS", rows},      {"RESID", 1},  {"QIN", 1},   {"QOUT", 1},   {"QST", 1},
@@ -1003,7 +992,7 @@ static int ctx_pipelines(wg_ctx *c) {
     const wg_const mv_wo[] = {{"ROWS", rows},      {"RESID", 1},   {"COMBINE", 1},  {"QOUT", 1},
                               {"QXW", qq},         {"HD", hd},     {"KW", kq},
                               {"F_ROWS", E},       {"F_COLS", (uint32_t)hp->q_dim}, {"F_RB", wm->rb_q},
-                              {"F_WOFF", wm->off_o}, {"F_OUT", 0}, {"PF_WG", c->pf_wo}, {"PF_A0", po0}, {"PF_AN", pon}};
+                              {"F_WOFF", wm->off_o}, {"F_OUT", 0}};
     const wg_const adec[] = {{"HD", hd},
                              {"KV16", f16},
                              {"A_NH", (uint32_t)hp->n_head},
@@ -1027,7 +1016,7 @@ static int ctx_pipelines(wg_ctx *c) {
     c->pipe[K_MV_HEAD] = gpu_pipeline("matvec", 6, mv_head);
     c->pipe[K_MV_HEAD_Q] = gpu_pipeline("matvec", 9, mv_headq);
     c->pipe[K_MV_QKV] = gpu_pipeline("matvec", 13, mv_qkv);
-    c->pipe[K_MV_WO] = gpu_pipeline("matvec", 15, mv_wo);
+    c->pipe[K_MV_WO] = gpu_pipeline("matvec", 12, mv_wo);
     c->pipe[K_ADEC] = gpu_pipeline("attn_dec", 9, adec);
     c->pipe[K_GATEUP] = gpu_pipeline("gateup", 9, gateup);
     c->pipe[K_ATTN] = gpu_pipeline("attention", 3, attn);
@@ -1889,7 +1878,7 @@ static ob_status wg_step_begin(void *cstate, const ob_token *tokens, int n, int 
         if (dec) {
             gpu_dispatch(P[K_MV_QKV], bg[BG_QKV], (QS + R - 1) / R + c->pf_qkv, 1);
             gpu_dispatch(P[K_ADEC], bg[BG_ADEC], (uint32_t)hp->n_head + c->pf_att, c->step_host.splits);
-            gpu_dispatch(P[K_MV_WO], bg[BG_WO], (E + R - 1) / R + c->pf_wo, 1);
+            gpu_dispatch(P[K_MV_WO], bg[BG_WO], (E + R - 1) / R, 1);
             gpu_dispatch(P[K_GATEUP], bg[BG_GU], (F + R - 1) / R + c->pf_gu, 1);
             gpu_dispatch(P[K_MV_DOWN], bg[BG_DOWN], (E + R - 1) / R, 1);
         } else {

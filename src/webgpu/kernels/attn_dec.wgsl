@@ -86,13 +86,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let s = wg.y;
   let ns = nwg.y;
   let n_head = select(P.n_head, A_NH, A_NH != 0u);
-  if (PF_WG != 0u && h >= n_head) {
-    var t = 0u;
+  if (h >= n_head) {
+    var t = 0u;  // a prefetching workgroup: its loads only feed a guard that is never true
     for (var i = ((h - n_head + PF_WG * s) * 256u + tid) * 8u; i < PF_AN; i += PF_WG * ns * 2048u) { t ^= PFW[PF_A0 + i]; }
-    if (P.n_head == 0u && t == 1u) { PART[0] = 0.0; }  // never: keeps the loads
+    if (P.n_head == 0u && t == 1u) { PART[0] = 0.0; }
     return;
   }
-  if (h >= n_head) { return; }
   let grp = n_head / select(P.n_head_kv, A_NKV, A_NKV != 0u);
   let kvh = h / grp;
   let kd = select(P.kv_dim, A_KD, A_KD != 0u);

@@ -50,10 +50,10 @@ fn rows_part(r0: u32, lane: u32) -> array<vec4<f32>, 2> {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  if (PF_WG != 0u && wg.x >= (p_rows() + ROWS - 1u) / ROWS) {
-    var t = 0u;
-    // a prefetching workgroup (matvec.wgsl's PF_WG): independent loads, the value only keeps them
-    for (var i = ((wg.x - (p_rows() + ROWS - 1u) / ROWS) * 256u + tid) * 8u; i < PF_AN; i += PF_WG * 2048u) { t ^= PFW[PF_A0 + i]; }
+  let nb = (p_rows() + ROWS - 1u) / ROWS;
+  if (PF_WG != 0u && wg.x >= nb) {
+    var t = 0u;  // a prefetching workgroup (matvec.wgsl's PF_WG)
+    for (var i = ((wg.x - nb) * 256u + tid) * 8u; i < PF_AN; i += PF_WG * 2048u) { t ^= PFW[PF_A0 + i]; }
     if (P.rows == 0u && t == 1u) { QO[0] = 0u; }
     return;
   }

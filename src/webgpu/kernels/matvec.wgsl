@@ -108,16 +108,14 @@ fn rows_part(r0: u32, lane: u32) -> vec4<f32> {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  if (PF_WG != 0u) {
-    let nblk = (p_rows() + ROWS - 1u) / ROWS;
-    if (wg.x >= nblk) {
-      // a prefetching workgroup: its loads are independent and all in flight at once; the value
-      // only keeps them alive (the guard on the uniform P.rows is never true for a product)
-      var t = 0u;
-      for (var i = ((wg.x - nblk) * 256u + tid) * 8u; i < PF_AN; i += PF_WG * 2048u) { t ^= W[PF_A0 + i]; }
-      if (P.rows == 0u && t == 1u) { Y[0] = 0.0; }
-      return;
-    }
+  let nb = (p_rows() + ROWS - 1u) / ROWS;
+  if (PF_WG != 0u && wg.x >= nb) {
+    // a prefetching workgroup: its loads are independent and all in flight at once; the value
+    // only keeps them alive (the guard on the uniform P.rows is never true for a product)
+    var t = 0u;
+    for (var i = ((wg.x - nb) * 256u + tid) * 8u; i < PF_AN; i += PF_WG * 2048u) { t ^= W[PF_A0 + i]; }
+    if (P.rows == 0u && t == 1u) { Y[0] = 0.0; }
+    return;
   }
   var x4 = P.in_off / 4u;
   if (LASTROW) { x4 += S.last * (P.in_stride / 4u); }
