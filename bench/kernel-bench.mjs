@@ -245,7 +245,7 @@ await cfg('matvec o-proj combine S=8 ROWS=32', 'matvec', { ROWS: 32, RESID: 1, C
 const kv = buffer(2 * 4096 * 1024 * 4), rope = buffer(4096 * 64 * 8), qkv = buffer(QS * 4);
 const ap = { n_head: 16, n_head_kv: 8, head_dim: HD, kv_dim: 1024, n_ctx: 4096, v_off: 4096 * 1024, eps: 1e-6, scale: 0.088, norm_off: 0, norm2_off: 128 };
 for (const [pos, S] of [[0, 1], [127, 2], [255, 4], [1023, 16], [4000, 32]])
-  await cfg(`attn_dec pos=${pos} splits=${S}`, 'attn_dec', { HD, KV16: 0 }, [qkv, kv, part, nw, rope], ap, { n: 1, pos, splits: S }, [16, S]);
+  await cfg(`attn_dec pos=${pos} splits=${S}`, 'attn_dec', { HD, KV16: 0 }, [qkv, kv, part, nw, rope, nw], ap, { n: 1, pos, splits: S }, [16, S]);
 // prompt attention (attention.wgsl) over a chunk of 512 tokens: QH = 2 q heads a workgroup (Bonsai)
 const qkvP = buffer(512 * QS * 4), att = buffer(512 * QD * 4);
 for (const [pos, kv16] of [[0, 0], [512, 0], [3584, 0], [0, 1]])

@@ -416,6 +416,18 @@ for (const sg of [true, false]) {
           [W.bytes, 16, y0, nw2, 16, qp, (rows / 32) * 80], { ...base, norm2_off: 4 }, { n: 1 }, [rows / 32]);
         assert.deepEqual(new Float32Array(ys), new Float32Array(y), 'matvec QST: the same sums');
         assert.deepEqual(qvUnpack(qo, rows).v, u.v, 'matvec QST: the same quantised output');
+        // with prefetching workgroups (PF_WG, the decode step's [q|k|v] and Wo products): they only
+        // read W, so the same output and nothing written past it (y's tail and 3 more output blocks)
+        const npf = 3, yx = randn(r, rows + 64);
+        yx.set(y0);
+        const pf = { PF_WG: npf, PF_A0: 3, PF_AN: (W.bytes.byteLength >> 2) - 3 };
+        let yp;
+        [, , yp, , , , qo] = await H.run('matvec', { ROWS: 32, RESID: 1, QIN: 1, QOUT: 1, QXW: 8, ...pf },
+          [W.bytes, 16, yx, nw2, 16, qp, (rows / 32 + npf) * 80], { ...base, norm2_off: 4 }, { n: 1 }, [rows / 32 + npf]);
+        assert.deepEqual(new Float32Array(yp).subarray(0, rows), new Float32Array(y), 'matvec PF_WG: the same sums');
+        assert.deepEqual(new Float32Array(yp).subarray(rows), yx.subarray(rows), 'matvec PF_WG: nothing written past the rows');
+        assert.deepEqual(qvUnpack(qo.slice(0, (rows / 32) * 80), rows).v, u.v, 'matvec PF_WG: the same quantised output');
+        assert.ok(new Uint32Array(qo, (rows / 32) * 80).every((v) => v === 0), 'matvec PF_WG: no output block past the rows');
         // the head: NORM + ARGMAX from a pre-quantised input
         let am;
         [, , y, , am] = await H.run('matvec', { ROWS: 64, NORM: 1, QIN: 1, ARGMAX: 1, QXW: 8 }, [W.bytes, 16, rows * 4, 16, 8 * 4, qx, 4], base, { n: 1 }, [rows / 64]);
@@ -433,13 +445,19 @@ for (const sg of [true, false]) {
         const W = q1Matrix(r, 2 * F, cols), x = randn(r, cols), nw = randn(r, cols, 2);
         const h = rmsnorm(x, nw, eps), gu = await refMatmul(W, 2 * F, cols, h, 1);
         const want = Float32Array.from({ length: F }, (_, i) => (gu[i] / (1 + Math.exp(-gu[i]))) * gu[F + i]);
-        const [, , qo] = await H.run('gateup', { ROWS: 32 }, [W.bytes, qvPack(x.map((v, i) => v * nw[i]), x), (F / 32) * 80],
-          { rows: F, cols, row_bytes: W.rb, eps }, { n: 1 }, [F / 32]);
+        const qin = qvPack(x.map((v, i) => v * nw[i]), x), gp = { rows: F, cols, row_bytes: W.rb, eps };
+        const [, , qo] = await H.run('gateup', { ROWS: 32 }, [W.bytes, qin, (F / 32) * 80, 16], gp, { n: 1 }, [F / 32]);
         const u = qvUnpack(qo, F);
         // the output's own 16-bit rounding comes on top of the input's: worst case 3e-4, RMS 1e-4
         close(u.v, want, 3e-4, 'gateup');
         assert.ok(relRms(u.v, want) < 1e-4, `gateup relative RMS ${relRms(u.v, want)}`);
         assert.deepEqual(u.sums, u.qsums, 'gateup block sums');
+        // with prefetching workgroups (PF_WG: they read the next layer's [q|k|v] weights, here W
+        // again): the same output, no output block past it
+        const [, , qp] = await H.run('gateup', { ROWS: 32, PF_WG: 2, PF_A0: 1, PF_AN: (W.bytes.byteLength >> 2) - 1 },
+          [W.bytes, qin, (F / 32 + 2) * 80, W.bytes], gp, { n: 1 }, [F / 32 + 2]);
+        assert.deepEqual(new Uint32Array(qp, 0, (F / 32) * 20), new Uint32Array(qo), 'gateup PF_WG: the same output');
+        assert.ok(new Uint32Array(qp, (F / 32) * 80).every((v) => v === 0), 'gateup PF_WG: no output block past the rows');
       });
 
       const nh = 4, nkv = 2, E = 256, nCtx = 400;
@@ -467,8 +485,18 @@ for (const sg of [true, false]) {
               cache.set(kOld, 0);
               cache.set(vOld, vOff);
             }
-            const [, kv, part] = await H.run('attn_dec', { HD: hd, KV16: kv16 }, [raw, cache, nh * ns * (hd + 4) * 4, nw, tab],
+            const [, kv, part] = await H.run('attn_dec', { HD: hd, KV16: kv16 }, [raw, cache, nh * ns * (hd + 4) * 4, nw, tab, 16],
               params, { n: 1, pos, splits: ns }, [nh, ns]);
+            if (pos === 130) {
+              // with prefetching workgroups beside the heads (PF_WG: they read the layer's weights,
+              // here the cache's words): the same partials and cache, nothing written past them
+              const pw = new Uint32Array(cache.buffer, cache.byteOffset, cache.byteLength >> 2);
+              const [, kvp, partp] = await H.run('attn_dec', { HD: hd, KV16: kv16, PF_WG: 2, PF_A0: 1, PF_AN: pw.length - 1 },
+                [raw, cache, nh * ns * (hd + 4) * 4 + 64, nw, tab, pw], params, { n: 1, pos, splits: ns }, [nh + 2, ns]);
+              assert.deepEqual(new Uint32Array(partp, 0, nh * ns * (hd + 4)), new Uint32Array(part), 'attn_dec PF_WG: the same partials');
+              assert.ok(new Uint32Array(partp, nh * ns * (hd + 4) * 4).every((v) => v === 0), 'attn_dec PF_WG: nothing past the partials');
+              assert.deepEqual(new Uint32Array(kvp), new Uint32Array(kv), 'attn_dec PF_WG: the same cache');
+            }
             const kvf = kv16 ? null : new Float32Array(kv), kvh = kv16 ? new Uint16Array(kv) : null;
             const at = (base, e) => (kv16 ? f16ToF32(kvh[base * 2 + e]) : kvf[base + e]);
             const K = new Float32Array((pos + 1) * KD), Vv = new Float32Array((pos + 1) * KD);

@@ -222,6 +222,30 @@ typedef struct wg_samp {
 #define ATT_TILE 64    /* keys per tile of attn_dec.wgsl */
 #define ATT_SPLITS 32  /* most workgroups per head of attn_dec.wgsl */
 #define HEAD_ROWS_MAX 512 /* the most rows a workgroup of the output head takes (ctx head_rows) */
+/* L2 prefetch in decode (fused plan): the [q|k|v] product (WG_PF_QKV) gets that many workgroups
+ * more, which only read the layer's later products' weights (Wo, gate/up and down), one word a
+ * 32-byte sector, so that those products find their weights
+ * in L2 (the decode kernels wait on memory latency, not bandwidth). 0: off. Only where the weights
+ * read lie in the same buffer (segment) as the product's own. */
+#ifndef WG_PF_QKV
+#define WG_PF_QKV 0
+#endif
+/* ... and gate/up (WG_PF_GU) for the next layer's [q|k|v] weights (the last layer's: the first
+ * layer's, for the next token). */
+#ifndef WG_PF_GU
+#define WG_PF_GU 0
+#endif
+/* ... and the decode attention (WG_PF_ATT: workgroups a split, beside the heads) for Wo, gate/up
+ * and down: it runs few workgroups (n_head x splits) and reads no weights. */
+#ifndef WG_PF_ATT
+#define WG_PF_ATT 0
+#endif
+#ifndef WG_PF_CPU
+#define WG_PF_CPU 0 /* 1: prefetch on CPU adapters too (SwiftShader: for checking the plan, not for speed) */
+#endif
+#ifndef WG_HEAD_ROWS
+#define WG_HEAD_ROWS 128 /* rows a workgroup of the output head takes on a GPU (a CPU adapter: HEAD_ROWS_MAX) */
+#endif
 #define MMS_TR 64       /* rows of an mm_sg.wgsl tile (its const TR) */
 #define MMS_TT 32       /* tokens of an mm_sg.wgsl tile (its const TT) */
 #define MMS_WG_MEM 19072 /* workgroup memory of mm_sg.wgsl: 4 (SMW + 2 TR + TT) bytes */
@@ -654,6 +678,8 @@ typedef struct wg_ctx {
     int n_past;
     int mv_rows;                  /* rows per workgroup of the matrix-vector kernels */
     int head_rows;                /* ... of the output head (larger: it re-reduces the norm) */
+    uint32_t pf_qkv, pf_gu;       /* prefetching workgroups of the [q|k|v] and gate/up products (WG_PF_*) */
+    uint32_t pf_att;              /* ... of the decode attention, a split */
     uint32_t pipe[K_COUNT];
     uint32_t x, h, qkv, att, gu, logits, tok, hist, rope, step, samp, params;
     uint32_t apart;               /* decode attention partials [n_head][ATT_SPLITS][head_dim + 4]
@@ -917,6 +943,21 @@ static uint32_t attn_heads(const ob_hparams *hp) {
     return qh;
 }
 
+/* The words of a layer's weights from group `first` to the end of the down matrix, where they all
+ * lie in the segment of group `host` (the product whose extra workgroups read them): *a0, *an.
+ * Returns n_wg, or 0 (and an empty range) where they do not or n_wg is 0. */
+static uint32_t pf_range(const wg_model *wm, int host, int first, uint32_t n_wg, uint32_t *a0, uint32_t *an) {
+    const uint8_t *gs = wm->gms[0];
+    const uint32_t off[FG_COUNT] = {wm->off_qkv, wm->off_o, wm->off_gu, wm->off_down};
+    *a0 = *an = 0;
+    for (int g = first; g < FG_COUNT; g++)
+        if (gs[g] != gs[host]) return 0;
+    if (!n_wg) return 0;
+    *a0 = off[first] / 4;
+    *an = (uint32_t)((wm->off_down + (uint64_t)wm->m->hp.n_embd * wm->rb_f - off[first]) / 4);
+    return n_wg;
+}
+
 static int ctx_pipelines(wg_ctx *c) {
     const ob_hparams *hp = &c->wm->m->hp;
     uint32_t hd = (uint32_t)hp->head_dim;
@@ -932,6 +973,13 @@ static int ctx_pipelines(wg_ctx *c) {
     const wg_model *wm = c->wm;
     const uint32_t E = (uint32_t)hp->n_embd, F = (uint32_t)hp->n_ff, QS = (uint32_t)(hp->q_dim + 2 * hp->kv_dim);
     const uint32_t orb = (uint32_t)wm->m->output->row_bytes;
+    uint32_t pq0 = 0, pqn = 0;
+    const int pf_off = wg_lim.cpu && !WG_PF_CPU;
+    uint32_t pa0 = 0, pan = 0;
+    c->pf_att = pf_off ? 0 : pf_range(wm, FG_O, FG_O, WG_PF_ATT, &pa0, &pan);
+    c->pf_qkv = pf_off ? 0 : pf_range(wm, FG_QKV, FG_O, WG_PF_QKV, &pq0, &pqn);
+    c->pf_gu = pf_off ? 0 : WG_PF_GU; /* the next layer's [q|k|v], bound as PFW */
+    const uint32_t pg0 = wm->off_qkv / 4, pgn = (uint32_t)((uint64_t)(hp->q_dim + 2 * hp->kv_dim) * wm->rb_e / 4);
     const wg_const mv_down[] = {{"ROWS", rows},      {"RESID", 1},  {"QIN", 1},   {"QOUT", 1},   {"QST", 1},
                                 {"QXW", qf},         {"KW", kf},    {"F_ROWS", E}, {"F_COLS", F},
                                 {"F_RB", wm->rb_f}, {"F_WOFF", wm->off_down},       {"F_OUT", 0}};
@@ -941,7 +989,7 @@ static int ctx_pipelines(wg_ctx *c) {
                                  {"KW", ke},                       {"F_COLS", E}, {"F_RB", orb}, {"F_WOFF", 0}};
     const wg_const mv_qkv[] = {{"ROWS", rows},       {"NORM", 1},   {"QIN", 1},     {"QXW", 8},
                                {"KW", ke},           {"F_ROWS", QS}, {"F_COLS", E}, {"F_RB", wm->rb_e},
-                               {"F_WOFF", wm->off_qkv}, {"F_OUT", 0}};
+                               {"F_WOFF", wm->off_qkv}, {"F_OUT", 0}, {"PF_WG", c->pf_qkv}, {"PF_A0", pq0}, {"PF_AN", pqn}};
     const wg_const mv_wo[] = {{"ROWS", rows},      {"RESID", 1},   {"COMBINE", 1},  {"QOUT", 1},
                               {"QXW", qq},         {"HD", hd},     {"KW", kq},
                               {"F_ROWS", E},       {"F_COLS", (uint32_t)hp->q_dim}, {"F_RB", wm->rb_q},
@@ -951,9 +999,13 @@ static int ctx_pipelines(wg_ctx *c) {
                              {"A_NH", (uint32_t)hp->n_head},
                              {"A_NKV", (uint32_t)hp->n_head_kv},
                              {"A_KD", (uint32_t)hp->kv_dim},
-                             {"A_NCTX", (uint32_t)c->n_ctx}};
-    const wg_const gateup[] = {{"ROWS", rows}, {"KW", ke},          {"F_ROWS", F},         {"F_COLS", E},
-                               {"F_RB", wm->rb_e}, {"F_WOFF", wm->off_gu}};
+                             {"A_NCTX", (uint32_t)c->n_ctx},
+                             {"PF_WG", c->pf_att},
+                             {"PF_A0", pa0},
+                             {"PF_AN", pan}};
+    const wg_const gateup[] = {{"ROWS", rows},      {"KW", ke},         {"F_ROWS", F},       {"F_COLS", E},
+                               {"F_RB", wm->rb_e}, {"F_WOFF", wm->off_gu}, {"PF_WG", c->pf_gu}, {"PF_A0", pg0},
+                               {"PF_AN", pgn}};
     const wg_const embq[] = {{"QOUT", 1}, {"QVB", QK1_0 / 32}};
     const wg_const attn[] = {{"HD", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}};
     const wg_const mm_res[] = {{"RESID", 1}};
@@ -964,10 +1016,10 @@ static int ctx_pipelines(wg_ctx *c) {
     c->pipe[K_MV_DOWN] = gpu_pipeline("matvec", 12, mv_down);
     c->pipe[K_MV_HEAD] = gpu_pipeline("matvec", 6, mv_head);
     c->pipe[K_MV_HEAD_Q] = gpu_pipeline("matvec", 9, mv_headq);
-    c->pipe[K_MV_QKV] = gpu_pipeline("matvec", 10, mv_qkv);
+    c->pipe[K_MV_QKV] = gpu_pipeline("matvec", 13, mv_qkv);
     c->pipe[K_MV_WO] = gpu_pipeline("matvec", 12, mv_wo);
-    c->pipe[K_ADEC] = gpu_pipeline("attn_dec", 6, adec);
-    c->pipe[K_GATEUP] = gpu_pipeline("gateup", 6, gateup);
+    c->pipe[K_ADEC] = gpu_pipeline("attn_dec", 9, adec);
+    c->pipe[K_GATEUP] = gpu_pipeline("gateup", 9, gateup);
     c->pipe[K_ATTN] = gpu_pipeline("attention", 3, attn);
     c->pipe[K_QKROPE] = gpu_pipeline("qk_rope", 2, rope);
     c->pipe[K_SWIGLU] = gpu_pipeline("swiglu", 0, NULL);
@@ -1040,9 +1092,9 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
         p = base_params(c);
         p.norm_off = norm_q(wm, l);
         p.norm2_off = norm_k(wm, l);
-        bg[BG_ADEC] = make_bg(c, K_ADEC, &p, 5,
+        bg[BG_ADEC] = make_bg(c, K_ADEC, &p, 6,
                               (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->apart, 0, 0}, {3, wm->norm_buf, 0, 0},
-                                          {4, c->rope, 0, 0}},
+                                          {4, c->rope, 0, 0}, {5, Wo, 0, 0}},
                               ok);
         p = base_params(c);
         bg[BG_ATTN] = make_bg(c, c->attq ? K_ATTN_Q : K_ATTN, &p, 3,
@@ -1054,7 +1106,10 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
                                         {4, c->am, 0, 0}, {5, c->qf, 0, 0}, {6, c->qe, 0, 0}},
                             ok);
         p = mat_params(c, F, E, wm->rb_e, wm->off_gu);
-        bg[BG_GU] = make_bg(c, K_GATEUP, &p, 3, (wg_bind[]){{0, Wgu, 0, 0}, {1, c->qe, 0, 0}, {2, c->qf, 0, 0}}, ok);
+        /* PFW: the next layer's [q|k|v] segment (the first layer's after the last) */
+        const uint32_t Wnext = seg_buf(wm, (l + 1) % hp->n_layer, wm->gms[(l + 1) % hp->n_layer][FG_QKV]);
+        bg[BG_GU] = make_bg(c, K_GATEUP, &p, 4, (wg_bind[]){{0, Wgu, 0, 0}, {1, c->qe, 0, 0}, {2, c->qf, 0, 0}, {3, Wnext, 0, 0}},
+                            ok);
         p = mat_params(c, E, F, wm->rb_f, wm->off_down);
         p.norm2_off = l + 1 < hp->n_layer ? norm_attn(wm, l + 1) : wm->norm_out;
         bg[BG_DOWN] = make_bg(c, K_MV_DOWN, &p, 7,
@@ -1649,7 +1704,7 @@ static ob_status wg_ctx_init(void *mstate, const ob_context_params *prm, void **
     c->Lrows = (int)L;
     c->kv_f16 = kv_f16 != 0;
     c->mv_rows = 32;
-    c->head_rows = wg_lim.cpu ? HEAD_ROWS_MAX : 128;
+    c->head_rows = wg_lim.cpu ? HEAD_ROWS_MAX : WG_HEAD_ROWS;
     /* Prompt products on a quantised input (subgroup matrices, else packed integer dot
      * products): it holds the widest input's two int8 planes and scales for the chunk's tokens
      * rounded up to the tile of mm_sg and of mm_dp. */
@@ -1876,10 +1931,10 @@ static ob_status wg_step_begin(void *cstate, const ob_token *tokens, int n, int 
     for (int l = 0; !wm->generic && l < hp->n_layer; l++) {
         const uint32_t *bg = c->bg + (size_t)l * BG_PER_LAYER;
         if (dec) {
-            gpu_dispatch(P[K_MV_QKV], bg[BG_QKV], (QS + R - 1) / R, 1);
-            gpu_dispatch(P[K_ADEC], bg[BG_ADEC], (uint32_t)hp->n_head, c->step_host.splits);
+            gpu_dispatch(P[K_MV_QKV], bg[BG_QKV], (QS + R - 1) / R + c->pf_qkv, 1);
+            gpu_dispatch(P[K_ADEC], bg[BG_ADEC], (uint32_t)hp->n_head + c->pf_att, c->step_host.splits);
             gpu_dispatch(P[K_MV_WO], bg[BG_WO], (E + R - 1) / R, 1);
-            gpu_dispatch(P[K_GATEUP], bg[BG_GU], (F + R - 1) / R, 1);
+            gpu_dispatch(P[K_GATEUP], bg[BG_GU], (F + R - 1) / R + c->pf_gu, 1);
             gpu_dispatch(P[K_MV_DOWN], bg[BG_DOWN], (E + R - 1) / R, 1);
         } else {
             gpu_dispatch(norm_pipe, bg[BG_N1], nk, 1);

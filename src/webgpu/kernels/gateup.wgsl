@@ -5,16 +5,22 @@
 // else. Gate and up rows sit back to back in one matrix of 2 n_ff rows (gate rows first), so one
 // dispatch does the norm, both products and SwiGLU. A workgroup takes 32 outputs (ROWS = 32, one
 // output block; n_ff a multiple of 32); a group of TPR invocations takes 4 outputs (8 rows) at a
-// time, each lane every TPR-th 32-weight word (matvec.wgsl).
+// time, each lane every TPR-th 32-weight word (matvec.wgsl). PF_WG: the grid has PF_WG workgroups
+// more, which only read words PF_A0 .. PF_A0 + PF_AN - 1 of PFW (the next layer's [q|k|v] weights),
+// one a 32-byte sector, so that the next layer's first product finds them in L2.
 
 override ROWS: u32 = 32u;
 override KW: u32 = 0u;      // 32-weight words a row when fixed (cols / 32), 0: from P.cols (matvec.wgsl)
+override PF_WG: u32 = 0u;   // prefetching workgroups after the product's (0: none)
+override PF_A0: u32 = 0u;   // first word of PFW they read
+override PF_AN: u32 = 0u;   // words of PFW they cover
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> QI: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read_write> QO: array<u32>;
-@group(0) @binding(3) var<uniform> P: Params;
-@group(0) @binding(4) var<uniform> S: Step;
+@group(0) @binding(3) var<storage, read> PFW: array<u32>;
+@group(0) @binding(4) var<uniform> P: Params;
+@group(0) @binding(5) var<uniform> S: Step;
 
 // This lane's shares of gate rows r0 .. r0 + 3 (clamped) and of the matching up rows; no early
 // exit, so that every iteration's loads can be issued at once.
@@ -44,6 +50,13 @@ fn rows_part(r0: u32, lane: u32) -> array<vec4<f32>, 2> {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let nb = (p_rows() + ROWS - 1u) / ROWS;
+  if (PF_WG != 0u && wg.x >= nb) {
+    var t = 0u;  // a prefetching workgroup (matvec.wgsl's PF_WG)
+    for (var i = ((wg.x - nb) * 256u + tid) * 8u; i < PF_AN; i += PF_WG * 2048u) { t ^= PFW[PF_A0 + i]; }
+    if (P.rows == 0u && t == 1u) { QO[0] = 0u; }
+    return;
+  }
   let groups = 256u / TPR;
   let lane = tid % TPR;
   let grp = tid / TPR;

@@ -15,7 +15,10 @@
 // the input row is S.last (the last token of a prompt chunk). Output row r goes to
 // Y[out_off + row0 + r] (row0: first row of this part of a split matrix). ARGMAX: the workgroup also writes the best
 // (order-preserving key, row) of its rows to AM[row0 / ROWS + workgroup] (the output head:
-// sample.wgsl reduces these instead of scanning the whole vocabulary).
+// sample.wgsl reduces these instead of scanning the whole vocabulary). PF_WG: the grid has PF_WG
+// workgroups more than the product's; they only read words PF_A0 .. PF_A0 + PF_AN - 1 of W, one
+// word per 32-byte sector, so that the later dispatches whose weights lie there (the decode step's
+// next products, same layer buffer) find them in L2 instead of waiting for device memory.
 
 override ROWS: u32 = 32u;
 override NORM: bool = false;
@@ -31,6 +34,9 @@ override QST: bool = false; // QIN, staged: the workgroup first copies the pre-q
                             // their way; then each lane holds only its weights in registers
                             // (long rows, the down product: 3x the loads a lane, a register
                             // batch each, when the input blocks also came from memory)
+override PF_WG: u32 = 0u;   // prefetching workgroups after the product's (0: none)
+override PF_A0: u32 = 0u;   // first word of W they read
+override PF_AN: u32 = 0u;   // words of W they cover
 override KW: u32 = 0u;      // 32-weight words a row when fixed (cols / 32), 0: from P.cols. A
                             // constant trip count lets the compiler unroll the word loop and
                             // issue all its weight loads at once (the loop is latency-bound).
@@ -102,6 +108,15 @@ fn rows_part(r0: u32, lane: u32) -> vec4<f32> {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let nb = (p_rows() + ROWS - 1u) / ROWS;
+  if (PF_WG != 0u && wg.x >= nb) {
+    // a prefetching workgroup: its loads are independent and all in flight at once; the value
+    // only keeps them alive (the guard on the uniform P.rows is never true for a product)
+    var t = 0u;
+    for (var i = ((wg.x - nb) * 256u + tid) * 8u; i < PF_AN; i += PF_WG * 2048u) { t ^= W[PF_A0 + i]; }
+    if (P.rows == 0u && t == 1u) { Y[0] = 0.0; }
+    return;
+  }
   var x4 = P.in_off / 4u;
   if (LASTROW) { x4 += S.last * (P.in_stride / 4u); }
   var rs = 1.0;
