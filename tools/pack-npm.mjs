@@ -7,7 +7,7 @@
 // runs `npm pack` there (npm gives every entry the same date and order, so the tarball depends only
 // on the files: the same build packs to the same bytes). Prints the tarball's size and what a page
 // downloads for the engine (gzip -9 of the single-threaded core, its loader, the kernels, the API
-// bundle and the worker entry), and fails when that exceeds the budget (200 KB, README says what it counts).
+// bundle and the worker entry), and fails when that exceeds the budget (204 KB, README says what it counts).
 //   usage: node tools/pack-npm.mjs [OUT_DIR (default build/npm)]
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -18,7 +18,10 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const out = resolve(process.argv[2] ?? join(root, 'build', 'npm'));
 const pkg = join(out, 'package');
-const BUDGET = 200 * 1024;
+// 204 KB since 2026-12-07 (200 before): the generic plan's decode kernel for Q4_K / Q6_K (dq_mvw,
+// Llama-3.1-8B-shaped Q4_K_M 137 -> 177 tok/s on an H100) and the fused plan's L2 prefetch (Bonsai
+// decode 707 -> 747 tok/s) cost 3.1 KB, and the page had 0.3 KB left (BENCHMARKS.md).
+const BUDGET = 204 * 1024;
 
 const die = (msg) => {
   console.error(`pack-npm: ${msg}`);

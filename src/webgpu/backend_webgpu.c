@@ -228,15 +228,16 @@ typedef struct wg_samp {
  * in L2 (the decode kernels wait on memory latency, not bandwidth). 0: off. Only where the weights
  * read lie in the same buffer (segment) as the product's own. */
 #ifndef WG_PF_QKV
-#define WG_PF_QKV 0
+#define WG_PF_QKV 128
 #endif
 /* ... and gate/up (WG_PF_GU) for the next layer's [q|k|v] weights (the last layer's: the first
  * layer's, for the next token). */
 #ifndef WG_PF_GU
-#define WG_PF_GU 0
+#define WG_PF_GU 64
 #endif
 /* ... and the decode attention (WG_PF_ATT: workgroups a split, beside the heads) for Wo, gate/up
- * and down: it runs few workgroups (n_head x splits) and reads no weights. */
+ * and down: it runs few workgroups (n_head x splits) and reads no weights; off: on the H100 it
+ * gained less than QKV + GU, 734.4 against 747.4 tok/s, BENCHMARKS.md). */
 #ifndef WG_PF_ATT
 #define WG_PF_ATT 0
 #endif
