@@ -233,11 +233,15 @@ static void test_demo(const char *path) {
         ob_token ct[128];
         int nc = (int)tokenize(m, chat, ct, 128);
         free(chat);
-        /* Sampled answers: most run on, some end with <|im_end|> well within the limit. */
+        /* Sampled answers: most run on, some end with <|im_end|> well within the limit. At the
+         * default temperature (0.7) about 1 in 60 seeds ended within 200 tokens (int16 and int14
+         * activations alike), too rare for a dozen seeds to be sure of one on every kernel's
+         * arithmetic; at 1.3 about 17 in 60 do. */
         int ended = 0;
-        for (int seed = 1; seed <= 12 && !ended; seed++) {
+        for (int seed = 1; seed <= 32 && !ended; seed++) {
             p = params(200, NULL);
             p.sampling = ob_sampling_default();
+            p.sampling.temperature = 1.3f;
             p.sampling.seed = (uint64_t)seed;
             gen(c2, ct, (size_t)nc, &p, &r);
             CHECK(r.st == OB_OK, "%s", ob_last_error());
