@@ -341,6 +341,19 @@ static int avx512_vtab(const int8_t *q, const int8_t *ql, int cols, int planes, 
     return 1;
 }
 
+/* Routes of the vpermb-table kernels (one token and prompts): mask bytes to qwords, nibbles to bytes, and j into bits 4-5. */
+static const uint8_t avx512_vt_routes[3][64] = {
+#define R8(q) 0 + q, 8 + q, 16 + q, 24 + q, 0 + q, 8 + q, 16 + q, 24 + q
+    {R8(0), R8(1), R8(2), R8(3), R8(4), R8(5), R8(6), R8(7)},
+#undef R8
+#define C8 0, 8, 16, 24, 4, 12, 20, 28
+    {C8, C8, C8, C8, C8, C8, C8, C8},
+#undef C8
+#define J8 0, 16, 32, 48, 0, 16, 32, 48
+    {J8, J8, J8, J8, J8, J8, J8, J8},
+#undef J8
+};
+
 /* One token, tiles [tile0, tile1). Per 4 groups of a tile-block: the 32 mask bytes are routed (vpermb) so that
  * qword q holds byte q of each of the 4 masks (rows 2q and 2q+1), vpmultishiftqb moves row r's
  * nibble of group j to byte 4 r + j, a ternary-logic op keeps the nibble and sets bits 4-5 to j
@@ -351,19 +364,8 @@ static int avx512_vtab(const int8_t *q, const int8_t *ql, int cols, int planes, 
 __attribute__((target("avx512vbmi"), always_inline)) static inline void avx512_gemv_vt_p(const ck_q1 *w, int tile0, int tile1,
                                                                                          const ck_act *x, float *y, const int P) {
     const int nb = w->nb;
-    static const uint8_t routes[3][64] = {
-#define R8(q) 0 + q, 8 + q, 16 + q, 24 + q, 0 + q, 8 + q, 16 + q, 24 + q
-        {R8(0), R8(1), R8(2), R8(3), R8(4), R8(5), R8(6), R8(7)},
-#undef R8
-#define C8 0, 8, 16, 24, 4, 12, 20, 28
-        {C8, C8, C8, C8, C8, C8, C8, C8},
-#undef C8
-#define J8 0, 16, 32, 48, 0, 16, 32, 48
-        {J8, J8, J8, J8, J8, J8, J8, J8},
-#undef J8
-    };
-    const __m512i route = _mm512_loadu_si512(routes[0]), ctrl = _mm512_loadu_si512(routes[1]),
-                  jbits = _mm512_loadu_si512(routes[2]), nib = _mm512_set1_epi8(15), ones = _mm512_set1_epi8(1);
+    const __m512i route = _mm512_loadu_si512(avx512_vt_routes[0]), ctrl = _mm512_loadu_si512(avx512_vt_routes[1]),
+                  jbits = _mm512_loadu_si512(avx512_vt_routes[2]), nib = _mm512_set1_epi8(15), ones = _mm512_set1_epi8(1);
     const size_t tstride = (size_t)64 * P, bstride = (size_t)CK_BLK / 16 * tstride; /* table bytes per 16 columns, per block */
     /* Two tiles a pass (two weight streams, both prefetched, sharing the table loads): in one
      * interleaved kernel run from memory 96 against 64-68 G weights/s for one tile a pass (32768 x
@@ -489,18 +491,6 @@ __attribute__((target("avx512vbmi"))) static void avx512_gemv_vt(const ck_q1 *w,
 #endif
 #define VTM_INLINE static inline __attribute__((always_inline, target("avx512vbmi")))
 
-/* Routes of avx512_gemv_vt: mask bytes to qwords, nibbles to bytes, and j into bits 4-5. */
-static const uint8_t avx512_vtm_routes[3][64] = {
-#define R8(q) 0 + q, 8 + q, 16 + q, 24 + q, 0 + q, 8 + q, 16 + q, 24 + q
-    {R8(0), R8(1), R8(2), R8(3), R8(4), R8(5), R8(6), R8(7)},
-#undef R8
-#define C8 0, 8, 16, 24, 4, 12, 20, 28
-    {C8, C8, C8, C8, C8, C8, C8, C8},
-#undef C8
-#define J8 0, 16, 32, 48, 0, 16, 32, 48
-    {J8, J8, J8, J8, J8, J8, J8, J8},
-#undef J8
-};
 
 /* T tokens (t .. t + T - 1) times NT tiles (1 or 2: each table loaded once serves both) of one
  * block, the tiles' indexes id[NT][8]: the block's integer sums, then per tile y[t'][16 rows] =
@@ -568,8 +558,8 @@ VTM_INLINE void avx512_vtm_pass(const __m512i *id, const ck_act *x, int t0, int 
 VTM_INLINE void avx512_gemm_vtm_p(const ck_q1 *w, int tile0, int tile1, const ck_act *x, int n, float *y, size_t ys,
                                   const int P) {
     const int nb = w->nb;
-    const __m512i route = _mm512_loadu_si512(avx512_vtm_routes[0]), ctrl = _mm512_loadu_si512(avx512_vtm_routes[1]),
-                  jbits = _mm512_loadu_si512(avx512_vtm_routes[2]), nib = _mm512_set1_epi8(15);
+    const __m512i route = _mm512_loadu_si512(avx512_vt_routes[0]), ctrl = _mm512_loadu_si512(avx512_vt_routes[1]),
+                  jbits = _mm512_loadu_si512(avx512_vt_routes[2]), nib = _mm512_set1_epi8(15);
     __m512i ib[VTM_TILES][8];
     __m512 dv[VTM_TILES];
     for (int tg = tile0; tg < tile1; tg += VTM_TILES) {
