@@ -10,7 +10,9 @@
  *
  * A product quantises the activations (int16 as two int8 planes: int8 alone loses ~3% of the
  * logits over 28 layers, see cpu_kern.h; AVX2 and NEON then build each token's lookup tables), then
- * the threads claim chunks of row tiles until none are left. The KV cache holds IEEE halves (half the memory and the bytes read per token; the
+ * the threads claim chunks of row tiles until none are left. One token is one job per input (q, k
+ * and v together, gate and up together: matmul_multi), in which each thread quantises the token and
+ * builds its tables itself (cpuk_tok) before its tiles. The KV cache holds IEEE halves (half the memory and the bytes read per token; the
  * logits move by ~0.04%); attention runs one task per KV head and group of tokens, which reads
  * each key and value row once for all the queries of the task: widened in place by the ISA's
  * attn_multi_f16 where it has one (AVX-512, AVX2), else widened to floats once per task first. RMSNorm and SwiGLU are spread over the threads too. Weights of a type with an integer-dot
@@ -65,6 +67,23 @@
                                               machine (pp512, 6 interleaved rounds: 114-168 against
                                               142-163 tok/s) */
 
+/* One token's activations as one thread of a one-token product holds them (cpuk_gemv_run): every
+ * thread quantises the input and builds the tables itself, into its own memory. Built once by the
+ * caller and read by the others, they cost a one-token product a serial step and, worse, the
+ * caller's rewrite of lines that the other cores read in the previous product: with the vpermb
+ * tables (16 KiB a product) ~8 us a product in the model against ~1 us out of it, ~1.5-2 ms of a
+ * Bonsai token. job: the one-token job they were built for. */
+typedef struct cpuk_tok {
+    _Alignas(64) int8_t *q, *ql;           /* [max_cols]; ql NULL with one plane */
+    float *a, *c;                          /* [4 max_nb], [max_nb] */
+    uint8_t *lut;                          /* [max_cols * CK_LUT_PER_COL] if isa->lut */
+    uint8_t *vt;                           /* [max_cols * CK_VT_PER_COL] if the vpermb tables run */
+    unsigned long long job;
+} cpuk_tok;
+
+/* Most matrices of one multi-matrix product (q, k, v). */
+#define CPUK_MULTI 4
+
 typedef struct cpuk_state {
     const ck_isa *isa;
     int planes;                            /* Q1_0 activations: 2 = int16 (two int8 planes, the default),
@@ -84,7 +103,10 @@ typedef struct cpuk_state {
     int8_t *xq, *xl;                       /* [CPUK_MAX_BATCH][max_cols] quantised activations */
     float *xa, *xc;                        /* [CPUK_MAX_BATCH][max_nb] */
     uint8_t *xlut;                         /* [CPUK_MAX_BATCH][max_cols * CK_LUT_PER_COL] if isa->lut */
-    uint8_t *xvt;                          /* [max_cols * CK_VT_PER_COL] if isa->vtab: one token's tables */
+    cpuk_tok *tok;                         /* [nth]: one token's activations per thread */
+    int tok_vt;                            /* 1: one token goes through the vpermb tables (isa->vtab runs) */
+    int fuse;                              /* 1: products of one input share a job (ONEBIT_CPU_FUSE=0: not) */
+    unsigned long long jobs;               /* one-token jobs so far (cpuk_tok.job) */
     uint8_t *xvtm;                         /* [CPUK_MAX_BATCH][vtm_stride] if the prompt product reads
                                               vpermb tables (isa->vtab runs here), else NULL */
     size_t vtm_stride;                     /* ck_vtm_stride(max_cols, 3): bytes between tokens' tables */
@@ -246,15 +268,32 @@ static ob_status cpuk_init(const struct ob_model *m, int n_threads, void **kstat
         cpuk_free(s);
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     }
-    if (s->isa->vtab && !(s->xvt = aligned_alloc(64, (size_t)s->max_cols * CK_VT_PER_COL))) {
+    /* Prompts with int16 activations through every token's vpermb tables, where this CPU builds
+     * them (a 16-column probe: vtab returns 0 without VBMI); one token through its own tables. */
+    const char *vtm = getenv("ONEBIT_CPU_Q1_VTM"), *fuse = getenv("ONEBIT_CPU_FUSE");
+    int8_t z16[16] = {0};
+    uint8_t t16[16 * CK_VT_PER_COL];
+    s->tok_vt = s->planes == 2 && s->isa->vtab && s->isa->vtab(z16, z16, 16, 3, t16);
+    s->fuse = !(fuse && strcmp(fuse, "0") == 0);
+    s->tok = aligned_alloc(64, (size_t)s->nth * sizeof *s->tok);
+    if (!s->tok) {
         cpuk_free(s);
         return ob_fail(OB_ERR_NOMEM, "out of memory");
     }
-    /* Prompts with int16 activations through every token's vpermb tables, where this CPU builds
-     * them (a 16-column probe: vtab returns 0 without VBMI). */
-    const char *vtm = getenv("ONEBIT_CPU_Q1_VTM");
-    int8_t z16[16] = {0};
-    uint8_t t16[16 * CK_VT_PER_COL];
+    memset(s->tok, 0, (size_t)s->nth * sizeof *s->tok);
+    for (int i = 0; i < s->nth; i++) {
+        cpuk_tok *t = &s->tok[i];
+        t->q = aligned_alloc(64, (size_t)s->max_cols);
+        t->ql = s->planes == 2 ? aligned_alloc(64, (size_t)s->max_cols) : NULL;
+        t->a = malloc((size_t)s->max_nb * 4 * sizeof(float));
+        t->c = malloc((size_t)s->max_nb * sizeof(float));
+        t->lut = s->isa->lut ? aligned_alloc(64, (size_t)s->max_cols * CK_LUT_PER_COL) : NULL;
+        t->vt = s->tok_vt ? aligned_alloc(64, (size_t)s->max_cols * CK_VT_PER_COL) : NULL;
+        if (!t->q || (s->planes == 2 && !t->ql) || !t->a || !t->c || (s->isa->lut && !t->lut) || (s->tok_vt && !t->vt)) {
+            cpuk_free(s);
+            return ob_fail(OB_ERR_NOMEM, "out of memory");
+        }
+    }
     s->vtm_stride = ck_vtm_stride(s->max_cols, 3);
     if (s->isa->vtab && s->planes == 2 && !s->s32 && !(vtm && strcmp(vtm, "0") == 0) && s->isa->vtab(z16, z16, 16, 3, t16) &&
         (!s->vtm_stride || !(s->xvtm = aligned_alloc(64, (size_t)CPUK_MAX_BATCH * s->vtm_stride)))) {
@@ -293,7 +332,15 @@ static void cpuk_free(void *kstate) {
     free(s->xa);
     free(s->xc);
     free(s->xlut);
-    free(s->xvt);
+    for (int i = 0; s->tok && i < s->nth; i++) {
+        free(s->tok[i].q);
+        free(s->tok[i].ql);
+        free(s->tok[i].a);
+        free(s->tok[i].c);
+        free(s->tok[i].lut);
+        free(s->tok[i].vt);
+    }
+    free(s->tok);
     free(s->xvtm);
     free(s->qk_q);
     free(s->qk_d);
@@ -360,6 +407,57 @@ static void cpuk_gemm_run(void *arg, int begin, int end, int ith) {
     (void)ith;
     const cpuk_gemm_job *j = arg;
     j->isa->gemm(j->w, begin, end, &j->x, j->n, j->y, j->ys);
+}
+
+/* One token times one or more repacked matrices of the same columns (q, k and v; gate and up): one
+ * job over their tiles in a row, so the threads meet once for all of them. Each thread quantises
+ * the token and builds its tables when it first takes part (cpuk_tok), then multiplies its tiles. */
+typedef struct cpuk_gemv_job {
+    cpuk_state *s;
+    const float *x;                        /* [cols] */
+    int cols, nw;
+    const ck_q1 *w[CPUK_MULTI];
+    float *y[CPUK_MULTI];
+    int end[CPUK_MULTI];                   /* tiles of w[0..k] together */
+    unsigned long long id;
+} cpuk_gemv_job;
+
+static void cpuk_gemv_run(void *arg, int begin, int end, int ith) {
+    const cpuk_gemv_job *j = arg;
+    const cpuk_state *s = j->s;
+    const ck_isa *isa = s->isa;
+    cpuk_tok *t = &s->tok[ith];
+    const int nb = j->cols / CK_BLK, vplanes = s->k14_tok ? 2 : 3;
+    int8_t *ql = s->planes == 2 ? t->ql : NULL;
+    if (t->job != j->id) {
+        if (s->s32) isa->quant32(j->x, j->cols, t->q, t->a, t->c);
+        else (ql && s->k14_tok ? isa->quant14 : isa->quant)(j->x, j->cols, t->q, ql, t->a, t->c);
+        if (t->lut) isa->lut(t->q, ql, j->cols, t->lut);
+        if (t->vt) isa->vtab(t->q, ql, j->cols, vplanes, t->vt);
+        t->job = j->id;
+    }
+    const ck_act act = {t->q, ql, t->a, t->c, j->cols, nb, t->lut, (size_t)j->cols * CK_LUT_PER_COL, s->s32, t->vt, vplanes,
+                        NULL, 0, 0};
+    for (int m = 0, first = 0; m < j->nw && begin < end; first = j->end[m++]) {
+        if (begin >= j->end[m]) continue;
+        const int stop = end < j->end[m] ? end : j->end[m];
+        isa->gemm(j->w[m], begin - first, stop - first, &act, 1, j->y[m], (size_t)j->w[m]->rows);
+        begin = stop;
+    }
+}
+
+/* One token times nw repacked matrices of x's columns (s->mu held). */
+static void cpuk_gemv(cpuk_state *s, const ck_q1 *const *w, float *const *y, int nw, const float *x) {
+    cpuk_gemv_job j = {s, x, w[0]->cols, nw, {NULL}, {NULL}, {0}, ++s->jobs};
+    int tiles = 0;
+    for (int m = 0; m < nw; m++) {
+        j.w[m] = w[m];
+        j.y[m] = y[m];
+        j.end[m] = tiles += w[m]->n_tiles;
+    }
+    /* About 16 claims per thread: a tile is quick, and the last claim decides how long the
+     * others wait. */
+    tp_for(s->pool, tiles, cpuk_chunk(s, tiles, 16), cpuk_gemv_run, &j);
 }
 
 /* Other weight types: a row decoded into the thread's buffer, then a float dot per token. */
@@ -460,27 +558,49 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
         pthread_mutex_unlock(&s->mu);
         return;
     }
+    if (n == 1) {
+        cpuk_gemv(s, &pw, &y, 1, x);
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
     const int nb = pw->nb;
     int8_t *xl = s->planes == 2 ? s->xl : NULL;
     for (int t0 = 0; t0 < n; t0 += CPUK_MAX_BATCH) {
         const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
         const int k14 = xl && (nt == 1 ? s->k14_tok : s->k14_batch), vplanes = k14 ? 2 : 3;
         /* Several tokens with two planes: every token's vpermb tables where this CPU has them
-         * (xvtm), built by the threads that quantise. */
+         * (xvtm), built by the threads that quantise. (A last chunk of one token goes through the
+         * two-plane or lookup-table kernels.) */
         uint8_t *vtm = nt > 1 && xl ? s->xvtm : NULL;
         cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut, s->s32, k14, vtm, s->vtm_stride, vplanes};
         tp_for(s->pool, nt, 1, cpuk_quant_run, &qj);
-        /* One token with two planes: the ISA's vpermb tables where it has them (cpu_kern.h). */
-        const uint8_t *vt = nt == 1 && xl && s->xvt && s->isa->vtab(s->xq, xl, pw->cols, vplanes, s->xvt) ? s->xvt : NULL;
-        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL, s->s32, vt, vplanes,
+        cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL, s->s32, NULL, vplanes,
                                          vtm, s->vtm_stride, vplanes},
                             nt, y + (size_t)t0 * pw->rows, (size_t)pw->rows};
-        /* About 8 claims per thread (16 for one token, where a tile is quick and the last claim
-         * decides how long the others wait): enough to even out threads slowed by other work. */
-        int chunk = cpuk_chunk(s, pw->n_tiles, nt == 1 ? 16 : 8);
+        /* About 8 claims per thread: enough to even out threads slowed by other work. */
+        int chunk = cpuk_chunk(s, pw->n_tiles, 8);
         if (vtm && chunk < CPUK_VTM_TILES) chunk = CPUK_VTM_TILES;
         tp_for(s->pool, pw->n_tiles, chunk, cpuk_gemm_run, &gj);
     }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Products of one input x by nw matrices (q, k and v; gate and up): one token times repacked Q1_0
+ * matrices of the same columns share a job (cpuk_gemv); anything else goes one product at a time. */
+static void cpuk_matmul_multi(void *kstate, const ob_weight *const *w, float *const *y, int nw, const float *x, int n) {
+    cpuk_state *s = kstate;
+    const ck_q1 *pw[CPUK_MULTI];
+    int fused = s->fuse && n == 1 && nw <= CPUK_MULTI;
+    for (int m = 0; fused && m < nw; m++) {
+        pw[m] = w[m]->id >= 0 && w[m]->id < s->n_weights ? &s->packed[w[m]->id] : NULL;
+        fused = pw[m] && pw[m]->data && pw[m]->cols == pw[0]->cols;
+    }
+    if (!fused) {
+        for (int m = 0; m < nw; m++) cpuk_matmul(s, w[m], x, y[m], n);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    cpuk_gemv(s, pw, y, nw, x);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -689,6 +809,7 @@ const ob_kernels cpuk_kernels = {
     .init = cpuk_init,
     .free = cpuk_free,
     .matmul = cpuk_matmul,
+    .matmul_multi = cpuk_matmul_multi,
     .attention = cpuk_attention,
     .rmsnorm = cpuk_rmsnorm,
     .swiglu = cpuk_swiglu,

@@ -184,6 +184,23 @@ static void linear(const cpu_ctx *c, const ob_weight *w, const float *s, const f
     add_bias(y, b, n, w->rows);
 }
 
+/* linear() for nw matrices of one input x (q, k and v; gate and up): one matmul_multi where the
+ * kernels have it, so that they may run the products as one job. */
+static void linear_multi(const cpu_ctx *c, int nw, const ob_weight *const *w, const float *const *s, const float *const *b,
+                         const float *x, float *const *y, int n) {
+    const ob_kernels *K = c->cm->k;
+    if (!K->matmul_multi) {
+        for (int i = 0; i < nw; i++) linear(c, w[i], s[i], b[i], x, y[i], n);
+        return;
+    }
+    K->matmul_multi(c->cm->kstate, w, y, nw, x, n);
+    for (int i = 0; i < nw; i++) {
+        if (s[i])
+            for (size_t e = 0; e < (size_t)n * (size_t)w[i]->rows; e++) y[i][e] *= s[i][0];
+        add_bias(y[i], b[i], n, w[i]->rows);
+    }
+}
+
 /* Stores n floats into the cache: as they are, or as IEEE halves for kv_f16 tables. */
 static void kv_put(const ob_kernels *K, void *ks, void *cache, size_t at, const float *src, size_t n) {
     if (!K->kv_f16) {
@@ -247,8 +264,10 @@ static void ffn(cpu_ctx *c, const ob_layer *L, const float *h, int n) {
     const ob_hparams *hp = &c->cm->m->hp;
     const int F = hp->n_ff;
     if (hp->ffn_gated) {
-        linear(c, L->w_gate, L->w_gate_s, L->b_gate, h, c->g, n);
-        linear(c, L->w_up, L->w_up_s, L->b_up, h, c->u, n);
+        const ob_weight *w[2] = {L->w_gate, L->w_up};
+        const float *sc[2] = {L->w_gate_s, L->w_up_s}, *b[2] = {L->b_gate, L->b_up};
+        float *y[2] = {c->g, c->u};
+        linear_multi(c, 2, w, sc, b, h, y, n);
         activate(c, c->g, c->u, (size_t)n * F);
     } else {
         linear(c, L->w_up, L->w_up_s, L->b_up, h, c->g, n);
@@ -294,9 +313,10 @@ static void forward_chunk(cpu_ctx *c, const ob_token *tokens, int n, int pos, fl
                 memcpy(c->vb + (size_t)t * KD, r + QD + KD, (size_t)KD * sizeof(float));
             }
         } else {
-            linear(c, L->wq, L->wq_s, L->bq, c->h, c->q, n);
-            linear(c, L->wk, L->wk_s, L->bk, c->h, c->kb, n);
-            linear(c, L->wv, L->wv_s, L->bv, c->h, c->vb, n);
+            const ob_weight *w[3] = {L->wq, L->wk, L->wv};
+            const float *sc[3] = {L->wq_s, L->wk_s, L->wv_s}, *b[3] = {L->bq, L->bk, L->bv};
+            float *y[3] = {c->q, c->kb, c->vb};
+            linear_multi(c, 3, w, sc, b, c->h, y, n);
         }
         for (int t = 0; t < n; t++) {
             const float *cs = c->rope_cos + t * half, *sn = c->rope_sin + t * half;

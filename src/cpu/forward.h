@@ -28,6 +28,9 @@ typedef struct ob_kernels {
     void (*free)(void *kstate);
     /* y[t][0..rows) = W x[t][0..cols) for t < n. x rows have stride cols, y rows stride rows. */
     void (*matmul)(void *kstate, const ob_weight *w, const float *x, float *y, int n);
+    /* Optional (NULL: matmul for each): y[i] = W[i] x for nw (<= 4) matrices of x's columns, the
+     * products of one input (q, k and v; gate and up), which a backend may run as one job. */
+    void (*matmul_multi)(void *kstate, const ob_weight *const *w, float *const *y, int nw, const float *x, int n);
     /* Causal grouped-query attention over the cache, see ob_attn_args. */
     void (*attention)(void *kstate, const ob_attn_args *a);
     /* Optional elementwise stages, so that a table can spread them over its threads (NULL: the

@@ -748,13 +748,17 @@ static void test_model(const char *path) {
     enum { N = 70 }; /* two chunks of the forward pass */
     ob_token toks[N];
     for (int i = 0; i < N; i++) toks[i] = (ob_token)(rng_u64() % 150000);
-    float *lg[3] = {NULL, NULL, NULL};
+    float *lg[4] = {NULL, NULL, NULL, NULL};
     int nv = 0;
-    const char *names[3] = {"scalar", "cpu", "cpu"}; /* the second cpu run: one token at a time */
-    for (int b = 0; b < 3; b++) {
+    /* The second cpu run: one token at a time (q, k, v and gate, up as one job each, every thread
+     * quantising for itself); the third the same on 3 threads with ONEBIT_CPU_FUSE=0 (one job a
+     * matrix), which must give the same floats. */
+    const char *names[4] = {"scalar", "cpu", "cpu", "cpu"};
+    for (int b = 0; b < 4; b++) {
         ob_model_params mp = ob_model_default_params();
         mp.backend = names[b];
-        mp.n_threads = 2;
+        mp.n_threads = b == 3 ? 3 : 2;
+        if (b == 3) setenv("ONEBIT_CPU_FUSE", "0", 1);
         ob_model *m = NULL;
         ob_context *c = NULL;
         ob_context_params cp = ob_context_default_params();
@@ -766,8 +770,8 @@ static void test_model(const char *path) {
             ob_model_get_info(m, &mi);
             nv = mi.n_vocab;
             lg[b] = malloc((size_t)N * nv * sizeof(float));
-            for (int i = 0; i < N; i += b == 2 ? 1 : N) {
-                const int n = b == 2 ? 1 : N;
+            for (int i = 0; i < N; i += b >= 2 ? 1 : N) {
+                const int n = b >= 2 ? 1 : N;
                 ob_status st = ob_eval(c, toks + i, n, 1);
                 CHECK(st == OB_OK, "%s backend: eval: %s", names[b], ob_last_error());
                 for (int j = 0; j < n && st == OB_OK; j++)
@@ -776,6 +780,14 @@ static void test_model(const char *path) {
         }
         ob_context_free(c);
         ob_model_free(m);
+        unsetenv("ONEBIT_CPU_FUSE");
+    }
+    if (lg[2] && lg[3]) {
+        size_t diff = 0;
+        for (size_t i = 0; i < (size_t)N * nv; i++) diff += memcmp(&lg[2][i], &lg[3][i], sizeof(float)) != 0;
+        printf("tiny model, cpu one token at a time: 2 threads fused vs 3 threads one job a matrix: %zu of %zu logits differ\n",
+               diff, (size_t)N * nv);
+        CHECK(diff == 0, "one token at a time: %zu logits differ between 2 threads fused and 3 threads unfused", diff);
     }
     for (int k = 1; k <= 2 && lg[0]; k++) {
         if (!lg[k]) continue;
@@ -798,7 +810,7 @@ static void test_model(const char *path) {
         CHECK(sqrt(se / sy) < 0.01, "whole model (%s): relative RMS %.4f", how, sqrt(se / sy));
         CHECK(agree >= N * 95 / 100, "whole model (%s): argmax agrees on %d of %d positions", how, agree, N);
     }
-    for (int k = 0; k < 3; k++) free(lg[k]);
+    for (int k = 0; k < 4; k++) free(lg[k]);
 }
 
 int main(int argc, char **argv) {
