@@ -318,8 +318,8 @@ AVX2_INLINE void avx2_t1(const uint8_t *ta, int nb, const ck_act *x, float *y, i
             const int bp = b + CK_PREFETCH_BYTES / CK_TB_BYTES;
             const size_t off = (size_t)(bp < nb ? bp : (P - 1) * nb + bp) * CK_TB_BYTES;
             for (int o = 0; o < CK_TB_BYTES; o += 64) {
-                _mm_prefetch((const char *)ta + off + o, _MM_HINT_T0);
-                if (P == 2) _mm_prefetch((const char *)tb + off + o, _MM_HINT_T0);
+                _mm_prefetch((const char *)ta + off + o, CK_PREFETCH_HINT);
+                if (P == 2) _mm_prefetch((const char *)tb + off + o, CK_PREFETCH_HINT);
             }
         }
         const uint8_t *blk[2] = {ta + (size_t)b * CK_TB_BYTES, tb + (size_t)b * CK_TB_BYTES};

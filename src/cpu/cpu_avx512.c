@@ -265,8 +265,8 @@ AVX512_INLINE void avx512_tile2_t1(const uint8_t *ta, const uint8_t *tb, int nb,
             const int bp = b + PFI;
             const size_t off = (size_t)(bp < nb ? bp : nb + bp) * CK_TB_BYTES;
             for (int o = 0; o < CK_TB_BYTES; o += 64) {
-                _mm_prefetch((const char *)ta + off + o, _MM_HINT_T0);
-                _mm_prefetch((const char *)tb + off + o, _MM_HINT_T0);
+                _mm_prefetch((const char *)ta + off + o, CK_PREFETCH_HINT);
+                _mm_prefetch((const char *)tb + off + o, CK_PREFETCH_HINT);
             }
         }
         const uint64_t *m0 = (const uint64_t *)(const void *)(ta + (size_t)b * CK_TB_BYTES + 32);
@@ -380,8 +380,8 @@ __attribute__((target("avx512vbmi"), always_inline)) static inline void avx512_g
                 const int bp = b + PFI;
                 const size_t off = (size_t)(bp < nb ? bp : nb + bp) * CK_TB_BYTES;
                 for (int o = 0; o < CK_TB_BYTES; o += 64) {
-                    _mm_prefetch((const char *)ta + off + o, _MM_HINT_T0);
-                    _mm_prefetch((const char *)tc + off + o, _MM_HINT_T0);
+                    _mm_prefetch((const char *)ta + off + o, CK_PREFETCH_HINT);
+                    _mm_prefetch((const char *)tc + off + o, CK_PREFETCH_HINT);
                 }
             }
             __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, r0 = s0, r1 = s0, r2 = s0;
@@ -423,7 +423,7 @@ __attribute__((target("avx512vbmi"), always_inline)) static inline void avx512_g
         __m512 acc = _mm512_setzero_ps();
         for (int b = 0; b < nb; b++) {
             const uint8_t *tb = td + (size_t)b * CK_TB_BYTES, *tab = x->vt + (size_t)b * bstride;
-            for (int o = 0; o < CK_TB_BYTES; o += 64) _mm_prefetch((const char *)tb + CK_PREFETCH_BYTES + o, _MM_HINT_T0);
+            for (int o = 0; o < CK_TB_BYTES; o += 64) _mm_prefetch((const char *)tb + CK_PREFETCH_BYTES + o, CK_PREFETCH_HINT);
             __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0;
 #pragma GCC unroll 8
             for (int i = 0; i < 8; i++) {

@@ -166,8 +166,15 @@ typedef struct ck_isa {
  * The hardware prefetchers alone keep too few lines in flight for one core to reach the memory
  * bound: the one-token kernels also prefetch the tile-block this many bytes ahead (8 tile-blocks;
  * past a tile's end that is the next tile, which is next in memory too). Measured on Zen 4 with
- * bench/q1-kernels.c on matrices larger than L3: 1.2-1.5x the weights per second for one thread. */
+ * bench/q1-kernels.c on matrices larger than L3: 1.2-1.5x the weights per second for one thread.
+ * CK_PREFETCH_HINT (x86: _MM_HINT_T1, defined where immintrin.h is included) brings the lines
+ * into L2, not L1: with T0 the Bonsai-shaped token's products streamed ~20 GB/s with 2 threads
+ * (bench/q1-token.c 10-11 ms a token; onebit bench tg128 71-78 tok/s on Zen 4 AVX-512 VBMI), with
+ * T1 ~37 GB/s (6.0-6.9 ms; 107-125 tok/s); AVX2's table kernel 70-72 -> 76-79 tok/s: an L1
+ * prefetch holds one of the few L1 miss buffers for the whole trip from memory, an L2 one does
+ * not. */
 #define CK_PREFETCH_BYTES (8 * CK_TB_BYTES)
+#define CK_PREFETCH_HINT _MM_HINT_T1
 
 extern const ck_isa ck_isa_generic, ck_isa_avx512, ck_isa_avx2, ck_isa_neon, ck_isa_wasm;
 
