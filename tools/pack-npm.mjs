@@ -7,7 +7,7 @@
 // runs `npm pack` there (npm gives every entry the same date and order, so the tarball depends only
 // on the files: the same build packs to the same bytes). Prints the tarball's size and what a page
 // downloads for the engine (gzip -9 of the single-threaded core, its loader, the kernels, the API
-// bundle and the worker entry), and fails when that exceeds the budget (204 KB, README says what it counts).
+// bundle and the worker entry), and fails when that exceeds the budget (205 KB, README says what it counts).
 //   usage: node tools/pack-npm.mjs [OUT_DIR (default build/npm)]
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -20,8 +20,10 @@ const out = resolve(process.argv[2] ?? join(root, 'build', 'npm'));
 const pkg = join(out, 'package');
 // 204 KB since 2026-12-07 (200 before): the generic plan's decode kernel for Q4_K / Q6_K (dq_mvw,
 // Llama-3.1-8B-shaped Q4_K_M 137 -> 177 tok/s on an H100) and the fused plan's L2 prefetch (Bonsai
-// decode 707 -> 747 tok/s) cost 3.1 KB, and the page had 0.3 KB left (BENCHMARKS.md).
-const BUDGET = 204 * 1024;
+// decode 707 -> 747 tok/s) cost 3.1 KB, and the page had 0.3 KB left (BENCHMARKS.md). 205 KB since
+// the CPU path's one job per input with per-thread activations (Bonsai generation on Zen 4 ~+7 %)
+// took the page to 204.1 KB.
+const BUDGET = 205 * 1024;
 
 const die = (msg) => {
   console.error(`pack-npm: ${msg}`);
