@@ -16,7 +16,7 @@
 // --small: the products only at a small odd shape (200 x 384, 70 tokens: partial tiles), one
 // timed dispatch: a quick check of candidates against the shipped kernel on a CPU adapter.
 // --mv: only the generic plan's decode products (dq_mvb.wgsl and, where the build has it,
-// dq_mvw.wgsl) at the shapes of a Llama-3.1-8B Q4_K_M file (Q4_K q / o / gate+up / down, Q6_K
+// dq_mvw.wgsl, with rows split over KS = 2 and 4 subgroups where it has that) at the shapes of a Llama-3.1-8B Q4_K_M file (Q4_K q / o / gate+up / down, Q6_K
 // down and the 128256 x 4096 output head, both forms) and of the Qwen2.5-1.5B Q8_0 file: time a dispatch,
 // the weight bytes it reads per second, and each form's output against dq_mvb's (relative RMS);
 // random blocks with sane f16 scales. --mv-only SUBSTRING limits it to the shapes named so.
@@ -156,7 +156,8 @@ if (opt.mv) {
     ['8B gate+up 2x14336x4096', 'q4_K', 14336, 4096, 'gu'], ['8B down 4096x14336 resid', 'q4_K', 4096, 14336, ''],
     ['8B down 4096x14336 resid', 'q6_K', 4096, 14336, ''], ['8B head 128256x4096', 'q6_K', 128256, 4096, 'h'],
     ['1B gate+up 2x8192x2048', 'q4_K', 8192, 2048, 'gu'], ['1.5B gate+up 2x8960x1536', 'q8_0', 8960, 1536, 'gu'],
-    ['1.5B head 151936x1536', 'q8_0', 151936, 1536, 'h'],
+    ['1.5B head 151936x1536', 'q8_0', 151936, 1536, 'h'], ['1.5B qkv 2048x1536', 'q8_0', 2048, 1536, 'n'],
+    ['1.5B o 1536x1536 resid', 'q8_0', 1536, 1536, ''], ['1.5B down 1536x8960 resid', 'q8_0', 1536, 8960, ''],
     // small odd shapes (only with --mv-only small: a quick check on a CPU adapter)
     ['small gate+up 2x40x512', 'q4_K', 40, 512, 'gu'], ['small o 72x768 resid', 'q4_K', 72, 768, ''],
     ['small q 24x1024', 'q4_K', 24, 1024, 'n'], ['small head 200x512', 'q6_K', 200, 512, 'h'],
@@ -169,10 +170,11 @@ if (opt.mv) {
     const P = { rows, cols, row_bytes: Wm.rb, eps: 1e-6, in_stride: cols, out_off: 0, flags: form === '' ? 2 : form === 'h' ? 4 : 0,
       q_off: form === '' ? 0 : 4096, v_off: gu ? rows * Wm.rb : 0, n_embd: cols };
     const forms = [['dq_mvb', { WT: wt, NORM: form !== '' ? 1 : 0, GU: gu ? 1 : 0, RPG: form === 'h' ? 4 : 1 }, form === 'h' ? 4 : 1]];
-    if ((type === 'q4_K' || type === 'q6_K') && KERNELS.dq_mvw)
-      for (const rw of [1, 2]) {
+    if (KERNELS.dq_mvw && (type !== 'q8_0' || /Q8_0/.test(KERNELS.dq_mvw)))
+      for (const [rw, ks] of [[1, 1], [2, 1], [2, 2], [2, 4]]) {
         const rpg = form === 'h' ? 4 : 1;
-        forms.push([`dq_mvw RW=${rw}`, { WT: wt, NORM: form !== '' ? 1 : 0, GU: gu ? 1 : 0, RW: rw, RPG: rpg }, rw * rpg]);
+        if (ks > 1 && (!/override KS/.test(KERNELS.dq_mvw) || cols / 32 < ks * sg)) continue;
+        forms.push([`dq_mvw RW=${rw}${ks > 1 ? ` KS=${ks}` : ''}`, { WT: wt, NORM: form !== '' ? 1 : 0, GU: gu ? 1 : 0, RW: rw, RPG: rpg, ...(ks > 1 ? { KS: ks } : {}) }, (rw * rpg) / ks]);
       }
     let ref = null;
     for (const [kname, consts, rpw] of forms) {

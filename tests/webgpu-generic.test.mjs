@@ -257,15 +257,16 @@ test('generic kernels: dq_mv / dq_mvb / dq_mmt / dq_mm / dq_embed of every weigh
   }
 });
 
-// dq_mvw (the Q4_K / Q6_K decode product: 32-weight chunks a lane, quants as 1 + q / 2^n floats,
-// RW rows a subgroup, RPG row passes) on gguf-py's blocks: 12 rows of 512 (Q6_K rows of 420
-// bytes: block starts at 4 mod 16, the shifted loads), partial workgroups, both reductions;
+// dq_mvw (the Q4_K / Q6_K / Q8_0 / Q4_0 decode product: 32-weight chunks a lane, quants as
+// 1 + q / 2^n floats, RW rows a subgroup, RPG row passes) on gguf-py's blocks: 12 rows of 512 (Q6_K
+// rows of 420 bytes: block starts at 4 mod 16; Q8_0 and Q4_0 blocks at every even offset: the
+// shifted loads), partial workgroups, both reductions;
 // the plain form with bias + residual on token 1 of 2, and the fused RMSNorm + gate/up + SiLU form
 // (the same matrix as gate and up) with two row passes on the rows repeated 6 times (72 rows:
-// more than one pass of a workgroup, 64 or 32 rows with RW 1).
-test('generic kernels: dq_mvw (Q4_K, Q6_K; RW 1 and 2; plain and NORM + GU) vs gguf-py', { skip }, async () => {
-  const recs = loadVectors().filter((rec) => rec.type === 12 || rec.type === 14);
-  assert.equal(recs.length, 2);
+// more than one pass of a workgroup, 64 or 32 rows with RW 1); rows split over KS subgroups.
+test('generic kernels: dq_mvw (Q4_K, Q6_K, Q8_0, Q4_0; RW 1 and 2; plain and NORM + GU) vs gguf-py', { skip }, async () => {
+  const recs = loadVectors().filter((rec) => [12, 14, 8, 2].includes(rec.type));
+  assert.equal(recs.length, 4);
   for (const sg of [true, false]) {
     const H = await Harness.open(sg);
     if (sg && !H.sg) { H.close(); continue; }
@@ -292,6 +293,36 @@ test('generic kernels: dq_mvw (Q4_K, Q6_K; RW 1 and 2; plain and NORM + GU) vs g
           { rows: big.rows, cols, row_bytes: rb, in_stride: cols, flags: 4, q_off: 16, eps: 1e-5 }, { n: 2, last: 1 },
           [Math.ceil(big.rows / (2 * rpw))]);
         close(yg.subarray(0, big.rows), wantGu, 1e-5, `mvw_${what} NORM + GU, 2 row passes`);
+      }
+      // KS subgroups a row group (split K): 2 rows of 3072 (6 rows each, side by side: 96
+      // chunks, so that 2 or 3 of 4 subgroups of 32 and all of the 8-lane groups take part),
+      // RW 2, plain with bias + residual and NORM + GU.
+      const wide = { rows: 2, cols: 6 * cols, bytes: new Uint8Array(rec.bytes.length), vals: new Float32Array(rows * cols) };
+      for (let r = 0; r < rows; r++) {
+        const wr = Math.floor(r / 6), part = r % 6;
+        wide.bytes.set(rec.bytes.subarray(r * rb, (r + 1) * rb), wr * 6 * rb + part * rb);
+        wide.vals.set(rec.vals.subarray(r * cols, (r + 1) * cols), wr * 6 * cols + part * cols);
+      }
+      const xw = randn(r, 2 * wide.cols), nww = randn(r, wide.cols), xw1 = xw.subarray(wide.cols);
+      const wantW = refProduct(wide, xw1, 1).map((v, i) => v + bias[i] + y0[i]);
+      const rmsW = Math.sqrt(xw1.reduce((a, v) => a + v * v, 0) / wide.cols + 1e-5);
+      const pw = refProduct(wide, xw1.map((v, i) => (v * nww[i]) / rmsW), 1);
+      // norm weights scaled so that |W xn| <= 2: act(gate) * up then stays far from 0 and inf
+      const sw = 2 / Math.max(...pw.map(Math.abs));
+      for (let i = 0; i < nww.length; i++) nww[i] *= sw;
+      for (let i = 0; i < pw.length; i++) pw[i] *= sw;
+      const vbw = new Float32Array(16 + wide.cols);
+      vbw.set(nww, 16);
+      for (const ks of [2, 4]) {
+        const what = `${rec.name} KS=${ks} (${sg ? 'subgroups' : 'workgroup memory'})`, rpw = (256 / H.tpr / ks) * 2;
+        const [, , y] = await H.run('dq_mvw', { WT: rec.type, RW: 2, KS: ks }, [wide.bytes, xw, y0.subarray(0, 2), bias.subarray(0, 2)],
+          { rows: 2, cols: wide.cols, row_bytes: 6 * rb, in_stride: wide.cols, flags: 7 }, { n: 2, last: 1 }, [Math.ceil(2 / rpw)]);
+        close(y.subarray(0, 2), wantW, 1e-5, `mvw_${what}`);
+        // gate = up = the wide matrix: act(p) * p of each row
+        const [, , yg] = await H.run('dq_mvw', { WT: rec.type, RW: 2, KS: ks, NORM: 1, GU: 1 }, [wide.bytes, xw, 8, vbw],
+          { rows: 2, cols: wide.cols, row_bytes: 6 * rb, in_stride: wide.cols, flags: 4, q_off: 16, eps: 1e-5 },
+          { n: 2, last: 1 }, [1]);
+        close(yg.subarray(0, 2), pw.map((v) => (v / (1 + Math.exp(-v))) * v), 1e-5, `mvw_${what} NORM + GU`);
       }
     }
     H.close();
@@ -533,11 +564,12 @@ for (const [arch, type, extra] of MODELS) {
         const lp = eng.M._ob_logits(eng.ctx, -1) >>> 2;
         const e1 = relRms(eng.M.HEAPF32.slice(lp, lp + V), want.subarray(i * V, (i + 1) * V));
         assert.ok(e1 <= 1e-4, `decode position ${i}: relative RMS ${e1}`);
-        // the generic plan's list: embedding, 10 a layer (11 with QK-norm: q, k, v of one type
-        // are one product), output norm, head; on dq_mvb types (Q8_0, Q4_0 here) the RMSNorms run
-        // inside the products and gate + up + act are one dispatch: 6 a layer (7), no output norm
+        // the generic plan's list: embedding, 9 a layer (10 with QK-norm: q, k, v of one type
+        // are one product; the RoPE inside the attention), output norm, head; on dq_mvb types
+        // (Q8_0, Q4_0 here) the RMSNorms run inside the products and gate + up + act are one
+        // dispatch: 5 a layer (6), no output norm
         const fused = type === 'q8_0' || type === 'q4_0';
-        const perLayer = (fused ? 6 : 10) + (arch === 'qwen3' ? 1 : 0);
+        const perLayer = (fused ? 5 : 9) + (arch === 'qwen3' ? 1 : 0);
         assert.equal(eng.bridge.dispatches, (fused ? 2 : 3) + eng.info.nLayer * perLayer, 'dispatches a decode step');
       }
       // greedy generation through the GPU argmax + sampler equals the CPU logits' argmax
@@ -563,7 +595,7 @@ for (const [arch, type, extra] of MODELS) {
           const lp = eng.M._ob_logits(eng.ctx, -1) >>> 2;
           const e1 = relRms(eng.M.HEAPF32.slice(lp, lp + V), wl.subarray(i * V, (i + 1) * V));
           assert.ok(e1 <= 1e-4, `decode position ${i} (two key ranges): relative RMS ${e1}`);
-          assert.equal(eng.bridge.dispatches, 2 + eng.info.nLayer * 7, `dispatches a decode step at position ${i}`);
+          assert.equal(eng.bridge.dispatches, 2 + eng.info.nLayer * 6, `dispatches a decode step at position ${i}`);
         }
         // the prompt in chunks of 3 (attention over earlier chunks' cache) with the f16 KV cache:
         // keys and values rounded to f16 (2^-11 relative each) move the logits by ~1e-4 relative

@@ -19,7 +19,9 @@ const QO_KERNELS = new Set(['matvec', 'gateup', 'embed']);
 const XQ_KERNELS = new Set(['quant', 'rmsnorm', 'swiglu', 'attention_q']);
 // Kernels assembled from another's body and an ending of their own: attention.wgsl's output
 // through attn_o.wgsl (f32) or attn_xq.wgsl (quantised for mm_sg / mm_dp).
-const BODY = { attention: ['attention', 'attn_o'], attention_q: ['attention', 'attn_xq'] };
+// attn_one.wgsl's bindings: attn_io.wgsl (read-only cache) or attn_io_r.wgsl (RoPE and the cache write).
+const BODY = { attention: ['attention', 'attn_o'], attention_q: ['attention', 'attn_xq'], attn_one: ['attn_one', 'attn_io'],
+  attn_one_r: ['attn_one', 'attn_io_r'] };
 // Kernels of the generic plan that read weights of any type get src/webgpu/kernels/dq.wgsl.
 const DQ_KERNELS = new Set(['dq_mv', 'dq_mvb', 'dq_mm', 'dq_mmt', 'dq_mms', 'dq_embed']);
 // ... and the prompt product on subgroup matrices needs WGSL's experimental extension.

@@ -374,6 +374,12 @@ static uint64_t binding_cap(void) {
 
 static const char *const LIMIT_NAMES = "maxStorageBufferBindingSize / maxBufferSize";
 
+/* A weight buffer's size for n bytes of weights: a whole number of 16-byte words and one more
+ * (kernels that read weights as array<vec4<u32>> see only whole words, and dq_mvw.wgsl's shifted
+ * loads read the word after their bytes), at most WG_TAIL bytes more than n. */
+#define WG_TAIL 32u
+static uint64_t wt_size(uint64_t n) { return ((n + 15) & ~(uint64_t)15) + 16; }
+
 /* Packs a layer's n matrices of sz[i] bytes (0: absent), in order, each at a multiple of 256
  * bytes, into as few segments of at most binding_cap() bytes as the order allows: seg[i] and
  * off[i] say where matrix i lies, seg_bytes[s] how large segment s is. */
@@ -386,19 +392,19 @@ static ob_status pack_layer(const uint64_t *sz, int n, uint8_t *seg, uint32_t *o
         seg[i] = 0;
         off[i] = 0;
         if (!sz[i]) continue;
-        if (sz[i] > cap)
+        if (sz[i] + WG_TAIL > cap)
             return ob_fail(OB_ERR_UNSUPPORTED,
                            "a weight matrix of %llu bytes needs a GPU storage binding that large; this device allows %llu "
                            "(%s)", (unsigned long long)sz[i], (unsigned long long)cap, LIMIT_NAMES);
         uint64_t at = round256(pos);
-        if (pos > 0 && at + sz[i] > cap) {
+        if (pos > 0 && at + sz[i] + WG_TAIL > cap) {
             if (++s >= WG_SEGMAX) return ob_fail(OB_ERR_UNSUPPORTED, "a layer needs more than %d GPU buffers", WG_SEGMAX);
             at = 0;
         }
         seg[i] = (uint8_t)s;
         off[i] = (uint32_t)at;
         pos = at + sz[i];
-        seg_bytes[s] = round4(pos);
+        seg_bytes[s] = wt_size(pos);
     }
     *n_seg = s + 1;
     return OB_OK;
@@ -409,7 +415,7 @@ static uint32_t seg_buf(const struct wg_model *wm, int l, int s) { return wm->la
 
 /* Splits a [rows][cols] Q1_0 matrix into parts of whole rows, each fitting one binding. */
 static ob_status plan_parts(wg_model *wm, const ob_weight *w, wg_part **out, int *n_out) {
-    uint64_t per = binding_cap() / w->row_bytes;
+    uint64_t per = (binding_cap() - WG_TAIL) / w->row_bytes;
     if (per > (uint64_t)w->rows) per = (uint64_t)w->rows;
     if (per == 0)
         return ob_fail(OB_ERR_UNSUPPORTED, "a row of %zu bytes needs a GPU storage binding that large; this device allows %llu (%s)",
@@ -712,7 +718,7 @@ typedef struct wg_ctx {
      * created), and the layers' dispatches in forward.c's order, each with a decode and a prompt
      * form (the products: dq_mvb or dq_mv / dq_mmt). */
     uint32_t gp[7][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU, G_MVNH][type] */
-    uint32_t gw[7][2];            /* [kind][Q4_K, Q6_K]: dq_mvw.wgsl's decode forms (0: not created) */
+    uint32_t gw[7][4][3];         /* [kind][Q4_K, Q6_K, Q8_0, Q4_0][KS 1, 2, 4]: dq_mvw.wgsl's decode forms (0: not created) */
     struct wg_gop *gops;          /* [n_gops] */
     int n_gops, cap_gops;
     int g_layers_end;             /* gops[0, g_layers_end): embedding and layers; then the tail */
@@ -858,7 +864,7 @@ WG_API int ob_wgpu_model_setup(ob_model *m) {
             wg_part *p = &lists[k][i];
             if (!(p->buf & 0x80000000u)) continue;
             uint32_t *e = wm->plan + (size_t)(p->buf & 0x7fffffffu) * 6;
-            p->buf = gpu_buffer((uint64_t)p->rows * (k ? m->output : m->tok_embd)->row_bytes, WG_STORAGE);
+            p->buf = gpu_buffer(wt_size((uint64_t)p->rows * (k ? m->output : m->tok_embd)->row_bytes), WG_STORAGE);
             e[4] = p->buf;
         }
     for (int i = 0; i < wm->n_plan; i++) {
@@ -1204,8 +1210,8 @@ static void ctx_bindgroups(wg_ctx *c, int *ok) {
  *   q, k, v + biases (or fused qkv)    3 (1) x mv | dq_mmt, into the qkv buffer's rows (1 when
  *                                      they lie back to back: gen_qkv_merged)
  *   QK-norm                            norm (QK, in place)            if qk_norm
- *   RoPE + K, V into the cache         rope
- *   causal GQA attention               attention (the fused plan's prompt kernel)
+ *   RoPE + K, V into the cache         rope (prompts; decode: inside attn_one_r, GEN_ROPE_FUSE)
+ *   causal GQA attention               attention (the fused plan's prompt kernel) | attn_one_r
  *   attention sub-norm                 norm (in place)                if attn_sub_norm
  *   x += Wo a + bo                     mv | dq_mmt (residual)
  *   norm of the FFN input              norm                           unless parallel
@@ -1241,6 +1247,11 @@ static int gen_mm_tiled(void) { return !wg_lim.cpu; }
 #define GEN_ATT_MIN_TILES 2
 #endif
 #define GEN_ATT_TILE 32 /* attn_one.wgsl's TK */
+/* Decode: the RoPE and the KV-cache write inside the attention (attn_one_r: one dispatch a layer
+ * less); 0: rope.wgsl before attn_one, as prompts run them. */
+#ifndef GEN_ROPE_FUSE
+#define GEN_ROPE_FUSE 1
+#endif
 #define GEN_ATT_WGS 256
 static uint32_t gen_att_splits(const ob_hparams *hp, uint32_t pos) {
     const uint32_t nt = (pos + GEN_ATT_TILE) / GEN_ATT_TILE; /* tiles of the pos + 1 keys */
@@ -1259,37 +1270,65 @@ static uint32_t gen_att_splits(const ob_hparams *hp, uint32_t pos) {
 #define GEN_HEAD_RPG 4
 #endif
 
-/* Q4_K and Q6_K decode products on dq_mvw.wgsl (whole 32-weight chunks a lane, 16-byte loads, no
- * int -> float conversion a weight; GEN_MVW 0: dq_mvb as before; GEN_MVW_Q6 0: Q6_K stays on
- * dq_mvb) with GEN_MVW_RW output rows a subgroup (inputs loaded once for them), where Q4_K rows
- * start at multiples of 16 bytes (Q6_K at any even byte); the head's form with GEN_HEAD_RPG row
- * passes, as on dq_mvb. */
+/* Q4_K, Q6_K, Q8_0 and Q4_0 decode products on dq_mvw.wgsl (whole 32-weight chunks a lane,
+ * 16-byte loads, no int -> float conversion a weight; GEN_MVW 0: dq_mvb as before; GEN_MVW_Q6 0:
+ * Q6_K stays on dq_mvb, GEN_MVW_Q8 0: Q8_0 and Q4_0 do) with GEN_MVW_RW output rows a subgroup
+ * (inputs loaded once for them), where Q4_K rows start at multiples of 16 bytes (the others at any
+ * even byte); the head's form with GEN_HEAD_RPG row passes, as on dq_mvb. */
 #ifndef GEN_MVW
 #define GEN_MVW 1
 #endif
 #ifndef GEN_MVW_Q6
 #define GEN_MVW_Q6 1
 #endif
+#ifndef GEN_MVW_Q8
+#define GEN_MVW_Q8 1
+#endif
 #ifndef GEN_MVW_RW
 #define GEN_MVW_RW 2
 #endif
-static int gen_mvw(const ob_weight *w, int kind, uint32_t woff, uint32_t up_off) {
-    const uint32_t align = w->type == GGML_Q4_K ? 16 : 2; /* Q4_K: vec4 indices; Q6_K: shifted loads at even offsets */
-    return GEN_MVW && (w->type == GGML_Q4_K || (GEN_MVW_Q6 && w->type == GGML_Q6_K)) && kind != G_MM && kind != G_EMBED &&
-           w->cols % 256 == 0 && (woff | up_off | (uint32_t)w->row_bytes) % align == 0;
+/* Rows split over KS = 2 or 4 subgroups each (each takes part of K) while the product would run
+ * fewer than GEN_MVW_MINWG workgroups and each lane still gets a chunk: the down products' few
+ * long rows (Qwen2.5-1.5B: 1536 rows of 8960, 96 workgroups with KS 1) would leave most SMs idle. */
+#ifndef GEN_MVW_MINWG
+#define GEN_MVW_MINWG 512
+#endif
+static uint32_t gen_mvw_ks(const ob_weight *w, int kind) {
+    const uint32_t tpr = wg_lim.sg_size ? wg_lim.sg_size : 8u, chunks = (uint32_t)w->cols / 32;
+    const uint32_t rpw = 256u / tpr * GEN_MVW_RW * (kind == G_MVNH ? GEN_HEAD_RPG : 1);
+    const uint64_t nwg = ((uint64_t)w->rows + rpw - 1) / rpw;
+    uint32_t ks = 1;
+    while (ks < 4 && nwg * ks < GEN_MVW_MINWG && chunks >= 2 * ks * tpr && 256u / tpr >= 2 * ks) ks *= 2;
+    return ks;
 }
-static uint32_t gen_mvw_pipe(wg_ctx *c, int kind, uint32_t type) {
-    const int q6 = type == GGML_Q6_K;
-    if (!c->gw[kind][q6]) {
+static int gen_mvw_slot(uint32_t type) {
+    switch (type) {
+    case GGML_Q4_K: return 0;
+    case GGML_Q6_K: return GEN_MVW_Q6 ? 1 : -1;
+    case GGML_Q8_0: return GEN_MVW_Q8 ? 2 : -1;
+    case GGML_Q4_0: return GEN_MVW_Q8 ? 3 : -1;
+    default: return -1;
+    }
+}
+static int gen_mvw(const ob_weight *w, int kind, uint32_t woff, uint32_t up_off) {
+    const uint32_t align = w->type == GGML_Q4_K ? 16 : 2; /* Q4_K: vec4 indices; the others: shifted loads at even offsets */
+    const int cols_ok = (w->type == GGML_Q4_K || w->type == GGML_Q6_K) ? w->cols % 256 == 0 : w->cols % 32 == 0;
+    return GEN_MVW && gen_mvw_slot(w->type) >= 0 && kind != G_MM && kind != G_EMBED && cols_ok &&
+           (woff | up_off | (uint32_t)w->row_bytes) % align == 0;
+}
+static uint32_t gen_mvw_pipe(wg_ctx *c, int kind, uint32_t type, uint32_t ks) {
+    const int s = gen_mvw_slot(type), k = ks == 4 ? 2 : ks == 2 ? 1 : 0;
+    if (!c->gw[kind][s][k]) {
         const wg_const f[] = {{"NORM", kind == G_MVN || kind == G_MVNGU || kind == G_MVNH},
                               {"GU", kind == G_MVGU || kind == G_MVNGU},
                               {"ACT", (uint32_t)c->wm->m->hp.act},
                               {"RW", GEN_MVW_RW},
                               {"RPG", kind == G_MVNH ? GEN_HEAD_RPG : 1},
+                              {"KS", ks},
                               {"WT", type}};
-        c->gw[kind][q6] = gpu_pipeline("dq_mvw", 6, f);
+        c->gw[kind][s][k] = gpu_pipeline("dq_mvw", 7, f);
     }
-    return c->gw[kind][q6];
+    return c->gw[kind][s][k];
 }
 
 /* The product or embedding pipeline for a weight type, created on first use. */
@@ -1388,7 +1427,8 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     const wg_bind bx[4] = {{0, wbuf, 0, 0}, {1, c->x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const int kind = nw != GV_NONE ? (up ? G_MVNGU : head ? G_MVNH : G_MVN) : up ? G_MVGU : G_MV;
     const int wide = gen_mvw(w, kind, woff, up ? up_off : 0);
-    const uint32_t mv = wide ? gen_mvw_pipe(c, kind, w->type) : gen_pipe(c, kind, w->type), mm = gen_pipe(c, G_MM, w->type);
+    const uint32_t ks = wide ? gen_mvw_ks(w, kind) : 1;
+    const uint32_t mv = wide ? gen_mvw_pipe(c, kind, w->type, ks) : gen_pipe(c, kind, w->type), mm = gen_pipe(c, G_MM, w->type);
     wg_params pd = p;
     if (head) pd.flags |= 4u;
     if (nw != GV_NONE) {
@@ -1399,7 +1439,7 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     if (up) pd.v_off = up_off;
     uint32_t rpw = 256u / (wg_lim.sg_size ? wg_lim.sg_size : 8u); /* dq_mv: rows a workgroup (TPR lanes each) */
     if (kind == G_MVNH) rpw *= GEN_HEAD_RPG;
-    if (wide) rpw *= GEN_MVW_RW;
+    if (wide) rpw = rpw * GEN_MVW_RW / ks;
     wg_gop op = {{mv, mm},
                  {make_bg_on(c, mv, 0, &pd, 4, nw != GV_NONE ? bx : b, ok), make_bg_on(c, mm, 0, &p, 4, b, ok)},
                  {((uint32_t)rows + rpw - 1) / rpw, ((uint32_t)rows + 63) / 64}, /* dq_mmt, dq_mm: 64 rows */
@@ -1451,7 +1491,8 @@ static void gen_pipelines(wg_ctx *c) {
     uint32_t hdp = 32; /* attention.wgsl's staged head: the next of 32, 64, 128, 256 (Phi-2's 80: 128) */
     while (hdp < hd) hdp *= 2;
     const wg_const attn[] = {{"HD", hdp}, {"HDR", hd}, {"KV16", f16}, {"QH", attn_heads(hp)}};
-    const wg_const attn1[] = {{"HD", hdp}, {"HDR", hd}, {"KV16", f16}, {"SPLITS_MAX", ATT_SPLITS}, {"MERGE", 0}};
+    const wg_const attn1[] = {{"HD", hdp}, {"HDR", hd}, {"KV16", f16}, {"SPLITS_MAX", ATT_SPLITS}, {"MERGE", 0},
+                              {"ROPE", GEN_ROPE_FUSE}, {"NROT", (uint32_t)hp->n_rot}, {"NEOX", hp->rope == OB_ROPE_NEOX}};
     const wg_const attnm[] = {{"HD", hdp}, {"HDR", hd}, {"KV16", f16}, {"SPLITS_MAX", ATT_SPLITS}, {"MERGE", 1}};
     c->pipe[K_G_NORM] = gpu_pipeline("norm", 1, norm);
     c->pipe[K_G_RMS_IN] = gpu_pipeline("norm", 1, rms_in);
@@ -1460,7 +1501,7 @@ static void gen_pipelines(wg_ctx *c) {
     c->pipe[K_G_ACT] = gpu_pipeline("act", 2, act);
     c->pipe[K_G_ARGMAX] = gpu_pipeline("argmax", 0, NULL);
     c->pipe[K_ATTN] = gpu_pipeline("attention", 4, attn);
-    c->pipe[K_G_ATTN1] = gpu_pipeline("attn_one", 5, attn1);
+    c->pipe[K_G_ATTN1] = gpu_pipeline(GEN_ROPE_FUSE ? "attn_one_r" : "attn_one", GEN_ROPE_FUSE ? 8 : 5, attn1);
     c->pipe[K_G_ATTNM] = gpu_pipeline("attn_one", 5, attnm);
     c->pipe[K_SAMPLE] = gpu_pipeline("sample", 0, NULL);
     if (c->gsg) {
@@ -1566,13 +1607,15 @@ static void gen_program(wg_ctx *c, int *ok) {
         p = base_params(c);
         gen_op1(c, K_G_ROPE, &p, 3, (wg_bind[]){{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->rope, 0, 0}},
                 (uint32_t)(hp->n_head + 2 * hp->n_head_kv), GY_TOK, ok);
+        if (*ok && GEN_ROPE_FUSE) c->gops[c->n_gops - 1].gx[0] = 0; /* decode: inside attn_one_r */
         p = base_params(c);
         p.scale = hp->attn_scale;
-        { /* decode: attn_one.wgsl, n_head x the step's key ranges, then (with more than one range)
-           * its merge, a workgroup per q head; prompts: attention.wgsl */
-            const wg_bind ab[4] = {{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}, {3, c->apart, 0, 0}};
+        { /* decode: attn_one.wgsl (attn_one_r: with the RoPE and the cache write), n_head x the step's
+           * key ranges, then (with more than one range) its merge, a workgroup per q head; prompts:
+           * attention.wgsl */
+            const wg_bind ab[5] = {{0, c->qkv, 0, 0}, {1, c->kv[l], 0, 0}, {2, c->att, 0, 0}, {3, c->apart, 0, 0}, {4, c->rope, 0, 0}};
             wg_gop op = {{c->pipe[K_G_ATTN1], c->pipe[K_ATTN]},
-                         {make_bg(c, K_G_ATTN1, &p, 4, ab, ok), make_bg(c, K_ATTN, &p, 3, ab, ok)},
+                         {make_bg(c, K_G_ATTN1, &p, GEN_ROPE_FUSE ? 5 : 4, ab, ok), make_bg(c, K_ATTN, &p, 3, ab, ok)},
                          {(uint32_t)hp->n_head, (uint32_t)hp->n_head / attn_heads(hp)},
                          {GY_SPLIT, GY_ATTN}};
             if (gen_op(c, &op) < 0) *ok = 0;
