@@ -558,20 +558,19 @@ static void cpuk_matmul(void *kstate, const ob_weight *w, const float *x, float 
         pthread_mutex_unlock(&s->mu);
         return;
     }
-    if (n == 1) {
-        cpuk_gemv(s, &pw, &y, 1, x);
-        pthread_mutex_unlock(&s->mu);
-        return;
-    }
     const int nb = pw->nb;
     int8_t *xl = s->planes == 2 ? s->xl : NULL;
     for (int t0 = 0; t0 < n; t0 += CPUK_MAX_BATCH) {
         const int nt = n - t0 < CPUK_MAX_BATCH ? n - t0 : CPUK_MAX_BATCH;
-        const int k14 = xl && (nt == 1 ? s->k14_tok : s->k14_batch), vplanes = k14 ? 2 : 3;
+        if (nt == 1) { /* one token (a decode step, or the last of a long batch): the one-token kernels */
+            float *yt = y + (size_t)t0 * pw->rows;
+            cpuk_gemv(s, &pw, &yt, 1, x + (size_t)t0 * pw->cols);
+            continue;
+        }
+        const int k14 = xl && s->k14_batch, vplanes = k14 ? 2 : 3;
         /* Several tokens with two planes: every token's vpermb tables where this CPU has them
-         * (xvtm), built by the threads that quantise. (A last chunk of one token goes through the
-         * two-plane or lookup-table kernels.) */
-        uint8_t *vtm = nt > 1 && xl ? s->xvtm : NULL;
+         * (xvtm), built by the threads that quantise. */
+        uint8_t *vtm = xl ? s->xvtm : NULL;
         cpuk_quant_job qj = {s->isa, x + (size_t)t0 * pw->cols, pw->cols, nb, s->xq, xl, s->xa, s->xc, s->xlut, s->s32, k14, vtm, s->vtm_stride, vplanes};
         tp_for(s->pool, nt, 1, cpuk_quant_run, &qj);
         cpuk_gemm_job gj = {s->isa, pw, {s->xq, xl, s->xa, s->xc, pw->cols, nb, s->xlut, (size_t)pw->cols * CK_LUT_PER_COL, s->s32, NULL, vplanes,
