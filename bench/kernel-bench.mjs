@@ -175,6 +175,10 @@ if (opt.mv) {
         const rpg = form === 'h' ? 4 : 1;
         if (ks > 1 && (!/override KS/.test(KERNELS.dq_mvw) || cols / 32 < ks * sg)) continue;
         forms.push([`dq_mvw RW=${rw}${ks > 1 ? ` KS=${ks}` : ''}`, { WT: wt, NORM: form !== '' ? 1 : 0, GU: gu ? 1 : 0, RW: rw, RPG: rpg, ...(ks > 1 ? { KS: ks } : {}) }, (rw * rpg) / ks]);
+        // the integer-product form (IQ: the input quantised in workgroup memory), Q4_K
+        if (type === 'q4_K' && /override IQ/.test(KERNELS.dq_mvw) && rw === 2)
+          forms.push([`dq_mvw RW=2${ks > 1 ? ` KS=${ks}` : ''} IQ`, { WT: wt, NORM: form !== '' ? 1 : 0, GU: gu ? 1 : 0, RW: 2, RPG: rpg, IQ: 1,
+            KMAX: Math.ceil(cols / 256) * 256, ...(ks > 1 ? { KS: ks } : {}) }, (2 * rpg) / ks]);
       }
     let ref = null;
     for (const [kname, consts, rpw] of forms) {

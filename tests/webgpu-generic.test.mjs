@@ -324,6 +324,25 @@ test('generic kernels: dq_mvw (Q4_K, Q6_K, Q8_0, Q4_0; RW 1 and 2; plain and NOR
           { n: 2, last: 1 }, [1]);
         close(yg.subarray(0, 2), pw.map((v) => (v / (1 + Math.exp(-v))) * v), 1e-5, `mvw_${what} NORM + GU`);
       }
+      // IQ (Q4_K): the input quantised to 16 bits per 32-block in workgroup memory, integer
+      // products (relative error ~1e-5): the plain form on the 12 rows (RW 1, 2) and the wide rows
+      // (KS 2), the NORM + GU form on the wide rows
+      if (rec.type === 12) {
+        for (const rw of [1, 2]) {
+          const what = `${rec.name} IQ RW=${rw} (${sg ? 'subgroups' : 'workgroup memory'})`, rpw = (256 / H.tpr) * rw;
+          const [, , y] = await H.run('dq_mvw', { WT: 12, RW: rw, IQ: 1, KMAX: cols }, [rec.bytes, x, y0, bias],
+            { rows, cols, row_bytes: rb, in_stride: cols, flags: 7 }, { n: 2, last: 1 }, [Math.ceil(rows / rpw)]);
+          close(y.subarray(0, rows), want, 1e-4, `mvw_${what}`);
+        }
+        const what = `${rec.name} IQ KS=2 (${sg ? 'subgroups' : 'workgroup memory'})`;
+        const [, , y] = await H.run('dq_mvw', { WT: 12, RW: 2, KS: 2, IQ: 1, KMAX: wide.cols }, [wide.bytes, xw, y0.subarray(0, 2), bias.subarray(0, 2)],
+          { rows: 2, cols: wide.cols, row_bytes: 6 * rb, in_stride: wide.cols, flags: 7 }, { n: 2, last: 1 }, [1]);
+        close(y.subarray(0, 2), wantW, 1e-4, `mvw_${what}`);
+        const [, , yg] = await H.run('dq_mvw', { WT: 12, RW: 2, IQ: 1, KMAX: wide.cols, NORM: 1, GU: 1 }, [wide.bytes, xw, 8, vbw],
+          { rows: 2, cols: wide.cols, row_bytes: 6 * rb, in_stride: wide.cols, flags: 4, q_off: 16, eps: 1e-5 },
+          { n: 2, last: 1 }, [1]);
+        close(yg.subarray(0, 2), pw.map((v) => (v / (1 + Math.exp(-v))) * v), 1e-4, `mvw_${what} NORM + GU`);
+      }
     }
     H.close();
   }

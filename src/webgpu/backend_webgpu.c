@@ -1316,17 +1316,34 @@ static int gen_mvw(const ob_weight *w, int kind, uint32_t woff, uint32_t up_off)
     return GEN_MVW && gen_mvw_slot(w->type) >= 0 && kind != G_MM && kind != G_EMBED && cols_ok &&
            (woff | up_off | (uint32_t)w->row_bytes) % align == 0;
 }
+/* Q4_K decode products on packed integer dot products (dq_mvw.wgsl's IQ: each workgroup
+ * quantises its input into workgroup memory, KMAX = the model's widest input, 2.375 bytes an
+ * element) where GEN_MVQ is set and that fits the device's workgroup memory; 0 where not. */
+#ifndef GEN_MVQ
+#define GEN_MVQ 0
+#endif
+static uint32_t gen_mvq_kmax(const wg_ctx *c) {
+    const ob_hparams *hp = &c->wm->m->hp;
+    uint64_t k = (uint64_t)hp->n_embd;
+    if ((uint64_t)hp->q_dim > k) k = (uint64_t)hp->q_dim;
+    if ((uint64_t)hp->n_ff > k) k = (uint64_t)hp->n_ff;
+    k = (k + 255) / 256 * 256;
+    return GEN_MVQ && k * 19 / 8 + 2048 <= wg_lim.max_wg_mem ? (uint32_t)k : 0;
+}
 static uint32_t gen_mvw_pipe(wg_ctx *c, int kind, uint32_t type, uint32_t ks) {
     const int s = gen_mvw_slot(type), k = ks == 4 ? 2 : ks == 2 ? 1 : 0;
     if (!c->gw[kind][s][k]) {
+        const uint32_t kq = type == GGML_Q4_K ? gen_mvq_kmax(c) : 0;
         const wg_const f[] = {{"NORM", kind == G_MVN || kind == G_MVNGU || kind == G_MVNH},
                               {"GU", kind == G_MVGU || kind == G_MVNGU},
                               {"ACT", (uint32_t)c->wm->m->hp.act},
                               {"RW", GEN_MVW_RW},
                               {"RPG", kind == G_MVNH ? GEN_HEAD_RPG : 1},
                               {"KS", ks},
-                              {"WT", type}};
-        c->gw[kind][s][k] = gpu_pipeline("dq_mvw", 7, f);
+                              {"WT", type},
+                              {"IQ", kq != 0},
+                              {"KMAX", kq ? kq : 32}};
+        c->gw[kind][s][k] = gpu_pipeline("dq_mvw", 9, f);
     }
     return c->gw[kind][s][k];
 }

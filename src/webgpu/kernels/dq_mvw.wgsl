@@ -29,6 +29,14 @@ override RW: u32 = 1u;  // output rows a subgroup (1 .. 2)
 override RPG: u32 = 1u; // row passes a workgroup (the output head: each workgroup's norm read once for more rows)
 override KS: u32 = 1u;  // subgroups a row group (1, 2, 4): long rows of few rows split K over KS subgroups
 override WT: u32 = 12u; // 12: Q4_K, 14: Q6_K, 8: Q8_0, 2: Q4_0
+// IQ (Q4_K): integer products. The workgroup first quantises its input row (x, with NORM times
+// the norm weights) into workgroup memory, per 32-block q = round(x / d) with |q| <= 32639 as
+// two int8 planes q = 256 hi + lo (hi = (q + 128) >> 8, lo in -128 .. 127: no offset term), d, and
+// each 16 elements' sum of q; a chunk's 32 nibbles then meet the planes in 16 dot4I8Packed
+// (Σ n q = 256 Σ n hi + Σ n lo), about 50 instructions a chunk and row against ~170 in floats.
+// KMAX: the largest cols the pipeline serves (the staging's size; 32 without IQ).
+override IQ: bool = false;
+override KMAX: u32 = 32u;
 
 @group(0) @binding(0) var<storage, read> W: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read> X: array<vec4<f32>>;
@@ -41,6 +49,11 @@ const M4: u32 = 0x0f0f0f0fu;
 const ONE: u32 = 0x3f800000u;
 
 var<workgroup> ks_part: array<vec4<f32>, 256u / TPR>;  // KS > 1: each subgroup's row sums
+
+var<workgroup> qh: array<vec4<u32>, KMAX / 16u>;  // IQ: the hi plane, 16 elements a vec4
+var<workgroup> ql: array<vec4<u32>, KMAX / 16u>;  // IQ: the lo plane
+var<workgroup> qd: array<f32, KMAX / 32u>;        // IQ: d of each 32-block
+var<workgroup> qs: array<f32, KMAX / 16u>;        // IQ: sum of q over each 16 elements
 
 var<private> XB: u32;
 var<private> NW: u32;
@@ -233,6 +246,73 @@ fn load_x(g: u32, x: ptr<function, array<vec4<f32>, 8>>) -> vec2<f32> {
   return vec2<f32>(hsum(((*x)[0] + (*x)[1]) + ((*x)[2] + (*x)[3])), hsum(((*x)[4] + (*x)[5]) + ((*x)[6] + (*x)[7])));
 }
 
+// IQ: the input row (times the norm weights with NORM) quantised into qh, ql, qd, qs; a 32-block
+// an invocation.
+fn stage(tid: u32) {
+  for (var b = tid; b < P.cols / 32u; b += 256u) {
+    var v: array<vec4<f32>, 8>;
+    var m = 0.0;
+    for (var i = 0u; i < 8u; i++) {
+      v[i] = xin(8u * b + i);
+      let a = abs(v[i]);
+      m = max(m, max(max(a.x, a.y), max(a.z, a.w)));
+    }
+    let d = m / 32639.0;
+    let inv = select(0.0, 1.0 / d, d > 0.0);
+    var hw: array<u32, 8>;
+    var lw: array<u32, 8>;
+    var s0 = 0;
+    var s1 = 0;
+    for (var i = 0u; i < 8u; i++) {
+      let q = clamp(vec4<i32>(round(v[i] * inv)), vec4<i32>(-32639), vec4<i32>(32639));
+      let h = (q + vec4<i32>(128)) >> vec4<u32>(8u);
+      hw[i] = pack4xI8(h);
+      lw[i] = pack4xI8(q - 256 * h);
+      let t = (q.x + q.y) + (q.z + q.w);
+      if (i < 4u) { s0 += t; } else { s1 += t; }
+    }
+    qh[2u * b] = vec4<u32>(hw[0], hw[1], hw[2], hw[3]);
+    qh[2u * b + 1u] = vec4<u32>(hw[4], hw[5], hw[6], hw[7]);
+    ql[2u * b] = vec4<u32>(lw[0], lw[1], lw[2], lw[3]);
+    ql[2u * b + 1u] = vec4<u32>(lw[4], lw[5], lw[6], lw[7]);
+    qd[b] = d;
+    qs[2u * b] = f32(s0);
+    qs[2u * b + 1u] = f32(s1);
+  }
+}
+
+// IQ: a chunk's quantised inputs (Q4_K chunk c of block g / 8: sub-blocks 2 j and 2 j + 1, half
+// c % 2 of each): the planes of 16 elements of each, their d and their sums of q.
+struct XQ { h0: vec4<u32>, l0: vec4<u32>, h1: vec4<u32>, l1: vec4<u32>, d: vec2<f32>, s: vec2<f32> }
+fn load_xq(g: u32) -> XQ {
+  let c = g % 8u;
+  let e = 16u * (g / 8u) + 4u * (c / 2u) + c % 2u;  // 16-element group of sub-block 2 j's half
+  let b = e / 2u;                                     // its 32-block
+  return XQ(qh[e], ql[e], qh[e + 2u], ql[e + 2u], vec2<f32>(qd[b], qd[b + 1u]), vec2<f32>(qs[e], qs[e + 2u]));
+}
+
+fn dot4(w: vec4<u32>, x: vec4<u32>) -> i32 {
+  return (dot4I8Packed(w.x, x.x) + dot4I8Packed(w.y, x.y)) + (dot4I8Packed(w.z, x.z) + dot4I8Packed(w.w, x.w));
+}
+
+// IQ: chunk c of the Q4_K block whose head is W[h] against the quantised inputs x.
+fn iq4k(h: u32, c: u32, x: XQ) -> f32 {
+  let hd = W[h];
+  let q = W[h + 1u + c];
+  let j = c / 2u;
+  let hi = j >= 2u;
+  let sc = select(hd.y & 0x3f3f3f3fu, (hd.w & M4) | ((hd.y >> 2u) & 0x30303030u), hi);
+  let mn = select(hd.z & 0x3f3f3f3fu, ((hd.w >> 4u) & M4) | ((hd.z >> 2u) & 0x30303030u), hi);
+  let sh = 16u * (j % 2u);
+  let k = ufl(vec4<u32>(sc >> sh, sc >> (sh + 8u), mn >> sh, mn >> (sh + 8u)) & vec4<u32>(255u));
+  let dm = unpack2x16float(hd.x);
+  let n0 = q & vec4<u32>(M4);
+  let n1 = (q >> vec4<u32>(4u)) & vec4<u32>(M4);
+  let s0 = f32(256 * dot4(n0, x.h0) + dot4(n0, x.l0));
+  let s1 = f32(256 * dot4(n1, x.h1) + dot4(n1, x.l1));
+  return dm.x * (k.x * x.d.x * s0 + k.y * x.d.y * s1) - dm.y * (k.z * x.d.x * x.s.x + k.w * x.d.y * x.s.y);
+}
+
 fn act(x: f32) -> f32 {
   if (ACT == 1u) {
     let z = 0.7978845608028654 * (x + 0.044715 * x * x * x);
@@ -269,6 +349,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     xs = 1.0 / sqrt(wg_sum(ss, tid) / f32(P.cols) + P.eps);
     NW = P.q_off / 4u;
   }
+  if (IQ) {
+    stage(tid);
+    workgroupBarrier();
+  }
   // The subgroup's weight rows: h0 .. h3 their first bytes (GU: gate, up of row r0, then of r0 + 1;
   // else rows r0, r0 + 1), the accumulators a0 .. a3 (scalars, not arrays: registers for sure).
   let nr = select(1u, 2u, GU) * RW;
@@ -297,7 +381,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     var xa: array<vec4<f32>, 8>;
     var xb: array<vec4<f32>, 8>;
     var g = ks * TPR + lane;
-    while (g + step < nc) {
+    if (IQ) {
+      for (; g < nc; g += step) {
+        let xq = load_xq(g);
+        let c = g % 8u;
+        let o = 9u * (g / 8u);
+        a0 += iq4k(h0 / 16u + o, c, xq);
+        if (nr > 1u) { a1 += iq4k(h1 / 16u + o, c, xq); }
+        if (nr > 2u) { a2 += iq4k(h2 / 16u + o, c, xq); }
+        if (nr > 3u) { a3 += iq4k(h3 / 16u + o, c, xq); }
+      }
+    }
+    while (!IQ && g + step < nc) {
       let g1 = g + step;
       let sa = load_x(g, &xa);
       let sb = load_x(g1, &xb);
@@ -307,7 +402,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
       if (nr > 3u) { a3 += chunk(h3, g, &xa, sa) + chunk(h3, g1, &xb, sb); }
       g += 2u * step;
     }
-    if (g < nc) {
+    if (!IQ && g < nc) {
       let sa = load_x(g, &xa);
       a0 += chunk(h0, g, &xa, sa);
       if (nr > 1u) { a1 += chunk(h1, g, &xa, sa); }
