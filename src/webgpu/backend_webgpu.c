@@ -718,7 +718,7 @@ typedef struct wg_ctx {
      * created), and the layers' dispatches in forward.c's order, each with a decode and a prompt
      * form (the products: dq_mvb or dq_mv / dq_mmt). */
     uint32_t gp[7][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU, G_MVNH][type] */
-    uint32_t gw[7][4][3];         /* [kind][Q4_K, Q6_K, Q8_0, Q4_0][KS 1, 2, 4]: dq_mvw.wgsl's decode forms (0: not created) */
+    uint32_t gw[7][4][4];         /* [kind][Q4_K, Q6_K, Q8_0, Q4_0][KS 1, 2, 4, IQ]: dq_mvw.wgsl's decode forms (0: not created) */
     struct wg_gop *gops;          /* [n_gops] */
     int n_gops, cap_gops;
     int g_layers_end;             /* gops[0, g_layers_end): embedding and layers; then the tail */
@@ -1322,18 +1322,24 @@ static int gen_mvw(const ob_weight *w, int kind, uint32_t woff, uint32_t up_off)
 #ifndef GEN_MVQ
 #define GEN_MVQ 0
 #endif
+#ifndef GEN_MVQ_MAXK
+#define GEN_MVQ_MAXK 4096
+#endif
 static uint32_t gen_mvq_kmax(const wg_ctx *c) {
     const ob_hparams *hp = &c->wm->m->hp;
     uint64_t k = (uint64_t)hp->n_embd;
     if ((uint64_t)hp->q_dim > k) k = (uint64_t)hp->q_dim;
-    if ((uint64_t)hp->n_ff > k) k = (uint64_t)hp->n_ff;
     k = (k + 255) / 256 * 256;
-    return GEN_MVQ && k * 19 / 8 + 2048 <= wg_lim.max_wg_mem ? (uint32_t)k : 0;
+    return GEN_MVQ && k <= GEN_MVQ_MAXK && k * 19 / 8 + 2048 <= wg_lim.max_wg_mem ? (uint32_t)k : 0;
 }
-static uint32_t gen_mvw_pipe(wg_ctx *c, int kind, uint32_t type, uint32_t ks) {
-    const int s = gen_mvw_slot(type), k = ks == 4 ? 2 : ks == 2 ? 1 : 0;
+static int gen_mvq(const wg_ctx *c, const ob_weight *w) {
+    const uint32_t kq = w->type == GGML_Q4_K ? gen_mvq_kmax(c) : 0;
+    return kq && (uint32_t)w->cols <= kq;
+}
+static uint32_t gen_mvw_pipe(wg_ctx *c, int kind, uint32_t type, uint32_t ks, int iq) {
+    const int s = gen_mvw_slot(type), k = iq ? 3 : ks == 4 ? 2 : ks == 2 ? 1 : 0;
     if (!c->gw[kind][s][k]) {
-        const uint32_t kq = type == GGML_Q4_K ? gen_mvq_kmax(c) : 0;
+        const uint32_t kq = iq ? gen_mvq_kmax(c) : 0;
         const wg_const f[] = {{"NORM", kind == G_MVN || kind == G_MVNGU || kind == G_MVNH},
                               {"GU", kind == G_MVGU || kind == G_MVNGU},
                               {"ACT", (uint32_t)c->wm->m->hp.act},
@@ -1444,8 +1450,9 @@ static int gen_linear_x(wg_ctx *c, const ob_weight *w, uint32_t wbuf, uint32_t w
     const wg_bind bx[4] = {{0, wbuf, 0, 0}, {1, c->x, 0, 0}, {2, y, 0, 0}, {3, c->wm->norm_buf, 0, 0}};
     const int kind = nw != GV_NONE ? (up ? G_MVNGU : head ? G_MVNH : G_MVN) : up ? G_MVGU : G_MV;
     const int wide = gen_mvw(w, kind, woff, up ? up_off : 0);
-    const uint32_t ks = wide ? gen_mvw_ks(w, kind) : 1;
-    const uint32_t mv = wide ? gen_mvw_pipe(c, kind, w->type, ks) : gen_pipe(c, kind, w->type), mm = gen_pipe(c, G_MM, w->type);
+    const int iq = wide && gen_mvq(c, w);
+    const uint32_t ks = wide && !iq ? gen_mvw_ks(w, kind) : 1;
+    const uint32_t mv = wide ? gen_mvw_pipe(c, kind, w->type, ks, iq) : gen_pipe(c, kind, w->type), mm = gen_pipe(c, G_MM, w->type);
     wg_params pd = p;
     if (head) pd.flags |= 4u;
     if (nw != GV_NONE) {
