@@ -142,7 +142,7 @@ uninstall:
 # wasm build: `make wasm` -> build/wasm/onebit.wasm + onebit-core.mjs (the C core as an ES module
 # for web/engine.mjs, which hands it the wasm bytes, so Node needs no node environment: every
 # src/*.c, ISA-specific files compile to empty tables), the threaded CPU variant onebit-mt.wasm +
-# onebit-mt-core.mjs + onebit-mt-core.worker.js (below) and kernels.mjs
+# onebit-mt-core.mjs + onebit-mt-core.worker.js (below) and kernels.mjs + kernels-generic.mjs
 # (src/webgpu/kernels/*.wgsl embedded by tools/embed-wgsl.mjs). Needs Debian's emscripten.
 EMCC         ?= NODE_PATH=/usr/share/nodejs emcc
 WB           := $(B)/wasm
@@ -164,7 +164,7 @@ WASM_LDFLAGS := -sMODULARIZE=1 -sEXPORT_ES6=1 -sEXPORT_NAME=createOnebitCore -sA
                 -sEXPORTED_FUNCTIONS=$(subst $(WASM_SPACE),$(WASM_COMMA),$(strip $(WASM_EXPORTS))) \
                 -sEXPORTED_RUNTIME_METHODS=HEAPU8,HEAP32,HEAPU32,HEAPF32,UTF8ToString,stringToUTF8,lengthBytesUTF8
 .PHONY: wasm npm
-wasm: $(WB)/onebit.wasm $(WB)/onebit-mt.wasm $(WB)/kernels.mjs
+wasm: $(WB)/onebit.wasm $(WB)/onebit-mt.wasm $(WB)/kernels.mjs $(WB)/kernels-generic.mjs
 # The npm package of the browser/Node engine: build/npm/onebit-VERSION.tgz (tools/pack-npm.mjs
 # prints its size and what a page downloads, and fails over the 200 KB budget).
 npm: wasm
@@ -185,8 +185,8 @@ $(WB)/obj/%.o: src/%.c
 $(WB)/onebit.wasm: $(WASM_OBJ)
 	$(EMCC) $(WASM_CFLAGS) $(WASM_LINK_OPT) $(WASM_LDFLAGS) $^ -o $(WB)/onebit-core.mjs
 	mv -f $(WB)/onebit-core.wasm $@
-$(WB)/kernels.mjs: tools/embed-wgsl.mjs $(wildcard src/webgpu/kernels/*.wgsl)
-	node tools/embed-wgsl.mjs src/webgpu/kernels $@
+$(WB)/kernels.mjs $(WB)/kernels-generic.mjs &: tools/embed-wgsl.mjs $(wildcard src/webgpu/kernels/*.wgsl)
+	node tools/embed-wgsl.mjs src/webgpu/kernels $(WB)/kernels.mjs
 -include $(WASM_OBJ:.o=.d)
 
 # The threaded CPU variant, for pages and workers that are cross-origin isolated (web/engine.mjs

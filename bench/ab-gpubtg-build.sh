@@ -20,9 +20,9 @@ if [ $# = 0 ]; then
 fi
 build() {  # NAME FLAGS
     rm -f build/wasm/obj/webgpu/backend_webgpu.o build/wasm/onebit.wasm
-    EMCC_CFLAGS="$2" nice make -s build/wasm/onebit.wasm build/wasm/kernels.mjs
+    EMCC_CFLAGS="$2" nice make -s build/wasm/onebit.wasm build/wasm/kernels.mjs build/wasm/kernels-generic.mjs
     mkdir -p "var/$1"
-    cp build/wasm/onebit.wasm build/wasm/onebit-core.mjs build/wasm/kernels.mjs "var/$1/"
+    cp build/wasm/onebit.wasm build/wasm/onebit-core.mjs build/wasm/kernels.mjs build/wasm/kernels-generic.mjs "var/$1/"
     echo "var/$1: ${2:-(defaults)}"
 }
 for spec in "$@"; do

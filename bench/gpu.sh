@@ -44,7 +44,7 @@ export NODE_PATH=/tmp/gpu-kit/node_modules
 ldconfig -p | grep -q libvulkan || echo "warning: no libvulkan in the loader cache"
 node --version
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
-for f in build/wasm/onebit.wasm build/wasm/onebit-core.mjs build/wasm/kernels.mjs; do
+for f in build/wasm/onebit.wasm build/wasm/onebit-core.mjs build/wasm/kernels.mjs build/wasm/kernels-generic.mjs; do
     [ -f "$f" ] || { echo "missing $f (run make wasm / bench/gpu-prep.sh and carry build/wasm)"; exit 1; }
 done
 # Node resolves packages from the script's folder upwards, not from NODE_PATH, for ES imports:

@@ -14,8 +14,8 @@ export interface LoadOptions {
   gpu?: unknown;
   /** CPU path: threads to compute on (0 = default); more than one needs a cross-origin isolated page or worker. */
   threads?: number;
-  /** Advanced: where the engine's files are, for hosts that move them (coreUrl, wasmUrl, kernelsUrl, mtCoreUrl, mtWasmUrl). */
-  engine?: { coreUrl?: string | URL; wasmUrl?: string | URL; kernelsUrl?: string | URL; mtCoreUrl?: string | URL; mtWasmUrl?: string | URL; wasm?: ArrayBuffer | Uint8Array };
+  /** Advanced: where the engine's files are, for hosts that move them (coreUrl, wasmUrl, kernelsUrl, kernelsGenericUrl, mtCoreUrl, mtWasmUrl). */
+  engine?: { coreUrl?: string | URL; wasmUrl?: string | URL; kernelsUrl?: string | URL; kernelsGenericUrl?: string | URL; mtCoreUrl?: string | URL; mtWasmUrl?: string | URL; wasm?: ArrayBuffer | Uint8Array };
 }
 
 export type Role = 'system' | 'developer' | 'user' | 'assistant';

@@ -21,7 +21,8 @@ assert.ok(existsSync(TINY), 'build/models/tiny.gguf is missing: run tools/make-m
 
 const { Engine, OnebitError, Status } = await import('../web/engine.mjs');
 const { GpuBridge, openDevice } = await import('../web/gpu.mjs');
-const { KERNELS } = await import('../build/wasm/kernels.mjs');
+// both kernel modules: the fused plan's and the shared ones, and the generic plan's
+const KERNELS = { ...(await import('../build/wasm/kernels-generic.mjs')).KERNELS, ...(await import('../build/wasm/kernels.mjs')).KERNELS };
 // mm_sg.wgsl's tile and workgroup memory, as its consts say (the C host's copies are tested below).
 const MMS = Object.fromEntries(['TR', 'TT', 'SMW'].map((k) => [k, Number(KERNELS.mm_sg.match(new RegExp(`const ${k} ?= ?(\\d+)u;`))?.[1])]));
 const MMD = Object.fromEntries(['TR', 'TT'].map((k) => [k, Number(KERNELS.mm_dp.match(new RegExp(`const ${k} ?= ?(\\d+)u;`))?.[1])]));

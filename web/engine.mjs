@@ -34,6 +34,7 @@ const FILES = {
   mtCore: () => new URL('../build/wasm/onebit-mt-core.mjs', import.meta.url),
   mtWasm: () => new URL('../build/wasm/onebit-mt.wasm', import.meta.url),
   kernels: () => new URL('../build/wasm/kernels.mjs', import.meta.url),
+  kernelsGeneric: () => new URL('../build/wasm/kernels-generic.mjs', import.meta.url),
 };
 
 export const Status = Object.freeze({
@@ -246,7 +247,8 @@ export class Engine {
   // globalThis.navigator.gpu); subgroups: allow subgroup kernels (default true); subgroupMatrix:
   // allow the prompt products on experimental subgroup matrices where offered (default true); cpuBackend: the
   // core's CPU backend ('cpu', the SIMD one, by default; 'scalar' is the reference); wasm /
-  // wasmUrl / coreUrl / kernelsUrl: where the core lives (default ../build/wasm/ next to this file).
+  // wasmUrl / coreUrl / kernelsUrl / kernelsGenericUrl: where the core lives (default ../build/wasm/
+  // next to this file; the generic plan's kernels default to kernels-generic.mjs beside kernelsUrl).
   // limits: { maxStorageBufferBindingSize, maxBufferSize } to request instead of the adapter's
   // largest (e.g. the WebGPU defaults, 128 MiB / 256 MiB, as a small device has).
   // threads: CPU threads, caller included (0 = min(navigator.hardwareConcurrency, 8)); 1 where the
@@ -303,6 +305,10 @@ export class Engine {
         const { KERNELS } = await import(/* @vite-ignore */ String(options.kernelsUrl ?? FILES.kernels()));
         eng.dev = dev;
         eng.bridge = new GpuBridge(dev.device, KERNELS, dev.sgSize);
+        // the generic plan's kernels (other families and weight types): imported when first needed
+        const more = options.kernelsGenericUrl ??
+          (options.kernelsUrl ? new URL('kernels-generic.mjs', new URL(String(options.kernelsUrl), FILES.kernels())) : FILES.kernelsGeneric());
+        eng.bridge.loadMore = async () => (await import(/* @vite-ignore */ String(more))).KERNELS;
         // asyncPipelines: compile a list's pipelines with createComputePipelineAsync, all at once,
         // overlapping the weight upload (default), or each when its command comes (false). Measured
         // on SwiftShader (BENCHMARKS.md): 1.5x faster to the first token in Chromium, whose GPU

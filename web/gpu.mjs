@@ -140,10 +140,14 @@ fn main(@builtin(local_invocation_index) i: u32, @builtin(subgroup_size) s: u32,
 }
 
 export class GpuBridge {
-  // kernels: { name: WGSL source } (build/wasm/kernels.mjs); sgSize: from openDevice.
+  // kernels: { name: WGSL source } (build/wasm/kernels.mjs); sgSize: from openDevice. loadMore
+  // (set by the engine): a function resolving to the kernels not given here (the generic plan's,
+  // build/wasm/kernels-generic.mjs), called once, when a command list first names one of them.
   constructor(device, kernels, sgSize = 0) {
     this.device = device;
-    this.kernels = kernels;
+    this.kernels = { ...kernels };
+    this.loadMore = null;
+    this.moreP = null;
     this.sgSize = sgSize;
     this.objects = new Map(); // id -> GPUBuffer | { pipeline, layout } | GPUBindGroup
     this.modules = new Map();
@@ -209,36 +213,69 @@ export class GpuBridge {
   exec(M, ptr, len) {
     this.check();
     const w = new Uint32Array(M.HEAPU8.buffer, ptr >>> 0, len).slice();
-    if (this.pending || (this.asyncPipelines && hasPipelines(w))) return this.execDeferred(M, w);
+    const pipes = hasPipelines(w);
+    if (this.pending || (pipes && (this.asyncPipelines || this.lacks(M.HEAPU8, w)))) {
+      return this.execDeferred(M, w, this.asyncPipelines);
+    }
     return this.execNow(M.HEAPU8, w, null);
+  }
+
+  // Whether a list's pipelines name kernels this bridge does not have yet (the generic plan's,
+  // kernels-generic.mjs, imported on first use through loadMore).
+  lacks(heap, w) {
+    const str = (p, n) => new TextDecoder().decode(heap.subarray(p >>> 0, (p >>> 0) + n));
+    for (let i = 0; i < w.length; i += opSize(w, i)) {
+      if (w[i] !== OP.PIPELINE) continue;
+      const { name } = pipelineOp(w, i, str);
+      if ((BODY[name] ?? [name]).some((part) => !this.kernels[part])) return true;
+    }
+    return false;
+  }
+
+  // The kernels the constructor did not get, once: loadMore() resolves to { name: source }.
+  more() {
+    if (!this.loadMore) return Promise.resolve();
+    this.moreP ??= this.loadMore().then((k) => {
+      for (const [name, src] of Object.entries(k)) if (!(name in this.kernels)) this.kernels[name] = src;
+    }, (e) => {
+      this.moreP = null;
+      throw new GpuError(`the generic plan's kernels could not be loaded: ${e.message ?? e}`);
+    });
+    return this.moreP;
   }
 
   // A list with pipelines: they are compiled with createComputePipelineAsync, all at once (Dawn
   // and browsers compile them on worker threads, in parallel), and the list runs when the last
   // one is ready. What the list reads from wasm memory (names, written bytes) is copied now, as the
   // caller may reuse that memory before then. Lists issued meanwhile wait their turn.
-  execDeferred(M, w) {
+  // compile false: the list waits its turn (or for kernels still to be imported) and its
+  // pipelines are then compiled one by one as execNow meets them.
+  execDeferred(M, w, compile = true) {
     const heap = M.HEAPU8, dev = this.device;
     const str = (p, n) => new TextDecoder().decode(heap.subarray(p >>> 0, (p >>> 0) + n));
     const snap = { writes: new Map(), made: new Set() };
-    const compiles = [];
+    const ops = [];
     for (let i = 0; i < w.length; i += opSize(w, i)) {
       if (w[i] === OP.WRITE) snap.writes.set(i, heap.slice(w[i + 3] >>> 0, (w[i + 3] >>> 0) + w[i + 4]));
-      if (w[i] !== OP.PIPELINE) continue;
-      const { id, name, constants } = pipelineOp(w, i, str);
+      if (w[i] !== OP.PIPELINE || !compile) continue;
+      ops.push(pipelineOp(w, i, str));
       snap.made.add(i);
+    }
+    const start = () => Promise.all(ops.map(({ id, name, constants }) => {
       const t0 = performance.now();
-      compiles.push(dev.createComputePipelineAsync({ layout: 'auto', label: name, compute: { module: this.module(name), entryPoint: 'main', constants } })
+      return dev.createComputePipelineAsync({ layout: 'auto', label: name, compute: { module: this.module(name), entryPoint: 'main', constants } })
         .then((pipeline) => {
           this.objects.set(id, { pipeline, layout: pipeline.getBindGroupLayout(0), name });
           this.compileMs = Math.max(this.compileMs, performance.now() - t0);
-        }, (e) => { throw new GpuError(`GPU pipeline '${name}' failed: ${e.message ?? e}`); }));
-    }
+        }, (e) => { throw new GpuError(`GPU pipeline '${name}' failed: ${e.message ?? e}`); });
+    }));
     this.compileMs = 0;
+    const compiles = this.lacks(heap, w) ? this.more().then(start) : start();
+    compiles.catch(() => {});
     const prev = this.pending ?? Promise.resolve();
     const run = (async () => {
       await prev.catch(() => {});
-      await Promise.all(compiles);
+      await compiles;
       return this.execNow(heap, w, snap);
     })();
     const tail = run.then(() => {}, () => {});

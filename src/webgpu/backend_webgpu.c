@@ -718,7 +718,7 @@ typedef struct wg_ctx {
      * created), and the layers' dispatches in forward.c's order, each with a decode and a prompt
      * form (the products: dq_mvb or dq_mv / dq_mmt). */
     uint32_t gp[7][GGML_TYPE_COUNT];  /* [G_MV, G_MM, G_EMBED, G_MVN, G_MVGU, G_MVNGU, G_MVNH][type] */
-    uint32_t gw[7][4][4];         /* [kind][Q4_K, Q6_K, Q8_0, Q4_0][KS 1, 2, 4, IQ]: dq_mvw.wgsl's decode forms (0: not created) */
+    uint32_t gw[7][2][4];         /* [kind][Q4_K, Q6_K][KS 1, 2, 4, IQ]: dq_mvw.wgsl's decode forms (0: not created) */
     struct wg_gop *gops;          /* [n_gops] */
     int n_gops, cap_gops;
     int g_layers_end;             /* gops[0, g_layers_end): embedding and layers; then the tail */
@@ -1270,26 +1270,24 @@ static uint32_t gen_att_splits(const ob_hparams *hp, uint32_t pos) {
 #define GEN_HEAD_RPG 4
 #endif
 
-/* Q4_K, Q6_K, Q8_0 and Q4_0 decode products on dq_mvw.wgsl (whole 32-weight chunks a lane,
- * 16-byte loads, no int -> float conversion a weight; GEN_MVW 0: dq_mvb as before; GEN_MVW_Q6 0:
- * Q6_K stays on dq_mvb, GEN_MVW_Q8 0: Q8_0 and Q4_0 do) with GEN_MVW_RW output rows a subgroup
- * (inputs loaded once for them), where Q4_K rows start at multiples of 16 bytes (the others at any
- * even byte); the head's form with GEN_HEAD_RPG row passes, as on dq_mvb. */
+/* Q4_K and Q6_K decode products on dq_mvw.wgsl (whole 32-weight chunks a lane, 16-byte loads, no
+ * int -> float conversion a weight; GEN_MVW 0: dq_mvb as before; GEN_MVW_Q6 0: Q6_K stays on
+ * dq_mvb) with GEN_MVW_RW output rows a subgroup (inputs loaded once for them), where Q4_K rows
+ * start at multiples of 16 bytes (Q6_K at any even byte); the head's form with GEN_HEAD_RPG row
+ * passes, as on dq_mvb. (Q8_0 and Q4_0 blocks read the same way, a block a lane, were slower than
+ * dq_mvb on the H100: Qwen2.5-1.5B Q8_0 430 -> 308 tok/s; BENCHMARKS.md.) */
 #ifndef GEN_MVW
 #define GEN_MVW 1
 #endif
 #ifndef GEN_MVW_Q6
 #define GEN_MVW_Q6 1
 #endif
-#ifndef GEN_MVW_Q8
-#define GEN_MVW_Q8 1
-#endif
 #ifndef GEN_MVW_RW
 #define GEN_MVW_RW 2
 #endif
 /* Rows split over KS = 2 or 4 subgroups each (each takes part of K) while the product would run
  * fewer than GEN_MVW_MINWG workgroups and each lane still gets a chunk: the down products' few
- * long rows (Qwen2.5-1.5B: 1536 rows of 8960, 96 workgroups with KS 1) would leave most SMs idle. */
+ * long rows (Llama-3.2-1B: 2048 rows of 8192, 128 workgroups with KS 1) would leave most SMs idle. */
 #ifndef GEN_MVW_MINWG
 #define GEN_MVW_MINWG 512
 #endif
@@ -1301,26 +1299,20 @@ static uint32_t gen_mvw_ks(const ob_weight *w, int kind) {
     while (ks < 4 && nwg * ks < GEN_MVW_MINWG && chunks >= 2 * ks * tpr && 256u / tpr >= 2 * ks) ks *= 2;
     return ks;
 }
-static int gen_mvw_slot(uint32_t type) {
-    switch (type) {
-    case GGML_Q4_K: return 0;
-    case GGML_Q6_K: return GEN_MVW_Q6 ? 1 : -1;
-    case GGML_Q8_0: return GEN_MVW_Q8 ? 2 : -1;
-    case GGML_Q4_0: return GEN_MVW_Q8 ? 3 : -1;
-    default: return -1;
-    }
-}
 static int gen_mvw(const ob_weight *w, int kind, uint32_t woff, uint32_t up_off) {
-    const uint32_t align = w->type == GGML_Q4_K ? 16 : 2; /* Q4_K: vec4 indices; the others: shifted loads at even offsets */
-    const int cols_ok = (w->type == GGML_Q4_K || w->type == GGML_Q6_K) ? w->cols % 256 == 0 : w->cols % 32 == 0;
-    return GEN_MVW && gen_mvw_slot(w->type) >= 0 && kind != G_MM && kind != G_EMBED && cols_ok &&
-           (woff | up_off | (uint32_t)w->row_bytes) % align == 0;
+    const uint32_t align = w->type == GGML_Q4_K ? 16 : 2; /* Q4_K: vec4 indices; Q6_K: shifted loads at even offsets */
+    return GEN_MVW && (w->type == GGML_Q4_K || (GEN_MVW_Q6 && w->type == GGML_Q6_K)) && kind != G_MM && kind != G_EMBED &&
+           w->cols % 256 == 0 && (woff | up_off | (uint32_t)w->row_bytes) % align == 0;
 }
-/* Q4_K decode products on packed integer dot products (dq_mvw.wgsl's IQ: each workgroup
- * quantises its input into workgroup memory, KMAX = the model's widest input, 2.375 bytes an
- * element) where GEN_MVQ is set and that fits the device's workgroup memory; 0 where not. */
+/* Q4_K decode products on packed integer dot products (dq_mvw.wgsl's IQ: the workgroup quantises
+ * its input into workgroup memory, 2.375 bytes an element, KMAX = the model's n_embd or q_dim,
+ * whichever is larger) for inputs up to GEN_MVQ_MAXK elements, where that fits the device's
+ * workgroup memory; no K split with it. The longer inputs (the down products: 14,336 elements for
+ * Llama-3.1-8B) stay on float products: quantising them in every workgroup cost more than the
+ * integer products saved (H100: 8B down 28.3 -> 31.7 us; gate + up 54.7 -> 41.0 us, q 15.5 ->
+ * 10.8 us with it; BENCHMARKS.md). GEN_MVQ 0: float products everywhere. */
 #ifndef GEN_MVQ
-#define GEN_MVQ 0
+#define GEN_MVQ 1
 #endif
 #ifndef GEN_MVQ_MAXK
 #define GEN_MVQ_MAXK 4096
@@ -1337,7 +1329,7 @@ static int gen_mvq(const wg_ctx *c, const ob_weight *w) {
     return kq && (uint32_t)w->cols <= kq;
 }
 static uint32_t gen_mvw_pipe(wg_ctx *c, int kind, uint32_t type, uint32_t ks, int iq) {
-    const int s = gen_mvw_slot(type), k = iq ? 3 : ks == 4 ? 2 : ks == 2 ? 1 : 0;
+    const int s = type == GGML_Q6_K, k = iq ? 3 : ks == 4 ? 2 : ks == 2 ? 1 : 0;
     if (!c->gw[kind][s][k]) {
         const uint32_t kq = iq ? gen_mvq_kmax(c) : 0;
         const wg_const f[] = {{"NORM", kind == G_MVN || kind == G_MVNGU || kind == G_MVNH},

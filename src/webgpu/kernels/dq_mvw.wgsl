@@ -1,5 +1,5 @@
 // dq_mvw.wgsl — the generic plan's decode product for Q4_K and Q6_K rows (WT 12, 14: a Q4_K_M file's
-// weights), Q8_0 and Q4_0 rows (WT 8, 2), with
+// weights), with
 // the contract of dq_mvb.wgsl (P.flags: bit 0 bias, bit 1 residual, bit 2 the input row of token
 // S.last, bit 3 per-tensor scale; NORM, GU and ACT as there) and three changes that dq_mvb's
 // 8-weight slots cannot make (on the H100 its products ran at 300-900 GB/s, bound by instructions:
@@ -8,17 +8,15 @@
 //     (qs bytes 16 c ..) and one of its block's 16-byte head (d, dmin, the 12 bytes of scales);
 //     Q6_K (blocks of 210 bytes, at any even offset mod 16) 16 bytes each of ql, qh and the scales
 //     (+ d), each two aligned 16-byte loads shifted into place; the scales decoded once per chunk;
-//     Q8_0 and Q4_0 (34- and 18-byte blocks at even offsets) a whole block, its quants shifted
-//     into place the same way;
 //   - no int -> float conversion per weight: a nibble n becomes the float 1 + n / 16 by placing it
 //     in the mantissa of 1.0 (two integer instructions), and Σ n x = 16 (Σ (1 + n / 16) x - Σ x),
 //     where Σ x over the sub-block is needed for the mins anyway;
 //   - RW rows a subgroup (GU: RW gate rows and the same up rows) take the same chunks, so that
 //     each input vec4 (with NORM, times its norm weight) is loaded once for all of them.
-// Q4_K rows start at multiples of 16 bytes, the others' at even bytes (the host checks P.w_off,
+// Q4_K rows start at multiples of 16 bytes, Q6_K rows at even bytes (the host checks P.w_off,
 // P.v_off and P.row_bytes), KS subgroups of TPR lanes a row group (KS > 1: each takes every KS-th
 // run of TPR chunks, their sums meet in workgroup memory), 256 / (KS TPR) row groups a workgroup, RPG passes,
-// cols % 256 == 0 (Q8_0, Q4_0: % 32). Two chunks an
+// cols % 256 == 0. Two chunks an
 // iteration so that the loads of both are in flight together. (ld16 may read the 16-byte word
 // after the bytes it uses: the host's weight buffers end in one more word, wt_size.)
 
@@ -28,7 +26,7 @@ override ACT: u32 = 0u;
 override RW: u32 = 1u;  // output rows a subgroup (1 .. 2)
 override RPG: u32 = 1u; // row passes a workgroup (the output head: each workgroup's norm read once for more rows)
 override KS: u32 = 1u;  // subgroups a row group (1, 2, 4): long rows of few rows split K over KS subgroups
-override WT: u32 = 12u; // 12: Q4_K, 14: Q6_K, 8: Q8_0, 2: Q4_0
+override WT: u32 = 12u; // 12: Q4_K, 14: Q6_K
 // IQ (Q4_K): integer products. The workgroup first quantises its input row (x, with NORM times
 // the norm weights) into workgroup memory, per 32-block q = round(x / d) with |q| <= 32639 as
 // two int8 planes q = 256 hi + lo (hi = (q + 128) >> 8, lo in -128 .. 127: no offset term), d, and
@@ -165,71 +163,18 @@ fn q6k(rb: u32, g: u32, x: ptr<function, array<vec4<f32>, 8>>, sx: vec2<f32>) ->
   return d * (s8f(tl.v, j) * (64.0 * hsum(a0) - 96.0 * sx.x) + s8f(tl.v, j + 4u) * (64.0 * hsum(a1) - 96.0 * sx.y));
 }
 
-// The f16 at the even byte o, as a float.
-fn h16at(o: u32) -> f32 {
-  let v = W[o >> 4u];
-  let s4 = (o & 4u) != 0u;
-  let w = select(select(v.x, v.y, s4), select(v.z, v.w, s4), (o & 8u) != 0u);
-  return unpack2x16float(w >> ((o & 2u) * 8u)).x;
-}
-
-// 1 + u / 256 for the four bytes u of w (exact: u lands in mantissa bits 15-22).
-fn u8f(w: u32) -> vec4<f32> {
-  return bitcast<vec4<f32>>((vec4<u32>(w << 15u, w << 7u, w >> 1u, w >> 9u) & vec4<u32>(0x007f8000u)) | vec4<u32>(ONE));
-}
-
-// Q8_0, 34 bytes / 32 (f16 d, 32 int8 q; blocks at every even offset mod 16): chunk g = block g,
-// value d q. With u = q + 128 (the byte ^ 0x80) as 1 + u / 256: Σ q x = 256 Σ (1 + u / 256) x - 384 Σ x.
-fn q80(rb: u32, g: u32, x: ptr<function, array<vec4<f32>, 8>>, sx: vec2<f32>) -> f32 {
-  let o = rb + 34u * g;
-  let a = ld16(o + 2u).v ^ vec4<u32>(0x80808080u);
-  let b = ld16(o + 18u).v ^ vec4<u32>(0x80808080u);
-  var a0 = u8f(a.x) * (*x)[0];
-  var a1 = u8f(b.x) * (*x)[4];
-  a0 = fma(u8f(a.y), (*x)[1], a0);
-  a1 = fma(u8f(b.y), (*x)[5], a1);
-  a0 = fma(u8f(a.z), (*x)[2], a0);
-  a1 = fma(u8f(b.z), (*x)[6], a1);
-  a0 = fma(u8f(a.w), (*x)[3], a0);
-  a1 = fma(u8f(b.w), (*x)[7], a1);
-  return h16at(o) * (256.0 * hsum(a0 + a1) - 384.0 * (sx.x + sx.y));
-}
-
-// Q4_0, 18 bytes / 32 (f16 d, 16 bytes: elements 0-15 in the low nibbles, 16-31 in the high
-// ones; blocks at every even offset mod 16): chunk g = block g, value d (n - 8), as
-// 16 Σ (1 + n / 16) x - 24 Σ x.
-fn q40(rb: u32, g: u32, x: ptr<function, array<vec4<f32>, 8>>, sx: vec2<f32>) -> f32 {
-  let o = rb + 18u * g;
-  let q = ld16(o + 2u).v;
-  var a0 = nib(q.x) * (*x)[0];
-  var a1 = nib(q.x >> 4u) * (*x)[4];
-  a0 = fma(nib(q.y), (*x)[1], a0);
-  a1 = fma(nib(q.y >> 4u), (*x)[5], a1);
-  a0 = fma(nib(q.z), (*x)[2], a0);
-  a1 = fma(nib(q.z >> 4u), (*x)[6], a1);
-  a0 = fma(nib(q.w), (*x)[3], a0);
-  a1 = fma(nib(q.w >> 4u), (*x)[7], a1);
-  return h16at(o) * (16.0 * hsum(a0 + a1) - 24.0 * (sx.x + sx.y));
-}
-
 // Chunk g's part of the row at byte rb (Q4_K: at vec4 rb / 16).
 fn chunk(rb: u32, g: u32, x: ptr<function, array<vec4<f32>, 8>>, sx: vec2<f32>) -> f32 {
   if (WT == 14u) { return q6k(rb, g, x, sx); }
-  if (WT == 8u) { return q80(rb, g, x, sx); }
-  if (WT == 2u) { return q40(rb, g, x, sx); }
   return q4k(rb / 16u + 9u * (g / 8u), g % 8u, x, sx);
 }
 
 // The inputs of chunk g and their two sums. Q4_K: block g / 8, chunk c = g % 8: sub-block pair
-// j = c / 2, half c % 2; Q6_K as q6k; Q8_0, Q4_0: block g, elements 0-15 and 16-31.
+// j = c / 2, half c % 2; Q6_K as q6k.
 fn load_x(g: u32, x: ptr<function, array<vec4<f32>, 8>>) -> vec2<f32> {
   let c = g % 8u;
   var xo = 64u * (g / 8u) + 16u * (c / 2u) + 4u * (c % 2u);
   var xh = 8u;
-  if (WT == 8u || WT == 2u) {  // the 32-weight types: block g's 32 inputs in order
-    xo = 8u * g;
-    xh = 4u;
-  }
   if (WT == 14u) {
     xo = 64u * (g / 8u) + 32u * (c / 4u) + 8u * ((c % 4u) / 2u) + 4u * (c % 2u);
     xh = 16u;
