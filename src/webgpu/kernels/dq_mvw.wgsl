@@ -75,19 +75,24 @@ fn ufl(v: vec4<u32>) -> vec4<f32> {
   return bitcast<vec4<f32>>(v | vec4<u32>(0x4b000000u)) - vec4<f32>(8388608.0);
 }
 
+// The scales and mins (sc 2 j, sc 2 j + 1, m 2 j, m 2 j + 1) of chunk c's two sub-blocks
+// (j = c / 2) from its Q4_K block's head hd (dq_mvb's kpair).
+fn q4k_sm(hd: vec4<u32>, c: u32) -> vec4<f32> {
+  let j = c / 2u;
+  let hi = j >= 2u;
+  let sc = select(hd.y & 0x3f3f3f3fu, (hd.w & M4) | ((hd.y >> 2u) & 0x30303030u), hi);
+  let mn = select(hd.z & 0x3f3f3f3fu, ((hd.w >> 4u) & M4) | ((hd.z >> 2u) & 0x30303030u), hi);
+  let sh = 16u * (j % 2u);
+  return ufl(vec4<u32>(sc >> sh, sc >> (sh + 8u), mn >> sh, mn >> (sh + 8u)) & vec4<u32>(255u));
+}
+
 // Chunk c of the Q4_K block whose 16-byte head is W[h] (quants W[h + 1 ..]): its two sub-blocks'
 // part (sub-block 2 j: the low nibbles, 2 j + 1: the high ones, j = c / 2) against the inputs x
 // (x[0 .. 3] the low nibbles', x[4 .. 7] the high ones'), whose sums are sx.
 fn q4k(h: u32, c: u32, x: ptr<function, array<vec4<f32>, 8>>, sx: vec2<f32>) -> f32 {
   let hd = W[h];
   let q = W[h + 1u + c];
-  let j = c / 2u;
-  // scales and mins of sub-blocks 2 j, 2 j + 1 (dq_mvb's kpair)
-  let hi = j >= 2u;
-  let sc = select(hd.y & 0x3f3f3f3fu, (hd.w & M4) | ((hd.y >> 2u) & 0x30303030u), hi);
-  let mn = select(hd.z & 0x3f3f3f3fu, ((hd.w >> 4u) & M4) | ((hd.z >> 2u) & 0x30303030u), hi);
-  let sh = 16u * (j % 2u);
-  let k = ufl(vec4<u32>(sc >> sh, sc >> (sh + 8u), mn >> sh, mn >> (sh + 8u)) & vec4<u32>(255u));
+  let k = q4k_sm(hd, c);
   let dm = unpack2x16float(hd.x);
   var a0 = nib(q.x) * (*x)[0];
   var a1 = nib(q.x >> 4u) * (*x)[4];
@@ -244,12 +249,7 @@ fn dot4(w: vec4<u32>, x: vec4<u32>) -> i32 {
 fn iq4k(h: u32, c: u32, x: XQ) -> f32 {
   let hd = W[h];
   let q = W[h + 1u + c];
-  let j = c / 2u;
-  let hi = j >= 2u;
-  let sc = select(hd.y & 0x3f3f3f3fu, (hd.w & M4) | ((hd.y >> 2u) & 0x30303030u), hi);
-  let mn = select(hd.z & 0x3f3f3f3fu, ((hd.w >> 4u) & M4) | ((hd.z >> 2u) & 0x30303030u), hi);
-  let sh = 16u * (j % 2u);
-  let k = ufl(vec4<u32>(sc >> sh, sc >> (sh + 8u), mn >> sh, mn >> (sh + 8u)) & vec4<u32>(255u));
+  let k = q4k_sm(hd, c);
   let dm = unpack2x16float(hd.x);
   let n0 = q & vec4<u32>(M4);
   let n1 = (q >> vec4<u32>(4u)) & vec4<u32>(M4);
