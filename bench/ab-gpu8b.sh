@@ -20,9 +20,9 @@
 #      sets of base and the branch (bench/kernel-bench.mjs --mv: us a dispatch, GB/s of weights,
 #      each form's output against dq_mvb's), and the small odd shapes on the card (TPR 32);
 #   2. writes the files with bench/gguf-synth.mjs (random weights, the issue's shapes);
-#   3. correctness on the card: bench/decode-logits.mjs decodes N positions with "base" and each
-#      variant and compares the logits at relative RMS <= 1e-4 (N: 300 on the small files, 100 on
-#      the 8B);
+#   3. correctness on the card: bench/decode-logits.mjs decodes N positions with each variant of
+#      CHECKVARS and compares the logits of the others with the first's at relative RMS <= 1e-4
+#      (N: 300 on the small files, 100 on the 8B);
 #   4. ROUNDS rounds; in each, per file: llama.cpp Vulkan tg128 once, then every variant once, each
 #      in its own process (webgpu-bench.mjs --pp 0 --tg 128 -r 3); round 1 with the per-kernel
 #      decode profile;
@@ -65,11 +65,13 @@ for spec in $FILES; do
     echo "file $f $(stat -c %s "$f") bytes ($SECONDS s)"
 done
 if [ "${CHECK:-1}" = 1 ]; then
-    echo "== correctness on the card: decode logits of each variant against base (bench/decode-logits.mjs)"
+    echo "== correctness on the card: decode logits of each variant against the first checked one (bench/decode-logits.mjs)"
     for spec in $FILES; do
         IFS=: read -r preset type lim <<<"$spec"
         f=/tmp/onebit-$preset-$type.gguf lx=() n=300 cv=$CHECKVARS
         [ "$lim" = default ] && lx=(--default-limits) && n=100 && cv=$CHECKVARS8B
+        ref=${cv%% *}
+        rm -f /tmp/logits-*.bin  # (an earlier file's logits must not stand in for this one's)
         for v in $cv; do
             cp "var/$v"/* build/wasm/ || continue
             out=$(timeout 120 node bench/decode-logits.mjs -m "$f" -o "/tmp/logits-$v.bin" --n $n "${lx[@]}" 2>&1)
@@ -78,9 +80,9 @@ if [ "${CHECK:-1}" = 1 ]; then
             [ "$rc" = 0 ] || { echo "[$v] decode-logits failed (exit code $rc):"; echo "$out" | tail -5; }
         done
         for v in $cv; do
-            [ "$v" = base ] && continue
-            echo "-- $preset-$type: $v against base"
-            node bench/decode-logits.mjs --compare "/tmp/logits-$v.bin" /tmp/logits-base.bin --n $n 2>&1 | tail -14
+            [ "$v" = "$ref" ] && continue
+            echo "-- $preset-$type: $v against $ref"
+            node bench/decode-logits.mjs --compare "/tmp/logits-$v.bin" "/tmp/logits-$ref.bin" --n $n 2>&1 | tail -14
         done
         echo "($SECONDS s)"
     done
