@@ -770,3 +770,25 @@ for (const name of ['phi2-q4_k_m', 'bitnet-f16', 'bitnet-relu2-f32']) {
     }
   });
 }
+
+// The generic plan's kernels come from a module of their own, imported when a model first needs
+// them (web/gpu.mjs): where it cannot be loaded (a host that left it out, a network error) the
+// load fails with a message that says so, and the engine is still usable for the fused plan.
+test('the generic plan\'s kernel module missing: a clear error, not a crash', { skip }, async () => {
+  const file = join(tmp, 'tiny-q8_0-nokernels.gguf');
+  sh(join(root, 'build/mkmodel'), ['-o', file, '--preset', 'tiny', '--type', 'q8_0']);
+  const eng = await Engine.create({ backend: 'webgpu', gpu, kernelsGenericUrl: new URL('../build/wasm/no-such-kernels.mjs', import.meta.url) });
+  try {
+    await assert.rejects(eng.load(file, { nCtx: 64 }), /the generic plan's kernels could not be loaded/);
+  } finally {
+    eng.close();
+  }
+  const ok = await Engine.create({ backend: 'webgpu', gpu, kernelsGenericUrl: new URL('../build/wasm/no-such-kernels.mjs', import.meta.url) });
+  try {
+    const info = await ok.load(join(root, 'build/models/tiny.gguf'), { nCtx: 64 });
+    assert.equal(info.backend, 'webgpu');
+    assert.equal((await ok.logits([1, 2])).length, 2 * info.nVocab);
+  } finally {
+    ok.close();
+  }
+});

@@ -132,12 +132,12 @@ test('a matrix larger than a binding is refused before any weight is read, namin
   try {
     let progress = 0;
     await assert.rejects(eng.load(TINY, { nCtx: 64, onProgress: (f) => { progress = f; } }),
-      /a weight matrix of 55296 bytes needs a GPU storage binding that large; this device allows 32768/);
+      /a weight matrix of 55296 bytes needs a GPU storage binding of 55328 bytes; this device allows 32768/);
     assert.equal(progress, 0, 'weights were uploaded before the refusal');
     // The same verdict from the header alone, as the browser app asks before a download.
     const fit = await eng.checkFit(TINY);
     assert.equal(fit.ok, false);
-    assert.match(fit.message, /needs a GPU storage binding that large; this device allows 32768/);
+    assert.match(fit.message, /needs a GPU storage binding of 55328 bytes; this device allows 32768/);
   } finally {
     eng.close();
   }

@@ -213,9 +213,9 @@ export class GpuBridge {
   exec(M, ptr, len) {
     this.check();
     const w = new Uint32Array(M.HEAPU8.buffer, ptr >>> 0, len).slice();
-    const pipes = hasPipelines(w);
-    if (this.pending || (pipes && (this.asyncPipelines || this.lacks(M.HEAPU8, w)))) {
-      return this.execDeferred(M, w, this.asyncPipelines);
+    const lacking = hasPipelines(w) && this.lacks(M.HEAPU8, w);
+    if (this.pending || lacking || (this.asyncPipelines && hasPipelines(w))) {
+      return this.execDeferred(M, w, this.asyncPipelines, lacking);
     }
     return this.execNow(M.HEAPU8, w, null);
   }
@@ -249,8 +249,9 @@ export class GpuBridge {
   // one is ready. What the list reads from wasm memory (names, written bytes) is copied now, as the
   // caller may reuse that memory before then. Lists issued meanwhile wait their turn.
   // compile false: the list waits its turn (or for kernels still to be imported) and its
-  // pipelines are then compiled one by one as execNow meets them.
-  execDeferred(M, w, compile = true) {
+  // pipelines are then compiled one by one as execNow meets them. lacking: it names kernels still
+  // to be imported (lacks).
+  execDeferred(M, w, compile = true, lacking = false) {
     const heap = M.HEAPU8, dev = this.device;
     const str = (p, n) => new TextDecoder().decode(heap.subarray(p >>> 0, (p >>> 0) + n));
     const snap = { writes: new Map(), made: new Set() };
@@ -270,7 +271,7 @@ export class GpuBridge {
         }, (e) => { throw new GpuError(`GPU pipeline '${name}' failed: ${e.message ?? e}`); });
     }));
     this.compileMs = 0;
-    const compiles = this.lacks(heap, w) ? this.more().then(start) : start();
+    const compiles = lacking ? this.more().then(start) : start();
     compiles.catch(() => {});
     const prev = this.pending ?? Promise.resolve();
     const run = (async () => {

@@ -394,8 +394,9 @@ static ob_status pack_layer(const uint64_t *sz, int n, uint8_t *seg, uint32_t *o
         if (!sz[i]) continue;
         if (sz[i] + WG_TAIL > cap)
             return ob_fail(OB_ERR_UNSUPPORTED,
-                           "a weight matrix of %llu bytes needs a GPU storage binding that large; this device allows %llu "
-                           "(%s)", (unsigned long long)sz[i], (unsigned long long)cap, LIMIT_NAMES);
+                           "a weight matrix of %llu bytes needs a GPU storage binding of %llu bytes; this device allows %llu "
+                           "(%s)", (unsigned long long)sz[i], (unsigned long long)(sz[i] + WG_TAIL), (unsigned long long)cap,
+                           LIMIT_NAMES);
         uint64_t at = round256(pos);
         if (pos > 0 && at + sz[i] + WG_TAIL > cap) {
             if (++s >= WG_SEGMAX) return ob_fail(OB_ERR_UNSUPPORTED, "a layer needs more than %d GPU buffers", WG_SEGMAX);
